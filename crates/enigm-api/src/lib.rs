@@ -1,0 +1,220 @@
+//! Wire types of the Command API, shared by the server and the `enigm` CLI: the only place
+//! where domain data becomes JSON. Request types reject unknown fields; responses carry
+//! identifiers and categories, never secrets or content.
+
+use enigm_types::{
+    AdminId, ApprovalAction, ApprovalId, ApprovalKind, ApprovalState, AuditAction, AuditEventId, Outcome,
+    Permission, ReasonCategory, Role, SessionId,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub mod paths;
+
+/// Header that carries the 6-digit critical-operation PIN on critical routes.
+pub const PIN_HEADER: &str = "x-enigm-pin";
+
+/// The one error body of the API: a stable machine-readable code and a safe message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// The current TOTP code, required when the account has a second factor.
+    #[serde(default)]
+    pub totp: Option<String>,
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token. Shown once; the server keeps only its digest.
+    pub token: String,
+    pub session: SessionView,
+    pub account: AccountView,
+}
+
+impl std::fmt::Debug for LoginResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResponse").field("session", &self.session).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AccountView {
+    pub id: AdminId,
+    pub username: String,
+    pub roles: Vec<Role>,
+    pub disabled: bool,
+    pub totp_enabled: bool,
+    pub pin_set: bool,
+    /// Critical operations are locked after 5 consecutive wrong PINs until an owner unlocks them.
+    pub pin_locked: bool,
+    /// RFC 3339.
+    pub created_at: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub username: String,
+    /// The initial password (12 to 256 characters), to be handed to the new administrator.
+    pub password: String,
+}
+
+impl std::fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUserRequest").field("username", &self.username).finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetPinRequest {
+    pub current_password: String,
+    /// Exactly 6 ASCII digits, not trivially guessable.
+    pub pin: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct TotpEnrollment {
+    /// Base32 secret, shown once.
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirmRequest {
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SessionView {
+    pub id: SessionId,
+    pub admin: AdminId,
+    pub created_at: String,
+    pub last_seen_at: String,
+    /// When the absolute lifetime ends (6 hours after creation).
+    pub expires_at: String,
+    /// Whether this is the session making the request.
+    pub current: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleGrantRequest {
+    pub role: Role,
+    pub justification: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalRuleChangeRequest {
+    pub required_approvals: u8,
+    pub approver_roles: Vec<Role>,
+    pub justification: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalRuleView {
+    pub kind: ApprovalKind,
+    pub required_approvals: u8,
+    pub approver_roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ApprovalView {
+    pub id: ApprovalId,
+    pub kind: ApprovalKind,
+    pub action: ApprovalAction,
+    pub state: ApprovalState,
+    pub requester: AdminId,
+    pub justification: String,
+    pub required_approvals: u8,
+    pub approver_roles: Vec<Role>,
+    pub approvals: Vec<AdminId>,
+    pub rejected_by: Option<AdminId>,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalListQuery {
+    #[serde(default)]
+    pub state: Option<ApprovalState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditListQuery {
+    /// Only events after this sequence number (exclusive), for paging.
+    #[serde(default)]
+    pub after: Option<i64>,
+    /// At most this many events (1 to 1000, default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub actor: Option<AdminId>,
+    #[serde(default)]
+    pub action: Option<AuditAction>,
+    #[serde(default)]
+    pub outcome: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuditEventView {
+    /// Position in the log, strictly increasing.
+    pub seq: i64,
+    pub id: AuditEventId,
+    pub time: String,
+    /// `admin:<id>`, `anonymous` or `system`.
+    pub actor: String,
+    pub action: AuditAction,
+    pub target_category: String,
+    pub target_ref: Option<String>,
+    pub outcome: Outcome,
+    pub change_ref: Option<ApprovalId>,
+    pub reason: Option<ReasonCategory>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AuditPage {
+    pub events: Vec<AuditEventView>,
+    /// Pass as `after` to get the next page; absent at the end.
+    pub next_after: Option<i64>,
+}
+
+/// One route of the API and the permission it needs: published so that clients and auditors
+/// can see the authorization model.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RouteView {
+    pub method: String,
+    pub path: String,
+    pub permission: Option<Permission>,
+    pub critical: bool,
+}

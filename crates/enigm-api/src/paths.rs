@@ -1,0 +1,55 @@
+//! Route paths of the Command API, in axum's `{param}` syntax.
+
+pub const HEALTHZ: &str = "/healthz";
+pub const OPENAPI: &str = "/api/openapi.json";
+pub const LOGIN: &str = "/api/v1/auth/login";
+pub const LOGOUT: &str = "/api/v1/auth/logout";
+pub const WHOAMI: &str = "/api/v1/auth/whoami";
+pub const PASSWORD: &str = "/api/v1/auth/password";
+pub const PIN: &str = "/api/v1/auth/pin";
+pub const TOTP: &str = "/api/v1/auth/totp";
+pub const TOTP_CONFIRM: &str = "/api/v1/auth/totp/confirm";
+pub const OWN_SESSIONS: &str = "/api/v1/auth/sessions";
+pub const OWN_SESSION: &str = "/api/v1/auth/sessions/{id}";
+pub const USERS: &str = "/api/v1/users";
+pub const USER: &str = "/api/v1/users/{id}";
+pub const USER_DISABLE: &str = "/api/v1/users/{id}/disable";
+pub const USER_ENABLE: &str = "/api/v1/users/{id}/enable";
+pub const USER_PIN_UNLOCK: &str = "/api/v1/users/{id}/pin-unlock";
+pub const USER_ROLES: &str = "/api/v1/users/{id}/roles";
+pub const USER_ROLE: &str = "/api/v1/users/{id}/roles/{role}";
+pub const SESSIONS: &str = "/api/v1/sessions";
+pub const SESSION: &str = "/api/v1/sessions/{id}";
+pub const APPROVALS: &str = "/api/v1/approvals";
+pub const APPROVAL: &str = "/api/v1/approvals/{id}";
+pub const APPROVAL_APPROVE: &str = "/api/v1/approvals/{id}/approve";
+pub const APPROVAL_REJECT: &str = "/api/v1/approvals/{id}/reject";
+pub const APPROVAL_RULES: &str = "/api/v1/approval-rules";
+pub const APPROVAL_RULE: &str = "/api/v1/approval-rules/{kind}";
+pub const AUDIT_EVENTS: &str = "/api/v1/audit/events";
+pub const ROUTES: &str = "/api/v1/routes";
+
+/// Fills `{name}` placeholders of a path, in order.
+pub fn fill(template: &str, values: &[&str]) -> String {
+    let mut out = String::with_capacity(template.len() + 40);
+    let mut values = values.iter();
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(rest.get(..start).unwrap_or_default());
+        let after = rest.get(start..).unwrap_or_default();
+        let end = after.find('}').map_or(after.len(), |i| i + 1);
+        out.push_str(values.next().copied().unwrap_or_default());
+        rest = after.get(end..).unwrap_or_default();
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fill_replaces_placeholders_in_order() {
+        assert_eq!(super::fill(super::USER_ROLE, &["abc", "owner"]), "/api/v1/users/abc/roles/owner");
+        assert_eq!(super::fill(super::USERS, &[]), "/api/v1/users");
+    }
+}

@@ -1,0 +1,278 @@
+//! Multi-admin approvals: the sensitive actions that need a second administrator, the rules that
+//! say how many and who, and the justification that goes with a request.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::AdminId;
+use crate::role::Role;
+
+/// The kinds of sensitive action that go through an approval. Later capabilities (device
+/// revocation and wipe, release promotion, signing, policy and blocking changes) add kinds here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalKind {
+    RoleGrant,
+    ApprovalRuleChange,
+}
+
+impl ApprovalKind {
+    pub const ALL: [ApprovalKind; 2] = [ApprovalKind::RoleGrant, ApprovalKind::ApprovalRuleChange];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ApprovalKind::RoleGrant => "role-grant",
+            ApprovalKind::ApprovalRuleChange => "approval-rule-change",
+        }
+    }
+}
+
+impl fmt::Display for ApprovalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown approval kind `{0}`")]
+pub struct UnknownApprovalKind(String);
+
+impl FromStr for ApprovalKind {
+    type Err = UnknownApprovalKind;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        ApprovalKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == input)
+            .ok_or_else(|| UnknownApprovalKind(input.chars().take(64).collect()))
+    }
+}
+
+/// What executes once a request is approved. Typed, so that an approved request can only ever do
+/// the one thing that was approved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ApprovalAction {
+    RoleGrant { admin: AdminId, role: Role },
+    ApprovalRuleChange { target_kind: ApprovalKind, rule: ApprovalRule },
+}
+
+impl ApprovalAction {
+    pub const fn kind(&self) -> ApprovalKind {
+        match self {
+            ApprovalAction::RoleGrant { .. } => ApprovalKind::RoleGrant,
+            ApprovalAction::ApprovalRuleChange { .. } => ApprovalKind::ApprovalRuleChange,
+        }
+    }
+
+    /// The administrator the action is about, if any: they may not approve it themselves.
+    pub const fn subject(&self) -> Option<AdminId> {
+        match self {
+            ApprovalAction::RoleGrant { admin, .. } => Some(*admin),
+            ApprovalAction::ApprovalRuleChange { .. } => None,
+        }
+    }
+}
+
+/// How many distinct approvers a kind of request needs, and which roles may approve it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(try_from = "RawApprovalRule", into = "RawApprovalRule")]
+pub struct ApprovalRule {
+    required_approvals: u8,
+    approver_roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApprovalRuleError {
+    #[error("required approvals must be between 1 and {max}")]
+    RequiredApprovals { max: u8 },
+    #[error("at least one approver role is needed")]
+    NoApproverRoles,
+}
+
+impl ApprovalRule {
+    pub const MAX_REQUIRED_APPROVALS: u8 = 5;
+
+    pub fn new(required_approvals: u8, approver_roles: Vec<Role>) -> Result<Self, ApprovalRuleError> {
+        if !(1..=Self::MAX_REQUIRED_APPROVALS).contains(&required_approvals) {
+            return Err(ApprovalRuleError::RequiredApprovals { max: Self::MAX_REQUIRED_APPROVALS });
+        }
+        let mut approver_roles = approver_roles;
+        approver_roles.sort_unstable();
+        approver_roles.dedup();
+        if approver_roles.is_empty() {
+            return Err(ApprovalRuleError::NoApproverRoles);
+        }
+        Ok(ApprovalRule { required_approvals, approver_roles })
+    }
+
+    /// The rule a fresh installation starts with: one approver, an owner or a security admin,
+    /// for every kind. Approval rules themselves need an owner.
+    pub fn default_for(kind: ApprovalKind) -> Self {
+        let approver_roles = match kind {
+            ApprovalKind::RoleGrant => vec![Role::Owner, Role::SecurityAdmin],
+            ApprovalKind::ApprovalRuleChange => vec![Role::Owner],
+        };
+        ApprovalRule { required_approvals: 1, approver_roles }
+    }
+
+    pub const fn required_approvals(&self) -> u8 {
+        self.required_approvals
+    }
+
+    pub fn approver_roles(&self) -> &[Role] {
+        &self.approver_roles
+    }
+
+    pub fn may_approve(&self, roles: &[Role]) -> bool {
+        roles.iter().any(|role| self.approver_roles.contains(role))
+    }
+}
+
+#[derive(Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RawApprovalRule {
+    required_approvals: u8,
+    approver_roles: Vec<Role>,
+}
+
+impl TryFrom<RawApprovalRule> for ApprovalRule {
+    type Error = ApprovalRuleError;
+
+    fn try_from(raw: RawApprovalRule) -> Result<Self, Self::Error> {
+        ApprovalRule::new(raw.required_approvals, raw.approver_roles)
+    }
+}
+
+impl From<ApprovalRule> for RawApprovalRule {
+    fn from(rule: ApprovalRule) -> Self {
+        RawApprovalRule { required_approvals: rule.required_approvals, approver_roles: rule.approver_roles }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ApprovalState {
+    Pending,
+    Executed,
+    Rejected,
+    Expired,
+}
+
+impl ApprovalState {
+    pub const ALL: [ApprovalState; 4] =
+        [ApprovalState::Pending, ApprovalState::Executed, ApprovalState::Rejected, ApprovalState::Expired];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ApprovalState::Pending => "pending",
+            ApprovalState::Executed => "executed",
+            ApprovalState::Rejected => "rejected",
+            ApprovalState::Expired => "expired",
+        }
+    }
+}
+
+impl FromStr for ApprovalState {
+    type Err = UnknownApprovalKind;
+
+    fn from_str(input: &str) -> Result<Self, Self::Err> {
+        ApprovalState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == input)
+            .ok_or_else(|| UnknownApprovalKind(input.chars().take(64).collect()))
+    }
+}
+
+/// Why a request is made: written by an administrator for the approvers, stored with the
+/// request, never copied into audit events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Justification(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JustificationError {
+    #[error("justification must be 1 to {max} characters")]
+    Length { max: usize },
+    #[error("justification must not contain control characters")]
+    ControlCharacters,
+}
+
+impl Justification {
+    pub const MAX_CHARS: usize = 1000;
+
+    pub fn parse(input: &str) -> Result<Self, JustificationError> {
+        let trimmed = input.trim();
+        let chars = trimmed.chars().count();
+        if chars == 0 || chars > Self::MAX_CHARS {
+            return Err(JustificationError::Length { max: Self::MAX_CHARS });
+        }
+        if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+            return Err(JustificationError::ControlCharacters);
+        }
+        Ok(Justification(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Justification {
+    type Error = JustificationError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Justification::parse(&value)
+    }
+}
+
+impl From<Justification> for String {
+    fn from(value: Justification) -> Self {
+        value.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_are_bounded_and_normalised() {
+        assert_eq!(ApprovalRule::new(0, vec![Role::Owner]), Err(ApprovalRuleError::RequiredApprovals { max: 5 }));
+        assert_eq!(ApprovalRule::new(6, vec![Role::Owner]), Err(ApprovalRuleError::RequiredApprovals { max: 5 }));
+        assert_eq!(ApprovalRule::new(1, vec![]), Err(ApprovalRuleError::NoApproverRoles));
+        let rule = ApprovalRule::new(2, vec![Role::SecurityAdmin, Role::Owner, Role::Owner]).unwrap();
+        assert_eq!(rule.approver_roles(), &[Role::Owner, Role::SecurityAdmin]);
+        assert!(rule.may_approve(&[Role::Auditor, Role::SecurityAdmin]));
+        assert!(!rule.may_approve(&[Role::Auditor]));
+    }
+
+    #[test]
+    fn rule_json_is_validated_on_the_way_in() {
+        let bad = r#"{"required_approvals":9,"approver_roles":["owner"]}"#;
+        assert!(serde_json::from_str::<ApprovalRule>(bad).is_err());
+        let unknown = r#"{"required_approvals":1,"approver_roles":["owner"],"extra":1}"#;
+        assert!(serde_json::from_str::<ApprovalRule>(unknown).is_err());
+        let good = r#"{"required_approvals":2,"approver_roles":["owner"]}"#;
+        assert_eq!(serde_json::from_str::<ApprovalRule>(good).unwrap().required_approvals(), 2);
+    }
+
+    #[test]
+    fn actions_round_trip_as_tagged_json() {
+        let action = ApprovalAction::RoleGrant { admin: AdminId::random(), role: Role::Auditor };
+        let json = serde_json::to_string(&action).unwrap();
+        assert!(json.contains(r#""kind":"role-grant""#));
+        assert_eq!(serde_json::from_str::<ApprovalAction>(&json).unwrap(), action);
+        assert_eq!(action.kind(), ApprovalKind::RoleGrant);
+    }
+
+    #[test]
+    fn justifications_are_bounded() {
+        assert!(Justification::parse("   ").is_err());
+        assert!(Justification::parse(&"x".repeat(1001)).is_err());
+        assert!(Justification::parse("needs\u{0007}bell").is_err());
+        assert_eq!(Justification::parse("  on-call rotation\n ").unwrap().as_str(), "on-call rotation");
+    }
+}

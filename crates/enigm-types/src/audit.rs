@@ -1,0 +1,312 @@
+//! Typed audit events. Every field is an identifier or an enumerated category: there is no free
+//! text, so an event can never carry message content, credentials, keys or raw hardware
+//! identifiers (enigm-docs §2.1, §20 item 49).
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::approval::ApprovalKind;
+use crate::clock::Timestamp;
+use crate::ids::{AdminId, ApprovalId, AuditEventId, SessionId};
+use crate::permission::Permission;
+use crate::role::Role;
+
+/// One security-relevant event: who did what to which kind of thing, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditEvent {
+    pub id: AuditEventId,
+    pub time: Timestamp,
+    pub actor: Actor,
+    pub action: AuditAction,
+    pub target: AuditTarget,
+    pub outcome: Outcome,
+    /// The approval request that authorised or produced this change, if any.
+    pub change_ref: Option<ApprovalId>,
+    pub reason: Option<ReasonCategory>,
+}
+
+impl AuditEvent {
+    pub fn new(time: Timestamp, actor: Actor, action: AuditAction, target: AuditTarget, outcome: Outcome) -> Self {
+        AuditEvent { id: AuditEventId::random(), time, actor, action, target, outcome, change_ref: None, reason: None }
+    }
+
+    pub fn with_reason(mut self, reason: ReasonCategory) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    pub fn with_change_ref(mut self, approval: ApprovalId) -> Self {
+        self.change_ref = Some(approval);
+        self
+    }
+
+    /// The one canonical encoding of an event (compact JSON, fields in declaration order). The
+    /// tamper-evident log commits to these bytes.
+    pub fn canonical_bytes(&self) -> Vec<u8> {
+        // Serialising plain enums, ids and integers cannot fail; an empty vector would be caught
+        // by every verifier as a mismatch rather than silently accepted.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// Who acted. Administrators are named by their opaque id, never by username.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "kebab-case")]
+pub enum Actor {
+    Admin(AdminId),
+    /// An unauthenticated caller (failed login, missing token). The attempted username is
+    /// deliberately not recorded: people type passwords into username fields.
+    Anonymous,
+    /// Command itself (bootstrap, expiry).
+    System,
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Admin(id) => write!(f, "admin:{id}"),
+            Actor::Anonymous => f.write_str("anonymous"),
+            Actor::System => f.write_str("system"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActionCategory {
+    Authentication,
+    Authorization,
+    Administration,
+    Approval,
+    AuditAccess,
+}
+
+macro_rules! audit_actions {
+    ($($variant:ident => $name:literal, $category:ident;)*) => {
+        /// What was attempted. The dotted name is stable and appears in the API and the log.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        pub enum AuditAction {
+            $(#[serde(rename = $name)] $variant,)*
+        }
+
+        impl AuditAction {
+            pub const ALL: &'static [AuditAction] = &[$(AuditAction::$variant,)*];
+
+            pub const fn as_str(self) -> &'static str {
+                match self { $(AuditAction::$variant => $name,)* }
+            }
+
+            pub const fn category(self) -> ActionCategory {
+                match self { $(AuditAction::$variant => ActionCategory::$category,)* }
+            }
+        }
+    };
+}
+
+audit_actions! {
+    AuthLogin => "auth.login", Authentication;
+    AuthLogout => "auth.logout", Authentication;
+    AuthSession => "auth.session", Authentication;
+    AuthPassword => "auth.password-change", Authentication;
+    AuthPinSet => "auth.pin-set", Authentication;
+    AuthPinCheck => "auth.pin-check", Authentication;
+    AuthTotpEnroll => "auth.totp-enroll", Authentication;
+    AuthTotpConfirm => "auth.totp-confirm", Authentication;
+    Authorize => "authz.decision", Authorization;
+    BootstrapOwner => "admin.bootstrap-owner", Administration;
+    UserCreate => "admin.user-create", Administration;
+    UserDisable => "admin.user-disable", Administration;
+    UserEnable => "admin.user-enable", Administration;
+    UserPinUnlock => "admin.user-pin-unlock", Administration;
+    RoleGrant => "admin.role-grant", Administration;
+    RoleRevoke => "admin.role-revoke", Administration;
+    SessionClose => "admin.session-close", Administration;
+    ApprovalRuleChange => "admin.approval-rule-change", Administration;
+    ApprovalRequest => "approval.request", Approval;
+    ApprovalApprove => "approval.approve", Approval;
+    ApprovalReject => "approval.reject", Approval;
+    ApprovalExecute => "approval.execute", Approval;
+    AuditRead => "audit.read", AuditAccess;
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The category of thing acted upon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum TargetCategory {
+    Account,
+    Session,
+    Role,
+    ApprovalRequest,
+    ApprovalRule,
+    Route,
+    AuditLog,
+    None,
+}
+
+impl TargetCategory {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            TargetCategory::Account => "account",
+            TargetCategory::Session => "session",
+            TargetCategory::Role => "role",
+            TargetCategory::ApprovalRequest => "approval-request",
+            TargetCategory::ApprovalRule => "approval-rule",
+            TargetCategory::Route => "route",
+            TargetCategory::AuditLog => "audit-log",
+            TargetCategory::None => "none",
+        }
+    }
+}
+
+/// The thing acted upon, with a typed reference where there is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "category", rename_all = "kebab-case")]
+pub enum AuditTarget {
+    Account { admin: Option<AdminId> },
+    Session { session: SessionId },
+    Role { admin: AdminId, role: Role },
+    ApprovalRequest { approval: ApprovalId },
+    ApprovalRule { kind: ApprovalKind },
+    Route { permission: Permission },
+    AuditLog,
+    None,
+}
+
+impl AuditTarget {
+    pub const fn category(&self) -> TargetCategory {
+        match self {
+            AuditTarget::Account { .. } => TargetCategory::Account,
+            AuditTarget::Session { .. } => TargetCategory::Session,
+            AuditTarget::Role { .. } => TargetCategory::Role,
+            AuditTarget::ApprovalRequest { .. } => TargetCategory::ApprovalRequest,
+            AuditTarget::ApprovalRule { .. } => TargetCategory::ApprovalRule,
+            AuditTarget::Route { .. } => TargetCategory::Route,
+            AuditTarget::AuditLog => TargetCategory::AuditLog,
+            AuditTarget::None => TargetCategory::None,
+        }
+    }
+
+    /// The reference as stable text (`ADMIN_ID`, `ADMIN_ID/ROLE`, `users.create`, ...).
+    pub fn reference(&self) -> Option<String> {
+        match self {
+            AuditTarget::Account { admin } => admin.map(|id| id.to_string()),
+            AuditTarget::Session { session } => Some(session.to_string()),
+            AuditTarget::Role { admin, role } => Some(format!("{admin}/{role}")),
+            AuditTarget::ApprovalRequest { approval } => Some(approval.to_string()),
+            AuditTarget::ApprovalRule { kind } => Some(kind.as_str().to_owned()),
+            AuditTarget::Route { permission } => Some(permission.as_str().to_owned()),
+            AuditTarget::AuditLog | AuditTarget::None => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Success,
+    Denied,
+    Failed,
+}
+
+impl Outcome {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Denied => "denied",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Stable reason categories for denials and failures; shared with the API error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasonCategory {
+    InvalidCredentials,
+    AccountDisabled,
+    TotpRequired,
+    TotpInvalid,
+    Throttled,
+    Unauthenticated,
+    SessionExpired,
+    Forbidden,
+    PinRequired,
+    PinInvalid,
+    PinLocked,
+    PinNotSet,
+    SelfApproval,
+    NotAnApprover,
+    AlreadyDecided,
+    NotPending,
+    Expired,
+    LastOwner,
+    Conflict,
+}
+
+impl ReasonCategory {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ReasonCategory::InvalidCredentials => "invalid_credentials",
+            ReasonCategory::AccountDisabled => "account_disabled",
+            ReasonCategory::TotpRequired => "totp_required",
+            ReasonCategory::TotpInvalid => "totp_invalid",
+            ReasonCategory::Throttled => "throttled",
+            ReasonCategory::Unauthenticated => "unauthenticated",
+            ReasonCategory::SessionExpired => "session_expired",
+            ReasonCategory::Forbidden => "forbidden",
+            ReasonCategory::PinRequired => "pin_required",
+            ReasonCategory::PinInvalid => "pin_invalid",
+            ReasonCategory::PinLocked => "pin_locked",
+            ReasonCategory::PinNotSet => "pin_not_set",
+            ReasonCategory::SelfApproval => "self_approval",
+            ReasonCategory::NotAnApprover => "not_an_approver",
+            ReasonCategory::AlreadyDecided => "already_decided",
+            ReasonCategory::NotPending => "not_pending",
+            ReasonCategory::Expired => "expired",
+            ReasonCategory::LastOwner => "last_owner",
+            ReasonCategory::Conflict => "conflict",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn action_names_are_unique_and_match_serde() {
+        let mut names: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
+        for action in AuditAction::ALL {
+            assert_eq!(serde_json::to_string(action).unwrap(), format!("\"{}\"", action.as_str()));
+        }
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), AuditAction::ALL.len());
+    }
+
+    #[test]
+    fn canonical_bytes_round_trip_and_hold_no_free_text() {
+        let admin = AdminId::random();
+        let event = AuditEvent::new(
+            Timestamp::from_unix_millis(1_000),
+            Actor::Admin(admin),
+            AuditAction::RoleGrant,
+            AuditTarget::Role { admin, role: Role::Auditor },
+            Outcome::Success,
+        )
+        .with_change_ref(ApprovalId::random());
+        let bytes = event.canonical_bytes();
+        let back: AuditEvent = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(back.canonical_bytes(), bytes);
+        assert_eq!(event.target.reference(), Some(format!("{admin}/auditor")));
+    }
+}

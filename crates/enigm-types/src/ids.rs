@@ -1,0 +1,101 @@
+//! Opaque identifiers. Each kind of record has its own type so that a session id can never be
+//! passed where an administrator id is expected.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{input}` is not a valid {kind} id")]
+pub struct IdParseError {
+    kind: &'static str,
+    input: String,
+}
+
+macro_rules! opaque_id {
+    ($(#[$doc:meta])* $name:ident, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+        #[serde(transparent)]
+        #[schema(value_type = String, format = Uuid)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A fresh identifier from 122 random bits.
+            pub fn random() -> Self {
+                $name(Uuid::new_v4())
+            }
+
+            pub const fn from_uuid(uuid: Uuid) -> Self {
+                $name(uuid)
+            }
+
+            pub const fn as_uuid(&self) -> &Uuid {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.hyphenated().fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdParseError;
+
+            fn from_str(input: &str) -> Result<Self, Self::Err> {
+                // Only the canonical hyphenated form is accepted, so that every id has exactly
+                // one spelling in URLs, logs and the database.
+                match Uuid::try_parse(input) {
+                    Ok(uuid) if uuid.hyphenated().to_string() == input => Ok($name(uuid)),
+                    _ => Err(IdParseError { kind: $kind, input: input.chars().take(64).collect() }),
+                }
+            }
+        }
+    };
+}
+
+opaque_id!(
+    /// An administrator account of Enigm Command.
+    AdminId,
+    "administrator"
+);
+opaque_id!(
+    /// One bearer session of an administrator.
+    SessionId,
+    "session"
+);
+opaque_id!(
+    /// A multi-admin approval request.
+    ApprovalId,
+    "approval"
+);
+opaque_id!(
+    /// One audit event.
+    AuditEventId,
+    "audit event"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_text() {
+        let id = AdminId::random();
+        assert_eq!(id.to_string().parse::<AdminId>(), Ok(id));
+    }
+
+    #[test]
+    fn rejects_non_canonical_spellings() {
+        let id = AdminId::random();
+        let upper = id.to_string().to_uppercase();
+        assert!(upper.parse::<AdminId>().is_err());
+        assert!(id.as_uuid().simple().to_string().parse::<AdminId>().is_err());
+        assert!("../../etc/passwd".parse::<AdminId>().is_err());
+        assert!("".parse::<SessionId>().is_err());
+    }
+}

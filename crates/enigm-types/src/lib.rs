@@ -1,0 +1,20 @@
+//! Enigm domain vocabulary: identifiers, roles, time, approvals and typed audit events.
+//!
+//! Everything here is plain data with no I/O, so every other crate (libraries, server, agent,
+//! CLI) can share one definition of what an administrator, a role or an audit event is.
+
+pub mod approval;
+pub mod audit;
+pub mod clock;
+pub mod ids;
+pub mod permission;
+pub mod role;
+pub mod username;
+
+pub use approval::{ApprovalAction, ApprovalKind, ApprovalRule, ApprovalRuleError, ApprovalState, Justification, JustificationError};
+pub use audit::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, TargetCategory};
+pub use clock::{Clock, ManualClock, Timestamp};
+pub use ids::{AdminId, ApprovalId, AuditEventId, IdParseError, SessionId};
+pub use permission::Permission;
+pub use role::{Role, UnknownRole};
+pub use username::{Username, UsernameError};
