@@ -1,1 +1,166 @@
-//! placeholder
+//! Database layer of Enigm Command: one [`Store`] over SQLite (the embedded default) or
+//! PostgreSQL, chosen by URL at run time, with migrations per backend and repositories for
+//! administrators, sessions, approvals and audit events.
+//!
+//! Queries go through sqlx's `Any` driver so that one SQL text serves both backends; the schema
+//! keeps to types both share (BIGINT, TEXT, bytes). This crate knows SQL and nothing of HTTP.
+
+mod admins;
+mod approvals;
+mod audit;
+mod sessions;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyPool, Executor as _};
+use tokio::sync::{Mutex, MutexGuard};
+
+pub use admins::{AdminRecord, NewAdmin};
+pub use approvals::{ApprovalRecord, DecisionKind, NewApproval};
+pub use audit::{AuditFilter, AuditRow};
+pub use sessions::{NewSession, SessionRecord};
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database url: expected `sqlite://…` or `postgres://…`")]
+    UnsupportedUrl,
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+    #[error("database migration failed")]
+    Migration(#[source] sqlx::migrate::MigrateError),
+    #[error("a record with the same unique key exists")]
+    Conflict,
+    #[error("stored record is malformed: {0}")]
+    Corrupt(&'static str),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            _ => StoreError::Database(error),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The database of one Command deployment.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite has a single writer. Serialising write transactions in the process avoids
+    /// `SQLITE_BUSY` when two deferred transactions both try to upgrade to writers.
+    write_gate: Option<Arc<Mutex<()>>>,
+}
+
+/// A write transaction. Dropping it without [`WriteTx::commit`] rolls everything back.
+pub struct WriteTx<'s> {
+    tx: sqlx::Transaction<'static, Any>,
+    _gate: Option<MutexGuard<'s, ()>>,
+}
+
+impl Store {
+    /// Connects, creating the SQLite file if needed, and brings the schema up to date.
+    pub async fn connect(url: &str) -> StoreResult<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(8)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            // WAL lets readers run beside the writer; synchronous=FULL makes a
+                            // commit durable before it is acknowledged.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = FULL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?
+            }
+        };
+        let migrator = match backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&pool).await.map_err(StoreError::Migration)?;
+        let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Ok(Store { pool, backend, write_gate })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn begin(&self) -> StoreResult<WriteTx<'_>> {
+        let gate = match &self.write_gate {
+            Some(gate) => Some(gate.lock().await),
+            None => None,
+        };
+        let tx = self.pool.begin().await?;
+        Ok(WriteTx { tx, _gate: gate })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+impl WriteTx<'_> {
+    pub async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    fn conn(&mut self) -> &mut sqlx::AnyConnection {
+        &mut self.tx
+    }
+}
+
+/// Booleans are stored as 0/1 BIGINT: the one integer type both backends decode alike.
+fn flag(value: bool) -> i64 {
+    i64::from(value)
+}
+
+fn parse_id<T: FromStr>(text: &str, what: &'static str) -> StoreResult<T> {
+    text.parse().map_err(|_| StoreError::Corrupt(what))
+}

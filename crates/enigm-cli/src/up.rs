@@ -1,0 +1,49 @@
+//! `enigm up`: run Enigm Command, the control plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use enigm_server::{ServerConfig, TlsFiles};
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Address to listen on. Anything but loopback requires --tls-cert and --tls-key.
+    #[arg(long, env = "ENIGM_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Directory for the embedded database, the server keys and the bootstrap credentials.
+    #[arg(long, env = "ENIGM_DATA_DIR", default_value = "./enigm-data")]
+    data_dir: PathBuf,
+    /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite in the data directory.
+    #[arg(long, env = "ENIGM_DATABASE_URL")]
+    database_url: Option<String>,
+    /// PEM certificate chain for TLS (TLS 1.3 only).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Absolute session lifetime in minutes (at most 360).
+    #[arg(long, default_value_t = 360, value_parser = clap::value_parser!(u64).range(1..=360))]
+    session_lifetime_minutes: u64,
+    /// Idle timeout of sessions in minutes.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=360))]
+    session_idle_minutes: u64,
+    /// Hours after which pending approval requests expire.
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
+    approval_ttl_hours: u64,
+}
+
+pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+    let mut config = ServerConfig::new(args.listen, args.data_dir);
+    config.database_url = args.database_url;
+    config.tls = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        _ => None,
+    };
+    config.session_lifetime = Duration::from_secs(args.session_lifetime_minutes * 60);
+    config.session_idle_timeout = Duration::from_secs(args.session_idle_minutes * 60);
+    config.approval_ttl = Duration::from_secs(args.approval_ttl_hours * 3600);
+    enigm_server::run(config).await.context("enigm command server stopped with an error")
+}
