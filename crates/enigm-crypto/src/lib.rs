@@ -1,1 +1,21 @@
-//! placeholder
+//! The one Enigm crate that names cryptographic implementations: argon2id secret hashing, bearer
+//! tokens and their digests, TOTP, AES-256-GCM sealing and random passwords.
+//!
+//! Everything here is sans-IO: randomness comes in as an injected `RngCore + CryptoRng` and time
+//! as unix seconds, so the server decides where entropy and "now" come from and tests can pin
+//! both. Other crates talk about hashes, tokens and sealed blobs through the types re-exported
+//! below and never name `argon2`, `aes-gcm` or `sha2` themselves.
+
+pub mod random;
+pub mod seal;
+pub mod secret_hash;
+pub mod token;
+pub mod totp;
+
+pub use random::{PASSWORD_ALPHABET, PASSWORD_LEN, random_password};
+pub use seal::{SealError, SealingKey};
+pub use secret_hash::{HashCost, HashError, SecretHash, SecretHasher, SecretMatch, VerifyError};
+pub use token::{
+    BearerToken, DigestFormatError, TokenDigest, TokenFormatError, constant_time_eq, sha256,
+};
+pub use totp::{TotpError, TotpSecret, TotpStep, verify_totp};
