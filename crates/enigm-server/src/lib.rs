@@ -1,11 +1,22 @@
 //! Enigm Command: the control-plane HTTP server (axum) with administrator identity, roles,
 //! multi-admin approvals and audit events.
+//!
+//! `run` is what `enigm up` calls; `AppState` + `routes::router` assemble the same application
+//! in-process for tests and benchmarks.
 
+pub mod audit;
+pub mod authz;
+pub mod bootstrap;
 pub mod config;
+pub mod error;
+pub mod extract;
+pub mod guard;
+pub mod handlers;
+pub mod openapi;
+pub mod routes;
+mod serve;
+pub mod state;
+mod views;
 
 pub use config::{ServerConfig, TlsFiles};
-
-/// Runs Command until SIGINT or SIGTERM.
-pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
-    anyhow::bail!("command server for {} is not assembled yet", config.listen)
-}
+pub use serve::run;

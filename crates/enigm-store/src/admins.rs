@@ -47,23 +47,35 @@ const ADMIN_COLUMNS: &str = "id, username, password_hash, pin_hash, pin_failures
 impl Store {
     pub async fn admin_by_id(&self, id: AdminId) -> StoreResult<Option<AdminRecord>> {
         let sql = format!("SELECT {ADMIN_COLUMNS} FROM admins WHERE id = $1");
-        let row = sqlx::query(&sql).bind(id.to_string()).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?;
         self.with_roles(row).await
     }
 
     pub async fn admin_by_username(&self, username: &Username) -> StoreResult<Option<AdminRecord>> {
         let sql = format!("SELECT {ADMIN_COLUMNS} FROM admins WHERE username = $1");
-        let row = sqlx::query(&sql).bind(username.as_str().to_owned()).fetch_optional(self.pool()).await?;
+        let row = sqlx::query(&sql)
+            .bind(username.as_str().to_owned())
+            .fetch_optional(self.pool())
+            .await?;
         self.with_roles(row).await
     }
 
     pub async fn list_admins(&self) -> StoreResult<Vec<AdminRecord>> {
         let sql = format!("SELECT {ADMIN_COLUMNS} FROM admins ORDER BY username");
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-        let role_rows = sqlx::query("SELECT admin_id, role FROM admin_roles ORDER BY role").fetch_all(self.pool()).await?;
-        let mut admins = rows.iter().map(admin_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let role_rows = sqlx::query("SELECT admin_id, role FROM admin_roles ORDER BY role")
+            .fetch_all(self.pool())
+            .await?;
+        let mut admins = rows
+            .iter()
+            .map(admin_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         for row in role_rows {
-            let admin_id: AdminId = parse_id(&row.try_get::<String, _>("admin_id")?, "role admin id")?;
+            let admin_id: AdminId =
+                parse_id(&row.try_get::<String, _>("admin_id")?, "role admin id")?;
             let role: Role = parse_id(&row.try_get::<String, _>("role")?, "role name")?;
             if let Some(admin) = admins.iter_mut().find(|admin| admin.id == admin_id) {
                 admin.roles.push(role);
@@ -73,7 +85,9 @@ impl Store {
     }
 
     pub async fn count_admins(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM admins").fetch_one(self.pool()).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM admins")
+            .fetch_one(self.pool())
+            .await?;
         Ok(row.try_get::<i64, _>("n")?)
     }
 
@@ -88,13 +102,20 @@ impl Store {
 
     /// Stores a new PIN hash and clears the failure counter. Refused (false) while the PIN is
     /// locked, so that setting a new PIN cannot be used to escape a lockout.
-    pub async fn set_pin_hash(&self, id: AdminId, pin_hash: &str, lock_threshold: u32) -> StoreResult<bool> {
-        let result = sqlx::query("UPDATE admins SET pin_hash = $1, pin_failures = 0 WHERE id = $2 AND pin_failures < $3")
-            .bind(pin_hash.to_owned())
-            .bind(id.to_string())
-            .bind(i64::from(lock_threshold))
-            .execute(self.pool())
-            .await?;
+    pub async fn set_pin_hash(
+        &self,
+        id: AdminId,
+        pin_hash: &str,
+        lock_threshold: u32,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE admins SET pin_hash = $1, pin_failures = 0 WHERE id = $2 AND pin_failures < $3",
+        )
+        .bind(pin_hash.to_owned())
+        .bind(id.to_string())
+        .bind(i64::from(lock_threshold))
+        .execute(self.pool())
+        .await?;
         Ok(result.rows_affected() == 1)
     }
 
@@ -162,7 +183,9 @@ impl Store {
             .bind(id.to_string())
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(|row| parse_id(&row.try_get::<String, _>("role")?, "role name")).collect()
+        rows.iter()
+            .map(|row| parse_id(&row.try_get::<String, _>("role")?, "role name"))
+            .collect()
     }
 }
 

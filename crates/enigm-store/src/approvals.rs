@@ -5,7 +5,9 @@
 //! the database write lock in SQLite), so concurrent approvals are counted one after another and
 //! only one of them can see the threshold reached and close the request.
 
-use enigm_types::{AdminId, ApprovalAction, ApprovalId, ApprovalKind, ApprovalRule, ApprovalState, Role, Timestamp};
+use enigm_types::{
+    AdminId, ApprovalAction, ApprovalId, ApprovalKind, ApprovalRule, ApprovalState, Role, Timestamp,
+};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
@@ -68,12 +70,14 @@ const APPROVAL_COLUMNS: &str = "id, action, requester_id, justification, require
 impl Store {
     /// The rule for each kind: stored if changed through an approval, else the default.
     pub async fn approval_rules(&self) -> StoreResult<Vec<(ApprovalKind, ApprovalRule)>> {
-        let rows = sqlx::query("SELECT kind, required_approvals, approver_roles FROM approval_rules")
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT kind, required_approvals, approver_roles FROM approval_rules")
+                .fetch_all(self.pool())
+                .await?;
         let mut stored = Vec::with_capacity(rows.len());
         for row in &rows {
-            let kind: ApprovalKind = parse_id(&row.try_get::<String, _>("kind")?, "approval rule kind")?;
+            let kind: ApprovalKind =
+                parse_id(&row.try_get::<String, _>("kind")?, "approval rule kind")?;
             stored.push((kind, rule_from_row(row)?));
         }
         Ok(ApprovalKind::ALL
@@ -98,19 +102,33 @@ impl Store {
 
     pub async fn approval_by_id(&self, id: ApprovalId) -> StoreResult<Option<ApprovalRecord>> {
         let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approval_requests WHERE id = $1");
-        let Some(row) = sqlx::query(&sql).bind(id.to_string()).fetch_optional(self.pool()).await? else {
+        let Some(row) = sqlx::query(&sql)
+            .bind(id.to_string())
+            .fetch_optional(self.pool())
+            .await?
+        else {
             return Ok(None);
         };
         let mut record = approval_from_row(&row)?;
-        self.attach_decisions(std::slice::from_mut(&mut record)).await?;
+        self.attach_decisions(std::slice::from_mut(&mut record))
+            .await?;
         Ok(Some(record))
     }
 
     /// Requests, newest first, optionally only those in one (effective) state.
-    pub async fn list_approvals(&self, state: Option<ApprovalState>, now: Timestamp) -> StoreResult<Vec<ApprovalRecord>> {
-        let sql = format!("SELECT {APPROVAL_COLUMNS} FROM approval_requests ORDER BY created_at DESC LIMIT 1000");
+    pub async fn list_approvals(
+        &self,
+        state: Option<ApprovalState>,
+        now: Timestamp,
+    ) -> StoreResult<Vec<ApprovalRecord>> {
+        let sql = format!(
+            "SELECT {APPROVAL_COLUMNS} FROM approval_requests ORDER BY created_at DESC LIMIT 1000"
+        );
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
-        let mut records = rows.iter().map(approval_from_row).collect::<StoreResult<Vec<_>>>()?;
+        let mut records = rows
+            .iter()
+            .map(approval_from_row)
+            .collect::<StoreResult<Vec<_>>>()?;
         if let Some(wanted) = state {
             records.retain(|record| record.effective_state(now) == wanted);
         }
@@ -127,7 +145,8 @@ impl Store {
             .fetch_all(self.pool())
             .await?;
             for row in rows {
-                let approver: AdminId = parse_id(&row.try_get::<String, _>("approver_id")?, "approver id")?;
+                let approver: AdminId =
+                    parse_id(&row.try_get::<String, _>("approver_id")?, "approver id")?;
                 match row.try_get::<String, _>("decision")?.as_str() {
                     "approve" => record.approvals.push(approver),
                     "reject" => record.rejected_by = Some(approver),
@@ -141,7 +160,8 @@ impl Store {
 
 impl WriteTx<'_> {
     pub async fn insert_approval(&mut self, approval: &NewApproval) -> StoreResult<()> {
-        let action = serde_json::to_string(&approval.action).map_err(|_| StoreError::Corrupt("approval action"))?;
+        let action = serde_json::to_string(&approval.action)
+            .map_err(|_| StoreError::Corrupt("approval action"))?;
         let roles = roles_json(approval.rule.approver_roles())?;
         sqlx::query(
             "INSERT INTO approval_requests (id, kind, action, requester_id, justification, required_approvals, \
@@ -184,7 +204,11 @@ impl WriteTx<'_> {
 
     /// Adds one approval to a request that is still pending and unexpired, returning the new
     /// count and the threshold; `None` when the request is not open any more.
-    pub async fn count_approval(&mut self, approval: ApprovalId, now: Timestamp) -> StoreResult<Option<(u8, u8)>> {
+    pub async fn count_approval(
+        &mut self,
+        approval: ApprovalId,
+        now: Timestamp,
+    ) -> StoreResult<Option<(u8, u8)>> {
         let row = sqlx::query(
             "UPDATE approval_requests SET approval_count = approval_count + 1 \
              WHERE id = $1 AND state = 'pending' AND expires_at > $2 \
@@ -196,12 +220,18 @@ impl WriteTx<'_> {
         .await?;
         let Some(row) = row else { return Ok(None) };
         let count = u8::try_from(row.try_get::<i64, _>("approval_count")?).unwrap_or(u8::MAX);
-        let required = u8::try_from(row.try_get::<i64, _>("required_approvals")?).map_err(|_| StoreError::Corrupt("threshold"))?;
+        let required = u8::try_from(row.try_get::<i64, _>("required_approvals")?)
+            .map_err(|_| StoreError::Corrupt("threshold"))?;
         Ok(Some((count, required)))
     }
 
     /// Moves a pending, unexpired request to a final state; false if it was not open.
-    pub async fn close_approval(&mut self, approval: ApprovalId, state: ApprovalState, now: Timestamp) -> StoreResult<bool> {
+    pub async fn close_approval(
+        &mut self,
+        approval: ApprovalId,
+        state: ApprovalState,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
         let result = sqlx::query(
             "UPDATE approval_requests SET state = $1, closed_at = $2 WHERE id = $3 AND state = 'pending' AND expires_at > $4",
         )
@@ -243,7 +273,8 @@ fn roles_json(roles: &[Role]) -> StoreResult<String> {
 }
 
 fn rule_from_row(row: &AnyRow) -> StoreResult<ApprovalRule> {
-    let required = u8::try_from(row.try_get::<i64, _>("required_approvals")?).map_err(|_| StoreError::Corrupt("threshold"))?;
+    let required = u8::try_from(row.try_get::<i64, _>("required_approvals")?)
+        .map_err(|_| StoreError::Corrupt("threshold"))?;
     let roles: Vec<Role> = serde_json::from_str(&row.try_get::<String, _>("approver_roles")?)
         .map_err(|_| StoreError::Corrupt("approver roles"))?;
     ApprovalRule::new(required, roles).map_err(|_| StoreError::Corrupt("approval rule"))
@@ -261,8 +292,61 @@ fn approval_from_row(row: &AnyRow) -> StoreResult<ApprovalRecord> {
         state: parse_id(&row.try_get::<String, _>("state")?, "approval state")?,
         created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
         expires_at: Timestamp::from_unix_millis(row.try_get("expires_at")?),
-        closed_at: row.try_get::<Option<i64>, _>("closed_at")?.map(Timestamp::from_unix_millis),
+        closed_at: row
+            .try_get::<Option<i64>, _>("closed_at")?
+            .map(Timestamp::from_unix_millis),
         approvals: Vec::new(),
         rejected_by: None,
     })
+}
+
+/// One-way flags of a deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandFlag {
+    /// A second administrator has held an approver role: the bootstrap window is closed.
+    ApproverQuorumEstablished,
+}
+
+impl CommandFlag {
+    fn as_str(self) -> &'static str {
+        match self {
+            CommandFlag::ApproverQuorumEstablished => "approver-quorum-established",
+        }
+    }
+}
+
+impl Store {
+    pub async fn flag_is_set(&self, flag: CommandFlag) -> StoreResult<bool> {
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM command_flags WHERE name = $1")
+            .bind(flag.as_str().to_owned())
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get::<i64, _>("n")? > 0)
+    }
+
+    /// Active administrators other than `except` holding any of `roles`.
+    pub async fn count_other_active_holders(
+        &self,
+        roles: &[Role],
+        except: &[AdminId],
+    ) -> StoreResult<usize> {
+        let admins = self.list_admins().await?;
+        Ok(admins
+            .iter()
+            .filter(|admin| !admin.disabled && !except.contains(&admin.id))
+            .filter(|admin| admin.roles.iter().any(|role| roles.contains(role)))
+            .count())
+    }
+}
+
+impl WriteTx<'_> {
+    /// Sets a flag; setting it again changes nothing.
+    pub async fn set_flag(&mut self, flag: CommandFlag, at: Timestamp) -> StoreResult<()> {
+        sqlx::query("INSERT INTO command_flags (name, set_at) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+            .bind(flag.as_str().to_owned())
+            .bind(at.unix_millis())
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
 }

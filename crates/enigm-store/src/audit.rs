@@ -54,7 +54,10 @@ impl Store {
             binds.push(outcome.as_str().to_owned());
             sql.push_str(&format!(" AND outcome = ${}", binds.len() + 1));
         }
-        sql.push_str(&format!(" ORDER BY seq LIMIT {}", filter.limit.clamp(1, 1000)));
+        sql.push_str(&format!(
+            " ORDER BY seq LIMIT {}",
+            filter.limit.clamp(1, 1000)
+        ));
         let mut query = sqlx::query(&sql).bind(filter.after.unwrap_or(0));
         for value in binds {
             query = query.bind(value);
@@ -64,14 +67,17 @@ impl Store {
     }
 
     pub async fn count_audit(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_events").fetch_one(self.pool()).await?;
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
+            .fetch_one(self.pool())
+            .await?;
         Ok(row.try_get::<i64, _>("n")?)
     }
 }
 
 impl WriteTx<'_> {
     pub async fn append_audit(&mut self, event: &AuditEvent) -> StoreResult<()> {
-        let canonical = String::from_utf8(event.canonical_bytes()).map_err(|_| crate::StoreError::Corrupt("audit encoding"))?;
+        let canonical = String::from_utf8(event.canonical_bytes())
+            .map_err(|_| crate::StoreError::Corrupt("audit encoding"))?;
         sqlx::query(INSERT_AUDIT)
             .bind(event.id.to_string())
             .bind(event.time.unix_millis())
@@ -91,7 +97,10 @@ impl WriteTx<'_> {
 
 fn audit_from_row(row: &AnyRow) -> StoreResult<AuditRow> {
     let canonical: String = row.try_get("canonical")?;
-    let event: AuditEvent =
-        serde_json::from_str(&canonical).map_err(|_| crate::StoreError::Corrupt("audit event encoding"))?;
-    Ok(AuditRow { seq: row.try_get("seq")?, event })
+    let event: AuditEvent = serde_json::from_str(&canonical)
+        .map_err(|_| crate::StoreError::Corrupt("audit event encoding"))?;
+    Ok(AuditRow {
+        seq: row.try_get("seq")?,
+        event,
+    })
 }

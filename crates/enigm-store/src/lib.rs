@@ -19,7 +19,7 @@ use sqlx::{Any, AnyPool, Executor as _};
 use tokio::sync::{Mutex, MutexGuard};
 
 pub use admins::{AdminRecord, NewAdmin};
-pub use approvals::{ApprovalRecord, DecisionKind, NewApproval};
+pub use approvals::{ApprovalRecord, CommandFlag, DecisionKind, NewApproval};
 pub use audit::{AuditFilter, AuditRow};
 pub use sessions::{NewSession, SessionRecord};
 
@@ -105,7 +105,11 @@ impl Store {
                     .await?
             }
             Backend::Postgres => {
-                AnyPoolOptions::new().max_connections(16).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?
+                AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await?
             }
         };
         let migrator = match backend {
@@ -114,7 +118,11 @@ impl Store {
         };
         migrator.run(&pool).await.map_err(StoreError::Migration)?;
         let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Ok(Store { pool, backend, write_gate })
+        Ok(Store {
+            pool,
+            backend,
+            write_gate,
+        })
     }
 
     pub fn backend(&self) -> Backend {

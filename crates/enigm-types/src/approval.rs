@@ -11,7 +11,19 @@ use crate::role::Role;
 
 /// The kinds of sensitive action that go through an approval. Later capabilities (device
 /// revocation and wipe, release promotion, signing, policy and blocking changes) add kinds here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum ApprovalKind {
     RoleGrant,
@@ -55,8 +67,14 @@ impl FromStr for ApprovalKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum ApprovalAction {
-    RoleGrant { admin: AdminId, role: Role },
-    ApprovalRuleChange { target_kind: ApprovalKind, rule: ApprovalRule },
+    RoleGrant {
+        admin: AdminId,
+        role: Role,
+    },
+    ApprovalRuleChange {
+        target_kind: ApprovalKind,
+        rule: ApprovalRule,
+    },
 }
 
 impl ApprovalAction {
@@ -95,9 +113,14 @@ pub enum ApprovalRuleError {
 impl ApprovalRule {
     pub const MAX_REQUIRED_APPROVALS: u8 = 5;
 
-    pub fn new(required_approvals: u8, approver_roles: Vec<Role>) -> Result<Self, ApprovalRuleError> {
+    pub fn new(
+        required_approvals: u8,
+        approver_roles: Vec<Role>,
+    ) -> Result<Self, ApprovalRuleError> {
         if !(1..=Self::MAX_REQUIRED_APPROVALS).contains(&required_approvals) {
-            return Err(ApprovalRuleError::RequiredApprovals { max: Self::MAX_REQUIRED_APPROVALS });
+            return Err(ApprovalRuleError::RequiredApprovals {
+                max: Self::MAX_REQUIRED_APPROVALS,
+            });
         }
         let mut approver_roles = approver_roles;
         approver_roles.sort_unstable();
@@ -105,7 +128,10 @@ impl ApprovalRule {
         if approver_roles.is_empty() {
             return Err(ApprovalRuleError::NoApproverRoles);
         }
-        Ok(ApprovalRule { required_approvals, approver_roles })
+        Ok(ApprovalRule {
+            required_approvals,
+            approver_roles,
+        })
     }
 
     /// The rule a fresh installation starts with: one approver, an owner or a security admin,
@@ -115,7 +141,10 @@ impl ApprovalRule {
             ApprovalKind::RoleGrant => vec![Role::Owner, Role::SecurityAdmin],
             ApprovalKind::ApprovalRuleChange => vec![Role::Owner],
         };
-        ApprovalRule { required_approvals: 1, approver_roles }
+        ApprovalRule {
+            required_approvals: 1,
+            approver_roles,
+        }
     }
 
     pub const fn required_approvals(&self) -> u8 {
@@ -148,7 +177,10 @@ impl TryFrom<RawApprovalRule> for ApprovalRule {
 
 impl From<ApprovalRule> for RawApprovalRule {
     fn from(rule: ApprovalRule) -> Self {
-        RawApprovalRule { required_approvals: rule.required_approvals, approver_roles: rule.approver_roles }
+        RawApprovalRule {
+            required_approvals: rule.required_approvals,
+            approver_roles: rule.approver_roles,
+        }
     }
 }
 
@@ -162,8 +194,12 @@ pub enum ApprovalState {
 }
 
 impl ApprovalState {
-    pub const ALL: [ApprovalState; 4] =
-        [ApprovalState::Pending, ApprovalState::Executed, ApprovalState::Rejected, ApprovalState::Expired];
+    pub const ALL: [ApprovalState; 4] = [
+        ApprovalState::Pending,
+        ApprovalState::Executed,
+        ApprovalState::Rejected,
+        ApprovalState::Expired,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -207,7 +243,9 @@ impl Justification {
         let trimmed = input.trim();
         let chars = trimmed.chars().count();
         if chars == 0 || chars > Self::MAX_CHARS {
-            return Err(JustificationError::Length { max: Self::MAX_CHARS });
+            return Err(JustificationError::Length {
+                max: Self::MAX_CHARS,
+            });
         }
         if trimmed.chars().any(|c| c.is_control() && c != '\n') {
             return Err(JustificationError::ControlCharacters);
@@ -240,10 +278,20 @@ mod tests {
 
     #[test]
     fn rules_are_bounded_and_normalised() {
-        assert_eq!(ApprovalRule::new(0, vec![Role::Owner]), Err(ApprovalRuleError::RequiredApprovals { max: 5 }));
-        assert_eq!(ApprovalRule::new(6, vec![Role::Owner]), Err(ApprovalRuleError::RequiredApprovals { max: 5 }));
-        assert_eq!(ApprovalRule::new(1, vec![]), Err(ApprovalRuleError::NoApproverRoles));
-        let rule = ApprovalRule::new(2, vec![Role::SecurityAdmin, Role::Owner, Role::Owner]).unwrap();
+        assert_eq!(
+            ApprovalRule::new(0, vec![Role::Owner]),
+            Err(ApprovalRuleError::RequiredApprovals { max: 5 })
+        );
+        assert_eq!(
+            ApprovalRule::new(6, vec![Role::Owner]),
+            Err(ApprovalRuleError::RequiredApprovals { max: 5 })
+        );
+        assert_eq!(
+            ApprovalRule::new(1, vec![]),
+            Err(ApprovalRuleError::NoApproverRoles)
+        );
+        let rule =
+            ApprovalRule::new(2, vec![Role::SecurityAdmin, Role::Owner, Role::Owner]).unwrap();
         assert_eq!(rule.approver_roles(), &[Role::Owner, Role::SecurityAdmin]);
         assert!(rule.may_approve(&[Role::Auditor, Role::SecurityAdmin]));
         assert!(!rule.may_approve(&[Role::Auditor]));
@@ -256,15 +304,26 @@ mod tests {
         let unknown = r#"{"required_approvals":1,"approver_roles":["owner"],"extra":1}"#;
         assert!(serde_json::from_str::<ApprovalRule>(unknown).is_err());
         let good = r#"{"required_approvals":2,"approver_roles":["owner"]}"#;
-        assert_eq!(serde_json::from_str::<ApprovalRule>(good).unwrap().required_approvals(), 2);
+        assert_eq!(
+            serde_json::from_str::<ApprovalRule>(good)
+                .unwrap()
+                .required_approvals(),
+            2
+        );
     }
 
     #[test]
     fn actions_round_trip_as_tagged_json() {
-        let action = ApprovalAction::RoleGrant { admin: AdminId::random(), role: Role::Auditor };
+        let action = ApprovalAction::RoleGrant {
+            admin: AdminId::random(),
+            role: Role::Auditor,
+        };
         let json = serde_json::to_string(&action).unwrap();
         assert!(json.contains(r#""kind":"role-grant""#));
-        assert_eq!(serde_json::from_str::<ApprovalAction>(&json).unwrap(), action);
+        assert_eq!(
+            serde_json::from_str::<ApprovalAction>(&json).unwrap(),
+            action
+        );
         assert_eq!(action.kind(), ApprovalKind::RoleGrant);
     }
 
@@ -273,6 +332,11 @@ mod tests {
         assert!(Justification::parse("   ").is_err());
         assert!(Justification::parse(&"x".repeat(1001)).is_err());
         assert!(Justification::parse("needs\u{0007}bell").is_err());
-        assert_eq!(Justification::parse("  on-call rotation\n ").unwrap().as_str(), "on-call rotation");
+        assert_eq!(
+            Justification::parse("  on-call rotation\n ")
+                .unwrap()
+                .as_str(),
+            "on-call rotation"
+        );
     }
 }

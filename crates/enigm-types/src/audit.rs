@@ -28,8 +28,23 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(time: Timestamp, actor: Actor, action: AuditAction, target: AuditTarget, outcome: Outcome) -> Self {
-        AuditEvent { id: AuditEventId::random(), time, actor, action, target, outcome, change_ref: None, reason: None }
+    pub fn new(
+        time: Timestamp,
+        actor: Actor,
+        action: AuditAction,
+        target: AuditTarget,
+        outcome: Outcome,
+    ) -> Self {
+        AuditEvent {
+            id: AuditEventId::random(),
+            time,
+            actor,
+            action,
+            target,
+            outcome,
+            change_ref: None,
+            reason: None,
+        }
     }
 
     pub fn with_reason(mut self, reason: ReasonCategory) -> Self {
@@ -249,6 +264,9 @@ pub enum ReasonCategory {
     Expired,
     LastOwner,
     Conflict,
+    /// Not a denial: a fresh installation's sole owner approved their own role grant while no
+    /// second approver existed (the bootstrap window).
+    BootstrapSelfApproval,
 }
 
 impl ReasonCategory {
@@ -273,6 +291,7 @@ impl ReasonCategory {
             ReasonCategory::Expired => "expired",
             ReasonCategory::LastOwner => "last_owner",
             ReasonCategory::Conflict => "conflict",
+            ReasonCategory::BootstrapSelfApproval => "bootstrap_self_approval",
         }
     }
 }
@@ -285,7 +304,10 @@ mod tests {
     fn action_names_are_unique_and_match_serde() {
         let mut names: Vec<&str> = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
         for action in AuditAction::ALL {
-            assert_eq!(serde_json::to_string(action).unwrap(), format!("\"{}\"", action.as_str()));
+            assert_eq!(
+                serde_json::to_string(action).unwrap(),
+                format!("\"{}\"", action.as_str())
+            );
         }
         names.sort_unstable();
         names.dedup();
@@ -299,7 +321,10 @@ mod tests {
             Timestamp::from_unix_millis(1_000),
             Actor::Admin(admin),
             AuditAction::RoleGrant,
-            AuditTarget::Role { admin, role: Role::Auditor },
+            AuditTarget::Role {
+                admin,
+                role: Role::Auditor,
+            },
             Outcome::Success,
         )
         .with_change_ref(ApprovalId::random());

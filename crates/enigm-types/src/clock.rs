@@ -80,7 +80,9 @@ pub struct ManualClock {
 
 impl ManualClock {
     pub fn new(start: Timestamp) -> Self {
-        ManualClock { millis: AtomicI64::new(start.unix_millis()) }
+        ManualClock {
+            millis: AtomicI64::new(start.unix_millis()),
+        }
     }
 
     pub fn advance(&self, by: Duration) {
@@ -105,7 +107,10 @@ mod tests {
 
     #[test]
     fn formats_rfc3339_utc_with_millis() {
-        assert_eq!(Timestamp::from_unix_millis(0).to_rfc3339(), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_unix_millis(0).to_rfc3339(),
+            "1970-01-01T00:00:00.000Z"
+        );
         assert_eq!(
             Timestamp::from_unix_millis(1_795_321_500_123).to_rfc3339(),
             "2026-11-22T04:25:00.123Z"
@@ -117,8 +122,14 @@ mod tests {
         let end = Timestamp::from_unix_millis(i64::MAX);
         assert_eq!(end.saturating_add(Duration::from_secs(1)), end);
         let a = Timestamp::from_unix_millis(5_000);
-        assert_eq!(a.duration_since(Timestamp::from_unix_millis(9_000)), Duration::ZERO);
-        assert_eq!(a.duration_since(Timestamp::from_unix_millis(2_000)), Duration::from_secs(3));
+        assert_eq!(
+            a.duration_since(Timestamp::from_unix_millis(9_000)),
+            Duration::ZERO
+        );
+        assert_eq!(
+            a.duration_since(Timestamp::from_unix_millis(2_000)),
+            Duration::from_secs(3)
+        );
     }
 
     #[test]

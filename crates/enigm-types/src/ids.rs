@@ -94,7 +94,13 @@ mod tests {
         let id = AdminId::random();
         let upper = id.to_string().to_uppercase();
         assert!(upper.parse::<AdminId>().is_err());
-        assert!(id.as_uuid().simple().to_string().parse::<AdminId>().is_err());
+        assert!(
+            id.as_uuid()
+                .simple()
+                .to_string()
+                .parse::<AdminId>()
+                .is_err()
+        );
         assert!("../../etc/passwd".parse::<AdminId>().is_err());
         assert!("".parse::<SessionId>().is_err());
     }

@@ -11,8 +11,13 @@ pub mod permission;
 pub mod role;
 pub mod username;
 
-pub use approval::{ApprovalAction, ApprovalKind, ApprovalRule, ApprovalRuleError, ApprovalState, Justification, JustificationError};
-pub use audit::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, TargetCategory};
+pub use approval::{
+    ApprovalAction, ApprovalKind, ApprovalRule, ApprovalRuleError, ApprovalState, Justification,
+    JustificationError,
+};
+pub use audit::{
+    Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, TargetCategory,
+};
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use ids::{AdminId, ApprovalId, AuditEventId, IdParseError, SessionId};
 pub use permission::Permission;

@@ -32,7 +32,8 @@ impl Username {
         if !input.starts_with(|c: char| c.is_ascii_lowercase()) {
             return Err(UsernameError::Start);
         }
-        let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
+        let allowed =
+            |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-');
         if !input.chars().all(allowed) {
             return Err(UsernameError::Characters);
         }
@@ -83,7 +84,11 @@ mod tests {
             ("alïce", Err(UsernameError::Characters)),
         ];
         for (input, expected) in cases {
-            assert_eq!(Username::parse(input).map(|_| ()), *expected, "input `{input}`");
+            assert_eq!(
+                Username::parse(input).map(|_| ()),
+                *expected,
+                "input `{input}`"
+            );
         }
     }
 }

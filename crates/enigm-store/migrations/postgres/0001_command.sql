@@ -89,3 +89,10 @@ CREATE TRIGGER audit_events_no_update BEFORE UPDATE OR DELETE ON audit_events
     FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
 CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
     FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only();
+
+-- One-way facts about the deployment, e.g. that a second approver has existed (which closes
+-- the bootstrap window for self-approval for good).
+CREATE TABLE command_flags (
+    name TEXT PRIMARY KEY NOT NULL,
+    set_at BIGINT NOT NULL
+);

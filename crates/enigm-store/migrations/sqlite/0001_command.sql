@@ -88,3 +88,10 @@ CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
 BEGIN
     SELECT RAISE(ABORT, 'audit_events is append-only');
 END;
+
+-- One-way facts about the deployment, e.g. that a second approver has existed (which closes
+-- the bootstrap window for self-approval for good).
+CREATE TABLE command_flags (
+    name TEXT PRIMARY KEY NOT NULL,
+    set_at BIGINT NOT NULL
+);

@@ -1,0 +1,164 @@
+//! First start: the bootstrap owner account, and the keys Command keeps in its data directory.
+
+use std::fs::{self, OpenOptions};
+use std::io::{Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use enigm_crypto::SealingKey;
+use enigm_identity::{Password, Pin};
+use enigm_store::NewAdmin;
+use enigm_types::{Actor, AdminId, AuditAction, AuditEvent, AuditTarget, Outcome, Role, Username};
+
+use crate::state::AppState;
+
+/// Name of the file, inside the data directory, that receives the bootstrap credentials.
+pub const BOOTSTRAP_FILE: &str = "bootstrap-admin.txt";
+/// The bootstrap owner's username.
+pub const BOOTSTRAP_USERNAME: &str = "admin";
+
+/// Credentials of the bootstrap owner, shown once.
+pub struct BootstrapCredentials {
+    pub username: Username,
+    pub password: Password,
+    pub pin: Pin,
+}
+
+impl BootstrapCredentials {
+    pub fn generate() -> anyhow::Result<Self> {
+        let mut rng = rand::rngs::OsRng;
+        let password = enigm_crypto::random_password(&mut rng);
+        Ok(BootstrapCredentials {
+            username: Username::parse(BOOTSTRAP_USERNAME).context("bootstrap username")?,
+            password: Password::parse(secrecy::ExposeSecret::expose_secret(&password))
+                .context("generated password")?,
+            pin: Pin::random(&mut rng),
+        })
+    }
+
+    /// The `username:` / `password:` / `pin:` lines of the bootstrap file.
+    pub fn to_file_text(&self) -> String {
+        format!(
+            "username: {}\npassword: {}\npin: {}\n",
+            self.username,
+            self.password.expose(),
+            self.pin.expose()
+        )
+    }
+}
+
+/// Creates an owner account with a PIN, audited as done by the system. Used at first start and
+/// by tests.
+pub async fn create_owner(
+    state: &AppState,
+    credentials: &BootstrapCredentials,
+) -> anyhow::Result<AdminId> {
+    let password_hash = state
+        .hash_secret(credentials.password.expose().as_bytes().to_vec())
+        .await
+        .map_err(api_error)?;
+    let pin_hash = state
+        .hash_secret(credentials.pin.expose().as_bytes().to_vec())
+        .await
+        .map_err(api_error)?;
+    let now = state.now();
+    let admin = NewAdmin {
+        id: AdminId::random(),
+        username: credentials.username.clone(),
+        password_hash: password_hash.as_str().to_owned(),
+        pin_hash: Some(pin_hash.as_str().to_owned()),
+        created_at: now,
+    };
+    let mut tx = state.store().begin().await?;
+    tx.insert_admin(&admin).await?;
+    tx.grant_role(admin.id, Role::Owner, now, None).await?;
+    let event = AuditEvent::new(
+        now,
+        Actor::System,
+        AuditAction::BootstrapOwner,
+        AuditTarget::Account {
+            admin: Some(admin.id),
+        },
+        Outcome::Success,
+    );
+    tx.append_audit(&event).await?;
+    tx.commit().await?;
+    Ok(admin.id)
+}
+
+fn api_error(error: crate::error::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("hashing failed ({})", error.code())
+}
+
+/// On a database without administrators: writes the credentials file (mode 0600, refusing to
+/// overwrite one) and then creates the owner. Returns the credentials to print once.
+pub async fn bootstrap_if_empty(
+    state: &AppState,
+    data_dir: &Path,
+) -> anyhow::Result<Option<BootstrapCredentials>> {
+    if state.store().count_admins().await? > 0 {
+        return Ok(None);
+    }
+    let credentials = BootstrapCredentials::generate()?;
+    let path = data_dir.join(BOOTSTRAP_FILE);
+    write_secret_file(&path, credentials.to_file_text().as_bytes()).with_context(|| {
+        format!(
+            "cannot write the bootstrap credentials to `{}` (remove a stale file first)",
+            path.display()
+        )
+    })?;
+    if let Err(error) = create_owner(state, &credentials).await {
+        let _removed = fs::remove_file(&path);
+        return Err(error.context("cannot create the bootstrap owner"));
+    }
+    Ok(Some(credentials))
+}
+
+/// Creates the data directory (mode 0700) if needed.
+pub fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir.join("keys"))
+        .context("cannot create key directory")?;
+    Ok(())
+}
+
+/// Loads the key that seals TOTP secrets at rest, creating it (mode 0600) on first start.
+pub fn load_or_create_sealing_key(data_dir: &Path) -> anyhow::Result<SealingKey> {
+    let path: PathBuf = data_dir.join("keys").join("sealing.key");
+    if path.exists() {
+        let metadata = fs::metadata(&path).context("sealing key")?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            anyhow::bail!(
+                "`{}` is readable by other users: chmod 600 it",
+                path.display()
+            );
+        }
+        let mut bytes = Vec::with_capacity(32);
+        fs::File::open(&path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .context("cannot read sealing key")?;
+        return SealingKey::from_bytes(&bytes).context("sealing key file is malformed");
+    }
+    let key = SealingKey::generate(&mut rand::rngs::OsRng);
+    write_secret_file(&path, &key.to_bytes()).context("cannot write sealing key")?;
+    Ok(key)
+}
+
+/// Writes a new file readable only by its owner; never replaces an existing file.
+fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents)?;
+    file.sync_all()
+}

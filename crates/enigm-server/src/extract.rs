@@ -1,0 +1,142 @@
+//! Request extractors whose rejections use the API's error format, so that malformed JSON,
+//! unknown fields, wrong types, oversized bodies and bad ids all answer `{code, message}`.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest request body accepted, in bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A JSON body. Request types deny unknown fields.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(request, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(rejection) => Err(json_rejection(&rejection)),
+        }
+    }
+}
+
+fn json_rejection(rejection: &JsonRejection) -> ApiError {
+    match rejection {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected a body with `content-type: application/json`",
+        ),
+        JsonRejection::JsonSyntaxError(_) => {
+            ApiError::bad_request("malformed_json", "the body is not valid JSON")
+        }
+        JsonRejection::JsonDataError(error) => {
+            // serde's message names the offending field and expected type, not other content.
+            ApiError::unprocessable(
+                "invalid_body",
+                format!("invalid request body: {}", error.body_text_detail()),
+            )
+        }
+        JsonRejection::BytesRejection(_) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        }
+        _ => ApiError::bad_request("unreadable_body", "the request body could not be read"),
+    }
+}
+
+trait BodyTextDetail {
+    fn body_text_detail(&self) -> String;
+}
+
+impl BodyTextDetail for axum::extract::rejection::JsonDataError {
+    fn body_text_detail(&self) -> String {
+        // `body_text` reads "Failed to deserialize the JSON body into the target type: <serde>".
+        let text = self.body_text();
+        let detail = text
+            .split_once(": ")
+            .map_or(text.as_str(), |(_, detail)| detail);
+        detail.chars().take(300).collect()
+    }
+}
+
+/// Path parameters; an id that does not parse is a 400, not a 404.
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::bad_request(
+                "invalid_path_parameter",
+                "a path parameter is not a valid id or name",
+            )),
+            Err(_) => Err(ApiError::bad_request(
+                "invalid_path_parameter",
+                "missing path parameter",
+            )),
+        }
+    }
+}
+
+/// Query parameters; unknown parameters and bad values are a 400.
+pub struct ApiQuery<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(QueryRejection::FailedToDeserializeQueryString(error)) => {
+                let detail: String = error.body_text().chars().take(300).collect();
+                Err(ApiError::bad_request("invalid_query", detail))
+            }
+            Err(_) => Err(ApiError::bad_request(
+                "invalid_query",
+                "the query string could not be read",
+            )),
+        }
+    }
+}
+
+/// The peer address, when the server was started with connection info (not in in-process tests).
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| addr.ip()),
+        ))
+    }
+}

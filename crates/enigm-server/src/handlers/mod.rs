@@ -1,0 +1,9 @@
+//! Request handlers, one module per endpoint family. Handlers stay thin: decode, check with a
+//! library, store, audit, encode.
+
+pub mod approvals;
+pub mod audit;
+pub mod auth;
+pub mod meta;
+pub mod sessions;
+pub mod users;

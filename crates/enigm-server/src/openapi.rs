@@ -1,0 +1,37 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations.
+
+use utoipa::Modify;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::handlers::{approvals, audit, auth, meta, sessions, users};
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "Enigm Command API", description = "Control plane of the Enigm device-trust platform."),
+    paths(
+        meta::healthz, meta::openapi, meta::routes,
+        auth::login, auth::logout, auth::whoami, auth::change_password, auth::set_pin, auth::totp_enroll,
+        auth::totp_confirm, auth::own_sessions, auth::close_own_session,
+        users::list, users::create, users::read, users::disable, users::enable, users::unlock_pin,
+        users::request_role_grant, users::revoke_role,
+        sessions::list, sessions::close,
+        approvals::list, approvals::read, approvals::approve, approvals::reject, approvals::rules,
+        approvals::request_rule_change,
+        audit::list,
+    ),
+    components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}

@@ -1,0 +1,258 @@
+//! The route table of Command: every route with the permission it needs. The router is built
+//! from this table, so a route cannot exist without an authorization rule, and tests walk the
+//! same table (authorization matrix, OpenAPI coverage).
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::handler::Handler;
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use enigm_api::paths;
+use enigm_types::Permission;
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::extract::MAX_BODY_BYTES;
+use crate::handlers::{approvals, audit, auth, meta, sessions, users};
+use crate::state::AppState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// No authentication (health, API description, login).
+    Public,
+    /// A live session whose roles hold `permission`; `critical` routes also need the PIN.
+    Authenticated {
+        permission: Permission,
+        critical: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+struct RouteEntry {
+    spec: RouteSpec,
+    handler: MethodRouter<AppState>,
+}
+
+fn entry<H, T>(method: Method, path: &'static str, access: Access, handler: H) -> RouteEntry
+where
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).unwrap_or(MethodFilter::GET);
+    RouteEntry {
+        spec: RouteSpec {
+            method,
+            path,
+            access,
+        },
+        handler: on(filter, handler),
+    }
+}
+
+const fn read(permission: Permission) -> Access {
+    Access::Authenticated {
+        permission,
+        critical: false,
+    }
+}
+
+const fn change(permission: Permission) -> Access {
+    Access::Authenticated {
+        permission,
+        critical: false,
+    }
+}
+
+const fn critical(permission: Permission) -> Access {
+    Access::Authenticated {
+        permission,
+        critical: true,
+    }
+}
+
+fn entries() -> Vec<RouteEntry> {
+    use Permission as P;
+    vec![
+        entry(Method::GET, paths::HEALTHZ, Access::Public, meta::healthz),
+        entry(Method::GET, paths::OPENAPI, Access::Public, meta::openapi),
+        entry(Method::POST, paths::LOGIN, Access::Public, auth::login),
+        entry(Method::GET, paths::ROUTES, read(P::SelfRead), meta::routes),
+        entry(
+            Method::POST,
+            paths::LOGOUT,
+            change(P::SelfLogout),
+            auth::logout,
+        ),
+        entry(Method::GET, paths::WHOAMI, read(P::SelfRead), auth::whoami),
+        entry(
+            Method::PUT,
+            paths::PASSWORD,
+            change(P::SelfPasswordChange),
+            auth::change_password,
+        ),
+        entry(
+            Method::PUT,
+            paths::PIN,
+            change(P::SelfPinSet),
+            auth::set_pin,
+        ),
+        entry(
+            Method::POST,
+            paths::TOTP,
+            change(P::SelfTotpManage),
+            auth::totp_enroll,
+        ),
+        entry(
+            Method::POST,
+            paths::TOTP_CONFIRM,
+            change(P::SelfTotpManage),
+            auth::totp_confirm,
+        ),
+        entry(
+            Method::GET,
+            paths::OWN_SESSIONS,
+            read(P::SelfSessionsManage),
+            auth::own_sessions,
+        ),
+        entry(
+            Method::DELETE,
+            paths::OWN_SESSION,
+            change(P::SelfSessionsManage),
+            auth::close_own_session,
+        ),
+        entry(Method::GET, paths::USERS, read(P::UsersList), users::list),
+        entry(
+            Method::POST,
+            paths::USERS,
+            critical(P::UsersCreate),
+            users::create,
+        ),
+        entry(Method::GET, paths::USER, read(P::UsersRead), users::read),
+        entry(
+            Method::POST,
+            paths::USER_DISABLE,
+            critical(P::UsersDisable),
+            users::disable,
+        ),
+        entry(
+            Method::POST,
+            paths::USER_ENABLE,
+            critical(P::UsersDisable),
+            users::enable,
+        ),
+        entry(
+            Method::POST,
+            paths::USER_PIN_UNLOCK,
+            critical(P::UsersPinUnlock),
+            users::unlock_pin,
+        ),
+        entry(
+            Method::POST,
+            paths::USER_ROLES,
+            change(P::RolesRequestGrant),
+            users::request_role_grant,
+        ),
+        entry(
+            Method::DELETE,
+            paths::USER_ROLE,
+            critical(P::RolesRevoke),
+            users::revoke_role,
+        ),
+        entry(
+            Method::GET,
+            paths::SESSIONS,
+            read(P::SessionsList),
+            sessions::list,
+        ),
+        entry(
+            Method::DELETE,
+            paths::SESSION,
+            critical(P::SessionsClose),
+            sessions::close,
+        ),
+        entry(
+            Method::GET,
+            paths::APPROVALS,
+            read(P::ApprovalsList),
+            approvals::list,
+        ),
+        entry(
+            Method::GET,
+            paths::APPROVAL,
+            read(P::ApprovalsList),
+            approvals::read,
+        ),
+        entry(
+            Method::POST,
+            paths::APPROVAL_APPROVE,
+            critical(P::ApprovalsDecide),
+            approvals::approve,
+        ),
+        entry(
+            Method::POST,
+            paths::APPROVAL_REJECT,
+            critical(P::ApprovalsDecide),
+            approvals::reject,
+        ),
+        entry(
+            Method::GET,
+            paths::APPROVAL_RULES,
+            read(P::ApprovalRulesRead),
+            approvals::rules,
+        ),
+        entry(
+            Method::PUT,
+            paths::APPROVAL_RULE,
+            change(P::ApprovalRulesRequestChange),
+            approvals::request_rule_change,
+        ),
+        entry(
+            Method::GET,
+            paths::AUDIT_EVENTS,
+            read(P::AuditRead),
+            audit::list,
+        ),
+    ]
+}
+
+/// Every route of the API with its access rule.
+pub fn route_table() -> Vec<RouteSpec> {
+    entries().into_iter().map(|entry| entry.spec).collect()
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for RouteEntry { spec, handler } in entries() {
+        let gate_state = state.clone();
+        let access = spec.access;
+        let gated = handler.route_layer(axum::middleware::from_fn(move |request, next| {
+            crate::guard::guard(gate_state.clone(), access, request, next)
+        }));
+        router = router.route(spec.path, gated);
+    }
+    router
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(TraceLayer::new_for_http())
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+            axum::http::HeaderName::from_static(enigm_api::PIN_HEADER),
+        ]))
+        .with_state(state)
+}

@@ -1,0 +1,151 @@
+//! Running Command: open the database, bootstrap, listen (TLS 1.3 off loopback), and shut down
+//! gracefully on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::http::{HeaderValue, header};
+use enigm_crypto::HashCost;
+use enigm_identity::{SessionPolicy, ThrottlePolicy};
+use enigm_store::Store;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::bootstrap::{
+    BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_sealing_key, prepare_data_dir,
+};
+use crate::config::{ServerConfig, TlsFiles};
+use crate::state::{AppState, StateOptions, SystemClock};
+
+/// HSTS for six months with subdomains (enigm-docs §17).
+const HSTS: &str = "max-age=15768000; includeSubDomains";
+
+/// Runs Command until SIGINT or SIGTERM.
+pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
+    if !config.listen.ip().is_loopback() && config.tls.is_none() {
+        anyhow::bail!(
+            "refusing to listen on {} without TLS: pass --tls-cert and --tls-key, or listen on a loopback address",
+            config.listen
+        );
+    }
+    prepare_data_dir(&config.data_dir)?;
+    let database_url = match &config.database_url {
+        Some(url) => url.clone(),
+        None => format!(
+            "sqlite://{}?mode=rwc",
+            config.data_dir.join("enigm.db").display()
+        ),
+    };
+    let store = Store::connect(&database_url)
+        .await
+        .context("cannot open the database")?;
+    let session_policy = SessionPolicy::new(config.session_lifetime, config.session_idle_timeout)
+        .context("invalid session lifetime settings")?;
+    let options = StateOptions {
+        clock: Arc::new(SystemClock),
+        hash_cost: HashCost::Production,
+        sealing_key: load_or_create_sealing_key(&config.data_dir)?,
+        session_policy,
+        approval_ttl: config.approval_ttl,
+        throttle: ThrottlePolicy::default(),
+    };
+    let state =
+        AppState::new(store.clone(), options).context("authorization policies are invalid")?;
+
+    if let Some(credentials) = bootstrap_if_empty(&state, &config.data_dir).await? {
+        // Printed once, to the terminal only (not to the structured log).
+        println!("Created the bootstrap owner account. These credentials are shown only once:");
+        print!("{}", credentials.to_file_text());
+        println!(
+            "(also written to {} with mode 0600)",
+            config.data_dir.join(BOOTSTRAP_FILE).display()
+        );
+    }
+
+    let app = crate::routes::router(state);
+    let listener = std::net::TcpListener::bind(config.listen)
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    match &config.tls {
+        Some(tls) => {
+            let app = app.layer(SetResponseHeaderLayer::if_not_present(
+                header::STRICT_TRANSPORT_SECURITY,
+                HeaderValue::from_static(HSTS),
+            ));
+            let rustls =
+                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(tls)?));
+            let handle = axum_server::Handle::new();
+            let shutdown = handle.clone();
+            tokio::spawn(async move {
+                shutdown_signal().await;
+                shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
+            });
+            println!("Enigm Command listening on https://{local}");
+            tracing::info!(%local, "listening with TLS 1.3");
+            axum_server::from_tcp_rustls(listener, rustls)
+                .handle(handle)
+                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+                .await
+                .context("server failed")?;
+        }
+        None => {
+            println!("Enigm Command listening on http://{local}");
+            tracing::info!(%local, "listening");
+            let listener = tokio::net::TcpListener::from_std(listener)?;
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .context("server failed")?;
+        }
+    }
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn tls_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
+    let cert_pem = std::fs::read(&files.cert)
+        .with_context(|| format!("cannot read `{}`", files.cert.display()))?;
+    let key_pem = std::fs::read(&files.key)
+        .with_context(|| format!("cannot read `{}`", files.key.display()))?;
+    let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("`{}` is not a PEM certificate chain", files.cert.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("`{}` holds no certificate", files.cert.display());
+    }
+    let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+        .with_context(|| format!("`{}` is not a PEM private key", files.key.display()))?
+        .with_context(|| format!("`{}` holds no private key", files.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .context("TLS 1.3 is unavailable")?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .context("the TLS certificate and key do not match")?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

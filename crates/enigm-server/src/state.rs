@@ -1,0 +1,130 @@
+//! Shared server state: the store, the clock, the authorizer, the keys and the throttle.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use enigm_crypto::{HashCost, SealingKey, SecretHash, SecretHasher, SecretMatch};
+use enigm_identity::{LoginThrottle, SessionPolicy, ThrottlePolicy};
+use enigm_store::Store;
+use enigm_types::{AuditEvent, Clock, Timestamp};
+
+use crate::audit::AuditSink;
+use crate::authz::Authorizer;
+use crate::error::{ApiError, ApiResult};
+
+/// Everything a handler needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub authorizer: Authorizer,
+    pub hasher: SecretHasher,
+    pub sealing_key: SealingKey,
+    pub throttle: Mutex<LoginThrottle>,
+    pub session_policy: SessionPolicy,
+    pub approval_ttl: Duration,
+    pub audit: Arc<dyn AuditSink>,
+}
+
+/// What a test or `enigm up` chooses about a server.
+pub struct StateOptions {
+    pub clock: Arc<dyn Clock>,
+    pub hash_cost: HashCost,
+    pub sealing_key: SealingKey,
+    pub session_policy: SessionPolicy,
+    pub approval_ttl: Duration,
+    pub throttle: ThrottlePolicy,
+}
+
+impl AppState {
+    pub fn new(store: Store, options: StateOptions) -> Result<Self, crate::authz::PolicyError> {
+        let audit: Arc<dyn AuditSink> = Arc::new(store.clone());
+        Ok(AppState(Arc::new(Inner {
+            store,
+            clock: options.clock,
+            authorizer: Authorizer::new()?,
+            hasher: SecretHasher::new(options.hash_cost),
+            sealing_key: options.sealing_key,
+            throttle: Mutex::new(LoginThrottle::new(options.throttle)),
+            session_policy: options.session_policy,
+            approval_ttl: options.approval_ttl,
+            audit,
+        })))
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.0.clock.now()
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    /// Records events through the audit sink. Failing to audit fails the request: a security
+    /// decision that cannot be recorded is not acknowledged.
+    pub async fn audit(&self, events: &[AuditEvent]) -> ApiResult<()> {
+        self.0
+            .audit
+            .record(events)
+            .await
+            .map_err(|error| ApiError::internal(&error))
+    }
+
+    /// Argon2 hashing takes tens of milliseconds of CPU: run it off the async workers.
+    pub async fn hash_secret(&self, secret: Vec<u8>) -> ApiResult<SecretHash> {
+        let hasher = self.0.hasher.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            let mut rng = rand::rngs::OsRng;
+            hasher.hash(&secret, &mut rng)
+        })
+        .await;
+        match result {
+            Ok(Ok(hash)) => Ok(hash),
+            Ok(Err(error)) => Err(ApiError::internal(&error)),
+            Err(error) => Err(ApiError::internal(&error)),
+        }
+    }
+
+    /// Verifies a secret against a stored PHC string; `None` for a stored hash of `None`
+    /// (unknown account) still spends the time of a real verification.
+    pub async fn verify_secret(
+        &self,
+        secret: Vec<u8>,
+        stored: Option<String>,
+    ) -> ApiResult<Option<SecretMatch>> {
+        let hasher = self.0.hasher.clone();
+        let result = tokio::task::spawn_blocking(move || match stored.map(SecretHash::from_phc) {
+            Some(Ok(hash)) => hasher.verify(&secret, &hash).ok(),
+            Some(Err(_)) | None => {
+                let _mismatch = hasher.verify_dummy(&secret);
+                None
+            }
+        })
+        .await;
+        result.map_err(|error| ApiError::internal(&error))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+/// The operating system clock, for `enigm up`.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let millis = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |elapsed| {
+                i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+            });
+        Timestamp::from_unix_millis(millis)
+    }
+}

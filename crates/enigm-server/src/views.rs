@@ -1,0 +1,64 @@
+//! Conversions from stored records to API views. Views leave out every secret: hashes, sealed
+//! TOTP secrets and token digests never leave the server.
+
+use enigm_api::{AccountView, ApprovalView, AuditEventView, SessionView};
+use enigm_identity::PinAttempts;
+use enigm_store::{AdminRecord, ApprovalRecord, AuditRow, SessionRecord};
+use enigm_types::{SessionId, Timestamp};
+
+pub(crate) fn account(admin: &AdminRecord) -> AccountView {
+    AccountView {
+        id: admin.id,
+        username: admin.username.to_string(),
+        roles: admin.roles.clone(),
+        disabled: admin.disabled,
+        totp_enabled: admin.totp_enabled,
+        pin_set: admin.pin_hash.is_some(),
+        pin_locked: PinAttempts::new(admin.pin_failures).is_locked(),
+        created_at: admin.created_at.to_rfc3339(),
+    }
+}
+
+pub(crate) fn session(session: &SessionRecord, current: SessionId) -> SessionView {
+    SessionView {
+        id: session.id,
+        admin: session.admin_id,
+        created_at: session.created_at.to_rfc3339(),
+        last_seen_at: session.last_seen_at.to_rfc3339(),
+        expires_at: session.expires_at.to_rfc3339(),
+        current: session.id == current,
+    }
+}
+
+pub(crate) fn approval(record: &ApprovalRecord, now: Timestamp) -> ApprovalView {
+    ApprovalView {
+        id: record.id,
+        kind: record.action.kind(),
+        action: record.action.clone(),
+        state: record.effective_state(now),
+        requester: record.requester,
+        justification: record.justification.clone(),
+        required_approvals: record.rule.required_approvals(),
+        approver_roles: record.rule.approver_roles().to_vec(),
+        approvals: record.approvals.clone(),
+        rejected_by: record.rejected_by,
+        created_at: record.created_at.to_rfc3339(),
+        expires_at: record.expires_at.to_rfc3339(),
+    }
+}
+
+pub(crate) fn audit_event(row: &AuditRow) -> AuditEventView {
+    let event = &row.event;
+    AuditEventView {
+        seq: row.seq,
+        id: event.id,
+        time: event.time.to_rfc3339(),
+        actor: event.actor.to_string(),
+        action: event.action,
+        target_category: event.target.category().as_str().to_owned(),
+        target_ref: event.target.reference(),
+        outcome: event.outcome,
+        change_ref: event.change_ref,
+        reason: event.reason,
+    }
+}

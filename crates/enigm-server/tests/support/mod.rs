@@ -1,0 +1,249 @@
+//! An in-process Command for tests: a fresh database per test, a manual clock, fast hashing,
+//! and helpers to make authenticated requests through the real router.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different subset of the helpers"
+)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use enigm_crypto::{HashCost, SealingKey};
+use enigm_identity::{Password, Pin, SessionPolicy, ThrottlePolicy};
+use enigm_server::bootstrap::{BootstrapCredentials, create_owner};
+use enigm_server::state::{AppState, StateOptions};
+use enigm_store::{NewAdmin, Store};
+use enigm_test_support::{Backend, TestDatabase};
+use enigm_types::{AdminId, Clock as _, ManualClock, Role, Timestamp, Username};
+use http_body_util::BodyExt as _;
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+/// 2026-11-22T00:00:00Z, so that test times read naturally.
+pub const START: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
+pub const OWNER_PASSWORD: &str = "owner-password-for-tests";
+pub const OWNER_PIN: &str = "480275";
+pub const PASSWORD: &str = "a-long-enough-password";
+pub const PIN: &str = "602917";
+
+pub struct TestApp {
+    pub router: Router,
+    pub state: AppState,
+    pub store: Store,
+    pub clock: Arc<ManualClock>,
+    pub db: TestDatabase,
+    pub owner: Admin,
+}
+
+/// An administrator made for a test, logged in.
+#[derive(Clone, Debug)]
+pub struct Admin {
+    pub id: AdminId,
+    pub username: String,
+    pub token: String,
+    pub pin: &'static str,
+}
+
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: axum::http::HeaderMap,
+}
+
+impl Response {
+    pub fn code(&self) -> &str {
+        self.body.get("code").and_then(Value::as_str).unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub async fn new(backend: Backend) -> TestApp {
+        let db = TestDatabase::new(backend).await.expect("test database");
+        let store = Store::connect(db.url()).await.expect("store");
+        let clock = Arc::new(ManualClock::new(START));
+        let options = StateOptions {
+            clock: clock.clone(),
+            hash_cost: HashCost::Test,
+            sealing_key: SealingKey::generate(&mut rand::rngs::OsRng),
+            session_policy: SessionPolicy::default(),
+            approval_ttl: Duration::from_secs(24 * 3600),
+            throttle: ThrottlePolicy::default(),
+        };
+        let state = AppState::new(store.clone(), options).expect("state");
+        let credentials = BootstrapCredentials {
+            username: Username::parse("owner").unwrap(),
+            password: Password::parse(OWNER_PASSWORD).unwrap(),
+            pin: Pin::parse(OWNER_PIN).unwrap(),
+        };
+        let owner_id = create_owner(&state, &credentials).await.expect("owner");
+        let router = enigm_server::routes::router(state.clone());
+        let mut app = TestApp {
+            router,
+            state,
+            store,
+            clock,
+            db,
+            owner: Admin {
+                id: owner_id,
+                username: "owner".into(),
+                token: String::new(),
+                pin: OWNER_PIN,
+            },
+        };
+        app.owner.token = app.login("owner", OWNER_PASSWORD).await;
+        app
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> Response {
+        send(self.router.clone(), request).await
+    }
+
+    /// Starts a request on its own task, for races.
+    pub fn spawn_call(
+        &self,
+        method: Method,
+        path: &str,
+        admin: &Admin,
+        pin: Option<&str>,
+    ) -> tokio::task::JoinHandle<Response> {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {}", admin.token));
+        if let Some(pin) = pin {
+            builder = builder.header(enigm_api::PIN_HEADER, pin);
+        }
+        let request = builder.body(Body::empty()).unwrap();
+        tokio::spawn(send(self.router.clone(), request))
+    }
+
+    /// A JSON request as `admin` (None: anonymous), with the PIN header when `pin` is given.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        admin: Option<&Admin>,
+        pin: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(admin) = admin {
+            builder = builder.header("authorization", format!("Bearer {}", admin.token));
+        }
+        if let Some(pin) = pin {
+            builder = builder.header(enigm_api::PIN_HEADER, pin);
+        }
+        let request = match body {
+            Some(body) => builder
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string())),
+            None => builder.body(Body::empty()),
+        };
+        self.send(request.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str, admin: &Admin) -> Response {
+        self.call(Method::GET, path, Some(admin), None, None).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let response = self
+            .call(
+                Method::POST,
+                enigm_api::paths::LOGIN,
+                None,
+                None,
+                Some(serde_json::json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "login of {username}: {:?}",
+            response.body
+        );
+        response.body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates an administrator directly in the store (with a PIN and the given roles) and logs
+    /// them in: test set-up that does not itself go through approvals.
+    pub async fn admin_with_roles(&self, username: &str, roles: &[Role]) -> Admin {
+        let hasher = enigm_crypto::SecretHasher::new(HashCost::Test);
+        let mut rng = rand::rngs::OsRng;
+        let id = AdminId::random();
+        let now = self.clock.now();
+        let mut tx = self.store.begin().await.unwrap();
+        tx.insert_admin(&NewAdmin {
+            id,
+            username: Username::parse(username).unwrap(),
+            password_hash: hasher
+                .hash(PASSWORD.as_bytes(), &mut rng)
+                .unwrap()
+                .as_str()
+                .to_owned(),
+            pin_hash: Some(
+                hasher
+                    .hash(PIN.as_bytes(), &mut rng)
+                    .unwrap()
+                    .as_str()
+                    .to_owned(),
+            ),
+            created_at: now,
+        })
+        .await
+        .unwrap();
+        for role in roles {
+            tx.grant_role(id, *role, now, None).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        let token = self.login(username, PASSWORD).await;
+        Admin {
+            id,
+            username: username.to_owned(),
+            token,
+            pin: PIN,
+        }
+    }
+
+    /// All audit events so far, oldest first.
+    pub async fn audit_events(&self) -> Vec<enigm_types::AuditEvent> {
+        let filter = enigm_store::AuditFilter {
+            after: None,
+            limit: 1000,
+            ..Default::default()
+        };
+        self.store
+            .list_audit(&filter)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|row| row.event)
+            .collect()
+    }
+}
+
+async fn send(router: Router, request: Request<Body>) -> Response {
+    let response = router.oneshot(request).await.expect("infallible router");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes();
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+    };
+    Response {
+        status,
+        body,
+        headers,
+    }
+}
