@@ -3,8 +3,8 @@
 //! identifiers and categories, never secrets or content.
 
 use enigm_types::{
-    AdminId, ApprovalAction, ApprovalId, ApprovalKind, ApprovalState, AuditAction, AuditEventId, Outcome,
-    Permission, ReasonCategory, Role, SessionId,
+    AdminId, ApprovalAction, ApprovalId, ApprovalKind, ApprovalState, AuditAction, AuditEventId,
+    Outcome, Permission, ReasonCategory, Role, SessionId,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -38,7 +38,9 @@ pub struct LoginRequest {
 
 impl std::fmt::Debug for LoginRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginRequest").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 
@@ -52,7 +54,9 @@ pub struct LoginResponse {
 
 impl std::fmt::Debug for LoginResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LoginResponse").field("session", &self.session).finish_non_exhaustive()
+        f.debug_struct("LoginResponse")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
     }
 }
 
@@ -80,7 +84,9 @@ pub struct CreateUserRequest {
 
 impl std::fmt::Debug for CreateUserRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CreateUserRequest").field("username", &self.username).finish_non_exhaustive()
+        f.debug_struct("CreateUserRequest")
+            .field("username", &self.username)
+            .finish_non_exhaustive()
     }
 }
 

@@ -49,7 +49,10 @@ pub fn fill(template: &str, values: &[&str]) -> String {
 mod tests {
     #[test]
     fn fill_replaces_placeholders_in_order() {
-        assert_eq!(super::fill(super::USER_ROLE, &["abc", "owner"]), "/api/v1/users/abc/roles/owner");
+        assert_eq!(
+            super::fill(super::USER_ROLE, &["abc", "owner"]),
+            "/api/v1/users/abc/roles/owner"
+        );
         assert_eq!(super::fill(super::USERS, &[]), "/api/v1/users");
     }
 }
