@@ -1,1 +1,111 @@
-fn main() {}
+//! `enigm`: runs Enigm Command (`enigm up`) and is its administrator client (`login`, `admin`,
+//! `audit`).
+
+mod admin;
+mod audit;
+mod cli;
+mod client;
+mod connect;
+mod credentials;
+mod login;
+mod output;
+mod parse;
+mod secrets;
+// `up` is written alongside this client and declares `pub` items in a private module.
+#[allow(
+    unreachable_pub,
+    reason = "up.rs keeps `pub` items; the binary has no public API either way"
+)]
+mod up;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{Cli, Command, LogFormat};
+use crate::client::{ClientError, RequestError};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(error) = init_tracing(&cli) {
+        eprintln!("error: {error:#}");
+        return ExitCode::FAILURE;
+    }
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            report(&error);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let global = cli.global;
+    match cli.command {
+        Command::Up(args) => up::run(args).await,
+        Command::Login(args) => login::login(&global, args).await,
+        Command::Logout => login::logout(&global).await,
+        Command::Admin(args) => admin::run(&global, args).await,
+        Command::Audit(args) => audit::run(&global, args).await,
+    }
+}
+
+/// Logs go to stderr so that stdout stays clean for tables and `--json`. The server logs at
+/// info by default; client commands only warn, since their output is the result itself.
+fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
+    let default_level = match cli.command {
+        Command::Up(_) => "info",
+        _ => "warn",
+    };
+    let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {
+        Ok(directives) if !directives.is_empty() => {
+            EnvFilter::try_new(directives).context("invalid RUST_LOG")?
+        }
+        _ => EnvFilter::new(default_level),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let installed = match cli.global.log_format {
+        LogFormat::Pretty => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    installed
+        .map_err(|error| anyhow::anyhow!(error))
+        .context("could not set up logging")
+}
+
+/// Prints an error as `error: MESSAGE (CODE)`, with a hint for the errors an operator can fix.
+fn report(error: &anyhow::Error) {
+    eprintln!("error: {error:#}");
+    let Some(api) = api_error(error) else {
+        return;
+    };
+    if let Some(seconds) = api.retry_after {
+        let unit = if seconds == 1 { "second" } else { "seconds" };
+        eprintln!("hint: try again in {seconds} {unit}");
+    }
+    let hint = match api.code.as_str() {
+        "unauthenticated" | "session_expired" => Some("log in again with `enigm login`"),
+        "pin_required" | "pin_not_set" => Some("set a pin with `enigm admin pin set`"),
+        "pin_locked" => Some("an owner can unlock it with `enigm admin users unlock-pin USER`"),
+        "totp_required" => Some("pass --totp CODE"),
+        _ => None,
+    };
+    if let Some(hint) = hint {
+        eprintln!("hint: {hint}");
+    }
+}
+
+fn api_error(error: &anyhow::Error) -> Option<&ClientError> {
+    error.chain().find_map(|cause| {
+        cause
+            .downcast_ref::<RequestError>()
+            .and_then(RequestError::api)
+            .or_else(|| cause.downcast_ref::<ClientError>())
+    })
+}

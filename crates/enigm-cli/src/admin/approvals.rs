@@ -1,0 +1,149 @@
+//! `enigm admin approvals`: list, inspect, approve and reject multi-admin approval requests.
+
+use clap::Subcommand;
+use enigm_api::{AccountView, ApprovalListQuery, ApprovalView, paths};
+use enigm_types::ApprovalState;
+
+use super::{Ctx, resolve};
+use crate::output::{self, Names};
+use crate::parse;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ApprovalsCommand {
+    /// List approval requests.
+    List {
+        /// Only requests in this state.
+        #[arg(long, value_parser = parse::approval_state())]
+        state: Option<ApprovalState>,
+    },
+    /// Show one request in full.
+    Show {
+        /// Approval id (a unique prefix is enough).
+        id: String,
+    },
+    /// Approve a request (critical: needs the PIN). It executes once enough approvers agree.
+    Approve {
+        /// Approval id (a unique prefix is enough).
+        id: String,
+    },
+    /// Reject a request (critical: needs the PIN).
+    Reject {
+        /// Approval id (a unique prefix is enough).
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Decision {
+    Approve,
+    Reject,
+}
+
+pub(crate) async fn run(ctx: &Ctx, command: ApprovalsCommand) -> anyhow::Result<()> {
+    match command {
+        ApprovalsCommand::List { state } => {
+            let query = ApprovalListQuery { state };
+            let reply = ctx
+                .client
+                .get_query::<_, Vec<ApprovalView>>(paths::APPROVALS, &query)
+                .await?;
+            if ctx.json() {
+                return output::print_json(&reply.raw);
+            }
+            let names = known_names(ctx).await;
+            output::print_list(
+                &output::approval_table(&reply.value, &names),
+                reply.value.len(),
+                "no approval requests",
+            );
+            Ok(())
+        }
+        ApprovalsCommand::Show { id } => {
+            let id = resolve::approval(&ctx.client, &id).await?;
+            let reply = ctx
+                .client
+                .get::<ApprovalView>(&paths::fill(paths::APPROVAL, &[&id.to_string()]))
+                .await?;
+            if ctx.json() {
+                return output::print_json(&reply.raw);
+            }
+            let names = known_names(ctx).await;
+            output::print_table(&output::approval_detail(&reply.value, &names));
+            Ok(())
+        }
+        ApprovalsCommand::Approve { id } => decide(ctx, &id, Decision::Approve).await,
+        ApprovalsCommand::Reject { id } => decide(ctx, &id, Decision::Reject).await,
+    }
+}
+
+async fn decide(ctx: &Ctx, input: &str, decision: Decision) -> anyhow::Result<()> {
+    let id = resolve::approval(&ctx.client, input).await?;
+    let id_text = id.to_string();
+    if !ctx.json() {
+        // Show what is being decided before the PIN is asked for: an approver should never
+        // approve an id without seeing the action behind it.
+        let current = ctx
+            .client
+            .get::<ApprovalView>(&paths::fill(paths::APPROVAL, &[&id_text]))
+            .await?;
+        let names = known_names(ctx).await;
+        output::print_table(&output::approval_detail(&current.value, &names));
+    }
+    let pin = ctx.pin()?;
+    let template = match decision {
+        Decision::Approve => paths::APPROVAL_APPROVE,
+        Decision::Reject => paths::APPROVAL_REJECT,
+    };
+    let reply = ctx
+        .client
+        .post_empty::<ApprovalView>(&paths::fill(template, &[&id_text]), Some(&pin))
+        .await?;
+    if ctx.json() {
+        return output::print_json(&reply.raw);
+    }
+    let approval = reply.value;
+    match approval.state {
+        ApprovalState::Pending => {
+            println!("approved {}", approval.id);
+            print_waiting(&approval);
+        }
+        ApprovalState::Executed => println!("approved {}: the change is executed", approval.id),
+        ApprovalState::Rejected => println!("rejected {}", approval.id),
+        ApprovalState::Expired => println!("{} has expired", approval.id),
+    }
+    Ok(())
+}
+
+/// Says what a pending request still needs.
+pub(crate) fn print_waiting(approval: &ApprovalView) {
+    if approval.state != ApprovalState::Pending {
+        println!("state: {}", approval.state.as_str());
+        return;
+    }
+    let roles: Vec<&str> = approval
+        .approver_roles
+        .iter()
+        .map(|role| role.as_str())
+        .collect();
+    let missing = usize::from(approval.required_approvals).saturating_sub(approval.approvals.len());
+    println!(
+        "waiting for approval: {missing} more from {} (expires at {})",
+        roles.join(" or "),
+        output::clean(&approval.expires_at)
+    );
+}
+
+/// Usernames for the ids in a request, when the caller may list users; ids alone otherwise.
+async fn known_names(ctx: &Ctx) -> Names {
+    match ctx.client.get::<Vec<AccountView>>(paths::USERS).await {
+        Ok(reply) => reply
+            .value
+            .into_iter()
+            .map(|account| (account.id, account.username))
+            .collect(),
+        Err(error) => {
+            tracing::debug!(%error, "usernames unavailable; showing ids");
+            Names::new()
+        }
+    }
+}

@@ -1,0 +1,156 @@
+//! The command line of `enigm`: global flags and the top-level subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::{admin, audit, login, up};
+
+/// Enigm: run Command (`enigm up`) and administer it.
+#[derive(Debug, Parser)]
+#[command(name = "enigm", version, about, propagate_version = true)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: GlobalArgs,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct GlobalArgs {
+    /// Command server URL, e.g. https://command.example:8443 (default: the one of the last login).
+    #[arg(long, env = "ENIGM_SERVER", global = true, value_name = "URL")]
+    pub(crate) server: Option<String>,
+    /// Print the raw JSON body of the response instead of tables.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+    /// PEM file with an extra CA certificate to trust (for a self-signed server certificate).
+    #[arg(long, global = true, value_name = "PEM")]
+    pub(crate) ca_cert: Option<PathBuf>,
+    /// Format of the log on stderr; the level comes from RUST_LOG (default: info for `up`,
+    /// warn otherwise).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run Enigm Command, the control-plane server.
+    Up(up::UpArgs),
+    /// Log in to a Command server and store the session token.
+    Login(login::LoginArgs),
+    /// End the stored session on the server and forget its token.
+    Logout,
+    /// Administer Command: accounts, roles, approvals, sessions and own credentials.
+    Admin(admin::AdminArgs),
+    /// Read the audit log.
+    Audit(audit::AuditArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("enigm").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn global_flags_are_accepted_after_subcommands() {
+        let cli = parse(&[
+            "admin",
+            "users",
+            "list",
+            "--json",
+            "--server",
+            "https://c.example",
+        ])
+        .unwrap();
+        assert!(cli.global.json);
+        assert_eq!(cli.global.server.as_deref(), Some("https://c.example"));
+    }
+
+    #[test]
+    fn pin_is_never_a_plain_argument() {
+        // Only a file can carry the PIN; a `--pin 123456` flag must not exist anywhere.
+        assert!(parse(&["admin", "--pin", "123456", "users", "disable", "bob"]).is_err());
+        assert!(parse(&["admin", "users", "disable", "bob", "--pin", "123456"]).is_err());
+        let cli = parse(&["admin", "users", "disable", "bob", "--pin-file", "/run/pin"]).unwrap();
+        let Command::Admin(admin) = cli.command else {
+            panic!("expected the admin command")
+        };
+        assert_eq!(
+            admin.pin_file().map(|p| p.to_path_buf()),
+            Some(PathBuf::from("/run/pin"))
+        );
+    }
+
+    #[test]
+    fn roles_kinds_and_states_are_checked_by_the_parser() {
+        assert!(
+            parse(&[
+                "admin",
+                "roles",
+                "grant",
+                "bob",
+                "auditor",
+                "--justification",
+                "audit q3"
+            ])
+            .is_ok()
+        );
+        assert!(
+            parse(&[
+                "admin",
+                "roles",
+                "grant",
+                "bob",
+                "root",
+                "--justification",
+                "x"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["admin", "roles", "grant", "bob", "auditor"]).is_err());
+        assert!(parse(&["admin", "approvals", "list", "--state", "pending"]).is_ok());
+        assert!(parse(&["admin", "approvals", "list", "--state", "done"]).is_err());
+        let set = [
+            "admin",
+            "approval-rules",
+            "set",
+            "role-grant",
+            "--required",
+            "2",
+            "--approver-roles",
+            "owner,security-admin",
+            "--justification",
+            "two-person rule",
+        ];
+        assert!(parse(&set).is_ok());
+        assert!(
+            parse(&[
+                "audit",
+                "events",
+                "--action",
+                "auth.login",
+                "--outcome",
+                "denied"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["audit", "events", "--action", "auth.nothing"]).is_err());
+    }
+}

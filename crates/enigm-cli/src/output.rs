@@ -1,0 +1,371 @@
+//! Output of the `enigm` client: human tables (comfy-table) and `--json` bodies.
+//!
+//! Table builders are pure functions of API values so that their rendering is snapshot-tested;
+//! every server-provided string passes through [`clean`] because it ends up on a terminal.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ColumnConstraint, ContentArrangement, Table};
+use enigm_api::{
+    AccountView, ApprovalRuleView, ApprovalView, AuditEventView, RouteView, SessionView,
+};
+use enigm_types::{AdminId, ApprovalAction, Role};
+
+/// Usernames known to the client, used to show names next to administrator ids.
+pub(crate) type Names = HashMap<AdminId, String>;
+
+/// How results are printed: tables for people, the response body for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    Human,
+    Json,
+}
+
+impl Format {
+    pub(crate) fn from_flag(json: bool) -> Self {
+        if json { Format::Json } else { Format::Human }
+    }
+
+    pub(crate) fn is_json(self) -> bool {
+        self == Format::Json
+    }
+}
+
+/// Prints a JSON body, pretty.
+pub(crate) fn print_json(raw: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(raw)?);
+    Ok(())
+}
+
+/// Prints a list table, or `empty` when it has no rows.
+pub(crate) fn print_list(table: &Table, rows: usize, empty: &str) {
+    if rows == 0 {
+        println!("{empty}");
+    } else {
+        println!("{table}");
+    }
+}
+
+pub(crate) fn print_table(table: &Table) {
+    println!("{table}");
+}
+
+/// The first 8 characters of an id: enough to tell apart the rows of a list, and accepted back
+/// by commands as a unique prefix.
+pub(crate) fn short_id(id: impl Display) -> String {
+    id.to_string().chars().take(8).collect()
+}
+
+/// Replaces control characters, so that text from the server cannot move the cursor or
+/// change the terminal. Line breaks are kept: justifications may span lines.
+pub(crate) fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+pub(crate) fn account_table(accounts: &[AccountView]) -> Table {
+    let mut table = new_table(&["ID", "USERNAME", "ROLES", "FLAGS", "CREATED"]);
+    for account in accounts {
+        table.add_row(vec![
+            short_id(account.id),
+            clean(&account.username),
+            roles_text(&account.roles),
+            flags_text(account),
+            clean(&account.created_at),
+        ]);
+    }
+    keep_whole(table, &[0, 4])
+}
+
+pub(crate) fn account_detail(account: &AccountView) -> Table {
+    let mut table = new_table(&["FIELD", "VALUE"]);
+    table.add_row(vec!["id".to_owned(), account.id.to_string()]);
+    table.add_row(vec!["username".to_owned(), clean(&account.username)]);
+    table.add_row(vec!["roles".to_owned(), roles_text(&account.roles)]);
+    table.add_row(vec!["disabled".to_owned(), yes_no(account.disabled)]);
+    table.add_row(vec![
+        "totp".to_owned(),
+        if account.totp_enabled {
+            "enabled"
+        } else {
+            "not enrolled"
+        }
+        .to_owned(),
+    ]);
+    let pin = match (account.pin_set, account.pin_locked) {
+        (_, true) => "locked",
+        (true, false) => "set",
+        (false, false) => "not set",
+    };
+    table.add_row(vec!["pin".to_owned(), pin.to_owned()]);
+    table.add_row(vec!["created".to_owned(), clean(&account.created_at)]);
+    table
+}
+
+pub(crate) fn session_table(sessions: &[SessionView]) -> Table {
+    let mut table = new_table(&["ID", "ADMIN", "CREATED", "LAST SEEN", "EXPIRES", "CURRENT"]);
+    for session in sessions {
+        table.add_row(vec![
+            short_id(session.id),
+            short_id(session.admin),
+            clean(&session.created_at),
+            clean(&session.last_seen_at),
+            clean(&session.expires_at),
+            if session.current { "*" } else { "" }.to_owned(),
+        ]);
+    }
+    keep_whole(table, &[0, 1, 2, 3, 4])
+}
+
+pub(crate) fn approval_table(approvals: &[ApprovalView], names: &Names) -> Table {
+    let mut table = new_table(&[
+        "ID",
+        "KIND",
+        "STATE",
+        "REQUESTER",
+        "APPROVALS",
+        "ACTION",
+        "EXPIRES",
+    ]);
+    for approval in approvals {
+        table.add_row(vec![
+            short_id(approval.id),
+            approval.kind.as_str().to_owned(),
+            approval.state.as_str().to_owned(),
+            short_name(approval.requester, names),
+            format!(
+                "{}/{}",
+                approval.approvals.len(),
+                approval.required_approvals
+            ),
+            action_summary(&approval.action, names),
+            clean(&approval.expires_at),
+        ]);
+    }
+    keep_whole(table, &[0, 2, 4, 6])
+}
+
+pub(crate) fn approval_detail(approval: &ApprovalView, names: &Names) -> Table {
+    let mut table = new_table(&["FIELD", "VALUE"]);
+    let approvers: Vec<String> = approval
+        .approvals
+        .iter()
+        .map(|id| full_name(*id, names))
+        .collect();
+    table.add_row(vec!["id".to_owned(), approval.id.to_string()]);
+    table.add_row(vec!["kind".to_owned(), approval.kind.as_str().to_owned()]);
+    table.add_row(vec![
+        "action".to_owned(),
+        action_summary(&approval.action, names),
+    ]);
+    table.add_row(vec!["state".to_owned(), approval.state.as_str().to_owned()]);
+    table.add_row(vec![
+        "requester".to_owned(),
+        full_name(approval.requester, names),
+    ]);
+    table.add_row(vec![
+        "justification".to_owned(),
+        clean(&approval.justification),
+    ]);
+    table.add_row(vec![
+        "approvals".to_owned(),
+        format!(
+            "{} of {} required",
+            approval.approvals.len(),
+            approval.required_approvals
+        ),
+    ]);
+    table.add_row(vec![
+        "approved by".to_owned(),
+        if approvers.is_empty() {
+            "-".to_owned()
+        } else {
+            approvers.join("\n")
+        },
+    ]);
+    table.add_row(vec![
+        "approver roles".to_owned(),
+        roles_text(&approval.approver_roles),
+    ]);
+    if let Some(rejected_by) = approval.rejected_by {
+        table.add_row(vec![
+            "rejected by".to_owned(),
+            full_name(rejected_by, names),
+        ]);
+    }
+    table.add_row(vec!["created".to_owned(), clean(&approval.created_at)]);
+    table.add_row(vec!["expires".to_owned(), clean(&approval.expires_at)]);
+    table
+}
+
+pub(crate) fn rule_table(rules: &[ApprovalRuleView]) -> Table {
+    let mut table = new_table(&["KIND", "REQUIRED", "APPROVER ROLES"]);
+    for rule in rules {
+        table.add_row(vec![
+            rule.kind.as_str().to_owned(),
+            rule.required_approvals.to_string(),
+            roles_text(&rule.approver_roles),
+        ]);
+    }
+    table
+}
+
+pub(crate) fn audit_table(events: &[AuditEventView]) -> Table {
+    let mut table = new_table(&[
+        "SEQ", "TIME", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON", "CHANGE",
+    ]);
+    for event in events {
+        let target = match &event.target_ref {
+            Some(reference) => format!(
+                "{}:{}",
+                clean(&event.target_category),
+                shorten_ids(&clean(reference))
+            ),
+            None => clean(&event.target_category),
+        };
+        table.add_row(vec![
+            event.seq.to_string(),
+            clean(&event.time),
+            shorten_ids(&clean(&event.actor)),
+            event.action.as_str().to_owned(),
+            target,
+            event.outcome.as_str().to_owned(),
+            event
+                .reason
+                .map_or_else(String::new, |reason| reason.as_str().to_owned()),
+            event.change_ref.map_or_else(String::new, short_id),
+        ]);
+    }
+    keep_whole(table, &[0, 1, 2, 3, 5, 7])
+}
+
+pub(crate) fn route_table(routes: &[RouteView]) -> Table {
+    let mut table = new_table(&["METHOD", "PATH", "PERMISSION", "CRITICAL"]);
+    for route in routes {
+        table.add_row(vec![
+            clean(&route.method),
+            clean(&route.path),
+            route.permission.map_or_else(
+                || "(public)".to_owned(),
+                |permission| permission.as_str().to_owned(),
+            ),
+            if route.critical { "pin" } else { "" }.to_owned(),
+        ]);
+    }
+    table
+}
+
+/// Keeps the given columns unwrapped (ids, times, states), so that narrow terminals wrap the
+/// free-form columns instead of cutting timestamps in half.
+fn keep_whole(mut table: Table, columns: &[usize]) -> Table {
+    for &index in columns {
+        if let Some(column) = table.column_mut(index) {
+            column.set_constraint(ColumnConstraint::ContentWidth);
+        }
+    }
+    table
+}
+
+fn new_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header);
+    table
+}
+
+fn roles_text(roles: &[Role]) -> String {
+    if roles.is_empty() {
+        "-".to_owned()
+    } else {
+        roles
+            .iter()
+            .map(|role| role.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn flags_text(account: &AccountView) -> String {
+    let flags: Vec<&str> = [
+        (account.disabled, "disabled"),
+        (account.totp_enabled, "totp"),
+        (account.pin_set, "pin"),
+        (account.pin_locked, "pin-locked"),
+    ]
+    .into_iter()
+    .filter_map(|(set, name)| set.then_some(name))
+    .collect();
+    flags.join(", ")
+}
+
+fn yes_no(value: bool) -> String {
+    if value { "yes" } else { "no" }.to_owned()
+}
+
+/// `alice (1f0c…-full-id)` when the username is known, the full id otherwise.
+fn full_name(id: AdminId, names: &Names) -> String {
+    match names.get(&id) {
+        Some(name) => format!("{} ({id})", clean(name)),
+        None => id.to_string(),
+    }
+}
+
+/// The username when known, else the short id: for one-line summaries.
+fn short_name(id: AdminId, names: &Names) -> String {
+    names
+        .get(&id)
+        .map_or_else(|| short_id(id), |name| clean(name))
+}
+
+fn action_summary(action: &ApprovalAction, names: &Names) -> String {
+    match action {
+        ApprovalAction::RoleGrant { admin, role } => {
+            format!("grant {role} to {}", short_name(*admin, names))
+        }
+        ApprovalAction::ApprovalRuleChange { target_kind, rule } => format!(
+            "set {target_kind} rule: {} of {}",
+            rule.required_approvals(),
+            roles_text(rule.approver_roles())
+        ),
+    }
+}
+
+/// Replaces every canonical UUID in `text` by its first 8 characters (`admin:1f0c2d3e`).
+pub(crate) fn shorten_ids(text: &str) -> String {
+    const UUID_LEN: usize = 36;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while !rest.is_empty() {
+        let candidate = rest
+            .get(..UUID_LEN)
+            .filter(|slice| slice.parse::<AdminId>().is_ok());
+        match candidate {
+            Some(uuid) => {
+                out.push_str(&short_id(uuid));
+                rest = rest.get(UUID_LEN..).unwrap_or_default();
+            }
+            None => {
+                let mut chars = rest.chars();
+                if let Some(c) = chars.next() {
+                    out.push(c);
+                }
+                rest = chars.as_str();
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;
