@@ -101,6 +101,10 @@ pub struct ChangePasswordRequest {
 #[serde(deny_unknown_fields)]
 pub struct SetPinRequest {
     pub current_password: String,
+    /// The PIN in force, required when one is set: a session and a password alone must not be
+    /// enough to replace the PIN that guards critical operations.
+    #[serde(default)]
+    pub current_pin: Option<String>,
     /// Exactly 6 ASCII digits, not trivially guessable.
     pub pin: String,
 }

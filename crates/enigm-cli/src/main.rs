@@ -11,11 +11,6 @@ mod login;
 mod output;
 mod parse;
 mod secrets;
-// `up` is written alongside this client and declares `pub` items in a private module.
-#[allow(
-    unreachable_pub,
-    reason = "up.rs keeps `pub` items; the binary has no public API either way"
-)]
 mod up;
 
 use std::process::ExitCode;

@@ -8,7 +8,7 @@ use anyhow::Context as _;
 use enigm_server::{ServerConfig, TlsFiles};
 
 #[derive(Debug, clap::Args)]
-pub struct UpArgs {
+pub(crate) struct UpArgs {
     /// Address to listen on. Anything but loopback requires --tls-cert and --tls-key.
     #[arg(long, env = "ENIGM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -35,7 +35,7 @@ pub struct UpArgs {
     approval_ttl_hours: u64,
 }
 
-pub async fn run(args: UpArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(args.listen, args.data_dir);
     config.database_url = args.database_url;
     config.tls = match (args.tls_cert, args.tls_key) {
@@ -45,5 +45,7 @@ pub async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.session_lifetime = Duration::from_secs(args.session_lifetime_minutes * 60);
     config.session_idle_timeout = Duration::from_secs(args.session_idle_minutes * 60);
     config.approval_ttl = Duration::from_secs(args.approval_ttl_hours * 3600);
-    enigm_server::run(config).await.context("enigm command server stopped with an error")
+    enigm_server::run(config)
+        .await
+        .context("enigm command server stopped with an error")
 }

@@ -137,7 +137,10 @@ async fn authorize(
     }
     let mut events = Vec::with_capacity(2);
     if critical {
-        check_pin(state, &admin, headers).await?;
+        let entered = headers
+            .get(enigm_api::PIN_HEADER)
+            .map(|value| value.to_str().unwrap_or_default());
+        check_pin(state, &admin, entered).await?;
         events.push(audit::success(
             now,
             admin.id,
@@ -172,9 +175,13 @@ fn bearer_token(headers: &HeaderMap) -> Option<BearerToken> {
     BearerToken::parse(token.trim()).ok()
 }
 
-/// Checks the critical-operation PIN. An attempt is counted before the PIN is compared, so
-/// concurrent guesses cannot exceed the limit of five.
-async fn check_pin(state: &AppState, admin: &AdminRecord, headers: &HeaderMap) -> ApiResult<()> {
+/// Checks the critical-operation PIN the caller entered. An attempt is counted before the PIN
+/// is compared, so concurrent guesses cannot exceed the limit of five.
+pub async fn check_pin(
+    state: &AppState,
+    admin: &AdminRecord,
+    entered: Option<&str>,
+) -> ApiResult<()> {
     let now = state.now();
     let target = AuditTarget::Account {
         admin: Some(admin.id),
@@ -188,7 +195,7 @@ async fn check_pin(state: &AppState, admin: &AdminRecord, headers: &HeaderMap) -
             reason,
         )
     };
-    let Some(entered) = headers.get(enigm_api::PIN_HEADER) else {
+    let Some(entered) = entered else {
         state.audit(&[deny(ReasonCategory::PinRequired)]).await?;
         return Err(ApiError::forbidden(ReasonCategory::PinRequired));
     };
@@ -201,10 +208,7 @@ async fn check_pin(state: &AppState, admin: &AdminRecord, headers: &HeaderMap) -
         state.audit(&[deny(ReasonCategory::PinLocked)]).await?;
         return Err(ApiError::pin_locked());
     }
-    let entered = entered
-        .to_str()
-        .ok()
-        .and_then(|text| Pin::parse_entered(text).ok());
+    let entered = Pin::parse_entered(entered).ok();
     let matched = match entered {
         Some(pin) => {
             state

@@ -1,6 +1,14 @@
 //! Multi-admin approvals: separation of duties, exactly-once execution under concurrency,
 //! rejection, expiry, the bootstrap window and changes to the approval rules themselves.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
 mod support;
 
 use std::time::Duration;

@@ -2,6 +2,14 @@
 //! decisions are written out here independently of the Cedar policies, so a route added
 //! without a rule here, or a policy that drifts, fails this test.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
 mod support;
 
 use axum::http::{Method, StatusCode};

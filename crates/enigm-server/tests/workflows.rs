@@ -1,6 +1,14 @@
 //! Command's administrator workflows through the real router, against SQLite and PostgreSQL:
 //! login, sessions, PIN, TOTP, throttling, users, roles, approvals and their audit trail.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
 mod support;
 
 use std::time::Duration;
@@ -324,7 +332,7 @@ async fn pin_locks_after_five_failures(backend: Backend) {
             paths::PIN,
             Some(&app.owner),
             None,
-            Some(json!({"current_password": OWNER_PASSWORD, "pin": "739164"})),
+            Some(json!({"current_password": OWNER_PASSWORD, "current_pin": support::OWNER_PIN, "pin": "739164"})),
         )
         .await;
     assert_eq!(reset.code(), "pin_locked");
@@ -387,7 +395,7 @@ async fn weak_and_malformed_pins_are_refused(backend: Backend) {
                 paths::PIN,
                 Some(&app.owner),
                 None,
-                Some(json!({"current_password": OWNER_PASSWORD, "pin": pin})),
+                Some(json!({"current_password": OWNER_PASSWORD, "current_pin": support::OWNER_PIN, "pin": pin})),
             )
             .await;
         assert_eq!(
@@ -406,13 +414,24 @@ async fn weak_and_malformed_pins_are_refused(backend: Backend) {
         )
         .await;
     assert_eq!(wrong_password.code(), "invalid_credentials");
+    // A session and the password are not enough to replace a PIN: the current one is needed.
+    for (current_pin, code) in [(None, "pin_required"), (Some("592046"), "pin_invalid")] {
+        let mut body = json!({"current_password": OWNER_PASSWORD, "pin": "739164"});
+        if let Some(current_pin) = current_pin {
+            body["current_pin"] = json!(current_pin);
+        }
+        let response = app
+            .call(Method::PUT, paths::PIN, Some(&app.owner), None, Some(body))
+            .await;
+        assert_eq!(response.code(), code);
+    }
     let ok = app
         .call(
             Method::PUT,
             paths::PIN,
             Some(&app.owner),
             None,
-            Some(json!({"current_password": OWNER_PASSWORD, "pin": "739164"})),
+            Some(json!({"current_password": OWNER_PASSWORD, "current_pin": support::OWNER_PIN, "pin": "739164"})),
         )
         .await;
     assert_eq!(ok.status, StatusCode::NO_CONTENT);

@@ -23,6 +23,9 @@ pub(crate) enum PinCommand {
         /// File whose content is the current password.
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+        /// File whose content is the PIN in force (needed to replace an existing PIN).
+        #[arg(long, value_name = "FILE")]
+        current_pin_file: Option<PathBuf>,
     },
 }
 
@@ -60,8 +63,19 @@ pub(crate) async fn whoami(ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn pin(ctx: &Ctx, command: PinCommand) -> anyhow::Result<()> {
-    let PinCommand::Set { password_file } = command;
+    let PinCommand::Set {
+        password_file,
+        current_pin_file,
+    } = command;
     let current_password = current_password(password_file.as_ref())?;
+    // Replacing a PIN needs the PIN in force, so that a session and a password are not enough.
+    let account = ctx.client.get::<AccountView>(paths::WHOAMI).await?.value;
+    let current_pin = match (account.pin_set, &current_pin_file) {
+        (false, _) => None,
+        (true, Some(file)) => Some(secrets::read_secret_file(file)?),
+        (true, None) if secrets::is_interactive() => Some(secrets::prompt_secret("current pin: ")?),
+        (true, None) => anyhow::bail!("a pin is set: pass --current-pin-file or run interactively"),
+    };
     let new_pin = match ctx.pin.file() {
         Some(file) => secrets::read_secret_file(file)?,
         None if secrets::is_interactive() => {
@@ -72,6 +86,7 @@ pub(crate) async fn pin(ctx: &Ctx, command: PinCommand) -> anyhow::Result<()> {
     let new_pin = Pin::parse(new_pin.expose_secret())?;
     let request = SetPinRequest {
         current_password: current_password.expose_secret().to_owned(),
+        current_pin: current_pin.map(|pin| pin.expose_secret().to_owned()),
         pin: new_pin.expose().to_owned(),
     };
     ctx.client.put::<_, ()>(paths::PIN, &request, None).await?;

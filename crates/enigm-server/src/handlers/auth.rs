@@ -270,7 +270,8 @@ pub async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Set or change the caller's 6-digit critical-operation PIN (needs the current password).
+/// Set or change the caller's 6-digit critical-operation PIN (needs the current password, and
+/// the current PIN when one is set).
 #[utoipa::path(put, path = enigm_api::paths::PIN, tag = "auth", security(("bearer" = [])), request_body = SetPinRequest,
     responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody),
               (status = 423, body = enigm_api::ErrorBody)))]
@@ -286,6 +287,9 @@ pub async fn set_pin(
         AuditAction::AuthPinSet,
     )
     .await?;
+    if caller.admin.pin_hash.is_some() {
+        crate::guard::check_pin(&state, &caller.admin, request.current_pin.as_deref()).await?;
+    }
     let pin = Pin::parse(&request.pin)
         .map_err(|error| ApiError::unprocessable("invalid_pin", error.to_string()))?;
     let hash = state.hash_secret(pin.expose().as_bytes().to_vec()).await?;

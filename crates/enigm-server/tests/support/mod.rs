@@ -24,44 +24,44 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 
 /// 2026-11-22T00:00:00Z, so that test times read naturally.
-pub const START: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
-pub const OWNER_PASSWORD: &str = "owner-password-for-tests";
-pub const OWNER_PIN: &str = "480275";
-pub const PASSWORD: &str = "a-long-enough-password";
-pub const PIN: &str = "602917";
+pub(crate) const START: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
+pub(crate) const OWNER_PASSWORD: &str = "owner-password-for-tests";
+pub(crate) const OWNER_PIN: &str = "480275";
+pub(crate) const PASSWORD: &str = "a-long-enough-password";
+pub(crate) const PIN: &str = "602917";
 
-pub struct TestApp {
-    pub router: Router,
-    pub state: AppState,
-    pub store: Store,
-    pub clock: Arc<ManualClock>,
-    pub db: TestDatabase,
-    pub owner: Admin,
+pub(crate) struct TestApp {
+    pub(crate) router: Router,
+    pub(crate) state: AppState,
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<ManualClock>,
+    pub(crate) db: TestDatabase,
+    pub(crate) owner: Admin,
 }
 
 /// An administrator made for a test, logged in.
 #[derive(Clone, Debug)]
-pub struct Admin {
-    pub id: AdminId,
-    pub username: String,
-    pub token: String,
-    pub pin: &'static str,
+pub(crate) struct Admin {
+    pub(crate) id: AdminId,
+    pub(crate) username: String,
+    pub(crate) token: String,
+    pub(crate) pin: &'static str,
 }
 
-pub struct Response {
-    pub status: StatusCode,
-    pub body: Value,
-    pub headers: axum::http::HeaderMap,
+pub(crate) struct Response {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
+    pub(crate) headers: axum::http::HeaderMap,
 }
 
 impl Response {
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body.get("code").and_then(Value::as_str).unwrap_or("")
     }
 }
 
 impl TestApp {
-    pub async fn new(backend: Backend) -> TestApp {
+    pub(crate) async fn new(backend: Backend) -> TestApp {
         let db = TestDatabase::new(backend).await.expect("test database");
         let store = Store::connect(db.url()).await.expect("store");
         let clock = Arc::new(ManualClock::new(START));
@@ -98,12 +98,12 @@ impl TestApp {
         app
     }
 
-    pub async fn send(&self, request: Request<Body>) -> Response {
+    pub(crate) async fn send(&self, request: Request<Body>) -> Response {
         send(self.router.clone(), request).await
     }
 
     /// Starts a request on its own task, for races.
-    pub fn spawn_call(
+    pub(crate) fn spawn_call(
         &self,
         method: Method,
         path: &str,
@@ -122,7 +122,7 @@ impl TestApp {
     }
 
     /// A JSON request as `admin` (None: anonymous), with the PIN header when `pin` is given.
-    pub async fn call(
+    pub(crate) async fn call(
         &self,
         method: Method,
         path: &str,
@@ -146,11 +146,11 @@ impl TestApp {
         self.send(request.unwrap()).await
     }
 
-    pub async fn get(&self, path: &str, admin: &Admin) -> Response {
+    pub(crate) async fn get(&self, path: &str, admin: &Admin) -> Response {
         self.call(Method::GET, path, Some(admin), None, None).await
     }
 
-    pub async fn login(&self, username: &str, password: &str) -> String {
+    pub(crate) async fn login(&self, username: &str, password: &str) -> String {
         let response = self
             .call(
                 Method::POST,
@@ -171,7 +171,7 @@ impl TestApp {
 
     /// Creates an administrator directly in the store (with a PIN and the given roles) and logs
     /// them in: test set-up that does not itself go through approvals.
-    pub async fn admin_with_roles(&self, username: &str, roles: &[Role]) -> Admin {
+    pub(crate) async fn admin_with_roles(&self, username: &str, roles: &[Role]) -> Admin {
         let hasher = enigm_crypto::SecretHasher::new(HashCost::Test);
         let mut rng = rand::rngs::OsRng;
         let id = AdminId::random();
@@ -210,7 +210,7 @@ impl TestApp {
     }
 
     /// All audit events so far, oldest first.
-    pub async fn audit_events(&self) -> Vec<enigm_types::AuditEvent> {
+    pub(crate) async fn audit_events(&self) -> Vec<enigm_types::AuditEvent> {
         let filter = enigm_store::AuditFilter {
             after: None,
             limit: 1000,
