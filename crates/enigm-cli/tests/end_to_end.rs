@@ -1,0 +1,581 @@
+//! End to end with the real `enigm` binary: `enigm up` as a process on loopback (SQLite and
+//! PostgreSQL), the bootstrap credentials, and the CLI driving a user creation and role grants
+//! through approvals, including a genuine two-person approval. Also TLS and the listen guard.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use enigm_test_support::{Backend, TestDatabase, backend_tests};
+use serde_json::Value;
+
+const ENIGM: &str = env!("CARGO_BIN_EXE_enigm");
+
+/// A running `enigm up`; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    printed: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(ENIGM)
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            // Debug logging, into a file beside the data directory, so tests can check that
+            // no secret is ever logged even at the most verbose level.
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log_path(data_dir))
+                    .expect("log file"),
+            )
+            .spawn()
+            .expect("spawn enigm up");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut printed = Vec::new();
+        loop {
+            let line = receiver
+                .recv_timeout(Duration::from_secs(60))
+                .expect("enigm up printed its address in time");
+            if let Some(url) = line.strip_prefix("Enigm Command listening on ") {
+                let url = url.trim().to_owned();
+                printed.push(line);
+                return Server {
+                    child,
+                    url,
+                    printed,
+                };
+            }
+            printed.push(line);
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("enigm up did not stop within 10 s of SIGTERM");
+    }
+}
+
+/// Runs the CLI as one administrator (their own config directory).
+struct Cli {
+    config: PathBuf,
+    server: String,
+    extra: Vec<String>,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(ENIGM)
+            .args(args)
+            .arg("--server")
+            .arg(&self.server)
+            .args(&self.extra)
+            .env("ENIGM_CONFIG_DIR", &self.config)
+            .env_remove("ENIGM_TOKEN")
+            .env_remove("ENIGM_SERVER")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run enigm")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "`enigm {}` failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        serde_json::from_str(&self.ok(&with_json)).expect("json output")
+    }
+}
+
+fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.with_extension("log")
+}
+
+fn write_secret(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{content}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+fn bootstrap_field(text: &str, field: &str) -> String {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}: ")))
+        .unwrap_or_else(|| panic!("no `{field}:` line in the bootstrap file"))
+        .trim()
+        .to_owned()
+}
+
+async fn up_login_create_and_grant_through_approvals(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let database_args: Vec<&str> = match backend {
+        Backend::Sqlite => vec![],
+        Backend::Postgres => vec!["--database-url", db.url()],
+    };
+    let server = Server::start(&data_dir, &database_args);
+
+    // The bootstrap credentials: printed once and written with mode 0600.
+    let file = data_dir.join("bootstrap-admin.txt");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let (username, password, pin) = (
+        bootstrap_field(&text, "username"),
+        bootstrap_field(&text, "password"),
+        bootstrap_field(&text, "pin"),
+    );
+    assert_eq!(username, "admin");
+    assert!(
+        server.printed.iter().any(|line| line.contains(&password)),
+        "the password is printed once at start"
+    );
+    let health = reqwest::get(format!("{}/healthz", server.url))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let openapi: Value = reqwest::get(format!("{}/api/openapi.json", server.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(openapi["paths"].as_object().unwrap().len() > 20);
+
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let owner = Cli {
+        config: dir.path().join("owner-config"),
+        server: server.url.clone(),
+        extra: vec![],
+    };
+    let password_file = write_secret(&secrets, "owner-password", &password);
+    let pin_file = write_secret(&secrets, "owner-pin", &pin);
+    let login = owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    assert!(login.contains("logged in"), "{login}");
+    let credentials = owner.config.join("credentials.json");
+    assert_eq!(
+        std::fs::metadata(&credentials)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let pin_args = ["--pin-file", pin_file.to_str().unwrap()];
+    let user_password = write_secret(&secrets, "user-password", "a-user-password-of-length");
+    for name in ["bob", "carol"] {
+        let created = owner.json(
+            &[
+                &[
+                    "admin",
+                    "users",
+                    "create",
+                    name,
+                    "--password-file",
+                    user_password.to_str().unwrap(),
+                ][..],
+                &pin_args[..],
+            ]
+            .concat(),
+        );
+        assert_eq!(created["username"], name, "{created}");
+    }
+
+    // Alone on a fresh installation, the owner approves their own grants (bootstrap window).
+    let grant = owner.json(&[
+        "admin",
+        "roles",
+        "grant",
+        "carol",
+        "security-admin",
+        "--justification",
+        "second approver",
+    ]);
+    let approval = grant["id"].as_str().unwrap().to_owned();
+    let decided = owner.json(
+        &[
+            &["admin", "approvals", "approve", &approval][..],
+            &pin_args[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(decided["state"], "executed", "{decided}");
+
+    // From now on it takes two people: carol approves bob's grant, the owner cannot.
+    let carol = Cli {
+        config: dir.path().join("carol-config"),
+        server: server.url.clone(),
+        extra: vec![],
+    };
+    carol.ok(&[
+        "login",
+        "--username",
+        "carol",
+        "--password-file",
+        user_password.to_str().unwrap(),
+    ]);
+    let carol_pin = write_secret(&secrets, "carol-pin", "739164");
+    carol.ok(&[
+        "admin",
+        "pin",
+        "set",
+        "--password-file",
+        user_password.to_str().unwrap(),
+        "--pin-file",
+        carol_pin.to_str().unwrap(),
+    ]);
+    let grant = owner.json(&[
+        "admin",
+        "roles",
+        "grant",
+        "bob",
+        "auditor",
+        "--justification",
+        "quarterly audit",
+    ]);
+    let approval = grant["id"].as_str().unwrap().to_owned();
+    let own = owner.run(
+        &[
+            &["admin", "approvals", "approve", &approval][..],
+            &pin_args[..],
+        ]
+        .concat(),
+    );
+    assert!(!own.status.success());
+    assert!(
+        String::from_utf8_lossy(&own.stderr).contains("self_approval"),
+        "{}",
+        String::from_utf8_lossy(&own.stderr)
+    );
+    let approved = carol.json(&[
+        "admin",
+        "approvals",
+        "approve",
+        &approval,
+        "--pin-file",
+        carol_pin.to_str().unwrap(),
+    ]);
+    assert_eq!(approved["state"], "executed", "{approved}");
+    let bob = owner.json(&["admin", "users", "show", "bob"]);
+    assert_eq!(bob["roles"], serde_json::json!(["auditor"]));
+
+    // Human output: tables, and the audit log readable by bob the auditor.
+    let table = owner.ok(&["admin", "users", "list"]);
+    for name in ["admin", "bob", "carol"] {
+        assert!(table.contains(name), "{table}");
+    }
+    let bob_cli = Cli {
+        config: dir.path().join("bob-config"),
+        server: server.url.clone(),
+        extra: vec![],
+    };
+    bob_cli.ok(&[
+        "login",
+        "--username",
+        "bob",
+        "--password-file",
+        user_password.to_str().unwrap(),
+    ]);
+    let page = bob_cli.json(&["audit", "events", "--limit", "1000"]);
+    let actions: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "admin.bootstrap-owner",
+        "auth.login",
+        "admin.user-create",
+        "approval.request",
+        "approval.approve",
+        "approval.execute",
+        "admin.role-grant",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "no {expected} in the audit log"
+        );
+    }
+    let denied = bob_cli.run(&[
+        "admin",
+        "users",
+        "create",
+        "mallory",
+        "--password-file",
+        user_password.to_str().unwrap(),
+        "--pin-file",
+        carol_pin.to_str().unwrap(),
+    ]);
+    assert!(!denied.status.success(), "an auditor changes nothing");
+
+    // Nothing secret reached the server's debug log: passwords, PINs, tokens.
+    let log = std::fs::read_to_string(log_path(&data_dir)).unwrap();
+    assert!(log.contains("request"), "the debug log is being written");
+    let token: Value =
+        serde_json::from_str(&std::fs::read_to_string(&credentials).unwrap()).unwrap();
+    let token = token["token"].as_str().unwrap().to_owned();
+    for secret in [
+        password.as_str(),
+        pin.as_str(),
+        "a-user-password-of-length",
+        "739164",
+        token.as_str(),
+    ] {
+        assert!(!log.contains(secret), "the server log contains a secret");
+    }
+
+    // Graceful stop, then a restart on the same data: no second bootstrap, data still there.
+    assert!(server.stop().success());
+    let server = Server::start(&data_dir, &database_args);
+    assert!(
+        !server.printed.iter().any(|line| line.contains("bootstrap")),
+        "{:?}",
+        server.printed
+    );
+    let owner = Cli {
+        server: server.url.clone(),
+        ..owner
+    };
+    owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    let bob = owner.json(&["admin", "users", "show", "bob"]);
+    assert_eq!(bob["roles"], serde_json::json!(["auditor"]));
+    assert!(server.stop().success());
+}
+
+/// `kill -9` right after a write was acknowledged: after a restart the write is there.
+async fn acknowledged_writes_survive_kill_9(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let database_args: Vec<&str> = match backend {
+        Backend::Sqlite => vec![],
+        Backend::Postgres => vec!["--database-url", db.url()],
+    };
+    let mut server = Server::start(&data_dir, &database_args);
+    let text = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
+    let password_file = write_secret(dir.path(), "password", &bootstrap_field(&text, "password"));
+    let pin_file = write_secret(dir.path(), "pin", &bootstrap_field(&text, "pin"));
+    let owner = Cli {
+        config: dir.path().join("config"),
+        server: server.url.clone(),
+        extra: vec![],
+    };
+    owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    let names: Vec<String> = (0..5).map(|i| format!("user-{i}")).collect();
+    for name in &names {
+        owner.ok(&[
+            "admin",
+            "users",
+            "create",
+            name,
+            "--password-file",
+            password_file.to_str().unwrap(),
+            "--pin-file",
+            pin_file.to_str().unwrap(),
+        ]);
+    }
+    server.child.kill().unwrap();
+    let _ = server.child.wait();
+    drop(server);
+
+    let server = Server::start(&data_dir, &database_args);
+    let owner = Cli {
+        server: server.url.clone(),
+        ..owner
+    };
+    owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    let users = owner.json(&["admin", "users", "list"]);
+    let listed: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|user| user["username"].as_str().unwrap())
+        .collect();
+    for name in &names {
+        assert!(
+            listed.contains(&name.as_str()),
+            "{name} was acknowledged but lost"
+        );
+    }
+}
+
+backend_tests!(
+    up_login_create_and_grant_through_approvals,
+    acknowledged_writes_survive_kill_9
+);
+
+#[test]
+fn refuses_a_public_address_without_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = Command::new(ENIGM)
+        .args(["up", "--listen", "0.0.0.0:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without TLS"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "nothing is created before the refusal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_tls_1_3_only_with_hsts() {
+    let dir = tempfile::tempdir().unwrap();
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(server.url.starts_with("https://"), "{}", server.url);
+    let root = reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).unwrap();
+
+    let client = reqwest::Client::builder()
+        .add_root_certificate(root.clone())
+        .build()
+        .unwrap();
+    let response = client
+        .get(format!("{}/healthz", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let hsts = response
+        .headers()
+        .get("strict-transport-security")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(hsts, "max-age=15768000; includeSubDomains");
+
+    let tls12_only = reqwest::Client::builder()
+        .add_root_certificate(root)
+        .max_tls_version(reqwest::tls::Version::TLS_1_2)
+        .build()
+        .unwrap();
+    assert!(
+        tls12_only
+            .get(format!("{}/healthz", server.url))
+            .send()
+            .await
+            .is_err(),
+        "TLS 1.2 is refused"
+    );
+
+    // The CLI logs in over TLS when told to trust the certificate.
+    let text =
+        std::fs::read_to_string(dir.path().join("data").join("bootstrap-admin.txt")).unwrap();
+    let password_file = write_secret(dir.path(), "password", &bootstrap_field(&text, "password"));
+    let cli = Cli {
+        config: dir.path().join("config"),
+        server: server.url.clone(),
+        extra: vec!["--ca-cert".into(), cert.to_str().unwrap().into()],
+    };
+    cli.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    assert_eq!(
+        cli.json(&["admin", "whoami"])["roles"],
+        serde_json::json!(["owner"])
+    );
+}
