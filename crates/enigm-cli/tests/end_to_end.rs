@@ -37,6 +37,10 @@ impl Drop for Server {
 }
 
 impl Server {
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the child moves into `Server`, whose Drop kills and reaps it; a panic before that ends the test process"
+    )]
     fn start(data_dir: &Path, extra: &[&str]) -> Server {
         let mut child = Command::new(ENIGM)
             .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
