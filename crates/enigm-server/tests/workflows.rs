@@ -35,28 +35,12 @@ async fn login_whoami_logout(backend: Backend) {
         assert!(me.body.get(secret_field).is_none(), "{secret_field} leaked");
     }
 
-    let wrong = app
-        .call(
-            Method::POST,
-            paths::LOGIN,
-            None,
-            None,
-            Some(json!({"username": "owner", "password": "not-the-password"})),
-        )
-        .await;
+    let wrong = app.try_login("owner", "not-the-password").await;
     assert_eq!(
         (wrong.status, wrong.code()),
         (StatusCode::UNAUTHORIZED, "invalid_credentials")
     );
-    let unknown = app
-        .call(
-            Method::POST,
-            paths::LOGIN,
-            None,
-            None,
-            Some(json!({"username": "nobody", "password": "whatever-password"})),
-        )
-        .await;
+    let unknown = app.try_login("nobody", "whatever-password").await;
     assert_eq!(
         (unknown.status, unknown.code()),
         (StatusCode::UNAUTHORIZED, "invalid_credentials")
@@ -222,40 +206,18 @@ async fn login_is_throttled(backend: Backend) {
     let app = TestApp::new(backend).await;
     for attempt in 1..=5 {
         let response = app
-            .call(
-                Method::POST,
-                paths::LOGIN,
-                None,
-                None,
-                Some(json!({"username": "owner", "password": format!("wrong-guess-{attempt}")})),
-            )
+            .try_login("owner", format!("wrong-guess-{attempt}"))
             .await;
         assert_eq!(response.code(), "invalid_credentials", "attempt {attempt}");
     }
-    let blocked = app
-        .call(
-            Method::POST,
-            paths::LOGIN,
-            None,
-            None,
-            Some(json!({"username": "owner", "password": "wrong-guess-6"})),
-        )
-        .await;
+    let blocked = app.try_login("owner", "wrong-guess-6").await;
     assert_eq!(
         blocked.code(),
         "invalid_credentials",
         "the sixth failure starts the back-off"
     );
     // Even the right password is refused during the back-off.
-    let throttled = app
-        .call(
-            Method::POST,
-            paths::LOGIN,
-            None,
-            None,
-            Some(json!({"username": "owner", "password": OWNER_PASSWORD})),
-        )
-        .await;
+    let throttled = app.try_login("owner", OWNER_PASSWORD).await;
     assert_eq!(
         (throttled.status, throttled.code()),
         (StatusCode::TOO_MANY_REQUESTS, "throttled")
@@ -585,15 +547,7 @@ async fn users_are_created_disabled_and_enabled(backend: Backend) {
         app.get(paths::WHOAMI, &bob).await.status,
         StatusCode::UNAUTHORIZED
     );
-    let login = app
-        .call(
-            Method::POST,
-            paths::LOGIN,
-            None,
-            None,
-            Some(json!({"username": "bob", "password": PASSWORD})),
-        )
-        .await;
+    let login = app.try_login("bob", PASSWORD).await;
     assert_eq!(login.code(), "account_disabled");
     let enable = app
         .call(
@@ -737,15 +691,7 @@ async fn secrets_never_reach_audit_or_responses(backend: Backend) {
         .await;
     assert_eq!(created.status, StatusCode::CREATED);
     let token = app.login("dave", "dave-secret-passphrase-7").await;
-    let _ = app
-        .call(
-            Method::POST,
-            paths::LOGIN,
-            None,
-            None,
-            Some(json!({"username": "dave", "password": "typo-secret-passphrase-8"})),
-        )
-        .await;
+    let _ = app.try_login("dave", "typo-secret-passphrase-8").await;
     let all = serde_json::to_string(&app.audit_events().await).unwrap();
     for secret in [
         "dave-secret-passphrase-7",

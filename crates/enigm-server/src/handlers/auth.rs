@@ -457,20 +457,7 @@ pub async fn close_own_session(
     {
         return Err(ApiError::not_found("session"));
     }
-    let now = state.now();
-    let mut tx = state.store().begin().await?;
-    if !tx.close_session(id, now).await? {
-        return Err(ApiError::not_found("session"));
-    }
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::SessionClose,
-        AuditTarget::Session { session: id },
-    ))
-    .await?;
-    tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    crate::handlers::sessions::close_audited(&state, &caller, id).await
 }
 
 /// Checks the caller's current password before a credential change.

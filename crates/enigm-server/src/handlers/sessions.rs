@@ -38,16 +38,26 @@ pub async fn close(
     caller: Caller,
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<StatusCode> {
+    close_audited(&state, &caller, id).await
+}
+
+/// Closes an open session and audits who closed it; 404 when it is not open.
+pub(crate) async fn close_audited(
+    state: &AppState,
+    caller: &Caller,
+    id: SessionId,
+) -> ApiResult<StatusCode> {
     let now = state.now();
     let mut tx = state.store().begin().await?;
     if !tx.close_session(id, now).await? {
         return Err(ApiError::not_found("session"));
     }
+    let target = AuditTarget::Session { session: id };
     tx.append_audit(&audit::success(
         now,
         caller.admin.id,
         AuditAction::SessionClose,
-        AuditTarget::Session { session: id },
+        target,
     ))
     .await?;
     tx.commit().await?;

@@ -86,12 +86,7 @@ pub async fn read(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<AdminId>,
 ) -> ApiResult<Json<AccountView>> {
-    let admin = state
-        .store()
-        .admin_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("administrator"))?;
-    Ok(Json(views::account(&admin)))
+    account(&state, id).await
 }
 
 /// Disable an account and close its sessions. The last active owner cannot be disabled.
@@ -166,12 +161,7 @@ async fn set_disabled(
     ))
     .await?;
     tx.commit().await?;
-    let admin = state
-        .store()
-        .admin_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("administrator"))?;
-    Ok(Json(views::account(&admin)))
+    account(state, id).await
 }
 
 /// Unlock critical operations of another administrator after 5 wrong PINs (owners only).
@@ -201,12 +191,7 @@ pub async fn unlock_pin(
     ))
     .await?;
     tx.commit().await?;
-    let admin = state
-        .store()
-        .admin_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("administrator"))?;
-    Ok(Json(views::account(&admin)))
+    account(&state, id).await
 }
 
 /// Request a role grant; it takes effect once approved by another administrator.
@@ -277,6 +262,11 @@ pub async fn revoke_role(
     ))
     .await?;
     tx.commit().await?;
+    account(&state, id).await
+}
+
+/// The current view of one account, after a change or for a read.
+async fn account(state: &AppState, id: AdminId) -> ApiResult<Json<AccountView>> {
     let admin = state
         .store()
         .admin_by_id(id)

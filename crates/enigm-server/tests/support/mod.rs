@@ -150,6 +150,19 @@ impl TestApp {
         self.call(Method::GET, path, Some(admin), None, None).await
     }
 
+    /// A login attempt, successful or not.
+    pub(crate) async fn try_login(&self, username: &str, password: impl AsRef<str>) -> Response {
+        let body = serde_json::json!({"username": username, "password": password.as_ref()});
+        self.call(
+            Method::POST,
+            enigm_api::paths::LOGIN,
+            None,
+            None,
+            Some(body),
+        )
+        .await
+    }
+
     pub(crate) async fn login(&self, username: &str, password: &str) -> String {
         let response = self
             .call(
