@@ -17,8 +17,7 @@ pub struct IdParseError {
 macro_rules! opaque_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        #[serde(transparent)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
         #[schema(value_type = String, format = Uuid)]
         pub struct $name(Uuid);
 
@@ -40,6 +39,21 @@ macro_rules! opaque_id {
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 self.0.hyphenated().fmt(f)
+            }
+        }
+
+        // Serde goes through `FromStr`, so JSON bodies, query strings and URL paths accept the
+        // one canonical spelling only (`Uuid`'s own deserializer is lenient).
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_str(self)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
+                text.parse().map_err(serde::de::Error::custom)
             }
         }
 
@@ -87,6 +101,17 @@ mod tests {
     fn round_trips_through_text() {
         let id = AdminId::random();
         assert_eq!(id.to_string().parse::<AdminId>(), Ok(id));
+    }
+
+    #[test]
+    fn serde_accepts_only_the_canonical_spelling() {
+        let id = ApprovalId::random();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        assert_eq!(serde_json::from_str::<ApprovalId>(&json).unwrap(), id);
+        let simple = format!("\"{}\"", id.as_uuid().simple());
+        assert!(serde_json::from_str::<ApprovalId>(&simple).is_err());
+        assert!(serde_json::from_str::<ApprovalId>("42").is_err());
     }
 
     #[test]

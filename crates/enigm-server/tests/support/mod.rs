@@ -222,6 +222,10 @@ impl TestApp {
         }
     }
 
+    pub(crate) fn clock_now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
     /// All audit events so far, oldest first.
     pub(crate) async fn audit_events(&self) -> Vec<enigm_types::AuditEvent> {
         let filter = enigm_store::AuditFilter {
