@@ -13,7 +13,7 @@
 mod support;
 
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use enigm_server::openapi::ApiDoc;
 use enigm_server::routes::{Access, route_table};
 use enigm_test_support::{Backend, backend_tests};
@@ -134,7 +134,7 @@ async fn every_json_body_and_id_is_checked(backend: Backend) {
                 "00000000000000000000000000000000",
             ] {
                 let bad_path = route.path.replace("{id}", bad).replace("{role}", "auditor");
-                let body = has_body.then(|| b"{}".to_vec()).unwrap_or_default();
+                let body = if has_body { b"{}".to_vec() } else { Vec::new() };
                 let response = send(bad_path, body, has_body.then_some("application/json")).await;
                 assert_eq!(
                     (response.status, response.code()),
