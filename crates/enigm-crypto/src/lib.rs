@@ -1,17 +1,22 @@
 //! The one Enigm crate that names cryptographic implementations: argon2id secret hashing, bearer
-//! tokens and their digests, TOTP, AES-256-GCM sealing and random passwords.
+//! tokens and their digests, TOTP, AES-256-GCM sealing, random passwords and Ed25519 signatures.
 //!
 //! Everything here is sans-IO: randomness comes in as an injected `RngCore + CryptoRng` and time
 //! as unix seconds, so the server decides where entropy and "now" come from and tests can pin
 //! both. Other crates talk about hashes, tokens and sealed blobs through the types re-exported
-//! below and never name `argon2`, `aes-gcm` or `sha2` themselves.
+//! below and never name `argon2`, `aes-gcm`, `sha2` or `ed25519-dalek` themselves.
 
+pub mod ed25519;
 pub mod random;
 pub mod seal;
 pub mod secret_hash;
 pub mod token;
 pub mod totp;
 
+pub use ed25519::{
+    ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, Ed25519SigningKey, Ed25519VerifyingKey, KeyError,
+    SignatureError, SignatureOk,
+};
 pub use random::{PASSWORD_ALPHABET, PASSWORD_LEN, random_password};
 pub use seal::{SealError, SealingKey};
 pub use secret_hash::{HashCost, HashError, SecretHash, SecretHasher, SecretMatch, VerifyError};

@@ -2,7 +2,8 @@
 //! fails CI instead of waiting for a reviewer to notice it.
 //!
 //! Dependency direction: `enigm-types` at the bottom; `enigm-crypto`, `enigm-identity`,
-//! `enigm-api` and `enigm-store` on top of it alone; `enigm-server` and `enigm-cli` above them,
+//! `enigm-api` and `enigm-store` on top of it alone; `enigm-auditlog` on `enigm-types` and
+//! `enigm-crypto`; `enigm-server` and `enigm-cli` above them,
 //! with nothing depending on the CLI. Only `enigm-store` names the database driver, only
 //! `enigm-crypto` names crypto implementations, and the library crates name no async runtime or
 //! I/O crate.
@@ -33,6 +34,7 @@ use serde_json::Value;
 const TYPES: &str = "enigm-types";
 const CRYPTO: &str = "enigm-crypto";
 const IDENTITY: &str = "enigm-identity";
+const AUDITLOG: &str = "enigm-auditlog";
 const API: &str = "enigm-api";
 const STORE: &str = "enigm-store";
 const SERVER: &str = "enigm-server";
@@ -43,7 +45,7 @@ const TEST_SUPPORT: &str = "enigm-test-support";
 const PREFIX: &str = "enigm-";
 
 /// The sans-IO library crates: pure functions and types over values, no runtime, no I/O.
-const LIBRARIES: [&str; 4] = [TYPES, CRYPTO, IDENTITY, API];
+const LIBRARIES: [&str; 5] = [TYPES, CRYPTO, IDENTITY, AUDITLOG, API];
 
 /// Async runtimes, database drivers and HTTP stacks: what only the shells (server, store, CLI)
 /// may name.
@@ -106,6 +108,16 @@ fn crypto_and_identity_depend_only_on_types() {
             "enigm-crypto and enigm-identity depend on no enigm crate but enigm-types",
         );
     }
+}
+
+#[test]
+fn auditlog_depends_only_on_types_and_crypto() {
+    enigm_dependencies_within(
+        AUDITLOG,
+        &[TYPES, CRYPTO],
+        "enigm-auditlog (the Merkle log) depends on no enigm crate but enigm-types and \
+         enigm-crypto, which does its hashing and signing",
+    );
 }
 
 #[test]
@@ -219,7 +231,7 @@ fn libraries_do_no_io() {
         }
     }
     check(
-        "the library crates (types, crypto, identity, api) are sans-IO: no async runtime, \
+        "the library crates (types, crypto, identity, auditlog, api) are sans-IO: no async runtime, \
          database or HTTP crate",
         violations,
     );
