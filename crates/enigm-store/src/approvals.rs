@@ -136,22 +136,33 @@ impl Store {
         Ok(records)
     }
 
+    /// Fills in the decisions of the given requests with one query, not one per request.
     async fn attach_decisions(&self, records: &mut [ApprovalRecord]) -> StoreResult<()> {
-        for record in records.iter_mut() {
-            let rows = sqlx::query(
-                "SELECT approver_id, decision FROM approval_decisions WHERE approval_id = $1 ORDER BY decided_at",
-            )
-            .bind(record.id.to_string())
-            .fetch_all(self.pool())
-            .await?;
-            for row in rows {
-                let approver: AdminId =
-                    parse_id(&row.try_get::<String, _>("approver_id")?, "approver id")?;
-                match row.try_get::<String, _>("decision")?.as_str() {
-                    "approve" => record.approvals.push(approver),
-                    "reject" => record.rejected_by = Some(approver),
-                    _ => return Err(StoreError::Corrupt("approval decision")),
-                }
+        if records.is_empty() {
+            return Ok(());
+        }
+        let placeholders: Vec<String> = (1..=records.len()).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT approval_id, approver_id, decision FROM approval_decisions \
+             WHERE approval_id IN ({}) ORDER BY decided_at",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for record in records.iter() {
+            query = query.bind(record.id.to_string());
+        }
+        for row in query.fetch_all(self.pool()).await? {
+            let approval: ApprovalId =
+                parse_id(&row.try_get::<String, _>("approval_id")?, "approval id")?;
+            let approver: AdminId =
+                parse_id(&row.try_get::<String, _>("approver_id")?, "approver id")?;
+            let Some(record) = records.iter_mut().find(|record| record.id == approval) else {
+                continue;
+            };
+            match row.try_get::<String, _>("decision")?.as_str() {
+                "approve" => record.approvals.push(approver),
+                "reject" => record.rejected_by = Some(approver),
+                _ => return Err(StoreError::Corrupt("approval decision")),
             }
         }
         Ok(())
