@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub mod paths;
+pub mod proofs;
 
 /// Header that carries the 6-digit critical-operation PIN on critical routes.
 pub const PIN_HEADER: &str = "x-enigm-pin";
@@ -217,6 +218,110 @@ pub struct AuditPage {
     pub events: Vec<AuditEventView>,
     /// Pass as `after` to get the next page; absent at the end.
     pub next_after: Option<i64>,
+}
+
+/// The latest signed tree head of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditCheckpointView {
+    pub tree_size: u64,
+    /// Standard base64 of the 32-byte root hash.
+    pub root: String,
+    /// The C2SP signed note (`tlog-checkpoint` body and Ed25519 signature lines), exactly as
+    /// signed. Verify it with the log's key before trusting `tree_size` or `root`.
+    pub note: String,
+    /// RFC 3339.
+    pub published_at: String,
+}
+
+/// The public key audit checkpoints are signed with, as a C2SP signed-note verifier key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogKeyView {
+    pub verifier_key: String,
+}
+
+/// One leaf of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLeafView {
+    pub index: u64,
+    /// Standard base64 of the RFC 9162 leaf hash, `SHA-256(0x00 || body)`.
+    pub leaf_hash: String,
+    /// The exact bytes the leaf commits to (the event's canonical JSON); absent once purged.
+    pub body: Option<String>,
+    /// A recorded retention purge removed the body. A body absent without this is tampering.
+    pub purged: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLeavesQuery {
+    /// The first leaf index.
+    pub start: u64,
+    /// At most this many leaves (1 to 1000, default 1000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLeavesPage {
+    /// Leaves from `start`, in order, within the current tree.
+    pub leaves: Vec<AuditLeafView>,
+    /// The size of the tree the leaves were read from.
+    pub tree_size: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditProofQuery {
+    /// The tree size to prove against (a checkpoint's); default: the latest checkpoint's.
+    #[serde(default)]
+    pub tree_size: Option<u64>,
+}
+
+/// A leaf with its RFC 9162 inclusion proof.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditInclusionView {
+    pub leaf: AuditLeafView,
+    pub tree_size: u64,
+    /// The audit path, deepest sibling first, each standard base64.
+    pub path: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConsistencyQuery {
+    pub first: u64,
+    pub second: u64,
+}
+
+/// The RFC 9162 proof that the tree of `first` leaves is a prefix of the tree of `second`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConsistencyView {
+    pub first: u64,
+    pub second: u64,
+    pub path: Vec<String>,
+}
+
+/// Retention of audit event bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuditRetentionView {
+    /// While on, no body is purged whatever its age.
+    pub legal_hold: bool,
+    /// RFC 3339.
+    pub legal_hold_changed_at: Option<String>,
+    pub retention_days: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LegalHoldRequest {
+    pub legal_hold: bool,
 }
 
 /// One route of the API and the permission it needs: published so that clients and auditors

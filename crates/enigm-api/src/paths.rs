@@ -27,6 +27,12 @@ pub const APPROVAL_REJECT: &str = "/api/v1/approvals/{id}/reject";
 pub const APPROVAL_RULES: &str = "/api/v1/approval-rules";
 pub const APPROVAL_RULE: &str = "/api/v1/approval-rules/{kind}";
 pub const AUDIT_EVENTS: &str = "/api/v1/audit/events";
+pub const AUDIT_CHECKPOINT: &str = "/api/v1/audit/log/checkpoint";
+pub const AUDIT_LOG_KEY: &str = "/api/v1/audit/log/key";
+pub const AUDIT_LEAVES: &str = "/api/v1/audit/log/leaves";
+pub const AUDIT_LEAF: &str = "/api/v1/audit/log/leaves/{index}";
+pub const AUDIT_CONSISTENCY: &str = "/api/v1/audit/log/consistency";
+pub const AUDIT_LEGAL_HOLD: &str = "/api/v1/audit/legal-hold";
 pub const ROUTES: &str = "/api/v1/routes";
 
 /// Fills `{name}` placeholders of a path, in order.

@@ -42,6 +42,12 @@ async fn app(database_url: &str, hash_cost: HashCost) -> (Router, String) {
             free_failures: u32::MAX,
             ..ThrottlePolicy::default()
         },
+        log_signer: enigm_auditlog::NoteSigner::new(
+            "enigm-command/audit/bench",
+            enigm_crypto::Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
+        )
+        .expect("log key name"),
+        audit_retention: Duration::from_secs(30 * 24 * 3600),
     };
     let state = AppState::new(store, options).expect("state");
     let credentials = BootstrapCredentials {

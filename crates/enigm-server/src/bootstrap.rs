@@ -6,10 +6,13 @@ use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use enigm_crypto::SealingKey;
+use enigm_auditlog::NoteSigner;
+use enigm_crypto::{Ed25519SigningKey, SealingKey};
 use enigm_identity::{Password, Pin};
 use enigm_store::NewAdmin;
 use enigm_types::{Actor, AdminId, AuditAction, AuditEvent, AuditTarget, Outcome, Role, Username};
+use rand::RngCore as _;
+use zeroize::Zeroizing;
 
 use crate::state::AppState;
 
@@ -150,6 +153,50 @@ pub fn load_or_create_sealing_key(data_dir: &Path) -> anyhow::Result<SealingKey>
     let key = SealingKey::generate(&mut rand::rngs::OsRng);
     write_secret_file(&path, &key.to_bytes()).context("cannot write sealing key")?;
     Ok(key)
+}
+
+/// The log key's file: a C2SP signed-note private key string. Never in the database.
+pub const LOG_KEY_FILE: &str = "audit-log.key";
+/// The verifier key string beside it, for `enigm audit key` and auditors.
+pub const LOG_VERIFIER_FILE: &str = "audit-log.pub";
+
+/// Loads the key that signs audit checkpoints, creating it (mode 0600) on first start under a
+/// fresh name, which is also the log's origin. Writes the public verifier key beside it.
+pub fn load_or_create_log_key(data_dir: &Path) -> anyhow::Result<NoteSigner> {
+    let keys = data_dir.join("keys");
+    let path = keys.join(LOG_KEY_FILE);
+    let signer = if path.exists() {
+        let metadata = fs::metadata(&path).context("audit log key")?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            anyhow::bail!(
+                "`{}` is readable by other users: chmod 600 it",
+                path.display()
+            );
+        }
+        let text =
+            Zeroizing::new(fs::read_to_string(&path).context("cannot read the audit log key")?);
+        NoteSigner::from_key_string(text.trim_end()).context("audit log key file is malformed")?
+    } else {
+        let mut rng = rand::rngs::OsRng;
+        let mut suffix = [0u8; 8];
+        rng.fill_bytes(&mut suffix);
+        let name: String = suffix.iter().map(|byte| format!("{byte:02x}")).collect();
+        let signer = NoteSigner::new(
+            &format!("enigm-command/audit/{name}"),
+            Ed25519SigningKey::generate(&mut rng),
+        )
+        .context("cannot name the audit log key")?;
+        let mut text = Zeroizing::new(signer.to_key_string().to_string());
+        text.push('\n');
+        write_secret_file(&path, text.as_bytes()).context("cannot write the audit log key")?;
+        signer
+    };
+    let verifier = format!("{}\n", signer.verifier().to_key_string());
+    let public = keys.join(LOG_VERIFIER_FILE);
+    if fs::read_to_string(&public).ok().as_deref() != Some(verifier.as_str()) {
+        fs::write(&public, verifier).context("cannot write the audit log verifier key")?;
+    }
+    Ok(signer)
 }
 
 /// Writes a new file readable only by its owner; never replaces an existing file.

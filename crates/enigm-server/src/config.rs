@@ -19,6 +19,8 @@ pub struct ServerConfig {
     pub session_idle_timeout: Duration,
     /// Pending approval requests expire after this long.
     pub approval_ttl: Duration,
+    /// Audit event bodies are purged after this long, unless on legal hold.
+    pub audit_retention: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -29,9 +31,10 @@ pub struct TlsFiles {
 
 impl ServerConfig {
     pub const MAX_SESSION_LIFETIME: Duration = Duration::from_secs(6 * 60 * 60);
+    pub const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
     /// The defaults of `enigm up`: loopback, `./enigm-data`, SQLite, 6 h sessions with a 30 min
-    /// idle timeout, approvals that expire after 24 h.
+    /// idle timeout, approvals that expire after 24 h, audit bodies kept 30 days.
     pub fn new(listen: SocketAddr, data_dir: PathBuf) -> Self {
         ServerConfig {
             listen,
@@ -41,6 +44,7 @@ impl ServerConfig {
             session_lifetime: Self::MAX_SESSION_LIFETIME,
             session_idle_timeout: Duration::from_secs(30 * 60),
             approval_ttl: Duration::from_secs(24 * 60 * 60),
+            audit_retention: Self::DEFAULT_AUDIT_RETENTION,
         }
     }
 }

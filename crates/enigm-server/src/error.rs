@@ -135,7 +135,17 @@ impl ApiError {
 
 impl From<enigm_store::StoreError> for ApiError {
     fn from(error: enigm_store::StoreError) -> Self {
-        ApiError::internal(&error)
+        match error {
+            enigm_store::StoreError::NotInAuditTree {
+                requested,
+                tree_size,
+            } => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "beyond_tree",
+                format!("{requested} is beyond the audit tree's size {tree_size}"),
+            ),
+            other => ApiError::internal(&other),
+        }
     }
 }
 

@@ -17,7 +17,8 @@ use crate::handlers::{approvals, audit, auth, meta, sessions, users};
         sessions::list, sessions::close,
         approvals::list, approvals::read, approvals::approve, approvals::reject, approvals::rules,
         approvals::request_rule_change,
-        audit::list,
+        audit::list, audit::checkpoint, audit::log_key, audit::leaves, audit::leaf, audit::consistency,
+        audit::retention, audit::set_legal_hold,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth)

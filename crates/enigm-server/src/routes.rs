@@ -220,6 +220,48 @@ fn entries() -> Vec<RouteEntry> {
             read(P::AuditRead),
             audit::list,
         ),
+        entry(
+            Method::GET,
+            paths::AUDIT_CHECKPOINT,
+            read(P::AuditRead),
+            audit::checkpoint,
+        ),
+        entry(
+            Method::GET,
+            paths::AUDIT_LOG_KEY,
+            read(P::AuditRead),
+            audit::log_key,
+        ),
+        entry(
+            Method::GET,
+            paths::AUDIT_LEAVES,
+            read(P::AuditRead),
+            audit::leaves,
+        ),
+        entry(
+            Method::GET,
+            paths::AUDIT_LEAF,
+            read(P::AuditRead),
+            audit::leaf,
+        ),
+        entry(
+            Method::GET,
+            paths::AUDIT_CONSISTENCY,
+            read(P::AuditRead),
+            audit::consistency,
+        ),
+        entry(
+            Method::GET,
+            paths::AUDIT_LEGAL_HOLD,
+            read(P::AuditRead),
+            audit::retention,
+        ),
+        entry(
+            Method::PUT,
+            paths::AUDIT_LEGAL_HOLD,
+            critical(P::AuditLegalHold),
+            audit::set_legal_hold,
+        ),
     ]
 }
 

@@ -13,13 +13,19 @@ use enigm_store::Store;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::bootstrap::{
-    BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_sealing_key, prepare_data_dir,
+    BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_log_key, load_or_create_sealing_key,
+    prepare_data_dir,
 };
 use crate::config::{ServerConfig, TlsFiles};
 use crate::state::{AppState, StateOptions, SystemClock};
 
 /// HSTS for six months with subdomains (enigm-docs §17).
 const HSTS: &str = "max-age=15768000; includeSubDomains";
+
+/// How often committed audit leaves are folded into the tree and a checkpoint published.
+const SEQUENCER_INTERVAL: Duration = Duration::from_millis(500);
+/// How often audit bodies past retention are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 
 /// Runs Command until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
@@ -49,6 +55,8 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         session_policy,
         approval_ttl: config.approval_ttl,
         throttle: ThrottlePolicy::default(),
+        log_signer: load_or_create_log_key(&config.data_dir)?,
+        audit_retention: config.audit_retention,
     };
     let state =
         AppState::new(store.clone(), options).context("authorization policies are invalid")?;
@@ -63,6 +71,19 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         );
     }
 
+    // Leaves committed before a crash are folded in now; then the sequencer keeps up.
+    state
+        .audit_log
+        .sync()
+        .await
+        .context("cannot bring the audit log up to date")?;
+    let sequencer = tokio::spawn(
+        state
+            .audit_log
+            .clone()
+            .run(SEQUENCER_INTERVAL, PURGE_INTERVAL),
+    );
+    let audit_log = state.audit_log.clone();
     let app = crate::routes::router(state);
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -102,6 +123,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             .await
             .context("server failed")?;
         }
+    }
+    sequencer.abort();
+    if let Err(error) = audit_log.sync().await {
+        tracing::error!(
+            error = format!("{error:#}"),
+            "audit log not brought up to date at shutdown"
+        );
     }
     store.close().await;
     tracing::info!("stopped");

@@ -8,7 +8,9 @@ use enigm_identity::{LoginThrottle, SessionPolicy, ThrottlePolicy};
 use enigm_store::Store;
 use enigm_types::{AuditEvent, Clock, Timestamp};
 
-use crate::audit::AuditSink;
+use enigm_auditlog::NoteSigner;
+
+use crate::audit::{AuditLog, AuditSink, GroupCommitSink};
 use crate::authz::Authorizer;
 use crate::error::{ApiError, ApiResult};
 
@@ -26,6 +28,7 @@ pub struct Inner {
     pub session_policy: SessionPolicy,
     pub approval_ttl: Duration,
     pub audit: Arc<dyn AuditSink>,
+    pub audit_log: Arc<AuditLog>,
 }
 
 /// What a test or `enigm up` chooses about a server.
@@ -36,11 +39,22 @@ pub struct StateOptions {
     pub session_policy: SessionPolicy,
     pub approval_ttl: Duration,
     pub throttle: ThrottlePolicy,
+    /// The key audit checkpoints are signed with; its name is the log's origin.
+    pub log_signer: NoteSigner,
+    /// How long audit event bodies are kept (the tree keeps their commitments for good).
+    pub audit_retention: Duration,
 }
 
 impl AppState {
+    /// Assembles the state and starts the audit writer task; must run inside a Tokio runtime.
     pub fn new(store: Store, options: StateOptions) -> Result<Self, crate::authz::PolicyError> {
-        let audit: Arc<dyn AuditSink> = Arc::new(store.clone());
+        let audit: Arc<dyn AuditSink> = Arc::new(GroupCommitSink::spawn(store.clone()));
+        let audit_log = Arc::new(AuditLog::new(
+            store.clone(),
+            options.clock.clone(),
+            options.log_signer,
+            options.audit_retention,
+        ));
         Ok(AppState(Arc::new(Inner {
             store,
             clock: options.clock,
@@ -51,6 +65,7 @@ impl AppState {
             session_policy: options.session_policy,
             approval_ttl: options.approval_ttl,
             audit,
+            audit_log,
         })))
     }
 

@@ -24,9 +24,6 @@ pub struct AuditFilter {
     pub outcome: Option<Outcome>,
 }
 
-const INSERT_AUDIT: &str = "INSERT INTO audit_events (id, time, actor, action, target_category, target_ref, outcome, \
-     change_ref, reason, canonical) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-
 impl Store {
     /// Appends events in one transaction: all are stored or none.
     pub async fn append_audit(&self, events: &[AuditEvent]) -> StoreResult<()> {
@@ -75,22 +72,9 @@ impl Store {
 }
 
 impl WriteTx<'_> {
+    /// Queues an event of this transaction; [`WriteTx::commit`] stores it with its leaf index.
     pub async fn append_audit(&mut self, event: &AuditEvent) -> StoreResult<()> {
-        let canonical = String::from_utf8(event.canonical_bytes())
-            .map_err(|_| crate::StoreError::Corrupt("audit encoding"))?;
-        sqlx::query(INSERT_AUDIT)
-            .bind(event.id.to_string())
-            .bind(event.time.unix_millis())
-            .bind(event.actor.to_string())
-            .bind(event.action.as_str().to_owned())
-            .bind(event.target.category().as_str().to_owned())
-            .bind(event.target.reference())
-            .bind(event.outcome.as_str().to_owned())
-            .bind(event.change_ref.map(|id| id.to_string()))
-            .bind(event.reason.map(|reason| reason.as_str().to_owned()))
-            .bind(canonical)
-            .execute(self.conn())
-            .await?;
+        self.audit.push(event.clone());
         Ok(())
     }
 }

@@ -8,6 +8,8 @@
 mod admins;
 mod approvals;
 mod audit;
+mod auditlog;
+mod auditverify;
 mod sessions;
 
 use std::str::FromStr;
@@ -21,6 +23,8 @@ use tokio::sync::{Mutex, MutexGuard};
 pub use admins::{AdminRecord, NewAdmin};
 pub use approvals::{ApprovalRecord, CommandFlag, DecisionKind, NewApproval};
 pub use audit::{AuditFilter, AuditRow};
+pub use auditlog::{IntegratedBatch, LeafEntry, LegalHold, PurgeRecord, StoredCheckpoint};
+pub use auditverify::{Finding, NoProgress, VerifyOutcome, VerifyProgress, VerifySummary};
 pub use sessions::{NewSession, SessionRecord};
 
 /// Which database engine a [`Store`] talks to.
@@ -42,6 +46,10 @@ pub enum StoreError {
     Conflict,
     #[error("stored record is malformed: {0}")]
     Corrupt(&'static str),
+    #[error("{requested} is beyond the audit tree's size {tree_size}")]
+    NotInAuditTree { requested: u64, tree_size: u64 },
+    #[error("audit leaf {index} has no event: the audit log has been tampered with")]
+    AuditLeafMissing { index: u64 },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -72,6 +80,8 @@ pub struct Store {
 pub struct WriteTx<'s> {
     tx: sqlx::Transaction<'static, Any>,
     _gate: Option<MutexGuard<'s, ()>>,
+    /// Audit events of this transaction, inserted with their leaf indexes at commit.
+    audit: Vec<enigm_types::AuditEvent>,
 }
 
 impl Store {
@@ -141,7 +151,11 @@ impl Store {
             None => None,
         };
         let tx = self.pool.begin().await?;
-        Ok(WriteTx { tx, _gate: gate })
+        Ok(WriteTx {
+            tx,
+            _gate: gate,
+            audit: Vec::new(),
+        })
     }
 
     pub async fn close(&self) {
@@ -154,7 +168,13 @@ impl Store {
 }
 
 impl WriteTx<'_> {
-    pub async fn commit(self) -> StoreResult<()> {
+    /// Writes the transaction's audit events, then commits: the change and its audit record
+    /// are stored together or not at all.
+    pub async fn commit(mut self) -> StoreResult<()> {
+        if !self.audit.is_empty() {
+            let events = std::mem::take(&mut self.audit);
+            auditlog::insert_events(&mut self.tx, &events).await?;
+        }
         self.tx.commit().await?;
         Ok(())
     }

@@ -121,21 +121,22 @@ fn auditlog_depends_only_on_types_and_crypto() {
 }
 
 #[test]
-fn api_depends_only_on_types() {
+fn api_depends_only_on_types_and_auditlog() {
     enigm_dependencies_within(
         API,
-        &[TYPES],
-        "enigm-api (wire types) depends on no enigm crate but enigm-types",
+        &[TYPES, AUDITLOG],
+        "enigm-api (wire types) depends on no enigm crate but enigm-types, and enigm-auditlog to \
+         decode the proofs it carries",
     );
 }
 
 #[test]
-fn store_depends_only_on_types() {
+fn store_depends_only_on_types_and_auditlog() {
     enigm_dependencies_within(
         STORE,
-        &[TYPES],
-        "enigm-store knows SQL and the domain types, nothing of HTTP or policy: it depends on no \
-         enigm crate but enigm-types",
+        &[TYPES, AUDITLOG],
+        "enigm-store knows SQL, the domain types and the Merkle log's layout, nothing of HTTP or \
+         policy: it depends on no enigm crate but enigm-types and enigm-auditlog",
     );
 }
 

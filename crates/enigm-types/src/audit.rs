@@ -144,6 +144,8 @@ audit_actions! {
     ApprovalReject => "approval.reject", Approval;
     ApprovalExecute => "approval.execute", Approval;
     AuditRead => "audit.read", AuditAccess;
+    AuditPurge => "audit.purge", AuditAccess;
+    AuditLegalHold => "audit.legal-hold", AuditAccess;
 }
 
 impl fmt::Display for AuditAction {
@@ -185,13 +187,31 @@ impl TargetCategory {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "category", rename_all = "kebab-case")]
 pub enum AuditTarget {
-    Account { admin: Option<AdminId> },
-    Session { session: SessionId },
-    Role { admin: AdminId, role: Role },
-    ApprovalRequest { approval: ApprovalId },
-    ApprovalRule { kind: ApprovalKind },
-    Route { permission: Permission },
+    Account {
+        admin: Option<AdminId>,
+    },
+    Session {
+        session: SessionId,
+    },
+    Role {
+        admin: AdminId,
+        role: Role,
+    },
+    ApprovalRequest {
+        approval: ApprovalId,
+    },
+    ApprovalRule {
+        kind: ApprovalKind,
+    },
+    Route {
+        permission: Permission,
+    },
     AuditLog,
+    /// The leaves `first..end` of the audit log, e.g. the ones a purge removed the bodies of.
+    AuditLeaves {
+        first: u64,
+        end: u64,
+    },
     None,
 }
 
@@ -204,7 +224,7 @@ impl AuditTarget {
             AuditTarget::ApprovalRequest { .. } => TargetCategory::ApprovalRequest,
             AuditTarget::ApprovalRule { .. } => TargetCategory::ApprovalRule,
             AuditTarget::Route { .. } => TargetCategory::Route,
-            AuditTarget::AuditLog => TargetCategory::AuditLog,
+            AuditTarget::AuditLog | AuditTarget::AuditLeaves { .. } => TargetCategory::AuditLog,
             AuditTarget::None => TargetCategory::None,
         }
     }
@@ -218,6 +238,7 @@ impl AuditTarget {
             AuditTarget::ApprovalRequest { approval } => Some(approval.to_string()),
             AuditTarget::ApprovalRule { kind } => Some(kind.as_str().to_owned()),
             AuditTarget::Route { permission } => Some(permission.as_str().to_owned()),
+            AuditTarget::AuditLeaves { first, end } => Some(format!("{first}..{end}")),
             AuditTarget::AuditLog | AuditTarget::None => None,
         }
     }

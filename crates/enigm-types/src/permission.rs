@@ -59,10 +59,12 @@ pub enum Permission {
     ApprovalRulesRequestChange,
     #[serde(rename = "audit.read")]
     AuditRead,
+    #[serde(rename = "audit.legal-hold")]
+    AuditLegalHold,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 20] = [
+    pub const ALL: [Permission; 21] = [
         Permission::SelfRead,
         Permission::SelfLogout,
         Permission::SelfPasswordChange,
@@ -83,6 +85,7 @@ impl Permission {
         Permission::ApprovalRulesRead,
         Permission::ApprovalRulesRequestChange,
         Permission::AuditRead,
+        Permission::AuditLegalHold,
     ];
 
     /// The stable name, also the Cedar action id (`Enigm::Action::"users.create"`).
@@ -108,6 +111,7 @@ impl Permission {
             Permission::ApprovalRulesRead => "approval-rules.read",
             Permission::ApprovalRulesRequestChange => "approval-rules.request-change",
             Permission::AuditRead => "audit.read",
+            Permission::AuditLegalHold => "audit.legal-hold",
         }
     }
 

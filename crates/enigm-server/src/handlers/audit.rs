@@ -1,14 +1,20 @@
-//! The audit log for auditors. Reading it is itself audited.
+//! The audit log for auditors: filtered events, and the Merkle log's checkpoints, leaves and
+//! proofs. Reading any of it is itself audited.
 
 use axum::Json;
 use axum::extract::State;
-use enigm_api::{AuditListQuery, AuditPage};
-use enigm_store::AuditFilter;
+use enigm_api::{
+    AuditCheckpointView, AuditConsistencyQuery, AuditConsistencyView, AuditInclusionView,
+    AuditLeafView, AuditLeavesPage, AuditLeavesQuery, AuditListQuery, AuditLogKeyView, AuditPage,
+    AuditProofQuery, AuditRetentionView, LegalHoldRequest,
+};
+use enigm_auditlog::Hash;
+use enigm_store::{AuditFilter, LeafEntry, StoredCheckpoint};
 use enigm_types::{AuditAction, AuditTarget};
 
 use crate::audit;
-use crate::error::ApiResult;
-use crate::extract::ApiQuery;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::guard::Caller;
 use crate::state::AppState;
 use crate::views;
@@ -45,4 +51,209 @@ pub async fn list(
         events: rows.iter().map(views::audit_event).collect(),
         next_after,
     }))
+}
+
+/// Records that `caller` read part of the audit log. The response goes out only once this is
+/// durable, as for every audited action.
+async fn audited_read(state: &AppState, caller: &Caller, target: AuditTarget) -> ApiResult<()> {
+    state
+        .audit(&[audit::success(
+            state.now(),
+            caller.admin.id,
+            AuditAction::AuditRead,
+            target,
+        )])
+        .await
+}
+
+fn checkpoint_view(checkpoint: StoredCheckpoint) -> AuditCheckpointView {
+    AuditCheckpointView {
+        tree_size: checkpoint.tree_size,
+        root: checkpoint.root.to_base64(),
+        note: checkpoint.note,
+        published_at: checkpoint.published_at.to_rfc3339(),
+    }
+}
+
+fn leaf_view(entry: LeafEntry) -> AuditLeafView {
+    AuditLeafView {
+        index: entry.index,
+        leaf_hash: entry.leaf_hash.to_base64(),
+        body: entry.body,
+        purged: entry.purged,
+    }
+}
+
+async fn latest_checkpoint(state: &AppState) -> ApiResult<StoredCheckpoint> {
+    state
+        .store()
+        .latest_audit_checkpoint()
+        .await?
+        .ok_or_else(|| ApiError::not_found("audit checkpoint"))
+}
+
+/// The latest signed checkpoint of the audit log.
+#[utoipa::path(get, path = enigm_api::paths::AUDIT_CHECKPOINT, tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditCheckpointView), (status = 404, body = enigm_api::ErrorBody)))]
+pub async fn checkpoint(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<AuditCheckpointView>> {
+    let checkpoint = latest_checkpoint(&state).await?;
+    audited_read(&state, &caller, AuditTarget::AuditLog).await?;
+    Ok(Json(checkpoint_view(checkpoint)))
+}
+
+/// The public key the audit log's checkpoints are signed with (C2SP signed-note verifier key).
+/// Pin it out of band: a key read from the server it verifies proves nothing on its own.
+#[utoipa::path(get, path = enigm_api::paths::AUDIT_LOG_KEY, tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditLogKeyView)))]
+pub async fn log_key(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<AuditLogKeyView>> {
+    audited_read(&state, &caller, AuditTarget::AuditLog).await?;
+    Ok(Json(AuditLogKeyView {
+        verifier_key: state.audit_log.verifier().to_key_string(),
+    }))
+}
+
+/// Leaves of the audit log in order, each with its hash and, unless purged, its body.
+#[utoipa::path(get, path = enigm_api::paths::AUDIT_LEAVES, tag = "audit", security(("bearer" = [])),
+    params(AuditLeavesQuery), responses((status = 200, body = AuditLeavesPage)))]
+pub async fn leaves(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AuditLeavesQuery>,
+) -> ApiResult<Json<AuditLeavesPage>> {
+    let limit = query.limit.unwrap_or(1000).clamp(1, 1000);
+    let tree_size = state.store().audit_tree_size().await?;
+    let entries = state.store().audit_leaves(query.start, limit).await?;
+    let end = entries.last().map_or(query.start, |entry| entry.index + 1);
+    audited_read(
+        &state,
+        &caller,
+        AuditTarget::AuditLeaves {
+            first: query.start,
+            end,
+        },
+    )
+    .await?;
+    Ok(Json(AuditLeavesPage {
+        leaves: entries.into_iter().map(leaf_view).collect(),
+        tree_size: tree_size.max(end),
+    }))
+}
+
+/// One leaf with its inclusion proof in the tree of `tree_size` leaves.
+#[utoipa::path(get, path = enigm_api::paths::AUDIT_LEAF, tag = "audit", security(("bearer" = [])),
+    params(("index" = u64, Path, description = "Leaf index"), AuditProofQuery),
+    responses((status = 200, body = AuditInclusionView), (status = 404, body = enigm_api::ErrorBody)))]
+pub async fn leaf(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(index): ApiPath<u64>,
+    ApiQuery(query): ApiQuery<AuditProofQuery>,
+) -> ApiResult<Json<AuditInclusionView>> {
+    let tree_size = match query.tree_size {
+        Some(size) => size,
+        None => latest_checkpoint(&state).await?.tree_size,
+    };
+    let (_, proof) = state
+        .store()
+        .audit_inclusion_proof(index, tree_size)
+        .await?;
+    let entry = state
+        .store()
+        .audit_leaves(index, 1)
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found("audit leaf"))?;
+    audited_read(
+        &state,
+        &caller,
+        AuditTarget::AuditLeaves {
+            first: index,
+            end: index + 1,
+        },
+    )
+    .await?;
+    Ok(Json(AuditInclusionView {
+        leaf: leaf_view(entry),
+        tree_size,
+        path: proof.path().iter().map(Hash::to_base64).collect(),
+    }))
+}
+
+/// The consistency proof between two tree sizes.
+#[utoipa::path(get, path = enigm_api::paths::AUDIT_CONSISTENCY, tag = "audit", security(("bearer" = [])),
+    params(AuditConsistencyQuery),
+    responses((status = 200, body = AuditConsistencyView), (status = 404, body = enigm_api::ErrorBody)))]
+pub async fn consistency(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiQuery(query): ApiQuery<AuditConsistencyQuery>,
+) -> ApiResult<Json<AuditConsistencyView>> {
+    if query.first > query.second {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "`first` must not exceed `second`",
+        ));
+    }
+    let proof = state
+        .store()
+        .audit_consistency_proof(query.first, query.second)
+        .await?;
+    audited_read(&state, &caller, AuditTarget::AuditLog).await?;
+    Ok(Json(AuditConsistencyView {
+        first: query.first,
+        second: query.second,
+        path: proof.path().iter().map(Hash::to_base64).collect(),
+    }))
+}
+
+async fn retention_view(state: &AppState) -> ApiResult<AuditRetentionView> {
+    let hold = state.store().audit_legal_hold().await?;
+    Ok(AuditRetentionView {
+        legal_hold: hold.enabled,
+        legal_hold_changed_at: hold.changed_at.map(|time| time.to_rfc3339()),
+        retention_days: state.audit_log.retention().as_secs() / 86_400,
+    })
+}
+
+/// Retention of audit bodies and the legal hold.
+#[utoipa::path(get, path = enigm_api::paths::AUDIT_LEGAL_HOLD, tag = "audit", security(("bearer" = [])),
+    responses((status = 200, body = AuditRetentionView)))]
+pub async fn retention(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<AuditRetentionView>> {
+    let view = retention_view(&state).await?;
+    audited_read(&state, &caller, AuditTarget::AuditLog).await?;
+    Ok(Json(view))
+}
+
+/// Places the audit log on legal hold (no body is purged) or lifts the hold.
+#[utoipa::path(put, path = enigm_api::paths::AUDIT_LEGAL_HOLD, tag = "audit", security(("bearer" = [])),
+    request_body = LegalHoldRequest,
+    params(("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    responses((status = 200, body = AuditRetentionView), (status = 403, body = enigm_api::ErrorBody)))]
+pub async fn set_legal_hold(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<LegalHoldRequest>,
+) -> ApiResult<Json<AuditRetentionView>> {
+    let now = state.now();
+    let mut tx = state.store().begin().await?;
+    tx.set_audit_legal_hold(request.legal_hold, now).await?;
+    tx.append_audit(&audit::success(
+        now,
+        caller.admin.id,
+        AuditAction::AuditLegalHold,
+        AuditTarget::AuditLog,
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(retention_view(&state).await?))
 }

@@ -72,6 +72,8 @@ impl TestApp {
             session_policy: SessionPolicy::default(),
             approval_ttl: Duration::from_secs(24 * 3600),
             throttle: ThrottlePolicy::default(),
+            log_signer: test_log_signer(),
+            audit_retention: Duration::from_secs(30 * 24 * 3600),
         };
         let state = AppState::new(store.clone(), options).expect("state");
         let credentials = BootstrapCredentials {
@@ -263,4 +265,13 @@ async fn send(router: Router, request: Request<Body>) -> Response {
         body,
         headers,
     }
+}
+
+/// A fresh audit log key for one test server.
+pub(crate) fn test_log_signer() -> enigm_auditlog::NoteSigner {
+    enigm_auditlog::NoteSigner::new(
+        "enigm-command/audit/test",
+        enigm_crypto::Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
+    )
+    .expect("log key name")
 }
