@@ -1,0 +1,150 @@
+//! The one eligibility decision (enigm-docs §20 items 14, 16, 17): may this device do this now?
+//! Messaging, calls, network and OTA ask it alike. Any input the action needs that is missing
+//! denies.
+
+use std::time::Duration;
+
+use enigm_types::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::engine::TrustState;
+use crate::lifecycle::DeviceState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProtectedAction {
+    SecureMessaging,
+    SecureCall,
+    Ota,
+    Network,
+    Enroll,
+}
+
+/// A remote-attestation result, as an EAR (IETF RATS) trust tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttestationOutcome {
+    Affirming,
+    Warning,
+    Contraindicated,
+}
+
+/// Why a decision denied. Stable categories, nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    MissingInput,
+    DeviceNotActive,
+    DeviceRevoked,
+    DeviceRestricted,
+    TrustInactive,
+    TrustReviewRequired,
+    PostureStale,
+    AttestationNotAffirming,
+    SessionInvalid,
+    AlreadyEnrolled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "decision", content = "reason", rename_all = "snake_case")]
+pub enum EligibilityDecision {
+    Allow,
+    Deny(DenyReason),
+}
+
+/// Everything a decision may rest on. `None` is a missing input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecisionInput {
+    pub action: ProtectedAction,
+    pub device_state: Option<DeviceState>,
+    pub trust_state: Option<TrustState>,
+    /// When the trust state was evaluated.
+    pub evaluated_at: Option<Timestamp>,
+    pub attestation: Option<AttestationOutcome>,
+    /// Whether the user's session is valid (messaging and calls only).
+    pub session_valid: Option<bool>,
+    pub now: Timestamp,
+    /// How old an evaluation may be.
+    pub max_posture_age: Duration,
+}
+
+impl ProtectedAction {
+    pub const ALL: [ProtectedAction; 5] = [
+        ProtectedAction::SecureMessaging,
+        ProtectedAction::SecureCall,
+        ProtectedAction::Ota,
+        ProtectedAction::Network,
+        ProtectedAction::Enroll,
+    ];
+
+    fn needs_session(self) -> bool {
+        matches!(
+            self,
+            ProtectedAction::SecureMessaging | ProtectedAction::SecureCall
+        )
+    }
+}
+
+/// Decides. The rules, in order:
+/// - enrollment: only a device pending enrollment;
+/// - every other action: the device must be trusted (restricted devices keep network access and
+///   updates, so that they can recover), with a fresh evaluation that is not `INACTIVE`;
+/// - messaging and calls: `PROTECTED` and a valid session — `REVIEW_REQUIRED` is not trusted for
+///   sensitive workflows (enigm-docs §6);
+/// - OTA: an affirming attestation result.
+pub fn decide(input: &DecisionInput) -> EligibilityDecision {
+    match decide_inner(input) {
+        Ok(()) => EligibilityDecision::Allow,
+        Err(reason) => EligibilityDecision::Deny(reason),
+    }
+}
+
+fn decide_inner(input: &DecisionInput) -> Result<(), DenyReason> {
+    let device = input.device_state.ok_or(DenyReason::MissingInput)?;
+    if input.action == ProtectedAction::Enroll {
+        return match device {
+            DeviceState::PendingEnrollment => Ok(()),
+            _ => Err(DenyReason::AlreadyEnrolled),
+        };
+    }
+    let trust = input.trust_state.ok_or(DenyReason::MissingInput)?;
+    let evaluated_at = input.evaluated_at.ok_or(DenyReason::MissingInput)?;
+    let session = if input.action.needs_session() {
+        Some(input.session_valid.ok_or(DenyReason::MissingInput)?)
+    } else {
+        None
+    };
+    let attestation = if input.action == ProtectedAction::Ota {
+        Some(input.attestation.ok_or(DenyReason::MissingInput)?)
+    } else {
+        None
+    };
+    match device {
+        DeviceState::Trusted => {}
+        DeviceState::Restricted if !input.action.needs_session() => {}
+        DeviceState::Restricted => return Err(DenyReason::DeviceRestricted),
+        DeviceState::Revoked => return Err(DenyReason::DeviceRevoked),
+        DeviceState::PendingEnrollment | DeviceState::Replaced | DeviceState::Retired => {
+            return Err(DenyReason::DeviceNotActive);
+        }
+    }
+    if evaluated_at > input.now || input.now.duration_since(evaluated_at) > input.max_posture_age {
+        return Err(DenyReason::PostureStale);
+    }
+    match trust {
+        TrustState::Inactive => return Err(DenyReason::TrustInactive),
+        TrustState::ReviewRequired if input.action.needs_session() => {
+            return Err(DenyReason::TrustReviewRequired);
+        }
+        TrustState::ReviewRequired | TrustState::Protected => {}
+    }
+    if session == Some(false) {
+        return Err(DenyReason::SessionInvalid);
+    }
+    match attestation {
+        None | Some(AttestationOutcome::Affirming) => Ok(()),
+        Some(AttestationOutcome::Warning | AttestationOutcome::Contraindicated) => {
+            Err(DenyReason::AttestationNotAffirming)
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! The ten production-gate categories of Enigm OS (enigm-docs §5.7, §20 item 26): each is
+//! evaluated on its own, never folded into one pass/fail, and re-evaluated with every report.
+
+use enigm_types::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::policy::TrustPolicy;
+use crate::signal::{SignalKind, SignalReport, SignalValue};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProductionGate {
+    BuildIntegrity,
+    BootIntegrity,
+    RuntimeSecurity,
+    PlatformConfiguration,
+    NetworkSecurity,
+    ApplicationExposure,
+    PrivacyControls,
+    DeviceManagement,
+    UpdateIntegrity,
+    SecurityMonitoring,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GateResult {
+    Pass,
+    Fail,
+    NotApplicable,
+}
+
+impl ProductionGate {
+    pub const ALL: [ProductionGate; 10] = [
+        ProductionGate::BuildIntegrity,
+        ProductionGate::BootIntegrity,
+        ProductionGate::RuntimeSecurity,
+        ProductionGate::PlatformConfiguration,
+        ProductionGate::NetworkSecurity,
+        ProductionGate::ApplicationExposure,
+        ProductionGate::PrivacyControls,
+        ProductionGate::DeviceManagement,
+        ProductionGate::UpdateIntegrity,
+        ProductionGate::SecurityMonitoring,
+    ];
+
+    /// The signals that are this gate's evidence.
+    pub const fn evidence(self) -> &'static [SignalKind] {
+        use SignalKind as S;
+        match self {
+            ProductionGate::BuildIntegrity => &[S::OsSignature],
+            ProductionGate::BootIntegrity => {
+                &[S::SecureBoot, S::VerifiedBoot, S::BootloaderLocked, S::DeviceIntegrity]
+            }
+            ProductionGate::RuntimeSecurity => &[
+                S::SecurityService,
+                S::KernelLockdown,
+                S::MandatoryAccessControl,
+                S::PolicyCompliance,
+            ],
+            ProductionGate::PlatformConfiguration => &[
+                S::DiskEncryption,
+                S::ScreenLock,
+                S::UsbRestricted,
+                S::DebuggingDisabled,
+            ],
+            ProductionGate::NetworkSecurity => {
+                &[S::Firewall, S::EncryptedDns, S::NetworkPolicyCompliance]
+            }
+            ProductionGate::ApplicationExposure => {
+                &[S::AppIntegrity, S::NoInstrumentation, S::UnknownSourcesBlocked]
+            }
+            ProductionGate::PrivacyControls => &[S::PrivacyMode],
+            ProductionGate::DeviceManagement => &[S::DeviceManagement],
+            ProductionGate::UpdateIntegrity => &[S::OtaVerification, S::RollbackProtection],
+            ProductionGate::SecurityMonitoring => {
+                &[S::TrustEngine, S::SignalCollector, S::ActiveDefense]
+            }
+        }
+    }
+}
+
+/// Every gate's result. A gate passes only when all its evidence is reported, fresh and `ok`
+/// (and, for update integrity, the patch level meets the policy's minimum); the device
+/// management gate is not applicable outside managed-device mode.
+pub fn evaluate_gates(
+    report: &SignalReport,
+    policy: &TrustPolicy,
+    now: Timestamp,
+) -> [(ProductionGate, GateResult); 10] {
+    ProductionGate::ALL.map(|gate| {
+        if gate == ProductionGate::DeviceManagement && !policy.managed_mode() {
+            return (gate, GateResult::NotApplicable);
+        }
+        let evidence_ok = gate.evidence().iter().all(|kind| {
+            report.signal(*kind).is_some_and(|signal| {
+                signal.value == SignalValue::Ok
+                    && signal.observed_at <= now.saturating_add(policy.max_clock_skew())
+                    && now.duration_since(signal.observed_at) <= policy.max_signal_age()
+            })
+        });
+        let patch_ok = gate != ProductionGate::UpdateIntegrity
+            || policy
+                .min_patch_level()
+                .is_none_or(|minimum| report.patch_level().is_some_and(|level| level >= minimum));
+        let result = if evidence_ok && patch_ok {
+            GateResult::Pass
+        } else {
+            GateResult::Fail
+        };
+        (gate, result)
+    })
+}

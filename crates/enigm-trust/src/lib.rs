@@ -1,0 +1,34 @@
+//! Device trust as pure logic: what a device reports, how it is judged, and what it may do.
+//!
+//! - [`signal`]: the normalised security signals EnigmSecurityService collects, each of a known
+//!   [`SignalKind`] in one of six security layers, with a value, an observation time and a source.
+//! - [`policy`]: a [`TrustPolicy`] says which signals are critical, how old a signal may be and
+//!   the minimum patch level.
+//! - [`engine`]: the Trust State Engine. [`evaluate`] turns a report and a policy into exactly one
+//!   of three [`TrustState`]s with [`Finding`]s and the launcher summary. There is no score.
+//! - [`gates`]: the ten production-gate categories, each pass, fail or not applicable.
+//! - [`lifecycle`]: the trusted-device lifecycle and its transition table.
+//! - [`eligibility`]: the one decision function the messaging, call, network and OTA sides ask.
+//!
+//! Everything fails closed: a signal that is missing, stale, from the future, unavailable or not
+//! measurable never counts as protection, and a missing input to a decision denies. The crate
+//! does no I/O and reads no clock: the time of evaluation is a parameter.
+
+pub mod eligibility;
+pub mod engine;
+pub mod gates;
+pub mod lifecycle;
+pub mod policy;
+pub mod signal;
+
+pub use eligibility::{
+    AttestationOutcome, DecisionInput, DenyReason, EligibilityDecision, ProtectedAction, decide,
+};
+pub use engine::{Evaluation, Finding, FindingKind, LauncherSummary, Severity, TrustState, evaluate};
+pub use gates::{GateResult, ProductionGate, evaluate_gates};
+pub use lifecycle::{DeviceState, LifecycleAction, LifecycleError};
+pub use policy::{PolicyError, TrustPolicy};
+pub use signal::{
+    Layer, PatchLevel, ReportError, Signal, SignalKind, SignalReport, SignalSet, SignalSource,
+    SignalValue,
+};
