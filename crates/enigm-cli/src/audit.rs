@@ -1,4 +1,10 @@
-//! `enigm audit`: read the audit log of Command page by page.
+//! `enigm audit`: read the audit log of Command, and check that it was not tampered with.
+//!
+//! - `events`: the events, page by page;
+//! - `key`: the public key the log's checkpoints are signed with;
+//! - `verify`: the whole log, offline from the database (`--data-dir`, `--database-url`) or
+//!   online through the API against a pinned key (`--log-key`);
+//! - `legal-hold`: show or change whether expired event bodies are kept.
 
 use clap::{Args, Subcommand};
 use enigm_api::{AuditListQuery, AuditPage, paths};
@@ -8,6 +14,14 @@ use crate::cli::GlobalArgs;
 use crate::connect;
 use crate::output;
 use crate::parse;
+
+mod checkpoints;
+mod key;
+mod legal_hold;
+mod online;
+mod progress;
+mod report;
+mod verify;
 
 #[derive(Debug, Args)]
 pub(crate) struct AuditArgs {
@@ -19,6 +33,14 @@ pub(crate) struct AuditArgs {
 enum AuditCommand {
     /// List audit events, oldest first.
     Events(EventsArgs),
+    /// Print the public key the audit log's checkpoints are signed with.
+    Key(key::KeyArgs),
+    /// Verify the tamper-evident audit log: offline from the database, or online against a
+    /// pinned log key.
+    Verify(verify::VerifyArgs),
+    /// Show the retention of audit event bodies, or put the log on legal hold (`on`) or lift
+    /// the hold (`off`).
+    LegalHold(legal_hold::LegalHoldArgs),
 }
 
 #[derive(Debug, Args)]
@@ -41,32 +63,37 @@ struct EventsArgs {
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: AuditArgs) -> anyhow::Result<()> {
-    let client = connect::connect(global)?;
     match args.command {
-        AuditCommand::Events(events) => {
-            let query = AuditListQuery {
-                after: events.after,
-                limit: events.limit,
-                actor: events.actor,
-                action: events.action,
-                outcome: events.outcome,
-            };
-            let reply = client
-                .get_query::<_, AuditPage>(paths::AUDIT_EVENTS, &query)
-                .await?;
-            if global.json {
-                return output::print_json(&reply.raw);
-            }
-            let page = reply.value;
-            output::print_list(
-                &output::audit_table(&page.events),
-                page.events.len(),
-                "no audit events",
-            );
-            if let Some(next) = page.next_after {
-                println!("more events: pass --after {next}");
-            }
-            Ok(())
-        }
+        AuditCommand::Events(events) => list_events(global, events).await,
+        AuditCommand::Key(args) => key::run(global, args).await,
+        AuditCommand::Verify(args) => verify::run(global, args).await,
+        AuditCommand::LegalHold(args) => legal_hold::run(global, args).await,
     }
+}
+
+async fn list_events(global: &GlobalArgs, events: EventsArgs) -> anyhow::Result<()> {
+    let client = connect::connect(global)?;
+    let query = AuditListQuery {
+        after: events.after,
+        limit: events.limit,
+        actor: events.actor,
+        action: events.action,
+        outcome: events.outcome,
+    };
+    let reply = client
+        .get_query::<_, AuditPage>(paths::AUDIT_EVENTS, &query)
+        .await?;
+    if global.json {
+        return output::print_json(&reply.raw);
+    }
+    let page = reply.value;
+    output::print_list(
+        &output::audit_table(&page.events),
+        page.events.len(),
+        "no audit events",
+    );
+    if let Some(next) = page.next_after {
+        println!("more events: pass --after {next}");
+    }
+    Ok(())
 }

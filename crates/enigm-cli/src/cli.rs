@@ -49,7 +49,7 @@ pub(crate) enum Command {
     Logout,
     /// Administer Command: accounts, roles, approvals, sessions and own credentials.
     Admin(admin::AdminArgs),
-    /// Read the audit log.
+    /// Read the audit log, verify that it was not tampered with, and hold its bodies.
     Audit(audit::AuditArgs),
 }
 
@@ -152,5 +152,42 @@ mod tests {
             .is_ok()
         );
         assert!(parse(&["audit", "events", "--action", "auth.nothing"]).is_err());
+    }
+
+    #[test]
+    fn audit_log_commands_are_parsed() {
+        assert!(parse(&["audit", "key"]).is_ok());
+        assert!(parse(&["audit", "key", "--data-dir", "/srv/enigm", "--json"]).is_ok());
+        assert!(parse(&["audit", "key", "--remote"]).is_ok());
+        assert!(parse(&["audit", "verify", "--data-dir", "/srv/enigm"]).is_ok());
+        assert!(
+            parse(&[
+                "audit",
+                "verify",
+                "--database-url",
+                "postgres://db/enigm",
+                "--log-key",
+                "k",
+                "--trusted-checkpoint",
+                "/tmp/cp.note",
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["audit", "verify", "--log-key", "k", "--no-scan"]).is_ok());
+        // Skipping the leaf scan means nothing offline, where everything is read anyway.
+        assert!(parse(&["audit", "verify", "--data-dir", "d", "--no-scan"]).is_err());
+        assert!(parse(&["audit", "legal-hold"]).is_ok());
+        assert!(parse(&["audit", "legal-hold", "on", "--pin-file", "/run/pin"]).is_ok());
+        assert!(parse(&["audit", "legal-hold", "off"]).is_ok());
+        assert!(parse(&["audit", "legal-hold", "maybe"]).is_err());
+        assert!(parse(&["audit", "legal-hold", "on", "--pin", "123456"]).is_err());
+    }
+
+    #[test]
+    fn audit_retention_is_at_least_a_day() {
+        assert!(parse(&["up", "--audit-retention-days", "1"]).is_ok());
+        assert!(parse(&["up", "--audit-retention-days", "365"]).is_ok());
+        assert!(parse(&["up", "--audit-retention-days", "0"]).is_err());
+        assert!(parse(&["up", "--audit-retention-days", "-3"]).is_err());
     }
 }

@@ -91,10 +91,25 @@ pub(crate) fn load(path: &Path) -> anyhow::Result<Option<Credentials>> {
     Ok(Some(credentials))
 }
 
-/// Writes the credentials atomically: a fresh file created with mode 0600 in a directory with
-/// mode 0700, then renamed over the old one, so that the token is never readable by others and
-/// a crash never leaves a half-written file.
+/// Writes the credentials atomically, readable by their owner only (see [`write_private`]).
 pub(crate) fn save(path: &Path, credentials: &Credentials) -> anyhow::Result<()> {
+    let json =
+        serde_json::to_vec_pretty(credentials).context("could not encode the credentials")?;
+    write_private(path, &json)
+}
+
+/// The directory of the client's own files: `$ENIGM_CONFIG_DIR`, else `~/.config/enigm`.
+pub(crate) fn config_dir() -> anyhow::Result<PathBuf> {
+    let path = default_path()?;
+    Ok(path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf))
+}
+
+/// Writes a file atomically: a fresh file created with mode 0600 in a directory with mode 0700,
+/// then renamed over the old one, so that its content is never readable by others and a crash
+/// never leaves a half-written file.
+pub(crate) fn write_private(path: &Path, content: &[u8]) -> anyhow::Result<()> {
     let dir = path
         .parent()
         .filter(|dir| !dir.as_os_str().is_empty())
@@ -104,16 +119,14 @@ pub(crate) fn save(path: &Path, credentials: &Credentials) -> anyhow::Result<()>
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("could not create `{}`", dir.display()))?;
-    let json =
-        serde_json::to_vec_pretty(credentials).context("could not encode the credentials")?;
-    let temporary = dir.join(format!(
-        ".{FILE_NAME}.{:016x}.tmp",
-        rand::rngs::OsRng.next_u64()
-    ));
-    let written = write_new_private_file(&temporary, &json)
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |name| name.to_string_lossy());
+    let temporary = dir.join(format!(".{name}.{:016x}.tmp", rand::rngs::OsRng.next_u64()));
+    let written = write_new_private_file(&temporary, content)
         .and_then(|()| std::fs::rename(&temporary, path).map_err(anyhow::Error::from));
     if written.is_err() {
-        // Best effort: the temporary file holds the token and must not linger.
+        // Best effort: the temporary file may hold a secret and must not linger.
         let _ignored = std::fs::remove_file(&temporary);
     }
     written.with_context(|| format!("could not write `{}`", path.display()))

@@ -7,13 +7,17 @@ use std::time::Duration;
 use anyhow::Context as _;
 use enigm_server::{ServerConfig, TlsFiles};
 
+/// Where `enigm up` keeps its database and keys unless told otherwise; `enigm audit` looks there
+/// too.
+pub(crate) const DEFAULT_DATA_DIR: &str = "./enigm-data";
+
 #[derive(Debug, clap::Args)]
 pub(crate) struct UpArgs {
     /// Address to listen on. Anything but loopback requires --tls-cert and --tls-key.
     #[arg(long, env = "ENIGM_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
     /// Directory for the embedded database, the server keys and the bootstrap credentials.
-    #[arg(long, env = "ENIGM_DATA_DIR", default_value = "./enigm-data")]
+    #[arg(long, env = "ENIGM_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
     /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite in the data directory.
     #[arg(long, env = "ENIGM_DATABASE_URL")]
@@ -33,6 +37,10 @@ pub(crate) struct UpArgs {
     /// Hours after which pending approval requests expire.
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
     approval_ttl_hours: u64,
+    /// Days after which audit event bodies are purged (their leaf hashes stay in the
+    /// tamper-evident log), unless the log is on legal hold.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    audit_retention_days: u64,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -45,6 +53,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.session_lifetime = Duration::from_secs(args.session_lifetime_minutes * 60);
     config.session_idle_timeout = Duration::from_secs(args.session_idle_minutes * 60);
     config.approval_ttl = Duration::from_secs(args.approval_ttl_hours * 3600);
+    config.audit_retention = Duration::from_secs(args.audit_retention_days * 86_400);
     enigm_server::run(config)
         .await
         .context("enigm command server stopped with an error")
