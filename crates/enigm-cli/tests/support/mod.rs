@@ -1,0 +1,164 @@
+//! What the end-to-end test files share: `enigm up` as a child process, the CLI run as one
+//! administrator, and the bootstrap credentials.
+
+// Each test file uses a part of these helpers; the rest would be dead code in its crate.
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different part of the shared helpers"
+)]
+
+use std::io::{BufRead as _, BufReader};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub(crate) const ENIGM: &str = env!("CARGO_BIN_EXE_enigm");
+
+/// A running `enigm up`; killed when dropped.
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) printed: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `enigm up` on a free loopback port with debug logging, into a file beside the
+    /// data directory, so tests can check that no secret is ever logged even at the most
+    /// verbose level.
+    pub(crate) fn start(data_dir: &Path, extra: &[&str]) -> Server {
+        Server::start_logging(data_dir, extra, "debug")
+    }
+
+    /// Starts `enigm up` with `RUST_LOG` set to `log_level`.
+    #[expect(
+        clippy::zombie_processes,
+        reason = "the child moves into `Server`, whose Drop kills and reaps it; a panic before that ends the test process"
+    )]
+    pub(crate) fn start_logging(data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
+        let mut child = Command::new(ENIGM)
+            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir)
+            .args(extra)
+            .env("RUST_LOG", log_level)
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log_path(data_dir))
+                    .expect("log file"),
+            )
+            .spawn()
+            .expect("spawn enigm up");
+        let stdout = child.stdout.take().unwrap();
+        let (sender, receiver) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut printed = Vec::new();
+        loop {
+            let line = receiver
+                .recv_timeout(Duration::from_secs(60))
+                .expect("enigm up printed its address in time");
+            if let Some(url) = line.strip_prefix("Enigm Command listening on ") {
+                let url = url.trim().to_owned();
+                printed.push(line);
+                return Server {
+                    child,
+                    url,
+                    printed,
+                };
+            }
+            printed.push(line);
+        }
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub(crate) fn stop(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        for _ in 0..100 {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("enigm up did not stop within 10 s of SIGTERM");
+    }
+}
+
+/// Runs the CLI as one administrator (their own config directory).
+pub(crate) struct Cli {
+    pub(crate) config: PathBuf,
+    pub(crate) server: String,
+    pub(crate) extra: Vec<String>,
+}
+
+impl Cli {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
+        Command::new(ENIGM)
+            .args(args)
+            .arg("--server")
+            .arg(&self.server)
+            .args(&self.extra)
+            .env("ENIGM_CONFIG_DIR", &self.config)
+            .env_remove("ENIGM_TOKEN")
+            .env_remove("ENIGM_SERVER")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run enigm")
+    }
+
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        let output = self.run(args);
+        assert!(
+            output.status.success(),
+            "`enigm {}` failed: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        serde_json::from_str(&self.ok(&with_json)).expect("json output")
+    }
+}
+
+pub(crate) fn log_path(data_dir: &Path) -> PathBuf {
+    data_dir.with_extension("log")
+}
+
+pub(crate) fn write_secret(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{content}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+pub(crate) fn bootstrap_field(text: &str, field: &str) -> String {
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}: ")))
+        .unwrap_or_else(|| panic!("no `{field}:` line in the bootstrap file"))
+        .trim()
+        .to_owned()
+}
