@@ -48,7 +48,7 @@ pub struct LeafEntry {
     pub leaf_hash: Hash,
     /// The canonical encoding the leaf commits to; `None` once purged (or if missing).
     pub body: Option<String>,
-    /// Whether a recorded purge covers this leaf.
+    /// Whether the body is gone under a recorded purge. A body gone without one is tampering.
     pub purged: bool,
 }
 
@@ -274,11 +274,14 @@ impl Store {
             if index != expected {
                 return Err(StoreError::Corrupt("audit leaf hash missing"));
             }
+            let body = bodies.remove(&index);
+            // A purge event inside a later purge's range keeps its body: it was not purged.
+            let purged = body.is_none() && purges.iter().any(|purge| purge.covers(index));
             entries.push(LeafEntry {
                 index,
                 leaf_hash: hash_from_row(row)?,
-                body: bodies.remove(&index),
-                purged: purges.iter().any(|purge| purge.covers(index)),
+                body,
+                purged,
             });
         }
         if u64::try_from(entries.len()) != Ok(end - start) {
