@@ -2,7 +2,9 @@
 //! checks, reading the database directly and trusting none of it.
 //!
 //! 1. The leaf hashes (level 0 of the node table) are dense, and every stored interior node
-//!    equals the one recomputed from them; no node is missing or extra.
+//!    equals the one recomputed from them; no node is missing or extra. A node that differs is
+//!    reported where the chain of hashes breaks (it is not the hash of its stored children),
+//!    so that one forged leaf hash is not also reported at every node above it.
 //! 2. Every kept event body hashes to its leaf, its searchable columns agree with the body,
 //!    and every body that is gone is covered by a recorded purge.
 //! 3. Every recorded purge is backed by a logged `audit.purge` event naming the same leaves.
@@ -10,11 +12,12 @@
 //!    leaves give at its size: all checkpoints describe one append-only history.
 //! 5. A checkpoint the auditor trusted before (optional) is a prefix of that history.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use enigm_auditlog::{
-    Checkpoint, Hash, Log, MemoryStore, NodeStore as _, NoteVerifier, leaf_hash, open_checkpoint,
+    Checkpoint, Hash, Log, MemoryStore, NodeStore as _, NoteVerifier, leaf_hash, node_hash,
+    open_checkpoint,
 };
 use enigm_types::{AuditAction, AuditEvent, AuditTarget};
 use sqlx::Row as _;
@@ -67,6 +70,29 @@ impl Finding {
             | Finding::CheckpointMismatch { size }
             | Finding::CheckpointBeyondTree { size }
             | Finding::TrustedCheckpointNotInLog { size } => size,
+        }
+    }
+}
+
+impl Finding {
+    /// How many levels above the leaves the finding is: 0 for a leaf, the node's level for a
+    /// node, and above every node for a checkpoint.
+    fn level(&self) -> u8 {
+        match *self {
+            Finding::NodeMissing { level, .. }
+            | Finding::NodeMismatch { level, .. }
+            | Finding::NodeBeyondTree { level, .. } => level,
+            Finding::CheckpointInvalid { .. }
+            | Finding::CheckpointMismatch { .. }
+            | Finding::CheckpointBeyondTree { .. }
+            | Finding::TrustedCheckpointNotInLog { .. } => u8::MAX,
+            Finding::LeafHashMissing { .. }
+            | Finding::BodyMismatch { .. }
+            | Finding::BodyUnreadable { .. }
+            | Finding::ColumnsMismatch { .. }
+            | Finding::BodyMissing { .. }
+            | Finding::EventBeyondCounter { .. }
+            | Finding::PurgeUnlogged { .. } => 0,
         }
     }
 }
@@ -201,9 +227,15 @@ impl Store {
             leaf_count: self.audit_leaf_count().await?,
             ..VerifySummary::default()
         };
-        let tree = self.rebuild_tree(&summary, &mut findings, progress).await?;
+        let (tree, missing_leaves) = self.rebuild_tree(&summary, &mut findings, progress).await?;
         summary.nodes_checked = self
-            .check_interior_nodes(&tree, summary.tree_size, &mut findings, progress)
+            .check_interior_nodes(
+                &tree,
+                &missing_leaves,
+                summary.tree_size,
+                &mut findings,
+                progress,
+            )
             .await?;
         let purges = self.audit_purges().await?;
         let logged_purges = self
@@ -229,21 +261,25 @@ impl Store {
             }
         }
         let mut findings = findings.0;
-        findings.sort_by_key(Finding::first_leaf);
+        // Along the log; where two findings start at one leaf, the narrower one first.
+        findings.sort_by_key(|finding| (finding.first_leaf(), finding.level()));
         Ok(VerifyOutcome { summary, findings })
     }
 
-    /// Reads the leaf hashes in order and recomputes the tree from them in memory.
+    /// Reads the leaf hashes in order and recomputes the tree from them in memory. Also returns
+    /// the indexes of the leaf hashes that are missing (each reported, and stood in for by zeros
+    /// in the tree), in order.
     async fn rebuild_tree(
         &self,
         summary: &VerifySummary,
         findings: &mut Findings,
         progress: &dyn VerifyProgress,
-    ) -> StoreResult<Log<MemoryStore>> {
+    ) -> StoreResult<(Log<MemoryStore>, Vec<u64>)> {
         progress.phase("leaf hashes", summary.tree_size);
         let mut tree = Log::new(MemoryStore::with_capacity(
             usize::try_from(summary.tree_size).unwrap_or(0),
         ));
+        let mut missing = Vec::new();
         let mut next: u64 = 0;
         loop {
             let rows = sqlx::query(
@@ -267,6 +303,7 @@ impl Store {
                 // is still checked.
                 while next < index {
                     findings.push(Finding::LeafHashMissing { index: next });
+                    missing.push(next);
                     leaves.push(Hash::from_bytes([0; Hash::LEN]));
                     next += 1;
                 }
@@ -282,16 +319,22 @@ impl Store {
         {
             let index = tree.size().unwrap_or(0) + u64::try_from(tail.len()).unwrap_or(0);
             findings.push(Finding::LeafHashMissing { index });
+            missing.push(index);
             tail.push(Hash::from_bytes([0; Hash::LEN]));
         }
         append(&mut tree, &tail)?;
-        Ok(tree)
+        Ok((tree, missing))
     }
 
-    /// Compares every stored interior node with the recomputed tree.
+    /// Compares every stored interior node with the recomputed tree, and reports a node that
+    /// differs only where the chain of hashes breaks: where the stored node is not the hash of
+    /// its stored children. One forged leaf hash makes every node above it differ from the
+    /// recomputed tree, but only its parent is reported, so that findings point at the
+    /// tampering instead of at the whole log above it.
     async fn check_interior_nodes(
         &self,
         tree: &Log<MemoryStore>,
+        missing_leaves: &[u64],
         tree_size: u64,
         findings: &mut Findings,
         progress: &dyn VerifyProgress,
@@ -301,6 +344,10 @@ impl Store {
         let mut expected_next: u64 = 0;
         let mut checked: u64 = 0;
         let mut current_level: u8 = 1;
+        // The stored nodes that differ from the recomputed ones, on the level below the one
+        // being checked and on that level.
+        let mut below = ChangedNodes::default();
+        let mut here = ChangedNodes::default();
         loop {
             let rows = sqlx::query(
                 "SELECT level, idx, hash FROM audit_tree_nodes \
@@ -325,6 +372,13 @@ impl Store {
                     for skipped in current_level.saturating_add(1)..node_level {
                         missing_nodes(findings, skipped, 0, complete_nodes(skipped, tree_size));
                     }
+                    // A skipped level has no stored node that could differ.
+                    below = if node_level == current_level.saturating_add(1) {
+                        std::mem::take(&mut here)
+                    } else {
+                        ChangedNodes::default()
+                    };
+                    here = ChangedNodes::default();
                     current_level = node_level;
                     expected_next = 0;
                 }
@@ -339,7 +393,33 @@ impl Store {
                 checked += 1;
                 match tree.store().node(node_level, node_index) {
                     Ok(Some(computed)) if node_index < complete => {
-                        if hash_from_row(row).ok() != Some(computed) {
+                        let stored = hash_from_row(row).ok();
+                        if stored == Some(computed) {
+                            continue;
+                        }
+                        if let Some(stored) = stored {
+                            here.remember(node_index, stored);
+                        }
+                        let child = |offset: u64| {
+                            stored_child(
+                                tree,
+                                missing_leaves,
+                                &below,
+                                node_level.saturating_sub(1),
+                                node_index.saturating_mul(2).saturating_add(offset),
+                            )
+                        };
+                        let breaks_here = match (stored, child(0), child(1)) {
+                            // An unreadable node is wrong whatever lies below it.
+                            (None, _, _) => true,
+                            // A missing leaf hash, reported already, explains the difference.
+                            (_, Child::Missing, _) | (_, _, Child::Missing) => false,
+                            (Some(stored), Child::Known(left), Child::Known(right)) => {
+                                node_hash(&left, &right) != stored
+                            }
+                            (Some(_), Child::Forgotten, _) | (Some(_), _, Child::Forgotten) => true,
+                        };
+                        if breaks_here {
                             findings.push(Finding::NodeMismatch {
                                 level: node_level,
                                 index: node_index,
@@ -511,6 +591,62 @@ impl Store {
                 ))
             })
             .collect()
+    }
+}
+
+/// Stored nodes of one level that differ from the recomputed tree, with their stored hashes.
+/// Bounded: a log tampered with wholesale would otherwise fill memory.
+#[derive(Default)]
+struct ChangedNodes {
+    hashes: HashMap<u64, Hash>,
+    /// Some differing nodes were not remembered.
+    overflow: bool,
+}
+
+/// Differing nodes remembered per level.
+const MAX_CHANGED_NODES: usize = 1 << 20;
+
+impl ChangedNodes {
+    fn remember(&mut self, index: u64, stored: Hash) {
+        if self.hashes.len() < MAX_CHANGED_NODES {
+            self.hashes.insert(index, stored);
+        } else {
+            self.overflow = true;
+        }
+    }
+}
+
+/// What the verifier knows of a stored child node.
+enum Child {
+    Known(Hash),
+    /// A leaf hash that is missing (reported on its own).
+    Missing,
+    /// A node that may differ from the recomputed tree, but was not remembered.
+    Forgotten,
+}
+
+/// The stored node at `(level, index)`, a child of a node being checked. A missing or
+/// unreadable interior node counts as the recomputed one: it is reported on its own, and the
+/// question here is only whether its parent matches what should be below it.
+fn stored_child(
+    tree: &Log<MemoryStore>,
+    missing_leaves: &[u64],
+    changed: &ChangedNodes,
+    level: u8,
+    index: u64,
+) -> Child {
+    if level == 0 && missing_leaves.binary_search(&index).is_ok() {
+        return Child::Missing;
+    }
+    if let Some(stored) = changed.hashes.get(&index) {
+        return Child::Known(*stored);
+    }
+    if level > 0 && changed.overflow {
+        return Child::Forgotten;
+    }
+    match tree.store().node(level, index) {
+        Ok(Some(hash)) => Child::Known(hash),
+        _ => Child::Forgotten,
     }
 }
 
