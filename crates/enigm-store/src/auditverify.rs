@@ -456,6 +456,8 @@ impl Store {
     ) -> StoreResult<HashSet<(u64, u64)>> {
         progress.phase("event bodies", summary.leaf_count);
         let mut logged_purges = HashSet::new();
+        // Every leaf in the tree needs a body, even if the counter was wound back below it.
+        let bodies_end = summary.leaf_count.max(summary.tree_size);
         let mut next: u64 = 0;
         let gap = |from: u64, to: u64, summary: &mut VerifySummary, findings: &mut Findings| {
             for index in from..to {
@@ -481,7 +483,7 @@ impl Store {
             }
             for row in &rows {
                 let index = to_u64(row.try_get("leaf_index")?)?;
-                gap(next, index.min(summary.leaf_count), summary, findings);
+                gap(next, index.min(bodies_end), summary, findings);
                 next = index.saturating_add(1);
                 if index >= summary.leaf_count {
                     findings.push(Finding::EventBeyondCounter { index });
@@ -510,7 +512,7 @@ impl Store {
             }
             progress.advance(next.min(summary.leaf_count));
         }
-        gap(next, summary.leaf_count, summary, findings);
+        gap(next, bodies_end, summary, findings);
         Ok(logged_purges)
     }
 
