@@ -1,0 +1,962 @@
+//! The tamper-evident audit log through the real router, against SQLite and PostgreSQL: every
+//! audit event becomes a leaf, proofs from the API verify against signed checkpoints, bad input
+//! is refused without side effects, reads are audited, retention purges bodies but never the
+//! evidence, and group commit stores concurrent events exactly once with dense leaf indexes.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use axum::http::{Method, StatusCode};
+use enigm_api::proofs::BodyCheck;
+use enigm_api::{
+    AuditCheckpointView, AuditConsistencyView, AuditInclusionView, AuditLeafView, AuditLeavesPage,
+    AuditLogKeyView, AuditRetentionView, paths,
+};
+use enigm_auditlog::{
+    Checkpoint, Hash, Log, MemoryStore, NoteVerifier, leaf_hash, open_checkpoint,
+};
+use enigm_server::state::AppState;
+use enigm_store::{NoProgress, PurgeRecord, StoredCheckpoint};
+use enigm_test_support::{Backend, backend_tests};
+use enigm_types::{
+    Actor, AuditAction, AuditEvent, AuditEventId, AuditTarget, Clock as _, Outcome, Permission,
+    ReasonCategory, Role, Timestamp,
+};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use sqlx::{Connection as _, Row as _};
+use support::{Admin, OWNER_PASSWORD, OWNER_PIN, PASSWORD, TestApp};
+
+backend_tests!(
+    every_audit_event_is_a_leaf,
+    proofs_verify_against_signed_checkpoints,
+    bad_input_is_refused_and_changes_nothing,
+    reading_the_log_is_audited,
+    retention_purges_bodies_but_keeps_the_evidence,
+    group_commit_stores_every_event_once,
+);
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+
+/// Folds everything committed into the tree and publishes a checkpoint of it.
+async fn sync(app: &TestApp) -> StoredCheckpoint {
+    app.state
+        .audit_log
+        .sync()
+        .await
+        .unwrap()
+        .expect("a checkpoint")
+}
+
+fn verifier(app: &TestApp) -> NoteVerifier {
+    app.state.audit_log.verifier()
+}
+
+fn open(app: &TestApp, note: &str) -> Checkpoint {
+    open_checkpoint(note, &verifier(app))
+        .expect("checkpoint signed by the log key")
+        .into_checkpoint()
+}
+
+async fn fetch<T: DeserializeOwned>(app: &TestApp, path: &str, admin: &Admin) -> T {
+    let response = app.get(path, admin).await;
+    assert_eq!(
+        response.status,
+        StatusCode::OK,
+        "{path}: {:?}",
+        response.body
+    );
+    serde_json::from_value(response.body).unwrap()
+}
+
+fn leaves_path(start: u64, limit: u32) -> String {
+    format!("{}?start={start}&limit={limit}", paths::AUDIT_LEAVES)
+}
+
+fn leaf_path(index: u64, tree_size: Option<u64>) -> String {
+    let path = paths::fill(paths::AUDIT_LEAF, &[&index.to_string()]);
+    match tree_size {
+        Some(size) => format!("{path}?tree_size={size}"),
+        None => path,
+    }
+}
+
+fn consistency_path(first: u64, second: u64) -> String {
+    format!("{}?first={first}&second={second}", paths::AUDIT_CONSISTENCY)
+}
+
+async fn all_leaves(app: &TestApp) -> Vec<AuditLeafView> {
+    let page: AuditLeavesPage = fetch(app, &leaves_path(0, 1000), &app.owner).await;
+    assert!(
+        page.leaves.len() < 1000,
+        "one page holds the whole test log"
+    );
+    page.leaves
+}
+
+fn body_of(leaf: &AuditLeafView) -> AuditEvent {
+    serde_json::from_str(leaf.body.as_deref().expect("a kept body")).unwrap()
+}
+
+fn flip_bit(hash: &Hash) -> Hash {
+    let mut bytes = *hash.as_bytes();
+    bytes[7] ^= 0x10;
+    Hash::from_bytes(bytes)
+}
+
+fn size_of(count: i64) -> u64 {
+    u64::try_from(count).unwrap()
+}
+
+async fn create_user(app: &TestApp, username: &str) -> Admin {
+    let created = app
+        .call(
+            Method::POST,
+            paths::USERS,
+            Some(&app.owner),
+            Some(OWNER_PIN),
+            Some(json!({"username": username, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    Admin {
+        id: created.body["id"].as_str().unwrap().parse().unwrap(),
+        username: username.to_owned(),
+        token: app.login(username, PASSWORD).await,
+        pin: "",
+    }
+}
+
+async fn every_audit_event_is_a_leaf(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    // A mix of what gets audited: failed logins, a user created, denials, an approval flow.
+    let wrong = app.try_login("owner", "not-the-password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    let unknown = app.try_login("nobody", "whatever-password").await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    let bob = create_user(&app, "bob").await;
+    let denied = app.get(paths::AUDIT_EVENTS, &bob).await;
+    assert_eq!(denied.status, StatusCode::FORBIDDEN);
+    let anonymous = app
+        .call(Method::GET, &leaves_path(0, 10), None, None, None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let security = app.admin_with_roles("sec", &[Role::SecurityAdmin]).await;
+    let request = app
+        .call(
+            Method::POST,
+            &paths::fill(paths::USER_ROLES, &[&bob.id.to_string()]),
+            Some(&app.owner),
+            None,
+            Some(json!({"role": "auditor", "justification": "covers the audit rotation"})),
+        )
+        .await;
+    assert_eq!(request.status, StatusCode::ACCEPTED, "{:?}", request.body);
+    let approval = request.body["id"].as_str().unwrap().to_owned();
+    let approved = app
+        .call(
+            Method::POST,
+            &paths::fill(paths::APPROVAL_APPROVE, &[&approval]),
+            Some(&security),
+            Some(security.pin),
+            None,
+        )
+        .await;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    assert_eq!(
+        app.get(paths::AUDIT_EVENTS, &bob).await.status,
+        StatusCode::OK
+    );
+
+    sync(&app).await;
+    let rows = size_of(app.store.count_audit().await.unwrap());
+    assert_eq!(app.store.audit_leaf_count().await.unwrap(), rows);
+    assert_eq!(app.store.audit_tree_size().await.unwrap(), rows);
+    let events = app.audit_events().await;
+    assert_eq!(size_of(i64::try_from(events.len()).unwrap()), rows);
+    for (action, outcome) in [
+        (AuditAction::BootstrapOwner, Outcome::Success),
+        (AuditAction::AuthLogin, Outcome::Denied),
+        (AuditAction::UserCreate, Outcome::Success),
+        (AuditAction::Authorize, Outcome::Denied),
+        (AuditAction::AuthSession, Outcome::Denied),
+        (AuditAction::ApprovalRequest, Outcome::Success),
+        (AuditAction::ApprovalExecute, Outcome::Success),
+        (AuditAction::RoleGrant, Outcome::Success),
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|event| event.action == action && event.outcome == outcome),
+            "{action:?} {outcome:?} is among the events"
+        );
+    }
+
+    // The leaves are exactly the events, each body hashing to its leaf.
+    let page: AuditLeavesPage = fetch(&app, &leaves_path(0, 1000), &app.owner).await;
+    assert_eq!(page.tree_size, rows);
+    let leaves = page.leaves;
+    assert_eq!(leaves.len(), events.len());
+    let mut from_leaves = HashSet::new();
+    for (position, leaf) in leaves.iter().enumerate() {
+        assert_eq!(leaf.index, u64::try_from(position).unwrap());
+        assert_eq!(leaf.check_body(), Ok(BodyCheck::Matches));
+        assert!(!leaf.purged);
+        let event = body_of(leaf);
+        assert_eq!(
+            leaf.body.as_deref().unwrap().as_bytes(),
+            event.canonical_bytes().as_slice(),
+            "the body is the event's one canonical encoding"
+        );
+        assert_eq!(
+            leaf.decode_leaf_hash().unwrap(),
+            leaf_hash(&event.canonical_bytes())
+        );
+        assert!(from_leaves.insert(event.id), "one leaf per event");
+    }
+    let stored: HashSet<AuditEventId> = events.iter().map(|event| event.id).collect();
+    assert_eq!(from_leaves, stored);
+
+    // The signed checkpoint covers all of them, under the log's key.
+    let view: AuditCheckpointView = fetch(&app, paths::AUDIT_CHECKPOINT, &app.owner).await;
+    let checkpoint = open(&app, &view.note);
+    assert_eq!(checkpoint.size(), rows);
+    assert_eq!(view.tree_size, rows);
+    assert_eq!(checkpoint.root().to_base64(), view.root);
+    assert_eq!(checkpoint.origin(), verifier(&app).name());
+    let mut memory = Log::new(MemoryStore::new());
+    let hashes: Vec<Hash> = leaves
+        .iter()
+        .map(|leaf| leaf.decode_leaf_hash().unwrap())
+        .collect();
+    memory.append_leaves(&hashes).unwrap();
+    assert_eq!(memory.root().unwrap(), *checkpoint.root());
+    let key: AuditLogKeyView = fetch(&app, paths::AUDIT_LOG_KEY, &app.owner).await;
+    let published = NoteVerifier::from_key_string(&key.verifier_key).unwrap();
+    assert_eq!(key.verifier_key, verifier(&app).to_key_string());
+    assert!(open_checkpoint(&view.note, &published).is_ok());
+
+    // The reads just made are events too, and become leaves at the next sync.
+    let grown = sync(&app).await;
+    assert!(grown.tree_size > rows);
+    assert_eq!(
+        grown.tree_size,
+        size_of(app.store.count_audit().await.unwrap())
+    );
+}
+
+async fn proofs_verify_against_signed_checkpoints(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    // Three checkpoints of growing trees, with odd sizes in between.
+    let _bob = create_user(&app, "bob").await;
+    sync(&app).await;
+    for _ in 0..3 {
+        app.get(paths::WHOAMI, &app.owner).await;
+    }
+    sync(&app).await;
+    app.try_login("owner", "not-the-password").await;
+    for _ in 0..5 {
+        app.get(paths::WHOAMI, &app.owner).await;
+    }
+    sync(&app).await;
+    let stored = app.store.audit_checkpoints(None, 100).await.unwrap();
+    assert_eq!(stored.len(), 3);
+    let checkpoints: Vec<Checkpoint> = stored.iter().map(|cp| open(&app, &cp.note)).collect();
+    let latest = checkpoints.last().unwrap().clone();
+    let oldest = checkpoints[0].clone();
+    assert!(oldest.size() > 1);
+
+    // Every leaf against the latest checkpoint (the default), then against the oldest.
+    for index in 0..latest.size() {
+        let view: AuditInclusionView = fetch(&app, &leaf_path(index, None), &app.owner).await;
+        assert_eq!(view.tree_size, latest.size());
+        assert_eq!(view.leaf.index, index);
+        assert_eq!(view.leaf.check_body(), Ok(BodyCheck::Matches));
+        let (leaf, proof) = view.decode().unwrap();
+        let verified = proof.verify(&leaf, latest.root()).unwrap();
+        assert_eq!(verified.index(), index);
+    }
+    for index in 0..oldest.size() {
+        let view: AuditInclusionView =
+            fetch(&app, &leaf_path(index, Some(oldest.size())), &app.owner).await;
+        assert_eq!(view.tree_size, oldest.size());
+        let (leaf, proof) = view.decode().unwrap();
+        proof.verify(&leaf, oldest.root()).unwrap();
+        assert!(proof.verify(&leaf, latest.root()).is_err());
+    }
+
+    // Consistency between every pair of published checkpoints.
+    for old in &checkpoints {
+        for new in &checkpoints {
+            if old.size() > new.size() {
+                continue;
+            }
+            let view: AuditConsistencyView =
+                fetch(&app, &consistency_path(old.size(), new.size()), &app.owner).await;
+            let proof = view.decode().unwrap();
+            proof.verify(old.root(), new.root()).unwrap();
+            if old.size() < new.size() {
+                assert!(proof.verify(new.root(), old.root()).is_err());
+            }
+        }
+    }
+
+    // One flipped bit anywhere makes verification fail.
+    let view: AuditInclusionView = fetch(&app, &leaf_path(1, None), &app.owner).await;
+    let (leaf, proof) = view.decode().unwrap();
+    assert!(!proof.path().is_empty());
+    for position in 0..proof.path().len() {
+        let mut path = proof.path().to_vec();
+        path[position] = flip_bit(&path[position]);
+        let forged = enigm_auditlog::InclusionProof::new(proof.index(), proof.size(), path);
+        assert!(forged.verify(&leaf, latest.root()).is_err(), "{position}");
+    }
+    assert!(proof.verify(&flip_bit(&leaf), latest.root()).is_err());
+    assert!(proof.verify(&leaf, &flip_bit(latest.root())).is_err());
+    let view: AuditConsistencyView = fetch(
+        &app,
+        &consistency_path(oldest.size(), latest.size()),
+        &app.owner,
+    )
+    .await;
+    let proof = view.decode().unwrap();
+    assert!(!proof.path().is_empty());
+    for position in 0..proof.path().len() {
+        let mut path = proof.path().to_vec();
+        path[position] = flip_bit(&path[position]);
+        let forged =
+            enigm_auditlog::ConsistencyProof::new(proof.old_size(), proof.new_size(), path);
+        assert!(
+            forged.verify(oldest.root(), latest.root()).is_err(),
+            "{position}"
+        );
+    }
+    assert!(
+        proof
+            .verify(&flip_bit(oldest.root()), latest.root())
+            .is_err()
+    );
+}
+
+/// `(action, outcome, reason, target)` of the events after the first `skip`.
+async fn events_after(app: &TestApp, skip: usize) -> Vec<AuditEvent> {
+    app.audit_events().await.into_iter().skip(skip).collect()
+}
+
+async fn bad_input_is_refused_and_changes_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let operator = app.admin_with_roles("oper", &[Role::DeviceOperator]).await;
+    let auditor = app.admin_with_roles("aud", &[Role::Auditor]).await;
+    let before = sync(&app).await;
+    let size = before.tree_size;
+    let leaves_before = all_leaves(&app).await;
+    let skip = app.audit_events().await.len();
+
+    let huge = u64::MAX.to_string();
+    for (path, status, code) in [
+        (leaf_path(size, None), StatusCode::NOT_FOUND, "beyond_tree"),
+        (
+            leaf_path(size + 100, None),
+            StatusCode::NOT_FOUND,
+            "beyond_tree",
+        ),
+        (
+            leaf_path(u64::MAX, None),
+            StatusCode::NOT_FOUND,
+            "beyond_tree",
+        ),
+        (
+            leaf_path(0, Some(size + 1)),
+            StatusCode::NOT_FOUND,
+            "beyond_tree",
+        ),
+        (leaf_path(3, Some(3)), StatusCode::NOT_FOUND, "beyond_tree"),
+        (
+            consistency_path(0, size + 1),
+            StatusCode::NOT_FOUND,
+            "beyond_tree",
+        ),
+        (
+            consistency_path(3, 2),
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+        ),
+        (
+            format!("{}?start=0&bogus=1", paths::AUDIT_LEAVES),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            paths::AUDIT_LEAVES.to_owned(),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            format!("{}?start=-1", paths::AUDIT_LEAVES),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            format!("{}?start={huge}0", paths::AUDIT_LEAVES),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            format!("{}&verbose=true", leaf_path(0, Some(1))),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            format!("{}?tree_size=ten", leaf_path(0, None)),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            format!("{}?first=1", paths::AUDIT_CONSISTENCY),
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+        ),
+        (
+            paths::fill(paths::AUDIT_LEAF, &["abc"]),
+            StatusCode::BAD_REQUEST,
+            "invalid_path_parameter",
+        ),
+        (
+            paths::fill(paths::AUDIT_LEAF, &["-1"]),
+            StatusCode::BAD_REQUEST,
+            "invalid_path_parameter",
+        ),
+    ] {
+        let response = app.get(&path, &app.owner).await;
+        assert_eq!(
+            (response.status, response.code()),
+            (status, code),
+            "{path}: {:?}",
+            response.body
+        );
+        assert!(
+            !response.body["message"].as_str().unwrap().is_empty(),
+            "{path}: a message says what is wrong"
+        );
+    }
+    // Nothing was read, so no read is recorded: only the guard's decisions.
+    let after_bad_input = events_after(&app, skip).await;
+    assert!(
+        after_bad_input.iter().all(
+            |event| event.action == AuditAction::Authorize && event.outcome == Outcome::Success
+        ),
+        "{after_bad_input:?}"
+    );
+
+    // Without the permission: refused, and each refusal audited.
+    let skip = app.audit_events().await.len();
+    let refused = [
+        leaves_path(0, 10),
+        leaf_path(0, None),
+        consistency_path(1, 2),
+        paths::AUDIT_CHECKPOINT.to_owned(),
+        paths::AUDIT_LOG_KEY.to_owned(),
+        paths::AUDIT_LEGAL_HOLD.to_owned(),
+    ];
+    for path in &refused {
+        let response = app.get(path, &operator).await;
+        assert_eq!(
+            (response.status, response.code()),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{path}"
+        );
+    }
+    let denials = events_after(&app, skip).await;
+    assert_eq!(denials.len(), refused.len(), "{denials:?}");
+    for event in &denials {
+        assert_eq!(event.actor, Actor::Admin(operator.id));
+        assert_eq!(event.action, AuditAction::Authorize);
+        assert_eq!(event.outcome, Outcome::Denied);
+        assert_eq!(event.reason, Some(ReasonCategory::Forbidden));
+        assert_eq!(
+            event.target,
+            AuditTarget::Route {
+                permission: Permission::AuditRead
+            }
+        );
+    }
+
+    // The legal hold is critical and the owner's: no PIN, a wrong PIN, or no permission are
+    // refused, audited, and leave the hold as it was.
+    let skip = app.audit_events().await.len();
+    let hold = Some(json!({"legal_hold": true}));
+    for (admin, pin, code) in [
+        (&app.owner, None, "pin_required"),
+        (&app.owner, Some("135799"), "pin_invalid"),
+        (&auditor, Some(auditor.pin), "forbidden"),
+    ] {
+        let response = app
+            .call(
+                Method::PUT,
+                paths::AUDIT_LEGAL_HOLD,
+                Some(admin),
+                pin,
+                hold.clone(),
+            )
+            .await;
+        assert_eq!(
+            (response.status, response.code()),
+            (StatusCode::FORBIDDEN, code),
+            "{:?}",
+            response.body
+        );
+    }
+    let denials: Vec<(AuditAction, Option<ReasonCategory>)> = events_after(&app, skip)
+        .await
+        .iter()
+        .filter(|event| event.outcome == Outcome::Denied)
+        .map(|event| (event.action, event.reason))
+        .collect();
+    assert_eq!(
+        denials,
+        vec![
+            (AuditAction::AuthPinCheck, Some(ReasonCategory::PinRequired)),
+            (AuditAction::AuthPinCheck, Some(ReasonCategory::PinInvalid)),
+            (AuditAction::Authorize, Some(ReasonCategory::Forbidden)),
+        ]
+    );
+    let events = app.audit_events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|event| event.action == AuditAction::AuditLegalHold),
+        "no legal hold change was recorded"
+    );
+    assert!(
+        !events
+            .iter()
+            .skip(skip)
+            .any(|event| event.action == AuditAction::AuditRead),
+        "no read was recorded for a refused request"
+    );
+    let retention: AuditRetentionView = fetch(&app, paths::AUDIT_LEGAL_HOLD, &app.owner).await;
+    assert!(!retention.legal_hold);
+    assert_eq!(retention.legal_hold_changed_at, None);
+    assert!(!app.store.audit_legal_hold().await.unwrap().enabled);
+
+    // The log only grew: the old tree is a prefix of the new one, its leaves unchanged.
+    let after = sync(&app).await;
+    let view: AuditConsistencyView =
+        fetch(&app, &consistency_path(size, after.tree_size), &app.owner).await;
+    view.decode()
+        .unwrap()
+        .verify(&before.root, &after.root)
+        .unwrap();
+    let leaves_after = all_leaves(&app).await;
+    assert_eq!(
+        leaves_after[..leaves_before.len()],
+        leaves_before[..],
+        "old leaves are untouched"
+    );
+}
+
+async fn reading_the_log_is_audited(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let auditor = app.admin_with_roles("aud", &[Role::Auditor]).await;
+    for _ in 0..4 {
+        app.get(paths::WHOAMI, &app.owner).await;
+    }
+    let checkpoint = sync(&app).await;
+    let size = checkpoint.tree_size;
+    assert!(size > 4);
+    let skip = app.audit_events().await.len();
+
+    let reads: Vec<(&Admin, String, AuditTarget)> = vec![
+        (
+            &app.owner,
+            leaves_path(1, 3),
+            AuditTarget::AuditLeaves { first: 1, end: 4 },
+        ),
+        (
+            &app.owner,
+            leaves_path(0, 1000),
+            AuditTarget::AuditLeaves {
+                first: 0,
+                end: size,
+            },
+        ),
+        (
+            &auditor,
+            leaves_path(size - 2, 1000),
+            AuditTarget::AuditLeaves {
+                first: size - 2,
+                end: size,
+            },
+        ),
+        // A page past the end reads nothing, and says so.
+        (
+            &auditor,
+            leaves_path(size + 5, 10),
+            AuditTarget::AuditLeaves {
+                first: size + 5,
+                end: size + 5,
+            },
+        ),
+        (
+            &auditor,
+            leaf_path(2, None),
+            AuditTarget::AuditLeaves { first: 2, end: 3 },
+        ),
+        (
+            &app.owner,
+            paths::AUDIT_CHECKPOINT.to_owned(),
+            AuditTarget::AuditLog,
+        ),
+        (
+            &auditor,
+            paths::AUDIT_LOG_KEY.to_owned(),
+            AuditTarget::AuditLog,
+        ),
+        (&auditor, consistency_path(1, size), AuditTarget::AuditLog),
+        (
+            &auditor,
+            paths::AUDIT_LEGAL_HOLD.to_owned(),
+            AuditTarget::AuditLog,
+        ),
+        (
+            &app.owner,
+            paths::AUDIT_EVENTS.to_owned(),
+            AuditTarget::AuditLog,
+        ),
+    ];
+    for (admin, path, _) in &reads {
+        let response = app.get(path, admin).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{path}: {:?}",
+            response.body
+        );
+    }
+    let recorded: Vec<AuditEvent> = events_after(&app, skip)
+        .await
+        .into_iter()
+        .filter(|event| event.action == AuditAction::AuditRead)
+        .collect();
+    assert_eq!(recorded.len(), reads.len(), "{recorded:?}");
+    for (event, (admin, path, target)) in recorded.iter().zip(&reads) {
+        assert_eq!(event.actor, Actor::Admin(admin.id), "{path}");
+        assert_eq!(event.target, *target, "{path}");
+        assert_eq!(event.outcome, Outcome::Success, "{path}");
+    }
+
+    // The records of the reads are leaves like any other event.
+    let latest = sync(&app).await;
+    let leaves = all_leaves(&app).await;
+    for event in &recorded {
+        let leaf = leaves
+            .iter()
+            .find(|leaf| leaf.body.as_deref().map(str::as_bytes) == Some(&event.canonical_bytes()))
+            .expect("the read is a leaf");
+        let view: AuditInclusionView = fetch(&app, &leaf_path(leaf.index, None), &app.owner).await;
+        let (hash, proof) = view.decode().unwrap();
+        proof.verify(&hash, &latest.root).unwrap();
+    }
+}
+
+async fn set_legal_hold(app: &TestApp, enabled: bool) -> AuditRetentionView {
+    let response = app
+        .call(
+            Method::PUT,
+            paths::AUDIT_LEGAL_HOLD,
+            Some(&app.owner),
+            Some(OWNER_PIN),
+            Some(json!({ "legal_hold": enabled })),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    serde_json::from_value(response.body).unwrap()
+}
+
+/// Steps the clock and logs the owner in again (sessions last hours, not days).
+async fn advance(app: &mut TestApp, by: Duration) {
+    app.clock.advance(by);
+    app.owner.token = app.login("owner", OWNER_PASSWORD).await;
+}
+
+fn purge_events(leaves: &[AuditLeafView]) -> Vec<(u64, AuditEvent)> {
+    leaves
+        .iter()
+        .filter(|leaf| leaf.body.is_some())
+        .map(|leaf| (leaf.index, body_of(leaf)))
+        .filter(|(_, event)| event.action == AuditAction::AuditPurge)
+        .collect()
+}
+
+async fn retention_purges_bodies_but_keeps_the_evidence(backend: Backend) {
+    let mut app = TestApp::new(backend).await;
+    let start = app.clock.now();
+    let _bob = create_user(&app, "bob").await;
+    app.try_login("bob", "not-the-password").await;
+    let old = sync(&app).await;
+    let old_checkpoint = open(&app, &old.note);
+    let old_end = old.tree_size;
+    assert_eq!(app.store.audit_leaf_count().await.unwrap(), old_end);
+    let mut old_proofs = Vec::new();
+    for index in 0..old_end {
+        old_proofs.push(
+            app.store
+                .audit_inclusion_proof(index, old_end)
+                .await
+                .unwrap(),
+        );
+    }
+
+    // Nothing is old enough yet.
+    assert_eq!(app.state.audit_log.purge_expired().await.unwrap(), None);
+
+    advance(&mut app, DAY * 31).await;
+    app.get(paths::WHOAMI, &app.owner).await;
+    let now = app.clock.now();
+    let record = app.state.audit_log.purge_expired().await.unwrap();
+    assert_eq!(
+        record,
+        Some(PurgeRecord {
+            first: 0,
+            end: old_end,
+            cutoff: now.saturating_sub(DAY * 30),
+            purged_at: now,
+        })
+    );
+    assert_eq!(
+        app.state.audit_log.purge_expired().await.unwrap(),
+        None,
+        "a purge with nothing new to purge records nothing"
+    );
+    let latest = sync(&app).await;
+    let leaves = all_leaves(&app).await;
+    for leaf in &leaves {
+        if leaf.index < old_end {
+            assert_eq!(leaf.body, None, "leaf {}", leaf.index);
+            assert!(leaf.purged, "leaf {}", leaf.index);
+            assert_eq!(leaf.check_body(), Ok(BodyCheck::Purged));
+        } else {
+            assert!(!leaf.purged, "leaf {}", leaf.index);
+            assert_eq!(leaf.check_body(), Ok(BodyCheck::Matches));
+        }
+    }
+    let purges = purge_events(&leaves);
+    assert_eq!(purges.len(), 1);
+    let (first_purge_index, first_purge) = purges[0].clone();
+    assert!(first_purge_index >= old_end);
+    assert_eq!(first_purge.actor, Actor::System);
+    assert_eq!(first_purge.outcome, Outcome::Success);
+    assert_eq!(
+        first_purge.target,
+        AuditTarget::AuditLeaves {
+            first: 0,
+            end: old_end
+        }
+    );
+    assert_eq!(first_purge.time, now);
+
+    // The tree still commits to the purged leaves: old proofs verify against the old
+    // checkpoint, and the server still proves them against the old and the new one.
+    for (index, (leaf, proof)) in (0..).zip(&old_proofs) {
+        proof.verify(leaf, old_checkpoint.root()).unwrap();
+        let view: AuditInclusionView =
+            fetch(&app, &leaf_path(index, Some(old_end)), &app.owner).await;
+        assert_eq!(view.leaf.body, None);
+        assert!(view.leaf.purged);
+        let (served_leaf, served) = view.decode().unwrap();
+        assert_eq!((&served_leaf, &served), (leaf, proof));
+        let view: AuditInclusionView = fetch(&app, &leaf_path(index, None), &app.owner).await;
+        let (served_leaf, served) = view.decode().unwrap();
+        served.verify(&served_leaf, &latest.root).unwrap();
+    }
+    let outcome = app
+        .store
+        .verify_audit_log(&verifier(&app), Some(&old_checkpoint), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(outcome.findings, Vec::new());
+    assert_eq!(outcome.summary.bodies_purged, old_end);
+
+    // On legal hold nothing is purged, however old.
+    let held = set_legal_hold(&app, true).await;
+    assert!(held.legal_hold);
+    assert_eq!(legal_hold_changes(&app).await, vec![app.clock.now()]);
+    sync(&app).await;
+    let hold_leaf = all_leaves(&app)
+        .await
+        .iter()
+        .find(|leaf| leaf.body.is_some() && body_of(leaf).action == AuditAction::AuditLegalHold)
+        .expect("the legal hold change is a leaf")
+        .index;
+    assert_eq!(held.retention_days, 30);
+    assert_eq!(
+        held.legal_hold_changed_at.as_deref(),
+        Some(app.clock.now().to_rfc3339().as_str())
+    );
+    let second_end = app.store.audit_leaf_count().await.unwrap();
+    advance(&mut app, DAY * 31).await;
+    assert_eq!(app.state.audit_log.purge_expired().await.unwrap(), None);
+    let leaves = all_leaves(&app).await;
+    assert!(
+        leaves
+            .iter()
+            .filter(|leaf| leaf.index >= old_end)
+            .all(|leaf| leaf.body.is_some()),
+        "nothing purged on legal hold"
+    );
+    let retention: AuditRetentionView = fetch(&app, paths::AUDIT_LEGAL_HOLD, &app.owner).await;
+    assert!(retention.legal_hold);
+
+    // Lifted, the purge catches up; the first purge's own event is kept for good.
+    let lifted = set_legal_hold(&app, false).await;
+    assert!(!lifted.legal_hold);
+    let now = app.clock.now();
+    let record = app.state.audit_log.purge_expired().await.unwrap();
+    assert_eq!(
+        record,
+        Some(PurgeRecord {
+            first: old_end,
+            end: second_end,
+            cutoff: now.saturating_sub(DAY * 30),
+            purged_at: now,
+        })
+    );
+    sync(&app).await;
+    let leaves = all_leaves(&app).await;
+    let purges = purge_events(&leaves);
+    assert_eq!(purges.len(), 2);
+    assert_eq!(purges[0], (first_purge_index, first_purge));
+    assert_eq!(
+        purges[1].1.target,
+        AuditTarget::AuditLeaves {
+            first: old_end,
+            end: second_end
+        }
+    );
+    for leaf in &leaves {
+        let index = leaf.index;
+        if index == first_purge_index {
+            assert_eq!(leaf.check_body(), Ok(BodyCheck::Matches));
+            assert!(!leaf.purged, "the purge event's body was not purged");
+        } else if index < second_end {
+            assert_eq!(leaf.check_body(), Ok(BodyCheck::Purged), "leaf {index}");
+        } else {
+            assert_eq!(leaf.check_body(), Ok(BodyCheck::Matches), "leaf {index}");
+        }
+    }
+    let outcome = app
+        .store
+        .verify_audit_log(&verifier(&app), Some(&old_checkpoint), &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(outcome.findings, Vec::new());
+    assert_eq!(outcome.summary.bodies_purged, second_end - 1);
+
+    // Both legal hold changes were logged, by the owner; the first one's body has expired
+    // with the rest of its day, the lift's is kept.
+    assert_eq!(
+        legal_hold_changes(&app).await,
+        vec![start.saturating_add(DAY * 62)]
+    );
+    let held_leaf = leaves.iter().find(|leaf| leaf.index == hold_leaf).unwrap();
+    assert_eq!(held_leaf.check_body(), Ok(BodyCheck::Purged));
+}
+
+/// When the legal hold changes still on record happened, oldest first.
+async fn legal_hold_changes(app: &TestApp) -> Vec<Timestamp> {
+    app.audit_events()
+        .await
+        .iter()
+        .filter(|event| event.action == AuditAction::AuditLegalHold)
+        .map(|event| {
+            assert_eq!(event.actor, Actor::Admin(app.owner.id));
+            assert_eq!(event.outcome, Outcome::Success);
+            assert_eq!(event.target, AuditTarget::AuditLog);
+            event.time
+        })
+        .collect()
+}
+
+async fn group_commit_stores_every_event_once(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let before = size_of(app.store.count_audit().await.unwrap());
+    let now = app.clock.now();
+    let calls: Vec<Vec<AuditEvent>> = (0..200_u64)
+        .map(|call| {
+            (0..call % 3 + 1)
+                .map(|n| {
+                    AuditEvent::new(
+                        now,
+                        Actor::System,
+                        AuditAction::AuditRead,
+                        AuditTarget::AuditLeaves {
+                            first: call,
+                            end: call + n + 1,
+                        },
+                        Outcome::Success,
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    let tasks: Vec<_> = calls
+        .iter()
+        .cloned()
+        .map(|events| {
+            let state: AppState = app.state.clone();
+            tokio::spawn(async move { state.audit(&events).await })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let total: u64 = calls.iter().map(|events| events.len() as u64).sum();
+    let checkpoint = sync(&app).await;
+    assert_eq!(checkpoint.tree_size, before + total);
+    assert_eq!(
+        size_of(app.store.count_audit().await.unwrap()),
+        before + total
+    );
+
+    // Leaf indexes are dense, each event has exactly one, and a call's events are adjacent.
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(app.db.url()).await.unwrap();
+    let rows = sqlx::query("SELECT leaf_index, id FROM audit_events ORDER BY leaf_index")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+    let mut index_of: HashMap<String, u64> = HashMap::new();
+    for (expected, row) in (0..).zip(&rows) {
+        let index: i64 = row.get("leaf_index");
+        assert_eq!(size_of(index), expected);
+        assert!(index_of.insert(row.get("id"), expected).is_none());
+    }
+    assert_eq!(u64::try_from(rows.len()).unwrap(), before + total);
+    for events in &calls {
+        let indexes: Vec<u64> = events
+            .iter()
+            .map(|event| index_of[&event.id.to_string()])
+            .collect();
+        let first = indexes[0];
+        assert_eq!(
+            indexes,
+            (first..first + indexes.len() as u64).collect::<Vec<_>>()
+        );
+    }
+    let outcome = app
+        .store
+        .verify_audit_log(&verifier(&app), None, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(outcome.findings, Vec::new());
+}
