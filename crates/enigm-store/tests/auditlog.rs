@@ -30,6 +30,7 @@ const DAY: Duration = Duration::from_secs(24 * 3600);
 
 backend_tests!(
     sequencer_matches_the_in_memory_log,
+    existing_events_become_the_first_leaves,
     a_gap_in_leaf_indexes_stops_the_sequencer,
     a_deleted_next_leaf_stops_the_sequencer,
     an_untampered_log_verifies,
@@ -220,6 +221,80 @@ async fn sequencer_matches_the_in_memory_log(backend: Backend) {
         );
     }
     assert_eq!(store.audit_leaves(size, 10).await.unwrap(), Vec::new());
+}
+
+/// A database made before the audit log (migration 0001 only) with events in it: migration
+/// 0002 gives them leaf indexes in the order they were stored, and they become the first leaves.
+async fn existing_events_become_the_first_leaves(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(db.url()).await.unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        });
+    let mut first_only = sqlx::migrate::Migrator::new(dir).await.unwrap();
+    first_only.migrations = first_only
+        .migrations
+        .iter()
+        .filter(|migration| migration.version == 1)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    first_only.run(&pool).await.unwrap();
+    let old = events(T0, 0..9);
+    for event in &old {
+        sqlx::query(
+            "INSERT INTO audit_events (id, time, actor, action, target_category, target_ref, \
+             outcome, change_ref, reason, canonical) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(event.id.to_string())
+        .bind(event.time.unix_millis())
+        .bind(event.actor.to_string())
+        .bind(event.action.as_str())
+        .bind(event.target.category().as_str())
+        .bind(event.target.reference())
+        .bind(event.outcome.as_str())
+        .bind(event.change_ref.map(|id| id.to_string()))
+        .bind(event.reason.map(|reason| reason.as_str()))
+        .bind(String::from_utf8(event.canonical_bytes()).unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+
+    let store = connect(&db).await;
+    assert_eq!(store.audit_leaf_count().await.unwrap(), 9);
+    assert_eq!(store.audit_tree_size().await.unwrap(), 0);
+    let new = events(T0, 9..12);
+    store.append_audit(&new).await.unwrap();
+    let signer = signer();
+    let checkpoint = publish(&store, &signer, T0).await;
+    assert_eq!(checkpoint.tree_size, 12);
+    let leaves: Vec<Hash> = old.iter().chain(&new).map(leaf_of).collect();
+    assert_eq!(checkpoint.root, memory_log(&leaves).root().unwrap());
+    let outcome = store
+        .verify_audit_log(&signer.verifier(), None, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(outcome.findings, Vec::new());
+    // The backfill lifted the append-only trigger for itself only.
+    sqlx::any::install_default_drivers();
+    let mut conn = AnyConnection::connect(db.url()).await.unwrap();
+    for sql in [
+        "UPDATE audit_events SET outcome = 'denied' WHERE leaf_index = 0",
+        "DELETE FROM audit_events WHERE leaf_index = 1",
+        "UPDATE audit_tree_nodes SET hash = hash",
+        "DELETE FROM audit_checkpoints",
+    ] {
+        assert!(
+            sqlx::query(sql).execute(&mut conn).await.is_err(),
+            "`{sql}` must be refused"
+        );
+    }
 }
 
 /// Opens a second connection to the database, as an attacker with database access would, and
