@@ -72,18 +72,12 @@ pub struct LegalHold {
 impl Store {
     /// The number of leaves folded into the tree.
     pub async fn audit_tree_size(&self) -> StoreResult<u64> {
-        let row = sqlx::query("SELECT tree_size FROM audit_tree_state WHERE id = 1")
-            .fetch_one(self.pool())
-            .await?;
-        to_u64(row.try_get("tree_size")?)
+        tree_size_in(&mut *self.pool().acquire().await?).await
     }
 
     /// The number of leaves with an index: committed events, folded into the tree or not yet.
     pub async fn audit_leaf_count(&self) -> StoreResult<u64> {
-        let row = sqlx::query("SELECT next_leaf FROM audit_leaf_counter WHERE id = 1")
-            .fetch_one(self.pool())
-            .await?;
-        to_u64(row.try_get("next_leaf")?)
+        leaf_count_in(&mut *self.pool().acquire().await?).await
     }
 
     /// One sequencer step: folds up to `max_leaves` committed leaves past the tree's size into
@@ -292,21 +286,7 @@ impl Store {
 
     /// Every recorded purge, oldest first.
     pub async fn audit_purges(&self) -> StoreResult<Vec<PurgeRecord>> {
-        let rows = sqlx::query(
-            "SELECT first_leaf, end_leaf, cutoff, purged_at FROM audit_purges ORDER BY first_leaf",
-        )
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(PurgeRecord {
-                    first: to_u64(row.try_get("first_leaf")?)?,
-                    end: to_u64(row.try_get("end_leaf")?)?,
-                    cutoff: Timestamp::from_unix_millis(row.try_get("cutoff")?),
-                    purged_at: Timestamp::from_unix_millis(row.try_get("purged_at")?),
-                })
-            })
-            .collect()
+        purges_in(&mut *self.pool().acquire().await?).await
     }
 
     pub async fn audit_legal_hold(&self) -> StoreResult<LegalHold> {
@@ -325,7 +305,7 @@ impl Store {
 
     /// Purges the bodies of the oldest leaves: the longest run, from the end of the last purge,
     /// of leaves in the tree whose events are all older than `cutoff` (purge events, the
-    /// evidence of earlier purges, are kept and do not end the run). Records the purge and
+    /// evidence of earlier purges, and legal-hold changes are kept and do not end the run). Records the purge and
     /// `event` (which should describe it: [`PurgeRecord`] says which leaves) in the same
     /// transaction. Does nothing on legal hold or when no leaf qualifies.
     pub async fn purge_expired_audit(
@@ -352,7 +332,7 @@ impl Store {
         let first = row.try_get::<Option<i64>, _>("purged")?.unwrap_or(0);
         let row = sqlx::query(
             "SELECT MIN(leaf_index) AS kept FROM audit_events WHERE leaf_index >= $1 \
-             AND time >= $2 AND action <> 'audit.purge'",
+             AND time >= $2 AND action NOT IN ('audit.purge', 'audit.legal-hold')",
         )
         .bind(first)
         .bind(cutoff.unix_millis())
@@ -382,7 +362,7 @@ impl Store {
         .await?;
         sqlx::query(
             "DELETE FROM audit_events WHERE leaf_index >= $1 AND leaf_index < $2 \
-             AND action <> 'audit.purge'",
+             AND action NOT IN ('audit.purge', 'audit.legal-hold')",
         )
         .bind(first)
         .bind(end)
@@ -412,6 +392,38 @@ impl PurgeRecord {
     pub fn covers(&self, index: u64) -> bool {
         (self.first..self.end).contains(&index)
     }
+}
+
+pub(crate) async fn tree_size_in(conn: &mut sqlx::AnyConnection) -> StoreResult<u64> {
+    let row = sqlx::query("SELECT tree_size FROM audit_tree_state WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    to_u64(row.try_get("tree_size")?)
+}
+
+pub(crate) async fn leaf_count_in(conn: &mut sqlx::AnyConnection) -> StoreResult<u64> {
+    let row = sqlx::query("SELECT next_leaf FROM audit_leaf_counter WHERE id = 1")
+        .fetch_one(&mut *conn)
+        .await?;
+    to_u64(row.try_get("next_leaf")?)
+}
+
+pub(crate) async fn purges_in(conn: &mut sqlx::AnyConnection) -> StoreResult<Vec<PurgeRecord>> {
+    let rows = sqlx::query(
+        "SELECT first_leaf, end_leaf, cutoff, purged_at FROM audit_purges ORDER BY first_leaf",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok(PurgeRecord {
+                first: to_u64(row.try_get("first_leaf")?)?,
+                end: to_u64(row.try_get("end_leaf")?)?,
+                cutoff: Timestamp::from_unix_millis(row.try_get("cutoff")?),
+                purged_at: Timestamp::from_unix_millis(row.try_get("purged_at")?),
+            })
+        })
+        .collect()
 }
 
 /// Inserts audit events with consecutive leaf indexes taken from the counter. Called as the

@@ -43,6 +43,8 @@ pub enum Finding {
     BodyMissing { index: u64 },
     EventBeyondCounter { index: u64 },
     PurgeUnlogged { first: u64, end: u64 },
+    PurgeOutOfOrder { first: u64, end: u64 },
+    TreeSizeUnbacked { claimed: u64, stored: u64 },
     CheckpointInvalid { size: u64, reason: String },
     CheckpointMismatch { size: u64 },
     CheckpointBeyondTree { size: u64 },
@@ -64,7 +66,8 @@ impl Finding {
             | Finding::NodeBeyondTree { level, index } => {
                 index.checked_shl(u32::from(level)).unwrap_or(u64::MAX)
             }
-            Finding::PurgeUnlogged { first, .. } => first,
+            Finding::PurgeUnlogged { first, .. } | Finding::PurgeOutOfOrder { first, .. } => first,
+            Finding::TreeSizeUnbacked { stored, .. } => stored,
             // A checkpoint covers the leaves below its size; problems inside it come first.
             Finding::CheckpointInvalid { size, .. }
             | Finding::CheckpointMismatch { size }
@@ -92,7 +95,9 @@ impl Finding {
             | Finding::ColumnsMismatch { .. }
             | Finding::BodyMissing { .. }
             | Finding::EventBeyondCounter { .. }
-            | Finding::PurgeUnlogged { .. } => 0,
+            | Finding::PurgeUnlogged { .. }
+            | Finding::PurgeOutOfOrder { .. }
+            | Finding::TreeSizeUnbacked { .. } => 0,
         }
     }
 }
@@ -137,7 +142,17 @@ impl fmt::Display for Finding {
             }
             Finding::PurgeUnlogged { first, end } => write!(
                 f,
-                "purge of leaves {first}..{end}: no logged audit.purge event records it"
+                "purge of leaves {first}..{end}: no audit.purge event in the tree, logged after \
+                 those leaves, records it"
+            ),
+            Finding::TreeSizeUnbacked { claimed, stored } => write!(
+                f,
+                "the log claims {claimed} leaves, but only {stored} are stored or purged"
+            ),
+            Finding::PurgeOutOfOrder { first, end } => write!(
+                f,
+                "purge of leaves {first}..{end}: purges must run on from the start of the log, \
+                 one after another"
             ),
             Finding::CheckpointInvalid { size, reason } => {
                 write!(f, "checkpoint at size {size}: {reason}")
@@ -221,15 +236,59 @@ impl Store {
         trusted: Option<&Checkpoint>,
         progress: &dyn VerifyProgress,
     ) -> StoreResult<VerifyOutcome> {
+        // Every read below happens in one read-only transaction, so a server writing meanwhile
+        // cannot make the tables disagree with each other: SQLite's WAL gives the transaction one
+        // snapshot, and PostgreSQL does under REPEATABLE READ.
+        let mut tx = self.pool().begin().await?;
+        if self.backend() == crate::Backend::Postgres {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                .execute(&mut *tx)
+                .await?;
+        }
+        let conn: &mut sqlx::AnyConnection = &mut tx;
         let mut findings = Findings(Vec::new());
         let mut summary = VerifySummary {
-            tree_size: self.audit_tree_size().await?,
-            leaf_count: self.audit_leaf_count().await?,
+            tree_size: crate::auditlog::tree_size_in(conn).await?,
+            leaf_count: crate::auditlog::leaf_count_in(conn).await?,
             ..VerifySummary::default()
         };
-        let (tree, missing_leaves) = self.rebuild_tree(&summary, &mut findings, progress).await?;
+        // A tree size far beyond the stored leaves is itself the finding; checking every absent
+        // leaf would only spend memory and time an attacker chose.
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_tree_nodes WHERE level = 0")
+            .fetch_one(&mut *conn)
+            .await?;
+        let stored = to_u64(row.try_get("n")?)?;
+        let slack = u64::try_from(MAX_FINDINGS).unwrap_or(u64::MAX);
+        if summary.tree_size > stored.saturating_add(slack) {
+            findings.push(Finding::TreeSizeUnbacked {
+                claimed: summary.tree_size,
+                stored,
+            });
+            summary.tree_size = stored;
+        }
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM audit_events")
+            .fetch_one(&mut *conn)
+            .await?;
+        let events = to_u64(row.try_get("n")?)?;
+        let purged: u64 = crate::auditlog::purges_in(conn)
+            .await?
+            .iter()
+            .map(|purge| purge.end.saturating_sub(purge.first))
+            .fold(0, u64::saturating_add);
+        let backed = events.saturating_add(purged).max(summary.tree_size);
+        if summary.leaf_count > backed.saturating_add(slack) {
+            findings.push(Finding::TreeSizeUnbacked {
+                claimed: summary.leaf_count,
+                stored: backed,
+            });
+            summary.leaf_count = backed;
+        }
+        let (tree, missing_leaves) = self
+            .rebuild_tree(conn, &summary, &mut findings, progress)
+            .await?;
         summary.nodes_checked = self
             .check_interior_nodes(
+                conn,
                 &tree,
                 &missing_leaves,
                 summary.tree_size,
@@ -237,11 +296,20 @@ impl Store {
                 progress,
             )
             .await?;
-        let purges = self.audit_purges().await?;
+        let purges = crate::auditlog::purges_in(conn).await?;
         let logged_purges = self
-            .check_bodies(&tree, &mut summary, &purges, &mut findings, progress)
+            .check_bodies(conn, &tree, &mut summary, &purges, &mut findings, progress)
             .await?;
+        // Retention purges the oldest bodies first, so purges tile a prefix of the log.
+        let mut purged_to = 0;
         for purge in &purges {
+            if purge.first != purged_to || purge.end <= purge.first {
+                findings.push(Finding::PurgeOutOfOrder {
+                    first: purge.first,
+                    end: purge.end,
+                });
+            }
+            purged_to = purge.end;
             if !logged_purges.contains(&(purge.first, purge.end)) {
                 findings.push(Finding::PurgeUnlogged {
                     first: purge.first,
@@ -249,7 +317,7 @@ impl Store {
                 });
             }
         }
-        self.check_checkpoints(&tree, verifier, &mut summary, &mut findings, progress)
+        self.check_checkpoints(conn, &tree, verifier, &mut summary, &mut findings, progress)
             .await?;
         if let Some(trusted) = trusted {
             let extends = trusted.size() <= summary.tree_size
@@ -271,6 +339,7 @@ impl Store {
     /// in the tree), in order.
     async fn rebuild_tree(
         &self,
+        conn: &mut sqlx::AnyConnection,
         summary: &VerifySummary,
         findings: &mut Findings,
         progress: &dyn VerifyProgress,
@@ -288,7 +357,7 @@ impl Store {
             )
             .bind(to_i64(next)?)
             .bind(PAGE)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await?;
             let Some(last) = rows.last() else { break };
             let after = to_u64(last.try_get("idx")?)?.saturating_add(1);
@@ -333,6 +402,7 @@ impl Store {
     /// tampering instead of at the whole log above it.
     async fn check_interior_nodes(
         &self,
+        conn: &mut sqlx::AnyConnection,
         tree: &Log<MemoryStore>,
         missing_leaves: &[u64],
         tree_size: u64,
@@ -356,7 +426,7 @@ impl Store {
             .bind(level)
             .bind(index)
             .bind(PAGE)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await?;
             if rows.is_empty() {
                 break;
@@ -448,6 +518,7 @@ impl Store {
     /// leaf ranges named by logged purge events.
     async fn check_bodies(
         &self,
+        conn: &mut sqlx::AnyConnection,
         tree: &Log<MemoryStore>,
         summary: &mut VerifySummary,
         purges: &[crate::PurgeRecord],
@@ -476,7 +547,7 @@ impl Store {
             )
             .bind(to_i64(next)?)
             .bind(PAGE)
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await?;
             if rows.is_empty() {
                 break;
@@ -507,7 +578,11 @@ impl Store {
                 if let (AuditAction::AuditPurge, AuditTarget::AuditLeaves { first, end }) =
                     (event.action, event.target)
                 {
-                    logged_purges.insert((first, end));
+                    // Evidence only from a purge event that is itself in the tree and came
+                    // after the leaves it names.
+                    if index < summary.tree_size && index >= end {
+                        logged_purges.insert((first, end));
+                    }
                 }
             }
             progress.advance(next.min(summary.leaf_count));
@@ -518,6 +593,7 @@ impl Store {
 
     async fn check_checkpoints(
         &self,
+        conn: &mut sqlx::AnyConnection,
         tree: &Log<MemoryStore>,
         verifier: &NoteVerifier,
         summary: &mut VerifySummary,
@@ -527,7 +603,7 @@ impl Store {
         progress.phase("checkpoints", 0);
         let mut after = None;
         loop {
-            let page = self.audit_checkpoints_raw(after).await?;
+            let page = self.audit_checkpoints_raw(conn, after).await?;
             let Some(last) = page.last() else { break };
             after = Some(last.0);
             for (size, root, note) in page {
@@ -573,6 +649,7 @@ impl Store {
     /// Checkpoint rows as stored, without decoding anything that could hide a finding.
     async fn audit_checkpoints_raw(
         &self,
+        conn: &mut sqlx::AnyConnection,
         after: Option<u64>,
     ) -> StoreResult<Vec<(u64, Option<Hash>, String)>> {
         let rows = sqlx::query(
@@ -581,7 +658,7 @@ impl Store {
         )
         .bind(after.map_or(Ok(-1), to_i64)?)
         .bind(PAGE)
-        .fetch_all(self.pool())
+        .fetch_all(&mut *conn)
         .await?;
         rows.iter()
             .map(|row| {

@@ -42,6 +42,8 @@ pub enum StoreError {
     Database(#[source] sqlx::Error),
     #[error("database migration failed")]
     Migration(#[source] sqlx::migrate::MigrateError),
+    #[error("the database schema is not the one this build of Enigm knows")]
+    SchemaMismatch,
     #[error("a record with the same unique key exists")]
     Conflict,
     #[error("stored record is malformed: {0}")]
@@ -87,6 +89,46 @@ pub struct WriteTx<'s> {
 impl Store {
     /// Connects, creating the SQLite file if needed, and brings the schema up to date.
     pub async fn connect(url: &str) -> StoreResult<Store> {
+        let store = Store::open(url).await?;
+        store
+            .migrator()
+            .run(&store.pool)
+            .await
+            .map_err(StoreError::Migration)?;
+        Ok(store)
+    }
+
+    /// Connects to an existing database without changing it: no migration runs. For tools
+    /// that inspect a deployment (`enigm audit verify`), which must not write to what they check.
+    /// Fails with [`StoreError::SchemaMismatch`] unless the schema is exactly the one this build
+    /// knows.
+    pub async fn open_existing(url: &str) -> StoreResult<Store> {
+        let store = Store::open(url).await?;
+        let applied: Vec<i64> = sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations WHERE success = TRUE ORDER BY version",
+        )
+        .fetch_all(&store.pool)
+        .await
+        .map_err(|_| StoreError::SchemaMismatch)?;
+        let known: Vec<i64> = store
+            .migrator()
+            .iter()
+            .map(|migration| migration.version)
+            .collect();
+        if applied != known {
+            return Err(StoreError::SchemaMismatch);
+        }
+        Ok(store)
+    }
+
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.backend {
+            Backend::Sqlite => &SQLITE_MIGRATIONS,
+            Backend::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    async fn open(url: &str) -> StoreResult<Store> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -122,11 +164,6 @@ impl Store {
                     .await?
             }
         };
-        let migrator = match backend {
-            Backend::Sqlite => &SQLITE_MIGRATIONS,
-            Backend::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&pool).await.map_err(StoreError::Migration)?;
         let write_gate = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
         Ok(Store {
             pool,

@@ -21,7 +21,17 @@ use crate::signal::{Signal, SignalKind, SignalReport, SignalSource, SignalValue}
 
 /// The outcome of an evaluation; exactly three exist.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TrustState {
@@ -114,7 +124,17 @@ impl LauncherSummary {
 
 /// How much a finding matters: a category to communicate, never a number.
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
 )]
 pub enum Severity {
     Info,
@@ -148,10 +168,16 @@ impl FindingKind {
             FindingKind::SignalFromFuture => {
                 "This protection was reported with a time in the future; the device clock cannot be trusted."
             }
-            FindingKind::SignalUnavailable => "The service that provides this protection is not running.",
-            FindingKind::SignalNotMeasurable => "This protection cannot currently be measured on the device.",
+            FindingKind::SignalUnavailable => {
+                "The service that provides this protection is not running."
+            }
+            FindingKind::SignalNotMeasurable => {
+                "This protection cannot currently be measured on the device."
+            }
             FindingKind::ProtectionFailed => "This protection is not in place.",
-            FindingKind::ProtectionDegraded => "This protection is active but weakened or needs attention.",
+            FindingKind::ProtectionDegraded => {
+                "This protection is active but weakened or needs attention."
+            }
             FindingKind::PatchLevelUnknown => "The device did not report its security patch level.",
             FindingKind::PatchLevelBelowMinimum => {
                 "The security patch level is older than the policy's minimum."
@@ -165,17 +191,27 @@ impl FindingKind {
             FindingKind::SignalMissing | FindingKind::SignalStale => {
                 "Check that EnigmSecurityService is running and can reach Command."
             }
-            FindingKind::SignalFromFuture => "Correct the device clock and restart the security service.",
-            FindingKind::SignalUnavailable => "Restart the affected security service; contact your security team if it stays down.",
+            FindingKind::SignalFromFuture => {
+                "Correct the device clock and restart the security service."
+            }
+            FindingKind::SignalUnavailable => {
+                "Restart the affected security service; contact your security team if it stays down."
+            }
             FindingKind::SignalNotMeasurable => {
                 "Treat the device as untrusted until the protection can be measured."
             }
-            FindingKind::ProtectionFailed => "Restore the protection, then let the device report again.",
-            FindingKind::ProtectionDegraded => "Review the protection's configuration with your security team.",
+            FindingKind::ProtectionFailed => {
+                "Restore the protection, then let the device report again."
+            }
+            FindingKind::ProtectionDegraded => {
+                "Review the protection's configuration with your security team."
+            }
             FindingKind::PatchLevelUnknown | FindingKind::PatchLevelBelowMinimum => {
                 "Install the latest verified OTA update."
             }
-            FindingKind::PrivacyModeUnavailable => "Check the camera and microphone controls of Enigm OS.",
+            FindingKind::PrivacyModeUnavailable => {
+                "Check the camera and microphone controls of Enigm OS."
+            }
         }
     }
 }
@@ -260,9 +296,10 @@ pub fn evaluate(report: &SignalReport, policy: &TrustPolicy, now: Timestamp) -> 
     if let Some(minimum) = policy.min_patch_level() {
         let (finding_state, kind) = match report.patch_level() {
             None => (TrustState::Inactive, FindingKind::PatchLevelUnknown),
-            Some(level) if level < minimum => {
-                (TrustState::ReviewRequired, FindingKind::PatchLevelBelowMinimum)
-            }
+            Some(level) if level < minimum => (
+                TrustState::ReviewRequired,
+                FindingKind::PatchLevelBelowMinimum,
+            ),
             Some(_) => (TrustState::Protected, FindingKind::PatchLevelUnknown),
         };
         if finding_state != TrustState::Protected {

@@ -49,9 +49,12 @@ impl ProductionGate {
         use SignalKind as S;
         match self {
             ProductionGate::BuildIntegrity => &[S::OsSignature],
-            ProductionGate::BootIntegrity => {
-                &[S::SecureBoot, S::VerifiedBoot, S::BootloaderLocked, S::DeviceIntegrity]
-            }
+            ProductionGate::BootIntegrity => &[
+                S::SecureBoot,
+                S::VerifiedBoot,
+                S::BootloaderLocked,
+                S::DeviceIntegrity,
+            ],
             ProductionGate::RuntimeSecurity => &[
                 S::SecurityService,
                 S::KernelLockdown,
@@ -67,9 +70,11 @@ impl ProductionGate {
             ProductionGate::NetworkSecurity => {
                 &[S::Firewall, S::EncryptedDns, S::NetworkPolicyCompliance]
             }
-            ProductionGate::ApplicationExposure => {
-                &[S::AppIntegrity, S::NoInstrumentation, S::UnknownSourcesBlocked]
-            }
+            ProductionGate::ApplicationExposure => &[
+                S::AppIntegrity,
+                S::NoInstrumentation,
+                S::UnknownSourcesBlocked,
+            ],
             ProductionGate::PrivacyControls => &[S::PrivacyMode],
             ProductionGate::DeviceManagement => &[S::DeviceManagement],
             ProductionGate::UpdateIntegrity => &[S::OtaVerification, S::RollbackProtection],

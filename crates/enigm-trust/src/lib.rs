@@ -24,7 +24,9 @@ pub mod signal;
 pub use eligibility::{
     AttestationOutcome, DecisionInput, DenyReason, EligibilityDecision, ProtectedAction, decide,
 };
-pub use engine::{Evaluation, Finding, FindingKind, LauncherSummary, Severity, TrustState, evaluate};
+pub use engine::{
+    Evaluation, Finding, FindingKind, LauncherSummary, Severity, TrustState, evaluate,
+};
 pub use gates::{GateResult, ProductionGate, evaluate_gates};
 pub use lifecycle::{DeviceState, LifecycleAction, LifecycleError};
 pub use policy::{PolicyError, TrustPolicy};

@@ -386,7 +386,15 @@ mod tests {
     fn patch_levels_parse_strictly_and_order_by_date() {
         let parsed: Result<PatchLevel, _> = "2026-09-05".parse();
         assert_eq!(parsed, PatchLevel::new(2026, 9, 5));
-        for bad in ["2026-9-05", "2026-13-01", "2026-00-10", "20260905", "2026-09-05 ", "１９９９-01-01", ""] {
+        for bad in [
+            "2026-9-05",
+            "2026-13-01",
+            "2026-00-10",
+            "20260905",
+            "2026-09-05 ",
+            "１９９９-01-01",
+            "",
+        ] {
             assert_eq!(bad.parse::<PatchLevel>(), Err(PatchLevelError), "{bad}");
         }
         assert!(PatchLevel::new(2026, 1, 31).ok() < PatchLevel::new(2026, 2, 1).ok());

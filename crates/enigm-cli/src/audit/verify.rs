@@ -22,15 +22,16 @@ use crate::up::DEFAULT_DATA_DIR;
 
 #[derive(Debug, Args)]
 #[command(after_help = "\
-Offline (--data-dir or --database-url): reads the database itself. Run it against a stopped \
-server or a copy of its data: rows written while the check runs may be reported as findings.
+Offline (--data-dir or --database-url): reads the database itself, without changing it, in one \
+read-only transaction, so it may run beside a live server: it checks the log as it stood when \
+the check began.
 
 Online (neither given): asks the server named by --server (or the stored login) for its signed \
 checkpoint, proves it consistent with the checkpoint remembered from the last successful run, \
 then re-hashes every leaf it serves. --log-key is required: a key fetched from the server it \
 verifies proves nothing.")]
 pub(crate) struct VerifyArgs {
-    /// Verify offline the data directory of a stopped `enigm up`: its SQLite database and,
+    /// Verify offline the data directory of `enigm up`: its SQLite database and,
     /// unless --log-key is given, its log key.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
@@ -188,7 +189,7 @@ async fn offline(args: &VerifyArgs, json: bool) -> anyhow::Result<()> {
         None => None,
     };
 
-    let store = Store::connect(&url)
+    let store = Store::open_existing(&url)
         .await
         .with_context(|| format!("could not open the database `{database}`"))?;
     let progress = Progress::new();

@@ -46,7 +46,7 @@ CREATE TABLE audit_checkpoints (
 );
 
 -- Leaves [first_leaf, end_leaf) whose bodies were purged after the retention period. Events of
--- action audit.purge are never purged: they are the evidence for these rows.
+-- action audit.purge (the evidence for these rows) and audit.legal-hold are never purged.
 CREATE TABLE audit_purges (
     first_leaf BIGINT PRIMARY KEY NOT NULL,
     end_leaf BIGINT NOT NULL,
@@ -63,10 +63,11 @@ CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
 BEGIN
     SELECT RAISE(ABORT, 'audit_events is append-only');
 END;
--- Deleting a body is allowed only inside a recorded purge, and never for a purge event.
+-- Deleting a body is allowed only inside a recorded purge, and never for a purge or legal-hold
+-- event.
 DROP TRIGGER audit_events_no_delete;
 CREATE TRIGGER audit_events_purge_only BEFORE DELETE ON audit_events
-    WHEN OLD.action = 'audit.purge' OR NOT EXISTS (
+    WHEN OLD.action IN ('audit.purge', 'audit.legal-hold') OR NOT EXISTS (
         SELECT 1 FROM audit_purges
         WHERE OLD.leaf_index >= first_leaf AND OLD.leaf_index < end_leaf)
 BEGIN
