@@ -35,6 +35,7 @@ const TYPES: &str = "enigm-types";
 const CRYPTO: &str = "enigm-crypto";
 const IDENTITY: &str = "enigm-identity";
 const AUDITLOG: &str = "enigm-auditlog";
+const TRUST: &str = "enigm-trust";
 const API: &str = "enigm-api";
 const STORE: &str = "enigm-store";
 const SERVER: &str = "enigm-server";
@@ -45,7 +46,7 @@ const TEST_SUPPORT: &str = "enigm-test-support";
 const PREFIX: &str = "enigm-";
 
 /// The sans-IO library crates: pure functions and types over values, no runtime, no I/O.
-const LIBRARIES: [&str; 5] = [TYPES, CRYPTO, IDENTITY, AUDITLOG, API];
+const LIBRARIES: [&str; 6] = [TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, API];
 
 /// Async runtimes, database drivers and HTTP stacks: what only the shells (server, store, CLI)
 /// may name.
@@ -117,6 +118,15 @@ fn auditlog_depends_only_on_types_and_crypto() {
         &[TYPES, CRYPTO],
         "enigm-auditlog (the Merkle log) depends on no enigm crate but enigm-types and \
          enigm-crypto, which does its hashing and signing",
+    );
+}
+
+#[test]
+fn trust_depends_only_on_types() {
+    enigm_dependencies_within(
+        TRUST,
+        &[TYPES],
+        "enigm-trust (the Trust State Engine) depends on no enigm crate but enigm-types",
     );
 }
 
