@@ -1,0 +1,333 @@
+//! The ten production gates (enigm-docs §5.7, §20 item 26): each passes only on evidence that is
+//! reported, fresh and `ok`, fails on anything else, and is judged on its own. Device
+//! management is not applicable outside managed-device mode; update integrity also needs the
+//! patch level the policy asks for.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use enigm_trust::{
+    GateResult, PatchLevel, ProductionGate, Signal, SignalKind, SignalReport, SignalSource,
+    SignalValue, TrustPolicy, evaluate_gates,
+};
+use enigm_types::Timestamp;
+use proptest::prelude::*;
+
+use GateResult::{Fail, NotApplicable, Pass};
+use ProductionGate as G;
+use SignalKind as S;
+
+const NOW_MILLIS: i64 = 1_800_000_000_000;
+const NOW: Timestamp = Timestamp::from_unix_millis(NOW_MILLIS);
+const MAX_AGE: Duration = Duration::from_secs(600);
+const SKEW: Duration = TrustPolicy::DEFAULT_CLOCK_SKEW;
+const ONE: Duration = Duration::from_millis(1);
+
+/// The evidence of each gate, pinned: changing it is a deliberate decision this test records.
+#[rustfmt::skip]
+const EVIDENCE: [(ProductionGate, &[SignalKind]); 10] = [
+    (G::BuildIntegrity,        &[S::OsSignature]),
+    (G::BootIntegrity,         &[S::SecureBoot, S::VerifiedBoot, S::BootloaderLocked, S::DeviceIntegrity]),
+    (G::RuntimeSecurity,       &[S::SecurityService, S::KernelLockdown, S::MandatoryAccessControl, S::PolicyCompliance]),
+    (G::PlatformConfiguration, &[S::DiskEncryption, S::ScreenLock, S::UsbRestricted, S::DebuggingDisabled]),
+    (G::NetworkSecurity,       &[S::Firewall, S::EncryptedDns, S::NetworkPolicyCompliance]),
+    (G::ApplicationExposure,   &[S::AppIntegrity, S::NoInstrumentation, S::UnknownSourcesBlocked]),
+    (G::PrivacyControls,       &[S::PrivacyMode]),
+    (G::DeviceManagement,      &[S::DeviceManagement]),
+    (G::UpdateIntegrity,       &[S::OtaVerification, S::RollbackProtection]),
+    (G::SecurityMonitoring,    &[S::TrustEngine, S::SignalCollector, S::ActiveDefense]),
+];
+
+/// Signals no gate rests on: they never move a gate.
+const NO_GATE: [SignalKind; 4] = [S::HardwareKeystore, S::Tpm, S::Vpn, S::Proxy];
+
+#[test]
+fn the_ten_gates_and_their_evidence() {
+    assert_eq!(EVIDENCE.map(|(gate, _)| gate), ProductionGate::ALL);
+    let mut seen = HashSet::new();
+    for (gate, evidence) in EVIDENCE {
+        let mut got = gate.evidence().to_vec();
+        let mut want = evidence.to_vec();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{gate:?}");
+        for kind in evidence {
+            // No signal is evidence for two gates: each gate is judged on its own.
+            assert!(seen.insert(*kind), "{kind} in two gates");
+        }
+    }
+    for kind in NO_GATE {
+        assert!(seen.insert(kind), "{kind}");
+    }
+    assert_eq!(seen.len(), SignalKind::COUNT);
+    let names: Vec<String> = ProductionGate::ALL
+        .iter()
+        .map(|gate| serde_json::to_string(gate).unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "\"build-integrity\"",
+            "\"boot-integrity\"",
+            "\"runtime-security\"",
+            "\"platform-configuration\"",
+            "\"network-security\"",
+            "\"application-exposure\"",
+            "\"privacy-controls\"",
+            "\"device-management\"",
+            "\"update-integrity\"",
+            "\"security-monitoring\"",
+        ]
+    );
+    for (result, name) in [
+        (Pass, "pass"),
+        (Fail, "fail"),
+        (NotApplicable, "not-applicable"),
+    ] {
+        assert_eq!(
+            serde_json::to_string(&result).unwrap(),
+            format!("\"{name}\"")
+        );
+    }
+}
+
+#[test]
+fn all_gates_pass_on_fresh_ok_evidence() {
+    let managed = evaluate_gates(&report(&[], None), &policy(None, true), NOW);
+    assert_eq!(managed, ProductionGate::ALL.map(|gate| (gate, Pass)));
+    let unmanaged = evaluate_gates(&report(&[], None), &policy(None, false), NOW);
+    assert_eq!(
+        unmanaged,
+        ProductionGate::ALL.map(|gate| {
+            (
+                gate,
+                if gate == G::DeviceManagement {
+                    NotApplicable
+                } else {
+                    Pass
+                },
+            )
+        })
+    );
+}
+
+#[test]
+fn any_evidence_not_in_order_fails_its_gate_and_no_other() {
+    let stale = NOW.saturating_sub(MAX_AGE).saturating_sub(ONE);
+    let future = NOW.saturating_add(SKEW).saturating_add(ONE);
+    let fresh = NOW;
+    let mut problems: Vec<Option<(SignalValue, Timestamp)>> = vec![None];
+    for value in [
+        SignalValue::Degraded,
+        SignalValue::Failed,
+        SignalValue::Unavailable,
+        SignalValue::NotMeasurable,
+    ] {
+        problems.push(Some((value, fresh)));
+    }
+    problems.push(Some((SignalValue::Ok, stale)));
+    problems.push(Some((SignalValue::Ok, future)));
+
+    for managed in [true, false] {
+        let policy = policy(None, managed);
+        for (gate, evidence) in EVIDENCE {
+            for kind in evidence.iter().copied() {
+                for problem in &problems {
+                    let results = evaluate_gates(&report(&[(kind, *problem)], None), &policy, NOW);
+                    for (other, result) in results {
+                        let want = if other == G::DeviceManagement && !managed {
+                            NotApplicable
+                        } else if other == gate {
+                            Fail
+                        } else {
+                            Pass
+                        };
+                        assert_eq!(
+                            result, want,
+                            "{gate:?} {kind} {problem:?} managed={managed}: {other:?}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn signals_outside_every_gate_move_no_gate() {
+    let policy = policy(None, true);
+    let changes: Vec<(SignalKind, Option<(SignalValue, Timestamp)>)> = NO_GATE
+        .iter()
+        .map(|kind| (*kind, Some((SignalValue::Failed, NOW))))
+        .collect();
+    let results = evaluate_gates(&report(&changes, None), &policy, NOW);
+    assert_eq!(results, ProductionGate::ALL.map(|gate| (gate, Pass)));
+    let removed: Vec<(SignalKind, Option<(SignalValue, Timestamp)>)> =
+        NO_GATE.iter().map(|kind| (*kind, None)).collect();
+    let results = evaluate_gates(&report(&removed, None), &policy, NOW);
+    assert_eq!(results, ProductionGate::ALL.map(|gate| (gate, Pass)));
+}
+
+#[test]
+fn evidence_at_the_age_and_skew_limits_passes() {
+    let policy = policy(None, true);
+    for at in [NOW.saturating_sub(MAX_AGE), NOW.saturating_add(SKEW)] {
+        let changes: Vec<(SignalKind, Option<(SignalValue, Timestamp)>)> = SignalKind::ALL
+            .iter()
+            .map(|kind| (*kind, Some((SignalValue::Ok, at))))
+            .collect();
+        let results = evaluate_gates(&report(&changes, None), &policy, NOW);
+        assert_eq!(
+            results,
+            ProductionGate::ALL.map(|gate| (gate, Pass)),
+            "{at:?}"
+        );
+    }
+}
+
+#[test]
+fn device_management_is_judged_only_in_managed_mode() {
+    let device_management = |changes: &[(SignalKind, Option<(SignalValue, Timestamp)>)],
+                             managed: bool| {
+        let results = evaluate_gates(&report(changes, None), &policy(None, managed), NOW);
+        results
+            .into_iter()
+            .find(|(gate, _)| *gate == G::DeviceManagement)
+            .map(|(_, result)| result)
+            .unwrap()
+    };
+    let missing = [(S::DeviceManagement, None)];
+    let failed = [(S::DeviceManagement, Some((SignalValue::Failed, NOW)))];
+    for changes in [&[][..], &missing[..], &failed[..]] {
+        assert_eq!(
+            device_management(changes, false),
+            NotApplicable,
+            "{changes:?}"
+        );
+    }
+    assert_eq!(device_management(&[], true), Pass);
+    assert_eq!(device_management(&missing, true), Fail);
+    assert_eq!(device_management(&failed, true), Fail);
+}
+
+#[test]
+fn update_integrity_needs_the_minimum_patch_level() {
+    let minimum = PatchLevel::new(2026, 3, 5).unwrap();
+    let cases = [
+        (Some(minimum), None, Fail),
+        (Some(minimum), Some((2026, 3, 4)), Fail),
+        (Some(minimum), Some((2020, 12, 31)), Fail),
+        (Some(minimum), Some((2026, 3, 5)), Pass),
+        (Some(minimum), Some((2026, 11, 1)), Pass),
+        (None, None, Pass),
+        (None, Some((2001, 1, 1)), Pass),
+    ];
+    for (minimum, level, want) in cases {
+        let level = level.map(|(y, m, d)| PatchLevel::new(y, m, d).unwrap());
+        let results = evaluate_gates(&report(&[], level), &policy(minimum, true), NOW);
+        for (gate, result) in results {
+            let expected = if gate == G::UpdateIntegrity {
+                want
+            } else {
+                Pass
+            };
+            assert_eq!(result, expected, "{gate:?} {minimum:?} {level:?}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Each gate against its rule, for arbitrary reports.
+    #[test]
+    fn gates_match_their_rule(
+        picks in prop::collection::vec(
+            (
+                prop::bool::weighted(0.95),
+                prop_oneof![
+                    8 => Just(SignalValue::Ok),
+                    1 => Just(SignalValue::Degraded),
+                    1 => Just(SignalValue::Failed),
+                    1 => Just(SignalValue::Unavailable),
+                    1 => Just(SignalValue::NotMeasurable),
+                ],
+                prop_oneof![9 => -600_000_i64..=0, 1 => -1_000_000_i64..=400_000],
+            ),
+            SignalKind::COUNT,
+        ),
+        managed in any::<bool>(),
+        minimum in proptest::option::of((2025_u16..=2026, 1_u8..=12)),
+        level in proptest::option::weighted(0.9, (2025_u16..=2026, 1_u8..=12)),
+    ) {
+        let minimum = minimum.map(|(y, m)| PatchLevel::new(y, m, 1).unwrap());
+        let level = level.map(|(y, m)| PatchLevel::new(y, m, 1).unwrap());
+        let changes: Vec<(SignalKind, Option<(SignalValue, Timestamp)>)> = SignalKind::ALL
+            .iter()
+            .zip(&picks)
+            .map(|(kind, (present, value, offset))| {
+                let at = Timestamp::from_unix_millis(NOW_MILLIS + offset);
+                (*kind, present.then_some((*value, at)))
+            })
+            .collect();
+        let report = report(&changes, level);
+        let results = evaluate_gates(&report, &policy(minimum, managed), NOW);
+        for (gate, evidence) in EVIDENCE {
+            let in_order = evidence.iter().all(|kind| {
+                let (present, value, offset) = picks[*kind as usize];
+                present
+                    && value == SignalValue::Ok
+                    && -offset <= 600_000
+                    && offset <= 300_000
+            });
+            let patch_ok = gate != G::UpdateIntegrity
+                || minimum.is_none_or(|minimum| level.is_some_and(|level| level >= minimum));
+            let want = if gate == G::DeviceManagement && !managed {
+                NotApplicable
+            } else if in_order && patch_ok {
+                Pass
+            } else {
+                Fail
+            };
+            let got = results.iter().find(|(g, _)| *g == gate).map(|(_, result)| *result);
+            prop_assert_eq!(got, Some(want), "{:?}", gate);
+        }
+    }
+}
+
+fn policy(min_patch_level: Option<PatchLevel>, managed: bool) -> TrustPolicy {
+    let critical = [S::DeviceIntegrity].into_iter().collect();
+    TrustPolicy::new(critical, MAX_AGE, min_patch_level, managed).unwrap()
+}
+
+/// Every kind `ok` and observed now, except the changes: `None` removes the signal.
+fn report(
+    changes: &[(SignalKind, Option<(SignalValue, Timestamp)>)],
+    patch_level: Option<PatchLevel>,
+) -> SignalReport {
+    let signals = SignalKind::ALL
+        .iter()
+        .filter_map(|kind| {
+            let change = changes.iter().find(|(changed, _)| changed == kind);
+            let (value, observed_at) = match change {
+                Some((_, change)) => (*change)?,
+                None => (SignalValue::Ok, NOW),
+            };
+            Some(Signal {
+                kind: *kind,
+                value,
+                observed_at,
+                source: SignalSource::Collector,
+            })
+        })
+        .collect();
+    SignalReport::new(signals, patch_level).unwrap()
+}
