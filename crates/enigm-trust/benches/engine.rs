@@ -1,0 +1,123 @@
+//! Throughput of the Trust State Engine on a full 30-signal report (every `SignalKind`), under
+//! the baseline policy and under a policy that makes every signal critical, with all signals
+//! `ok` and with a few degraded; also the production gates and the eligibility decision.
+//!
+//! Each iteration is one evaluation (`Throughput::Elements(1)`), on one thread, so criterion's
+//! `elem/s` is evaluations per second per core. The target is at least 1,000,000 evaluations
+//! per second per core for a 30-signal report.
+//!
+//! Run: `cargo bench -p enigm-trust --bench engine`.
+
+#![allow(
+    clippy::expect_used,
+    reason = "a benchmark whose set-up fails must stop loudly; it handles no untrusted input"
+)]
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use enigm_trust::{
+    AttestationOutcome, DecisionInput, DeviceState, PatchLevel, ProtectedAction, Signal,
+    SignalKind, SignalReport, SignalSource, SignalValue, TrustPolicy, TrustState, decide, evaluate,
+    evaluate_gates,
+};
+use enigm_types::Timestamp;
+
+const NOW: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
+
+/// Every kind, observed a minute ago; the `degraded` ones are `degraded`.
+fn report(degraded: &[SignalKind]) -> SignalReport {
+    let signals = SignalKind::ALL
+        .iter()
+        .map(|kind| Signal {
+            kind: *kind,
+            value: if degraded.contains(kind) {
+                SignalValue::Degraded
+            } else {
+                SignalValue::Ok
+            },
+            observed_at: NOW.saturating_sub(Duration::from_secs(60)),
+            source: SignalSource::Collector,
+        })
+        .collect();
+    SignalReport::new(signals, PatchLevel::new(2026, 3, 5).ok()).expect("one signal per kind")
+}
+
+fn all_critical() -> TrustPolicy {
+    let critical = SignalKind::ALL
+        .iter()
+        .copied()
+        .filter(|kind| !kind.is_informational())
+        .collect();
+    TrustPolicy::new(
+        critical,
+        TrustPolicy::BASELINE_SIGNAL_AGE,
+        PatchLevel::new(2026, 1, 1).ok(),
+        true,
+    )
+    .expect("a valid policy")
+}
+
+fn engine(c: &mut Criterion) {
+    // A critical signal of both policies, and two that only the all-critical policy names.
+    let few = [
+        SignalKind::Firewall,
+        SignalKind::Vpn,
+        SignalKind::ScreenLock,
+    ];
+    let reports = [("all-ok", report(&[])), ("3-degraded", report(&few))];
+    let policies = [
+        ("baseline", TrustPolicy::baseline()),
+        ("all-critical", all_critical()),
+    ];
+    assert_eq!(reports[0].1.signals().len(), 30);
+
+    let mut group = c.benchmark_group("evaluate");
+    group.throughput(Throughput::Elements(1));
+    for (policy_name, policy) in &policies {
+        for (report_name, report) in &reports {
+            let id = BenchmarkId::new(*policy_name, *report_name);
+            group.bench_with_input(id, &(report, policy), |b, (report, policy)| {
+                b.iter(|| evaluate(black_box(report), black_box(policy), black_box(NOW)));
+            });
+        }
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("evaluate_gates");
+    group.throughput(Throughput::Elements(1));
+    for (report_name, report) in &reports {
+        let policy = all_critical();
+        group.bench_with_input(*report_name, report, |b, report| {
+            b.iter(|| evaluate_gates(black_box(report), black_box(&policy), black_box(NOW)));
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("decide");
+    group.throughput(Throughput::Elements(1));
+    for action in ProtectedAction::ALL {
+        let input = DecisionInput {
+            action,
+            device_state: Some(if action == ProtectedAction::Enroll {
+                DeviceState::PendingEnrollment
+            } else {
+                DeviceState::Trusted
+            }),
+            trust_state: Some(TrustState::Protected),
+            evaluated_at: Some(NOW.saturating_sub(Duration::from_secs(30))),
+            attestation: Some(AttestationOutcome::Affirming),
+            session_valid: Some(true),
+            now: NOW,
+            max_posture_age: Duration::from_secs(300),
+        };
+        group.bench_with_input(format!("{action:?}"), &input, |b, input| {
+            b.iter(|| decide(black_box(input)));
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, engine);
+criterion_main!(benches);
