@@ -306,7 +306,12 @@ pub fn evaluate(report: &SignalReport, policy: &TrustPolicy, now: Timestamp) -> 
             state = state.worst(finding_state);
             findings.push(Finding {
                 kind,
-                severity: Severity::High,
+                // A finding that makes the device INACTIVE is critical, whatever caused it.
+                severity: if finding_state == TrustState::Inactive {
+                    Severity::Critical
+                } else {
+                    Severity::High
+                },
                 signal: None,
                 critical: true,
                 source: SignalSource::Engine,
@@ -393,7 +398,7 @@ fn assess(
         SignalValue::NotMeasurable => (
             TrustState::Inactive,
             FindingKind::SignalNotMeasurable,
-            Severity::High,
+            Severity::Critical,
             Severity::Info,
         ),
     };

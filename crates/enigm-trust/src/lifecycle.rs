@@ -140,6 +140,21 @@ impl LifecycleAction {
     }
 }
 
+impl std::str::FromStr for LifecycleAction {
+    type Err = UnknownLifecycleAction;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        LifecycleAction::ALL
+            .into_iter()
+            .find(|action| action.as_str() == text)
+            .ok_or(UnknownLifecycleAction)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("unknown lifecycle action")]
+pub struct UnknownLifecycleAction;
+
 impl fmt::Display for LifecycleAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -238,8 +238,15 @@ pub struct PatchLevelError;
 
 impl PatchLevel {
     pub fn new(year: u16, month: u8, day: u8) -> Result<Self, PatchLevelError> {
-        if !(2000..=9999).contains(&year) || !(1..=12).contains(&month) || !(1..=31).contains(&day)
-        {
+        let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+        let days_in_month = match month {
+            1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+            4 | 6 | 9 | 11 => 30,
+            2 if leap => 29,
+            2 => 28,
+            _ => return Err(PatchLevelError),
+        };
+        if !(2000..=9999).contains(&year) || !(1..=days_in_month).contains(&day) {
             return Err(PatchLevelError);
         }
         Ok(PatchLevel { year, month, day })

@@ -96,7 +96,7 @@ const TABLE: [Row; 30] = [
     (true,  V::Degraded,      Fresh,  T::ReviewRequired, Some((K::ProtectionDegraded,  Sev::High,     Src::Signal))),
     (true,  V::Failed,        Fresh,  T::ReviewRequired, Some((K::ProtectionFailed,    Sev::Critical, Src::Signal))),
     (true,  V::Unavailable,   Fresh,  T::Inactive,       Some((K::SignalUnavailable,   Sev::Critical, Src::Signal))),
-    (true,  V::NotMeasurable, Fresh,  T::Inactive,       Some((K::SignalNotMeasurable, Sev::High,     Src::Signal))),
+    (true,  V::NotMeasurable, Fresh,  T::Inactive,       Some((K::SignalNotMeasurable, Sev::Critical, Src::Signal))),
     (true,  V::Ok,            Stale,  T::Inactive,       Some((K::SignalStale,         Sev::Critical, Src::Engine))),
     (true,  V::Degraded,      Stale,  T::Inactive,       Some((K::SignalStale,         Sev::Critical, Src::Engine))),
     (true,  V::Failed,        Stale,  T::Inactive,       Some((K::SignalStale,         Sev::Critical, Src::Engine))),
@@ -385,7 +385,11 @@ fn patch_level_against_the_minimum() {
     let with_minimum = policy(Some(minimum));
     let patch_finding = |kind| Finding {
         kind,
-        severity: Sev::High,
+        severity: if kind == K::PatchLevelUnknown {
+            Sev::Critical
+        } else {
+            Sev::High
+        },
         signal: None,
         critical: true,
         source: SignalSource::Engine,
@@ -603,7 +607,6 @@ fn evaluation_json_carries_categories_and_text_only() {
 }
 
 #[test]
-#[ignore = "BUG: PatchLevel accepts impossible dates such as 2026-02-30 (day 1..=31 regardless of month)"]
 fn patch_levels_are_real_dates() {
     for impossible in ["2026-02-30", "2026-02-29", "2026-04-31", "2025-06-31"] {
         assert!(impossible.parse::<PatchLevel>().is_err(), "{impossible}");

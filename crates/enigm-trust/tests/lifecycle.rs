@@ -254,3 +254,12 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn lifecycle_actions_parse_from_their_names() {
+    for action in LifecycleAction::ALL {
+        assert_eq!(action.to_string().parse::<LifecycleAction>(), Ok(action));
+    }
+    assert!("Revoke".parse::<LifecycleAction>().is_err());
+    assert!("".parse::<LifecycleAction>().is_err());
+}
