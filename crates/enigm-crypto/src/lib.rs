@@ -6,6 +6,7 @@
 //! both. Other crates talk about hashes, tokens and sealed blobs through the types re-exported
 //! below and never name `argon2`, `aes-gcm`, `sha2` or `ed25519-dalek` themselves.
 
+pub mod device_handle;
 pub mod ed25519;
 pub mod random;
 pub mod seal;
@@ -13,6 +14,7 @@ pub mod secret_hash;
 pub mod token;
 pub mod totp;
 
+pub use device_handle::{DeviceHandleKey, DeviceHandleKeyError};
 pub use ed25519::{
     ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, Ed25519SigningKey, Ed25519VerifyingKey, KeyError,
     SignatureError, SignatureOk,

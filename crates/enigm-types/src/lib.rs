@@ -6,6 +6,7 @@
 pub mod approval;
 pub mod audit;
 pub mod clock;
+pub mod device;
 pub mod ids;
 pub mod permission;
 pub mod role;
@@ -19,6 +20,7 @@ pub use audit::{
     Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, TargetCategory,
 };
 pub use clock::{Clock, ManualClock, Timestamp};
+pub use device::{DeviceHandle, DeviceHandleError};
 pub use ids::{AdminId, ApprovalId, AuditEventId, IdParseError, SessionId};
 pub use permission::Permission;
 pub use role::{Role, UnknownRole};
