@@ -36,6 +36,7 @@ const CRYPTO: &str = "enigm-crypto";
 const IDENTITY: &str = "enigm-identity";
 const AUDITLOG: &str = "enigm-auditlog";
 const TRUST: &str = "enigm-trust";
+const DEVICE: &str = "enigm-device";
 const API: &str = "enigm-api";
 const STORE: &str = "enigm-store";
 const SERVER: &str = "enigm-server";
@@ -46,7 +47,7 @@ const TEST_SUPPORT: &str = "enigm-test-support";
 const PREFIX: &str = "enigm-";
 
 /// The sans-IO library crates: pure functions and types over values, no runtime, no I/O.
-const LIBRARIES: [&str; 6] = [TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, API];
+const LIBRARIES: [&str; 7] = [TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, DEVICE, API];
 
 /// Async runtimes, database drivers and HTTP stacks: what only the shells (server, store, CLI)
 /// may name.
@@ -117,6 +118,16 @@ fn auditlog_depends_only_on_types_and_crypto() {
         AUDITLOG,
         &[TYPES, CRYPTO],
         "enigm-auditlog (the Merkle log) depends on no enigm crate but enigm-types and \
+         enigm-crypto, which does its hashing and signing",
+    );
+}
+
+#[test]
+fn device_depends_only_on_types_and_crypto() {
+    enigm_dependencies_within(
+        DEVICE,
+        &[TYPES, CRYPTO],
+        "enigm-device (signed device requests) depends on no enigm crate but enigm-types and \
          enigm-crypto, which does its hashing and signing",
     );
 }
