@@ -121,6 +121,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     let _aborted = sequencer.await;
     let tree_at_end = store.audit_tree_size().await?;
     let end_leaf = store.audit_leaf_count().await?;
+    let checkpoints = store.audit_checkpoints(None, 1000).await?;
 
     let catch_up = Instant::now();
     let checkpoint = log.sync().await?.context("no checkpoint after the run")?;
@@ -159,6 +160,13 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         millis(percentile(&latencies, 0.99)),
         millis(percentile(&latencies, 0.999)),
         millis(latencies.last().copied()),
+    );
+    println!(
+        "checkpoints published during the load: {}, the largest of {} leaves",
+        checkpoints.len(),
+        checkpoints
+            .last()
+            .map_or(0, |checkpoint| checkpoint.tree_size)
     );
     println!(
         "sequencer: the tree held {tree_at_end} of {end_leaf} committed leaves when the load \
