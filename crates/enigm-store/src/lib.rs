@@ -1,6 +1,6 @@
 //! Database layer of Enigm Command: one [`Store`] over SQLite (the embedded default) or
 //! PostgreSQL, chosen by URL at run time, with migrations per backend and repositories for
-//! administrators, sessions, approvals and audit events.
+//! administrators, sessions, approvals, audit events and devices.
 //!
 //! Queries go through sqlx's `Any` driver so that one SQL text serves both backends; the schema
 //! keeps to types both share (BIGINT, TEXT, bytes). This crate knows SQL and nothing of HTTP.
@@ -10,6 +10,7 @@ mod approvals;
 mod audit;
 mod auditlog;
 mod auditverify;
+mod devices;
 mod sessions;
 
 use std::str::FromStr;
@@ -25,6 +26,10 @@ pub use approvals::{ApprovalRecord, CommandFlag, DecisionKind, NewApproval};
 pub use audit::{AuditFilter, AuditRow};
 pub use auditlog::{IntegratedBatch, LeafEntry, LegalHold, PurgeRecord, StoredCheckpoint};
 pub use auditverify::{Finding, NoProgress, VerifyOutcome, VerifyProgress, VerifySummary};
+pub use devices::{
+    ConsumedToken, DeviceFilter, DeviceRecord, NewDevice, NewEnrollmentToken, POSTURE_HISTORY_LEN,
+    PostureRecord,
+};
 pub use sessions::{NewSession, SessionRecord};
 
 /// Which database engine a [`Store`] talks to.

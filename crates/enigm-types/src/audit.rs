@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::ApprovalKind;
 use crate::clock::Timestamp;
-use crate::ids::{AdminId, ApprovalId, AuditEventId, SessionId};
+use crate::device::DeviceHandle;
+use crate::ids::{AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, SessionId};
 use crate::permission::Permission;
 use crate::role::Role;
 
@@ -66,7 +67,8 @@ impl AuditEvent {
     }
 }
 
-/// Who acted. Administrators are named by their opaque id, never by username.
+/// Who acted. Administrators are named by their opaque id, never by username; devices by their
+/// handle, never by a key or hardware identifier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "kebab-case")]
 pub enum Actor {
@@ -76,6 +78,8 @@ pub enum Actor {
     Anonymous,
     /// Command itself (bootstrap, expiry).
     System,
+    /// A device whose signed request verified (the handle derived from its key).
+    Device(DeviceHandle),
 }
 
 impl fmt::Display for Actor {
@@ -84,6 +88,7 @@ impl fmt::Display for Actor {
             Actor::Admin(id) => write!(f, "admin:{id}"),
             Actor::Anonymous => f.write_str("anonymous"),
             Actor::System => f.write_str("system"),
+            Actor::Device(handle) => write!(f, "device:{handle}"),
         }
     }
 }
@@ -96,6 +101,7 @@ pub enum ActionCategory {
     Administration,
     Approval,
     AuditAccess,
+    Device,
 }
 
 macro_rules! audit_actions {
@@ -146,6 +152,10 @@ audit_actions! {
     AuditRead => "audit.read", AuditAccess;
     AuditPurge => "audit.purge", AuditAccess;
     AuditLegalHold => "audit.legal-hold", AuditAccess;
+    EnrollmentTokenCreate => "device.enrollment-token-create", Device;
+    DeviceEnroll => "device.enroll", Device;
+    DeviceCheckIn => "device.check-in", Device;
+    DeviceTrustChange => "device.trust-change", Device;
 }
 
 impl fmt::Display for AuditAction {
@@ -165,6 +175,8 @@ pub enum TargetCategory {
     ApprovalRule,
     Route,
     AuditLog,
+    Device,
+    EnrollmentToken,
     None,
 }
 
@@ -178,6 +190,8 @@ impl TargetCategory {
             TargetCategory::ApprovalRule => "approval-rule",
             TargetCategory::Route => "route",
             TargetCategory::AuditLog => "audit-log",
+            TargetCategory::Device => "device",
+            TargetCategory::EnrollmentToken => "enrollment-token",
             TargetCategory::None => "none",
         }
     }
@@ -212,6 +226,18 @@ pub enum AuditTarget {
         first: u64,
         end: u64,
     },
+    Device {
+        handle: DeviceHandle,
+    },
+    /// A device's trust state moving from `from` (none at enrollment) to `to`.
+    DeviceTrust {
+        handle: DeviceHandle,
+        from: Option<AuditTrustState>,
+        to: AuditTrustState,
+    },
+    EnrollmentToken {
+        id: EnrollmentTokenId,
+    },
     None,
 }
 
@@ -225,6 +251,8 @@ impl AuditTarget {
             AuditTarget::ApprovalRule { .. } => TargetCategory::ApprovalRule,
             AuditTarget::Route { .. } => TargetCategory::Route,
             AuditTarget::AuditLog | AuditTarget::AuditLeaves { .. } => TargetCategory::AuditLog,
+            AuditTarget::Device { .. } | AuditTarget::DeviceTrust { .. } => TargetCategory::Device,
+            AuditTarget::EnrollmentToken { .. } => TargetCategory::EnrollmentToken,
             AuditTarget::None => TargetCategory::None,
         }
     }
@@ -239,7 +267,34 @@ impl AuditTarget {
             AuditTarget::ApprovalRule { kind } => Some(kind.as_str().to_owned()),
             AuditTarget::Route { permission } => Some(permission.as_str().to_owned()),
             AuditTarget::AuditLeaves { first, end } => Some(format!("{first}..{end}")),
+            AuditTarget::Device { handle } => Some(handle.to_string()),
+            AuditTarget::DeviceTrust { handle, from, to } => Some(format!(
+                "{handle}/{}->{}",
+                from.map_or("none", AuditTrustState::as_str),
+                to.as_str()
+            )),
+            AuditTarget::EnrollmentToken { id } => Some(id.to_string()),
             AuditTarget::AuditLog | AuditTarget::None => None,
+        }
+    }
+}
+
+/// A device's trust state as the audit log records it (the Trust State Engine's three outcomes;
+/// `enigm-types` cannot name `enigm_trust::TrustState`, which sits above it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AuditTrustState {
+    Protected,
+    ReviewRequired,
+    Inactive,
+}
+
+impl AuditTrustState {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AuditTrustState::Protected => "PROTECTED",
+            AuditTrustState::ReviewRequired => "REVIEW_REQUIRED",
+            AuditTrustState::Inactive => "INACTIVE",
         }
     }
 }
@@ -288,6 +343,27 @@ pub enum ReasonCategory {
     /// Not a denial: a fresh installation's sole owner approved their own role grant while no
     /// second approver existed (the bootstrap window).
     BootstrapSelfApproval,
+    /// A device request without the signature headers, or with malformed ones.
+    UnsignedRequest,
+    /// A device request whose signature or content digest does not verify.
+    BadSignature,
+    /// A device request signed outside the allowed clock window.
+    StaleRequest,
+    /// A device request whose nonce was already seen.
+    Replayed,
+    /// A signed request from a key that no enrolled device holds.
+    UnknownDevice,
+    DeviceRevoked,
+    /// The device is retired, replaced or not yet enrolled.
+    DeviceNotActive,
+    /// A wrong, expired or used-up enrollment token.
+    InvalidEnrollmentToken,
+    /// The device key is already enrolled.
+    AlreadyEnrolled,
+    /// Managed-device mode asked for with a token that does not allow it.
+    ManagedNotAllowed,
+    /// A device request body that is not a valid report.
+    InvalidBody,
 }
 
 impl ReasonCategory {
@@ -313,6 +389,17 @@ impl ReasonCategory {
             ReasonCategory::LastOwner => "last_owner",
             ReasonCategory::Conflict => "conflict",
             ReasonCategory::BootstrapSelfApproval => "bootstrap_self_approval",
+            ReasonCategory::UnsignedRequest => "unsigned_request",
+            ReasonCategory::BadSignature => "bad_signature",
+            ReasonCategory::StaleRequest => "stale_request",
+            ReasonCategory::Replayed => "replayed",
+            ReasonCategory::UnknownDevice => "unknown_device",
+            ReasonCategory::DeviceRevoked => "device_revoked",
+            ReasonCategory::DeviceNotActive => "device_not_active",
+            ReasonCategory::InvalidEnrollmentToken => "invalid_enrollment_token",
+            ReasonCategory::AlreadyEnrolled => "already_enrolled",
+            ReasonCategory::ManagedNotAllowed => "managed_not_allowed",
+            ReasonCategory::InvalidBody => "invalid_body",
         }
     }
 }

@@ -9,15 +9,19 @@ use serde::{Deserialize, Serialize};
 /// and digits (160 bits of a keyed hash of the device's public key, computed by
 /// `enigm_crypto::DeviceHandleKey`). It cannot be reversed to the key or to any hardware
 /// identifier, and it differs between deployments because each has its own handle key.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
+///
+/// The text is kept as fixed-size ASCII so that a handle is `Copy`, like the other references
+/// an audit event carries.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
 #[schema(value_type = String, example = "dev_7q2hx4c6v9k3m5n8p2r4t6w8y3b5d7f9")]
-pub struct DeviceHandle(String);
+pub struct DeviceHandle([u8; HANDLE_LEN]);
 
 /// The base32 alphabet of handles (RFC 4648, lowercase).
 const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
 const PREFIX: &str = "dev_";
 /// 160 bits in 5-bit letters.
 const LETTERS: usize = 32;
+const HANDLE_LEN: usize = 4 + LETTERS;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a device handle (expected `dev_` and 32 base32 letters)")]
@@ -26,8 +30,10 @@ pub struct DeviceHandleError;
 impl DeviceHandle {
     /// The handle of a 20-byte keyed digest.
     pub fn from_digest(digest: &[u8; 20]) -> Self {
-        let mut text = String::with_capacity(PREFIX.len() + LETTERS);
-        text.push_str(PREFIX);
+        let mut text = [0u8; HANDLE_LEN];
+        let (prefix, letters) = text.split_at_mut(PREFIX.len());
+        prefix.copy_from_slice(PREFIX.as_bytes());
+        let mut out = letters.iter_mut();
         // 20 bytes are 160 bits: exactly 32 letters of 5 bits, read most significant first.
         let mut buffer: u64 = 0;
         let mut bits = 0;
@@ -37,20 +43,29 @@ impl DeviceHandle {
             while bits >= 5 {
                 bits -= 5;
                 let index = usize::try_from((buffer >> bits) & 0x1f).unwrap_or(0);
-                text.push(char::from(ALPHABET.get(index).copied().unwrap_or(b'a')));
+                if let Some(slot) = out.next() {
+                    *slot = ALPHABET.get(index).copied().unwrap_or(b'a');
+                }
             }
         }
         DeviceHandle(text)
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        // INVARIANT: built only from ASCII (the prefix and the base32 alphabet).
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
 impl fmt::Display for DeviceHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for DeviceHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeviceHandle({})", self.as_str())
     }
 }
 
@@ -62,13 +77,18 @@ impl FromStr for DeviceHandle {
         if letters.len() != LETTERS || !letters.bytes().all(|b| ALPHABET.contains(&b)) {
             return Err(DeviceHandleError);
         }
-        Ok(DeviceHandle(text.to_owned()))
+        let mut bytes = [0u8; HANDLE_LEN];
+        if text.len() != HANDLE_LEN {
+            return Err(DeviceHandleError);
+        }
+        bytes.copy_from_slice(text.as_bytes());
+        Ok(DeviceHandle(bytes))
     }
 }
 
 impl Serialize for DeviceHandle {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -89,7 +109,7 @@ mod tests {
         assert_eq!(handle.as_str(), "dev_77777777777777777777777777777777");
         let zero = DeviceHandle::from_digest(&[0; 20]);
         assert_eq!(zero.as_str(), "dev_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
-        assert_eq!(handle.as_str().parse(), Ok(handle.clone()));
+        assert_eq!(handle.as_str().parse(), Ok(handle));
         for bad in [
             "dev_7777777777777777777777777777777",
             "dev_777777777777777777777777777777777",

@@ -92,6 +92,11 @@ opaque_id!(
     AuditEventId,
     "audit event"
 );
+opaque_id!(
+    /// A device enrollment token (the id, never the secret token itself).
+    EnrollmentTokenId,
+    "enrollment token"
+);
 
 #[cfg(test)]
 mod tests {

@@ -17,11 +17,12 @@ pub use approval::{
     JustificationError,
 };
 pub use audit::{
-    Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, TargetCategory,
+    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, Outcome, ReasonCategory,
+    TargetCategory,
 };
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use device::{DeviceHandle, DeviceHandleError};
-pub use ids::{AdminId, ApprovalId, AuditEventId, IdParseError, SessionId};
+pub use ids::{AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, IdParseError, SessionId};
 pub use permission::Permission;
 pub use role::{Role, UnknownRole};
 pub use username::{Username, UsernameError};

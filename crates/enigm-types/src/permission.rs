@@ -61,10 +61,14 @@ pub enum Permission {
     AuditRead,
     #[serde(rename = "audit.legal-hold")]
     AuditLegalHold,
+    #[serde(rename = "devices.read")]
+    DevicesRead,
+    #[serde(rename = "devices.enroll")]
+    DevicesEnroll,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 21] = [
+    pub const ALL: [Permission; 23] = [
         Permission::SelfRead,
         Permission::SelfLogout,
         Permission::SelfPasswordChange,
@@ -86,6 +90,8 @@ impl Permission {
         Permission::ApprovalRulesRequestChange,
         Permission::AuditRead,
         Permission::AuditLegalHold,
+        Permission::DevicesRead,
+        Permission::DevicesEnroll,
     ];
 
     /// The stable name, also the Cedar action id (`Enigm::Action::"users.create"`).
@@ -112,6 +118,8 @@ impl Permission {
             Permission::ApprovalRulesRequestChange => "approval-rules.request-change",
             Permission::AuditRead => "audit.read",
             Permission::AuditLegalHold => "audit.legal-hold",
+            Permission::DevicesRead => "devices.read",
+            Permission::DevicesEnroll => "devices.enroll",
         }
     }
 
@@ -127,6 +135,7 @@ impl Permission {
                 | Permission::ApprovalsList
                 | Permission::ApprovalRulesRead
                 | Permission::AuditRead
+                | Permission::DevicesRead
         )
     }
 }

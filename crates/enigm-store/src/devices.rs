@@ -1,0 +1,364 @@
+//! Enrolled devices, enrollment tokens, the nonces of signed device requests and the bounded
+//! posture history.
+//!
+//! A device row is keyed by its handle and holds no key and no hardware identifier. The store
+//! does not know the trust vocabulary (it sits below `enigm-trust`): lifecycle and trust states
+//! are their stable names, and the policy, findings and production gates are JSON that the
+//! server encodes and decodes.
+//!
+//! A token use is consumed with `UPDATE … WHERE uses_left > 0 AND expires_at > now … RETURNING`,
+//! which locks the row (the database in SQLite), so concurrent enrollments cannot spend one use
+//! twice.
+
+use enigm_types::{AdminId, DeviceHandle, EnrollmentTokenId, Timestamp};
+use sqlx::Row as _;
+use sqlx::any::AnyRow;
+
+use crate::{Store, StoreResult, WriteTx, flag, parse_id};
+
+/// How many evaluations of one device the history keeps.
+pub const POSTURE_HISTORY_LEN: i64 = 50;
+
+pub struct NewEnrollmentToken {
+    pub id: EnrollmentTokenId,
+    pub token_digest_hex: String,
+    pub group: String,
+    /// The trust policy, as JSON.
+    pub policy: String,
+    pub uses: u32,
+    pub expires_at: Timestamp,
+    pub managed_allowed: bool,
+    pub created_by: AdminId,
+    pub created_at: Timestamp,
+}
+
+/// What a consumed token use grants the enrolling device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumedToken {
+    pub id: EnrollmentTokenId,
+    pub group: String,
+    pub policy: String,
+    pub managed_allowed: bool,
+}
+
+/// A device's latest evaluation, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostureRecord {
+    /// The trust state's stable name (`PROTECTED`, ...).
+    pub trust_state: String,
+    pub evaluated_at: Timestamp,
+    /// The findings, as JSON.
+    pub findings: String,
+    /// The production gates, as JSON.
+    pub gates: String,
+}
+
+pub struct NewDevice {
+    pub handle: DeviceHandle,
+    /// The lifecycle state's stable name (`trusted`, ...).
+    pub state: String,
+    pub group: String,
+    pub policy: String,
+    pub managed_opt_in: bool,
+    pub wipe_opt_in: bool,
+    pub enrolled_at: Timestamp,
+    pub enrollment_token: EnrollmentTokenId,
+    pub posture: PostureRecord,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRecord {
+    pub handle: DeviceHandle,
+    pub state: String,
+    pub group: String,
+    pub policy: String,
+    pub managed_opt_in: bool,
+    pub wipe_opt_in: bool,
+    pub enrolled_at: Timestamp,
+    pub last_seen_at: Timestamp,
+    pub enrollment_token: EnrollmentTokenId,
+    pub posture: PostureRecord,
+}
+
+/// Which devices to list: all filters must match; `after` pages by handle.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    pub state: Option<String>,
+    pub trust_state: Option<String>,
+    pub group: Option<String>,
+    pub after: Option<DeviceHandle>,
+    pub limit: u32,
+}
+
+const DEVICE_COLUMNS: &str = "handle, state, group_name, policy, managed_opt_in, wipe_opt_in, enrolled_at, \
+     last_seen_at, trust_state, evaluated_at, findings, gates, enrollment_token";
+
+impl Store {
+    pub async fn device(&self, handle: &DeviceHandle) -> StoreResult<Option<DeviceRecord>> {
+        let sql = format!("SELECT {DEVICE_COLUMNS} FROM devices WHERE handle = $1");
+        let row = sqlx::query(&sql)
+            .bind(handle.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(device_from_row).transpose()
+    }
+
+    /// Devices in handle order, filtered.
+    pub async fn list_devices(&self, filter: &DeviceFilter) -> StoreResult<Vec<DeviceRecord>> {
+        let mut conditions = Vec::new();
+        let mut values = Vec::new();
+        for (column, value) in [
+            ("state", filter.state.clone()),
+            ("trust_state", filter.trust_state.clone()),
+            ("group_name", filter.group.clone()),
+        ] {
+            if let Some(value) = value {
+                values.push(value);
+                conditions.push(format!("{column} = ${}", values.len()));
+            }
+        }
+        if let Some(after) = &filter.after {
+            values.push(after.to_string());
+            conditions.push(format!("handle > ${}", values.len()));
+        }
+        let clause = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", conditions.join(" AND "))
+        };
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS} FROM devices {clause} ORDER BY handle LIMIT {}",
+            filter.limit
+        );
+        let mut query = sqlx::query(&sql);
+        for value in values {
+            query = query.bind(value);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(device_from_row).collect()
+    }
+
+    /// The stored evaluations of a device, oldest first: (trust state, time, findings JSON).
+    pub async fn posture_history(
+        &self,
+        handle: &DeviceHandle,
+    ) -> StoreResult<Vec<(String, Timestamp, String)>> {
+        let rows = sqlx::query(
+            "SELECT trust_state, evaluated_at, findings FROM device_posture_history \
+             WHERE handle = $1 ORDER BY seq",
+        )
+        .bind(handle.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("trust_state")?,
+                    Timestamp::from_unix_millis(row.try_get("evaluated_at")?),
+                    row.try_get("findings")?,
+                ))
+            })
+            .collect()
+    }
+}
+
+impl WriteTx<'_> {
+    pub async fn insert_enrollment_token(&mut self, token: &NewEnrollmentToken) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO enrollment_tokens (id, token_digest, group_name, policy, uses_left, expires_at, \
+             managed_allowed, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(token.id.to_string())
+        .bind(token.token_digest_hex.clone())
+        .bind(token.group.clone())
+        .bind(token.policy.clone())
+        .bind(i64::from(token.uses))
+        .bind(token.expires_at.unix_millis())
+        .bind(flag(token.managed_allowed))
+        .bind(token.created_by.to_string())
+        .bind(token.created_at.unix_millis())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
+    /// Spends one use of the token with this digest if it is unexpired and has uses left.
+    pub async fn consume_enrollment_token(
+        &mut self,
+        token_digest_hex: &str,
+        now: Timestamp,
+    ) -> StoreResult<Option<ConsumedToken>> {
+        let row = sqlx::query(
+            "UPDATE enrollment_tokens SET uses_left = uses_left - 1 \
+             WHERE token_digest = $1 AND uses_left > 0 AND expires_at > $2 \
+             RETURNING id, group_name, policy, managed_allowed",
+        )
+        .bind(token_digest_hex.to_owned())
+        .bind(now.unix_millis())
+        .fetch_optional(self.conn())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(ConsumedToken {
+            id: parse_id(&row.try_get::<String, _>("id")?, "enrollment token id")?,
+            group: row.try_get("group_name")?,
+            policy: row.try_get("policy")?,
+            managed_allowed: row.try_get::<i64, _>("managed_allowed")? != 0,
+        }))
+    }
+
+    /// Records a request nonce; `Err(Conflict)` when this device already used it. Nonces of the
+    /// device that can no longer be fresh are forgotten first.
+    pub async fn record_device_nonce(
+        &mut self,
+        handle: &DeviceHandle,
+        nonce: &str,
+        expires_at: Timestamp,
+        now: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM device_nonces WHERE handle = $1 AND expires_at < $2")
+            .bind(handle.to_string())
+            .bind(now.unix_millis())
+            .execute(self.conn())
+            .await?;
+        sqlx::query("INSERT INTO device_nonces (handle, nonce, expires_at) VALUES ($1, $2, $3)")
+            .bind(handle.to_string())
+            .bind(nonce.to_owned())
+            .bind(expires_at.unix_millis())
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a device with its first evaluation; `Err(Conflict)` when the handle exists.
+    pub async fn insert_device(&mut self, device: &NewDevice) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO devices (handle, state, group_name, policy, managed_opt_in, wipe_opt_in, enrolled_at, \
+             last_seen_at, trust_state, evaluated_at, findings, gates, history_seq, enrollment_token) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)",
+        )
+        .bind(device.handle.to_string())
+        .bind(device.state.clone())
+        .bind(device.group.clone())
+        .bind(device.policy.clone())
+        .bind(flag(device.managed_opt_in))
+        .bind(flag(device.wipe_opt_in))
+        .bind(device.enrolled_at.unix_millis())
+        .bind(device.enrolled_at.unix_millis())
+        .bind(device.posture.trust_state.clone())
+        .bind(device.posture.evaluated_at.unix_millis())
+        .bind(device.posture.findings.clone())
+        .bind(device.posture.gates.clone())
+        .bind(device.enrollment_token.to_string())
+        .execute(self.conn())
+        .await?;
+        self.insert_history(&device.handle, 1, &device.posture)
+            .await
+    }
+
+    /// Stores a new evaluation of a device that is in one of `active_states`, returning its
+    /// previous trust state; `None` when the device is not (any more) in such a state, so a
+    /// revocation committed meanwhile is never overwritten.
+    pub async fn record_posture(
+        &mut self,
+        handle: &DeviceHandle,
+        active_states: &[&str],
+        posture: &PostureRecord,
+        now: Timestamp,
+    ) -> StoreResult<Option<String>> {
+        let previous = sqlx::query("SELECT trust_state FROM devices WHERE handle = $1")
+            .bind(handle.to_string())
+            .fetch_optional(self.conn())
+            .await?;
+        let Some(previous) = previous else {
+            return Ok(None);
+        };
+        let previous: String = previous.try_get("trust_state")?;
+        let placeholders: Vec<String> = (0..active_states.len())
+            .map(|n| format!("${}", n + 7))
+            .collect();
+        let sql = format!(
+            "UPDATE devices SET trust_state = $1, evaluated_at = $2, findings = $3, gates = $4, \
+             last_seen_at = $5, history_seq = history_seq + 1 \
+             WHERE handle = $6 AND state IN ({}) RETURNING history_seq",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(posture.trust_state.clone())
+            .bind(posture.evaluated_at.unix_millis())
+            .bind(posture.findings.clone())
+            .bind(posture.gates.clone())
+            .bind(now.unix_millis())
+            .bind(handle.to_string());
+        for state in active_states {
+            query = query.bind((*state).to_owned());
+        }
+        let Some(row) = query.fetch_optional(self.conn()).await? else {
+            return Ok(None);
+        };
+        let seq: i64 = row.try_get("history_seq")?;
+        self.insert_history(handle, seq, posture).await?;
+        Ok(Some(previous))
+    }
+
+    /// Moves a device to another lifecycle state (the lifecycle workflow checks the transition).
+    pub async fn set_device_state(
+        &mut self,
+        handle: &DeviceHandle,
+        state: &str,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query("UPDATE devices SET state = $1 WHERE handle = $2")
+            .bind(state.to_owned())
+            .bind(handle.to_string())
+            .execute(self.conn())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    async fn insert_history(
+        &mut self,
+        handle: &DeviceHandle,
+        seq: i64,
+        posture: &PostureRecord,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO device_posture_history (handle, seq, evaluated_at, trust_state, findings) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(handle.to_string())
+        .bind(seq)
+        .bind(posture.evaluated_at.unix_millis())
+        .bind(posture.trust_state.clone())
+        .bind(posture.findings.clone())
+        .execute(self.conn())
+        .await?;
+        sqlx::query("DELETE FROM device_posture_history WHERE handle = $1 AND seq <= $2")
+            .bind(handle.to_string())
+            .bind(seq.saturating_sub(POSTURE_HISTORY_LEN))
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+}
+
+fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
+    Ok(DeviceRecord {
+        handle: parse_id(&row.try_get::<String, _>("handle")?, "device handle")?,
+        state: row.try_get("state")?,
+        group: row.try_get("group_name")?,
+        policy: row.try_get("policy")?,
+        managed_opt_in: row.try_get::<i64, _>("managed_opt_in")? != 0,
+        wipe_opt_in: row.try_get::<i64, _>("wipe_opt_in")? != 0,
+        enrolled_at: Timestamp::from_unix_millis(row.try_get("enrolled_at")?),
+        last_seen_at: Timestamp::from_unix_millis(row.try_get("last_seen_at")?),
+        enrollment_token: parse_id(
+            &row.try_get::<String, _>("enrollment_token")?,
+            "enrollment token id",
+        )?,
+        posture: PostureRecord {
+            trust_state: row.try_get("trust_state")?,
+            evaluated_at: Timestamp::from_unix_millis(row.try_get("evaluated_at")?),
+            findings: row.try_get("findings")?,
+            gates: row.try_get("gates")?,
+        },
+    })
+}
