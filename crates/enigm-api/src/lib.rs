@@ -9,8 +9,14 @@ use enigm_types::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod devices;
 pub mod paths;
 pub mod proofs;
+
+pub use devices::{
+    CheckInRequest, CreateEnrollmentTokenRequest, DeviceListQuery, DeviceView, EnrollRequest,
+    EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, TrustView,
+};
 
 /// Header that carries the 6-digit critical-operation PIN on critical routes.
 pub const PIN_HEADER: &str = "x-enigm-pin";

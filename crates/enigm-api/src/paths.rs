@@ -34,6 +34,12 @@ pub const AUDIT_LEAF: &str = "/api/v1/audit/log/leaves/{index}";
 pub const AUDIT_CONSISTENCY: &str = "/api/v1/audit/log/consistency";
 pub const AUDIT_LEGAL_HOLD: &str = "/api/v1/audit/legal-hold";
 pub const ROUTES: &str = "/api/v1/routes";
+pub const ENROLLMENT_TOKENS: &str = "/api/v1/enrollment-tokens";
+pub const DEVICES: &str = "/api/v1/devices";
+pub const DEVICE: &str = "/api/v1/devices/{handle}";
+/// Device-side routes: authenticated by the device's request signature, not a session.
+pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";
+pub const DEVICE_CHECK_INS: &str = "/api/v1/device/check-ins";
 
 /// Fills `{name}` placeholders of a path, in order.
 pub fn fill(template: &str, values: &[&str]) -> String {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use enigm_auditlog::NoteSigner;
-use enigm_crypto::{Ed25519SigningKey, SealingKey};
+use enigm_crypto::{DeviceHandleKey, Ed25519SigningKey, SealingKey};
 use enigm_identity::{Password, Pin};
 use enigm_store::NewAdmin;
 use enigm_types::{Actor, AdminId, AuditAction, AuditEvent, AuditTarget, Outcome, Role, Username};
@@ -152,6 +152,32 @@ pub fn load_or_create_sealing_key(data_dir: &Path) -> anyhow::Result<SealingKey>
     }
     let key = SealingKey::generate(&mut rand::rngs::OsRng);
     write_secret_file(&path, &key.to_bytes()).context("cannot write sealing key")?;
+    Ok(key)
+}
+
+/// The device handle key's file. Handles are a keyed hash of device keys under it: losing it
+/// changes every handle, so it is kept like the sealing key.
+pub const DEVICE_HANDLE_KEY_FILE: &str = "device-handle.key";
+
+/// Loads the key device handles are derived with, creating it (mode 0600) on first start.
+pub fn load_or_create_device_handle_key(data_dir: &Path) -> anyhow::Result<DeviceHandleKey> {
+    let path: PathBuf = data_dir.join("keys").join(DEVICE_HANDLE_KEY_FILE);
+    if path.exists() {
+        let metadata = fs::metadata(&path).context("device handle key")?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            anyhow::bail!(
+                "`{}` is readable by other users: chmod 600 it",
+                path.display()
+            );
+        }
+        let mut bytes = Zeroizing::new(Vec::with_capacity(32));
+        fs::File::open(&path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .context("cannot read device handle key")?;
+        return DeviceHandleKey::from_bytes(&bytes).context("device handle key file is malformed");
+    }
+    let key = DeviceHandleKey::generate(&mut rand::rngs::OsRng);
+    write_secret_file(&path, &key.to_bytes()).context("cannot write device handle key")?;
     Ok(key)
 }
 

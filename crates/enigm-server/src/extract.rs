@@ -75,6 +75,31 @@ impl BodyTextDetail for axum::extract::rejection::JsonDataError {
     }
 }
 
+/// The raw body of a signed device request, which must be verified byte for byte before it is
+/// decoded; an oversized body is a 413 like everywhere else.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::body::Bytes::from_request(request, state).await {
+            Ok(bytes) => Ok(RawBody(bytes)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("the body is larger than {MAX_BODY_BYTES} bytes"),
+                ))
+            }
+            Err(_) => Err(ApiError::bad_request(
+                "unreadable_body",
+                "the request body could not be read",
+            )),
+        }
+    }
+}
+
 /// Path parameters; an id that does not parse is a 400, not a 404.
 pub struct ApiPath<T>(pub T);
 

@@ -14,13 +14,14 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
-use crate::handlers::{approvals, audit, auth, meta, sessions, users};
+use crate::handlers::{approvals, audit, auth, devices, meta, sessions, users};
 use crate::state::AppState;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// No authentication (health, API description, login).
+    /// No session (health, API description, login). The device routes are public to the guard
+    /// because a device authenticates each request with its signature, checked by the handler.
     Public,
     /// A live session whose roles hold `permission`; `critical` routes also need the PIN.
     Authenticated {
@@ -261,6 +262,36 @@ fn entries() -> Vec<RouteEntry> {
             paths::AUDIT_LEGAL_HOLD,
             critical(P::AuditLegalHold),
             audit::set_legal_hold,
+        ),
+        entry(
+            Method::POST,
+            paths::ENROLLMENT_TOKENS,
+            critical(P::DevicesEnroll),
+            devices::create_token,
+        ),
+        entry(
+            Method::GET,
+            paths::DEVICES,
+            read(P::DevicesRead),
+            devices::list,
+        ),
+        entry(
+            Method::GET,
+            paths::DEVICE,
+            read(P::DevicesRead),
+            devices::read,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_ENROLL,
+            Access::Public,
+            devices::enroll,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_CHECK_INS,
+            Access::Public,
+            devices::check_in,
         ),
     ]
 }

@@ -13,8 +13,8 @@ use enigm_store::Store;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::bootstrap::{
-    BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_log_key, load_or_create_sealing_key,
-    prepare_data_dir,
+    BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_device_handle_key, load_or_create_log_key,
+    load_or_create_sealing_key, prepare_data_dir,
 };
 use crate::config::{ServerConfig, TlsFiles};
 use crate::state::{AppState, StateOptions, SystemClock};
@@ -57,6 +57,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         throttle: ThrottlePolicy::default(),
         log_signer: load_or_create_log_key(&config.data_dir)?,
         audit_retention: config.audit_retention,
+        device_handle_key: load_or_create_device_handle_key(&config.data_dir)?,
     };
     let state =
         AppState::new(store.clone(), options).context("authorization policies are invalid")?;

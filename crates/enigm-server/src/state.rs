@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use enigm_crypto::{HashCost, SealingKey, SecretHash, SecretHasher, SecretMatch};
+use enigm_crypto::{DeviceHandleKey, HashCost, SealingKey, SecretHash, SecretHasher, SecretMatch};
 use enigm_identity::{LoginThrottle, SessionPolicy, ThrottlePolicy};
 use enigm_store::Store;
 use enigm_types::{AuditEvent, Clock, Timestamp};
@@ -29,6 +29,8 @@ pub struct Inner {
     pub approval_ttl: Duration,
     pub audit: Arc<dyn AuditSink>,
     pub audit_log: Arc<AuditLog>,
+    pub device_handle_key: DeviceHandleKey,
+    pub device_max_skew: Duration,
 }
 
 /// What a test or `enigm up` chooses about a server.
@@ -43,6 +45,8 @@ pub struct StateOptions {
     pub log_signer: NoteSigner,
     /// How long audit event bodies are kept (the tree keeps their commitments for good).
     pub audit_retention: Duration,
+    /// The deployment's key for deriving device handles from device keys.
+    pub device_handle_key: DeviceHandleKey,
 }
 
 impl AppState {
@@ -66,6 +70,8 @@ impl AppState {
             approval_ttl: options.approval_ttl,
             audit,
             audit_log,
+            device_handle_key: options.device_handle_key,
+            device_max_skew: enigm_device::DEFAULT_MAX_SKEW,
         })))
     }
 

@@ -39,11 +39,17 @@ fn expected(role: Option<Role>, permission: Permission) -> bool {
                 | P::ApprovalsDecide
                 | P::ApprovalRulesRead
                 | P::AuditRead
+                | P::DevicesRead
+                | P::DevicesEnroll
         ),
         Role::Auditor => permission.is_read_only(),
-        Role::DeviceOperator | Role::ReleaseManager | Role::IntelAnalyst => {
-            permission == P::ApprovalsList
+        Role::DeviceOperator => {
+            matches!(
+                permission,
+                P::ApprovalsList | P::DevicesRead | P::DevicesEnroll
+            )
         }
+        Role::ReleaseManager | Role::IntelAnalyst => permission == P::ApprovalsList,
     }
 }
 
@@ -55,6 +61,7 @@ fn concrete_path(template: &str) -> String {
         .replace("{id}", &id)
         .replace("{role}", "auditor")
         .replace("{kind}", "role-grant")
+        .replace("{handle}", "dev_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
 }
 
 async fn every_route_and_role(backend: Backend) {
@@ -122,7 +129,7 @@ async fn every_route_and_role(backend: Backend) {
             checked += 1;
         }
     }
-    assert!(checked >= 26 * 7, "only {checked} route/role pairs checked");
+    assert!(checked >= 29 * 7, "only {checked} route/role pairs checked");
 }
 
 async fn denials_are_audited(backend: Backend) {

@@ -122,6 +122,10 @@ fn no_schema_carries_identity_documents_secrets_or_scores() {
         "score",
         "rating",
         "percentage",
+        "serial",
+        "imei",
+        "public_key",
+        "hardware",
     ];
     for (schema, name) in &names {
         let lower = name.to_lowercase();

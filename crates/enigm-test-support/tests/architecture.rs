@@ -142,12 +142,13 @@ fn trust_depends_only_on_types() {
 }
 
 #[test]
-fn api_depends_only_on_types_and_auditlog() {
+fn api_depends_only_on_types_auditlog_and_trust() {
     enigm_dependencies_within(
         API,
-        &[TYPES, AUDITLOG],
-        "enigm-api (wire types) depends on no enigm crate but enigm-types, and enigm-auditlog to \
-         decode the proofs it carries",
+        &[TYPES, AUDITLOG, TRUST],
+        "enigm-api (wire types) depends on no enigm crate but enigm-types, enigm-auditlog to \
+         decode the proofs it carries, and enigm-trust for the signal reports, policies and \
+         findings it carries",
     );
 }
 

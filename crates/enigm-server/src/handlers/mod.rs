@@ -4,6 +4,7 @@
 pub mod approvals;
 pub mod audit;
 pub mod auth;
+pub mod devices;
 pub mod meta;
 pub mod sessions;
 pub mod users;

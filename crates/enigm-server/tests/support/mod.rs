@@ -69,6 +69,7 @@ impl TestApp {
             clock: clock.clone(),
             hash_cost: HashCost::Test,
             sealing_key: SealingKey::generate(&mut rand::rngs::OsRng),
+            device_handle_key: enigm_crypto::DeviceHandleKey::generate(&mut rand::rngs::OsRng),
             session_policy: SessionPolicy::default(),
             approval_ttl: Duration::from_secs(24 * 3600),
             throttle: ThrottlePolicy::default(),

@@ -1,0 +1,184 @@
+//! Wire types of devices: enrollment tokens, the device-side enrollment and check-in bodies, and
+//! the Command views of devices. Devices appear only under their handle; no view carries a key,
+//! a hardware identifier, a raw report or a score.
+
+use enigm_trust::{
+    DeviceState, Evaluation, Finding, FindingKind, GateResult, LauncherSummary, ProductionGate,
+    Severity, SignalKind, SignalReport, SignalSource, TrustPolicy, TrustState,
+};
+use enigm_types::{DeviceHandle, EnrollmentTokenId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Bounds of an enrollment token's uses and lifetime.
+pub const MAX_TOKEN_USES: u32 = 1000;
+pub const MAX_TOKEN_MINUTES: u32 = 7 * 24 * 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnrollmentTokenRequest {
+    /// The device group enrolled devices join (1 to 64 of `a-z 0-9 - _ .`).
+    pub group: String,
+    /// The trust policy of the enrolled devices; the baseline policy when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<TrustPolicy>,
+    /// How many devices may enroll with the token (1 to 1000, default 1).
+    #[serde(default)]
+    pub uses: Option<u32>,
+    /// Minutes until the token expires (1 to 10080, default 60).
+    #[serde(default)]
+    pub expires_in_minutes: Option<u32>,
+    /// Whether devices may opt in to managed-device mode with this token.
+    #[serde(default)]
+    pub managed_allowed: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollmentTokenCreated {
+    pub id: EnrollmentTokenId,
+    /// The token. Shown once; the server keeps only its digest.
+    pub token: String,
+    pub group: String,
+    pub uses: u32,
+    /// RFC 3339.
+    pub expires_at: String,
+    pub managed_allowed: bool,
+}
+
+impl std::fmt::Debug for EnrollmentTokenCreated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollmentTokenCreated")
+            .field("id", &self.id)
+            .field("group", &self.group)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The body of a device's enrollment, signed with its device key. There is deliberately no
+/// field for a serial number, IMEI, MAC or any other hardware identifier: a body that carries
+/// one is refused.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollRequest {
+    pub enrollment_token: String,
+    /// The device's first signal report.
+    #[schema(value_type = Object)]
+    pub report: SignalReport,
+    /// The device user's explicit consent to managed-device mode.
+    pub managed_opt_in: bool,
+    /// The device user's explicit consent to remote wipe.
+    pub wipe_opt_in: bool,
+}
+
+impl std::fmt::Debug for EnrollRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EnrollRequest")
+            .field("managed_opt_in", &self.managed_opt_in)
+            .field("wipe_opt_in", &self.wipe_opt_in)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct EnrollResponse {
+    pub handle: DeviceHandle,
+    pub state: DeviceState,
+    pub trust: TrustView,
+}
+
+/// The body of a check-in, signed with the device key.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckInRequest {
+    #[schema(value_type = Object)]
+    pub report: SignalReport,
+}
+
+/// One finding of the Trust State Engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FindingView {
+    pub kind: FindingKind,
+    pub severity: Severity,
+    pub signal: Option<SignalKind>,
+    pub critical: bool,
+    pub source: SignalSource,
+    pub description: String,
+    pub recommendation: String,
+}
+
+impl From<&Finding> for FindingView {
+    fn from(finding: &Finding) -> Self {
+        FindingView {
+            kind: finding.kind,
+            severity: finding.severity,
+            signal: finding.signal,
+            critical: finding.critical,
+            source: finding.source,
+            description: finding.description().to_owned(),
+            recommendation: finding.recommendation().to_owned(),
+        }
+    }
+}
+
+/// A device's trust state with its findings: what the Trust Security Center shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TrustView {
+    pub state: TrustState,
+    pub launcher_summary: LauncherSummary,
+    pub findings: Vec<FindingView>,
+    /// RFC 3339.
+    pub evaluated_at: String,
+}
+
+impl From<&Evaluation> for TrustView {
+    fn from(evaluation: &Evaluation) -> Self {
+        TrustView {
+            state: evaluation.state,
+            launcher_summary: evaluation.launcher_summary(),
+            findings: evaluation.findings.iter().map(FindingView::from).collect(),
+            evaluated_at: evaluation.evaluated_at.to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct GateView {
+    pub gate: ProductionGate,
+    pub result: GateResult,
+}
+
+/// A device as Command shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceView {
+    pub handle: DeviceHandle,
+    pub state: DeviceState,
+    pub group: String,
+    pub managed_opt_in: bool,
+    pub wipe_opt_in: bool,
+    /// RFC 3339.
+    pub enrolled_at: String,
+    /// RFC 3339.
+    pub last_seen_at: String,
+    pub trust: TrustView,
+    pub production_gates: Vec<GateView>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceListQuery {
+    #[serde(default)]
+    pub state: Option<DeviceState>,
+    #[serde(default)]
+    pub trust_state: Option<TrustState>,
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Only devices whose handle sorts after this one, for paging.
+    #[serde(default)]
+    #[param(value_type = Option<String>)]
+    #[schema(value_type = Option<String>)]
+    pub after: Option<DeviceHandle>,
+    /// At most this many devices (1 to 1000, default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}

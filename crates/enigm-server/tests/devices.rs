@@ -1,0 +1,630 @@
+//! Devices through the real router: enrollment tokens, signed enrollment and check-ins, the
+//! refusals of signed requests, the three trust outcomes, audit of trust changes, revocation,
+//! the inventory, and privacy (the device key never reaches the database or a response).
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use enigm_api::paths;
+use enigm_crypto::Ed25519SigningKey;
+use enigm_device::{NONCE_LEN, RequestParts, sign_request};
+use enigm_test_support::{Backend, backend_tests};
+use enigm_types::{
+    Actor, AuditAction, AuditTarget, AuditTrustState, DeviceHandle, Outcome, ReasonCategory,
+    Timestamp,
+};
+use rand::RngCore as _;
+use serde_json::{Value, json};
+use support::{Response, TestApp};
+
+/// A simulated device: its key lives here only.
+struct Device {
+    key: Ed25519SigningKey,
+}
+
+impl Device {
+    fn new() -> Device {
+        Device {
+            key: Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
+        }
+    }
+
+    fn public_key(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    /// A request signed at `created` with `nonce`.
+    fn request(
+        &self,
+        path: &str,
+        body: &[u8],
+        created: Timestamp,
+        nonce: &[u8; 16],
+    ) -> Request<Body> {
+        let headers = sign_request(
+            &self.key,
+            &RequestParts {
+                method: "POST",
+                path,
+                query: "",
+                body,
+            },
+            created,
+            nonce,
+        );
+        Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("content-type", "application/json")
+            .header(enigm_device::CONTENT_DIGEST, headers.content_digest)
+            .header(enigm_device::SIGNATURE_INPUT, headers.signature_input)
+            .header(enigm_device::SIGNATURE, headers.signature)
+            .body(Body::from(body.to_vec()))
+            .unwrap()
+    }
+
+    async fn send(&self, app: &TestApp, path: &str, body: &Value) -> Response {
+        let body = body.to_string().into_bytes();
+        app.send(self.request(path, &body, app.clock_now(), &fresh_nonce()))
+            .await
+    }
+
+    async fn enroll(&self, app: &TestApp, token: &str, report: Value) -> Response {
+        let body = json!({
+            "enrollment_token": token,
+            "report": report,
+            "managed_opt_in": false,
+            "wipe_opt_in": true,
+        });
+        self.send(app, paths::DEVICE_ENROLL, &body).await
+    }
+
+    async fn check_in(&self, app: &TestApp, report: Value) -> Response {
+        self.send(app, paths::DEVICE_CHECK_INS, &json!({ "report": report }))
+            .await
+    }
+}
+
+fn fresh_nonce() -> [u8; NONCE_LEN] {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    nonce
+}
+
+/// The baseline policy's critical signals.
+const CRITICAL: [&str; 6] = [
+    "device-integrity",
+    "secure-boot",
+    "disk-encryption",
+    "firewall",
+    "security-service",
+    "signal-collector",
+];
+
+/// A report of the baseline's critical signals, `firewall` set to `firewall`, without
+/// `secure-boot` when `secure_boot` is false.
+fn report(app: &TestApp, firewall: &str, secure_boot: bool) -> Value {
+    let now = app.clock_now().unix_millis();
+    let signals: Vec<Value> = CRITICAL
+        .iter()
+        .filter(|kind| secure_boot || **kind != "secure-boot")
+        .map(|kind| {
+            let value = if *kind == "firewall" { firewall } else { "ok" };
+            json!({"kind": kind, "value": value, "observed_at": now, "source": "collector"})
+        })
+        .collect();
+    json!({ "signals": signals })
+}
+
+fn protected(app: &TestApp) -> Value {
+    report(app, "ok", true)
+}
+
+fn review_required(app: &TestApp) -> Value {
+    report(app, "degraded", true)
+}
+
+fn inactive(app: &TestApp) -> Value {
+    report(app, "ok", false)
+}
+
+async fn create_token(app: &TestApp, body: Value) -> Response {
+    app.call(
+        Method::POST,
+        paths::ENROLLMENT_TOKENS,
+        Some(&app.owner),
+        Some(app.owner.pin),
+        Some(body),
+    )
+    .await
+}
+
+async fn token(app: &TestApp, uses: u32) -> String {
+    let response = create_token(app, json!({"group": "field-team", "uses": uses})).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    response.body["token"].as_str().unwrap().to_owned()
+}
+
+async fn enrolled(app: &TestApp) -> (Device, DeviceHandle) {
+    let device = Device::new();
+    let token = token(app, 1).await;
+    let response = device.enroll(app, &token, protected(app)).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    let handle = response.body["handle"].as_str().unwrap().parse().unwrap();
+    (device, handle)
+}
+
+async fn last_denial(app: &TestApp, action: AuditAction) -> enigm_types::AuditEvent {
+    app.audit_events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|event| event.action == action && event.outcome == Outcome::Denied)
+        .expect("a denial")
+}
+
+async fn enrollment_happy_path(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let created = create_token(&app, json!({"group": "field-team"})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    assert_eq!(created.body["uses"], 1);
+    let token = created.body["token"].as_str().unwrap();
+
+    let device = Device::new();
+    let response = device.enroll(&app, token, protected(&app)).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    assert_eq!(response.body["state"], "trusted");
+    assert_eq!(response.body["trust"]["state"], "PROTECTED");
+    assert_eq!(
+        response.body["trust"]["launcher_summary"],
+        "device-protected"
+    );
+    let handle: DeviceHandle = response.body["handle"].as_str().unwrap().parse().unwrap();
+
+    let detail = app
+        .get(&paths::fill(paths::DEVICE, &[handle.as_str()]), &app.owner)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{:?}", detail.body);
+    assert_eq!(detail.body["group"], "field-team");
+    assert_eq!(detail.body["state"], "trusted");
+    assert_eq!(detail.body["wipe_opt_in"], true);
+    assert_eq!(detail.body["managed_opt_in"], false);
+    assert_eq!(detail.body["trust"]["state"], "PROTECTED");
+    assert_eq!(
+        detail.body["production_gates"].as_array().unwrap().len(),
+        10
+    );
+
+    let events = app.audit_events().await;
+    assert!(
+        events
+            .iter()
+            .any(|event| event.action == AuditAction::EnrollmentTokenCreate
+                && event.outcome == Outcome::Success)
+    );
+    assert!(
+        events
+            .iter()
+            .any(|event| event.action == AuditAction::DeviceEnroll
+                && event.actor == Actor::Device(handle)
+                && event.target == AuditTarget::Device { handle })
+    );
+    assert!(events.iter().any(|event| event.target
+        == AuditTarget::DeviceTrust {
+            handle,
+            from: None,
+            to: AuditTrustState::Protected
+        }));
+
+    // The same key cannot enroll again.
+    let token = self::token(&app, 1).await;
+    let again = device.enroll(&app, &token, protected(&app)).await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "{:?}", again.body);
+    assert_eq!(again.code(), "already_enrolled");
+    let denial = last_denial(&app, AuditAction::DeviceEnroll).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::AlreadyEnrolled));
+}
+
+async fn enrollment_tokens_expire_run_out_and_must_match(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    // Wrong token.
+    let wrong = Device::new()
+        .enroll(&app, "enigm_not-a-real-token", protected(&app))
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED, "{:?}", wrong.body);
+    assert_eq!(wrong.code(), "invalid_enrollment_token");
+    let random = enigm_crypto::BearerToken::generate(&mut rand::rngs::OsRng);
+    let unknown = Device::new()
+        .enroll(&app, random.expose(), protected(&app))
+        .await;
+    assert_eq!(unknown.code(), "invalid_enrollment_token");
+
+    // Three uses, then exhausted.
+    let token = token(&app, 3).await;
+    for _ in 0..3 {
+        let response = Device::new().enroll(&app, &token, protected(&app)).await;
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    }
+    let fourth = Device::new().enroll(&app, &token, protected(&app)).await;
+    assert_eq!(fourth.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(fourth.code(), "invalid_enrollment_token");
+
+    // Expiry.
+    let created = create_token(&app, json!({"group": "g", "expires_in_minutes": 5})).await;
+    let expiring = created.body["token"].as_str().unwrap().to_owned();
+    app.clock.advance(Duration::from_secs(5 * 60));
+    let late = Device::new().enroll(&app, &expiring, protected(&app)).await;
+    assert_eq!(late.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(late.code(), "invalid_enrollment_token");
+    let denial = last_denial(&app, AuditAction::DeviceEnroll).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::InvalidEnrollmentToken));
+
+    // Bounds of the token request.
+    for bad in [
+        json!({"group": "g", "uses": 0}),
+        json!({"group": "g", "uses": 1001}),
+        json!({"group": "g", "expires_in_minutes": 10081}),
+        json!({"group": "Not A Group"}),
+    ] {
+        let response = create_token(&app, bad.clone()).await;
+        assert_eq!(response.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+    }
+    // Managed mode needs a token that allows it.
+    let token = self::token(&app, 1).await;
+    let body = json!({
+        "enrollment_token": token,
+        "report": protected(&app),
+        "managed_opt_in": true,
+        "wipe_opt_in": false,
+    });
+    let refused = Device::new().send(&app, paths::DEVICE_ENROLL, &body).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.code(), "managed_not_allowed");
+}
+
+async fn signed_request_failures_are_refused_and_audited(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (device, handle) = enrolled(&app).await;
+    let body = json!({ "report": protected(&app) })
+        .to_string()
+        .into_bytes();
+
+    // Bad signature: signed by another key, sent under this device's keyid.
+    let other = Device::new();
+    let mut request = device.request(
+        paths::DEVICE_CHECK_INS,
+        &body,
+        app.clock_now(),
+        &fresh_nonce(),
+    );
+    let forged = other.request(
+        paths::DEVICE_CHECK_INS,
+        &body,
+        app.clock_now(),
+        &fresh_nonce(),
+    );
+    let forged_signature = forged.headers()[enigm_device::SIGNATURE].clone();
+    request
+        .headers_mut()
+        .insert(enigm_device::SIGNATURE, forged_signature);
+    let response = app.send(request).await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.code(), "bad_signature");
+    let denial = last_denial(&app, AuditAction::DeviceCheckIn).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::BadSignature));
+    assert_eq!(denial.actor, Actor::Anonymous);
+
+    // Tampered body.
+    let mut request = device.request(
+        paths::DEVICE_CHECK_INS,
+        &body,
+        app.clock_now(),
+        &fresh_nonce(),
+    );
+    *request.body_mut() = Body::from(json!({ "report": inactive(&app) }).to_string());
+    assert_eq!(app.send(request).await.code(), "bad_signature");
+
+    // Unsigned.
+    let unsigned = app
+        .call(
+            Method::POST,
+            paths::DEVICE_CHECK_INS,
+            None,
+            None,
+            Some(json!({ "report": protected(&app) })),
+        )
+        .await;
+    assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(unsigned.code(), "unsigned_request");
+
+    // Replayed nonce.
+    let nonce = fresh_nonce();
+    let first = app
+        .send(device.request(paths::DEVICE_CHECK_INS, &body, app.clock_now(), &nonce))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let replay = app
+        .send(device.request(paths::DEVICE_CHECK_INS, &body, app.clock_now(), &nonce))
+        .await;
+    assert_eq!(replay.status, StatusCode::CONFLICT);
+    assert_eq!(replay.code(), "replayed");
+    let denial = last_denial(&app, AuditAction::DeviceCheckIn).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::Replayed));
+    assert_eq!(denial.target, AuditTarget::Device { handle });
+
+    // Stale and future timestamps.
+    let stale = app.clock_now().saturating_sub(Duration::from_secs(10 * 60));
+    let response = app
+        .send(device.request(paths::DEVICE_CHECK_INS, &body, stale, &fresh_nonce()))
+        .await;
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(response.code(), "stale_request");
+    let future = app.clock_now().saturating_add(Duration::from_secs(10 * 60));
+    let response = app
+        .send(device.request(paths::DEVICE_CHECK_INS, &body, future, &fresh_nonce()))
+        .await;
+    assert_eq!(response.code(), "stale_request");
+
+    // Unknown device: a valid signature from a key that never enrolled.
+    let stranger = Device::new().check_in(&app, protected(&app)).await;
+    assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(stranger.code(), "unknown_device");
+    let denial = last_denial(&app, AuditAction::DeviceCheckIn).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::UnknownDevice));
+
+    // Oversized body.
+    let huge = vec![b' '; 1024 * 1024 + 1];
+    let response = app
+        .send(device.request(
+            paths::DEVICE_CHECK_INS,
+            &huge,
+            app.clock_now(),
+            &fresh_nonce(),
+        ))
+        .await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Unknown fields: a hardware identifier in the body or in the report.
+    let mut with_serial = protected(&app);
+    with_serial["serial"] = json!("SN-12345");
+    let response = device.check_in(&app, with_serial).await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    assert_eq!(response.code(), "invalid_body");
+    let response = device
+        .send(
+            &app,
+            paths::DEVICE_CHECK_INS,
+            &json!({ "report": protected(&app), "imei": "490154203237518" }),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST);
+    let denial = last_denial(&app, AuditAction::DeviceCheckIn).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::InvalidBody));
+}
+
+async fn three_reports_give_three_states_and_changes_are_audited(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (device, handle) = enrolled(&app).await;
+
+    let response = device.check_in(&app, review_required(&app)).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    assert_eq!(response.body["state"], "REVIEW_REQUIRED");
+    assert_eq!(response.body["launcher_summary"], "device-at-risk");
+    assert!(!response.body["findings"].as_array().unwrap().is_empty());
+
+    let response = device.check_in(&app, inactive(&app)).await;
+    assert_eq!(response.body["state"], "INACTIVE");
+    let response = device.check_in(&app, inactive(&app)).await;
+    assert_eq!(response.body["state"], "INACTIVE");
+    let response = device.check_in(&app, protected(&app)).await;
+    assert_eq!(response.body["state"], "PROTECTED");
+
+    let changes: Vec<AuditTarget> = app
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|event| event.action == AuditAction::DeviceTrustChange)
+        .map(|event| event.target)
+        .collect();
+    use AuditTrustState as S;
+    let expected: Vec<AuditTarget> = [
+        (None, S::Protected),
+        (Some(S::Protected), S::ReviewRequired),
+        (Some(S::ReviewRequired), S::Inactive),
+        (Some(S::Inactive), S::Protected),
+    ]
+    .into_iter()
+    .map(|(from, to)| AuditTarget::DeviceTrust { handle, from, to })
+    .collect();
+    assert_eq!(
+        changes, expected,
+        "one event per change, none when unchanged"
+    );
+
+    // The inventory filters by trust state, state and group.
+    let (_other, other_handle) = enrolled(&app).await;
+    device.check_in(&app, inactive(&app)).await;
+    let inactive_list = app
+        .get(
+            &format!("{}?trust_state=INACTIVE", paths::DEVICES),
+            &app.owner,
+        )
+        .await;
+    assert_eq!(
+        inactive_list.status,
+        StatusCode::OK,
+        "{:?}",
+        inactive_list.body
+    );
+    let handles: Vec<&str> = inactive_list
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|device| device["handle"].as_str().unwrap())
+        .collect();
+    assert_eq!(handles, [handle.as_str()]);
+    let all = app
+        .get(
+            &format!("{}?state=trusted&group=field-team", paths::DEVICES),
+            &app.owner,
+        )
+        .await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2);
+    let none = app
+        .get(&format!("{}?group=elsewhere", paths::DEVICES), &app.owner)
+        .await;
+    assert!(none.body.as_array().unwrap().is_empty());
+    let first_page = app
+        .get(&format!("{}?limit=1", paths::DEVICES), &app.owner)
+        .await;
+    let first = first_page.body[0]["handle"].as_str().unwrap().to_owned();
+    let second_page = app
+        .get(
+            &format!("{}?limit=1&after={first}", paths::DEVICES),
+            &app.owner,
+        )
+        .await;
+    let second = second_page.body[0]["handle"].as_str().unwrap();
+    let mut both = vec![first.as_str(), second];
+    both.sort_unstable();
+    let mut expected = vec![handle.as_str(), other_handle.as_str()];
+    expected.sort_unstable();
+    assert_eq!(both, expected);
+
+    // The history is bounded.
+    for _ in 0..60 {
+        device.check_in(&app, protected(&app)).await;
+    }
+    let history = app.store.posture_history(&handle).await.unwrap();
+    assert_eq!(history.len(), 50);
+}
+
+async fn revocation_refuses_the_next_check_in(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (device, handle) = enrolled(&app).await;
+    assert_eq!(
+        device.check_in(&app, protected(&app)).await.status,
+        StatusCode::OK
+    );
+    let mut tx = app.store.begin().await.unwrap();
+    assert!(tx.set_device_state(&handle, "revoked").await.unwrap());
+    tx.commit().await.unwrap();
+    let refused = device.check_in(&app, protected(&app)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert_eq!(refused.code(), "device_revoked");
+    let denial = last_denial(&app, AuditAction::DeviceCheckIn).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::DeviceRevoked));
+
+    let mut tx = app.store.begin().await.unwrap();
+    tx.set_device_state(&handle, "retired").await.unwrap();
+    tx.commit().await.unwrap();
+    let refused = device.check_in(&app, protected(&app)).await;
+    assert_eq!(refused.code(), "device_not_active");
+}
+
+async fn handles_are_stable_distinct_and_the_key_is_never_stored(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let device = Device::new();
+    let token = token(&app, 2).await;
+    let mut responses = Vec::new();
+    let enroll = device.enroll(&app, &token, protected(&app)).await;
+    assert_eq!(enroll.status, StatusCode::CREATED);
+    let handle: DeviceHandle = enroll.body["handle"].as_str().unwrap().parse().unwrap();
+    responses.push(enroll.body.to_string());
+    for report in [review_required(&app), protected(&app)] {
+        let response = device.check_in(&app, report).await;
+        assert_eq!(response.status, StatusCode::OK);
+        responses.push(response.body.to_string());
+    }
+    // The handle is the one derived from the key, every time.
+    assert_eq!(
+        app.state.device_handle_key.handle_for(&device.public_key()),
+        handle
+    );
+    let other = Device::new();
+    let second = other.enroll(&app, &token, protected(&app)).await;
+    let other_handle = second.body["handle"].as_str().unwrap();
+    assert_ne!(other_handle, handle.as_str());
+    responses.push(second.body.to_string());
+    for path in [
+        paths::DEVICES.to_owned(),
+        paths::fill(paths::DEVICE, &[handle.as_str()]),
+        format!("{}?limit=1000", paths::AUDIT_EVENTS),
+    ] {
+        let response = app.get(&path, &app.owner).await;
+        assert_eq!(response.status, StatusCode::OK, "{path}");
+        responses.push(response.body.to_string());
+    }
+
+    let forms = key_forms(&device.public_key());
+    for response in &responses {
+        for form in &forms {
+            assert!(
+                !response.contains(form.as_str()),
+                "a response carries the device key"
+            );
+        }
+    }
+    if app.db.backend() == Backend::Sqlite {
+        app.store.close().await;
+        let path = app
+            .db
+            .url()
+            .strip_prefix("sqlite://")
+            .and_then(|rest| rest.split('?').next())
+            .unwrap()
+            .to_owned();
+        let mut bytes = std::fs::read(&path).unwrap();
+        if let Ok(wal) = std::fs::read(format!("{path}-wal")) {
+            bytes.extend_from_slice(&wal);
+        }
+        assert!(
+            bytes
+                .windows(handle.as_str().len())
+                .any(|w| w == handle.as_str().as_bytes())
+        );
+        let raw = device.public_key();
+        assert!(
+            !bytes.windows(raw.len()).any(|w| w == raw),
+            "raw key stored"
+        );
+        for form in &forms {
+            assert!(
+                !bytes.windows(form.len()).any(|w| w == form.as_bytes()),
+                "the database holds the device key"
+            );
+        }
+    }
+}
+
+/// Every text spelling of a public key worth searching for.
+fn key_forms(key: &[u8; 32]) -> Vec<String> {
+    use data_encoding::{BASE64, BASE64URL_NOPAD, HEXLOWER, HEXUPPER};
+    vec![
+        BASE64.encode(key),
+        BASE64URL_NOPAD.encode(key),
+        HEXLOWER.encode(key),
+        HEXUPPER.encode(key),
+    ]
+}
+
+backend_tests!(
+    enrollment_happy_path,
+    enrollment_tokens_expire_run_out_and_must_match,
+    signed_request_failures_are_refused_and_audited,
+    three_reports_give_three_states_and_changes_are_audited,
+    revocation_refuses_the_next_check_in,
+    handles_are_stable_distinct_and_the_key_is_never_stored,
+);
