@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{admin, audit, login, up};
+use crate::{admin, agent, audit, login, up};
 
 /// Enigm: run Command (`enigm up`) and administer it.
 #[derive(Debug, Parser)]
@@ -51,6 +51,9 @@ pub(crate) enum Command {
     Admin(admin::AdminArgs),
     /// Read the audit log, verify that it was not tampered with, and hold its bodies.
     Audit(audit::AuditArgs),
+    /// Print the signal report the device agent would send, as JSON (debugging; no network).
+    #[command(hide = true)]
+    AgentReport(agent::AgentReportArgs),
 }
 
 #[cfg(test)]

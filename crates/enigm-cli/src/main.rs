@@ -2,6 +2,7 @@
 //! `audit`).
 
 mod admin;
+mod agent;
 mod audit;
 mod cli;
 mod client;
@@ -46,6 +47,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logout => login::logout(&global).await,
         Command::Admin(args) => admin::run(&global, args).await,
         Command::Audit(args) => audit::run(&global, args).await,
+        Command::AgentReport(args) => agent::run_report(args),
     }
 }
 

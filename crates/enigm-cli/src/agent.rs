@@ -1,0 +1,16 @@
+//! The device side of Enigm, EnigmSecurityService: it collects and normalises the security
+//! signals of the host it runs on (enigm-docs §6, "Security Signals → EnigmSecurityService").
+//!
+//! - [`collect`]: real collectors for what a Linux host shows under `/sys`, `/proc` and `/etc`,
+//!   read from a configurable root so that tests can point them at a fake tree.
+//! - [`profile`]: `--profile FILE`, a TOML file declaring the signals of a simulated device. Its
+//!   `[hardware]` identifiers are parsed into a type that cannot be serialised, so they never
+//!   reach a report.
+//!
+//! There is no networking here yet: enrollment and check-ins come with the server side.
+
+pub(crate) mod collect;
+pub(crate) mod profile;
+mod report;
+
+pub(crate) use report::{AgentReportArgs, run_report};
