@@ -14,6 +14,8 @@ use crate::secrets::{Pin, PinSource};
 mod account;
 mod approval_rules;
 mod approvals;
+mod devices;
+mod enrollment_tokens;
 mod resolve;
 mod roles;
 mod routes;
@@ -65,6 +67,12 @@ enum AdminCommand {
     /// Own second factor (TOTP).
     #[command(subcommand)]
     Totp(account::TotpCommand),
+    /// Enrollment tokens for devices.
+    #[command(subcommand)]
+    EnrollmentToken(enrollment_tokens::EnrollmentTokenCommand),
+    /// The device inventory and device detail.
+    #[command(subcommand)]
+    Devices(devices::DevicesCommand),
     /// The API routes and the permission each needs.
     Routes,
 }
@@ -103,6 +111,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: AdminArgs) -> anyhow::Result<
         AdminCommand::Pin(command) => account::pin(&ctx, command).await,
         AdminCommand::Password(command) => account::password(&ctx, command).await,
         AdminCommand::Totp(command) => account::totp(&ctx, command).await,
+        AdminCommand::EnrollmentToken(command) => enrollment_tokens::run(&ctx, command).await,
+        AdminCommand::Devices(command) => devices::run(&ctx, command).await,
         AdminCommand::Routes => routes::run(&ctx).await,
     }
 }

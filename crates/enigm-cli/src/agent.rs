@@ -7,10 +7,17 @@
 //!   `[hardware]` identifiers are parsed into a type that cannot be serialised, so they never
 //!   reach a report.
 //!
-//! There is no networking here yet: enrollment and check-ins come with the server side.
+//! - [`daemon`]: `enigm agent`, which enrolls with an enrollment token and checks in, every
+//!   request signed with the device key kept in [`state`].
+//! - [`tsc`]: `enigm tsc`, the local Trust Security Center over the last evaluation.
 
 pub(crate) mod collect;
+pub(crate) mod daemon;
 pub(crate) mod profile;
 mod report;
+pub(crate) mod state;
+pub(crate) mod tsc;
 
+pub(crate) use daemon::AgentArgs;
 pub(crate) use report::{AgentReportArgs, run_report};
+pub(crate) use tsc::TscArgs;

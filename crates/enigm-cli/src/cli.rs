@@ -51,6 +51,10 @@ pub(crate) enum Command {
     Admin(admin::AdminArgs),
     /// Read the audit log, verify that it was not tampered with, and hold its bodies.
     Audit(audit::AuditArgs),
+    /// Run the device agent (EnigmSecurityService): enroll once, then check in signed reports.
+    Agent(agent::AgentArgs),
+    /// Show the local Trust Security Center: the device's last trust evaluation.
+    Tsc(agent::TscArgs),
     /// Print the signal report the device agent would send, as JSON (debugging; no network).
     #[command(hide = true)]
     AgentReport(agent::AgentReportArgs),
@@ -184,6 +188,69 @@ mod tests {
         assert!(parse(&["audit", "legal-hold", "off"]).is_ok());
         assert!(parse(&["audit", "legal-hold", "maybe"]).is_err());
         assert!(parse(&["audit", "legal-hold", "on", "--pin", "123456"]).is_err());
+    }
+
+    #[test]
+    fn agent_and_device_commands_are_parsed() {
+        let agent = [
+            "agent",
+            "--server",
+            "https://c.example",
+            "--state-dir",
+            "/var/lib/enigm",
+        ];
+        assert!(parse(&agent).is_ok());
+        assert!(parse(&[&agent[..], &["--once", "--interval", "30"]].concat()).is_ok());
+        assert!(parse(&[&agent[..], &["--enrollment-token-file", "/run/token"]].concat()).is_ok());
+        // The enrollment token is never an argument, and the interval is at least a second.
+        assert!(parse(&[&agent[..], &["--enrollment-token", "enigm_x"]].concat()).is_err());
+        assert!(parse(&[&agent[..], &["--interval", "0"]].concat()).is_err());
+        assert!(parse(&["agent", "--once"]).is_err());
+        assert!(parse(&["tsc", "--state-dir", "/var/lib/enigm", "--json"]).is_ok());
+        assert!(parse(&["tsc"]).is_err());
+
+        let token = ["admin", "enrollment-token", "create", "--group", "phones"];
+        assert!(parse(&token).is_ok());
+        assert!(
+            parse(&[&token[..], &["--uses", "3", "--expires-in-minutes", "30"]].concat()).is_ok()
+        );
+        assert!(parse(&[&token[..], &["--uses", "0"]].concat()).is_err());
+        assert!(parse(&[&token[..], &["--expires-in-minutes", "10081"]].concat()).is_err());
+        assert!(parse(&["admin", "enrollment-token", "create"]).is_err());
+
+        assert!(parse(&["admin", "devices", "list", "--state", "revoked"]).is_ok());
+        assert!(
+            parse(&[
+                "admin",
+                "devices",
+                "list",
+                "--trust-state",
+                "REVIEW_REQUIRED"
+            ])
+            .is_ok()
+        );
+        assert!(
+            parse(&[
+                "admin",
+                "devices",
+                "list",
+                "--trust-state",
+                "review-required"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["admin", "devices", "list", "--trust-state", "fine"]).is_err());
+        assert!(parse(&["admin", "devices", "list", "--state", "asleep"]).is_err());
+        assert!(
+            parse(&[
+                "admin",
+                "devices",
+                "show",
+                "dev_n66ye47icmfs5ffeje6df6jt5eeejiss"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["admin", "devices", "show", "serial-123"]).is_err());
     }
 
     #[test]

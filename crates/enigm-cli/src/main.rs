@@ -1,5 +1,5 @@
-//! `enigm`: runs Enigm Command (`enigm up`) and is its administrator client (`login`, `admin`,
-//! `audit`).
+//! `enigm`: runs Enigm Command (`enigm up`), is its administrator client (`login`, `admin`,
+//! `audit`) and the device agent (`agent`, `tsc`).
 
 mod admin;
 mod agent;
@@ -47,6 +47,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Logout => login::logout(&global).await,
         Command::Admin(args) => admin::run(&global, args).await,
         Command::Audit(args) => audit::run(&global, args).await,
+        Command::Agent(args) => agent::daemon::run(&global, args).await,
+        Command::Tsc(args) => agent::tsc::run(args, global.json),
         Command::AgentReport(args) => agent::run_report(args),
     }
 }

@@ -9,7 +9,8 @@ use std::fmt::Display;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 use enigm_api::{
-    AccountView, ApprovalRuleView, ApprovalView, AuditEventView, RouteView, SessionView,
+    AccountView, ApprovalRuleView, ApprovalView, AuditEventView, DeviceView, FindingView, GateView,
+    RouteView, SessionView,
 };
 use enigm_types::{AdminId, ApprovalAction, Role};
 
@@ -262,6 +263,76 @@ pub(crate) fn route_table(routes: &[RouteView]) -> Table {
         ]);
     }
     table
+}
+
+pub(crate) fn finding_table(findings: &[FindingView]) -> Table {
+    let mut table = new_table(&["SEVERITY", "DESCRIPTION", "RECOMMENDATION", "SOURCE"]);
+    for finding in findings {
+        let about = finding
+            .signal
+            .map_or_else(String::new, |signal| format!("{signal}: "));
+        table.add_row(vec![
+            kebab(&finding.severity),
+            format!("{about}{}", clean(&finding.description)),
+            clean(&finding.recommendation),
+            kebab(&finding.source),
+        ]);
+    }
+    keep_whole(table, &[0, 3])
+}
+
+pub(crate) fn device_table(devices: &[DeviceView]) -> Table {
+    let mut table = new_table(&["HANDLE", "STATE", "TRUST STATE", "GROUP", "LAST SEEN"]);
+    for device in devices {
+        table.add_row(vec![
+            device.handle.to_string(),
+            device.state.as_str().to_owned(),
+            device.trust.state.as_str().to_owned(),
+            clean(&device.group),
+            clean(&device.last_seen_at),
+        ]);
+    }
+    keep_whole(table, &[0, 1, 2, 4])
+}
+
+pub(crate) fn device_detail(device: &DeviceView) -> Table {
+    let mut table = new_table(&["FIELD", "VALUE"]);
+    let rows = [
+        ("handle", device.handle.to_string()),
+        ("state", device.state.as_str().to_owned()),
+        ("trust state", device.trust.state.as_str().to_owned()),
+        (
+            "launcher summary",
+            device.trust.launcher_summary.label().to_owned(),
+        ),
+        ("group", clean(&device.group)),
+        ("managed opt-in", yes_no(device.managed_opt_in)),
+        ("wipe opt-in", yes_no(device.wipe_opt_in)),
+        ("enrolled", clean(&device.enrolled_at)),
+        ("last seen", clean(&device.last_seen_at)),
+        ("evaluated", clean(&device.trust.evaluated_at)),
+    ];
+    for (field, value) in rows {
+        table.add_row(vec![field.to_owned(), value]);
+    }
+    table
+}
+
+pub(crate) fn gate_table(gates: &[GateView]) -> Table {
+    let mut table = new_table(&["PRODUCTION GATE", "RESULT"]);
+    for gate in gates {
+        table.add_row(vec![kebab(&gate.gate), kebab(&gate.result)]);
+    }
+    table
+}
+
+/// The wire spelling of an enum in lower case (`high`, `not-applicable`), so that the table
+/// uses the words of `--json`.
+fn kebab<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(text)) => clean(&text).to_lowercase(),
+        _ => "?".to_owned(),
+    }
 }
 
 /// Keeps the given columns unwrapped (ids, times, states), so that narrow terminals wrap the

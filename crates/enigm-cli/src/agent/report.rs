@@ -52,7 +52,7 @@ pub(crate) fn run_report(args: AgentReportArgs) -> anyhow::Result<()> {
 
 /// The operating system's clock; a clock before 1970 reads as the epoch, which makes every
 /// signal stale rather than fresh.
-fn system_now() -> Timestamp {
+pub(crate) fn system_now() -> Timestamp {
     let millis = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))

@@ -1,0 +1,103 @@
+//! `enigm admin devices`: the device inventory and one device's detail (findings and production
+//! gates). Devices appear only under their handle.
+
+use clap::Subcommand;
+use enigm_api::{DeviceListQuery, DeviceView, paths};
+use enigm_trust::{DeviceState, TrustState};
+use enigm_types::DeviceHandle;
+
+use super::Ctx;
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DevicesCommand {
+    /// List devices, filtered by lifecycle state, trust state and group.
+    List {
+        /// Lifecycle state, e.g. `trusted`, `restricted`, `revoked`.
+        #[arg(long, value_parser = parse_device_state)]
+        state: Option<DeviceState>,
+        /// Trust state: `PROTECTED`, `REVIEW_REQUIRED` or `INACTIVE`.
+        #[arg(long, value_parser = parse_trust_state)]
+        trust_state: Option<TrustState>,
+        /// Device group.
+        #[arg(long)]
+        group: Option<String>,
+    },
+    /// Show one device: trust state, findings and production gates.
+    Show {
+        /// The device handle (`dev_…`).
+        #[arg(value_parser = parse_handle)]
+        handle: DeviceHandle,
+    },
+}
+
+pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()> {
+    match command {
+        DevicesCommand::List {
+            state,
+            trust_state,
+            group,
+        } => {
+            let query = DeviceListQuery {
+                state,
+                trust_state,
+                group,
+                after: None,
+                limit: None,
+            };
+            let reply = ctx
+                .client
+                .get_query::<_, Vec<DeviceView>>(paths::DEVICES, &query)
+                .await?;
+            if ctx.json() {
+                return output::print_json(&reply.raw);
+            }
+            output::print_list(
+                &output::device_table(&reply.value),
+                reply.value.len(),
+                "no devices",
+            );
+            Ok(())
+        }
+        DevicesCommand::Show { handle } => {
+            let reply = ctx
+                .client
+                .get::<DeviceView>(&paths::fill(paths::DEVICE, &[&handle.to_string()]))
+                .await?;
+            if ctx.json() {
+                return output::print_json(&reply.raw);
+            }
+            let device = reply.value;
+            output::print_table(&output::device_detail(&device));
+            output::print_list(
+                &output::finding_table(&device.trust.findings),
+                device.trust.findings.len(),
+                "no findings",
+            );
+            output::print_list(
+                &output::gate_table(&device.production_gates),
+                device.production_gates.len(),
+                "no production gates",
+            );
+            Ok(())
+        }
+    }
+}
+
+fn parse_device_state(text: &str) -> Result<DeviceState, String> {
+    text.parse()
+        .map_err(|_| format!("unknown device state `{text}`"))
+}
+
+fn parse_trust_state(text: &str) -> Result<TrustState, String> {
+    text.to_ascii_uppercase()
+        .replace('-', "_")
+        .parse()
+        .map_err(|_| {
+            format!("unknown trust state `{text}` (PROTECTED, REVIEW_REQUIRED or INACTIVE)")
+        })
+}
+
+fn parse_handle(text: &str) -> Result<DeviceHandle, String> {
+    text.parse().map_err(|error| format!("{error}"))
+}

@@ -1,0 +1,277 @@
+//! `enigm agent`: the EnigmSecurityService daemon. It keeps its device key and enrollment in a
+//! private state directory, enrolls once with an enrollment token read from a file, then checks
+//! in every interval with a fresh signal report, signed with the device key (RFC 9421), and
+//! records each evaluation for the local Trust Security Center (`enigm tsc`).
+//!
+//! Request bodies are built only from a [`SignalReport`]: a profile's `[hardware]` identifiers
+//! live in a type that cannot be serialised, so they have no way into a request.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use enigm_api::{CheckInRequest, EnrollRequest, EnrollResponse, TrustView, paths};
+use enigm_crypto::Ed25519SigningKey;
+use enigm_device::{NONCE_LEN, RequestParts, sign_request};
+use enigm_trust::SignalReport;
+use enigm_types::DeviceHandle;
+use rand::RngCore as _;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::collect;
+use super::profile::Profile;
+use super::report::system_now;
+use super::state::{self, StateDir};
+use super::tsc::TscRecord;
+use crate::cli::GlobalArgs;
+use crate::client::{ClientError, CommandClient, RequestError, ServerUrl};
+use crate::secrets;
+
+/// Error codes after which checking in again cannot succeed without an operator.
+const FINAL_REFUSALS: &[&str] = &[
+    "device_revoked",
+    "device_not_active",
+    "unknown_device",
+    "invalid_enrollment_token",
+    "already_enrolled",
+];
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// Directory of the agent's device key, enrollment and last evaluation (created with mode
+    /// 0700; refused when others can read it).
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+    /// File whose content is the enrollment token; needed only for the first run. The token is
+    /// never taken as an argument.
+    #[arg(long, value_name = "FILE")]
+    enrollment_token_file: Option<PathBuf>,
+    /// Device profile (TOML) declaring the signals of a simulated device; without it, the real
+    /// collectors measure this host. Its `[hardware]` identifiers are never transmitted.
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Run one cycle (enroll when needed, then one check-in) and exit.
+    #[arg(long)]
+    once: bool,
+    /// Seconds between check-ins in daemon mode.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    interval: u64,
+    /// Consent to managed-device mode, recorded at enrollment.
+    #[arg(long)]
+    managed_opt_in: bool,
+    /// Consent to remote wipe, recorded at enrollment.
+    #[arg(long)]
+    wipe_opt_in: bool,
+}
+
+/// What `<state-dir>/enrollment.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Enrollment {
+    pub(crate) server: String,
+    pub(crate) handle: DeviceHandle,
+    /// RFC 3339.
+    pub(crate) enrolled_at: String,
+}
+
+pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
+    let server = global
+        .server
+        .as_deref()
+        .context("no server given: pass --server URL (or set ENIGM_SERVER)")?;
+    let server = ServerUrl::parse(server)?;
+    let ca_pem = global
+        .ca_cert
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("could not read the ca certificate `{}`", path.display()))
+        })
+        .transpose()?;
+    let client = CommandClient::new(server.clone(), ca_pem.as_deref(), None)?;
+    let dir = StateDir::open(&args.state_dir)?;
+    let key = dir.device_key()?;
+    let profile = args
+        .profile
+        .as_deref()
+        .map(|path| {
+            Profile::load(path)
+                .with_context(|| format!("could not load profile `{}`", path.display()))
+        })
+        .transpose()?;
+    let agent = Agent {
+        client,
+        prefix: path_prefix(&server),
+        key,
+        dir,
+        profile,
+        args,
+    };
+    agent.run().await
+}
+
+struct Agent {
+    client: CommandClient,
+    /// The path of the server URL, signed in front of the API paths.
+    prefix: String,
+    key: Ed25519SigningKey,
+    dir: StateDir,
+    profile: Option<Profile>,
+    args: AgentArgs,
+}
+
+impl Agent {
+    async fn run(&self) -> anyhow::Result<()> {
+        if self.args.once {
+            return self.cycle().await;
+        }
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("could not listen for SIGTERM")?;
+        loop {
+            if let Err(error) = self.cycle().await {
+                if is_final(&error) {
+                    return Err(error);
+                }
+                // A server that is down or unreachable is retried at the next cycle.
+                eprintln!("warning: check-in failed: {error:#}");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_secs(self.args.interval)) => {}
+                _ = tokio::signal::ctrl_c() => break,
+                _ = terminate.recv() => break,
+            }
+        }
+        println!("agent stopped");
+        Ok(())
+    }
+
+    /// Enrolls when needed, then checks in once and records the evaluation.
+    async fn cycle(&self) -> anyhow::Result<()> {
+        let server = self.client.server().as_str();
+        let enrollment = match self.dir.enrollment()? {
+            Some(enrollment) if enrollment.server == server => enrollment,
+            Some(enrollment) => anyhow::bail!(
+                "the state directory is enrolled with `{}`, not `{server}`; use another --state-dir",
+                enrollment.server
+            ),
+            None => self.enroll().await?,
+        };
+        let request = CheckInRequest {
+            report: self.report(),
+        };
+        let trust: TrustView = self
+            .signed(paths::DEVICE_CHECK_INS, &request)
+            .await
+            .context("the check-in was refused")?;
+        let now = system_now();
+        let record = TscRecord::new(enrollment.handle, server, &trust, now);
+        self.dir.write_tsc(&record)?;
+        println!(
+            "{} checked in as {}: {} ({}), {} finding{}",
+            now.to_rfc3339(),
+            enrollment.handle,
+            trust.state,
+            trust.launcher_summary.label(),
+            trust.findings.len(),
+            if trust.findings.len() == 1 { "" } else { "s" }
+        );
+        Ok(())
+    }
+
+    async fn enroll(&self) -> anyhow::Result<Enrollment> {
+        let file = self.args.enrollment_token_file.as_deref().context(
+            "this device is not enrolled yet: pass --enrollment-token-file FILE with a token from `enigm admin enrollment-token create`",
+        )?;
+        let token = secrets::read_secret_file(file)?;
+        let request = EnrollRequest {
+            enrollment_token: secrecy::ExposeSecret::expose_secret(&token)
+                .trim()
+                .to_owned(),
+            report: self.report(),
+            managed_opt_in: self.args.managed_opt_in,
+            wipe_opt_in: self.args.wipe_opt_in,
+        };
+        let enrolled: EnrollResponse = self
+            .signed(paths::DEVICE_ENROLL, &request)
+            .await
+            .context("the enrollment was refused")?;
+        let enrollment = Enrollment {
+            server: self.client.server().as_str().to_owned(),
+            handle: enrolled.handle,
+            enrolled_at: system_now().to_rfc3339(),
+        };
+        self.dir.write_enrollment(&enrollment)?;
+        println!(
+            "enrolled as {} ({}, {})",
+            enrolled.handle, enrolled.state, enrolled.trust.state
+        );
+        Ok(enrollment)
+    }
+
+    /// The report of this cycle, measured now. Only this value reaches a request body.
+    fn report(&self) -> SignalReport {
+        let now = system_now();
+        let root = Path::new("/");
+        match &self.profile {
+            None => collect::collect_report(root, now),
+            Some(profile) if profile.collects() => profile.report_with_collectors(root, now),
+            Some(profile) => profile.report(now),
+        }
+    }
+
+    /// POSTs `body` signed with the device key, a fresh nonce and the current time.
+    async fn signed<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let bytes = serde_json::to_vec(body).context("could not encode the request")?;
+        let signed_path = format!("{}{path}", self.prefix);
+        let headers = sign_request(
+            &self.key,
+            &RequestParts {
+                method: "POST",
+                path: &signed_path,
+                query: "",
+                body: &bytes,
+            },
+            system_now(),
+            &fresh_nonce()?,
+        );
+        let reply = self.client.post_signed::<T>(path, bytes, &headers).await?;
+        Ok(reply.value)
+    }
+}
+
+fn fresh_nonce() -> anyhow::Result<[u8; NONCE_LEN]> {
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng
+        .try_fill_bytes(&mut nonce)
+        .context("the operating system gave no randomness")?;
+    Ok(nonce)
+}
+
+/// The path part of the server URL (`""` for a server at the root).
+fn path_prefix(server: &ServerUrl) -> String {
+    reqwest::Url::parse(server.as_str())
+        .map(|url| url.path().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether the server refused the device for good (revoked, unknown, ...), as opposed to a
+/// failure worth retrying.
+fn is_final(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        let api = cause
+            .downcast_ref::<RequestError>()
+            .and_then(RequestError::api)
+            .or_else(|| cause.downcast_ref::<ClientError>());
+        api.is_some_and(|api| FINAL_REFUSALS.contains(&api.code.as_str()))
+    }) || error
+        .chain()
+        .any(|cause| cause.downcast_ref::<state::StateError>().is_some())
+}
