@@ -1,0 +1,302 @@
+//! The device agent end to end, with real processes on loopback (SQLite): `enigm up`, an
+//! enrollment token created with the CLI, `enigm agent --once` with the three shipped profiles,
+//! the three trust states in `enigm tsc` and in `enigm admin devices`, a second check-in under
+//! the same handle, no hardware identifier anywhere (server log, database, CLI output), and a
+//! revocation that refuses the next check-in.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use enigm_types::DeviceHandle;
+use serde_json::Value;
+
+use crate::support::{Cli, ENIGM, Server, bootstrap_field, log_path, write_secret};
+
+fn profiles() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles")
+}
+
+/// Everything the CLI printed during the test, searched for hardware identifiers at the end.
+#[derive(Default)]
+struct Transcript(Vec<u8>);
+
+impl Transcript {
+    fn record(&mut self, output: &Output) {
+        self.0.extend_from_slice(&output.stdout);
+        self.0.extend_from_slice(&output.stderr);
+    }
+}
+
+fn agent(server: &str, state_dir: &Path, args: &[&str]) -> Output {
+    Command::new(ENIGM)
+        .arg("agent")
+        .arg("--server")
+        .arg(server)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(args)
+        .env_remove("ENIGM_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn tsc(state_dir: &Path) -> Output {
+    Command::new(ENIGM)
+        .arg("tsc")
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--json")
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn hardware_identifiers() -> Vec<String> {
+    let mut values = Vec::new();
+    for file in ["protected.toml", "review-required.toml", "inactive.toml"] {
+        let text = std::fs::read_to_string(profiles().join(file)).unwrap();
+        let profile: toml::Table = toml::from_str(&text).unwrap();
+        let hardware = profile["hardware"].as_table().unwrap();
+        for key in ["serial", "imei", "mac"] {
+            values.push(hardware[key].as_str().unwrap().to_owned());
+        }
+    }
+    values
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle.as_bytes())
+}
+
+#[tokio::test]
+async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = Server::start(&data_dir, &[]);
+    let mut transcript = Transcript::default();
+
+    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let password_file = write_secret(
+        &secrets,
+        "owner-password",
+        &bootstrap_field(&bootstrap, "password"),
+    );
+    let pin_file = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
+    let owner = Cli {
+        config: dir.path().join("owner-config"),
+        server: server.url.clone(),
+        extra: vec![],
+    };
+    owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+
+    // The owner creates one token for three devices; it is printed once.
+    let created = owner.run(&[
+        "admin",
+        "enrollment-token",
+        "create",
+        "--group",
+        "field-phones",
+        "--uses",
+        "3",
+        "--pin-file",
+        pin_file.to_str().unwrap(),
+        "--json",
+    ]);
+    transcript.record(&created);
+    assert!(created.status.success(), "{}", text(&created));
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    assert_eq!(created["uses"], 3, "{created}");
+    let token_file = write_secret(
+        &secrets,
+        "enrollment-token",
+        created["token"].as_str().unwrap(),
+    );
+
+    // Without a token, a fresh agent cannot enroll and says how to.
+    let no_token = agent(&server.url, &dir.path().join("agent-none"), &["--once"]);
+    transcript.record(&no_token);
+    assert!(!no_token.status.success());
+    assert!(
+        text(&no_token).contains("--enrollment-token-file"),
+        "{}",
+        text(&no_token)
+    );
+
+    let mut handles = Vec::new();
+    for (file, state, summary) in [
+        ("protected.toml", "PROTECTED", "device-protected"),
+        ("review-required.toml", "REVIEW_REQUIRED", "device-at-risk"),
+        ("inactive.toml", "INACTIVE", "protection-inactive"),
+    ] {
+        let state_dir = dir.path().join(format!("agent-{state}"));
+        let profile = profiles().join(file);
+        let output = agent(
+            &server.url,
+            &state_dir,
+            &[
+                "--once",
+                "--profile",
+                profile.to_str().unwrap(),
+                "--enrollment-token-file",
+                token_file.to_str().unwrap(),
+            ],
+        );
+        transcript.record(&output);
+        assert!(output.status.success(), "{file}: {}", text(&output));
+        assert!(
+            text(&output).contains("enrolled as dev_"),
+            "{}",
+            text(&output)
+        );
+
+        let mode = |path: PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(state_dir.clone()), 0o700);
+        assert_eq!(mode(state_dir.join("device.key")), 0o600);
+        assert_eq!(mode(state_dir.join("enrollment.json")), 0o600);
+        assert_eq!(mode(state_dir.join("tsc.json")), 0o600);
+
+        let shown = tsc(&state_dir);
+        transcript.record(&shown);
+        assert!(shown.status.success(), "{}", text(&shown));
+        let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert_eq!(shown["state"], state, "{file}: {shown}");
+        assert_eq!(shown["launcher_summary"], summary, "{file}: {shown}");
+        let handle: DeviceHandle = shown["handle"].as_str().unwrap().parse().unwrap();
+        if state != "PROTECTED" {
+            assert!(!shown["findings"].as_array().unwrap().is_empty(), "{shown}");
+        }
+        // The human view too.
+        let human = Command::new(ENIGM)
+            .args(["tsc", "--state-dir"])
+            .arg(&state_dir)
+            .output()
+            .unwrap();
+        transcript.record(&human);
+        assert!(
+            text(&human).contains(&handle.to_string()),
+            "{}",
+            text(&human)
+        );
+        handles.push((handle, state, state_dir, profile));
+    }
+
+    // Command shows the three devices with those trust states.
+    let listed = owner.run(&["admin", "devices", "list", "--json"]);
+    transcript.record(&listed);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 3, "{listed:?}");
+    for (handle, state, _, _) in &handles {
+        let device = listed
+            .iter()
+            .find(|device| device["handle"] == handle.to_string())
+            .unwrap_or_else(|| panic!("{handle} is not listed"));
+        assert_eq!(device["trust"]["state"], *state, "{device}");
+        assert_eq!(device["group"], "field-phones");
+    }
+    let filtered = owner.json(&["admin", "devices", "list", "--trust-state", "inactive"]);
+    assert_eq!(filtered.as_array().unwrap().len(), 1, "{filtered}");
+    let table = owner.run(&["admin", "devices", "list"]);
+    transcript.record(&table);
+    assert!(text(&table).contains("REVIEW_REQUIRED"), "{}", text(&table));
+    let (review_handle, _, _, _) = &handles[1];
+    let detail = owner.run(&["admin", "devices", "show", &review_handle.to_string()]);
+    transcript.record(&detail);
+    assert!(detail.status.success(), "{}", text(&detail));
+    assert!(
+        text(&detail).contains("PRODUCTION GATE"),
+        "{}",
+        text(&detail)
+    );
+
+    // A second run checks in without enrolling again: same handle, no token needed.
+    let (protected_handle, _, protected_dir, protected_profile) = &handles[0];
+    let again = agent(
+        &server.url,
+        protected_dir,
+        &["--once", "--profile", protected_profile.to_str().unwrap()],
+    );
+    transcript.record(&again);
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(!text(&again).contains("enrolled as"), "{}", text(&again));
+    assert!(
+        text(&again).contains(&format!("checked in as {protected_handle}")),
+        "{}",
+        text(&again)
+    );
+
+    // Revocation takes effect on the next check-in.
+    let url = format!("sqlite://{}", data_dir.join("enigm.db").display());
+    let store = enigm_store::Store::connect(&url).await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.set_device_state(protected_handle, "revoked")
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+    store.close().await;
+    let refused = agent(
+        &server.url,
+        protected_dir,
+        &["--once", "--profile", protected_profile.to_str().unwrap()],
+    );
+    transcript.record(&refused);
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("device_revoked"),
+        "{}",
+        text(&refused)
+    );
+
+    // No hardware identifier anywhere: server log, database and its WAL, CLI output.
+    drop(server);
+    let mut places: Vec<(String, Vec<u8>)> = vec![("cli output".to_owned(), transcript.0)];
+    for path in [
+        log_path(&data_dir),
+        data_dir.join("enigm.db"),
+        data_dir.join("enigm.db-wal"),
+    ] {
+        if let Ok(bytes) = std::fs::read(&path) {
+            places.push((path.display().to_string(), bytes));
+        }
+    }
+    assert!(places.len() >= 3, "the log and the database exist");
+    for value in hardware_identifiers() {
+        for (place, bytes) in &places {
+            assert!(!contains(bytes, &value), "`{value}` appears in {place}");
+        }
+    }
+}
