@@ -18,9 +18,10 @@ use sqlx::Row as _;
 
 use crate::{Store, StoreError, StoreResult, WriteTx};
 
-/// How many rows one multi-row INSERT carries: far below SQLite's and PostgreSQL's limits on
-/// bound parameters (11 per event row), and large enough that statement overhead vanishes.
-const ROWS_PER_INSERT: usize = 256;
+/// How many rows one multi-row INSERT carries. Measured on SQLite through sqlx `Any`: 16 rows
+/// per statement appends about 2.5 times faster than 256 (whose many bound parameters cost more
+/// than the statements they save) and faster than one row per statement.
+const ROWS_PER_INSERT: usize = 16;
 
 /// The outcome of one sequencer step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
