@@ -191,12 +191,14 @@ impl AuditLog {
     /// Folds every committed leaf into the tree and, if the tree grew past the latest
     /// checkpoint, signs and publishes a checkpoint of it. Returns the latest checkpoint.
     pub async fn sync(&self) -> anyhow::Result<Option<StoredCheckpoint>> {
-        while self
-            .store
-            .integrate_audit(LEAVES_PER_INTEGRATION)
-            .await?
-            .is_some()
-        {}
+        // Fold in what was committed when the call began, no more: under a sustained load there
+        // is always more, and a sync that chased it would never get to publish a checkpoint.
+        let target = self.store.audit_leaf_count().await?;
+        while let Some(batch) = self.store.integrate_audit(LEAVES_PER_INTEGRATION).await? {
+            if batch.new_size >= target {
+                break;
+            }
+        }
         let latest = self.store.latest_audit_checkpoint().await?;
         let size = self.store.audit_tree_size().await?;
         if latest

@@ -44,6 +44,7 @@ backend_tests!(
     reading_the_log_is_audited,
     retention_purges_bodies_but_keeps_the_evidence,
     group_commit_stores_every_event_once,
+    checkpoints_keep_coming_under_sustained_load,
 );
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -957,4 +958,45 @@ async fn group_commit_stores_every_event_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(outcome.findings, Vec::new());
+}
+
+/// A sync folds in what was committed when it began and then publishes: under a load that never
+/// pauses it still returns, so checkpoints keep coming while events arrive.
+async fn checkpoints_keep_coming_under_sustained_load(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let state = app.state.clone();
+        let stop = stop.clone();
+        let now = app.clock.now();
+        tokio::spawn(async move {
+            let mut recorded = 0_u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let event = AuditEvent::new(
+                    now,
+                    Actor::System,
+                    AuditAction::AuditRead,
+                    AuditTarget::AuditLog,
+                    Outcome::Success,
+                );
+                state.audit(&[event]).await.unwrap();
+                recorded += 1;
+            }
+            recorded
+        })
+    };
+    let mut sizes = Vec::new();
+    while sizes.len() < 3 {
+        let checkpoint = sync(&app).await;
+        if sizes.last() != Some(&checkpoint.tree_size) {
+            sizes.push(checkpoint.tree_size);
+        }
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let recorded = producer.await.unwrap();
+    assert!(recorded > 0);
+    assert!(sizes.windows(2).all(|pair| pair[0] < pair[1]), "{sizes:?}");
+    let last = sync(&app).await;
+    assert_eq!(last.tree_size, app.store.audit_leaf_count().await.unwrap());
 }
