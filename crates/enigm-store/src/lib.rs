@@ -87,6 +87,7 @@ pub struct Store {
 pub struct WriteTx<'s> {
     tx: sqlx::Transaction<'static, Any>,
     _gate: Option<MutexGuard<'s, ()>>,
+    backend: Backend,
     /// Audit events of this transaction, inserted with their leaf indexes at commit.
     audit: Vec<enigm_types::AuditEvent>,
 }
@@ -200,6 +201,7 @@ impl Store {
         Ok(WriteTx {
             tx,
             _gate: gate,
+            backend: self.backend,
             audit: Vec::new(),
         })
     }
@@ -219,7 +221,7 @@ impl WriteTx<'_> {
     pub async fn commit(mut self) -> StoreResult<()> {
         if !self.audit.is_empty() {
             let events = std::mem::take(&mut self.audit);
-            auditlog::insert_events(&mut self.tx, &events).await?;
+            auditlog::insert_events(&mut self.tx, self.backend, &events).await?;
         }
         self.tx.commit().await?;
         Ok(())
