@@ -10,80 +10,19 @@
     reason = "a benchmark whose set-up fails must stop loudly; it handles no untrusted input"
 )]
 
-use std::sync::Arc;
-use std::time::Duration;
+mod support;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use criterion::{Criterion, criterion_group, criterion_main};
-use enigm_crypto::{HashCost, SealingKey};
-use enigm_identity::{Password, Pin, SessionPolicy, ThrottlePolicy};
+use enigm_crypto::HashCost;
 use enigm_server::authz::Authorizer;
-use enigm_server::bootstrap::{BootstrapCredentials, create_owner};
-use enigm_server::state::{AppState, StateOptions, SystemClock};
-use enigm_store::Store;
-use enigm_types::{AdminId, Permission, Role, Username};
+use enigm_types::{AdminId, Permission, Role};
 use http_body_util::BodyExt as _;
 use tower::ServiceExt as _;
 
-const PASSWORD: &str = "benchmark-owner-password";
-
-async fn app(database_url: &str, hash_cost: HashCost) -> (Router, String) {
-    let store = Store::connect(database_url).await.expect("store");
-    let options = StateOptions {
-        clock: Arc::new(SystemClock),
-        hash_cost,
-        sealing_key: SealingKey::generate(&mut rand::rngs::OsRng),
-        device_handle_key: enigm_crypto::DeviceHandleKey::generate(&mut rand::rngs::OsRng),
-        session_policy: SessionPolicy::default(),
-        approval_ttl: Duration::from_secs(3600),
-        // Benchmarks log in many times from one "client": no back-off.
-        throttle: ThrottlePolicy {
-            free_failures: u32::MAX,
-            ..ThrottlePolicy::default()
-        },
-        log_signer: enigm_auditlog::NoteSigner::new(
-            "enigm-command/audit/bench",
-            enigm_crypto::Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
-        )
-        .expect("log key name"),
-        audit_retention: Duration::from_secs(30 * 24 * 3600),
-    };
-    let state = AppState::new(store, options).expect("state");
-    let credentials = BootstrapCredentials {
-        username: Username::parse("owner").expect("username"),
-        password: Password::parse(PASSWORD).expect("password"),
-        pin: Pin::parse("480275").expect("pin"),
-    };
-    create_owner(&state, &credentials).await.expect("owner");
-    let router = enigm_server::routes::router(state);
-    let response = router
-        .clone()
-        .oneshot(login_request())
-        .await
-        .expect("login");
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let body: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
-    let token = body
-        .get("token")
-        .and_then(serde_json::Value::as_str)
-        .expect("token");
-    (router, token.to_owned())
-}
-
-fn login_request() -> Request<Body> {
-    let body = serde_json::json!({"username": "owner", "password": PASSWORD}).to_string();
-    Request::post(enigm_api::paths::LOGIN)
-        .header("content-type", "application/json")
-        .body(Body::from(body))
-        .expect("request")
-}
+use support::{app, login_request};
 
 fn get(path: &str, token: &str) -> Request<Body> {
     Request::get(path)

@@ -20,6 +20,8 @@ use enigm_types::{
 };
 use tokio::sync::{mpsc, oneshot};
 
+use crate::group_commit::gather;
+
 #[async_trait]
 pub trait AuditSink: Send + Sync + 'static {
     /// Durably records the events (all or none) before returning.
@@ -49,10 +51,6 @@ impl AuditSink for Store {
 /// The most events one group commit carries. Large enough that the commit's fsync is shared
 /// by thousands of events under load; small enough to bound a batch's memory and latency.
 pub const MAX_GROUP_COMMIT_EVENTS: usize = 4096;
-
-/// How many times the writer yields to let more producers queue before it commits a batch
-/// that is still growing.
-const MAX_GATHER_YIELDS: u32 = 8;
 
 /// Queued events waiting for the writer, bounded so that a stalled database pushes back on
 /// requests instead of growing memory.
@@ -101,25 +99,16 @@ impl AuditSink for GroupCommitSink {
 async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Queued>) {
     let mut batch: Vec<Queued> = Vec::new();
     let mut events: Vec<AuditEvent> = Vec::with_capacity(MAX_GROUP_COMMIT_EVENTS);
-    while let Some(first) = receiver.recv().await {
-        events.extend_from_slice(&first.events);
-        batch.push(first);
-        // Take everything already queued; then, while more keeps arriving, let the producers
-        // that are about to queue run first (a yield, not a timer: an idle server commits a
-        // lone event at once), so that one commit carries as many events as possible.
-        let mut yields = 0;
-        while events.len() < MAX_GROUP_COMMIT_EVENTS {
-            match receiver.try_recv() {
-                Ok(next) => {
-                    events.extend_from_slice(&next.events);
-                    batch.push(next);
-                }
-                Err(_) if yields < MAX_GATHER_YIELDS && batch.len() > 1 => {
-                    yields += 1;
-                    tokio::task::yield_now().await;
-                }
-                Err(_) => break,
-            }
+    while gather(
+        &mut receiver,
+        &mut batch,
+        |queued| queued.events.len(),
+        MAX_GROUP_COMMIT_EVENTS,
+    )
+    .await
+    {
+        for queued in &batch {
+            events.extend_from_slice(&queued.events);
         }
         let result = store.append_audit(&events).await.map_err(Arc::new);
         if let Err(error) = &result {

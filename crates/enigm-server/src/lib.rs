@@ -7,9 +7,11 @@
 pub mod audit;
 pub mod authz;
 pub mod bootstrap;
+pub mod checkins;
 pub mod config;
 pub mod error;
 pub mod extract;
+mod group_commit;
 pub mod guard;
 pub mod handlers;
 pub mod openapi;

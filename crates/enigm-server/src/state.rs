@@ -12,6 +12,7 @@ use enigm_auditlog::NoteSigner;
 
 use crate::audit::{AuditLog, AuditSink, GroupCommitSink};
 use crate::authz::Authorizer;
+use crate::checkins::CheckInWriter;
 use crate::error::{ApiError, ApiResult};
 
 /// Everything a handler needs. Cheap to clone.
@@ -31,6 +32,7 @@ pub struct Inner {
     pub audit_log: Arc<AuditLog>,
     pub device_handle_key: DeviceHandleKey,
     pub device_max_skew: Duration,
+    pub check_ins: CheckInWriter,
 }
 
 /// What a test or `enigm up` chooses about a server.
@@ -50,7 +52,8 @@ pub struct StateOptions {
 }
 
 impl AppState {
-    /// Assembles the state and starts the audit writer task; must run inside a Tokio runtime.
+    /// Assembles the state and starts the audit and check-in writer tasks and the WAL
+    /// checkpointer; must run inside a Tokio runtime.
     pub fn new(store: Store, options: StateOptions) -> Result<Self, crate::authz::PolicyError> {
         let audit: Arc<dyn AuditSink> = Arc::new(GroupCommitSink::spawn(store.clone()));
         let audit_log = Arc::new(AuditLog::new(
@@ -59,6 +62,8 @@ impl AppState {
             options.log_signer,
             options.audit_retention,
         ));
+        let check_ins = CheckInWriter::spawn(store.clone());
+        tokio::spawn(checkpoint_wal(store.clone()));
         Ok(AppState(Arc::new(Inner {
             store,
             clock: options.clock,
@@ -72,6 +77,7 @@ impl AppState {
             audit_log,
             device_handle_key: options.device_handle_key,
             device_max_skew: enigm_device::DEFAULT_MAX_SKEW,
+            check_ins,
         })))
     }
 
@@ -133,6 +139,19 @@ impl std::ops::Deref for AppState {
 
     fn deref(&self) -> &Self::Target {
         &self.0
+    }
+}
+
+/// Keeps SQLite's write-ahead log short beside the writers, once a second, so that no commit
+/// (and no request waiting on one) pays for a checkpoint.
+async fn checkpoint_wal(store: Store) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = store.checkpoint_wal().await {
+            tracing::warn!(error = %error, "WAL checkpoint failed; commits will checkpoint instead");
+        }
     }
 }
 

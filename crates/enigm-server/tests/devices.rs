@@ -22,7 +22,7 @@ use enigm_device::{NONCE_LEN, RequestParts, sign_request};
 use enigm_test_support::{Backend, backend_tests};
 use enigm_types::{
     Actor, AuditAction, AuditTarget, AuditTrustState, DeviceHandle, Outcome, ReasonCategory,
-    Timestamp,
+    SecurityLayer, SecurityLayers, Timestamp,
 };
 use rand::RngCore as _;
 use serde_json::{Value, json};
@@ -220,12 +220,13 @@ async fn enrollment_happy_path(backend: Backend) {
                 && event.actor == Actor::Device(handle)
                 && event.target == AuditTarget::Device { handle })
     );
-    assert!(events.iter().any(|event| event.target
-        == AuditTarget::DeviceTrust {
-            handle,
+    assert!(events.iter().any(|event| matches!(event.target,
+        AuditTarget::DeviceTrust {
+            handle: changed,
             from: None,
-            to: AuditTrustState::Protected
-        }));
+            to: AuditTrustState::Protected,
+            ..
+        } if changed == handle)));
 
     // The same key cannot enroll again.
     let token = self::token(&app, 1).await;
@@ -430,26 +431,50 @@ async fn three_reports_give_three_states_and_changes_are_audited(backend: Backen
     let response = device.check_in(&app, protected(&app)).await;
     assert_eq!(response.body["state"], "PROTECTED");
 
-    let changes: Vec<AuditTarget> = app
+    let changes: Vec<(Option<AuditTrustState>, AuditTrustState, SecurityLayers)> = app
         .audit_events()
         .await
         .into_iter()
         .filter(|event| event.action == AuditAction::DeviceTrustChange)
-        .map(|event| event.target)
+        .map(|event| match event.target {
+            AuditTarget::DeviceTrust {
+                handle: changed,
+                from,
+                to,
+                sources,
+            } if changed == handle => (from, to, sources),
+            other => panic!("a trust change of another target: {other:?}"),
+        })
         .collect();
     use AuditTrustState as S;
-    let expected: Vec<AuditTarget> = [
-        (None, S::Protected),
-        (Some(S::Protected), S::ReviewRequired),
-        (Some(S::ReviewRequired), S::Inactive),
-        (Some(S::Inactive), S::Protected),
-    ]
-    .into_iter()
-    .map(|(from, to)| AuditTarget::DeviceTrust { handle, from, to })
-    .collect();
+    let states: Vec<_> = changes.iter().map(|(from, to, _)| (*from, *to)).collect();
     assert_eq!(
-        changes, expected,
+        states,
+        [
+            (None, S::Protected),
+            (Some(S::Protected), S::ReviewRequired),
+            (Some(S::ReviewRequired), S::Inactive),
+            (Some(S::Inactive), S::Protected),
+        ],
         "one event per change, none when unchanged"
+    );
+    // The finding sources name the layer of the signal that changed the state (§20 C.24):
+    // the degraded firewall (network & policy), the missing secure boot (verified boot).
+    assert!(
+        changes[1].2.contains(SecurityLayer::NetworkPolicy),
+        "{changes:?}"
+    );
+    assert!(
+        !changes[1].2.contains(SecurityLayer::VerifiedBoot),
+        "{changes:?}"
+    );
+    assert!(
+        changes[2].2.contains(SecurityLayer::VerifiedBoot),
+        "{changes:?}"
+    );
+    assert!(
+        !changes[3].2.contains(SecurityLayer::VerifiedBoot),
+        "{changes:?}"
     );
 
     // The inventory filters by trust state, state and group.

@@ -14,7 +14,9 @@ use enigm_types::{AdminId, DeviceHandle, EnrollmentTokenId, Timestamp};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
-use crate::{Store, StoreResult, WriteTx, flag, parse_id};
+use std::collections::{HashMap, HashSet};
+
+use crate::{Backend, Store, StoreError, StoreResult, WriteTx, flag, parse_id};
 
 /// How many evaluations of one device the history keeps.
 pub const POSTURE_HISTORY_LEN: i64 = 50;
@@ -162,7 +164,241 @@ impl Store {
     }
 }
 
+/// One check-in to store: the outcome of a report whose signature was checked and which was
+/// evaluated; never the report itself.
+#[derive(Debug, Clone)]
+pub struct CheckInWrite {
+    pub handle: DeviceHandle,
+    pub nonce: String,
+    /// When the nonce may be forgotten: the request could no longer be fresh by then.
+    pub nonce_expires_at: Timestamp,
+    pub posture: PostureRecord,
+    pub received_at: Timestamp,
+}
+
+/// What became of a check-in in its transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckInStored {
+    /// Stored; the trust state the device had before it.
+    Recorded { previous_trust_state: String },
+    /// The nonce was already used (by an earlier request, or one in the same batch).
+    Replayed,
+    /// Unknown, or no longer in one of the active states (e.g. revoked meanwhile).
+    NotActive,
+}
+
 impl WriteTx<'_> {
+    /// Stores a batch of check-ins in this transaction, answering each in order. A refused
+    /// check-in (replayed nonce, device not active) is an answer, not an error, so the others
+    /// are stored all the same. The batch costs a fixed number of statements whatever its
+    /// size (each takes the whole batch as one JSON array parameter): per-row statements
+    /// would each be a round trip to the database thread.
+    pub async fn record_check_ins(
+        &mut self,
+        writes: &[CheckInWrite],
+        active_states: &[&str],
+    ) -> StoreResult<Vec<CheckInStored>> {
+        let backend = self.backend;
+        let mut outcomes: Vec<Option<CheckInStored>> = vec![None; writes.len()];
+
+        // 1. Nonces: a nonce seen before, or earlier in this batch, is a replay.
+        let mut fresh: HashSet<(String, &str)> = HashSet::with_capacity(writes.len());
+        let mut nonce_rows = Vec::with_capacity(writes.len());
+        for (write, outcome) in writes.iter().zip(outcomes.iter_mut()) {
+            if fresh.insert((write.handle.to_string(), write.nonce.as_str())) {
+                nonce_rows.push(serde_json::json!([
+                    write.handle.to_string(),
+                    write.nonce,
+                    write.nonce_expires_at.unix_millis()
+                ]));
+            } else {
+                *outcome = Some(CheckInStored::Replayed);
+            }
+        }
+        let sql = match backend {
+            Backend::Sqlite => {
+                "INSERT INTO device_nonces (handle, nonce, expires_at) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1) WHERE true \
+                 ON CONFLICT (handle, nonce) DO NOTHING RETURNING handle, nonce"
+            }
+            Backend::Postgres => {
+                "INSERT INTO device_nonces (handle, nonce, expires_at) \
+                 SELECT e.v ->> 0, e.v ->> 1, (e.v ->> 2)::BIGINT \
+                 FROM json_array_elements($1::JSON) AS e(v) \
+                 ON CONFLICT (handle, nonce) DO NOTHING RETURNING handle, nonce"
+            }
+        };
+        let inserted = sqlx::query(sql)
+            .bind(json_text(&nonce_rows)?)
+            .fetch_all(self.conn())
+            .await?;
+        let mut stored_nonces: HashSet<(String, String)> = HashSet::with_capacity(inserted.len());
+        for row in &inserted {
+            stored_nonces.insert((row.try_get("handle")?, row.try_get("nonce")?));
+        }
+
+        // 2. The devices as they are now (locked until commit on PostgreSQL, so a revocation
+        //    cannot slip in between this read and the update).
+        let handles: Vec<String> = {
+            let unique: HashSet<String> = writes.iter().map(|w| w.handle.to_string()).collect();
+            unique.into_iter().collect()
+        };
+        let sql = match backend {
+            Backend::Sqlite => {
+                "SELECT handle, state, trust_state, history_seq FROM devices \
+                 WHERE handle IN (SELECT value FROM json_each($1))"
+            }
+            Backend::Postgres => {
+                "SELECT handle, state, trust_state, history_seq FROM devices \
+                 WHERE handle IN (SELECT json_array_elements_text($1::JSON)) FOR UPDATE"
+            }
+        };
+        let rows = sqlx::query(sql)
+            .bind(json_text(&handles)?)
+            .fetch_all(self.conn())
+            .await?;
+        let mut devices: HashMap<String, DeviceNow> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let state: String = row.try_get("state")?;
+            devices.insert(
+                row.try_get("handle")?,
+                DeviceNow {
+                    active: active_states.contains(&state.as_str()),
+                    trust_state: row.try_get("trust_state")?,
+                    history_seq: row.try_get("history_seq")?,
+                    latest: None,
+                },
+            );
+        }
+
+        // 3. In order: each check-in sees the trust state the one before it left.
+        let mut history = Vec::new();
+        for (index, (write, outcome)) in writes.iter().zip(outcomes.iter_mut()).enumerate() {
+            if outcome.is_some() {
+                continue;
+            }
+            let handle = write.handle.to_string();
+            if !stored_nonces.contains(&(handle.clone(), write.nonce.clone())) {
+                *outcome = Some(CheckInStored::Replayed);
+                continue;
+            }
+            let Some(device) = devices.get_mut(&handle).filter(|device| device.active) else {
+                *outcome = Some(CheckInStored::NotActive);
+                continue;
+            };
+            let previous =
+                std::mem::replace(&mut device.trust_state, write.posture.trust_state.clone());
+            device.history_seq += 1;
+            device.latest = Some(index);
+            history.push(serde_json::json!([
+                handle,
+                device.history_seq,
+                write.posture.evaluated_at.unix_millis(),
+                write.posture.trust_state,
+                write.posture.findings,
+            ]));
+            *outcome = Some(CheckInStored::Recorded {
+                previous_trust_state: previous,
+            });
+        }
+
+        // 4. Each device's row takes its latest check-in; the history keeps the last
+        //    POSTURE_HISTORY_LEN of them.
+        let mut updates = Vec::new();
+        let mut trims = Vec::new();
+        for (handle, device) in &devices {
+            let Some(write) = device.latest.and_then(|index| writes.get(index)) else {
+                continue;
+            };
+            updates.push(serde_json::json!([
+                handle,
+                write.posture.trust_state,
+                write.posture.evaluated_at.unix_millis(),
+                write.posture.findings,
+                write.posture.gates,
+                write.received_at.unix_millis(),
+                device.history_seq,
+            ]));
+            trims.push(serde_json::json!([
+                handle,
+                device.history_seq.saturating_sub(POSTURE_HISTORY_LEN)
+            ]));
+        }
+        if updates.is_empty() {
+            return Ok(outcomes
+                .into_iter()
+                .map(|outcome| outcome.unwrap_or(CheckInStored::NotActive))
+                .collect());
+        }
+        let sql = match backend {
+            Backend::Sqlite => {
+                "UPDATE devices SET trust_state = u.value ->> 1, evaluated_at = u.value ->> 2, \
+                 findings = u.value ->> 3, gates = u.value ->> 4, last_seen_at = u.value ->> 5, \
+                 history_seq = u.value ->> 6 \
+                 FROM json_each($1) AS u WHERE devices.handle = u.value ->> 0"
+            }
+            Backend::Postgres => {
+                "UPDATE devices SET trust_state = u.v ->> 1, evaluated_at = (u.v ->> 2)::BIGINT, \
+                 findings = u.v ->> 3, gates = u.v ->> 4, last_seen_at = (u.v ->> 5)::BIGINT, \
+                 history_seq = (u.v ->> 6)::BIGINT \
+                 FROM json_array_elements($1::JSON) AS u(v) WHERE devices.handle = u.v ->> 0"
+            }
+        };
+        let updated = sqlx::query(sql)
+            .bind(json_text(&updates)?)
+            .execute(self.conn())
+            .await?;
+        if usize::try_from(updated.rows_affected()).ok() != Some(updates.len()) {
+            return Err(StoreError::Corrupt("check-in batch update"));
+        }
+        let sql = match backend {
+            Backend::Sqlite => {
+                "INSERT INTO device_posture_history (handle, seq, evaluated_at, trust_state, findings) \
+                 SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4 \
+                 FROM json_each($1) ORDER BY key"
+            }
+            Backend::Postgres => {
+                "INSERT INTO device_posture_history (handle, seq, evaluated_at, trust_state, findings) \
+                 SELECT e.v ->> 0, (e.v ->> 1)::BIGINT, (e.v ->> 2)::BIGINT, e.v ->> 3, e.v ->> 4 \
+                 FROM json_array_elements($1::JSON) AS e(v)"
+            }
+        };
+        sqlx::query(sql)
+            .bind(json_text(&history)?)
+            .execute(self.conn())
+            .await?;
+        let sql = match backend {
+            // Driven by the batch's devices into the history's primary key.
+            Backend::Sqlite => {
+                "DELETE FROM device_posture_history WHERE (handle, seq) IN ( \
+                 SELECT h.handle, h.seq FROM json_each($1) AS t JOIN device_posture_history AS h \
+                 ON h.handle = t.value ->> 0 AND h.seq <= t.value ->> 1)"
+            }
+            Backend::Postgres => {
+                "DELETE FROM device_posture_history AS h USING json_array_elements($1::JSON) AS t(v) \
+                 WHERE h.handle = t.v ->> 0 AND h.seq <= (t.v ->> 1)::BIGINT"
+            }
+        };
+        sqlx::query(sql)
+            .bind(json_text(&trims)?)
+            .execute(self.conn())
+            .await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| outcome.unwrap_or(CheckInStored::NotActive))
+            .collect())
+    }
+
+    /// Forgets the nonces of every device that expired before `now` (they can no longer be
+    /// replayed: the requests they came with are stale). Returns how many went.
+    pub async fn forget_expired_nonces(&mut self, now: Timestamp) -> StoreResult<u64> {
+        let result = sqlx::query("DELETE FROM device_nonces WHERE expires_at < $1")
+            .bind(now.unix_millis())
+            .execute(self.conn())
+            .await?;
+        Ok(result.rows_affected())
+    }
+
     pub async fn insert_enrollment_token(&mut self, token: &NewEnrollmentToken) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO enrollment_tokens (id, token_digest, group_name, policy, uses_left, expires_at, \
@@ -361,4 +597,17 @@ fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
             gates: row.try_get("gates")?,
         },
     })
+}
+
+/// A device's row as a check-in batch sees it while it is being written.
+struct DeviceNow {
+    active: bool,
+    trust_state: String,
+    history_seq: i64,
+    /// The batch's latest check-in of the device, which its row takes.
+    latest: Option<usize>,
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|_| StoreError::Corrupt("check-in batch encoding"))
 }

@@ -27,8 +27,8 @@ pub use audit::{AuditFilter, AuditRow};
 pub use auditlog::{IntegratedBatch, LeafEntry, LegalHold, PurgeRecord, StoredCheckpoint};
 pub use auditverify::{Finding, NoProgress, VerifyOutcome, VerifyProgress, VerifySummary};
 pub use devices::{
-    ConsumedToken, DeviceFilter, DeviceRecord, NewDevice, NewEnrollmentToken, POSTURE_HISTORY_LEN,
-    PostureRecord,
+    CheckInStored, CheckInWrite, ConsumedToken, DeviceFilter, DeviceRecord, NewDevice,
+    NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureRecord,
 };
 pub use sessions::{NewSession, SessionRecord};
 
@@ -148,6 +148,9 @@ impl Store {
             Backend::Sqlite => {
                 AnyPoolOptions::new()
                     .max_connections(8)
+                    // A connection to a local file does not go away: no ping before each use
+                    // (it is a round trip to the connection's thread per query).
+                    .test_before_acquire(false)
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
                             // WAL lets readers run beside the writer; synchronous=FULL makes a
@@ -160,6 +163,13 @@ impl Store {
                             // audit log's indexes outgrow the default quickly, and each miss on
                             // an append is a read from disk.
                             conn.execute("PRAGMA cache_size = -65536").await?;
+                            // Statement journals of multi-row writes stay in memory instead
+                            // of a temporary file.
+                            conn.execute("PRAGMA temp_store = MEMORY").await?;
+                            // Checkpoints run beside the writers (`Store::checkpoint_wal`,
+                            // every second in `enigm up`), not inside a commit; this larger
+                            // automatic threshold (64 MiB of WAL) is only the backstop.
+                            conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
                             Ok(())
                         })
                     })
@@ -184,6 +194,18 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Copies what the SQLite write-ahead log holds back into the database file, without
+    /// waiting for or blocking writers (a passive checkpoint), so that commits do not do it
+    /// themselves. Nothing to do on PostgreSQL.
+    pub async fn checkpoint_wal(&self) -> StoreResult<()> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Whether the database answers.

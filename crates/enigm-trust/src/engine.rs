@@ -17,7 +17,7 @@ use enigm_types::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::policy::TrustPolicy;
-use crate::signal::{Signal, SignalKind, SignalReport, SignalSource, SignalValue};
+use crate::signal::{Layer, Signal, SignalKind, SignalReport, SignalSource, SignalValue};
 
 /// The outcome of an evaluation; exactly three exist.
 #[derive(
@@ -265,6 +265,19 @@ pub struct Evaluation {
 impl Evaluation {
     pub fn launcher_summary(&self) -> LauncherSummary {
         self.state.launcher_summary()
+    }
+
+    /// The security layers the findings come from (the patch level counts as verified boot
+    /// and software trust): what the audit log records as a trust change's finding sources.
+    pub fn finding_layers(&self) -> enigm_types::SecurityLayers {
+        self.findings
+            .iter()
+            .map(|finding| {
+                finding
+                    .signal
+                    .map_or(Layer::VerifiedBoot, SignalKind::layer)
+            })
+            .collect()
     }
 }
 

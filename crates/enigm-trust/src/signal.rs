@@ -11,17 +11,9 @@ use std::str::FromStr;
 use enigm_types::Timestamp;
 use serde::{Deserialize, Serialize};
 
-/// The six security layers of Enigm OS (enigm-docs §5.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layer {
-    HardwareIntegrity,
-    VerifiedBoot,
-    OsHardening,
-    NetworkPolicy,
-    SecurityService,
-    Application,
-}
+/// The six security layers of Enigm OS (enigm-docs §5.1). Defined in `enigm-types`, where the
+/// audit log names them as the sources of a trust-state change.
+pub use enigm_types::SecurityLayer as Layer;
 
 macro_rules! signal_kinds {
     ($($variant:ident => $name:literal, $layer:ident;)*) => {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::approval::ApprovalKind;
 use crate::clock::Timestamp;
-use crate::device::DeviceHandle;
+use crate::device::{DeviceHandle, SecurityLayers};
 use crate::ids::{AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, SessionId};
 use crate::permission::Permission;
 use crate::role::Role;
@@ -232,11 +232,15 @@ pub enum AuditTarget {
     Device {
         handle: DeviceHandle,
     },
-    /// A device's trust state moving from `from` (none at enrollment) to `to`.
+    /// A device's trust state moving from `from` (none at enrollment) to `to`; `sources` are
+    /// the security layers of the findings behind the new state (categories only, no content).
     DeviceTrust {
         handle: DeviceHandle,
         from: Option<AuditTrustState>,
         to: AuditTrustState,
+        // Absent when empty, so events recorded before sources existed keep their encoding.
+        #[serde(default, skip_serializing_if = "SecurityLayers::is_empty")]
+        sources: SecurityLayers,
     },
     EnrollmentToken {
         id: EnrollmentTokenId,
@@ -271,7 +275,9 @@ impl AuditTarget {
             AuditTarget::Route { permission } => Some(permission.as_str().to_owned()),
             AuditTarget::AuditLeaves { first, end } => Some(format!("{first}..{end}")),
             AuditTarget::Device { handle } => Some(handle.to_string()),
-            AuditTarget::DeviceTrust { handle, from, to } => Some(format!(
+            AuditTarget::DeviceTrust {
+                handle, from, to, ..
+            } => Some(format!(
                 "{handle}/{}->{}",
                 from.map_or("none", AuditTrustState::as_str),
                 to.as_str()

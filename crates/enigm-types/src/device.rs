@@ -122,3 +122,125 @@ mod tests {
         }
     }
 }
+
+/// The six security layers of Enigm OS (enigm-docs §5.1). Every signal belongs to one; the
+/// audit log names the layers a trust-state change came from.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecurityLayer {
+    HardwareIntegrity,
+    VerifiedBoot,
+    OsHardening,
+    NetworkPolicy,
+    SecurityService,
+    Application,
+}
+
+impl SecurityLayer {
+    pub const ALL: [SecurityLayer; 6] = [
+        SecurityLayer::HardwareIntegrity,
+        SecurityLayer::VerifiedBoot,
+        SecurityLayer::OsHardening,
+        SecurityLayer::NetworkPolicy,
+        SecurityLayer::SecurityService,
+        SecurityLayer::Application,
+    ];
+
+    const fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// A set of security layers, e.g. the sources of the findings behind a trust-state change.
+/// Serialised as the sorted list of layer names, so it carries categories and nothing else.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct SecurityLayers(u8);
+
+impl SecurityLayers {
+    pub const EMPTY: SecurityLayers = SecurityLayers(0);
+
+    #[must_use]
+    pub const fn with(self, layer: SecurityLayer) -> Self {
+        SecurityLayers(self.0 | layer.bit())
+    }
+
+    pub const fn contains(self, layer: SecurityLayer) -> bool {
+        self.0 & layer.bit() != 0
+    }
+
+    pub const fn is_empty(&self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = SecurityLayer> {
+        SecurityLayer::ALL
+            .into_iter()
+            .filter(move |layer| self.contains(*layer))
+    }
+}
+
+impl FromIterator<SecurityLayer> for SecurityLayers {
+    fn from_iter<I: IntoIterator<Item = SecurityLayer>>(layers: I) -> Self {
+        layers
+            .into_iter()
+            .fold(SecurityLayers::EMPTY, SecurityLayers::with)
+    }
+}
+
+impl serde::Serialize for SecurityLayers {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for SecurityLayers {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let layers = Vec::<SecurityLayer>::deserialize(deserializer)?;
+        let set: SecurityLayers = layers.iter().copied().collect();
+        // One spelling only: sorted, no repeats (the canonical encoding is hashed).
+        if set.iter().eq(layers.iter().copied()) {
+            Ok(set)
+        } else {
+            Err(serde::de::Error::custom(
+                "security layers must be sorted and distinct",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod layer_tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::{SecurityLayer, SecurityLayers};
+
+    #[test]
+    fn layers_serialise_as_a_sorted_list_and_parse_only_that_spelling() {
+        let set: SecurityLayers = [SecurityLayer::Application, SecurityLayer::VerifiedBoot]
+            .into_iter()
+            .collect();
+        let text = serde_json::to_string(&set).unwrap();
+        assert_eq!(text, r#"["verified-boot","application"]"#);
+        assert_eq!(serde_json::from_str::<SecurityLayers>(&text).unwrap(), set);
+        assert!(
+            serde_json::from_str::<SecurityLayers>(r#"["application","verified-boot"]"#).is_err()
+        );
+        assert!(
+            serde_json::from_str::<SecurityLayers>(r#"["application","application"]"#).is_err()
+        );
+        assert!(serde_json::from_str::<SecurityLayers>(r#"["serial"]"#).is_err());
+        assert!(SecurityLayers::EMPTY.is_empty());
+    }
+}

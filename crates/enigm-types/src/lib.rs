@@ -21,7 +21,7 @@ pub use audit::{
     TargetCategory,
 };
 pub use clock::{Clock, ManualClock, Timestamp};
-pub use device::{DeviceHandle, DeviceHandleError};
+pub use device::{DeviceHandle, DeviceHandleError, SecurityLayer, SecurityLayers};
 pub use ids::{AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, IdParseError, SessionId};
 pub use permission::Permission;
 pub use role::{Role, UnknownRole};

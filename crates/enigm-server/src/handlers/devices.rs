@@ -16,19 +16,22 @@ use enigm_api::{
 };
 use enigm_crypto::BearerToken;
 use enigm_device::{DeviceAuthError, ReceivedHeaders, RequestParts, VerifiedDeviceRequest};
-use enigm_store::{DeviceFilter, DeviceRecord, NewDevice, NewEnrollmentToken, PostureRecord};
+use enigm_store::{
+    CheckInWrite, DeviceFilter, DeviceRecord, NewDevice, NewEnrollmentToken, PostureRecord,
+};
 use enigm_store::{StoreError, WriteTx};
 use enigm_trust::{
     DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy, TrustState, evaluate,
     evaluate_gates,
 };
 use enigm_types::{
-    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, DeviceHandle, EnrollmentTokenId,
-    Outcome, ReasonCategory, Timestamp,
+    Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, EnrollmentTokenId, Outcome,
+    ReasonCategory, Timestamp,
 };
 use serde::de::DeserializeOwned;
 
 use crate::audit;
+use crate::checkins::{CheckIn, CheckInOutcome, audit_trust};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RawBody};
 use crate::guard::Caller;
@@ -188,6 +191,7 @@ pub async fn enroll(
             handle,
             from: None,
             to: audit_trust(evaluation.state),
+            sources: evaluation.finding_layers(),
         },
         Outcome::Success,
     ))
@@ -241,36 +245,28 @@ pub async fn check_in(
     let policy: TrustPolicy = from_json(&device.policy, "device policy")?;
     let (evaluation, posture) = assess(&request.report, &policy, now)?;
 
-    let mut tx = state.store().begin().await?;
-    if let Err(error) = record_nonce(&state, &mut tx, &verified, handle, now).await {
-        drop(tx);
-        return Err(refuse.store_refusal(error).await);
-    }
-    let active = [
-        DeviceState::Trusted.as_str(),
-        DeviceState::Restricted.as_str(),
-    ];
-    let Some(previous) = tx.record_posture(&handle, &active, &posture, now).await? else {
-        // Revoked (or retired) between the read above and this transaction.
-        drop(tx);
-        return Err(refuse.deny(ReasonCategory::DeviceRevoked).await);
+    // The nonce, the device still being active and the trust change are settled against the
+    // database by the check-in writer, in one transaction shared with other devices' check-ins.
+    let check_in = CheckIn {
+        write: CheckInWrite {
+            handle,
+            nonce: nonce_hex(&verified),
+            nonce_expires_at: nonce_expiry(&state, &verified),
+            posture,
+            received_at: now,
+        },
+        trust_state: evaluation.state,
+        finding_sources: evaluation.finding_layers(),
     };
-    let previous: TrustState = parse(&previous, "trust state")?;
-    if previous != evaluation.state {
-        tx.append_audit(&AuditEvent::new(
-            now,
-            Actor::Device(handle),
-            AuditAction::DeviceTrustChange,
-            AuditTarget::DeviceTrust {
-                handle,
-                from: Some(audit_trust(previous)),
-                to: audit_trust(evaluation.state),
-            },
-            Outcome::Success,
-        ))
-        .await?;
+    match state.check_ins.store(check_in).await {
+        Ok(CheckInOutcome::Recorded { .. }) => {}
+        Ok(CheckInOutcome::Replayed) => return Err(refuse.deny(ReasonCategory::Replayed).await),
+        // Revoked (or retired) between the read above and the batch's transaction.
+        Ok(CheckInOutcome::NotActive) => {
+            return Err(refuse.deny(ReasonCategory::DeviceRevoked).await);
+        }
+        Err(error) => return Err(ApiError::internal(&error)),
     }
-    tx.commit().await?;
     Ok(Json(TrustView::from(&evaluation)))
 }
 
@@ -453,14 +449,26 @@ async fn record_nonce(
     handle: DeviceHandle,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let nonce: String = verified
+    tx.record_device_nonce(
+        &handle,
+        &nonce_hex(verified),
+        nonce_expiry(state, verified),
+        now,
+    )
+    .await
+}
+
+fn nonce_hex(verified: &VerifiedDeviceRequest) -> String {
+    verified
         .nonce()
         .iter()
         .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let expires_at = verified.created().saturating_add(state.device_max_skew);
-    tx.record_device_nonce(&handle, &nonce, expires_at, now)
-        .await
+        .collect()
+}
+
+/// A nonce is remembered until the request it came with could no longer be fresh.
+fn nonce_expiry(state: &AppState, verified: &VerifiedDeviceRequest) -> Timestamp {
+    verified.created().saturating_add(state.device_max_skew)
 }
 
 /// Evaluates a report; only the outcome is kept, never the report.
@@ -502,14 +510,6 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
         },
         production_gates: from_json(&record.posture.gates, "production gates")?,
     })
-}
-
-fn audit_trust(state: TrustState) -> AuditTrustState {
-    match state {
-        TrustState::Protected => AuditTrustState::Protected,
-        TrustState::ReviewRequired => AuditTrustState::ReviewRequired,
-        TrustState::Inactive => AuditTrustState::Inactive,
-    }
 }
 
 /// Device groups: 1 to 64 of `a-z 0-9 - _ .`, so a group name is never free text.

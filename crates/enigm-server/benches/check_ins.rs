@@ -1,0 +1,177 @@
+//! Signed check-ins through the whole router on a SQLite file (WAL, `synchronous = FULL`):
+//! RFC 9421 signature and digest check, decoding, the Trust State Engine over a 30-signal
+//! report, and the durable group commit of nonce, posture, bounded history and trust-change
+//! audit. Target (issue #4): 5,000 check-ins/s on 2 cores; `enigm simulate` measures the same
+//! over HTTP with latency percentiles.
+//!
+//! Run: `cargo bench -p enigm-server --bench check_ins`.
+//!
+//! 1,000 devices enroll before the clock starts. Each iteration, C of them (the concurrency)
+//! check in 8 times each, one request after the other like an agent; requests are signed
+//! before the clock starts, so only the server's work is measured.
+
+#![allow(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark whose set-up fails must stop loudly; it handles no untrusted input"
+)]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use enigm_crypto::{Ed25519SigningKey, HashCost};
+use enigm_device::{NONCE_LEN, RequestParts, sign_request};
+use enigm_server::state::SystemClock;
+use enigm_trust::SignalKind;
+use enigm_types::Clock as _;
+use rand::RngCore as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use support::{PIN, app, call_json};
+
+const DEVICES: usize = 1000;
+const CHECK_INS_PER_DEVICE: usize = 8;
+
+/// A report of every signal kind, all measured and fine.
+fn report() -> Value {
+    let now = SystemClock.now().unix_millis();
+    let signals: Vec<Value> = SignalKind::ALL
+        .iter()
+        .map(|kind| json!({"kind": kind.as_str(), "value": "ok", "observed_at": now, "source": "collector"}))
+        .collect();
+    json!({"signals": signals, "patch_level": "2026-11-05"})
+}
+
+fn signed(key: &Ed25519SigningKey, path: &str, body: &Value) -> Request<Body> {
+    let body = body.to_string().into_bytes();
+    let mut nonce = [0_u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let headers = sign_request(
+        key,
+        &RequestParts {
+            method: "POST",
+            path,
+            query: "",
+            body: &body,
+        },
+        SystemClock.now(),
+        &nonce,
+    );
+    Request::post(path)
+        .header("content-type", "application/json")
+        .header(enigm_device::CONTENT_DIGEST, headers.content_digest)
+        .header(enigm_device::SIGNATURE_INPUT, headers.signature_input)
+        .header(enigm_device::SIGNATURE, headers.signature)
+        .body(Body::from(body))
+        .expect("request")
+}
+
+async fn enroll_fleet(router: &Router, owner_token: &str) -> Vec<Ed25519SigningKey> {
+    let request = Request::post(enigm_api::paths::ENROLLMENT_TOKENS)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {owner_token}"))
+        .header("x-enigm-pin", PIN)
+        .body(Body::from(
+            json!({"group": "bench", "uses": DEVICES}).to_string(),
+        ))
+        .expect("request");
+    let created = call_json(router, request).await;
+    let token = created["token"]
+        .as_str()
+        .expect("enrollment token")
+        .to_owned();
+    let mut keys = Vec::with_capacity(DEVICES);
+    for _ in 0..DEVICES {
+        let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
+        let body = json!({
+            "enrollment_token": token,
+            "report": report(),
+            "managed_opt_in": false,
+            "wipe_opt_in": false,
+        });
+        let enrolled =
+            call_json(router, signed(&key, enigm_api::paths::DEVICE_ENROLL, &body)).await;
+        assert!(
+            enrolled["handle"].is_string(),
+            "enrollment refused: {enrolled}"
+        );
+        keys.push(key);
+    }
+    keys
+}
+
+/// Runs one iteration: every device checks in `CHECK_INS_PER_DEVICE` times, in sequence.
+async fn check_in_round(router: &Router, keys: &[Ed25519SigningKey]) -> Duration {
+    let body = json!({"report": report()});
+    let per_device: Vec<Vec<Request<Body>>> = keys
+        .iter()
+        .map(|key| {
+            (0..CHECK_INS_PER_DEVICE)
+                .map(|_| signed(key, enigm_api::paths::DEVICE_CHECK_INS, &body))
+                .collect()
+        })
+        .collect();
+    let started = Instant::now();
+    let tasks: Vec<_> = per_device
+        .into_iter()
+        .map(|requests| {
+            let router = router.clone();
+            tokio::spawn(async move {
+                for request in requests {
+                    let response = router.clone().oneshot(request).await.expect("response");
+                    assert_eq!(response.status(), StatusCode::OK, "check-in refused");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("device task");
+    }
+    started.elapsed()
+}
+
+fn check_ins(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = std::env::temp_dir().join(format!("enigm-bench-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.join("bench.db").display());
+    let (router, owner_token) = runtime.block_on(app(&url, HashCost::Test));
+    let keys = runtime.block_on(enroll_fleet(&router, &owner_token));
+
+    let mut group = c.benchmark_group("check-ins/sqlite");
+    group.sample_size(10);
+    group.sampling_mode(SamplingMode::Flat);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(10));
+    for concurrency in [1_usize, 64, 256, DEVICES] {
+        let devices = keys.get(..concurrency).expect("enough devices");
+        group.throughput(Throughput::Elements(
+            (concurrency * CHECK_INS_PER_DEVICE) as u64,
+        ));
+        group.bench_function(
+            format!("{concurrency} devices x {CHECK_INS_PER_DEVICE} signed check-ins"),
+            |b| {
+                b.iter_custom(|iterations| {
+                    (0..iterations)
+                        .map(|_| runtime.block_on(check_in_round(&router, devices)))
+                        .sum()
+                });
+            },
+        );
+    }
+    group.finish();
+    let _removed = std::fs::remove_dir_all(&dir);
+}
+
+criterion_group!(benches, check_ins);
+criterion_main!(benches);
