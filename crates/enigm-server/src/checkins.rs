@@ -6,12 +6,14 @@
 //! is left is what must be decided against the database atomically: the nonce is new, the
 //! device is still active, and what its trust state was before.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use enigm_store::{CheckInStored, CheckInWrite, Store, StoreError};
-use enigm_trust::{DeviceState, TrustState};
+use enigm_trust::{DeviceState, TrustPolicy, TrustState};
 use enigm_types::{
-    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, Outcome, SecurityLayers,
+    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, DeviceHandle, Outcome,
+    SecurityLayers,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -47,8 +49,11 @@ pub enum CheckInOutcome {
         previous: TrustState,
     },
     Replayed,
-    /// Unknown, revoked or otherwise not active by the time the batch was written.
-    NotActive,
+    /// Not active by the time the batch was written: the device's lifecycle state, or `None`
+    /// for an unknown device.
+    NotActive {
+        state: Option<DeviceState>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,7 +131,12 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
         let check_in = &queued.check_in;
         let outcome = match stored {
             CheckInStored::Replayed => CheckInOutcome::Replayed,
-            CheckInStored::NotActive => CheckInOutcome::NotActive,
+            CheckInStored::NotActive { state } => CheckInOutcome::NotActive {
+                state: state
+                    .map(|state| state.parse())
+                    .transpose()
+                    .map_err(|_| StoreError::Corrupt("device state"))?,
+            },
             CheckInStored::Recorded {
                 previous_trust_state,
             } => {
@@ -156,6 +166,42 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
     }
     tx.commit().await?;
     Ok(outcomes)
+}
+
+/// The most device policies kept parsed in memory; beyond it the cache starts over.
+const MAX_CACHED_POLICIES: usize = 100_000;
+
+/// Each active device's trust policy, parsed, so that a check-in needs no database read
+/// before the writer's transaction. Only the policy is cached: whether the device may still
+/// check in (revoked, retired, ...) is decided in that transaction, never from here.
+/// Whatever changes a device's policy must call [`PolicyCache::forget`].
+#[derive(Default)]
+pub struct PolicyCache {
+    policies: Mutex<HashMap<DeviceHandle, Arc<TrustPolicy>>>,
+}
+
+impl PolicyCache {
+    pub fn get(&self, handle: &DeviceHandle) -> Option<Arc<TrustPolicy>> {
+        self.policies
+            .lock()
+            .ok()
+            .and_then(|policies| policies.get(handle).cloned())
+    }
+
+    pub fn insert(&self, handle: DeviceHandle, policy: Arc<TrustPolicy>) {
+        if let Ok(mut policies) = self.policies.lock() {
+            if policies.len() >= MAX_CACHED_POLICIES {
+                policies.clear();
+            }
+            policies.insert(handle, policy);
+        }
+    }
+
+    pub fn forget(&self, handle: &DeviceHandle) {
+        if let Ok(mut policies) = self.policies.lock() {
+            policies.remove(handle);
+        }
+    }
 }
 
 /// A trust state as the audit log records it.

@@ -12,7 +12,7 @@ use enigm_auditlog::NoteSigner;
 
 use crate::audit::{AuditLog, AuditSink, GroupCommitSink};
 use crate::authz::Authorizer;
-use crate::checkins::CheckInWriter;
+use crate::checkins::{CheckInWriter, PolicyCache};
 use crate::error::{ApiError, ApiResult};
 
 /// Everything a handler needs. Cheap to clone.
@@ -33,6 +33,7 @@ pub struct Inner {
     pub device_handle_key: DeviceHandleKey,
     pub device_max_skew: Duration,
     pub check_ins: CheckInWriter,
+    pub device_policies: PolicyCache,
 }
 
 /// What a test or `enigm up` chooses about a server.
@@ -78,6 +79,7 @@ impl AppState {
             device_handle_key: options.device_handle_key,
             device_max_skew: enigm_device::DEFAULT_MAX_SKEW,
             check_ins,
+            device_policies: PolicyCache::default(),
         })))
     }
 

@@ -183,8 +183,9 @@ pub enum CheckInStored {
     Recorded { previous_trust_state: String },
     /// The nonce was already used (by an earlier request, or one in the same batch).
     Replayed,
-    /// Unknown, or no longer in one of the active states (e.g. revoked meanwhile).
-    NotActive,
+    /// Not in one of the active states (e.g. revoked meanwhile): its lifecycle state, or
+    /// `None` for an unknown device.
+    NotActive { state: Option<String> },
 }
 
 impl WriteTx<'_> {
@@ -264,6 +265,7 @@ impl WriteTx<'_> {
                 row.try_get("handle")?,
                 DeviceNow {
                     active: active_states.contains(&state.as_str()),
+                    state,
                     trust_state: row.try_get("trust_state")?,
                     history_seq: row.try_get("history_seq")?,
                     latest: None,
@@ -282,10 +284,16 @@ impl WriteTx<'_> {
                 *outcome = Some(CheckInStored::Replayed);
                 continue;
             }
-            let Some(device) = devices.get_mut(&handle).filter(|device| device.active) else {
-                *outcome = Some(CheckInStored::NotActive);
+            let Some(device) = devices.get_mut(&handle) else {
+                *outcome = Some(CheckInStored::NotActive { state: None });
                 continue;
             };
+            if !device.active {
+                *outcome = Some(CheckInStored::NotActive {
+                    state: Some(device.state.clone()),
+                });
+                continue;
+            }
             let previous =
                 std::mem::replace(&mut device.trust_state, write.posture.trust_state.clone());
             device.history_seq += 1;
@@ -327,7 +335,7 @@ impl WriteTx<'_> {
         if updates.is_empty() {
             return Ok(outcomes
                 .into_iter()
-                .map(|outcome| outcome.unwrap_or(CheckInStored::NotActive))
+                .map(|outcome| outcome.unwrap_or(CheckInStored::NotActive { state: None }))
                 .collect());
         }
         let sql = match backend {
@@ -385,7 +393,7 @@ impl WriteTx<'_> {
             .await?;
         Ok(outcomes
             .into_iter()
-            .map(|outcome| outcome.unwrap_or(CheckInStored::NotActive))
+            .map(|outcome| outcome.unwrap_or(CheckInStored::NotActive { state: None }))
             .collect())
     }
 
@@ -602,6 +610,7 @@ fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
 /// A device's row as a check-in batch sees it while it is being written.
 struct DeviceNow {
     active: bool,
+    state: String,
     trust_state: String,
     history_seq: i64,
     /// The batch's latest check-in of the device, which its row takes.

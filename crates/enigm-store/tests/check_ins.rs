@@ -133,12 +133,14 @@ async fn a_batch_answers_each_check_in_in_order(backend: Backend) {
     assert_eq!(
         outcomes,
         [
-            CheckInStored::NotActive,
+            CheckInStored::NotActive {
+                state: Some("revoked".to_owned())
+            },
             recorded("PROTECTED"),
             recorded("REVIEW_REQUIRED"),
             CheckInStored::Replayed,
             CheckInStored::Replayed,
-            CheckInStored::NotActive,
+            CheckInStored::NotActive { state: None },
             recorded("PROTECTED"),
         ]
     );

@@ -7,6 +7,8 @@
 //! handle derived from its public key under the deployment's handle key; the key itself is
 //! never stored. Every refusal is audited with a typed reason.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -235,14 +237,21 @@ pub async fn check_in(
         now,
     };
     let request: CheckInRequest = decode(&refuse, &body).await?;
-    let Some(device) = state.store().device(&handle).await? else {
-        return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+    let policy = match state.device_policies.get(&handle) {
+        Some(policy) => policy,
+        None => {
+            let Some(device) = state.store().device(&handle).await? else {
+                return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+            };
+            let device_state: DeviceState = parse(&device.state, "device state")?;
+            if let Some(reason) = inactive_reason(device_state) {
+                return Err(refuse.deny(reason).await);
+            }
+            let policy: Arc<TrustPolicy> = Arc::new(from_json(&device.policy, "device policy")?);
+            state.device_policies.insert(handle, policy.clone());
+            policy
+        }
     };
-    let device_state: DeviceState = parse(&device.state, "device state")?;
-    if let Some(reason) = inactive_reason(device_state) {
-        return Err(refuse.deny(reason).await);
-    }
-    let policy: TrustPolicy = from_json(&device.policy, "device policy")?;
     let (evaluation, posture) = assess(&request.report, &policy, now)?;
 
     // The nonce, the device still being active and the trust change are settled against the
@@ -261,9 +270,18 @@ pub async fn check_in(
     match state.check_ins.store(check_in).await {
         Ok(CheckInOutcome::Recorded { .. }) => {}
         Ok(CheckInOutcome::Replayed) => return Err(refuse.deny(ReasonCategory::Replayed).await),
-        // Revoked (or retired) between the read above and the batch's transaction.
-        Ok(CheckInOutcome::NotActive) => {
-            return Err(refuse.deny(ReasonCategory::DeviceRevoked).await);
+        // Revoked, retired, ... since its policy was cached: refused in the transaction.
+        Ok(CheckInOutcome::NotActive {
+            state: device_state,
+        }) => {
+            state.device_policies.forget(&handle);
+            let reason = match device_state {
+                None => ReasonCategory::UnknownDevice,
+                Some(device_state) => {
+                    inactive_reason(device_state).unwrap_or(ReasonCategory::DeviceNotActive)
+                }
+            };
+            return Err(refuse.deny(reason).await);
         }
         Err(error) => return Err(ApiError::internal(&error)),
     }
