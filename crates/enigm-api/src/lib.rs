@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 pub mod devices;
+pub mod eligibility;
 pub mod paths;
 pub mod proofs;
 

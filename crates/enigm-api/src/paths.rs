@@ -40,6 +40,7 @@ pub const DEVICE: &str = "/api/v1/devices/{handle}";
 /// Device-side routes: authenticated by the device's request signature, not a session.
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";
 pub const DEVICE_CHECK_INS: &str = "/api/v1/device/check-ins";
+pub const ELIGIBILITY: &str = "/api/v1/eligibility";
 
 /// Fills `{name}` placeholders of a path, in order.
 pub fn fill(template: &str, values: &[&str]) -> String {

@@ -3,7 +3,7 @@
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::handlers::{approvals, audit, auth, devices, meta, sessions, users};
+use crate::handlers::{approvals, audit, auth, devices, eligibility, meta, sessions, users};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -20,6 +20,7 @@ use crate::handlers::{approvals, audit, auth, devices, meta, sessions, users};
         audit::list, audit::checkpoint, audit::log_key, audit::leaves, audit::leaf, audit::consistency,
         audit::retention, audit::set_legal_hold,
         devices::create_token, devices::list, devices::read, devices::enroll, devices::check_in,
+        eligibility::decide,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth)

@@ -41,12 +41,13 @@ fn expected(role: Option<Role>, permission: Permission) -> bool {
                 | P::AuditRead
                 | P::DevicesRead
                 | P::DevicesEnroll
+                | P::DevicesDecide
         ),
         Role::Auditor => permission.is_read_only(),
         Role::DeviceOperator => {
             matches!(
                 permission,
-                P::ApprovalsList | P::DevicesRead | P::DevicesEnroll
+                P::ApprovalsList | P::DevicesRead | P::DevicesEnroll | P::DevicesDecide
             )
         }
         Role::ReleaseManager | Role::IntelAnalyst => permission == P::ApprovalsList,

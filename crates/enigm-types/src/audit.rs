@@ -159,6 +159,7 @@ audit_actions! {
     DeviceEnroll => "device.enroll", Device;
     DeviceCheckIn => "device.check-in", Device;
     DeviceTrustChange => "device.trust-change", Device;
+    DeviceEligibility => "device.eligibility", Device;
 }
 
 impl fmt::Display for AuditAction {
@@ -373,6 +374,14 @@ pub enum ReasonCategory {
     ManagedNotAllowed,
     /// A device request body that is not a valid report.
     InvalidBody,
+    /// Eligibility denials (the Trust State Engine's `DenyReason`s that have no other name).
+    MissingInput,
+    DeviceRestricted,
+    TrustInactive,
+    TrustReviewRequired,
+    PostureStale,
+    AttestationNotAffirming,
+    SessionInvalid,
 }
 
 impl ReasonCategory {
@@ -409,6 +418,13 @@ impl ReasonCategory {
             ReasonCategory::AlreadyEnrolled => "already_enrolled",
             ReasonCategory::ManagedNotAllowed => "managed_not_allowed",
             ReasonCategory::InvalidBody => "invalid_body",
+            ReasonCategory::MissingInput => "missing_input",
+            ReasonCategory::DeviceRestricted => "device_restricted",
+            ReasonCategory::TrustInactive => "trust_inactive",
+            ReasonCategory::TrustReviewRequired => "trust_review_required",
+            ReasonCategory::PostureStale => "posture_stale",
+            ReasonCategory::AttestationNotAffirming => "attestation_not_affirming",
+            ReasonCategory::SessionInvalid => "session_invalid",
         }
     }
 }

@@ -65,10 +65,13 @@ pub enum Permission {
     DevicesRead,
     #[serde(rename = "devices.enroll")]
     DevicesEnroll,
+    /// Ask whether a device may do a protected action (the eligibility decision).
+    #[serde(rename = "devices.decide")]
+    DevicesDecide,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 23] = [
+    pub const ALL: [Permission; 24] = [
         Permission::SelfRead,
         Permission::SelfLogout,
         Permission::SelfPasswordChange,
@@ -92,6 +95,7 @@ impl Permission {
         Permission::AuditLegalHold,
         Permission::DevicesRead,
         Permission::DevicesEnroll,
+        Permission::DevicesDecide,
     ];
 
     /// The stable name, also the Cedar action id (`Enigm::Action::"users.create"`).
@@ -120,6 +124,7 @@ impl Permission {
             Permission::AuditLegalHold => "audit.legal-hold",
             Permission::DevicesRead => "devices.read",
             Permission::DevicesEnroll => "devices.enroll",
+            Permission::DevicesDecide => "devices.decide",
         }
     }
 

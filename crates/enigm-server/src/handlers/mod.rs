@@ -5,6 +5,7 @@ pub mod approvals;
 pub mod audit;
 pub mod auth;
 pub mod devices;
+pub mod eligibility;
 pub mod meta;
 pub mod sessions;
 pub mod users;

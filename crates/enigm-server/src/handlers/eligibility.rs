@@ -1,0 +1,90 @@
+//! The eligibility decision: one endpoint the app, network and OTA sides ask whether a device
+//! may do a protected action now. The Trust State Engine's `decide` answers from Command's own
+//! record of the device; anything it needs that is missing denies. Every decision is audited.
+
+use axum::Json;
+use axum::extract::State;
+use enigm_api::eligibility::{DenyReason, EligibilityDecision, EligibilityRequest};
+use enigm_trust::{DecisionInput, DeviceState, TrustPolicy, TrustState};
+use enigm_types::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory};
+
+use crate::error::ApiResult;
+use crate::extract::ApiJson;
+use crate::guard::Caller;
+use crate::state::AppState;
+
+/// Decide whether a device may do a protected action (allow, or deny with a stable reason).
+#[utoipa::path(post, path = enigm_api::paths::ELIGIBILITY, tag = "devices", security(("bearer" = [])),
+    request_body = EligibilityRequest,
+    responses((status = 200, body = EligibilityDecision), (status = 400, body = enigm_api::ErrorBody),
+        (status = 422, body = enigm_api::ErrorBody)))]
+pub async fn decide(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<EligibilityRequest>,
+) -> ApiResult<Json<EligibilityDecision>> {
+    let now = state.now();
+    let device = state.store().device(&request.device).await?;
+    // An unknown device, or a record that does not parse, is a missing input: it denies.
+    let known = device.as_ref().and_then(|device| {
+        let device_state: DeviceState = device.state.parse().ok()?;
+        let trust_state: TrustState = device.posture.trust_state.parse().ok()?;
+        let policy: TrustPolicy = serde_json::from_str(&device.policy).ok()?;
+        Some((
+            device_state,
+            trust_state,
+            device.posture.evaluated_at,
+            policy,
+        ))
+    });
+    let decision = match known {
+        None => EligibilityDecision::Deny(DenyReason::MissingInput),
+        Some((device_state, trust_state, evaluated_at, policy)) => {
+            enigm_trust::decide(&DecisionInput {
+                action: request.action,
+                device_state: Some(device_state),
+                trust_state: Some(trust_state),
+                evaluated_at: Some(evaluated_at),
+                // Attestation outcomes are not recorded yet: OTA eligibility denies until they are.
+                attestation: None,
+                session_valid: request.session_valid,
+                now,
+                max_posture_age: policy.max_signal_age(),
+            })
+        }
+    };
+    let (outcome, reason) = match decision {
+        EligibilityDecision::Allow => (Outcome::Success, None),
+        EligibilityDecision::Deny(reason) => (Outcome::Denied, Some(reason_category(reason))),
+    };
+    let mut event = AuditEvent::new(
+        now,
+        Actor::Admin(caller.admin.id),
+        AuditAction::DeviceEligibility,
+        AuditTarget::Device {
+            handle: request.device,
+        },
+        outcome,
+    );
+    if let Some(reason) = reason {
+        event = event.with_reason(reason);
+    }
+    state.audit(&[event]).await?;
+    Ok(Json(decision))
+}
+
+/// The audit log's name of each denial reason.
+fn reason_category(reason: DenyReason) -> ReasonCategory {
+    match reason {
+        DenyReason::MissingInput => ReasonCategory::MissingInput,
+        DenyReason::DeviceNotActive => ReasonCategory::DeviceNotActive,
+        DenyReason::DeviceRevoked => ReasonCategory::DeviceRevoked,
+        DenyReason::DeviceRestricted => ReasonCategory::DeviceRestricted,
+        DenyReason::TrustInactive => ReasonCategory::TrustInactive,
+        DenyReason::TrustReviewRequired => ReasonCategory::TrustReviewRequired,
+        DenyReason::PostureStale => ReasonCategory::PostureStale,
+        DenyReason::AttestationNotAffirming => ReasonCategory::AttestationNotAffirming,
+        DenyReason::SessionInvalid => ReasonCategory::SessionInvalid,
+        DenyReason::AlreadyEnrolled => ReasonCategory::AlreadyEnrolled,
+    }
+}
