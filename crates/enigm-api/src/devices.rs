@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Bounds of an enrollment token's uses and lifetime.
-pub const MAX_TOKEN_USES: u32 = 1000;
+/// A fleet rollout (or `enigm simulate`) enrolls many devices with one token.
+pub const MAX_TOKEN_USES: u32 = 100_000;
 pub const MAX_TOKEN_MINUTES: u32 = 7 * 24 * 60;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -23,7 +24,7 @@ pub struct CreateEnrollmentTokenRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub policy: Option<TrustPolicy>,
-    /// How many devices may enroll with the token (1 to 1000, default 1).
+    /// How many devices may enroll with the token (1 to 100000, default 1).
     #[serde(default)]
     pub uses: Option<u32>,
     /// Minutes until the token expires (1 to 10080, default 60).

@@ -14,7 +14,7 @@
 pub(crate) mod collect;
 pub(crate) mod daemon;
 pub(crate) mod profile;
-mod report;
+pub(crate) mod report;
 pub(crate) mod state;
 pub(crate) mod tsc;
 

@@ -55,6 +55,8 @@ pub(crate) enum Command {
     Agent(agent::AgentArgs),
     /// Show the local Trust Security Center: the device's last trust evaluation.
     Tsc(agent::TscArgs),
+    /// Simulate a fleet of devices that enroll and check in, and measure the server.
+    Simulate(crate::simulate::SimulateArgs),
     /// Print the signal report the device agent would send, as JSON (debugging; no network).
     #[command(hide = true)]
     AgentReport(agent::AgentReportArgs),

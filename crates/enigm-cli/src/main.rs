@@ -12,6 +12,7 @@ mod login;
 mod output;
 mod parse;
 mod secrets;
+mod simulate;
 mod up;
 
 use std::process::ExitCode;
@@ -50,6 +51,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => agent::daemon::run(&global, args).await,
         Command::Tsc(args) => agent::tsc::run(args, global.json),
         Command::AgentReport(args) => agent::run_report(args),
+        Command::Simulate(args) => simulate::run(&global, args).await,
     }
 }
 

@@ -274,7 +274,7 @@ async fn enrollment_tokens_expire_run_out_and_must_match(backend: Backend) {
     // Bounds of the token request.
     for bad in [
         json!({"group": "g", "uses": 0}),
-        json!({"group": "g", "uses": 1001}),
+        json!({"group": "g", "uses": 100001}),
         json!({"group": "g", "expires_in_minutes": 10081}),
         json!({"group": "Not A Group"}),
     ] {

@@ -77,7 +77,9 @@ pub(crate) struct Enrollment {
     pub(crate) enrolled_at: String,
 }
 
-pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
+/// A client for device requests (no session) to the server of the global options, and the
+/// path prefix that signed paths carry.
+pub(crate) fn device_client(global: &GlobalArgs) -> anyhow::Result<(CommandClient, String)> {
     let server = global
         .server
         .as_deref()
@@ -92,6 +94,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<
         })
         .transpose()?;
     let client = CommandClient::new(server.clone(), ca_pem.as_deref(), None)?;
+    Ok((client, path_prefix(&server)))
+}
+
+pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
+    let (client, prefix) = device_client(global)?;
     let dir = StateDir::open(&args.state_dir)?;
     let key = dir.device_key()?;
     let profile = args
@@ -104,7 +111,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<
         .transpose()?;
     let agent = Agent {
         client,
-        prefix: path_prefix(&server),
+        prefix,
         key,
         dir,
         profile,
@@ -229,22 +236,33 @@ impl Agent {
         path: &str,
         body: &B,
     ) -> anyhow::Result<T> {
-        let bytes = serde_json::to_vec(body).context("could not encode the request")?;
-        let signed_path = format!("{}{path}", self.prefix);
-        let headers = sign_request(
-            &self.key,
-            &RequestParts {
-                method: "POST",
-                path: &signed_path,
-                query: "",
-                body: &bytes,
-            },
-            system_now(),
-            &fresh_nonce()?,
-        );
-        let reply = self.client.post_signed::<T>(path, bytes, &headers).await?;
-        Ok(reply.value)
+        post_signed(&self.client, &self.prefix, &self.key, path, body).await
     }
+}
+
+/// POSTs `body` to `path`, signed with `key`, a fresh nonce and the current time.
+pub(crate) async fn post_signed<B: Serialize, T: DeserializeOwned>(
+    client: &CommandClient,
+    prefix: &str,
+    key: &Ed25519SigningKey,
+    path: &str,
+    body: &B,
+) -> anyhow::Result<T> {
+    let bytes = serde_json::to_vec(body).context("could not encode the request")?;
+    let signed_path = format!("{prefix}{path}");
+    let headers = sign_request(
+        key,
+        &RequestParts {
+            method: "POST",
+            path: &signed_path,
+            query: "",
+            body: &bytes,
+        },
+        system_now(),
+        &fresh_nonce()?,
+    );
+    let reply = client.post_signed::<T>(path, bytes, &headers).await?;
+    Ok(reply.value)
 }
 
 fn fresh_nonce() -> anyhow::Result<[u8; NONCE_LEN]> {

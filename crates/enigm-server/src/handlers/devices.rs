@@ -54,7 +54,7 @@ pub async fn create_token(
     if !(1..=enigm_api::devices::MAX_TOKEN_USES).contains(&uses) {
         return Err(ApiError::unprocessable(
             "invalid_uses",
-            "uses must be between 1 and 1000",
+            "uses must be between 1 and 100000",
         ));
     }
     let minutes = request.expires_in_minutes.unwrap_or(60);

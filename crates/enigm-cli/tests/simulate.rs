@@ -1,0 +1,112 @@
+//! `enigm simulate` against a real `enigm up` on loopback (SQLite): a small fleet enrolls with
+//! one token and checks in for a few seconds; the summary counts every device and request, no
+//! request fails, and Command shows the fleet under handles in all three trust states.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use crate::support::{Cli, ENIGM, Server, bootstrap_field, write_secret};
+
+#[tokio::test]
+async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = Server::start(&data_dir, &[]);
+    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let password_file = write_secret(
+        &secrets,
+        "owner-password",
+        &bootstrap_field(&bootstrap, "password"),
+    );
+    let pin_file = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
+    let owner = Cli {
+        config: dir.path().join("owner-config"),
+        server: server.url.clone(),
+        extra: vec![],
+    };
+    owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    let created = owner.run(&[
+        "admin",
+        "enrollment-token",
+        "create",
+        "--group",
+        "simulated",
+        "--uses",
+        "20",
+        "--pin-file",
+        pin_file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(created.status.success());
+    let created: Value = serde_json::from_slice(&created.stdout).unwrap();
+    let token_file = write_secret(&secrets, "token", created["token"].as_str().unwrap());
+
+    let output = Command::new(ENIGM)
+        .args(["simulate", "--server", &server.url, "--devices", "20"])
+        .args(["--duration", "3", "--concurrency", "8", "--json"])
+        .arg("--enrollment-token-file")
+        .arg(&token_file)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    assert_eq!(summary["devices"], 20, "{summary}");
+    assert_eq!(summary["enroll"]["ok"], 20, "{summary}");
+    assert_eq!(summary["enroll"]["failed"], 0, "{summary}");
+    let check_ins = &summary["check_in"];
+    assert_eq!(check_ins["failed"], 0, "{summary}");
+    assert!(check_ins["ok"].as_u64().unwrap() >= 20, "{summary}");
+    assert!(check_ins["per_second"].as_f64().unwrap() > 0.0, "{summary}");
+    let latency = &check_ins["latency_ms"];
+    assert!(latency["p50"].as_f64().unwrap() <= latency["p99"].as_f64().unwrap());
+    assert!(latency["p99"].as_f64().unwrap() <= latency["max"].as_f64().unwrap());
+    // Profiles: 7 in 10 protected, one review-required, one inactive, one degrading (protected,
+    // then at risk in the second half).
+    let states = &summary["trust_states"];
+    assert_eq!(states["PROTECTED"], 14, "{summary}");
+    assert_eq!(states["REVIEW_REQUIRED"], 4, "{summary}");
+    assert_eq!(states["INACTIVE"], 2, "{summary}");
+
+    // Command lists the fleet under handles, in the same three states.
+    let listed = owner.run(&["admin", "devices", "list", "--json"]);
+    assert!(listed.status.success());
+    let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let devices = listed.as_array().unwrap();
+    assert_eq!(devices.len(), 20, "{listed}");
+    for state in ["PROTECTED", "REVIEW_REQUIRED", "INACTIVE"] {
+        assert!(
+            devices
+                .iter()
+                .any(|device| device["trust"]["state"] == state),
+            "{state} missing: {listed}"
+        );
+    }
+    assert!(
+        devices
+            .iter()
+            .all(|device| device["handle"].as_str().unwrap().starts_with("dev_"))
+    );
+}
