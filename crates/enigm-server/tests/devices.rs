@@ -528,9 +528,23 @@ async fn three_reports_give_three_states_and_changes_are_audited(backend: Backen
     expected.sort_unstable();
     assert_eq!(both, expected);
 
-    // The history is bounded.
-    for _ in 0..60 {
+    // The history records changes, and is bounded.
+    let before = app.store.posture_history(&handle).await.unwrap().len();
+    for _ in 0..5 {
         device.check_in(&app, protected(&app)).await;
+    }
+    assert_eq!(
+        app.store.posture_history(&handle).await.unwrap().len(),
+        before + 1,
+        "one change to PROTECTED, then nothing new"
+    );
+    for n in 0..60 {
+        let report = if n % 2 == 0 {
+            inactive(&app)
+        } else {
+            protected(&app)
+        };
+        device.check_in(&app, report).await;
     }
     let history = app.store.posture_history(&handle).await.unwrap();
     assert_eq!(history.len(), 50);

@@ -246,11 +246,11 @@ impl WriteTx<'_> {
         };
         let sql = match backend {
             Backend::Sqlite => {
-                "SELECT handle, state, trust_state, history_seq FROM devices \
+                "SELECT handle, state, trust_state, findings, history_seq FROM devices \
                  WHERE handle IN (SELECT value FROM json_each($1))"
             }
             Backend::Postgres => {
-                "SELECT handle, state, trust_state, history_seq FROM devices \
+                "SELECT handle, state, trust_state, findings, history_seq FROM devices \
                  WHERE handle IN (SELECT json_array_elements_text($1::JSON)) FOR UPDATE"
             }
         };
@@ -267,8 +267,10 @@ impl WriteTx<'_> {
                     active: active_states.contains(&state.as_str()),
                     state,
                     trust_state: row.try_get("trust_state")?,
+                    findings: row.try_get("findings")?,
                     history_seq: row.try_get("history_seq")?,
                     latest: None,
+                    history_grew: false,
                 },
             );
         }
@@ -296,22 +298,31 @@ impl WriteTx<'_> {
             }
             let previous =
                 std::mem::replace(&mut device.trust_state, write.posture.trust_state.clone());
-            device.history_seq += 1;
             device.latest = Some(index);
-            history.push(serde_json::json!([
-                handle,
-                device.history_seq,
-                write.posture.evaluated_at.unix_millis(),
-                write.posture.trust_state,
-                write.posture.findings,
-            ]));
+            // The history records changes of the evaluation (state or findings), not every
+            // check-in: `last_seen_at` says when the device last reported. An unchanged
+            // evaluation writes no history row, which saves a page write on most check-ins.
+            let changed =
+                previous != write.posture.trust_state || device.findings != write.posture.findings;
+            if changed {
+                device.findings.clone_from(&write.posture.findings);
+                device.history_seq += 1;
+                device.history_grew = true;
+                history.push(serde_json::json!([
+                    handle,
+                    device.history_seq,
+                    write.posture.evaluated_at.unix_millis(),
+                    write.posture.trust_state,
+                    write.posture.findings,
+                ]));
+            }
             *outcome = Some(CheckInStored::Recorded {
                 previous_trust_state: previous,
             });
         }
 
         // 4. Each device's row takes its latest check-in; the history keeps the last
-        //    POSTURE_HISTORY_LEN of them.
+        //    POSTURE_HISTORY_LEN changes.
         let mut updates = Vec::new();
         let mut trims = Vec::new();
         for (handle, device) in &devices {
@@ -327,10 +338,12 @@ impl WriteTx<'_> {
                 write.received_at.unix_millis(),
                 device.history_seq,
             ]));
-            trims.push(serde_json::json!([
-                handle,
-                device.history_seq.saturating_sub(POSTURE_HISTORY_LEN)
-            ]));
+            if device.history_grew {
+                trims.push(serde_json::json!([
+                    handle,
+                    device.history_seq.saturating_sub(POSTURE_HISTORY_LEN)
+                ]));
+            }
         }
         if updates.is_empty() {
             return Ok(outcomes
@@ -371,10 +384,12 @@ impl WriteTx<'_> {
                  FROM json_array_elements($1::JSON) AS e(v)"
             }
         };
-        sqlx::query(sql)
-            .bind(json_text(&history)?)
-            .execute(self.conn())
-            .await?;
+        if !history.is_empty() {
+            sqlx::query(sql)
+                .bind(json_text(&history)?)
+                .execute(self.conn())
+                .await?;
+        }
         let sql = match backend {
             // Driven by the batch's devices into the history's primary key.
             Backend::Sqlite => {
@@ -387,10 +402,12 @@ impl WriteTx<'_> {
                  WHERE h.handle = t.v ->> 0 AND h.seq <= (t.v ->> 1)::BIGINT"
             }
         };
-        sqlx::query(sql)
-            .bind(json_text(&trims)?)
-            .execute(self.conn())
-            .await?;
+        if !trims.is_empty() {
+            sqlx::query(sql)
+                .bind(json_text(&trims)?)
+                .execute(self.conn())
+                .await?;
+        }
         Ok(outcomes
             .into_iter()
             .map(|outcome| outcome.unwrap_or(CheckInStored::NotActive { state: None }))
@@ -612,6 +629,9 @@ struct DeviceNow {
     active: bool,
     state: String,
     trust_state: String,
+    findings: String,
+    /// Whether this batch added to the device's history (which then needs trimming).
+    history_grew: bool,
     history_seq: i64,
     /// The batch's latest check-in of the device, which its row takes.
     latest: Option<usize>,

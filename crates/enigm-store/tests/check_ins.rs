@@ -145,7 +145,8 @@ async fn a_batch_answers_each_check_in_in_order(backend: Backend) {
         ]
     );
 
-    // The device row takes its latest check-in; the history has every recorded one.
+    // The device row takes its latest check-in; the history has every change (the earlier
+    // batch's PROTECTED repeated the enrollment's evaluation: no row).
     let device = store.device(&handle(1)).await.unwrap().unwrap();
     assert_eq!(device.posture.trust_state, "INACTIVE");
     assert_eq!(device.last_seen_at, at);
@@ -191,6 +192,17 @@ async fn history_stays_bounded(backend: Backend) {
     let history = store.posture_history(&handle(0)).await.unwrap();
     assert_eq!(history.len(), usize::try_from(POSTURE_HISTORY_LEN).unwrap());
     assert!(store.posture_history(&handle(1)).await.unwrap().len() == 1);
+
+    // Unchanged evaluations add nothing; the device row still records when it was seen.
+    let seen = T0.saturating_add(std::time::Duration::from_secs(90));
+    let mut tx = store.begin().await.unwrap();
+    tx.record_check_ins(&[write(handle(1), "same", "PROTECTED", seen)], &ACTIVE)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.posture_history(&handle(1)).await.unwrap().len(), 1);
+    let device = store.device(&handle(1)).await.unwrap().unwrap();
+    assert_eq!(device.last_seen_at, seen);
 }
 
 async fn expired_nonces_are_forgotten(backend: Backend) {
