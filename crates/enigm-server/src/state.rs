@@ -144,10 +144,12 @@ impl std::ops::Deref for AppState {
     }
 }
 
-/// Keeps SQLite's write-ahead log short beside the writers, once a second, so that no commit
-/// (and no request waiting on one) pays for a checkpoint.
+/// Keeps SQLite's write-ahead log short beside the writers, four times a second, so that no
+/// commit (and no request waiting on one) pays for a checkpoint. Measured with `enigm simulate`
+/// (2,000 devices, 64 in flight): every 250 ms gave the best rate and tail (5.7k check-ins/s,
+/// p99 28 ms), against 5.2k/s every second; small checkpoints stay cheap.
 async fn checkpoint_wal(store: Store) {
-    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(Duration::from_millis(250));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;

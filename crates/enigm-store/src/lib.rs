@@ -167,7 +167,7 @@ impl Store {
                             // of a temporary file.
                             conn.execute("PRAGMA temp_store = MEMORY").await?;
                             // Checkpoints run beside the writers (`Store::checkpoint_wal`,
-                            // every second in `enigm up`), not inside a commit; this larger
+                            // every 250 ms in `enigm up`), not inside a commit; this larger
                             // automatic threshold (64 MiB of WAL) is only the backstop.
                             conn.execute("PRAGMA wal_autocheckpoint = 16384").await?;
                             Ok(())
