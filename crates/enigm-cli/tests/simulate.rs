@@ -1,6 +1,7 @@
 //! `enigm simulate` against a real `enigm up` on loopback (SQLite): a small fleet enrolls with
 //! one token and checks in for a few seconds; the summary counts every device and request, no
-//! request fails, and Command shows the fleet under handles in all three trust states.
+//! request fails, Command shows the fleet under handles in all three trust states, and the
+//! eligibility decision follows them.
 
 #![allow(
     clippy::unwrap_used,
@@ -109,4 +110,36 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
             .iter()
             .all(|device| device["handle"].as_str().unwrap().starts_with("dev_"))
     );
+
+    // The eligibility decision from the CLI: allowed for a protected device, denied (exit 1,
+    // with the reason) for an inactive one.
+    let handle_in = |state: &str| {
+        devices
+            .iter()
+            .find(|device| device["trust"]["state"] == state)
+            .unwrap()["handle"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let allowed = owner.run(&[
+        "admin",
+        "devices",
+        "decide",
+        &handle_in("PROTECTED"),
+        "--action",
+        "network",
+    ]);
+    assert!(allowed.status.success());
+    assert_eq!(String::from_utf8_lossy(&allowed.stdout).trim(), "allow");
+    let denied = owner.run(&[
+        "admin",
+        "devices",
+        "decide",
+        &handle_in("INACTIVE"),
+        "--action",
+        "network",
+    ]);
+    assert_eq!(denied.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&denied.stderr).contains("deny: trust_inactive"));
 }

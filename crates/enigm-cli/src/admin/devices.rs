@@ -2,8 +2,9 @@
 //! gates). Devices appear only under their handle.
 
 use clap::Subcommand;
+use enigm_api::eligibility::{EligibilityDecision, EligibilityRequest};
 use enigm_api::{DeviceListQuery, DeviceView, paths};
-use enigm_trust::{DeviceState, TrustState};
+use enigm_trust::{DeviceState, ProtectedAction, TrustState};
 use enigm_types::DeviceHandle;
 
 use super::Ctx;
@@ -28,6 +29,18 @@ pub(crate) enum DevicesCommand {
         /// The device handle (`dev_…`).
         #[arg(value_parser = parse_handle)]
         handle: DeviceHandle,
+    },
+    /// Ask whether a device may do a protected action now; exits 1 when denied.
+    Decide {
+        /// The device handle (`dev_…`).
+        #[arg(value_parser = parse_handle)]
+        handle: DeviceHandle,
+        /// `secure-messaging`, `secure-call`, `ota`, `network` or `enroll`.
+        #[arg(long, value_parser = parse_action)]
+        action: ProtectedAction,
+        /// Whether the user's session is valid (required for messaging and calls).
+        #[arg(long)]
+        session_valid: Option<bool>,
     },
 }
 
@@ -58,6 +71,37 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
                 "no devices",
             );
             Ok(())
+        }
+        DevicesCommand::Decide {
+            handle,
+            action,
+            session_valid,
+        } => {
+            let request = EligibilityRequest {
+                device: handle,
+                action,
+                session_valid,
+            };
+            let reply = ctx
+                .client
+                .post::<_, EligibilityDecision>(paths::ELIGIBILITY, &request, None)
+                .await?;
+            if ctx.json() {
+                output::print_json(&reply.raw)?;
+            }
+            match reply.value {
+                EligibilityDecision::Allow => {
+                    if !ctx.json() {
+                        println!("allow");
+                    }
+                    Ok(())
+                }
+                EligibilityDecision::Deny(reason) => {
+                    let reason = serde_json::to_value(reason)?;
+                    let reason = reason.as_str().unwrap_or("denied");
+                    anyhow::bail!("deny: {reason}")
+                }
+            }
         }
         DevicesCommand::Show { handle } => {
             let reply = ctx
@@ -96,6 +140,12 @@ fn parse_trust_state(text: &str) -> Result<TrustState, String> {
         .map_err(|_| {
             format!("unknown trust state `{text}` (PROTECTED, REVIEW_REQUIRED or INACTIVE)")
         })
+}
+
+fn parse_action(text: &str) -> Result<ProtectedAction, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        format!("unknown action `{text}` (secure-messaging, secure-call, ota, network or enroll)")
+    })
 }
 
 fn parse_handle(text: &str) -> Result<DeviceHandle, String> {
