@@ -1,4 +1,4 @@
-//! The device agent end to end, with real processes on loopback (SQLite): `enigm up`, an
+//! The device agent end to end, with real processes on loopback (SQLite and PostgreSQL): `enigm up`, an
 //! enrollment token created with the CLI, `enigm agent --once` with the three shipped profiles,
 //! the three trust states in `enigm tsc` and in `enigm admin devices`, a second check-in under
 //! the same handle, no hardware identifier anywhere (server log, database, CLI output), and a
@@ -18,6 +18,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::DeviceHandle;
 use serde_json::Value;
 
@@ -91,11 +92,21 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|window| window == needle.as_bytes())
 }
 
-#[tokio::test]
-async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked() {
+backend_tests!(agents_enroll_check_in_show_their_states_and_stop_when_revoked);
+
+async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let server = Server::start(&data_dir, &[]);
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", data_dir.join("enigm.db").display()),
+        Backend::Postgres => db.url().to_owned(),
+    };
+    let database_args: Vec<&str> = match backend {
+        Backend::Sqlite => vec![],
+        Backend::Postgres => vec!["--database-url", db.url()],
+    };
+    let server = Server::start(&data_dir, &database_args);
     let mut transcript = Transcript::default();
 
     let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
@@ -258,8 +269,7 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked() {
     );
 
     // Revocation takes effect on the next check-in.
-    let url = format!("sqlite://{}", data_dir.join("enigm.db").display());
-    let store = enigm_store::Store::connect(&url).await.unwrap();
+    let store = enigm_store::Store::connect(&database_url).await.unwrap();
     let mut tx = store.begin().await.unwrap();
     assert!(
         tx.set_device_state(protected_handle, "revoked")
@@ -293,10 +303,47 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked() {
             places.push((path.display().to_string(), bytes));
         }
     }
+    if backend == Backend::Postgres {
+        let dump = dump_postgres(db.url()).await;
+        // The dump does hold the devices: their handles are there.
+        assert!(contains(&dump, &protected_handle.to_string()));
+        places.push(("the PostgreSQL database".to_owned(), dump));
+    }
     assert!(places.len() >= 3, "the log and the database exist");
     for value in hardware_identifiers() {
         for (place, bytes) in &places {
             assert!(!contains(bytes, &value), "`{value}` appears in {place}");
         }
     }
+}
+
+/// Every row of every table of the PostgreSQL database, as text.
+async fn dump_postgres(url: &str) -> Vec<u8> {
+    use sqlx::{Connection as _, Row as _};
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+    let tables: Vec<String> = sqlx::query(
+        "SELECT table_name::TEXT AS name FROM information_schema.tables \
+         WHERE table_schema = 'public' AND table_type = 'BASE TABLE'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| row.get::<String, _>("name"))
+    .collect();
+    assert!(tables.iter().any(|table| table == "devices"), "{tables:?}");
+    let mut dump = Vec::new();
+    for table in tables {
+        let rows = sqlx::query(&format!(
+            "SELECT row_to_json(t)::TEXT AS row FROM \"{table}\" t"
+        ))
+        .fetch_all(&mut conn)
+        .await
+        .unwrap();
+        for row in rows {
+            dump.extend_from_slice(row.get::<String, _>("row").as_bytes());
+        }
+    }
+    dump
 }
