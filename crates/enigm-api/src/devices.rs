@@ -183,3 +183,30 @@ pub struct DeviceListQuery {
     #[serde(default)]
     pub limit: Option<u32>,
 }
+
+/// A lifecycle change an operator asks for. `restrict` takes effect at once; `revoke` and
+/// `reactivate` open a multi-admin approval request and take effect when it is approved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LifecycleChange {
+    Restrict,
+    Revoke,
+    Reactivate,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleRequest {
+    pub action: LifecycleChange,
+    /// Why (recorded with the approval request; required).
+    pub justification: String,
+}
+
+/// The device's lifecycle state after the request, and the approval request when one was
+/// opened (the change then waits for it).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LifecycleResponse {
+    pub state: DeviceState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<crate::ApprovalView>,
+}

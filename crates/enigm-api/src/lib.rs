@@ -16,7 +16,8 @@ pub mod proofs;
 
 pub use devices::{
     CheckInRequest, CreateEnrollmentTokenRequest, DeviceListQuery, DeviceView, EnrollRequest,
-    EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, TrustView,
+    EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, LifecycleChange,
+    LifecycleRequest, LifecycleResponse, TrustView,
 };
 
 /// Header that carries the 6-digit critical-operation PIN on critical routes.

@@ -37,6 +37,7 @@ pub const ROUTES: &str = "/api/v1/routes";
 pub const ENROLLMENT_TOKENS: &str = "/api/v1/enrollment-tokens";
 pub const DEVICES: &str = "/api/v1/devices";
 pub const DEVICE: &str = "/api/v1/devices/{handle}";
+pub const DEVICE_LIFECYCLE: &str = "/api/v1/devices/{handle}/lifecycle";
 /// Device-side routes: authenticated by the device's request signature, not a session.
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";
 pub const DEVICE_CHECK_INS: &str = "/api/v1/device/check-ins";

@@ -12,7 +12,7 @@ use enigm_api::{
     AccountView, ApprovalRuleView, ApprovalView, AuditEventView, DeviceView, FindingView, GateView,
     RouteView, SessionView,
 };
-use enigm_types::{AdminId, ApprovalAction, Role};
+use enigm_types::{AdminId, ApprovalAction, GuardedDeviceChange, Role};
 
 /// Usernames known to the client, used to show names next to administrator ids.
 pub(crate) type Names = HashMap<AdminId, String>;
@@ -409,6 +409,13 @@ fn action_summary(action: &ApprovalAction, names: &Names) -> String {
             rule.required_approvals(),
             roles_text(rule.approver_roles())
         ),
+        ApprovalAction::DeviceLifecycle { device, change } => {
+            let verb = match change {
+                GuardedDeviceChange::Revoke => "revoke",
+                GuardedDeviceChange::Reactivate => "reactivate",
+            };
+            format!("{verb} device {device}")
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
-use crate::handlers::{approvals, audit, auth, devices, eligibility, meta, sessions, users};
+use crate::handlers::{
+    approvals, audit, auth, devices, eligibility, lifecycle, meta, sessions, users,
+};
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
@@ -20,7 +22,7 @@ use crate::handlers::{approvals, audit, auth, devices, eligibility, meta, sessio
         audit::list, audit::checkpoint, audit::log_key, audit::leaves, audit::leaf, audit::consistency,
         audit::retention, audit::set_legal_hold,
         devices::create_token, devices::list, devices::read, devices::enroll, devices::check_in,
-        eligibility::decide,
+        eligibility::decide, lifecycle::change,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth)

@@ -14,7 +14,9 @@ use tower_http::trace::TraceLayer;
 
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
-use crate::handlers::{approvals, audit, auth, devices, eligibility, meta, sessions, users};
+use crate::handlers::{
+    approvals, audit, auth, devices, eligibility, lifecycle, meta, sessions, users,
+};
 use crate::state::AppState;
 
 /// Who may call a route.
@@ -280,6 +282,12 @@ fn entries() -> Vec<RouteEntry> {
             paths::DEVICE,
             read(P::DevicesRead),
             devices::read,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_LIFECYCLE,
+            critical(P::DevicesManage),
+            lifecycle::change,
         ),
         entry(
             Method::POST,

@@ -42,12 +42,17 @@ fn expected(role: Option<Role>, permission: Permission) -> bool {
                 | P::DevicesRead
                 | P::DevicesEnroll
                 | P::DevicesDecide
+                | P::DevicesManage
         ),
         Role::Auditor => permission.is_read_only(),
         Role::DeviceOperator => {
             matches!(
                 permission,
-                P::ApprovalsList | P::DevicesRead | P::DevicesEnroll | P::DevicesDecide
+                P::ApprovalsList
+                    | P::DevicesRead
+                    | P::DevicesEnroll
+                    | P::DevicesDecide
+                    | P::DevicesManage
             )
         }
         Role::ReleaseManager | Role::IntelAnalyst => permission == P::ApprovalsList,

@@ -561,6 +561,39 @@ impl WriteTx<'_> {
         Ok(Some(previous))
     }
 
+    /// The device's lifecycle state, read in this transaction (locked until commit on
+    /// PostgreSQL); `None` for an unknown device.
+    pub async fn device_state(&mut self, handle: &DeviceHandle) -> StoreResult<Option<String>> {
+        let sql = match self.backend {
+            Backend::Sqlite => "SELECT state FROM devices WHERE handle = $1",
+            Backend::Postgres => "SELECT state FROM devices WHERE handle = $1 FOR UPDATE",
+        };
+        let row = sqlx::query(sql)
+            .bind(handle.to_string())
+            .fetch_optional(self.conn())
+            .await?;
+        row.map(|row| row.try_get("state"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Moves a device from `from` to `to`, only if it is still in `from` (the caller checked the
+    /// transition against the table); `false` when it is not (unknown, or changed meanwhile).
+    pub async fn transition_device(
+        &mut self,
+        handle: &DeviceHandle,
+        from: &str,
+        to: &str,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query("UPDATE devices SET state = $1 WHERE handle = $2 AND state = $3")
+            .bind(to.to_owned())
+            .bind(handle.to_string())
+            .bind(from.to_owned())
+            .execute(self.conn())
+            .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Moves a device to another lifecycle state (the lifecycle workflow checks the transition).
     pub async fn set_device_state(
         &mut self,

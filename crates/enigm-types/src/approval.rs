@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::device::DeviceHandle;
 use crate::ids::AdminId;
 use crate::role::Role;
 
@@ -28,15 +29,22 @@ use crate::role::Role;
 pub enum ApprovalKind {
     RoleGrant,
     ApprovalRuleChange,
+    /// Revoking or reactivating a device.
+    DeviceLifecycle,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 2] = [ApprovalKind::RoleGrant, ApprovalKind::ApprovalRuleChange];
+    pub const ALL: [ApprovalKind; 3] = [
+        ApprovalKind::RoleGrant,
+        ApprovalKind::ApprovalRuleChange,
+        ApprovalKind::DeviceLifecycle,
+    ];
 
     pub const fn as_str(self) -> &'static str {
         match self {
             ApprovalKind::RoleGrant => "role-grant",
             ApprovalKind::ApprovalRuleChange => "approval-rule-change",
+            ApprovalKind::DeviceLifecycle => "device-lifecycle",
         }
     }
 }
@@ -75,6 +83,20 @@ pub enum ApprovalAction {
         target_kind: ApprovalKind,
         rule: ApprovalRule,
     },
+    /// A lifecycle change of a device that needs a second administrator.
+    DeviceLifecycle {
+        device: DeviceHandle,
+        change: GuardedDeviceChange,
+    },
+}
+
+/// The device lifecycle changes that go through a multi-admin approval (enigm-docs §20 B and the
+/// threat model's "device lifecycle abuse").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GuardedDeviceChange {
+    Revoke,
+    Reactivate,
 }
 
 impl ApprovalAction {
@@ -82,6 +104,7 @@ impl ApprovalAction {
         match self {
             ApprovalAction::RoleGrant { .. } => ApprovalKind::RoleGrant,
             ApprovalAction::ApprovalRuleChange { .. } => ApprovalKind::ApprovalRuleChange,
+            ApprovalAction::DeviceLifecycle { .. } => ApprovalKind::DeviceLifecycle,
         }
     }
 
@@ -89,7 +112,9 @@ impl ApprovalAction {
     pub const fn subject(&self) -> Option<AdminId> {
         match self {
             ApprovalAction::RoleGrant { admin, .. } => Some(*admin),
-            ApprovalAction::ApprovalRuleChange { .. } => None,
+            ApprovalAction::ApprovalRuleChange { .. } | ApprovalAction::DeviceLifecycle { .. } => {
+                None
+            }
         }
     }
 }
@@ -140,6 +165,7 @@ impl ApprovalRule {
         let approver_roles = match kind {
             ApprovalKind::RoleGrant => vec![Role::Owner, Role::SecurityAdmin],
             ApprovalKind::ApprovalRuleChange => vec![Role::Owner],
+            ApprovalKind::DeviceLifecycle => vec![Role::Owner, Role::SecurityAdmin],
         };
         ApprovalRule {
             required_approvals: 1,

@@ -160,6 +160,9 @@ audit_actions! {
     DeviceCheckIn => "device.check-in", Device;
     DeviceTrustChange => "device.trust-change", Device;
     DeviceEligibility => "device.eligibility", Device;
+    DeviceRestrict => "device.restrict", Device;
+    DeviceRevoke => "device.revoke", Device;
+    DeviceReactivate => "device.reactivate", Device;
 }
 
 impl fmt::Display for AuditAction {
@@ -382,6 +385,8 @@ pub enum ReasonCategory {
     PostureStale,
     AttestationNotAffirming,
     SessionInvalid,
+    /// A lifecycle change the transition table does not allow from the device's state.
+    InvalidTransition,
 }
 
 impl ReasonCategory {
@@ -425,6 +430,7 @@ impl ReasonCategory {
             ReasonCategory::PostureStale => "posture_stale",
             ReasonCategory::AttestationNotAffirming => "attestation_not_affirming",
             ReasonCategory::SessionInvalid => "session_invalid",
+            ReasonCategory::InvalidTransition => "invalid_transition",
         }
     }
 }

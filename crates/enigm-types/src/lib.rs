@@ -13,8 +13,8 @@ pub mod role;
 pub mod username;
 
 pub use approval::{
-    ApprovalAction, ApprovalKind, ApprovalRule, ApprovalRuleError, ApprovalState, Justification,
-    JustificationError,
+    ApprovalAction, ApprovalKind, ApprovalRule, ApprovalRuleError, ApprovalState,
+    GuardedDeviceChange, Justification, JustificationError,
 };
 pub use audit::{
     Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, Outcome, ReasonCategory,

@@ -68,10 +68,13 @@ pub enum Permission {
     /// Ask whether a device may do a protected action (the eligibility decision).
     #[serde(rename = "devices.decide")]
     DevicesDecide,
+    /// Change a device's lifecycle (restrict; request revocation or reactivation).
+    #[serde(rename = "devices.manage")]
+    DevicesManage,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 24] = [
+    pub const ALL: [Permission; 25] = [
         Permission::SelfRead,
         Permission::SelfLogout,
         Permission::SelfPasswordChange,
@@ -96,6 +99,7 @@ impl Permission {
         Permission::DevicesRead,
         Permission::DevicesEnroll,
         Permission::DevicesDecide,
+        Permission::DevicesManage,
     ];
 
     /// The stable name, also the Cedar action id (`Enigm::Action::"users.create"`).
@@ -125,6 +129,7 @@ impl Permission {
             Permission::DevicesRead => "devices.read",
             Permission::DevicesEnroll => "devices.enroll",
             Permission::DevicesDecide => "devices.decide",
+            Permission::DevicesManage => "devices.manage",
         }
     }
 

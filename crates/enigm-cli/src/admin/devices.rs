@@ -3,7 +3,9 @@
 
 use clap::Subcommand;
 use enigm_api::eligibility::{EligibilityDecision, EligibilityRequest};
-use enigm_api::{DeviceListQuery, DeviceView, paths};
+use enigm_api::{
+    DeviceListQuery, DeviceView, LifecycleChange, LifecycleRequest, LifecycleResponse, paths,
+};
 use enigm_trust::{DeviceState, ProtectedAction, TrustState};
 use enigm_types::DeviceHandle;
 
@@ -29,6 +31,19 @@ pub(crate) enum DevicesCommand {
         /// The device handle (`dev_…`).
         #[arg(value_parser = parse_handle)]
         handle: DeviceHandle,
+    },
+    /// Change a device's lifecycle (needs the PIN): `restrict` now; `revoke` and `reactivate`
+    /// open an approval request that another administrator decides.
+    Lifecycle {
+        /// The device handle (`dev_…`).
+        #[arg(value_parser = parse_handle)]
+        handle: DeviceHandle,
+        /// `restrict`, `revoke` or `reactivate`.
+        #[arg(value_parser = parse_change)]
+        action: LifecycleChange,
+        /// Why (recorded with the change or the approval request).
+        #[arg(long)]
+        justification: String,
     },
     /// Ask whether a device may do a protected action now; exits 1 when denied.
     Decide {
@@ -70,6 +85,37 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
                 reply.value.len(),
                 "no devices",
             );
+            Ok(())
+        }
+        DevicesCommand::Lifecycle {
+            handle,
+            action,
+            justification,
+        } => {
+            let pin = ctx.pin()?;
+            let request = LifecycleRequest {
+                action,
+                justification,
+            };
+            let reply = ctx
+                .client
+                .post::<_, LifecycleResponse>(
+                    &paths::fill(paths::DEVICE_LIFECYCLE, &[&handle.to_string()]),
+                    &request,
+                    Some(&pin),
+                )
+                .await?;
+            if ctx.json() {
+                return output::print_json(&reply.raw);
+            }
+            match &reply.value.approval {
+                None => println!("device {handle} is now {}", reply.value.state),
+                Some(approval) => println!(
+                    "approval request {} opened: another administrator must approve it \
+                     (`enigm admin approvals approve {}`)",
+                    approval.id, approval.id
+                ),
+            }
             Ok(())
         }
         DevicesCommand::Decide {
@@ -140,6 +186,11 @@ fn parse_trust_state(text: &str) -> Result<TrustState, String> {
         .map_err(|_| {
             format!("unknown trust state `{text}` (PROTECTED, REVIEW_REQUIRED or INACTIVE)")
         })
+}
+
+fn parse_change(text: &str) -> Result<LifecycleChange, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned()))
+        .map_err(|_| format!("unknown lifecycle action `{text}` (restrict, revoke or reactivate)"))
 }
 
 fn parse_action(text: &str) -> Result<ProtectedAction, String> {

@@ -234,7 +234,7 @@ async fn decide(
             Some((count, required)) if count >= required => {
                 tx.close_approval(id, ApprovalState::Executed, now).await? && {
                     let quorum_roles = state.store().approval_rule(ApprovalKind::RoleGrant).await?;
-                    execute(
+                    let executed = execute(
                         &mut tx,
                         caller,
                         &record.action,
@@ -243,6 +243,16 @@ async fn decide(
                         quorum_roles.approver_roles(),
                     )
                     .await?;
+                    if let Err(reason) = executed {
+                        // The action is no longer possible (e.g. the device changed state since
+                        // the request): nothing is decided, the refusal is audited.
+                        drop(tx);
+                        state.audit(&[refuse(reason)]).await?;
+                        return Err(ApiError::conflict(
+                            reason,
+                            "the approved action is no longer possible",
+                        ));
+                    }
                     true
                 }
             }
@@ -283,7 +293,7 @@ async fn execute(
     id: ApprovalId,
     now: Timestamp,
     quorum_roles: &[Role],
-) -> ApiResult<()> {
+) -> ApiResult<Result<(), ReasonCategory>> {
     let executed = |audit_action, target| -> AuditEvent {
         audit::success(now, caller.admin.id, audit_action, target).with_change_ref(id)
     };
@@ -312,13 +322,27 @@ async fn execute(
             ))
             .await?;
         }
+        ApprovalAction::DeviceLifecycle { device, change } => {
+            let done = crate::handlers::lifecycle::execute_approved(
+                tx,
+                caller.admin.id,
+                *device,
+                *change,
+                id,
+                now,
+            )
+            .await?;
+            if done.is_err() {
+                return Ok(done);
+            }
+        }
     }
     tx.append_audit(&executed(
         AuditAction::ApprovalExecute,
         AuditTarget::ApprovalRequest { approval: id },
     ))
     .await?;
-    Ok(())
+    Ok(Ok(()))
 }
 
 /// A fresh installation has one owner and nobody else who could approve. Until a second

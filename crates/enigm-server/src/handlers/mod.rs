@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod devices;
 pub mod eligibility;
+pub mod lifecycle;
 pub mod meta;
 pub mod sessions;
 pub mod users;
