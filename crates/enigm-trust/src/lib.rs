@@ -28,7 +28,9 @@ pub use engine::{
     Evaluation, Finding, FindingKind, LauncherSummary, Severity, TrustState, evaluate,
 };
 pub use gates::{GateResult, ProductionGate, evaluate_gates};
-pub use lifecycle::{DeviceState, LifecycleAction, LifecycleError};
+pub use lifecycle::{
+    DeviceCommand, DeviceState, Lifecycle, LifecycleAction, LifecycleError, LifecycleRefusal,
+};
 pub use policy::{PolicyError, TrustPolicy};
 pub use signal::{
     Layer, PatchLevel, ReportError, Signal, SignalKind, SignalReport, SignalSet, SignalSource,

@@ -151,6 +151,150 @@ impl std::str::FromStr for LifecycleAction {
     }
 }
 
+/// A change Command issues and the device carries out and acknowledges (two-phase: issued →
+/// acknowledged). Both end in [`DeviceState::Retired`] once the device acknowledges; a wipe also
+/// erases the device's enrollment (key and state) before it acknowledges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceCommand {
+    Retire,
+    Wipe,
+}
+
+impl DeviceCommand {
+    pub const ALL: [DeviceCommand; 2] = [DeviceCommand::Retire, DeviceCommand::Wipe];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DeviceCommand::Retire => "retire",
+            DeviceCommand::Wipe => "wipe",
+        }
+    }
+
+    /// The transition the command makes when the device acknowledges it.
+    pub const fn action(self) -> LifecycleAction {
+        match self {
+            DeviceCommand::Retire | DeviceCommand::Wipe => LifecycleAction::Retire,
+        }
+    }
+
+    /// A remote wipe needs the multi-admin approval and the device user's wipe opt-in.
+    pub const fn requires_approval(self) -> bool {
+        matches!(self, DeviceCommand::Wipe)
+    }
+
+    pub const fn requires_wipe_opt_in(self) -> bool {
+        matches!(self, DeviceCommand::Wipe)
+    }
+}
+
+impl fmt::Display for DeviceCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for DeviceCommand {
+    type Err = UnknownLifecycleAction;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        DeviceCommand::ALL
+            .into_iter()
+            .find(|command| command.as_str() == text)
+            .ok_or(UnknownLifecycleAction)
+    }
+}
+
+/// A device's lifecycle as Command knows it: the state the device confirmed, and the command
+/// an operator issued that the device has not acknowledged yet. The state the operator asked
+/// for is [`Lifecycle::requested`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lifecycle {
+    pub confirmed: DeviceState,
+    pub pending: Option<DeviceCommand>,
+}
+
+/// Why a lifecycle change is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LifecycleRefusal {
+    #[error(transparent)]
+    NotAllowed(#[from] LifecycleError),
+    /// Another command waits for the device's acknowledgement.
+    #[error("a `{0}` command is waiting for the device")]
+    CommandPending(DeviceCommand),
+    /// The device user did not opt in to remote wipe at enrollment.
+    #[error("the device did not opt in to remote wipe")]
+    NoWipeOptIn,
+    /// The device acknowledged a command that was not issued to it.
+    #[error("no `{0}` command is waiting for the device")]
+    NotIssued(DeviceCommand),
+}
+
+impl Lifecycle {
+    pub const fn new(confirmed: DeviceState) -> Lifecycle {
+        Lifecycle {
+            confirmed,
+            pending: None,
+        }
+    }
+
+    /// The state an operator asked for: where the pending command leads, else the confirmed
+    /// state.
+    pub fn requested(self) -> DeviceState {
+        match self.pending {
+            Some(command) => self
+                .confirmed
+                .apply(command.action())
+                .unwrap_or(self.confirmed),
+            None => self.confirmed,
+        }
+    }
+
+    /// A change that takes effect at once (restrict, reactivate, revoke, replace). While a
+    /// command waits for the device only revocation is possible (a device about to be retired
+    /// or wiped may still have to be cut off); the command stays pending.
+    pub fn apply(self, action: LifecycleAction) -> Result<Lifecycle, LifecycleRefusal> {
+        if let Some(command) = self.pending
+            && action != LifecycleAction::Revoke
+        {
+            return Err(LifecycleRefusal::CommandPending(command));
+        }
+        let confirmed = self.confirmed.apply(action)?;
+        Ok(Lifecycle {
+            confirmed,
+            pending: self.pending,
+        })
+    }
+
+    /// Issues a two-phase command: the confirmed state stays until the device acknowledges.
+    pub fn issue(
+        self,
+        command: DeviceCommand,
+        wipe_opt_in: bool,
+    ) -> Result<Lifecycle, LifecycleRefusal> {
+        if let Some(pending) = self.pending {
+            return Err(LifecycleRefusal::CommandPending(pending));
+        }
+        self.confirmed.apply(command.action())?;
+        if command.requires_wipe_opt_in() && !wipe_opt_in {
+            return Err(LifecycleRefusal::NoWipeOptIn);
+        }
+        Ok(Lifecycle {
+            confirmed: self.confirmed,
+            pending: Some(command),
+        })
+    }
+
+    /// The device acknowledged `command`: the confirmed state becomes the requested one.
+    pub fn acknowledge(self, command: DeviceCommand) -> Result<Lifecycle, LifecycleRefusal> {
+        if self.pending != Some(command) {
+            return Err(LifecycleRefusal::NotIssued(command));
+        }
+        let confirmed = self.confirmed.apply(command.action())?;
+        Ok(Lifecycle::new(confirmed))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("unknown lifecycle action")]
 pub struct UnknownLifecycleAction;

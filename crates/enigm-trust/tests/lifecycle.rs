@@ -13,7 +13,9 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use enigm_trust::{DeviceState, LifecycleAction, LifecycleError};
+use enigm_trust::{
+    DeviceCommand, DeviceState, Lifecycle, LifecycleAction, LifecycleError, LifecycleRefusal,
+};
 use proptest::prelude::*;
 
 use DeviceState as D;
@@ -262,4 +264,147 @@ fn lifecycle_actions_parse_from_their_names() {
     }
     assert!("Revoke".parse::<LifecycleAction>().is_err());
     assert!("".parse::<LifecycleAction>().is_err());
+}
+
+/// One step of the two-phase lifecycle: an immediate action, a command issued (with or without
+/// the wipe opt-in), or a device acknowledgement.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Apply(LifecycleAction),
+    Issue(DeviceCommand, bool),
+    Acknowledge(DeviceCommand),
+}
+
+fn steps() -> Vec<Step> {
+    let mut steps: Vec<Step> = LifecycleAction::ALL.into_iter().map(Step::Apply).collect();
+    for command in DeviceCommand::ALL {
+        steps.push(Step::Issue(command, false));
+        steps.push(Step::Issue(command, true));
+        steps.push(Step::Acknowledge(command));
+    }
+    steps
+}
+
+/// The two-phase model, written independently of `Lifecycle`: (confirmed, pending) pairs.
+fn model_step(
+    (confirmed, pending): (DeviceState, Option<DeviceCommand>),
+    step: Step,
+) -> Option<(DeviceState, Option<DeviceCommand>)> {
+    match step {
+        Step::Apply(action) => {
+            if pending.is_some() && action != A::Revoke {
+                return None;
+            }
+            expected(confirmed, action).map(|next| (next, pending))
+        }
+        Step::Issue(command, opt_in) => {
+            let wipe_ok = command != DeviceCommand::Wipe || opt_in;
+            (pending.is_none() && confirmed != D::Retired && wipe_ok)
+                .then_some((confirmed, Some(command)))
+        }
+        Step::Acknowledge(command) => {
+            (pending == Some(command) && confirmed != D::Retired).then_some((D::Retired, None))
+        }
+    }
+}
+
+fn machine_step(lifecycle: Lifecycle, step: Step) -> Result<Lifecycle, LifecycleRefusal> {
+    match step {
+        Step::Apply(action) => lifecycle.apply(action),
+        Step::Issue(command, opt_in) => lifecycle.issue(command, opt_in),
+        Step::Acknowledge(command) => lifecycle.acknowledge(command),
+    }
+}
+
+#[test]
+fn two_phase_lifecycle_follows_the_model_for_every_state_pending_command_and_step() {
+    let pendings = [None, Some(DeviceCommand::Retire), Some(DeviceCommand::Wipe)];
+    for confirmed in DeviceState::ALL {
+        for pending in pendings {
+            for step in steps() {
+                let lifecycle = Lifecycle { confirmed, pending };
+                let got = machine_step(lifecycle, step)
+                    .ok()
+                    .map(|next| (next.confirmed, next.pending));
+                assert_eq!(
+                    got,
+                    model_step((confirmed, pending), step),
+                    "{confirmed} {pending:?} {step:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn requested_and_confirmed_states_stay_apart_until_the_device_acknowledges() {
+    let issued = Lifecycle::new(D::Trusted)
+        .issue(DeviceCommand::Retire, false)
+        .unwrap();
+    assert_eq!(issued.confirmed, D::Trusted);
+    assert_eq!(issued.requested(), D::Retired);
+    assert_eq!(
+        issued.apply(A::Restrict),
+        Err(LifecycleRefusal::CommandPending(DeviceCommand::Retire))
+    );
+    assert_eq!(
+        issued.acknowledge(DeviceCommand::Wipe),
+        Err(LifecycleRefusal::NotIssued(DeviceCommand::Wipe))
+    );
+    // Revocation still works, and the retirement still completes afterwards.
+    let revoked = issued.apply(A::Revoke).unwrap();
+    assert_eq!(revoked.confirmed, D::Revoked);
+    assert_eq!(revoked.requested(), D::Retired);
+    let done = revoked.acknowledge(DeviceCommand::Retire).unwrap();
+    assert_eq!(done, Lifecycle::new(D::Retired));
+    assert_eq!(done.requested(), D::Retired);
+
+    assert_eq!(
+        Lifecycle::new(D::Trusted).issue(DeviceCommand::Wipe, false),
+        Err(LifecycleRefusal::NoWipeOptIn)
+    );
+    let wipe = Lifecycle::new(D::Restricted)
+        .issue(DeviceCommand::Wipe, true)
+        .unwrap();
+    assert_eq!(
+        wipe.acknowledge(DeviceCommand::Wipe).unwrap().confirmed,
+        D::Retired
+    );
+    assert!(matches!(
+        Lifecycle::new(D::Retired).issue(DeviceCommand::Retire, true),
+        Err(LifecycleRefusal::NotAllowed(_))
+    ));
+    for command in DeviceCommand::ALL {
+        assert_eq!(command.to_string().parse::<DeviceCommand>(), Ok(command));
+        assert_eq!(command.requires_approval(), command == DeviceCommand::Wipe);
+        assert_eq!(
+            command.requires_wipe_opt_in(),
+            command == DeviceCommand::Wipe
+        );
+    }
+}
+
+proptest! {
+    /// Any sequence of steps keeps the machine and the model together; a pending command never
+    /// outlives its device's retirement.
+    #[test]
+    fn two_phase_sequences_follow_the_model(
+        start in prop::sample::select(DeviceState::ALL.to_vec()),
+        picks in prop::collection::vec(0usize..12, 0..32),
+    ) {
+        let all = steps();
+        let mut machine = Lifecycle::new(start);
+        let mut model = (start, None);
+        for pick in picks {
+            let step = all[pick % all.len()];
+            if let Ok(next) = machine_step(machine, step) {
+                machine = next;
+            }
+            if let Some(next) = model_step(model, step) {
+                model = next;
+            }
+            prop_assert_eq!((machine.confirmed, machine.pending), model);
+            prop_assert!(!(machine.confirmed == D::Retired && machine.pending.is_some()));
+        }
+    }
 }
