@@ -63,7 +63,11 @@ async fn every_json_body_and_id_is_checked(backend: Backend) {
             .path
             .replace("{id}", &uuid::Uuid::new_v4().to_string())
             .replace("{role}", "auditor")
-            .replace("{kind}", "role-grant");
+            .replace("{kind}", "role-grant")
+            .replace(
+                "{handle}",
+                &enigm_types::DeviceHandle::from_digest(&[1; 20]).to_string(),
+            );
         let send = |path: String, body: Vec<u8>, content_type: Option<&'static str>| {
             let mut builder = Request::builder().method(route.method.clone()).uri(path);
             if let Some(token) = &token {
