@@ -3,8 +3,8 @@
 //! a hardware identifier, a raw report or a score.
 
 use enigm_trust::{
-    DeviceState, Evaluation, Finding, FindingKind, GateResult, LauncherSummary, ProductionGate,
-    Severity, SignalKind, SignalReport, SignalSource, TrustPolicy, TrustState,
+    DeviceCommand, DeviceState, Evaluation, Finding, FindingKind, GateResult, LauncherSummary,
+    ProductionGate, Severity, SignalKind, SignalReport, SignalSource, TrustPolicy, TrustState,
 };
 use enigm_types::{DeviceHandle, EnrollmentTokenId};
 use serde::{Deserialize, Serialize};
@@ -163,6 +163,39 @@ pub struct DeviceView {
     pub last_seen_at: String,
     pub trust: TrustView,
     pub production_gates: Vec<GateView>,
+    /// What an operator asked for beyond `state` (the state the device confirmed), and
+    /// replacements.
+    #[serde(default)]
+    pub lifecycle: LifecycleView,
+}
+
+/// A device's lifecycle beyond its confirmed state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct LifecycleView {
+    /// The state an operator asked for, while the device has not confirmed it yet (absent when
+    /// the two agree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_state: Option<DeviceState>,
+    /// The command waiting for the device's acknowledgement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_command: Option<CommandView>,
+    /// The last command the device acknowledged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged_command: Option<CommandView>,
+    /// The device that enrolled as this one's replacement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaced_by: Option<DeviceHandle>,
+    /// The device this one replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<DeviceHandle>,
+}
+
+/// A two-phase command and when it was issued (pending) or acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommandView {
+    pub command: DeviceCommand,
+    /// RFC 3339.
+    pub at: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
@@ -184,14 +217,21 @@ pub struct DeviceListQuery {
     pub limit: Option<u32>,
 }
 
-/// A lifecycle change an operator asks for. `restrict` takes effect at once; `revoke` and
-/// `reactivate` open a multi-admin approval request and take effect when it is approved.
+/// A lifecycle change an operator asks for. `restrict` and `replace` take effect at once;
+/// `retire` is issued to the device at once; `revoke`, `reactivate` and `wipe` open a
+/// multi-admin approval request and take effect (or are issued) when it is approved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum LifecycleChange {
     Restrict,
     Revoke,
     Reactivate,
+    /// Two-phase: issued now, done when the device acknowledges.
+    Retire,
+    /// Two-phase, through an approval, and only with the device's wipe opt-in.
+    Wipe,
+    /// Marks the device replaced and answers a one-use enrollment token for its successor.
+    Replace,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -206,7 +246,35 @@ pub struct LifecycleRequest {
 /// opened (the change then waits for it).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LifecycleResponse {
+    /// The state the device confirmed.
     pub state: DeviceState,
+    /// The state an operator asked for (differs from `state` while a command waits).
+    pub requested_state: DeviceState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_command: Option<DeviceCommand>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<crate::ApprovalView>,
+    /// For `replace`: the one-use enrollment token of the successor (shown once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrollment_token: Option<EnrollmentTokenCreated>,
+}
+
+/// What Command asks of the device (answer of the signed `GET /api/v1/device/commands`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceCommandsView {
+    /// The command to carry out and acknowledge, if any.
+    pub pending: Option<DeviceCommand>,
+}
+
+/// The device's acknowledgement of a command it carried out (signed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandAckRequest {
+    pub command: DeviceCommand,
+}
+
+/// The device's confirmed state after its acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct CommandAckResponse {
+    pub state: DeviceState,
 }

@@ -15,9 +15,10 @@ pub mod paths;
 pub mod proofs;
 
 pub use devices::{
-    CheckInRequest, CreateEnrollmentTokenRequest, DeviceListQuery, DeviceView, EnrollRequest,
+    CheckInRequest, CommandAckRequest, CommandAckResponse, CommandView,
+    CreateEnrollmentTokenRequest, DeviceCommandsView, DeviceListQuery, DeviceView, EnrollRequest,
     EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, LifecycleChange,
-    LifecycleRequest, LifecycleResponse, TrustView,
+    LifecycleRequest, LifecycleResponse, LifecycleView, TrustView,
 };
 
 /// Header that carries the 6-digit critical-operation PIN on critical routes.

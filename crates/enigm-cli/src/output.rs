@@ -413,6 +413,7 @@ fn action_summary(action: &ApprovalAction, names: &Names) -> String {
             let verb = match change {
                 GuardedDeviceChange::Revoke => "revoke",
                 GuardedDeviceChange::Reactivate => "reactivate",
+                GuardedDeviceChange::Wipe => "wipe",
             };
             format!("{verb} device {device}")
         }

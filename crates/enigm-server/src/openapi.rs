@@ -22,7 +22,7 @@ use crate::handlers::{
         audit::list, audit::checkpoint, audit::log_key, audit::leaves, audit::leaf, audit::consistency,
         audit::retention, audit::set_legal_hold,
         devices::create_token, devices::list, devices::read, devices::enroll, devices::check_in,
-        eligibility::decide, lifecycle::change,
+        eligibility::decide, lifecycle::change, lifecycle::commands, lifecycle::acknowledge,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth)

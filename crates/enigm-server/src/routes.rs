@@ -307,6 +307,18 @@ fn entries() -> Vec<RouteEntry> {
             Access::Public,
             devices::check_in,
         ),
+        entry(
+            Method::GET,
+            paths::DEVICE_COMMANDS,
+            Access::Public,
+            lifecycle::commands,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_COMMAND_ACK,
+            Access::Public,
+            lifecycle::acknowledge,
+        ),
     ]
 }
 

@@ -11,6 +11,7 @@ mod audit;
 mod auditlog;
 mod auditverify;
 mod devices;
+mod lifecycle;
 mod sessions;
 
 use std::str::FromStr;
@@ -30,6 +31,7 @@ pub use devices::{
     CheckInStored, CheckInWrite, ConsumedToken, DeviceFilter, DeviceRecord, NewDevice,
     NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureRecord,
 };
+pub use lifecycle::{LifecycleRecord, LockedLifecycle, NewCommand, PendingCommand};
 pub use sessions::{NewSession, SessionRecord};
 
 /// Which database engine a [`Store`] talks to.

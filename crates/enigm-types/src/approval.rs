@@ -29,7 +29,7 @@ use crate::role::Role;
 pub enum ApprovalKind {
     RoleGrant,
     ApprovalRuleChange,
-    /// Revoking or reactivating a device.
+    /// Revoking, reactivating or wiping a device.
     DeviceLifecycle,
 }
 
@@ -97,6 +97,8 @@ pub enum ApprovalAction {
 pub enum GuardedDeviceChange {
     Revoke,
     Reactivate,
+    /// Issue a remote wipe (two-phase: done when the device acknowledges).
+    Wipe,
 }
 
 impl ApprovalAction {

@@ -163,6 +163,13 @@ audit_actions! {
     DeviceRestrict => "device.restrict", Device;
     DeviceRevoke => "device.revoke", Device;
     DeviceReactivate => "device.reactivate", Device;
+    DeviceRetire => "device.retire", Device;
+    DeviceWipe => "device.wipe", Device;
+    DeviceReplace => "device.replace", Device;
+    DeviceCommandFetch => "device.command-fetch", Device;
+    DeviceCommandAck => "device.command-ack", Device;
+    DeviceRetireAck => "device.retire-ack", Device;
+    DeviceWipeAck => "device.wipe-ack", Device;
 }
 
 impl fmt::Display for AuditAction {
@@ -387,6 +394,12 @@ pub enum ReasonCategory {
     SessionInvalid,
     /// A lifecycle change the transition table does not allow from the device's state.
     InvalidTransition,
+    /// Another lifecycle command waits for the device's acknowledgement.
+    CommandPending,
+    /// A remote wipe of a device whose user did not opt in at enrollment.
+    WipeNotOptedIn,
+    /// A device acknowledged a command that was not issued to it.
+    CommandNotIssued,
 }
 
 impl ReasonCategory {
@@ -431,6 +444,9 @@ impl ReasonCategory {
             ReasonCategory::AttestationNotAffirming => "attestation_not_affirming",
             ReasonCategory::SessionInvalid => "session_invalid",
             ReasonCategory::InvalidTransition => "invalid_transition",
+            ReasonCategory::CommandPending => "command_pending",
+            ReasonCategory::WipeNotOptedIn => "wipe_not_opted_in",
+            ReasonCategory::CommandNotIssued => "command_not_issued",
         }
     }
 }

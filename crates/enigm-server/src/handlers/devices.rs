@@ -310,9 +310,19 @@ pub async fn list(
         limit,
     };
     let records = state.store().list_devices(&filter).await?;
-    Ok(Json(
-        records.iter().map(device_view).collect::<ApiResult<_>>()?,
-    ))
+    let handles: Vec<DeviceHandle> = records.iter().map(|record| record.handle).collect();
+    let mut pending = state.store().pending_commands(&handles).await?;
+    let mut views = Vec::with_capacity(records.len());
+    for record in &records {
+        let mut view = device_view(record)?;
+        let lifecycle = enigm_store::LifecycleRecord {
+            pending: pending.remove(&record.handle),
+            ..enigm_store::LifecycleRecord::default()
+        };
+        view.lifecycle = crate::handlers::lifecycle::view(view.state, &lifecycle)?;
+        views.push(view);
+    }
+    Ok(Json(views))
 }
 
 /// One device: lifecycle state, opt-ins, trust state with findings, and production gates.
@@ -328,11 +338,14 @@ pub async fn read(
         .device(&handle)
         .await?
         .ok_or_else(|| ApiError::not_found("device"))?;
-    Ok(Json(device_view(&record)?))
+    let mut view = device_view(&record)?;
+    let lifecycle = state.store().device_lifecycle(&handle).await?;
+    view.lifecycle = crate::handlers::lifecycle::view(view.state, &lifecycle)?;
+    Ok(Json(view))
 }
 
 /// Checks the request's signature, digest and time, and derives the device's handle.
-async fn verify(
+pub(crate) async fn verify(
     state: &AppState,
     action: AuditAction,
     method: &Method,
@@ -460,7 +473,7 @@ fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
 }
 
 /// Remembers the request's nonce until the request could no longer be fresh.
-async fn record_nonce(
+pub(crate) async fn record_nonce(
     state: &AppState,
     tx: &mut WriteTx<'_>,
     verified: &VerifiedDeviceRequest,
@@ -527,6 +540,7 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
             evaluated_at: record.posture.evaluated_at.to_rfc3339(),
         },
         production_gates: from_json(&record.posture.gates, "production gates")?,
+        lifecycle: enigm_api::LifecycleView::default(),
     })
 }
 

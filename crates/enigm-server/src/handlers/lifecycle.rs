@@ -1,29 +1,51 @@
-//! Device lifecycle changes asked by operators. Every change is checked against the Trust
-//! State Engine's transition table and refused (409, audited) when the table does not allow it
-//! from the device's state. Restriction takes effect at once; revocation and reactivation open a
-//! multi-admin approval request and are carried out, checked again, in the transaction that
-//! approves them. Revocation takes effect on the device's next request.
+//! Device lifecycle: the changes operators ask for, and the two-phase commands devices carry out
+//! and acknowledge.
+//!
+//! Every change is checked against the Trust State Engine's two-phase lifecycle
+//! (`enigm_trust::Lifecycle`: the transition table, the confirmed state and the pending
+//! command) and refused (409 with a stable reason, audited) when it does not allow it. Restrict
+//! and replace take effect at once; retire is issued to the device at once; revoke, reactivate
+//! and wipe open a multi-admin approval request and are carried out, checked again, in the
+//! transaction that approves them. Revocation takes effect on the device's next request.
+//!
+//! Retire and wipe are two-phase: the device row's state stays the state the device confirmed
+//! while the command waits; the device fetches it (`GET /api/v1/device/commands`, signed),
+//! carries it out and acknowledges it (`POST /api/v1/device/commands/ack`, signed), and only
+//! then is its state `retired`. A wipe ends the same way; the acknowledged command records that
+//! it was a wipe. A revoked device may still fetch and acknowledge a command (a lost device must
+//! still be able to obey a wipe), but it gets nothing else.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use enigm_api::{LifecycleChange, LifecycleRequest, LifecycleResponse};
-use enigm_store::{StoreError, WriteTx};
-use enigm_trust::{DeviceState, LifecycleAction};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use enigm_api::{
+    CommandAckRequest, CommandAckResponse, CommandView, DeviceCommandsView, EnrollmentTokenCreated,
+    LifecycleChange, LifecycleRequest, LifecycleResponse, LifecycleView,
+};
+use enigm_crypto::BearerToken;
+use enigm_store::{
+    LifecycleRecord, LockedLifecycle, NewCommand, NewEnrollmentToken, PendingCommand, StoreError,
+    WriteTx,
+};
+use enigm_trust::{DeviceCommand, DeviceState, Lifecycle, LifecycleAction, LifecycleRefusal};
 use enigm_types::{
-    Actor, ApprovalAction, ApprovalId, AuditAction, AuditTarget, DeviceHandle, GuardedDeviceChange,
-    Justification, ReasonCategory, Timestamp,
+    Actor, AdminId, ApprovalAction, ApprovalId, AuditAction, AuditEvent, AuditTarget, DeviceHandle,
+    EnrollmentTokenId, GuardedDeviceChange, Justification, Outcome, ReasonCategory, Timestamp,
 };
 
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, RawBody};
 use crate::guard::Caller;
-use crate::handlers::approvals;
+use crate::handlers::{approvals, devices};
 use crate::state::AppState;
 
-/// Change a device's lifecycle (critical: needs the PIN): restrict now, or request revocation
-/// or reactivation (202 with the approval request).
+/// How long a replacement's enrollment token stays valid (the successor may still be on its
+/// way to the user).
+const REPLACEMENT_TOKEN_MINUTES: u64 = 24 * 60;
+
+/// Change a device's lifecycle (critical: needs the PIN): restrict or replace now, issue a
+/// retirement, or request revocation, reactivation or a wipe (202 with the approval request).
 #[utoipa::path(post, path = enigm_api::paths::DEVICE_LIFECYCLE, tag = "devices", security(("bearer" = [])),
     request_body = LifecycleRequest,
     params(("handle" = String, Path, description = "device handle"),
@@ -40,122 +62,113 @@ pub async fn change(
     let justification = Justification::parse(&request.justification)
         .map_err(|error| ApiError::unprocessable("invalid_justification", error.to_string()))?;
     let now = state.now();
+    let step = Step::of(request.action);
+    let refuse = |reason: ReasonCategory| {
+        let event = audit::denied(
+            now,
+            Actor::Admin(caller.admin.id),
+            step.audit_action(),
+            AuditTarget::Device { handle },
+            reason,
+        );
+        let state = state.clone();
+        async move {
+            state.audit(&[event]).await?;
+            Err::<(StatusCode, Json<LifecycleResponse>), _>(refusal_error(reason))
+        }
+    };
+
+    // Checked first outside any transaction so that a request that can never succeed opens no
+    // approval; checked again where it is carried out.
     let record = state
         .store()
         .device(&handle)
         .await?
         .ok_or_else(|| ApiError::not_found("device"))?;
-    let current: DeviceState = record
-        .state
-        .parse()
-        .map_err(|_| ApiError::internal(&StoreError::Corrupt("device state")))?;
-    let (action, audit_action) = match request.action {
-        LifecycleChange::Restrict => (LifecycleAction::Restrict, AuditAction::DeviceRestrict),
-        LifecycleChange::Revoke => (LifecycleAction::Revoke, AuditAction::DeviceRevoke),
-        LifecycleChange::Reactivate => (LifecycleAction::Reactivate, AuditAction::DeviceReactivate),
+    let pending = state.store().device_lifecycle(&handle).await?.pending;
+    let lifecycle = Lifecycle {
+        confirmed: parse(&record.state, "device state")?,
+        pending: pending_command(pending.as_ref())?,
     };
-    let refuse = |state: &AppState| {
-        let event = audit::denied(
-            now,
-            Actor::Admin(caller.admin.id),
-            audit_action,
-            AuditTarget::Device { handle },
-            ReasonCategory::InvalidTransition,
-        );
-        let state = state.clone();
-        async move {
-            state.audit(&[event]).await?;
-            Err::<(StatusCode, Json<LifecycleResponse>), _>(invalid_transition())
-        }
-    };
-    let Ok(next) = current.apply(action) else {
-        return refuse(&state).await;
-    };
-    match request.action {
-        LifecycleChange::Restrict => {
-            let mut tx = state.store().begin().await?;
-            if !tx
-                .transition_device(&handle, current.as_str(), next.as_str())
-                .await?
-            {
-                drop(tx);
-                return refuse(&state).await;
-            }
-            tx.append_audit(&audit::success(
-                now,
-                caller.admin.id,
-                audit_action,
-                AuditTarget::Device { handle },
-            ))
-            .await?;
-            tx.commit().await?;
-            Ok((
-                StatusCode::OK,
-                Json(LifecycleResponse {
-                    state: next,
-                    approval: None,
-                }),
-            ))
-        }
-        LifecycleChange::Revoke | LifecycleChange::Reactivate => {
-            let change = if request.action == LifecycleChange::Revoke {
-                GuardedDeviceChange::Revoke
-            } else {
-                GuardedDeviceChange::Reactivate
-            };
-            let action = ApprovalAction::DeviceLifecycle {
-                device: handle,
-                change,
-            };
-            let view =
-                approvals::open_request(&state, &caller, action, justification.as_str()).await?;
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(LifecycleResponse {
-                    state: current,
-                    approval: Some(view),
-                }),
-            ))
-        }
+    if let Err(refusal) = step.check(lifecycle, record.wipe_opt_in) {
+        return refuse(reason_of(refusal)).await;
     }
+
+    if let Some(change) = step.guarded() {
+        let action = ApprovalAction::DeviceLifecycle {
+            device: handle,
+            change,
+        };
+        let view = approvals::open_request(&state, &caller, action, justification.as_str()).await?;
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(LifecycleResponse {
+                state: lifecycle.confirmed,
+                requested_state: lifecycle.requested(),
+                pending_command: lifecycle.pending,
+                approval: Some(view),
+                enrollment_token: None,
+            }),
+        ));
+    }
+
+    let mut tx = state.store().begin().await?;
+    let (after, locked) = match settle(&mut tx, handle, step, caller.admin.id, None, now).await? {
+        Ok(settled) => settled,
+        Err(reason) => {
+            drop(tx);
+            return refuse(reason).await;
+        }
+    };
+    tx.append_audit(&audit::success(
+        now,
+        caller.admin.id,
+        step.audit_action(),
+        AuditTarget::Device { handle },
+    ))
+    .await?;
+    let enrollment_token = if step == Step::Apply(LifecycleAction::Replace) {
+        Some(replacement_token(&mut tx, handle, &locked, caller.admin.id, now).await?)
+    } else {
+        None
+    };
+    tx.commit().await?;
+    state.device_policies.forget(&handle);
+    Ok((
+        StatusCode::OK,
+        Json(LifecycleResponse {
+            state: after.confirmed,
+            requested_state: after.requested(),
+            pending_command: after.pending,
+            approval: None,
+            enrollment_token,
+        }),
+    ))
 }
 
-/// Carries out an approved revocation or reactivation in the approving transaction. `Ok(Err)`
-/// when the transition table no longer allows it (the device changed since the request).
+/// Carries out an approved revocation, reactivation or wipe in the approving transaction.
+/// `Ok(Err)` when the lifecycle no longer allows it (the device changed since the request).
 pub(crate) async fn execute_approved(
     tx: &mut WriteTx<'_>,
-    admin: enigm_types::AdminId,
+    admin: AdminId,
     device: DeviceHandle,
     change: GuardedDeviceChange,
     approval: ApprovalId,
     now: Timestamp,
 ) -> ApiResult<Result<(), ReasonCategory>> {
-    let (action, audit_action) = match change {
-        GuardedDeviceChange::Revoke => (LifecycleAction::Revoke, AuditAction::DeviceRevoke),
-        GuardedDeviceChange::Reactivate => {
-            (LifecycleAction::Reactivate, AuditAction::DeviceReactivate)
-        }
+    let step = match change {
+        GuardedDeviceChange::Revoke => Step::Apply(LifecycleAction::Revoke),
+        GuardedDeviceChange::Reactivate => Step::Apply(LifecycleAction::Reactivate),
+        GuardedDeviceChange::Wipe => Step::Issue(DeviceCommand::Wipe),
     };
-    let Some(current) = tx.device_state(&device).await? else {
-        return Ok(Err(ReasonCategory::InvalidTransition));
-    };
-    let current: DeviceState = current
-        .parse()
-        .map_err(|_| ApiError::internal(&StoreError::Corrupt("device state")))?;
-    let Ok(next) = current.apply(action) else {
-        return Ok(Err(ReasonCategory::InvalidTransition));
-    };
-    if !tx
-        .transition_device(&device, current.as_str(), next.as_str())
-        .await?
-    {
-        return Ok(Err(ReasonCategory::InvalidTransition));
+    if let Err(reason) = settle(tx, device, step, admin, Some(approval), now).await? {
+        return Ok(Err(reason));
     }
     tx.append_audit(
         &audit::success(
             now,
             admin,
-            audit_action,
+            step.audit_action(),
             AuditTarget::Device { handle: device },
         )
         .with_change_ref(approval),
@@ -164,9 +177,394 @@ pub(crate) async fn execute_approved(
     Ok(Ok(()))
 }
 
-fn invalid_transition() -> ApiError {
-    ApiError::conflict(
-        ReasonCategory::InvalidTransition,
-        "the device's lifecycle state does not allow this change",
+/// The command Command asks of this device, if any (signed with the device key).
+#[utoipa::path(get, path = enigm_api::paths::DEVICE_COMMANDS, tag = "device",
+    params(
+        ("signature" = String, Header, description = "RFC 9421 signature"),
+        ("signature-input" = String, Header, description = "RFC 9421 signature parameters"),
+        ("content-digest" = String, Header, description = "RFC 9530 digest of the body"),
+    ),
+    responses((status = 200, body = DeviceCommandsView), (status = 401, body = enigm_api::ErrorBody),
+        (status = 409, body = enigm_api::ErrorBody)))]
+pub async fn commands(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<DeviceCommandsView>> {
+    let action = AuditAction::DeviceCommandFetch;
+    let now = state.now();
+    let (verified, handle) =
+        devices::verify(&state, action, &method, &uri, &headers, &body, now).await?;
+    let refuse = DeviceRefusal {
+        state: &state,
+        action,
+        handle,
+        now,
+    };
+    if !body.is_empty() {
+        return Err(refuse.deny(ReasonCategory::InvalidBody).await);
+    }
+    let mut tx = state.store().begin().await?;
+    if let Err(error) = devices::record_nonce(&state, &mut tx, &verified, handle, now).await {
+        drop(tx);
+        return Err(refuse.store_refusal(error).await);
+    }
+    let Some(locked) = tx.lock_lifecycle(&handle).await? else {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+    };
+    tx.commit().await?;
+    Ok(Json(DeviceCommandsView {
+        pending: pending_command(locked.pending.as_ref())?,
+    }))
+}
+
+/// The device carried out a command and acknowledges it (signed with the device key); its
+/// confirmed state becomes the one the command asked for.
+#[utoipa::path(post, path = enigm_api::paths::DEVICE_COMMAND_ACK, tag = "device",
+    request_body = CommandAckRequest,
+    params(
+        ("signature" = String, Header, description = "RFC 9421 signature"),
+        ("signature-input" = String, Header, description = "RFC 9421 signature parameters"),
+        ("content-digest" = String, Header, description = "RFC 9530 digest of the body"),
+    ),
+    responses((status = 200, body = CommandAckResponse), (status = 401, body = enigm_api::ErrorBody),
+        (status = 409, body = enigm_api::ErrorBody)))]
+pub async fn acknowledge(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    RawBody(body): RawBody,
+) -> ApiResult<Json<CommandAckResponse>> {
+    let now = state.now();
+    let (verified, handle) = devices::verify(
+        &state,
+        AuditAction::DeviceCommandAck,
+        &method,
+        &uri,
+        &headers,
+        &body,
+        now,
     )
+    .await?;
+    let Ok(request) = serde_json::from_slice::<CommandAckRequest>(&body) else {
+        let refuse = DeviceRefusal {
+            state: &state,
+            action: AuditAction::DeviceCommandAck,
+            handle,
+            now,
+        };
+        return Err(refuse.deny(ReasonCategory::InvalidBody).await);
+    };
+    let action = match request.command {
+        DeviceCommand::Retire => AuditAction::DeviceRetireAck,
+        DeviceCommand::Wipe => AuditAction::DeviceWipeAck,
+    };
+    let refuse = DeviceRefusal {
+        state: &state,
+        action,
+        handle,
+        now,
+    };
+    let mut tx = state.store().begin().await?;
+    if let Err(error) = devices::record_nonce(&state, &mut tx, &verified, handle, now).await {
+        drop(tx);
+        return Err(refuse.store_refusal(error).await);
+    }
+    let Some(locked) = tx.lock_lifecycle(&handle).await? else {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+    };
+    let before = Lifecycle {
+        confirmed: parse(&locked.state, "device state")?,
+        pending: pending_command(locked.pending.as_ref())?,
+    };
+    let after = match before.acknowledge(request.command) {
+        Ok(after) => after,
+        Err(refusal) => {
+            drop(tx);
+            return Err(refuse.deny(reason_of(refusal)).await);
+        }
+    };
+    let moved = tx
+        .transition_device(&handle, before.confirmed.as_str(), after.confirmed.as_str())
+        .await?;
+    let acknowledged = tx
+        .acknowledge_command(&handle, request.command.as_str(), now)
+        .await?;
+    if !(moved && acknowledged) {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::CommandNotIssued).await);
+    }
+    tx.append_audit(&AuditEvent::new(
+        now,
+        Actor::Device(handle),
+        action,
+        AuditTarget::Device { handle },
+        Outcome::Success,
+    ))
+    .await?;
+    tx.commit().await?;
+    state.device_policies.forget(&handle);
+    Ok(Json(CommandAckResponse {
+        state: after.confirmed,
+    }))
+}
+
+/// The lifecycle part of a device's view.
+pub(crate) fn view(confirmed: DeviceState, record: &LifecycleRecord) -> ApiResult<LifecycleView> {
+    let pending = pending_command(record.pending.as_ref())?;
+    let requested = Lifecycle { confirmed, pending }.requested();
+    Ok(LifecycleView {
+        requested_state: (requested != confirmed).then_some(requested),
+        pending_command: record
+            .pending
+            .as_ref()
+            .map(|pending| command_view(&pending.command, pending.issued_at))
+            .transpose()?,
+        acknowledged_command: record
+            .acknowledged
+            .as_ref()
+            .map(|(command, at)| command_view(command, *at))
+            .transpose()?,
+        replaced_by: record.replaced_by,
+        replaces: record.replaces,
+    })
+}
+
+/// One lifecycle step an operator asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// A transition that takes effect at once.
+    Apply(LifecycleAction),
+    /// A two-phase command, done when the device acknowledges it.
+    Issue(DeviceCommand),
+}
+
+impl Step {
+    const fn of(change: LifecycleChange) -> Step {
+        match change {
+            LifecycleChange::Restrict => Step::Apply(LifecycleAction::Restrict),
+            LifecycleChange::Revoke => Step::Apply(LifecycleAction::Revoke),
+            LifecycleChange::Reactivate => Step::Apply(LifecycleAction::Reactivate),
+            LifecycleChange::Replace => Step::Apply(LifecycleAction::Replace),
+            LifecycleChange::Retire => Step::Issue(DeviceCommand::Retire),
+            LifecycleChange::Wipe => Step::Issue(DeviceCommand::Wipe),
+        }
+    }
+
+    /// The approval a step needs, if it needs one (the threat model's guarded actions).
+    const fn guarded(self) -> Option<GuardedDeviceChange> {
+        match self {
+            Step::Apply(LifecycleAction::Revoke) => Some(GuardedDeviceChange::Revoke),
+            Step::Apply(LifecycleAction::Reactivate) => Some(GuardedDeviceChange::Reactivate),
+            Step::Issue(DeviceCommand::Wipe) => Some(GuardedDeviceChange::Wipe),
+            Step::Apply(_) | Step::Issue(DeviceCommand::Retire) => None,
+        }
+    }
+
+    const fn audit_action(self) -> AuditAction {
+        match self {
+            Step::Apply(LifecycleAction::Restrict) => AuditAction::DeviceRestrict,
+            Step::Apply(LifecycleAction::Revoke) => AuditAction::DeviceRevoke,
+            Step::Apply(LifecycleAction::Reactivate | LifecycleAction::Activate) => {
+                AuditAction::DeviceReactivate
+            }
+            Step::Apply(LifecycleAction::Replace) => AuditAction::DeviceReplace,
+            Step::Apply(LifecycleAction::Retire) | Step::Issue(DeviceCommand::Retire) => {
+                AuditAction::DeviceRetire
+            }
+            Step::Issue(DeviceCommand::Wipe) => AuditAction::DeviceWipe,
+        }
+    }
+
+    fn check(self, lifecycle: Lifecycle, wipe_opt_in: bool) -> Result<Lifecycle, LifecycleRefusal> {
+        match self {
+            Step::Apply(action) => lifecycle.apply(action),
+            Step::Issue(command) => lifecycle.issue(command, wipe_opt_in),
+        }
+    }
+}
+
+/// Carries out a step in `tx`: reads the device locked, checks the step against its lifecycle
+/// and writes it. `Ok(Err)` with the reason when it is refused.
+async fn settle(
+    tx: &mut WriteTx<'_>,
+    handle: DeviceHandle,
+    step: Step,
+    admin: AdminId,
+    approval: Option<ApprovalId>,
+    now: Timestamp,
+) -> ApiResult<Result<(Lifecycle, LockedLifecycle), ReasonCategory>> {
+    let Some(locked) = tx.lock_lifecycle(&handle).await? else {
+        return Ok(Err(ReasonCategory::UnknownDevice));
+    };
+    let before = Lifecycle {
+        confirmed: parse(&locked.state, "device state")?,
+        pending: pending_command(locked.pending.as_ref())?,
+    };
+    let after = match step.check(before, locked.wipe_opt_in) {
+        Ok(after) => after,
+        Err(refusal) => return Ok(Err(reason_of(refusal))),
+    };
+    match step {
+        Step::Apply(_) => {
+            if !tx
+                .transition_device(&handle, before.confirmed.as_str(), after.confirmed.as_str())
+                .await?
+            {
+                return Ok(Err(ReasonCategory::InvalidTransition));
+            }
+        }
+        Step::Issue(command) => {
+            let issued = tx
+                .issue_command(&NewCommand {
+                    handle,
+                    command: command.as_str().to_owned(),
+                    issued_by: admin,
+                    issued_at: now,
+                    approval,
+                })
+                .await;
+            match issued {
+                Err(StoreError::Conflict) => return Ok(Err(ReasonCategory::CommandPending)),
+                other => other?,
+            }
+        }
+    }
+    Ok(Ok((after, locked)))
+}
+
+/// Issues the successor's one-use enrollment token: the old device's group, policy and
+/// managed-mode permission, nothing of its trust.
+async fn replacement_token(
+    tx: &mut WriteTx<'_>,
+    handle: DeviceHandle,
+    old: &LockedLifecycle,
+    admin: AdminId,
+    now: Timestamp,
+) -> ApiResult<EnrollmentTokenCreated> {
+    let token = BearerToken::generate(&mut rand::rngs::OsRng);
+    let id = EnrollmentTokenId::random();
+    let expires_at = now.saturating_add(std::time::Duration::from_secs(
+        REPLACEMENT_TOKEN_MINUTES * 60,
+    ));
+    tx.insert_enrollment_token(&NewEnrollmentToken {
+        id,
+        token_digest_hex: token.digest().to_hex(),
+        group: old.group.clone(),
+        policy: old.policy.clone(),
+        uses: 1,
+        expires_at,
+        managed_allowed: old.managed_opt_in,
+        created_by: admin,
+        created_at: now,
+    })
+    .await?;
+    tx.record_replacement(&handle, id, admin, now).await?;
+    tx.append_audit(&audit::success(
+        now,
+        admin,
+        AuditAction::EnrollmentTokenCreate,
+        AuditTarget::EnrollmentToken { id },
+    ))
+    .await?;
+    Ok(EnrollmentTokenCreated {
+        id,
+        token: token.expose().to_owned(),
+        group: old.group.clone(),
+        uses: 1,
+        expires_at: expires_at.to_rfc3339(),
+        managed_allowed: old.managed_opt_in,
+    })
+}
+
+/// Refuses a verified device request: audits the reason and builds the error.
+struct DeviceRefusal<'a> {
+    state: &'a AppState,
+    action: AuditAction,
+    handle: DeviceHandle,
+    now: Timestamp,
+}
+
+impl DeviceRefusal<'_> {
+    async fn deny(&self, reason: ReasonCategory) -> ApiError {
+        let event = audit::denied(
+            self.now,
+            Actor::Device(self.handle),
+            self.action,
+            AuditTarget::Device {
+                handle: self.handle,
+            },
+            reason,
+        );
+        if let Err(error) = self.state.audit(&[event]).await {
+            return error;
+        }
+        match reason {
+            ReasonCategory::UnknownDevice => {
+                ApiError::reason(StatusCode::UNAUTHORIZED, reason, "unknown device")
+            }
+            ReasonCategory::Replayed => ApiError::reason(
+                StatusCode::CONFLICT,
+                reason,
+                "the request nonce was already used",
+            ),
+            ReasonCategory::InvalidBody => ApiError::reason(
+                StatusCode::BAD_REQUEST,
+                reason,
+                "the body is not a valid request of this route",
+            ),
+            other => refusal_error(other),
+        }
+    }
+
+    /// A nonce already seen is a replay; any other store failure is internal.
+    async fn store_refusal(&self, error: StoreError) -> ApiError {
+        match error {
+            StoreError::Conflict => self.deny(ReasonCategory::Replayed).await,
+            other => ApiError::from(other),
+        }
+    }
+}
+
+fn reason_of(refusal: LifecycleRefusal) -> ReasonCategory {
+    match refusal {
+        LifecycleRefusal::NotAllowed(_) => ReasonCategory::InvalidTransition,
+        LifecycleRefusal::CommandPending(_) => ReasonCategory::CommandPending,
+        LifecycleRefusal::NoWipeOptIn => ReasonCategory::WipeNotOptedIn,
+        LifecycleRefusal::NotIssued(_) => ReasonCategory::CommandNotIssued,
+    }
+}
+
+fn refusal_error(reason: ReasonCategory) -> ApiError {
+    let message = match reason {
+        ReasonCategory::CommandPending => "another lifecycle command waits for the device",
+        ReasonCategory::WipeNotOptedIn => "the device did not opt in to remote wipe at enrollment",
+        ReasonCategory::CommandNotIssued => "no such command waits for the device",
+        ReasonCategory::UnknownDevice => "unknown device",
+        _ => "the device's lifecycle state does not allow this change",
+    };
+    ApiError::conflict(reason, message)
+}
+
+fn pending_command(pending: Option<&PendingCommand>) -> ApiResult<Option<DeviceCommand>> {
+    pending
+        .map(|pending| parse(&pending.command, "device command"))
+        .transpose()
+}
+
+fn command_view(command: &str, at: Timestamp) -> ApiResult<CommandView> {
+    Ok(CommandView {
+        command: parse(command, "device command")?,
+        at: at.to_rfc3339(),
+    })
+}
+
+fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> ApiResult<T> {
+    text.parse()
+        .map_err(|_| ApiError::internal(&StoreError::Corrupt(what)))
 }
