@@ -339,6 +339,21 @@ impl CommandClient {
         self.send(request, None).await
     }
 
+    /// GETs `path` with a device request signature (over an empty body).
+    pub(crate) async fn get_signed<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        signature: &enigm_device::SignatureHeaders,
+    ) -> Result<Reply<T>, RequestError> {
+        let request = self
+            .http
+            .get(format!("{}{path}", self.base.as_str()))
+            .header(enigm_device::CONTENT_DIGEST, &signature.content_digest)
+            .header(enigm_device::SIGNATURE_INPUT, &signature.signature_input)
+            .header(enigm_device::SIGNATURE, &signature.signature);
+        self.send(request, None).await
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let mut request = self
             .http

@@ -315,6 +315,41 @@ pub(crate) fn device_detail(device: &DeviceView) -> Table {
     for (field, value) in rows {
         table.add_row(vec![field.to_owned(), value]);
     }
+    let lifecycle = &device.lifecycle;
+    let optional = [
+        (
+            "requested state",
+            lifecycle
+                .requested_state
+                .map(|state| state.as_str().to_owned()),
+        ),
+        (
+            "pending command",
+            lifecycle
+                .pending_command
+                .as_ref()
+                .map(|command| format!("{} (issued {})", command.command, clean(&command.at))),
+        ),
+        (
+            "acknowledged command",
+            lifecycle.acknowledged_command.as_ref().map(|command| {
+                format!("{} (acknowledged {})", command.command, clean(&command.at))
+            }),
+        ),
+        (
+            "replaced by",
+            lifecycle.replaced_by.map(|handle| handle.to_string()),
+        ),
+        (
+            "replaces",
+            lifecycle.replaces.map(|handle| handle.to_string()),
+        ),
+    ];
+    for (field, value) in optional {
+        if let Some(value) = value {
+            table.add_row(vec![field.to_owned(), value]);
+        }
+    }
     table
 }
 

@@ -32,13 +32,15 @@ pub(crate) enum DevicesCommand {
         #[arg(value_parser = parse_handle)]
         handle: DeviceHandle,
     },
-    /// Change a device's lifecycle (needs the PIN): `restrict` now; `revoke` and `reactivate`
-    /// open an approval request that another administrator decides.
+    /// Change a device's lifecycle (needs the PIN): `restrict` and `replace` now (`replace`
+    /// prints the successor's one-use enrollment token); `retire` is issued to the device, done
+    /// when it acknowledges; `revoke`, `reactivate` and `wipe` open an approval request that
+    /// another administrator decides.
     Lifecycle {
         /// The device handle (`dev_…`).
         #[arg(value_parser = parse_handle)]
         handle: DeviceHandle,
-        /// `restrict`, `revoke` or `reactivate`.
+        /// `restrict`, `reactivate`, `revoke`, `retire`, `wipe` or `replace`.
         #[arg(value_parser = parse_change)]
         action: LifecycleChange,
         /// Why (recorded with the change or the approval request).
@@ -108,13 +110,30 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
             if ctx.json() {
                 return output::print_json(&reply.raw);
             }
-            match &reply.value.approval {
-                None => println!("device {handle} is now {}", reply.value.state),
-                Some(approval) => println!(
+            let reply = reply.value;
+            if let Some(approval) = &reply.approval {
+                println!(
                     "approval request {} opened: another administrator must approve it \
                      (`enigm admin approvals approve {}`)",
                     approval.id, approval.id
+                );
+                return Ok(());
+            }
+            match reply.pending_command {
+                Some(command) => println!(
+                    "device {handle}: {command} issued; the device is {} until it acknowledges \
+                     (then {})",
+                    reply.state, reply.requested_state
                 ),
+                None => println!("device {handle} is now {}", reply.state),
+            }
+            if let Some(token) = &reply.enrollment_token {
+                println!(
+                    "enrollment token for the successor (one use, group {}, expires {}; shown once):",
+                    output::clean(&token.group),
+                    output::clean(&token.expires_at)
+                );
+                println!("{}", token.token);
             }
             Ok(())
         }
@@ -189,8 +208,12 @@ fn parse_trust_state(text: &str) -> Result<TrustState, String> {
 }
 
 fn parse_change(text: &str) -> Result<LifecycleChange, String> {
-    serde_json::from_value(serde_json::Value::String(text.to_owned()))
-        .map_err(|_| format!("unknown lifecycle action `{text}` (restrict, revoke or reactivate)"))
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        format!(
+            "unknown lifecycle action `{text}` \
+             (restrict, reactivate, revoke, retire, wipe or replace)"
+        )
+    })
 }
 
 fn parse_action(text: &str) -> Result<ProtectedAction, String> {

@@ -3,6 +3,12 @@
 //! in every interval with a fresh signal report, signed with the device key (RFC 9421), and
 //! records each evaluation for the local Trust Security Center (`enigm tsc`).
 //!
+//! After each check-in (also a refused one: a revoked device must still obey a wipe) the agent
+//! asks Command for a pending lifecycle command (signed `GET /api/v1/device/commands`), carries
+//! it out and acknowledges it: on `retire` it stops; on `wipe` it acknowledges first, then
+//! deletes its device key, enrollment and last evaluation (a simulated wipe of this device's
+//! Enigm state), and stops.
+//!
 //! Request bodies are built only from a [`SignalReport`]: a profile's `[hardware]` identifiers
 //! live in a type that cannot be serialised, so they have no way into a request.
 
@@ -11,10 +17,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
-use enigm_api::{CheckInRequest, EnrollRequest, EnrollResponse, TrustView, paths};
+use enigm_api::{
+    CheckInRequest, CommandAckRequest, CommandAckResponse, DeviceCommandsView, EnrollRequest,
+    EnrollResponse, TrustView, paths,
+};
 use enigm_crypto::Ed25519SigningKey;
 use enigm_device::{NONCE_LEN, RequestParts, sign_request};
-use enigm_trust::SignalReport;
+use enigm_trust::{DeviceCommand, SignalReport};
 use enigm_types::DeviceHandle;
 use rand::RngCore as _;
 use serde::de::DeserializeOwned;
@@ -133,18 +142,18 @@ struct Agent {
 impl Agent {
     async fn run(&self) -> anyhow::Result<()> {
         if self.args.once {
-            return self.cycle().await;
+            return self.cycle().await.map(|_| ());
         }
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .context("could not listen for SIGTERM")?;
         loop {
-            if let Err(error) = self.cycle().await {
-                if is_final(&error) {
-                    return Err(error);
-                }
+            match self.cycle().await {
+                Ok(Cycle::Continue) => {}
+                Ok(Cycle::Ended) => return Ok(()),
+                Err(error) if is_final(&error) => return Err(error),
                 // A server that is down or unreachable is retried at the next cycle.
-                eprintln!("warning: check-in failed: {error:#}");
+                Err(error) => eprintln!("warning: check-in failed: {error:#}"),
             }
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_secs(self.args.interval)) => {}
@@ -156,8 +165,9 @@ impl Agent {
         Ok(())
     }
 
-    /// Enrolls when needed, then checks in once and records the evaluation.
-    async fn cycle(&self) -> anyhow::Result<()> {
+    /// Enrolls when needed, checks in once and records the evaluation, then carries out a
+    /// pending lifecycle command.
+    async fn cycle(&self) -> anyhow::Result<Cycle> {
         let server = self.client.server().as_str();
         let enrollment = match self.dir.enrollment()? {
             Some(enrollment) if enrollment.server == server => enrollment,
@@ -167,6 +177,24 @@ impl Agent {
             ),
             None => self.enroll().await?,
         };
+        let checked_in = self.check_in(&enrollment).await;
+        // A refused check-in (revoked, ...) still asks for a command: a lost device must still
+        // obey a wipe.
+        match self.obey(&enrollment).await {
+            Ok(Cycle::Ended) => Ok(Cycle::Ended),
+            Ok(Cycle::Continue) => checked_in.map(|()| Cycle::Continue),
+            Err(error) => match checked_in {
+                Ok(()) => Err(error),
+                Err(refused) => {
+                    eprintln!("warning: could not ask for lifecycle commands: {error:#}");
+                    Err(refused)
+                }
+            },
+        }
+    }
+
+    async fn check_in(&self, enrollment: &Enrollment) -> anyhow::Result<()> {
+        let server = self.client.server().as_str();
         let request = CheckInRequest {
             report: self.report(),
         };
@@ -187,6 +215,50 @@ impl Agent {
             if trust.findings.len() == 1 { "" } else { "s" }
         );
         Ok(())
+    }
+
+    /// Asks Command for a pending lifecycle command, carries it out and acknowledges it.
+    async fn obey(&self, enrollment: &Enrollment) -> anyhow::Result<Cycle> {
+        let signed_path = format!("{}{}", self.prefix, paths::DEVICE_COMMANDS);
+        let headers = sign_request(
+            &self.key,
+            &RequestParts {
+                method: "GET",
+                path: &signed_path,
+                query: "",
+                body: b"",
+            },
+            system_now(),
+            &fresh_nonce()?,
+        );
+        let commands: DeviceCommandsView = self
+            .client
+            .get_signed(paths::DEVICE_COMMANDS, &headers)
+            .await
+            .context("could not ask for lifecycle commands")?
+            .value;
+        let Some(command) = commands.pending else {
+            return Ok(Cycle::Continue);
+        };
+        let acked: CommandAckResponse = self
+            .signed(paths::DEVICE_COMMAND_ACK, &CommandAckRequest { command })
+            .await
+            .context("the command acknowledgement was refused")?;
+        match command {
+            DeviceCommand::Retire => println!(
+                "{} retired by Command: acknowledged, device is {}; the agent stops",
+                enrollment.handle, acked.state
+            ),
+            DeviceCommand::Wipe => {
+                self.dir.wipe()?;
+                println!(
+                    "{} wiped by Command: acknowledged, device is {}; the device key, enrollment \
+                     and last evaluation are deleted; the agent stops",
+                    enrollment.handle, acked.state
+                );
+            }
+        }
+        Ok(Cycle::Ended)
     }
 
     async fn enroll(&self) -> anyhow::Result<Enrollment> {
@@ -238,6 +310,13 @@ impl Agent {
     ) -> anyhow::Result<T> {
         post_signed(&self.client, &self.prefix, &self.key, path, body).await
     }
+}
+
+/// Whether the agent goes on after a cycle.
+enum Cycle {
+    Continue,
+    /// Retired or wiped by Command: nothing more to do.
+    Ended,
 }
 
 /// POSTs `body` to `path`, signed with `key`, a fresh nonce and the current time.

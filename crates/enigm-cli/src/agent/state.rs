@@ -89,6 +89,23 @@ impl StateDir {
     pub(crate) fn write_tsc(&self, record: &TscRecord) -> anyhow::Result<()> {
         write_record(&self.path.join(TSC_FILE), record)
     }
+
+    /// The simulated remote wipe: deletes the device key, the enrollment and the last
+    /// evaluation (the directory itself stays). A missing file is already wiped.
+    pub(crate) fn wipe(&self) -> anyhow::Result<()> {
+        for name in [KEY_FILE, ENROLLMENT_FILE, TSC_FILE] {
+            let path = self.path.join(name);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("could not wipe `{}`", path.display()));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 fn load_key(path: &Path) -> anyhow::Result<Ed25519SigningKey> {
