@@ -1,0 +1,295 @@
+//! Device lifecycle end to end with real processes on loopback (SQLite and PostgreSQL): an
+//! operator retires a device with `enigm admin devices lifecycle`, the agent acknowledges at its
+//! next cycle and stops; a wipe goes through a second administrator's approval and the agent,
+//! after acknowledging, deletes its key, enrollment and last evaluation; a replacement prints a
+//! one-use token with which a new agent enrolls under a new handle.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use enigm_test_support::{Backend, TestDatabase, backend_tests};
+use serde_json::Value;
+
+use crate::support::{Cli, ENIGM, Server, bootstrap_field, write_secret};
+
+fn profile() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
+}
+
+fn agent(server: &str, state_dir: &Path, args: &[&str]) -> Output {
+    Command::new(ENIGM)
+        .arg("agent")
+        .arg("--server")
+        .arg(server)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--once")
+        .arg("--profile")
+        .arg(profile())
+        .args(args)
+        .env_remove("ENIGM_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Enrolls an agent in `state_dir` with the token in `token_file`; answers its handle.
+fn enroll(server: &str, state_dir: &Path, token_file: &Path, extra: &[&str]) -> String {
+    let args = [
+        &["--enrollment-token-file", token_file.to_str().unwrap()][..],
+        extra,
+    ]
+    .concat();
+    let output = agent(server, state_dir, &args);
+    assert!(output.status.success(), "{}", text(&output));
+    let enrollment: Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("enrollment.json")).unwrap())
+            .unwrap();
+    enrollment["handle"].as_str().unwrap().to_owned()
+}
+
+backend_tests!(operators_retire_wipe_and_replace_devices_and_agents_obey);
+
+async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let database_args: Vec<&str> = match backend {
+        Backend::Sqlite => vec![],
+        Backend::Postgres => vec!["--database-url", db.url()],
+    };
+    let server = Server::start(&data_dir, &database_args);
+    let url = server.url.clone();
+
+    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let password_file = write_secret(
+        &secrets,
+        "owner-password",
+        &bootstrap_field(&bootstrap, "password"),
+    );
+    let pin_file = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
+    let pin_args = ["--pin-file", pin_file.to_str().unwrap()];
+    let owner = Cli {
+        config: dir.path().join("owner-config"),
+        server: url.clone(),
+        extra: vec![],
+    };
+    owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+
+    // A second administrator (security-admin) to approve the wipe.
+    let carol_password = write_secret(&secrets, "carol-password", "a-user-password-of-length");
+    owner.json(
+        &[
+            &[
+                "admin",
+                "users",
+                "create",
+                "carol",
+                "--password-file",
+                carol_password.to_str().unwrap(),
+            ][..],
+            &pin_args[..],
+        ]
+        .concat(),
+    );
+    let grant = owner.json(&[
+        "admin",
+        "roles",
+        "grant",
+        "carol",
+        "security-admin",
+        "--justification",
+        "second approver",
+    ]);
+    let grant = grant["id"].as_str().unwrap().to_owned();
+    owner.json(
+        &[
+            &["admin", "approvals", "approve", &grant][..],
+            &pin_args[..],
+        ]
+        .concat(),
+    );
+    let carol = Cli {
+        config: dir.path().join("carol-config"),
+        server: url.clone(),
+        extra: vec![],
+    };
+    carol.ok(&[
+        "login",
+        "--username",
+        "carol",
+        "--password-file",
+        carol_password.to_str().unwrap(),
+    ]);
+    let carol_pin = write_secret(&secrets, "carol-pin", "739164");
+    carol.ok(&[
+        "admin",
+        "pin",
+        "set",
+        "--password-file",
+        carol_password.to_str().unwrap(),
+        "--pin-file",
+        carol_pin.to_str().unwrap(),
+    ]);
+
+    let created = owner.json(
+        &[
+            &[
+                "admin",
+                "enrollment-token",
+                "create",
+                "--group",
+                "field-phones",
+                "--uses",
+                "3",
+            ][..],
+            &pin_args[..],
+        ]
+        .concat(),
+    );
+    let token_file = write_secret(&secrets, "token", created["token"].as_str().unwrap());
+    let retiring_dir = dir.path().join("agent-retiring");
+    let wiping_dir = dir.path().join("agent-wiping");
+    let old_dir = dir.path().join("agent-old");
+    let retiring = enroll(&url, &retiring_dir, &token_file, &[]);
+    let wiping = enroll(&url, &wiping_dir, &token_file, &["--wipe-opt-in"]);
+    let old = enroll(&url, &old_dir, &token_file, &[]);
+
+    let lifecycle = |cli: &Cli, handle: &str, action: &str, pin: &Path| {
+        cli.run(&[
+            "admin",
+            "devices",
+            "lifecycle",
+            handle,
+            action,
+            "--justification",
+            "ticket 12",
+            "--pin-file",
+            pin.to_str().unwrap(),
+        ])
+    };
+
+    // Retire: issued; the device stays trusted until its agent acknowledges at the next cycle.
+    let issued = lifecycle(&owner, &retiring, "retire", &pin_file);
+    assert!(issued.status.success(), "{}", text(&issued));
+    assert!(text(&issued).contains("retire issued"), "{}", text(&issued));
+    let shown = owner.ok(&["admin", "devices", "show", &retiring]);
+    assert!(shown.contains("requested state"), "{shown}");
+    assert!(shown.contains("pending command"), "{shown}");
+    let obeyed = agent(&url, &retiring_dir, &[]);
+    assert!(obeyed.status.success(), "{}", text(&obeyed));
+    assert!(
+        text(&obeyed).contains("retired by Command"),
+        "{}",
+        text(&obeyed)
+    );
+    let shown = owner.json(&["admin", "devices", "show", &retiring]);
+    assert_eq!(shown["state"], "retired", "{shown}");
+    assert_eq!(
+        shown["lifecycle"]["acknowledged_command"]["command"],
+        "retire"
+    );
+    let after = agent(&url, &retiring_dir, &[]);
+    assert!(!after.status.success());
+    assert!(
+        text(&after).contains("device_not_active"),
+        "{}",
+        text(&after)
+    );
+
+    // Wipe: needs the approval of another administrator; then the agent wipes itself.
+    let requested = owner.run(&[
+        "admin",
+        "devices",
+        "lifecycle",
+        &wiping,
+        "wipe",
+        "--justification",
+        "stolen phone",
+        "--pin-file",
+        pin_file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(requested.status.success(), "{}", text(&requested));
+    let requested: Value = serde_json::from_slice(&requested.stdout).unwrap();
+    let approval = requested["approval"]["id"].as_str().unwrap().to_owned();
+    let untouched = agent(&url, &wiping_dir, &[]);
+    assert!(untouched.status.success(), "{}", text(&untouched));
+    assert!(wiping_dir.join("device.key").exists());
+    carol.json(&[
+        "admin",
+        "approvals",
+        "approve",
+        &approval,
+        "--pin-file",
+        carol_pin.to_str().unwrap(),
+    ]);
+    let wiped = agent(&url, &wiping_dir, &[]);
+    assert!(wiped.status.success(), "{}", text(&wiped));
+    assert!(
+        text(&wiped).contains("wiped by Command"),
+        "{}",
+        text(&wiped)
+    );
+    for file in ["device.key", "enrollment.json", "tsc.json"] {
+        assert!(!wiping_dir.join(file).exists(), "{file} survived the wipe");
+    }
+    let shown = owner.json(&["admin", "devices", "show", &wiping]);
+    assert_eq!(shown["state"], "retired", "{shown}");
+    assert_eq!(
+        shown["lifecycle"]["acknowledged_command"]["command"],
+        "wipe"
+    );
+
+    // Replace: a one-use token; the successor enrolls with its own key under a new handle.
+    let replaced = lifecycle(&owner, &old, "replace", &pin_file);
+    assert!(replaced.status.success(), "{}", text(&replaced));
+    let replaced = String::from_utf8(replaced.stdout).unwrap();
+    assert!(replaced.contains("is now replaced"), "{replaced}");
+    let token = replaced.lines().last().unwrap().trim().to_owned();
+    let successor_token = write_secret(&secrets, "successor-token", &token);
+    let successor = enroll(
+        &url,
+        &dir.path().join("agent-successor"),
+        &successor_token,
+        &[],
+    );
+    assert_ne!(successor, old);
+    let shown = owner.json(&["admin", "devices", "show", &old]);
+    assert_eq!(shown["state"], "replaced");
+    assert_eq!(shown["lifecycle"]["replaced_by"], successor.as_str());
+    let refused = agent(&url, &old_dir, &[]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("device_not_active"),
+        "{}",
+        text(&refused)
+    );
+}
