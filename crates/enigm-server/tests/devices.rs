@@ -750,6 +750,20 @@ async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backen
         decision(&app, &handle, "network", None).await,
         deny("trust_inactive")
     );
+    // A device told to retire: nothing protected while the command waits for it.
+    let (_leaving, leaving_handle) = enrolled(&app).await;
+    let leaving_handle = leaving_handle.to_string();
+    assert_eq!(
+        decision(&app, &leaving_handle, "network", None).await,
+        allow
+    );
+    let retire = lifecycle(&app, &app.owner, &leaving_handle, "retire").await;
+    assert!(retire.status.is_success(), "{:?}", retire.body);
+    assert_eq!(
+        decision(&app, &leaving_handle, "network", None).await,
+        deny("device_not_active")
+    );
+
     // Revoked: nothing, whatever the trust state.
     assert_eq!(
         device.check_in(&app, protected(&app)).await.status,
@@ -772,13 +786,22 @@ async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backen
         .into_iter()
         .filter(|event| event.action == AuditAction::DeviceEligibility)
         .collect();
-    assert_eq!(decisions.len(), 11);
+    assert_eq!(decisions.len(), 13);
     assert!(
         decisions
             .iter()
             .all(|event| event.actor == Actor::Admin(app.owner.id))
     );
-    let last = decisions.last().unwrap();
+    let last = decisions
+        .iter()
+        .rev()
+        .find(|event| {
+            event.target
+                == AuditTarget::Device {
+                    handle: handle.parse().unwrap(),
+                }
+        })
+        .unwrap();
     assert_eq!(last.outcome, Outcome::Denied);
     assert_eq!(last.reason, Some(ReasonCategory::DeviceRevoked));
     assert_eq!(

@@ -37,8 +37,18 @@ pub async fn decide(
             policy,
         ))
     });
+    // A device Command has told to retire or wipe is on its way out: nothing protected is
+    // started on it while the command waits for the device's acknowledgement.
+    let leaving = known.is_some()
+        && state
+            .store()
+            .device_lifecycle(&request.device)
+            .await?
+            .pending
+            .is_some();
     let decision = match known {
         None => EligibilityDecision::Deny(DenyReason::MissingInput),
+        Some(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
         Some((device_state, trust_state, evaluated_at, policy)) => {
             enigm_trust::decide(&DecisionInput {
                 action: request.action,
