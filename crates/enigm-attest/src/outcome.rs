@@ -60,3 +60,75 @@ impl fmt::Display for RejectionReason {
         f.write_str(self.as_str())
     }
 }
+
+/// Which kind of evidence an outcome is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceFormat {
+    /// An Android Key Attestation certificate chain.
+    AndroidKey,
+    /// A TPM 2.0 quote.
+    Tpm2Quote,
+}
+
+/// The minimal claims Command keeps of an attestation: enough to explain the outcome and to
+/// refuse a downgrade later, nothing that names the unit (no serial, IMEI, key or certificate).
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claims {
+    /// `SOFTWARE`, `TRUSTED_ENVIRONMENT` or `STRONG_BOX` (Android), `TPM` for a quote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_level: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation_version: Option<i64>,
+    /// `VERIFIED`, `SELF_SIGNED`, `UNVERIFIED` or `FAILED`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_boot_state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_locked: Option<bool>,
+    /// Hex digest of the key that signed the OS: names a build's signer, not a unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_boot_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_patch_level: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_patch_level: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_patch_level: Option<i64>,
+    /// Which pinned root the chain ended at (`google-rsa`, `google-ec-p384`, `operator:<label>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+}
+
+/// Accepted, or rejected for exactly one reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    Rejected(RejectionReason),
+}
+
+impl Verdict {
+    /// `accepted`, or the rejection reason's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Accepted => "accepted",
+            Verdict::Rejected(reason) => reason.as_str(),
+        }
+    }
+
+    pub fn is_accepted(self) -> bool {
+        matches!(self, Verdict::Accepted)
+    }
+}
+
+/// The outcome of verifying one piece of evidence: the verdict, the claims decoded before the
+/// decision (none when the evidence could not be read) and a one-line explanation for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttestationOutcome {
+    pub format: EvidenceFormat,
+    pub verdict: Verdict,
+    pub claims: Option<Claims>,
+    pub detail: String,
+}
