@@ -33,6 +33,11 @@ pub struct CreateEnrollmentTokenRequest {
     /// Whether devices may opt in to managed-device mode with this token.
     #[serde(default)]
     pub managed_allowed: bool,
+    /// The attestation policy of the enrolled devices (accepted security levels, lock, boot
+    /// keys, patch levels, where attestation is required); the default policy when absent.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attestation_policy: Option<crate::attestation::AttestationPolicy>,
 }
 
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
@@ -70,6 +75,10 @@ pub struct EnrollRequest {
     pub managed_opt_in: bool,
     /// The device user's explicit consent to remote wipe.
     pub wipe_opt_in: bool,
+    /// Remote-attestation evidence answering an `enrollment` challenge; required when the
+    /// token's attestation policy says so.
+    #[serde(default)]
+    pub attestation: Option<crate::attestation::AttestationEvidence>,
 }
 
 impl std::fmt::Debug for EnrollRequest {
@@ -167,6 +176,9 @@ pub struct DeviceView {
     /// replacements.
     #[serde(default)]
     pub lifecycle: LifecycleView,
+    /// The device's last attestation (absent when it never sent evidence).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<crate::attestation::AttestationView>,
 }
 
 /// A device's lifecycle beyond its confirmed state.

@@ -9,6 +9,7 @@ use enigm_types::{
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod attestation;
 pub mod devices;
 pub mod eligibility;
 pub mod paths;

@@ -42,6 +42,8 @@ pub const DEVICE_LIFECYCLE: &str = "/api/v1/devices/{handle}/lifecycle";
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";
 pub const DEVICE_CHECK_INS: &str = "/api/v1/device/check-ins";
 pub const DEVICE_COMMANDS: &str = "/api/v1/device/commands";
+pub const DEVICE_ATTESTATION_CHALLENGE: &str = "/api/v1/device/attestation/challenge";
+pub const DEVICE_ATTESTATION: &str = "/api/v1/device/attestation";
 pub const DEVICE_COMMAND_ACK: &str = "/api/v1/device/commands/ack";
 pub const ELIGIBILITY: &str = "/api/v1/eligibility";
 

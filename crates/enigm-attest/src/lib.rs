@@ -14,6 +14,7 @@
 //! exception is the `dev-root` feature, which mints development chains.
 
 pub mod android;
+pub mod challenge;
 pub mod outcome;
 pub mod policy;
 pub mod tpm;
