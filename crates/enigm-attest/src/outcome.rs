@@ -51,7 +51,9 @@ impl RejectionReason {
     }
 
     pub fn parse(text: &str) -> Option<RejectionReason> {
-        RejectionReason::ALL.into_iter().find(|reason| reason.as_str() == text)
+        RejectionReason::ALL
+            .into_iter()
+            .find(|reason| reason.as_str() == text)
     }
 }
 

@@ -420,6 +420,7 @@ impl Fleet {
                     report,
                     managed_opt_in: false,
                     wipe_opt_in: false,
+                    attestation: None,
                 };
                 let enrolled: EnrollResponse = post_signed(
                     &self.client,

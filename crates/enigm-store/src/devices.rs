@@ -27,6 +27,8 @@ pub struct NewEnrollmentToken {
     pub group: String,
     /// The trust policy, as JSON.
     pub policy: String,
+    /// The attestation policy, as JSON.
+    pub attestation_policy: String,
     pub uses: u32,
     pub expires_at: Timestamp,
     pub managed_allowed: bool,
@@ -40,6 +42,7 @@ pub struct ConsumedToken {
     pub id: EnrollmentTokenId,
     pub group: String,
     pub policy: String,
+    pub attestation_policy: String,
     pub managed_allowed: bool,
 }
 
@@ -61,6 +64,8 @@ pub struct NewDevice {
     pub state: String,
     pub group: String,
     pub policy: String,
+    /// The attestation policy, as JSON (kept in the device's attestation row).
+    pub attestation_policy: String,
     pub managed_opt_in: bool,
     pub wipe_opt_in: bool,
     pub enrolled_at: Timestamp,
@@ -427,7 +432,8 @@ impl WriteTx<'_> {
     pub async fn insert_enrollment_token(&mut self, token: &NewEnrollmentToken) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO enrollment_tokens (id, token_digest, group_name, policy, uses_left, expires_at, \
-             managed_allowed, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+             managed_allowed, created_by, created_at, attestation_policy) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(token.id.to_string())
         .bind(token.token_digest_hex.clone())
@@ -438,6 +444,7 @@ impl WriteTx<'_> {
         .bind(flag(token.managed_allowed))
         .bind(token.created_by.to_string())
         .bind(token.created_at.unix_millis())
+        .bind(token.attestation_policy.clone())
         .execute(self.conn())
         .await?;
         Ok(())
@@ -452,7 +459,7 @@ impl WriteTx<'_> {
         let row = sqlx::query(
             "UPDATE enrollment_tokens SET uses_left = uses_left - 1 \
              WHERE token_digest = $1 AND uses_left > 0 AND expires_at > $2 \
-             RETURNING id, group_name, policy, managed_allowed",
+             RETURNING id, group_name, policy, managed_allowed, attestation_policy",
         )
         .bind(token_digest_hex.to_owned())
         .bind(now.unix_millis())
@@ -463,6 +470,7 @@ impl WriteTx<'_> {
             id: parse_id(&row.try_get::<String, _>("id")?, "enrollment token id")?,
             group: row.try_get("group_name")?,
             policy: row.try_get("policy")?,
+            attestation_policy: row.try_get("attestation_policy")?,
             managed_allowed: row.try_get::<i64, _>("managed_allowed")? != 0,
         }))
     }
@@ -512,6 +520,8 @@ impl WriteTx<'_> {
         .bind(device.enrollment_token.to_string())
         .execute(self.conn())
         .await?;
+        self.insert_device_attestation(&device.handle, &device.attestation_policy)
+            .await?;
         self.insert_history(&device.handle, 1, &device.posture)
             .await
     }

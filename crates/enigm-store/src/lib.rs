@@ -7,6 +7,7 @@
 
 mod admins;
 mod approvals;
+mod attestation;
 mod audit;
 mod auditlog;
 mod auditverify;
@@ -24,6 +25,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 pub use admins::{AdminRecord, NewAdmin};
 pub use approvals::{ApprovalRecord, CommandFlag, DecisionKind, NewApproval};
+pub use attestation::{AttestationRecord, AttestationResultRecord};
 pub use audit::{AuditFilter, AuditRow};
 pub use auditlog::{IntegratedBatch, LeafEntry, LegalHold, PurgeRecord, StoredCheckpoint};
 pub use auditverify::{Finding, NoProgress, VerifyOutcome, VerifyProgress, VerifySummary};

@@ -37,6 +37,11 @@ pub(crate) enum EnrollmentTokenCommand {
         /// JSON file with the trust policy of the enrolled devices (default: the baseline).
         #[arg(long, value_name = "FILE")]
         policy_file: Option<PathBuf>,
+        /// JSON file with the attestation policy of the enrolled devices (accepted security
+        /// levels, lock, boot keys, patch levels, where attestation is required; default: the
+        /// default attestation policy, which requires attestation nowhere).
+        #[arg(long, value_name = "FILE")]
+        attestation_policy_file: Option<PathBuf>,
     },
 }
 
@@ -47,14 +52,20 @@ pub(crate) async fn run(ctx: &Ctx, command: EnrollmentTokenCommand) -> anyhow::R
         expires_in_minutes,
         managed_allowed,
         policy_file,
+        attestation_policy_file,
     } = command;
     let policy = policy_file.as_deref().map(read_policy).transpose()?;
+    let attestation_policy = attestation_policy_file
+        .as_deref()
+        .map(read_attestation_policy)
+        .transpose()?;
     let request = CreateEnrollmentTokenRequest {
         group,
         policy,
         uses: Some(uses),
         expires_in_minutes: Some(expires_in_minutes),
         managed_allowed,
+        attestation_policy,
     };
     let pin = ctx.pin()?;
     let reply = ctx
@@ -100,4 +111,13 @@ fn read_policy(path: &Path) -> anyhow::Result<TrustPolicy> {
     }
     serde_json::from_str(&text)
         .with_context(|| format!("`{}` is not a valid trust policy", path.display()))
+}
+
+fn read_attestation_policy(
+    path: &std::path::Path,
+) -> anyhow::Result<enigm_api::attestation::AttestationPolicy> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the attestation policy {}", path.display()))?;
+    enigm_api::attestation::AttestationPolicy::from_json(&bytes)
+        .with_context(|| format!("{} is not a valid attestation policy", path.display()))
 }

@@ -273,6 +273,7 @@ impl Agent {
             report: self.report(),
             managed_opt_in: self.args.managed_opt_in,
             wipe_opt_in: self.args.wipe_opt_in,
+            attestation: None,
         };
         let enrolled: EnrollResponse = self
             .signed(paths::DEVICE_ENROLL, &request)

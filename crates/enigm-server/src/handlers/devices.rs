@@ -65,6 +65,13 @@ pub async fn create_token(
         ));
     }
     let policy = request.policy.unwrap_or_else(TrustPolicy::baseline);
+    let attestation_policy = request.attestation_policy.unwrap_or_default();
+    if let Err(error) = attestation_policy.check() {
+        return Err(ApiError::unprocessable(
+            "invalid_attestation_policy",
+            error.to_string(),
+        ));
+    }
     let token = BearerToken::generate(&mut rand::rngs::OsRng);
     let now = state.now();
     let expires_at = now.saturating_add(std::time::Duration::from_secs(u64::from(minutes) * 60));
@@ -75,6 +82,7 @@ pub async fn create_token(
         token_digest_hex: token.digest().to_hex(),
         group: group.clone(),
         policy: to_json(&policy)?,
+        attestation_policy: to_json(&attestation_policy)?,
         uses,
         expires_at,
         managed_allowed: request.managed_allowed,
@@ -162,6 +170,7 @@ pub async fn enroll(
             state: device_state.as_str().to_owned(),
             group: consumed.group.clone(),
             policy: consumed.policy.clone(),
+            attestation_policy: consumed.attestation_policy.clone(),
             managed_opt_in: request.managed_opt_in,
             wipe_opt_in: request.wipe_opt_in,
             enrolled_at: now,
@@ -541,6 +550,7 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
         },
         production_gates: from_json(&record.posture.gates, "production gates")?,
         lifecycle: enigm_api::LifecycleView::default(),
+        attestation: None,
     })
 }
 

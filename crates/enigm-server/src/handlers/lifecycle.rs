@@ -452,11 +452,18 @@ async fn replacement_token(
     let expires_at = now.saturating_add(std::time::Duration::from_secs(
         REPLACEMENT_TOKEN_MINUTES * 60,
     ));
+    // The successor is attested under the same policy, but pairs anew: nothing of the old
+    // device's pairing carries over.
+    let attestation_policy = tx
+        .device_attestation_for_update(&handle)
+        .await?
+        .map_or_else(|| "{}".to_owned(), |record| record.policy);
     tx.insert_enrollment_token(&NewEnrollmentToken {
         id,
         token_digest_hex: token.digest().to_hex(),
         group: old.group.clone(),
         policy: old.policy.clone(),
+        attestation_policy,
         uses: 1,
         expires_at,
         managed_allowed: old.managed_opt_in,
