@@ -12,10 +12,12 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 const KEY_LEN: usize = 32;
-/// Domain separation: the key computes nothing but handles.
+/// Domain separation: handles and attestation key pins under one key never collide.
 const CONTEXT: &[u8] = b"enigm device handle v1\0";
+const ATTESTATION_PIN_CONTEXT: &[u8] = b"enigm attestation key pin v1\0";
 
-/// The deployment's secret for deriving device handles. `Debug` shows nothing.
+/// The deployment's secret for deriving device handles (and attestation key pins). `Debug`
+/// shows nothing.
 pub struct DeviceHandleKey(Zeroizing<[u8; KEY_LEN]>);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +42,20 @@ impl DeviceHandleKey {
 
     /// The handle of the device whose public key is `public_key`.
     pub fn handle_for(&self, public_key: &[u8]) -> DeviceHandle {
+        let digest = self.mac(CONTEXT, public_key);
+        let mut truncated = [0u8; 20];
+        truncated.copy_from_slice(digest.get(..20).unwrap_or(&[0; 20]));
+        DeviceHandle::from_digest(&truncated)
+    }
+
+    /// The pin of a device's attestation key (its SubjectPublicKeyInfo or TPM public area), as
+    /// lower-case hex: what Command stores instead of the hardware key itself. Under its own
+    /// context, so a pin is never a handle.
+    pub fn attestation_key_pin(&self, attestation_key: &[u8]) -> String {
+        data_encoding::HEXLOWER.encode(&self.mac(ATTESTATION_PIN_CONTEXT, attestation_key))
+    }
+
+    fn mac(&self, context: &[u8], message: &[u8]) -> [u8; 32] {
         // HMAC pads a key shorter than the hash's 64-byte block with zeros; padding it here lets
         // the infallible fixed-size constructor take it.
         let mut block = Zeroizing::new([0u8; 64]);
@@ -47,12 +63,9 @@ impl DeviceHandleKey {
             head.copy_from_slice(self.0.as_slice());
         }
         let mut mac = <Hmac<Sha256> as hmac::digest::KeyInit>::new(&(*block).into());
-        mac.update(CONTEXT);
-        mac.update(public_key);
-        let digest = mac.finalize().into_bytes();
-        let mut truncated = [0u8; 20];
-        truncated.copy_from_slice(digest.get(..20).unwrap_or(&[0; 20]));
-        DeviceHandle::from_digest(&truncated)
+        mac.update(context);
+        mac.update(message);
+        mac.finalize().into_bytes().into()
     }
 }
 
