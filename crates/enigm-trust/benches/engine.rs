@@ -111,6 +111,7 @@ fn engine(c: &mut Criterion) {
             session_valid: Some(true),
             now: NOW,
             max_posture_age: Duration::from_secs(300),
+            attestation_required: false,
         };
         group.bench_with_input(format!("{action:?}"), &input, |b, input| {
             b.iter(|| decide(black_box(input)));

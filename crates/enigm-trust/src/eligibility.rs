@@ -61,6 +61,9 @@ pub struct DecisionInput {
     /// When the trust state was evaluated.
     pub evaluated_at: Option<Timestamp>,
     pub attestation: Option<AttestationOutcome>,
+    /// Whether the device's attestation policy requires an affirming attestation for the
+    /// sensitive channels (messaging, calls, network). OTA always requires one.
+    pub attestation_required: bool,
     /// Whether the user's session is valid (messaging and calls only).
     pub session_valid: Option<bool>,
     pub now: Timestamp,
@@ -91,7 +94,8 @@ impl ProtectedAction {
 ///   updates, so that they can recover), with a fresh evaluation that is not `INACTIVE`;
 /// - messaging and calls: `PROTECTED` and a valid session — `REVIEW_REQUIRED` is not trusted for
 ///   sensitive workflows (enigm-docs §6);
-/// - OTA: an affirming attestation result.
+/// - OTA, and the other actions when the device's attestation policy says so: an affirming
+///   attestation result.
 pub fn decide(input: &DecisionInput) -> EligibilityDecision {
     match decide_inner(input) {
         Ok(()) => EligibilityDecision::Allow,
@@ -114,7 +118,8 @@ fn decide_inner(input: &DecisionInput) -> Result<(), DenyReason> {
     } else {
         None
     };
-    let attestation = if input.action == ProtectedAction::Ota {
+    let needs_attestation = input.action == ProtectedAction::Ota || input.attestation_required;
+    let attestation = if needs_attestation {
         Some(input.attestation.ok_or(DenyReason::MissingInput)?)
     } else {
         None

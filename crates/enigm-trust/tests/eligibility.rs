@@ -42,6 +42,7 @@ fn valid(action: ProtectedAction) -> DecisionInput {
         session_valid: Some(true),
         now: NOW,
         max_posture_age: MAX_POSTURE_AGE,
+        attestation_required: false,
     }
 }
 
@@ -112,7 +113,7 @@ fn every_action_for_every_trust_state() {
 }
 
 #[test]
-fn attestation_decides_ota_only() {
+fn attestation_decides_ota_only_by_default() {
     for (attestation, want) in [
         (Some(Att::Affirming), Allow),
         (Some(Att::Warning), Deny(R::AttestationNotAffirming)),
@@ -132,6 +133,25 @@ fn attestation_decides_ota_only() {
                 ..valid(action)
             };
             assert_eq!(decide(&input), Allow, "{action:?} {attestation:?}");
+        }
+    }
+}
+
+#[test]
+fn a_policy_that_requires_attestation_extends_it_to_the_sensitive_channels() {
+    for action in [P::SecureMessaging, P::SecureCall, P::Network] {
+        for (attestation, want) in [
+            (Some(Att::Affirming), Allow),
+            (Some(Att::Warning), Deny(R::AttestationNotAffirming)),
+            (Some(Att::Contraindicated), Deny(R::AttestationNotAffirming)),
+            (None, Deny(R::MissingInput)),
+        ] {
+            let input = DecisionInput {
+                attestation,
+                attestation_required: true,
+                ..valid(action)
+            };
+            assert_eq!(decide(&input), want, "{action:?} {attestation:?}");
         }
     }
 }
@@ -226,6 +246,7 @@ fn missing_inputs_deny_with_missing_input() {
         session_valid: None,
         now: NOW,
         max_posture_age: Duration::ZERO,
+        attestation_required: false,
     };
     assert_eq!(decide(&bare), Allow);
 }
@@ -388,6 +409,7 @@ fn inputs() -> impl Strategy<Value = DecisionInput> {
                     session_valid,
                     now: NOW,
                     max_posture_age: Duration::from_millis(age),
+                    attestation_required: false,
                 }
             },
         )
