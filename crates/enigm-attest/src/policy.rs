@@ -7,7 +7,7 @@
 //! attestation, and no downgrade of OS version or patch levels). The order makes the one
 //! rejection reason deterministic.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -19,17 +19,15 @@ use crate::outcome::{Claims, RejectionReason};
 /// Upper bounds on a policy's lists, so that a policy file cannot make appraisal expensive.
 const MAX_LIST_ENTRIES: usize = 256;
 
-/// Where an attestation is required before Command allows the action.
+/// Where an attestation is required before Command allows the action, besides OTA: OTA
+/// eligibility (protected release metadata) always needs an accepted attestation younger than
+/// `max_age_seconds` (enigm-docs §9: remote attestation before OTA eligibility).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequiredFor {
     /// Enrollment carries an accepted attestation, or is refused.
     #[serde(default)]
     pub enrollment: bool,
-    /// OTA eligibility (protected release metadata) needs an accepted attestation younger than
-    /// `max_age_seconds`.
-    #[serde(default)]
-    pub ota: bool,
     /// Messaging, calls and network (the sensitive channels) need one too.
     #[serde(default)]
     pub sensitive_channels: bool,
@@ -80,6 +78,10 @@ pub struct AttestationPolicy {
     pub min_boot_patch_level: Option<i64>,
     #[serde(default)]
     pub application: Option<ExpectedApplication>,
+    /// Reference values of a TPM's SHA-256 PCR bank (index → lower-case hex): a quote must cover
+    /// exactly these PCRs and match them. Empty: TPM evidence is not accepted.
+    #[serde(default)]
+    pub tpm_pcrs: BTreeMap<u8, String>,
     #[serde(default)]
     pub required_for: RequiredFor,
     /// How long an accepted attestation counts for OTA and the sensitive channels.
@@ -114,6 +116,7 @@ impl Default for AttestationPolicy {
             min_vendor_patch_level: None,
             min_boot_patch_level: None,
             application: None,
+            tpm_pcrs: BTreeMap::new(),
             required_for: RequiredFor::default(),
             max_age_seconds: one_day(),
         }
@@ -172,6 +175,12 @@ impl AttestationPolicy {
         }
         for key in &self.allowed_boot_keys {
             check_hex_digest("allowed_boot_keys", key, &[32, 64])?;
+        }
+        if self.tpm_pcrs.len() > 24 {
+            return Err(PolicyError::TooMany("tpm_pcrs"));
+        }
+        for digest in self.tpm_pcrs.values() {
+            check_hex_digest("tpm_pcrs", digest, &[32])?;
         }
         if let Some(application) = &self.application {
             if application.signing_certificate_digests.len() > MAX_LIST_ENTRIES {
@@ -283,10 +292,11 @@ fn root_of_trust(description: &KeyDescription) -> Option<&RootOfTrust> {
 }
 
 /// Appraises verified Android evidence under `policy`, against the challenge Command expects and
-/// the device's pairing when it has one.
+/// the device's pairing when it has one. `expected_challenge` is `None` only for offline
+/// inspection of a chain (`enigm attest verify` without `--challenge`): Command always passes one.
 pub fn appraise_android(
     evidence: &AndroidEvidence<'_>,
-    expected_challenge: &[u8],
+    expected_challenge: Option<&[u8]>,
     policy: &AttestationPolicy,
     pairing: Option<&Pairing>,
 ) -> Appraisal {
@@ -313,13 +323,15 @@ pub fn appraise_android(
 
 fn android_rule_broken(
     evidence: &AndroidEvidence<'_>,
-    expected_challenge: &[u8],
+    expected_challenge: Option<&[u8]>,
     policy: &AttestationPolicy,
     pairing: Option<&Pairing>,
     claims: &Claims,
 ) -> Option<(RejectionReason, String)> {
     let description = evidence.key_description;
-    if !enigm_crypto::constant_time_eq(&description.attestation_challenge, expected_challenge) {
+    if let Some(expected) = expected_challenge
+        && !enigm_crypto::constant_time_eq(&description.attestation_challenge, expected)
+    {
         return Some((
             RejectionReason::ReplayAttempt,
             "the attestation challenge is not the one Command issued for this request".to_owned(),
