@@ -37,6 +37,7 @@ const IDENTITY: &str = "enigm-identity";
 const AUDITLOG: &str = "enigm-auditlog";
 const TRUST: &str = "enigm-trust";
 const DEVICE: &str = "enigm-device";
+const ATTEST: &str = "enigm-attest";
 const API: &str = "enigm-api";
 const STORE: &str = "enigm-store";
 const SERVER: &str = "enigm-server";
@@ -47,7 +48,9 @@ const TEST_SUPPORT: &str = "enigm-test-support";
 const PREFIX: &str = "enigm-";
 
 /// The sans-IO library crates: pure functions and types over values, no runtime, no I/O.
-const LIBRARIES: [&str; 7] = [TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, DEVICE, API];
+const LIBRARIES: [&str; 8] = [
+    TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, DEVICE, ATTEST, API,
+];
 
 /// Async runtimes, database drivers and HTTP stacks: what only the shells (server, store, CLI)
 /// may name.
@@ -142,13 +145,23 @@ fn trust_depends_only_on_types() {
 }
 
 #[test]
-fn api_depends_only_on_types_auditlog_and_trust() {
+fn attest_depends_only_on_types_and_crypto() {
+    enigm_dependencies_within(
+        ATTEST,
+        &[TYPES, CRYPTO],
+        "enigm-attest (attestation verification) depends on no enigm crate but enigm-types and \
+         enigm-crypto, which verifies its signatures",
+    );
+}
+
+#[test]
+fn api_depends_only_on_types_auditlog_trust_and_attest() {
     enigm_dependencies_within(
         API,
-        &[TYPES, AUDITLOG, TRUST],
+        &[TYPES, AUDITLOG, TRUST, ATTEST],
         "enigm-api (wire types) depends on no enigm crate but enigm-types, enigm-auditlog to \
-         decode the proofs it carries, and enigm-trust for the signal reports, policies and \
-         findings it carries",
+         decode the proofs it carries, enigm-trust for the signal reports, policies and \
+         findings it carries, and enigm-attest for the attestation policies and claims",
     );
 }
 
@@ -254,7 +267,7 @@ fn libraries_do_no_io() {
         }
     }
     check(
-        "the library crates (types, crypto, identity, auditlog, api) are sans-IO: no async runtime, \
+        "the library crates (types, crypto, identity, auditlog, trust, device, attest, api) are sans-IO: no async runtime, \
          database or HTTP crate",
         violations,
     );
