@@ -15,6 +15,8 @@
 
 pub mod android;
 pub mod challenge;
+#[cfg(feature = "dev-root")]
+pub mod dev;
 pub mod outcome;
 pub mod policy;
 pub mod tpm;
