@@ -17,7 +17,10 @@ use rcgen::{
     KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
 
-use crate::android::key_description::KeyDescription;
+use crate::android::key_description::{
+    AttestationApplicationId, AuthorizationList, KeyDescription, PackageInfo, RootOfTrust,
+    SecurityLevel, VerifiedBootState,
+};
 use enigm_types::Timestamp;
 
 /// The KeyDescription OID as rcgen wants it.
@@ -137,6 +140,67 @@ impl DevAttestedKey {
     }
 }
 
+/// The package name simulated devices attest as.
+pub const DEV_PACKAGE: &str = "app.enigm.security";
+
+/// The verified-boot key digest of the simulated OS: SHA-256 of a fixed label, so that a policy
+/// can allow-list it like a real OS's key.
+pub fn dev_boot_key() -> [u8; 32] {
+    enigm_crypto::sha256(b"enigm development OS signing key")
+}
+
+/// The KeyDescription of a simulated device: attestation version 300 from a TEE, a generated
+/// P-256 signing key, a locked bootloader with VERIFIED boot under [`dev_boot_key`].
+pub fn simulated_key_description(
+    challenge: &[u8],
+    now: Timestamp,
+    patch_day: i64,
+) -> KeyDescription {
+    KeyDescription {
+        attestation_version: 300,
+        attestation_security_level: SecurityLevel::TrustedEnvironment,
+        key_mint_version: 300,
+        key_mint_security_level: SecurityLevel::TrustedEnvironment,
+        attestation_challenge: challenge.to_vec(),
+        unique_id: Vec::new(),
+        software_enforced: AuthorizationList {
+            creation_date_time: Some(now.unix_millis()),
+            attestation_application_id: Some(AttestationApplicationId {
+                packages: vec![PackageInfo {
+                    name: DEV_PACKAGE.to_owned(),
+                    version: 1,
+                }],
+                signature_digests: vec![
+                    enigm_crypto::sha256(b"enigm development app signing certificate").to_vec(),
+                ],
+            }),
+            ..AuthorizationList::default()
+        },
+        hardware_enforced: AuthorizationList {
+            purposes: vec![2, 3],
+            algorithm: Some(3),
+            key_size: Some(256),
+            digests: vec![4],
+            ec_curve: Some(1),
+            no_auth_required: true,
+            origin: Some(0),
+            root_of_trust: Some(RootOfTrust {
+                verified_boot_key: dev_boot_key().to_vec(),
+                device_locked: true,
+                verified_boot_state: VerifiedBootState::Verified,
+                verified_boot_hash: Some(
+                    enigm_crypto::sha256(b"enigm development OS images").to_vec(),
+                ),
+            }),
+            os_version: Some(160_000),
+            os_patch_level: Some(patch_day / 100),
+            vendor_patch_level: Some(patch_day),
+            boot_patch_level: Some(patch_day),
+            ..AuthorizationList::default()
+        },
+    }
+}
+
 fn offset_date_time(at: Timestamp) -> Result<time::OffsetDateTime, DevRootError> {
     time::OffsetDateTime::from_unix_timestamp(at.unix_seconds())
         .map_err(|_| DevRootError::Time(at.unix_millis()))
@@ -147,7 +211,6 @@ mod tests {
     use der::Decode as _;
 
     use super::*;
-    use crate::android::key_description::{AuthorizationList, SecurityLevel};
 
     fn description() -> KeyDescription {
         KeyDescription {
