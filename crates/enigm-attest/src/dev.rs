@@ -138,6 +138,11 @@ impl DevAttestedKey {
     pub fn to_pem(&self) -> String {
         self.0.serialize_pem()
     }
+
+    /// The public key as a DER SubjectPublicKeyInfo.
+    pub fn public_key_der(&self) -> Vec<u8> {
+        self.0.public_key_der()
+    }
 }
 
 /// The package name simulated devices attest as.

@@ -158,6 +158,8 @@ audit_actions! {
     EnrollmentTokenCreate => "device.enrollment-token-create", Device;
     DeviceEnroll => "device.enroll", Device;
     DeviceCheckIn => "device.check-in", Device;
+    DeviceAttestationChallenge => "device.attestation-challenge", Device;
+    DeviceAttest => "device.attest", Device;
     DeviceTrustChange => "device.trust-change", Device;
     DeviceEligibility => "device.eligibility", Device;
     DeviceRestrict => "device.restrict", Device;
@@ -400,6 +402,18 @@ pub enum ReasonCategory {
     WipeNotOptedIn,
     /// A device acknowledged a command that was not issued to it.
     CommandNotIssued,
+    /// Attestation rejections, one per reason of `enigm-attest` (enigm-docs §9).
+    InvalidTrustChain,
+    UnsupportedDevice,
+    IneligibleBuild,
+    StaleAttestation,
+    ReplayAttempt,
+    EligibilityFailure,
+    /// The device's attestation policy requires an accepted attestation and there is none (or
+    /// none recent enough).
+    AttestationRequired,
+    /// Too many attestation challenges are outstanding.
+    AttestationBusy,
 }
 
 impl ReasonCategory {
@@ -447,6 +461,14 @@ impl ReasonCategory {
             ReasonCategory::CommandPending => "command_pending",
             ReasonCategory::WipeNotOptedIn => "wipe_not_opted_in",
             ReasonCategory::CommandNotIssued => "command_not_issued",
+            ReasonCategory::InvalidTrustChain => "invalid_trust_chain",
+            ReasonCategory::UnsupportedDevice => "unsupported_device",
+            ReasonCategory::IneligibleBuild => "ineligible_build",
+            ReasonCategory::StaleAttestation => "stale_attestation",
+            ReasonCategory::ReplayAttempt => "replay_attempt",
+            ReasonCategory::EligibilityFailure => "eligibility_failure",
+            ReasonCategory::AttestationRequired => "attestation_required",
+            ReasonCategory::AttestationBusy => "attestation_busy",
         }
     }
 }
