@@ -150,66 +150,66 @@ impl fmt::Debug for AttestationIds {
 /// may extend (purposes, algorithms, digests, paddings, curves, origin) stay integers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthorizationList {
-    /// [1] purpose.
+    /// \[1\] purpose.
     pub purposes: Vec<i64>,
-    /// [2] algorithm (1 RSA, 3 EC, 32 AES, 128 HMAC).
+    /// \[2\] algorithm (1 RSA, 3 EC, 32 AES, 128 HMAC).
     pub algorithm: Option<i64>,
-    /// [3] keySize.
+    /// \[3\] keySize.
     pub key_size: Option<i64>,
-    /// [5] digest.
+    /// \[5\] digest.
     pub digests: Vec<i64>,
-    /// [6] padding.
+    /// \[6\] padding.
     pub paddings: Vec<i64>,
-    /// [10] ecCurve.
+    /// \[10\] ecCurve.
     pub ec_curve: Option<i64>,
-    /// [200] rsaPublicExponent.
+    /// \[200\] rsaPublicExponent.
     pub rsa_public_exponent: Option<i64>,
-    /// [303] rollbackResistance (KeyMint's name for the tag).
+    /// \[303\] rollbackResistance (KeyMint's name for the tag).
     pub rollback_resistance: bool,
-    /// [400] activeDateTime (ms).
+    /// \[400\] activeDateTime (ms).
     pub active_date_time: Option<i64>,
-    /// [401] originationExpireDateTime (ms).
+    /// \[401\] originationExpireDateTime (ms).
     pub origination_expire_date_time: Option<i64>,
-    /// [402] usageExpireDateTime (ms).
+    /// \[402\] usageExpireDateTime (ms).
     pub usage_expire_date_time: Option<i64>,
-    /// [503] noAuthRequired.
+    /// \[503\] noAuthRequired.
     pub no_auth_required: bool,
-    /// [504] userAuthType.
+    /// \[504\] userAuthType.
     pub user_auth_type: Option<i64>,
-    /// [505] authTimeout (s).
+    /// \[505\] authTimeout (s).
     pub auth_timeout: Option<i64>,
-    /// [506] allowWhileOnBody.
+    /// \[506\] allowWhileOnBody.
     pub allow_while_on_body: bool,
-    /// [507] trustedUserPresenceRequired.
+    /// \[507\] trustedUserPresenceRequired.
     pub trusted_user_presence_required: bool,
-    /// [508] trustedConfirmationRequired.
+    /// \[508\] trustedConfirmationRequired.
     pub trusted_confirmation_required: bool,
-    /// [509] unlockedDeviceRequired.
+    /// \[509\] unlockedDeviceRequired.
     pub unlocked_device_required: bool,
-    /// [701] creationDateTime (ms since the epoch).
+    /// \[701\] creationDateTime (ms since the epoch).
     pub creation_date_time: Option<i64>,
-    /// [702] origin (0 generated, 1 derived, 2 imported, 3 reserved, 4 securely imported).
+    /// \[702\] origin (0 generated, 1 derived, 2 imported, 3 reserved, 4 securely imported).
     pub origin: Option<i64>,
-    /// [703] rollbackResistant (Keymaster's tag; the android/keyattestation goldens call it
+    /// \[703\] rollbackResistant (Keymaster's tag; the android/keyattestation goldens call it
     /// `rollbackResistant`).
     pub rollback_resistant: bool,
-    /// [704] rootOfTrust.
+    /// \[704\] rootOfTrust.
     pub root_of_trust: Option<RootOfTrust>,
-    /// [705] osVersion, e.g. 160000 for Android 16.
+    /// \[705\] osVersion, e.g. 160000 for Android 16.
     pub os_version: Option<i64>,
-    /// [706] osPatchLevel, YYYYMM.
+    /// \[706\] osPatchLevel, YYYYMM.
     pub os_patch_level: Option<i64>,
-    /// [709] attestationApplicationId (the OCTET STRING's content, decoded).
+    /// \[709\] attestationApplicationId (the OCTET STRING's content, decoded).
     pub attestation_application_id: Option<AttestationApplicationId>,
-    /// [710]–[717], [723].
+    /// \[710\]–\[717\], \[723\].
     pub attestation_ids: AttestationIds,
-    /// [718] vendorPatchLevel, YYYYMMDD (some devices report YYYYMM).
+    /// \[718\] vendorPatchLevel, YYYYMMDD (some devices report YYYYMM).
     pub vendor_patch_level: Option<i64>,
-    /// [719] bootPatchLevel, YYYYMMDD (some devices report YYYYMM).
+    /// \[719\] bootPatchLevel, YYYYMMDD (some devices report YYYYMM).
     pub boot_patch_level: Option<i64>,
-    /// [720] deviceUniqueAttestation.
+    /// \[720\] deviceUniqueAttestation.
     pub device_unique_attestation: bool,
-    /// [724] moduleHash (attestation version 400 and later).
+    /// \[724\] moduleHash (attestation version 400 and later).
     pub module_hash: Option<Vec<u8>>,
 }
 
