@@ -13,6 +13,7 @@ pub mod seal;
 pub mod secret_hash;
 pub mod token;
 pub mod totp;
+pub mod x509_signature;
 
 pub use device_handle::{DeviceHandleKey, DeviceHandleKeyError};
 pub use ed25519::{
@@ -26,3 +27,7 @@ pub use token::{
     BearerToken, DigestFormatError, TokenDigest, TokenFormatError, constant_time_eq, sha256,
 };
 pub use totp::{TotpError, TotpSecret, TotpStep, verify_totp};
+pub use x509_signature::{
+    PublicKeyAlgorithm, SignatureAlgorithm, SignatureVerified, X509SignatureError,
+    verify_x509_signature,
+};
