@@ -9,6 +9,7 @@
 pub mod device_handle;
 pub mod ed25519;
 pub mod random;
+pub mod raw_signature;
 pub mod seal;
 pub mod secret_hash;
 pub mod token;
@@ -21,6 +22,9 @@ pub use ed25519::{
     SignatureError, SignatureOk,
 };
 pub use random::{PASSWORD_ALPHABET, PASSWORD_LEN, random_password};
+pub use raw_signature::{
+    RawSignatureError, RsaPadding, verify_ecdsa_p256_sha256, verify_rsa_sha256,
+};
 pub use seal::{SealError, SealingKey};
 pub use secret_hash::{HashCost, HashError, SecretHash, SecretHasher, SecretMatch, VerifyError};
 pub use token::{
