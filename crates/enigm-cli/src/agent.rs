@@ -11,6 +11,7 @@
 //!   request signed with the device key kept in [`state`].
 //! - [`tsc`]: `enigm tsc`, the local Trust Security Center over the last evaluation.
 
+pub(crate) mod attestation;
 pub(crate) mod collect;
 pub(crate) mod daemon;
 pub(crate) mod profile;

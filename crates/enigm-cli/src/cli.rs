@@ -55,6 +55,8 @@ pub(crate) enum Command {
     Agent(agent::AgentArgs),
     /// Show the local Trust Security Center: the device's last trust evaluation.
     Tsc(agent::TscArgs),
+    /// Verify Android Key Attestation chains offline; create a development attestation root.
+    Attest(crate::attest::AttestArgs),
     /// Simulate a fleet of devices that enroll and check in, and measure the server.
     Simulate(crate::simulate::SimulateArgs),
     /// Print the signal report the device agent would send, as JSON (debugging; no network).

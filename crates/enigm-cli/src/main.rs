@@ -3,6 +3,7 @@
 
 mod admin;
 mod agent;
+mod attest;
 mod audit;
 mod cli;
 mod client;
@@ -52,6 +53,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tsc(args) => agent::tsc::run(args, global.json),
         Command::AgentReport(args) => agent::run_report(args),
         Command::Simulate(args) => simulate::run(&global, args).await,
+        Command::Attest(args) => attest::run(args, global.json),
     }
 }
 

@@ -344,6 +344,38 @@ pub(crate) fn device_detail(device: &DeviceView) -> Table {
             "replaces",
             lifecycle.replaces.map(|handle| handle.to_string()),
         ),
+        (
+            "attestation",
+            device.attestation.as_ref().map(|attestation| {
+                format!(
+                    "{} ({}, {})",
+                    clean(&attestation.verdict),
+                    clean(&attestation.format),
+                    clean(&attestation.attested_at)
+                )
+            }),
+        ),
+        (
+            "attested build",
+            device.attestation.as_ref().map(|attestation| {
+                let claims = &attestation.claims;
+                let text = |value: &Option<String>| clean(value.as_deref().unwrap_or("-"));
+                let number =
+                    |value: Option<i64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+                format!(
+                    "{} boot, {}, {}, OS {} patch {}",
+                    text(&claims.verified_boot_state),
+                    match claims.device_locked {
+                        Some(true) => "locked",
+                        Some(false) => "unlocked",
+                        None => "lock unknown",
+                    },
+                    text(&claims.security_level),
+                    number(claims.os_version),
+                    number(claims.os_patch_level),
+                )
+            }),
+        ),
     ];
     for (field, value) in optional {
         if let Some(value) = value {
@@ -381,7 +413,7 @@ fn keep_whole(mut table: Table, columns: &[usize]) -> Table {
     table
 }
 
-fn new_table(header: &[&str]) -> Table {
+pub(crate) fn new_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)

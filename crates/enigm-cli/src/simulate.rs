@@ -43,6 +43,11 @@ pub(crate) struct SimulateArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     concurrency: u32,
+    /// INSECURE, for demos: each device enrolls with an Android-format attestation chain minted
+    /// under the development root in DIR, for its own simulated hardware key (see `enigm up
+    /// --insecure-dev-attestation-root`).
+    #[arg(long, value_name = "DIR")]
+    insecure_dev_attestation_root: Option<PathBuf>,
 }
 
 /// What kind of device a simulated device is.
@@ -96,6 +101,8 @@ impl Profile {
 
 struct Device {
     key: Ed25519SigningKey,
+    /// The simulated hardware key, when the fleet attests.
+    attested_key: Option<enigm_attest::dev::DevAttestedKey>,
     profile: Profile,
     /// Set when the server refused the device for good (it stops checking in).
     refused: AtomicBool,
@@ -230,14 +237,26 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
         .trim()
         .to_owned();
     let count = usize::try_from(args.devices).context("device count")?;
+    let dev_root = args
+        .insecure_dev_attestation_root
+        .as_deref()
+        .map(crate::attest::load_dev_root)
+        .transpose()?;
     let devices: Arc<Vec<Device>> = Arc::new(
         (0..count)
-            .map(|n| Device {
-                key: Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
-                profile: Profile::of(n),
-                refused: AtomicBool::new(false),
+            .map(|n| -> anyhow::Result<Device> {
+                Ok(Device {
+                    key: Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
+                    attested_key: dev_root
+                        .as_ref()
+                        .map(|_| enigm_attest::dev::DevAttestedKey::generate())
+                        .transpose()
+                        .context("could not generate a simulated hardware key")?,
+                    profile: Profile::of(n),
+                    refused: AtomicBool::new(false),
+                })
             })
-            .collect(),
+            .collect::<anyhow::Result<Vec<_>>>()?,
     );
     let fleet = Arc::new(Fleet {
         client,
@@ -245,6 +264,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
         token,
         devices,
         patch_level: recent_patch_level()?,
+        dev_root,
         trust: (0..count).map(|_| AtomicU64::new(0)).collect(),
         done: AtomicU64::new(0),
         errors: AtomicU64::new(0),
@@ -301,6 +321,7 @@ struct Fleet {
     token: String,
     devices: Arc<Vec<Device>>,
     patch_level: PatchLevel,
+    dev_root: Option<enigm_attest::dev::DevAttestationRoot>,
     /// Each device's last trust state (0 none, 1 protected, 2 review required, 3 inactive).
     trust: Vec<AtomicU64>,
     /// Requests answered so far, and how many of them failed: the progress line.
@@ -404,6 +425,37 @@ async fn run_phase(
 }
 
 impl Fleet {
+    /// Enrollment evidence minted under the development root, when the fleet attests.
+    async fn evidence(
+        &self,
+        device: &Device,
+    ) -> anyhow::Result<Option<enigm_api::attestation::AttestationEvidence>> {
+        let (Some(root), Some(key)) = (&self.dev_root, &device.attested_key) else {
+            return Ok(None);
+        };
+        let patch_day = self
+            .patch_level
+            .to_string()
+            .replace('-', "")
+            .parse()
+            .unwrap_or(20_251_105);
+        let attester = crate::agent::attestation::DevAttester {
+            root,
+            key,
+            patch_day,
+        };
+        let evidence = attester
+            .attest(
+                &self.client,
+                &self.prefix,
+                &device.key,
+                enigm_api::attestation::AttestationPurpose::Enrollment,
+                system_now(),
+            )
+            .await?;
+        Ok(Some(evidence))
+    }
+
     async fn request(
         &self,
         phase: Phase,
@@ -420,7 +472,7 @@ impl Fleet {
                     report,
                     managed_opt_in: false,
                     wipe_opt_in: false,
-                    attestation: None,
+                    attestation: self.evidence(device).await?,
                 };
                 let enrolled: EnrollResponse = post_signed(
                     &self.client,

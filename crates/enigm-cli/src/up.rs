@@ -41,6 +41,24 @@ pub(crate) struct UpArgs {
     /// tamper-evident log), unless the log is on legal hold.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=36_500))]
     audit_retention_days: u64,
+    /// Root certificate (PEM or DER) of Android attestation chains to trust besides Google's,
+    /// pinned by its public key. Repeat for several.
+    #[arg(long, value_name = "FILE")]
+    attestation_root: Vec<PathBuf>,
+    /// INSECURE, for demos and tests: create (if missing) a development attestation root in DIR
+    /// and trust it, so that simulated devices (`enigm agent`/`enigm simulate` with the same
+    /// flag) attest through the same code path as real ones. Without --attestation-status-list
+    /// it also turns the revocation check off.
+    #[arg(long, value_name = "DIR")]
+    insecure_dev_attestation_root: Option<PathBuf>,
+    /// Google's attestation status list (JSON). Without it (and without a development root)
+    /// every Android chain is rejected: revocation cannot be checked.
+    #[arg(long, value_name = "FILE")]
+    attestation_status_list: Option<PathBuf>,
+    /// Hours after the status list file was written before it is too old to trust (every chain
+    /// is then rejected until it is refreshed).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
+    attestation_status_max_age_hours: u64,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -54,6 +72,15 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.session_idle_timeout = Duration::from_secs(args.session_idle_minutes * 60);
     config.approval_ttl = Duration::from_secs(args.approval_ttl_hours * 3600);
     config.audit_retention = Duration::from_secs(args.audit_retention_days * 86_400);
+    config.attestation_roots = args.attestation_root;
+    config.insecure_dev_attestation_root = args
+        .insecure_dev_attestation_root
+        .as_deref()
+        .map(|dir| crate::attest::ensure_dev_root(dir).map(|(cert, _)| cert))
+        .transpose()?;
+    config.attestation_status_list = args.attestation_status_list;
+    config.attestation_status_max_age =
+        Duration::from_secs(args.attestation_status_max_age_hours * 3600);
     enigm_server::run(config)
         .await
         .context("enigm command server stopped with an error")

@@ -21,6 +21,20 @@ pub struct ServerConfig {
     pub approval_ttl: Duration,
     /// Audit event bodies are purged after this long, unless on legal hold.
     pub audit_retention: Duration,
+    /// Root certificates (PEM or DER) of Android attestation chains to trust besides Google's,
+    /// pinned by their public key.
+    pub attestation_roots: Vec<PathBuf>,
+    /// A development attestation root certificate (PEM) that simulated devices' chains end at.
+    /// Insecure: anyone holding its key can claim any device; only with
+    /// `--insecure-dev-attestation-root`. Without a status list it also turns the revocation
+    /// check off.
+    pub insecure_dev_attestation_root: Option<PathBuf>,
+    /// Google's attestation status list (JSON). Without one, chains are rejected (fail closed)
+    /// unless a development root is configured.
+    pub attestation_status_list: Option<PathBuf>,
+    /// How old the status list (its file's modification time) may be before every chain is
+    /// rejected.
+    pub attestation_status_max_age: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -45,6 +59,10 @@ impl ServerConfig {
             session_idle_timeout: Duration::from_secs(30 * 60),
             approval_ttl: Duration::from_secs(24 * 60 * 60),
             audit_retention: Self::DEFAULT_AUDIT_RETENTION,
+            attestation_roots: Vec::new(),
+            insecure_dev_attestation_root: None,
+            attestation_status_list: None,
+            attestation_status_max_age: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

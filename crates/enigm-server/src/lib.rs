@@ -4,6 +4,7 @@
 //! `run` is what `enigm up` calls; `AppState` + `routes::router` assemble the same application
 //! in-process for tests and benchmarks.
 
+pub mod attestation;
 pub mod audit;
 pub mod authz;
 pub mod bootstrap;

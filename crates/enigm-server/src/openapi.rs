@@ -4,7 +4,7 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::handlers::{
-    approvals, audit, auth, devices, eligibility, lifecycle, meta, sessions, users,
+    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, sessions, users,
 };
 
 #[derive(utoipa::OpenApi)]
@@ -22,6 +22,7 @@ use crate::handlers::{
         audit::list, audit::checkpoint, audit::log_key, audit::leaves, audit::leaf, audit::consistency,
         audit::retention, audit::set_legal_hold,
         devices::create_token, devices::list, devices::read, devices::enroll, devices::check_in,
+        attestation::challenge, attestation::attest,
         eligibility::decide, lifecycle::change, lifecycle::commands, lifecycle::acknowledge,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),

@@ -15,7 +15,7 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::handlers::{
-    approvals, audit, auth, devices, eligibility, lifecycle, meta, sessions, users,
+    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, sessions, users,
 };
 use crate::state::AppState;
 
@@ -318,6 +318,18 @@ fn entries() -> Vec<RouteEntry> {
             paths::DEVICE_COMMAND_ACK,
             Access::Public,
             lifecycle::acknowledge,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_ATTESTATION_CHALLENGE,
+            Access::Public,
+            attestation::challenge,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_ATTESTATION,
+            Access::Public,
+            attestation::attest,
         ),
     ]
 }

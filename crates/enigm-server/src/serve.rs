@@ -2,16 +2,21 @@
 //! gracefully on SIGINT or SIGTERM.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::http::{HeaderValue, header};
+use enigm_attest::android::chain::parse_pem_chain;
+use enigm_attest::android::revocation::RevocationList;
 use enigm_crypto::HashCost;
 use enigm_identity::{SessionPolicy, ThrottlePolicy};
 use enigm_store::Store;
+use enigm_types::Timestamp;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::attestation::AttestationConfig;
 use crate::bootstrap::{
     BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_device_handle_key, load_or_create_log_key,
     load_or_create_sealing_key, prepare_data_dir,
@@ -58,6 +63,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         log_signer: load_or_create_log_key(&config.data_dir)?,
         audit_retention: config.audit_retention,
         device_handle_key: load_or_create_device_handle_key(&config.data_dir)?,
+        attestation: attestation_config(&config)?,
     };
     let state =
         AppState::new(store.clone(), options).context("authorization policies are invalid")?;
@@ -177,4 +183,69 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+/// The attestation verifier's configuration: Google's roots, the operator's, the development root
+/// when asked for, and the revocation status list with the time it was written.
+fn attestation_config(config: &ServerConfig) -> anyhow::Result<AttestationConfig> {
+    let mut attestation = AttestationConfig {
+        revocation_max_age: config.attestation_status_max_age,
+        ..AttestationConfig::default()
+    };
+    for path in &config.attestation_roots {
+        let label = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "operator".to_owned());
+        pin_root(&mut attestation, &label, path)?;
+    }
+    if let Some(path) = &config.insecure_dev_attestation_root {
+        tracing::warn!(
+            root = %path.display(),
+            "INSECURE: trusting a development attestation root; simulated devices can claim any \
+             hardware. Never use this in production."
+        );
+        pin_root(&mut attestation, "insecure-dev-root", path)?;
+        attestation.revocation_unchecked = config.attestation_status_list.is_none();
+    }
+    if let Some(path) = &config.attestation_status_list {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!("cannot read the attestation status list {}", path.display())
+        })?;
+        let modified = std::fs::metadata(path)
+            .and_then(|metadata| metadata.modified())
+            .with_context(|| format!("cannot read the modification time of {}", path.display()))?;
+        let fetched_at = Timestamp::from_unix_millis(
+            modified
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|since| i64::try_from(since.as_millis()).unwrap_or(i64::MAX))
+                .unwrap_or(0),
+        );
+        let list = RevocationList::parse(&bytes, fetched_at)
+            .with_context(|| format!("{} is not an attestation status list", path.display()))?;
+        attestation.revocation_list = Some(list);
+    }
+    Ok(attestation)
+}
+
+fn pin_root(attestation: &mut AttestationConfig, label: &str, path: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the attestation root {}", path.display()))?;
+    let certificate = match std::str::from_utf8(&bytes) {
+        Ok(text) if text.contains("-----BEGIN") => parse_pem_chain(text)
+            .ok()
+            .and_then(|chain| chain.into_iter().next())
+            .with_context(|| format!("{} holds no PEM certificate", path.display()))?,
+        _ => bytes,
+    };
+    attestation
+        .anchors
+        .add_certificate(label, &certificate)
+        .with_context(|| {
+            format!(
+                "{} is not a certificate whose key can be pinned",
+                path.display()
+            )
+        })?;
+    Ok(())
 }

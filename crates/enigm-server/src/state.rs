@@ -10,6 +10,7 @@ use enigm_types::{AuditEvent, Clock, Timestamp};
 
 use enigm_auditlog::NoteSigner;
 
+use crate::attestation::{AttestationConfig, AttestationService};
 use crate::audit::{AuditLog, AuditSink, GroupCommitSink};
 use crate::authz::Authorizer;
 use crate::checkins::{CheckInWriter, PolicyCache};
@@ -34,6 +35,7 @@ pub struct Inner {
     pub device_max_skew: Duration,
     pub check_ins: CheckInWriter,
     pub device_policies: PolicyCache,
+    pub attestation: AttestationService,
 }
 
 /// What a test or `enigm up` chooses about a server.
@@ -50,6 +52,8 @@ pub struct StateOptions {
     pub audit_retention: Duration,
     /// The deployment's key for deriving device handles from device keys.
     pub device_handle_key: DeviceHandleKey,
+    /// Pinned attestation roots, the revocation status list and the nonce book's limits.
+    pub attestation: AttestationConfig,
 }
 
 impl AppState {
@@ -80,6 +84,7 @@ impl AppState {
             device_max_skew: enigm_device::DEFAULT_MAX_SKEW,
             check_ins,
             device_policies: PolicyCache::default(),
+            attestation: AttestationService::new(options.attestation),
         })))
     }
 
@@ -89,6 +94,10 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    pub fn attestation(&self) -> &AttestationService {
+        &self.0.attestation
     }
 
     /// Records events through the audit sink. Failing to audit fails the request: a security

@@ -74,6 +74,16 @@ pub(crate) struct AgentArgs {
     /// Consent to remote wipe, recorded at enrollment.
     #[arg(long)]
     wipe_opt_in: bool,
+    /// INSECURE, for demos and tests: attest with Android-format chains minted under the
+    /// development root in DIR (`enigm attest dev-root`, or the one `enigm up
+    /// --insecure-dev-attestation-root DIR` created), for a simulated hardware key kept in the
+    /// state directory. Command accepts them only when it trusts that root.
+    #[arg(long, value_name = "DIR")]
+    insecure_dev_attestation_root: Option<PathBuf>,
+    /// Seconds between attestations (with a development root); the first comes with enrollment.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    attest_every: u64,
 }
 
 /// What `<state-dir>/enrollment.json` holds.
@@ -118,6 +128,17 @@ pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<
                 .with_context(|| format!("could not load profile `{}`", path.display()))
         })
         .transpose()?;
+    let dev_attestation = args
+        .insecure_dev_attestation_root
+        .as_deref()
+        .map(|root| -> anyhow::Result<DevAttestation> {
+            Ok(DevAttestation {
+                root: crate::attest::load_dev_root(root)?,
+                key: dir.attested_key()?,
+                last: std::sync::Mutex::new(None),
+            })
+        })
+        .transpose()?;
     let agent = Agent {
         client,
         prefix,
@@ -125,6 +146,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<
         dir,
         profile,
         args,
+        dev_attestation,
     };
     agent.run().await
 }
@@ -137,6 +159,15 @@ struct Agent {
     dir: StateDir,
     profile: Option<Profile>,
     args: AgentArgs,
+    dev_attestation: Option<DevAttestation>,
+}
+
+/// Attestation with a development root: the root, the simulated hardware key, and when the
+/// last attestation was accepted.
+struct DevAttestation {
+    root: enigm_attest::dev::DevAttestationRoot,
+    key: enigm_attest::dev::DevAttestedKey,
+    last: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Agent {
@@ -178,6 +209,10 @@ impl Agent {
             None => self.enroll().await?,
         };
         let checked_in = self.check_in(&enrollment).await;
+        let checked_in = match checked_in {
+            Ok(()) => self.attest_when_due().await,
+            refused => refused,
+        };
         // A refused check-in (revoked, ...) still asks for a command: a lost device must still
         // obey a wipe.
         match self.obey(&enrollment).await {
@@ -273,7 +308,9 @@ impl Agent {
             report: self.report(),
             managed_opt_in: self.args.managed_opt_in,
             wipe_opt_in: self.args.wipe_opt_in,
-            attestation: None,
+            attestation: self
+                .evidence(enigm_api::attestation::AttestationPurpose::Enrollment)
+                .await?,
         };
         let enrolled: EnrollResponse = self
             .signed(paths::DEVICE_ENROLL, &request)
@@ -290,6 +327,61 @@ impl Agent {
             enrolled.handle, enrolled.state, enrolled.trust.state
         );
         Ok(enrollment)
+    }
+
+    /// Evidence for `purpose` when the agent attests with a development root.
+    async fn evidence(
+        &self,
+        purpose: enigm_api::attestation::AttestationPurpose,
+    ) -> anyhow::Result<Option<enigm_api::attestation::AttestationEvidence>> {
+        let Some(dev) = &self.dev_attestation else {
+            return Ok(None);
+        };
+        let patch_day = self
+            .report()
+            .patch_level()
+            .and_then(|level| level.to_string().replace('-', "").parse().ok())
+            .unwrap_or(20_251_105);
+        let attester = super::attestation::DevAttester {
+            root: &dev.root,
+            key: &dev.key,
+            patch_day,
+        };
+        let evidence = attester
+            .attest(&self.client, &self.prefix, &self.key, purpose, system_now())
+            .await?;
+        if purpose == enigm_api::attestation::AttestationPurpose::Enrollment {
+            *lock(&dev.last) = Some(std::time::Instant::now());
+        }
+        Ok(Some(evidence))
+    }
+
+    /// Attests again when the last attestation is older than `--attest-every`.
+    async fn attest_when_due(&self) -> anyhow::Result<()> {
+        let Some(dev) = &self.dev_attestation else {
+            return Ok(());
+        };
+        let due = lock(&dev.last)
+            .is_none_or(|last| last.elapsed() >= Duration::from_secs(self.args.attest_every));
+        if !due {
+            return Ok(());
+        }
+        let Some(evidence) = self
+            .evidence(enigm_api::attestation::AttestationPurpose::Attestation)
+            .await?
+        else {
+            return Ok(());
+        };
+        let view: enigm_api::attestation::AttestationView = self
+            .signed(
+                paths::DEVICE_ATTESTATION,
+                &enigm_api::attestation::AttestRequest { evidence },
+            )
+            .await
+            .context("the attestation was refused")?;
+        *lock(&dev.last) = Some(std::time::Instant::now());
+        println!("{} attested: {}", system_now().to_rfc3339(), view.verdict);
+        Ok(())
     }
 
     /// The report of this cycle, measured now. Only this value reaches a request body.
@@ -372,4 +464,11 @@ fn is_final(error: &anyhow::Error) -> bool {
     }) || error
         .chain()
         .any(|cause| cause.downcast_ref::<state::StateError>().is_some())
+}
+
+/// A poisoned lock still holds a valid time: the guarded value is written in one assignment.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -19,6 +19,8 @@ use super::tsc::TscRecord;
 
 const KEY_FILE: &str = "device.key";
 const ENROLLMENT_FILE: &str = "enrollment.json";
+/// The simulated hardware attestation key (PKCS#8 PEM), with a development attestation root.
+const ATTESTED_KEY_FILE: &str = "attested-key.pem";
 pub(crate) const TSC_FILE: &str = "tsc.json";
 /// The state records are small; a larger file is not ours.
 const MAX_RECORD_BYTES: u64 = 1024 * 1024;
@@ -78,6 +80,37 @@ impl StateDir {
         }
     }
 
+    /// The simulated hardware-backed attestation key: loaded, or generated on first use
+    /// (created exclusively, mode 0600). Pairing pins it, so it lives as long as the device key.
+    pub(crate) fn attested_key(&self) -> anyhow::Result<enigm_attest::dev::DevAttestedKey> {
+        let path = self.path.join(ATTESTED_KEY_FILE);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                let key = enigm_attest::dev::DevAttestedKey::generate()
+                    .context("could not generate an attestation key")?;
+                file.write_all(key.to_pem().as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| format!("could not write `{}`", path.display()))?;
+                Ok(key)
+            }
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+                check_private(&path, 0o600)?;
+                let pem = std::fs::read_to_string(&path)
+                    .with_context(|| format!("could not read `{}`", path.display()))?;
+                enigm_attest::dev::DevAttestedKey::from_pem(&pem)
+                    .map_err(|_| StateError::BadKey(path.display().to_string()).into())
+            }
+            Err(error) => {
+                Err(error).with_context(|| format!("could not create `{}`", path.display()))
+            }
+        }
+    }
+
     pub(crate) fn enrollment(&self) -> anyhow::Result<Option<Enrollment>> {
         read_record(&self.path.join(ENROLLMENT_FILE))
     }
@@ -93,7 +126,7 @@ impl StateDir {
     /// The simulated remote wipe: deletes the device key, the enrollment and the last
     /// evaluation (the directory itself stays). A missing file is already wiped.
     pub(crate) fn wipe(&self) -> anyhow::Result<()> {
-        for name in [KEY_FILE, ENROLLMENT_FILE, TSC_FILE] {
+        for name in [KEY_FILE, ATTESTED_KEY_FILE, ENROLLMENT_FILE, TSC_FILE] {
             let path = self.path.join(name);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}

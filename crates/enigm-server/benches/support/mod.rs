@@ -27,6 +27,7 @@ pub(crate) async fn app(database_url: &str, hash_cost: HashCost) -> (Router, Str
         hash_cost,
         sealing_key: SealingKey::generate(&mut rand::rngs::OsRng),
         device_handle_key: enigm_crypto::DeviceHandleKey::generate(&mut rand::rngs::OsRng),
+        attestation: enigm_server::attestation::AttestationConfig::default(),
         session_policy: SessionPolicy::default(),
         approval_ttl: Duration::from_secs(3600),
         // Benchmarks log in many times from one "client": no back-off.

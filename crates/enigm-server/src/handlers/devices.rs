@@ -37,6 +37,7 @@ use crate::checkins::{CheckIn, CheckInOutcome, audit_trust};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery, RawBody};
 use crate::guard::Caller;
+use crate::handlers::attestation;
 use crate::state::AppState;
 
 /// Create an enrollment token (critical: needs the PIN). The token is shown once.
@@ -158,6 +159,12 @@ pub async fn enroll(
         drop(tx);
         return Err(refuse.store_refusal(error).await);
     }
+    let attestation_policy: enigm_attest::policy::AttestationPolicy =
+        from_json(&consumed.attestation_policy, "attestation policy")?;
+    if attestation_policy.required_for.enrollment && request.attestation.is_none() {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::AttestationRequired).await);
+    }
     let policy: TrustPolicy = from_json(&consumed.policy, "device policy")?;
     // The enrollment token is Command's managed approval of this device (enigm-docs §20 B.12).
     let device_state = DeviceState::PendingEnrollment
@@ -184,6 +191,40 @@ pub async fn enroll(
             return Err(refuse.deny(ReasonCategory::AlreadyEnrolled).await);
         }
         other => other?,
+    }
+    if let Some(evidence) = &request.attestation {
+        let record = enigm_store::AttestationRecord {
+            policy: consumed.attestation_policy.clone(),
+            pairing: None,
+            last: None,
+            accepted_at: None,
+        };
+        let outcome = attestation::attest_in(
+            &state,
+            &mut tx,
+            evidence,
+            &record,
+            attestation::AttestationTarget {
+                handle,
+                device_key: verified.public_key(),
+                purpose: enigm_api::attestation::AttestationPurpose::Enrollment,
+            },
+            now,
+        )
+        .await?;
+        if let enigm_attest::outcome::Verdict::Rejected(reason) = outcome.verdict {
+            // The enrollment is undone (the token use too); the rejection is audited on its own.
+            drop(tx);
+            let event = audit::denied(
+                now,
+                Actor::Device(handle),
+                AuditAction::DeviceAttest,
+                AuditTarget::Device { handle },
+                attestation::reason_category(reason),
+            );
+            state.audit(&[event]).await?;
+            return Err(attestation::rejection_error(reason, &outcome.detail));
+        }
     }
     let actor = Actor::Device(handle);
     tx.append_audit(&AuditEvent::new(
@@ -350,6 +391,9 @@ pub async fn read(
     let mut view = device_view(&record)?;
     let lifecycle = state.store().device_lifecycle(&handle).await?;
     view.lifecycle = crate::handlers::lifecycle::view(view.state, &lifecycle)?;
+    if let Some(attestation) = state.store().device_attestation(&handle).await? {
+        view.attestation = attestation::attestation_view(&attestation)?;
+    }
     Ok(Json(view))
 }
 
@@ -405,15 +449,15 @@ pub(crate) async fn verify(
 }
 
 /// Refuses a verified device request: audits the reason and builds the error.
-struct Refusal<'a> {
-    state: &'a AppState,
-    action: AuditAction,
-    handle: DeviceHandle,
-    now: Timestamp,
+pub(crate) struct Refusal<'a> {
+    pub(crate) state: &'a AppState,
+    pub(crate) action: AuditAction,
+    pub(crate) handle: DeviceHandle,
+    pub(crate) now: Timestamp,
 }
 
 impl Refusal<'_> {
-    async fn deny(&self, reason: ReasonCategory) -> ApiError {
+    pub(crate) async fn deny(&self, reason: ReasonCategory) -> ApiError {
         let event = audit::denied(
             self.now,
             Actor::Device(self.handle),
@@ -448,13 +492,21 @@ impl Refusal<'_> {
                 StatusCode::BAD_REQUEST,
                 "the body is not a valid request of this route",
             ),
+            ReasonCategory::AttestationBusy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too many attestation challenges are outstanding; try again shortly",
+            ),
+            ReasonCategory::AttestationRequired => (
+                StatusCode::FORBIDDEN,
+                "this device's attestation policy requires an accepted attestation",
+            ),
             _ => (StatusCode::FORBIDDEN, "not permitted"),
         };
         ApiError::reason(status, reason, message)
     }
 
     /// A nonce already seen is a replay; any other store failure is internal.
-    async fn store_refusal(&self, error: StoreError) -> ApiError {
+    pub(crate) async fn store_refusal(&self, error: StoreError) -> ApiError {
         match error {
             StoreError::Conflict => self.deny(ReasonCategory::Replayed).await,
             other => ApiError::from(other),
@@ -463,7 +515,7 @@ impl Refusal<'_> {
 }
 
 /// Decodes a verified body; unknown fields (a serial, an IMEI, ...) are refused.
-async fn decode<T: DeserializeOwned>(refuse: &Refusal<'_>, body: &[u8]) -> ApiResult<T> {
+pub(crate) async fn decode<T: DeserializeOwned>(refuse: &Refusal<'_>, body: &[u8]) -> ApiResult<T> {
     match serde_json::from_slice(body) {
         Ok(value) => Ok(value),
         Err(_) => Err(refuse.deny(ReasonCategory::InvalidBody).await),
@@ -471,7 +523,7 @@ async fn decode<T: DeserializeOwned>(refuse: &Refusal<'_>, body: &[u8]) -> ApiRe
 }
 
 /// Why a device in `state` may not check in, if it may not.
-fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
+pub(crate) fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
     match state {
         DeviceState::Trusted | DeviceState::Restricted => None,
         DeviceState::Revoked => Some(ReasonCategory::DeviceRevoked),
@@ -570,15 +622,15 @@ fn parse_group(text: &str) -> ApiResult<String> {
     }
 }
 
-fn to_json<T: serde::Serialize>(value: &T) -> ApiResult<String> {
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> ApiResult<String> {
     serde_json::to_string(value).map_err(|error| ApiError::internal(&error))
 }
 
-fn from_json<T: DeserializeOwned>(text: &str, what: &'static str) -> ApiResult<T> {
+pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &'static str) -> ApiResult<T> {
     serde_json::from_str(text).map_err(|_| ApiError::internal(&StoreError::Corrupt(what)))
 }
 
-fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> ApiResult<T> {
+pub(crate) fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> ApiResult<T> {
     text.parse()
         .map_err(|_| ApiError::internal(&StoreError::Corrupt(what)))
 }

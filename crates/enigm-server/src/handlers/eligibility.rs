@@ -5,7 +5,8 @@
 use axum::Json;
 use axum::extract::State;
 use enigm_api::eligibility::{DenyReason, EligibilityDecision, EligibilityRequest};
-use enigm_trust::{DecisionInput, DeviceState, TrustPolicy, TrustState};
+use enigm_attest::policy::AttestationPolicy;
+use enigm_trust::{AttestationOutcome, DecisionInput, DeviceState, TrustPolicy, TrustState};
 use enigm_types::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory};
 
 use crate::error::ApiResult;
@@ -46,6 +47,10 @@ pub async fn decide(
             .await?
             .pending
             .is_some();
+    let (attestation, attestation_required) = match known {
+        Some(_) => attestation_standing(&state, &request.device, now).await?,
+        None => (None, false),
+    };
     let decision = match known {
         None => EligibilityDecision::Deny(DenyReason::MissingInput),
         Some(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
@@ -55,8 +60,8 @@ pub async fn decide(
                 device_state: Some(device_state),
                 trust_state: Some(trust_state),
                 evaluated_at: Some(evaluated_at),
-                // Attestation outcomes are not recorded yet: OTA eligibility denies until they are.
-                attestation: None,
+                attestation,
+                attestation_required,
                 session_valid: request.session_valid,
                 now,
                 max_posture_age: policy.max_signal_age(),
@@ -97,4 +102,36 @@ fn reason_category(reason: DenyReason) -> ReasonCategory {
         DenyReason::SessionInvalid => ReasonCategory::SessionInvalid,
         DenyReason::AlreadyEnrolled => ReasonCategory::AlreadyEnrolled,
     }
+}
+
+/// The device's attestation as the decision sees it: the last attestation affirms when it was
+/// accepted within the policy's `max_age_seconds`, warns when it was accepted longer ago, and
+/// contraindicates when it was rejected; no attestation (or an unreadable row) is a missing
+/// input. Also whether the policy requires attestation for the sensitive channels.
+async fn attestation_standing(
+    state: &AppState,
+    handle: &enigm_types::DeviceHandle,
+    now: enigm_types::Timestamp,
+) -> ApiResult<(Option<AttestationOutcome>, bool)> {
+    let Some(record) = state.store().device_attestation(handle).await? else {
+        return Ok((None, true));
+    };
+    let Ok(policy) = serde_json::from_str::<AttestationPolicy>(&record.policy) else {
+        return Ok((None, true));
+    };
+    let required = policy.required_for.sensitive_channels;
+    let standing = match (&record.last, record.accepted_at) {
+        (None, _) => None,
+        (Some(last), _) if last.verdict != "accepted" => Some(AttestationOutcome::Contraindicated),
+        (Some(_), Some(accepted_at)) => {
+            let max_age = std::time::Duration::from_secs(policy.max_age_seconds);
+            if accepted_at <= now && now.duration_since(accepted_at) <= max_age {
+                Some(AttestationOutcome::Affirming)
+            } else {
+                Some(AttestationOutcome::Warning)
+            }
+        }
+        (Some(_), None) => None,
+    };
+    Ok((standing, required))
 }

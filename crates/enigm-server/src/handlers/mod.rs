@@ -2,6 +2,7 @@
 //! library, store, audit, encode.
 
 pub mod approvals;
+pub mod attestation;
 pub mod audit;
 pub mod auth;
 pub mod devices;

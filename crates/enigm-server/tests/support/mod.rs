@@ -62,6 +62,18 @@ impl Response {
 
 impl TestApp {
     pub(crate) async fn new(backend: Backend) -> TestApp {
+        Self::with_attestation(
+            backend,
+            enigm_server::attestation::AttestationConfig::default(),
+        )
+        .await
+    }
+
+    /// A Command with its own attestation configuration (roots, revocation list, nonce limits).
+    pub(crate) async fn with_attestation(
+        backend: Backend,
+        attestation: enigm_server::attestation::AttestationConfig,
+    ) -> TestApp {
         let db = TestDatabase::new(backend).await.expect("test database");
         let store = Store::connect(db.url()).await.expect("store");
         let clock = Arc::new(ManualClock::new(START));
@@ -70,6 +82,7 @@ impl TestApp {
             hash_cost: HashCost::Test,
             sealing_key: SealingKey::generate(&mut rand::rngs::OsRng),
             device_handle_key: enigm_crypto::DeviceHandleKey::generate(&mut rand::rngs::OsRng),
+            attestation,
             session_policy: SessionPolicy::default(),
             approval_ttl: Duration::from_secs(24 * 3600),
             throttle: ThrottlePolicy::default(),

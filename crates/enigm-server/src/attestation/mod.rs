@@ -1,0 +1,322 @@
+//! Remote attestation in Command: single-use nonces, the verifiers (pinned roots, the revocation
+//! status list) and the appraisal of one piece of evidence against a device's policy and pairing.
+//!
+//! The evidence arrives in a signed device request; it is bound to the nonce, the device key and
+//! the purpose through the challenge (`enigm_attest::challenge`). Only the outcome and the minimal
+//! claims leave this module: certificates, quotes and PCR values are dropped when it returns.
+
+pub mod nonces;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use base64::Engine as _;
+use enigm_api::attestation::{
+    AttestationEvidence, AttestationPurpose, MAX_CERTIFICATE_BYTES, MAX_CHAIN_CERTIFICATES,
+    MAX_PCRS,
+};
+use enigm_attest::android::chain::{ChainVerifier, TrustAnchors};
+use enigm_attest::android::revocation::{RevocationList, RevocationStatus};
+use enigm_attest::challenge::{NONCE_LEN, expected_challenge};
+use enigm_attest::outcome::{AttestationOutcome, Claims, EvidenceFormat, RejectionReason, Verdict};
+use enigm_attest::policy::{
+    AndroidEvidence, Appraisal, AttestationPolicy, Pairing, appraise_android,
+};
+use enigm_attest::tpm::{AttestationKey, PcrReference};
+use enigm_crypto::DeviceHandleKey;
+use enigm_types::{DeviceHandle, Timestamp};
+
+use self::nonces::{NonceBook, NonceUse};
+
+/// How Command verifies evidence: which roots it trusts and which revocation list it applies.
+pub struct AttestationConfig {
+    pub anchors: TrustAnchors,
+    /// Google's attestation status list, with the time it was fetched; `None` when the deployment
+    /// has none, in which case chains are rejected unless `revocation_unchecked` says otherwise.
+    pub revocation_list: Option<RevocationList>,
+    /// How old the list may be before every chain is rejected (fail closed).
+    pub revocation_max_age: Duration,
+    /// Skip the revocation check: only for development roots and demos
+    /// (`--insecure-dev-attestation-root` sets it).
+    pub revocation_unchecked: bool,
+    pub nonce_ttl: Duration,
+    pub nonce_capacity: usize,
+}
+
+impl Default for AttestationConfig {
+    fn default() -> Self {
+        AttestationConfig {
+            anchors: TrustAnchors::google(),
+            revocation_list: None,
+            revocation_max_age: Duration::from_secs(24 * 60 * 60),
+            revocation_unchecked: false,
+            nonce_ttl: nonces::DEFAULT_NONCE_TTL,
+            nonce_capacity: nonces::DEFAULT_NONCE_CAPACITY,
+        }
+    }
+}
+
+/// The attestation state Command holds: the nonce book and the chain verifier (with its cache of
+/// verified intermediate links).
+pub struct AttestationService {
+    pub nonces: NonceBook,
+    verifier: ChainVerifier,
+    revocation_list: Option<RevocationList>,
+    revocation_max_age: Duration,
+    revocation_unchecked: bool,
+}
+
+/// The outcome of one attestation, and the pairing to store when it was accepted.
+pub struct Attested {
+    pub outcome: AttestationOutcome,
+    pub pairing: Option<Pairing>,
+}
+
+/// Everything appraisal needs besides the evidence.
+pub struct AttestationContext<'a> {
+    pub handle: DeviceHandle,
+    /// The public key the device signs its requests with (bound into the challenge).
+    pub device_key: &'a [u8],
+    pub purpose: AttestationPurpose,
+    pub policy: &'a AttestationPolicy,
+    pub pairing: Option<&'a Pairing>,
+    pub handle_key: &'a DeviceHandleKey,
+    pub now: Timestamp,
+}
+
+impl AttestationService {
+    pub fn new(config: AttestationConfig) -> Self {
+        AttestationService {
+            nonces: NonceBook::new(config.nonce_capacity, config.nonce_ttl),
+            verifier: ChainVerifier::new(config.anchors),
+            revocation_list: config.revocation_list,
+            revocation_max_age: config.revocation_max_age,
+            revocation_unchecked: config.revocation_unchecked,
+        }
+    }
+
+    /// Takes the evidence's nonce and appraises the evidence. Never fails: anything wrong is a
+    /// rejection with its reason.
+    pub fn appraise(
+        &self,
+        evidence: &AttestationEvidence,
+        context: &AttestationContext<'_>,
+    ) -> Attested {
+        let format = match evidence {
+            AttestationEvidence::AndroidKey { .. } => EvidenceFormat::AndroidKey,
+            AttestationEvidence::Tpm2Quote { .. } => EvidenceFormat::Tpm2Quote,
+        };
+        let reject = |reason: RejectionReason, detail: &str, claims: Option<Claims>| Attested {
+            outcome: AttestationOutcome {
+                format,
+                verdict: Verdict::Rejected(reason),
+                claims,
+                detail: detail.to_owned(),
+            },
+            pairing: None,
+        };
+        let Some(nonce) = decode_nonce(evidence.nonce()) else {
+            return reject(
+                RejectionReason::ReplayAttempt,
+                "the evidence names no nonce Command issued",
+                None,
+            );
+        };
+        match self
+            .nonces
+            .take(&nonce, context.handle, context.purpose, context.now)
+        {
+            NonceUse::Fresh => {}
+            NonceUse::Expired => {
+                return reject(
+                    RejectionReason::StaleAttestation,
+                    "the challenge expired before the evidence arrived",
+                    None,
+                );
+            }
+            NonceUse::Unknown => {
+                return reject(
+                    RejectionReason::ReplayAttempt,
+                    "the nonce is unknown, already used, or was issued to another device or purpose",
+                    None,
+                );
+            }
+        }
+        let challenge = expected_challenge(&nonce, context.device_key, context.purpose.as_str());
+        let appraisal = match evidence {
+            AttestationEvidence::AndroidKey { chain, .. } => {
+                self.appraise_android(chain, &challenge, context)
+            }
+            AttestationEvidence::Tpm2Quote {
+                attestation_key,
+                quote,
+                signature,
+                pcrs,
+                ..
+            } => appraise_tpm(
+                &TpmEvidence {
+                    attestation_key,
+                    quote,
+                    signature,
+                    pcrs,
+                },
+                &challenge,
+                context,
+            ),
+        };
+        match appraisal {
+            Ok(Appraisal::Accepted { claims, pairing }) => Attested {
+                outcome: AttestationOutcome {
+                    format,
+                    verdict: Verdict::Accepted,
+                    claims: Some(claims),
+                    detail: "accepted".to_owned(),
+                },
+                pairing: Some(pairing),
+            },
+            Ok(Appraisal::Rejected {
+                claims,
+                reason,
+                detail,
+            }) => reject(reason, &detail, Some(claims)),
+            Err((reason, detail)) => reject(reason, &detail, None),
+        }
+    }
+
+    fn appraise_android(
+        &self,
+        chain: &[String],
+        challenge: &[u8],
+        context: &AttestationContext<'_>,
+    ) -> Result<Appraisal, (RejectionReason, String)> {
+        let invalid = |detail: &str| (RejectionReason::InvalidTrustChain, detail.to_owned());
+        if chain.is_empty() || chain.len() > MAX_CHAIN_CERTIFICATES {
+            return Err(invalid("the chain must hold 1 to 10 certificates"));
+        }
+        let mut certificates = Vec::with_capacity(chain.len());
+        for certificate in chain {
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(certificate)
+                .map_err(|_| invalid("a certificate is not base64"))?;
+            if der.len() > MAX_CERTIFICATE_BYTES {
+                return Err(invalid("a certificate is larger than 16 KiB"));
+            }
+            certificates.push(der);
+        }
+        let revocation = self.revocation_status();
+        let verified = self
+            .verifier
+            .verify(&certificates, context.now, &revocation)
+            .map_err(|error| (error.reason(), error.to_string()))?;
+        let pin = context
+            .handle_key
+            .attestation_key_pin(verified.pinned_key_spki());
+        let root = verified.anchor().to_string();
+        let evidence = AndroidEvidence {
+            key_description: verified.key_description(),
+            attest_key_description: verified.attest_key_description(),
+            root: &root,
+            attestation_key_digest: &pin,
+        };
+        Ok(appraise_android(
+            &evidence,
+            Some(challenge),
+            context.policy,
+            context.pairing,
+        ))
+    }
+
+    fn revocation_status(&self) -> RevocationStatus<'_> {
+        match &self.revocation_list {
+            Some(list) => RevocationStatus::checked(list, self.revocation_max_age),
+            None if self.revocation_unchecked => RevocationStatus::unchecked_for_offline_use(),
+            None => RevocationStatus::unavailable(),
+        }
+    }
+}
+
+struct TpmEvidence<'a> {
+    attestation_key: &'a str,
+    quote: &'a str,
+    signature: &'a str,
+    pcrs: &'a BTreeMap<u8, String>,
+}
+
+fn appraise_tpm(
+    evidence: &TpmEvidence<'_>,
+    challenge: &[u8],
+    context: &AttestationContext<'_>,
+) -> Result<Appraisal, (RejectionReason, String)> {
+    let invalid = |detail: &str| (RejectionReason::InvalidTrustChain, detail.to_owned());
+    let base64 = |text: &str, what: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .ok()
+            .filter(|bytes| bytes.len() <= 4096)
+            .ok_or_else(|| invalid(&format!("the {what} is not base64 of at most 4 KiB")))
+    };
+    if context.policy.tpm_pcrs.is_empty() {
+        return Err((
+            RejectionReason::UnsupportedDevice,
+            "this device's attestation policy names no TPM reference values".to_owned(),
+        ));
+    }
+    if evidence.pcrs.len() > MAX_PCRS {
+        return Err(invalid("the quote claims too many PCRs"));
+    }
+    let public = base64(evidence.attestation_key, "attestation key")?;
+    let quote = base64(evidence.quote, "quote")?;
+    let signature = base64(evidence.signature, "signature")?;
+    let pcrs =
+        decode_pcrs(evidence.pcrs).ok_or_else(|| invalid("a PCR value is not 32 bytes of hex"))?;
+    let reference = decode_pcrs(&context.policy.tpm_pcrs)
+        .and_then(|values| PcrReference::sha256(values).ok())
+        .ok_or_else(|| invalid("the policy's PCR reference is malformed"))?;
+    let key = AttestationKey::from_tpm2b_public(&public)
+        .map_err(|error| (error.reason(), error.to_string()))?;
+    enigm_attest::tpm::verify_quote(&key, &quote, &signature, challenge, &pcrs, &reference)
+        .map_err(|error| (error.reason(), error.to_string()))?;
+    let pin = context.handle_key.attestation_key_pin(&public);
+    let claims = Claims {
+        security_level: Some("TPM".to_owned()),
+        ..Claims::default()
+    };
+    if let Some(pinned) = context.pairing
+        && !enigm_crypto::constant_time_eq(pinned.attestation_key.as_bytes(), pin.as_bytes())
+    {
+        return Ok(Appraisal::Rejected {
+            claims,
+            reason: RejectionReason::EligibilityFailure,
+            detail: "the quote is signed by another attestation key than the one registered at enrollment"
+                .to_owned(),
+        });
+    }
+    Ok(Appraisal::Accepted {
+        claims,
+        pairing: Pairing {
+            attestation_key: pin,
+            boot_key: String::new(),
+            os_version: None,
+            os_patch_level: None,
+            vendor_patch_level: None,
+            boot_patch_level: None,
+        },
+    })
+}
+
+fn decode_pcrs(pcrs: &BTreeMap<u8, String>) -> Option<BTreeMap<u8, [u8; 32]>> {
+    pcrs.iter()
+        .map(|(index, value)| {
+            let bytes = hex::decode(value).ok()?;
+            let digest: [u8; 32] = bytes.try_into().ok()?;
+            Some((*index, digest))
+        })
+        .collect()
+}
+
+fn decode_nonce(text: &str) -> Option<[u8; NONCE_LEN]> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()?;
+    bytes.try_into().ok()
+}
