@@ -17,6 +17,7 @@ pub mod android;
 pub mod challenge;
 #[cfg(feature = "dev-root")]
 pub mod dev;
+pub mod ear;
 pub mod outcome;
 pub mod policy;
 pub mod tpm;
