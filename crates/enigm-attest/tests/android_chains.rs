@@ -266,11 +266,12 @@ fn the_status_list_rejects_revoked_serials_and_fails_closed() {
     let clean =
         RevocationList::parse(br#"{"entries": {"1234": {"status": "SUSPENDED"}}}"#, when).unwrap();
     let day = Duration::from_secs(86_400);
-    assert!(
-        verifier
-            .verify(&chain, when, &RevocationStatus::checked(&clean, day))
-            .is_ok()
-    );
+    let verified = verifier
+        .verify(&chain, when, &RevocationStatus::checked(&clean, day))
+        .unwrap();
+    // The witness names the serials as the list spells them, leaf first.
+    assert_eq!(verified.serials().len(), chain.len());
+    assert_eq!(verified.serials()[2], intermediate);
     let old = RevocationList::parse(br#"{"entries": {}}"#, when.saturating_sub(2 * day)).unwrap();
     assert_eq!(
         verifier
@@ -455,4 +456,79 @@ fn a_chain_extension_is_refused_and_an_attest_key_is_not() {
     let mut deeper = with_attest_key.clone();
     deeper.insert(0, with_attest_key[0].clone());
     assert!(verifier.verify(&deeper, now, &unchecked()).is_err());
+}
+
+/// The cache of links and certificates above the leaf changes no outcome: a warm verifier still
+/// checks validity, revocation and the leaf's signature on every call, a changed intermediate is
+/// verified again, and chains under an unknown root teach it nothing.
+#[test]
+fn a_warm_verifier_decides_as_a_cold_one() {
+    let chain = pem("caiman/sdk36/SB_EC_RKP.pem");
+    let inside = at("2025-09-28");
+    let verifier = ChainVerifier::new(TrustAnchors::google());
+    let cold = verifier.verify(&chain, inside, &unchecked()).unwrap();
+    let warm = verifier.verify(&chain, inside, &unchecked()).unwrap();
+    assert_eq!(cold.serials(), warm.serials());
+    assert_eq!(cold.leaf_spki(), warm.leaf_spki());
+    assert_eq!(cold.key_description(), warm.key_description());
+
+    assert_eq!(
+        verifier
+            .verify(&chain, at("2025-10-10"), &unchecked())
+            .unwrap_err()
+            .reason(),
+        RejectionReason::StaleAttestation
+    );
+    let list = RevocationList::parse(
+        format!(
+            r#"{{"entries": {{"{}": {{"status": "SUSPENDED"}}}}}}"#,
+            x509_serial(&chain[3])
+        )
+        .as_bytes(),
+        inside,
+    )
+    .unwrap();
+    assert_eq!(
+        verifier
+            .verify(
+                &chain,
+                inside,
+                &RevocationStatus::checked(&list, Duration::from_secs(86_400))
+            )
+            .unwrap_err(),
+        ChainError::Revoked { index: 3 }
+    );
+
+    // The leaf's last signature byte changed: always verified, never cached.
+    let mut bad_leaf = chain.clone();
+    *bad_leaf[0].last_mut().unwrap() ^= 0x01;
+    assert!(verifier.verify(&bad_leaf, inside, &unchecked()).is_err());
+    // An intermediate's last signature byte changed: other bytes, another cache key.
+    let mut bad_intermediate = chain.clone();
+    *bad_intermediate[2].last_mut().unwrap() ^= 0x01;
+    assert!(
+        verifier
+            .verify(&bad_intermediate, inside, &unchecked())
+            .is_err()
+    );
+
+    // A chain that fails at an unknown root leaves nothing behind: it fails the same way again
+    // and the pinned verifier still accepts the genuine chain.
+    let nobody = ChainVerifier::new(TrustAnchors::none());
+    for _ in 0..2 {
+        assert_eq!(
+            nobody.verify(&chain, inside, &unchecked()).unwrap_err(),
+            ChainError::UnknownRoot
+        );
+    }
+    assert!(verifier.verify(&chain, inside, &unchecked()).is_ok());
+
+    // The GrapheneOS sample omits its root: the link to the pinned key is cached too.
+    let graphene = graphene();
+    for _ in 0..2 {
+        let verified = verifier
+            .verify(&graphene, at("2025-11-15"), &unchecked())
+            .unwrap();
+        assert_eq!(verified.anchor(), &Anchor::GoogleRsa);
+    }
 }

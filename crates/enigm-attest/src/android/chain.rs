@@ -11,11 +11,16 @@
 //! genuine attested key, whose signatures all verify.
 //!
 //! The links above the leaf are shared by every device of a model (and by a device attesting
-//! again): verified links are remembered, bounded, keyed by the child's DER and the issuer's key.
+//! again): verified links are remembered, bounded, keyed by the child's DER and the issuer's key,
+//! and so are those certificates' parsed fields, keyed by their DER. Both are remembered only
+//! once a chain reached a pinned root, so chains under unknown roots cannot flush them. The leaf
+//! is parsed and its signature verified on every call; validity and revocation are checked on
+//! every call for every certificate.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::Mutex;
+use std::ops::Range;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use base64::Engine as _;
 use der::asn1::ObjectIdentifier;
@@ -27,7 +32,7 @@ use x509_cert::spki::SubjectPublicKeyInfoOwned;
 
 use super::der::Reader;
 use super::key_description::{KEY_DESCRIPTION_OID, KeyDescription, PURPOSE_ATTEST_KEY};
-use super::revocation::{RevocationProblem, RevocationStatus};
+use super::revocation::{RevocationProblem, RevocationStatus, serial_hex};
 use crate::outcome::RejectionReason;
 
 /// The most certificates a chain may have (real ones have 3 to 6).
@@ -36,6 +41,9 @@ pub const MAX_CHAIN_LEN: usize = 10;
 pub const MAX_CERTIFICATE_LEN: usize = 16 * 1024;
 /// How many verified links the cache remembers before it starts over.
 const LINK_CACHE_CAPACITY: usize = 65_536;
+/// How many parsed certificates above a leaf the cache remembers before it starts over (each at
+/// most [`MAX_CERTIFICATE_LEN`]; real ones are about 1 KiB).
+const CERTIFICATE_CACHE_CAPACITY: usize = 16_384;
 
 /// Google's hardware attestation root key (RSA-4096), shared by the root certificates of 2016,
 /// 2019, 2022 and their reissues: SubjectPublicKeyInfo, base64.
@@ -53,6 +61,8 @@ const SHA384_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.
 const SHA512_WITH_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.13");
 const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
 const ECDSA_WITH_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.3");
+/// [`KEY_DESCRIPTION_OID`] as an OID, so extensions are matched without formatting each one.
+const KEY_DESCRIPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap(KEY_DESCRIPTION_OID);
 
 /// Which pinned root a chain ended at.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -157,6 +167,8 @@ pub fn parse_pem_chain(text: &str) -> Result<Vec<Vec<u8>>, ChainError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct PublicKey {
     spki_der: Vec<u8>,
+    /// SHA-256 of `spki_der`, for the link cache.
+    digest: [u8; 32],
     algorithm: Option<PublicKeyAlgorithm>,
     bits: Vec<u8>,
 }
@@ -186,6 +198,7 @@ impl PublicKey {
             .ok_or("the public key is not a whole number of bytes")?
             .to_vec();
         Ok(PublicKey {
+            digest: enigm_crypto::sha256(&spki_der),
             spki_der,
             algorithm,
             bits,
@@ -198,10 +211,14 @@ impl PublicKey {
     }
 }
 
-/// One certificate, parsed for verification.
-struct Parsed<'a> {
-    der: &'a [u8],
-    tbs: &'a [u8],
+/// One certificate, parsed for verification: a pure function of its DER, so it may be cached by
+/// the DER's digest.
+#[derive(Debug)]
+struct Parsed {
+    /// SHA-256 of the certificate's DER.
+    digest: [u8; 32],
+    /// Where the TBSCertificate, exactly as signed, lies in the DER.
+    tbs: Range<usize>,
     signature_algorithm: Option<SignatureAlgorithm>,
     signature: Vec<u8>,
     key: PublicKey,
@@ -211,7 +228,7 @@ struct Parsed<'a> {
     key_description: Option<Vec<u8>>,
 }
 
-fn parse(index: usize, der: &[u8]) -> Result<Parsed<'_>, ChainError> {
+fn parse(index: usize, der: &[u8], digest: [u8; 32]) -> Result<Parsed, ChainError> {
     let malformed = |detail: String| ChainError::Malformed { index, detail };
     if der.len() > MAX_CERTIFICATE_LEN {
         return Err(ChainError::Size);
@@ -242,10 +259,10 @@ fn parse(index: usize, der: &[u8]) -> Result<Parsed<'_>, ChainError> {
         .extensions
         .iter()
         .flatten()
-        .find(|extension| extension.extn_id.to_string() == KEY_DESCRIPTION_OID)
+        .find(|extension| extension.extn_id == KEY_DESCRIPTION)
         .map(|extension| extension.extn_value.as_bytes().to_vec());
     Ok(Parsed {
-        der,
+        digest,
         tbs,
         signature_algorithm,
         signature,
@@ -257,19 +274,22 @@ fn parse(index: usize, der: &[u8]) -> Result<Parsed<'_>, ChainError> {
     })
 }
 
-/// The TBSCertificate exactly as it was signed: the first element of the outer SEQUENCE, header
-/// included.
-fn raw_tbs(der: &[u8]) -> Option<&[u8]> {
+/// Where the TBSCertificate lies, exactly as it was signed: the first element of the outer
+/// SEQUENCE, header included.
+fn raw_tbs(der: &[u8]) -> Option<Range<usize>> {
     let outer = Reader::new(der).any().ok()?;
     let tbs = outer.inner().ok()?.any().ok()?;
-    let start = outer.contents.as_ptr() as usize;
-    let end = (tbs.contents.as_ptr() as usize).checked_add(tbs.contents.len())?;
-    outer.contents.get(..end.checked_sub(start)?)
+    let base = der.as_ptr() as usize;
+    let start = (outer.contents.as_ptr() as usize).checked_sub(base)?;
+    let end = (tbs.contents.as_ptr() as usize)
+        .checked_add(tbs.contents.len())?
+        .checked_sub(base)?;
+    der.get(start..end).map(|_| start..end)
 }
 
 /// The SubjectPublicKeyInfo (DER) of a certificate.
 pub fn certificate_spki(der: &[u8]) -> Result<Vec<u8>, ChainError> {
-    Ok(parse(0, der)?.key.spki_der)
+    Ok(parse(0, der, enigm_crypto::sha256(der))?.key.spki_der)
 }
 
 /// The roots a verifier trusts, pinned by public key.
@@ -351,6 +371,7 @@ pub struct VerifiedChain {
     attest_key_spki: Option<Vec<u8>>,
     anchor: Anchor,
     length: usize,
+    serials: Vec<String>,
 }
 
 impl VerifiedChain {
@@ -386,19 +407,42 @@ impl VerifiedChain {
     pub fn is_empty(&self) -> bool {
         self.length == 0
     }
+
+    /// The certificates' serial numbers, leaf first, as the status list spells them: for
+    /// diagnostics, not to be stored.
+    pub fn serials(&self) -> &[String] {
+        &self.serials
+    }
 }
 
 /// Verifies chains against pinned roots, remembering verified links above the leaf.
 pub struct ChainVerifier {
     anchors: TrustAnchors,
-    verified_links: Mutex<HashSet<[u8; 32]>>,
+    cache: Mutex<Cache>,
+}
+
+/// What verified chains taught: links whose signature verified, and certificates above a leaf.
+#[derive(Default)]
+struct Cache {
+    /// (SHA-256 of the child's DER, SHA-256 of the issuer's SubjectPublicKeyInfo).
+    links: HashSet<[u8; 64]>,
+    /// SHA-256 of a certificate's DER → its parsed fields.
+    certificates: HashMap<[u8; 32], Arc<Parsed>>,
+}
+
+/// One certificate of the chain being verified.
+struct Link<'a> {
+    der: &'a [u8],
+    parsed: Arc<Parsed>,
+    /// Parsed by this call (not taken from the cache).
+    fresh: bool,
 }
 
 impl ChainVerifier {
     pub fn new(anchors: TrustAnchors) -> ChainVerifier {
         ChainVerifier {
             anchors,
-            verified_links: Mutex::new(HashSet::new()),
+            cache: Mutex::new(Cache::default()),
         }
     }
 
@@ -412,24 +456,29 @@ impl ChainVerifier {
         if chain.is_empty() || chain.len() > MAX_CHAIN_LEN {
             return Err(ChainError::Size);
         }
-        let parsed = chain
+        let links = chain
             .iter()
             .enumerate()
-            .map(|(index, der)| parse(index, der.as_ref()))
+            .map(|(index, der)| self.parse_link(index, der.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
-        let (leaf, above) = parsed.split_first().ok_or(ChainError::Size)?;
-        if leaf.key.algorithm.is_none() || leaf.signature_algorithm.is_none() {
+        let (leaf, above) = links.split_first().ok_or(ChainError::Size)?;
+        if leaf.parsed.key.algorithm.is_none() || leaf.parsed.signature_algorithm.is_none() {
             return Err(ChainError::UnsupportedAlgorithm { index: 0 });
         }
-        for (index, pair) in parsed.windows(2).enumerate() {
+        let mut verified_links = Vec::new();
+        for (index, pair) in links.windows(2).enumerate() {
             if let [child, issuer] = pair {
-                self.verify_link(index, child, &issuer.key, index > 0)?;
+                self.verify_link(index, child, &issuer.parsed.key, &mut verified_links)?;
             }
         }
-        let anchor = self.anchor_of(parsed.len() - 1, parsed.last().unwrap_or(leaf))?;
-        for (index, certificate) in parsed.iter().enumerate() {
-            let millis = at.unix_millis();
-            if millis < certificate.not_before || millis > certificate.not_after {
+        let last = links.last().unwrap_or(leaf);
+        let anchor = self.anchor_of(links.len() - 1, last, &mut verified_links)?;
+        // Every signature verified up to a pinned root: remember what may be shared.
+        self.remember(above, verified_links);
+
+        let millis = at.unix_millis();
+        for (index, link) in links.iter().enumerate() {
+            if millis < link.parsed.not_before || millis > link.parsed.not_after {
                 return Err(ChainError::OutsideValidity {
                     index,
                     at: at.to_rfc3339(),
@@ -441,7 +490,10 @@ impl ChainVerifier {
             Err(RevocationProblem::Stale) => return Err(ChainError::RevocationStale),
             Ok(None) => {}
             Ok(Some(list)) => {
-                if let Some(index) = parsed.iter().position(|c| list.lists(&c.serial)) {
+                if let Some(index) = links
+                    .iter()
+                    .position(|link| list.lists(&link.parsed.serial))
+                {
                     return Err(ChainError::Revoked { index });
                 }
             }
@@ -454,14 +506,15 @@ impl ChainVerifier {
         };
         let key_description = decode(
             0,
-            leaf.key_description
+            leaf.parsed
+                .key_description
                 .as_deref()
                 .ok_or(ChainError::NoKeyDescription)?,
         )?;
         let mut attest_key = None;
-        for (offset, certificate) in above.iter().enumerate() {
+        for (offset, link) in above.iter().enumerate() {
             let index = offset + 1;
-            let Some(extension) = &certificate.key_description else {
+            let Some(extension) = &link.parsed.key_description else {
                 continue;
             };
             if index != 1 {
@@ -475,7 +528,7 @@ impl ChainVerifier {
             {
                 return Err(ChainError::ChainExtension { index });
             }
-            attest_key = Some((description, certificate.key.spki_der.clone()));
+            attest_key = Some((description, link.parsed.key.spki_der.clone()));
         }
         let (attest_key_description, attest_key_spki) = match attest_key {
             Some((description, spki)) => (Some(description), Some(spki)),
@@ -484,85 +537,136 @@ impl ChainVerifier {
         Ok(VerifiedChain {
             key_description,
             attest_key_description,
-            leaf_spki: leaf.key.spki_der.clone(),
+            leaf_spki: leaf.parsed.key.spki_der.clone(),
             attest_key_spki,
             anchor,
-            length: parsed.len(),
+            length: links.len(),
+            serials: links
+                .iter()
+                .map(|link| serial_hex(&link.parsed.serial))
+                .collect(),
         })
     }
 
+    /// Parses one certificate, or takes it from the cache when it is above the leaf.
+    fn parse_link<'a>(&self, index: usize, der: &'a [u8]) -> Result<Link<'a>, ChainError> {
+        if der.len() > MAX_CERTIFICATE_LEN {
+            return Err(ChainError::Size);
+        }
+        let digest = enigm_crypto::sha256(der);
+        if index > 0
+            && let Some(parsed) = self.cache().certificates.get(&digest)
+        {
+            return Ok(Link {
+                der,
+                parsed: Arc::clone(parsed),
+                fresh: false,
+            });
+        }
+        Ok(Link {
+            der,
+            parsed: Arc::new(parse(index, der, digest)?),
+            fresh: true,
+        })
+    }
+
+    /// Verifies that `issuer` signed `child`; a link above the leaf that verified before is not
+    /// verified again, and one verified now is added to `verified`.
     fn verify_link(
         &self,
         index: usize,
-        child: &Parsed<'_>,
+        child: &Link<'_>,
         issuer: &PublicKey,
-        cacheable: bool,
+        verified: &mut Vec<[u8; 64]>,
     ) -> Result<(), ChainError> {
-        let cache_key = cacheable.then(|| {
-            let mut input = Vec::with_capacity(64);
-            input.extend_from_slice(&enigm_crypto::sha256(child.der));
-            input.extend_from_slice(&enigm_crypto::sha256(&issuer.spki_der));
-            enigm_crypto::sha256(&input)
-        });
-        if let Some(key) = &cache_key
-            && self.links().contains(key)
-        {
+        let mut key = [0_u8; 64];
+        let (child_half, issuer_half) = key.split_at_mut(32);
+        child_half.copy_from_slice(&child.parsed.digest);
+        issuer_half.copy_from_slice(&issuer.digest);
+        let cacheable = index > 0;
+        if cacheable && self.cache().links.contains(&key) {
             return Ok(());
         }
         verify_signature(index, child, issuer)?;
-        if let Some(key) = cache_key {
-            let mut links = self.links();
-            if links.len() >= LINK_CACHE_CAPACITY {
-                links.clear();
-            }
-            links.insert(key);
+        if cacheable {
+            verified.push(key);
         }
         Ok(())
     }
 
     /// The anchor the last certificate is, or is signed by.
-    fn anchor_of(&self, index: usize, last: &Parsed<'_>) -> Result<Anchor, ChainError> {
+    fn anchor_of(
+        &self,
+        index: usize,
+        last: &Link<'_>,
+        verified: &mut Vec<[u8; 64]>,
+    ) -> Result<Anchor, ChainError> {
         if let Some((anchor, _)) = self
             .anchors
             .anchors
             .iter()
-            .find(|(_, key)| key.spki_der == last.key.spki_der)
+            .find(|(_, key)| key.spki_der == last.parsed.key.spki_der)
         {
             return Ok(anchor.clone());
         }
+        // The root itself is omitted (as in GrapheneOS Auditor's samples): the last certificate
+        // must be signed by a pinned key. That link is cached like the others above the leaf.
         self.anchors
             .anchors
             .iter()
-            .find(|(_, key)| verify_signature(index, last, key).is_ok())
+            .find(|(_, key)| self.verify_link(index, last, key, verified).is_ok())
             .map(|(anchor, _)| anchor.clone())
             .ok_or(ChainError::UnknownRoot)
     }
 
-    fn links(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
-        // The set holds only digests of links that verified; a panic elsewhere cannot leave a
-        // wrong entry in it, so a poisoned lock is still sound to use.
-        self.verified_links
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// Remembers the links and certificates of a chain that reached a pinned root. A full cache
+    /// starts over: the shared links are verified again once, on the next chain.
+    fn remember(&self, above: &[Link<'_>], verified_links: Vec<[u8; 64]>) {
+        let mut cache = self.cache();
+        if cache.links.len().saturating_add(verified_links.len()) > LINK_CACHE_CAPACITY {
+            cache.links.clear();
+        }
+        cache.links.extend(verified_links);
+        let fresh = above.iter().filter(|link| link.fresh);
+        for link in fresh {
+            if cache.certificates.len() >= CERTIFICATE_CACHE_CAPACITY {
+                cache.certificates.clear();
+            }
+            cache
+                .certificates
+                .insert(link.parsed.digest, Arc::clone(&link.parsed));
+        }
+    }
+
+    fn cache(&self) -> MutexGuard<'_, Cache> {
+        // The cache holds only links that verified and certificates parsed from the bytes they
+        // are keyed by; a panic elsewhere cannot leave a wrong entry in it, so a poisoned lock is
+        // still sound to use.
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-fn verify_signature(
-    index: usize,
-    child: &Parsed<'_>,
-    issuer: &PublicKey,
-) -> Result<(), ChainError> {
+fn verify_signature(index: usize, child: &Link<'_>, issuer: &PublicKey) -> Result<(), ChainError> {
     let (Some(key_algorithm), Some(signature_algorithm)) =
-        (issuer.algorithm, child.signature_algorithm)
+        (issuer.algorithm, child.parsed.signature_algorithm)
     else {
         return Err(ChainError::UnsupportedAlgorithm { index });
     };
+    // INVARIANT: `tbs` was found inside these very bytes (the digest keys the parse); a range
+    // outside them is a malformed certificate, never a panic.
+    let tbs = child
+        .der
+        .get(child.parsed.tbs.clone())
+        .ok_or_else(|| ChainError::Malformed {
+            index,
+            detail: "no TBSCertificate".to_owned(),
+        })?;
     verify_x509_signature(
         key_algorithm,
         &issuer.bits,
         signature_algorithm,
-        child.tbs,
-        &child.signature,
+        tbs,
+        &child.parsed.signature,
     )
     .map(|_| ())
     .map_err(|error| match error {
