@@ -78,8 +78,9 @@ pub enum AttestationEvidence {
         quote: String,
         /// The TPMT_SIGNATURE, base64.
         signature: String,
-        /// SHA-256 bank PCR values the quote covers: index → lower-case hex.
-        pcrs: BTreeMap<u8, String>,
+        /// SHA-256 bank PCR values the quote covers: index (`"0"` to `"23"`) → lower-case hex.
+        /// The keys are strings: an internally tagged enum cannot read integer map keys.
+        pcrs: BTreeMap<String, String>,
     },
 }
 

@@ -266,6 +266,7 @@ backend_tests!(
     every_rejection_reason_is_reachable_and_audited,
     ota_eligibility_follows_the_last_attestation,
     challenges_are_signed_and_bounded,
+    tpm_devices_enroll_and_attest_with_quotes_from_a_real_tpm,
 );
 
 async fn enrollment_with_an_accepted_attestation_pairs_the_device_and_keeps_only_the_outcome(
@@ -587,4 +588,112 @@ async fn challenges_are_signed_and_bounded(backend: Backend) {
             response.body
         );
     }
+}
+
+/// TPM evidence for `nonce` and `purpose`: a quote by `ak` of the swtpm over the challenge.
+fn tpm_evidence(
+    tpm: &enigm_test_support::swtpm::Swtpm,
+    device: &Device,
+    ak: &str,
+    ak_public: &[u8],
+    nonce: &str,
+    purpose: &str,
+) -> Value {
+    let nonce_bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(nonce)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let challenge = expected_challenge(
+        &nonce_bytes,
+        &device.key.verifying_key().to_bytes(),
+        purpose,
+    );
+    let quote = tpm.quote(ak, &challenge);
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    json!({
+        "format": "tpm2_quote",
+        "nonce": nonce,
+        "attestation_key": b64(ak_public),
+        "quote": b64(&quote.attest),
+        "signature": b64(&quote.signature),
+        "pcrs": quote
+            .pcrs
+            .iter()
+            .map(|(index, value)| (index.to_string(), Value::String(hex::encode(value))))
+            .collect::<serde_json::Map<_, _>>(),
+    })
+}
+
+async fn tpm_devices_enroll_and_attest_with_quotes_from_a_real_tpm(backend: Backend) {
+    let Some(tpm) = enigm_test_support::swtpm::Swtpm::start() else {
+        return;
+    };
+    tpm.extend_pcr16('c');
+    let ak_public = tpm.create_ak("ak", "ecc");
+    let other_public = tpm.create_ak("other", "rsa");
+    let root = DevAttestationRoot::generate().unwrap();
+    let app = app_trusting(backend, &root).await;
+    let reference = tpm.quote("ak", &[0; 32]).pcrs;
+    let reference: serde_json::Map<String, Value> = reference
+        .iter()
+        .map(|(index, value)| (index.to_string(), Value::String(hex::encode(value))))
+        .collect();
+    let token = token(
+        &app,
+        1,
+        json!({"tpm_pcrs": reference, "required_for": {"enrollment": true}}),
+    )
+    .await;
+
+    // Enrollment with a quote: the AK is pinned.
+    let device = Device::new();
+    let nonce = device.challenge(&app, "enrollment").await;
+    let evidence = tpm_evidence(&tpm, &device, "ak", &ak_public, &nonce, "enrollment");
+    let response = device.enroll(&app, &token, Some(evidence)).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    let handle: DeviceHandle = response.body["handle"].as_str().unwrap().parse().unwrap();
+    let view = device_view(&app, handle).await;
+    assert_eq!(view["attestation"]["verdict"], "accepted", "{view}");
+    assert_eq!(view["attestation"]["format"], "tpm2_quote");
+    assert_eq!(view["attestation"]["claims"]["security_level"], "TPM");
+    assert_eq!(ota(&app, handle).await, json!({"decision": "allow"}));
+
+    let attest = |ak: &'static str, public: Vec<u8>, purpose: &'static str| {
+        let device = &device;
+        let app = &app;
+        let tpm = &tpm;
+        async move {
+            let nonce = device.challenge(app, "attestation").await;
+            let evidence = tpm_evidence(tpm, device, ak, &public, &nonce, purpose);
+            device
+                .send(
+                    app,
+                    paths::DEVICE_ATTESTATION,
+                    &json!({"evidence": evidence}),
+                )
+                .await
+        }
+    };
+    let response = attest("ak", ak_public.clone(), "attestation").await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    // Another AK of the same TPM is not the one registered at enrollment.
+    let response = attest("other", other_public, "attestation").await;
+    assert_eq!(
+        response.code(),
+        "eligibility_failure",
+        "{:?}",
+        response.body
+    );
+    // A quote over a challenge for another purpose: the nonce is not the quote's.
+    let response = attest("ak", ak_public.clone(), "enrollment").await;
+    assert_eq!(response.code(), "replay_attempt", "{:?}", response.body);
+    // The boot chain changed (PCR 16 extended): an ineligible build.
+    tpm.extend_pcr16('d');
+    let response = attest("ak", ak_public.clone(), "attestation").await;
+    assert_eq!(response.code(), "ineligible_build", "{:?}", response.body);
+    assert_eq!(
+        ota(&app, handle).await,
+        json!({"decision": "deny", "reason": "attestation_not_affirming"})
+    );
 }

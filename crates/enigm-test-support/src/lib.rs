@@ -250,6 +250,9 @@ macro_rules! backend_tests {
     };
 }
 
+/// A real software TPM (swtpm) for tests.
+pub mod swtpm;
+
 /// Items used by [`backend_tests!`]; not part of the public API.
 #[doc(hidden)]
 pub mod __private {

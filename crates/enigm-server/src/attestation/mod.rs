@@ -239,7 +239,7 @@ struct TpmEvidence<'a> {
     attestation_key: &'a str,
     quote: &'a str,
     signature: &'a str,
-    pcrs: &'a BTreeMap<u8, String>,
+    pcrs: &'a BTreeMap<String, String>,
 }
 
 fn appraise_tpm(
@@ -267,8 +267,13 @@ fn appraise_tpm(
     let public = base64(evidence.attestation_key, "attestation key")?;
     let quote = base64(evidence.quote, "quote")?;
     let signature = base64(evidence.signature, "signature")?;
-    let pcrs =
-        decode_pcrs(evidence.pcrs).ok_or_else(|| invalid("a PCR value is not 32 bytes of hex"))?;
+    let pcrs = evidence
+        .pcrs
+        .iter()
+        .map(|(index, value)| Some((index.parse::<u8>().ok()?, value.clone())))
+        .collect::<Option<BTreeMap<u8, String>>>()
+        .and_then(|pcrs| decode_pcrs(&pcrs))
+        .ok_or_else(|| invalid("a PCR index or value is malformed"))?;
     let reference = decode_pcrs(&context.policy.tpm_pcrs)
         .and_then(|values| PcrReference::sha256(values).ok())
         .ok_or_else(|| invalid("the policy's PCR reference is malformed"))?;
