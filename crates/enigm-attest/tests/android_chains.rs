@@ -310,6 +310,16 @@ fn the_invalid_vectors_truncations_and_garbage_are_rejected() {
             RejectionReason::InvalidTrustChain,
             "{name}: {error}"
         );
+        // The first verifies up to Google's root but its RootOfTrust has a BER boolean; the
+        // second's leaf was edited after signing, so its signature no longer verifies.
+        if name.contains("malformed_rot") {
+            assert!(
+                matches!(error, ChainError::KeyDescription { index: 0, .. }),
+                "{name}: {error}"
+            );
+        } else {
+            assert_eq!(error, ChainError::BadSignature { index: 0 }, "{name}");
+        }
     }
     let chain = pem("caiman/sdk36/SB_EC_RKP.pem");
     for cut in [1, 10, chain[0].len() / 2, chain[0].len() - 1] {
