@@ -165,7 +165,7 @@ fn verify(args: &VerifyArgs, json_output: bool) -> anyhow::Result<()> {
             None => None,
         };
     let revocation = match &list {
-        Some(list) => RevocationStatus::checked(list, std::time::Duration::from_secs(0)),
+        Some(list) => RevocationStatus::checked_at_any_age(list),
         None => RevocationStatus::unchecked_for_offline_use(),
     };
     let verifier = ChainVerifier::new(anchors);
@@ -228,6 +228,24 @@ fn appraise(
 }
 
 impl Report {
+    /// The outcome as an (unsigned) EAR with its AR4SI trustworthiness vector.
+    fn ear(&self, at: Timestamp) -> serde_json::Value {
+        let outcome = enigm_attest::outcome::AttestationOutcome {
+            format: enigm_attest::outcome::EvidenceFormat::AndroidKey,
+            verdict: match self.verdict {
+                Ok(()) => enigm_attest::outcome::Verdict::Accepted,
+                Err(reason) => enigm_attest::outcome::Verdict::Rejected(reason),
+            },
+            claims: self.claims.clone(),
+            detail: self.detail.clone(),
+        };
+        let verifier = enigm_attest::ear::VerifierId {
+            developer: "https://enigm.example/verifier".to_owned(),
+            build: format!("enigm {}", env!("CARGO_PKG_VERSION")),
+        };
+        enigm_attest::ear::to_json(&outcome, at, &verifier, "enigm-attest-verify")
+    }
+
     fn verdict_name(&self) -> &'static str {
         match self.verdict {
             Ok(()) => "accepted",
@@ -260,6 +278,7 @@ impl Report {
                 "application": description.and_then(application).map(|(packages, digests)| json!({
                     "packages": packages, "signature_digests": digests,
                 })),
+                "ear": self.ear(at),
             });
             return output::print_json(&value);
         }

@@ -87,12 +87,19 @@ fn attest_verify_prints_the_claims_and_exits_zero_only_when_accepted() {
     assert_eq!(report["claims"]["os_version"], 160_000);
     assert_eq!(report["claims"]["root"], "google-rsa");
     assert_eq!(report["revocation_checked"], false);
+    let ear = &report["ear"]["submods"]["enigm-device"];
+    assert_eq!(ear["ear.status"], "affirming", "{report}");
+    assert_eq!(ear["ear.trustworthiness-vector"]["hardware"], 2, "{report}");
 
     // Outside the window: stale, exit 1.
     let (report, accepted) =
         verify_json(&["--chain", path(&caiman), "--at", "2026-06-01T00:00:00Z"]);
     assert!(!accepted);
     assert_eq!(report["outcome"], "stale_attestation");
+    assert_eq!(
+        report["ear"]["submods"]["enigm-device"]["ear.status"],
+        "contraindicated"
+    );
 
     // A challenge other than the one in the leaf: replay.
     let (report, accepted) = verify_json(&[

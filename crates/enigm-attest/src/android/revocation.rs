@@ -122,7 +122,7 @@ pub struct RevocationStatus<'a>(Check<'a>);
 enum Check<'a> {
     List {
         list: &'a RevocationList,
-        max_age: Duration,
+        max_age: Option<Duration>,
     },
     Unchecked,
     Unavailable,
@@ -138,10 +138,21 @@ pub enum RevocationProblem {
 }
 
 impl<'a> RevocationStatus<'a> {
-    /// Check against `list`, which may be at most `max_age` old at the verification time (zero:
-    /// any age, for an operator checking a list they chose by hand).
+    /// Check against `list`, which may be at most `max_age` old at the verification time.
     pub fn checked(list: &'a RevocationList, max_age: Duration) -> Self {
-        RevocationStatus(Check::List { list, max_age })
+        RevocationStatus(Check::List {
+            list,
+            max_age: Some(max_age),
+        })
+    }
+
+    /// Check against `list` whatever its age: for an operator checking a list they chose by
+    /// hand (`enigm attest verify --status-list`), never for Command.
+    pub fn checked_at_any_age(list: &'a RevocationList) -> Self {
+        RevocationStatus(Check::List {
+            list,
+            max_age: None,
+        })
     }
 
     /// Check nothing: for offline inspection and development roots only, never Google's chains
@@ -164,8 +175,9 @@ impl<'a> RevocationStatus<'a> {
             Check::Unchecked => Ok(None),
             Check::Unavailable => Err(RevocationProblem::Unavailable),
             Check::List { list, max_age } => {
-                let too_old = !max_age.is_zero()
-                    && (list.fetched_at > at || at.duration_since(list.fetched_at) > max_age);
+                let too_old = max_age.is_some_and(|max_age| {
+                    list.fetched_at > at || at.duration_since(list.fetched_at) > max_age
+                });
                 if too_old {
                     Err(RevocationProblem::Stale)
                 } else {
