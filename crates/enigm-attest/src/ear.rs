@@ -769,11 +769,15 @@ mod tests {
 
     #[test]
     fn full_ear_snapshot() {
-        insta::assert_json_snapshot!(to_json(
-            &outcome(Verdict::Accepted, Some(android_claims("VERIFIED", true))),
-            Timestamp::from_unix_millis(1_767_225_600_000),
-            &verifier(),
-            "enigm:attestation-policy:default",
-        ));
+        // Keys sorted: whether serde_json keeps insertion order depends on which crates of the
+        // workspace are built with it (its `preserve_order` feature is unified across them).
+        insta::with_settings!({sort_maps => true}, {
+            insta::assert_json_snapshot!(to_json(
+                &outcome(Verdict::Accepted, Some(android_claims("VERIFIED", true))),
+                Timestamp::from_unix_millis(1_767_225_600_000),
+                &verifier(),
+                "enigm:attestation-policy:default",
+            ));
+        });
     }
 }

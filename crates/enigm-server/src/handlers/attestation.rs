@@ -26,7 +26,7 @@ use crate::attestation::AttestationContext;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RawBody;
 use crate::handlers::devices::{
-    Refusal, decode, from_json, inactive_reason, parse, record_nonce, to_json, verify,
+    from_json, inactive_reason, parse, record_nonce, signed_body, to_json,
 };
 use crate::state::AppState;
 
@@ -49,14 +49,10 @@ pub async fn challenge(
 ) -> ApiResult<Json<ChallengeResponse>> {
     let action = AuditAction::DeviceAttestationChallenge;
     let now = state.now();
-    let (_verified, handle) = verify(&state, action, &method, &uri, &headers, &body, now).await?;
-    let refuse = Refusal {
-        state: &state,
-        action,
-        handle,
-        now,
-    };
-    let request: ChallengeRequest = decode(&refuse, &body).await?;
+    let (_verified, refuse, request) =
+        signed_body::<ChallengeRequest>(&state, action, (&method, &uri, &headers), &body, now)
+            .await?;
+    let handle = refuse.handle;
     if request.purpose == AttestationPurpose::Attestation {
         let Some(device) = state.store().device(&handle).await? else {
             return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
@@ -101,14 +97,9 @@ pub async fn attest(
 ) -> ApiResult<Json<AttestationView>> {
     let action = AuditAction::DeviceAttest;
     let now = state.now();
-    let (verified, handle) = verify(&state, action, &method, &uri, &headers, &body, now).await?;
-    let refuse = Refusal {
-        state: &state,
-        action,
-        handle,
-        now,
-    };
-    let request: AttestRequest = decode(&refuse, &body).await?;
+    let (verified, refuse, request) =
+        signed_body::<AttestRequest>(&state, action, (&method, &uri, &headers), &body, now).await?;
+    let handle = refuse.handle;
 
     let mut tx = state.store().begin().await?;
     if let Err(error) = record_nonce(&state, &mut tx, &verified, handle, now).await {

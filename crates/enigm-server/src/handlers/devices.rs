@@ -131,14 +131,9 @@ pub async fn enroll(
 ) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
     let action = AuditAction::DeviceEnroll;
     let now = state.now();
-    let (verified, handle) = verify(&state, action, &method, &uri, &headers, &body, now).await?;
-    let refuse = Refusal {
-        state: &state,
-        action,
-        handle,
-        now,
-    };
-    let request: EnrollRequest = decode(&refuse, &body).await?;
+    let (verified, refuse, request) =
+        signed_body::<EnrollRequest>(&state, action, (&method, &uri, &headers), &body, now).await?;
+    let handle = refuse.handle;
     let Ok(token) = BearerToken::parse(&request.enrollment_token) else {
         return Err(refuse.deny(ReasonCategory::InvalidEnrollmentToken).await);
     };
@@ -279,14 +274,10 @@ pub async fn check_in(
 ) -> ApiResult<Json<TrustView>> {
     let action = AuditAction::DeviceCheckIn;
     let now = state.now();
-    let (verified, handle) = verify(&state, action, &method, &uri, &headers, &body, now).await?;
-    let refuse = Refusal {
-        state: &state,
-        action,
-        handle,
-        now,
-    };
-    let request: CheckInRequest = decode(&refuse, &body).await?;
+    let (verified, refuse, request) =
+        signed_body::<CheckInRequest>(&state, action, (&method, &uri, &headers), &body, now)
+            .await?;
+    let handle = refuse.handle;
     let policy = match state.device_policies.get(&handle) {
         Some(policy) => policy,
         None => {
@@ -446,6 +437,26 @@ pub(crate) async fn verify(
             ))
         }
     }
+}
+
+/// Verifies a signed device request and decodes its body (unknown fields refused): the
+/// verified request, the refusal context for later denials, and the body.
+pub(crate) async fn signed_body<'a, T: DeserializeOwned>(
+    state: &'a AppState,
+    action: AuditAction,
+    (method, uri, headers): (&Method, &Uri, &HeaderMap),
+    body: &[u8],
+    now: Timestamp,
+) -> ApiResult<(VerifiedDeviceRequest, Refusal<'a>, T)> {
+    let (verified, handle) = verify(state, action, method, uri, headers, body, now).await?;
+    let refuse = Refusal {
+        state,
+        action,
+        handle,
+        now,
+    };
+    let request = decode(&refuse, body).await?;
+    Ok((verified, refuse, request))
 }
 
 /// Refuses a verified device request: audits the reason and builds the error.
