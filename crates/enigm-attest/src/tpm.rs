@@ -386,7 +386,7 @@ pub fn pcr_values_from_hex(
 }
 
 /// A decimal PCR index from 0 to 23, without sign or leading zeros.
-fn parse_pcr_index(text: &str) -> Result<u8, PcrReferenceError> {
+pub fn parse_pcr_index(text: &str) -> Result<u8, PcrReferenceError> {
     let out_of_range = || PcrReferenceError::IndexOutOfRange(text.chars().take(16).collect());
     let canonical = !text.is_empty()
         && text.bytes().all(|byte| byte.is_ascii_digit())

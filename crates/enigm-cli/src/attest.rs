@@ -7,13 +7,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use enigm_attest::android::chain::{ChainVerifier, TrustAnchors, VerifiedChain, parse_pem_chain};
+use enigm_attest::android::chain::{
+    ChainVerifier, TrustAnchors, VerifiedChain, parse_certificates,
+};
 use enigm_attest::android::key_description::KeyDescription;
 use enigm_attest::android::revocation::{RevocationList, RevocationStatus};
 use enigm_attest::outcome::{Claims, RejectionReason};
-use enigm_attest::policy::{
-    AndroidEvidence, Appraisal, AttestationPolicy, android_claims, appraise_android,
-};
+use enigm_attest::policy::{AndroidEvidence, Appraisal, AttestationPolicy, appraise_android};
 use enigm_types::Timestamp;
 use serde_json::json;
 
@@ -217,7 +217,6 @@ fn appraise(
             detail,
         } => (Err(reason), detail, claims),
     };
-    debug_assert_eq!(claims, android_claims(&evidence));
     Report {
         verdict,
         detail,
@@ -378,14 +377,10 @@ fn read_chain(paths: &[PathBuf]) -> anyhow::Result<Vec<Vec<u8>>> {
     for path in paths {
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        match std::str::from_utf8(&bytes) {
-            Ok(text) if text.contains("-----BEGIN") => {
-                chain.extend(parse_pem_chain(text).with_context(|| {
-                    format!("{} is not a PEM certificate chain", path.display())
-                })?)
-            }
-            _ => chain.push(bytes),
-        }
+        chain.extend(
+            parse_certificates(&bytes)
+                .with_context(|| format!("{} is not a PEM certificate chain", path.display()))?,
+        );
     }
     Ok(chain)
 }

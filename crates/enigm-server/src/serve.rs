@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::http::{HeaderValue, header};
-use enigm_attest::android::chain::parse_pem_chain;
+use enigm_attest::android::chain::parse_certificates;
 use enigm_attest::android::revocation::RevocationList;
 use enigm_crypto::HashCost;
 use enigm_identity::{SessionPolicy, ThrottlePolicy};
@@ -231,13 +231,10 @@ fn attestation_config(config: &ServerConfig) -> anyhow::Result<AttestationConfig
 fn pin_root(attestation: &mut AttestationConfig, label: &str, path: &Path) -> anyhow::Result<()> {
     let bytes = std::fs::read(path)
         .with_context(|| format!("cannot read the attestation root {}", path.display()))?;
-    let certificate = match std::str::from_utf8(&bytes) {
-        Ok(text) if text.contains("-----BEGIN") => parse_pem_chain(text)
-            .ok()
-            .and_then(|chain| chain.into_iter().next())
-            .with_context(|| format!("{} holds no PEM certificate", path.display()))?,
-        _ => bytes,
-    };
+    let certificate = parse_certificates(&bytes)
+        .ok()
+        .and_then(|chain| chain.into_iter().next())
+        .with_context(|| format!("{} holds no certificate", path.display()))?;
     attestation
         .anchors
         .add_certificate(label, &certificate)

@@ -127,6 +127,15 @@ impl ChainError {
     }
 }
 
+/// Certificates from a file's bytes: PEM with any number of certificates, or one DER
+/// certificate.
+pub fn parse_certificates(bytes: &[u8]) -> Result<Vec<Vec<u8>>, ChainError> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.contains("-----BEGIN") => parse_pem_chain(text),
+        _ => Ok(vec![bytes.to_vec()]),
+    }
+}
+
 /// Splits PEM text into DER certificates, in order.
 pub fn parse_pem_chain(text: &str) -> Result<Vec<Vec<u8>>, ChainError> {
     const BEGIN: &str = "-----BEGIN CERTIFICATE-----";

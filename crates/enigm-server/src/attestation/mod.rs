@@ -22,7 +22,9 @@ use enigm_attest::outcome::{AttestationOutcome, Claims, EvidenceFormat, Rejectio
 use enigm_attest::policy::{
     AndroidEvidence, Appraisal, AttestationPolicy, Pairing, appraise_android,
 };
-use enigm_attest::tpm::{AttestationKey, PcrReference};
+use enigm_attest::tpm::{
+    AttestationKey, PcrReference, PcrReferenceError, parse_pcr_index, pcr_values_from_hex,
+};
 use enigm_crypto::DeviceHandleKey;
 use enigm_types::{DeviceHandle, Timestamp};
 
@@ -270,13 +272,12 @@ fn appraise_tpm(
     let pcrs = evidence
         .pcrs
         .iter()
-        .map(|(index, value)| Some((index.parse::<u8>().ok()?, value.clone())))
-        .collect::<Option<BTreeMap<u8, String>>>()
-        .and_then(|pcrs| decode_pcrs(&pcrs))
-        .ok_or_else(|| invalid("a PCR index or value is malformed"))?;
-    let reference = decode_pcrs(&context.policy.tpm_pcrs)
-        .and_then(|values| PcrReference::sha256(values).ok())
-        .ok_or_else(|| invalid("the policy's PCR reference is malformed"))?;
+        .map(|(index, value)| Ok((parse_pcr_index(index)?, value.clone())))
+        .collect::<Result<BTreeMap<u8, String>, PcrReferenceError>>()
+        .and_then(|pcrs| pcr_values_from_hex(&pcrs))
+        .map_err(|_| invalid("a PCR index or value is malformed"))?;
+    let reference = PcrReference::from_hex_map(&context.policy.tpm_pcrs)
+        .map_err(|_| invalid("the policy's PCR reference is malformed"))?;
     let key = AttestationKey::from_tpm2b_public(&public)
         .map_err(|error| (error.reason(), error.to_string()))?;
     enigm_attest::tpm::verify_quote(&key, &quote, &signature, challenge, &pcrs, &reference)
@@ -307,16 +308,6 @@ fn appraise_tpm(
             boot_patch_level: None,
         },
     })
-}
-
-fn decode_pcrs(pcrs: &BTreeMap<u8, String>) -> Option<BTreeMap<u8, [u8; 32]>> {
-    pcrs.iter()
-        .map(|(index, value)| {
-            let bytes = hex::decode(value).ok()?;
-            let digest: [u8; 32] = bytes.try_into().ok()?;
-            Some((*index, digest))
-        })
-        .collect()
 }
 
 fn decode_nonce(text: &str) -> Option<[u8; NONCE_LEN]> {

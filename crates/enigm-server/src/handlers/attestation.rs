@@ -134,15 +134,14 @@ pub async fn attest(
     .await?;
     tx.commit().await?;
     match outcome.verdict {
-        Verdict::Accepted => {
-            let record = state.store().device_attestation(&handle).await?;
-            let view = record
-                .as_ref()
-                .and_then(|record| attestation_view(record).transpose())
-                .transpose()?
-                .ok_or_else(|| ApiError::not_found("device"))?;
-            Ok(Json(view))
-        }
+        // What was just stored, without reading it back.
+        Verdict::Accepted => Ok(Json(AttestationView {
+            verdict: outcome.verdict.as_str().to_owned(),
+            format: format_name(&outcome).to_owned(),
+            attested_at: now.to_rfc3339(),
+            last_accepted_at: Some(now.to_rfc3339()),
+            claims: outcome.claims.unwrap_or_default(),
+        })),
         Verdict::Rejected(reason) => Err(rejection_error(reason, &outcome.detail)),
     }
 }
