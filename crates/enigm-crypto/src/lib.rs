@@ -28,7 +28,8 @@ pub use raw_signature::{
 pub use seal::{SealError, SealingKey};
 pub use secret_hash::{HashCost, HashError, SecretHash, SecretHasher, SecretMatch, VerifyError};
 pub use token::{
-    BearerToken, DigestFormatError, TokenDigest, TokenFormatError, constant_time_eq, sha256,
+    BearerToken, DigestFormatError, Sha256Stream, TokenDigest, TokenFormatError, constant_time_eq,
+    sha256,
 };
 pub use totp::{TotpError, TotpSecret, TotpStep, verify_totp};
 pub use x509_signature::{

@@ -138,6 +138,31 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// SHA-256 over a stream fed in chunks, for artifacts too large to hold in memory. The same
+/// implementation as [`sha256`] (the `sha2` crate picks SHA-NI at run time where the CPU has it).
+#[derive(Clone, Default)]
+pub struct Sha256Stream(Sha256);
+
+impl Sha256Stream {
+    pub fn new() -> Self {
+        Sha256Stream(Sha256::new())
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    pub fn finish(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+impl std::fmt::Debug for Sha256Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sha256Stream")
+    }
+}
+
 /// Compares two byte strings in time that depends only on their lengths, never on where they
 /// first differ. Inputs of different lengths are unequal.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -38,6 +38,7 @@ const AUDITLOG: &str = "enigm-auditlog";
 const TRUST: &str = "enigm-trust";
 const DEVICE: &str = "enigm-device";
 const ATTEST: &str = "enigm-attest";
+const OTA: &str = "enigm-ota";
 const API: &str = "enigm-api";
 const STORE: &str = "enigm-store";
 const SERVER: &str = "enigm-server";
@@ -48,8 +49,8 @@ const TEST_SUPPORT: &str = "enigm-test-support";
 const PREFIX: &str = "enigm-";
 
 /// The sans-IO library crates: pure functions and types over values, no runtime, no I/O.
-const LIBRARIES: [&str; 8] = [
-    TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, DEVICE, ATTEST, API,
+const LIBRARIES: [&str; 9] = [
+    TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, DEVICE, ATTEST, OTA, API,
 ];
 
 /// Async runtimes, database drivers and HTTP stacks: what only the shells (server, store, CLI)
@@ -151,6 +152,16 @@ fn attest_depends_only_on_types_and_crypto() {
         &[TYPES, CRYPTO],
         "enigm-attest (attestation verification) depends on no enigm crate but enigm-types and \
          enigm-crypto, which verifies its signatures",
+    );
+}
+
+#[test]
+fn ota_depends_only_on_types_and_crypto() {
+    enigm_dependencies_within(
+        OTA,
+        &[TYPES, CRYPTO],
+        "enigm-ota (release metadata and the update client's verification) depends on no enigm \
+         crate but enigm-types and enigm-crypto, which verifies its signatures and digests",
     );
 }
 
