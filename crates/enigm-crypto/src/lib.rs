@@ -36,3 +36,8 @@ pub use x509_signature::{
     PublicKeyAlgorithm, SignatureAlgorithm, SignatureVerified, X509SignatureError,
     verify_x509_signature,
 };
+pub mod ecdsa;
+pub use ecdsa::{
+    EcdsaP256SigningKey, ecdsa_fixed_to_der, p256_point_from_spki, p256_spki_from_point,
+    verify_ecdsa_p256_sha256_der,
+};

@@ -10,3 +10,23 @@
 //!
 //! This crate does no I/O and names no async runtime or crypto implementation (signatures and
 //! digests go through `enigm-crypto`).
+
+pub mod canonical;
+pub mod client;
+pub mod keys;
+pub mod metadata;
+pub mod release;
+pub mod repository;
+pub mod time;
+
+pub use client::{
+    ArtifactVerifier, FetchFailure, Limits, MetadataRequest, Persist, Refresh, RefreshError,
+    TargetError, TrustedMetadata, VerifiedArtifact, VerifiedTarget, safe_local_path,
+};
+pub use keys::{Key, KeyId};
+pub use metadata::{FailureCategory, MetadataError};
+pub use release::{
+    ApprovedRelease, DeviceProfile, PayloadStatement, ReleaseCategory, ReleaseFields,
+    ReleaseRejection, appraise_release,
+};
+pub use repository::{MetadataSigner, SignerError, SoftwareSigner, sign_metadata};

@@ -1,0 +1,277 @@
+//! Enigm's release fields and the Release-Signing Authority's payload signature.
+//!
+//! Each target carries `custom.enigm`: kind, release version, rollback index, channel,
+//! compatible hardware models, expiry, and `payload_signatures`. The payload signature is the
+//! Release-Signing Authority's, over the canonical JSON of a [`PayloadStatement`] (digest, length
+//! and the release fields): domain separated by its `_type`, so it can never pass for TUF
+//! metadata and the reverse. The release keys are pinned in the root metadata under
+//! `x-enigm-release-signing` (keys and threshold), signed by the root threshold; a root whose
+//! release keys overlap a top-level role's keys is refused, so the Manifest Signing Authority's
+//! keys can never sign a payload and the release keys can never sign metadata.
+
+use std::collections::BTreeMap;
+
+use enigm_types::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::canonical::canonical_json;
+use crate::client::{TrustedMetadata, VerifiedTarget};
+use crate::keys::{Key, KeyId};
+use crate::metadata::{Root, Signature};
+use crate::repository::MetadataSigner;
+
+/// The root field that pins the release keys.
+pub const RELEASE_SIGNING_FIELD: &str = "x-enigm-release-signing";
+/// The `_type` of a payload statement.
+pub const PAYLOAD_TYPE: &str = "enigm-release-payload";
+
+/// The release keys a root pins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSigning {
+    pub keys: BTreeMap<KeyId, Key>,
+    pub threshold: u64,
+}
+
+/// `custom.enigm` of a target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseFields {
+    pub kind: String,
+    pub release_version: String,
+    pub rollback_index: u64,
+    pub channel: String,
+    pub hardware: Vec<String>,
+    /// TUF time format.
+    pub expires: String,
+    #[serde(default)]
+    pub payload_signatures: Vec<Signature>,
+}
+
+/// What the Release-Signing Authority signs for one payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PayloadStatement {
+    #[serde(rename = "_type")]
+    pub kind_tag: String,
+    pub name: String,
+    pub length: u64,
+    pub sha256: String,
+    pub kind: String,
+    pub release_version: String,
+    pub rollback_index: u64,
+    pub channel: String,
+    pub hardware: Vec<String>,
+    pub expires: String,
+}
+
+impl PayloadStatement {
+    /// The statement for a release.
+    pub fn new(name: &str, length: u64, sha256: &str, fields: &ReleaseFields) -> Self {
+        PayloadStatement {
+            kind_tag: PAYLOAD_TYPE.to_owned(),
+            name: name.to_owned(),
+            length,
+            sha256: sha256.to_ascii_lowercase(),
+            kind: fields.kind.clone(),
+            release_version: fields.release_version.clone(),
+            rollback_index: fields.rollback_index,
+            channel: fields.channel.clone(),
+            hardware: fields.hardware.clone(),
+            expires: fields.expires.clone(),
+        }
+    }
+
+    /// The bytes the release key signs.
+    pub fn signing_bytes(&self) -> Vec<u8> {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|value| canonical_json(&value).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// Signs a payload statement with a release key.
+pub fn sign_payload(
+    signer: &dyn MetadataSigner,
+    statement: &PayloadStatement,
+) -> Result<Signature, crate::repository::SignerError> {
+    let key = signer.key();
+    let signature = signer.sign(&statement.signing_bytes())?;
+    Ok(Signature {
+        keyid: key.key_id(),
+        sig: hex::encode(signature),
+        unrecognized: serde_json::Map::new(),
+    })
+}
+
+/// The release keys of a root, refused when missing, malformed or shared with a metadata role.
+pub fn release_signing(root: &Root) -> Result<ReleaseSigning, ReleaseRejection> {
+    let value = root
+        .unrecognized
+        .get(RELEASE_SIGNING_FIELD)
+        .ok_or(ReleaseRejection::NoReleaseKeys)?;
+    let signing: ReleaseSigning =
+        serde_json::from_value(value.clone()).map_err(|_| ReleaseRejection::NoReleaseKeys)?;
+    if signing.threshold == 0 || signing.keys.is_empty() {
+        return Err(ReleaseRejection::NoReleaseKeys);
+    }
+    for (keyid, key) in &signing.keys {
+        if key.key_id() != *keyid {
+            return Err(ReleaseRejection::NoReleaseKeys);
+        }
+        let metadata_key = root.roles.values().any(|role| role.keyids.contains(keyid))
+            || root.keys.contains_key(keyid);
+        if metadata_key {
+            return Err(ReleaseRejection::AuthoritiesConfused);
+        }
+    }
+    Ok(signing)
+}
+
+/// What the device is and has, for [`appraise_release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceProfile {
+    pub hardware_model: String,
+    pub channel: String,
+    /// The rollback index installed per kind (absent: nothing installed yet).
+    pub installed_rollback_index: BTreeMap<String, u64>,
+}
+
+/// A release that may be installed on this device: only [`appraise_release`] makes one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovedRelease {
+    target: VerifiedTarget,
+    fields: ReleaseFields,
+}
+
+impl ApprovedRelease {
+    pub fn target(&self) -> &VerifiedTarget {
+        &self.target
+    }
+
+    pub fn fields(&self) -> &ReleaseFields {
+        &self.fields
+    }
+}
+
+/// Why a release is not for this device. One reason each, checked in this order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReleaseRejection {
+    #[error("the target carries no valid Enigm release fields")]
+    Malformed,
+    #[error("the root pins no release keys")]
+    NoReleaseKeys,
+    #[error("a release key is also a metadata key")]
+    AuthoritiesConfused,
+    #[error("the payload is not signed by the release-signing threshold")]
+    PayloadSignature,
+    #[error("the release is for another channel")]
+    ChannelMismatch,
+    #[error("the release is not for this hardware")]
+    IncompatibleHardware,
+    #[error("the release has expired")]
+    Expired,
+    #[error("the rollback index is below the installed one")]
+    Downgrade,
+}
+
+impl ReleaseRejection {
+    pub fn category(self) -> ReleaseCategory {
+        match self {
+            ReleaseRejection::Malformed => ReleaseCategory::Malformed,
+            ReleaseRejection::NoReleaseKeys
+            | ReleaseRejection::AuthoritiesConfused
+            | ReleaseRejection::PayloadSignature => ReleaseCategory::PayloadSignature,
+            ReleaseRejection::ChannelMismatch => ReleaseCategory::ChannelMismatch,
+            ReleaseRejection::IncompatibleHardware => ReleaseCategory::IncompatibleHardware,
+            ReleaseRejection::Expired => ReleaseCategory::ReleaseExpired,
+            ReleaseRejection::Downgrade => ReleaseCategory::Downgrade,
+        }
+    }
+}
+
+/// The reported categories of release rejections (next to
+/// [`crate::metadata::FailureCategory`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseCategory {
+    Malformed,
+    PayloadSignature,
+    ChannelMismatch,
+    IncompatibleHardware,
+    ReleaseExpired,
+    Downgrade,
+}
+
+/// The release fields of a target.
+pub fn release_fields(target: &VerifiedTarget) -> Result<ReleaseFields, ReleaseRejection> {
+    let value: &Value = target
+        .custom()
+        .and_then(|custom| custom.get("enigm"))
+        .ok_or(ReleaseRejection::Malformed)?;
+    serde_json::from_value(value.clone()).map_err(|_| ReleaseRejection::Malformed)
+}
+
+/// Verifies the payload signatures of a target against the release keys pinned in `root`.
+pub fn verify_payload(
+    root: &Root,
+    target: &VerifiedTarget,
+    fields: &ReleaseFields,
+) -> Result<(), ReleaseRejection> {
+    let signing = release_signing(root)?;
+    let sha256 = target.sha256().ok_or(ReleaseRejection::Malformed)?;
+    let statement = PayloadStatement::new(target.name(), target.length(), sha256, fields);
+    let message = statement.signing_bytes();
+    let mut counted: Vec<&str> = Vec::new();
+    for signature in &fields.payload_signatures {
+        if counted.contains(&signature.keyid.as_str()) {
+            continue;
+        }
+        let Some(key) = signing.keys.get(&signature.keyid) else {
+            continue;
+        };
+        let Ok(bytes) = hex::decode(&signature.sig) else {
+            continue;
+        };
+        if key.verify(&message, &bytes).is_ok() {
+            counted.push(&signature.keyid);
+        }
+    }
+    if (counted.len() as u64) < signing.threshold {
+        return Err(ReleaseRejection::PayloadSignature);
+    }
+    Ok(())
+}
+
+/// Decides whether `target` may be installed on `device` now: release fields, the payload
+/// signature under the pinned release keys, channel, hardware, expiry, and a rollback index not
+/// below the installed one (equal is a re-install of the same security version, allowed so that
+/// a failed install can be retried).
+pub fn appraise_release(
+    trusted: &TrustedMetadata,
+    target: &VerifiedTarget,
+    device: &DeviceProfile,
+    now: Timestamp,
+) -> Result<ApprovedRelease, ReleaseRejection> {
+    let fields = release_fields(target)?;
+    verify_payload(trusted.root(), target, &fields)?;
+    if fields.channel != device.channel {
+        return Err(ReleaseRejection::ChannelMismatch);
+    }
+    if !fields.hardware.contains(&device.hardware_model) {
+        return Err(ReleaseRejection::IncompatibleHardware);
+    }
+    if crate::time::is_expired(&fields.expires, now) {
+        return Err(ReleaseRejection::Expired);
+    }
+    let installed = device.installed_rollback_index.get(&fields.kind);
+    if installed.is_some_and(|installed| fields.rollback_index < *installed) {
+        return Err(ReleaseRejection::Downgrade);
+    }
+    Ok(ApprovedRelease {
+        target: target.clone(),
+        fields,
+    })
+}

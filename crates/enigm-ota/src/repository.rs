@@ -1,0 +1,250 @@
+//! The repository side: signing metadata and building each role's next version.
+//!
+//! Signing goes through [`MetadataSigner`], which a PKCS#11 token key (the CLI's) or a
+//! development [`SoftwareSigner`] implements: the signer gets the canonical bytes and returns
+//! the signature; keys never pass through this crate.
+
+use std::collections::BTreeMap;
+
+use enigm_crypto::{EcdsaP256SigningKey, Ed25519SigningKey};
+use enigm_types::Timestamp;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::canonical::canonical_json;
+use crate::keys::{Key, KeyId};
+use crate::metadata::{
+    Envelope, MetaFile, RoleKeys, Root, SPEC_VERSION, Signature, Snapshot, TargetFile, Targets,
+    Timestamp as TimestampRole,
+};
+use crate::release::{RELEASE_SIGNING_FIELD, ReleaseSigning};
+use crate::time::format_expiry;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("signing failed: {0}")]
+pub struct SignerError(pub String);
+
+/// Something that signs with one key: a token key, or a development key file.
+pub trait MetadataSigner {
+    /// The public key, as TUF metadata names it.
+    fn key(&self) -> Key;
+    /// The signature over `message` in the form TUF stores (Ed25519: 64 bytes; ECDSA: DER).
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError>;
+}
+
+/// A development key held in memory. Production keys live in a PKCS#11 token.
+pub enum SoftwareSigner {
+    Ed25519(Ed25519SigningKey),
+    EcdsaP256(EcdsaP256SigningKey),
+}
+
+impl std::fmt::Debug for SoftwareSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SoftwareSigner({})", self.key().key_id())
+    }
+}
+
+impl MetadataSigner for SoftwareSigner {
+    fn key(&self) -> Key {
+        match self {
+            SoftwareSigner::Ed25519(key) => Key::ed25519(&key.verifying_key().to_bytes()),
+            SoftwareSigner::EcdsaP256(key) => match key.public_point() {
+                Ok(point) => Key::ecdsa_p256(&point),
+                Err(_) => Key::ed25519(&[0; 32]),
+            },
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        match self {
+            SoftwareSigner::Ed25519(key) => Ok(key.sign(message).to_vec()),
+            SoftwareSigner::EcdsaP256(key) => key
+                .sign(message)
+                .map_err(|error| SignerError(error.to_string())),
+        }
+    }
+}
+
+/// Signs `signed` with each signer and returns the envelope's JSON bytes.
+pub fn sign_metadata<T: Serialize>(
+    signed: &T,
+    signers: &[&dyn MetadataSigner],
+) -> Result<Vec<u8>, SignerError> {
+    let value = serde_json::to_value(signed).map_err(|error| SignerError(error.to_string()))?;
+    let message = canonical_json(&value).map_err(|error| SignerError(error.to_string()))?;
+    let mut signatures = Vec::with_capacity(signers.len());
+    for signer in signers {
+        let keyid = signer.key().key_id();
+        if signatures.iter().any(|s: &Signature| s.keyid == keyid) {
+            continue;
+        }
+        signatures.push(Signature {
+            keyid,
+            sig: hex::encode(signer.sign(&message)?),
+            unrecognized: Map::new(),
+        });
+    }
+    let envelope = Envelope {
+        signed: value,
+        signatures,
+    };
+    serde_json::to_vec_pretty(&envelope).map_err(|error| SignerError(error.to_string()))
+}
+
+/// The keys of a new root.
+#[derive(Debug, Clone)]
+pub struct RootKeys {
+    pub root: Vec<Key>,
+    pub root_threshold: u64,
+    pub targets: Vec<Key>,
+    pub targets_threshold: u64,
+    pub snapshot: Key,
+    pub timestamp: Key,
+    pub release: Vec<Key>,
+    pub release_threshold: u64,
+}
+
+/// Root metadata (consistent snapshots on) naming `keys`, at `version`, expiring at `expires`.
+pub fn build_root(keys: &RootKeys, version: u64, expires: Timestamp) -> Root {
+    let mut all: BTreeMap<KeyId, Key> = BTreeMap::new();
+    let mut role = |list: &[Key], threshold: u64| -> RoleKeys {
+        let keyids = list
+            .iter()
+            .map(|key| {
+                let id = key.key_id();
+                all.insert(id.clone(), key.clone());
+                id
+            })
+            .collect();
+        RoleKeys {
+            keyids,
+            threshold,
+            unrecognized: Map::new(),
+        }
+    };
+    let mut roles = BTreeMap::new();
+    roles.insert("root".to_owned(), role(&keys.root, keys.root_threshold));
+    roles.insert(
+        "targets".to_owned(),
+        role(&keys.targets, keys.targets_threshold),
+    );
+    roles.insert(
+        "snapshot".to_owned(),
+        role(std::slice::from_ref(&keys.snapshot), 1),
+    );
+    roles.insert(
+        "timestamp".to_owned(),
+        role(std::slice::from_ref(&keys.timestamp), 1),
+    );
+    let release = ReleaseSigning {
+        keys: keys
+            .release
+            .iter()
+            .map(|key| (key.key_id(), key.clone()))
+            .collect(),
+        threshold: keys.release_threshold,
+    };
+    let mut unrecognized = Map::new();
+    unrecognized.insert(
+        RELEASE_SIGNING_FIELD.to_owned(),
+        serde_json::to_value(release).unwrap_or(Value::Null),
+    );
+    Root {
+        kind: "root".to_owned(),
+        spec_version: SPEC_VERSION.to_owned(),
+        version,
+        expires: format_expiry(expires),
+        consistent_snapshot: true,
+        keys: all,
+        roles,
+        unrecognized,
+    }
+}
+
+/// Targets metadata at `version` with `targets`.
+pub fn build_targets(
+    targets: BTreeMap<String, TargetFile>,
+    version: u64,
+    expires: Timestamp,
+) -> Targets {
+    Targets {
+        kind: "targets".to_owned(),
+        spec_version: SPEC_VERSION.to_owned(),
+        version,
+        expires: format_expiry(expires),
+        targets,
+        delegations: None,
+        unrecognized: Map::new(),
+    }
+}
+
+/// A target entry with its SHA-256, length and custom fields.
+pub fn target_file(length: u64, sha256: &str, custom: Option<Value>) -> TargetFile {
+    let mut hashes = BTreeMap::new();
+    hashes.insert("sha256".to_owned(), sha256.to_ascii_lowercase());
+    TargetFile {
+        length,
+        hashes,
+        custom,
+        unrecognized: Map::new(),
+    }
+}
+
+/// A snapshot listing the targets metadata at `targets_version` (with its length and hash, so
+/// that a client can bound and check it before parsing).
+pub fn build_snapshot(
+    targets_version: u64,
+    targets_bytes: &[u8],
+    version: u64,
+    expires: Timestamp,
+) -> Snapshot {
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "targets.json".to_owned(),
+        meta_file(targets_version, targets_bytes),
+    );
+    Snapshot {
+        kind: "snapshot".to_owned(),
+        spec_version: SPEC_VERSION.to_owned(),
+        version,
+        expires: format_expiry(expires),
+        meta,
+        unrecognized: Map::new(),
+    }
+}
+
+/// A timestamp naming the snapshot at `snapshot_version`, with its length and hash.
+pub fn build_timestamp(
+    snapshot_version: u64,
+    snapshot_bytes: &[u8],
+    version: u64,
+    expires: Timestamp,
+) -> TimestampRole {
+    let mut meta = BTreeMap::new();
+    meta.insert(
+        "snapshot.json".to_owned(),
+        meta_file(snapshot_version, snapshot_bytes),
+    );
+    TimestampRole {
+        kind: "timestamp".to_owned(),
+        spec_version: SPEC_VERSION.to_owned(),
+        version,
+        expires: format_expiry(expires),
+        meta,
+        unrecognized: Map::new(),
+    }
+}
+
+fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
+    let mut hashes = BTreeMap::new();
+    hashes.insert(
+        "sha256".to_owned(),
+        hex::encode(enigm_crypto::sha256(bytes)),
+    );
+    MetaFile {
+        version,
+        length: Some(bytes.len() as u64),
+        hashes: Some(hashes),
+        unrecognized: Map::new(),
+    }
+}

@@ -1,0 +1,545 @@
+//! One test per attack on the update path (issue #6), against repositories built in memory with
+//! the repository side of this crate: each attack is refused, with its category.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests: a failed expectation is the test failure"
+)]
+
+use std::collections::{BTreeMap, HashMap};
+
+use enigm_crypto::{EcdsaP256SigningKey, Ed25519SigningKey};
+use enigm_ota::client::{FetchFailure, Limits, Refresh, TrustedMetadata};
+use enigm_ota::release::{PayloadStatement, ReleaseFields, sign_payload};
+use enigm_ota::repository::{
+    RootKeys, build_root, build_snapshot, build_targets, build_timestamp, target_file,
+};
+use enigm_ota::{
+    ArtifactVerifier, DeviceProfile, FailureCategory, MetadataSigner, ReleaseRejection,
+    SoftwareSigner, TargetError, appraise_release, sign_metadata,
+};
+use enigm_types::Timestamp;
+
+const DAY: i64 = 24 * 60 * 60 * 1000;
+const NOW: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
+
+fn ed25519() -> SoftwareSigner {
+    SoftwareSigner::Ed25519(Ed25519SigningKey::generate(&mut rand::rngs::OsRng))
+}
+
+fn later(days: i64) -> Timestamp {
+    Timestamp::from_unix_millis(NOW.unix_millis() + days * DAY)
+}
+
+/// A repository: its keys and its files by name.
+struct Repo {
+    root: SoftwareSigner,
+    targets: SoftwareSigner,
+    snapshot: SoftwareSigner,
+    timestamp: SoftwareSigner,
+    release: SoftwareSigner,
+    files: HashMap<String, Vec<u8>>,
+    targets_map: BTreeMap<String, enigm_ota::metadata::TargetFile>,
+    artifacts: HashMap<String, Vec<u8>>,
+    versions: (u64, u64, u64),
+}
+
+fn fields(rollback_index: u64, hardware: &str) -> ReleaseFields {
+    ReleaseFields {
+        kind: "os-image".to_owned(),
+        release_version: format!("2026.{rollback_index}"),
+        rollback_index,
+        channel: "stable".to_owned(),
+        hardware: vec![hardware.to_owned()],
+        expires: enigm_ota::time::format_expiry(later(90)),
+        payload_signatures: Vec::new(),
+    }
+}
+
+impl Repo {
+    fn new() -> Repo {
+        let root = ed25519();
+        let targets = SoftwareSigner::EcdsaP256(EcdsaP256SigningKey::generate().unwrap());
+        let snapshot = ed25519();
+        let timestamp = ed25519();
+        let release = ed25519();
+        let mut repo = Repo {
+            root,
+            targets,
+            snapshot,
+            timestamp,
+            release,
+            files: HashMap::new(),
+            targets_map: BTreeMap::new(),
+            artifacts: HashMap::new(),
+            versions: (0, 0, 0),
+        };
+        let root_md = build_root(&repo.root_keys(), 1, later(365));
+        let bytes = sign_metadata(&root_md, &[&repo.root]).unwrap();
+        repo.files.insert("1.root.json".to_owned(), bytes);
+        repo
+    }
+
+    fn root_keys(&self) -> RootKeys {
+        RootKeys {
+            root: vec![self.root.key()],
+            root_threshold: 1,
+            targets: vec![self.targets.key()],
+            targets_threshold: 1,
+            snapshot: self.snapshot.key(),
+            timestamp: self.timestamp.key(),
+            release: vec![self.release.key()],
+            release_threshold: 1,
+        }
+    }
+
+    fn trusted_root(&self) -> Vec<u8> {
+        self.files["1.root.json"].clone()
+    }
+
+    /// Adds a release signed by `payload_signer` and publishes new targets, snapshot and
+    /// timestamp.
+    fn release(
+        &mut self,
+        name: &str,
+        artifact: &[u8],
+        mut fields: ReleaseFields,
+        payload_signer: &dyn MetadataSigner,
+    ) {
+        let sha256 = hex::encode(enigm_crypto::sha256(artifact));
+        let statement = PayloadStatement::new(name, artifact.len() as u64, &sha256, &fields);
+        fields.payload_signatures = vec![sign_payload(payload_signer, &statement).unwrap()];
+        let custom = serde_json::json!({ "enigm": fields });
+        self.targets_map.insert(
+            name.to_owned(),
+            target_file(artifact.len() as u64, &sha256, Some(custom)),
+        );
+        self.artifacts.insert(name.to_owned(), artifact.to_vec());
+        self.publish(later(30));
+    }
+
+    fn publish(&mut self, timestamp_expires: Timestamp) {
+        let (t, s, ts) = self.versions;
+        let (t, s, ts) = (t + 1, s + 1, ts + 1);
+        self.versions = (t, s, ts);
+        let targets = build_targets(self.targets_map.clone(), t, later(365));
+        let targets_bytes = sign_metadata(&targets, &[&self.targets]).unwrap();
+        let snapshot = build_snapshot(t, &targets_bytes, s, later(30));
+        let snapshot_bytes = sign_metadata(&snapshot, &[&self.snapshot]).unwrap();
+        let timestamp = build_timestamp(s, &snapshot_bytes, ts, timestamp_expires);
+        let timestamp_bytes = sign_metadata(&timestamp, &[&self.timestamp]).unwrap();
+        self.files
+            .insert(format!("{t}.targets.json"), targets_bytes);
+        self.files
+            .insert(format!("{s}.snapshot.json"), snapshot_bytes);
+        self.files
+            .insert("timestamp.json".to_owned(), timestamp_bytes);
+    }
+}
+
+/// Runs a refresh against the repository's files.
+fn refresh(
+    trusted: TrustedMetadata,
+    files: &HashMap<String, Vec<u8>>,
+    now: Timestamp,
+) -> Result<TrustedMetadata, enigm_ota::RefreshError> {
+    let mut refresh = Refresh::new(trusted, Limits::default(), now);
+    while let Some(request) = refresh.next_request() {
+        let fetched = files
+            .get(&request.file_name)
+            .cloned()
+            .ok_or(FetchFailure::NotFound);
+        refresh.provide(fetched)?;
+    }
+    Ok(refresh.into_trusted())
+}
+
+fn device(model: &str, installed: u64) -> DeviceProfile {
+    DeviceProfile {
+        hardware_model: model.to_owned(),
+        channel: "stable".to_owned(),
+        installed_rollback_index: [("os-image".to_owned(), installed)].into(),
+    }
+}
+
+fn published_repo() -> Repo {
+    let mut repo = Repo::new();
+    let release = std::mem::replace(&mut repo.release, ed25519());
+    repo.release(
+        "os/image.img",
+        b"image v5",
+        fields(5, "enigm-sim"),
+        &release,
+    );
+    repo.release = release;
+    repo
+}
+
+#[test]
+fn a_signed_release_verifies_end_to_end() {
+    let repo = published_repo();
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let target = trusted.target("os/image.img").unwrap();
+    let approved = appraise_release(&trusted, &target, &device("enigm-sim", 4), NOW).unwrap();
+    assert_eq!(approved.fields().rollback_index, 5);
+    let mut verifier = ArtifactVerifier::new(&target).unwrap();
+    verifier.update(b"image ").unwrap();
+    verifier.update(b"v5").unwrap();
+    assert_eq!(verifier.finish(target.clone()).unwrap().target, target);
+}
+
+#[test]
+fn tampered_artifact() {
+    let repo = published_repo();
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let target = trusted.target("os/image.img").unwrap();
+    let mut verifier = ArtifactVerifier::new(&target).unwrap();
+    verifier.update(b"image v6").unwrap();
+    assert_eq!(verifier.finish(target).unwrap_err(), TargetError::Mismatch);
+}
+
+#[test]
+fn wrong_length() {
+    let repo = published_repo();
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let target = trusted.target("os/image.img").unwrap();
+    let mut longer = ArtifactVerifier::new(&target).unwrap();
+    assert_eq!(
+        longer.update(b"image v5 and more").unwrap_err(),
+        TargetError::TooLong
+    );
+    assert_eq!(TargetError::TooLong.category(), FailureCategory::TooLarge);
+    let mut shorter = ArtifactVerifier::new(&target).unwrap();
+    shorter.update(b"image").unwrap();
+    assert_eq!(shorter.finish(target).unwrap_err(), TargetError::Mismatch);
+}
+
+#[test]
+fn expired_timestamp_is_a_freeze() {
+    let mut repo = published_repo();
+    repo.publish(later(1));
+    let error = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        later(2),
+    )
+    .unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Freeze, "{error}");
+}
+
+#[test]
+fn older_snapshot_version_is_a_rollback() {
+    let mut repo = published_repo();
+    let old_timestamp = repo.files["timestamp.json"].clone();
+    repo.publish(later(30));
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    // The attacker serves the older timestamp (and so the older snapshot).
+    let mut replayed = repo.files.clone();
+    replayed.insert("timestamp.json".to_owned(), old_timestamp);
+    let error = refresh(trusted, &replayed, NOW).unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Rollback, "{error}");
+}
+
+#[test]
+fn mix_and_match_of_snapshot_and_targets() {
+    let mut repo = published_repo();
+    let first_targets = repo.files["1.targets.json"].clone();
+    let release = std::mem::replace(&mut repo.release, ed25519());
+    repo.release("os/other.img", b"other", fields(5, "enigm-sim"), &release);
+    // The current snapshot names targets v2; the attacker serves v1's bytes under v2's name.
+    let mut mixed = repo.files.clone();
+    mixed.insert("2.targets.json".to_owned(), first_targets);
+    let error = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &mixed,
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(error.category(), FailureCategory::MixAndMatch, "{error}");
+}
+
+#[test]
+fn signature_by_the_wrong_roles_key() {
+    let mut repo = published_repo();
+    let snapshot_bytes = repo.files["1.snapshot.json"].clone();
+    let timestamp = build_timestamp(1, &snapshot_bytes, 9, later(30));
+    // Signed by the snapshot key, not the timestamp key.
+    let forged = sign_metadata(&timestamp, &[&repo.snapshot]).unwrap();
+    repo.files.insert("timestamp.json".to_owned(), forged);
+    let error = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(error.category(), FailureCategory::BadSignature, "{error}");
+}
+
+#[test]
+fn duplicate_signatures_count_once_toward_a_threshold() {
+    let repo = Repo::new();
+    let mut keys = repo.root_keys();
+    let second = ed25519();
+    keys.root.push(second.key());
+    keys.root_threshold = 2;
+    let root = build_root(&keys, 1, later(365));
+    let once = sign_metadata(&root, &[&repo.root]).unwrap();
+    // The same signature twice.
+    let mut envelope: serde_json::Value = serde_json::from_slice(&once).unwrap();
+    let signature = envelope["signatures"][0].clone();
+    envelope["signatures"]
+        .as_array_mut()
+        .unwrap()
+        .push(signature);
+    let doubled = serde_json::to_vec(&envelope).unwrap();
+    let error = TrustedMetadata::new(&doubled).unwrap_err();
+    assert_eq!(error.category(), FailureCategory::BadSignature, "{error}");
+    let both = sign_metadata(&root, &[&repo.root, &second]).unwrap();
+    assert!(TrustedMetadata::new(&both).is_ok());
+}
+
+#[test]
+fn root_rotation_needs_the_old_and_the_new_threshold() {
+    let repo = published_repo();
+    let new_root = ed25519();
+    let mut keys = repo.root_keys();
+    keys.root = vec![new_root.key()];
+    let root_v2 = build_root(&keys, 2, later(365));
+    let cases: [(&str, Vec<&dyn MetadataSigner>, bool); 3] = [
+        ("old key only", vec![&repo.root], false),
+        ("new key only", vec![&new_root], false),
+        ("both", vec![&repo.root, &new_root], true),
+    ];
+    for (what, signers, accepted) in cases {
+        let mut files = repo.files.clone();
+        files.insert(
+            "2.root.json".to_owned(),
+            sign_metadata(&root_v2, &signers).unwrap(),
+        );
+        let result = refresh(
+            TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+            &files,
+            NOW,
+        );
+        match (result, accepted) {
+            (Ok(trusted), true) => assert_eq!(trusted.root().version, 2),
+            (Err(error), false) => {
+                assert_eq!(
+                    error.category(),
+                    FailureCategory::BadSignature,
+                    "{what}: {error}"
+                )
+            }
+            (other, _) => panic!("{what}: {other:?}"),
+        }
+    }
+    // A version that skips one is refused too.
+    let mut files = repo.files.clone();
+    let root_v3 = build_root(&keys, 3, later(365));
+    files.insert(
+        "2.root.json".to_owned(),
+        sign_metadata(&root_v3, &[&repo.root, &new_root]).unwrap(),
+    );
+    assert!(
+        refresh(
+            TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+            &files,
+            NOW
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn payload_signed_by_the_manifest_key() {
+    let mut repo = Repo::new();
+    let manifest = std::mem::replace(&mut repo.targets, ed25519());
+    repo.targets = manifest;
+    let targets_key = SoftwareSigner::Ed25519(Ed25519SigningKey::from_seed(&[7; 32]));
+    let mut keys = repo.root_keys();
+    keys.targets = vec![targets_key.key()];
+    let root = build_root(&keys, 1, later(365));
+    repo.files.insert(
+        "1.root.json".to_owned(),
+        sign_metadata(&root, &[&repo.root]).unwrap(),
+    );
+    repo.targets = targets_key;
+    // The targets (manifest) key signs the payload statement.
+    let manifest_signer = SoftwareSigner::Ed25519(Ed25519SigningKey::from_seed(&[7; 32]));
+    repo.release(
+        "os/image.img",
+        b"image",
+        fields(5, "enigm-sim"),
+        &manifest_signer,
+    );
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let target = trusted.target("os/image.img").unwrap();
+    assert_eq!(
+        appraise_release(&trusted, &target, &device("enigm-sim", 0), NOW).unwrap_err(),
+        ReleaseRejection::PayloadSignature
+    );
+}
+
+#[test]
+fn release_keys_that_are_metadata_keys_are_refused() {
+    let mut repo = Repo::new();
+    let mut keys = repo.root_keys();
+    keys.release = vec![repo.targets.key()];
+    let root = build_root(&keys, 1, later(365));
+    repo.files.insert(
+        "1.root.json".to_owned(),
+        sign_metadata(&root, &[&repo.root]).unwrap(),
+    );
+    let targets_signer = std::mem::replace(&mut repo.targets, ed25519());
+    repo.targets = targets_signer;
+    let payload = SoftwareSigner::EcdsaP256(EcdsaP256SigningKey::generate().unwrap());
+    repo.release("os/image.img", b"image", fields(5, "enigm-sim"), &payload);
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let target = trusted.target("os/image.img").unwrap();
+    assert_eq!(
+        appraise_release(&trusted, &target, &device("enigm-sim", 0), NOW).unwrap_err(),
+        ReleaseRejection::AuthoritiesConfused
+    );
+}
+
+#[test]
+fn downgrade_of_the_rollback_index() {
+    let repo = published_repo();
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let target = trusted.target("os/image.img").unwrap();
+    assert_eq!(
+        appraise_release(&trusted, &target, &device("enigm-sim", 6), NOW).unwrap_err(),
+        ReleaseRejection::Downgrade
+    );
+    // The same security version may be installed again (a retried install).
+    assert!(appraise_release(&trusted, &target, &device("enigm-sim", 5), NOW).is_ok());
+}
+
+#[test]
+fn incompatible_device() {
+    let repo = published_repo();
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let target = trusted.target("os/image.img").unwrap();
+    assert_eq!(
+        appraise_release(&trusted, &target, &device("other-model", 0), NOW).unwrap_err(),
+        ReleaseRejection::IncompatibleHardware
+    );
+    let mut other_channel = device("enigm-sim", 0);
+    other_channel.channel = "beta".to_owned();
+    assert_eq!(
+        appraise_release(&trusted, &target, &other_channel, NOW).unwrap_err(),
+        ReleaseRejection::ChannelMismatch
+    );
+    assert_eq!(
+        appraise_release(&trusted, &target, &device("enigm-sim", 0), later(91)).unwrap_err(),
+        ReleaseRejection::Expired
+    );
+}
+
+#[test]
+fn target_name_with_dot_dot() {
+    let mut repo = Repo::new();
+    let release = std::mem::replace(&mut repo.release, ed25519());
+    for name in [
+        "os/../../etc/passwd",
+        "/etc/passwd",
+        "os\\image",
+        "os//image",
+        "./image",
+        "",
+    ] {
+        repo.release(name, b"x", fields(5, "enigm-sim"), &release);
+    }
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    for name in [
+        "os/../../etc/passwd",
+        "/etc/passwd",
+        "os\\image",
+        "os//image",
+        "./image",
+        "",
+    ] {
+        let target = trusted.target(name).unwrap();
+        assert_eq!(
+            target.local_path().unwrap_err(),
+            TargetError::UnsafeName,
+            "{name:?}"
+        );
+    }
+    assert!(enigm_ota::safe_local_path("os/image.img").is_ok());
+}
+
+#[test]
+fn endless_data_is_cut_at_the_bound() {
+    let mut repo = published_repo();
+    let mut huge = repo.files["timestamp.json"].clone();
+    huge.extend(std::iter::repeat_n(b' ', 64 * 1024));
+    repo.files.insert("timestamp.json".to_owned(), huge);
+    let error = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(error.category(), FailureCategory::TooLarge, "{error}");
+}
+
+#[test]
+fn an_expired_root_is_refused_after_the_chain() {
+    let repo = published_repo();
+    let error = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        later(400),
+    )
+    .unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Freeze, "{error}");
+}
