@@ -14,6 +14,7 @@ pub mod devices;
 pub mod eligibility;
 pub mod paths;
 pub mod proofs;
+pub mod releases;
 
 pub use devices::{
     CheckInRequest, CommandAckRequest, CommandAckResponse, CommandView,

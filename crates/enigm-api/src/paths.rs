@@ -63,6 +63,24 @@ pub fn fill(template: &str, values: &[&str]) -> String {
     out
 }
 
+pub const RELEASES: &str = "/api/v1/releases";
+pub const RELEASE: &str = "/api/v1/releases/{id}";
+pub const RELEASE_ARTIFACT: &str = "/api/v1/releases/{id}/artifact";
+/// GET: the targets metadata the release is signed into is built by the workstation; POST hands
+/// in the signed targets metadata (with the payload signature inside).
+pub const RELEASE_SIGNATURES: &str = "/api/v1/releases/{id}/signatures";
+pub const RELEASE_PUBLISH: &str = "/api/v1/releases/{id}/publish";
+pub const OTA_ROOT: &str = "/api/v1/ota/root";
+pub const OTA_ONLINE_KEYS: &str = "/api/v1/ota/online-keys";
+pub const OTA_REPOSITORY: &str = "/api/v1/ota/repository";
+pub const DEVICE_OTA_REPORTS: &str = "/api/v1/device/ota/reports";
+/// The TUF repository, public: `/tuf/metadata/{N.root.json, timestamp.json, N.snapshot.json,
+/// N.targets.json}` and `/tuf/targets/{hash-prefixed target path}`.
+pub const TUF_METADATA: &str = "/tuf/metadata/{file}";
+pub const TUF_TARGETS: &str = "/tuf/targets/{*path}";
+pub const TUF_METADATA_PREFIX: &str = "/tuf/metadata";
+pub const TUF_TARGETS_PREFIX: &str = "/tuf/targets";
+
 #[cfg(test)]
 mod tests {
     #[test]

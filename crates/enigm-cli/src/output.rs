@@ -484,6 +484,7 @@ fn action_summary(action: &ApprovalAction, names: &Names) -> String {
             };
             format!("{verb} device {device}")
         }
+        ApprovalAction::ReleaseSigning { release } => format!("sign release {}", short_id(release)),
     }
 }
 

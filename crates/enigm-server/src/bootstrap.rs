@@ -235,3 +235,39 @@ fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()
 }
+
+/// The online OTA keys' files (32-byte Ed25519 seeds, mode 0600). Never in the database.
+pub const OTA_SNAPSHOT_KEY_FILE: &str = "ota-snapshot.key";
+pub const OTA_TIMESTAMP_KEY_FILE: &str = "ota-timestamp.key";
+
+/// Loads Command's online snapshot and timestamp keys, creating them on first start.
+pub fn load_or_create_ota_online_keys(data_dir: &Path) -> anyhow::Result<crate::ota::OnlineKeys> {
+    let load = |file: &str| -> anyhow::Result<Ed25519SigningKey> {
+        let path = data_dir.join("keys").join(file);
+        if path.exists() {
+            let metadata = fs::metadata(&path).context("OTA online key")?;
+            if metadata.permissions().mode() & 0o077 != 0 {
+                anyhow::bail!(
+                    "`{}` is readable by other users: chmod 600 it",
+                    path.display()
+                );
+            }
+            let mut bytes = Zeroizing::new(Vec::with_capacity(32));
+            fs::File::open(&path)
+                .and_then(|mut file| file.read_to_end(&mut bytes))
+                .context("cannot read an OTA online key")?;
+            let seed: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("`{}` is not a 32-byte key", path.display()))?;
+            return Ok(Ed25519SigningKey::from_seed(&seed));
+        }
+        let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
+        write_secret_file(&path, &key.seed()[..]).context("cannot write an OTA online key")?;
+        Ok(key)
+    };
+    Ok(crate::ota::OnlineKeys {
+        snapshot: load(OTA_SNAPSHOT_KEY_FILE)?,
+        timestamp: load(OTA_TIMESTAMP_KEY_FILE)?,
+    })
+}

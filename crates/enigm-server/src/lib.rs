@@ -16,6 +16,7 @@ mod group_commit;
 pub mod guard;
 pub mod handlers;
 pub mod openapi;
+pub mod ota;
 pub mod routes;
 mod serve;
 pub mod state;

@@ -4,7 +4,8 @@ use utoipa::Modify;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::handlers::{
-    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, sessions, users,
+    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, releases, sessions,
+    tuf, users,
 };
 
 #[derive(utoipa::OpenApi)]
@@ -24,6 +25,9 @@ use crate::handlers::{
         devices::create_token, devices::list, devices::read, devices::enroll, devices::check_in,
         attestation::challenge, attestation::attest,
         eligibility::decide, lifecycle::change, lifecycle::commands, lifecycle::acknowledge,
+        releases::create, releases::upload_artifact, releases::list, releases::read,
+        releases::hand_in_signatures, releases::publish, releases::put_root, releases::online_keys,
+        releases::repository_view, releases::device_report, tuf::metadata, tuf::target,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth)

@@ -15,7 +15,8 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::handlers::{
-    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, sessions, users,
+    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, releases, sessions,
+    tuf, users,
 };
 use crate::state::AppState;
 
@@ -331,6 +332,73 @@ fn entries() -> Vec<RouteEntry> {
             Access::Public,
             attestation::attest,
         ),
+        entry(
+            Method::POST,
+            paths::DEVICE_OTA_REPORTS,
+            Access::Public,
+            releases::device_report,
+        ),
+        entry(
+            Method::GET,
+            paths::RELEASES,
+            read(P::ReleasesRead),
+            releases::list,
+        ),
+        entry(
+            Method::POST,
+            paths::RELEASES,
+            change(P::ReleasesManage),
+            releases::create,
+        ),
+        entry(
+            Method::GET,
+            paths::RELEASE,
+            read(P::ReleasesRead),
+            releases::read,
+        ),
+        entry(
+            Method::PUT,
+            paths::RELEASE_ARTIFACT,
+            change(P::ReleasesManage),
+            releases::upload_artifact,
+        ),
+        entry(
+            Method::POST,
+            paths::RELEASE_SIGNATURES,
+            critical(P::ReleasesSign),
+            releases::hand_in_signatures,
+        ),
+        entry(
+            Method::POST,
+            paths::RELEASE_PUBLISH,
+            critical(P::ReleasesManage),
+            releases::publish,
+        ),
+        entry(
+            Method::PUT,
+            paths::OTA_ROOT,
+            critical(P::OtaRoot),
+            releases::put_root,
+        ),
+        entry(
+            Method::GET,
+            paths::OTA_ONLINE_KEYS,
+            read(P::ReleasesRead),
+            releases::online_keys,
+        ),
+        entry(
+            Method::GET,
+            paths::OTA_REPOSITORY,
+            read(P::ReleasesRead),
+            releases::repository_view,
+        ),
+        entry(
+            Method::GET,
+            paths::TUF_METADATA,
+            Access::Public,
+            tuf::metadata,
+        ),
+        entry(Method::GET, paths::TUF_TARGETS, Access::Public, tuf::target),
     ]
 }
 

@@ -19,7 +19,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::attestation::AttestationConfig;
 use crate::bootstrap::{
     BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_device_handle_key, load_or_create_log_key,
-    load_or_create_sealing_key, prepare_data_dir,
+    load_or_create_ota_online_keys, load_or_create_sealing_key, prepare_data_dir,
 };
 use crate::config::{ServerConfig, TlsFiles};
 use crate::state::{AppState, StateOptions, SystemClock};
@@ -64,9 +64,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         audit_retention: config.audit_retention,
         device_handle_key: load_or_create_device_handle_key(&config.data_dir)?,
         attestation: attestation_config(&config)?,
+        ota: crate::ota::OtaConfig {
+            online: load_or_create_ota_online_keys(&config.data_dir)?,
+            artifacts_dir: config.data_dir.join("ota").join("targets"),
+        },
     };
     let state =
         AppState::new(store.clone(), options).context("authorization policies are invalid")?;
+    // Devices must never see an expired timestamp while Command runs.
+    tokio::spawn(crate::ota::refresh_timestamps(state.clone()));
 
     if let Some(credentials) = bootstrap_if_empty(&state, &config.data_dir).await? {
         // Printed once, to the terminal only (not to the structured log).

@@ -36,6 +36,7 @@ pub struct Inner {
     pub check_ins: CheckInWriter,
     pub device_policies: PolicyCache,
     pub attestation: AttestationService,
+    pub ota: crate::ota::OtaService,
 }
 
 /// What a test or `enigm up` chooses about a server.
@@ -54,6 +55,8 @@ pub struct StateOptions {
     pub device_handle_key: DeviceHandleKey,
     /// Pinned attestation roots, the revocation status list and the nonce book's limits.
     pub attestation: AttestationConfig,
+    /// The online OTA keys and where artifacts are kept.
+    pub ota: crate::ota::OtaConfig,
 }
 
 impl AppState {
@@ -85,6 +88,7 @@ impl AppState {
             check_ins,
             device_policies: PolicyCache::default(),
             attestation: AttestationService::new(options.attestation),
+            ota: crate::ota::OtaService::new(options.ota),
         })))
     }
 
@@ -94,6 +98,10 @@ impl AppState {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    pub fn ota(&self) -> &crate::ota::OtaService {
+        &self.0.ota
     }
 
     pub fn attestation(&self) -> &AttestationService {

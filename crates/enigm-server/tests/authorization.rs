@@ -43,6 +43,7 @@ fn expected(role: Option<Role>, permission: Permission) -> bool {
                 | P::DevicesEnroll
                 | P::DevicesDecide
                 | P::DevicesManage
+                | P::ReleasesRead
         ),
         Role::Auditor => permission.is_read_only(),
         Role::DeviceOperator => {
@@ -55,7 +56,11 @@ fn expected(role: Option<Role>, permission: Permission) -> bool {
                     | P::DevicesManage
             )
         }
-        Role::ReleaseManager | Role::IntelAnalyst => permission == P::ApprovalsList,
+        Role::ReleaseManager => matches!(
+            permission,
+            P::ApprovalsList | P::ReleasesRead | P::ReleasesManage | P::ReleasesSign
+        ),
+        Role::IntelAnalyst => permission == P::ApprovalsList,
     }
 }
 

@@ -13,6 +13,7 @@ mod auditlog;
 mod auditverify;
 mod devices;
 mod lifecycle;
+mod ota;
 mod sessions;
 
 use std::str::FromStr;
@@ -34,6 +35,7 @@ pub use devices::{
     NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureRecord,
 };
 pub use lifecycle::{LifecycleRecord, LockedLifecycle, NewCommand, PendingCommand};
+pub use ota::{InstallCounts, MetadataRole, NewRelease, ReleaseRecord, StoredMetadata};
 pub use sessions::{NewSession, SessionRecord};
 
 /// Which database engine a [`Store`] talks to.

@@ -7,7 +7,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceHandle;
-use crate::ids::AdminId;
+use crate::ids::{AdminId, ReleaseId};
 use crate::role::Role;
 
 /// The kinds of sensitive action that go through an approval. Later capabilities (device
@@ -31,13 +31,16 @@ pub enum ApprovalKind {
     ApprovalRuleChange,
     /// Revoking, reactivating or wiping a device.
     DeviceLifecycle,
+    /// Signing an OTA release (enigm-docs §8: signing needs an approved request).
+    ReleaseSigning,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 3] = [
+    pub const ALL: [ApprovalKind; 4] = [
         ApprovalKind::RoleGrant,
         ApprovalKind::ApprovalRuleChange,
         ApprovalKind::DeviceLifecycle,
+        ApprovalKind::ReleaseSigning,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -45,6 +48,7 @@ impl ApprovalKind {
             ApprovalKind::RoleGrant => "role-grant",
             ApprovalKind::ApprovalRuleChange => "approval-rule-change",
             ApprovalKind::DeviceLifecycle => "device-lifecycle",
+            ApprovalKind::ReleaseSigning => "release-signing",
         }
     }
 }
@@ -88,6 +92,10 @@ pub enum ApprovalAction {
         device: DeviceHandle,
         change: GuardedDeviceChange,
     },
+    /// Permission to sign one release: its signatures are accepted only once this executed.
+    ReleaseSigning {
+        release: ReleaseId,
+    },
 }
 
 /// The device lifecycle changes that go through a multi-admin approval (enigm-docs §20 B and the
@@ -107,6 +115,7 @@ impl ApprovalAction {
             ApprovalAction::RoleGrant { .. } => ApprovalKind::RoleGrant,
             ApprovalAction::ApprovalRuleChange { .. } => ApprovalKind::ApprovalRuleChange,
             ApprovalAction::DeviceLifecycle { .. } => ApprovalKind::DeviceLifecycle,
+            ApprovalAction::ReleaseSigning { .. } => ApprovalKind::ReleaseSigning,
         }
     }
 
@@ -114,9 +123,9 @@ impl ApprovalAction {
     pub const fn subject(&self) -> Option<AdminId> {
         match self {
             ApprovalAction::RoleGrant { admin, .. } => Some(*admin),
-            ApprovalAction::ApprovalRuleChange { .. } | ApprovalAction::DeviceLifecycle { .. } => {
-                None
-            }
+            ApprovalAction::ApprovalRuleChange { .. }
+            | ApprovalAction::DeviceLifecycle { .. }
+            | ApprovalAction::ReleaseSigning { .. } => None,
         }
     }
 }
@@ -168,6 +177,9 @@ impl ApprovalRule {
             ApprovalKind::RoleGrant => vec![Role::Owner, Role::SecurityAdmin],
             ApprovalKind::ApprovalRuleChange => vec![Role::Owner],
             ApprovalKind::DeviceLifecycle => vec![Role::Owner, Role::SecurityAdmin],
+            ApprovalKind::ReleaseSigning => {
+                vec![Role::Owner, Role::SecurityAdmin, Role::ReleaseManager]
+            }
         };
         ApprovalRule {
             required_approvals: 1,

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::approval::ApprovalKind;
 use crate::clock::Timestamp;
 use crate::device::{DeviceHandle, SecurityLayers};
-use crate::ids::{AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, SessionId};
+use crate::ids::{AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, ReleaseId, SessionId};
 use crate::permission::Permission;
 use crate::role::Role;
 
@@ -105,6 +105,7 @@ pub enum ActionCategory {
     Approval,
     AuditAccess,
     Device,
+    Release,
 }
 
 macro_rules! audit_actions {
@@ -172,6 +173,17 @@ audit_actions! {
     DeviceCommandAck => "device.command-ack", Device;
     DeviceRetireAck => "device.retire-ack", Device;
     DeviceWipeAck => "device.wipe-ack", Device;
+    // A device's report of an OTA install: installed, rejected or rolled back, with a reason.
+    DeviceOtaInstall => "device.ota-install", Device;
+    ReleaseCreate => "release.create", Release;
+    ReleaseArtifactUpload => "release.artifact-upload", Release;
+    // Signatures handed in for a release: accepted, or refused with the verification failure.
+    ReleaseSign => "release.sign", Release;
+    ReleasePublish => "release.publish", Release;
+    // A new root metadata version (keys and thresholds of the repository).
+    OtaRootUpdate => "ota.root-update", Release;
+    // Command re-signed the timestamp (and snapshot) with its online keys.
+    OtaTimestampRefresh => "ota.timestamp-refresh", Release;
 }
 
 impl fmt::Display for AuditAction {
@@ -193,6 +205,8 @@ pub enum TargetCategory {
     AuditLog,
     Device,
     EnrollmentToken,
+    Release,
+    OtaRepository,
     None,
 }
 
@@ -208,6 +222,8 @@ impl TargetCategory {
             TargetCategory::AuditLog => "audit-log",
             TargetCategory::Device => "device",
             TargetCategory::EnrollmentToken => "enrollment-token",
+            TargetCategory::Release => "release",
+            TargetCategory::OtaRepository => "ota-repository",
             TargetCategory::None => "none",
         }
     }
@@ -258,6 +274,11 @@ pub enum AuditTarget {
     EnrollmentToken {
         id: EnrollmentTokenId,
     },
+    Release {
+        release: ReleaseId,
+    },
+    /// The TUF repository's metadata (root, snapshot, timestamp).
+    OtaRepository,
     None,
 }
 
@@ -273,6 +294,8 @@ impl AuditTarget {
             AuditTarget::AuditLog | AuditTarget::AuditLeaves { .. } => TargetCategory::AuditLog,
             AuditTarget::Device { .. } | AuditTarget::DeviceTrust { .. } => TargetCategory::Device,
             AuditTarget::EnrollmentToken { .. } => TargetCategory::EnrollmentToken,
+            AuditTarget::Release { .. } => TargetCategory::Release,
+            AuditTarget::OtaRepository => TargetCategory::OtaRepository,
             AuditTarget::None => TargetCategory::None,
         }
     }
@@ -296,7 +319,8 @@ impl AuditTarget {
                 to.as_str()
             )),
             AuditTarget::EnrollmentToken { id } => Some(id.to_string()),
-            AuditTarget::AuditLog | AuditTarget::None => None,
+            AuditTarget::Release { release } => Some(release.to_string()),
+            AuditTarget::AuditLog | AuditTarget::OtaRepository | AuditTarget::None => None,
         }
     }
 }
@@ -414,6 +438,31 @@ pub enum ReasonCategory {
     AttestationRequired,
     /// Too many attestation challenges are outstanding.
     AttestationBusy,
+    /// OTA verification failures, from Command's checks of handed-in signatures and from the
+    /// devices' install reports (the categories of `enigm-ota`'s errors).
+    UpdateBadSignature,
+    UpdateRollback,
+    UpdateFreeze,
+    UpdateMixAndMatch,
+    UpdateArtifactMismatch,
+    UpdateTooLarge,
+    UpdateMalformed,
+    UpdateUnsafeTargetName,
+    UpdateNotFound,
+    /// The payload's Release-Signing signature is missing or does not verify under the pinned
+    /// release keys.
+    PayloadSignature,
+    /// The release's rollback index is below what the device has installed.
+    Downgrade,
+    ChannelMismatch,
+    IncompatibleHardware,
+    ReleaseExpired,
+    /// The new slot failed its health check (or never confirmed) and the device rolled back.
+    HealthCheckFailed,
+    /// Signatures handed in for a release without an executed release-signing approval.
+    ReleaseNotApproved,
+    /// The OTA repository has no root metadata yet.
+    RepositoryNotInitialised,
 }
 
 impl ReasonCategory {
@@ -469,6 +518,23 @@ impl ReasonCategory {
             ReasonCategory::EligibilityFailure => "eligibility_failure",
             ReasonCategory::AttestationRequired => "attestation_required",
             ReasonCategory::AttestationBusy => "attestation_busy",
+            ReasonCategory::UpdateBadSignature => "update_bad_signature",
+            ReasonCategory::UpdateRollback => "update_rollback",
+            ReasonCategory::UpdateFreeze => "update_freeze",
+            ReasonCategory::UpdateMixAndMatch => "update_mix_and_match",
+            ReasonCategory::UpdateArtifactMismatch => "update_artifact_mismatch",
+            ReasonCategory::UpdateTooLarge => "update_too_large",
+            ReasonCategory::UpdateMalformed => "update_malformed",
+            ReasonCategory::UpdateUnsafeTargetName => "update_unsafe_target_name",
+            ReasonCategory::UpdateNotFound => "update_not_found",
+            ReasonCategory::PayloadSignature => "payload_signature",
+            ReasonCategory::Downgrade => "downgrade",
+            ReasonCategory::ChannelMismatch => "channel_mismatch",
+            ReasonCategory::IncompatibleHardware => "incompatible_hardware",
+            ReasonCategory::ReleaseExpired => "release_expired",
+            ReasonCategory::HealthCheckFailed => "health_check_failed",
+            ReasonCategory::ReleaseNotApproved => "release_not_approved",
+            ReasonCategory::RepositoryNotInitialised => "repository_not_initialised",
         }
     }
 }

@@ -97,6 +97,12 @@ opaque_id!(
     EnrollmentTokenId,
     "enrollment token"
 );
+opaque_id!(
+    /// An OTA release: one artifact (OS image, policy or configuration bundle) on its way from
+    /// creation through signing approval and signing to publication.
+    ReleaseId,
+    "release"
+);
 
 #[cfg(test)]
 mod tests {

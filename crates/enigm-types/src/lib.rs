@@ -9,6 +9,7 @@ pub mod clock;
 pub mod device;
 pub mod ids;
 pub mod permission;
+pub mod release;
 pub mod role;
 pub mod username;
 
@@ -22,7 +23,10 @@ pub use audit::{
 };
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use device::{DeviceHandle, DeviceHandleError, SecurityLayer, SecurityLayers};
-pub use ids::{AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, IdParseError, SessionId};
+pub use ids::{
+    AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, IdParseError, ReleaseId, SessionId,
+};
 pub use permission::Permission;
+pub use release::{InstallOutcome, ReleaseState, UnknownReleaseState};
 pub use role::{Role, UnknownRole};
 pub use username::{Username, UsernameError};

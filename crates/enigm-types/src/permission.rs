@@ -71,10 +71,22 @@ pub enum Permission {
     /// Change a device's lifecycle (restrict; request revocation or reactivation).
     #[serde(rename = "devices.manage")]
     DevicesManage,
+    /// Read releases, their signing state and the devices' install outcomes.
+    #[serde(rename = "releases.read")]
+    ReleasesRead,
+    /// Create releases (upload artifacts, request signing) and publish signed ones.
+    #[serde(rename = "releases.manage")]
+    ReleasesManage,
+    /// Hand Command the signatures of an approved release (the signing workstation's upload).
+    #[serde(rename = "releases.sign")]
+    ReleasesSign,
+    /// Install a new version of the OTA repository's root metadata (keys and thresholds).
+    #[serde(rename = "ota.root")]
+    OtaRoot,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 25] = [
+    pub const ALL: [Permission; 29] = [
         Permission::SelfRead,
         Permission::SelfLogout,
         Permission::SelfPasswordChange,
@@ -100,6 +112,10 @@ impl Permission {
         Permission::DevicesEnroll,
         Permission::DevicesDecide,
         Permission::DevicesManage,
+        Permission::ReleasesRead,
+        Permission::ReleasesManage,
+        Permission::ReleasesSign,
+        Permission::OtaRoot,
     ];
 
     /// The stable name, also the Cedar action id (`Enigm::Action::"users.create"`).
@@ -130,6 +146,10 @@ impl Permission {
             Permission::DevicesEnroll => "devices.enroll",
             Permission::DevicesDecide => "devices.decide",
             Permission::DevicesManage => "devices.manage",
+            Permission::ReleasesRead => "releases.read",
+            Permission::ReleasesManage => "releases.manage",
+            Permission::ReleasesSign => "releases.sign",
+            Permission::OtaRoot => "ota.root",
         }
     }
 
@@ -146,6 +166,7 @@ impl Permission {
                 | Permission::ApprovalRulesRead
                 | Permission::AuditRead
                 | Permission::DevicesRead
+                | Permission::ReleasesRead
         )
     }
 }

@@ -41,6 +41,9 @@ pub(crate) async fn app(database_url: &str, hash_cost: HashCost) -> (Router, Str
         )
         .expect("log key name"),
         audit_retention: Duration::from_secs(30 * 24 * 3600),
+        ota: enigm_server::ota::OtaConfig::generate(
+            std::env::temp_dir().join(format!("enigm-bench-ota-{}", uuid::Uuid::new_v4())),
+        ),
     };
     let state = AppState::new(store, options).expect("state");
     let credentials = BootstrapCredentials {

@@ -131,7 +131,47 @@ pub async fn open_request(
         expires_at: now.saturating_add(state.approval_ttl),
     };
     let mut tx = state.store().begin().await?;
-    tx.insert_approval(&approval).await?;
+    insert_request(&mut tx, caller, &approval, now).await?;
+    tx.commit().await?;
+    let record = state
+        .store()
+        .approval_by_id(approval.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("approval request"))?;
+    Ok(views::approval(&record, now))
+}
+
+/// Opens an approval request inside the caller's transaction, so that what the request is about
+/// (e.g. a new release) and the request commit together.
+pub async fn open_request_in(
+    state: &AppState,
+    tx: &mut WriteTx<'_>,
+    caller: &Caller,
+    action: ApprovalAction,
+    justification: &Justification,
+    now: Timestamp,
+) -> ApiResult<ApprovalId> {
+    let rule = state.store().approval_rule(action.kind()).await?;
+    let approval = NewApproval {
+        id: ApprovalId::random(),
+        action,
+        requester: caller.admin.id,
+        justification: justification.as_str().to_owned(),
+        rule,
+        created_at: now,
+        expires_at: now.saturating_add(state.approval_ttl),
+    };
+    insert_request(tx, caller, &approval, now).await?;
+    Ok(approval.id)
+}
+
+async fn insert_request(
+    tx: &mut WriteTx<'_>,
+    caller: &Caller,
+    approval: &NewApproval,
+    now: Timestamp,
+) -> ApiResult<()> {
+    tx.insert_approval(approval).await?;
     let event = audit::success(
         now,
         caller.admin.id,
@@ -141,13 +181,7 @@ pub async fn open_request(
         },
     );
     tx.append_audit(&event.with_change_ref(approval.id)).await?;
-    tx.commit().await?;
-    let record = state
-        .store()
-        .approval_by_id(approval.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("approval request"))?;
-    Ok(views::approval(&record, now))
+    Ok(())
 }
 
 async fn decide(
@@ -332,6 +366,13 @@ async fn execute(
                 now,
             )
             .await?;
+            if done.is_err() {
+                return Ok(done);
+            }
+        }
+        ApprovalAction::ReleaseSigning { release } => {
+            let done =
+                crate::handlers::releases::execute_signing_approval(tx, *release, id).await?;
             if done.is_err() {
                 return Ok(done);
             }

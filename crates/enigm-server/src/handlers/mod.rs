@@ -9,5 +9,7 @@ pub mod devices;
 pub mod eligibility;
 pub mod lifecycle;
 pub mod meta;
+pub mod releases;
 pub mod sessions;
+pub mod tuf;
 pub mod users;

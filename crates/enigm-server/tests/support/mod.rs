@@ -37,6 +37,8 @@ pub(crate) struct TestApp {
     pub(crate) clock: Arc<ManualClock>,
     pub(crate) db: TestDatabase,
     pub(crate) owner: Admin,
+    /// Where the OTA artifacts of this Command live; removed with the app.
+    pub(crate) ota_dir: tempfile::TempDir,
 }
 
 /// An administrator made for a test, logged in.
@@ -52,6 +54,8 @@ pub(crate) struct Response {
     pub(crate) status: StatusCode,
     pub(crate) body: Value,
     pub(crate) headers: axum::http::HeaderMap,
+    /// The body as received (for the ones that are not JSON: TUF metadata bytes, artifacts).
+    pub(crate) bytes: Vec<u8>,
 }
 
 impl Response {
@@ -77,6 +81,7 @@ impl TestApp {
         let db = TestDatabase::new(backend).await.expect("test database");
         let store = Store::connect(db.url()).await.expect("store");
         let clock = Arc::new(ManualClock::new(START));
+        let ota_dir = tempfile::tempdir().expect("OTA artifact directory");
         let options = StateOptions {
             clock: clock.clone(),
             hash_cost: HashCost::Test,
@@ -88,6 +93,7 @@ impl TestApp {
             throttle: ThrottlePolicy::default(),
             log_signer: test_log_signer(),
             audit_retention: Duration::from_secs(30 * 24 * 3600),
+            ota: enigm_server::ota::OtaConfig::generate(ota_dir.path().join("targets")),
         };
         let state = AppState::new(store.clone(), options).expect("state");
         let credentials = BootstrapCredentials {
@@ -103,6 +109,7 @@ impl TestApp {
             store,
             clock,
             db,
+            ota_dir,
             owner: Admin {
                 id: owner_id,
                 username: "owner".into(),
@@ -278,6 +285,7 @@ async fn send(router: Router, request: Request<Body>) -> Response {
         status,
         body,
         headers,
+        bytes: bytes.to_vec(),
     }
 }
 

@@ -1,0 +1,350 @@
+//! What Command checks before it stores handed-in metadata, and the snapshot and timestamp it
+//! signs with its online keys. Every decision is `enigm-ota`'s.
+
+use std::collections::BTreeSet;
+
+use enigm_ota::client::TrustedMetadata;
+use enigm_ota::metadata::{MetadataError, Root, Targets, verify_role};
+use enigm_ota::release::{
+    ReleaseFields, ReleaseRejection, release_fields, release_signing, verify_payload,
+};
+use enigm_ota::repository::{build_snapshot, build_timestamp};
+use enigm_ota::{FailureCategory, MetadataSigner, SoftwareSigner, sign_metadata};
+use enigm_store::{MetadataRole, ReleaseRecord, WriteTx};
+use enigm_types::{
+    Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, Timestamp,
+};
+
+use super::{Accepted, OtaRefusal, OtaService, SNAPSHOT_LIFETIME, TIMESTAMP_LIFETIME};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// What a publish produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub targets_version: u64,
+    pub snapshot_version: u64,
+    pub timestamp_version: u64,
+}
+
+/// The audit reason of a metadata failure.
+pub fn reason_of(category: FailureCategory) -> ReasonCategory {
+    match category {
+        FailureCategory::BadSignature => ReasonCategory::UpdateBadSignature,
+        FailureCategory::Rollback => ReasonCategory::UpdateRollback,
+        FailureCategory::Freeze => ReasonCategory::UpdateFreeze,
+        FailureCategory::MixAndMatch => ReasonCategory::UpdateMixAndMatch,
+        FailureCategory::ArtifactMismatch => ReasonCategory::UpdateArtifactMismatch,
+        FailureCategory::TooLarge => ReasonCategory::UpdateTooLarge,
+        FailureCategory::Malformed => ReasonCategory::UpdateMalformed,
+        FailureCategory::UnsafeTargetName => ReasonCategory::UpdateUnsafeTargetName,
+        FailureCategory::NotFound => ReasonCategory::UpdateNotFound,
+    }
+}
+
+/// The audit reason of a release rejection.
+pub fn release_reason(rejection: ReleaseRejection) -> ReasonCategory {
+    match rejection {
+        ReleaseRejection::Malformed => ReasonCategory::UpdateMalformed,
+        ReleaseRejection::NoReleaseKeys
+        | ReleaseRejection::AuthoritiesConfused
+        | ReleaseRejection::PayloadSignature => ReasonCategory::PayloadSignature,
+        ReleaseRejection::ChannelMismatch => ReasonCategory::ChannelMismatch,
+        ReleaseRejection::IncompatibleHardware => ReasonCategory::IncompatibleHardware,
+        ReleaseRejection::Expired => ReasonCategory::ReleaseExpired,
+        ReleaseRejection::Downgrade => ReasonCategory::Downgrade,
+    }
+}
+
+fn refusal(error: &MetadataError) -> OtaRefusal {
+    OtaRefusal::new(reason_of(error.category()), error.to_string())
+}
+
+fn online_signer(key: &enigm_crypto::Ed25519SigningKey) -> SoftwareSigner {
+    SoftwareSigner::Ed25519(enigm_crypto::Ed25519SigningKey::from_seed(&key.seed()))
+}
+
+impl OtaService {
+    /// Checks a new root: the first must carry its own root threshold, later ones the current
+    /// and the new threshold with the version one higher; it must not be expired; its snapshot
+    /// and timestamp roles must be exactly Command's online keys; its release keys must be
+    /// valid and apart from every metadata key.
+    pub fn accept_root(
+        &self,
+        current: Option<&[u8]>,
+        new: &[u8],
+        now: Timestamp,
+    ) -> Result<Accepted, OtaRefusal> {
+        let trusted = match current {
+            None => {
+                let trusted = TrustedMetadata::new(new).map_err(|error| refusal(&error))?;
+                if trusted.root().version != 1 {
+                    return Err(OtaRefusal::new(
+                        ReasonCategory::UpdateMixAndMatch,
+                        "the first root must be version 1",
+                    ));
+                }
+                trusted
+            }
+            Some(current) => {
+                let mut trusted = TrustedMetadata::new(current).map_err(|error| refusal(&error))?;
+                trusted.update_root(new).map_err(|error| refusal(&error))?;
+                trusted
+            }
+        };
+        trusted.check_root(now).map_err(|error| refusal(&error))?;
+        let root = trusted.root();
+        let online = self.online();
+        for (role, key) in [
+            ("snapshot", &online.snapshot),
+            ("timestamp", &online.timestamp),
+        ] {
+            let expected = online_signer(key).key().key_id();
+            let keys = root.role(role).map_err(|error| refusal(&error))?;
+            if keys.keyids != [expected] || keys.threshold != 1 {
+                return Err(OtaRefusal::new(
+                    ReasonCategory::UpdateBadSignature,
+                    format!(
+                        "the {role} role must be Command's online key alone (GET /api/v1/ota/online-keys)"
+                    ),
+                ));
+            }
+        }
+        release_signing(root).map_err(|rejection| {
+            OtaRefusal::new(release_reason(rejection), rejection.to_string())
+        })?;
+        Ok(Accepted {
+            version: root.version,
+        })
+    }
+
+    /// Checks the targets metadata handed in for `release`: signed by the trusted root's
+    /// targets threshold, the next version, not expired; it lists the release exactly as
+    /// declared (length, digest, fields) with a payload signature that verifies under the
+    /// root's release keys; every other target is as it was.
+    pub fn accept_targets(
+        &self,
+        root: &[u8],
+        current: Option<&[u8]>,
+        new: &[u8],
+        release: &ReleaseRecord,
+        now: Timestamp,
+    ) -> Result<Accepted, OtaRefusal> {
+        let trusted = TrustedMetadata::new(root).map_err(|error| refusal(&error))?;
+        let root: &Root = trusted.root();
+        let targets_role = root.role("targets").map_err(|error| refusal(&error))?;
+        let verified = verify_role::<Targets>(new, &root.keys, targets_role)
+            .map_err(|error| refusal(&error))?;
+        let targets = &verified.signed;
+        let previous: Option<Targets> = current
+            .map(|bytes| {
+                verify_role::<Targets>(bytes, &root.keys, targets_role)
+                    .map(|verified| verified.signed)
+                    // Targets signed under an older root: only its content matters here.
+                    .or_else(|_| {
+                        enigm_ota::metadata::parse::<Targets>(bytes).map(|(_, signed)| signed)
+                    })
+            })
+            .transpose()
+            .map_err(|error| refusal(&error))?;
+        let expected_version = previous.as_ref().map_or(1, |p| p.version.saturating_add(1));
+        if targets.version != expected_version {
+            return Err(OtaRefusal::new(
+                if targets.version < expected_version {
+                    ReasonCategory::UpdateRollback
+                } else {
+                    ReasonCategory::UpdateMixAndMatch
+                },
+                format!(
+                    "targets version {} is not the next version {expected_version}",
+                    targets.version
+                ),
+            ));
+        }
+        if enigm_ota::time::is_expired(&targets.expires, now) {
+            return Err(OtaRefusal::new(
+                ReasonCategory::UpdateFreeze,
+                "the targets metadata is already expired",
+            ));
+        }
+        let declared = &release.release;
+        let name = declared.target_name.as_str();
+        let mismatch = |what: &str| {
+            OtaRefusal::new(
+                ReasonCategory::UpdateMixAndMatch,
+                format!("the targets metadata does not list the release as declared: {what}"),
+            )
+        };
+        // Only this release may be added; nothing else may change.
+        let mut others: BTreeSet<&String> = targets.targets.keys().collect();
+        others.remove(&declared.target_name);
+        let before: BTreeSet<&String> = previous
+            .as_ref()
+            .map(|p| p.targets.keys().filter(|n| *n != name).collect())
+            .unwrap_or_default();
+        if others != before {
+            return Err(mismatch("other targets were added or removed"));
+        }
+        if let Some(previous) = &previous {
+            for other in &others {
+                if previous.targets.get(*other) != targets.targets.get(*other) {
+                    return Err(mismatch("another target changed"));
+                }
+            }
+        }
+        let target = enigm_ota::client::target_of(&verified, name)
+            .ok_or_else(|| mismatch("it is missing"))?;
+        if target.length() != declared.length || target.sha256() != Some(declared.sha256.as_str()) {
+            return Err(OtaRefusal::new(
+                ReasonCategory::UpdateArtifactMismatch,
+                "the listed length or SHA-256 is not the uploaded artifact's",
+            ));
+        }
+        let fields: ReleaseFields = release_fields(&target).map_err(|rejection| {
+            OtaRefusal::new(release_reason(rejection), rejection.to_string())
+        })?;
+        let models: Vec<String> = serde_json::from_str(&declared.models).unwrap_or_default();
+        if fields.kind != declared.kind
+            || fields.release_version != declared.release_version
+            || fields.rollback_index != declared.rollback_index
+            || fields.channel != declared.channel
+            || fields.hardware != models
+            || fields.expires != enigm_ota::time::format_expiry(declared.expires_at)
+        {
+            return Err(mismatch("its release fields differ"));
+        }
+        verify_payload(root, &target, &fields).map_err(|rejection| {
+            OtaRefusal::new(release_reason(rejection), rejection.to_string())
+        })?;
+        Ok(Accepted {
+            version: targets.version,
+        })
+    }
+}
+
+/// Signs a new snapshot (listing the newest targets) and timestamp with the online keys and
+/// stores them in `tx`.
+pub async fn publish_latest(
+    state: &AppState,
+    tx: &mut WriteTx<'_>,
+    now: Timestamp,
+) -> ApiResult<Published> {
+    let targets = tx
+        .latest_ota_metadata(MetadataRole::Targets)
+        .await?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                ReasonCategory::RepositoryNotInitialised,
+                "no targets metadata",
+            )
+        })?;
+    let snapshot_version = tx
+        .latest_ota_metadata(MetadataRole::Snapshot)
+        .await?
+        .map_or(1, |snapshot| snapshot.version.saturating_add(1));
+    let online = state.ota().online();
+    let snapshot = build_snapshot(
+        targets.version,
+        &targets.body,
+        snapshot_version,
+        now.saturating_add(SNAPSHOT_LIFETIME),
+    );
+    let snapshot_bytes = sign_metadata(&snapshot, &[&online_signer(&online.snapshot)])
+        .map_err(|error| ApiError::internal(&error))?;
+    tx.insert_ota_metadata(
+        MetadataRole::Snapshot,
+        snapshot_version,
+        &snapshot_bytes,
+        now,
+    )
+    .await?;
+    let timestamp_version =
+        sign_timestamp(state, tx, snapshot_version, &snapshot_bytes, now).await?;
+    Ok(Published {
+        targets_version: targets.version,
+        snapshot_version,
+        timestamp_version,
+    })
+}
+
+async fn sign_timestamp(
+    state: &AppState,
+    tx: &mut WriteTx<'_>,
+    snapshot_version: u64,
+    snapshot_bytes: &[u8],
+    now: Timestamp,
+) -> ApiResult<u64> {
+    let version = tx
+        .latest_ota_metadata(MetadataRole::Timestamp)
+        .await?
+        .map_or(1, |timestamp| timestamp.version.saturating_add(1));
+    let timestamp = build_timestamp(
+        snapshot_version,
+        snapshot_bytes,
+        version,
+        now.saturating_add(TIMESTAMP_LIFETIME),
+    );
+    let bytes = sign_metadata(
+        &timestamp,
+        &[&online_signer(&state.ota().online().timestamp)],
+    )
+    .map_err(|error| ApiError::internal(&error))?;
+    tx.insert_ota_metadata(MetadataRole::Timestamp, version, &bytes, now)
+        .await?;
+    Ok(version)
+}
+
+/// Re-signs the timestamp when less than [`super::TIMESTAMP_REFRESH_BEFORE`] of it is left, so
+/// that devices never see a frozen repository while Command runs. Audited.
+pub async fn refresh_timestamp_if_due(state: &AppState) -> ApiResult<bool> {
+    let now = state.now();
+    let Some(current) = state
+        .store()
+        .latest_ota_metadata(MetadataRole::Timestamp)
+        .await?
+    else {
+        return Ok(false);
+    };
+    let due = expires_at(&current.body)
+        .is_none_or(|expires| now.saturating_add(super::TIMESTAMP_REFRESH_BEFORE) >= expires);
+    if !due {
+        return Ok(false);
+    }
+    let mut tx = state.store().begin().await?;
+    let Some(snapshot) = tx.latest_ota_metadata(MetadataRole::Snapshot).await? else {
+        return Ok(false);
+    };
+    sign_timestamp(state, &mut tx, snapshot.version, &snapshot.body, now).await?;
+    tx.append_audit(&AuditEvent::new(
+        now,
+        Actor::System,
+        AuditAction::OtaTimestampRefresh,
+        AuditTarget::OtaRepository,
+        Outcome::Success,
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Runs [`refresh_timestamp_if_due`] every ten minutes.
+pub async fn refresh_timestamps(state: AppState) {
+    let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if let Err(error) = refresh_timestamp_if_due(&state).await {
+            tracing::warn!(code = error.code(), "could not refresh the OTA timestamp");
+        }
+    }
+}
+
+fn expires_at(body: &[u8]) -> Option<Timestamp> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    enigm_ota::time::parse_expiry(value.get("signed")?.get("expires")?.as_str()?)
+}
+
+/// The expiry of a stored document, RFC 3339.
+pub fn expires_of(body: &[u8]) -> Option<String> {
+    expires_at(body).map(Timestamp::to_rfc3339)
+}

@@ -1,0 +1,732 @@
+//! OTA releases on Command: declaring a release opens its signing approval; the artifact must be
+//! exactly what was declared; nothing can be signed before another administrator approved; every
+//! refusal is audited and changes nothing.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use enigm_api::paths;
+use enigm_test_support::{Backend, backend_tests};
+use enigm_types::{AuditAction, Outcome, ReasonCategory, Role};
+use serde_json::{Value, json};
+use support::{Admin, Response, TestApp};
+
+const IMAGE: &[u8] = b"enigm-os image bytes for a test release";
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(enigm_crypto::sha256(bytes))
+}
+
+fn release_request(name: &str, artifact: &[u8]) -> Value {
+    json!({
+        "target_name": name,
+        "kind": "os-image",
+        "release_version": "2026.11.1",
+        "rollback_index": 7,
+        "channel": "stable",
+        "compatible_models": ["enigm-sim"],
+        "length": artifact.len(),
+        "sha256": sha256_hex(artifact),
+        "expires_in_days": 90,
+        "justification": "november security release",
+    })
+}
+
+async fn create(app: &TestApp, admin: &Admin, request: Value) -> Response {
+    app.call(
+        Method::POST,
+        paths::RELEASES,
+        Some(admin),
+        None,
+        Some(request),
+    )
+    .await
+}
+
+async fn upload(app: &TestApp, admin: &Admin, id: &str, bytes: &[u8]) -> Response {
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri(paths::fill(paths::RELEASE_ARTIFACT, &[id]))
+        .header("authorization", format!("Bearer {}", admin.token))
+        .header("content-type", "application/octet-stream")
+        .body(Body::from(bytes.to_vec()))
+        .unwrap();
+    app.send(request).await
+}
+
+async fn approve(app: &TestApp, admin: &Admin, approval: &str) -> Response {
+    app.call(
+        Method::POST,
+        &paths::fill(paths::APPROVAL_APPROVE, &[approval]),
+        Some(admin),
+        Some(admin.pin),
+        None,
+    )
+    .await
+}
+
+fn last_event(events: &[enigm_types::AuditEvent], action: AuditAction) -> &enigm_types::AuditEvent {
+    events
+        .iter()
+        .rev()
+        .find(|event| event.action == action)
+        .unwrap_or_else(|| panic!("no {action} event"))
+}
+
+async fn a_release_is_declared_uploaded_and_approved_before_signing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let manager = app
+        .admin_with_roles("release-manager", &[Role::ReleaseManager])
+        .await;
+    let approver = app
+        .admin_with_roles("security-admin", &[Role::SecurityAdmin])
+        .await;
+
+    let created = create(&app, &manager, release_request("os/enigm-os.img", IMAGE)).await;
+    assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+    assert_eq!(created.body["state"], "draft");
+    assert_eq!(created.body["artifact_stored"], false);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let approval = created.body["approval"].as_str().unwrap().to_owned();
+
+    // The same target name twice is a conflict.
+    let again = create(&app, &manager, release_request("os/enigm-os.img", IMAGE)).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    // An artifact that is not what was declared is refused, audited, and not kept.
+    let mut tampered = IMAGE.to_vec();
+    tampered[0] ^= 1;
+    for (bytes, what) in [
+        (tampered.as_slice(), "tampered"),
+        (&IMAGE[..IMAGE.len() - 1], "short"),
+        (&[IMAGE, b"+"].concat()[..], "long"),
+    ] {
+        let refused = upload(&app, &manager, &id, bytes).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "artifact_mismatch"),
+            "{what}"
+        );
+    }
+    let stored: Vec<_> = std::fs::read_dir(app.ota_dir.path().join("targets"))
+        .unwrap()
+        .collect();
+    assert!(stored.is_empty(), "a refused upload left {stored:?}");
+    let events = app.audit_events().await;
+    let refusal = last_event(&events, AuditAction::ReleaseArtifactUpload);
+    assert_eq!(refusal.outcome, Outcome::Denied);
+    assert_eq!(refusal.reason, Some(ReasonCategory::UpdateArtifactMismatch));
+
+    let uploaded = upload(&app, &manager, &id, IMAGE).await;
+    assert_eq!(uploaded.status, StatusCode::OK, "{:?}", uploaded.body);
+    assert_eq!(uploaded.body["artifact_stored"], true);
+    assert_eq!(
+        std::fs::read(app.ota_dir.path().join("targets").join(sha256_hex(IMAGE))).unwrap(),
+        IMAGE
+    );
+    let twice = upload(&app, &manager, &id, IMAGE).await;
+    assert_eq!(twice.status, StatusCode::CONFLICT);
+
+    // Signatures before the approval are refused and audited.
+    let early = app
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri(paths::fill(paths::RELEASE_SIGNATURES, &[&id]))
+                .header("authorization", format!("Bearer {}", manager.token))
+                .header(enigm_api::PIN_HEADER, manager.pin)
+                .header("content-type", "application/json")
+                .body(Body::from(r#"{"signed":{},"signatures":[]}"#))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (early.status, early.code()),
+        (StatusCode::CONFLICT, "release_not_approved")
+    );
+    let events = app.audit_events().await;
+    let refusal = last_event(&events, AuditAction::ReleaseSign);
+    assert_eq!(refusal.outcome, Outcome::Denied);
+    assert_eq!(refusal.reason, Some(ReasonCategory::ReleaseNotApproved));
+
+    // The requester cannot approve their own release; another administrator can.
+    let own = approve(&app, &manager, &approval).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN);
+    let approved = approve(&app, &approver, &approval).await;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    let view = app
+        .get(&paths::fill(paths::RELEASE, &[&id]), &manager)
+        .await;
+    assert_eq!(view.body["state"], "approved");
+
+    // Nothing is published: the artifact is not served, and there is no metadata yet.
+    let target = app
+        .call(
+            Method::GET,
+            &format!(
+                "{}/os/{}.enigm-os.img",
+                paths::TUF_TARGETS_PREFIX,
+                sha256_hex(IMAGE)
+            ),
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(target.status, StatusCode::NOT_FOUND);
+    let timestamp = app
+        .call(
+            Method::GET,
+            &format!("{}/timestamp.json", paths::TUF_METADATA_PREFIX),
+            None,
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(timestamp.status, StatusCode::NOT_FOUND);
+}
+
+async fn release_declarations_are_checked(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let manager = app
+        .admin_with_roles("release-manager", &[Role::ReleaseManager])
+        .await;
+    let auditor = app.admin_with_roles("auditor", &[Role::Auditor]).await;
+    let before = app.store.list_releases().await.unwrap().len();
+    let cases: [(&str, Value); 9] = [
+        ("dot-dot", json!("os/../etc/passwd")),
+        ("absolute", json!("/os/image.img")),
+        ("backslash", json!("os\\image.img")),
+        ("empty segment", json!("os//image.img")),
+        ("dot", json!("./image.img")),
+        ("nul", json!("os/image\u{0}.img")),
+        ("empty", json!("")),
+        ("space", json!("os/my image.img")),
+        ("too long", json!("a".repeat(256))),
+    ];
+    for (what, name) in cases {
+        let mut request = release_request("x", IMAGE);
+        request["target_name"] = name;
+        let refused = create(&app, &manager, request).await;
+        assert_eq!(
+            (refused.status, refused.code()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid_release"),
+            "{what}"
+        );
+    }
+    for (field, value) in [
+        ("sha256", json!("abc")),
+        ("length", json!(0)),
+        ("compatible_models", json!([])),
+        ("compatible_models", json!(["Has Spaces"])),
+        ("channel", json!("")),
+        ("expires_in_days", json!(0)),
+        ("expires_in_days", json!(731)),
+        ("release_version", json!("")),
+    ] {
+        let mut request = release_request("os/x.img", IMAGE);
+        request[field] = value.clone();
+        let refused = create(&app, &manager, request).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field} = {value}"
+        );
+    }
+    // Auditors read releases but do not make them.
+    let forbidden = create(&app, &auditor, release_request("os/y.img", IMAGE)).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    let listed = app.get(paths::RELEASES, &auditor).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(app.store.list_releases().await.unwrap().len(), before);
+}
+
+/// Puts a published release and some metadata straight into the store (what signing and
+/// publishing produce), to test how the repository is served.
+async fn published_fixture(app: &TestApp, artifact: &[u8]) -> String {
+    use enigm_store::{MetadataRole, NewRelease};
+    use enigm_types::{ReleaseId, ReleaseState};
+    let now = app.clock_now();
+    let id = ReleaseId::random();
+    let sha256 = sha256_hex(artifact);
+    let mut tx = app.store.begin().await.unwrap();
+    tx.insert_release(&NewRelease {
+        id,
+        target_name: "os/enigm-os.img".to_owned(),
+        kind: "os-image".to_owned(),
+        release_version: "1".to_owned(),
+        rollback_index: 1,
+        channel: "stable".to_owned(),
+        models: "[\"enigm-sim\"]".to_owned(),
+        length: artifact.len() as u64,
+        sha256: sha256.clone(),
+        expires_at: now,
+        created_by: app.owner.id,
+        created_at: now,
+    })
+    .await
+    .unwrap();
+    for (from, to) in [
+        (ReleaseState::Draft, ReleaseState::Approved),
+        (ReleaseState::Approved, ReleaseState::Signed),
+        (ReleaseState::Signed, ReleaseState::Published),
+    ] {
+        assert!(
+            tx.advance_release(id, from, to, Some(1), now)
+                .await
+                .unwrap()
+        );
+    }
+    tx.mark_artifact_stored(id).await.unwrap();
+    for (role, version, body) in [
+        (MetadataRole::Root, 1, "{\"root\":1}"),
+        (MetadataRole::Root, 2, "{\"root\":2}"),
+        (MetadataRole::Targets, 1, "{\"targets\":1}"),
+        (MetadataRole::Snapshot, 1, "{\"snapshot\":1}"),
+        (MetadataRole::Timestamp, 1, "{\"timestamp\":1}"),
+        (MetadataRole::Timestamp, 2, "{\"timestamp\":2}"),
+    ] {
+        tx.insert_ota_metadata(role, version, body.as_bytes(), now)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let directory = app.ota_dir.path().join("targets");
+    std::fs::create_dir_all(&directory).unwrap();
+    std::fs::write(directory.join(&sha256), artifact).unwrap();
+    sha256
+}
+
+async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]) -> Response {
+    let mut builder = Request::builder().method(Method::GET).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    app.send(builder.body(Body::empty()).unwrap()).await
+}
+
+async fn the_repository_is_served_with_caching_and_ranges(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let artifact: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    let sha256 = published_fixture(&app, &artifact).await;
+    let metadata = |file: &str| format!("{}/{file}", paths::TUF_METADATA_PREFIX);
+
+    // Versioned files never change: immutable. The timestamp is revalidated every time.
+    let root = get_with(&app, &metadata("2.root.json"), &[]).await;
+    assert_eq!(root.status, StatusCode::OK);
+    assert_eq!(root.bytes, b"{\"root\":2}");
+    assert_eq!(root.headers["content-type"], "application/json");
+    assert_eq!(
+        root.headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    let etag = root.headers["etag"].to_str().unwrap().to_owned();
+    assert_eq!(etag, format!("\"{}\"", sha256_hex(b"{\"root\":2}")));
+    let again = get_with(&app, &metadata("2.root.json"), &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    assert!(again.bytes.is_empty());
+
+    let timestamp = get_with(&app, &metadata("timestamp.json"), &[]).await;
+    assert_eq!(
+        timestamp.bytes, b"{\"timestamp\":2}",
+        "the newest timestamp"
+    );
+    assert_eq!(timestamp.headers["cache-control"], "no-cache");
+    let latest_root = get_with(&app, &metadata("root.json"), &[]).await;
+    assert_eq!(latest_root.bytes, b"{\"root\":2}");
+    for missing in [
+        "3.root.json",
+        "2.snapshot.json",
+        "1.timestamp.json",
+        "01.root.json",
+        "x.json",
+    ] {
+        let response = get_with(&app, &metadata(missing), &[]).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{missing}");
+    }
+
+    // Artifacts by their hash-prefixed name, whole or in ranges.
+    let target = format!("{}/os/{sha256}.enigm-os.img", paths::TUF_TARGETS_PREFIX);
+    let whole = get_with(&app, &target, &[]).await;
+    assert_eq!(whole.status, StatusCode::OK);
+    assert_eq!(whole.bytes, artifact);
+    assert_eq!(whole.headers["etag"], format!("\"{sha256}\"").as_str());
+    assert_eq!(
+        whole.headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+    assert_eq!(whole.headers["accept-ranges"], "bytes");
+    let range = get_with(&app, &target, &[("range", "bytes=100-199")]).await;
+    assert_eq!(range.status, StatusCode::PARTIAL_CONTENT);
+    assert_eq!(range.bytes, artifact[100..200]);
+    assert_eq!(range.headers["content-range"], "bytes 100-199/10000");
+    let tail = get_with(&app, &target, &[("range", "bytes=9990-")]).await;
+    assert_eq!(tail.bytes, artifact[9990..]);
+    let beyond = get_with(&app, &target, &[("range", "bytes=20000-20001")]).await;
+    assert_eq!(beyond.status, StatusCode::RANGE_NOT_SATISFIABLE);
+    let cached = get_with(
+        &app,
+        &target,
+        &[("if-none-match", &format!("\"{sha256}\""))],
+    )
+    .await;
+    assert_eq!(cached.status, StatusCode::NOT_MODIFIED);
+
+    // Only published artifacts, only by their digest.
+    let other = "cd".repeat(32);
+    for path in [
+        format!("{}/os/{other}.enigm-os.img", paths::TUF_TARGETS_PREFIX),
+        format!("{}/os/enigm-os.img", paths::TUF_TARGETS_PREFIX),
+        format!("{}/os/../{sha256}", paths::TUF_TARGETS_PREFIX),
+    ] {
+        let response = get_with(&app, &path, &[]).await;
+        assert_eq!(response.status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+backend_tests!(
+    a_release_is_declared_uploaded_and_approved_before_signing,
+    release_declarations_are_checked,
+    the_repository_is_served_with_caching_and_ranges,
+    a_release_is_signed_published_and_verifies_on_a_device,
+    a_root_must_name_commands_online_keys_and_chain
+);
+
+mod signing {
+    use std::collections::HashMap;
+
+    use enigm_crypto::Ed25519SigningKey;
+    use enigm_ota::client::{FetchFailure, Limits, Refresh, TrustedMetadata};
+    use enigm_ota::metadata::Targets;
+    use enigm_ota::release::ReleaseFields;
+    use enigm_ota::repository::{RootKeys, build_root, next_targets, release_entry};
+    use enigm_ota::{DeviceProfile, Key, MetadataSigner, SoftwareSigner, sign_metadata};
+
+    use super::*;
+
+    pub(super) struct Workstation {
+        pub(super) root: SoftwareSigner,
+        pub(super) targets: SoftwareSigner,
+        pub(super) release: SoftwareSigner,
+    }
+
+    fn key() -> SoftwareSigner {
+        SoftwareSigner::Ed25519(Ed25519SigningKey::generate(&mut rand::rngs::OsRng))
+    }
+
+    fn tuf_key(value: &Value) -> Key {
+        serde_json::from_value(value.clone()).unwrap()
+    }
+
+    pub(super) async fn raw(
+        app: &TestApp,
+        method: Method,
+        path: &str,
+        admin: &Admin,
+        body: Vec<u8>,
+    ) -> Response {
+        app.send(
+            Request::builder()
+                .method(method)
+                .uri(path)
+                .header("authorization", format!("Bearer {}", admin.token))
+                .header(enigm_api::PIN_HEADER, admin.pin)
+                .header("content-type", "application/json")
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await
+    }
+
+    impl Workstation {
+        pub(super) async fn init(app: &TestApp) -> Workstation {
+            let workstation = Workstation {
+                root: key(),
+                targets: key(),
+                release: key(),
+            };
+            let online = app.get(paths::OTA_ONLINE_KEYS, &app.owner).await;
+            let keys = RootKeys {
+                root: vec![workstation.root.key()],
+                root_threshold: 1,
+                targets: vec![workstation.targets.key()],
+                targets_threshold: 1,
+                snapshot: tuf_key(&online.body["snapshot"]),
+                timestamp: tuf_key(&online.body["timestamp"]),
+                release: vec![workstation.release.key()],
+                release_threshold: 1,
+            };
+            let root = build_root(
+                &keys,
+                1,
+                app.clock_now()
+                    .saturating_add(std::time::Duration::from_secs(365 * 86_400)),
+            );
+            let bytes = sign_metadata(&root, &[&workstation.root]).unwrap();
+            let put = raw(app, Method::PUT, paths::OTA_ROOT, &app.owner, bytes).await;
+            assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+            workstation
+        }
+
+        /// The targets metadata a signing workstation hands in for `release` (a view).
+        pub(super) async fn targets_for(
+            &self,
+            app: &TestApp,
+            release: &Value,
+            targets_signer: &dyn MetadataSigner,
+            release_signer: &dyn MetadataSigner,
+        ) -> Vec<u8> {
+            let repository = app.get(paths::OTA_REPOSITORY, &app.owner).await;
+            let previous: Option<Targets> = match repository.body["targets_version"].as_u64() {
+                Some(version) => {
+                    let bytes = get_with(
+                        app,
+                        &format!("{}/{version}.targets.json", paths::TUF_METADATA_PREFIX),
+                        &[],
+                    )
+                    .await
+                    .bytes;
+                    Some(enigm_ota::metadata::parse::<Targets>(&bytes).unwrap().1)
+                }
+                None => None,
+            };
+            let expires = enigm_ota::time::parse_expiry(&format!(
+                "{}Z",
+                release["expires_at"]
+                    .as_str()
+                    .unwrap()
+                    .trim_end_matches('Z')
+                    .split('.')
+                    .next()
+                    .unwrap()
+            ))
+            .unwrap();
+            let fields = ReleaseFields {
+                kind: release["kind"].as_str().unwrap().to_owned(),
+                release_version: release["release_version"].as_str().unwrap().to_owned(),
+                rollback_index: release["rollback_index"].as_u64().unwrap(),
+                channel: release["channel"].as_str().unwrap().to_owned(),
+                hardware: serde_json::from_value(release["compatible_models"].clone()).unwrap(),
+                expires: enigm_ota::time::format_expiry(expires),
+                payload_signatures: Vec::new(),
+            };
+            let name = release["target_name"].as_str().unwrap();
+            let entry = release_entry(
+                name,
+                release["length"].as_u64().unwrap(),
+                release["sha256"].as_str().unwrap(),
+                &fields,
+                &[release_signer],
+            )
+            .unwrap();
+            let targets = next_targets(previous.as_ref(), name, entry, expires);
+            sign_metadata(&targets, &[targets_signer]).unwrap()
+        }
+    }
+
+    /// A device's refresh against what Command serves.
+    pub(super) async fn device_refresh(
+        app: &TestApp,
+        root: &[u8],
+    ) -> Result<TrustedMetadata, enigm_ota::RefreshError> {
+        let mut refresh = Refresh::new(
+            TrustedMetadata::new(root).unwrap(),
+            Limits::default(),
+            app.clock_now(),
+        );
+        let mut cache: HashMap<String, Vec<u8>> = HashMap::new();
+        while let Some(request) = refresh.next_request() {
+            let response = get_with(
+                app,
+                &format!("{}/{}", paths::TUF_METADATA_PREFIX, request.file_name),
+                &[],
+            )
+            .await;
+            let fetched = match response.status {
+                StatusCode::OK => Ok(response.bytes),
+                StatusCode::NOT_FOUND => Err(FetchFailure::NotFound),
+                _ => Err(FetchFailure::Unavailable),
+            };
+            if let Ok(bytes) = &fetched {
+                cache.insert(request.file_name.clone(), bytes.clone());
+            }
+            refresh.provide(fetched)?;
+        }
+        Ok(refresh.into_trusted())
+    }
+
+    pub(super) fn profile(installed: u64) -> DeviceProfile {
+        DeviceProfile {
+            hardware_model: "enigm-sim".to_owned(),
+            channel: "stable".to_owned(),
+            installed_rollback_index: [("os-image".to_owned(), installed)].into(),
+        }
+    }
+}
+
+async fn a_release_is_signed_published_and_verifies_on_a_device(backend: Backend) {
+    use signing::{Workstation, device_refresh, profile, raw};
+
+    let app = TestApp::new(backend).await;
+    let manager = app
+        .admin_with_roles("release-manager", &[Role::ReleaseManager])
+        .await;
+    let approver = app
+        .admin_with_roles("security-admin", &[Role::SecurityAdmin])
+        .await;
+    let workstation = Workstation::init(&app).await;
+    let root_bytes = get_with(
+        &app,
+        &format!("{}/1.root.json", paths::TUF_METADATA_PREFIX),
+        &[],
+    )
+    .await
+    .bytes;
+
+    let created = create(&app, &manager, release_request("os/enigm-os.img", IMAGE)).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    upload(&app, &manager, &id, IMAGE).await;
+    approve(&app, &approver, created.body["approval"].as_str().unwrap()).await;
+    let release = app
+        .get(&paths::fill(paths::RELEASE, &[&id]), &manager)
+        .await
+        .body;
+    let signatures = paths::fill(paths::RELEASE_SIGNATURES, &[&id]);
+
+    // Refused: signed by the wrong role's key, payload signed by the manifest (targets) key,
+    // or fields other than declared. Each refusal is audited and stores nothing.
+    let wrong_role = workstation
+        .targets_for(&app, &release, &workstation.release, &workstation.release)
+        .await;
+    let refused = signing::raw(&app, Method::POST, &signatures, &manager, wrong_role).await;
+    assert_eq!(refused.code(), "update_bad_signature", "{:?}", refused.body);
+    let manifest_payload = workstation
+        .targets_for(&app, &release, &workstation.targets, &workstation.targets)
+        .await;
+    let refused = raw(&app, Method::POST, &signatures, &manager, manifest_payload).await;
+    assert_eq!(refused.code(), "payload_signature", "{:?}", refused.body);
+    let mut other = release.clone();
+    other["rollback_index"] = json!(99);
+    let changed = workstation
+        .targets_for(&app, &other, &workstation.targets, &workstation.release)
+        .await;
+    let refused = raw(&app, Method::POST, &signatures, &manager, changed).await;
+    assert_eq!(refused.code(), "update_mix_and_match", "{:?}", refused.body);
+    let events = app.audit_events().await;
+    let denied: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == AuditAction::ReleaseSign && e.outcome == Outcome::Denied)
+        .map(|e| e.reason)
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            Some(ReasonCategory::UpdateBadSignature),
+            Some(ReasonCategory::PayloadSignature),
+            Some(ReasonCategory::UpdateMixAndMatch)
+        ]
+    );
+    let repository = app.get(paths::OTA_REPOSITORY, &manager).await;
+    assert_eq!(repository.body["targets_version"], Value::Null);
+
+    // Accepted, then published with Command's online keys.
+    let good = workstation
+        .targets_for(&app, &release, &workstation.targets, &workstation.release)
+        .await;
+    let signed = raw(&app, Method::POST, &signatures, &manager, good).await;
+    assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    assert_eq!(signed.body["state"], "signed");
+    let published = app
+        .call(
+            Method::POST,
+            &paths::fill(paths::RELEASE_PUBLISH, &[&id]),
+            Some(&manager),
+            Some(manager.pin),
+            None,
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::OK, "{:?}", published.body);
+    assert_eq!(published.body["state"], "published");
+
+    // A device with the first root verifies the whole chain and the release.
+    let trusted = device_refresh(&app, &root_bytes).await.unwrap();
+    let target = trusted.target("os/enigm-os.img").unwrap();
+    let approved =
+        enigm_ota::appraise_release(&trusted, &target, &profile(6), app.clock_now()).unwrap();
+    assert_eq!(approved.fields().rollback_index, 7);
+    let artifact = get_with(
+        &app,
+        &format!(
+            "{}/os/{}.enigm-os.img",
+            paths::TUF_TARGETS_PREFIX,
+            sha256_hex(IMAGE)
+        ),
+        &[],
+    )
+    .await;
+    assert_eq!(artifact.bytes, IMAGE);
+
+    // The timestamp is re-signed before it expires; a device a day later still verifies.
+    app.clock.advance(std::time::Duration::from_secs(13 * 3600));
+    assert!(
+        enigm_server::ota::refresh_timestamp_if_due(&app.state)
+            .await
+            .unwrap()
+    );
+    app.clock.advance(std::time::Duration::from_secs(13 * 3600));
+    assert!(device_refresh(&app, &root_bytes).await.is_ok());
+    // Without the refresh the timestamp would have frozen: a day and a half later it has.
+    app.clock.advance(std::time::Duration::from_secs(12 * 3600));
+    let frozen = device_refresh(&app, &root_bytes).await.unwrap_err();
+    assert_eq!(frozen.category(), enigm_ota::FailureCategory::Freeze);
+}
+
+async fn a_root_must_name_commands_online_keys_and_chain(backend: Backend) {
+    use enigm_ota::repository::{RootKeys, build_root};
+    use enigm_ota::{MetadataSigner, SoftwareSigner, sign_metadata};
+
+    let app = TestApp::new(backend).await;
+    let key = || {
+        SoftwareSigner::Ed25519(enigm_crypto::Ed25519SigningKey::generate(
+            &mut rand::rngs::OsRng,
+        ))
+    };
+    let (root, targets, release, stranger) = (key(), key(), key(), key());
+    let expires = app
+        .clock_now()
+        .saturating_add(std::time::Duration::from_secs(86_400 * 30));
+    let keys = RootKeys {
+        root: vec![root.key()],
+        root_threshold: 1,
+        targets: vec![targets.key()],
+        targets_threshold: 1,
+        snapshot: stranger.key(),
+        timestamp: stranger.key(),
+        release: vec![release.key()],
+        release_threshold: 1,
+    };
+    let bytes = sign_metadata(&build_root(&keys, 1, expires), &[&root]).unwrap();
+    let refused = signing::raw(&app, Method::PUT, paths::OTA_ROOT, &app.owner, bytes).await;
+    assert_eq!(refused.code(), "update_bad_signature", "{:?}", refused.body);
+    let events = app.audit_events().await;
+    assert_eq!(
+        last_event(&events, AuditAction::OtaRootUpdate).reason,
+        Some(ReasonCategory::UpdateBadSignature)
+    );
+    // Only owners install roots.
+    let manager = app
+        .admin_with_roles("release-manager", &[Role::ReleaseManager])
+        .await;
+    let forbidden =
+        signing::raw(&app, Method::PUT, paths::OTA_ROOT, &manager, b"{}".to_vec()).await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+}
