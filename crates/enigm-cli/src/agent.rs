@@ -14,8 +14,10 @@
 pub(crate) mod attestation;
 pub(crate) mod collect;
 pub(crate) mod daemon;
+pub(crate) mod ota;
 pub(crate) mod profile;
 pub(crate) mod report;
+pub(crate) mod slots;
 pub(crate) mod state;
 pub(crate) mod tsc;
 

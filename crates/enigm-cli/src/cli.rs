@@ -57,6 +57,10 @@ pub(crate) enum Command {
     Tsc(agent::TscArgs),
     /// Verify Android Key Attestation chains offline; create a development attestation root.
     Attest(crate::attest::AttestArgs),
+    /// OTA releases: create (pipeline), sign (signing workstation), publish, status.
+    Release(crate::release::ReleaseArgs),
+    /// The OTA repository's signing keys (PKCS#11 token) and a static export.
+    Ota(crate::ota::OtaArgs),
     /// Simulate a fleet of devices that enroll and check in, and measure the server.
     Simulate(crate::simulate::SimulateArgs),
     /// Print the signal report the device agent would send, as JSON (debugging; no network).

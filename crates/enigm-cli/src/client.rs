@@ -354,6 +354,64 @@ impl CommandClient {
         self.send(request, None).await
     }
 
+    /// POSTs `body` as it is (signed metadata: the bytes that were signed are the bytes sent).
+    pub(crate) async fn post_raw<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        pin: Option<&Pin>,
+    ) -> Result<Reply<T>, RequestError> {
+        let request = self
+            .request(Method::POST, path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.send(request, pin).await
+    }
+
+    /// PUTs `body` as it is.
+    pub(crate) async fn put_raw<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Vec<u8>,
+        pin: Option<&Pin>,
+    ) -> Result<Reply<T>, RequestError> {
+        let request = self
+            .request(Method::PUT, path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.send(request, pin).await
+    }
+
+    /// PUTs a large body streamed from `body` (`length` bytes), without the API timeout: an
+    /// artifact upload takes as long as the link needs.
+    pub(crate) async fn put_stream<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: reqwest::Body,
+        length: u64,
+    ) -> Result<Reply<T>, RequestError> {
+        let request = self
+            .request(Method::PUT, path)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, length)
+            .timeout(Duration::from_secs(24 * 60 * 60))
+            .body(body);
+        self.send(request, None).await
+    }
+
+    /// GETs `path` and returns the response as it is (status included) for the caller to read
+    /// within its own bounds: TUF metadata and artifacts, whose limits the TUF client sets.
+    pub(crate) async fn get_response(&self, path: &str) -> Result<Response, RequestError> {
+        self.request(Method::GET, path)
+            .timeout(Duration::from_secs(24 * 60 * 60))
+            .send()
+            .await
+            .map_err(|source| RequestError::Unreachable {
+                server: self.base.as_str().to_owned(),
+                source,
+            })
+    }
+
     fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let mut request = self
             .http

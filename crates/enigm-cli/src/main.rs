@@ -10,8 +10,10 @@ mod client;
 mod connect;
 mod credentials;
 mod login;
+mod ota;
 mod output;
 mod parse;
+mod release;
 mod secrets;
 mod simulate;
 mod up;
@@ -54,6 +56,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AgentReport(args) => agent::run_report(args),
         Command::Simulate(args) => simulate::run(&global, args).await,
         Command::Attest(args) => attest::run(args, global.json),
+        Command::Release(args) => release::run(&global, args).await,
+        Command::Ota(args) => ota::run(&global, args).await,
     }
 }
 

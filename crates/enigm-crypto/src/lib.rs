@@ -41,3 +41,4 @@ pub use ecdsa::{
     EcdsaP256SigningKey, ecdsa_fixed_to_der, p256_point_from_spki, p256_spki_from_point,
     verify_ecdsa_p256_sha256_der,
 };
+pub mod pkcs11;

@@ -623,6 +623,15 @@ pub fn load_trusted(
     Ok(trusted)
 }
 
+/// A target of targets metadata whose signatures were verified (e.g. by Command, checking
+/// what a signing workstation handed in).
+pub fn target_of(targets: &Verified<Targets>, name: &str) -> Option<VerifiedTarget> {
+    targets.signed.targets.get(name).map(|file| VerifiedTarget {
+        name: name.to_owned(),
+        file: file.clone(),
+    })
+}
+
 /// Checks an artifact as it streams: refuses as soon as it is longer than the metadata says,
 /// and at the end compares length and SHA-256.
 #[derive(Debug)]

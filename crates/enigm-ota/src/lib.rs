@@ -17,6 +17,7 @@ pub mod keys;
 pub mod metadata;
 pub mod release;
 pub mod repository;
+pub mod slots;
 pub mod time;
 
 pub use client::{

@@ -248,3 +248,66 @@ fn meta_file(version: u64, bytes: &[u8]) -> MetaFile {
         unrecognized: Map::new(),
     }
 }
+
+/// The target entry of a release: its length, SHA-256 and `custom.enigm` fields with the
+/// payload signatures of the Release-Signing keys.
+pub fn release_entry(
+    name: &str,
+    length: u64,
+    sha256: &str,
+    fields: &crate::release::ReleaseFields,
+    release_signers: &[&dyn MetadataSigner],
+) -> Result<TargetFile, SignerError> {
+    let statement = crate::release::PayloadStatement::new(name, length, sha256, fields);
+    let mut fields = fields.clone();
+    fields.payload_signatures = release_signers
+        .iter()
+        .map(|signer| crate::release::sign_payload(*signer, &statement))
+        .collect::<Result<_, _>>()?;
+    let custom = serde_json::json!({ "enigm": fields });
+    Ok(target_file(length, sha256, Some(custom)))
+}
+
+/// The next targets metadata: the previous one's targets (none for the first) plus `entry`
+/// under `name`, one version higher.
+pub fn next_targets(
+    previous: Option<&Targets>,
+    name: &str,
+    entry: TargetFile,
+    expires: Timestamp,
+) -> Targets {
+    let mut targets = previous.map(|p| p.targets.clone()).unwrap_or_default();
+    targets.insert(name.to_owned(), entry);
+    let version = previous.map_or(1, |p| p.version.saturating_add(1));
+    build_targets(targets, version, expires)
+}
+
+impl RootKeys {
+    /// The keys a root names, to build its next version from.
+    pub fn from_root(root: &Root) -> Option<RootKeys> {
+        let keys_of = |role: &str| -> Option<(Vec<Key>, u64)> {
+            let role = root.roles.get(role)?;
+            let keys = role
+                .keyids
+                .iter()
+                .map(|id| root.keys.get(id).cloned())
+                .collect::<Option<Vec<Key>>>()?;
+            Some((keys, role.threshold))
+        };
+        let (root_keys, root_threshold) = keys_of("root")?;
+        let (targets, targets_threshold) = keys_of("targets")?;
+        let snapshot = keys_of("snapshot")?.0.into_iter().next()?;
+        let timestamp = keys_of("timestamp")?.0.into_iter().next()?;
+        let release = crate::release::release_signing(root).ok()?;
+        Some(RootKeys {
+            root: root_keys,
+            root_threshold,
+            targets,
+            targets_threshold,
+            snapshot,
+            timestamp,
+            release: release.keys.into_values().collect(),
+            release_threshold: release.threshold,
+        })
+    }
+}

@@ -250,6 +250,8 @@ macro_rules! backend_tests {
     };
 }
 
+/// A throwaway SoftHSM2 token for PKCS#11 tests.
+pub mod softhsm;
 /// A real software TPM (swtpm) for tests.
 pub mod swtpm;
 

@@ -84,6 +84,17 @@ pub(crate) struct AgentArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 3600,
         value_parser = clap::value_parser!(u64).range(1..=86_400))]
     attest_every: u64,
+    /// The OTA repository's root metadata this device is provisioned with (`enigm ota keys
+    /// init` writes it). With it, each cycle also looks for an OS image to install in the A/B
+    /// slots under the state directory.
+    #[arg(long, value_name = "FILE")]
+    ota_trusted_root: Option<PathBuf>,
+    /// The device's hardware model, matched against a release's compatible models.
+    #[arg(long, default_value = "enigm-sim")]
+    model: String,
+    /// The release channel the device follows.
+    #[arg(long, default_value = "stable")]
+    channel: String,
 }
 
 /// What `<state-dir>/enrollment.json` holds.
@@ -213,6 +224,10 @@ impl Agent {
             Ok(()) => self.attest_when_due().await,
             refused => refused,
         };
+        let checked_in = match checked_in {
+            Ok(()) => self.update_when_configured().await,
+            refused => refused,
+        };
         // A refused check-in (revoked, ...) still asks for a command: a lost device must still
         // obey a wipe.
         match self.obey(&enrollment).await {
@@ -226,6 +241,44 @@ impl Agent {
                 }
             },
         }
+    }
+
+    /// Looks for an OS image and installs it (see `agent::ota`); the outcome is reported to
+    /// Command. A refusal is an outcome, not an error of the cycle.
+    async fn update_when_configured(&self) -> anyhow::Result<()> {
+        let Some(trusted_root) = &self.args.ota_trusted_root else {
+            return Ok(());
+        };
+        let settings = super::ota::OtaSettings {
+            trusted_root: trusted_root.clone(),
+            model: self.args.model.clone(),
+            channel: self.args.channel.clone(),
+        };
+        let result = super::ota::update(
+            &self.client,
+            &settings,
+            &self.args.state_dir,
+            async |request: enigm_api::releases::InstallReportRequest| {
+                self.signed::<_, enigm_api::releases::InstallReportResponse>(
+                    paths::DEVICE_OTA_REPORTS,
+                    &request,
+                )
+                .await
+            },
+        )
+        .await?;
+        match result {
+            super::ota::UpdateResult::UpToDate => println!("ota: up to date"),
+            super::ota::UpdateResult::Unavailable => println!("ota: repository unavailable"),
+            super::ota::UpdateResult::Installed(name) => println!("ota: installed {name}"),
+            super::ota::UpdateResult::RolledBack(name) => {
+                println!("ota: {name} failed its health check; rolled back");
+            }
+            super::ota::UpdateResult::Rejected(name, reason) => {
+                println!("ota: refused {name}: {}", reason.as_str());
+            }
+        }
+        Ok(())
     }
 
     async fn check_in(&self, enrollment: &Enrollment) -> anyhow::Result<()> {

@@ -1,0 +1,349 @@
+//! The agent's OTA client: after each check-in, refresh the TUF metadata from Command
+//! (`/tuf/metadata`, the `enigm_ota` refresh machine with its length bounds), pick the newest
+//! OS image for this device, appraise it (payload signature under the root's release keys,
+//! channel, hardware, expiry, rollback index), stream it into the inactive slot with its length
+//! and SHA-256 checked as it arrives, switch, boot it on trial, run the health check, and
+//! confirm or roll back. Each outcome (installed, rejected with its category, rolled back) is
+//! reported to Command in a signed request. Trusted metadata lives in `ota/metadata/` under the
+//! state directory, the slots in `ota/`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use enigm_api::paths;
+use enigm_api::releases::{InstallReportRequest, InstallReportResponse};
+use enigm_ota::client::{FetchFailure, Limits, Refresh, load_trusted};
+use enigm_ota::release::release_fields;
+use enigm_ota::slots::{BootDecision, Confirmation, SlotImage};
+use enigm_ota::{
+    ArtifactVerifier, DeviceProfile, FailureCategory, ReleaseCategory, VerifiedTarget,
+};
+use enigm_types::{InstallOutcome, ReasonCategory, Timestamp};
+
+use super::slots::SlotStore;
+use crate::client::CommandClient;
+
+/// What the agent was told about OTA.
+#[derive(Debug, Clone)]
+pub(crate) struct OtaSettings {
+    /// The root metadata the device was provisioned with.
+    pub(crate) trusted_root: PathBuf,
+    pub(crate) model: String,
+    pub(crate) channel: String,
+}
+
+/// What one update attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UpdateResult {
+    UpToDate,
+    /// The repository did not answer (down, or nothing published yet): nothing to report.
+    Unavailable,
+    Installed(String),
+    Rejected(String, ReasonCategory),
+    RolledBack(String),
+}
+
+const METADATA_FILES: [&str; 4] = [
+    "root.json",
+    "timestamp.json",
+    "snapshot.json",
+    "targets.json",
+];
+
+pub(crate) fn reason_of(category: FailureCategory) -> ReasonCategory {
+    match category {
+        FailureCategory::BadSignature => ReasonCategory::UpdateBadSignature,
+        FailureCategory::Rollback => ReasonCategory::UpdateRollback,
+        FailureCategory::Freeze => ReasonCategory::UpdateFreeze,
+        FailureCategory::MixAndMatch => ReasonCategory::UpdateMixAndMatch,
+        FailureCategory::ArtifactMismatch => ReasonCategory::UpdateArtifactMismatch,
+        FailureCategory::TooLarge => ReasonCategory::UpdateTooLarge,
+        FailureCategory::Malformed => ReasonCategory::UpdateMalformed,
+        FailureCategory::UnsafeTargetName => ReasonCategory::UpdateUnsafeTargetName,
+        FailureCategory::NotFound => ReasonCategory::UpdateNotFound,
+    }
+}
+
+fn release_reason(category: ReleaseCategory) -> ReasonCategory {
+    match category {
+        ReleaseCategory::Malformed => ReasonCategory::UpdateMalformed,
+        ReleaseCategory::PayloadSignature => ReasonCategory::PayloadSignature,
+        ReleaseCategory::ChannelMismatch => ReasonCategory::ChannelMismatch,
+        ReleaseCategory::IncompatibleHardware => ReasonCategory::IncompatibleHardware,
+        ReleaseCategory::ReleaseExpired => ReasonCategory::ReleaseExpired,
+        ReleaseCategory::Downgrade => ReasonCategory::Downgrade,
+    }
+}
+
+/// The OTA directory of a state directory.
+pub(crate) fn ota_dir(state_dir: &Path) -> PathBuf {
+    state_dir.join("ota")
+}
+
+fn now() -> Timestamp {
+    crate::ota::keys::now()
+}
+
+/// Opens the slots, provisioning slot A with a factory image on first use.
+pub(crate) fn open_slots(state_dir: &Path) -> anyhow::Result<SlotStore> {
+    SlotStore::open(&ota_dir(state_dir), || {
+        let bytes = b"enigm-os factory image".to_vec();
+        let image = SlotImage {
+            target_name: "factory".to_owned(),
+            kind: "os-image".to_owned(),
+            release_version: "factory".to_owned(),
+            rollback_index: 0,
+            sha256: hex::encode(enigm_crypto::sha256(&bytes)),
+            length: bytes.len() as u64,
+        };
+        Ok((bytes, image))
+    })
+}
+
+/// One update attempt.
+pub(crate) async fn update(
+    client: &CommandClient,
+    settings: &OtaSettings,
+    state_dir: &Path,
+    report: impl AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+) -> anyhow::Result<UpdateResult> {
+    let mut slots = open_slots(state_dir)?;
+    // A trial that was interrupted (no confirmation) is rolled back at this "boot".
+    if let BootDecision::RolledBack(_) = slots.boot()? {
+        eprintln!("warning: the last update never confirmed; rolled back");
+    }
+    let metadata_dir = ota_dir(state_dir).join("metadata");
+    std::fs::create_dir_all(&metadata_dir)?;
+    let trusted_root_path = metadata_dir.join("root.json");
+    if !trusted_root_path.exists() {
+        let provisioned = std::fs::read(&settings.trusted_root).with_context(|| {
+            format!(
+                "cannot read the trusted root `{}`",
+                settings.trusted_root.display()
+            )
+        })?;
+        write_atomically(&trusted_root_path, &provisioned)?;
+    }
+    let read = |name: &str| std::fs::read(metadata_dir.join(name)).ok();
+    let [root, timestamp, snapshot, targets] = METADATA_FILES.map(read);
+    let root = root.context("no trusted root")?;
+    let trusted = load_trusted(
+        &root,
+        timestamp.as_deref(),
+        snapshot.as_deref(),
+        targets.as_deref(),
+    )
+    .context("the stored trusted root does not verify")?;
+    let mut refresh = Refresh::new(trusted, Limits::default(), now());
+    let refreshed = loop {
+        let Some(request) = refresh.next_request() else {
+            break Ok(());
+        };
+        let fetched = fetch_bounded(
+            client,
+            &format!("{}/{}", paths::TUF_METADATA_PREFIX, request.file_name),
+            request.max_length,
+        )
+        .await;
+        match refresh.provide(fetched) {
+            Ok(Some(persist)) => {
+                write_atomically(&metadata_dir.join(&persist.file_name), &persist.bytes)?
+            }
+            Ok(None) => {}
+            Err(error) => break Err(error),
+        }
+    };
+    if let Err(enigm_ota::RefreshError::Unavailable(file)) = &refreshed {
+        eprintln!("warning: the update repository did not answer for {file}");
+        return Ok(UpdateResult::Unavailable);
+    }
+    if let Err(error) = refreshed {
+        let reason = reason_of(error.category());
+        report(InstallReportRequest {
+            target_name: "metadata".to_owned(),
+            release_version: "-".to_owned(),
+            outcome: InstallOutcome::Rejected,
+            reason: Some(reason),
+        })
+        .await?;
+        eprintln!("warning: the update metadata was refused: {error}");
+        return Ok(UpdateResult::Rejected("metadata".to_owned(), reason));
+    }
+    let trusted = refresh.into_trusted();
+    let state = slots.state().clone();
+    let installed_sha = state.image(state.active).map(|image| image.sha256.clone());
+    let Some(target) = candidate(&trusted.all_targets(), settings) else {
+        return Ok(UpdateResult::UpToDate);
+    };
+    if target.sha256() == installed_sha.as_deref() {
+        return Ok(UpdateResult::UpToDate);
+    }
+    let name = target.name().to_owned();
+    let version = release_fields(&target)
+        .map(|fields| fields.release_version)
+        .unwrap_or_else(|_| "-".to_owned());
+    let reject = |reason: ReasonCategory| InstallReportRequest {
+        target_name: safe_name(&name),
+        release_version: version.clone(),
+        outcome: InstallOutcome::Rejected,
+        reason: Some(reason),
+    };
+    let device = DeviceProfile {
+        hardware_model: settings.model.clone(),
+        channel: settings.channel.clone(),
+        installed_rollback_index: state.installed_rollback_index.clone(),
+    };
+    let approved = match enigm_ota::appraise_release(&trusted, &target, &device, now()) {
+        Ok(approved) => approved,
+        Err(rejection) => {
+            let reason = release_reason(rejection.category());
+            report(reject(reason)).await?;
+            return Ok(UpdateResult::Rejected(name, reason));
+        }
+    };
+    let local = match target.local_path() {
+        Ok(local) => local.to_owned(),
+        Err(error) => {
+            let reason = reason_of(error.category());
+            report(reject(reason)).await?;
+            return Ok(UpdateResult::Rejected(name, reason));
+        }
+    };
+    // Stream the artifact into the inactive slot, checked as it arrives.
+    let sha256 = target.sha256().unwrap_or_default().to_owned();
+    let path = match local.rsplit_once('/') {
+        Some((directory, file)) => format!("{directory}/{sha256}.{file}"),
+        None => format!("{sha256}.{local}"),
+    };
+    let mut verifier = ArtifactVerifier::new(&target).map_err(anyhow::Error::from)?;
+    let mut writer = slots.begin_stage()?;
+    let mut response = client
+        .get_response(&format!("{}/{path}", paths::TUF_TARGETS_PREFIX))
+        .await?;
+    let mut failure = (!response.status().is_success()).then_some(ReasonCategory::UpdateNotFound);
+    while failure.is_none() {
+        let Some(chunk) = response.chunk().await.context("the download broke off")? else {
+            break;
+        };
+        if let Err(error) = verifier.update(&chunk) {
+            failure = Some(reason_of(error.category()));
+            break;
+        }
+        writer.write(&chunk)?;
+    }
+    let verified = match failure {
+        Some(reason) => Err(reason),
+        None => verifier
+            .finish(target.clone())
+            .map_err(|error| reason_of(error.category())),
+    };
+    if let Err(reason) = verified {
+        slots.abandon_stage(writer);
+        report(reject(reason)).await?;
+        return Ok(UpdateResult::Rejected(name, reason));
+    }
+    let fields = approved.fields();
+    slots.finish_stage(
+        writer,
+        SlotImage {
+            target_name: name.clone(),
+            kind: fields.kind.clone(),
+            release_version: fields.release_version.clone(),
+            rollback_index: fields.rollback_index,
+            sha256,
+            length: target.length(),
+        },
+    )?;
+    slots.switch()?;
+    let BootDecision::Trial(slot) = slots.boot()? else {
+        anyhow::bail!("a switched update did not boot on trial");
+    };
+    let healthy = slots.healthy(slot)?;
+    let (outcome, reason, result) = match slots.confirm(healthy)? {
+        Confirmation::Confirmed(_) => (
+            InstallOutcome::Installed,
+            None,
+            UpdateResult::Installed(name.clone()),
+        ),
+        Confirmation::RolledBack(_) => (
+            InstallOutcome::RolledBack,
+            Some(ReasonCategory::HealthCheckFailed),
+            UpdateResult::RolledBack(name.clone()),
+        ),
+    };
+    report(InstallReportRequest {
+        target_name: safe_name(&name),
+        release_version: version,
+        outcome,
+        reason,
+    })
+    .await?;
+    Ok(result)
+}
+
+/// The target name as reported: the name itself when safe, else a placeholder (an unsafe name
+/// is what is being reported).
+fn safe_name(name: &str) -> String {
+    if enigm_ota::safe_local_path(name).is_ok() && name.len() <= 255 {
+        name.to_owned()
+    } else {
+        "unsafe-target-name".to_owned()
+    }
+}
+
+/// The OS image for this device with the highest rollback index (then the latest name).
+fn candidate(targets: &[VerifiedTarget], settings: &OtaSettings) -> Option<VerifiedTarget> {
+    targets
+        .iter()
+        .filter_map(|target| release_fields(target).ok().map(|fields| (target, fields)))
+        .filter(|(_, fields)| {
+            fields.kind == "os-image"
+                && fields.channel == settings.channel
+                && fields.hardware.contains(&settings.model)
+        })
+        .max_by(|(a, fa), (b, fb)| {
+            (fa.rollback_index, a.name()).cmp(&(fb.rollback_index, b.name()))
+        })
+        .map(|(target, _)| target.clone())
+}
+
+async fn fetch_bounded(
+    client: &CommandClient,
+    path: &str,
+    max_length: u64,
+) -> Result<Vec<u8>, FetchFailure> {
+    let mut response = client
+        .get_response(path)
+        .await
+        .map_err(|_| FetchFailure::Unavailable)?;
+    match response.status().as_u16() {
+        200 => {}
+        403 | 404 => return Err(FetchFailure::NotFound),
+        _ => return Err(FetchFailure::Unavailable),
+    }
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|_| FetchFailure::Unavailable)?
+    {
+        if (bytes.len() + chunk.len()) as u64 > max_length {
+            return Err(FetchFailure::TooLarge);
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::File::create(&partial)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&partial, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! The signing workstation's keys: in a PKCS#11 token (`--pkcs11-module PATH --token-label L`,
+//! the token PIN from `--token-pin-file` or a prompt, never an argument), or, for development
+//! only, in files (`--insecure-dev-key-dir DIR`, refused inside a git work tree so that they can
+//! never be committed). `keys init` and `keys rotate` sign new root versions with them.
+
+use std::io::IsTerminal as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Args;
+use enigm_api::paths;
+use enigm_api::releases::{OnlineKeysView, RepositoryView};
+use enigm_ota::client::TrustedMetadata;
+use enigm_ota::repository::{RootKeys, build_root};
+use enigm_ota::{Key, MetadataSigner, SignerError, SoftwareSigner, sign_metadata};
+use secrecy::SecretString;
+
+use crate::client::CommandClient;
+use crate::output;
+use crate::secrets::PinSource;
+
+/// Default key labels, one per authority role.
+pub(crate) const ROOT_LABEL: &str = "enigm-ota-root";
+pub(crate) const TARGETS_LABEL: &str = "enigm-ota-targets";
+pub(crate) const RELEASE_LABEL: &str = "enigm-ota-release";
+
+/// Where the keys are.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct KeySourceArgs {
+    /// The PKCS#11 module of the token (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    #[arg(long, value_name = "PATH", requires = "token_label")]
+    pkcs11_module: Option<PathBuf>,
+    /// The token's label.
+    #[arg(long, value_name = "LABEL")]
+    token_label: Option<String>,
+    /// File whose content is the token's user PIN; prompted for otherwise.
+    #[arg(long, value_name = "FILE")]
+    token_pin_file: Option<PathBuf>,
+    /// INSECURE, development only: keys as files in DIR (created 0700, outside any git work
+    /// tree). Production keys live in a PKCS#11 token.
+    #[arg(long, value_name = "DIR", conflicts_with = "pkcs11_module")]
+    insecure_dev_key_dir: Option<PathBuf>,
+    /// Key algorithm of keys created now: `ed25519` or `ecdsa-p256`.
+    #[arg(long, default_value = "ed25519", value_parser = ["ed25519", "ecdsa-p256"])]
+    algorithm: String,
+}
+
+/// An opened key store.
+pub(crate) enum KeyStore {
+    Token(enigm_crypto::pkcs11::Pkcs11Token),
+    Files(PathBuf),
+}
+
+/// One signing key, wherever it lives.
+pub(crate) enum WorkstationKey {
+    Token(enigm_crypto::pkcs11::Pkcs11Key),
+    Software(SoftwareSigner),
+}
+
+impl MetadataSigner for WorkstationKey {
+    fn key(&self) -> Key {
+        match self {
+            WorkstationKey::Software(signer) => signer.key(),
+            WorkstationKey::Token(key) => match key.public_key() {
+                enigm_crypto::pkcs11::PublicKey::Ed25519(public) => Key::ed25519(&public),
+                enigm_crypto::pkcs11::PublicKey::EcdsaP256(point) => Key::ecdsa_p256(&point),
+            },
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        match self {
+            WorkstationKey::Software(signer) => signer.sign(message),
+            WorkstationKey::Token(key) => key
+                .sign_for_tuf(message)
+                .map_err(|error| SignerError(error.to_string())),
+        }
+    }
+}
+
+impl KeySourceArgs {
+    pub(crate) fn open(&self) -> anyhow::Result<KeyStore> {
+        if let Some(dir) = &self.insecure_dev_key_dir {
+            refuse_inside_git(dir)?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
+            set_mode(dir, 0o700)?;
+            eprintln!(
+                "warning: INSECURE development keys in {} (never for production)",
+                dir.display()
+            );
+            return Ok(KeyStore::Files(dir.clone()));
+        }
+        let (Some(module), Some(label)) = (&self.pkcs11_module, &self.token_label) else {
+            anyhow::bail!(
+                "name the keys: --pkcs11-module PATH --token-label LABEL (or, for development \
+                 only, --insecure-dev-key-dir DIR)"
+            );
+        };
+        let pin = token_pin(self.token_pin_file.as_deref())?;
+        let token = enigm_crypto::pkcs11::Pkcs11Token::open(module, label, pin)
+            .with_context(|| format!("cannot open the token `{label}`"))?;
+        Ok(KeyStore::Token(token))
+    }
+
+    fn algorithm(&self) -> enigm_crypto::pkcs11::Pkcs11KeyAlgorithm {
+        if self.algorithm == "ecdsa-p256" {
+            enigm_crypto::pkcs11::Pkcs11KeyAlgorithm::EcdsaP256
+        } else {
+            enigm_crypto::pkcs11::Pkcs11KeyAlgorithm::Ed25519
+        }
+    }
+}
+
+fn token_pin(file: Option<&Path>) -> anyhow::Result<SecretString> {
+    if let Some(file) = file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read the token PIN file `{}`", file.display()))?;
+        return Ok(SecretString::from(
+            text.trim_end_matches(['\n', '\r']).to_owned(),
+        ));
+    }
+    anyhow::ensure!(
+        std::io::stdin().is_terminal(),
+        "no token PIN: pass --token-pin-file FILE or run on a terminal"
+    );
+    let pin = rpassword::prompt_password("Token PIN: ").context("cannot read the token PIN")?;
+    Ok(SecretString::from(pin))
+}
+
+fn refuse_inside_git(dir: &Path) -> anyhow::Result<()> {
+    let absolute = std::path::absolute(dir).context("cannot resolve the key directory")?;
+    for ancestor in absolute.ancestors() {
+        if ancestor.join(".git").exists() {
+            anyhow::bail!(
+                "`{}` is inside the git work tree `{}`: development keys must live outside any \
+                 repository",
+                dir.display(),
+                ancestor.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .with_context(|| format!("cannot restrict `{}`", path.display()))
+}
+
+impl KeyStore {
+    /// The key with `label`, if it exists.
+    pub(crate) fn find(&self, label: &str) -> anyhow::Result<Option<WorkstationKey>> {
+        match self {
+            KeyStore::Token(token) => Ok(token
+                .find_key(label)
+                .with_context(|| format!("cannot read key `{label}` from the token"))?
+                .map(WorkstationKey::Token)),
+            KeyStore::Files(dir) => {
+                let path = dir.join(format!("{label}.key"));
+                if !path.exists() {
+                    return Ok(None);
+                }
+                let text = zeroize::Zeroizing::new(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read `{}`", path.display()))?,
+                );
+                let (kind, body) = text
+                    .trim()
+                    .split_once(':')
+                    .context("a development key file is malformed")?;
+                let bytes = zeroize::Zeroizing::new(
+                    hex::decode(body).context("a development key file is malformed")?,
+                );
+                let signer = match kind {
+                    "ed25519" => {
+                        let seed: [u8; 32] = bytes
+                            .as_slice()
+                            .try_into()
+                            .context("a development Ed25519 key is not 32 bytes")?;
+                        SoftwareSigner::Ed25519(enigm_crypto::Ed25519SigningKey::from_seed(&seed))
+                    }
+                    "ecdsa-p256" => SoftwareSigner::EcdsaP256(
+                        enigm_crypto::EcdsaP256SigningKey::from_pkcs8(&bytes)
+                            .map_err(|error| anyhow::anyhow!("{error}"))?,
+                    ),
+                    other => anyhow::bail!("unknown development key kind `{other}`"),
+                };
+                Ok(Some(WorkstationKey::Software(signer)))
+            }
+        }
+    }
+
+    /// The key with `label`, which must exist.
+    pub(crate) fn get(&self, label: &str) -> anyhow::Result<WorkstationKey> {
+        self.find(label)?
+            .with_context(|| format!("no key labelled `{label}` (run `enigm ota keys init`)"))
+    }
+
+    /// The key with `label`, created when missing (on the token: generated there, never
+    /// extractable).
+    fn get_or_create(
+        &self,
+        label: &str,
+        algorithm: enigm_crypto::pkcs11::Pkcs11KeyAlgorithm,
+    ) -> anyhow::Result<(WorkstationKey, bool)> {
+        if let Some(key) = self.find(label)? {
+            return Ok((key, false));
+        }
+        let key = match self {
+            KeyStore::Token(token) => WorkstationKey::Token(
+                token
+                    .generate_key(label, algorithm)
+                    .with_context(|| format!("cannot create key `{label}` on the token"))?,
+            ),
+            KeyStore::Files(dir) => {
+                let (signer, text) = match algorithm {
+                    enigm_crypto::pkcs11::Pkcs11KeyAlgorithm::Ed25519 => {
+                        let key = enigm_crypto::Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
+                        let text = format!("ed25519:{}", hex::encode(*key.seed()));
+                        (SoftwareSigner::Ed25519(key), text)
+                    }
+                    enigm_crypto::pkcs11::Pkcs11KeyAlgorithm::EcdsaP256 => {
+                        let key = enigm_crypto::EcdsaP256SigningKey::generate()
+                            .map_err(|error| anyhow::anyhow!("{error}"))?;
+                        let text = format!("ecdsa-p256:{}", hex::encode(key.pkcs8()));
+                        (SoftwareSigner::EcdsaP256(key), text)
+                    }
+                };
+                let text = zeroize::Zeroizing::new(text);
+                let path = dir.join(format!("{label}.key"));
+                let mut file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode_0600()
+                    .open(&path)
+                    .with_context(|| format!("cannot write `{}`", path.display()))?;
+                std::io::Write::write_all(&mut file, text.as_bytes())?;
+                WorkstationKey::Software(signer)
+            }
+        };
+        Ok((key, true))
+    }
+}
+
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        self.mode(0o600)
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    #[command(flatten)]
+    keys: KeySourceArgs,
+    /// Where to write the first root metadata, which devices are provisioned with.
+    #[arg(long, value_name = "FILE", default_value = "root.json")]
+    root_out: PathBuf,
+    /// Days until the root expires.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    expires_in_days: u32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RotateArgs {
+    #[command(flatten)]
+    keys: KeySourceArgs,
+    /// Which role gets a new key: `root`, `targets` or `release`.
+    #[arg(long, value_parser = ["root", "targets", "release"])]
+    role: String,
+    /// The label of the new key (created when missing).
+    #[arg(long)]
+    new_key_label: String,
+    /// The label of the current root key, which signs the new root.
+    #[arg(long, default_value = ROOT_LABEL)]
+    root_key_label: String,
+    /// Days until the new root expires.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    expires_in_days: u32,
+}
+
+fn days(days: u32) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::from(days) * 24 * 60 * 60)
+}
+
+pub(crate) fn now() -> enigm_types::Timestamp {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        });
+    enigm_types::Timestamp::from_unix_millis(millis)
+}
+
+pub(crate) async fn init(
+    client: &CommandClient,
+    pins: &PinSource,
+    args: InitArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let repository = client
+        .get::<RepositoryView>(paths::OTA_REPOSITORY)
+        .await?
+        .value;
+    anyhow::ensure!(
+        repository.root_version.is_none(),
+        "the repository has a root already (version {}): use `enigm ota keys rotate`",
+        repository.root_version.unwrap_or_default()
+    );
+    let store = args.keys.open()?;
+    let algorithm = args.keys.algorithm();
+    let mut created = Vec::new();
+    let mut keys = Vec::new();
+    for label in [ROOT_LABEL, TARGETS_LABEL, RELEASE_LABEL] {
+        let (key, new) = store.get_or_create(label, algorithm)?;
+        if new {
+            created.push(label);
+        }
+        keys.push(key);
+    }
+    let online = client
+        .get::<OnlineKeysView>(paths::OTA_ONLINE_KEYS)
+        .await?
+        .value;
+    let online_key = |value: serde_json::Value| -> anyhow::Result<Key> {
+        serde_json::from_value(value).context("Command's online key is malformed")
+    };
+    let [root_key, targets_key, release_key] = keys.as_slice() else {
+        anyhow::bail!("three keys were expected");
+    };
+    let root_keys = RootKeys {
+        root: vec![root_key.key()],
+        root_threshold: 1,
+        targets: vec![targets_key.key()],
+        targets_threshold: 1,
+        snapshot: online_key(online.snapshot)?,
+        timestamp: online_key(online.timestamp)?,
+        release: vec![release_key.key()],
+        release_threshold: 1,
+    };
+    let root = build_root(
+        &root_keys,
+        1,
+        now().saturating_add(days(args.expires_in_days)),
+    );
+    let bytes = sign_metadata(&root, &[root_key])?;
+    let pin = pins.obtain()?;
+    client
+        .put_raw::<RepositoryView>(paths::OTA_ROOT, bytes.clone(), Some(&pin))
+        .await?;
+    std::fs::write(&args.root_out, &bytes)
+        .with_context(|| format!("cannot write `{}`", args.root_out.display()))?;
+    print_keys(&root, &created, &args.root_out, json)
+}
+
+pub(crate) async fn rotate(
+    client: &CommandClient,
+    pins: &PinSource,
+    args: RotateArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let current_bytes = super::latest_root(client).await?;
+    let current =
+        TrustedMetadata::new(&current_bytes).context("Command's current root does not verify")?;
+    let mut root_keys =
+        RootKeys::from_root(current.root()).context("Command's current root is missing a role")?;
+    let store = args.keys.open()?;
+    let old_root = store.get(&args.root_key_label)?;
+    let (new_key, _) = store.get_or_create(&args.new_key_label, args.keys.algorithm())?;
+    match args.role.as_str() {
+        "root" => root_keys.root = vec![new_key.key()],
+        "targets" => root_keys.targets = vec![new_key.key()],
+        _ => root_keys.release = vec![new_key.key()],
+    }
+    let version = current.root().version.saturating_add(1);
+    let root = build_root(
+        &root_keys,
+        version,
+        now().saturating_add(days(args.expires_in_days)),
+    );
+    let signers: Vec<&dyn MetadataSigner> = if args.role == "root" {
+        vec![&old_root, &new_key]
+    } else {
+        vec![&old_root]
+    };
+    let bytes = sign_metadata(&root, &signers)?;
+    let pin = pins.obtain()?;
+    client
+        .put_raw::<RepositoryView>(paths::OTA_ROOT, bytes, Some(&pin))
+        .await?;
+    print_keys(&root, &[], Path::new("-"), json)
+}
+
+fn print_keys(
+    root: &enigm_ota::metadata::Root,
+    created: &[&str],
+    root_out: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    if json {
+        return output::print_json(&serde_json::json!({
+            "root_version": root.version,
+            "expires": root.expires,
+            "created": created,
+            "roles": root.roles.iter().map(|(name, role)| (name.clone(), role.keyids.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+            "root_out": root_out,
+        }));
+    }
+    println!(
+        "Root version {} installed on Command (expires {}).",
+        root.version, root.expires
+    );
+    if root_out != Path::new("-") {
+        println!(
+            "Devices are provisioned with {} (their trusted root).",
+            root_out.display()
+        );
+    }
+    if !created.is_empty() {
+        println!("Created keys: {}", created.join(", "));
+    }
+    Ok(())
+}

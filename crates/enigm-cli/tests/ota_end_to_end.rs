@@ -1,0 +1,316 @@
+//! OTA end to end with real processes on loopback and a real SoftHSM2 token (SQLite and
+//! PostgreSQL): `enigm ota keys init` creates the keys on the token and installs the root;
+//! a release is created, approved by a second administrator, signed on the token with
+//! `enigm release sign`, published; `enigm agent` verifies and installs it into its A/B slots
+//! and reports. An image that fails its health check rolls back; an artifact tampered with on
+//! Command's disk is refused before anything switches. Every outcome reaches Command.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use enigm_test_support::softhsm::SoftHsmToken;
+use enigm_test_support::{Backend, TestDatabase, backend_tests};
+use serde_json::Value;
+
+use crate::support::{Cli, ENIGM, Server, bootstrap_field, write_secret};
+
+fn profile() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn agent(server: &str, state_dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(ENIGM)
+        .arg("agent")
+        .arg("--server")
+        .arg(server)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--once")
+        .arg("--profile")
+        .arg(profile())
+        .args(args)
+        .env_remove("ENIGM_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    text(&output)
+}
+
+fn boot_control(state_dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(state_dir.join("ota/boot-control.json")).unwrap())
+        .unwrap()
+}
+
+backend_tests!(a_release_signed_on_a_token_installs_on_a_simulated_device);
+
+async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Backend) {
+    let Some(token) = SoftHsmToken::create() else {
+        return;
+    };
+    let db = TestDatabase::new(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let database_args: Vec<&str> = match backend {
+        Backend::Sqlite => vec![],
+        Backend::Postgres => vec!["--database-url", db.url()],
+    };
+    let server = Server::start(&data_dir, &database_args);
+    let url = server.url.clone();
+
+    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let password_file = write_secret(
+        &secrets,
+        "owner-password",
+        &bootstrap_field(&bootstrap, "password"),
+    );
+    let pin_file = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
+    let pin = pin_file.to_str().unwrap();
+    let owner = Cli {
+        config: dir.path().join("owner-config"),
+        server: url.clone(),
+        extra: vec![],
+    };
+    owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password_file.to_str().unwrap(),
+    ]);
+    // A second administrator approves the signing.
+    let carol_password = write_secret(&secrets, "carol-password", "a-user-password-of-length");
+    owner.json(&[
+        "admin",
+        "users",
+        "create",
+        "carol",
+        "--password-file",
+        carol_password.to_str().unwrap(),
+        "--pin-file",
+        pin,
+    ]);
+    let grant = owner.json(&[
+        "admin",
+        "roles",
+        "grant",
+        "carol",
+        "security-admin",
+        "--justification",
+        "second approver",
+    ]);
+    owner.json(&[
+        "admin",
+        "approvals",
+        "approve",
+        grant["id"].as_str().unwrap(),
+        "--pin-file",
+        pin,
+    ]);
+    let carol = Cli {
+        config: dir.path().join("carol-config"),
+        server: url.clone(),
+        extra: vec![],
+    };
+    carol.ok(&[
+        "login",
+        "--username",
+        "carol",
+        "--password-file",
+        carol_password.to_str().unwrap(),
+    ]);
+    let carol_pin = write_secret(&secrets, "carol-pin", "739164");
+    carol.ok(&[
+        "admin",
+        "pin",
+        "set",
+        "--password-file",
+        carol_password.to_str().unwrap(),
+        "--pin-file",
+        carol_pin.to_str().unwrap(),
+    ]);
+
+    // The workstation: keys on the token (Ed25519 root and targets, P-256 release), the root.
+    let token_pin = write_secret(&secrets, "token-pin", &token.pin);
+    let module = token.module.to_str().unwrap().to_owned();
+    let token_args = [
+        "--pkcs11-module",
+        &module,
+        "--token-label",
+        &token.label,
+        "--token-pin-file",
+        token_pin.to_str().unwrap(),
+    ];
+    let root_file = dir.path().join("root.json");
+    owner.ok(&[
+        &["ota", "keys", "init", "--pin-file", pin, "--root-out"][..],
+        &[root_file.to_str().unwrap()],
+        &token_args[..],
+    ]
+    .concat());
+    let shown = owner.ok(&["ota", "keys", "show"]);
+    assert!(shown.contains("release-signing"), "{shown}");
+
+    let created = owner.json(&[
+        "admin",
+        "enrollment-token",
+        "create",
+        "--group",
+        "field-phones",
+        "--pin-file",
+        pin,
+    ]);
+    let enrollment = write_secret(&secrets, "token", created["token"].as_str().unwrap());
+    let device = dir.path().join("device");
+    let ota = ["--ota-trusted-root", root_file.to_str().unwrap()];
+    let first = agent(
+        &url,
+        &device,
+        &[
+            &["--enrollment-token-file", enrollment.to_str().unwrap()][..],
+            &ota[..],
+        ]
+        .concat(),
+    );
+    assert!(first.contains("ota: repository unavailable"), "{first}");
+
+    // A release: created by the pipeline, approved by carol, signed on the token, published.
+    let release = |name: &str, bytes: &[u8], rollback: &str| -> String {
+        let image = dir.path().join(name);
+        std::fs::write(&image, bytes).unwrap();
+        let created = owner.json(&[
+            "release",
+            "create",
+            image.to_str().unwrap(),
+            "--release-version",
+            &format!("2026.11.{rollback}"),
+            "--rollback-index",
+            rollback,
+            "--model",
+            "enigm-sim",
+            "--justification",
+            "november release",
+        ]);
+        assert_eq!(created["artifact_stored"], true);
+        let id = created["id"].as_str().unwrap().to_owned();
+        // Not approved yet: the workstation refuses to sign.
+        let early = owner.run(
+            &[
+                &["release", "sign", &id, "--pin-file", pin, "--trusted-root"][..],
+                &[root_file.to_str().unwrap()],
+                &token_args[..],
+            ]
+            .concat(),
+        );
+        assert!(!early.status.success());
+        carol.json(&[
+            "admin",
+            "approvals",
+            "approve",
+            created["approval"].as_str().unwrap(),
+            "--pin-file",
+            carol_pin.to_str().unwrap(),
+        ]);
+        let signed = owner.json(
+            &[
+                &["release", "sign", &id, "--pin-file", pin, "--trusted-root"][..],
+                &[
+                    root_file.to_str().unwrap(),
+                    "--artifact",
+                    image.to_str().unwrap(),
+                ],
+                &token_args[..],
+            ]
+            .concat(),
+        );
+        assert_eq!(signed["state"], "signed");
+        let published = owner.json(&["release", "publish", &id, "--pin-file", pin]);
+        assert_eq!(published["state"], "published");
+        id
+    };
+    let v2 = release("enigm-os-2.img", b"enigm os image, version 2", "2");
+    let installed = agent(&url, &device, &ota);
+    assert!(
+        installed.contains("ota: installed os/enigm-os-2.img"),
+        "{installed}"
+    );
+    let state = boot_control(&device);
+    assert_eq!(state["active"], "b");
+    assert_eq!(state["installed_rollback_index"]["os-image"], 2);
+    assert_eq!(
+        std::fs::read(device.join("ota/slot-b.img")).unwrap(),
+        b"enigm os image, version 2"
+    );
+    let again = agent(&url, &device, &ota);
+    assert!(again.contains("ota: up to date"), "{again}");
+    let status = owner.json(&["release", "status", &v2]);
+    assert_eq!(status["installs"]["installed"], 1);
+
+    // An image that fails its health check rolls back to the running slot.
+    let v3 = release(
+        "enigm-os-3.img",
+        b"enigm os image 3 ENIGM-SIMULATE-UNHEALTHY",
+        "3",
+    );
+    let rolled = agent(&url, &device, &ota);
+    assert!(rolled.contains("rolled back"), "{rolled}");
+    assert_eq!(boot_control(&device)["active"], "b");
+    assert_eq!(
+        owner.json(&["release", "status", &v3])["installs"]["rolled_back"],
+        1
+    );
+
+    // An artifact tampered with on Command's disk: refused, nothing switched.
+    let v4_bytes = b"enigm os image, version 4";
+    let v4 = release("enigm-os-4.img", v4_bytes, "4");
+    let digest = hex::encode(enigm_crypto::sha256(v4_bytes));
+    std::fs::write(
+        data_dir.join("ota/targets").join(&digest),
+        b"enigm os image, version X",
+    )
+    .unwrap();
+    let refused = agent(&url, &device, &ota);
+    assert!(refused.contains("update_artifact_mismatch"), "{refused}");
+    assert_eq!(boot_control(&device)["active"], "b");
+    assert_eq!(
+        owner.json(&["release", "status", &v4])["installs"]["rejected"],
+        1
+    );
+
+    // Every outcome is in the audit log.
+    let events = owner.json(&["audit", "events", "--action", "device.ota-install"]);
+    let outcomes: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["outcome"].as_str().unwrap())
+        .collect();
+    assert!(
+        outcomes.contains(&"success") && outcomes.contains(&"failed"),
+        "{outcomes:?}"
+    );
+    let signs = owner.json(&["audit", "events", "--action", "release.sign"]);
+    assert!(signs["events"].as_array().unwrap().len() >= 3);
+    drop(server);
+}
