@@ -75,6 +75,55 @@ pub fn ecdsa_fixed_to_der(fixed: &[u8]) -> Result<Vec<u8>, RawSignatureError> {
     Ok(out)
 }
 
+/// Verifies an RSASSA-PSS SHA-256 signature by an RSA key given as SubjectPublicKeyInfo (DER),
+/// 2048 to 8192 bits (TUF's `rsassa-pss-sha256`).
+pub fn verify_rsa_pss_sha256_spki(
+    spki: &[u8],
+    message: &[u8],
+    signature_bytes: &[u8],
+) -> Result<SignatureVerified, RawSignatureError> {
+    // SubjectPublicKeyInfo ::= SEQUENCE { AlgorithmIdentifier (rsaEncryption), BIT STRING }
+    let (outer, _) = der_element(spki, 0x30).ok_or(RawSignatureError::Malformed)?;
+    let (algorithm, rest) = der_element(outer, 0x30).ok_or(RawSignatureError::Malformed)?;
+    const RSA_ENCRYPTION: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    if !algorithm.starts_with(&RSA_ENCRYPTION) {
+        return Err(RawSignatureError::Malformed);
+    }
+    let (bits, _) = der_element(rest, 0x03).ok_or(RawSignatureError::Malformed)?;
+    let key = bits
+        .strip_prefix(&[0u8][..])
+        .ok_or(RawSignatureError::Malformed)?;
+    UnparsedPublicKey::new(&signature::RSA_PSS_2048_8192_SHA256, key)
+        .verify(message, signature_bytes)
+        .map(|()| crate::x509_signature::verified())
+        .map_err(|_| RawSignatureError::Invalid)
+}
+
+/// The content of the DER element with `tag` at the start of `input`, and what follows it.
+fn der_element(input: &[u8], tag: u8) -> Option<(&[u8], &[u8])> {
+    let (&first, rest) = input.split_first()?;
+    if first != tag {
+        return None;
+    }
+    let (&length, rest) = rest.split_first()?;
+    let (length, rest) = if length < 0x80 {
+        (usize::from(length), rest)
+    } else {
+        let count = usize::from(length & 0x7f);
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at_checked(count)?;
+        let length = bytes
+            .iter()
+            .fold(0usize, |acc, &byte| (acc << 8) | usize::from(byte));
+        (length, rest)
+    };
+    rest.split_at_checked(length)
+}
+
 /// A software ECDSA P-256 key for development signing (PKCS#8), through ring. Randomness for
 /// the signature nonce comes from the OS: the one use of the OS RNG in this crate, for keys that
 /// never sign in production (production keys live in a PKCS#11 token).

@@ -28,8 +28,8 @@ pub use raw_signature::{
 pub use seal::{SealError, SealingKey};
 pub use secret_hash::{HashCost, HashError, SecretHash, SecretHasher, SecretMatch, VerifyError};
 pub use token::{
-    BearerToken, DigestFormatError, Sha256Stream, TokenDigest, TokenFormatError, constant_time_eq,
-    sha256,
+    BearerToken, DigestFormatError, Sha256Stream, Sha512Stream, TokenDigest, TokenFormatError,
+    constant_time_eq, sha256, sha512,
 };
 pub use totp::{TotpError, TotpSecret, TotpStep, verify_totp};
 pub use x509_signature::{
@@ -39,6 +39,6 @@ pub use x509_signature::{
 pub mod ecdsa;
 pub use ecdsa::{
     EcdsaP256SigningKey, ecdsa_fixed_to_der, p256_point_from_spki, p256_spki_from_point,
-    verify_ecdsa_p256_sha256_der,
+    verify_ecdsa_p256_sha256_der, verify_rsa_pss_sha256_spki,
 };
 pub mod pkcs11;

@@ -138,6 +138,11 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// SHA-512 (TUF metadata may name it instead of, or besides, SHA-256).
+pub fn sha512(bytes: &[u8]) -> [u8; 64] {
+    sha2::Sha512::digest(bytes).into()
+}
+
 /// SHA-256 over a stream fed in chunks, for artifacts too large to hold in memory. The same
 /// implementation as [`sha256`] (the `sha2` crate picks SHA-NI at run time where the CPU has it).
 #[derive(Clone, Default)]
@@ -154,6 +159,30 @@ impl Sha256Stream {
 
     pub fn finish(self) -> [u8; 32] {
         self.0.finalize().into()
+    }
+}
+
+/// SHA-512 over a stream.
+#[derive(Clone, Default)]
+pub struct Sha512Stream(sha2::Sha512);
+
+impl Sha512Stream {
+    pub fn new() -> Self {
+        Sha512Stream(sha2::Sha512::new())
+    }
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.0.update(chunk);
+    }
+
+    pub fn finish(self) -> [u8; 64] {
+        self.0.finalize().into()
+    }
+}
+
+impl std::fmt::Debug for Sha512Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sha512Stream")
     }
 }
 

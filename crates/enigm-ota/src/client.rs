@@ -146,21 +146,29 @@ fn matches_meta(role: &str, bytes: &[u8], meta: &MetaFile) -> Result<(), Metadat
         return Err(mismatch());
     }
     if let Some(hashes) = &meta.hashes {
-        let mut checked = false;
-        for (algorithm, expected) in hashes {
-            if algorithm == "sha256" {
-                if hex::encode(enigm_crypto::sha256(bytes)) != expected.to_ascii_lowercase() {
-                    return Err(mismatch());
-                }
-                checked = true;
-            }
-        }
-        if !checked {
-            // Only hashes this client cannot compute: nothing vouches for the bytes.
+        if !hashes_match(hashes, bytes) {
             return Err(mismatch());
         }
     }
     Ok(())
+}
+
+/// Whether `bytes` match every hash of a known algorithm (SHA-256, SHA-512) in `hashes`, and
+/// there is at least one: hashes of other algorithms alone vouch for nothing.
+fn hashes_match(hashes: &std::collections::BTreeMap<String, String>, bytes: &[u8]) -> bool {
+    let mut checked = false;
+    for (algorithm, expected) in hashes {
+        let actual = match algorithm.as_str() {
+            "sha256" => hex::encode(enigm_crypto::sha256(bytes)),
+            "sha512" => hex::encode(enigm_crypto::sha512(bytes)),
+            _ => continue,
+        };
+        if actual != expected.to_ascii_lowercase() {
+            return false;
+        }
+        checked = true;
+    }
+    checked
 }
 
 impl TrustedMetadata {
@@ -633,16 +641,18 @@ pub fn target_of(targets: &Verified<Targets>, name: &str) -> Option<VerifiedTarg
 }
 
 /// Checks an artifact as it streams: refuses as soon as it is longer than the metadata says,
-/// and at the end compares length and SHA-256.
+/// and at the end compares the length and every known hash (SHA-256, SHA-512).
 #[derive(Debug)]
 pub struct ArtifactVerifier {
     expected_length: u64,
-    expected_sha256: String,
+    expected_sha256: Option<String>,
+    expected_sha512: Option<String>,
     received: u64,
-    digest: enigm_crypto::Sha256Stream,
+    sha256: enigm_crypto::Sha256Stream,
+    sha512: Option<enigm_crypto::Sha512Stream>,
 }
 
-/// An artifact whose length and SHA-256 matched its verified target.
+/// An artifact whose length and hashes matched its verified target.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedArtifact {
     pub target: VerifiedTarget,
@@ -650,15 +660,20 @@ pub struct VerifiedArtifact {
 
 impl ArtifactVerifier {
     pub fn new(target: &VerifiedTarget) -> Result<Self, TargetError> {
-        let expected_sha256 = target
-            .sha256()
-            .ok_or(TargetError::NoSha256)?
-            .to_ascii_lowercase();
+        let hash = |name: &str| target.file.hashes.get(name).map(|h| h.to_ascii_lowercase());
+        let (expected_sha256, expected_sha512) = (hash("sha256"), hash("sha512"));
+        if expected_sha256.is_none() && expected_sha512.is_none() {
+            return Err(TargetError::NoSha256);
+        }
         Ok(ArtifactVerifier {
             expected_length: target.length(),
+            sha512: expected_sha512
+                .as_ref()
+                .map(|_| enigm_crypto::Sha512Stream::new()),
             expected_sha256,
+            expected_sha512,
             received: 0,
-            digest: enigm_crypto::Sha256Stream::new(),
+            sha256: enigm_crypto::Sha256Stream::new(),
         })
     }
 
@@ -667,14 +682,23 @@ impl ArtifactVerifier {
         if self.received > self.expected_length {
             return Err(TargetError::TooLong);
         }
-        self.digest.update(chunk);
+        self.sha256.update(chunk);
+        if let Some(sha512) = &mut self.sha512 {
+            sha512.update(chunk);
+        }
         Ok(())
     }
 
     pub fn finish(self, target: VerifiedTarget) -> Result<VerifiedArtifact, TargetError> {
-        if self.received != self.expected_length
-            || hex::encode(self.digest.finish()) != self.expected_sha256
-        {
+        let sha256 = hex::encode(self.sha256.finish());
+        let sha512 = self.sha512.map(|sha512| hex::encode(sha512.finish()));
+        let sha256_ok = self
+            .expected_sha256
+            .is_none_or(|expected| expected == sha256);
+        let sha512_ok = self
+            .expected_sha512
+            .is_none_or(|expected| Some(expected) == sha512);
+        if self.received != self.expected_length || !sha256_ok || !sha512_ok {
             return Err(TargetError::Mismatch);
         }
         Ok(VerifiedArtifact { target })

@@ -104,6 +104,12 @@ impl Key {
                     .map(|_| ())
                     .map_err(|_| KeyError::Invalid)
             }
+            ("rsa", "rsassa-pss-sha256") => {
+                let spki = pem_body(&self.keyval.public).ok_or(KeyError::MalformedKey)?;
+                enigm_crypto::verify_rsa_pss_sha256_spki(&spki, message, signature)
+                    .map(|_| ())
+                    .map_err(|_| KeyError::Invalid)
+            }
             _ => Err(KeyError::Unsupported),
         }
     }

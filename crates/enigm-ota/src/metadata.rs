@@ -234,6 +234,17 @@ pub fn parse<T: RoleMetadata>(bytes: &[u8]) -> Result<(Envelope, T), MetadataErr
         serde_json::from_slice(bytes).map_err(|error| malformed(error.to_string()))?;
     let signed: T = serde_json::from_value(envelope.signed.clone())
         .map_err(|error| malformed(error.to_string()))?;
+    let mut keyids: Vec<&str> = envelope
+        .signatures
+        .iter()
+        .map(|signature| signature.keyid.as_str())
+        .collect();
+    keyids.sort_unstable();
+    if keyids.windows(2).any(|pair| pair.first() == pair.get(1)) {
+        // Two signatures under one key id: malformed, as python-tuf has it (a threshold counts
+        // each key once in any case).
+        return Err(malformed("duplicate signature key ids".to_owned()));
+    }
     if signed.kind() != T::TYPE {
         return Err(malformed(format!("`_type` is `{}`", signed.kind())));
     }

@@ -315,7 +315,13 @@ fn duplicate_signatures_count_once_toward_a_threshold() {
         .unwrap()
         .push(signature);
     let doubled = serde_json::to_vec(&envelope).unwrap();
+    // Refused outright: one key id twice is malformed (python-tuf agrees).
     let error = TrustedMetadata::new(&doubled).unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Malformed, "{error}");
+    // Two different entries of one key still count once: the threshold of 2 is not met.
+    let mut renamed = envelope.clone();
+    renamed["signatures"][1]["keyid"] = serde_json::json!(second.key().key_id());
+    let error = TrustedMetadata::new(&serde_json::to_vec(&renamed).unwrap()).unwrap_err();
     assert_eq!(error.category(), FailureCategory::BadSignature, "{error}");
     let both = sign_metadata(&root, &[&repo.root, &second]).unwrap();
     assert!(TrustedMetadata::new(&both).is_ok());
