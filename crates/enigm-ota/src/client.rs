@@ -145,10 +145,12 @@ fn matches_meta(role: &str, bytes: &[u8], meta: &MetaFile) -> Result<(), Metadat
     {
         return Err(mismatch());
     }
-    if let Some(hashes) = &meta.hashes {
-        if !hashes_match(hashes, bytes) {
-            return Err(mismatch());
-        }
+    if meta
+        .hashes
+        .as_ref()
+        .is_some_and(|hashes| !hashes_match(hashes, bytes))
+    {
+        return Err(mismatch());
     }
     Ok(())
 }
