@@ -47,6 +47,9 @@ pub struct TrustedMetadata {
     timestamp: Option<Verified<TimestampRole>>,
     snapshot: Option<Verified<Snapshot>>,
     targets: Option<Verified<Targets>>,
+    /// Delegated targets roles trusted in this session, by name, with the delegator they were
+    /// verified against (a role reached through another delegator is verified again).
+    delegated: std::collections::BTreeMap<String, (String, Verified<Targets>)>,
 }
 
 /// A target the trusted targets metadata lists: only [`TrustedMetadata::target`] makes one.
@@ -187,6 +190,7 @@ impl TrustedMetadata {
             timestamp: None,
             snapshot: None,
             targets: None,
+            delegated: std::collections::BTreeMap::new(),
         })
     }
 
@@ -247,6 +251,7 @@ impl TrustedMetadata {
         self.timestamp = None;
         self.snapshot = None;
         self.targets = None;
+        self.delegated.clear();
     }
 
     /// The trusted root must not be expired once the chain is walked (a frozen root).
@@ -350,6 +355,7 @@ impl TrustedMetadata {
         self.snapshot = Some(verified);
         // Targets trusted under an older snapshot must be fetched again.
         self.targets = None;
+        self.delegated.clear();
         Ok(())
     }
 
@@ -704,5 +710,472 @@ impl ArtifactVerifier {
             return Err(TargetError::Mismatch);
         }
         Ok(VerifiedArtifact { target })
+    }
+}
+
+/// A `delegations` object of targets metadata.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+struct Delegations {
+    keys: std::collections::BTreeMap<crate::keys::KeyId, crate::keys::Key>,
+    #[serde(default)]
+    roles: Option<Vec<DelegatedRole>>,
+    #[serde(default)]
+    succinct_roles: Option<SuccinctRoles>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+struct DelegatedRole {
+    name: String,
+    keyids: Vec<crate::keys::KeyId>,
+    threshold: u64,
+    terminating: bool,
+    #[serde(default)]
+    paths: Option<Vec<String>>,
+    #[serde(default)]
+    path_hash_prefixes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+struct SuccinctRoles {
+    keyids: Vec<crate::keys::KeyId>,
+    threshold: u64,
+    bit_length: u32,
+    name_prefix: String,
+}
+
+impl SuccinctRoles {
+    fn suffix_len(&self) -> usize {
+        (self.bit_length as usize).div_ceil(4)
+    }
+
+    fn role_for(&self, target: &str) -> Option<String> {
+        if !(1..=32).contains(&self.bit_length) {
+            return None;
+        }
+        let hash = enigm_crypto::sha256(target.as_bytes());
+        let [a, b, c, d, ..] = hash;
+        let first = u32::from_be_bytes([a, b, c, d]);
+        let bin = first.checked_shr(32 - self.bit_length).unwrap_or(0);
+        Some(format!(
+            "{}-{:0width$x}",
+            self.name_prefix,
+            bin,
+            width = self.suffix_len()
+        ))
+    }
+
+    fn is_role(&self, name: &str) -> bool {
+        let Some(suffix) = name
+            .strip_prefix(self.name_prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('-'))
+        else {
+            return false;
+        };
+        suffix.len() == self.suffix_len()
+            && u64::from_str_radix(suffix, 16)
+                .is_ok_and(|bin| bin < (1u64 << self.bit_length.min(32)))
+    }
+}
+
+/// `fnmatch` of one path segment (Python's, as TUF path patterns use it): `*`, `?`, `[set]`,
+/// `[!set]`, `[a-z]`.
+fn fnmatch(text: &[u8], pattern: &[u8]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some((b'*', rest)) => {
+            (0..=text.len()).any(|skip| text.get(skip..).is_some_and(|tail| fnmatch(tail, rest)))
+        }
+        Some((b'?', rest)) => text
+            .split_first()
+            .is_some_and(|(_, tail)| fnmatch(tail, rest)),
+        Some((b'[', rest)) => {
+            // The set ends at the first `]` after its first character.
+            let close = rest
+                .iter()
+                .enumerate()
+                .skip(1)
+                .find(|(_, byte)| **byte == b']')
+                .map(|(position, _)| position);
+            let Some(close) = close else {
+                return text
+                    .split_first()
+                    .is_some_and(|(&first, tail)| first == b'[' && fnmatch(tail, rest));
+            };
+            let (set, after) = rest.split_at(close);
+            let after = after.get(1..).unwrap_or_default();
+            let (negated, set) = match set.split_first() {
+                Some((b'!', set)) => (true, set),
+                _ => (false, set),
+            };
+            let Some((&first, tail)) = text.split_first() else {
+                return false;
+            };
+            let mut matched = false;
+            let mut rest_of_set = set;
+            while let Some((&low, more)) = rest_of_set.split_first() {
+                match more {
+                    [b'-', high, tail @ ..] => {
+                        matched |= (low..=*high).contains(&first);
+                        rest_of_set = tail;
+                    }
+                    _ => {
+                        matched |= low == first;
+                        rest_of_set = more;
+                    }
+                }
+            }
+            matched != negated && fnmatch(tail, after)
+        }
+        Some((&literal, rest)) => text
+            .split_first()
+            .is_some_and(|(&first, tail)| first == literal && fnmatch(tail, rest)),
+    }
+}
+
+fn path_matches(target: &str, pattern: &str) -> bool {
+    let targets: Vec<&str> = target.split('/').collect();
+    let patterns: Vec<&str> = pattern.split('/').collect();
+    targets.len() == patterns.len()
+        && targets
+            .iter()
+            .zip(&patterns)
+            .all(|(t, p)| fnmatch(t.as_bytes(), p.as_bytes()))
+}
+
+impl DelegatedRole {
+    fn covers(&self, target: &str) -> bool {
+        if let Some(paths) = &self.paths {
+            return paths.iter().any(|pattern| path_matches(target, pattern));
+        }
+        if let Some(prefixes) = &self.path_hash_prefixes {
+            let hash = hex::encode(enigm_crypto::sha256(target.as_bytes()));
+            return prefixes
+                .iter()
+                .any(|prefix| hash.starts_with(prefix.as_str()));
+        }
+        false
+    }
+}
+
+impl Delegations {
+    /// The roles delegated `target`, in order, with whether each is terminating.
+    fn roles_for(&self, target: &str) -> Vec<(String, bool)> {
+        if let Some(succinct) = &self.succinct_roles {
+            return succinct
+                .role_for(target)
+                .map(|name| vec![(name, true)])
+                .unwrap_or_default();
+        }
+        self.roles
+            .iter()
+            .flatten()
+            .filter(|role| role.covers(target))
+            .map(|role| (role.name.clone(), role.terminating))
+            .collect()
+    }
+
+    /// The keys and threshold of the delegated role `name`.
+    fn role_keys(&self, name: &str) -> Option<RoleKeys> {
+        let (keyids, threshold) = if let Some(succinct) = &self.succinct_roles {
+            succinct
+                .is_role(name)
+                .then(|| (succinct.keyids.clone(), succinct.threshold))?
+        } else {
+            let role = self.roles.iter().flatten().find(|role| role.name == name)?;
+            (role.keyids.clone(), role.threshold)
+        };
+        Some(RoleKeys {
+            keyids,
+            threshold,
+            unrecognized: serde_json::Map::new(),
+        })
+    }
+}
+
+use crate::metadata::RoleKeys;
+
+/// A role name as it appears in a file name: every byte outside `A-Z a-z 0-9 - _ . ~`
+/// percent-encoded (as python-tuf's `quote(name, "")`).
+pub fn quote_role(name: &str) -> String {
+    name.bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The most roles one target search visits.
+pub const MAX_DELEGATIONS: usize = 32;
+
+impl TrustedMetadata {
+    fn delegations_of(&self, role: &str) -> Result<Option<Delegations>, MetadataError> {
+        let targets = if role == "targets" {
+            self.targets.as_ref()
+        } else {
+            self.delegated.get(role).map(|(_, verified)| verified)
+        };
+        let Some(targets) = targets else {
+            return Err(MetadataError::Missing(format!("{role} is not trusted")));
+        };
+        targets
+            .signed
+            .delegations
+            .as_ref()
+            .map(|value| {
+                serde_json::from_value::<Delegations>(value.clone()).map_err(|error| {
+                    MetadataError::Malformed {
+                        role: role.to_owned(),
+                        detail: error.to_string(),
+                    }
+                })
+            })
+            .transpose()
+    }
+
+    /// Applies delegated targets metadata for `role`, delegated by `delegator`.
+    pub fn update_delegated_targets(
+        &mut self,
+        bytes: &[u8],
+        role: &str,
+        delegator: &str,
+        now: Timestamp,
+    ) -> Result<(), MetadataError> {
+        let meta = self
+            .snapshot
+            .as_ref()
+            .and_then(|snapshot| snapshot.signed.meta.get(&format!("{role}.json")))
+            .cloned()
+            .ok_or_else(|| MetadataError::Missing(format!("the snapshot does not list {role}")))?;
+        matches_meta(role, bytes, &meta)?;
+        let delegations = self
+            .delegations_of(delegator)?
+            .ok_or_else(|| MetadataError::Missing(format!("{delegator} delegates nothing")))?;
+        let keys = delegations.role_keys(role).ok_or_else(|| {
+            MetadataError::Missing(format!("{delegator} does not delegate {role}"))
+        })?;
+        let verified: Verified<Targets> =
+            verify_role(bytes, &delegations.keys, &keys).map_err(|error| match error {
+                MetadataError::ThresholdNotMet {
+                    threshold, valid, ..
+                } => MetadataError::ThresholdNotMet {
+                    role: role.to_owned(),
+                    threshold,
+                    valid,
+                },
+                other => other,
+            })?;
+        if verified.signed.version != meta.version {
+            return Err(MetadataError::WrongVersion {
+                role: role.to_owned(),
+                got: verified.signed.version,
+                expected: meta.version,
+            });
+        }
+        expired(&verified.signed, now)?;
+        self.delegated
+            .insert(role.to_owned(), (delegator.to_owned(), verified));
+        Ok(())
+    }
+
+    /// The metadata request for a delegated role.
+    fn delegated_request(&self, role: &str, limits: &Limits) -> Option<MetadataRequest> {
+        let meta = self
+            .snapshot
+            .as_ref()?
+            .signed
+            .meta
+            .get(&format!("{role}.json"))?;
+        let quoted = quote_role(role);
+        Some(MetadataRequest {
+            role: "delegated",
+            file_name: if self.root.signed.consistent_snapshot {
+                format!("{}.{quoted}.json", meta.version)
+            } else {
+                format!("{quoted}.json")
+            },
+            max_length: meta.length.unwrap_or(limits.targets),
+        })
+    }
+}
+
+/// The search for one target through the delegation graph (pre-order depth-first, as the
+/// specification's step 5.6.7): a sans-IO machine like [`Refresh`]. Delegated metadata not yet
+/// trusted is asked for with [`TargetSearch::next_request`].
+#[derive(Debug)]
+pub struct TargetSearch {
+    target: String,
+    stack: Vec<(String, String)>,
+    visited: Vec<String>,
+    /// The role whose metadata is asked for, and its delegator.
+    waiting: Option<(String, String)>,
+    found: Option<Option<VerifiedTarget>>,
+    limits: Limits,
+    now: Timestamp,
+}
+
+impl TargetSearch {
+    pub fn new(target: &str, limits: Limits, now: Timestamp) -> Self {
+        TargetSearch {
+            target: target.to_owned(),
+            stack: vec![("targets".to_owned(), "root".to_owned())],
+            visited: Vec::new(),
+            waiting: None,
+            found: None,
+            limits,
+            now,
+        }
+    }
+
+    /// Walks as far as trusted metadata allows; then either the search is over
+    /// ([`TargetSearch::result`]) or a delegated role's metadata is needed.
+    pub fn next_request(
+        &mut self,
+        trusted: &TrustedMetadata,
+    ) -> Result<Option<MetadataRequest>, MetadataError> {
+        if self.found.is_some() {
+            return Ok(None);
+        }
+        if let Some((role, _)) = &self.waiting {
+            return Ok(trusted.delegated_request(role, &self.limits));
+        }
+        while let Some((role, delegator)) = self.stack.pop() {
+            if self.visited.len() > MAX_DELEGATIONS {
+                break;
+            }
+            if self.visited.contains(&role) {
+                continue;
+            }
+            let loaded = if role == "targets" {
+                trusted.targets.as_ref()
+            } else {
+                trusted
+                    .delegated
+                    .get(&role)
+                    .filter(|(verified_by, _)| *verified_by == delegator)
+                    .map(|(_, verified)| verified)
+            };
+            let Some(loaded) = loaded else {
+                let request = trusted
+                    .delegated_request(&role, &self.limits)
+                    .ok_or_else(|| {
+                        MetadataError::Missing(format!("the snapshot does not list {role}"))
+                    })?;
+                self.waiting = Some((role, delegator));
+                return Ok(Some(request));
+            };
+            if let Some(file) = loaded.signed.targets.get(&self.target) {
+                self.found = Some(Some(VerifiedTarget {
+                    name: self.target.clone(),
+                    file: file.clone(),
+                }));
+                return Ok(None);
+            }
+            self.visited.push(role.clone());
+            if let Some(delegations) = trusted.delegations_of(&role)? {
+                let mut children = Vec::new();
+                for (child, terminating) in delegations.roles_for(&self.target) {
+                    children.push((child, role.clone()));
+                    if terminating {
+                        self.stack.clear();
+                        break;
+                    }
+                }
+                self.stack.extend(children.into_iter().rev());
+            }
+        }
+        self.found = Some(None);
+        Ok(None)
+    }
+
+    /// The role whose metadata is asked for, with its delegator (to look for a local copy).
+    pub fn waiting_for(&self) -> Option<(&str, &str)> {
+        self.waiting
+            .as_ref()
+            .map(|(role, delegator)| (role.as_str(), delegator.as_str()))
+    }
+
+    /// Takes the fetched metadata of the waiting role; answers what to persist.
+    pub fn provide(
+        &mut self,
+        trusted: &mut TrustedMetadata,
+        fetched: Result<Vec<u8>, FetchFailure>,
+    ) -> Result<Option<Persist>, RefreshError> {
+        let (role, delegator) = self.waiting.take().ok_or(RefreshError::Finished)?;
+        let bytes = match fetched {
+            Ok(bytes) => bytes,
+            Err(FetchFailure::TooLarge) => {
+                return Err(MetadataError::TooLarge {
+                    role,
+                    limit: self.limits.targets,
+                }
+                .into());
+            }
+            Err(_) => return Err(RefreshError::Unavailable(role)),
+        };
+        trusted.update_delegated_targets(&bytes, &role, &delegator, self.now)?;
+        // Back on the stack: the next step reads it from the trusted set.
+        self.stack.push((role.clone(), delegator));
+        Ok(Some(Persist {
+            file_name: format!("{}.json", quote_role(&role)),
+            bytes,
+        }))
+    }
+
+    /// Tries a locally stored copy of the waiting role; `true` when it verified (no fetch).
+    pub fn provide_local(&mut self, trusted: &mut TrustedMetadata, bytes: &[u8]) -> bool {
+        let Some((role, delegator)) = self.waiting.clone() else {
+            return false;
+        };
+        if trusted
+            .update_delegated_targets(bytes, &role, &delegator, self.now)
+            .is_ok()
+        {
+            self.waiting = None;
+            self.stack.push((role, delegator));
+            return true;
+        }
+        false
+    }
+
+    /// `Some(found)` once the search is over.
+    pub fn result(&self) -> Option<Option<VerifiedTarget>> {
+        self.found.clone()
+    }
+}
+
+#[cfg(test)]
+mod delegation_tests {
+    use super::*;
+
+    #[test]
+    fn path_patterns_match_segment_by_segment() {
+        assert!(path_matches("foo-1.tgz", "foo-?.tgz"));
+        assert!(path_matches("releases/z/z_v1.zip", "releases/*/*.zip"));
+        assert!(!path_matches("releases/z/z_v1.zip", "releases/*.zip"));
+        assert!(path_matches("a/b", "a/[a-c]"));
+        assert!(!path_matches("a/d", "a/[a-c]"));
+        assert!(path_matches("a/d", "a/[!a-c]"));
+        assert!(path_matches("x", "*"));
+        assert!(!path_matches("x/y", "*"));
+        assert!(path_matches("[", "["));
+    }
+
+    #[test]
+    fn hash_bins_cover_every_target_once() {
+        let bins = SuccinctRoles {
+            keyids: Vec::new(),
+            threshold: 1,
+            bit_length: 8,
+            name_prefix: "bin".to_owned(),
+        };
+        let name = bins.role_for("os/image.img").unwrap();
+        assert!(bins.is_role(&name));
+        assert_eq!(name.len(), "bin-".len() + 2);
+        assert!(!bins.is_role("bin-100"));
+        assert!(!bins.is_role("other-00"));
     }
 }

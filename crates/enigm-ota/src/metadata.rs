@@ -216,12 +216,26 @@ impl MetadataError {
     }
 }
 
-/// Metadata whose signatures met a threshold: only [`verify_role`] makes one.
+/// Metadata whose signatures met a threshold: only this crate's verifiers make one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified<T> {
-    pub signed: T,
+    pub(crate) signed: T,
     /// The bytes as received, for the caller to persist.
-    pub bytes: Vec<u8>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl<T> Verified<T> {
+    pub fn signed(&self) -> &T {
+        &self.signed
+    }
+
+    pub fn into_signed(self) -> T {
+        self.signed
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
 }
 
 /// Parses an envelope of role `T` (without checking signatures).

@@ -15,8 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use enigm_ota::client::{FetchFailure, Limits, Refresh, TrustedMetadata, load_trusted};
-use enigm_ota::{ArtifactVerifier, safe_local_path};
+use enigm_ota::client::{
+    FetchFailure, Limits, Refresh, TargetSearch, TrustedMetadata, load_trusted, quote_role,
+};
+use enigm_ota::{ArtifactVerifier, VerifiedTarget, safe_local_path};
 use enigm_types::Timestamp;
 
 const METADATA_FILES: [&str; 4] = [
@@ -140,16 +142,47 @@ async fn refresh(
     Ok(refresh.into_trusted())
 }
 
+/// Finds `name` through the delegation graph, fetching (or reading back) delegated roles.
+async fn find_target(
+    http: &reqwest::Client,
+    trusted: &mut TrustedMetadata,
+    metadata_dir: &Path,
+    metadata_url: &str,
+    name: &str,
+) -> anyhow::Result<VerifiedTarget> {
+    let mut search = TargetSearch::new(name, Limits::default(), now());
+    while let Some(request) = search.next_request(trusted)? {
+        if let Some((role, _)) = search.waiting_for() {
+            let local = metadata_dir.join(format!("{}.json", quote_role(role)));
+            if std::fs::read(&local).is_ok_and(|bytes| search.provide_local(trusted, &bytes)) {
+                continue;
+            }
+        }
+        let fetched = fetch(
+            http,
+            &join_url(metadata_url, &request.file_name),
+            request.max_length,
+        )
+        .await;
+        if let Some(persist) = search.provide(trusted, fetched)? {
+            write_atomically(&metadata_dir.join(&persist.file_name), &persist.bytes)?;
+        }
+    }
+    search
+        .result()
+        .flatten()
+        .with_context(|| format!("no target {name}"))
+}
+
 async fn download(
     http: &reqwest::Client,
     trusted: &TrustedMetadata,
-    name: &str,
+    target: VerifiedTarget,
     base_url: &str,
     target_dir: &Path,
 ) -> anyhow::Result<()> {
-    let target = trusted
-        .target(name)
-        .with_context(|| format!("no target {name}"))?;
+    let name = target.name().to_owned();
+    let name = name.as_str();
     // One local file per target name, whatever its path: the name percent-encoded.
     let local_name: String = name
         .bytes()
@@ -229,9 +262,10 @@ async fn run(options: Options) -> anyhow::Result<()> {
                 .target_dir
                 .as_deref()
                 .context("--target-dir is required")?;
-            let trusted = refresh(&http, &metadata_dir, url).await?;
+            let mut trusted = refresh(&http, &metadata_dir, url).await?;
             for name in &options.target_names {
-                download(&http, &trusted, name, base, target_dir).await?;
+                let target = find_target(&http, &mut trusted, &metadata_dir, url, name).await?;
+                download(&http, &trusted, target, base, target_dir).await?;
             }
             Ok(())
         }

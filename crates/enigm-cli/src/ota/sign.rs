@@ -93,7 +93,7 @@ pub(crate) async fn run(
             Some(
                 verify_role::<Targets>(&bytes, &root.keys, root.role("targets")?)
                     .context("the current targets metadata does not verify")?
-                    .signed,
+                    .into_signed(),
             )
         }
         None => None,

@@ -135,11 +135,11 @@ impl OtaService {
         let targets_role = root.role("targets").map_err(|error| refusal(&error))?;
         let verified = verify_role::<Targets>(new, &root.keys, targets_role)
             .map_err(|error| refusal(&error))?;
-        let targets = &verified.signed;
+        let targets = verified.signed();
         let previous: Option<Targets> = current
             .map(|bytes| {
                 verify_role::<Targets>(bytes, &root.keys, targets_role)
-                    .map(|verified| verified.signed)
+                    .map(enigm_ota::metadata::Verified::into_signed)
                     // Targets signed under an older root: only its content matters here.
                     .or_else(|_| {
                         enigm_ota::metadata::parse::<Targets>(bytes).map(|(_, signed)| signed)
