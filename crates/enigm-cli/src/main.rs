@@ -16,6 +16,7 @@ mod parse;
 mod release;
 mod secrets;
 mod simulate;
+mod tuf_fetch;
 mod up;
 
 use std::process::ExitCode;

@@ -200,6 +200,24 @@ pub enum FailureCategory {
     NotFound,
 }
 
+impl FailureCategory {
+    /// The audit and API reason of this failure.
+    pub fn reason(self) -> enigm_types::ReasonCategory {
+        use enigm_types::ReasonCategory as R;
+        match self {
+            FailureCategory::BadSignature => R::UpdateBadSignature,
+            FailureCategory::Rollback => R::UpdateRollback,
+            FailureCategory::Freeze => R::UpdateFreeze,
+            FailureCategory::MixAndMatch => R::UpdateMixAndMatch,
+            FailureCategory::ArtifactMismatch => R::UpdateArtifactMismatch,
+            FailureCategory::TooLarge => R::UpdateTooLarge,
+            FailureCategory::Malformed => R::UpdateMalformed,
+            FailureCategory::UnsafeTargetName => R::UpdateUnsafeTargetName,
+            FailureCategory::NotFound => R::UpdateNotFound,
+        }
+    }
+}
+
 impl MetadataError {
     pub fn category(&self) -> FailureCategory {
         match self {

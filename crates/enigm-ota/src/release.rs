@@ -205,6 +205,21 @@ pub enum ReleaseCategory {
     Downgrade,
 }
 
+impl ReleaseCategory {
+    /// The audit and API reason of this rejection.
+    pub fn reason(self) -> enigm_types::ReasonCategory {
+        use enigm_types::ReasonCategory as R;
+        match self {
+            ReleaseCategory::Malformed => R::UpdateMalformed,
+            ReleaseCategory::PayloadSignature => R::PayloadSignature,
+            ReleaseCategory::ChannelMismatch => R::ChannelMismatch,
+            ReleaseCategory::IncompatibleHardware => R::IncompatibleHardware,
+            ReleaseCategory::ReleaseExpired => R::ReleaseExpired,
+            ReleaseCategory::Downgrade => R::Downgrade,
+        }
+    }
+}
+
 /// The release fields of a target.
 pub fn release_fields(target: &VerifiedTarget) -> Result<ReleaseFields, ReleaseRejection> {
     let value: &Value = target

@@ -51,28 +51,11 @@ const METADATA_FILES: [&str; 4] = [
 ];
 
 pub(crate) fn reason_of(category: FailureCategory) -> ReasonCategory {
-    match category {
-        FailureCategory::BadSignature => ReasonCategory::UpdateBadSignature,
-        FailureCategory::Rollback => ReasonCategory::UpdateRollback,
-        FailureCategory::Freeze => ReasonCategory::UpdateFreeze,
-        FailureCategory::MixAndMatch => ReasonCategory::UpdateMixAndMatch,
-        FailureCategory::ArtifactMismatch => ReasonCategory::UpdateArtifactMismatch,
-        FailureCategory::TooLarge => ReasonCategory::UpdateTooLarge,
-        FailureCategory::Malformed => ReasonCategory::UpdateMalformed,
-        FailureCategory::UnsafeTargetName => ReasonCategory::UpdateUnsafeTargetName,
-        FailureCategory::NotFound => ReasonCategory::UpdateNotFound,
-    }
+    category.reason()
 }
 
 fn release_reason(category: ReleaseCategory) -> ReasonCategory {
-    match category {
-        ReleaseCategory::Malformed => ReasonCategory::UpdateMalformed,
-        ReleaseCategory::PayloadSignature => ReasonCategory::PayloadSignature,
-        ReleaseCategory::ChannelMismatch => ReasonCategory::ChannelMismatch,
-        ReleaseCategory::IncompatibleHardware => ReasonCategory::IncompatibleHardware,
-        ReleaseCategory::ReleaseExpired => ReasonCategory::ReleaseExpired,
-        ReleaseCategory::Downgrade => ReasonCategory::Downgrade,
-    }
+    category.reason()
 }
 
 /// The OTA directory of a state directory.
@@ -312,27 +295,11 @@ async fn fetch_bounded(
     path: &str,
     max_length: u64,
 ) -> Result<Vec<u8>, FetchFailure> {
-    let mut response = client
+    let response = client
         .get_response(path)
         .await
         .map_err(|_| FetchFailure::Unavailable)?;
-    match response.status().as_u16() {
-        200 => {}
-        403 | 404 => return Err(FetchFailure::NotFound),
-        _ => return Err(FetchFailure::Unavailable),
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|_| FetchFailure::Unavailable)?
-    {
-        if (bytes.len() + chunk.len()) as u64 > max_length {
-            return Err(FetchFailure::TooLarge);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
+    crate::tuf_fetch::read_bounded(response, max_length).await
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -21,6 +21,10 @@ use enigm_ota::client::{
 use enigm_ota::{ArtifactVerifier, VerifiedTarget, safe_local_path};
 use enigm_types::Timestamp;
 
+// The agent's bounded reader, shared with the `enigm` binary.
+#[path = "../tuf_fetch.rs"]
+mod tuf_fetch;
+
 const METADATA_FILES: [&str; 4] = [
     "root.json",
     "timestamp.json",
@@ -81,28 +85,12 @@ async fn fetch(
     url: &str,
     max_length: u64,
 ) -> Result<Vec<u8>, FetchFailure> {
-    let mut response = http
+    let response = http
         .get(url)
         .send()
         .await
         .map_err(|_| FetchFailure::Unavailable)?;
-    match response.status().as_u16() {
-        200 => {}
-        403 | 404 => return Err(FetchFailure::NotFound),
-        _ => return Err(FetchFailure::Unavailable),
-    }
-    let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|_| FetchFailure::Unavailable)?
-    {
-        if (bytes.len() + chunk.len()) as u64 > max_length {
-            return Err(FetchFailure::TooLarge);
-        }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
+    tuf_fetch::read_bounded(response, max_length).await
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

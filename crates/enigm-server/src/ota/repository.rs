@@ -29,31 +29,12 @@ pub struct Published {
 
 /// The audit reason of a metadata failure.
 pub fn reason_of(category: FailureCategory) -> ReasonCategory {
-    match category {
-        FailureCategory::BadSignature => ReasonCategory::UpdateBadSignature,
-        FailureCategory::Rollback => ReasonCategory::UpdateRollback,
-        FailureCategory::Freeze => ReasonCategory::UpdateFreeze,
-        FailureCategory::MixAndMatch => ReasonCategory::UpdateMixAndMatch,
-        FailureCategory::ArtifactMismatch => ReasonCategory::UpdateArtifactMismatch,
-        FailureCategory::TooLarge => ReasonCategory::UpdateTooLarge,
-        FailureCategory::Malformed => ReasonCategory::UpdateMalformed,
-        FailureCategory::UnsafeTargetName => ReasonCategory::UpdateUnsafeTargetName,
-        FailureCategory::NotFound => ReasonCategory::UpdateNotFound,
-    }
+    category.reason()
 }
 
 /// The audit reason of a release rejection.
 pub fn release_reason(rejection: ReleaseRejection) -> ReasonCategory {
-    match rejection {
-        ReleaseRejection::Malformed => ReasonCategory::UpdateMalformed,
-        ReleaseRejection::NoReleaseKeys
-        | ReleaseRejection::AuthoritiesConfused
-        | ReleaseRejection::PayloadSignature => ReasonCategory::PayloadSignature,
-        ReleaseRejection::ChannelMismatch => ReasonCategory::ChannelMismatch,
-        ReleaseRejection::IncompatibleHardware => ReasonCategory::IncompatibleHardware,
-        ReleaseRejection::Expired => ReasonCategory::ReleaseExpired,
-        ReleaseRejection::Downgrade => ReasonCategory::Downgrade,
-    }
+    rejection.category().reason()
 }
 
 fn refusal(error: &MetadataError) -> OtaRefusal {
