@@ -71,6 +71,8 @@ pub const RELEASE_ARTIFACT: &str = "/api/v1/releases/{id}/artifact";
 pub const RELEASE_SIGNATURES: &str = "/api/v1/releases/{id}/signatures";
 pub const RELEASE_PUBLISH: &str = "/api/v1/releases/{id}/publish";
 pub const OTA_ROOT: &str = "/api/v1/ota/root";
+/// PUT: the current targets metadata re-signed (after a targets key rotation), same content.
+pub const OTA_TARGETS: &str = "/api/v1/ota/targets";
 pub const OTA_ONLINE_KEYS: &str = "/api/v1/ota/online-keys";
 pub const OTA_REPOSITORY: &str = "/api/v1/ota/repository";
 pub const DEVICE_OTA_REPORTS: &str = "/api/v1/device/ota/reports";

@@ -196,7 +196,9 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     assert!(first.contains("ota: repository unavailable"), "{first}");
 
     // A release: created by the pipeline, approved by carol, signed on the token, published.
+    let targets_label = std::cell::RefCell::new("enigm-ota-targets".to_owned());
     let release = |name: &str, bytes: &[u8], rollback: &str| -> String {
+        let label = targets_label.borrow().clone();
         let image = dir.path().join(name);
         std::fs::write(&image, bytes).unwrap();
         let created = owner.json(&[
@@ -239,6 +241,8 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
                     root_file.to_str().unwrap(),
                     "--artifact",
                     image.to_str().unwrap(),
+                    "--targets-key-label",
+                    &label,
                 ],
                 &token_args[..],
             ]
@@ -266,6 +270,28 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     assert!(again.contains("ota: up to date"), "{again}");
     let status = owner.json(&["release", "status", &v2]);
     assert_eq!(status["installs"]["installed"], 1);
+
+    // The targets key is rotated (new root version, current targets re-signed); the device
+    // follows the root chain and stays up to date, and later releases are signed with the new
+    // key.
+    owner.ok(&[
+        &[
+            "ota",
+            "keys",
+            "rotate",
+            "--role",
+            "targets",
+            "--new-key-label",
+            "enigm-ota-targets-2",
+            "--pin-file",
+            pin,
+        ][..],
+        &token_args[..],
+    ]
+    .concat());
+    let rotated = agent(&url, &device, &ota);
+    assert!(rotated.contains("ota: up to date"), "{rotated}");
+    targets_label.replace("enigm-ota-targets-2".to_owned());
 
     // An image that fails its health check rolls back to the running slot.
     let v3 = release(

@@ -26,7 +26,7 @@ use crate::handlers::{
         attestation::challenge, attestation::attest,
         eligibility::decide, lifecycle::change, lifecycle::commands, lifecycle::acknowledge,
         releases::create, releases::upload_artifact, releases::list, releases::read,
-        releases::hand_in_signatures, releases::publish, releases::put_root, releases::online_keys,
+        releases::hand_in_signatures, releases::publish, releases::put_root, releases::put_targets, releases::online_keys,
         releases::repository_view, releases::device_report, tuf::metadata, tuf::target,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),

@@ -381,6 +381,12 @@ fn entries() -> Vec<RouteEntry> {
             releases::put_root,
         ),
         entry(
+            Method::PUT,
+            paths::OTA_TARGETS,
+            critical(P::OtaRoot),
+            releases::put_targets,
+        ),
+        entry(
             Method::GET,
             paths::OTA_ONLINE_KEYS,
             read(P::ReleasesRead),

@@ -62,6 +62,7 @@ async fn every_json_body_and_id_is_checked(backend: Backend) {
         let body_limit = if [
             enigm_api::paths::RELEASE_SIGNATURES,
             enigm_api::paths::OTA_ROOT,
+            enigm_api::paths::OTA_TARGETS,
         ]
         .contains(&route.path)
         {

@@ -391,9 +391,28 @@ pub(crate) async fn rotate(
     };
     let bytes = sign_metadata(&root, &signers)?;
     let pin = pins.obtain()?;
-    client
+    let repository = client
         .put_raw::<RepositoryView>(paths::OTA_ROOT, bytes, Some(&pin))
-        .await?;
+        .await?
+        .value;
+    // A new targets key must sign the current targets, or devices would refuse them until the
+    // next release: the same content, one version higher.
+    if let (true, Some(version)) = (args.role == "targets", repository.targets_version) {
+        let bytes = super::fetch_metadata(client, &format!("{version}.targets.json")).await?;
+        let old_root = current.root();
+        let mut targets = enigm_ota::metadata::verify_role::<enigm_ota::metadata::Targets>(
+            &bytes,
+            &old_root.keys,
+            old_root.role("targets")?,
+        )
+        .context("the current targets metadata does not verify under the previous root")?
+        .into_signed();
+        targets.version = targets.version.saturating_add(1);
+        let resigned = sign_metadata(&targets, &[&new_key])?;
+        client
+            .put_raw::<RepositoryView>(paths::OTA_TARGETS, resigned, Some(&pin))
+            .await?;
+    }
     print_keys(&root, &[], Path::new("-"), json)
 }
 

@@ -80,19 +80,25 @@ pub(crate) async fn run(
     let latest = repository
         .root_version
         .context("the repository has no root metadata")?;
+    let mut roots = vec![trusted.root().clone()];
     for version in trusted.root().version.saturating_add(1)..=latest {
         let bytes = super::fetch_metadata(client, &format!("{version}.root.json")).await?;
         trusted
             .update_root(&bytes)
             .with_context(|| format!("Command's root version {version} does not chain"))?;
+        roots.push(trusted.root().clone());
     }
-    let root = trusted.root();
+    // The current targets were signed under one of the roots of the chain (newest first).
     let previous: Option<Targets> = match repository.targets_version {
         Some(version) => {
             let bytes = super::fetch_metadata(client, &format!("{version}.targets.json")).await?;
+            let verified = roots.iter().rev().find_map(|root| {
+                let role = root.role("targets").ok()?;
+                verify_role::<Targets>(&bytes, &root.keys, role).ok()
+            });
             Some(
-                verify_role::<Targets>(&bytes, &root.keys, root.role("targets")?)
-                    .context("the current targets metadata does not verify")?
+                verified
+                    .context("the current targets metadata does not verify under any root")?
                     .into_signed(),
             )
         }

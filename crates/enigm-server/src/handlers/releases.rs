@@ -521,6 +521,66 @@ pub async fn put_root(
     Ok(Json(repository(&state).await?))
 }
 
+/// Installs the current targets metadata re-signed with a rotated targets key (critical,
+/// owners only): same content, next version, signed by the trusted root's targets threshold;
+/// snapshot and timestamp are signed anew so that devices see it at once.
+#[utoipa::path(put, path = enigm_api::paths::OTA_TARGETS, tag = "releases", security(("bearer" = [])),
+    request_body(content = Object, content_type = "application/json",
+        description = "TUF targets metadata, signed"),
+    params(("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    responses((status = 200, body = RepositoryView), (status = 409, body = enigm_api::ErrorBody),
+        (status = 422, body = enigm_api::ErrorBody)))]
+pub async fn put_targets(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: axum::http::HeaderMap,
+    body: Body,
+) -> ApiResult<Json<RepositoryView>> {
+    let body = metadata_body(&headers, body).await?;
+    let now = state.now();
+    let mut tx = state.store().begin().await?;
+    let (Some(root), Some(current)) = (
+        tx.latest_ota_metadata(MetadataRole::Root).await?,
+        tx.latest_ota_metadata(MetadataRole::Targets).await?,
+    ) else {
+        return Err(ApiError::conflict(
+            ReasonCategory::RepositoryNotInitialised,
+            "there is no root or targets metadata to re-sign",
+        ));
+    };
+    let accepted = match state
+        .ota()
+        .accept_resigned_targets(&root.body, &current.body, &body, now)
+    {
+        Ok(accepted) => accepted,
+        Err(refusal) => {
+            drop(tx);
+            let event = audit::denied(
+                now,
+                Actor::Admin(caller.admin.id),
+                AuditAction::ReleaseSign,
+                AuditTarget::OtaRepository,
+                refusal.reason,
+            );
+            state.audit(&[event]).await?;
+            return Err(refusal_error(&refusal));
+        }
+    };
+    tx.insert_ota_metadata(MetadataRole::Targets, accepted.version, &body, now)
+        .await?;
+    // Releases listed in the re-signed metadata are now listed in this version.
+    crate::ota::publish_latest(&state, &mut tx, now).await?;
+    tx.append_audit(&audit::success(
+        now,
+        caller.admin.id,
+        AuditAction::ReleaseSign,
+        AuditTarget::OtaRepository,
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(Json(repository(&state).await?))
+}
+
 /// The public keys of Command's online snapshot and timestamp roles, for the root.
 #[utoipa::path(get, path = enigm_api::paths::OTA_ONLINE_KEYS, tag = "releases", security(("bearer" = [])),
     responses((status = 200, body = OnlineKeysView)))]

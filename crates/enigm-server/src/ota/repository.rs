@@ -203,6 +203,49 @@ impl OtaService {
     }
 }
 
+impl OtaService {
+    /// Checks targets metadata re-signed after a key rotation: signed by the trusted root's
+    /// targets threshold, one version higher than the current one, not expired, and listing
+    /// exactly what the current one lists.
+    pub fn accept_resigned_targets(
+        &self,
+        root: &[u8],
+        current: &[u8],
+        new: &[u8],
+        now: Timestamp,
+    ) -> Result<Accepted, OtaRefusal> {
+        let trusted = TrustedMetadata::new(root).map_err(|error| refusal(&error))?;
+        let root = trusted.root();
+        let role = root.role("targets").map_err(|error| refusal(&error))?;
+        let verified =
+            verify_role::<Targets>(new, &root.keys, role).map_err(|error| refusal(&error))?;
+        let targets = verified.signed();
+        let (_, previous) =
+            enigm_ota::metadata::parse::<Targets>(current).map_err(|error| refusal(&error))?;
+        if targets.version != previous.version.saturating_add(1) {
+            return Err(OtaRefusal::new(
+                ReasonCategory::UpdateRollback,
+                "the re-signed targets must be the next version",
+            ));
+        }
+        if targets.targets != previous.targets || targets.delegations != previous.delegations {
+            return Err(OtaRefusal::new(
+                ReasonCategory::UpdateMixAndMatch,
+                "re-signing may not change what the targets metadata lists",
+            ));
+        }
+        if enigm_ota::time::is_expired(&targets.expires, now) {
+            return Err(OtaRefusal::new(
+                ReasonCategory::UpdateFreeze,
+                "the targets metadata is already expired",
+            ));
+        }
+        Ok(Accepted {
+            version: targets.version,
+        })
+    }
+}
+
 /// Signs a new snapshot (listing the newest targets) and timestamp with the online keys and
 /// stores them in `tx`.
 pub async fn publish_latest(
