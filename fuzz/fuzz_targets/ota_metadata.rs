@@ -3,8 +3,8 @@
 //! trusted root, as the next root of a fixed repository, and as its timestamp, snapshot and
 //! targets (through the refresh machine), plus a target's Enigm release fields.
 //!
-//! Properties: nothing panics; a document accepted as a role parses as that role and its
-//! canonical `signed` part is a fixed point of canonical JSON; the refresh machine never asks
+//! Properties: nothing panics; a document accepted as a role parses as that role and the
+//! canonical form of its `signed` part depends only on the value; the refresh machine never asks
 //! for more bytes than its bound and, once a step fails, nothing of the input is trusted.
 
 #![no_main]
@@ -44,11 +44,15 @@ fn fixed_root() -> Vec<u8> {
     sign_metadata(&metadata, &[&root]).expect("the fixed root signs")
 }
 
-fn canonical_is_fixed_point(bytes: &[u8]) {
+/// OLPC canonical JSON writes control characters in strings raw (as securesystemslib does, so
+/// that signatures interoperate), so it is not always JSON itself; what must hold is that it
+/// depends only on the value: the same value written another way canonicalises the same.
+fn canonical_depends_only_on_the_value(bytes: &[u8]) {
     if let Ok(envelope) = serde_json::from_slice::<enigm_ota::metadata::Envelope>(bytes) {
         if let Ok(canonical) = enigm_ota::canonical::canonical_json(&envelope.signed) {
+            let pretty = serde_json::to_vec_pretty(&envelope.signed).expect("a value serialises");
             let reparsed: serde_json::Value =
-                serde_json::from_slice(&canonical).expect("canonical JSON is JSON");
+                serde_json::from_slice(&pretty).expect("serde_json reads what it wrote");
             assert_eq!(
                 enigm_ota::canonical::canonical_json(&reparsed).expect("still canonicalisable"),
                 canonical
@@ -62,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = parse::<Timestamp>(data);
     let _ = parse::<Snapshot>(data);
     let _ = parse::<Targets>(data);
-    canonical_is_fixed_point(data);
+    canonical_depends_only_on_the_value(data);
     if let Ok(trusted) = TrustedMetadata::new(data) {
         assert!(parse::<Root>(data).is_ok());
         let _ = enigm_ota::release::release_signing(trusted.root());
