@@ -584,13 +584,20 @@ impl Refresh {
             }
             Step::Timestamp => {
                 let changed = self.trusted.update_timestamp(&bytes, self.now)?;
-                self.step = if changed || self.trusted.snapshot.is_none() {
-                    Step::Snapshot
-                } else if self.trusted.targets.is_none() {
-                    Step::Targets
-                } else {
-                    Step::Done
-                };
+                // Under an unchanged timestamp the trusted snapshot and targets are kept only
+                // while they are unexpired (they may come from a store, loaded without their
+                // expiry); otherwise they are fetched again and their expiry decides (a frozen
+                // repository serving a long-lived timestamp over an expired snapshot).
+                let now = self.now;
+                let fresh = |expires: Option<&str>| expires.is_some_and(|e| !is_expired(e, now));
+                self.step =
+                    if changed || !fresh(self.trusted.snapshot().map(|s| s.expires.as_str())) {
+                        Step::Snapshot
+                    } else if !fresh(self.trusted.targets().map(|t| t.expires.as_str())) {
+                        Step::Targets
+                    } else {
+                        Step::Done
+                    };
                 Ok(if changed { persist(bytes) } else { None })
             }
             Step::Snapshot => {
@@ -652,6 +659,7 @@ pub fn target_of(targets: &Verified<Targets>, name: &str) -> Option<VerifiedTarg
 /// and at the end compares the length and every known hash (SHA-256, SHA-512).
 #[derive(Debug)]
 pub struct ArtifactVerifier {
+    target: VerifiedTarget,
     expected_length: u64,
     expected_sha256: Option<String>,
     expected_sha512: Option<String>,
@@ -660,10 +668,22 @@ pub struct ArtifactVerifier {
     sha512: Option<enigm_crypto::Sha512Stream>,
 }
 
-/// An artifact whose length and hashes matched its verified target.
+/// An artifact whose length and hashes matched its verified target: only
+/// [`ArtifactVerifier::finish`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedArtifact {
-    pub target: VerifiedTarget,
+    target: VerifiedTarget,
+}
+
+impl VerifiedArtifact {
+    /// The target the artifact's bytes matched.
+    pub fn target(&self) -> &VerifiedTarget {
+        &self.target
+    }
+
+    pub fn into_target(self) -> VerifiedTarget {
+        self.target
+    }
 }
 
 impl ArtifactVerifier {
@@ -674,6 +694,7 @@ impl ArtifactVerifier {
             return Err(TargetError::NoSha256);
         }
         Ok(ArtifactVerifier {
+            target: target.clone(),
             expected_length: target.length(),
             sha512: expected_sha512
                 .as_ref()
@@ -697,7 +718,13 @@ impl ArtifactVerifier {
         Ok(())
     }
 
+    /// Checks the length and hashes of everything fed. `target` must be the target the
+    /// verifier was made for (it is compared, so that a witness can never name a target whose
+    /// bytes were not the ones checked).
     pub fn finish(self, target: VerifiedTarget) -> Result<VerifiedArtifact, TargetError> {
+        if target != self.target {
+            return Err(TargetError::Mismatch);
+        }
         let sha256 = hex::encode(self.sha256.finish());
         let sha512 = self.sha512.map(|sha512| hex::encode(sha512.finish()));
         let sha256_ok = self
@@ -778,68 +805,133 @@ impl SuccinctRoles {
 }
 
 /// `fnmatch` of one path segment (Python's, as TUF path patterns use it): `*`, `?`, `[set]`,
-/// `[!set]`, `[a-z]`.
-fn fnmatch(text: &[u8], pattern: &[u8]) -> bool {
-    match pattern.split_first() {
-        None => text.is_empty(),
-        Some((b'*', rest)) => {
-            (0..=text.len()).any(|skip| text.get(skip..).is_some_and(|tail| fnmatch(tail, rest)))
+/// `[!set]`, `[a-z]`, and a `[` without its `]` as a literal. Every token but `*` matches one
+/// character, so backtracking to the last `*` only is enough: at worst text length × pattern length
+/// steps, whatever a delegator writes (a naive recursion is exponential in the `*`s).
+fn fnmatch(text: &[char], pattern: &[char]) -> bool {
+    let tokens = glob_tokens(pattern);
+    let (mut t, mut p) = (0usize, 0usize);
+    // The last `*` seen, and the text position it is currently taken to end at.
+    let mut star: Option<(usize, usize)> = None;
+    loop {
+        match (tokens.get(p), text.get(t)) {
+            (Some(GlobToken::Star), _) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            (Some(token), Some(&character)) if token.matches(character) => {
+                p += 1;
+                t += 1;
+            }
+            (None, None) => return true,
+            _ => match star {
+                // The `*` swallows one more character and the rest is tried again.
+                Some((star_at, star_end)) if star_end < text.len() => {
+                    star = Some((star_at, star_end + 1));
+                    p = star_at + 1;
+                    t = star_end + 1;
+                }
+                _ => return false,
+            },
         }
-        Some((b'?', rest)) => text
-            .split_first()
-            .is_some_and(|(_, tail)| fnmatch(tail, rest)),
-        Some((b'[', rest)) => {
-            // The set ends at the first `]` after its first character.
-            let close = rest
-                .iter()
-                .enumerate()
-                .skip(1)
-                .find(|(_, byte)| **byte == b']')
-                .map(|(position, _)| position);
-            let Some(close) = close else {
-                return text
-                    .split_first()
-                    .is_some_and(|(&first, tail)| first == b'[' && fnmatch(tail, rest));
-            };
-            let (set, after) = rest.split_at(close);
-            let after = after.get(1..).unwrap_or_default();
-            let (negated, set) = match set.split_first() {
-                Some((b'!', set)) => (true, set),
-                _ => (false, set),
-            };
-            let Some((&first, tail)) = text.split_first() else {
-                return false;
-            };
-            let mut matched = false;
-            let mut rest_of_set = set;
-            while let Some((&low, more)) = rest_of_set.split_first() {
-                match more {
-                    [b'-', high, tail @ ..] => {
-                        matched |= (low..=*high).contains(&first);
-                        rest_of_set = tail;
-                    }
-                    _ => {
-                        matched |= low == first;
-                        rest_of_set = more;
-                    }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum GlobToken {
+    Star,
+    AnyByte,
+    Literal(char),
+    /// `[...]`: negated or not, with single bytes and inclusive ranges.
+    Set {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
+}
+
+impl GlobToken {
+    fn matches(&self, character: char) -> bool {
+        match self {
+            GlobToken::Star | GlobToken::AnyByte => true,
+            GlobToken::Literal(literal) => *literal == character,
+            GlobToken::Set { negated, ranges } => {
+                ranges
+                    .iter()
+                    .any(|(low, high)| (*low..=*high).contains(&character))
+                    != *negated
+            }
+        }
+    }
+}
+
+/// A pattern as tokens, with Python's `fnmatch.translate` reading of sets: a `]` right after
+/// `[` or `[!` belongs to the set, `-` first or last is literal, and a `[` that is never closed
+/// is a literal `[`.
+fn glob_tokens(pattern: &[char]) -> Vec<GlobToken> {
+    let mut tokens = Vec::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some((&first, after)) = rest.split_first() {
+        rest = after;
+        match first {
+            '*' => {
+                // Consecutive stars are one star.
+                if tokens.last() != Some(&GlobToken::Star) {
+                    tokens.push(GlobToken::Star);
                 }
             }
-            matched != negated && fnmatch(tail, after)
+            '?' => tokens.push(GlobToken::AnyByte),
+            '[' => {
+                let (negated, body) = match after.split_first() {
+                    Some(('!', body)) => (true, body),
+                    _ => (false, after),
+                };
+                // The first byte of the set may be `]`; the set closes at the next `]`.
+                let skip = usize::from(body.first() == Some(&']'));
+                let close = body
+                    .iter()
+                    .skip(skip)
+                    .position(|character| *character == ']')
+                    .map(|position| position + skip);
+                let Some(close) = close else {
+                    tokens.push(GlobToken::Literal('['));
+                    continue;
+                };
+                let (set, tail) = body.split_at(close);
+                rest = tail.get(1..).unwrap_or_default();
+                let mut ranges = Vec::new();
+                let mut remaining = set;
+                while let Some((&low, more)) = remaining.split_first() {
+                    match more {
+                        ['-', high, tail @ ..] => {
+                            // A reversed range matches nothing, as in Python.
+                            if low <= *high {
+                                ranges.push((low, *high));
+                            }
+                            remaining = tail;
+                        }
+                        _ => {
+                            ranges.push((low, low));
+                            remaining = more;
+                        }
+                    }
+                }
+                tokens.push(GlobToken::Set { negated, ranges });
+            }
+            literal => tokens.push(GlobToken::Literal(literal)),
         }
-        Some((&literal, rest)) => text
-            .split_first()
-            .is_some_and(|(&first, tail)| first == literal && fnmatch(tail, rest)),
     }
+    tokens
 }
 
 fn path_matches(target: &str, pattern: &str) -> bool {
     let targets: Vec<&str> = target.split('/').collect();
     let patterns: Vec<&str> = pattern.split('/').collect();
     targets.len() == patterns.len()
-        && targets
-            .iter()
-            .zip(&patterns)
-            .all(|(t, p)| fnmatch(t.as_bytes(), p.as_bytes()))
+        && targets.iter().zip(&patterns).all(|(t, p)| {
+            let text: Vec<char> = t.chars().collect();
+            let pattern: Vec<char> = p.chars().collect();
+            fnmatch(&text, &pattern)
+        })
 }
 
 impl DelegatedRole {
@@ -1050,12 +1142,19 @@ impl TargetSearch {
                 continue;
             }
             let loaded = if role == "targets" {
+                if let Some(targets) = &trusted.targets {
+                    // A search long after the refresh must not read frozen metadata.
+                    expired(&targets.signed, self.now)?;
+                }
                 trusted.targets.as_ref()
             } else {
                 trusted
                     .delegated
                     .get(&role)
                     .filter(|(verified_by, _)| *verified_by == delegator)
+                    // An expired copy (trusted earlier in a long-lived session) is fetched
+                    // again, and the fresh one's expiry decides.
+                    .filter(|(_, verified)| !is_expired(&verified.signed.expires, self.now))
                     .map(|(_, verified)| verified)
             };
             let Some(loaded) = loaded else {
@@ -1162,6 +1261,25 @@ mod delegation_tests {
         assert!(path_matches("x", "*"));
         assert!(!path_matches("x/y", "*"));
         assert!(path_matches("[", "["));
+        assert!(path_matches("]", "[]]"));
+        assert!(path_matches("a", "[!]]"));
+        assert!(!path_matches("]", "[!]]"));
+        assert!(path_matches("-", "[a-]"));
+        assert!(!path_matches("b", "[z-a]"));
+        assert!(path_matches("ab", "a**b"));
+        assert!(path_matches("", "*"));
+        assert!(!path_matches("a", ""));
+        assert!(path_matches("abcabd", "*ab?"));
+        assert!(!path_matches("abcabe", "*abd"));
+    }
+
+    #[test]
+    fn many_stars_do_not_backtrack_exponentially() {
+        // A naive recursive matcher takes ~C(60, 20) steps here; this one answers at once.
+        let text = "a".repeat(60);
+        let pattern = format!("{}b", "*a".repeat(20));
+        assert!(!path_matches(&text, &pattern));
+        assert!(path_matches(&text, &format!("{}*", "*a".repeat(20))));
     }
 
     #[test]

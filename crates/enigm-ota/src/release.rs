@@ -121,8 +121,14 @@ pub fn release_signing(root: &Root) -> Result<ReleaseSigning, ReleaseRejection> 
         if key.key_id() != *keyid {
             return Err(ReleaseRejection::NoReleaseKeys);
         }
+        // By key id and by public key material: the same key under another scheme name or
+        // with extra fields has another id but is still the same authority.
         let metadata_key = root.roles.values().any(|role| role.keyids.contains(keyid))
-            || root.keys.contains_key(keyid);
+            || root.keys.contains_key(keyid)
+            || root
+                .keys
+                .values()
+                .any(|metadata| same_public_key(&metadata.keyval.public, &key.keyval.public));
         if metadata_key {
             return Err(ReleaseRejection::AuthoritiesConfused);
         }
@@ -220,13 +226,25 @@ impl ReleaseCategory {
     }
 }
 
-/// The release fields of a target.
+/// The kinds of release payload (`custom.enigm.kind`).
+pub const RELEASE_KINDS: [&str; 3] = ["os-image", "policy-bundle", "configuration-bundle"];
+
+/// The release fields of a target: a known kind, at least one hardware model, a readable
+/// expiry.
 pub fn release_fields(target: &VerifiedTarget) -> Result<ReleaseFields, ReleaseRejection> {
     let value: &Value = target
         .custom()
         .and_then(|custom| custom.get("enigm"))
         .ok_or(ReleaseRejection::Malformed)?;
-    serde_json::from_value(value.clone()).map_err(|_| ReleaseRejection::Malformed)
+    let fields: ReleaseFields =
+        serde_json::from_value(value.clone()).map_err(|_| ReleaseRejection::Malformed)?;
+    let well_formed = RELEASE_KINDS.contains(&fields.kind.as_str())
+        && !fields.hardware.is_empty()
+        && crate::time::parse_expiry(&fields.expires).is_some();
+    if !well_formed {
+        return Err(ReleaseRejection::Malformed);
+    }
+    Ok(fields)
 }
 
 /// Verifies the payload signatures of a target against the release keys pinned in `root`.
@@ -289,4 +307,16 @@ pub fn appraise_release(
         target: target.clone(),
         fields,
     })
+}
+
+/// Whether two `keyval.public` strings name the same key: equal without whitespace (PEM line
+/// breaks), or the same bytes in hex of either case.
+fn same_public_key(a: &str, b: &str) -> bool {
+    let compact = |text: &str| -> String {
+        text.chars()
+            .filter(|character| !character.is_whitespace())
+            .collect()
+    };
+    let (a, b) = (compact(a), compact(b));
+    a == b || matches!((hex::decode(&a), hex::decode(&b)), (Ok(a), Ok(b)) if a == b)
 }

@@ -193,7 +193,7 @@ fn a_signed_release_verifies_end_to_end() {
     let mut verifier = ArtifactVerifier::new(&target).unwrap();
     verifier.update(b"image ").unwrap();
     verifier.update(b"v5").unwrap();
-    assert_eq!(verifier.finish(target.clone()).unwrap().target, target);
+    assert_eq!(verifier.finish(target.clone()).unwrap().target(), &target);
 }
 
 #[test]
@@ -548,4 +548,112 @@ fn an_expired_root_is_refused_after_the_chain() {
     )
     .unwrap_err();
     assert_eq!(error.category(), FailureCategory::Freeze, "{error}");
+}
+
+#[test]
+fn expired_snapshot_under_an_unchanged_timestamp_is_a_freeze() {
+    let mut repo = published_repo();
+    // The timestamp outlives the snapshot (30 days) and the repository stops publishing.
+    repo.publish(later(60));
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let error = refresh(trusted.clone(), &repo.files, later(31)).unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Freeze, "{error}");
+    // The same from a client's store, where the local copies load without their expiry.
+    let stored = enigm_ota::client::load_trusted(
+        trusted.root_bytes(),
+        Some(&repo.files["timestamp.json"]),
+        Some(&repo.files["2.snapshot.json"]),
+        Some(&repo.files["2.targets.json"]),
+    )
+    .unwrap();
+    let error = refresh(stored, &repo.files, later(31)).unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Freeze, "{error}");
+}
+
+#[test]
+fn a_release_key_that_is_a_metadata_key_under_another_id_is_refused() {
+    let mut repo = Repo::new();
+    let mut keys = repo.root_keys();
+    // The targets key again, with a field that changes its key id but not the key.
+    let mut alias = repo.targets.key();
+    alias
+        .unrecognized
+        .insert("x-alias".to_owned(), serde_json::json!(true));
+    assert_ne!(alias.key_id(), repo.targets.key().key_id());
+    keys.release = vec![alias];
+    let root = build_root(&keys, 1, later(365));
+    repo.files.insert(
+        "1.root.json".to_owned(),
+        sign_metadata(&root, &[&repo.root]).unwrap(),
+    );
+    let payload = ed25519();
+    repo.release("os/image.img", b"image", fields(5, "enigm-sim"), &payload);
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let target = trusted.target("os/image.img").unwrap();
+    assert_eq!(
+        appraise_release(&trusted, &target, &device("enigm-sim", 0), NOW).unwrap_err(),
+        ReleaseRejection::AuthoritiesConfused
+    );
+}
+
+#[test]
+fn release_fields_outside_the_schema_are_malformed() {
+    let mut repo = Repo::new();
+    let release = std::mem::replace(&mut repo.release, ed25519());
+    let mut unknown_kind = fields(5, "enigm-sim");
+    unknown_kind.kind = "firmware-blob".to_owned();
+    repo.release("os/unknown-kind.img", b"a", unknown_kind, &release);
+    let mut no_hardware = fields(5, "enigm-sim");
+    no_hardware.hardware.clear();
+    repo.release("os/no-hardware.img", b"b", no_hardware, &release);
+    let mut bad_expiry = fields(5, "enigm-sim");
+    bad_expiry.expires = "next year".to_owned();
+    repo.release("os/bad-expiry.img", b"c", bad_expiry, &release);
+    repo.release = release;
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    for name in [
+        "os/unknown-kind.img",
+        "os/no-hardware.img",
+        "os/bad-expiry.img",
+    ] {
+        let target = trusted.target(name).unwrap();
+        assert_eq!(
+            appraise_release(&trusted, &target, &device("enigm-sim", 0), NOW).unwrap_err(),
+            ReleaseRejection::Malformed,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn an_artifact_witness_names_only_the_target_it_checked() {
+    let mut repo = published_repo();
+    let release = std::mem::replace(&mut repo.release, ed25519());
+    repo.release("os/other.img", b"other", fields(5, "enigm-sim"), &release);
+    let trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &repo.files,
+        NOW,
+    )
+    .unwrap();
+    let checked = trusted.target("os/other.img").unwrap();
+    let other = trusted.target("os/image.img").unwrap();
+    let mut verifier = ArtifactVerifier::new(&checked).unwrap();
+    verifier.update(b"other").unwrap();
+    assert_eq!(verifier.finish(other).unwrap_err(), TargetError::Mismatch);
 }
