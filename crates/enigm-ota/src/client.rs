@@ -1018,7 +1018,7 @@ impl TrustedMetadata {
             .delegations
             .as_ref()
             .map(|value| {
-                serde_json::from_value::<Delegations>(value.clone()).map_err(|error| {
+                <Delegations as serde::Deserialize>::deserialize(value).map_err(|error| {
                     MetadataError::Malformed {
                         role: role.to_owned(),
                         detail: error.to_string(),

@@ -112,8 +112,8 @@ pub fn release_signing(root: &Root) -> Result<ReleaseSigning, ReleaseRejection> 
         .unrecognized
         .get(RELEASE_SIGNING_FIELD)
         .ok_or(ReleaseRejection::NoReleaseKeys)?;
-    let signing: ReleaseSigning =
-        serde_json::from_value(value.clone()).map_err(|_| ReleaseRejection::NoReleaseKeys)?;
+    let signing =
+        ReleaseSigning::deserialize(value).map_err(|_| ReleaseRejection::NoReleaseKeys)?;
     if signing.threshold == 0 || signing.keys.is_empty() {
         return Err(ReleaseRejection::NoReleaseKeys);
     }
@@ -236,8 +236,7 @@ pub fn release_fields(target: &VerifiedTarget) -> Result<ReleaseFields, ReleaseR
         .custom()
         .and_then(|custom| custom.get("enigm"))
         .ok_or(ReleaseRejection::Malformed)?;
-    let fields: ReleaseFields =
-        serde_json::from_value(value.clone()).map_err(|_| ReleaseRejection::Malformed)?;
+    let fields = ReleaseFields::deserialize(value).map_err(|_| ReleaseRejection::Malformed)?;
     let well_formed = RELEASE_KINDS.contains(&fields.kind.as_str())
         && !fields.hardware.is_empty()
         && crate::time::parse_expiry(&fields.expires).is_some();
