@@ -138,6 +138,15 @@ fn expired<T: crate::metadata::RoleMetadata>(
     Ok(())
 }
 
+/// A root whose release keys are also metadata keys is refused as malformed (see
+/// [`crate::release`]).
+fn release_keys_apart(root: &Root) -> Result<(), MetadataError> {
+    crate::release::check_release_keys_apart(root).map_err(|rejection| MetadataError::Malformed {
+        role: "root".to_owned(),
+        detail: rejection.to_string(),
+    })
+}
+
 fn matches_meta(role: &str, bytes: &[u8], meta: &MetaFile) -> Result<(), MetadataError> {
     let mismatch = || MetadataError::Mismatch {
         role: role.to_owned(),
@@ -182,6 +191,7 @@ impl TrustedMetadata {
     pub fn new(root_bytes: &[u8]) -> Result<Self, MetadataError> {
         let (envelope, root) = parse::<Root>(root_bytes)?;
         check_threshold("root", &envelope, &root.keys, root.role("root")?)?;
+        release_keys_apart(&root)?;
         Ok(TrustedMetadata {
             root: Verified {
                 signed: root,
@@ -222,6 +232,7 @@ impl TrustedMetadata {
         let trusted = &self.root.signed;
         check_threshold("root", &envelope, &trusted.keys, trusted.role("root")?)?;
         check_threshold("root", &envelope, &root.keys, root.role("root")?)?;
+        release_keys_apart(&root)?;
         let expected = trusted.version.saturating_add(1);
         if root.version != expected {
             return Err(MetadataError::WrongVersion {

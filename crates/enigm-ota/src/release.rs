@@ -121,19 +121,43 @@ pub fn release_signing(root: &Root) -> Result<ReleaseSigning, ReleaseRejection> 
         if key.key_id() != *keyid {
             return Err(ReleaseRejection::NoReleaseKeys);
         }
-        // By key id and by public key material: the same key under another scheme name or
-        // with extra fields has another id but is still the same authority.
-        let metadata_key = root.roles.values().any(|role| role.keyids.contains(keyid))
-            || root.keys.contains_key(keyid)
-            || root
-                .keys
-                .values()
-                .any(|metadata| same_public_key(&metadata.keyval.public, &key.keyval.public));
+        let metadata_key = is_metadata_key(root, keyid, key);
         if metadata_key {
             return Err(ReleaseRejection::AuthoritiesConfused);
         }
     }
     Ok(signing)
+}
+
+/// Refuses a root that pins release keys which are also metadata keys (or pins them in a form
+/// that does not parse). A root without the field is plain TUF and passes: such a root makes
+/// every release fail [`appraise_release`] instead. The client applies this to every root it
+/// trusts, so the two authorities can never be confused on a device.
+pub(crate) fn check_release_keys_apart(root: &Root) -> Result<(), ReleaseRejection> {
+    let Some(value) = root.unrecognized.get(RELEASE_SIGNING_FIELD) else {
+        return Ok(());
+    };
+    let signing = ReleaseSigning::deserialize(value).map_err(|_| ReleaseRejection::Malformed)?;
+    if signing
+        .keys
+        .iter()
+        .any(|(keyid, key)| is_metadata_key(root, keyid, key))
+    {
+        return Err(ReleaseRejection::AuthoritiesConfused);
+    }
+    Ok(())
+}
+
+/// Whether a release key is also one of the root's metadata keys: by key id, or by public key
+/// material (the same key under another scheme name or with extra fields has another id but is
+/// still the same authority).
+fn is_metadata_key(root: &Root, keyid: &KeyId, key: &Key) -> bool {
+    root.roles.values().any(|role| role.keyids.contains(keyid))
+        || root.keys.contains_key(keyid)
+        || root
+            .keys
+            .values()
+            .any(|metadata| same_public_key(&metadata.keyval.public, &key.keyval.public))
 }
 
 /// What the device is and has, for [`appraise_release`].

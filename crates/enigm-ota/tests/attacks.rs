@@ -416,29 +416,31 @@ fn payload_signed_by_the_manifest_key() {
 
 #[test]
 fn release_keys_that_are_metadata_keys_are_refused() {
-    let mut repo = Repo::new();
+    let repo = published_repo();
     let mut keys = repo.root_keys();
     keys.release = vec![repo.targets.key()];
+    // As the first trusted root: refused, and Command's check names the reason.
     let root = build_root(&keys, 1, later(365));
-    repo.files.insert(
-        "1.root.json".to_owned(),
-        sign_metadata(&root, &[&repo.root]).unwrap(),
-    );
-    let targets_signer = std::mem::replace(&mut repo.targets, ed25519());
-    repo.targets = targets_signer;
-    let payload = SoftwareSigner::EcdsaP256(EcdsaP256SigningKey::generate().unwrap());
-    repo.release("os/image.img", b"image", fields(5, "enigm-sim"), &payload);
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
-    let target = trusted.target("os/image.img").unwrap();
+    let error = TrustedMetadata::new(&sign_metadata(&root, &[&repo.root]).unwrap()).unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Malformed, "{error}");
     assert_eq!(
-        appraise_release(&trusted, &target, &device("enigm-sim", 0), NOW).unwrap_err(),
+        enigm_ota::release::release_signing(&root).unwrap_err(),
         ReleaseRejection::AuthoritiesConfused
     );
+    // As a rotation from a good root: refused too, though signed by both thresholds.
+    let root_v2 = build_root(&keys, 2, later(365));
+    let mut files = repo.files.clone();
+    files.insert(
+        "2.root.json".to_owned(),
+        sign_metadata(&root_v2, &[&repo.root]).unwrap(),
+    );
+    let error = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &files,
+        NOW,
+    )
+    .unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Malformed, "{error}");
 }
 
 #[test]
@@ -577,7 +579,7 @@ fn expired_snapshot_under_an_unchanged_timestamp_is_a_freeze() {
 
 #[test]
 fn a_release_key_that_is_a_metadata_key_under_another_id_is_refused() {
-    let mut repo = Repo::new();
+    let repo = Repo::new();
     let mut keys = repo.root_keys();
     // The targets key again, with a field that changes its key id but not the key.
     let mut alias = repo.targets.key();
@@ -587,21 +589,10 @@ fn a_release_key_that_is_a_metadata_key_under_another_id_is_refused() {
     assert_ne!(alias.key_id(), repo.targets.key().key_id());
     keys.release = vec![alias];
     let root = build_root(&keys, 1, later(365));
-    repo.files.insert(
-        "1.root.json".to_owned(),
-        sign_metadata(&root, &[&repo.root]).unwrap(),
-    );
-    let payload = ed25519();
-    repo.release("os/image.img", b"image", fields(5, "enigm-sim"), &payload);
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
-    let target = trusted.target("os/image.img").unwrap();
+    let error = TrustedMetadata::new(&sign_metadata(&root, &[&repo.root]).unwrap()).unwrap_err();
+    assert_eq!(error.category(), FailureCategory::Malformed, "{error}");
     assert_eq!(
-        appraise_release(&trusted, &target, &device("enigm-sim", 0), NOW).unwrap_err(),
+        enigm_ota::release::release_signing(&root).unwrap_err(),
         ReleaseRejection::AuthoritiesConfused
     );
 }
