@@ -384,6 +384,7 @@ impl TrustedMetadata {
         matches_meta("targets", bytes, &meta)?;
         let root = &self.root.signed;
         let verified: Verified<Targets> = verify_role(bytes, &root.keys, root.role("targets")?)?;
+        Delegations::of("targets", &verified.signed)?;
         if verified.signed.version != meta.version {
             return Err(MetadataError::WrongVersion {
                 role: "targets".to_owned(),
@@ -960,7 +961,51 @@ impl DelegatedRole {
     }
 }
 
+/// Names no delegated role may take: its metadata would be stored over a top-level role's.
+const TOP_LEVEL_ROLES: [&str; 4] = ["root", "timestamp", "snapshot", "targets"];
+
 impl Delegations {
+    /// The delegations of `role`'s targets metadata, refused as malformed where python-tuf
+    /// refuses them: both or neither of `roles` and `succinct_roles`, a role named after a
+    /// top-level role, empty or twice, a role with both or neither of `paths` and
+    /// `path_hash_prefixes`, hash bins of more than 32 bits.
+    fn of(role: &str, targets: &Targets) -> Result<Option<Delegations>, MetadataError> {
+        let malformed = |detail: String| MetadataError::Malformed {
+            role: role.to_owned(),
+            detail,
+        };
+        let Some(value) = &targets.delegations else {
+            return Ok(None);
+        };
+        let delegations = <Delegations as serde::Deserialize>::deserialize(value)
+            .map_err(|error| malformed(error.to_string()))?;
+        if delegations.roles.is_some() == delegations.succinct_roles.is_some() {
+            return Err(malformed(
+                "delegations need exactly one of `roles` and `succinct_roles`".to_owned(),
+            ));
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for delegated in delegations.roles.iter().flatten() {
+            let name = delegated.name.as_str();
+            if name.is_empty() || TOP_LEVEL_ROLES.contains(&name) || !names.insert(name) {
+                return Err(malformed(format!(
+                    "delegated role name `{name}` is empty, a top-level role's or repeated"
+                )));
+            }
+            if delegated.paths.is_some() == delegated.path_hash_prefixes.is_some() {
+                return Err(malformed(format!(
+                    "delegated role `{name}` needs exactly one of `paths` and `path_hash_prefixes`"
+                )));
+            }
+        }
+        if let Some(succinct) = &delegations.succinct_roles
+            && !(1..=32).contains(&succinct.bit_length)
+        {
+            return Err(malformed("succinct roles need 1 to 32 bits".to_owned()));
+        }
+        Ok(Some(delegations))
+    }
+
     /// The roles delegated `target`, in order, with whether each is terminating.
     fn roles_for(&self, target: &str) -> Vec<(String, bool)> {
         if let Some(succinct) = &self.succinct_roles {
@@ -1024,19 +1069,7 @@ impl TrustedMetadata {
         let Some(targets) = targets else {
             return Err(MetadataError::Missing(format!("{role} is not trusted")));
         };
-        targets
-            .signed
-            .delegations
-            .as_ref()
-            .map(|value| {
-                <Delegations as serde::Deserialize>::deserialize(value).map_err(|error| {
-                    MetadataError::Malformed {
-                        role: role.to_owned(),
-                        detail: error.to_string(),
-                    }
-                })
-            })
-            .transpose()
+        Delegations::of(role, &targets.signed)
     }
 
     /// Applies delegated targets metadata for `role`, delegated by `delegator`.
@@ -1071,6 +1104,7 @@ impl TrustedMetadata {
                 },
                 other => other,
             })?;
+        Delegations::of(role, &verified.signed)?;
         if verified.signed.version != meta.version {
             return Err(MetadataError::WrongVersion {
                 role: role.to_owned(),

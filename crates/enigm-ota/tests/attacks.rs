@@ -648,3 +648,69 @@ fn an_artifact_witness_names_only_the_target_it_checked() {
     verifier.update(b"other").unwrap();
     assert_eq!(verifier.finish(other).unwrap_err(), TargetError::Mismatch);
 }
+
+#[test]
+fn delegations_that_python_tuf_refuses_are_malformed() {
+    let repo = Repo::new();
+    let delegate = ed25519();
+    let id = delegate.key().key_id();
+    let role = |name: &str, extra: serde_json::Value| {
+        let mut role = serde_json::json!({
+            "name": name, "keyids": [id], "threshold": 1, "terminating": false
+        });
+        role.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        role
+    };
+    let paths = serde_json::json!({ "paths": ["*"] });
+    let cases = [
+        // Its metadata would be stored over the client's snapshot.json.
+        (
+            "a top-level role's name",
+            vec![role("snapshot", paths.clone())],
+        ),
+        ("an empty name", vec![role("", paths.clone())]),
+        (
+            "a repeated name",
+            vec![role("a", paths.clone()), role("a", paths.clone())],
+        ),
+        (
+            "paths and hash prefixes",
+            vec![role(
+                "a",
+                serde_json::json!({ "paths": ["*"], "path_hash_prefixes": ["ab"] }),
+            )],
+        ),
+        ("neither", vec![role("a", serde_json::json!({}))]),
+    ];
+    for (what, roles) in cases {
+        let mut targets = build_targets(BTreeMap::new(), 1, later(365));
+        targets.delegations = Some(serde_json::json!({
+            "keys": { id.clone(): delegate.key() },
+            "roles": roles,
+        }));
+        let targets_bytes = sign_metadata(&targets, &[&repo.targets]).unwrap();
+        let snapshot = build_snapshot(1, &targets_bytes, 1, later(30));
+        let snapshot_bytes = sign_metadata(&snapshot, &[&repo.snapshot]).unwrap();
+        let timestamp = build_timestamp(1, &snapshot_bytes, 1, later(30));
+        let mut files = repo.files.clone();
+        files.insert("1.targets.json".to_owned(), targets_bytes);
+        files.insert("1.snapshot.json".to_owned(), snapshot_bytes);
+        files.insert(
+            "timestamp.json".to_owned(),
+            sign_metadata(&timestamp, &[&repo.timestamp]).unwrap(),
+        );
+        let error = refresh(
+            TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+            &files,
+            NOW,
+        )
+        .unwrap_err();
+        assert_eq!(
+            error.category(),
+            FailureCategory::Malformed,
+            "{what}: {error}"
+        );
+    }
+}
