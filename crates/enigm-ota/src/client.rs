@@ -1249,14 +1249,17 @@ impl TargetSearch {
         fetched: Result<Vec<u8>, FetchFailure>,
     ) -> Result<Option<Persist>, RefreshError> {
         let (role, delegator) = self.waiting.take().ok_or(RefreshError::Finished)?;
+        let limit = trusted
+            .delegated_request(&role, &self.limits)
+            .map_or(self.limits.targets, |request| request.max_length);
         let bytes = match fetched {
+            // The bound holds even when the caller read past it.
+            Ok(bytes) if bytes.len() as u64 > limit => {
+                return Err(MetadataError::TooLarge { role, limit }.into());
+            }
             Ok(bytes) => bytes,
             Err(FetchFailure::TooLarge) => {
-                return Err(MetadataError::TooLarge {
-                    role,
-                    limit: self.limits.targets,
-                }
-                .into());
+                return Err(MetadataError::TooLarge { role, limit }.into());
             }
             Err(_) => return Err(RefreshError::Unavailable(role)),
         };

@@ -714,3 +714,68 @@ fn delegations_that_python_tuf_refuses_are_malformed() {
         );
     }
 }
+
+#[test]
+fn endless_delegated_metadata_is_cut_at_the_bound() {
+    use enigm_ota::client::TargetSearch;
+    let repo = Repo::new();
+    let delegate = ed25519();
+    let id = delegate.key().key_id();
+    let mut targets = build_targets(BTreeMap::new(), 1, later(365));
+    targets.delegations = Some(serde_json::json!({
+        "keys": { id.clone(): delegate.key() },
+        "roles": [{ "name": "a", "keyids": [id], "threshold": 1, "terminating": true,
+                    "paths": ["*"] }],
+    }));
+    let targets_bytes = sign_metadata(&targets, &[&repo.targets]).unwrap();
+    let delegated = build_targets(
+        BTreeMap::from([("x".to_owned(), target_file(1, &"00".repeat(32), None))]),
+        1,
+        later(365),
+    );
+    let mut delegated_bytes = sign_metadata(&delegated, &[&delegate]).unwrap();
+    // Still valid JSON, still correctly signed: only the bound refuses it.
+    delegated_bytes.extend(std::iter::repeat_n(b' ', 4096));
+    let mut snapshot = build_snapshot(1, &targets_bytes, 1, later(30));
+    // No length for the delegated role: the client's own bound applies.
+    snapshot.meta.insert(
+        "a.json".to_owned(),
+        enigm_ota::metadata::MetaFile {
+            version: 1,
+            length: None,
+            hashes: None,
+            unrecognized: serde_json::Map::new(),
+        },
+    );
+    let snapshot_bytes = sign_metadata(&snapshot, &[&repo.snapshot]).unwrap();
+    let timestamp = build_timestamp(1, &snapshot_bytes, 1, later(30));
+    let mut files = repo.files.clone();
+    files.insert("1.targets.json".to_owned(), targets_bytes);
+    files.insert("1.snapshot.json".to_owned(), snapshot_bytes);
+    files.insert(
+        "timestamp.json".to_owned(),
+        sign_metadata(&timestamp, &[&repo.timestamp]).unwrap(),
+    );
+    files.insert("1.a.json".to_owned(), delegated_bytes);
+    let mut trusted = refresh(
+        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
+        &files,
+        NOW,
+    )
+    .unwrap();
+    let limits = Limits {
+        targets: 2048,
+        ..Limits::default()
+    };
+    let mut search = TargetSearch::new("x", limits, NOW);
+    let request = search.next_request(&trusted).unwrap().unwrap();
+    assert_eq!(
+        (request.file_name.as_str(), request.max_length),
+        ("1.a.json", 2048)
+    );
+    // A caller that ignored the bound and read everything.
+    let error = search
+        .provide(&mut trusted, Ok(files["1.a.json"].clone()))
+        .unwrap_err();
+    assert_eq!(error.category(), FailureCategory::TooLarge, "{error}");
+}
