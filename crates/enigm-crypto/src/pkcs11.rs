@@ -7,6 +7,12 @@
 //! digest computed here (SoftHSM2 has no CKM_ECDSA_SHA256 for every version), giving `r‖s`,
 //! converted to ASN.1 DER for TUF. The PIN is handed to the token and dropped; it never appears
 //! in `Debug` or errors.
+//!
+//! The module is initialised once per process and kept (see [`Pkcs11Token::open`]). SoftHSM2
+//! reads `SOFTHSM2_CONF` at that moment, so every token a process uses must be in the one
+//! configuration's token directory. A token's login is shared by all sessions of the process:
+//! while one [`Pkcs11Token`] for a token is open, opening it again is refused
+//! ([`Pkcs11Error::AlreadyOpen`]) rather than silently skipping the PIN check.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -24,11 +30,19 @@ const ED25519_PARAMS: [u8; 5] = [0x06, 0x03, 0x2b, 0x65, 0x70];
 /// DER of the P-256 curve OID (1.2.840.10045.3.1.7), as CKA_EC_PARAMS.
 const P256_PARAMS: [u8; 10] = [0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
 
+/// The kinds of signing key this client generates and signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pkcs11KeyAlgorithm {
+    /// CKK_EC_EDWARDS on edwards25519; signs with CKM_EDDSA (pure Ed25519).
     Ed25519,
+    /// CKK_EC on secp256r1; signs with CKM_ECDSA over a SHA-256 digest made on the host.
     EcdsaP256,
 }
+
+/// The DER prefix of an Ed25519 SubjectPublicKeyInfo (RFC 8410), followed by the 32-byte key.
+const ED25519_SPKI_PREFIX: [u8; 12] = [
+    0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+];
 
 /// A key's public half.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +50,31 @@ pub enum PublicKey {
     Ed25519([u8; 32]),
     /// The uncompressed point.
     EcdsaP256([u8; 65]),
+}
+
+impl PublicKey {
+    pub fn algorithm(&self) -> Pkcs11KeyAlgorithm {
+        match self {
+            PublicKey::Ed25519(_) => Pkcs11KeyAlgorithm::Ed25519,
+            PublicKey::EcdsaP256(_) => Pkcs11KeyAlgorithm::EcdsaP256,
+        }
+    }
+
+    /// The key as a SubjectPublicKeyInfo (DER): RFC 8410 for Ed25519, id-ecPublicKey with
+    /// prime256v1 and the uncompressed point for P-256 (TUF's `ecdsa` keys are its PEM form).
+    pub fn spki_der(&self) -> Vec<u8> {
+        match self {
+            PublicKey::Ed25519(key) => [&ED25519_SPKI_PREFIX[..], &key[..]].concat(),
+            PublicKey::EcdsaP256(point) => crate::ecdsa::p256_spki_from_point(point),
+        }
+    }
+}
+
+/// What [`Pkcs11Token::list_keys`] says about one key pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pkcs11KeyInfo {
+    pub label: String,
+    pub public_key: PublicKey,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +87,8 @@ pub enum Pkcs11Error {
     PinIncorrect,
     #[error("the token PIN is locked")]
     PinLocked,
+    #[error("the token is open already in this process")]
+    AlreadyOpen,
     #[error("a key labelled `{0}` exists already")]
     DuplicateLabel(String),
     #[error("the key `{0}` is of a kind this client does not sign with")]
@@ -60,6 +101,7 @@ fn token_error(error: CryptokiError) -> Pkcs11Error {
     match error {
         CryptokiError::Pkcs11(RvError::PinIncorrect, _) => Pkcs11Error::PinIncorrect,
         CryptokiError::Pkcs11(RvError::PinLocked, _) => Pkcs11Error::PinLocked,
+        CryptokiError::Pkcs11(RvError::UserAlreadyLoggedIn, _) => Pkcs11Error::AlreadyOpen,
         other => Pkcs11Error::Token(other.to_string()),
     }
 }
@@ -86,7 +128,7 @@ fn shared_context(module: &Path) -> Result<Pkcs11, Pkcs11Error> {
 
 /// A logged-in user session on one token.
 pub struct Pkcs11Token {
-    // Kept alive while the session is used; finalised on drop.
+    // The process-wide context (never finalised, see `shared_context`), held for clarity.
     _context: Pkcs11,
     session: Arc<Mutex<Session>>,
 }
@@ -97,9 +139,10 @@ impl std::fmt::Debug for Pkcs11Token {
     }
 }
 
-/// A key pair on the token.
+/// A key pair on the token. It keeps the token's session (and so the login) open while it lives.
 pub struct Pkcs11Key {
     session: Arc<Mutex<Session>>,
+    label: String,
     private: ObjectHandle,
     public: PublicKey,
 }
@@ -107,13 +150,15 @@ pub struct Pkcs11Key {
 impl std::fmt::Debug for Pkcs11Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pkcs11Key")
+            .field("label", &self.label)
             .field("public", &self.public)
             .finish_non_exhaustive()
     }
 }
 
 impl Pkcs11Token {
-    /// Loads `module`, finds the token labelled `token_label` and logs in as its user.
+    /// Loads `module` (once per process), finds the token labelled `token_label` and logs in
+    /// as its user with `pin`.
     pub fn open(module: &Path, token_label: &str, pin: SecretString) -> Result<Self, Pkcs11Error> {
         let context = shared_context(module)?;
         let slots = context.get_slots_with_token().map_err(token_error)?;
@@ -166,9 +211,44 @@ impl Pkcs11Token {
         let public = self.read_public(*public, label)?;
         Ok(Some(Pkcs11Key {
             session: self.session.clone(),
+            label: label.to_owned(),
             private: *private,
             public,
         }))
+    }
+
+    /// Every signing key pair on the token (a labelled private key with a public key of the
+    /// same label), in label order. Objects of kinds this client does not sign with (RSA keys,
+    /// certificates, other curves) are left out rather than failing the listing.
+    pub fn list_keys(&self) -> Result<Vec<Pkcs11KeyInfo>, Pkcs11Error> {
+        let privates =
+            self.with_session(|s| s.find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY)]))?;
+        let mut labels = Vec::new();
+        for handle in privates {
+            let attributes =
+                self.with_session(|s| s.get_attributes(handle, &[AttributeType::Label]))?;
+            for attribute in attributes {
+                if let Attribute::Label(bytes) = attribute
+                    && let Ok(label) = String::from_utf8(bytes)
+                {
+                    labels.push(label);
+                }
+            }
+        }
+        labels.sort();
+        labels.dedup();
+        let mut keys = Vec::new();
+        for label in labels {
+            match self.find_key(&label) {
+                Ok(Some(key)) => keys.push(Pkcs11KeyInfo {
+                    label,
+                    public_key: key.public,
+                }),
+                Ok(None) | Err(Pkcs11Error::UnsupportedKey(_)) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(keys)
     }
 
     fn read_public(&self, handle: ObjectHandle, label: &str) -> Result<PublicKey, Pkcs11Error> {
@@ -217,7 +297,11 @@ impl Pkcs11Token {
         label: &str,
         algorithm: Pkcs11KeyAlgorithm,
     ) -> Result<Pkcs11Key, Pkcs11Error> {
-        if self.find_key(label)?.is_some() {
+        // Any object with the label blocks it (a lone public key too), so `find_key` can never
+        // pick between two keys of one label.
+        let existing =
+            self.with_session(|s| s.find_objects(&[Attribute::Label(label.as_bytes().to_vec())]))?;
+        if !existing.is_empty() {
             return Err(Pkcs11Error::DuplicateLabel(
                 label.chars().take(64).collect(),
             ));
@@ -250,6 +334,7 @@ impl Pkcs11Token {
         let public = self.read_public(public, label)?;
         Ok(Pkcs11Key {
             session: self.session.clone(),
+            label: label.to_owned(),
             private,
             public,
         })
@@ -257,6 +342,14 @@ impl Pkcs11Token {
 }
 
 impl Pkcs11Key {
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    pub fn algorithm(&self) -> Pkcs11KeyAlgorithm {
+        self.public.algorithm()
+    }
+
     pub fn public_key(&self) -> PublicKey {
         self.public
     }
@@ -292,7 +385,8 @@ impl Pkcs11Key {
         }
     }
 
-    /// Whether the token reports the private half as sensitive and not extractable.
+    /// Whether the private half is out of reach: the token reports it sensitive and not
+    /// extractable, and does not give out its value (CKA_VALUE).
     pub fn private_is_protected(&self) -> Result<bool, Pkcs11Error> {
         let session = self
             .session
@@ -313,6 +407,15 @@ impl Pkcs11Key {
                 _ => {}
             }
         }
-        Ok(sensitive && !extractable)
+        // cryptoki leaves out attributes the token refuses (CKR_ATTRIBUTE_SENSITIVE); a token
+        // that errors instead refuses just as well.
+        let value_readable = session
+            .get_attributes(self.private, &[AttributeType::Value])
+            .is_ok_and(|values| {
+                values
+                    .iter()
+                    .any(|value| matches!(value, Attribute::Value(bytes) if !bytes.is_empty()))
+            });
+        Ok(sensitive && !extractable && !value_readable)
     }
 }

@@ -5,6 +5,7 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
+    clippy::indexing_slicing,
     reason = "tests: a failed expectation is the test failure"
 )]
 
@@ -72,6 +73,91 @@ fn token_keys_sign_and_verify_and_never_leave_the_token() {
     let verifier = enigm_crypto::Ed25519VerifyingKey::from_bytes(&other_public).unwrap();
     assert!(verifier.verify(b"m", &signature).is_err());
     assert!(session.find_key("no-such-key").unwrap().is_none());
+
+    let listed = session.list_keys().unwrap();
+    let labels: Vec<&str> = listed.iter().map(|key| key.label.as_str()).collect();
+    assert_eq!(labels, ["ed", "ed-2", "p256"]);
+    assert_eq!(listed[0].public_key, first.public_key());
+    assert_eq!(
+        listed[2].public_key.algorithm(),
+        Pkcs11KeyAlgorithm::EcdsaP256
+    );
+}
+
+#[test]
+fn p256_signatures_are_fixed_r_s_over_sha256_and_keys_have_their_spki() {
+    let Some(token) = SoftHsmToken::create() else {
+        return;
+    };
+    let session = open(&token, &token.pin).unwrap();
+    let key = session
+        .generate_key("release", Pkcs11KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    assert_eq!(key.label(), "release");
+    assert_eq!(key.algorithm(), Pkcs11KeyAlgorithm::EcdsaP256);
+    let PublicKey::EcdsaP256(point) = key.public_key() else {
+        panic!("a P-256 key")
+    };
+    assert_eq!(point[0], 0x04, "uncompressed point");
+    assert_eq!(
+        enigm_crypto::p256_point_from_spki(&key.public_key().spki_der()).unwrap(),
+        point
+    );
+    let message = b"release manifest";
+    let fixed = key.sign(message).unwrap();
+    assert_eq!(fixed.len(), 64);
+    let (r, s) = fixed.split_at(32);
+    enigm_crypto::verify_ecdsa_p256_sha256(&point[1..33], &point[33..], message, r, s).unwrap();
+    assert!(
+        enigm_crypto::verify_ecdsa_p256_sha256(&point[1..33], &point[33..], b"other", r, s)
+            .is_err()
+    );
+    let der = enigm_crypto::ecdsa_fixed_to_der(&fixed).unwrap();
+    enigm_crypto::verify_ecdsa_p256_sha256_der(&point, message, &der).unwrap();
+
+    let ed = session
+        .generate_key("ed", Pkcs11KeyAlgorithm::Ed25519)
+        .unwrap();
+    let PublicKey::Ed25519(raw) = ed.public_key() else {
+        panic!("an Ed25519 key")
+    };
+    let spki = ed.public_key().spki_der();
+    assert_eq!(spki.len(), 44);
+    assert_eq!(&spki[12..], &raw[..]);
+    assert_eq!(ed.sign(message).unwrap().len(), 64);
+}
+
+#[test]
+fn a_key_on_one_token_does_not_verify_for_a_key_on_another() {
+    let (Some(first), Some(second)) = (SoftHsmToken::create(), SoftHsmToken::create()) else {
+        return;
+    };
+    let first = open(&first, &first.pin).unwrap();
+    let second = open(&second, &second.pin).unwrap();
+    for algorithm in [Pkcs11KeyAlgorithm::Ed25519, Pkcs11KeyAlgorithm::EcdsaP256] {
+        // The same label on two tokens: two unrelated keys.
+        let label = format!("release-{algorithm:?}");
+        let mine = first.generate_key(&label, algorithm).unwrap();
+        let theirs = second.generate_key(&label, algorithm).unwrap();
+        assert_ne!(mine.public_key(), theirs.public_key());
+        let signature = mine.sign_for_tuf(b"m").unwrap();
+        match theirs.public_key() {
+            PublicKey::Ed25519(public) => {
+                let verifier = enigm_crypto::Ed25519VerifyingKey::from_bytes(&public).unwrap();
+                assert!(verifier.verify(b"m", &signature).is_err());
+            }
+            PublicKey::EcdsaP256(point) => assert!(
+                enigm_crypto::verify_ecdsa_p256_sha256_der(&point, b"m", &signature).is_err()
+            ),
+        }
+    }
+    second
+        .generate_key("only-on-second", Pkcs11KeyAlgorithm::Ed25519)
+        .unwrap();
+    assert!(
+        first.find_key("only-on-second").unwrap().is_none(),
+        "keys stay on their token"
+    );
 }
 
 #[test]
@@ -79,10 +165,21 @@ fn wrong_pin_and_unknown_token_are_refused() {
     let Some(token) = SoftHsmToken::create() else {
         return;
     };
+    let refused = open(&token, "000000").unwrap_err();
+    assert!(matches!(refused, Pkcs11Error::PinIncorrect));
+    assert!(!format!("{refused} {refused:?}").contains("000000"));
+    // The right PIN still opens it (one wrong try does not lock it), and the token's Debug
+    // names nothing secret.
+    let session = open(&token, &token.pin).unwrap();
+    assert!(!format!("{session:?}").contains(&token.pin));
+    // The login belongs to the process: a second open while the first lives is refused
+    // instead of passing without a PIN check; once the first is dropped the token opens again.
     assert!(matches!(
         open(&token, "000000"),
-        Err(Pkcs11Error::PinIncorrect)
+        Err(Pkcs11Error::AlreadyOpen)
     ));
+    drop(session);
+    open(&token, &token.pin).unwrap();
     let unknown = Pkcs11Token::open(
         &token.module,
         "no-such-token",
