@@ -119,6 +119,12 @@ impl SoftHsmToken {
             std::fs::write(&temporary, text).expect("SoftHSM2 configuration");
             std::fs::rename(&temporary, &conf).expect("SoftHSM2 configuration");
         }
+        // Test processes run side by side (nextest runs one per test), and two `softhsm2-util
+        // --init-token --free` at once race for the same free slot ("Could not get info about
+        // the token in slot …"). An advisory lock on a file beside the tokens makes them take
+        // turns; it is released when the file closes at the end of this function.
+        let lock = std::fs::File::create(dir.join("init.lock")).expect("SoftHSM2 init lock file");
+        lock.lock().expect("SoftHSM2 init lock");
         remove_stale_tokens(&token_dir);
         Some(
             (0..TOKENS_PER_PROCESS)
