@@ -22,7 +22,7 @@ use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::DeviceHandle;
 use serde_json::Value;
 
-use crate::support::{Cli, ENIGM, Server, bootstrap_field, log_path, write_secret};
+use crate::support::{ENIGM, Owner, Server, log_path, write_secret};
 
 fn profiles() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles")
@@ -109,27 +109,10 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
     let server = Server::start(&data_dir, &database_args);
     let mut transcript = Transcript::default();
 
-    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-    let password_file = write_secret(
-        &secrets,
-        "owner-password",
-        &bootstrap_field(&bootstrap, "password"),
-    );
-    let pin_file = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
-    let owner = Cli {
-        config: dir.path().join("owner-config"),
-        server: server.url.clone(),
-        extra: vec![],
-    };
-    owner.ok(&[
-        "login",
-        "--username",
-        "admin",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
+    let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
+    let owner = &owner_login.cli;
+    let secrets = owner_login.secrets.clone();
+    let pin_file = owner_login.pin.clone();
 
     // The owner creates one token for three devices; it is printed once.
     let created = owner.run(&[

@@ -24,7 +24,7 @@ use std::process::{Command, Output, Stdio};
 use enigm_test_support::{Backend, TestDatabase, backend_tests, require_shared_vectors};
 use serde_json::Value;
 
-use crate::support::{Cli, ENIGM, Server, bootstrap_field, write_secret};
+use crate::support::{ENIGM, Owner, Server, write_secret};
 
 fn vectors() -> PathBuf {
     require_shared_vectors().join("android-key-attestation")
@@ -213,27 +213,10 @@ async fn agents_attest_with_a_development_root_through_the_real_verifier(backend
     assert!(dev_root.join("dev-attestation-root.pem").exists());
     assert!(dev_root.join("dev-attestation-root.key").exists());
 
-    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-    let password = write_secret(
-        &secrets,
-        "password",
-        &bootstrap_field(&bootstrap, "password"),
-    );
-    let pin = write_secret(&secrets, "pin", &bootstrap_field(&bootstrap, "pin"));
-    let owner = Cli {
-        config: dir.path().join("owner-config"),
-        server: url.clone(),
-        extra: vec![],
-    };
-    owner.ok(&[
-        "login",
-        "--username",
-        "admin",
-        "--password-file",
-        path(&password),
-    ]);
+    let owner_login = Owner::log_in(dir.path(), &data_dir, &url);
+    let owner = &owner_login.cli;
+    let secrets = owner_login.secrets.clone();
+    let pin = owner_login.pin.clone();
     let policy = dir.path().join("policy.json");
     std::fs::write(&policy, r#"{"required_for": {"enrollment": true}}"#).unwrap();
     let created = owner.json(&[

@@ -20,7 +20,7 @@ use std::process::{Command, Output, Stdio};
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use serde_json::Value;
 
-use crate::support::{Cli, ENIGM, Server, bootstrap_field, write_secret};
+use crate::support::{Cli, ENIGM, Owner, Server, write_secret};
 
 fn profile() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
@@ -80,84 +80,14 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
     let server = Server::start(&data_dir, &database_args);
     let url = server.url.clone();
 
-    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-    let password_file = write_secret(
-        &secrets,
-        "owner-password",
-        &bootstrap_field(&bootstrap, "password"),
-    );
-    let pin_file = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
-    let pin_args = ["--pin-file", pin_file.to_str().unwrap()];
-    let owner = Cli {
-        config: dir.path().join("owner-config"),
-        server: url.clone(),
-        extra: vec![],
-    };
-    owner.ok(&[
-        "login",
-        "--username",
-        "admin",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
+    let owner_login = Owner::log_in(dir.path(), &data_dir, &url);
+    let owner = &owner_login.cli;
+    let secrets = owner_login.secrets.clone();
+    let pin_file = owner_login.pin.clone();
+    let pin_args = owner_login.pin_args();
 
     // A second administrator (security-admin) to approve the wipe.
-    let carol_password = write_secret(&secrets, "carol-password", "a-user-password-of-length");
-    owner.json(
-        &[
-            &[
-                "admin",
-                "users",
-                "create",
-                "carol",
-                "--password-file",
-                carol_password.to_str().unwrap(),
-            ][..],
-            &pin_args[..],
-        ]
-        .concat(),
-    );
-    let grant = owner.json(&[
-        "admin",
-        "roles",
-        "grant",
-        "carol",
-        "security-admin",
-        "--justification",
-        "second approver",
-    ]);
-    let grant = grant["id"].as_str().unwrap().to_owned();
-    owner.json(
-        &[
-            &["admin", "approvals", "approve", &grant][..],
-            &pin_args[..],
-        ]
-        .concat(),
-    );
-    let carol = Cli {
-        config: dir.path().join("carol-config"),
-        server: url.clone(),
-        extra: vec![],
-    };
-    carol.ok(&[
-        "login",
-        "--username",
-        "carol",
-        "--password-file",
-        carol_password.to_str().unwrap(),
-    ]);
-    let carol_pin = write_secret(&secrets, "carol-pin", "739164");
-    carol.ok(&[
-        "admin",
-        "pin",
-        "set",
-        "--password-file",
-        carol_password.to_str().unwrap(),
-        "--pin-file",
-        carol_pin.to_str().unwrap(),
-    ]);
+    let (carol, carol_pin) = owner_login.add_administrator("carol", "security-admin");
 
     let created = owner.json(
         &[
@@ -197,7 +127,7 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
     };
 
     // Retire: issued; the device stays trusted until its agent acknowledges at the next cycle.
-    let issued = lifecycle(&owner, &retiring, "retire", &pin_file);
+    let issued = lifecycle(owner, &retiring, "retire", &pin_file);
     assert!(issued.status.success(), "{}", text(&issued));
     assert!(text(&issued).contains("retire issued"), "{}", text(&issued));
     let shown = owner.ok(&["admin", "devices", "show", &retiring]);
@@ -269,7 +199,7 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
     );
 
     // Replace: a one-use token; the successor enrolls with its own key under a new handle.
-    let replaced = lifecycle(&owner, &old, "replace", &pin_file);
+    let replaced = lifecycle(owner, &old, "replace", &pin_file);
     assert!(replaced.status.success(), "{}", text(&replaced));
     let replaced = String::from_utf8(replaced.stdout).unwrap();
     assert!(replaced.contains("is now replaced"), "{replaced}");

@@ -22,7 +22,7 @@ use enigm_test_support::softhsm::SoftHsmToken;
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use serde_json::Value;
 
-use crate::support::{Cli, ENIGM, Server, bootstrap_field, write_secret};
+use crate::support::{ENIGM, Owner, Server, write_secret};
 
 fn profile() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
@@ -77,79 +77,12 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     let server = Server::start(&data_dir, &database_args);
     let url = server.url.clone();
 
-    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-    let password_file = write_secret(
-        &secrets,
-        "owner-password",
-        &bootstrap_field(&bootstrap, "password"),
-    );
-    let pin_file = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
-    let pin = pin_file.to_str().unwrap();
-    let owner = Cli {
-        config: dir.path().join("owner-config"),
-        server: url.clone(),
-        extra: vec![],
-    };
-    owner.ok(&[
-        "login",
-        "--username",
-        "admin",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
+    let owner_login = Owner::log_in(dir.path(), &data_dir, &url);
+    let owner = &owner_login.cli;
+    let secrets = owner_login.secrets.clone();
+    let pin = owner_login.pin.to_str().unwrap();
     // A second administrator approves the signing.
-    let carol_password = write_secret(&secrets, "carol-password", "a-user-password-of-length");
-    owner.json(&[
-        "admin",
-        "users",
-        "create",
-        "carol",
-        "--password-file",
-        carol_password.to_str().unwrap(),
-        "--pin-file",
-        pin,
-    ]);
-    let grant = owner.json(&[
-        "admin",
-        "roles",
-        "grant",
-        "carol",
-        "security-admin",
-        "--justification",
-        "second approver",
-    ]);
-    owner.json(&[
-        "admin",
-        "approvals",
-        "approve",
-        grant["id"].as_str().unwrap(),
-        "--pin-file",
-        pin,
-    ]);
-    let carol = Cli {
-        config: dir.path().join("carol-config"),
-        server: url.clone(),
-        extra: vec![],
-    };
-    carol.ok(&[
-        "login",
-        "--username",
-        "carol",
-        "--password-file",
-        carol_password.to_str().unwrap(),
-    ]);
-    let carol_pin = write_secret(&secrets, "carol-pin", "739164");
-    carol.ok(&[
-        "admin",
-        "pin",
-        "set",
-        "--password-file",
-        carol_password.to_str().unwrap(),
-        "--pin-file",
-        carol_pin.to_str().unwrap(),
-    ]);
+    let (carol, carol_pin) = owner_login.add_administrator("carol", "security-admin");
 
     // The workstation: keys on the token (Ed25519 root and targets, P-256 release), the root.
     let token_pin = write_secret(&secrets, "token-pin", &token.pin);

@@ -162,3 +162,121 @@ pub(crate) fn bootstrap_field(text: &str, field: &str) -> String {
         .trim()
         .to_owned()
 }
+
+/// The bootstrap owner of a fresh installation, logged in: their CLI and the secret files
+/// (mode 0600, under `secrets`) that commands needing a password or PIN read.
+pub(crate) struct Owner {
+    pub(crate) cli: Cli,
+    pub(crate) password: PathBuf,
+    pub(crate) pin: PathBuf,
+    /// Where this test keeps secret files; other administrators' go here too.
+    pub(crate) secrets: PathBuf,
+    /// The test's scratch directory (CLI configuration directories live in it).
+    scratch: PathBuf,
+}
+
+impl Owner {
+    /// Reads the bootstrap credentials `enigm up` wrote into `data_dir` and logs in at `url`
+    /// with the configuration in `scratch/owner-config`.
+    pub(crate) fn log_in(scratch: &Path, data_dir: &Path, url: &str) -> Owner {
+        let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
+        let secrets = scratch.join("secrets");
+        std::fs::create_dir_all(&secrets).unwrap();
+        let password = write_secret(
+            &secrets,
+            "owner-password",
+            &bootstrap_field(&bootstrap, "password"),
+        );
+        let pin = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
+        let cli = Cli {
+            config: scratch.join("owner-config"),
+            server: url.to_owned(),
+            extra: vec![],
+        };
+        cli.ok(&[
+            "login",
+            "--username",
+            "admin",
+            "--password-file",
+            password.to_str().unwrap(),
+        ]);
+        Owner {
+            cli,
+            password,
+            pin,
+            secrets,
+            scratch: scratch.to_path_buf(),
+        }
+    }
+
+    /// `--pin-file` and the owner's PIN file, for critical operations.
+    pub(crate) fn pin_args(&self) -> [&str; 2] {
+        ["--pin-file", self.pin.to_str().unwrap()]
+    }
+
+    /// A second administrator: created with `role` by the owner, who approves the grant alone
+    /// (a fresh installation's bootstrap window), then logged in with a PIN of their own set.
+    /// Returns their CLI and PIN file.
+    pub(crate) fn add_administrator(&self, name: &str, role: &str) -> (Cli, PathBuf) {
+        let password = write_secret(
+            &self.secrets,
+            &format!("{name}-password"),
+            "a-user-password-of-length",
+        );
+        let password = password.to_str().unwrap();
+        let pin_args = self.pin_args();
+        self.cli.json(
+            &[
+                &[
+                    "admin",
+                    "users",
+                    "create",
+                    name,
+                    "--password-file",
+                    password,
+                ][..],
+                &pin_args[..],
+            ]
+            .concat(),
+        );
+        let grant = self.cli.json(&[
+            "admin",
+            "roles",
+            "grant",
+            name,
+            role,
+            "--justification",
+            "second approver",
+        ]);
+        let decided = self.cli.json(
+            &[
+                &[
+                    "admin",
+                    "approvals",
+                    "approve",
+                    grant["id"].as_str().unwrap(),
+                ][..],
+                &pin_args[..],
+            ]
+            .concat(),
+        );
+        assert_eq!(decided["state"], "executed", "{decided}");
+        let cli = Cli {
+            config: self.scratch.join(format!("{name}-config")),
+            server: self.cli.server.clone(),
+            extra: vec![],
+        };
+        cli.ok(&["login", "--username", name, "--password-file", password]);
+        let pin = write_secret(&self.secrets, &format!("{name}-pin"), "739164");
+        cli.ok(&[
+            "admin",
+            "pin",
+            "set",
+            "--password-file",
+            password,
+            "--pin-file",
+            pin.to_str().unwrap(),
+        ]);
+        (cli, pin)
+    }
+}
