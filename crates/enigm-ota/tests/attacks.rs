@@ -100,6 +100,15 @@ impl Repo {
         self.files["1.root.json"].clone()
     }
 
+    /// A client that trusts only version 1 of the root refreshes against this repository now.
+    fn refresh_from_its_root(&self) -> Result<TrustedMetadata, enigm_ota::RefreshError> {
+        refresh(
+            TrustedMetadata::new(&self.trusted_root()).unwrap(),
+            &self.files,
+            NOW,
+        )
+    }
+
     /// Adds a release signed by `payload_signer` and publishes new targets, snapshot and
     /// timestamp.
     fn release(
@@ -181,12 +190,7 @@ fn published_repo() -> Repo {
 #[test]
 fn a_signed_release_verifies_end_to_end() {
     let repo = published_repo();
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     let target = trusted.target("os/image.img").unwrap();
     let approved = appraise_release(&trusted, &target, &device("enigm-sim", 4), NOW).unwrap();
     assert_eq!(approved.fields().rollback_index, 5);
@@ -199,12 +203,7 @@ fn a_signed_release_verifies_end_to_end() {
 #[test]
 fn tampered_artifact() {
     let repo = published_repo();
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     let target = trusted.target("os/image.img").unwrap();
     let mut verifier = ArtifactVerifier::new(&target).unwrap();
     verifier.update(b"image v6").unwrap();
@@ -214,12 +213,7 @@ fn tampered_artifact() {
 #[test]
 fn wrong_length() {
     let repo = published_repo();
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     let target = trusted.target("os/image.img").unwrap();
     let mut longer = ArtifactVerifier::new(&target).unwrap();
     assert_eq!(
@@ -250,12 +244,7 @@ fn older_snapshot_version_is_a_rollback() {
     let mut repo = published_repo();
     let old_timestamp = repo.files["timestamp.json"].clone();
     repo.publish(later(30));
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     // The attacker serves the older timestamp (and so the older snapshot).
     let mut replayed = repo.files.clone();
     replayed.insert("timestamp.json".to_owned(), old_timestamp);
@@ -289,12 +278,7 @@ fn signature_by_the_wrong_roles_key() {
     // Signed by the snapshot key, not the timestamp key.
     let forged = sign_metadata(&timestamp, &[&repo.snapshot]).unwrap();
     repo.files.insert("timestamp.json".to_owned(), forged);
-    let error = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap_err();
+    let error = repo.refresh_from_its_root().unwrap_err();
     assert_eq!(error.category(), FailureCategory::BadSignature, "{error}");
 }
 
@@ -401,12 +385,7 @@ fn payload_signed_by_the_manifest_key() {
         fields(5, "enigm-sim"),
         &manifest_signer,
     );
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     let target = trusted.target("os/image.img").unwrap();
     assert_eq!(
         appraise_release(&trusted, &target, &device("enigm-sim", 0), NOW).unwrap_err(),
@@ -446,12 +425,7 @@ fn release_keys_that_are_metadata_keys_are_refused() {
 #[test]
 fn downgrade_of_the_rollback_index() {
     let repo = published_repo();
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     let target = trusted.target("os/image.img").unwrap();
     assert_eq!(
         appraise_release(&trusted, &target, &device("enigm-sim", 6), NOW).unwrap_err(),
@@ -464,12 +438,7 @@ fn downgrade_of_the_rollback_index() {
 #[test]
 fn incompatible_device() {
     let repo = published_repo();
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     let target = trusted.target("os/image.img").unwrap();
     assert_eq!(
         appraise_release(&trusted, &target, &device("other-model", 0), NOW).unwrap_err(),
@@ -501,12 +470,7 @@ fn target_name_with_dot_dot() {
     ] {
         repo.release(name, b"x", fields(5, "enigm-sim"), &release);
     }
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     for name in [
         "os/../../etc/passwd",
         "/etc/passwd",
@@ -531,12 +495,7 @@ fn endless_data_is_cut_at_the_bound() {
     let mut huge = repo.files["timestamp.json"].clone();
     huge.extend(std::iter::repeat_n(b' ', 64 * 1024));
     repo.files.insert("timestamp.json".to_owned(), huge);
-    let error = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap_err();
+    let error = repo.refresh_from_its_root().unwrap_err();
     assert_eq!(error.category(), FailureCategory::TooLarge, "{error}");
 }
 
@@ -557,12 +516,7 @@ fn expired_snapshot_under_an_unchanged_timestamp_is_a_freeze() {
     let mut repo = published_repo();
     // The timestamp outlives the snapshot (30 days) and the repository stops publishing.
     repo.publish(later(60));
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     let error = refresh(trusted.clone(), &repo.files, later(31)).unwrap_err();
     assert_eq!(error.category(), FailureCategory::Freeze, "{error}");
     // The same from a client's store, where the local copies load without their expiry.
@@ -611,12 +565,7 @@ fn release_fields_outside_the_schema_are_malformed() {
     bad_expiry.expires = "next year".to_owned();
     repo.release("os/bad-expiry.img", b"c", bad_expiry, &release);
     repo.release = release;
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     for name in [
         "os/unknown-kind.img",
         "os/no-hardware.img",
@@ -636,12 +585,7 @@ fn an_artifact_witness_names_only_the_target_it_checked() {
     let mut repo = published_repo();
     let release = std::mem::replace(&mut repo.release, ed25519());
     repo.release("os/other.img", b"other", fields(5, "enigm-sim"), &release);
-    let trusted = refresh(
-        TrustedMetadata::new(&repo.trusted_root()).unwrap(),
-        &repo.files,
-        NOW,
-    )
-    .unwrap();
+    let trusted = repo.refresh_from_its_root().unwrap();
     let checked = trusted.target("os/other.img").unwrap();
     let other = trusted.target("os/image.img").unwrap();
     let mut verifier = ArtifactVerifier::new(&checked).unwrap();
