@@ -1,6 +1,6 @@
 //! Fuzzes the JSON that Command parses from outside: every request body the server accepts from
-//! clients, the approval action and rule stored with an approval request, and the canonical audit
-//! event JSON read back from the audit log.
+//! administrators and devices, the approval action and rule stored with an approval request,
+//! and the canonical audit event JSON read back from the audit log.
 //!
 //! Properties checked on every input:
 //!
@@ -17,9 +17,16 @@
 use std::any::type_name;
 use std::fmt::Debug;
 
+use enigm_api::attestation::{AttestRequest, ChallengeRequest};
+use enigm_api::devices::{
+    CheckInRequest, CommandAckRequest, CreateEnrollmentTokenRequest, EnrollRequest,
+    LifecycleRequest,
+};
+use enigm_api::eligibility::EligibilityRequest;
+use enigm_api::releases::{CreateReleaseRequest, InstallReportRequest};
 use enigm_api::{
-    ApprovalRuleChangeRequest, ChangePasswordRequest, CreateUserRequest, LoginRequest,
-    RoleGrantRequest, SetPinRequest, TotpConfirmRequest,
+    ApprovalRuleChangeRequest, ChangePasswordRequest, CreateUserRequest, LegalHoldRequest,
+    LoginRequest, RoleGrantRequest, SetPinRequest, TotpConfirmRequest,
 };
 use enigm_types::{ApprovalAction, ApprovalRule, AuditEvent};
 use libfuzzer_sys::fuzz_target;
@@ -37,6 +44,19 @@ fuzz_target!(|data: &[u8]| {
     if let Some(request) = json_is_a_fixed_point::<ApprovalRuleChangeRequest>(data) {
         rule_from_request(&request);
     }
+    json_is_a_fixed_point::<LegalHoldRequest>(data);
+    // Devices and their administration.
+    json_is_a_fixed_point::<CreateEnrollmentTokenRequest>(data);
+    json_is_a_fixed_point::<EnrollRequest>(data);
+    json_is_a_fixed_point::<CheckInRequest>(data);
+    json_is_a_fixed_point::<LifecycleRequest>(data);
+    json_is_a_fixed_point::<CommandAckRequest>(data);
+    json_is_a_fixed_point::<EligibilityRequest>(data);
+    json_is_a_fixed_point::<ChallengeRequest>(data);
+    json_is_a_fixed_point::<AttestRequest>(data);
+    // OTA releases and what devices report of them.
+    json_is_a_fixed_point::<CreateReleaseRequest>(data);
+    json_is_a_fixed_point::<InstallReportRequest>(data);
 
     // Stored JSON, read back from the database.
     round_trips_to_equal::<ApprovalAction>(data);
