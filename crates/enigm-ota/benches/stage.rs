@@ -92,7 +92,7 @@ fn main() {
         output.write_all(&buffer[..n]).unwrap();
     }
     output.sync_all().unwrap();
-    verifier.finish(target).unwrap();
+    verifier.finish().unwrap();
     let stage = start.elapsed();
 
     let rate = |elapsed: std::time::Duration| total / elapsed.as_secs_f64() / 1e6;

@@ -730,13 +730,10 @@ impl ArtifactVerifier {
         Ok(())
     }
 
-    /// Checks the length and hashes of everything fed. `target` must be the target the
-    /// verifier was made for (it is compared, so that a witness can never name a target whose
-    /// bytes were not the ones checked).
-    pub fn finish(self, target: VerifiedTarget) -> Result<VerifiedArtifact, TargetError> {
-        if target != self.target {
-            return Err(TargetError::Mismatch);
-        }
+    /// Checks the length and hashes of everything fed; the witness names the target the
+    /// verifier was made for, so it can never name a target whose bytes were not the ones
+    /// checked.
+    pub fn finish(self) -> Result<VerifiedArtifact, TargetError> {
         let sha256 = hex::encode(self.sha256.finish());
         let sha512 = self.sha512.map(|sha512| hex::encode(sha512.finish()));
         let sha256_ok = self
@@ -748,7 +745,9 @@ impl ArtifactVerifier {
         if self.received != self.expected_length || !sha256_ok || !sha512_ok {
             return Err(TargetError::Mismatch);
         }
-        Ok(VerifiedArtifact { target })
+        Ok(VerifiedArtifact {
+            target: self.target,
+        })
     }
 }
 

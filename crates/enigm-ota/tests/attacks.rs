@@ -197,7 +197,7 @@ fn a_signed_release_verifies_end_to_end() {
     let mut verifier = ArtifactVerifier::new(&target).unwrap();
     verifier.update(b"image ").unwrap();
     verifier.update(b"v5").unwrap();
-    assert_eq!(verifier.finish(target.clone()).unwrap().target(), &target);
+    assert_eq!(verifier.finish().unwrap().target(), &target);
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn tampered_artifact() {
     let target = trusted.target("os/image.img").unwrap();
     let mut verifier = ArtifactVerifier::new(&target).unwrap();
     verifier.update(b"image v6").unwrap();
-    assert_eq!(verifier.finish(target).unwrap_err(), TargetError::Mismatch);
+    assert_eq!(verifier.finish().unwrap_err(), TargetError::Mismatch);
 }
 
 #[test]
@@ -223,7 +223,7 @@ fn wrong_length() {
     assert_eq!(TargetError::TooLong.category(), FailureCategory::TooLarge);
     let mut shorter = ArtifactVerifier::new(&target).unwrap();
     shorter.update(b"image").unwrap();
-    assert_eq!(shorter.finish(target).unwrap_err(), TargetError::Mismatch);
+    assert_eq!(shorter.finish().unwrap_err(), TargetError::Mismatch);
 }
 
 #[test]
@@ -588,9 +588,16 @@ fn an_artifact_witness_names_only_the_target_it_checked() {
     let trusted = repo.refresh_from_its_root().unwrap();
     let checked = trusted.target("os/other.img").unwrap();
     let other = trusted.target("os/image.img").unwrap();
+    // The witness names the target the verifier was made for, whatever else the caller holds.
     let mut verifier = ArtifactVerifier::new(&checked).unwrap();
     verifier.update(b"other").unwrap();
-    assert_eq!(verifier.finish(other).unwrap_err(), TargetError::Mismatch);
+    let artifact = verifier.finish().unwrap();
+    assert_eq!(artifact.target(), &checked);
+    assert_ne!(artifact.target(), &other);
+    // Bytes of one target never make a witness for another.
+    let mut verifier = ArtifactVerifier::new(&other).unwrap();
+    verifier.update(b"other").unwrap();
+    assert_eq!(verifier.finish().unwrap_err(), TargetError::Mismatch);
 }
 
 #[test]

@@ -125,7 +125,7 @@ fn metadata_written_by_python_tuf_verifies_here() {
     .unwrap();
     let mut verifier = ArtifactVerifier::new(&target).unwrap();
     verifier.update(&artifact).unwrap();
-    verifier.finish(target).unwrap();
+    verifier.finish().unwrap();
 }
 
 #[test]

@@ -217,7 +217,7 @@ pub(crate) async fn update(
     let verified = match failure {
         Some(reason) => Err(reason),
         None => verifier
-            .finish(target.clone())
+            .finish()
             .map_err(|error| reason_of(error.category())),
     };
     if let Err(reason) = verified {

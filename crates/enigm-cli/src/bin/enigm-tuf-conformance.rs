@@ -186,7 +186,7 @@ async fn download(
     let path = target_dir.join(&local_name);
     if let Ok(existing) = std::fs::read(&path) {
         let mut verifier = ArtifactVerifier::new(&target)?;
-        if verifier.update(&existing).is_ok() && verifier.finish(target.clone()).is_ok() {
+        if verifier.update(&existing).is_ok() && verifier.finish().is_ok() {
             return Ok(());
         }
     }
@@ -212,7 +212,7 @@ async fn download(
     .map_err(|failure| anyhow::anyhow!("download of {name} failed: {failure:?}"))?;
     let mut verifier = ArtifactVerifier::new(&target)?;
     verifier.update(&bytes)?;
-    verifier.finish(target)?;
+    verifier.finish()?;
     write_atomically(&path, &bytes)
 }
 
