@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use enigm_server::{ServerConfig, TlsFiles};
+use enigm_server::{OnlineKeyToken, ServerConfig, TlsFiles};
 
 /// Where `enigm up` keeps its database and keys unless told otherwise; `enigm audit` looks there
 /// too.
@@ -59,6 +59,23 @@ pub(crate) struct UpArgs {
     /// is then rejected until it is refreshed).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
     attestation_status_max_age_hours: u64,
+    /// Keep the online OTA snapshot and timestamp keys in this PKCS#11 token (the module, e.g.
+    /// /usr/lib/softhsm/libsofthsm2.so) instead of files in the data directory; they are
+    /// generated on the token at the first start. Changing where they live changes the keys:
+    /// the next root must name them (`enigm ota keys rotate --role root`).
+    #[arg(
+        long,
+        value_name = "PATH",
+        requires_all = ["ota_token_label", "ota_token_pin_file"]
+    )]
+    ota_pkcs11_module: Option<PathBuf>,
+    /// The label of the token for the online OTA keys.
+    #[arg(long, value_name = "LABEL", requires = "ota_pkcs11_module")]
+    ota_token_label: Option<String>,
+    /// File whose content is that token's user PIN (Command runs unattended, so there is no
+    /// prompt; the PIN is never an argument).
+    #[arg(long, value_name = "FILE", requires = "ota_pkcs11_module")]
+    ota_token_pin_file: Option<PathBuf>,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -81,6 +98,21 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.attestation_status_list = args.attestation_status_list;
     config.attestation_status_max_age =
         Duration::from_secs(args.attestation_status_max_age_hours * 3600);
+    if let (Some(module), Some(token_label), Some(pin_file)) = (
+        args.ota_pkcs11_module,
+        args.ota_token_label,
+        args.ota_token_pin_file,
+    ) {
+        let pin =
+            zeroize::Zeroizing::new(std::fs::read_to_string(&pin_file).with_context(|| {
+                format!("cannot read the token PIN file `{}`", pin_file.display())
+            })?);
+        config.ota_online_token = Some(OnlineKeyToken {
+            module,
+            token_label,
+            pin: secrecy::SecretString::from(pin.trim_end_matches(['\n', '\r']).to_owned()),
+        });
+    }
     enigm_server::run(config)
         .await
         .context("enigm command server stopped with an error")

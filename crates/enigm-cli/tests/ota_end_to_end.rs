@@ -1,5 +1,7 @@
 //! OTA end to end with real processes on loopback and a real SoftHSM2 token (SQLite and
-//! PostgreSQL): `enigm ota keys init` creates the keys on the token and installs the root;
+//! PostgreSQL): `enigm ota keys init` creates the keys on the token and installs the root
+//! (with SQLite, Command's own online keys are in a second token: `enigm up
+//! --ota-pkcs11-module`);
 //! a release is created, approved by a second administrator, signed on the token with
 //! `enigm release sign`, published; `enigm agent` verifies and installs it into its A/B slots
 //! and reports. An image that fails its health check rolls back; an artifact tampered with on
@@ -74,8 +76,33 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         Backend::Sqlite => vec![],
         Backend::Postgres => vec!["--database-url", db.url()],
     };
-    let server = Server::start(&data_dir, &database_args);
+    // Command's online snapshot and timestamp keys: in a token of their own with SQLite, as
+    // files in the data directory with PostgreSQL, so that both ways run end to end.
+    let command_token = match backend {
+        Backend::Sqlite => Some(SoftHsmToken::create().expect("softhsm2 made the first token")),
+        Backend::Postgres => None,
+    };
+    let command_token_pin = command_token
+        .as_ref()
+        .map(|token| write_secret(dir.path(), "command-token-pin", &token.pin));
+    let mut server_args = database_args;
+    if let (Some(token), Some(pin_file)) = (&command_token, &command_token_pin) {
+        server_args.extend([
+            "--ota-pkcs11-module",
+            token.module.to_str().unwrap(),
+            "--ota-token-label",
+            &token.label,
+            "--ota-token-pin-file",
+            pin_file.to_str().unwrap(),
+        ]);
+    }
+    let server = Server::start(&data_dir, &server_args);
     let url = server.url.clone();
+    assert_eq!(
+        data_dir.join("keys/ota-timestamp.key").exists(),
+        command_token.is_none(),
+        "online keys are files exactly when Command has no token for them"
+    );
 
     let owner_login = Owner::log_in(dir.path(), &data_dir, &url);
     let owner = &owner_login.cli;

@@ -1,8 +1,9 @@
 //! The repository side: signing metadata and building each role's next version.
 //!
-//! Signing goes through [`MetadataSigner`], which a PKCS#11 token key (the CLI's) or a
-//! development [`SoftwareSigner`] implements: the signer gets the canonical bytes and returns
-//! the signature; keys never pass through this crate.
+//! Signing goes through [`MetadataSigner`], which a PKCS#11 token key (the signing
+//! workstation's, or Command's online keys when it is given a token) or a development
+//! [`SoftwareSigner`] implements: the signer gets the canonical bytes and returns the
+//! signature; keys never pass through this crate.
 
 use std::collections::BTreeMap;
 
@@ -62,6 +63,21 @@ impl MetadataSigner for SoftwareSigner {
                 .sign(message)
                 .map_err(|error| SignerError(error.to_string())),
         }
+    }
+}
+
+/// A key in a PKCS#11 token: the token signs, the private key never leaves it.
+impl MetadataSigner for enigm_crypto::pkcs11::Pkcs11Key {
+    fn key(&self) -> Key {
+        match self.public_key() {
+            enigm_crypto::pkcs11::PublicKey::Ed25519(public) => Key::ed25519(&public),
+            enigm_crypto::pkcs11::PublicKey::EcdsaP256(point) => Key::ecdsa_p256(&point),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        self.sign_for_tuf(message)
+            .map_err(|error| SignerError(error.to_string()))
     }
 }
 

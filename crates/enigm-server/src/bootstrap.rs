@@ -267,7 +267,45 @@ pub fn load_or_create_ota_online_keys(data_dir: &Path) -> anyhow::Result<crate::
         Ok(key)
     };
     Ok(crate::ota::OnlineKeys {
-        snapshot: load(OTA_SNAPSHOT_KEY_FILE)?,
-        timestamp: load(OTA_TIMESTAMP_KEY_FILE)?,
+        snapshot: crate::ota::OnlineKey::File(load(OTA_SNAPSHOT_KEY_FILE)?),
+        timestamp: crate::ota::OnlineKey::File(load(OTA_TIMESTAMP_KEY_FILE)?),
+    })
+}
+
+/// The labels of the online keys in a PKCS#11 token.
+pub const OTA_SNAPSHOT_KEY_LABEL: &str = "enigm-ota-snapshot";
+pub const OTA_TIMESTAMP_KEY_LABEL: &str = "enigm-ota-timestamp";
+
+/// Opens the token and finds the online keys in it, generating them (Ed25519, on the token,
+/// not extractable) at the first start. The session stays open for as long as Command runs.
+pub fn load_or_create_ota_online_keys_on_token(
+    token: &crate::config::OnlineKeyToken,
+) -> anyhow::Result<crate::ota::OnlineKeys> {
+    use enigm_crypto::pkcs11::{Pkcs11KeyAlgorithm, Pkcs11Token};
+    let opened = Pkcs11Token::open(&token.module, &token.token_label, token.pin.clone())
+        .with_context(|| {
+            format!(
+                "cannot open the PKCS#11 token `{}` for the OTA online keys",
+                token.token_label
+            )
+        })?;
+    let key = |label: &str| -> anyhow::Result<crate::ota::OnlineKey> {
+        let key = match opened.find_key(label)? {
+            Some(key) => key,
+            None => {
+                tracing::info!(label, "generating an OTA online key on the PKCS#11 token");
+                opened.generate_key(label, Pkcs11KeyAlgorithm::Ed25519)?
+            }
+        };
+        anyhow::ensure!(
+            key.private_is_protected()?,
+            "the token gives out the private half of `{label}`: it must be sensitive and not \
+             extractable"
+        );
+        Ok(crate::ota::OnlineKey::Token(key))
+    };
+    Ok(crate::ota::OnlineKeys {
+        snapshot: key(OTA_SNAPSHOT_KEY_LABEL)?,
+        timestamp: key(OTA_TIMESTAMP_KEY_LABEL)?,
     })
 }

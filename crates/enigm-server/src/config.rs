@@ -35,6 +35,19 @@ pub struct ServerConfig {
     /// How old the status list (its file's modification time) may be before every chain is
     /// rejected.
     pub attestation_status_max_age: Duration,
+    /// A PKCS#11 token for the online snapshot and timestamp keys; `None` keeps them as files
+    /// (mode 0600) in the data directory's `keys/`.
+    pub ota_online_token: Option<OnlineKeyToken>,
+}
+
+/// Where Command's online OTA keys live when they are in a PKCS#11 token: the keys labelled
+/// [`crate::bootstrap::OTA_SNAPSHOT_KEY_LABEL`] and [`crate::bootstrap::OTA_TIMESTAMP_KEY_LABEL`]
+/// (Ed25519), generated on the token at the first start when absent.
+#[derive(Debug, Clone)]
+pub struct OnlineKeyToken {
+    pub module: PathBuf,
+    pub token_label: String,
+    pub pin: secrecy::SecretString,
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +76,7 @@ impl ServerConfig {
             insecure_dev_attestation_root: None,
             attestation_status_list: None,
             attestation_status_max_age: Duration::from_secs(24 * 60 * 60),
+            ota_online_token: None,
         }
     }
 }

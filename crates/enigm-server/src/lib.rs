@@ -22,5 +22,5 @@ mod serve;
 pub mod state;
 mod views;
 
-pub use config::{ServerConfig, TlsFiles};
+pub use config::{OnlineKeyToken, ServerConfig, TlsFiles};
 pub use serve::run;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use enigm_crypto::{Ed25519SigningKey, Sha256Stream};
+use enigm_ota::{MetadataSigner, SignerError};
 use enigm_types::{ReasonCategory, Timestamp};
 use tokio::io::AsyncWriteExt as _;
 
@@ -26,8 +27,44 @@ pub const SNAPSHOT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// The keys of the two online roles. Held by Command because snapshot and timestamp must be
 /// re-signed without a person (TUF's online roles); the root and targets keys never are.
 pub struct OnlineKeys {
-    pub snapshot: Ed25519SigningKey,
-    pub timestamp: Ed25519SigningKey,
+    pub snapshot: OnlineKey,
+    pub timestamp: OnlineKey,
+}
+
+/// One online key: a file in the data directory (the default), or a key in a PKCS#11 token
+/// that Command holds open (`enigm up --ota-pkcs11-module`), which signs without ever giving
+/// the key out.
+pub enum OnlineKey {
+    File(Ed25519SigningKey),
+    Token(enigm_crypto::pkcs11::Pkcs11Key),
+}
+
+impl OnlineKey {
+    /// Where the key lives, for the operator.
+    pub fn location(&self) -> &'static str {
+        match self {
+            OnlineKey::File(_) => "file",
+            OnlineKey::Token(_) => "pkcs11",
+        }
+    }
+}
+
+impl MetadataSigner for OnlineKey {
+    fn key(&self) -> enigm_ota::Key {
+        match self {
+            OnlineKey::File(key) => enigm_ota::Key::ed25519(&key.verifying_key().to_bytes()),
+            OnlineKey::Token(key) => key.key(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
+        match self {
+            OnlineKey::File(key) => Ok(key.sign(message).to_vec()),
+            // A token signature is a short call into the module (microseconds on SoftHSM2,
+            // milliseconds on a network HSM), made once per snapshot or timestamp.
+            OnlineKey::Token(key) => MetadataSigner::sign(key, message),
+        }
+    }
 }
 
 /// What `enigm up` or a test chooses about OTA.
@@ -66,8 +103,8 @@ impl OtaConfig {
         let mut rng = rand::rngs::OsRng;
         OtaConfig {
             online: OnlineKeys {
-                snapshot: Ed25519SigningKey::generate(&mut rng),
-                timestamp: Ed25519SigningKey::generate(&mut rng),
+                snapshot: OnlineKey::File(Ed25519SigningKey::generate(&mut rng)),
+                timestamp: OnlineKey::File(Ed25519SigningKey::generate(&mut rng)),
             },
             artifacts_dir,
         }
@@ -195,20 +232,13 @@ async fn sync_directory(directory: &Path) -> std::io::Result<()> {
         .map_err(std::io::Error::other)?
 }
 
-/// The TUF key object of an Ed25519 public key.
-pub fn tuf_ed25519_key(key: &Ed25519SigningKey) -> serde_json::Value {
-    serde_json::json!({
-        "keytype": "ed25519",
-        "scheme": "ed25519",
-        "keyval": { "public": hex::encode(key.verifying_key().to_bytes()) },
-    })
-}
-
 impl OtaService {
     pub fn online_keys_view(&self) -> enigm_api::releases::OnlineKeysView {
+        let tuf_key =
+            |key: &OnlineKey| serde_json::to_value(key.key()).unwrap_or(serde_json::Value::Null);
         enigm_api::releases::OnlineKeysView {
-            snapshot: tuf_ed25519_key(&self.config.online.snapshot),
-            timestamp: tuf_ed25519_key(&self.config.online.timestamp),
+            snapshot: tuf_key(&self.config.online.snapshot),
+            timestamp: tuf_key(&self.config.online.timestamp),
         }
     }
 }

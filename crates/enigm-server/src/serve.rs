@@ -19,7 +19,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::attestation::AttestationConfig;
 use crate::bootstrap::{
     BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_device_handle_key, load_or_create_log_key,
-    load_or_create_ota_online_keys, load_or_create_sealing_key, prepare_data_dir,
+    load_or_create_ota_online_keys, load_or_create_ota_online_keys_on_token,
+    load_or_create_sealing_key, prepare_data_dir,
 };
 use crate::config::{ServerConfig, TlsFiles};
 use crate::state::{AppState, StateOptions, SystemClock};
@@ -65,7 +66,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         device_handle_key: load_or_create_device_handle_key(&config.data_dir)?,
         attestation: attestation_config(&config)?,
         ota: crate::ota::OtaConfig {
-            online: load_or_create_ota_online_keys(&config.data_dir)?,
+            online: match &config.ota_online_token {
+                Some(token) => load_or_create_ota_online_keys_on_token(token)?,
+                None => load_or_create_ota_online_keys(&config.data_dir)?,
+            },
             artifacts_dir: config.data_dir.join("ota").join("targets"),
         },
     };

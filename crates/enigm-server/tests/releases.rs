@@ -730,3 +730,59 @@ async fn a_root_must_name_commands_online_keys_and_chain(backend: Backend) {
         signing::raw(&app, Method::PUT, paths::OTA_ROOT, &manager, b"{}".to_vec()).await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
 }
+
+/// `enigm up --ota-pkcs11-module …`: the online keys are generated on the token at the first
+/// start, found again at the next, and sign metadata that verifies under the keys Command
+/// names; a wrong PIN is refused plainly.
+#[test]
+fn online_keys_in_a_token_are_made_once_and_sign_what_verifies() {
+    use enigm_ota::MetadataSigner;
+    use enigm_ota::repository::build_timestamp;
+    use enigm_server::OnlineKeyToken;
+    use enigm_server::bootstrap::load_or_create_ota_online_keys_on_token;
+    use enigm_test_support::softhsm::SoftHsmToken;
+    use secrecy::SecretString;
+
+    let Some(token) = SoftHsmToken::create() else {
+        return;
+    };
+    let config = |pin: &str| OnlineKeyToken {
+        module: token.module.clone(),
+        token_label: token.label.clone(),
+        pin: SecretString::from(pin.to_owned()),
+    };
+    let first = load_or_create_ota_online_keys_on_token(&config(&token.pin)).unwrap();
+    assert_eq!(first.snapshot.location(), "pkcs11");
+    assert_eq!(first.timestamp.location(), "pkcs11");
+    let (snapshot_key, timestamp_key) = (first.snapshot.key(), first.timestamp.key());
+    assert_ne!(snapshot_key, timestamp_key, "one key per online role");
+
+    let expires = enigm_types::Timestamp::from_unix_millis(1_900_000_000_000);
+    let timestamp = build_timestamp(1, b"{}", 1, expires);
+    let signed = enigm_ota::sign_metadata(&timestamp, &[&first.timestamp]).unwrap();
+    let (envelope, _) =
+        enigm_ota::metadata::parse::<enigm_ota::metadata::Timestamp>(&signed).unwrap();
+    let message = enigm_ota::canonical::canonical_json(&envelope.signed).unwrap();
+    let signature = &envelope.signatures[0];
+    assert_eq!(signature.keyid, timestamp_key.key_id());
+    timestamp_key
+        .verify(&message, &hex::decode(&signature.sig).unwrap())
+        .unwrap();
+    drop(first);
+
+    // The next start finds the same keys instead of making new ones (the root names them).
+    let again = load_or_create_ota_online_keys_on_token(&config(&token.pin)).unwrap();
+    assert_eq!(again.snapshot.key(), snapshot_key);
+    assert_eq!(again.timestamp.key(), timestamp_key);
+    drop(again);
+
+    let refused = load_or_create_ota_online_keys_on_token(&config("000000"))
+        .err()
+        .expect("a wrong PIN is refused");
+    let message = format!("{refused:#}");
+    assert!(
+        message.contains("cannot open the PKCS#11 token"),
+        "{message}"
+    );
+    assert!(!message.contains(&token.pin), "{message}");
+}

@@ -61,19 +61,14 @@ impl MetadataSigner for WorkstationKey {
     fn key(&self) -> Key {
         match self {
             WorkstationKey::Software(signer) => signer.key(),
-            WorkstationKey::Token(key) => match key.public_key() {
-                enigm_crypto::pkcs11::PublicKey::Ed25519(public) => Key::ed25519(&public),
-                enigm_crypto::pkcs11::PublicKey::EcdsaP256(point) => Key::ecdsa_p256(&point),
-            },
+            WorkstationKey::Token(key) => key.key(),
         }
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         match self {
             WorkstationKey::Software(signer) => signer.sign(message),
-            WorkstationKey::Token(key) => key
-                .sign_for_tuf(message)
-                .map_err(|error| SignerError(error.to_string())),
+            WorkstationKey::Token(key) => MetadataSigner::sign(key, message),
         }
     }
 }

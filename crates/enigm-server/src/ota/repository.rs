@@ -9,7 +9,7 @@ use enigm_ota::release::{
     ReleaseFields, ReleaseRejection, release_fields, release_signing, verify_payload,
 };
 use enigm_ota::repository::{build_snapshot, build_timestamp};
-use enigm_ota::{FailureCategory, MetadataSigner, SoftwareSigner, sign_metadata};
+use enigm_ota::{FailureCategory, MetadataSigner, sign_metadata};
 use enigm_store::{MetadataRole, ReleaseRecord, WriteTx};
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, Timestamp,
@@ -39,10 +39,6 @@ pub fn release_reason(rejection: ReleaseRejection) -> ReasonCategory {
 
 fn refusal(error: &MetadataError) -> OtaRefusal {
     OtaRefusal::new(reason_of(error.category()), error.to_string())
-}
-
-fn online_signer(key: &enigm_crypto::Ed25519SigningKey) -> SoftwareSigner {
-    SoftwareSigner::Ed25519(enigm_crypto::Ed25519SigningKey::from_seed(&key.seed()))
 }
 
 impl OtaService {
@@ -80,7 +76,7 @@ impl OtaService {
             ("snapshot", &online.snapshot),
             ("timestamp", &online.timestamp),
         ] {
-            let expected = online_signer(key).key().key_id();
+            let expected = key.key().key_id();
             let keys = root.role(role).map_err(|error| refusal(&error))?;
             if keys.keyids != [expected] || keys.threshold != 1 {
                 return Err(OtaRefusal::new(
@@ -273,7 +269,7 @@ pub async fn publish_latest(
         snapshot_version,
         now.saturating_add(SNAPSHOT_LIFETIME),
     );
-    let snapshot_bytes = sign_metadata(&snapshot, &[&online_signer(&online.snapshot)])
+    let snapshot_bytes = sign_metadata(&snapshot, &[&online.snapshot])
         .map_err(|error| ApiError::internal(&error))?;
     tx.insert_ota_metadata(
         MetadataRole::Snapshot,
@@ -308,11 +304,8 @@ async fn sign_timestamp(
         version,
         now.saturating_add(TIMESTAMP_LIFETIME),
     );
-    let bytes = sign_metadata(
-        &timestamp,
-        &[&online_signer(&state.ota().online().timestamp)],
-    )
-    .map_err(|error| ApiError::internal(&error))?;
+    let bytes = sign_metadata(&timestamp, &[&state.ota().online().timestamp])
+        .map_err(|error| ApiError::internal(&error))?;
     tx.insert_ota_metadata(MetadataRole::Timestamp, version, &bytes, now)
         .await?;
     Ok(version)
