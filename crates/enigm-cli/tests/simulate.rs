@@ -17,34 +17,17 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::support::{Cli, ENIGM, Server, bootstrap_field, write_secret};
+use crate::support::{ENIGM, Owner, Server, write_secret};
 
 #[tokio::test]
 async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let server = Server::start(&data_dir, &[]);
-    let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
-    let secrets = dir.path().join("secrets");
-    std::fs::create_dir_all(&secrets).unwrap();
-    let password_file = write_secret(
-        &secrets,
-        "owner-password",
-        &bootstrap_field(&bootstrap, "password"),
-    );
-    let pin_file = write_secret(&secrets, "owner-pin", &bootstrap_field(&bootstrap, "pin"));
-    let owner = Cli {
-        config: dir.path().join("owner-config"),
-        server: server.url.clone(),
-        extra: vec![],
-    };
-    owner.ok(&[
-        "login",
-        "--username",
-        "admin",
-        "--password-file",
-        password_file.to_str().unwrap(),
-    ]);
+    let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
+    let owner = &owner_login.cli;
+    let secrets = owner_login.secrets.clone();
+    let pin_file = owner_login.pin.clone();
     let created = owner.run(&[
         "admin",
         "enrollment-token",
