@@ -284,6 +284,27 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         1
     );
 
+    // The refusal is the device's `ota-verification` signal at its next check-in: Command sees a
+    // failed protection (a finding; the baseline policy does not make it critical).
+    let ota_findings = || -> Vec<Value> {
+        let devices = owner.json(&["admin", "devices", "list"]);
+        let handle = devices[0]["handle"].as_str().unwrap().to_owned();
+        let shown = owner.json(&["admin", "devices", "show", &handle]);
+        shown["trust"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|finding| finding["signal"] == "ota-verification")
+            .cloned()
+            .collect()
+    };
+    assert!(ota_findings().is_empty(), "verified until now");
+    agent(&url, &device, &ota);
+    let findings = ota_findings();
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0]["kind"], "protection-failed", "{findings:?}");
+    assert_eq!(findings[0]["source"], "collector", "{findings:?}");
+
     // Every outcome is in the audit log.
     let events = owner.json(&["audit", "events", "--action", "device.ota-install"]);
     let outcomes: Vec<&str> = events["events"]

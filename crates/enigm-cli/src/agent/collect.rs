@@ -76,6 +76,15 @@ pub(crate) fn report_from(signals: Vec<Signal>, patch_level: Option<PatchLevel>)
     report.expect("one signal per kind")
 }
 
+/// `report` with `measured` in place of any signal of the same kinds: signals the agent itself
+/// measured (its own OTA verification) win over what a profile declares.
+pub(crate) fn with_measured(report: SignalReport, measured: Vec<Signal>) -> SignalReport {
+    let patch_level = report.patch_level();
+    let mut signals = measured;
+    signals.extend_from_slice(report.signals());
+    report_from(signals, patch_level)
+}
+
 /// `security-service` and `signal-collector`: the agent is EnigmSecurityService and is, at this
 /// moment, collecting signals, so both are `ok` by construction. When the agent is not running
 /// there is no report at all, which the engine sees as missing or stale signals (INACTIVE); that

@@ -267,6 +267,7 @@ impl Agent {
             },
         )
         .await?;
+        super::ota::record_verification(&self.args.state_dir, &result, system_now())?;
         match result {
             super::ota::UpdateResult::UpToDate => println!("ota: up to date"),
             super::ota::UpdateResult::Unavailable => println!("ota: repository unavailable"),
@@ -441,10 +442,20 @@ impl Agent {
     fn report(&self) -> SignalReport {
         let now = system_now();
         let root = Path::new("/");
-        match &self.profile {
+        let report = match &self.profile {
             None => collect::collect_report(root, now),
             Some(profile) if profile.collects() => profile.report_with_collectors(root, now),
             Some(profile) => profile.report(now),
+        };
+        // The agent's own OTA verification, once it has tried an update.
+        let measured = self
+            .args
+            .ota_trusted_root
+            .as_ref()
+            .and_then(|_| super::ota::verification_signal(&self.args.state_dir, now));
+        match measured {
+            Some(signal) => collect::with_measured(report, vec![signal]),
+            None => report,
         }
     }
 

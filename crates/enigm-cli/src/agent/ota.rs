@@ -18,6 +18,7 @@ use enigm_ota::slots::{BootDecision, Confirmation, SlotImage};
 use enigm_ota::{
     ArtifactVerifier, DeviceProfile, FailureCategory, ReleaseCategory, VerifiedTarget,
 };
+use enigm_trust::{Signal, SignalKind, SignalSource, SignalValue};
 use enigm_types::{InstallOutcome, ReasonCategory, Timestamp};
 
 use super::slots::SlotStore;
@@ -56,6 +57,77 @@ pub(crate) fn reason_of(category: FailureCategory) -> ReasonCategory {
 
 fn release_reason(category: ReleaseCategory) -> ReasonCategory {
     category.reason()
+}
+
+/// Where the outcome of the last update attempt is kept, for the next check-in's
+/// `ota-verification` signal.
+const VERIFICATION_FILE: &str = "verification.json";
+
+/// What the last update attempt showed of the update path, as the Trust State Engine reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerificationRecord {
+    value: SignalValue,
+    /// Unix milliseconds of the attempt.
+    observed_at: i64,
+}
+
+/// The `ota-verification` value of an attempt: `ok` when the metadata verified and whatever was
+/// offered verified too (installed, up to date, or a verified image that failed its health
+/// check and was rolled back); `failed` when the metadata or an offered release was refused,
+/// which is what tampering, a freeze, a rollback or a downgrade look like from the device.
+/// An unreachable repository proves nothing: the last value stays and ages, and the engine
+/// flags it once it is stale.
+fn verification_value(result: &UpdateResult) -> Option<SignalValue> {
+    match result {
+        UpdateResult::UpToDate | UpdateResult::Installed(_) | UpdateResult::RolledBack(_) => {
+            Some(SignalValue::Ok)
+        }
+        UpdateResult::Rejected(..) => Some(SignalValue::Failed),
+        UpdateResult::Unavailable => None,
+    }
+}
+
+/// Records the outcome of an update attempt for the next check-in.
+pub(crate) fn record_verification(
+    state_dir: &Path,
+    result: &UpdateResult,
+    at: Timestamp,
+) -> anyhow::Result<()> {
+    let Some(value) = verification_value(result) else {
+        return Ok(());
+    };
+    let record = VerificationRecord {
+        value,
+        observed_at: at.unix_millis(),
+    };
+    let dir = ota_dir(state_dir);
+    std::fs::create_dir_all(&dir)?;
+    write_atomically(&dir.join(VERIFICATION_FILE), &serde_json::to_vec(&record)?)
+}
+
+/// The `ota-verification` signal of the last recorded attempt: `None` before any; a record that
+/// cannot be read or parsed is `not-measurable` now (never `ok`).
+pub(crate) fn verification_signal(state_dir: &Path, now: Timestamp) -> Option<Signal> {
+    let path = ota_dir(state_dir).join(VERIFICATION_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(_) => Vec::new(),
+    };
+    let (value, observed_at) = match serde_json::from_slice::<VerificationRecord>(&bytes) {
+        Ok(record) => (
+            record.value,
+            Timestamp::from_unix_millis(record.observed_at),
+        ),
+        Err(_) => (SignalValue::NotMeasurable, now),
+    };
+    Some(Signal {
+        kind: SignalKind::OtaVerification,
+        value,
+        observed_at,
+        source: SignalSource::Collector,
+    })
 }
 
 /// The OTA directory of a state directory.
@@ -313,4 +385,74 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         std::fs::File::open(parent)?.sync_all()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+
+    const AT: Timestamp = Timestamp::from_unix_millis(1_796_000_000_000);
+    const LATER: Timestamp = Timestamp::from_unix_millis(1_796_000_060_000);
+
+    #[test]
+    fn no_attempt_no_signal() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(verification_signal(dir.path(), LATER), None);
+    }
+
+    #[test]
+    fn a_refused_update_is_a_failed_verification_until_one_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = UpdateResult::Rejected(
+            "os/a.img".to_owned(),
+            ReasonCategory::UpdateArtifactMismatch,
+        );
+        record_verification(dir.path(), &refused, AT).unwrap();
+        let signal = verification_signal(dir.path(), LATER).unwrap();
+        assert_eq!(
+            (signal.kind, signal.value, signal.observed_at, signal.source),
+            (
+                SignalKind::OtaVerification,
+                SignalValue::Failed,
+                AT,
+                SignalSource::Collector
+            )
+        );
+        // An unreachable repository proves nothing: the failure stays, with its own time.
+        record_verification(dir.path(), &UpdateResult::Unavailable, LATER).unwrap();
+        assert_eq!(
+            verification_signal(dir.path(), LATER).unwrap().observed_at,
+            AT
+        );
+        for verified in [
+            UpdateResult::UpToDate,
+            UpdateResult::Installed("os/b.img".to_owned()),
+            UpdateResult::RolledBack("os/c.img".to_owned()),
+        ] {
+            record_verification(dir.path(), &verified, LATER).unwrap();
+            let signal = verification_signal(dir.path(), LATER).unwrap();
+            assert_eq!((signal.value, signal.observed_at), (SignalValue::Ok, LATER));
+        }
+    }
+
+    #[test]
+    fn an_unreadable_record_is_not_measurable_never_ok() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(ota_dir(dir.path())).unwrap();
+        for garbage in [
+            &b""[..],
+            b"{\"value\":\"ok\"}",
+            b"{\"value\":\"ok\",\"observed_at\":1,\"extra\":1}",
+            b"\xff\xfe",
+        ] {
+            std::fs::write(ota_dir(dir.path()).join(VERIFICATION_FILE), garbage).unwrap();
+            let signal = verification_signal(dir.path(), LATER).unwrap();
+            assert_eq!(
+                (signal.value, signal.observed_at),
+                (SignalValue::NotMeasurable, LATER)
+            );
+        }
+    }
 }
