@@ -16,7 +16,7 @@ mod approval_rules;
 mod approvals;
 mod devices;
 mod enrollment_tokens;
-mod resolve;
+pub(crate) mod resolve;
 mod roles;
 mod routes;
 mod sessions;

@@ -43,13 +43,13 @@ enum ReleaseCommand {
     Sign(crate::ota::sign::SignArgs),
     /// Publish a signed release (and every signed release before it): needs the PIN.
     Publish {
-        /// The release id.
-        id: ReleaseId,
+        /// The release id, or a unique prefix of it (at least 4 characters).
+        id: String,
     },
     /// The releases, or one release, with their state and install outcomes.
     Status {
-        /// One release id; all releases when absent.
-        id: Option<ReleaseId>,
+        /// One release id (or a unique prefix of it); all releases when absent.
+        id: Option<String>,
     },
 }
 
@@ -98,6 +98,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ReleaseArgs) -> anyhow::Resul
             crate::ota::sign::run(&client, &pins, sign, global.json).await
         }
         ReleaseCommand::Publish { id } => {
+            let id = crate::admin::resolve::release(&client, &id).await?;
             let pin = pins.obtain()?;
             let reply = client
                 .post_empty::<ReleaseView>(&release_path(paths::RELEASE_PUBLISH, id), Some(&pin))
@@ -105,6 +106,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ReleaseArgs) -> anyhow::Resul
             print_release(&reply.value, &reply.raw, global.json)
         }
         ReleaseCommand::Status { id: Some(id) } => {
+            let id = crate::admin::resolve::release(&client, &id).await?;
             let reply = client
                 .get::<ReleaseView>(&release_path(paths::RELEASE, id))
                 .await?;

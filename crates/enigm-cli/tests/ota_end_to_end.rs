@@ -279,8 +279,9 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     let refused = agent(&url, &device, &ota);
     assert!(refused.contains("update_artifact_mismatch"), "{refused}");
     assert_eq!(boot_control(&device)["active"], "b");
+    // The 8 characters `release status` lists are enough to name a release.
     assert_eq!(
-        owner.json(&["release", "status", &v4])["installs"]["rejected"],
+        owner.json(&["release", "status", &v4[..8]])["installs"]["rejected"],
         1
     );
 

@@ -1,10 +1,11 @@
 //! Turning what an operator types into ids: a username or a user id, and full ids or unique id
-//! prefixes (lists show the first 8 characters) for sessions and approvals.
+//! prefixes (lists show the first 8 characters) for sessions, approvals and releases.
 
 use std::fmt::Display;
 
+use enigm_api::releases::ReleaseView;
 use enigm_api::{AccountView, ApprovalListQuery, ApprovalView, SessionView, paths};
-use enigm_types::{AdminId, ApprovalId, SessionId};
+use enigm_types::{AdminId, ApprovalId, ReleaseId, SessionId};
 
 use crate::client::CommandClient;
 
@@ -82,6 +83,15 @@ pub(crate) async fn approval(client: &CommandClient, input: &str) -> anyhow::Res
         .await?
         .value;
     Ok(find_by_prefix(&approvals, input, |approval| approval.id, "approval")?.id)
+}
+
+/// A full release id, or a unique prefix of one (`enigm release status` shows 8 characters).
+pub(crate) async fn release(client: &CommandClient, input: &str) -> anyhow::Result<ReleaseId> {
+    if let Ok(id) = input.parse::<ReleaseId>() {
+        return Ok(id);
+    }
+    let releases = client.get::<Vec<ReleaseView>>(paths::RELEASES).await?.value;
+    Ok(find_by_prefix(&releases, input, |release| release.id, "release")?.id)
 }
 
 /// A full session id, or a unique prefix of one among own sessions (or all, with `all`).

@@ -18,7 +18,7 @@ use enigm_ota::metadata::{Targets, verify_role};
 use enigm_ota::release::ReleaseFields;
 use enigm_ota::repository::{next_targets, release_entry};
 use enigm_ota::sign_metadata;
-use enigm_types::{ReleaseId, ReleaseState};
+use enigm_types::ReleaseState;
 
 use super::keys::{KeySourceArgs, RELEASE_LABEL, TARGETS_LABEL};
 use crate::client::CommandClient;
@@ -27,8 +27,8 @@ use crate::secrets::PinSource;
 
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
-    /// The release id.
-    id: ReleaseId,
+    /// The release id, or a unique prefix of it (at least 4 characters).
+    id: String,
     #[command(flatten)]
     keys: KeySourceArgs,
     /// The root metadata this workstation trusts (from `enigm ota keys init`).
@@ -51,8 +51,9 @@ pub(crate) async fn run(
     args: SignArgs,
     json: bool,
 ) -> anyhow::Result<()> {
+    let id = crate::admin::resolve::release(client, &args.id).await?;
     let release = client
-        .get::<ReleaseView>(&release_path(paths::RELEASE, args.id))
+        .get::<ReleaseView>(&release_path(paths::RELEASE, id))
         .await?
         .value;
     anyhow::ensure!(
@@ -139,7 +140,7 @@ pub(crate) async fn run(
     let pin = pins.obtain()?;
     let signed = client
         .post_raw::<ReleaseView>(
-            &release_path(paths::RELEASE_SIGNATURES, args.id),
+            &release_path(paths::RELEASE_SIGNATURES, id),
             bytes,
             Some(&pin),
         )
