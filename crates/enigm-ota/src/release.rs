@@ -270,6 +270,48 @@ pub fn release_fields(target: &VerifiedTarget) -> Result<ReleaseFields, ReleaseR
     Ok(fields)
 }
 
+/// The listed release fields of an unverified target entry (the repository's side, which
+/// builds the metadata it then signs); `None` when it carries none or they are malformed.
+pub(crate) fn listed_fields(entry: &crate::metadata::TargetFile) -> Option<ReleaseFields> {
+    let value = entry.custom.as_ref()?.get("enigm")?;
+    ReleaseFields::deserialize(value).ok()
+}
+
+/// The targets that a new release under `name` makes useless to every device: the same kind
+/// and channel, a lower rollback index, hardware the new release covers entirely, and an
+/// expiry no later than the new one's. Every device that could install one of them picks the
+/// new release instead (the highest rollback index), and would refuse it after installing the
+/// new one (the rollback index never falls), so the next targets metadata leaves them out: it
+/// lists what a device may still install, which keeps a refresh small however long the history
+/// grows. Targets without release fields are never superseded.
+pub fn superseded_by<'a>(
+    targets: &'a BTreeMap<String, crate::metadata::TargetFile>,
+    name: &str,
+    new: &ReleaseFields,
+) -> Vec<&'a String> {
+    let new_expiry = crate::time::parse_expiry(&new.expires);
+    targets
+        .iter()
+        .filter(|(other, _)| other.as_str() != name)
+        .filter(|(_, entry)| {
+            listed_fields(entry).is_some_and(|old| {
+                old.kind == new.kind
+                    && old.channel == new.channel
+                    && old.rollback_index < new.rollback_index
+                    && old
+                        .hardware
+                        .iter()
+                        .all(|model| new.hardware.contains(model))
+                    && match (crate::time::parse_expiry(&old.expires), new_expiry) {
+                        (Some(old), Some(new)) => old <= new,
+                        _ => false,
+                    }
+            })
+        })
+        .map(|(other, _)| other)
+        .collect()
+}
+
 /// Verifies the payload signatures of a target against the release keys pinned in `root`.
 pub fn verify_payload(
     root: &Root,
@@ -342,4 +384,89 @@ fn same_public_key(a: &str, b: &str) -> bool {
     };
     let (a, b) = (compact(a), compact(b));
     a == b || matches!((hex::decode(&a), hex::decode(&b)), (Ok(a), Ok(b)) if a == b)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use super::*;
+    use crate::metadata::TargetFile;
+    use crate::repository::target_file;
+
+    fn fields(
+        kind: &str,
+        channel: &str,
+        index: u64,
+        hardware: &[&str],
+        expires: &str,
+    ) -> ReleaseFields {
+        ReleaseFields {
+            kind: kind.to_owned(),
+            release_version: format!("v{index}"),
+            rollback_index: index,
+            channel: channel.to_owned(),
+            hardware: hardware.iter().map(|model| (*model).to_owned()).collect(),
+            expires: expires.to_owned(),
+            payload_signatures: Vec::new(),
+        }
+    }
+
+    fn entry(fields: &ReleaseFields) -> TargetFile {
+        target_file(
+            1,
+            &"0".repeat(64),
+            Some(serde_json::json!({ "enigm": fields })),
+        )
+    }
+
+    #[test]
+    fn only_releases_every_device_would_pass_over_are_superseded() {
+        const SOON: &str = "2027-01-01T00:00:00Z";
+        const LATER: &str = "2027-06-01T00:00:00Z";
+        let new = fields("os-image", "stable", 5, &["a", "b"], SOON);
+        let mut targets = BTreeMap::new();
+        for (name, old) in [
+            ("older", fields("os-image", "stable", 4, &["a"], SOON)),
+            (
+                "older-both",
+                fields("os-image", "stable", 1, &["a", "b"], SOON),
+            ),
+            ("same-index", fields("os-image", "stable", 5, &["a"], SOON)),
+            ("newer", fields("os-image", "stable", 6, &["a"], SOON)),
+            ("other-channel", fields("os-image", "beta", 4, &["a"], SOON)),
+            (
+                "other-kind",
+                fields("policy-bundle", "stable", 4, &["a"], SOON),
+            ),
+            (
+                "other-model",
+                fields("os-image", "stable", 4, &["a", "c"], SOON),
+            ),
+            (
+                "outlives-it",
+                fields("os-image", "stable", 4, &["a"], LATER),
+            ),
+            (
+                "bad-expiry",
+                fields("os-image", "stable", 4, &["a"], "soon"),
+            ),
+        ] {
+            targets.insert(name.to_owned(), entry(&old));
+        }
+        targets.insert(
+            "no-fields".to_owned(),
+            target_file(1, &"0".repeat(64), None),
+        );
+        // The new release's own name is never in the list, even listed with a lower index.
+        targets.insert(
+            "new".to_owned(),
+            entry(&fields("os-image", "stable", 1, &["a"], SOON)),
+        );
+        let superseded: Vec<&str> = superseded_by(&targets, "new", &new)
+            .into_iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(superseded, ["older", "older-both"]);
+    }
 }

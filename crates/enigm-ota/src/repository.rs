@@ -284,8 +284,9 @@ pub fn release_entry(
     Ok(target_file(length, sha256, Some(custom)))
 }
 
-/// The next targets metadata: the previous one's targets (none for the first) plus `entry`
-/// under `name`, one version higher.
+/// The next targets metadata: the previous one's targets (none for the first) without those
+/// the new release supersedes ([`crate::release::superseded_by`]), plus `entry` under `name`,
+/// one version higher.
 pub fn next_targets(
     previous: Option<&Targets>,
     name: &str,
@@ -293,6 +294,15 @@ pub fn next_targets(
     expires: Timestamp,
 ) -> Targets {
     let mut targets = previous.map(|p| p.targets.clone()).unwrap_or_default();
+    if let Some(fields) = crate::release::listed_fields(&entry) {
+        let superseded: Vec<String> = crate::release::superseded_by(&targets, name, &fields)
+            .into_iter()
+            .cloned()
+            .collect();
+        for old in superseded {
+            targets.remove(&old);
+        }
+    }
     targets.insert(name.to_owned(), entry);
     let version = previous.map_or(1, |p| p.version.saturating_add(1));
     build_targets(targets, version, expires)

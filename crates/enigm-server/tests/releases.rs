@@ -398,7 +398,8 @@ backend_tests!(
     release_declarations_are_checked,
     the_repository_is_served_with_caching_and_ranges,
     a_release_is_signed_published_and_verifies_on_a_device,
-    a_root_must_name_commands_online_keys_and_chain
+    a_root_must_name_commands_online_keys_and_chain,
+    newer_releases_supersede_older_ones_in_the_targets
 );
 
 mod signing {
@@ -688,6 +689,97 @@ async fn a_release_is_signed_published_and_verifies_on_a_device(backend: Backend
     app.clock.advance(std::time::Duration::from_secs(12 * 3600));
     let frozen = device_refresh(&app, &root_bytes).await.unwrap_err();
     assert_eq!(frozen.category(), enigm_ota::FailureCategory::Freeze);
+}
+
+/// The targets metadata lists what a device may still install: a release drops the ones it
+/// supersedes (same kind and channel, lower rollback index, hardware it covers), keeps the
+/// others, and Command refuses targets metadata that drops anything else.
+async fn newer_releases_supersede_older_ones_in_the_targets(backend: Backend) {
+    use enigm_ota::metadata::Targets;
+    use enigm_ota::sign_metadata;
+    use signing::{Workstation, raw};
+
+    let app = TestApp::new(backend).await;
+    let manager = app
+        .admin_with_roles("release-manager", &[Role::ReleaseManager])
+        .await;
+    let approver = app
+        .admin_with_roles("security-admin", &[Role::SecurityAdmin])
+        .await;
+    let workstation = Workstation::init(&app).await;
+    let declare = async |name: &str, rollback: u64, channel: &str, models: &[&str]| {
+        let artifact = name.as_bytes();
+        let mut request = release_request(name, artifact);
+        request["rollback_index"] = json!(rollback);
+        request["channel"] = json!(channel);
+        request["compatible_models"] = json!(models);
+        let created = create(&app, &manager, request).await;
+        assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
+        let id = created.body["id"].as_str().unwrap().to_owned();
+        upload(&app, &manager, &id, artifact).await;
+        approve(&app, &approver, created.body["approval"].as_str().unwrap()).await;
+        app.get(&paths::fill(paths::RELEASE, &[&id]), &manager)
+            .await
+            .body
+    };
+    let hand_in = async |release: &Value, targets: Vec<u8>| {
+        let id = release["id"].as_str().unwrap();
+        raw(
+            &app,
+            Method::POST,
+            &paths::fill(paths::RELEASE_SIGNATURES, &[id]),
+            &manager,
+            targets,
+        )
+        .await
+    };
+    let sign = async |release: &Value| {
+        let targets = workstation
+            .targets_for(&app, release, &workstation.targets, &workstation.release)
+            .await;
+        let signed = hand_in(release, targets).await;
+        assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    };
+    // What the next signing builds on (published or not).
+    let listed = async || -> Vec<String> {
+        let stored = app
+            .state
+            .store
+            .latest_ota_metadata(enigm_store::MetadataRole::Targets)
+            .await
+            .unwrap()
+            .unwrap();
+        let (_, targets) = enigm_ota::metadata::parse::<Targets>(&stored.body).unwrap();
+        targets.targets.keys().cloned().collect()
+    };
+
+    let a = declare("os/a.img", 7, "stable", &["enigm-sim"]).await;
+    sign(&a).await;
+    let b = declare("os/b.img", 8, "stable", &["enigm-sim", "enigm-x"]).await;
+    sign(&b).await;
+    assert_eq!(listed().await, ["os/b.img"], "a is superseded by b");
+    let c = declare("os/c.img", 9, "beta", &["enigm-sim", "enigm-x"]).await;
+    sign(&c).await;
+    assert_eq!(listed().await, ["os/b.img", "os/c.img"], "another channel");
+
+    // d covers only enigm-x: b stays for enigm-sim devices, and may not be dropped.
+    let d = declare("os/d.img", 10, "stable", &["enigm-x"]).await;
+    let proper = workstation
+        .targets_for(&app, &d, &workstation.targets, &workstation.release)
+        .await;
+    let (_, mut dropping) = enigm_ota::metadata::parse::<Targets>(&proper).unwrap();
+    dropping.targets.remove("os/b.img");
+    let dropping = sign_metadata(&dropping, &[&workstation.targets]).unwrap();
+    let refused = hand_in(&d, dropping).await;
+    assert_eq!(refused.code(), "update_mix_and_match", "{:?}", refused.body);
+    assert_eq!(listed().await, ["os/b.img", "os/c.img"], "nothing stored");
+    let signed = hand_in(&d, proper).await;
+    assert_eq!(signed.status, StatusCode::OK, "{:?}", signed.body);
+    assert_eq!(
+        listed().await,
+        ["os/b.img", "os/c.img", "os/d.img"],
+        "b is not superseded for enigm-sim"
+    );
 }
 
 async fn a_root_must_name_commands_online_keys_and_chain(backend: Backend) {

@@ -152,15 +152,32 @@ impl OtaService {
                 format!("the targets metadata does not list the release as declared: {what}"),
             )
         };
-        // Only this release may be added; nothing else may change.
+        // Only this release may be added, and only the targets it supersedes removed (the
+        // rule the workstation's `next_targets` follows); nothing else may change.
         let mut others: BTreeSet<&String> = targets.targets.keys().collect();
         others.remove(&declared.target_name);
+        let listed = enigm_ota::client::target_of(&verified, name)
+            .ok_or_else(|| mismatch("it is missing"))?;
+        let listed_fields = release_fields(&listed).map_err(|rejection| {
+            OtaRefusal::new(release_reason(rejection), rejection.to_string())
+        })?;
         let before: BTreeSet<&String> = previous
             .as_ref()
-            .map(|p| p.targets.keys().filter(|n| *n != name).collect())
+            .map(|p| {
+                let superseded: BTreeSet<&String> =
+                    enigm_ota::release::superseded_by(&p.targets, name, &listed_fields)
+                        .into_iter()
+                        .collect();
+                p.targets
+                    .keys()
+                    .filter(|n| *n != name && !superseded.contains(n))
+                    .collect()
+            })
             .unwrap_or_default();
         if others != before {
-            return Err(mismatch("other targets were added or removed"));
+            return Err(mismatch(
+                "other targets were added or removed (only superseded releases may go)",
+            ));
         }
         if let Some(previous) = &previous {
             for other in &others {
@@ -169,17 +186,14 @@ impl OtaService {
                 }
             }
         }
-        let target = enigm_ota::client::target_of(&verified, name)
-            .ok_or_else(|| mismatch("it is missing"))?;
+        let target = listed;
         if target.length() != declared.length || target.sha256() != Some(declared.sha256.as_str()) {
             return Err(OtaRefusal::new(
                 ReasonCategory::UpdateArtifactMismatch,
                 "the listed length or SHA-256 is not the uploaded artifact's",
             ));
         }
-        let fields: ReleaseFields = release_fields(&target).map_err(|rejection| {
-            OtaRefusal::new(release_reason(rejection), rejection.to_string())
-        })?;
+        let fields: ReleaseFields = listed_fields;
         let models: Vec<String> = serde_json::from_str(&declared.models).unwrap_or_default();
         if fields.kind != declared.kind
             || fields.release_version != declared.release_version
