@@ -13,8 +13,8 @@ use tokio::io::AsyncWriteExt as _;
 mod repository;
 
 pub use repository::{
-    Published, expires_of, publish_latest, reason_of, refresh_timestamp_if_due, refresh_timestamps,
-    release_reason,
+    Published, current_root_names_online_keys, expires_of, publish_latest, reason_of,
+    refresh_timestamp_if_due, refresh_timestamps, release_reason,
 };
 
 /// How long a timestamp Command signs stays valid; it is re-signed well before that.

@@ -75,6 +75,19 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
     let state =
         AppState::new(store.clone(), options).context("authorization policies are invalid")?;
+    if !crate::ota::current_root_names_online_keys(&state)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot read the OTA root: {}", error.code()))?
+    {
+        // Printed as well as logged: an operator who just moved the keys is at the terminal.
+        eprintln!(
+            "warning: the current OTA root does not name this Command's online snapshot and \
+             timestamp keys (did they move between files and a token?); devices will refuse \
+             what it signs, and publishing is refused, until a root that names them is \
+             installed: enigm ota keys rotate --role root"
+        );
+        tracing::warn!("the current OTA root does not name Command's online keys");
+    }
     // Devices must never see an expired timestamp while Command runs.
     tokio::spawn(crate::ota::refresh_timestamps(state.clone()));
 

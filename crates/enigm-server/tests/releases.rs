@@ -807,12 +807,52 @@ async fn a_root_must_name_commands_online_keys_and_chain(backend: Backend) {
         release_threshold: 1,
     };
     let bytes = sign_metadata(&build_root(&keys, 1, expires), &[&root]).unwrap();
-    let refused = signing::raw(&app, Method::PUT, paths::OTA_ROOT, &app.owner, bytes).await;
+    let refused = signing::raw(
+        &app,
+        Method::PUT,
+        paths::OTA_ROOT,
+        &app.owner,
+        bytes.clone(),
+    )
+    .await;
     assert_eq!(refused.code(), "update_bad_signature", "{:?}", refused.body);
     let events = app.audit_events().await;
     assert_eq!(
         last_event(&events, AuditAction::OtaRootUpdate).reason,
         Some(ReasonCategory::UpdateBadSignature)
+    );
+    assert!(
+        enigm_server::ota::current_root_names_online_keys(&app.state)
+            .await
+            .unwrap()
+    );
+
+    // Such a root in the store is what Command finds after its online keys moved (files to a
+    // token): it says so at start, and publishing is refused rather than signing what devices
+    // would refuse.
+    let mut tx = app.store.begin().await.unwrap();
+    tx.insert_ota_metadata(enigm_store::MetadataRole::Root, 1, &bytes, app.clock_now())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert!(
+        !enigm_server::ota::current_root_names_online_keys(&app.state)
+            .await
+            .unwrap()
+    );
+    let mut tx = app.store.begin().await.unwrap();
+    let Err(refused) =
+        enigm_server::ota::publish_latest(&app.state, &mut tx, app.clock_now()).await
+    else {
+        panic!("publishing under a root that names other online keys is refused");
+    };
+    assert_eq!(refused.code(), "update_bad_signature");
+    drop(tx);
+    let repository = app.get(paths::OTA_REPOSITORY, &app.owner).await;
+    assert_eq!(
+        repository.body["snapshot_version"],
+        Value::Null,
+        "nothing signed"
     );
     // Only owners install roots.
     let manager = app

@@ -71,6 +71,18 @@ impl OtaService {
         };
         trusted.check_root(now).map_err(|error| refusal(&error))?;
         let root = trusted.root();
+        self.check_online_keys_named(root)?;
+        release_signing(root).map_err(|rejection| {
+            OtaRefusal::new(release_reason(rejection), rejection.to_string())
+        })?;
+        Ok(Accepted {
+            version: root.version,
+        })
+    }
+
+    /// Whether `root` names Command's online keys, alone, for snapshot and timestamp: what
+    /// Command signs is worthless to devices otherwise.
+    pub fn check_online_keys_named(&self, root: &Root) -> Result<(), OtaRefusal> {
         let online = self.online();
         for (role, key) in [
             ("snapshot", &online.snapshot),
@@ -87,12 +99,7 @@ impl OtaService {
                 ));
             }
         }
-        release_signing(root).map_err(|rejection| {
-            OtaRefusal::new(release_reason(rejection), rejection.to_string())
-        })?;
-        Ok(Accepted {
-            version: root.version,
-        })
+        Ok(())
     }
 
     /// Checks the targets metadata handed in for `release`: signed by the trusted root's
@@ -263,6 +270,23 @@ pub async fn publish_latest(
     tx: &mut WriteTx<'_>,
     now: Timestamp,
 ) -> ApiResult<Published> {
+    // When the online keys moved (between files and a token) the current root names others,
+    // and devices would refuse everything signed now: say so instead of publishing it.
+    if let Some(root) = tx.latest_ota_metadata(MetadataRole::Root).await? {
+        let (_, root) = enigm_ota::metadata::parse::<Root>(&root.body)
+            .map_err(|error| ApiError::internal(&error))?;
+        state
+            .ota()
+            .check_online_keys_named(&root)
+            .map_err(|refusal| {
+                ApiError::conflict(
+                    refusal.reason,
+                    "the current root does not name Command's online snapshot and timestamp \
+                     keys: install a root that does (enigm ota keys rotate --role root) before \
+                     publishing",
+                )
+            })?;
+    }
     let targets = tx
         .latest_ota_metadata(MetadataRole::Targets)
         .await?
@@ -323,6 +347,21 @@ async fn sign_timestamp(
     tx.insert_ota_metadata(MetadataRole::Timestamp, version, &bytes, now)
         .await?;
     Ok(version)
+}
+
+/// Whether the current root (if any) names Command's online keys; `enigm up` warns at start
+/// when it does not (the keys moved between files and a token).
+pub async fn current_root_names_online_keys(state: &AppState) -> ApiResult<bool> {
+    let Some(root) = state
+        .store()
+        .latest_ota_metadata(MetadataRole::Root)
+        .await?
+    else {
+        return Ok(true);
+    };
+    let (_, root) = enigm_ota::metadata::parse::<Root>(&root.body)
+        .map_err(|error| ApiError::internal(&error))?;
+    Ok(state.ota().check_online_keys_named(&root).is_ok())
 }
 
 /// Re-signs the timestamp when less than [`super::TIMESTAMP_REFRESH_BEFORE`] of it is left, so
