@@ -448,6 +448,20 @@ mod signing {
         .await
     }
 
+    /// An app with a release manager, a security administrator to approve, and a signing
+    /// workstation whose first root Command has installed.
+    pub(super) async fn release_team(backend: Backend) -> (TestApp, Admin, Admin, Workstation) {
+        let app = TestApp::new(backend).await;
+        let manager = app
+            .admin_with_roles("release-manager", &[Role::ReleaseManager])
+            .await;
+        let approver = app
+            .admin_with_roles("security-admin", &[Role::SecurityAdmin])
+            .await;
+        let workstation = Workstation::init(&app).await;
+        (app, manager, approver, workstation)
+    }
+
     impl Workstation {
         pub(super) async fn init(app: &TestApp) -> Workstation {
             let workstation = Workstation {
@@ -575,16 +589,9 @@ mod signing {
 }
 
 async fn a_release_is_signed_published_and_verifies_on_a_device(backend: Backend) {
-    use signing::{Workstation, device_refresh, profile, raw};
+    use signing::{device_refresh, profile, raw};
 
-    let app = TestApp::new(backend).await;
-    let manager = app
-        .admin_with_roles("release-manager", &[Role::ReleaseManager])
-        .await;
-    let approver = app
-        .admin_with_roles("security-admin", &[Role::SecurityAdmin])
-        .await;
-    let workstation = Workstation::init(&app).await;
+    let (app, manager, approver, workstation) = signing::release_team(backend).await;
     let root_bytes = get_with(
         &app,
         &format!("{}/1.root.json", paths::TUF_METADATA_PREFIX),
@@ -697,16 +704,9 @@ async fn a_release_is_signed_published_and_verifies_on_a_device(backend: Backend
 async fn newer_releases_supersede_older_ones_in_the_targets(backend: Backend) {
     use enigm_ota::metadata::Targets;
     use enigm_ota::sign_metadata;
-    use signing::{Workstation, raw};
+    use signing::raw;
 
-    let app = TestApp::new(backend).await;
-    let manager = app
-        .admin_with_roles("release-manager", &[Role::ReleaseManager])
-        .await;
-    let approver = app
-        .admin_with_roles("security-admin", &[Role::SecurityAdmin])
-        .await;
-    let workstation = Workstation::init(&app).await;
+    let (app, manager, approver, workstation) = signing::release_team(backend).await;
     let declare = async |name: &str, rollback: u64, channel: &str, models: &[&str]| {
         let artifact = name.as_bytes();
         let mut request = release_request(name, artifact);
