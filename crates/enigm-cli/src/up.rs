@@ -103,14 +103,10 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         args.ota_token_label,
         args.ota_token_pin_file,
     ) {
-        let pin =
-            zeroize::Zeroizing::new(std::fs::read_to_string(&pin_file).with_context(|| {
-                format!("cannot read the token PIN file `{}`", pin_file.display())
-            })?);
         config.ota_online_token = Some(OnlineKeyToken {
             module,
             token_label,
-            pin: secrecy::SecretString::from(pin.trim_end_matches(['\n', '\r']).to_owned()),
+            pin: crate::ota::keys::token_pin(Some(&pin_file))?,
         });
     }
     enigm_server::run(config)

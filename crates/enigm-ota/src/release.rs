@@ -256,11 +256,7 @@ pub const RELEASE_KINDS: [&str; 3] = ["os-image", "policy-bundle", "configuratio
 /// The release fields of a target: a known kind, at least one hardware model, a readable
 /// expiry.
 pub fn release_fields(target: &VerifiedTarget) -> Result<ReleaseFields, ReleaseRejection> {
-    let value: &Value = target
-        .custom()
-        .and_then(|custom| custom.get("enigm"))
-        .ok_or(ReleaseRejection::Malformed)?;
-    let fields = ReleaseFields::deserialize(value).map_err(|_| ReleaseRejection::Malformed)?;
+    let fields = enigm_fields(target.custom()).ok_or(ReleaseRejection::Malformed)?;
     let well_formed = RELEASE_KINDS.contains(&fields.kind.as_str())
         && !fields.hardware.is_empty()
         && crate::time::parse_expiry(&fields.expires).is_some();
@@ -273,8 +269,12 @@ pub fn release_fields(target: &VerifiedTarget) -> Result<ReleaseFields, ReleaseR
 /// The listed release fields of an unverified target entry (the repository's side, which
 /// builds the metadata it then signs); `None` when it carries none or they are malformed.
 pub(crate) fn listed_fields(entry: &crate::metadata::TargetFile) -> Option<ReleaseFields> {
-    let value = entry.custom.as_ref()?.get("enigm")?;
-    ReleaseFields::deserialize(value).ok()
+    enigm_fields(entry.custom.as_ref())
+}
+
+/// `custom.enigm` read as release fields, without the well-formedness checks.
+fn enigm_fields(custom: Option<&Value>) -> Option<ReleaseFields> {
+    ReleaseFields::deserialize(custom?.get("enigm")?).ok()
 }
 
 /// The targets that a new release under `name` makes useless to every device: the same kind

@@ -266,9 +266,12 @@ pub fn load_or_create_ota_online_keys(data_dir: &Path) -> anyhow::Result<crate::
         write_secret_file(&path, &key.seed()[..]).context("cannot write an OTA online key")?;
         Ok(key)
     };
+    let online_key = |file: &str| {
+        load(file).map(|key| crate::ota::OnlineKey::File(enigm_ota::SoftwareSigner::Ed25519(key)))
+    };
     Ok(crate::ota::OnlineKeys {
-        snapshot: crate::ota::OnlineKey::File(load(OTA_SNAPSHOT_KEY_FILE)?),
-        timestamp: crate::ota::OnlineKey::File(load(OTA_TIMESTAMP_KEY_FILE)?),
+        snapshot: online_key(OTA_SNAPSHOT_KEY_FILE)?,
+        timestamp: online_key(OTA_TIMESTAMP_KEY_FILE)?,
     })
 }
 

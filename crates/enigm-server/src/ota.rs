@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use enigm_crypto::{Ed25519SigningKey, Sha256Stream};
-use enigm_ota::{MetadataSigner, SignerError};
+use enigm_ota::{MetadataSigner, SignerError, SoftwareSigner};
 use enigm_types::{ReasonCategory, Timestamp};
 use tokio::io::AsyncWriteExt as _;
 
@@ -35,31 +35,22 @@ pub struct OnlineKeys {
 /// that Command holds open (`enigm up --ota-pkcs11-module`), which signs without ever giving
 /// the key out.
 pub enum OnlineKey {
-    File(Ed25519SigningKey),
+    /// An Ed25519 key read from its file.
+    File(SoftwareSigner),
     Token(enigm_crypto::pkcs11::Pkcs11Key),
-}
-
-impl OnlineKey {
-    /// Where the key lives, for the operator.
-    pub fn location(&self) -> &'static str {
-        match self {
-            OnlineKey::File(_) => "file",
-            OnlineKey::Token(_) => "pkcs11",
-        }
-    }
 }
 
 impl MetadataSigner for OnlineKey {
     fn key(&self) -> enigm_ota::Key {
         match self {
-            OnlineKey::File(key) => enigm_ota::Key::ed25519(&key.verifying_key().to_bytes()),
+            OnlineKey::File(key) => key.key(),
             OnlineKey::Token(key) => key.key(),
         }
     }
 
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, SignerError> {
         match self {
-            OnlineKey::File(key) => Ok(key.sign(message).to_vec()),
+            OnlineKey::File(key) => key.sign(message),
             // A token signature is a short call into the module (microseconds on SoftHSM2,
             // milliseconds on a network HSM), made once per snapshot or timestamp.
             OnlineKey::Token(key) => MetadataSigner::sign(key, message),
@@ -103,8 +94,12 @@ impl OtaConfig {
         let mut rng = rand::rngs::OsRng;
         OtaConfig {
             online: OnlineKeys {
-                snapshot: OnlineKey::File(Ed25519SigningKey::generate(&mut rng)),
-                timestamp: OnlineKey::File(Ed25519SigningKey::generate(&mut rng)),
+                snapshot: OnlineKey::File(SoftwareSigner::Ed25519(Ed25519SigningKey::generate(
+                    &mut rng,
+                ))),
+                timestamp: OnlineKey::File(SoftwareSigner::Ed25519(Ed25519SigningKey::generate(
+                    &mut rng,
+                ))),
             },
             artifacts_dir,
         }

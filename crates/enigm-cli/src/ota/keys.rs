@@ -107,10 +107,14 @@ impl KeySourceArgs {
     }
 }
 
-fn token_pin(file: Option<&Path>) -> anyhow::Result<SecretString> {
+/// A token's user PIN: from `file` (its first line's end trimmed), else prompted for on a
+/// terminal. Never an argument.
+pub(crate) fn token_pin(file: Option<&Path>) -> anyhow::Result<SecretString> {
     if let Some(file) = file {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read the token PIN file `{}`", file.display()))?;
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(file)
+                .with_context(|| format!("cannot read the token PIN file `{}`", file.display()))?,
+        );
         return Ok(SecretString::from(
             text.trim_end_matches(['\n', '\r']).to_owned(),
         ));

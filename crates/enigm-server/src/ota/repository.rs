@@ -10,7 +10,7 @@ use enigm_ota::release::{
 };
 use enigm_ota::repository::{build_snapshot, build_timestamp};
 use enigm_ota::{FailureCategory, MetadataSigner, sign_metadata};
-use enigm_store::{MetadataRole, ReleaseRecord, WriteTx};
+use enigm_store::{MetadataRole, ReleaseRecord, StoredMetadata, WriteTx};
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, Timestamp,
 };
@@ -100,6 +100,20 @@ impl OtaService {
             }
         }
         Ok(())
+    }
+
+    /// [`Self::check_online_keys_named`] for the root Command stored (none yet: nothing to
+    /// disagree with). A stored root that does not parse is Command's own fault: internal.
+    fn stored_root_names_online_keys(
+        &self,
+        root: Option<&StoredMetadata>,
+    ) -> ApiResult<Result<(), OtaRefusal>> {
+        let Some(root) = root else {
+            return Ok(Ok(()));
+        };
+        let (_, root) = enigm_ota::metadata::parse::<Root>(&root.body)
+            .map_err(|error| ApiError::internal(&error))?;
+        Ok(self.check_online_keys_named(&root))
     }
 
     /// Checks the targets metadata handed in for `release`: signed by the trusted root's
@@ -272,20 +286,13 @@ pub async fn publish_latest(
 ) -> ApiResult<Published> {
     // When the online keys moved (between files and a token) the current root names others,
     // and devices would refuse everything signed now: say so instead of publishing it.
-    if let Some(root) = tx.latest_ota_metadata(MetadataRole::Root).await? {
-        let (_, root) = enigm_ota::metadata::parse::<Root>(&root.body)
-            .map_err(|error| ApiError::internal(&error))?;
-        state
-            .ota()
-            .check_online_keys_named(&root)
-            .map_err(|refusal| {
-                ApiError::conflict(
-                    refusal.reason,
-                    "the current root does not name Command's online snapshot and timestamp \
-                     keys: install a root that does (enigm ota keys rotate --role root) before \
-                     publishing",
-                )
-            })?;
+    let root = tx.latest_ota_metadata(MetadataRole::Root).await?;
+    if let Err(refusal) = state.ota().stored_root_names_online_keys(root.as_ref())? {
+        return Err(ApiError::conflict(
+            refusal.reason,
+            "the current root does not name Command's online snapshot and timestamp keys: \
+             install a root that does (enigm ota keys rotate --role root) before publishing",
+        ));
     }
     let targets = tx
         .latest_ota_metadata(MetadataRole::Targets)
@@ -352,16 +359,14 @@ async fn sign_timestamp(
 /// Whether the current root (if any) names Command's online keys; `enigm up` warns at start
 /// when it does not (the keys moved between files and a token).
 pub async fn current_root_names_online_keys(state: &AppState) -> ApiResult<bool> {
-    let Some(root) = state
+    let root = state
         .store()
         .latest_ota_metadata(MetadataRole::Root)
-        .await?
-    else {
-        return Ok(true);
-    };
-    let (_, root) = enigm_ota::metadata::parse::<Root>(&root.body)
-        .map_err(|error| ApiError::internal(&error))?;
-    Ok(state.ota().check_online_keys_named(&root).is_ok())
+        .await?;
+    Ok(state
+        .ota()
+        .stored_root_names_online_keys(root.as_ref())?
+        .is_ok())
 }
 
 /// Re-signs the timestamp when less than [`super::TIMESTAMP_REFRESH_BEFORE`] of it is left, so
