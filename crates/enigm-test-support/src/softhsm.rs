@@ -136,6 +136,7 @@ impl SoftHsmToken {
 
 #[expect(
     clippy::expect_used,
+    clippy::panic,
     reason = "test fixture: a broken set-up is the test's failure, said plainly"
 )]
 fn initialise_token(module: &Path, conf: &Path) -> SoftHsmToken {
@@ -146,32 +147,49 @@ fn initialise_token(module: &Path, conf: &Path) -> SoftHsmToken {
         100_000 + (u64::from_str_radix(suffix.get(..8).unwrap_or("7"), 16).unwrap_or(7) % 900_000)
     );
     let so_pin = format!("so-{suffix}");
-    let status = Command::new("softhsm2-util")
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            &label,
-            "--pin",
-            &pin,
-            "--so-pin",
-            &so_pin,
-        ])
-        .env("SOFTHSM2_CONF", conf)
-        .output()
-        .expect("softhsm2-util runs");
-    assert!(
-        status.status.success(),
-        "softhsm2-util --init-token failed: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
-    SoftHsmToken {
-        module: module.to_path_buf(),
-        label,
-        pin,
-        conf: conf.to_path_buf(),
+    // The init lock keeps two initialisations apart, but not the tests already signing: while
+    // one of them writes its token's files, `softhsm2-util --free` can load that token half
+    // written, and it gives up on the first slot it cannot describe ("Could not get info about
+    // the token in slot 0"; seen in CI). Nothing was made then, so trying again is safe.
+    let mut failures = Vec::new();
+    for attempt in 1..=INIT_ATTEMPTS {
+        let output = Command::new("softhsm2-util")
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                &label,
+                "--pin",
+                &pin,
+                "--so-pin",
+                &so_pin,
+            ])
+            .env("SOFTHSM2_CONF", conf)
+            .output()
+            .expect("softhsm2-util runs");
+        if output.status.success() {
+            return SoftHsmToken {
+                module: module.to_path_buf(),
+                label,
+                pin,
+                conf: conf.to_path_buf(),
+            };
+        }
+        let error = String::from_utf8_lossy(&output.stderr).trim().to_owned();
+        // Any other failure may have happened after the token was made: trying again could
+        // leave two tokens with one label, so it ends the run here.
+        let token_half_written = error.contains("Could not get info about the token");
+        failures.push(format!("attempt {attempt}: {error}"));
+        if !token_half_written {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
     }
+    panic!("softhsm2-util --init-token failed: {}", failures.join("; "));
 }
+
+/// How often a token initialisation is tried before the fixture gives up (see [`initialise_token`]).
+const INIT_ATTEMPTS: u32 = 8;
 
 /// Removes test tokens whose objects are untouched for [`STALE_AFTER`]. Best effort: a token it cannot judge or
 /// remove stays.
