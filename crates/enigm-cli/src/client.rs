@@ -402,7 +402,21 @@ impl CommandClient {
     /// GETs `path` and returns the response as it is (status included) for the caller to read
     /// within its own bounds: TUF metadata and artifacts, whose limits the TUF client sets.
     pub(crate) async fn get_response(&self, path: &str) -> Result<Response, RequestError> {
-        self.request(Method::GET, path)
+        self.get_response_from(path, 0).await
+    }
+
+    /// [`Self::get_response`] from byte `offset` on (`Range: bytes=<offset>-`, when not 0), to
+    /// resume a download that broke off.
+    pub(crate) async fn get_response_from(
+        &self,
+        path: &str,
+        offset: u64,
+    ) -> Result<Response, RequestError> {
+        let mut request = self.request(Method::GET, path);
+        if offset > 0 {
+            request = request.header(header::RANGE, format!("bytes={offset}-"));
+        }
+        request
             .timeout(Duration::from_secs(24 * 60 * 60))
             .send()
             .await

@@ -2,10 +2,10 @@
 //! (`/tuf/metadata`, the `enigm_ota` refresh machine with its length bounds), pick the newest
 //! OS image for this device, appraise it (payload signature under the root's release keys,
 //! channel, hardware, expiry, rollback index), stream it into the inactive slot with its length
-//! and SHA-256 checked as it arrives, switch, boot it on trial, run the health check, and
-//! confirm or roll back. Each outcome (installed, rejected with its category, rolled back) is
-//! reported to Command in a signed request. Trusted metadata lives in `ota/metadata/` under the
-//! state directory, the slots in `ota/`.
+//! and SHA-256 checked as it arrives (a download that broke off resumes with `Range`), switch,
+//! boot it on trial, run the health check, and confirm or roll back. Each outcome (installed,
+//! rejected with its category, rolled back) is reported to Command in a signed request. Trusted
+//! metadata lives in `ota/metadata/` under the state directory, the slots in `ota/`.
 
 use std::path::{Path, PathBuf};
 
@@ -16,12 +16,13 @@ use enigm_ota::client::{FetchFailure, Limits, Refresh, load_trusted};
 use enigm_ota::release::release_fields;
 use enigm_ota::slots::{BootDecision, Confirmation, SlotImage};
 use enigm_ota::{
-    ArtifactVerifier, DeviceProfile, FailureCategory, ReleaseCategory, VerifiedTarget,
+    ArtifactVerifier, DeviceProfile, FailureCategory, ReleaseCategory, VerifiedArtifact,
+    VerifiedTarget,
 };
 use enigm_trust::{Signal, SignalKind, SignalSource, SignalValue};
 use enigm_types::{InstallOutcome, ReasonCategory, Timestamp};
 
-use super::slots::SlotStore;
+use super::slots::{SlotStore, StageWriter};
 use crate::client::CommandClient;
 
 /// What the agent was told about OTA.
@@ -270,28 +271,9 @@ pub(crate) async fn update(
         Some((directory, file)) => format!("{directory}/{sha256}.{file}"),
         None => format!("{sha256}.{local}"),
     };
-    let mut verifier = ArtifactVerifier::new(&target).map_err(anyhow::Error::from)?;
-    let mut writer = slots.begin_stage()?;
-    let mut response = client
-        .get_response(&format!("{}/{path}", paths::TUF_TARGETS_PREFIX))
-        .await?;
-    let mut failure = (!response.status().is_success()).then_some(ReasonCategory::UpdateNotFound);
-    while failure.is_none() {
-        let Some(chunk) = response.chunk().await.context("the download broke off")? else {
-            break;
-        };
-        if let Err(error) = verifier.update(&chunk) {
-            failure = Some(reason_of(error.category()));
-            break;
-        }
-        writer.write(&chunk)?;
-    }
-    let verified = match failure {
-        Some(reason) => Err(reason),
-        None => verifier
-            .finish()
-            .map_err(|error| reason_of(error.category())),
-    };
+    let mut writer = slots.begin_stage(&sha256)?;
+    let url = format!("{}/{path}", paths::TUF_TARGETS_PREFIX);
+    let verified = download(client, &url, &target, &mut writer).await?;
     if let Err(reason) = verified {
         slots.abandon_stage(writer);
         report(reject(reason)).await?;
@@ -334,6 +316,85 @@ pub(crate) async fn update(
     })
     .await?;
     Ok(result)
+}
+
+/// Streams `target` from `url` into `writer`, checked as it arrives. A download that broke off
+/// earlier is resumed: what it wrote is hashed again, and only the rest is asked for
+/// (`Range`). A resumed download that does not verify is downloaded once more from the
+/// start before it counts as refused, since what a power cut leaves in the file's last part is
+/// not guaranteed. An error (the connection broke) keeps what was written for the next attempt.
+async fn download(
+    client: &CommandClient,
+    url: &str,
+    target: &VerifiedTarget,
+    writer: &mut StageWriter,
+) -> anyhow::Result<Result<VerifiedArtifact, ReasonCategory>> {
+    let written = writer.len()?;
+    if written > 0 {
+        println!(
+            "ota: resuming the download of {} at byte {written} of {}",
+            safe_name(target.name()),
+            target.length()
+        );
+    }
+    let verified = download_from_written(client, url, target, writer).await?;
+    if verified.is_err() && written > 0 {
+        println!("ota: the resumed download did not verify; downloading it again from the start");
+        writer.restart()?;
+        return download_from_written(client, url, target, writer).await;
+    }
+    Ok(verified)
+}
+
+/// One pass of [`download`]: check what `writer` holds, then fetch and check the rest.
+async fn download_from_written(
+    client: &CommandClient,
+    url: &str,
+    target: &VerifiedTarget,
+    writer: &mut StageWriter,
+) -> anyhow::Result<Result<VerifiedArtifact, ReasonCategory>> {
+    let refused = |error: enigm_ota::TargetError| reason_of(error.category());
+    let mut verifier = ArtifactVerifier::new(target).map_err(anyhow::Error::from)?;
+    let mut offset = writer.len()?;
+    if offset > target.length() {
+        writer.restart()?;
+        offset = 0;
+    }
+    if let Err(error) = writer.replay(|piece| verifier.update(piece))? {
+        return Ok(Err(refused(error)));
+    }
+    if offset == target.length() && offset > 0 {
+        return Ok(verifier.finish().map_err(refused));
+    }
+    let mut response = client.get_response_from(url, offset).await?;
+    match response.status().as_u16() {
+        206 if offset > 0 && is_rest_of(&response, offset, target.length()) => {}
+        200 => {
+            if offset > 0 {
+                // The server sends the whole artifact instead: start over with it.
+                writer.restart()?;
+                verifier = ArtifactVerifier::new(target).map_err(anyhow::Error::from)?;
+            }
+        }
+        _ => return Ok(Err(ReasonCategory::UpdateNotFound)),
+    }
+    while let Some(chunk) = response.chunk().await.context("the download broke off")? {
+        if let Err(error) = verifier.update(&chunk) {
+            return Ok(Err(refused(error)));
+        }
+        writer.write(&chunk)?;
+    }
+    Ok(verifier.finish().map_err(refused))
+}
+
+/// Whether a `206 Partial Content` answer holds bytes `offset` to the end of a `length`-byte
+/// artifact (`Content-Range: bytes <offset>-<length - 1>/<length>`), and nothing else.
+fn is_rest_of(response: &reqwest::Response, offset: u64, length: u64) -> bool {
+    let expected = format!("bytes {offset}-{}/{length}", length.saturating_sub(1));
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_RANGE)
+        .is_some_and(|range| range.as_bytes() == expected.as_bytes())
 }
 
 /// The target name as reported: the name itself when safe, else a placeholder (an unsafe name
@@ -386,6 +447,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod download_tests;
 
 #[cfg(test)]
 mod tests {

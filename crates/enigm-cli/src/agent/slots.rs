@@ -1,5 +1,6 @@
 //! The device's A/B slots under the state directory (`ota/`): `slot-a.img`, `slot-b.img` and
-//! `boot-control.json`, driven by `enigm_ota::slots`.
+//! `boot-control.json`, driven by `enigm_ota::slots`; and `download/<sha256>`, the image being
+//! downloaded for the inactive slot, kept across restarts so that a broken download resumes.
 //!
 //! Every durable step is a write to a temporary file, `fsync`, `rename`, `fsync` of the
 //! directory, so a power cut leaves either the old or the new file, never half of one. The order
@@ -16,6 +17,8 @@ use anyhow::Context as _;
 use enigm_ota::slots::{BootControl, BootDecision, Confirmation, Slot, SlotImage};
 
 const BOOT_CONTROL: &str = "boot-control.json";
+/// The directory of the download in progress, named by the image's SHA-256.
+const DOWNLOAD_DIR: &str = "download";
 
 /// Where the power is cut (tests), counted in durable steps.
 #[derive(Debug, Default)]
@@ -119,18 +122,37 @@ impl SlotStore {
         Ok(())
     }
 
-    /// Starts writing the inactive slot: it is marked empty first (durably).
-    pub(crate) fn begin_stage(&mut self) -> anyhow::Result<StageWriter> {
+    /// Starts writing the inactive slot with the image whose SHA-256 is `sha256`: the slot is
+    /// marked empty first (durably). What an earlier, broken-off download of the same image
+    /// wrote is kept ([`StageWriter::len`]; the caller checks it again before trusting it), and
+    /// downloads of any other image are removed.
+    pub(crate) fn begin_stage(&mut self, sha256: &str) -> anyhow::Result<StageWriter> {
+        let is_digest = sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+        anyhow::ensure!(
+            is_digest,
+            "an image is staged under its SHA-256 in lower-case hex"
+        );
         let next = self.state.clearing_inactive()?;
         self.persist(&next)?;
         self.disk.step()?;
-        let path = self
-            .slot_path(self.state.inactive())
-            .with_extension("partial");
+        let downloads = self.dir.join(DOWNLOAD_DIR);
+        fs::create_dir_all(&downloads)
+            .with_context(|| format!("cannot create `{}`", downloads.display()))?;
+        for entry in fs::read_dir(&downloads)? {
+            let entry = entry?;
+            if entry.file_name() != sha256 {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        let path = downloads.join(sha256);
+        // Append: a resumed download continues where the last one stopped.
         let file = OpenOptions::new()
-            .write(true)
+            .read(true)
+            .append(true)
             .create(true)
-            .truncate(true)
             .open(&path)
             .with_context(|| format!("cannot write `{}`", path.display()))?;
         Ok(StageWriter { file, path })
@@ -148,11 +170,13 @@ impl SlotStore {
         self.disk.step()?;
         fs::rename(&writer.path, self.slot_path(self.state.inactive()))?;
         sync_dir(&self.dir)?;
+        sync_dir(&self.dir.join(DOWNLOAD_DIR))?;
         let next = self.state.staged(image)?;
         self.persist(&next)
     }
 
-    /// Abandons a staged write (verification failed): nothing is switched.
+    /// Abandons a staged write (verification failed): nothing is switched, and nothing of it
+    /// is kept to resume from.
     pub(crate) fn abandon_stage(&mut self, writer: StageWriter) {
         drop(writer.file);
         let _ = fs::remove_file(&writer.path);
@@ -211,6 +235,39 @@ pub(crate) struct StageWriter {
 impl StageWriter {
     pub(crate) fn write(&mut self, chunk: &[u8]) -> anyhow::Result<()> {
         self.file.write_all(chunk).context("cannot write the slot")
+    }
+
+    /// Bytes written so far, by this writer and by broken-off downloads of the same image.
+    pub(crate) fn len(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .file
+            .metadata()
+            .context("cannot read the download")?
+            .len())
+    }
+
+    /// Drops everything written: the download starts again from its first byte.
+    pub(crate) fn restart(&mut self) -> anyhow::Result<()> {
+        self.file.set_len(0).context("cannot truncate the download")
+    }
+
+    /// Hands what was written so far to `check`, in order and in pieces of at most 1 MiB
+    /// (to hash a resumed download's first part again before more is added to it).
+    pub(crate) fn replay<E>(
+        &self,
+        mut check: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> anyhow::Result<Result<(), E>> {
+        let mut file = File::open(&self.path).context("cannot read the download")?;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let read = file.read(&mut buffer).context("cannot read the download")?;
+            let Some(piece) = buffer.get(..read).filter(|piece| !piece.is_empty()) else {
+                return Ok(Ok(()));
+            };
+            if let Err(error) = check(piece) {
+                return Ok(Err(error));
+            }
+        }
     }
 }
 

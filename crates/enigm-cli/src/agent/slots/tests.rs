@@ -25,14 +25,20 @@ fn image(version: u64, bytes: &[u8]) -> SlotImage {
 
 const V1: &[u8] = b"factory image, version 1";
 
+fn sha256(bytes: &[u8]) -> String {
+    hex::encode(enigm_crypto::sha256(bytes))
+}
+
 fn open(dir: &Path) -> SlotStore {
     SlotStore::open(dir, || Ok((V1.to_vec(), image(1, V1)))).unwrap()
 }
 
 /// The whole update: stage, switch, trial boot, health check, confirmation.
 fn update(store: &mut SlotStore, bytes: &[u8], version: u64) -> anyhow::Result<Confirmation> {
-    let mut writer = store.begin_stage()?;
-    for chunk in bytes.chunks(7) {
+    let mut writer = store.begin_stage(&sha256(bytes))?;
+    // What a download cut off by the power wrote is kept; the rest follows it.
+    let written = usize::try_from(writer.len()?)?;
+    for chunk in bytes[written..].chunks(7) {
         writer.write(chunk)?;
     }
     store.finish_stage(writer, image(version, bytes))?;
@@ -163,7 +169,7 @@ fn a_trial_that_never_confirms_rolls_back_at_the_next_boot() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
     let new = b"image v2".to_vec();
-    let mut writer = store.begin_stage().unwrap();
+    let mut writer = store.begin_stage(&sha256(&new)).unwrap();
     writer.write(&new).unwrap();
     store.finish_stage(writer, image(2, &new)).unwrap();
     store.switch().unwrap();
@@ -179,7 +185,7 @@ fn a_trial_that_never_confirms_rolls_back_at_the_next_boot() {
 fn an_abandoned_stage_switches_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open(dir.path());
-    let mut writer = store.begin_stage().unwrap();
+    let mut writer = store.begin_stage(&sha256(b"image v2")).unwrap();
     writer.write(b"tampered").unwrap();
     store.abandon_stage(writer);
     assert!(store.switch().is_err(), "nothing staged");
@@ -187,4 +193,65 @@ fn an_abandoned_stage_switches_nothing() {
     let mut store = open(dir.path());
     assert_eq!(store.boot().unwrap(), BootDecision::Active(Slot::A));
     assert!(store.healthy(Slot::A).unwrap());
+}
+
+#[test]
+fn a_broken_off_download_is_kept_for_its_image_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path());
+    let new = b"image v2, downloaded in two parts".to_vec();
+    let mut writer = store.begin_stage(&sha256(&new)).unwrap();
+    writer.write(&new[..10]).unwrap();
+    // The connection broke; the agent stops and starts again.
+    drop(writer);
+    drop(store);
+    let mut store = open(dir.path());
+    let mut writer = store.begin_stage(&sha256(&new)).unwrap();
+    assert_eq!(writer.len().unwrap(), 10);
+    let mut replayed = Vec::new();
+    writer
+        .replay(|piece| {
+            replayed.extend_from_slice(piece);
+            Ok::<(), ()>(())
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(replayed, new[..10]);
+    writer.write(&new[10..]).unwrap();
+    store.finish_stage(writer, image(2, &new)).unwrap();
+    store.switch().unwrap();
+    assert_eq!(store.boot().unwrap(), BootDecision::Trial(Slot::B));
+    assert!(store.healthy(Slot::B).unwrap());
+    assert_eq!(
+        store.confirm(true).unwrap(),
+        Confirmation::Confirmed(Slot::B)
+    );
+
+    // A download of another image replaces one left behind, and a restart empties it.
+    let v3 = b"image v3".to_vec();
+    let mut writer = store.begin_stage(&sha256(&v3)).unwrap();
+    writer.write(b"v3 start").unwrap();
+    drop(writer);
+    let v4 = b"image v4".to_vec();
+    let mut writer = store.begin_stage(&sha256(&v4)).unwrap();
+    assert_eq!(writer.len().unwrap(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(DOWNLOAD_DIR))
+            .unwrap()
+            .count(),
+        1
+    );
+    writer.write(b"garbage").unwrap();
+    writer.restart().unwrap();
+    assert_eq!(writer.len().unwrap(), 0);
+    writer.write(&v4).unwrap();
+    store.abandon_stage(writer);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join(DOWNLOAD_DIR))
+            .unwrap()
+            .count(),
+        0,
+        "an abandoned download leaves nothing to resume"
+    );
+    assert!(store.begin_stage("not a digest").is_err());
 }
