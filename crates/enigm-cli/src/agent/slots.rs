@@ -143,7 +143,12 @@ impl SlotStore {
             .with_context(|| format!("cannot create `{}`", downloads.display()))?;
         for entry in fs::read_dir(&downloads)? {
             let entry = entry?;
-            if entry.file_name() != sha256 {
+            if entry.file_name() == sha256 && entry.file_type()?.is_file() {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            } else {
                 fs::remove_file(entry.path())?;
             }
         }

@@ -254,4 +254,9 @@ fn a_broken_off_download_is_kept_for_its_image_only() {
         "an abandoned download leaves nothing to resume"
     );
     assert!(store.begin_stage("not a digest").is_err());
+
+    // Whatever else is found there goes, even a directory in the image's own name.
+    std::fs::create_dir_all(dir.path().join(DOWNLOAD_DIR).join(sha256(&v4)).join("x")).unwrap();
+    let writer = store.begin_stage(&sha256(&v4)).unwrap();
+    assert_eq!(writer.len().unwrap(), 0);
 }
