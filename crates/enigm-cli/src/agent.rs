@@ -12,6 +12,7 @@
 //! - [`tsc`]: `enigm tsc`, the local Trust Security Center over the last evaluation.
 
 pub(crate) mod attestation;
+pub(crate) mod bundles;
 pub(crate) mod collect;
 pub(crate) mod daemon;
 pub(crate) mod ota;

@@ -157,7 +157,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
 
     // A release: created by the pipeline, approved by carol, signed on the token, published.
     let targets_label = std::cell::RefCell::new("enigm-ota-targets".to_owned());
-    let release = |name: &str, bytes: &[u8], rollback: &str| -> String {
+    let release_of = |kind: &str, name: &str, bytes: &[u8], rollback: &str| -> String {
         let label = targets_label.borrow().clone();
         let image = dir.path().join(name);
         std::fs::write(&image, bytes).unwrap();
@@ -171,6 +171,8 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
             rollback,
             "--model",
             "enigm-sim",
+            "--kind",
+            kind,
             "--justification",
             "november release",
         ]);
@@ -213,6 +215,8 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         assert_eq!(published["state"], "published");
         id
     };
+    let release =
+        |name: &str, bytes: &[u8], rollback: &str| release_of("os-image", name, bytes, rollback);
     let v2_bytes = b"enigm os image, version 2";
     let v2 = release("enigm-os-2.img", v2_bytes, "2");
     // As if an earlier download had broken off after 10 bytes: the agent asks Command for the
@@ -246,6 +250,27 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     assert!(again.contains("ota: up to date"), "{again}");
     let status = owner.json(&["release", "status", &v2]);
     assert_eq!(status["installs"]["installed"], 1);
+
+    // A policy bundle: verified like an image, installed whole beside the slots, reported.
+    let policy = br#"{"network": "vpn-only"}"#;
+    let bundle = release_of("policy-bundle", "policy.json", policy, "7");
+    let installed = agent(&url, &device, &ota);
+    assert!(installed.contains("ota: up to date"), "{installed}");
+    assert!(installed.contains("ota: installed policy"), "{installed}");
+    assert_eq!(
+        std::fs::read(device.join("ota/bundles/policy-bundle")).unwrap(),
+        policy
+    );
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(device.join("ota/bundles/installed.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["bundles"]["policy-bundle"]["rollback_index"], 7);
+    assert_eq!(
+        owner.json(&["release", "status", &bundle])["installs"]["installed"],
+        1
+    );
+    let quiet = agent(&url, &device, &ota);
+    assert!(!quiet.contains("policy"), "installed once: {quiet}");
 
     // The targets key is rotated (new root version, current targets re-signed); the device
     // follows the root chain and stays up to date, and later releases are signed with the new

@@ -243,8 +243,9 @@ impl Agent {
         }
     }
 
-    /// Looks for an OS image and installs it (see `agent::ota`); the outcome is reported to
-    /// Command. A refusal is an outcome, not an error of the cycle.
+    /// Looks for an OS image and for policy and configuration bundles, and installs them (see
+    /// `agent::ota`); each outcome is reported to Command. A refusal is an outcome, not an error
+    /// of the cycle.
     async fn update_when_configured(&self) -> anyhow::Result<()> {
         let Some(trusted_root) = &self.args.ota_trusted_root else {
             return Ok(());
@@ -254,7 +255,7 @@ impl Agent {
             model: self.args.model.clone(),
             channel: self.args.channel.clone(),
         };
-        let result = super::ota::update(
+        let results = super::ota::update(
             &self.client,
             &settings,
             &self.args.state_dir,
@@ -267,16 +268,18 @@ impl Agent {
             },
         )
         .await?;
-        super::ota::record_verification(&self.args.state_dir, &result, system_now())?;
-        match result {
-            super::ota::UpdateResult::UpToDate => println!("ota: up to date"),
-            super::ota::UpdateResult::Unavailable => println!("ota: repository unavailable"),
-            super::ota::UpdateResult::Installed(name) => println!("ota: installed {name}"),
-            super::ota::UpdateResult::RolledBack(name) => {
-                println!("ota: {name} failed its health check; rolled back");
-            }
-            super::ota::UpdateResult::Rejected(name, reason) => {
-                println!("ota: refused {name}: {}", reason.as_str());
+        super::ota::record_verification(&self.args.state_dir, &results, system_now())?;
+        for result in results {
+            match result {
+                super::ota::UpdateResult::UpToDate => println!("ota: up to date"),
+                super::ota::UpdateResult::Unavailable => println!("ota: repository unavailable"),
+                super::ota::UpdateResult::Installed(name) => println!("ota: installed {name}"),
+                super::ota::UpdateResult::RolledBack(name) => {
+                    println!("ota: {name} failed its health check; rolled back");
+                }
+                super::ota::UpdateResult::Rejected(name, reason) => {
+                    println!("ota: refused {name}: {}", reason.as_str());
+                }
             }
         }
         Ok(())

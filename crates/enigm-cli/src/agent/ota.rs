@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use enigm_api::paths;
 use enigm_api::releases::{InstallReportRequest, InstallReportResponse};
-use enigm_ota::client::{FetchFailure, Limits, Refresh, load_trusted};
+use enigm_ota::client::{FetchFailure, Limits, Refresh, TrustedMetadata, load_trusted};
 use enigm_ota::release::release_fields;
 use enigm_ota::slots::{BootDecision, Confirmation, SlotImage};
 use enigm_ota::{
@@ -22,6 +22,7 @@ use enigm_ota::{
 use enigm_trust::{Signal, SignalKind, SignalSource, SignalValue};
 use enigm_types::{InstallOutcome, ReasonCategory, Timestamp};
 
+use super::bundles::{BUNDLE_KINDS, BundleStore};
 use super::slots::{SlotStore, StageWriter};
 use crate::client::CommandClient;
 
@@ -44,6 +45,9 @@ pub(crate) enum UpdateResult {
     Rejected(String, ReasonCategory),
     RolledBack(String),
 }
+
+/// The kind of release that goes into the A/B slots.
+const OS_IMAGE: &str = "os-image";
 
 const METADATA_FILES: [&str; 4] = [
     "root.json",
@@ -89,13 +93,19 @@ fn verification_value(result: &UpdateResult) -> Option<SignalValue> {
     }
 }
 
-/// Records the outcome of an update attempt for the next check-in.
+/// Records the outcome of an update attempt (the results of the OS image and the bundles) for
+/// the next check-in: `failed` when anything was refused, else `ok` when anything verified.
 pub(crate) fn record_verification(
     state_dir: &Path,
-    result: &UpdateResult,
+    results: &[UpdateResult],
     at: Timestamp,
 ) -> anyhow::Result<()> {
-    let Some(value) = verification_value(result) else {
+    let values: Vec<SignalValue> = results.iter().filter_map(verification_value).collect();
+    let value = if values.contains(&SignalValue::Failed) {
+        SignalValue::Failed
+    } else if values.contains(&SignalValue::Ok) {
+        SignalValue::Ok
+    } else {
         return Ok(());
     };
     let record = VerificationRecord {
@@ -156,18 +166,55 @@ pub(crate) fn open_slots(state_dir: &Path) -> anyhow::Result<SlotStore> {
     })
 }
 
-/// One update attempt.
-pub(crate) async fn update(
+/// One update attempt: the metadata is refreshed once, then the OS image and each kind of
+/// bundle published for this device are looked at in turn. The first result is the OS image's
+/// (or the metadata's, when it was refused); bundles add one only when they installed one or
+/// refused one.
+pub(crate) async fn update<R>(
     client: &CommandClient,
     settings: &OtaSettings,
     state_dir: &Path,
-    report: impl AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
-) -> anyhow::Result<UpdateResult> {
+    report: R,
+) -> anyhow::Result<Vec<UpdateResult>>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+{
     let mut slots = open_slots(state_dir)?;
     // A trial that was interrupted (no confirmation) is rolled back at this "boot".
     if let BootDecision::RolledBack(_) = slots.boot()? {
         eprintln!("warning: the last update never confirmed; rolled back");
     }
+    let trusted = match refresh_metadata(client, settings, state_dir, &report).await? {
+        Ok(trusted) => trusted,
+        Err(result) => return Ok(vec![result]),
+    };
+    let mut bundles = BundleStore::open(&ota_dir(state_dir).join("bundles"))?;
+    let mut installed_rollback_index = slots.state().installed_rollback_index.clone();
+    installed_rollback_index.extend(bundles.installed_rollback_indexes());
+    let device = DeviceProfile {
+        hardware_model: settings.model.clone(),
+        channel: settings.channel.clone(),
+        installed_rollback_index,
+    };
+    let mut results = vec![install_os_image(client, &mut slots, &trusted, &device, &report).await?];
+    for kind in BUNDLE_KINDS {
+        let result = install_bundle(client, &mut bundles, &trusted, &device, kind, &report).await?;
+        results.extend(result);
+    }
+    Ok(results)
+}
+
+/// Refreshes the trusted metadata in `ota/metadata/` from Command. `Err` holds what the
+/// attempt came to when the metadata was not refreshed (unreachable, or refused and reported).
+async fn refresh_metadata<R>(
+    client: &CommandClient,
+    settings: &OtaSettings,
+    state_dir: &Path,
+    report: &R,
+) -> anyhow::Result<Result<TrustedMetadata, UpdateResult>>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+{
     let metadata_dir = ota_dir(state_dir).join("metadata");
     std::fs::create_dir_all(&metadata_dir)?;
     let trusted_root_path = metadata_dir.join("root.json");
@@ -211,7 +258,7 @@ pub(crate) async fn update(
     };
     if let Err(enigm_ota::RefreshError::Unavailable(file)) = &refreshed {
         eprintln!("warning: the update repository did not answer for {file}");
-        return Ok(UpdateResult::Unavailable);
+        return Ok(Err(UpdateResult::Unavailable));
     }
     if let Err(error) = refreshed {
         let reason = reason_of(error.category());
@@ -223,99 +270,191 @@ pub(crate) async fn update(
         })
         .await?;
         eprintln!("warning: the update metadata was refused: {error}");
-        return Ok(UpdateResult::Rejected("metadata".to_owned(), reason));
+        return Ok(Err(UpdateResult::Rejected("metadata".to_owned(), reason)));
     }
-    let trusted = refresh.into_trusted();
-    let state = slots.state().clone();
-    let installed_sha = state.image(state.active).map(|image| image.sha256.clone());
-    let Some(target) = candidate(&trusted.all_targets(), settings) else {
-        return Ok(UpdateResult::UpToDate);
+    Ok(Ok(refresh.into_trusted()))
+}
+
+/// A release offered to this device that passed appraisal, ready to download.
+struct Offer {
+    target: VerifiedTarget,
+    approved: enigm_ota::ApprovedRelease,
+    /// The target's name as reported.
+    name: String,
+    version: String,
+    /// Where Command serves the artifact (its consistent-snapshot name).
+    url: String,
+}
+
+impl Offer {
+    fn rejected(&self, reason: ReasonCategory) -> InstallReportRequest {
+        InstallReportRequest {
+            target_name: self.name.clone(),
+            release_version: self.version.clone(),
+            outcome: InstallOutcome::Rejected,
+            reason: Some(reason),
+        }
+    }
+
+    /// What the device records of the release once installed.
+    fn image(&self) -> SlotImage {
+        let fields = self.approved.fields();
+        SlotImage {
+            target_name: self.target.name().to_owned(),
+            kind: fields.kind.clone(),
+            release_version: fields.release_version.clone(),
+            rollback_index: fields.rollback_index,
+            sha256: self.target.sha256().unwrap_or_default().to_owned(),
+            length: self.target.length(),
+        }
+    }
+}
+
+/// The newest release of `kind` for this device unless it is `installed_sha256`, appraised.
+/// `Ok(None)`: nothing new; `Err`: refused (and reported).
+async fn offer<R>(
+    trusted: &TrustedMetadata,
+    device: &DeviceProfile,
+    kind: &str,
+    installed_sha256: Option<&str>,
+    report: &R,
+) -> anyhow::Result<Result<Option<Offer>, UpdateResult>>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+{
+    let Some(target) = candidate(&trusted.all_targets(), device, kind) else {
+        return Ok(Ok(None));
     };
-    if target.sha256() == installed_sha.as_deref() {
-        return Ok(UpdateResult::UpToDate);
+    if target.sha256() == installed_sha256 {
+        return Ok(Ok(None));
     }
-    let name = target.name().to_owned();
+    let name = safe_name(target.name());
     let version = release_fields(&target)
         .map(|fields| fields.release_version)
         .unwrap_or_else(|_| "-".to_owned());
-    let reject = |reason: ReasonCategory| InstallReportRequest {
-        target_name: safe_name(&name),
-        release_version: version.clone(),
-        outcome: InstallOutcome::Rejected,
-        reason: Some(reason),
+    let refused = async |reason: ReasonCategory| -> anyhow::Result<UpdateResult> {
+        report(InstallReportRequest {
+            target_name: name.clone(),
+            release_version: version.clone(),
+            outcome: InstallOutcome::Rejected,
+            reason: Some(reason),
+        })
+        .await?;
+        Ok(UpdateResult::Rejected(target.name().to_owned(), reason))
     };
-    let device = DeviceProfile {
-        hardware_model: settings.model.clone(),
-        channel: settings.channel.clone(),
-        installed_rollback_index: state.installed_rollback_index.clone(),
-    };
-    let approved = match enigm_ota::appraise_release(&trusted, &target, &device, now()) {
+    let approved = match enigm_ota::appraise_release(trusted, &target, device, now()) {
         Ok(approved) => approved,
-        Err(rejection) => {
-            let reason = release_reason(rejection.category());
-            report(reject(reason)).await?;
-            return Ok(UpdateResult::Rejected(name, reason));
-        }
+        Err(rejection) => return Ok(Err(refused(release_reason(rejection.category())).await?)),
     };
     let local = match target.local_path() {
         Ok(local) => local.to_owned(),
-        Err(error) => {
-            let reason = reason_of(error.category());
-            report(reject(reason)).await?;
-            return Ok(UpdateResult::Rejected(name, reason));
-        }
+        Err(error) => return Ok(Err(refused(reason_of(error.category())).await?)),
     };
-    // Stream the artifact into the inactive slot, checked as it arrives.
-    let sha256 = target.sha256().unwrap_or_default().to_owned();
+    let sha256 = target.sha256().unwrap_or_default();
     let path = match local.rsplit_once('/') {
         Some((directory, file)) => format!("{directory}/{sha256}.{file}"),
         None => format!("{sha256}.{local}"),
     };
-    let mut writer = slots.begin_stage(&sha256)?;
-    let url = format!("{}/{path}", paths::TUF_TARGETS_PREFIX);
-    let verified = download(client, &url, &target, &mut writer).await?;
-    if let Err(reason) = verified {
+    Ok(Ok(Some(Offer {
+        url: format!("{}/{path}", paths::TUF_TARGETS_PREFIX),
+        target: target.clone(),
+        approved,
+        name,
+        version,
+    })))
+}
+
+/// The OS image: streamed into the inactive slot, switched, booted on trial, health-checked,
+/// then confirmed or rolled back.
+async fn install_os_image<R>(
+    client: &CommandClient,
+    slots: &mut SlotStore,
+    trusted: &TrustedMetadata,
+    device: &DeviceProfile,
+    report: &R,
+) -> anyhow::Result<UpdateResult>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+{
+    let state = slots.state().clone();
+    let installed_sha = state.image(state.active).map(|image| image.sha256.as_str());
+    let offer = match offer(trusted, device, OS_IMAGE, installed_sha, report).await? {
+        Ok(Some(offer)) => offer,
+        Ok(None) => return Ok(UpdateResult::UpToDate),
+        Err(refused) => return Ok(refused),
+    };
+    let image = offer.image();
+    let mut writer = slots.begin_stage(&image.sha256)?;
+    if let Err(reason) = download(client, &offer.url, &offer.target, &mut writer).await? {
         slots.abandon_stage(writer);
-        report(reject(reason)).await?;
-        return Ok(UpdateResult::Rejected(name, reason));
+        report(offer.rejected(reason)).await?;
+        return Ok(UpdateResult::Rejected(image.target_name, reason));
     }
-    let fields = approved.fields();
-    slots.finish_stage(
-        writer,
-        SlotImage {
-            target_name: name.clone(),
-            kind: fields.kind.clone(),
-            release_version: fields.release_version.clone(),
-            rollback_index: fields.rollback_index,
-            sha256,
-            length: target.length(),
-        },
-    )?;
+    slots.finish_stage(writer, image)?;
     slots.switch()?;
     let BootDecision::Trial(slot) = slots.boot()? else {
         anyhow::bail!("a switched update did not boot on trial");
     };
     let healthy = slots.healthy(slot)?;
+    let name = offer.target.name().to_owned();
     let (outcome, reason, result) = match slots.confirm(healthy)? {
         Confirmation::Confirmed(_) => (
             InstallOutcome::Installed,
             None,
-            UpdateResult::Installed(name.clone()),
+            UpdateResult::Installed(name),
         ),
         Confirmation::RolledBack(_) => (
             InstallOutcome::RolledBack,
             Some(ReasonCategory::HealthCheckFailed),
-            UpdateResult::RolledBack(name.clone()),
+            UpdateResult::RolledBack(name),
         ),
     };
     report(InstallReportRequest {
-        target_name: safe_name(&name),
-        release_version: version,
+        target_name: offer.name.clone(),
+        release_version: offer.version.clone(),
         outcome,
         reason,
     })
     .await?;
     Ok(result)
+}
+
+/// A policy or configuration bundle: downloaded, verified, and installed whole (see
+/// `agent::bundles`). `None` when there is nothing new for this device.
+async fn install_bundle<R>(
+    client: &CommandClient,
+    bundles: &mut BundleStore,
+    trusted: &TrustedMetadata,
+    device: &DeviceProfile,
+    kind: &str,
+    report: &R,
+) -> anyhow::Result<Option<UpdateResult>>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+{
+    let installed_sha = bundles.installed(kind).map(|image| image.sha256.clone());
+    let offer = match offer(trusted, device, kind, installed_sha.as_deref(), report).await? {
+        Ok(Some(offer)) => offer,
+        Ok(None) => return Ok(None),
+        Err(refused) => return Ok(Some(refused)),
+    };
+    let image = offer.image();
+    let mut writer = bundles.begin(&image.sha256)?;
+    if let Err(reason) = download(client, &offer.url, &offer.target, &mut writer).await? {
+        writer.discard();
+        report(offer.rejected(reason)).await?;
+        return Ok(Some(UpdateResult::Rejected(image.target_name, reason)));
+    }
+    let name = image.target_name.clone();
+    bundles.install(writer, image)?;
+    report(InstallReportRequest {
+        target_name: offer.name.clone(),
+        release_version: offer.version.clone(),
+        outcome: InstallOutcome::Installed,
+        reason: None,
+    })
+    .await?;
+    Ok(Some(UpdateResult::Installed(name)))
 }
 
 /// Streams `target` from `url` into `writer`, checked as it arrives. A download that broke off
@@ -407,15 +546,20 @@ fn safe_name(name: &str) -> String {
     }
 }
 
-/// The OS image for this device with the highest rollback index (then the latest name).
-fn candidate(targets: &[VerifiedTarget], settings: &OtaSettings) -> Option<VerifiedTarget> {
+/// The release of `kind` for this device (its model and channel) with the highest rollback
+/// index (then the latest name).
+fn candidate(
+    targets: &[VerifiedTarget],
+    device: &DeviceProfile,
+    kind: &str,
+) -> Option<VerifiedTarget> {
     targets
         .iter()
         .filter_map(|target| release_fields(target).ok().map(|fields| (target, fields)))
         .filter(|(_, fields)| {
-            fields.kind == "os-image"
-                && fields.channel == settings.channel
-                && fields.hardware.contains(&settings.model)
+            fields.kind == kind
+                && fields.channel == device.channel
+                && fields.hardware.contains(&device.hardware_model)
         })
         .max_by(|(a, fa), (b, fb)| {
             (fa.rollback_index, a.name()).cmp(&(fb.rollback_index, b.name()))
@@ -435,7 +579,7 @@ async fn fetch_bounded(
     crate::tuf_fetch::read_bounded(response, max_length).await
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let partial = path.with_extension("partial");
     let mut file = std::fs::File::create(&partial)?;
@@ -473,7 +617,7 @@ mod tests {
             "os/a.img".to_owned(),
             ReasonCategory::UpdateArtifactMismatch,
         );
-        record_verification(dir.path(), &refused, AT).unwrap();
+        record_verification(dir.path(), std::slice::from_ref(&refused), AT).unwrap();
         let signal = verification_signal(dir.path(), LATER).unwrap();
         assert_eq!(
             (signal.kind, signal.value, signal.observed_at, signal.source),
@@ -485,7 +629,7 @@ mod tests {
             )
         );
         // An unreachable repository proves nothing: the failure stays, with its own time.
-        record_verification(dir.path(), &UpdateResult::Unavailable, LATER).unwrap();
+        record_verification(dir.path(), &[UpdateResult::Unavailable], LATER).unwrap();
         assert_eq!(
             verification_signal(dir.path(), LATER).unwrap().observed_at,
             AT
@@ -495,9 +639,13 @@ mod tests {
             UpdateResult::Installed("os/b.img".to_owned()),
             UpdateResult::RolledBack("os/c.img".to_owned()),
         ] {
-            record_verification(dir.path(), &verified, LATER).unwrap();
+            record_verification(dir.path(), std::slice::from_ref(&verified), LATER).unwrap();
             let signal = verification_signal(dir.path(), LATER).unwrap();
             assert_eq!((signal.value, signal.observed_at), (SignalValue::Ok, LATER));
+            // A bundle refused in the same attempt makes the whole attempt a failure.
+            record_verification(dir.path(), &[verified, refused.clone()], LATER).unwrap();
+            let signal = verification_signal(dir.path(), LATER).unwrap();
+            assert_eq!(signal.value, SignalValue::Failed);
         }
     }
 

@@ -127,40 +127,10 @@ impl SlotStore {
     /// wrote is kept ([`StageWriter::len`]; the caller checks it again before trusting it), and
     /// downloads of any other image are removed.
     pub(crate) fn begin_stage(&mut self, sha256: &str) -> anyhow::Result<StageWriter> {
-        let is_digest = sha256.len() == 64
-            && sha256
-                .bytes()
-                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
-        anyhow::ensure!(
-            is_digest,
-            "an image is staged under its SHA-256 in lower-case hex"
-        );
         let next = self.state.clearing_inactive()?;
         self.persist(&next)?;
         self.disk.step()?;
-        let downloads = self.dir.join(DOWNLOAD_DIR);
-        fs::create_dir_all(&downloads)
-            .with_context(|| format!("cannot create `{}`", downloads.display()))?;
-        for entry in fs::read_dir(&downloads)? {
-            let entry = entry?;
-            if entry.file_name() == sha256 && entry.file_type()?.is_file() {
-                continue;
-            }
-            if entry.file_type()?.is_dir() {
-                fs::remove_dir_all(entry.path())?;
-            } else {
-                fs::remove_file(entry.path())?;
-            }
-        }
-        let path = downloads.join(sha256);
-        // Append: a resumed download continues where the last one stopped.
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&path)
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
-        Ok(StageWriter { file, path })
+        StageWriter::open_in(&self.dir.join(DOWNLOAD_DIR), sha256)
     }
 
     /// Completes a staged write whose content was verified: synced, renamed into the inactive
@@ -170,12 +140,8 @@ impl SlotStore {
         writer: StageWriter,
         image: SlotImage,
     ) -> anyhow::Result<()> {
-        writer.file.sync_all()?;
-        drop(writer.file);
         self.disk.step()?;
-        fs::rename(&writer.path, self.slot_path(self.state.inactive()))?;
-        sync_dir(&self.dir)?;
-        sync_dir(&self.dir.join(DOWNLOAD_DIR))?;
+        writer.commit(&self.slot_path(self.state.inactive()))?;
         let next = self.state.staged(image)?;
         self.persist(&next)
     }
@@ -183,8 +149,7 @@ impl SlotStore {
     /// Abandons a staged write (verification failed): nothing is switched, and nothing of it
     /// is kept to resume from.
     pub(crate) fn abandon_stage(&mut self, writer: StageWriter) {
-        drop(writer.file);
-        let _ = fs::remove_file(&writer.path);
+        writer.discard();
     }
 
     /// The atomic switch to the staged slot.
@@ -231,13 +196,69 @@ impl SlotStore {
 /// Images containing this fail the simulated health check.
 pub(crate) const UNHEALTHY_MARKER: &[u8] = b"ENIGM-SIMULATE-UNHEALTHY";
 
-/// The file the inactive slot is being written to.
+/// A download being written: the image for the inactive slot, or a bundle.
 pub(crate) struct StageWriter {
     file: File,
     path: PathBuf,
 }
 
 impl StageWriter {
+    /// Opens `dir/<sha256>` for the image whose SHA-256 is `sha256`, keeping what an earlier,
+    /// broken-off download of the same image wrote ([`StageWriter::len`]; the caller checks it
+    /// again before trusting it) and removing everything else in `dir`.
+    pub(crate) fn open_in(dir: &Path, sha256: &str) -> anyhow::Result<StageWriter> {
+        let is_digest = sha256.len() == 64
+            && sha256
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte));
+        anyhow::ensure!(
+            is_digest,
+            "an image is staged under its SHA-256 in lower-case hex"
+        );
+        fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_name() == sha256 && entry.file_type()?.is_file() {
+                continue;
+            }
+            if entry.file_type()?.is_dir() {
+                fs::remove_dir_all(entry.path())?;
+            } else {
+                fs::remove_file(entry.path())?;
+            }
+        }
+        let path = dir.join(sha256);
+        // Append: a resumed download continues where the last one stopped.
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        Ok(StageWriter { file, path })
+    }
+
+    /// Makes a verified download `destination` (on the same file system): synced, renamed, and
+    /// both directories synced, so that a power cut leaves the old file or the whole new one.
+    pub(crate) fn commit(self, destination: &Path) -> anyhow::Result<()> {
+        self.file.sync_all()?;
+        drop(self.file);
+        fs::rename(&self.path, destination)?;
+        for dir in [destination.parent(), self.path.parent()]
+            .into_iter()
+            .flatten()
+        {
+            sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Drops a download that did not verify: nothing of it is kept to resume from.
+    pub(crate) fn discard(self) {
+        drop(self.file);
+        let _ = fs::remove_file(&self.path);
+    }
+
     pub(crate) fn write(&mut self, chunk: &[u8]) -> anyhow::Result<()> {
         self.file.write_all(chunk).context("cannot write the slot")
     }
