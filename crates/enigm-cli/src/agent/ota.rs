@@ -188,6 +188,10 @@ where
         Ok(trusted) => trusted,
         Err(result) => return Ok(vec![result]),
     };
+    let repository = Repository {
+        targets: trusted.all_targets(),
+        trusted,
+    };
     let mut bundles = BundleStore::open(&ota_dir(state_dir).join("bundles"))?;
     let mut installed_rollback_index = slots.state().installed_rollback_index.clone();
     installed_rollback_index.extend(bundles.installed_rollback_indexes());
@@ -196,9 +200,11 @@ where
         channel: settings.channel.clone(),
         installed_rollback_index,
     };
-    let mut results = vec![install_os_image(client, &mut slots, &trusted, &device, &report).await?];
+    let mut results =
+        vec![install_os_image(client, &mut slots, &repository, &device, &report).await?];
     for kind in BUNDLE_KINDS {
-        let result = install_bundle(client, &mut bundles, &trusted, &device, kind, &report).await?;
+        let result =
+            install_bundle(client, &mut bundles, &repository, &device, kind, &report).await?;
         results.extend(result);
     }
     Ok(results)
@@ -275,6 +281,12 @@ where
     Ok(Ok(refresh.into_trusted()))
 }
 
+/// The refreshed metadata, and every target it lists (enumerated once per attempt).
+struct Repository {
+    trusted: TrustedMetadata,
+    targets: Vec<VerifiedTarget>,
+}
+
 /// A release offered to this device that passed appraisal, ready to download.
 struct Offer {
     target: VerifiedTarget,
@@ -313,7 +325,7 @@ impl Offer {
 /// The newest release of `kind` for this device unless it is `installed_sha256`, appraised.
 /// `Ok(None)`: nothing new; `Err`: refused (and reported).
 async fn offer<R>(
-    trusted: &TrustedMetadata,
+    repository: &Repository,
     device: &DeviceProfile,
     kind: &str,
     installed_sha256: Option<&str>,
@@ -322,7 +334,7 @@ async fn offer<R>(
 where
     R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
 {
-    let Some(target) = candidate(&trusted.all_targets(), device, kind) else {
+    let Some(target) = candidate(&repository.targets, device, kind) else {
         return Ok(Ok(None));
     };
     if target.sha256() == installed_sha256 {
@@ -342,7 +354,7 @@ where
         .await?;
         Ok(UpdateResult::Rejected(target.name().to_owned(), reason))
     };
-    let approved = match enigm_ota::appraise_release(trusted, &target, device, now()) {
+    let approved = match enigm_ota::appraise_release(&repository.trusted, &target, device, now()) {
         Ok(approved) => approved,
         Err(rejection) => return Ok(Err(refused(release_reason(rejection.category())).await?)),
     };
@@ -369,7 +381,7 @@ where
 async fn install_os_image<R>(
     client: &CommandClient,
     slots: &mut SlotStore,
-    trusted: &TrustedMetadata,
+    repository: &Repository,
     device: &DeviceProfile,
     report: &R,
 ) -> anyhow::Result<UpdateResult>
@@ -378,7 +390,7 @@ where
 {
     let state = slots.state().clone();
     let installed_sha = state.image(state.active).map(|image| image.sha256.as_str());
-    let offer = match offer(trusted, device, OS_IMAGE, installed_sha, report).await? {
+    let offer = match offer(repository, device, OS_IMAGE, installed_sha, report).await? {
         Ok(Some(offer)) => offer,
         Ok(None) => return Ok(UpdateResult::UpToDate),
         Err(refused) => return Ok(refused),
@@ -424,7 +436,7 @@ where
 async fn install_bundle<R>(
     client: &CommandClient,
     bundles: &mut BundleStore,
-    trusted: &TrustedMetadata,
+    repository: &Repository,
     device: &DeviceProfile,
     kind: &str,
     report: &R,
@@ -433,7 +445,7 @@ where
     R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
 {
     let installed_sha = bundles.installed(kind).map(|image| image.sha256.clone());
-    let offer = match offer(trusted, device, kind, installed_sha.as_deref(), report).await? {
+    let offer = match offer(repository, device, kind, installed_sha.as_deref(), report).await? {
         Ok(Some(offer)) => offer,
         Ok(None) => return Ok(None),
         Err(refused) => return Ok(Some(refused)),
