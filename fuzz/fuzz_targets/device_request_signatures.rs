@@ -16,8 +16,8 @@
 
 use enigm_crypto::Ed25519SigningKey;
 use enigm_device::{
-    DEFAULT_MAX_SKEW, ReceivedHeaders, RequestParts, SignatureHeaders, content_digest,
-    sign_request, verify_request,
+    DEFAULT_MAX_SKEW, DeviceAuthError, ReceivedHeaders, RequestParts, SignatureHeaders,
+    VerifiedDeviceRequest, content_digest, sign_request, verify_request,
 };
 use enigm_types::Timestamp;
 use libfuzzer_sys::fuzz_target;
@@ -44,34 +44,100 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
+/// A request as Command receives it: the parts the signature covers and the three headers.
+struct Received {
+    method: String,
+    path: String,
+    query: String,
+    body: Vec<u8>,
+    headers: SignatureHeaders,
+}
+
+impl Received {
+    fn parts(&self) -> RequestParts<'_> {
+        RequestParts {
+            method: &self.method,
+            path: &self.path,
+            query: &self.query,
+            body: &self.body,
+        }
+    }
+
+    fn headers(&self) -> ReceivedHeaders<'_> {
+        ReceivedHeaders {
+            content_digest: Some(&self.headers.content_digest),
+            signature_input: Some(&self.headers.signature_input),
+            signature: Some(&self.headers.signature),
+        }
+    }
+
+    fn verify(&self) -> Result<VerifiedDeviceRequest, DeviceAuthError> {
+        verify_request(&self.parts(), &self.headers(), NOW, DEFAULT_MAX_SKEW)
+    }
+
+    /// Its parts and headers as bytes, in the order [`Received::from_fields`] reads them.
+    fn fields(self) -> [Vec<u8>; 7] {
+        [
+            self.method.into_bytes(),
+            self.path.into_bytes(),
+            self.query.into_bytes(),
+            self.body,
+            self.headers.content_digest.into_bytes(),
+            self.headers.signature_input.into_bytes(),
+            self.headers.signature.into_bytes(),
+        ]
+    }
+
+    /// `None` when a part that is text is not UTF-8: no HTTP stack would hand it over.
+    fn from_fields(fields: [Vec<u8>; 7]) -> Option<Received> {
+        let [
+            method,
+            path,
+            query,
+            body,
+            digest,
+            signature_input,
+            signature,
+        ] = fields;
+        Some(Received {
+            method: String::from_utf8(method).ok()?,
+            path: String::from_utf8(path).ok()?,
+            query: String::from_utf8(query).ok()?,
+            body,
+            headers: SignatureHeaders {
+                content_digest: String::from_utf8(digest).ok()?,
+                signature_input: String::from_utf8(signature_input).ok()?,
+                signature: String::from_utf8(signature).ok()?,
+            },
+        })
+    }
+}
+
 fn forge(mut input: &[u8]) {
-    let method = text(take(&mut input));
-    let path = text(take(&mut input));
-    let query = text(take(&mut input));
-    let body = take(&mut input).to_vec();
-    let digest = text(take(&mut input));
-    let signature_input = text(take(&mut input));
-    let signature = text(take(&mut input));
-    let parts = RequestParts {
-        method: &method,
-        path: &path,
-        query: &query,
-        body: &body,
+    let request = Received {
+        method: text(take(&mut input)),
+        path: text(take(&mut input)),
+        query: text(take(&mut input)),
+        body: take(&mut input).to_vec(),
+        headers: SignatureHeaders {
+            content_digest: text(take(&mut input)),
+            signature_input: text(take(&mut input)),
+            signature: text(take(&mut input)),
+        },
     };
-    let received = ReceivedHeaders {
-        content_digest: Some(&digest),
-        signature_input: Some(&signature_input),
-        signature: Some(&signature),
-    };
-    if let Ok(verified) = verify_request(&parts, &received, NOW, DEFAULT_MAX_SKEW) {
-        assert_eq!(digest, content_digest(&body));
+    if let Ok(verified) = request.verify() {
+        assert_eq!(
+            request.headers.content_digest,
+            content_digest(&request.body)
+        );
         assert!(verified.created() <= NOW.saturating_add(DEFAULT_MAX_SKEW));
         assert!(NOW.duration_since(verified.created()) <= DEFAULT_MAX_SKEW);
         // The one spelling: the key's, nonce's and time's own signature parameters.
         let expected = spelling(verified.public_key(), verified.nonce(), verified.created());
-        assert_eq!(signature_input, expected);
+        assert_eq!(request.headers.signature_input, expected);
     }
     // Missing headers are refused before anything is read.
+    let received = request.headers();
     for missing in [
         ReceivedHeaders {
             content_digest: None,
@@ -86,7 +152,7 @@ fn forge(mut input: &[u8]) {
             ..received
         },
     ] {
-        assert!(verify_request(&parts, &missing, NOW, DEFAULT_MAX_SKEW).is_err());
+        assert!(verify_request(&request.parts(), &missing, NOW, DEFAULT_MAX_SKEW).is_err());
     }
 }
 
@@ -106,28 +172,31 @@ fn tamper(input: &[u8]) {
     let Some(([high, low, mask], mut input)) = input.split_first_chunk::<3>() else {
         return;
     };
-    let method = take(&mut input).to_vec();
-    let path = take(&mut input).to_vec();
-    let query = take(&mut input).to_vec();
-    let body = take(&mut input).to_vec();
-    let (Ok(method_text), Ok(path_text), Ok(query_text)) = (
-        std::str::from_utf8(&method),
-        std::str::from_utf8(&path),
-        std::str::from_utf8(&query),
+    let (Ok(method), Ok(path), Ok(query)) = (
+        String::from_utf8(take(&mut input).to_vec()),
+        String::from_utf8(take(&mut input).to_vec()),
+        String::from_utf8(take(&mut input).to_vec()),
     ) else {
         return;
     };
+    let body = take(&mut input).to_vec();
     let key = own_key();
     let created = Timestamp::from_unix_millis(NOW.unix_millis() - 30_000);
     let parts = RequestParts {
-        method: method_text,
-        path: path_text,
-        query: query_text,
+        method: &method,
+        path: &path,
+        query: &query,
         body: &body,
     };
     let headers = sign_request(&key, &parts, created, &NONCE);
-    let verified = verify_request(&parts, &received(&headers), NOW, DEFAULT_MAX_SKEW)
-        .expect("a request the key signed verifies");
+    let signed = Received {
+        method,
+        path,
+        query,
+        body,
+        headers,
+    };
+    let verified = signed.verify().expect("a request the key signed verifies");
     assert_eq!(verified.public_key(), &key.verifying_key().to_bytes());
     assert_eq!(verified.nonce(), &NONCE);
     assert_eq!(verified.created().unix_seconds(), created.unix_seconds());
@@ -135,67 +204,21 @@ fn tamper(input: &[u8]) {
     if *mask == 0 {
         return;
     }
-    let fields = [
-        method.clone(),
-        path.clone(),
-        query.clone(),
-        body.clone(),
-        headers.content_digest.clone().into_bytes(),
-        headers.signature_input.clone().into_bytes(),
-        headers.signature.clone().into_bytes(),
-    ];
+    let mut fields = signed.fields();
     let total: usize = fields.iter().map(Vec::len).sum();
     let mut position = usize::from(u16::from_be_bytes([*high, *low])) % total;
-    let mut changed = fields.clone();
-    for field in &mut changed {
+    for field in &mut fields {
         if position < field.len() {
             field[position] ^= mask;
             break;
         }
         position -= field.len();
     }
-    let [
-        method,
-        path,
-        query,
-        body,
-        digest,
-        signature_input,
-        signature,
-    ] = changed;
-    let (Ok(method), Ok(path), Ok(query), Ok(digest), Ok(signature_input), Ok(signature)) = (
-        String::from_utf8(method),
-        String::from_utf8(path),
-        String::from_utf8(query),
-        String::from_utf8(digest),
-        String::from_utf8(signature_input),
-        String::from_utf8(signature),
-    ) else {
-        // Not text any more: no HTTP stack would hand it over as a header or path.
-        return;
-    };
-    let parts = RequestParts {
-        method: &method,
-        path: &path,
-        query: &query,
-        body: &body,
-    };
-    let tampered = ReceivedHeaders {
-        content_digest: Some(&digest),
-        signature_input: Some(&signature_input),
-        signature: Some(&signature),
-    };
-    assert!(
-        verify_request(&parts, &tampered, NOW, DEFAULT_MAX_SKEW).is_err(),
-        "a signed request verified after bits of it were flipped"
-    );
-}
-
-fn received(headers: &SignatureHeaders) -> ReceivedHeaders<'_> {
-    ReceivedHeaders {
-        content_digest: Some(&headers.content_digest),
-        signature_input: Some(&headers.signature_input),
-        signature: Some(&headers.signature),
+    if let Some(tampered) = Received::from_fields(fields) {
+        assert!(
+            tampered.verify().is_err(),
+            "a signed request verified after bits of it were flipped"
+        );
     }
 }
 

@@ -91,15 +91,15 @@ pub struct Accepted {
 impl OtaConfig {
     /// Fresh online keys (tests, benchmarks); `enigm up` loads them from the data directory.
     pub fn generate(artifacts_dir: PathBuf) -> Self {
-        let mut rng = rand::rngs::OsRng;
+        let generated = || {
+            OnlineKey::File(SoftwareSigner::Ed25519(Ed25519SigningKey::generate(
+                &mut rand::rngs::OsRng,
+            )))
+        };
         OtaConfig {
             online: OnlineKeys {
-                snapshot: OnlineKey::File(SoftwareSigner::Ed25519(Ed25519SigningKey::generate(
-                    &mut rng,
-                ))),
-                timestamp: OnlineKey::File(SoftwareSigner::Ed25519(Ed25519SigningKey::generate(
-                    &mut rng,
-                ))),
+                snapshot: generated(),
+                timestamp: generated(),
             },
             artifacts_dir,
         }

@@ -82,14 +82,20 @@ fn last_event(events: &[enigm_types::AuditEvent], action: AuditAction) -> &enigm
         .unwrap_or_else(|| panic!("no {action} event"))
 }
 
-async fn a_release_is_declared_uploaded_and_approved_before_signing(backend: Backend) {
-    let app = TestApp::new(backend).await;
+/// A release manager, and a security administrator to approve.
+async fn release_admins(app: &TestApp) -> (Admin, Admin) {
     let manager = app
         .admin_with_roles("release-manager", &[Role::ReleaseManager])
         .await;
     let approver = app
         .admin_with_roles("security-admin", &[Role::SecurityAdmin])
         .await;
+    (manager, approver)
+}
+
+async fn a_release_is_declared_uploaded_and_approved_before_signing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (manager, approver) = release_admins(&app).await;
 
     let created = create(&app, &manager, release_request("os/enigm-os.img", IMAGE)).await;
     assert_eq!(created.status, StatusCode::ACCEPTED, "{:?}", created.body);
@@ -452,12 +458,7 @@ mod signing {
     /// workstation whose first root Command has installed.
     pub(super) async fn release_team(backend: Backend) -> (TestApp, Admin, Admin, Workstation) {
         let app = TestApp::new(backend).await;
-        let manager = app
-            .admin_with_roles("release-manager", &[Role::ReleaseManager])
-            .await;
-        let approver = app
-            .admin_with_roles("security-admin", &[Role::SecurityAdmin])
-            .await;
+        let (manager, approver) = release_admins(&app).await;
         let workstation = Workstation::init(&app).await;
         (app, manager, approver, workstation)
     }

@@ -291,23 +291,11 @@ struct Repository {
 struct Offer {
     target: VerifiedTarget,
     approved: enigm_ota::ApprovedRelease,
-    /// The target's name as reported.
-    name: String,
-    version: String,
     /// Where Command serves the artifact (its consistent-snapshot name).
     url: String,
 }
 
 impl Offer {
-    fn rejected(&self, reason: ReasonCategory) -> InstallReportRequest {
-        InstallReportRequest {
-            target_name: self.name.clone(),
-            release_version: self.version.clone(),
-            outcome: InstallOutcome::Rejected,
-            reason: Some(reason),
-        }
-    }
-
     /// What the device records of the release once installed.
     fn image(&self) -> SlotImage {
         let fields = self.approved.fields();
@@ -340,27 +328,20 @@ where
     if target.sha256() == installed_sha256 {
         return Ok(Ok(None));
     }
-    let name = safe_name(target.name());
-    let version = release_fields(&target)
-        .map(|fields| fields.release_version)
-        .unwrap_or_else(|_| "-".to_owned());
-    let refused = async |reason: ReasonCategory| -> anyhow::Result<UpdateResult> {
-        report(InstallReportRequest {
-            target_name: name.clone(),
-            release_version: version.clone(),
-            outcome: InstallOutcome::Rejected,
-            reason: Some(reason),
-        })
-        .await?;
-        Ok(UpdateResult::Rejected(target.name().to_owned(), reason))
-    };
     let approved = match enigm_ota::appraise_release(&repository.trusted, &target, device, now()) {
         Ok(approved) => approved,
-        Err(rejection) => return Ok(Err(refused(release_reason(rejection.category())).await?)),
+        Err(rejection) => {
+            let reason = release_reason(rejection.category());
+            return Ok(Err(refuse(report, &target, reason).await?));
+        }
     };
     let local = match target.local_path() {
         Ok(local) => local.to_owned(),
-        Err(error) => return Ok(Err(refused(reason_of(error.category())).await?)),
+        Err(error) => {
+            return Ok(Err(
+                refuse(report, &target, reason_of(error.category())).await?
+            ));
+        }
     };
     let sha256 = target.sha256().unwrap_or_default();
     let path = match local.rsplit_once('/') {
@@ -369,11 +350,44 @@ where
     };
     Ok(Ok(Some(Offer {
         url: format!("{}/{path}", paths::TUF_TARGETS_PREFIX),
-        target: target.clone(),
+        target,
         approved,
-        name,
-        version,
     })))
+}
+
+/// Reports to Command what became of the release `target`.
+async fn tell<R>(
+    report: &R,
+    target: &VerifiedTarget,
+    outcome: InstallOutcome,
+    reason: Option<ReasonCategory>,
+) -> anyhow::Result<()>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+{
+    report(InstallReportRequest {
+        target_name: safe_name(target.name()),
+        release_version: release_fields(target)
+            .map(|fields| fields.release_version)
+            .unwrap_or_else(|_| "-".to_owned()),
+        outcome,
+        reason,
+    })
+    .await?;
+    Ok(())
+}
+
+/// Refuses the release `target` for `reason`: reported, and what the attempt came to.
+async fn refuse<R>(
+    report: &R,
+    target: &VerifiedTarget,
+    reason: ReasonCategory,
+) -> anyhow::Result<UpdateResult>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+{
+    tell(report, target, InstallOutcome::Rejected, Some(reason)).await?;
+    Ok(UpdateResult::Rejected(target.name().to_owned(), reason))
 }
 
 /// The OS image: streamed into the inactive slot, switched, booted on trial, health-checked,
@@ -398,9 +412,8 @@ where
     let image = offer.image();
     let mut writer = slots.begin_stage(&image.sha256)?;
     if let Err(reason) = download(client, &offer.url, &offer.target, &mut writer).await? {
-        slots.abandon_stage(writer);
-        report(offer.rejected(reason)).await?;
-        return Ok(UpdateResult::Rejected(image.target_name, reason));
+        writer.discard();
+        return refuse(report, &offer.target, reason).await;
     }
     slots.finish_stage(writer, image)?;
     slots.switch()?;
@@ -421,13 +434,7 @@ where
             UpdateResult::RolledBack(name),
         ),
     };
-    report(InstallReportRequest {
-        target_name: offer.name.clone(),
-        release_version: offer.version.clone(),
-        outcome,
-        reason,
-    })
-    .await?;
+    tell(report, &offer.target, outcome, reason).await?;
     Ok(result)
 }
 
@@ -454,19 +461,13 @@ where
     let mut writer = bundles.begin(&image.sha256)?;
     if let Err(reason) = download(client, &offer.url, &offer.target, &mut writer).await? {
         writer.discard();
-        report(offer.rejected(reason)).await?;
-        return Ok(Some(UpdateResult::Rejected(image.target_name, reason)));
+        return Ok(Some(refuse(report, &offer.target, reason).await?));
     }
-    let name = image.target_name.clone();
     bundles.install(writer, image)?;
-    report(InstallReportRequest {
-        target_name: offer.name.clone(),
-        release_version: offer.version.clone(),
-        outcome: InstallOutcome::Installed,
-        reason: None,
-    })
-    .await?;
-    Ok(Some(UpdateResult::Installed(name)))
+    tell(report, &offer.target, InstallOutcome::Installed, None).await?;
+    Ok(Some(UpdateResult::Installed(
+        offer.target.name().to_owned(),
+    )))
 }
 
 /// Streams `target` from `url` into `writer`, checked as it arrives. A download that broke off

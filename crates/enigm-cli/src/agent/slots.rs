@@ -146,12 +146,6 @@ impl SlotStore {
         self.persist(&next)
     }
 
-    /// Abandons a staged write (verification failed): nothing is switched, and nothing of it
-    /// is kept to resume from.
-    pub(crate) fn abandon_stage(&mut self, writer: StageWriter) {
-        writer.discard();
-    }
-
     /// The atomic switch to the staged slot.
     pub(crate) fn switch(&mut self) -> anyhow::Result<()> {
         let next = self.state.switched()?;

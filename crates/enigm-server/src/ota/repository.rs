@@ -5,9 +5,7 @@ use std::collections::BTreeSet;
 
 use enigm_ota::client::TrustedMetadata;
 use enigm_ota::metadata::{MetadataError, Root, Targets, verify_role};
-use enigm_ota::release::{
-    ReleaseFields, ReleaseRejection, release_fields, release_signing, verify_payload,
-};
+use enigm_ota::release::{ReleaseRejection, release_fields, release_signing, verify_payload};
 use enigm_ota::repository::{build_snapshot, build_timestamp};
 use enigm_ota::{FailureCategory, MetadataSigner, sign_metadata};
 use enigm_store::{MetadataRole, ReleaseRecord, StoredMetadata, WriteTx};
@@ -177,16 +175,16 @@ impl OtaService {
         // rule the workstation's `next_targets` follows); nothing else may change.
         let mut others: BTreeSet<&String> = targets.targets.keys().collect();
         others.remove(&declared.target_name);
-        let listed = enigm_ota::client::target_of(&verified, name)
+        let target = enigm_ota::client::target_of(&verified, name)
             .ok_or_else(|| mismatch("it is missing"))?;
-        let listed_fields = release_fields(&listed).map_err(|rejection| {
+        let fields = release_fields(&target).map_err(|rejection| {
             OtaRefusal::new(release_reason(rejection), rejection.to_string())
         })?;
         let before: BTreeSet<&String> = previous
             .as_ref()
             .map(|p| {
                 let superseded: BTreeSet<&String> =
-                    enigm_ota::release::superseded_by(&p.targets, name, &listed_fields)
+                    enigm_ota::release::superseded_by(&p.targets, name, &fields)
                         .into_iter()
                         .collect();
                 p.targets
@@ -207,14 +205,12 @@ impl OtaService {
                 }
             }
         }
-        let target = listed;
         if target.length() != declared.length || target.sha256() != Some(declared.sha256.as_str()) {
             return Err(OtaRefusal::new(
                 ReasonCategory::UpdateArtifactMismatch,
                 "the listed length or SHA-256 is not the uploaded artifact's",
             ));
         }
-        let fields: ReleaseFields = listed_fields;
         let models: Vec<String> = serde_json::from_str(&declared.models).unwrap_or_default();
         if fields.kind != declared.kind
             || fields.release_version != declared.release_version

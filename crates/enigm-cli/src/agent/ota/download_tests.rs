@@ -270,7 +270,7 @@ async fn a_tampered_artifact_is_refused_once_and_a_wrong_range_is_not_trusted() 
     assert_eq!(verdict, Err(ReasonCategory::UpdateArtifactMismatch));
     assert_eq!(server.ranges(), [None]);
     // As `update` does with a refused artifact: nothing of it is kept to resume from.
-    store.abandon_stage(writer);
+    writer.discard();
 
     // A resumed one whose answer covers other bytes than asked: started again, then refused
     // for what the server sends.

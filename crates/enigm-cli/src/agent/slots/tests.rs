@@ -187,7 +187,7 @@ fn an_abandoned_stage_switches_nothing() {
     let mut store = open(dir.path());
     let mut writer = store.begin_stage(&sha256(b"image v2")).unwrap();
     writer.write(b"tampered").unwrap();
-    store.abandon_stage(writer);
+    writer.discard();
     assert!(store.switch().is_err(), "nothing staged");
     drop(store);
     let mut store = open(dir.path());
@@ -245,7 +245,7 @@ fn a_broken_off_download_is_kept_for_its_image_only() {
     writer.restart().unwrap();
     assert_eq!(writer.len().unwrap(), 0);
     writer.write(&v4).unwrap();
-    store.abandon_stage(writer);
+    writer.discard();
     assert_eq!(
         std::fs::read_dir(dir.path().join(DOWNLOAD_DIR))
             .unwrap()
