@@ -463,15 +463,15 @@ async fn run_phase(
                             n % fleet.devices.len()
                         }
                     };
-                    if fleet
-                        .devices
-                        .iter()
-                        .all(|d| d.stopped.load(Ordering::Relaxed))
-                    {
-                        break;
-                    }
                     let late = half_time.is_some_and(|half| Instant::now() >= half);
                     if !fleet.cycle(device, late, &mut records).await {
+                        if fleet
+                            .devices
+                            .iter()
+                            .all(|d| d.stopped.load(Ordering::Relaxed))
+                        {
+                            break;
+                        }
                         // Busy with another worker, or stopped: let the others run.
                         tokio::task::yield_now().await;
                     }
