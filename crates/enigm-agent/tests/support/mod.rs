@@ -39,18 +39,18 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 /// 2026-11-22T00:00:00Z.
-pub const START: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
+pub(crate) const START: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
 const OWNER_PASSWORD: &str = "owner-password-for-tests";
 const OWNER_PIN: &str = "480275";
 const SECOND_PASSWORD: &str = "a-long-enough-password";
 const SECOND_PIN: &str = "602917";
 /// The server URL the device believes it talks to (the router ignores the host).
-pub const SERVER: &str = "http://127.0.0.1:8443";
+pub(crate) const SERVER: &str = "http://127.0.0.1:8443";
 
 /// Command in-process.
-pub struct Command {
+pub(crate) struct Command {
     router: Router,
-    pub clock: Arc<ManualClock>,
+    pub(crate) clock: Arc<ManualClock>,
     store: Store,
     _db: TestDatabase,
     _ota_dir: tempfile::TempDir,
@@ -60,14 +60,14 @@ pub struct Command {
 }
 
 /// An answer of Command.
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Value,
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Value,
 }
 
 impl Command {
     /// Command on `backend`, trusting `dev_root` for attestation when given.
-    pub async fn new(backend: Backend, dev_root: Option<&DevAttestationRoot>) -> Command {
+    pub(crate) async fn new(backend: Backend, dev_root: Option<&DevAttestationRoot>) -> Command {
         let db = TestDatabase::new(backend).await.expect("test database");
         let store = Store::connect(db.url()).await.expect("store");
         let clock = Arc::new(ManualClock::new(START));
@@ -121,12 +121,12 @@ impl Command {
         command
     }
 
-    pub fn now(&self) -> Timestamp {
+    pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
     }
 
     /// An enrollment token with `attestation_policy`.
-    pub async fn token(&self, attestation_policy: Value) -> SecretString {
+    pub(crate) async fn token(&self, attestation_policy: Value) -> SecretString {
         let answer = self
             .admin_call(
                 Method::POST,
@@ -143,7 +143,7 @@ impl Command {
 
     /// Asks for a lifecycle `action` on `handle` as the owner; an approval it needs is given by
     /// the second administrator.
-    pub async fn lifecycle(&self, handle: DeviceHandle, action: &str) {
+    pub(crate) async fn lifecycle(&self, handle: DeviceHandle, action: &str) {
         let path =
             enigm_api::paths::fill(enigm_api::paths::DEVICE_LIFECYCLE, &[&handle.to_string()]);
         let answer = self
@@ -169,7 +169,7 @@ impl Command {
     }
 
     /// The device as Command shows it to an administrator.
-    pub async fn device(&self, handle: DeviceHandle) -> Value {
+    pub(crate) async fn device(&self, handle: DeviceHandle) -> Value {
         let path = enigm_api::paths::fill(enigm_api::paths::DEVICE, &[&handle.to_string()]);
         let answer = self.admin_call(Method::GET, &path, false, None).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
@@ -177,7 +177,7 @@ impl Command {
     }
 
     /// Hands a signed device request to the router; the status and body as sent.
-    pub async fn answer(&self, request: &enigm_agent::core::Request) -> (u16, Vec<u8>) {
+    pub(crate) async fn answer(&self, request: &enigm_agent::core::Request) -> (u16, Vec<u8>) {
         let builder = HttpRequest::builder()
             .method(request.method.as_str())
             .uri(request.path)
@@ -295,7 +295,7 @@ impl Command {
 
 /// What a device reports: every signal `ok` now, a recent patch level; `firewall` degraded
 /// when `at_risk`.
-pub fn report(now: Timestamp, at_risk: bool) -> SignalReport {
+pub(crate) fn report(now: Timestamp, at_risk: bool) -> SignalReport {
     let signals = SignalKind::ALL
         .iter()
         .map(|&kind| Signal {
@@ -315,30 +315,30 @@ pub fn report(now: Timestamp, at_risk: bool) -> SignalReport {
 /// One cycle as it went: its steps as short lines, the records handed out, the events, and
 /// how the agent stopped.
 #[derive(Debug, Default)]
-pub struct Cycle {
-    pub lines: Vec<String>,
-    pub records: Vec<Record>,
-    pub events: Vec<Event>,
-    pub exit: Option<Exit>,
+pub(crate) struct Cycle {
+    pub(crate) lines: Vec<String>,
+    pub(crate) records: Vec<Record>,
+    pub(crate) events: Vec<Event>,
+    pub(crate) exit: Option<Exit>,
     /// The answers Command gave, in order (status, body).
-    pub answers: Vec<(u16, Value)>,
+    pub(crate) answers: Vec<(u16, Value)>,
 }
 
 /// A device core and Command.
-pub struct Pair {
-    pub command: Command,
-    pub agent: Agent,
+pub(crate) struct Pair {
+    pub(crate) command: Command,
+    pub(crate) agent: Agent,
     rng: rand::rngs::StdRng,
     dev: Option<(DevAttestationRoot, DevAttestedKey)>,
     /// The outcome the next update step comes to.
-    pub update: Option<Result<Vec<UpdateResult>, String>>,
+    pub(crate) update: Option<Result<Vec<UpdateResult>, String>>,
     /// Whether the device's firewall is degraded in its next reports.
-    pub at_risk: bool,
+    pub(crate) at_risk: bool,
 }
 
 impl Pair {
     /// A new device with `token`, on `command`; it attests when `dev` is given.
-    pub fn new(
+    pub(crate) fn new(
         command: Command,
         token: SecretString,
         config: Config,
@@ -367,7 +367,7 @@ impl Pair {
     }
 
     /// Runs one cycle at Command's time, until the core sleeps or stops.
-    pub async fn cycle(&mut self) -> Cycle {
+    pub(crate) async fn cycle(&mut self) -> Cycle {
         let mut cycle = Cycle::default();
         let now = self.command.now();
         self.agent
@@ -459,7 +459,7 @@ impl Pair {
 }
 
 /// Asserts the lines of a cycle.
-pub fn check(cycle: &Cycle, expect: &[&str]) {
+pub(crate) fn check(cycle: &Cycle, expect: &[&str]) {
     let expected: Vec<String> = expect.iter().map(|line| (*line).to_owned()).collect();
     assert_eq!(cycle.lines, expected, "answers: {:?}", cycle.answers);
 }
