@@ -17,6 +17,7 @@
 
 mod records;
 mod refusal;
+pub(crate) mod signals;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -308,7 +309,7 @@ impl Agent {
             return Err(UnexpectedInput("a new cycle"));
         }
         let report = match self.verification.signal(now) {
-            Some(signal) => crate::collect::with_measured(report, vec![signal]),
+            Some(signal) => signals::with_measured(report, vec![signal]),
             None => report,
         };
         self.report = Some(report);
@@ -724,7 +725,7 @@ impl Agent {
         // `start_cycle` opens with one.
         self.report
             .clone()
-            .unwrap_or_else(|| crate::collect::report_from(Vec::new(), None))
+            .unwrap_or_else(|| signals::report_from(Vec::new(), None))
     }
 
     fn patch_day(&self) -> i64 {
