@@ -9,13 +9,13 @@
 //! one process; tests drive it with Command answering in-process.
 //!
 //! The rest is what only a shell may do:
-//! - [`collect`]: real collectors for what a Linux host shows under `/sys`, `/proc` and `/etc`,
+//! - `collect`: real collectors for what a Linux host shows under `/sys`, `/proc` and `/etc`,
 //!   read from a configurable root so that tests can point them at a fake tree.
 //! - [`profile`]: `--profile FILE`, a TOML file declaring the signals of a simulated device. Its
 //!   `[hardware]` identifiers are parsed into a type that cannot be serialised, so they never
 //!   reach a report.
 //! - [`state`]: the private state directory (device key, enrollment, last evaluation).
-//! - [`ota`], [`slots`], [`bundles`]: the OTA install sub-flow (A/B slots and bundles), built
+//! - `ota`, `slots`, `bundles`: the OTA install sub-flow (A/B slots and bundles), built
 //!   on the sans-IO `enigm_ota` machines.
 //! - [`tsc`]: the local Trust Security Center's record of the last evaluation.
 //! - [`http`]: the signed-request HTTP client of a device.

@@ -2,7 +2,7 @@
 //! the device key and enrollment in a private state directory ([`crate::state`]), measures the
 //! signal report each cycle (collectors or a profile), sends the core's signed requests with
 //! reqwest, mints attestation evidence with a development root, runs the OTA install sub-flow
-//! ([`crate::ota`]) when the core asks for it, persists what the core hands out, sleeps between
+//! (`crate::ota`) when the core asks for it, persists what the core hands out, sleeps between
 //! cycles, and stops on SIGTERM or Ctrl-C.
 //!
 //! Request bodies are built by the core only from a [`SignalReport`]: a profile's `[hardware]`
