@@ -117,6 +117,7 @@ struct Device {
 }
 
 /// What one request came to.
+#[derive(Clone)]
 enum Outcome {
     Ok,
     /// Command refused it with this code (an expected answer, e.g. a revoked device).
@@ -232,11 +233,18 @@ struct PhaseSummary {
 }
 
 #[derive(Serialize)]
+struct ServerSummary {
+    url: String,
+    check_in: PhaseSummary,
+}
+
+#[derive(Serialize)]
 struct Summary {
     devices: u32,
     concurrency: u32,
-    /// The servers the devices were spread over, round-robin.
-    servers: Vec<String>,
+    /// The servers the devices were spread over, round-robin, each with the check-ins it
+    /// answered (to compare replicas within one run).
+    servers: Vec<ServerSummary>,
     enroll: PhaseSummary,
     check_in: PhaseSummary,
     /// The lifecycle-command polls (and acknowledgements) after each check-in.
@@ -367,7 +375,15 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
         servers: fleet
             .clients
             .iter()
-            .map(|client| client.server().to_owned())
+            .enumerate()
+            .map(|(index, client)| ServerSummary {
+                url: client.server().to_owned(),
+                check_in: check_in
+                    .check_in_by_server
+                    .remove(&index)
+                    .unwrap_or_default()
+                    .summary(elapsed),
+            })
             .collect(),
         enroll: enroll_summary,
         check_in: check_in_summary,
@@ -414,6 +430,8 @@ struct Records {
     commands: PhaseRecord,
     /// Attestation challenges and evidence: counted, not summarised.
     attestation: PhaseRecord,
+    /// The check-ins again, by the server that answered them.
+    check_in_by_server: BTreeMap<usize, PhaseRecord>,
 }
 
 impl Records {
@@ -422,6 +440,12 @@ impl Records {
         self.check_in.merge(other.check_in);
         self.commands.merge(other.commands);
         self.attestation.merge(other.attestation);
+        for (server, record) in other.check_in_by_server {
+            self.check_in_by_server
+                .entry(server)
+                .or_default()
+                .merge(record);
+        }
     }
 
     fn of(&mut self, exchange: Exchange) -> &mut PhaseRecord {
@@ -565,6 +589,13 @@ impl Fleet {
                         self.errors.fetch_add(1, Ordering::Relaxed);
                     }
                     self.done.fetch_add(1, Ordering::Relaxed);
+                    if request.exchange == Exchange::CheckIn {
+                        records
+                            .check_in_by_server
+                            .entry(device.server)
+                            .or_default()
+                            .record(started, outcome.clone());
+                    }
                     records.of(request.exchange).record(started, outcome);
                     match answer {
                         Ok(answer) => {
@@ -699,7 +730,16 @@ fn print_summary(summary: &Summary) {
         "{} simulated devices, {} requests in flight",
         summary.devices, summary.concurrency
     );
-    println!("servers: {}", summary.servers.join(", "));
+    for server in &summary.servers {
+        println!(
+            "{}: {} check-ins = {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+            server.url,
+            server.check_in.requests,
+            server.check_in.per_second,
+            server.check_in.latency_ms.p50,
+            server.check_in.latency_ms.p99
+        );
+    }
     for (name, phase) in [
         ("enroll", &summary.enroll),
         ("check-in", &summary.check_in),

@@ -61,7 +61,18 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     assert_eq!(summary["devices"], 20, "{summary}");
-    assert_eq!(summary["servers"].as_array().unwrap().len(), 2, "{summary}");
+    let servers = summary["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{summary}");
+    let per_server: Vec<u64> = servers
+        .iter()
+        .map(|server| server["check_in"]["ok"].as_u64().unwrap())
+        .collect();
+    assert!(per_server.iter().all(|&ok| ok > 0), "{summary}");
+    assert_eq!(
+        per_server.iter().sum::<u64>(),
+        summary["check_in"]["ok"].as_u64().unwrap(),
+        "{summary}"
+    );
     assert_eq!(summary["commands"]["failed"], 0, "{summary}");
     assert_eq!(summary["enroll"]["ok"], 20, "{summary}");
     assert_eq!(summary["enroll"]["failed"], 0, "{summary}");
