@@ -245,6 +245,8 @@ struct Summary {
     /// The servers the devices were spread over, round-robin, each with the check-ins it
     /// answered (to compare replicas within one run).
     servers: Vec<ServerSummary>,
+    /// The enrollments, over the enroll phase's time: each device's first cycle, which also
+    /// checks in and polls once (those requests count as failures if they fail, not here).
     enroll: PhaseSummary,
     check_in: PhaseSummary,
     /// The lifecycle-command polls (and acknowledgements) after each check-in.
