@@ -1,27 +1,165 @@
-//! The device side of Enigm, EnigmSecurityService: it collects and normalises the security
-//! signals of the host it runs on (enigm-docs §6, "Security Signals → EnigmSecurityService").
-//!
-//! - [`collect`]: real collectors for what a Linux host shows under `/sys`, `/proc` and `/etc`,
-//!   read from a configurable root so that tests can point them at a fake tree.
-//! - [`profile`]: `--profile FILE`, a TOML file declaring the signals of a simulated device. Its
-//!   `[hardware]` identifiers are parsed into a type that cannot be serialised, so they never
-//!   reach a report.
-//!
-//! - [`daemon`]: `enigm agent`, which enrolls with an enrollment token and checks in, every
-//!   request signed with the device key kept in [`state`].
-//! - [`tsc`]: `enigm tsc`, the local Trust Security Center over the last evaluation.
+//! The CLI's wiring of the device agent (`crates/enigm-agent`): the arguments of `enigm agent`,
+//! `enigm tsc` and `enigm agent-report`, turned into the agent crate's configuration. The
+//! agent's logic lives in `enigm_agent::core`, its shell in `enigm_agent::shell`.
 
-pub(crate) mod attestation;
-pub(crate) mod bundles;
-pub(crate) mod collect;
-pub(crate) mod daemon;
-pub(crate) mod ota;
-pub(crate) mod profile;
-pub(crate) mod report;
-pub(crate) mod slots;
-pub(crate) mod state;
-pub(crate) mod tsc;
+use std::path::PathBuf;
+use std::time::Duration;
 
-pub(crate) use daemon::AgentArgs;
-pub(crate) use report::{AgentReportArgs, run_report};
-pub(crate) use tsc::TscArgs;
+use anyhow::Context as _;
+use clap::Args;
+use enigm_agent::profile::Profile;
+use enigm_agent::shell::ShellConfig;
+
+use crate::cli::GlobalArgs;
+use crate::client::ServerUrl;
+use crate::output;
+
+#[derive(Debug, Args)]
+pub(crate) struct AgentArgs {
+    /// Directory of the agent's device key, enrollment and last evaluation (created with mode
+    /// 0700; refused when others can read it).
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+    /// File whose content is the enrollment token; needed only for the first run. The token is
+    /// never taken as an argument.
+    #[arg(long, value_name = "FILE")]
+    enrollment_token_file: Option<PathBuf>,
+    /// Device profile (TOML) declaring the signals of a simulated device; without it, the real
+    /// collectors measure this host. Its `[hardware]` identifiers are never transmitted.
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Run one cycle (enroll when needed, then one check-in) and exit.
+    #[arg(long)]
+    once: bool,
+    /// Seconds between check-ins in daemon mode.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    interval: u64,
+    /// Consent to managed-device mode, recorded at enrollment.
+    #[arg(long)]
+    managed_opt_in: bool,
+    /// Consent to remote wipe, recorded at enrollment.
+    #[arg(long)]
+    wipe_opt_in: bool,
+    /// INSECURE, for demos and tests: attest with Android-format chains minted under the
+    /// development root in DIR (`enigm attest dev-root`, or the one `enigm up
+    /// --insecure-dev-attestation-root DIR` created), for a simulated hardware key kept in the
+    /// state directory. Command accepts them only when it trusts that root.
+    #[arg(long, value_name = "DIR")]
+    insecure_dev_attestation_root: Option<PathBuf>,
+    /// Seconds between attestations (with a development root); the first comes with enrollment.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    attest_every: u64,
+    /// The OTA repository's root metadata this device is provisioned with (`enigm ota keys
+    /// init` writes it). With it, each cycle also looks for an OS image to install in the A/B
+    /// slots under the state directory.
+    #[arg(long, value_name = "FILE")]
+    ota_trusted_root: Option<PathBuf>,
+    /// The device's hardware model, matched against a release's compatible models.
+    #[arg(long, default_value = "enigm-sim")]
+    model: String,
+    /// The release channel the device follows.
+    #[arg(long, default_value = "stable")]
+    channel: String,
+}
+
+/// `enigm agent`: runs the EnigmSecurityService shell until it stops.
+pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<()> {
+    let server = global
+        .server()
+        .context("no server given: pass --server URL (or set ENIGM_SERVER)")?;
+    let server = ServerUrl::parse(server)?;
+    enigm_agent::shell::run(ShellConfig {
+        server: server.as_str().to_owned(),
+        ca_cert: global.ca_cert.clone(),
+        state_dir: args.state_dir,
+        enrollment_token_file: args.enrollment_token_file,
+        profile: args.profile,
+        once: args.once,
+        interval: Duration::from_secs(args.interval),
+        managed_opt_in: args.managed_opt_in,
+        wipe_opt_in: args.wipe_opt_in,
+        insecure_dev_attestation_root: args.insecure_dev_attestation_root,
+        attest_every: Duration::from_secs(args.attest_every),
+        ota_trusted_root: args.ota_trusted_root,
+        model: args.model,
+        channel: args.channel,
+    })
+    .await
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TscArgs {
+    /// The state directory of `enigm agent`.
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+}
+
+/// `enigm tsc`: prints the local Trust Security Center; fails when the agent has not checked in
+/// yet.
+pub(crate) fn run_tsc(args: TscArgs, json: bool) -> anyhow::Result<()> {
+    let Some(record) = enigm_agent::tsc::read(&args.state_dir)? else {
+        anyhow::bail!(
+            "no evaluation in `{}` yet: run `enigm agent --state-dir {} --once` first",
+            args.state_dir.display(),
+            args.state_dir.display()
+        );
+    };
+    if json {
+        return output::print_json(&serde_json::to_value(&record)?);
+    }
+    println!("Trust Security Center");
+    println!("  state:          {}", record.state.label());
+    println!("  summary:        {}", record.launcher_summary.label());
+    println!("  last check-in:  {}", output::clean(&record.checked_in_at));
+    println!("  handle:         {}", record.handle);
+    println!("  server:         {}", output::clean(&record.server));
+    println!();
+    output::print_list(
+        &output::finding_table(&record.findings),
+        record.findings.len(),
+        "no findings",
+    );
+    Ok(())
+}
+
+/// `enigm agent-report`: a hidden debugging command that prints the signal report the agent
+/// would send, as JSON, without talking to any server.
+#[derive(Debug, Args)]
+pub(crate) struct AgentReportArgs {
+    /// Device profile (TOML) declaring the signals of a simulated device; without it, the real
+    /// collectors measure this host.
+    #[arg(long, value_name = "FILE")]
+    profile: Option<PathBuf>,
+    /// Directory the collectors read `/sys`, `/proc` and `/etc` under.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    root: PathBuf,
+}
+
+/// Prints the report as JSON on stdout. The output is always JSON; `--json` is accepted.
+pub(crate) fn run_report(args: AgentReportArgs) -> anyhow::Result<()> {
+    let now = enigm_agent::report::system_now();
+    let profile = args
+        .profile
+        .as_deref()
+        .map(|path| {
+            Profile::load(path)
+                .with_context(|| format!("could not load profile `{}`", path.display()))
+        })
+        .transpose()?;
+    if let Some(profile) = &profile {
+        let hardware = profile.hardware().declared();
+        if !hardware.is_empty() {
+            eprintln!(
+                "note: profile `{}` declares {}, which the agent never transmits",
+                profile.name().unwrap_or("unnamed"),
+                profile.hardware()
+            );
+        }
+    }
+    let report = enigm_agent::report::measure(profile.as_ref(), &args.root, now);
+    let json = serde_json::to_string_pretty(&report).context("could not encode the report")?;
+    println!("{json}");
+    Ok(())
+}

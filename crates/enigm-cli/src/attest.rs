@@ -21,7 +21,7 @@ use crate::output;
 
 /// File names of the development root inside its directory.
 pub(crate) const DEV_ROOT_CERT: &str = "dev-attestation-root.pem";
-pub(crate) const DEV_ROOT_KEY: &str = "dev-attestation-root.key";
+pub(crate) use enigm_agent::attestation::{DEV_ROOT_KEY, load_dev_root};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct AttestArgs {
@@ -104,24 +104,11 @@ pub(crate) fn ensure_dev_root(
     Ok((cert_path, root))
 }
 
-/// Loads the development root a directory holds.
-pub(crate) fn load_dev_root(dir: &Path) -> anyhow::Result<enigm_attest::dev::DevAttestationRoot> {
-    let key_path = dir.join(DEV_ROOT_KEY);
-    let key = std::fs::read_to_string(&key_path)
-        .with_context(|| format!("cannot read {}", key_path.display()))?;
-    enigm_attest::dev::DevAttestationRoot::from_key_pem(&key).with_context(|| {
-        format!(
-            "{} does not hold a development attestation root",
-            dir.display()
-        )
-    })
-}
-
 fn verify(args: &VerifyArgs, json_output: bool) -> anyhow::Result<()> {
     let chain = read_chain(&args.chain)?;
     let at = match &args.at {
         Some(text) => parse_rfc3339(text)?,
-        None => crate::agent::report::system_now(),
+        None => enigm_agent::report::system_now(),
     };
     let challenge = args
         .challenge

@@ -19,8 +19,10 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct GlobalArgs {
     /// Command server URL, e.g. https://command.example:8443 (default: the one of the last login).
-    #[arg(long, env = "ENIGM_SERVER", global = true, value_name = "URL")]
-    pub(crate) server: Option<String>,
+    /// `enigm simulate` takes it more than once and spreads its devices over the servers.
+    #[arg(long = "server", env = "ENIGM_SERVER", global = true, value_name = "URL",
+        action = clap::ArgAction::Append)]
+    pub(crate) servers: Vec<String>,
     /// Print the raw JSON body of the response instead of tables.
     #[arg(long, global = true)]
     pub(crate) json: bool,
@@ -68,6 +70,13 @@ pub(crate) enum Command {
     AgentReport(agent::AgentReportArgs),
 }
 
+impl GlobalArgs {
+    /// The one server of a command that talks to one (the first given).
+    pub(crate) fn server(&self) -> Option<&str> {
+        self.servers.first().map(String::as_str)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory as _;
@@ -95,7 +104,7 @@ mod tests {
         ])
         .unwrap();
         assert!(cli.global.json);
-        assert_eq!(cli.global.server.as_deref(), Some("https://c.example"));
+        assert_eq!(cli.global.server(), Some("https://c.example"));
     }
 
     #[test]

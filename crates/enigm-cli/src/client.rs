@@ -320,40 +320,6 @@ impl CommandClient {
         self.send(self.request(Method::DELETE, path), pin).await
     }
 
-    /// A POST of `body` exactly as signed by a device: the body bytes are sent unchanged, with
-    /// the signature headers over them. Device requests carry no bearer token.
-    pub(crate) async fn post_signed<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: Vec<u8>,
-        signature: &enigm_device::SignatureHeaders,
-    ) -> Result<Reply<T>, RequestError> {
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base.as_str()))
-            .header(header::CONTENT_TYPE, "application/json")
-            .header(enigm_device::CONTENT_DIGEST, &signature.content_digest)
-            .header(enigm_device::SIGNATURE_INPUT, &signature.signature_input)
-            .header(enigm_device::SIGNATURE, &signature.signature)
-            .body(body);
-        self.send(request, None).await
-    }
-
-    /// GETs `path` with a device request signature (over an empty body).
-    pub(crate) async fn get_signed<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        signature: &enigm_device::SignatureHeaders,
-    ) -> Result<Reply<T>, RequestError> {
-        let request = self
-            .http
-            .get(format!("{}{path}", self.base.as_str()))
-            .header(enigm_device::CONTENT_DIGEST, &signature.content_digest)
-            .header(enigm_device::SIGNATURE_INPUT, &signature.signature_input)
-            .header(enigm_device::SIGNATURE, &signature.signature);
-        self.send(request, None).await
-    }
-
     /// POSTs `body` as it is (signed metadata: the bytes that were signed are the bytes sent).
     pub(crate) async fn post_raw<T: DeserializeOwned>(
         &self,

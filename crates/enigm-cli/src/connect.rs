@@ -96,7 +96,7 @@ pub(crate) fn connect(global: &GlobalArgs) -> anyhow::Result<CommandClient> {
     };
     let env_token = std::env::var(TOKEN_ENV).ok();
     let target = resolve(
-        global.server.as_deref(),
+        global.server(),
         global.ca_cert.as_ref(),
         stored.as_ref(),
         env_token,

@@ -34,7 +34,7 @@ pub(crate) async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Resul
     let stored = credentials::load(&path)?;
     // The login itself sends no token: it must work whatever is stored or in ENIGM_TOKEN.
     let target = connect::resolve(
-        global.server.as_deref(),
+        global.server(),
         global.ca_cert.as_ref(),
         stored.as_ref(),
         None,

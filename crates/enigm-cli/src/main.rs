@@ -16,7 +16,6 @@ mod parse;
 mod release;
 mod secrets;
 mod simulate;
-mod tuf_fetch;
 mod up;
 
 use std::process::ExitCode;
@@ -46,14 +45,17 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let global = cli.global;
+    if global.servers.len() > 1 && !matches!(cli.command, Command::Simulate(_)) {
+        anyhow::bail!("--server is given more than once, which only `enigm simulate` accepts");
+    }
     match cli.command {
         Command::Up(args) => up::run(args).await,
         Command::Login(args) => login::login(&global, args).await,
         Command::Logout => login::logout(&global).await,
         Command::Admin(args) => admin::run(&global, args).await,
         Command::Audit(args) => audit::run(&global, args).await,
-        Command::Agent(args) => agent::daemon::run(&global, args).await,
-        Command::Tsc(args) => agent::tsc::run(args, global.json),
+        Command::Agent(args) => agent::run(&global, args).await,
+        Command::Tsc(args) => agent::run_tsc(args, global.json),
         Command::AgentReport(args) => agent::run_report(args),
         Command::Simulate(args) => simulate::run(&global, args).await,
         Command::Attest(args) => attest::run(args, global.json),

@@ -1,30 +1,35 @@
 //! `enigm simulate`: a fleet of simulated devices in one process, for demos and load
-//! measurement. Each device has its own Ed25519 key and a profile — most protected, some
-//! review-required, some inactive, and some that degrade halfway through the run — and goes
-//! through the same signed enrollment and check-ins as `enigm agent`. A fixed number of
-//! requests are in flight at once; a live line shows progress on a terminal, and the end
-//! prints throughput and latency percentiles (`--json` for scripts).
+//! measurement. Each device is an `enigm_agent::core::Agent` — the same state machine as
+//! `enigm agent` — with its own Ed25519 key and a profile (most protected, some
+//! review-required, some inactive, and some that degrade halfway through the run); this module
+//! is its driver, as `enigm_agent::shell` is the one device's. A fixed number of devices run a
+//! cycle at once; with `--server` given more than once, devices are spread round-robin over the
+//! servers (two Command replicas on one database, say). A live line shows progress on a
+//! terminal, and the end prints each phase's rate and latency percentiles (`--json` for
+//! scripts): enrollments, then check-ins and the lifecycle-command polls that follow them.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Args;
-use enigm_api::{CheckInRequest, EnrollRequest, EnrollResponse, TrustView, paths};
+use enigm_agent::attestation::DevAttester;
+use enigm_agent::core::{Agent, Config, Event, Exchange, Exit, Step, Verification};
+use enigm_agent::http::DeviceClient;
+use enigm_agent::report::system_now;
 use enigm_crypto::Ed25519SigningKey;
 use enigm_trust::{PatchLevel, Signal, SignalKind, SignalReport, SignalSource, SignalValue};
 use enigm_types::Timestamp;
 use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::SecretString;
 use serde::Serialize;
 
-use crate::agent::daemon::{device_client, post_signed};
-use crate::agent::report::system_now;
 use crate::cli::GlobalArgs;
-use crate::client::{CommandClient, RequestError};
+use crate::client::ServerUrl;
 use crate::secrets;
 
 #[derive(Debug, Args)]
@@ -100,15 +105,28 @@ impl Profile {
 }
 
 struct Device {
-    key: Ed25519SigningKey,
+    /// The device's core; `None` while a worker drives its cycle.
+    core: Mutex<Option<Agent>>,
     /// The simulated hardware key, when the fleet attests.
     attested_key: Option<enigm_attest::dev::DevAttestedKey>,
     profile: Profile,
-    /// Set when the server refused the device for good (it stops checking in).
-    refused: AtomicBool,
+    /// Which of the servers the device talks to.
+    server: usize,
+    /// Set when the agent stopped (refused for good, retired or wiped): no more cycles.
+    stopped: AtomicBool,
 }
 
-/// Latencies in microseconds and outcomes, per phase.
+/// What one request came to.
+#[derive(Clone)]
+enum Outcome {
+    Ok,
+    /// Command refused it with this code (an expected answer, e.g. a revoked device).
+    Refused(String),
+    /// Unreachable, a server error, or an answer without an error body.
+    Failed(String),
+}
+
+/// Latencies in microseconds and outcomes of one kind of request.
 #[derive(Default)]
 struct PhaseRecord {
     latencies: Vec<u64>,
@@ -131,20 +149,18 @@ impl PhaseRecord {
         }
     }
 
-    fn record(&mut self, started: Instant, result: &anyhow::Result<TrustState>) {
+    fn record(&mut self, started: Instant, outcome: Outcome) {
         self.latencies
             .push(u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX));
-        match result {
-            Ok(_) => self.ok += 1,
-            Err(error) => match refusal_code(error) {
-                Some(code) => *self.refused.entry(code).or_default() += 1,
-                None => {
-                    self.failed += 1;
-                    if self.first_failure.is_none() {
-                        self.first_failure = Some(format!("{error:#}"));
-                    }
+        match outcome {
+            Outcome::Ok => self.ok += 1,
+            Outcome::Refused(code) => *self.refused.entry(code).or_default() += 1,
+            Outcome::Failed(failure) => {
+                self.failed += 1;
+                if self.first_failure.is_none() {
+                    self.first_failure = Some(failure);
                 }
-            },
+            }
         }
     }
 
@@ -217,11 +233,24 @@ struct PhaseSummary {
 }
 
 #[derive(Serialize)]
+struct ServerSummary {
+    url: String,
+    check_in: PhaseSummary,
+}
+
+#[derive(Serialize)]
 struct Summary {
     devices: u32,
     concurrency: u32,
+    /// The servers the devices were spread over, round-robin, each with the check-ins it
+    /// answered (to compare replicas within one run).
+    servers: Vec<ServerSummary>,
+    /// The enrollments, over the enroll phase's time: each device's first cycle, which also
+    /// checks in and polls once (those requests count as failures if they fail, not here).
     enroll: PhaseSummary,
     check_in: PhaseSummary,
+    /// The lifecycle-command polls (and acknowledgements) after each check-in.
+    commands: PhaseSummary,
     /// The last trust state each device reported, counted.
     trust_states: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -231,37 +260,70 @@ struct Summary {
 type TrustState = enigm_trust::TrustState;
 
 pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Result<()> {
-    let (client, prefix) = device_client(global)?;
+    if global.servers.is_empty() {
+        anyhow::bail!("no server given: pass --server URL (or set ENIGM_SERVER)");
+    }
+    let ca_pem = global
+        .ca_cert
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("could not read the ca certificate `{}`", path.display()))
+        })
+        .transpose()?;
+    let clients = global
+        .servers
+        .iter()
+        .map(|server| -> anyhow::Result<DeviceClient> {
+            let server = ServerUrl::parse(server)?;
+            Ok(DeviceClient::new(server.as_str(), ca_pem.as_deref())?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let token = secrets::read_secret_file(&args.enrollment_token_file)?;
-    let token = secrecy::ExposeSecret::expose_secret(&token)
-        .trim()
-        .to_owned();
+    let token = SecretString::from(
+        secrecy::ExposeSecret::expose_secret(&token)
+            .trim()
+            .to_owned(),
+    );
     let count = usize::try_from(args.devices).context("device count")?;
     let dev_root = args
         .insecure_dev_attestation_root
         .as_deref()
         .map(crate::attest::load_dev_root)
         .transpose()?;
-    let devices: Arc<Vec<Device>> = Arc::new(
-        (0..count)
-            .map(|n| -> anyhow::Result<Device> {
-                Ok(Device {
-                    key: Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
-                    attested_key: dev_root
-                        .as_ref()
-                        .map(|_| enigm_attest::dev::DevAttestedKey::generate())
-                        .transpose()
-                        .context("could not generate a simulated hardware key")?,
-                    profile: Profile::of(n),
-                    refused: AtomicBool::new(false),
-                })
+    let devices = (0..count)
+        .map(|n| -> anyhow::Result<Device> {
+            let server = n % clients.len();
+            let client = clients.get(server).context("a server")?;
+            let config = Config {
+                server: client.server().to_owned(),
+                path_prefix: client.path_prefix().to_owned(),
+                managed_opt_in: false,
+                wipe_opt_in: false,
+                attests: dev_root.is_some(),
+                // The fleet attests with its enrollment only, as a load test of check-ins.
+                attest_every: Duration::from_secs(365 * 24 * 60 * 60),
+                updates: false,
+                interval: Duration::ZERO,
+                once: false,
+            };
+            let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
+            let core = Agent::new(config, key, None, Some(token.clone()), Verification::None)?;
+            Ok(Device {
+                core: Mutex::new(Some(core)),
+                attested_key: dev_root
+                    .as_ref()
+                    .map(|_| enigm_attest::dev::DevAttestedKey::generate())
+                    .transpose()
+                    .context("could not generate a simulated hardware key")?,
+                profile: Profile::of(n),
+                server,
+                stopped: AtomicBool::new(false),
             })
-            .collect::<anyhow::Result<Vec<_>>>()?,
-    );
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let fleet = Arc::new(Fleet {
-        client,
-        prefix,
-        token,
+        clients,
         devices,
         patch_level: recent_patch_level()?,
         dev_root,
@@ -274,15 +336,22 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
     progress.phase("enrolling");
     let started = Instant::now();
     let mut enroll = run_phase(&fleet, &args, &progress, Phase::Enroll, None).await?;
-    let enroll_failure = enroll.first_failure.take();
-    let enroll = enroll.summary(started.elapsed());
+    let enroll_failure = enroll.enroll.first_failure.take();
+    let enroll_elapsed = started.elapsed();
+    let enroll_summary = enroll.enroll.summary(enroll_elapsed);
 
     progress.phase("checking in");
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut check_in = run_phase(&fleet, &args, &progress, Phase::CheckIn, Some(deadline)).await?;
-    let first_failure = check_in.first_failure.take();
-    let check_in = check_in.summary(started.elapsed());
+    let first_failure = check_in
+        .check_in
+        .first_failure
+        .take()
+        .or(check_in.commands.first_failure.take());
+    let elapsed = started.elapsed();
+    let check_in_summary = check_in.check_in.summary(elapsed);
+    let commands_summary = check_in.commands.summary(elapsed);
     progress.finish();
 
     let mut trust_states = BTreeMap::new();
@@ -295,14 +364,36 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
         };
         *trust_states.entry(name.to_owned()).or_default() += 1;
     }
-    let failed = enroll.failed + check_in.failed;
+    // The first cycle of each device (in the enroll phase) also checks in and polls; those
+    // count as failures too, though only the enrollments make the enroll phase's figures.
+    let failed = enroll_summary.failed
+        + enroll.check_in.failed
+        + enroll.commands.failed
+        + check_in_summary.failed
+        + commands_summary.failed;
     let summary = Summary {
         devices: args.devices,
         concurrency: args.concurrency,
-        enroll,
-        check_in,
+        servers: fleet
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(index, client)| ServerSummary {
+                url: client.server().to_owned(),
+                check_in: check_in
+                    .check_in_by_server
+                    .remove(&index)
+                    .unwrap_or_default()
+                    .summary(elapsed),
+            })
+            .collect(),
+        enroll: enroll_summary,
+        check_in: check_in_summary,
+        commands: commands_summary,
         trust_states,
-        first_failure: enroll_failure.or(first_failure),
+        first_failure: enroll_failure
+            .or(enroll.check_in.first_failure.take())
+            .or(first_failure),
     };
     if global.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -316,10 +407,8 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
 }
 
 struct Fleet {
-    client: CommandClient,
-    prefix: String,
-    token: String,
-    devices: Arc<Vec<Device>>,
+    clients: Vec<DeviceClient>,
+    devices: Vec<Device>,
     patch_level: PatchLevel,
     dev_root: Option<enigm_attest::dev::DevAttestationRoot>,
     /// Each device's last trust state (0 none, 1 protected, 2 review required, 3 inactive).
@@ -335,15 +424,51 @@ enum Phase {
     CheckIn,
 }
 
-/// Runs `concurrency` workers. Enrollment gives each device one request; check-ins go round
-/// the fleet until the deadline.
+/// The records of one phase, by kind of request.
+#[derive(Default)]
+struct Records {
+    enroll: PhaseRecord,
+    check_in: PhaseRecord,
+    commands: PhaseRecord,
+    /// Attestation challenges and evidence: counted, not summarised.
+    attestation: PhaseRecord,
+    /// The check-ins again, by the server that answered them.
+    check_in_by_server: BTreeMap<usize, PhaseRecord>,
+}
+
+impl Records {
+    fn merge(&mut self, other: Records) {
+        self.enroll.merge(other.enroll);
+        self.check_in.merge(other.check_in);
+        self.commands.merge(other.commands);
+        self.attestation.merge(other.attestation);
+        for (server, record) in other.check_in_by_server {
+            self.check_in_by_server
+                .entry(server)
+                .or_default()
+                .merge(record);
+        }
+    }
+
+    fn of(&mut self, exchange: Exchange) -> &mut PhaseRecord {
+        match exchange {
+            Exchange::Enrollment => &mut self.enroll,
+            Exchange::CheckIn => &mut self.check_in,
+            Exchange::Commands | Exchange::CommandAck => &mut self.commands,
+            Exchange::AttestationChallenge | Exchange::Attestation => &mut self.attestation,
+        }
+    }
+}
+
+/// Runs `concurrency` workers, each driving one device's cycle at a time. Enrollment runs
+/// each device's first cycle once; check-ins go round the fleet until the deadline.
 async fn run_phase(
     fleet: &Arc<Fleet>,
     args: &SimulateArgs,
     progress: &Progress,
     phase: Phase,
     deadline: Option<Instant>,
-) -> anyhow::Result<PhaseRecord> {
+) -> anyhow::Result<Records> {
     let next = Arc::new(AtomicUsize::new(0));
     let half_time = deadline.map(|end| end - Duration::from_secs(args.duration) / 2);
     let workers: Vec<_> = (0..args.concurrency)
@@ -351,7 +476,7 @@ async fn run_phase(
             let fleet = fleet.clone();
             let next = next.clone();
             tokio::spawn(async move {
-                let mut record = PhaseRecord::default();
+                let mut records = Records::default();
                 loop {
                     let n = next.fetch_add(1, Ordering::Relaxed);
                     let device = match phase {
@@ -364,35 +489,20 @@ async fn run_phase(
                             n % fleet.devices.len()
                         }
                     };
-                    let Some(simulated) = fleet.devices.get(device) else {
-                        break;
-                    };
-                    if simulated.refused.load(Ordering::Relaxed) {
+                    let late = half_time.is_some_and(|half| Instant::now() >= half);
+                    if !fleet.cycle(device, late, &mut records).await {
                         if fleet
                             .devices
                             .iter()
-                            .all(|d| d.refused.load(Ordering::Relaxed))
+                            .all(|d| d.stopped.load(Ordering::Relaxed))
                         {
                             break;
                         }
-                        continue;
-                    }
-                    let late = half_time.is_some_and(|half| Instant::now() >= half);
-                    let started = Instant::now();
-                    let result = fleet.request(phase, simulated, late).await;
-                    record.record(started, &result);
-                    fleet.done.fetch_add(1, Ordering::Relaxed);
-                    match &result {
-                        Ok(state) => fleet.note_trust(device, *state),
-                        Err(error) => {
-                            fleet.errors.fetch_add(1, Ordering::Relaxed);
-                            if refusal_code(error).is_some() {
-                                simulated.refused.store(true, Ordering::Relaxed);
-                            }
-                        }
+                        // Busy with another worker, or stopped: let the others run.
+                        tokio::task::yield_now().await;
                     }
                 }
-                record
+                records
             })
         })
         .collect();
@@ -414,89 +524,134 @@ async fn run_phase(
             }
         })
     };
-    let mut record = PhaseRecord::default();
+    let mut records = Records::default();
     for worker in workers {
-        record.merge(worker.await.context("a simulated device task stopped")?);
+        records.merge(worker.await.context("a simulated device task stopped")?);
     }
     ticker.abort();
     fleet.done.store(0, Ordering::Relaxed);
     fleet.errors.store(0, Ordering::Relaxed);
-    Ok(record)
+    Ok(records)
 }
 
 impl Fleet {
-    /// Enrollment evidence minted under the development root, when the fleet attests.
-    async fn evidence(
-        &self,
-        device: &Device,
-    ) -> anyhow::Result<Option<enigm_api::attestation::AttestationEvidence>> {
-        let (Some(root), Some(key)) = (&self.dev_root, &device.attested_key) else {
-            return Ok(None);
+    /// Drives one cycle of device `n`'s core; `false` when it was busy or has stopped.
+    async fn cycle(&self, n: usize, late: bool, records: &mut Records) -> bool {
+        let Some(device) = self.devices.get(n) else {
+            return false;
         };
-        let patch_day = self
-            .patch_level
-            .to_string()
-            .replace('-', "")
-            .parse()
-            .unwrap_or(20_251_105);
-        let attester = crate::agent::attestation::DevAttester {
-            root,
-            key,
-            patch_day,
+        if device.stopped.load(Ordering::Relaxed) {
+            return false;
+        }
+        let Some(mut core) = lock(&device.core).take() else {
+            return false;
         };
-        let evidence = attester
-            .attest(
-                &self.client,
-                &self.prefix,
-                &device.key,
-                enigm_api::attestation::AttestationPurpose::Enrollment,
-                system_now(),
-            )
-            .await?;
-        Ok(Some(evidence))
+        let stopped = self.drive(n, device, &mut core, late, records).await;
+        if stopped {
+            device.stopped.store(true, Ordering::Relaxed);
+        }
+        *lock(&device.core) = Some(core);
+        true
     }
 
-    async fn request(
+    /// Runs the cycle; whether the agent stopped.
+    async fn drive(
         &self,
-        phase: Phase,
+        n: usize,
         device: &Device,
+        core: &mut Agent,
         late: bool,
-    ) -> anyhow::Result<TrustState> {
-        let report = device
-            .profile
-            .report(system_now(), self.patch_level, late)?;
-        match phase {
-            Phase::Enroll => {
-                let body = EnrollRequest {
-                    enrollment_token: self.token.clone(),
-                    report,
-                    managed_opt_in: false,
-                    wipe_opt_in: false,
-                    attestation: self.evidence(device).await?,
-                };
-                let enrolled: EnrollResponse = post_signed(
-                    &self.client,
-                    &self.prefix,
-                    &device.key,
-                    paths::DEVICE_ENROLL,
-                    &body,
-                )
-                .await?;
-                Ok(enrolled.trust.state)
-            }
-            Phase::CheckIn => {
-                let body = CheckInRequest { report };
-                let trust: TrustView = post_signed(
-                    &self.client,
-                    &self.prefix,
-                    &device.key,
-                    paths::DEVICE_CHECK_INS,
-                    &body,
-                )
-                .await?;
-                Ok(trust.state)
+        records: &mut Records,
+    ) -> bool {
+        let Some(client) = self.clients.get(device.server) else {
+            return true;
+        };
+        let now = system_now();
+        let report = match device.profile.report(now, self.patch_level, late) {
+            Ok(report) => report,
+            Err(_) => return true,
+        };
+        if core.start_cycle(now, report).is_err() {
+            return true;
+        }
+        let mut rng = rand::rngs::OsRng;
+        loop {
+            let Some(step) = core.poll(system_now(), &mut rng) else {
+                return true;
+            };
+            let fed = match step {
+                Step::Send(request) => {
+                    let started = Instant::now();
+                    let answer = client.send(&request).await;
+                    let outcome = match &answer {
+                        Ok(answer) => outcome_of(answer.status, &answer.body),
+                        Err(error) => Outcome::Failed(error.to_string()),
+                    };
+                    if !matches!(outcome, Outcome::Ok) {
+                        self.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.done.fetch_add(1, Ordering::Relaxed);
+                    if request.exchange == Exchange::CheckIn {
+                        records
+                            .check_in_by_server
+                            .entry(device.server)
+                            .or_default()
+                            .record(started, outcome.clone());
+                    }
+                    records.of(request.exchange).record(started, outcome);
+                    match answer {
+                        Ok(answer) => {
+                            core.handle_response(system_now(), answer.status, &answer.body)
+                        }
+                        Err(error) => core.handle_unreachable(system_now(), error.to_string()),
+                    }
+                }
+                Step::MintEvidence(request) => {
+                    let evidence = self.evidence(device, &request);
+                    core.handle_evidence(system_now(), evidence)
+                }
+                Step::Report(Event::Enrolled { trust, .. }) => {
+                    self.note_trust(n, trust);
+                    Ok(())
+                }
+                Step::Report(Event::CheckedIn { trust, .. }) => {
+                    self.note_trust(n, trust.state);
+                    Ok(())
+                }
+                // Nothing to keep or show: a simulated device lives in memory, and every
+                // request is counted above.
+                Step::Report(_) | Step::Persist(_) | Step::Wipe => Ok(()),
+                Step::Update => core.handle_update(system_now(), Ok(Vec::new())),
+                Step::Sleep { .. } => return false,
+                Step::Stop(exit) => return !matches!(exit, Exit::Completed),
+            };
+            if fed.is_err() {
+                return true;
             }
         }
+    }
+
+    /// Evidence minted under the development root, when the fleet attests.
+    fn evidence(
+        &self,
+        device: &Device,
+        request: &enigm_agent::core::EvidenceRequest,
+    ) -> Result<enigm_api::attestation::AttestationEvidence, String> {
+        let (Some(root), Some(key)) = (&self.dev_root, &device.attested_key) else {
+            return Err("the fleet does not attest".to_owned());
+        };
+        DevAttester {
+            root,
+            key,
+            patch_day: request.patch_day,
+        }
+        .evidence(
+            &request.nonce,
+            &request.device_key,
+            request.purpose,
+            system_now(),
+        )
+        .map_err(|error| format!("{error:#}"))
     }
 
     fn note_trust(&self, device: usize, state: TrustState) {
@@ -511,17 +666,24 @@ impl Fleet {
     }
 }
 
-/// The server's error code when it refused the request (a 4xx with a code), as opposed to a
-/// failure (unreachable, 5xx).
-fn refusal_code(error: &anyhow::Error) -> Option<String> {
-    error
-        .chain()
-        .find_map(|cause| match cause.downcast_ref::<RequestError>() {
-            Some(RequestError::Api(api)) if (400..500).contains(&api.status) => {
-                Some(api.code.clone())
-            }
-            _ => None,
-        })
+/// A 2xx is ok; a 4xx with Command's error body is a refusal with its code; anything else
+/// (a 5xx, an answer without an error body) is a failure.
+fn outcome_of(status: u16, body: &[u8]) -> Outcome {
+    if (200..300).contains(&status) {
+        return Outcome::Ok;
+    }
+    match serde_json::from_slice::<enigm_api::ErrorBody>(body) {
+        Ok(error) if (400..500).contains(&status) => Outcome::Refused(error.code),
+        Ok(error) => Outcome::Failed(format!("{status}: {} ({})", error.message, error.code)),
+        Err(_) => Outcome::Failed(format!("unexpected answer {status} without an error body")),
+    }
+}
+
+/// A poisoned lock still holds a whole core: it is replaced in one assignment.
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A patch level ten days old: recent enough for the baseline policy.
@@ -570,7 +732,21 @@ fn print_summary(summary: &Summary) {
         "{} simulated devices, {} requests in flight",
         summary.devices, summary.concurrency
     );
-    for (name, phase) in [("enroll", &summary.enroll), ("check-in", &summary.check_in)] {
+    for server in &summary.servers {
+        println!(
+            "{}: {} check-ins = {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+            server.url,
+            server.check_in.requests,
+            server.check_in.per_second,
+            server.check_in.latency_ms.p50,
+            server.check_in.latency_ms.p99
+        );
+    }
+    for (name, phase) in [
+        ("enroll", &summary.enroll),
+        ("check-in", &summary.check_in),
+        ("commands", &summary.commands),
+    ] {
         println!(
             "{name:>9}: {} requests in {:.1} s = {:.0}/s; ok {}, refused {}, failed {}",
             phase.requests,

@@ -1,5 +1,5 @@
-//! `enigm simulate` against a real `enigm up` on loopback (SQLite): a small fleet enrolls with
-//! one token and checks in for a few seconds; the summary counts every device and request, no
+//! `enigm simulate` against a real `enigm up` on loopback (SQLite): a small fleet of agent cores
+//! enrolls with one token and checks in for a few seconds; the summary counts every device and request, no
 //! request fails, Command shows the fleet under handles in all three trust states, and the
 //! eligibility decision follows them.
 
@@ -44,8 +44,11 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     let created: Value = serde_json::from_slice(&created.stdout).unwrap();
     let token_file = write_secret(&secrets, "token", created["token"].as_str().unwrap());
 
+    // `--server` twice: the devices are spread over two clients (here of the same Command, as
+    // two replicas behind one name would be), half enrolling and checking in through each.
     let output = Command::new(ENIGM)
-        .args(["simulate", "--server", &server.url, "--devices", "20"])
+        .args(["simulate", "--server", &server.url, "--server", &server.url])
+        .args(["--devices", "20"])
         .args(["--duration", "3", "--concurrency", "8", "--json"])
         .arg("--enrollment-token-file")
         .arg(&token_file)
@@ -58,6 +61,19 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     assert_eq!(summary["devices"], 20, "{summary}");
+    let servers = summary["servers"].as_array().unwrap();
+    assert_eq!(servers.len(), 2, "{summary}");
+    let per_server: Vec<u64> = servers
+        .iter()
+        .map(|server| server["check_in"]["ok"].as_u64().unwrap())
+        .collect();
+    assert!(per_server.iter().all(|&ok| ok > 0), "{summary}");
+    assert_eq!(
+        per_server.iter().sum::<u64>(),
+        summary["check_in"]["ok"].as_u64().unwrap(),
+        "{summary}"
+    );
+    assert_eq!(summary["commands"]["failed"], 0, "{summary}");
     assert_eq!(summary["enroll"]["ok"], 20, "{summary}");
     assert_eq!(summary["enroll"]["failed"], 0, "{summary}");
     let check_ins = &summary["check_in"];

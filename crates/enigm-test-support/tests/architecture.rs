@@ -3,8 +3,9 @@
 //!
 //! Dependency direction: `enigm-types` at the bottom; `enigm-crypto`, `enigm-identity`,
 //! `enigm-api` and `enigm-store` on top of it alone; `enigm-auditlog` on `enigm-types` and
-//! `enigm-crypto`; `enigm-server` and `enigm-cli` above them,
-//! with nothing depending on the CLI. Only `enigm-store` names the database driver, only
+//! `enigm-crypto`; `enigm-server`, `enigm-agent` and `enigm-cli` above them, with nothing
+//! depending on the CLI and the agent depending on neither Command nor the CLI; the agent's
+//! core names no I/O. Only `enigm-store` names the database driver, only
 //! `enigm-crypto` names crypto implementations, and the library crates name no async runtime or
 //! I/O crate.
 //!
@@ -43,6 +44,7 @@ const API: &str = "enigm-api";
 const STORE: &str = "enigm-store";
 const SERVER: &str = "enigm-server";
 const CLI: &str = "enigm-cli";
+const AGENT: &str = "enigm-agent";
 const TEST_SUPPORT: &str = "enigm-test-support";
 
 /// Every workspace crate starts with this, and only workspace crates do.
@@ -82,7 +84,7 @@ const TLS_CARRIERS: [&str; 2] = ["rustls", "reqwest"];
 
 /// Crates other than `enigm-crypto` allowed to name a crypto-carrying crate: (crate, dependency,
 /// reason).
-const CRYPTO_EXCEPTIONS: [(&str, &str, &str); 2] = [
+const CRYPTO_EXCEPTIONS: [(&str, &str, &str); 3] = [
     (
         SERVER,
         "rustls",
@@ -94,6 +96,29 @@ const CRYPTO_EXCEPTIONS: [(&str, &str, &str); 2] = [
         "reqwest",
         "transport: the CLI talks HTTPS to Command, through reqwest's rustls-tls feature",
     ),
+    (
+        AGENT,
+        "reqwest",
+        "transport: the agent's shell talks HTTPS to Command, through reqwest's rustls-tls \
+         feature; its core signs through enigm-crypto",
+    ),
+];
+
+/// The agent's sans-IO core: the folder under `crates/enigm-agent/src` whose source names no
+/// I/O, and the names that would mean it does (a runtime, an HTTP client, the filesystem, the
+/// network, threads, the OS clock or the OS random number generator).
+const AGENT_CORE: &str = "crates/enigm-agent/src/core";
+const AGENT_CORE_FORBIDDEN: [&str; 10] = [
+    "tokio",
+    "reqwest",
+    "std::fs",
+    "std::net",
+    "std::thread",
+    "std::process",
+    "SystemTime",
+    "Instant",
+    "OsRng",
+    "thread_rng",
 ];
 
 #[test]
@@ -285,6 +310,42 @@ fn libraries_do_no_io() {
 }
 
 #[test]
+fn the_agent_depends_on_neither_command_nor_the_cli() {
+    enigm_dependencies_within(
+        AGENT,
+        &[TYPES, CRYPTO, DEVICE, TRUST, ATTEST, OTA, API],
+        "enigm-agent, the device service, depends on the libraries and enigm-api only: never on \
+         enigm-server, enigm-store or enigm-cli (its tests may, as dev-dependencies)",
+    );
+}
+
+#[test]
+fn the_agent_core_names_no_io() {
+    let workspace = workspace();
+    workspace.package(AGENT);
+    let core = workspace.root.join(AGENT_CORE);
+    let files = rust_files(&core);
+    assert!(!files.is_empty(), "no source under {}", core.display());
+    let mut violations = Vec::new();
+    for file in files {
+        let source = std::fs::read_to_string(&file)
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.display()));
+        for (number, line) in source.lines().enumerate() {
+            for name in AGENT_CORE_FORBIDDEN {
+                if line.contains(name) {
+                    violations.push(format!("{}:{}: names `{name}`", file.display(), number + 1));
+                }
+            }
+        }
+    }
+    check(
+        "enigm_agent::core is sans-IO: it is fed time, randomness and answers, and names no \
+         runtime, HTTP client, filesystem, network, thread, OS clock or OS randomness",
+        violations,
+    );
+}
+
+#[test]
 fn every_crate_inherits_the_workspace_lints() {
     let crates = workspace().crate_folders();
     assert!(!crates.is_empty(), "no crates found under crates/");
@@ -388,6 +449,23 @@ fn enigm_dependencies_within(krate: &str, allowed: &[&str], rule: &str) {
         .map(|dependency| format!("`{krate}` depends on {dependency}"))
         .collect();
     check(rule, violations);
+}
+
+/// Every `.rs` file under `dir`, recursively, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("cannot list {}: {error}", dir.display()));
+    for entry in entries {
+        let path = entry.expect("a readable directory entry").path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    files
 }
 
 /// Whether a `Cargo.toml` has a `[lints]` table containing `workspace = true`.

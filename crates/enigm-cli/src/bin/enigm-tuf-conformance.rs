@@ -21,9 +21,8 @@ use enigm_ota::client::{
 use enigm_ota::{ArtifactVerifier, VerifiedTarget, safe_local_path};
 use enigm_types::Timestamp;
 
-// The agent's bounded reader, shared with the `enigm` binary.
-#[path = "../tuf_fetch.rs"]
-mod tuf_fetch;
+// The agent's bounded reader, so that both treat a repository alike.
+use enigm_agent::tuf_fetch;
 
 const METADATA_FILES: [&str; 4] = [
     "root.json",

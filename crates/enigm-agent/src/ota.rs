@@ -19,12 +19,14 @@ use enigm_ota::{
     ArtifactVerifier, DeviceProfile, FailureCategory, ReleaseCategory, VerifiedArtifact,
     VerifiedTarget,
 };
+#[cfg(test)]
 use enigm_trust::{Signal, SignalKind, SignalSource, SignalValue};
 use enigm_types::{InstallOutcome, ReasonCategory, Timestamp};
 
-use super::bundles::{BUNDLE_KINDS, BundleStore};
-use super::slots::{SlotStore, StageWriter};
-use crate::client::CommandClient;
+use crate::bundles::{BUNDLE_KINDS, BundleStore};
+use crate::core::{UpdateResult, Verification, VerificationRecord};
+use crate::http::DeviceClient;
+use crate::slots::{SlotStore, StageWriter};
 
 /// What the agent was told about OTA.
 #[derive(Debug, Clone)]
@@ -33,17 +35,6 @@ pub(crate) struct OtaSettings {
     pub(crate) trusted_root: PathBuf,
     pub(crate) model: String,
     pub(crate) channel: String,
-}
-
-/// What one update attempt came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum UpdateResult {
-    UpToDate,
-    /// The repository did not answer (down, or nothing published yet): nothing to report.
-    Unavailable,
-    Installed(String),
-    Rejected(String, ReasonCategory),
-    RolledBack(String),
 }
 
 /// The kind of release that goes into the A/B slots.
@@ -68,77 +59,45 @@ fn release_reason(category: ReleaseCategory) -> ReasonCategory {
 /// `ota-verification` signal.
 const VERIFICATION_FILE: &str = "verification.json";
 
-/// What the last update attempt showed of the update path, as the Trust State Engine reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct VerificationRecord {
-    value: SignalValue,
-    /// Unix milliseconds of the attempt.
-    observed_at: i64,
+/// Writes the outcome of the last update attempt.
+pub(crate) fn write_verification(
+    state_dir: &Path,
+    record: &VerificationRecord,
+) -> anyhow::Result<()> {
+    let dir = ota_dir(state_dir);
+    std::fs::create_dir_all(&dir)?;
+    write_atomically(&dir.join(VERIFICATION_FILE), &serde_json::to_vec(record)?)
 }
 
-/// The `ota-verification` value of an attempt: `ok` when the metadata verified and whatever was
-/// offered verified too (installed, up to date, or a verified image that failed its health
-/// check and was rolled back); `failed` when the metadata or an offered release was refused,
-/// which is what tampering, a freeze, a rollback or a downgrade look like from the device.
-/// An unreachable repository proves nothing: the last value stays and ages, and the engine
-/// flags it once it is stale.
-fn verification_value(result: &UpdateResult) -> Option<SignalValue> {
-    match result {
-        UpdateResult::UpToDate | UpdateResult::Installed(_) | UpdateResult::RolledBack(_) => {
-            Some(SignalValue::Ok)
-        }
-        UpdateResult::Rejected(..) => Some(SignalValue::Failed),
-        UpdateResult::Unavailable => None,
+/// The stored outcome of the last update attempt: none before any; a record that cannot be
+/// read is unreadable (`not-measurable`, never `ok`).
+pub(crate) fn stored_verification(state_dir: &Path) -> Verification {
+    let path = ota_dir(state_dir).join(VERIFICATION_FILE);
+    match std::fs::read(&path) {
+        Ok(bytes) => Verification::from_stored(Some(&bytes)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Verification::None,
+        Err(_) => Verification::Unreadable,
     }
 }
 
 /// Records the outcome of an update attempt (the results of the OS image and the bundles) for
-/// the next check-in: `failed` when anything was refused, else `ok` when anything verified.
-pub(crate) fn record_verification(
+/// the next check-in, as the shell does when the core hands the record out.
+#[cfg(test)]
+fn record_verification(
     state_dir: &Path,
     results: &[UpdateResult],
     at: Timestamp,
 ) -> anyhow::Result<()> {
-    let values: Vec<SignalValue> = results.iter().filter_map(verification_value).collect();
-    let value = if values.contains(&SignalValue::Failed) {
-        SignalValue::Failed
-    } else if values.contains(&SignalValue::Ok) {
-        SignalValue::Ok
-    } else {
-        return Ok(());
-    };
-    let record = VerificationRecord {
-        value,
-        observed_at: at.unix_millis(),
-    };
-    let dir = ota_dir(state_dir);
-    std::fs::create_dir_all(&dir)?;
-    write_atomically(&dir.join(VERIFICATION_FILE), &serde_json::to_vec(&record)?)
+    match VerificationRecord::of(results, at) {
+        Some(record) => write_verification(state_dir, &record),
+        None => Ok(()),
+    }
 }
 
-/// The `ota-verification` signal of the last recorded attempt: `None` before any; a record that
-/// cannot be read or parsed is `not-measurable` now (never `ok`).
-pub(crate) fn verification_signal(state_dir: &Path, now: Timestamp) -> Option<Signal> {
-    let path = ota_dir(state_dir).join(VERIFICATION_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return None,
-        Err(_) => Vec::new(),
-    };
-    let (value, observed_at) = match serde_json::from_slice::<VerificationRecord>(&bytes) {
-        Ok(record) => (
-            record.value,
-            Timestamp::from_unix_millis(record.observed_at),
-        ),
-        Err(_) => (SignalValue::NotMeasurable, now),
-    };
-    Some(Signal {
-        kind: SignalKind::OtaVerification,
-        value,
-        observed_at,
-        source: SignalSource::Collector,
-    })
+/// The `ota-verification` signal of the last recorded attempt.
+#[cfg(test)]
+fn verification_signal(state_dir: &Path, now: Timestamp) -> Option<Signal> {
+    stored_verification(state_dir).signal(now)
 }
 
 /// The OTA directory of a state directory.
@@ -147,7 +106,7 @@ pub(crate) fn ota_dir(state_dir: &Path) -> PathBuf {
 }
 
 fn now() -> Timestamp {
-    crate::ota::keys::now()
+    crate::report::system_now()
 }
 
 /// Opens the slots, provisioning slot A with a factory image on first use.
@@ -171,7 +130,7 @@ pub(crate) fn open_slots(state_dir: &Path) -> anyhow::Result<SlotStore> {
 /// (or the metadata's, when it was refused); bundles add one only when they installed one or
 /// refused one.
 pub(crate) async fn update<R>(
-    client: &CommandClient,
+    client: &DeviceClient,
     settings: &OtaSettings,
     state_dir: &Path,
     report: R,
@@ -213,7 +172,7 @@ where
 /// Refreshes the trusted metadata in `ota/metadata/` from Command. `Err` holds what the
 /// attempt came to when the metadata was not refreshed (unreachable, or refused and reported).
 async fn refresh_metadata<R>(
-    client: &CommandClient,
+    client: &DeviceClient,
     settings: &OtaSettings,
     state_dir: &Path,
     report: &R,
@@ -393,7 +352,7 @@ where
 /// The OS image: streamed into the inactive slot, switched, booted on trial, health-checked,
 /// then confirmed or rolled back.
 async fn install_os_image<R>(
-    client: &CommandClient,
+    client: &DeviceClient,
     slots: &mut SlotStore,
     repository: &Repository,
     device: &DeviceProfile,
@@ -441,7 +400,7 @@ where
 /// A policy or configuration bundle: downloaded, verified, and installed whole (see
 /// `agent::bundles`). `None` when there is nothing new for this device.
 async fn install_bundle<R>(
-    client: &CommandClient,
+    client: &DeviceClient,
     bundles: &mut BundleStore,
     repository: &Repository,
     device: &DeviceProfile,
@@ -476,7 +435,7 @@ where
 /// start before it counts as refused, since what a power cut leaves in the file's last part is
 /// not guaranteed. An error (the connection broke) keeps what was written for the next attempt.
 async fn download(
-    client: &CommandClient,
+    client: &DeviceClient,
     url: &str,
     target: &VerifiedTarget,
     writer: &mut StageWriter,
@@ -500,7 +459,7 @@ async fn download(
 
 /// One pass of [`download`]: check what `writer` holds, then fetch and check the rest.
 async fn download_from_written(
-    client: &CommandClient,
+    client: &DeviceClient,
     url: &str,
     target: &VerifiedTarget,
     writer: &mut StageWriter,
@@ -581,7 +540,7 @@ fn candidate(
 }
 
 async fn fetch_bounded(
-    client: &CommandClient,
+    client: &DeviceClient,
     path: &str,
     max_length: u64,
 ) -> Result<Vec<u8>, FetchFailure> {

@@ -1,4 +1,4 @@
-//! The agent's side of remote attestation with a development root: ask Command for a nonce,
+//! The agent's side of remote attestation with a development root: for a nonce Command gave,
 //! compute the challenge that binds it to this device's request key and the purpose, and mint an
 //! Android-format chain whose leaf certifies the simulated hardware key with a KeyDescription
 //! that carries the challenge. Command verifies it with the same code as a real device's chain.
@@ -7,55 +7,47 @@
 //! TEE device with VERIFIED boot under the development OS signing key, and the profile's patch
 //! level: a simulated device, labelled as such by the root it chains to.
 
+use std::path::Path;
+
 use anyhow::Context as _;
 use base64::Engine as _;
-use enigm_api::attestation::{
-    AttestationEvidence, AttestationPurpose, ChallengeRequest, ChallengeResponse,
-};
-use enigm_api::paths;
+use enigm_api::attestation::{AttestationEvidence, AttestationPurpose};
 use enigm_attest::challenge::{NONCE_LEN, expected_challenge};
 use enigm_attest::dev::{DevAttestationRoot, DevAttestedKey, simulated_key_description};
-use enigm_crypto::Ed25519SigningKey;
 use enigm_types::Timestamp;
 
-use super::daemon::post_signed;
-use crate::client::CommandClient;
+/// The file of a development root's private key in its directory (`enigm attest dev-root`
+/// writes it).
+pub const DEV_ROOT_KEY: &str = "dev-attestation-root.key";
+
+/// Loads the development attestation root kept in `dir` (`enigm attest dev-root`).
+pub fn load_dev_root(dir: &Path) -> anyhow::Result<DevAttestationRoot> {
+    let key_path = dir.join(DEV_ROOT_KEY);
+    let key = std::fs::read_to_string(&key_path)
+        .with_context(|| format!("cannot read {}", key_path.display()))?;
+    DevAttestationRoot::from_key_pem(&key).with_context(|| {
+        format!(
+            "{} does not hold a development attestation root",
+            dir.display()
+        )
+    })
+}
 
 /// Mints evidence for one challenge.
-pub(crate) struct DevAttester<'a> {
-    pub(crate) root: &'a DevAttestationRoot,
-    pub(crate) key: &'a DevAttestedKey,
+pub struct DevAttester<'a> {
+    pub root: &'a DevAttestationRoot,
+    pub key: &'a DevAttestedKey,
     /// YYYYMMDD of the simulated build's security patch.
-    pub(crate) patch_day: i64,
+    pub patch_day: i64,
 }
 
 impl DevAttester<'_> {
-    /// Asks Command for a nonce for `purpose` and answers the evidence for it.
-    pub(crate) async fn attest(
-        &self,
-        client: &CommandClient,
-        prefix: &str,
-        device_key: &Ed25519SigningKey,
-        purpose: AttestationPurpose,
-        now: Timestamp,
-    ) -> anyhow::Result<AttestationEvidence> {
-        let challenge: ChallengeResponse = post_signed(
-            client,
-            prefix,
-            device_key,
-            paths::DEVICE_ATTESTATION_CHALLENGE,
-            &ChallengeRequest { purpose },
-        )
-        .await
-        .context("Command gave no attestation challenge")?;
-        self.evidence(&challenge.nonce, device_key, purpose, now)
-    }
-
-    /// The evidence answering `nonce` (base64, as Command sent it).
-    pub(crate) fn evidence(
+    /// The evidence answering `nonce` (base64, as Command sent it) for the device whose request
+    /// key is `device_key`.
+    pub fn evidence(
         &self,
         nonce: &str,
-        device_key: &Ed25519SigningKey,
+        device_key: &[u8; 32],
         purpose: AttestationPurpose,
         now: Timestamp,
     ) -> anyhow::Result<AttestationEvidence> {
@@ -65,11 +57,7 @@ impl DevAttester<'_> {
         let nonce_bytes: [u8; NONCE_LEN] = bytes
             .try_into()
             .map_err(|_| anyhow::anyhow!("the attestation nonce is not {NONCE_LEN} bytes"))?;
-        let challenge = expected_challenge(
-            &nonce_bytes,
-            &device_key.verifying_key().to_bytes(),
-            purpose.as_str(),
-        );
+        let challenge = expected_challenge(&nonce_bytes, device_key, purpose.as_str());
         let description = simulated_key_description(&challenge, now, self.patch_day);
         let not_after = now.saturating_add(std::time::Duration::from_secs(24 * 60 * 60));
         let not_before = now.saturating_sub(std::time::Duration::from_secs(60 * 60));

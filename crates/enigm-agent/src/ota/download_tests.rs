@@ -20,7 +20,6 @@ use enigm_ota::{MetadataSigner as _, SoftwareSigner};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::*;
-use crate::client::ServerUrl;
 
 /// An artifact of a little over 3 MiB, so that it spans several replay pieces and chunks.
 fn artifact() -> Vec<u8> {
@@ -94,8 +93,8 @@ impl Server {
         Server { url, ranges }
     }
 
-    fn client(&self) -> CommandClient {
-        CommandClient::new(ServerUrl::parse(&self.url).unwrap(), None, None).unwrap()
+    fn client(&self) -> DeviceClient {
+        DeviceClient::new(&self.url, None).unwrap()
     }
 
     fn ranges(&self) -> Vec<Option<String>> {

@@ -24,13 +24,14 @@
 //! a report that lists only what was measured stays small. Device integrity arrives with remote
 //! attestation.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
-use enigm_trust::{PatchLevel, Signal, SignalKind, SignalReport, SignalSource, SignalValue};
+use enigm_trust::{Signal, SignalKind, SignalReport, SignalSource, SignalValue};
 use enigm_types::Timestamp;
+
+pub(crate) use crate::core::signals::report_from;
 
 /// The largest file a collector reads; everything it reads is a few bytes of sysfs or a small
 /// configuration file.
@@ -59,30 +60,6 @@ pub(crate) fn collect_signals(root: &Path, now: Timestamp) -> Vec<Signal> {
 /// has no security patch level in the Android sense).
 pub(crate) fn collect_report(root: &Path, now: Timestamp) -> SignalReport {
     report_from(collect_signals(root, now), None)
-}
-
-/// Builds a report from signals, keeping the first signal of each kind.
-pub(crate) fn report_from(signals: Vec<Signal>, patch_level: Option<PatchLevel>) -> SignalReport {
-    let mut by_kind = BTreeMap::new();
-    for signal in signals {
-        by_kind.entry(signal.kind).or_insert(signal);
-    }
-    let report = SignalReport::new(by_kind.into_values().collect(), patch_level);
-    // INVARIANT: a map holds each kind once, so the report never sees a duplicate.
-    #[expect(
-        clippy::expect_used,
-        reason = "signals come from a map keyed by kind, so there are no duplicates"
-    )]
-    report.expect("one signal per kind")
-}
-
-/// `report` with `measured` in place of any signal of the same kinds: signals the agent itself
-/// measured (its own OTA verification) win over what a profile declares.
-pub(crate) fn with_measured(report: SignalReport, measured: Vec<Signal>) -> SignalReport {
-    let patch_level = report.patch_level();
-    let mut signals = measured;
-    signals.extend_from_slice(report.signals());
-    report_from(signals, patch_level)
 }
 
 /// `security-service` and `signal-collector`: the agent is EnigmSecurityService and is, at this

@@ -14,20 +14,20 @@ use enigm_crypto::{ED25519_KEY_LEN, Ed25519SigningKey};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::daemon::Enrollment;
-use super::tsc::TscRecord;
+use crate::core::Enrollment;
+use crate::core::TscRecord;
 
 const KEY_FILE: &str = "device.key";
 const ENROLLMENT_FILE: &str = "enrollment.json";
 /// The simulated hardware attestation key (PKCS#8 PEM), with a development attestation root.
 const ATTESTED_KEY_FILE: &str = "attested-key.pem";
-pub(crate) const TSC_FILE: &str = "tsc.json";
+pub const TSC_FILE: &str = "tsc.json";
 /// The state records are small; a larger file is not ours.
 const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
 /// A state directory or key file that the agent refuses to use.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum StateError {
+pub enum StateError {
     #[error("`{path}` is accessible by other users (mode {mode:o}): run `chmod {want:o} {path}`")]
     TooOpen { path: String, mode: u32, want: u32 },
     #[error("`{0}` is not a device key (expected 32 bytes)")]
@@ -36,13 +36,13 @@ pub(crate) enum StateError {
 
 /// An opened state directory.
 #[derive(Debug)]
-pub(crate) struct StateDir {
+pub struct StateDir {
     path: PathBuf,
 }
 
 impl StateDir {
     /// Creates the directory (mode 0700) or checks that an existing one is private.
-    pub(crate) fn open(path: &Path) -> anyhow::Result<Self> {
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
         DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -57,7 +57,7 @@ impl StateDir {
     }
 
     /// The device key: loaded, or generated on first use (created exclusively, mode 0600).
-    pub(crate) fn device_key(&self) -> anyhow::Result<Ed25519SigningKey> {
+    pub fn device_key(&self) -> anyhow::Result<Ed25519SigningKey> {
         let path = self.path.join(KEY_FILE);
         match OpenOptions::new()
             .write(true)
@@ -82,7 +82,7 @@ impl StateDir {
 
     /// The simulated hardware-backed attestation key: loaded, or generated on first use
     /// (created exclusively, mode 0600). Pairing pins it, so it lives as long as the device key.
-    pub(crate) fn attested_key(&self) -> anyhow::Result<enigm_attest::dev::DevAttestedKey> {
+    pub fn attested_key(&self) -> anyhow::Result<enigm_attest::dev::DevAttestedKey> {
         let path = self.path.join(ATTESTED_KEY_FILE);
         match OpenOptions::new()
             .write(true)
@@ -111,21 +111,21 @@ impl StateDir {
         }
     }
 
-    pub(crate) fn enrollment(&self) -> anyhow::Result<Option<Enrollment>> {
+    pub fn enrollment(&self) -> anyhow::Result<Option<Enrollment>> {
         read_record(&self.path.join(ENROLLMENT_FILE))
     }
 
-    pub(crate) fn write_enrollment(&self, enrollment: &Enrollment) -> anyhow::Result<()> {
+    pub fn write_enrollment(&self, enrollment: &Enrollment) -> anyhow::Result<()> {
         write_record(&self.path.join(ENROLLMENT_FILE), enrollment)
     }
 
-    pub(crate) fn write_tsc(&self, record: &TscRecord) -> anyhow::Result<()> {
+    pub fn write_tsc(&self, record: &TscRecord) -> anyhow::Result<()> {
         write_record(&self.path.join(TSC_FILE), record)
     }
 
     /// The simulated remote wipe: deletes the device key, the enrollment and the last
     /// evaluation (the directory itself stays). A missing file is already wiped.
-    pub(crate) fn wipe(&self) -> anyhow::Result<()> {
+    pub fn wipe(&self) -> anyhow::Result<()> {
         for name in [KEY_FILE, ATTESTED_KEY_FILE, ENROLLMENT_FILE, TSC_FILE] {
             let path = self.path.join(name);
             match std::fs::remove_file(&path) {
@@ -173,7 +173,7 @@ fn check_private(path: &Path, want: u32) -> anyhow::Result<()> {
 }
 
 /// Reads a JSON record; `None` when the file does not exist.
-pub(crate) fn read_record<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
+pub fn read_record<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>> {
     let file = match std::fs::File::open(path) {
         Ok(file) => file,
         Err(error) if error.kind() == ErrorKind::NotFound => return Ok(None),

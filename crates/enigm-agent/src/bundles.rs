@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use enigm_ota::slots::SlotImage;
 
-use super::ota::write_atomically;
-use super::slots::StageWriter;
+use crate::ota::write_atomically;
+use crate::slots::StageWriter;
 
 /// The kinds of release installed as bundles (the OS image goes into the A/B slots).
 pub(crate) const BUNDLE_KINDS: [&str; 2] = ["policy-bundle", "configuration-bundle"];

@@ -30,14 +30,14 @@ use enigm_trust::{PatchLevel, Signal, SignalKind, SignalReport, SignalSource, Si
 use enigm_types::Timestamp;
 use serde::Deserialize;
 
-use super::collect;
+use crate::collect;
 
 /// The largest profile accepted.
-pub(crate) const MAX_PROFILE_BYTES: u64 = 64 * 1024;
+pub const MAX_PROFILE_BYTES: u64 = 64 * 1024;
 
 /// A parsed device profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Profile {
+pub struct Profile {
     name: Option<String>,
     patch_level: Option<PatchLevel>,
     collect: bool,
@@ -47,7 +47,7 @@ pub(crate) struct Profile {
 
 /// Why a profile was refused.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ProfileError {
+pub enum ProfileError {
     #[error("could not read profile `{path}`")]
     Read {
         path: String,
@@ -64,7 +64,7 @@ pub(crate) enum ProfileError {
 
 impl Profile {
     /// Reads and parses the profile at `path`, refusing files over [`MAX_PROFILE_BYTES`].
-    pub(crate) fn load(path: &Path) -> Result<Self, ProfileError> {
+    pub fn load(path: &Path) -> Result<Self, ProfileError> {
         let read_error = |source| ProfileError::Read {
             path: path.display().to_string(),
             source,
@@ -82,7 +82,7 @@ impl Profile {
     }
 
     /// Parses profile text.
-    pub(crate) fn parse(text: &str) -> Result<Self, ProfileError> {
+    pub fn parse(text: &str) -> Result<Self, ProfileError> {
         if text.len() as u64 > MAX_PROFILE_BYTES {
             return Err(ProfileError::TooLarge);
         }
@@ -111,29 +111,29 @@ impl Profile {
     }
 
     /// The free label of the device; local only.
-    pub(crate) fn name(&self) -> Option<&str> {
+    pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
     /// Whether the real collectors run too.
-    pub(crate) fn collects(&self) -> bool {
+    pub fn collects(&self) -> bool {
         self.collect
     }
 
-    pub(crate) fn hardware(&self) -> &HardwareIdentifiers {
+    pub fn hardware(&self) -> &HardwareIdentifiers {
         &self.hardware
     }
 
     /// The report of the simulated device at `now`: the declared signals with source `profile`
     /// and the declared patch level. Nothing of `[device]` but the patch level, and nothing of
     /// `[hardware]`, is in it.
-    pub(crate) fn report(&self, now: Timestamp) -> SignalReport {
+    pub fn report(&self, now: Timestamp) -> SignalReport {
         collect::report_from(self.declared(now), self.patch_level)
     }
 
     /// Like [`Profile::report`], with the real collectors run against `root` for the kinds the
     /// profile does not declare when it says `collect = true`.
-    pub(crate) fn report_with_collectors(&self, root: &Path, now: Timestamp) -> SignalReport {
+    pub fn report_with_collectors(&self, root: &Path, now: Timestamp) -> SignalReport {
         let mut signals = self.declared(now);
         if self.collect {
             // `report_from` keeps the first signal of a kind: declared signals win.
@@ -158,7 +158,7 @@ impl Profile {
 /// What the OS knows of its hardware. These identifiers never leave the device: the type has no
 /// `Serialize`, and `Debug` and `Display` show only which identifiers are present.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub(crate) struct HardwareIdentifiers {
+pub struct HardwareIdentifiers {
     serial: Option<String>,
     imei: Option<String>,
     mac: Option<String>,
@@ -166,7 +166,7 @@ pub(crate) struct HardwareIdentifiers {
 
 impl HardwareIdentifiers {
     /// The names of the identifiers the profile declares, e.g. `["serial", "imei"]`.
-    pub(crate) fn declared(&self) -> Vec<&'static str> {
+    pub fn declared(&self) -> Vec<&'static str> {
         [
             ("serial", &self.serial),
             ("imei", &self.imei),

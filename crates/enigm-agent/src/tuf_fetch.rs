@@ -5,7 +5,7 @@ use enigm_ota::client::FetchFailure;
 
 /// The body of `response` when it is a success no longer than `max_length` bytes; 403 and 404
 /// are "not found" (the end of a root chain), anything else "unavailable".
-pub(crate) async fn read_bounded(
+pub async fn read_bounded(
     mut response: reqwest::Response,
     max_length: u64,
 ) -> Result<Vec<u8>, FetchFailure> {

@@ -7,17 +7,17 @@ const NOW: Timestamp = Timestamp::from_unix_millis(1_790_000_000_000);
 const SHIPPED: [(&str, &str, TrustState); 3] = [
     (
         "protected.toml",
-        include_str!("../../../../../examples/profiles/protected.toml"),
+        include_str!("../../../../examples/profiles/protected.toml"),
         TrustState::Protected,
     ),
     (
         "review-required.toml",
-        include_str!("../../../../../examples/profiles/review-required.toml"),
+        include_str!("../../../../examples/profiles/review-required.toml"),
         TrustState::ReviewRequired,
     ),
     (
         "inactive.toml",
-        include_str!("../../../../../examples/profiles/inactive.toml"),
+        include_str!("../../../../examples/profiles/inactive.toml"),
         TrustState::Inactive,
     ),
 ];

@@ -1,0 +1,336 @@
+//! `enigm agent`: the thin shell that drives [`crate::core::Agent`] with the real world. It keeps
+//! the device key and enrollment in a private state directory ([`crate::state`]), measures the
+//! signal report each cycle (collectors or a profile), sends the core's signed requests with
+//! reqwest, mints attestation evidence with a development root, runs the OTA install sub-flow
+//! (`crate::ota`) when the core asks for it, persists what the core hands out, sleeps between
+//! cycles, and stops on SIGTERM or Ctrl-C.
+//!
+//! Request bodies are built by the core only from a [`SignalReport`]: a profile's `[hardware]`
+//! identifiers live in a type that cannot be serialised, so they have no way into a request.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use enigm_api::attestation::AttestationEvidence;
+use enigm_api::paths;
+use enigm_crypto::Ed25519SigningKey;
+use enigm_trust::SignalReport;
+use enigm_types::Timestamp;
+use secrecy::SecretString;
+
+use crate::attestation::{DevAttester, load_dev_root};
+use crate::core::{
+    Agent, Config, Event, EvidenceRequest, Exit, Record, Step, UpdateResult, Verification,
+};
+use crate::http::DeviceClient;
+use crate::ota::{self, OtaSettings};
+use crate::profile::Profile;
+use crate::report::system_now;
+use crate::state::StateDir;
+
+/// How `enigm agent` was configured.
+#[derive(Debug, Clone)]
+pub struct ShellConfig {
+    /// Command's base URL.
+    pub server: String,
+    /// A CA certificate (PEM) to trust for Command's TLS certificate.
+    pub ca_cert: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    /// A file whose content is the enrollment token; needed only before enrollment.
+    pub enrollment_token_file: Option<PathBuf>,
+    pub profile: Option<PathBuf>,
+    pub once: bool,
+    pub interval: Duration,
+    pub managed_opt_in: bool,
+    pub wipe_opt_in: bool,
+    /// INSECURE, for demos and tests: attest with chains minted under this development root.
+    pub insecure_dev_attestation_root: Option<PathBuf>,
+    pub attest_every: Duration,
+    /// The OTA repository's provisioned root metadata; with it, each cycle looks for updates.
+    pub ota_trusted_root: Option<PathBuf>,
+    pub model: String,
+    pub channel: String,
+}
+
+/// Runs the agent until it stops; an error for a refusal that ends it, or a failed `--once`.
+pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
+    let ca_pem = config
+        .ca_cert
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("could not read the ca certificate `{}`", path.display()))
+        })
+        .transpose()?;
+    let client = DeviceClient::new(&config.server, ca_pem.as_deref())?;
+    let dir = StateDir::open(&config.state_dir)?;
+    let key = dir.device_key()?;
+    let profile = config
+        .profile
+        .as_deref()
+        .map(|path| {
+            Profile::load(path)
+                .with_context(|| format!("could not load profile `{}`", path.display()))
+        })
+        .transpose()?;
+    let dev_attestation = config
+        .insecure_dev_attestation_root
+        .as_deref()
+        .map(|root| -> anyhow::Result<DevAttestation> {
+            Ok(DevAttestation {
+                root: load_dev_root(root)?,
+                key: dir.attested_key()?,
+            })
+        })
+        .transpose()?;
+    let enrollment = dir.enrollment()?;
+    if let Some(enrollment) = &enrollment
+        && enrollment.server != client.server()
+    {
+        anyhow::bail!(
+            "the state directory is enrolled with `{}`, not `{}`; use another --state-dir",
+            enrollment.server,
+            client.server()
+        );
+    }
+    let token = match (&enrollment, &config.enrollment_token_file) {
+        (None, Some(file)) => Some(read_token_file(file)?),
+        _ => None,
+    };
+    let verification = match config.ota_trusted_root {
+        Some(_) => ota::stored_verification(&config.state_dir),
+        None => Verification::None,
+    };
+    let core = Agent::new(
+        Config {
+            server: client.server().to_owned(),
+            path_prefix: client.path_prefix().to_owned(),
+            managed_opt_in: config.managed_opt_in,
+            wipe_opt_in: config.wipe_opt_in,
+            attests: dev_attestation.is_some(),
+            attest_every: config.attest_every,
+            updates: config.ota_trusted_root.is_some(),
+            interval: config.interval,
+            once: config.once,
+        },
+        key.clone(),
+        enrollment,
+        token,
+        verification,
+    )?;
+    let shell = Shell {
+        client,
+        key,
+        dir,
+        profile,
+        config,
+        dev_attestation,
+    };
+    shell.drive(core).await
+}
+
+/// Attestation with a development root: the root and the simulated hardware key.
+struct DevAttestation {
+    root: enigm_attest::dev::DevAttestationRoot,
+    key: enigm_attest::dev::DevAttestedKey,
+}
+
+struct Shell {
+    client: DeviceClient,
+    /// The device key, for the update sub-flow's signed reports (the core holds its own copy).
+    key: Ed25519SigningKey,
+    dir: StateDir,
+    profile: Option<Profile>,
+    config: ShellConfig,
+    dev_attestation: Option<DevAttestation>,
+}
+
+impl Shell {
+    async fn drive(&self, mut core: Agent) -> anyhow::Result<()> {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("could not listen for SIGTERM")?;
+        let mut rng = rand::rngs::OsRng;
+        let now = system_now();
+        core.start_cycle(now, self.report(now))?;
+        loop {
+            let now = system_now();
+            let Some(step) = core.poll(now, &mut rng) else {
+                anyhow::bail!("the agent core is waiting for an input the shell cannot give");
+            };
+            match step {
+                Step::Send(request) => match self.client.send(&request).await {
+                    Ok(answer) => {
+                        core.handle_response(system_now(), answer.status, &answer.body)?
+                    }
+                    Err(error) => core.handle_unreachable(system_now(), error.to_string())?,
+                },
+                Step::MintEvidence(request) => {
+                    let evidence = self.evidence(&request);
+                    core.handle_evidence(system_now(), evidence)?;
+                }
+                Step::Persist(record) => self.persist(&record)?,
+                Step::Report(event) => print_event(&event),
+                Step::Update => {
+                    let outcome = self.update().await.map_err(|error| format!("{error:#}"));
+                    core.handle_update(system_now(), outcome)?;
+                }
+                Step::Wipe => self.dir.wipe()?,
+                Step::Sleep { until } => {
+                    let wait = Duration::from_millis(
+                        u64::try_from(until.unix_millis().saturating_sub(now.unix_millis()))
+                            .unwrap_or(0),
+                    );
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        _ = tokio::signal::ctrl_c() => break,
+                        _ = terminate.recv() => break,
+                    }
+                    let now = system_now();
+                    core.start_cycle(now, self.report(now))?;
+                }
+                Step::Stop(exit) => return finish(exit),
+            }
+        }
+        println!("agent stopped");
+        Ok(())
+    }
+
+    /// The report of this cycle, measured now. Only this value reaches a request body.
+    fn report(&self, now: Timestamp) -> SignalReport {
+        crate::report::measure(self.profile.as_ref(), Path::new("/"), now)
+    }
+
+    fn evidence(&self, request: &EvidenceRequest) -> Result<AttestationEvidence, String> {
+        let Some(dev) = &self.dev_attestation else {
+            return Err("this agent has no attestation root".to_owned());
+        };
+        DevAttester {
+            root: &dev.root,
+            key: &dev.key,
+            patch_day: request.patch_day,
+        }
+        .evidence(
+            &request.nonce,
+            &request.device_key,
+            request.purpose,
+            system_now(),
+        )
+        .map_err(|error| format!("{error:#}"))
+    }
+
+    fn persist(&self, record: &Record) -> anyhow::Result<()> {
+        match record {
+            Record::Enrollment(enrollment) => self.dir.write_enrollment(enrollment),
+            Record::Evaluation(evaluation) => self.dir.write_tsc(evaluation),
+            Record::Verification(verification) => {
+                ota::write_verification(&self.config.state_dir, verification)
+            }
+        }
+    }
+
+    /// Looks for an OS image and for policy and configuration bundles, and installs them (see
+    /// `crate::ota`); each outcome is reported to Command. A refusal is an outcome, not an
+    /// error.
+    async fn update(&self) -> anyhow::Result<Vec<UpdateResult>> {
+        let Some(trusted_root) = &self.config.ota_trusted_root else {
+            return Ok(Vec::new());
+        };
+        let settings = OtaSettings {
+            trusted_root: trusted_root.clone(),
+            model: self.config.model.clone(),
+            channel: self.config.channel.clone(),
+        };
+        let results = ota::update(
+            &self.client,
+            &settings,
+            &self.config.state_dir,
+            async |request: enigm_api::releases::InstallReportRequest| {
+                self.client
+                    .post_signed::<_, enigm_api::releases::InstallReportResponse>(
+                        &self.key,
+                        paths::DEVICE_OTA_REPORTS,
+                        &request,
+                    )
+                    .await
+            },
+        )
+        .await?;
+        for result in &results {
+            match result {
+                UpdateResult::UpToDate => println!("ota: up to date"),
+                UpdateResult::Unavailable => println!("ota: repository unavailable"),
+                UpdateResult::Installed(name) => println!("ota: installed {name}"),
+                UpdateResult::RolledBack(name) => {
+                    println!("ota: {name} failed its health check; rolled back");
+                }
+                UpdateResult::Rejected(name, reason) => {
+                    println!("ota: refused {name}: {}", reason.as_str());
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+fn print_event(event: &Event) {
+    match event {
+        Event::Enrolled {
+            handle,
+            state,
+            trust,
+        } => println!("enrolled as {handle} ({state}, {trust})"),
+        Event::CheckedIn { at, handle, trust } => println!(
+            "{} checked in as {handle}: {} ({}), {} finding{}",
+            at.to_rfc3339(),
+            trust.state,
+            trust.launcher_summary.label(),
+            trust.findings.len(),
+            if trust.findings.len() == 1 { "" } else { "s" }
+        ),
+        Event::Attested { at, verdict } => println!("{} attested: {verdict}", at.to_rfc3339()),
+        // A server that is down or unreachable is retried at the next cycle.
+        Event::CycleFailed(error) => eprintln!("warning: check-in failed: {error}"),
+        Event::CommandsFailed(error) => eprintln!("warning: {error}"),
+    }
+}
+
+fn finish(exit: Exit) -> anyhow::Result<()> {
+    match exit {
+        Exit::Completed => Ok(()),
+        Exit::Retired { handle, state } => {
+            println!(
+                "{handle} retired by Command: acknowledged, device is {state}; the agent stops"
+            );
+            Ok(())
+        }
+        Exit::Wiped { handle, state } => {
+            println!(
+                "{handle} wiped by Command: acknowledged, device is {state}; the device key, \
+                 enrollment and last evaluation are deleted; the agent stops"
+            );
+            Ok(())
+        }
+        Exit::Refused(error) | Exit::Failed(error) => Err(error.into()),
+    }
+}
+
+/// The enrollment token from its file: bounded, with a trailing line break removed.
+fn read_token_file(path: &Path) -> anyhow::Result<SecretString> {
+    use std::io::Read as _;
+    const MAX_TOKEN_FILE_BYTES: u64 = 4096;
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("could not open `{}`", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_TOKEN_FILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("could not read `{}` as text", path.display()))?;
+    if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        anyhow::bail!(
+            "`{}` is larger than {MAX_TOKEN_FILE_BYTES} bytes",
+            path.display()
+        );
+    }
+    Ok(SecretString::from(text.trim().to_owned()))
+}
