@@ -114,6 +114,8 @@ struct Device {
     server: usize,
     /// Set when the agent stopped (refused for good, retired or wiped): no more cycles.
     stopped: AtomicBool,
+    /// Set once a cycle ran in the second half of the run, when degrading profiles degrade.
+    reported_late: AtomicBool,
 }
 
 /// What one request came to.
@@ -318,6 +320,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
                     .context("could not generate a simulated hardware key")?,
                 profile: Profile::of(n),
                 server,
+                reported_late: AtomicBool::new(false),
                 stopped: AtomicBool::new(false),
             })
         })
@@ -470,11 +473,13 @@ async fn run_phase(
     deadline: Option<Instant>,
 ) -> anyhow::Result<Records> {
     let next = Arc::new(AtomicUsize::new(0));
+    let closing = Arc::new(AtomicUsize::new(0));
     let half_time = deadline.map(|end| end - Duration::from_secs(args.duration) / 2);
     let workers: Vec<_> = (0..args.concurrency)
         .map(|_| {
             let fleet = fleet.clone();
             let next = next.clone();
+            let closing = closing.clone();
             tokio::spawn(async move {
                 let mut records = Records::default();
                 loop {
@@ -500,6 +505,25 @@ async fn run_phase(
                         }
                         // Busy with another worker, or stopped: let the others run.
                         tokio::task::yield_now().await;
+                    }
+                }
+                // The closing round: every device that has not reported since the halfway
+                // point reports once more, so the fleet's final states (a degrading device is
+                // degraded at the end) do not depend on how fast the server answered.
+                if phase == Phase::CheckIn {
+                    loop {
+                        let n = closing.fetch_add(1, Ordering::Relaxed);
+                        let Some(device) = fleet.devices.get(n) else {
+                            break;
+                        };
+                        // Busy with a worker still in its last cycle: wait for it.
+                        while !device.reported_late.load(Ordering::Relaxed)
+                            && !device.stopped.load(Ordering::Relaxed)
+                        {
+                            if !fleet.cycle(n, true, &mut records).await {
+                                tokio::task::yield_now().await;
+                            }
+                        }
                     }
                 }
                 records
@@ -549,6 +573,9 @@ impl Fleet {
         let stopped = self.drive(n, device, &mut core, late, records).await;
         if stopped {
             device.stopped.store(true, Ordering::Relaxed);
+        }
+        if late {
+            device.reported_late.store(true, Ordering::Relaxed);
         }
         *lock(&device.core) = Some(core);
         true
