@@ -69,6 +69,12 @@ impl TestDevice {
         self.key.verifying_key().to_bytes()
     }
 
+    /// The public key of the device's attestation key, DER (to check that Command never keeps
+    /// it).
+    pub fn attestation_public_key_der(&self) -> Vec<u8> {
+        self.attested.public_key_der()
+    }
+
     /// A request signed at `created` with a fresh nonce.
     pub fn request(
         &self,
