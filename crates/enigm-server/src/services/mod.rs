@@ -6,6 +6,7 @@
 
 pub mod approvals;
 pub mod attestation;
+pub mod audit_log;
 pub mod devices;
 pub mod eligibility;
 pub mod lifecycle;
