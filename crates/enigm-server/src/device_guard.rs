@@ -167,6 +167,8 @@ impl DeviceRefusal {
         }
     }
 
+    /// Audits the refusal (`denied`, the device as actor and target, `reason`) and answers the
+    /// error for it; if the audit event cannot be stored, that failure is the answer.
     pub async fn deny(&self, reason: ReasonCategory) -> ApiError {
         let event = audit::denied(
             self.now,

@@ -308,11 +308,11 @@ pub async fn list(state: &AppState, query: DeviceListQuery) -> ApiResult<Vec<Dev
     let mut views = Vec::with_capacity(records.len());
     for record in &records {
         let mut view = device_view(record)?;
-        let lifecycle = enigm_store::LifecycleRecord {
+        let commands = enigm_store::LifecycleRecord {
             pending: pending.remove(&record.handle),
             ..enigm_store::LifecycleRecord::default()
         };
-        view.lifecycle = lifecycle::view(view.state, &lifecycle)?;
+        view.lifecycle = lifecycle::view(view.state, &commands)?;
         views.push(view);
     }
     Ok(views)
@@ -327,8 +327,8 @@ pub async fn read(state: &AppState, handle: DeviceHandle) -> ApiResult<DeviceVie
         .await?
         .ok_or_else(|| ApiError::not_found("device"))?;
     let mut view = device_view(&record)?;
-    let lifecycle = state.store().device_lifecycle(&handle).await?;
-    view.lifecycle = lifecycle::view(view.state, &lifecycle)?;
+    let commands = state.store().device_lifecycle(&handle).await?;
+    view.lifecycle = lifecycle::view(view.state, &commands)?;
     if let Some(attestation) = state.store().device_attestation(&handle).await? {
         view.attestation = attestation::attestation_view(&attestation)?;
     }
