@@ -10,6 +10,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod checkins;
 pub mod config;
+pub mod device_guard;
 pub mod error;
 pub mod extract;
 mod group_commit;
@@ -19,6 +20,7 @@ pub mod openapi;
 pub mod ota;
 pub mod routes;
 mod serve;
+pub mod services;
 pub mod state;
 mod views;
 

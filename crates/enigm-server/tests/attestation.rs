@@ -18,66 +18,56 @@ mod support;
 
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{Method, StatusCode};
 use base64::Engine as _;
 use enigm_api::paths;
 use enigm_attest::android::key_description::{KeyDescription, SecurityLevel};
 use enigm_attest::challenge::expected_challenge;
-use enigm_attest::dev::{DevAttestationRoot, DevAttestedKey, simulated_key_description};
-use enigm_crypto::Ed25519SigningKey;
-use enigm_device::{NONCE_LEN, RequestParts, sign_request};
+use enigm_attest::dev::DevAttestationRoot;
 use enigm_server::attestation::AttestationConfig;
+use enigm_test_support::device::{PATCH_DAY, TestDevice, enrollment};
 use enigm_test_support::{Backend, backend_tests};
 use enigm_types::{AuditAction, DeviceHandle, Outcome, ReasonCategory};
-use rand::RngCore as _;
 use serde_json::{Value, json};
-use support::{Response, TestApp};
+use support::{DeviceCalls as _, Response, TestApp, protected};
 
-/// YYYYMMDD of the simulated build.
-const PATCH_DAY: i64 = 20_261_105;
+/// What a device does for attestation, on top of [`DeviceCalls`].
+trait Attesting {
+    /// A nonce for `purpose` (base64).
+    async fn challenge(&self, app: &TestApp, purpose: &str) -> String;
 
-struct Device {
-    key: Ed25519SigningKey,
-    attested: DevAttestedKey,
+    /// Evidence for `nonce`, bound to `purpose`, from `root`, now, after `change` edits the
+    /// claims.
+    fn evidence_now(
+        &self,
+        app: &TestApp,
+        root: &DevAttestationRoot,
+        nonce: &str,
+        purpose: &str,
+        change: impl FnOnce(&mut KeyDescription),
+    ) -> Value;
+
+    /// Enrolls with a protected report, no wipe opt-in, and `evidence` if any.
+    async fn enroll_with(&self, app: &TestApp, token: &str, evidence: Option<Value>) -> Response;
+
+    /// Enrolls with an accepted attestation.
+    async fn enroll_attested(
+        &self,
+        app: &TestApp,
+        root: &DevAttestationRoot,
+        token: &str,
+    ) -> DeviceHandle;
+
+    /// Attests as an enrolled device, after `change` edits the claims.
+    async fn attest(
+        &self,
+        app: &TestApp,
+        root: &DevAttestationRoot,
+        change: impl FnOnce(&mut KeyDescription),
+    ) -> Response;
 }
 
-impl Device {
-    fn new() -> Device {
-        Device {
-            key: Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
-            attested: DevAttestedKey::generate().unwrap(),
-        }
-    }
-
-    async fn send(&self, app: &TestApp, path: &str, body: &Value) -> Response {
-        let body = body.to_string().into_bytes();
-        let mut nonce = [0u8; NONCE_LEN];
-        rand::rngs::OsRng.fill_bytes(&mut nonce);
-        let headers = sign_request(
-            &self.key,
-            &RequestParts {
-                method: "POST",
-                path,
-                query: "",
-                body: &body,
-            },
-            app.clock_now(),
-            &nonce,
-        );
-        let request = Request::builder()
-            .method(Method::POST)
-            .uri(path)
-            .header("content-type", "application/json")
-            .header(enigm_device::CONTENT_DIGEST, headers.content_digest)
-            .header(enigm_device::SIGNATURE_INPUT, headers.signature_input)
-            .header(enigm_device::SIGNATURE, headers.signature)
-            .body(Body::from(body))
-            .unwrap();
-        app.send(request).await
-    }
-
-    /// A nonce for `purpose` (base64).
+impl Attesting for TestDevice {
     async fn challenge(&self, app: &TestApp, purpose: &str) -> String {
         let response = self
             .send(
@@ -90,8 +80,7 @@ impl Device {
         response.body["nonce"].as_str().unwrap().to_owned()
     }
 
-    /// Evidence for `nonce`, bound to `purpose`, from `root`, after `change` edits the claims.
-    fn evidence(
+    fn evidence_now(
         &self,
         app: &TestApp,
         root: &DevAttestationRoot,
@@ -99,48 +88,17 @@ impl Device {
         purpose: &str,
         change: impl FnOnce(&mut KeyDescription),
     ) -> Value {
-        let nonce_bytes: [u8; 32] = base64::engine::general_purpose::STANDARD
-            .decode(nonce)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        let challenge =
-            expected_challenge(&nonce_bytes, &self.key.verifying_key().to_bytes(), purpose);
-        let now = app.clock_now();
-        let mut description = simulated_key_description(&challenge, now, PATCH_DAY);
-        change(&mut description);
-        let chain = root
-            .issue_chain(
-                &self.attested,
-                &description,
-                now.saturating_sub(Duration::from_secs(3600)),
-                now.saturating_add(Duration::from_secs(24 * 3600)),
-            )
-            .unwrap();
-        json!({
-            "format": "android_key",
-            "nonce": nonce,
-            "chain": chain
-                .iter()
-                .map(|der| base64::engine::general_purpose::STANDARD.encode(der))
-                .collect::<Vec<_>>(),
-        })
+        self.evidence(root, nonce, purpose, app.clock_now(), change)
     }
 
-    async fn enroll(&self, app: &TestApp, token: &str, evidence: Option<Value>) -> Response {
-        let mut body = json!({
-            "enrollment_token": token,
-            "report": protected(app),
-            "managed_opt_in": false,
-            "wipe_opt_in": false,
-        });
+    async fn enroll_with(&self, app: &TestApp, token: &str, evidence: Option<Value>) -> Response {
+        let mut body = enrollment(token, protected(app), false);
         if let Some(evidence) = evidence {
             body["attestation"] = evidence;
         }
         self.send(app, paths::DEVICE_ENROLL, &body).await
     }
 
-    /// Enrolls with an accepted attestation.
     async fn enroll_attested(
         &self,
         app: &TestApp,
@@ -148,13 +106,12 @@ impl Device {
         token: &str,
     ) -> DeviceHandle {
         let nonce = self.challenge(app, "enrollment").await;
-        let evidence = self.evidence(app, root, &nonce, "enrollment", |_| {});
-        let response = self.enroll(app, token, Some(evidence)).await;
+        let evidence = self.evidence_now(app, root, &nonce, "enrollment", |_| {});
+        let response = self.enroll_with(app, token, Some(evidence)).await;
         assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
         response.body["handle"].as_str().unwrap().parse().unwrap()
     }
 
-    /// Attests as an enrolled device, after `change` edits the claims.
     async fn attest(
         &self,
         app: &TestApp,
@@ -162,7 +119,7 @@ impl Device {
         change: impl FnOnce(&mut KeyDescription),
     ) -> Response {
         let nonce = self.challenge(app, "attestation").await;
-        let evidence = self.evidence(app, root, &nonce, "attestation", change);
+        let evidence = self.evidence_now(app, root, &nonce, "attestation", change);
         self.send(
             app,
             paths::DEVICE_ATTESTATION,
@@ -170,24 +127,6 @@ impl Device {
         )
         .await
     }
-}
-
-const CRITICAL: [&str; 6] = [
-    "device-integrity",
-    "secure-boot",
-    "disk-encryption",
-    "firewall",
-    "security-service",
-    "signal-collector",
-];
-
-fn protected(app: &TestApp) -> Value {
-    let now = app.clock_now().unix_millis();
-    let signals: Vec<Value> = CRITICAL
-        .iter()
-        .map(|kind| json!({"kind": kind, "value": "ok", "observed_at": now, "source": "collector"}))
-        .collect();
-    json!({ "signals": signals })
 }
 
 /// A Command that trusts `root` (and checks no revocation list, as with
@@ -275,7 +214,7 @@ async fn enrollment_with_an_accepted_attestation_pairs_the_device_and_keeps_only
     let root = DevAttestationRoot::generate().unwrap();
     let app = app_trusting(backend, &root).await;
     let token = token(&app, 1, json!({"required_for": {"enrollment": true}})).await;
-    let device = Device::new();
+    let device = TestDevice::new();
     let handle = device.enroll_attested(&app, &root, &token).await;
 
     let view = device_view(&app, handle).await;
@@ -300,7 +239,7 @@ async fn enrollment_with_an_accepted_attestation_pairs_the_device_and_keeps_only
         .unwrap()
         .unwrap();
     let stored = format!("{record:?}");
-    let attested_key = device.attested.public_key_der();
+    let attested_key = device.attestation_public_key_der();
     assert!(!stored.contains(&hex::encode(&attested_key)));
     assert!(!stored.contains(&base64::engine::general_purpose::STANDARD.encode(&attested_key)));
     assert!(!stored.contains("BEGIN CERTIFICATE"));
@@ -311,8 +250,8 @@ async fn attestation_is_required_for_enrollment_when_the_policy_says_so(backend:
     let root = DevAttestationRoot::generate().unwrap();
     let app = app_trusting(backend, &root).await;
     let required = token(&app, 1, json!({"required_for": {"enrollment": true}})).await;
-    let device = Device::new();
-    let refused = device.enroll(&app, &required, None).await;
+    let device = TestDevice::new();
+    let refused = device.enroll_with(&app, &required, None).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
     assert_eq!(refused.code(), "attestation_required");
     // The refusal spent nothing: the one-use token still enrolls an attested device.
@@ -320,33 +259,33 @@ async fn attestation_is_required_for_enrollment_when_the_policy_says_so(backend:
 
     // A rejected attestation refuses the enrollment too, and leaves the token unspent.
     let token = token(&app, 1, json!({})).await;
-    let unlocked = Device::new();
+    let unlocked = TestDevice::new();
     let nonce = unlocked.challenge(&app, "enrollment").await;
-    let evidence = unlocked.evidence(&app, &root, &nonce, "enrollment", |d| {
+    let evidence = unlocked.evidence_now(&app, &root, &nonce, "enrollment", |d| {
         d.hardware_enforced
             .root_of_trust
             .as_mut()
             .unwrap()
             .device_locked = false;
     });
-    let refused = unlocked.enroll(&app, &token, Some(evidence)).await;
+    let refused = unlocked.enroll_with(&app, &token, Some(evidence)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
     assert_eq!(refused.code(), "ineligible_build");
-    Device::new().enroll_attested(&app, &root, &token).await;
+    TestDevice::new().enroll_attested(&app, &root, &token).await;
 }
 
 async fn every_rejection_reason_is_reachable_and_audited(backend: Backend) {
     let root = DevAttestationRoot::generate().unwrap();
     let app = app_trusting(backend, &root).await;
-    let device = Device::new();
+    let device = TestDevice::new();
     let token = token(&app, 2, json!({})).await;
     let handle = device.enroll_attested(&app, &root, &token).await;
-    let other = Device::new();
+    let other = TestDevice::new();
     other.enroll_attested(&app, &root, &token).await;
 
     // Replay: a nonce used once is gone.
     let nonce = device.challenge(&app, "attestation").await;
-    let evidence = device.evidence(&app, &root, &nonce, "attestation", |_| {});
+    let evidence = device.evidence_now(&app, &root, &nonce, "attestation", |_| {});
     let body = json!({"evidence": evidence});
     let first = device.send(&app, paths::DEVICE_ATTESTATION, &body).await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
@@ -355,7 +294,7 @@ async fn every_rejection_reason_is_reachable_and_audited(backend: Backend) {
 
     // Replay: another device's nonce, and a challenge bound to another purpose.
     let foreign = other.challenge(&app, "attestation").await;
-    let evidence = device.evidence(&app, &root, &foreign, "attestation", |_| {});
+    let evidence = device.evidence_now(&app, &root, &foreign, "attestation", |_| {});
     let response = device
         .send(
             &app,
@@ -365,7 +304,7 @@ async fn every_rejection_reason_is_reachable_and_audited(backend: Backend) {
         .await;
     assert_eq!(response.code(), "replay_attempt", "{:?}", response.body);
     let nonce = device.challenge(&app, "attestation").await;
-    let evidence = device.evidence(&app, &root, &nonce, "enrollment", |_| {});
+    let evidence = device.evidence_now(&app, &root, &nonce, "enrollment", |_| {});
     let response = device
         .send(
             &app,
@@ -377,7 +316,7 @@ async fn every_rejection_reason_is_reachable_and_audited(backend: Backend) {
 
     // Stale: the nonce outlived its 60 seconds.
     let nonce = device.challenge(&app, "attestation").await;
-    let evidence = device.evidence(&app, &root, &nonce, "attestation", |_| {});
+    let evidence = device.evidence_now(&app, &root, &nonce, "attestation", |_| {});
     app.clock.advance(Duration::from_secs(61));
     let response = device
         .send(
@@ -432,10 +371,7 @@ async fn every_rejection_reason_is_reachable_and_audited(backend: Backend) {
     );
 
     // Eligibility failure: the same device key, another attestation key than the pinned one.
-    let swapped = Device {
-        key: Ed25519SigningKey::from_seed(&device.key.seed()),
-        attested: DevAttestedKey::generate().unwrap(),
-    };
+    let swapped = device.with_new_attestation_key();
     let response = swapped.attest(&app, &root, |_| {}).await;
     assert_eq!(
         response.code(),
@@ -476,9 +412,9 @@ async fn ota_eligibility_follows_the_last_attestation(backend: Backend) {
     let root = DevAttestationRoot::generate().unwrap();
     let app = app_trusting(backend, &root).await;
     // An unattested device is not eligible for OTA.
-    let plain = Device::new();
+    let plain = TestDevice::new();
     let token_plain = token(&app, 1, json!({})).await;
-    let response = plain.enroll(&app, &token_plain, None).await;
+    let response = plain.enroll_with(&app, &token_plain, None).await;
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
     let plain_handle: DeviceHandle = response.body["handle"].as_str().unwrap().parse().unwrap();
     assert_eq!(
@@ -487,7 +423,7 @@ async fn ota_eligibility_follows_the_last_attestation(backend: Backend) {
     );
 
     let token = token(&app, 1, json!({"max_age_seconds": 600})).await;
-    let device = Device::new();
+    let device = TestDevice::new();
     let handle = device.enroll_attested(&app, &root, &token).await;
     assert_eq!(ota(&app, handle).await, json!({"decision": "allow"}));
 
@@ -531,7 +467,7 @@ async fn challenges_are_signed_and_bounded(backend: Backend) {
     let root = DevAttestationRoot::generate().unwrap();
     let app = app_trusting(backend, &root).await;
     // An unenrolled device may ask only for an enrollment challenge.
-    let device = Device::new();
+    let device = TestDevice::new();
     let response = device
         .send(
             &app,
@@ -593,7 +529,7 @@ async fn challenges_are_signed_and_bounded(backend: Backend) {
 /// TPM evidence for `nonce` and `purpose`: a quote by `ak` of the swtpm over the challenge.
 fn tpm_evidence(
     tpm: &enigm_test_support::swtpm::Swtpm,
-    device: &Device,
+    device: &TestDevice,
     ak: &str,
     ak_public: &[u8],
     nonce: &str,
@@ -604,11 +540,7 @@ fn tpm_evidence(
         .unwrap()
         .try_into()
         .unwrap();
-    let challenge = expected_challenge(
-        &nonce_bytes,
-        &device.key.verifying_key().to_bytes(),
-        purpose,
-    );
+    let challenge = expected_challenge(&nonce_bytes, &device.public_key(), purpose);
     let quote = tpm.quote(ak, &challenge);
     let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
     json!({
@@ -647,10 +579,10 @@ async fn tpm_devices_enroll_and_attest_with_quotes_from_a_real_tpm(backend: Back
     .await;
 
     // Enrollment with a quote: the AK is pinned.
-    let device = Device::new();
+    let device = TestDevice::new();
     let nonce = device.challenge(&app, "enrollment").await;
     let evidence = tpm_evidence(&tpm, &device, "ak", &ak_public, &nonce, "enrollment");
-    let response = device.enroll(&app, &token, Some(evidence)).await;
+    let response = device.enroll_with(&app, &token, Some(evidence)).await;
     assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
     let handle: DeviceHandle = response.body["handle"].as_str().unwrap().parse().unwrap();
     let view = device_view(&app, handle).await;

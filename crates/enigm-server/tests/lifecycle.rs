@@ -17,138 +17,11 @@ mod support;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use enigm_api::paths;
-use enigm_crypto::Ed25519SigningKey;
-use enigm_device::{NONCE_LEN, RequestParts, sign_request};
+use enigm_test_support::device::{TestDevice, fresh_nonce};
 use enigm_test_support::{Backend, backend_tests};
-use enigm_types::{
-    Actor, AuditAction, AuditTarget, DeviceHandle, Outcome, ReasonCategory, Role, Timestamp,
-};
-use rand::RngCore as _;
+use enigm_types::{Actor, AuditAction, AuditTarget, DeviceHandle, Outcome, ReasonCategory, Role};
 use serde_json::{Value, json};
-use support::{Admin, Response, TestApp};
-
-/// A simulated device: its key lives here only.
-struct Device {
-    key: Ed25519SigningKey,
-}
-
-impl Device {
-    fn new() -> Device {
-        Device {
-            key: Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
-        }
-    }
-
-    fn request(
-        &self,
-        method: &Method,
-        path: &str,
-        body: &[u8],
-        created: Timestamp,
-        nonce: &[u8; NONCE_LEN],
-    ) -> Request<Body> {
-        let headers = sign_request(
-            &self.key,
-            &RequestParts {
-                method: method.as_str(),
-                path,
-                query: "",
-                body,
-            },
-            created,
-            nonce,
-        );
-        Request::builder()
-            .method(method.clone())
-            .uri(path)
-            .header("content-type", "application/json")
-            .header(enigm_device::CONTENT_DIGEST, headers.content_digest)
-            .header(enigm_device::SIGNATURE_INPUT, headers.signature_input)
-            .header(enigm_device::SIGNATURE, headers.signature)
-            .body(Body::from(body.to_vec()))
-            .unwrap()
-    }
-
-    async fn post(&self, app: &TestApp, path: &str, body: &Value) -> Response {
-        let body = body.to_string().into_bytes();
-        app.send(self.request(&Method::POST, path, &body, app.clock_now(), &fresh_nonce()))
-            .await
-    }
-
-    async fn enroll(
-        &self,
-        app: &TestApp,
-        token: &str,
-        report: Value,
-        wipe_opt_in: bool,
-    ) -> Response {
-        let body = json!({
-            "enrollment_token": token,
-            "report": report,
-            "managed_opt_in": false,
-            "wipe_opt_in": wipe_opt_in,
-        });
-        self.post(app, paths::DEVICE_ENROLL, &body).await
-    }
-
-    async fn check_in(&self, app: &TestApp) -> Response {
-        self.post(
-            app,
-            paths::DEVICE_CHECK_INS,
-            &json!({ "report": protected(app) }),
-        )
-        .await
-    }
-
-    async fn commands(&self, app: &TestApp) -> Response {
-        app.send(self.request(
-            &Method::GET,
-            paths::DEVICE_COMMANDS,
-            b"",
-            app.clock_now(),
-            &fresh_nonce(),
-        ))
-        .await
-    }
-
-    async fn ack(&self, app: &TestApp, command: &str) -> Response {
-        self.post(
-            app,
-            paths::DEVICE_COMMAND_ACK,
-            &json!({ "command": command }),
-        )
-        .await
-    }
-}
-
-fn fresh_nonce() -> [u8; NONCE_LEN] {
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    nonce
-}
-
-const CRITICAL: [&str; 6] = [
-    "device-integrity",
-    "secure-boot",
-    "disk-encryption",
-    "firewall",
-    "security-service",
-    "signal-collector",
-];
-
-fn report(app: &TestApp, secure_boot: bool) -> Value {
-    let now = app.clock_now().unix_millis();
-    let signals: Vec<Value> = CRITICAL
-        .iter()
-        .filter(|kind| secure_boot || **kind != "secure-boot")
-        .map(|kind| json!({"kind": kind, "value": "ok", "observed_at": now, "source": "collector"}))
-        .collect();
-    json!({ "signals": signals })
-}
-
-fn protected(app: &TestApp) -> Value {
-    report(app, true)
-}
+use support::{Admin, DeviceCalls as _, Response, TestApp, approve, inactive, protected};
 
 async fn token(app: &TestApp) -> String {
     let response = app
@@ -164,8 +37,8 @@ async fn token(app: &TestApp) -> String {
     response.body["token"].as_str().unwrap().to_owned()
 }
 
-async fn enrolled(app: &TestApp, wipe_opt_in: bool) -> (Device, DeviceHandle) {
-    let device = Device::new();
+async fn enrolled(app: &TestApp, wipe_opt_in: bool) -> (TestDevice, DeviceHandle) {
+    let device = TestDevice::new();
     let token = token(app).await;
     let response = device
         .enroll(app, &token, protected(app), wipe_opt_in)
@@ -182,17 +55,6 @@ async fn lifecycle(app: &TestApp, admin: &Admin, handle: DeviceHandle, action: &
         Some(admin),
         Some(admin.pin),
         Some(json!({"action": action, "justification": "ticket 7: device handed back"})),
-    )
-    .await
-}
-
-async fn approve(app: &TestApp, admin: &Admin, approval: &str) -> Response {
-    app.call(
-        Method::POST,
-        &paths::fill(paths::APPROVAL_APPROVE, &[approval]),
-        Some(admin),
-        Some(admin.pin),
-        None,
     )
     .await
 }
@@ -306,7 +168,10 @@ async fn retire_is_two_phase_and_done_when_the_device_acknowledges(backend: Back
         shown["lifecycle"]["acknowledged_command"]["command"],
         "retire"
     );
-    assert_eq!(device.check_in(&app).await.code(), "device_not_active");
+    assert_eq!(
+        device.check_in(&app, protected(&app)).await.code(),
+        "device_not_active"
+    );
     assert_eq!(device.commands(&app).await.body["pending"], Value::Null);
     // Acknowledging again changes nothing.
     assert_eq!(
@@ -406,7 +271,10 @@ async fn wipe_needs_the_opt_in_an_approval_and_the_acknowledgement(backend: Back
         approve(&app, &app.owner, &revoke).await.status,
         StatusCode::OK
     );
-    assert_eq!(device.check_in(&app).await.code(), "device_revoked");
+    assert_eq!(
+        device.check_in(&app, protected(&app)).await.code(),
+        "device_revoked"
+    );
     assert_eq!(device.commands(&app).await.body["pending"], "wipe");
     let acked = device.ack(&app, "wipe").await;
     assert_eq!(acked.status, StatusCode::OK, "{:?}", acked.body);
@@ -441,7 +309,10 @@ async fn replacement_gives_a_new_handle_with_fresh_trust(backend: Backend) {
     assert_eq!(token["uses"], 1);
     assert_eq!(token["group"], "field-team");
     let token = token["token"].as_str().unwrap().to_owned();
-    assert_eq!(old.check_in(&app).await.code(), "device_not_active");
+    assert_eq!(
+        old.check_in(&app, protected(&app)).await.code(),
+        "device_not_active"
+    );
     assert_eq!(
         count(
             &app,
@@ -456,10 +327,8 @@ async fn replacement_gives_a_new_handle_with_fresh_trust(backend: Backend) {
 
     // The successor enrolls with its own key: a new handle, trust from its own first report
     // only (this one lacks secure boot), nothing inherited.
-    let successor = Device::new();
-    let enrolled = successor
-        .enroll(&app, &token, report(&app, false), false)
-        .await;
+    let successor = TestDevice::new();
+    let enrolled = successor.enroll(&app, &token, inactive(&app), false).await;
     assert_eq!(enrolled.status, StatusCode::CREATED, "{:?}", enrolled.body);
     let new_handle: DeviceHandle = enrolled.body["handle"].as_str().unwrap().parse().unwrap();
     assert_ne!(new_handle, old_handle);
@@ -474,7 +343,7 @@ async fn replacement_gives_a_new_handle_with_fresh_trust(backend: Backend) {
     assert_eq!(old_view["trust"]["state"], "PROTECTED");
 
     // The token was for one device.
-    let third = Device::new()
+    let third = TestDevice::new()
         .enroll(&app, &token, protected(&app), false)
         .await;
     assert_eq!(third.code(), "invalid_enrollment_token");
@@ -515,23 +384,23 @@ async fn device_command_requests_are_signed_fresh_and_known(backend: Backend) {
     assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unsigned.code(), "unsigned_request");
     // A key no device holds.
-    let stranger = Device::new().commands(&app).await;
+    let stranger = TestDevice::new().commands(&app).await;
     assert_eq!(stranger.status, StatusCode::UNAUTHORIZED);
     assert_eq!(stranger.code(), "unknown_device");
     // A replayed nonce.
     let nonce = fresh_nonce();
     let now = app.clock_now();
     let first = app
-        .send(device.request(&Method::GET, paths::DEVICE_COMMANDS, b"", now, &nonce))
+        .send(device.signed(Method::GET, paths::DEVICE_COMMANDS, b"", now, &nonce))
         .await;
     assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
     let replay = app
-        .send(device.request(&Method::GET, paths::DEVICE_COMMANDS, b"", now, &nonce))
+        .send(device.signed(Method::GET, paths::DEVICE_COMMANDS, b"", now, &nonce))
         .await;
     assert_eq!(replay.code(), "replayed");
     // Unknown fields in an acknowledgement.
     let extra = device
-        .post(
+        .send(
             &app,
             paths::DEVICE_COMMAND_ACK,
             &json!({"command": "retire", "serial": "R58M"}),

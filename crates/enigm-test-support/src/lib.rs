@@ -250,6 +250,7 @@ macro_rules! backend_tests {
     };
 }
 
+pub mod device;
 /// A throwaway SoftHSM2 token for PKCS#11 tests.
 pub mod softhsm;
 /// A real software TPM (swtpm) for tests.

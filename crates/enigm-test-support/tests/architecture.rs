@@ -14,6 +14,9 @@
 //! crate itself; dev-dependencies only build its tests and are not restricted. Dependencies are
 //! compared by package name, so renaming one in `Cargo.toml` does not hide it.
 //!
+//! Command's floors are read from its source: no handler imports another, services never import
+//! handlers, and only the device guard verifies signed device requests.
+//!
 //! When a rule fails, fix the dependency rather than the rule: the rules are the architecture.
 
 // The helpers below are test code too, though clippy only sees that inside `#[test]` functions.
@@ -650,4 +653,161 @@ fn array<'a>(value: &'a Value, key: &str) -> &'a [Value] {
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_else(|| panic!("`cargo metadata` output lacks array field `{key}`"))
+}
+
+// Command's floors: handlers on services, read from the source of `enigm-server`.
+
+/// Command's request handlers: decode, call one service, encode.
+const SERVER_HANDLERS: &str = "crates/enigm-server/src/handlers";
+
+/// Command's services: one module per workflow, under the handlers.
+const SERVER_SERVICES: &str = "crates/enigm-server/src/services";
+
+/// The one module that verifies signed device requests (the `SignedDevice` extractor).
+const DEVICE_GUARD: &str = "crates/enigm-server/src/device_guard.rs";
+
+#[test]
+fn no_handler_imports_another() {
+    let violations = source_lines(SERVER_HANDLERS)
+        .into_iter()
+        .filter(|line| {
+            line.code.contains("handlers::")
+                || line.code.contains("super::super")
+                || (!line.in_test_module && line.code.contains("super::"))
+        })
+        .map(|line| line.to_string())
+        .collect();
+    check(
+        "a handler calls services, never another handler: nothing in \
+         enigm-server/src/handlers names `crate::handlers::` or a sibling through `super::`; \
+         move what two handlers share into a service or an extractor",
+        violations,
+    );
+}
+
+#[test]
+fn services_never_import_handlers() {
+    let violations = source_lines(SERVER_SERVICES)
+        .into_iter()
+        .filter(|line| line.code.contains("handlers::"))
+        .map(|line| line.to_string())
+        .collect();
+    check(
+        "services sit under the handlers: nothing in enigm-server/src/services names \
+         `crate::handlers::`",
+        violations,
+    );
+}
+
+#[test]
+fn only_the_device_guard_verifies_device_requests() {
+    let guard = enigm_test_support::workspace_root().join(DEVICE_GUARD);
+    assert!(
+        std::fs::read_to_string(&guard)
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", guard.display()))
+            .contains("enigm_device::verify_request"),
+        "{DEVICE_GUARD} no longer verifies device requests: update this rule"
+    );
+    let violations = [SERVER_HANDLERS, SERVER_SERVICES]
+        .into_iter()
+        .flat_map(source_lines)
+        .filter(|line| line.code.contains("enigm_device::"))
+        .map(|line| line.to_string())
+        .collect();
+    check(
+        "signed device requests are verified once, by the `SignedDevice` extractor in \
+         enigm-server/src/device_guard.rs: handlers and services take its output and never \
+         name `enigm_device::`",
+        violations,
+    );
+}
+
+#[test]
+fn source_scan_ignores_comments_and_knows_test_modules() {
+    let lines = code_lines(
+        Path::new("x.rs"),
+        "use crate::x; // handlers::y\n//! handlers::z\nmod tests {\n    use super::*;\n}\n",
+    );
+    let code: Vec<(&str, bool)> = lines
+        .iter()
+        .map(|line| (line.code.as_str(), line.in_test_module))
+        .collect();
+    assert_eq!(
+        code,
+        [
+            ("use crate::x; ", false),
+            ("", false),
+            ("mod tests {", true),
+            ("    use super::*;", true),
+            ("}", true),
+        ]
+    );
+}
+
+/// One line of Rust source with its comment cut off.
+struct SourceLine {
+    path: PathBuf,
+    number: usize,
+    code: String,
+    /// Whether the line is at or after a `mod tests`, where `super::` is the file's own module.
+    in_test_module: bool,
+}
+
+impl fmt::Display for SourceLine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}: {}",
+            self.path.display(),
+            self.number,
+            self.code.trim()
+        )
+    }
+}
+
+/// Every line of every `.rs` file under `folder` (relative to the workspace root).
+fn source_lines(folder: &str) -> Vec<SourceLine> {
+    let root = enigm_test_support::workspace_root();
+    let mut files = Vec::new();
+    rust_files(&root.join(folder), &mut files);
+    assert!(!files.is_empty(), "no Rust source under {folder}");
+    files
+        .iter()
+        .flat_map(|file| {
+            let text = std::fs::read_to_string(file)
+                .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.display()));
+            code_lines(file.strip_prefix(&root).unwrap_or(file), &text)
+        })
+        .collect()
+}
+
+fn rust_files(folder: &Path, files: &mut Vec<PathBuf>) {
+    let entries = std::fs::read_dir(folder)
+        .unwrap_or_else(|error| panic!("cannot list {}: {error}", folder.display()));
+    for entry in entries {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            rust_files(&path, files);
+        } else if path.extension().is_some_and(|extension| extension == "rs") {
+            files.push(path);
+        }
+    }
+    files.sort();
+}
+
+fn code_lines(path: &Path, text: &str) -> Vec<SourceLine> {
+    let mut in_test_module = false;
+    text.lines()
+        .enumerate()
+        .map(|(index, line)| {
+            let code = line.split("//").next().unwrap_or_default();
+            in_test_module |= code.trim_start().starts_with("mod tests");
+            SourceLine {
+                path: path.to_owned(),
+                number: index + 1,
+                code: code.to_owned(),
+                in_test_module,
+            }
+        })
+        .collect()
 }

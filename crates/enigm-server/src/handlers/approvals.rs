@@ -1,21 +1,19 @@
-//! Multi-admin approvals. A sensitive action becomes a request with a justification; another
+//! Multi-admin approval routes. A sensitive action becomes a request with a justification; another
 //! administrator whose role the approval rule names decides with their PIN; once enough
-//! approvals are counted the action executes, exactly once, in the same transaction.
+//! approvals are counted the action executes, exactly once, in the same transaction (the
+//! approvals service).
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use enigm_api::{ApprovalListQuery, ApprovalRuleChangeRequest, ApprovalRuleView, ApprovalView};
-use enigm_store::{CommandFlag, DecisionKind, NewApproval, StoreError, WriteTx};
-use enigm_types::{
-    Actor, ApprovalAction, ApprovalId, ApprovalKind, ApprovalRule, ApprovalState, AuditAction,
-    AuditEvent, AuditTarget, Justification, ReasonCategory, Role, Timestamp,
-};
+use enigm_store::DecisionKind;
+use enigm_types::{ApprovalAction, ApprovalId, ApprovalKind, ApprovalRule};
 
-use crate::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::guard::Caller;
+use crate::services::approvals;
 use crate::state::AppState;
 use crate::views;
 
@@ -61,7 +59,8 @@ pub async fn approve(
     caller: Caller,
     ApiPath(id): ApiPath<ApprovalId>,
 ) -> ApiResult<Json<ApprovalView>> {
-    decide(&state, &caller, id, DecisionKind::Approve).await
+    let view = approvals::decide(&state, &caller, id, DecisionKind::Approve).await?;
+    Ok(Json(view))
 }
 
 /// Reject a request (critical: needs the PIN). One rejection closes it.
@@ -73,7 +72,8 @@ pub async fn reject(
     caller: Caller,
     ApiPath(id): ApiPath<ApprovalId>,
 ) -> ApiResult<Json<ApprovalView>> {
-    decide(&state, &caller, id, DecisionKind::Reject).await
+    let view = approvals::decide(&state, &caller, id, DecisionKind::Reject).await?;
+    Ok(Json(view))
 }
 
 /// The approval rule of each kind of request.
@@ -106,308 +106,6 @@ pub async fn request_rule_change(
     let rule = ApprovalRule::new(request.required_approvals, request.approver_roles)
         .map_err(|error| ApiError::unprocessable("invalid_rule", error.to_string()))?;
     let action = ApprovalAction::ApprovalRuleChange { target_kind, rule };
-    let view = open_request(&state, &caller, action, &request.justification).await?;
+    let view = approvals::open_request(&state, &caller, action, &request.justification).await?;
     Ok((StatusCode::ACCEPTED, Json(view)))
-}
-
-/// Opens an approval request under the rule currently in force for its kind.
-pub async fn open_request(
-    state: &AppState,
-    caller: &Caller,
-    action: ApprovalAction,
-    justification: &str,
-) -> ApiResult<ApprovalView> {
-    let justification = Justification::parse(justification)
-        .map_err(|error| ApiError::unprocessable("invalid_justification", error.to_string()))?;
-    let now = state.now();
-    let rule = state.store().approval_rule(action.kind()).await?;
-    let approval = NewApproval {
-        id: ApprovalId::random(),
-        action,
-        requester: caller.admin.id,
-        justification: justification.as_str().to_owned(),
-        rule,
-        created_at: now,
-        expires_at: now.saturating_add(state.approval_ttl),
-    };
-    let mut tx = state.store().begin().await?;
-    insert_request(&mut tx, caller, &approval, now).await?;
-    tx.commit().await?;
-    let record = state
-        .store()
-        .approval_by_id(approval.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("approval request"))?;
-    Ok(views::approval(&record, now))
-}
-
-/// Opens an approval request inside the caller's transaction, so that what the request is about
-/// (e.g. a new release) and the request commit together.
-pub async fn open_request_in(
-    state: &AppState,
-    tx: &mut WriteTx<'_>,
-    caller: &Caller,
-    action: ApprovalAction,
-    justification: &Justification,
-    now: Timestamp,
-) -> ApiResult<ApprovalId> {
-    let rule = state.store().approval_rule(action.kind()).await?;
-    let approval = NewApproval {
-        id: ApprovalId::random(),
-        action,
-        requester: caller.admin.id,
-        justification: justification.as_str().to_owned(),
-        rule,
-        created_at: now,
-        expires_at: now.saturating_add(state.approval_ttl),
-    };
-    insert_request(tx, caller, &approval, now).await?;
-    Ok(approval.id)
-}
-
-async fn insert_request(
-    tx: &mut WriteTx<'_>,
-    caller: &Caller,
-    approval: &NewApproval,
-    now: Timestamp,
-) -> ApiResult<()> {
-    tx.insert_approval(approval).await?;
-    let event = audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::ApprovalRequest,
-        AuditTarget::ApprovalRequest {
-            approval: approval.id,
-        },
-    );
-    tx.append_audit(&event.with_change_ref(approval.id)).await?;
-    Ok(())
-}
-
-async fn decide(
-    state: &AppState,
-    caller: &Caller,
-    id: ApprovalId,
-    decision: DecisionKind,
-) -> ApiResult<Json<ApprovalView>> {
-    let now = state.now();
-    let record = state
-        .store()
-        .approval_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("approval request"))?;
-    let audit_action = match decision {
-        DecisionKind::Approve => AuditAction::ApprovalApprove,
-        DecisionKind::Reject => AuditAction::ApprovalReject,
-    };
-    let target = AuditTarget::ApprovalRequest { approval: id };
-    let refuse = |reason: ReasonCategory| {
-        audit::denied(
-            now,
-            Actor::Admin(caller.admin.id),
-            audit_action,
-            target,
-            reason,
-        )
-        .with_change_ref(id)
-    };
-    let bootstrap_self_approval = decision == DecisionKind::Approve
-        && record.requester == caller.admin.id
-        && in_bootstrap_window(state, &record.action, &record.rule, caller).await?;
-    let refusal = match record.effective_state(now) {
-        ApprovalState::Pending => None,
-        ApprovalState::Expired => Some((
-            ReasonCategory::Expired,
-            ApiError::conflict(ReasonCategory::Expired, "the request has expired"),
-        )),
-        ApprovalState::Executed | ApprovalState::Rejected => Some((
-            ReasonCategory::NotPending,
-            ApiError::conflict(ReasonCategory::NotPending, "the request is already closed"),
-        )),
-    }
-    .or_else(|| {
-        // Separation of duties: nobody decides on a request about themselves, nor on their own
-        // request, except in the bootstrap window (see `bootstrap_self_approval`).
-        let own_request = record.requester == caller.admin.id && !bootstrap_self_approval;
-        (own_request || record.action.subject() == Some(caller.admin.id)).then(|| {
-            (
-                ReasonCategory::SelfApproval,
-                ApiError::forbidden(ReasonCategory::SelfApproval),
-            )
-        })
-    })
-    .or_else(|| {
-        (!record.rule.may_approve(&caller.admin.roles)).then(|| {
-            (
-                ReasonCategory::NotAnApprover,
-                ApiError::forbidden(ReasonCategory::NotAnApprover),
-            )
-        })
-    });
-    if let Some((reason, error)) = refusal {
-        state.audit(&[refuse(reason)]).await?;
-        return Err(error);
-    }
-
-    let mut tx = state.store().begin().await?;
-    match tx.insert_decision(id, caller.admin.id, decision, now).await {
-        Err(StoreError::Conflict) => {
-            drop(tx);
-            state
-                .audit(&[refuse(ReasonCategory::AlreadyDecided)])
-                .await?;
-            return Err(ApiError::conflict(
-                ReasonCategory::AlreadyDecided,
-                "you have already decided on this request",
-            ));
-        }
-        other => other?,
-    }
-    let still_open = match decision {
-        DecisionKind::Approve => match tx.count_approval(id, now).await? {
-            Some((count, required)) if count >= required => {
-                tx.close_approval(id, ApprovalState::Executed, now).await? && {
-                    let quorum_roles = state.store().approval_rule(ApprovalKind::RoleGrant).await?;
-                    let executed = execute(
-                        &mut tx,
-                        caller,
-                        &record.action,
-                        id,
-                        now,
-                        quorum_roles.approver_roles(),
-                    )
-                    .await?;
-                    if let Err(reason) = executed {
-                        // The action is no longer possible (e.g. the device changed state since
-                        // the request): nothing is decided, the refusal is audited.
-                        drop(tx);
-                        state.audit(&[refuse(reason)]).await?;
-                        return Err(ApiError::conflict(
-                            reason,
-                            "the approved action is no longer possible",
-                        ));
-                    }
-                    true
-                }
-            }
-            Some(_) => true,
-            None => false,
-        },
-        DecisionKind::Reject => tx.close_approval(id, ApprovalState::Rejected, now).await?,
-    };
-    if !still_open {
-        drop(tx);
-        state.audit(&[refuse(ReasonCategory::NotPending)]).await?;
-        return Err(ApiError::conflict(
-            ReasonCategory::NotPending,
-            "the request is already closed",
-        ));
-    }
-    let mut decided =
-        audit::success(now, caller.admin.id, audit_action, target).with_change_ref(id);
-    if bootstrap_self_approval {
-        decided = decided.with_reason(ReasonCategory::BootstrapSelfApproval);
-    }
-    tx.append_audit(&decided).await?;
-    tx.commit().await?;
-    let record = state
-        .store()
-        .approval_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("approval request"))?;
-    Ok(Json(views::approval(&record, now)))
-}
-
-/// Performs an approved action inside the transaction that closed the request, so the action
-/// and the state change commit together or not at all.
-async fn execute(
-    tx: &mut WriteTx<'_>,
-    caller: &Caller,
-    action: &ApprovalAction,
-    id: ApprovalId,
-    now: Timestamp,
-    quorum_roles: &[Role],
-) -> ApiResult<Result<(), ReasonCategory>> {
-    let executed = |audit_action, target| -> AuditEvent {
-        audit::success(now, caller.admin.id, audit_action, target).with_change_ref(id)
-    };
-    match action {
-        ApprovalAction::RoleGrant { admin, role } => {
-            tx.grant_role(*admin, *role, now, Some(id)).await?;
-            if quorum_roles.contains(role) {
-                // A second administrator now holds an approver role: close the bootstrap window.
-                tx.set_flag(CommandFlag::ApproverQuorumEstablished, now)
-                    .await?;
-            }
-            tx.append_audit(&executed(
-                AuditAction::RoleGrant,
-                AuditTarget::Role {
-                    admin: *admin,
-                    role: *role,
-                },
-            ))
-            .await?;
-        }
-        ApprovalAction::ApprovalRuleChange { target_kind, rule } => {
-            tx.set_approval_rule(*target_kind, rule, now, id).await?;
-            tx.append_audit(&executed(
-                AuditAction::ApprovalRuleChange,
-                AuditTarget::ApprovalRule { kind: *target_kind },
-            ))
-            .await?;
-        }
-        ApprovalAction::DeviceLifecycle { device, change } => {
-            let done = crate::handlers::lifecycle::execute_approved(
-                tx,
-                caller.admin.id,
-                *device,
-                *change,
-                id,
-                now,
-            )
-            .await?;
-            if done.is_err() {
-                return Ok(done);
-            }
-        }
-        ApprovalAction::ReleaseSigning { release } => {
-            let done =
-                crate::handlers::releases::execute_signing_approval(tx, *release, id).await?;
-            if done.is_err() {
-                return Ok(done);
-            }
-        }
-    }
-    tx.append_audit(&executed(
-        AuditAction::ApprovalExecute,
-        AuditTarget::ApprovalRequest { approval: id },
-    ))
-    .await?;
-    Ok(Ok(()))
-}
-
-/// A fresh installation has one owner and nobody else who could approve. Until a second
-/// administrator has ever held an approver role, that owner may approve their own role grants
-/// (with their PIN, audited as `bootstrap_self_approval`); otherwise no role could ever be
-/// granted. The window closes for good once a second approver exists, so disabling the other
-/// approvers later does not reopen it. Approval-rule changes never qualify.
-async fn in_bootstrap_window(
-    state: &AppState,
-    action: &ApprovalAction,
-    rule: &ApprovalRule,
-    caller: &Caller,
-) -> ApiResult<bool> {
-    if action.kind() != ApprovalKind::RoleGrant
-        || state
-            .store()
-            .flag_is_set(CommandFlag::ApproverQuorumEstablished)
-            .await?
-    {
-        return Ok(false);
-    }
-    let others = state
-        .store()
-        .count_other_active_holders(rule.approver_roles(), &[caller.admin.id])
-        .await?;
-    Ok(others == 0)
 }

@@ -1,33 +1,14 @@
 //! Remote attestation routes (signed device requests): a single-use challenge, and evidence of an
-//! enrolled device. Enrollment evidence goes through [`attest_in`] from the enrollment handler.
-//!
-//! Every outcome is audited (`device.attest`, success or denied with the rejection reason) in the
-//! transaction that stores it; the device's attestation row keeps the verdict, the minimal claims
-//! and the pairing. The evidence is dropped when the request ends.
+//! enrolled device. The attestation service does the work; enrollment evidence goes through it
+//! from the devices service.
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
-use base64::Engine as _;
-use enigm_api::attestation::{
-    AttestRequest, AttestationEvidence, AttestationPurpose, AttestationView, ChallengeRequest,
-    ChallengeResponse,
-};
-use enigm_attest::outcome::{AttestationOutcome, RejectionReason, Verdict};
-use enigm_attest::policy::{AttestationPolicy, Pairing, advance};
-use enigm_store::{AttestationRecord, AttestationResultRecord, WriteTx};
-use enigm_trust::DeviceState;
-use enigm_types::{
-    Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome, ReasonCategory, Timestamp,
-};
-use rand::RngCore as _;
+use enigm_api::attestation::{AttestRequest, AttestationView, ChallengeRequest, ChallengeResponse};
 
-use crate::attestation::AttestationContext;
-use crate::error::{ApiError, ApiResult};
-use crate::extract::RawBody;
-use crate::handlers::devices::{
-    from_json, inactive_reason, parse, record_nonce, signed_body, to_json,
-};
+use crate::device_guard::SignedDevice;
+use crate::error::ApiResult;
+use crate::services::attestation;
 use crate::state::AppState;
 
 /// Issue a single-use attestation nonce to the signing device (60 s by default).
@@ -42,39 +23,9 @@ use crate::state::AppState;
         (status = 403, body = enigm_api::ErrorBody), (status = 503, body = enigm_api::ErrorBody)))]
 pub async fn challenge(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    device: SignedDevice<ChallengeRequest>,
 ) -> ApiResult<Json<ChallengeResponse>> {
-    let action = AuditAction::DeviceAttestationChallenge;
-    let now = state.now();
-    let (_verified, refuse, request) =
-        signed_body::<ChallengeRequest>(&state, action, (&method, &uri, &headers), &body, now)
-            .await?;
-    let handle = refuse.handle;
-    if request.purpose == AttestationPurpose::Attestation {
-        let Some(device) = state.store().device(&handle).await? else {
-            return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
-        };
-        let device_state: DeviceState = parse(&device.state, "device state")?;
-        if let Some(reason) = inactive_reason(device_state) {
-            return Err(refuse.deny(reason).await);
-        }
-    }
-    let mut nonce = [0u8; enigm_attest::challenge::NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let Ok(expires_at) = state
-        .attestation()
-        .nonces
-        .issue(nonce, handle, request.purpose, now)
-    else {
-        return Err(refuse.deny(ReasonCategory::AttestationBusy).await);
-    };
-    Ok(Json(ChallengeResponse {
-        nonce: base64::engine::general_purpose::STANDARD.encode(nonce),
-        expires_at: expires_at.to_rfc3339(),
-    }))
+    Ok(Json(attestation::challenge(&state, device).await?))
 }
 
 /// Evidence of an enrolled device, answering an `attestation` challenge; answers the outcome.
@@ -90,173 +41,7 @@ pub async fn challenge(
         (status = 403, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody)))]
 pub async fn attest(
     State(state): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    RawBody(body): RawBody,
+    device: SignedDevice<AttestRequest>,
 ) -> ApiResult<Json<AttestationView>> {
-    let action = AuditAction::DeviceAttest;
-    let now = state.now();
-    let (verified, refuse, request) =
-        signed_body::<AttestRequest>(&state, action, (&method, &uri, &headers), &body, now).await?;
-    let handle = refuse.handle;
-
-    let mut tx = state.store().begin().await?;
-    if let Err(error) = record_nonce(&state, &mut tx, &verified, handle, now).await {
-        drop(tx);
-        return Err(refuse.store_refusal(error).await);
-    }
-    let Some(device_state) = tx.device_state(&handle).await? else {
-        drop(tx);
-        return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
-    };
-    let device_state: DeviceState = parse(&device_state, "device state")?;
-    if let Some(reason) = inactive_reason(device_state) {
-        drop(tx);
-        return Err(refuse.deny(reason).await);
-    }
-    let Some(record) = tx.device_attestation_for_update(&handle).await? else {
-        drop(tx);
-        return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
-    };
-    let outcome = attest_in(
-        &state,
-        &mut tx,
-        &request.evidence,
-        &record,
-        AttestationTarget {
-            handle,
-            device_key: verified.public_key(),
-            purpose: AttestationPurpose::Attestation,
-        },
-        now,
-    )
-    .await?;
-    tx.commit().await?;
-    match outcome.verdict {
-        // What was just stored, without reading it back.
-        Verdict::Accepted => Ok(Json(AttestationView {
-            verdict: outcome.verdict.as_str().to_owned(),
-            format: format_name(&outcome).to_owned(),
-            attested_at: now.to_rfc3339(),
-            last_accepted_at: Some(now.to_rfc3339()),
-            claims: outcome.claims.unwrap_or_default(),
-        })),
-        Verdict::Rejected(reason) => Err(rejection_error(reason, &outcome.detail)),
-    }
-}
-
-/// Which device, with which key, for what.
-pub(crate) struct AttestationTarget<'a> {
-    pub handle: DeviceHandle,
-    pub device_key: &'a [u8],
-    pub purpose: AttestationPurpose,
-}
-
-/// Appraises `evidence` against the device's attestation row and records the outcome and its
-/// audit event in `tx`: on acceptance the pairing advances (or is created), on rejection it stays.
-pub(crate) async fn attest_in(
-    state: &AppState,
-    tx: &mut WriteTx<'_>,
-    evidence: &AttestationEvidence,
-    record: &AttestationRecord,
-    target: AttestationTarget<'_>,
-    now: Timestamp,
-) -> ApiResult<AttestationOutcome> {
-    let policy: AttestationPolicy = from_json(&record.policy, "attestation policy")?;
-    let pinned: Option<Pairing> = record
-        .pairing
-        .as_deref()
-        .map(|pairing| from_json(pairing, "attestation pairing"))
-        .transpose()?;
-    let attested = state.attestation().appraise(
-        evidence,
-        &AttestationContext {
-            handle: target.handle,
-            device_key: target.device_key,
-            purpose: target.purpose,
-            policy: &policy,
-            pairing: pinned.as_ref(),
-            handle_key: &state.device_handle_key,
-            now,
-        },
-    );
-    let outcome = attested.outcome;
-    let pairing = match (&attested.pairing, &pinned) {
-        (Some(accepted), Some(pinned)) => Some(advance(pinned, accepted)),
-        (Some(accepted), None) => Some(accepted.clone()),
-        (None, _) => None,
-    };
-    let pairing_json = pairing.as_ref().map(to_json).transpose()?;
-    let claims = outcome.claims.clone().unwrap_or_default();
-    tx.record_attestation(
-        &target.handle,
-        &AttestationResultRecord {
-            verdict: outcome.verdict.as_str().to_owned(),
-            format: format_name(&outcome).to_owned(),
-            claims: to_json(&claims)?,
-            attested_at: now,
-        },
-        pairing_json.as_deref(),
-    )
-    .await?;
-    let event = AuditEvent::new(
-        now,
-        Actor::Device(target.handle),
-        AuditAction::DeviceAttest,
-        AuditTarget::Device {
-            handle: target.handle,
-        },
-        match outcome.verdict {
-            Verdict::Accepted => Outcome::Success,
-            Verdict::Rejected(_) => Outcome::Denied,
-        },
-    );
-    let event = match outcome.verdict {
-        Verdict::Accepted => event,
-        Verdict::Rejected(reason) => event.with_reason(reason_category(reason)),
-    };
-    tx.append_audit(&event).await?;
-    Ok(outcome)
-}
-
-fn format_name(outcome: &AttestationOutcome) -> &'static str {
-    match outcome.format {
-        enigm_attest::outcome::EvidenceFormat::AndroidKey => "android_key",
-        enigm_attest::outcome::EvidenceFormat::Tpm2Quote => "tpm2_quote",
-    }
-}
-
-pub(crate) fn reason_category(reason: RejectionReason) -> ReasonCategory {
-    match reason {
-        RejectionReason::InvalidTrustChain => ReasonCategory::InvalidTrustChain,
-        RejectionReason::UnsupportedDevice => ReasonCategory::UnsupportedDevice,
-        RejectionReason::IneligibleBuild => ReasonCategory::IneligibleBuild,
-        RejectionReason::StaleAttestation => ReasonCategory::StaleAttestation,
-        RejectionReason::ReplayAttempt => ReasonCategory::ReplayAttempt,
-        RejectionReason::EligibilityFailure => ReasonCategory::EligibilityFailure,
-    }
-}
-
-/// A rejection as an API error: 403 with the reason as its code and the explanation.
-pub(crate) fn rejection_error(reason: RejectionReason, detail: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        reason_category(reason).as_str(),
-        format!("attestation rejected ({reason}): {detail}"),
-    )
-}
-
-/// The device's last attestation as the API shows it; `None` when it never sent evidence.
-pub(crate) fn attestation_view(record: &AttestationRecord) -> ApiResult<Option<AttestationView>> {
-    let Some(last) = &record.last else {
-        return Ok(None);
-    };
-    Ok(Some(AttestationView {
-        verdict: last.verdict.clone(),
-        format: last.format.clone(),
-        attested_at: last.attested_at.to_rfc3339(),
-        last_accepted_at: record.accepted_at.map(Timestamp::to_rfc3339),
-        claims: from_json(&last.claims, "attestation claims")?,
-    }))
+    Ok(Json(attestation::attest(&state, device).await?))
 }

@@ -1,5 +1,5 @@
 //! The audit log for auditors: filtered events, and the Merkle log's checkpoints, leaves and
-//! proofs. Reading any of it is itself audited.
+//! proofs. Reading any of it is itself audited (the audit-log service records the read).
 
 use axum::Json;
 use axum::extract::State;
@@ -10,12 +10,12 @@ use enigm_api::{
 };
 use enigm_auditlog::Hash;
 use enigm_store::{AuditFilter, LeafEntry, StoredCheckpoint};
-use enigm_types::{AuditAction, AuditTarget};
+use enigm_types::AuditTarget;
 
-use crate::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::guard::Caller;
+use crate::services::audit_log;
 use crate::state::AppState;
 use crate::views;
 
@@ -36,14 +36,7 @@ pub async fn list(
         outcome: query.outcome,
     };
     let rows = state.store().list_audit(&filter).await?;
-    state
-        .audit(&[audit::success(
-            state.now(),
-            caller.admin.id,
-            AuditAction::AuditRead,
-            AuditTarget::AuditLog,
-        )])
-        .await?;
+    audit_log::record_read(&state, &caller, AuditTarget::AuditLog).await?;
     let next_after = (rows.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| rows.last().map(|row| row.seq))
         .flatten();
@@ -51,19 +44,6 @@ pub async fn list(
         events: rows.iter().map(views::audit_event).collect(),
         next_after,
     }))
-}
-
-/// Records that `caller` read part of the audit log. The response goes out only once this is
-/// durable, as for every audited action.
-async fn audited_read(state: &AppState, caller: &Caller, target: AuditTarget) -> ApiResult<()> {
-    state
-        .audit(&[audit::success(
-            state.now(),
-            caller.admin.id,
-            AuditAction::AuditRead,
-            target,
-        )])
-        .await
 }
 
 fn checkpoint_view(checkpoint: StoredCheckpoint) -> AuditCheckpointView {
@@ -100,7 +80,7 @@ pub async fn checkpoint(
     caller: Caller,
 ) -> ApiResult<Json<AuditCheckpointView>> {
     let checkpoint = latest_checkpoint(&state).await?;
-    audited_read(&state, &caller, AuditTarget::AuditLog).await?;
+    audit_log::record_read(&state, &caller, AuditTarget::AuditLog).await?;
     Ok(Json(checkpoint_view(checkpoint)))
 }
 
@@ -112,7 +92,7 @@ pub async fn log_key(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<AuditLogKeyView>> {
-    audited_read(&state, &caller, AuditTarget::AuditLog).await?;
+    audit_log::record_read(&state, &caller, AuditTarget::AuditLog).await?;
     Ok(Json(AuditLogKeyView {
         verifier_key: state.audit_log.verifier().to_key_string(),
     }))
@@ -130,7 +110,7 @@ pub async fn leaves(
     let tree_size = state.store().audit_tree_size().await?;
     let entries = state.store().audit_leaves(query.start, limit).await?;
     let end = entries.last().map_or(query.start, |entry| entry.index + 1);
-    audited_read(
+    audit_log::record_read(
         &state,
         &caller,
         AuditTarget::AuditLeaves {
@@ -170,7 +150,7 @@ pub async fn leaf(
         .into_iter()
         .next()
         .ok_or_else(|| ApiError::not_found("audit leaf"))?;
-    audited_read(
+    audit_log::record_read(
         &state,
         &caller,
         AuditTarget::AuditLeaves {
@@ -205,7 +185,7 @@ pub async fn consistency(
         .store()
         .audit_consistency_proof(query.first, query.second)
         .await?;
-    audited_read(&state, &caller, AuditTarget::AuditLog).await?;
+    audit_log::record_read(&state, &caller, AuditTarget::AuditLog).await?;
     Ok(Json(AuditConsistencyView {
         first: query.first,
         second: query.second,
@@ -230,7 +210,7 @@ pub async fn retention(
     caller: Caller,
 ) -> ApiResult<Json<AuditRetentionView>> {
     let view = retention_view(&state).await?;
-    audited_read(&state, &caller, AuditTarget::AuditLog).await?;
+    audit_log::record_read(&state, &caller, AuditTarget::AuditLog).await?;
     Ok(Json(view))
 }
 
@@ -244,16 +224,6 @@ pub async fn set_legal_hold(
     caller: Caller,
     ApiJson(request): ApiJson<LegalHoldRequest>,
 ) -> ApiResult<Json<AuditRetentionView>> {
-    let now = state.now();
-    let mut tx = state.store().begin().await?;
-    tx.set_audit_legal_hold(request.legal_hold, now).await?;
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::AuditLegalHold,
-        AuditTarget::AuditLog,
-    ))
-    .await?;
-    tx.commit().await?;
+    audit_log::set_legal_hold(&state, &caller, request.legal_hold).await?;
     Ok(Json(retention_view(&state).await?))
 }

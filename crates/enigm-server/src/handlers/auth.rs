@@ -457,7 +457,8 @@ pub async fn close_own_session(
     {
         return Err(ApiError::not_found("session"));
     }
-    crate::handlers::sessions::close_audited(&state, &caller, id).await
+    crate::services::sessions::close_audited(&state, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Checks the caller's current password before a credential change.

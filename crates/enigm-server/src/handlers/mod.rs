@@ -1,5 +1,7 @@
-//! Request handlers, one module per endpoint family. Handlers stay thin: decode, check with a
-//! library, store, audit, encode.
+//! Request handlers, one module per endpoint family. Handlers stay thin: decode (extractors,
+//! including `guard::Caller` and `device_guard::SignedDevice`), call one service, encode. A
+//! handler may read the store for a plain view; every change goes through a service. No handler
+//! imports another.
 
 pub mod approvals;
 pub mod attestation;

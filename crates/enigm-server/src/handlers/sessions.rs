@@ -4,12 +4,12 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use enigm_api::SessionView;
-use enigm_types::{AuditAction, AuditTarget, SessionId};
+use enigm_types::SessionId;
 
-use crate::audit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::ApiPath;
 use crate::guard::Caller;
+use crate::services;
 use crate::state::AppState;
 use crate::views;
 
@@ -38,28 +38,6 @@ pub async fn close(
     caller: Caller,
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<StatusCode> {
-    close_audited(&state, &caller, id).await
-}
-
-/// Closes an open session and audits who closed it; 404 when it is not open.
-pub(crate) async fn close_audited(
-    state: &AppState,
-    caller: &Caller,
-    id: SessionId,
-) -> ApiResult<StatusCode> {
-    let now = state.now();
-    let mut tx = state.store().begin().await?;
-    if !tx.close_session(id, now).await? {
-        return Err(ApiError::not_found("session"));
-    }
-    let target = AuditTarget::Session { session: id };
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::SessionClose,
-        target,
-    ))
-    .await?;
-    tx.commit().await?;
+    services::sessions::close_audited(&state, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

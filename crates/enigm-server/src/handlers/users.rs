@@ -1,20 +1,16 @@
 //! Administrator accounts and their roles. Granting a role always goes through an approval.
+//! The users service does the work.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use enigm_api::{AccountView, ApprovalView, CreateUserRequest, RoleGrantRequest};
-use enigm_identity::Password;
-use enigm_store::{NewAdmin, StoreError};
-use enigm_types::{
-    AdminId, ApprovalAction, AuditAction, AuditTarget, ReasonCategory, Role, Username,
-};
+use enigm_types::{AdminId, Role};
 
-use crate::audit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath};
 use crate::guard::Caller;
-use crate::handlers::approvals::open_request;
+use crate::services::users;
 use crate::state::AppState;
 use crate::views;
 
@@ -35,47 +31,8 @@ pub async fn create(
     caller: Caller,
     ApiJson(request): ApiJson<CreateUserRequest>,
 ) -> ApiResult<(StatusCode, Json<AccountView>)> {
-    let username = Username::parse(&request.username)
-        .map_err(|error| ApiError::unprocessable("invalid_username", error.to_string()))?;
-    let password = Password::parse(&request.password)
-        .map_err(|error| ApiError::unprocessable("weak_password", error.to_string()))?;
-    let hash = state
-        .hash_secret(password.expose().as_bytes().to_vec())
-        .await?;
-    let now = state.now();
-    let admin = NewAdmin {
-        id: AdminId::random(),
-        username,
-        password_hash: hash.as_str().to_owned(),
-        pin_hash: None,
-        created_at: now,
-    };
-    let mut tx = state.store().begin().await?;
-    match tx.insert_admin(&admin).await {
-        Err(StoreError::Conflict) => {
-            return Err(ApiError::conflict(
-                ReasonCategory::Conflict,
-                "an administrator with this username exists",
-            ));
-        }
-        other => other?,
-    }
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::UserCreate,
-        AuditTarget::Account {
-            admin: Some(admin.id),
-        },
-    ))
-    .await?;
-    tx.commit().await?;
-    let created = state
-        .store()
-        .admin_by_id(admin.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("administrator"))?;
-    Ok((StatusCode::CREATED, Json(views::account(&created))))
+    let created = users::create(&state, &caller, request).await?;
+    Ok((StatusCode::CREATED, Json(created)))
 }
 
 /// One administrator account.
@@ -86,7 +43,7 @@ pub async fn read(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<AdminId>,
 ) -> ApiResult<Json<AccountView>> {
-    account(&state, id).await
+    Ok(Json(users::account(&state, id).await?))
 }
 
 /// Disable an account and close its sessions. The last active owner cannot be disabled.
@@ -98,7 +55,7 @@ pub async fn disable(
     caller: Caller,
     ApiPath(id): ApiPath<AdminId>,
 ) -> ApiResult<Json<AccountView>> {
-    set_disabled(&state, &caller, id, true).await
+    Ok(Json(users::set_disabled(&state, &caller, id, true).await?))
 }
 
 /// Enable a disabled account.
@@ -110,58 +67,7 @@ pub async fn enable(
     caller: Caller,
     ApiPath(id): ApiPath<AdminId>,
 ) -> ApiResult<Json<AccountView>> {
-    set_disabled(&state, &caller, id, false).await
-}
-
-async fn set_disabled(
-    state: &AppState,
-    caller: &Caller,
-    id: AdminId,
-    disabled: bool,
-) -> ApiResult<Json<AccountView>> {
-    if id == caller.admin.id {
-        return Err(ApiError::conflict(
-            ReasonCategory::Conflict,
-            "you cannot disable or enable your own account",
-        ));
-    }
-    let now = state.now();
-    let action = if disabled {
-        AuditAction::UserDisable
-    } else {
-        AuditAction::UserEnable
-    };
-    let mut tx = state.store().begin().await?;
-    if !tx.set_disabled(id, disabled).await? {
-        return Err(ApiError::not_found("administrator"));
-    }
-    if disabled {
-        if tx.count_active_owners().await? == 0 {
-            drop(tx);
-            let event = audit::denied(
-                now,
-                enigm_types::Actor::Admin(caller.admin.id),
-                action,
-                AuditTarget::Account { admin: Some(id) },
-                ReasonCategory::LastOwner,
-            );
-            state.audit(&[event]).await?;
-            return Err(ApiError::conflict(
-                ReasonCategory::LastOwner,
-                "the last active owner cannot be disabled",
-            ));
-        }
-        tx.close_sessions_of(id, now).await?;
-    }
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        action,
-        AuditTarget::Account { admin: Some(id) },
-    ))
-    .await?;
-    tx.commit().await?;
-    account(state, id).await
+    Ok(Json(users::set_disabled(&state, &caller, id, false).await?))
 }
 
 /// Unlock critical operations of another administrator after 5 wrong PINs (owners only).
@@ -173,25 +79,7 @@ pub async fn unlock_pin(
     caller: Caller,
     ApiPath(id): ApiPath<AdminId>,
 ) -> ApiResult<Json<AccountView>> {
-    // A locked account cannot reach this point (its PIN check fails), and an unlocked one has
-    // nothing to unlock for itself; refusing self-unlock keeps the rule obvious.
-    if id == caller.admin.id {
-        return Err(ApiError::forbidden(ReasonCategory::SelfApproval));
-    }
-    let now = state.now();
-    let mut tx = state.store().begin().await?;
-    if !tx.unlock_pin(id).await? {
-        return Err(ApiError::not_found("administrator"));
-    }
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::UserPinUnlock,
-        AuditTarget::Account { admin: Some(id) },
-    ))
-    .await?;
-    tx.commit().await?;
-    account(&state, id).await
+    Ok(Json(users::unlock_pin(&state, &caller, id).await?))
 }
 
 /// Request a role grant; it takes effect once approved by another administrator.
@@ -204,22 +92,7 @@ pub async fn request_role_grant(
     ApiPath(id): ApiPath<AdminId>,
     ApiJson(request): ApiJson<RoleGrantRequest>,
 ) -> ApiResult<(StatusCode, Json<ApprovalView>)> {
-    let admin = state
-        .store()
-        .admin_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("administrator"))?;
-    if admin.roles.contains(&request.role) {
-        return Err(ApiError::conflict(
-            ReasonCategory::Conflict,
-            "the administrator already holds this role",
-        ));
-    }
-    let action = ApprovalAction::RoleGrant {
-        admin: id,
-        role: request.role,
-    };
-    let view = open_request(&state, &caller, action, &request.justification).await?;
+    let view = users::request_role_grant(&state, &caller, id, request).await?;
     Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
@@ -233,44 +106,5 @@ pub async fn revoke_role(
     caller: Caller,
     ApiPath((id, role)): ApiPath<(AdminId, Role)>,
 ) -> ApiResult<Json<AccountView>> {
-    let now = state.now();
-    let target = AuditTarget::Role { admin: id, role };
-    let mut tx = state.store().begin().await?;
-    if !tx.revoke_role(id, role).await? {
-        return Err(ApiError::not_found("role grant"));
-    }
-    if role == Role::Owner && tx.count_active_owners().await? == 0 {
-        drop(tx);
-        let event = audit::denied(
-            now,
-            enigm_types::Actor::Admin(caller.admin.id),
-            AuditAction::RoleRevoke,
-            target,
-            ReasonCategory::LastOwner,
-        );
-        state.audit(&[event]).await?;
-        return Err(ApiError::conflict(
-            ReasonCategory::LastOwner,
-            "the last active owner keeps the owner role",
-        ));
-    }
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::RoleRevoke,
-        target,
-    ))
-    .await?;
-    tx.commit().await?;
-    account(&state, id).await
-}
-
-/// The current view of one account, after a change or for a read.
-async fn account(state: &AppState, id: AdminId) -> ApiResult<Json<AccountView>> {
-    let admin = state
-        .store()
-        .admin_by_id(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("administrator"))?;
-    Ok(Json(views::account(&admin)))
+    Ok(Json(users::revoke_role(&state, &caller, id, role).await?))
 }

@@ -12,16 +12,24 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
+use enigm_api::paths;
 use enigm_crypto::{HashCost, SealingKey};
+use enigm_device::NONCE_LEN;
 use enigm_identity::{Password, Pin, SessionPolicy, ThrottlePolicy};
 use enigm_server::bootstrap::{BootstrapCredentials, create_owner};
 use enigm_server::state::{AppState, StateOptions};
 use enigm_store::{NewAdmin, Store};
+use enigm_test_support::device::TestDevice;
 use enigm_test_support::{Backend, TestDatabase};
-use enigm_types::{AdminId, Clock as _, ManualClock, Role, Timestamp, Username};
+use enigm_types::{
+    AdminId, AuditAction, Clock as _, DeviceHandle, ManualClock, Outcome, Role, Timestamp, Username,
+};
 use http_body_util::BodyExt as _;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt as _;
+
+pub(crate) mod audit;
+pub(crate) mod releases;
 
 /// 2026-11-22T00:00:00Z, so that test times read naturally.
 pub(crate) const START: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
@@ -296,4 +304,177 @@ pub(crate) fn test_log_signer() -> enigm_auditlog::NoteSigner {
         enigm_crypto::Ed25519SigningKey::generate(&mut rand::rngs::OsRng),
     )
     .expect("log key name")
+}
+
+/// A report of the baseline's critical signals observed now, `firewall` set to `firewall`,
+/// without `secure-boot` when `secure_boot` is false.
+pub(crate) fn report(app: &TestApp, firewall: &str, secure_boot: bool) -> Value {
+    enigm_test_support::device::report(app.clock_now(), firewall, secure_boot)
+}
+
+/// A report the baseline policy evaluates as protected, observed now.
+pub(crate) fn protected(app: &TestApp) -> Value {
+    enigm_test_support::device::protected(app.clock_now())
+}
+
+/// A report the baseline policy evaluates as review required, observed now.
+pub(crate) fn review_required(app: &TestApp) -> Value {
+    enigm_test_support::device::review_required(app.clock_now())
+}
+
+/// A report the baseline policy evaluates as inactive, observed now.
+pub(crate) fn inactive(app: &TestApp) -> Value {
+    enigm_test_support::device::inactive(app.clock_now())
+}
+
+/// What a [`TestDevice`] sends to this in-process Command, signed with its key.
+pub(crate) trait DeviceCalls {
+    /// A request signed at `created` with `nonce`.
+    fn signed(
+        &self,
+        method: Method,
+        path: &str,
+        body: &[u8],
+        created: Timestamp,
+        nonce: &[u8; NONCE_LEN],
+    ) -> Request<Body>;
+
+    /// A `POST` of `body`, signed now with a fresh nonce.
+    async fn send(&self, app: &TestApp, path: &str, body: &Value) -> Response;
+
+    async fn enroll(
+        &self,
+        app: &TestApp,
+        token: &str,
+        report: Value,
+        wipe_opt_in: bool,
+    ) -> Response;
+
+    async fn check_in(&self, app: &TestApp, report: Value) -> Response;
+
+    /// Fetches the command Command asks of the device.
+    async fn commands(&self, app: &TestApp) -> Response;
+
+    /// Acknowledges `command`.
+    async fn ack(&self, app: &TestApp, command: &str) -> Response;
+}
+
+impl DeviceCalls for TestDevice {
+    fn signed(
+        &self,
+        method: Method,
+        path: &str,
+        body: &[u8],
+        created: Timestamp,
+        nonce: &[u8; NONCE_LEN],
+    ) -> Request<Body> {
+        self.request_with_nonce(method.as_str(), path, body, created, nonce)
+            .map(Body::from)
+    }
+
+    async fn send(&self, app: &TestApp, path: &str, body: &Value) -> Response {
+        app.send(self.post(path, body, app.clock_now()).map(Body::from))
+            .await
+    }
+
+    async fn enroll(
+        &self,
+        app: &TestApp,
+        token: &str,
+        report: Value,
+        wipe_opt_in: bool,
+    ) -> Response {
+        let body = enigm_test_support::device::enrollment(token, report, wipe_opt_in);
+        self.send(app, enigm_api::paths::DEVICE_ENROLL, &body).await
+    }
+
+    async fn check_in(&self, app: &TestApp, report: Value) -> Response {
+        let body = enigm_test_support::device::check_in(report);
+        self.send(app, enigm_api::paths::DEVICE_CHECK_INS, &body)
+            .await
+    }
+
+    async fn commands(&self, app: &TestApp) -> Response {
+        let request = self.request(
+            Method::GET.as_str(),
+            enigm_api::paths::DEVICE_COMMANDS,
+            b"",
+            app.clock_now(),
+        );
+        app.send(request.map(Body::from)).await
+    }
+
+    async fn ack(&self, app: &TestApp, command: &str) -> Response {
+        let body = serde_json::json!({ "command": command });
+        self.send(app, enigm_api::paths::DEVICE_COMMAND_ACK, &body)
+            .await
+    }
+}
+
+/// Creates an enrollment token as the owner.
+pub(crate) async fn create_token(app: &TestApp, body: Value) -> Response {
+    app.call(
+        Method::POST,
+        paths::ENROLLMENT_TOKENS,
+        Some(&app.owner),
+        Some(app.owner.pin),
+        Some(body),
+    )
+    .await
+}
+
+/// A token of the `field-team` group for `uses` enrollments.
+pub(crate) async fn token(app: &TestApp, uses: u32) -> String {
+    let response = create_token(app, json!({"group": "field-team", "uses": uses})).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    response.body["token"].as_str().unwrap().to_owned()
+}
+
+/// A device enrolled with a protected report (and the wipe opt-in).
+pub(crate) async fn enrolled(app: &TestApp) -> (TestDevice, DeviceHandle) {
+    let device = TestDevice::new();
+    let token = token(app, 1).await;
+    let response = device.enroll(app, &token, protected(app), true).await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    let handle = response.body["handle"].as_str().unwrap().parse().unwrap();
+    (device, handle)
+}
+
+/// The newest denial of `action`.
+pub(crate) async fn last_denial(app: &TestApp, action: AuditAction) -> enigm_types::AuditEvent {
+    app.audit_events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|event| event.action == action && event.outcome == Outcome::Denied)
+        .expect("a denial")
+}
+
+/// Asks for a lifecycle change of the device `handle` as `admin`, with their PIN.
+pub(crate) async fn lifecycle(
+    app: &TestApp,
+    admin: &Admin,
+    handle: &str,
+    action: &str,
+) -> Response {
+    app.call(
+        Method::POST,
+        &paths::fill(paths::DEVICE_LIFECYCLE, &[handle]),
+        Some(admin),
+        Some(admin.pin),
+        Some(json!({"action": action, "justification": "incident 42: lost phone"})),
+    )
+    .await
+}
+
+/// Approves `approval` as `admin`, with their PIN.
+pub(crate) async fn approve(app: &TestApp, admin: &Admin, approval: &str) -> Response {
+    app.call(
+        Method::POST,
+        &paths::fill(paths::APPROVAL_APPROVE, &[approval]),
+        Some(admin),
+        Some(admin.pin),
+        None,
+    )
+    .await
 }

@@ -1,0 +1,232 @@
+//! Remote attestation of devices: a single-use challenge, and the appraisal of evidence, for an
+//! enrolled device or (through [`attest_in`]) within its enrollment.
+//!
+//! Every outcome is audited (`device.attest`, success or denied with the rejection reason) in the
+//! transaction that stores it; the device's attestation row keeps the verdict, the minimal claims
+//! and the pairing. The evidence is dropped when the request ends.
+
+use axum::http::StatusCode;
+use base64::Engine as _;
+use enigm_api::attestation::{
+    AttestRequest, AttestationEvidence, AttestationPurpose, AttestationView, ChallengeRequest,
+    ChallengeResponse,
+};
+use enigm_attest::outcome::{AttestationOutcome, RejectionReason, Verdict};
+use enigm_attest::policy::{AttestationPolicy, Pairing, advance};
+use enigm_store::{AttestationRecord, AttestationResultRecord, WriteTx};
+use enigm_trust::DeviceState;
+use enigm_types::{
+    Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome, ReasonCategory, Timestamp,
+};
+use rand::RngCore as _;
+
+use crate::attestation::AttestationContext;
+use crate::device_guard::SignedDevice;
+use crate::error::{ApiError, ApiResult};
+use crate::services::devices::inactive_reason;
+use crate::services::stored::{from_json, parse, to_json};
+use crate::state::AppState;
+
+/// Issues a single-use attestation nonce to the signing device (60 s by default).
+pub async fn challenge(
+    state: &AppState,
+    device: SignedDevice<ChallengeRequest>,
+) -> ApiResult<ChallengeResponse> {
+    let now = device.now;
+    let handle = device.handle;
+    let refuse = &device.refuse;
+    let request = &device.body;
+    if request.purpose == AttestationPurpose::Attestation {
+        let Some(device) = state.store().device(&handle).await? else {
+            return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+        };
+        let device_state: DeviceState = parse(&device.state, "device state")?;
+        if let Some(reason) = inactive_reason(device_state) {
+            return Err(refuse.deny(reason).await);
+        }
+    }
+    let mut nonce = [0u8; enigm_attest::challenge::NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let Ok(expires_at) = state
+        .attestation()
+        .nonces
+        .issue(nonce, handle, request.purpose, now)
+    else {
+        return Err(refuse.deny(ReasonCategory::AttestationBusy).await);
+    };
+    Ok(ChallengeResponse {
+        nonce: base64::engine::general_purpose::STANDARD.encode(nonce),
+        expires_at: expires_at.to_rfc3339(),
+    })
+}
+
+/// Appraises the evidence of an enrolled device answering an `attestation` challenge. A
+/// rejection is stored and audited too, and answered 403 with the reason as its code.
+pub async fn attest(
+    state: &AppState,
+    device: SignedDevice<AttestRequest>,
+) -> ApiResult<AttestationView> {
+    let now = device.now;
+    let handle = device.handle;
+    let refuse = &device.refuse;
+    let request = &device.body;
+
+    let mut tx = state.store().begin().await?;
+    if let Err(error) = device.record_nonce(&mut tx).await {
+        drop(tx);
+        return Err(refuse.store_refusal(error).await);
+    }
+    let Some(device_state) = tx.device_state(&handle).await? else {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+    };
+    let device_state: DeviceState = parse(&device_state, "device state")?;
+    if let Some(reason) = inactive_reason(device_state) {
+        drop(tx);
+        return Err(refuse.deny(reason).await);
+    }
+    let Some(record) = tx.device_attestation_for_update(&handle).await? else {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+    };
+    let outcome = attest_in(
+        state,
+        &mut tx,
+        &request.evidence,
+        &record,
+        AttestationTarget {
+            handle,
+            device_key: device.public_key(),
+            purpose: AttestationPurpose::Attestation,
+        },
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    match outcome.verdict {
+        // What was just stored, without reading it back.
+        Verdict::Accepted => Ok(AttestationView {
+            verdict: outcome.verdict.as_str().to_owned(),
+            format: format_name(&outcome).to_owned(),
+            attested_at: now.to_rfc3339(),
+            last_accepted_at: Some(now.to_rfc3339()),
+            claims: outcome.claims.unwrap_or_default(),
+        }),
+        Verdict::Rejected(reason) => Err(rejection_error(reason, &outcome.detail)),
+    }
+}
+
+/// Which device, with which key, for what.
+pub(crate) struct AttestationTarget<'a> {
+    pub handle: DeviceHandle,
+    pub device_key: &'a [u8],
+    pub purpose: AttestationPurpose,
+}
+
+/// Appraises `evidence` against the device's attestation row and records the outcome and its
+/// audit event in `tx`: on acceptance the pairing advances (or is created), on rejection it stays.
+pub(crate) async fn attest_in(
+    state: &AppState,
+    tx: &mut WriteTx<'_>,
+    evidence: &AttestationEvidence,
+    record: &AttestationRecord,
+    target: AttestationTarget<'_>,
+    now: Timestamp,
+) -> ApiResult<AttestationOutcome> {
+    let policy: AttestationPolicy = from_json(&record.policy, "attestation policy")?;
+    let pinned: Option<Pairing> = record
+        .pairing
+        .as_deref()
+        .map(|pairing| from_json(pairing, "attestation pairing"))
+        .transpose()?;
+    let attested = state.attestation().appraise(
+        evidence,
+        &AttestationContext {
+            handle: target.handle,
+            device_key: target.device_key,
+            purpose: target.purpose,
+            policy: &policy,
+            pairing: pinned.as_ref(),
+            handle_key: &state.device_handle_key,
+            now,
+        },
+    );
+    let outcome = attested.outcome;
+    let pairing = match (&attested.pairing, &pinned) {
+        (Some(accepted), Some(pinned)) => Some(advance(pinned, accepted)),
+        (Some(accepted), None) => Some(accepted.clone()),
+        (None, _) => None,
+    };
+    let pairing_json = pairing.as_ref().map(to_json).transpose()?;
+    let claims = outcome.claims.clone().unwrap_or_default();
+    tx.record_attestation(
+        &target.handle,
+        &AttestationResultRecord {
+            verdict: outcome.verdict.as_str().to_owned(),
+            format: format_name(&outcome).to_owned(),
+            claims: to_json(&claims)?,
+            attested_at: now,
+        },
+        pairing_json.as_deref(),
+    )
+    .await?;
+    let event = AuditEvent::new(
+        now,
+        Actor::Device(target.handle),
+        AuditAction::DeviceAttest,
+        AuditTarget::Device {
+            handle: target.handle,
+        },
+        match outcome.verdict {
+            Verdict::Accepted => Outcome::Success,
+            Verdict::Rejected(_) => Outcome::Denied,
+        },
+    );
+    let event = match outcome.verdict {
+        Verdict::Accepted => event,
+        Verdict::Rejected(reason) => event.with_reason(reason_category(reason)),
+    };
+    tx.append_audit(&event).await?;
+    Ok(outcome)
+}
+
+fn format_name(outcome: &AttestationOutcome) -> &'static str {
+    match outcome.format {
+        enigm_attest::outcome::EvidenceFormat::AndroidKey => "android_key",
+        enigm_attest::outcome::EvidenceFormat::Tpm2Quote => "tpm2_quote",
+    }
+}
+
+pub(crate) fn reason_category(reason: RejectionReason) -> ReasonCategory {
+    match reason {
+        RejectionReason::InvalidTrustChain => ReasonCategory::InvalidTrustChain,
+        RejectionReason::UnsupportedDevice => ReasonCategory::UnsupportedDevice,
+        RejectionReason::IneligibleBuild => ReasonCategory::IneligibleBuild,
+        RejectionReason::StaleAttestation => ReasonCategory::StaleAttestation,
+        RejectionReason::ReplayAttempt => ReasonCategory::ReplayAttempt,
+        RejectionReason::EligibilityFailure => ReasonCategory::EligibilityFailure,
+    }
+}
+
+/// A rejection as an API error: 403 with the reason as its code and the explanation.
+pub(crate) fn rejection_error(reason: RejectionReason, detail: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        reason_category(reason).as_str(),
+        format!("attestation rejected ({reason}): {detail}"),
+    )
+}
+
+/// The device's last attestation as the API shows it; `None` when it never sent evidence.
+pub(crate) fn attestation_view(record: &AttestationRecord) -> ApiResult<Option<AttestationView>> {
+    let Some(last) = &record.last else {
+        return Ok(None);
+    };
+    Ok(Some(AttestationView {
+        verdict: last.verdict.clone(),
+        format: last.format.clone(),
+        attested_at: last.attested_at.to_rfc3339(),
+        last_accepted_at: record.accepted_at.map(Timestamp::to_rfc3339),
+        claims: from_json(&last.claims, "attestation claims")?,
+    }))
+}

@@ -1,0 +1,406 @@
+//! Devices: enrollment tokens, enrollment and check-ins of signed devices, and the inventory.
+//!
+//! A device is known only by the handle derived from its public key under the deployment's
+//! handle key; the key itself is never stored. Every refusal is audited with a typed reason
+//! (through the request's `DeviceRefusal`).
+
+use std::sync::Arc;
+
+use enigm_api::{
+    CheckInRequest, CreateEnrollmentTokenRequest, DeviceListQuery, DeviceView, EnrollRequest,
+    EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, TrustView,
+};
+use enigm_crypto::BearerToken;
+use enigm_store::{
+    CheckInWrite, DeviceFilter, DeviceRecord, NewDevice, NewEnrollmentToken, PostureRecord,
+    StoreError,
+};
+use enigm_trust::{
+    DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy, TrustState, evaluate,
+    evaluate_gates,
+};
+use enigm_types::{
+    Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, EnrollmentTokenId, Outcome,
+    ReasonCategory, Timestamp,
+};
+
+use crate::audit;
+use crate::checkins::{CheckIn, CheckInOutcome, audit_trust};
+use crate::device_guard::SignedDevice;
+use crate::error::{ApiError, ApiResult};
+use crate::guard::Caller;
+use crate::services::stored::{from_json, parse, to_json};
+use crate::services::{attestation, lifecycle};
+use crate::state::AppState;
+
+/// Creates an enrollment token; the token is in the answer, and only there.
+pub async fn create_token(
+    state: &AppState,
+    caller: &Caller,
+    request: CreateEnrollmentTokenRequest,
+) -> ApiResult<EnrollmentTokenCreated> {
+    let group = parse_group(&request.group)?;
+    let uses = request.uses.unwrap_or(1);
+    if !(1..=enigm_api::devices::MAX_TOKEN_USES).contains(&uses) {
+        return Err(ApiError::unprocessable(
+            "invalid_uses",
+            "uses must be between 1 and 100000",
+        ));
+    }
+    let minutes = request.expires_in_minutes.unwrap_or(60);
+    if !(1..=enigm_api::devices::MAX_TOKEN_MINUTES).contains(&minutes) {
+        return Err(ApiError::unprocessable(
+            "invalid_expiry",
+            "expires_in_minutes must be between 1 and 10080",
+        ));
+    }
+    let policy = request.policy.unwrap_or_else(TrustPolicy::baseline);
+    let attestation_policy = request.attestation_policy.unwrap_or_default();
+    if let Err(error) = attestation_policy.check() {
+        return Err(ApiError::unprocessable(
+            "invalid_attestation_policy",
+            error.to_string(),
+        ));
+    }
+    let token = BearerToken::generate(&mut rand::rngs::OsRng);
+    let now = state.now();
+    let expires_at = now.saturating_add(std::time::Duration::from_secs(u64::from(minutes) * 60));
+    let id = EnrollmentTokenId::random();
+    let mut tx = state.store().begin().await?;
+    tx.insert_enrollment_token(&NewEnrollmentToken {
+        id,
+        token_digest_hex: token.digest().to_hex(),
+        group: group.clone(),
+        policy: to_json(&policy)?,
+        attestation_policy: to_json(&attestation_policy)?,
+        uses,
+        expires_at,
+        managed_allowed: request.managed_allowed,
+        created_by: caller.admin.id,
+        created_at: now,
+    })
+    .await?;
+    tx.append_audit(&audit::success(
+        now,
+        caller.admin.id,
+        AuditAction::EnrollmentTokenCreate,
+        AuditTarget::EnrollmentToken { id },
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(EnrollmentTokenCreated {
+        id,
+        token: token.expose().to_owned(),
+        group,
+        uses,
+        expires_at: expires_at.to_rfc3339(),
+        managed_allowed: request.managed_allowed,
+    })
+}
+
+/// Enrolls the signing device with an enrollment token (and, where its policy asks, accepted
+/// attestation evidence): the device, its first evaluation and the token use commit together.
+pub async fn enroll(
+    state: &AppState,
+    device: SignedDevice<EnrollRequest>,
+) -> ApiResult<EnrollResponse> {
+    let action = AuditAction::DeviceEnroll;
+    let now = device.now;
+    let handle = device.handle;
+    let refuse = &device.refuse;
+    let request = &device.body;
+    let Ok(token) = BearerToken::parse(&request.enrollment_token) else {
+        return Err(refuse.deny(ReasonCategory::InvalidEnrollmentToken).await);
+    };
+
+    let mut tx = state.store().begin().await?;
+    let Some(consumed) = tx
+        .consume_enrollment_token(&token.digest().to_hex(), now)
+        .await?
+    else {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::InvalidEnrollmentToken).await);
+    };
+    if request.managed_opt_in && !consumed.managed_allowed {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::ManagedNotAllowed).await);
+    }
+    if let Err(error) = device.record_nonce(&mut tx).await {
+        drop(tx);
+        return Err(refuse.store_refusal(error).await);
+    }
+    let attestation_policy: enigm_attest::policy::AttestationPolicy =
+        from_json(&consumed.attestation_policy, "attestation policy")?;
+    if attestation_policy.required_for.enrollment && request.attestation.is_none() {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::AttestationRequired).await);
+    }
+    let policy: TrustPolicy = from_json(&consumed.policy, "device policy")?;
+    // The enrollment token is Command's managed approval of this device (enigm-docs §20 B.12).
+    let device_state = DeviceState::PendingEnrollment
+        .apply(LifecycleAction::Activate)
+        .map_err(|error| ApiError::internal(&error))?;
+    let (evaluation, posture) = assess(&request.report, &policy, now)?;
+    let inserted = tx
+        .insert_device(&NewDevice {
+            handle,
+            state: device_state.as_str().to_owned(),
+            group: consumed.group.clone(),
+            policy: consumed.policy.clone(),
+            attestation_policy: consumed.attestation_policy.clone(),
+            managed_opt_in: request.managed_opt_in,
+            wipe_opt_in: request.wipe_opt_in,
+            enrolled_at: now,
+            enrollment_token: consumed.id,
+            posture,
+        })
+        .await;
+    match inserted {
+        Err(StoreError::Conflict) => {
+            drop(tx);
+            return Err(refuse.deny(ReasonCategory::AlreadyEnrolled).await);
+        }
+        other => other?,
+    }
+    if let Some(evidence) = &request.attestation {
+        let record = enigm_store::AttestationRecord {
+            policy: consumed.attestation_policy.clone(),
+            pairing: None,
+            last: None,
+            accepted_at: None,
+        };
+        let outcome = attestation::attest_in(
+            state,
+            &mut tx,
+            evidence,
+            &record,
+            attestation::AttestationTarget {
+                handle,
+                device_key: device.public_key(),
+                purpose: enigm_api::attestation::AttestationPurpose::Enrollment,
+            },
+            now,
+        )
+        .await?;
+        if let enigm_attest::outcome::Verdict::Rejected(reason) = outcome.verdict {
+            // The enrollment is undone (the token use too); the rejection is audited on its own.
+            drop(tx);
+            let event = audit::denied(
+                now,
+                Actor::Device(handle),
+                AuditAction::DeviceAttest,
+                AuditTarget::Device { handle },
+                attestation::reason_category(reason),
+            );
+            state.audit(&[event]).await?;
+            return Err(attestation::rejection_error(reason, &outcome.detail));
+        }
+    }
+    let actor = Actor::Device(handle);
+    tx.append_audit(&AuditEvent::new(
+        now,
+        actor,
+        action,
+        AuditTarget::Device { handle },
+        Outcome::Success,
+    ))
+    .await?;
+    tx.append_audit(&AuditEvent::new(
+        now,
+        actor,
+        AuditAction::DeviceTrustChange,
+        AuditTarget::DeviceTrust {
+            handle,
+            from: None,
+            to: audit_trust(evaluation.state),
+            sources: evaluation.finding_layers(),
+        },
+        Outcome::Success,
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(EnrollResponse {
+        handle,
+        state: device_state,
+        trust: TrustView::from(&evaluation),
+    })
+}
+
+/// Evaluates a device's reported signals and hands the outcome to the check-in writer.
+pub async fn check_in(
+    state: &AppState,
+    device: SignedDevice<CheckInRequest>,
+) -> ApiResult<TrustView> {
+    let now = device.now;
+    let handle = device.handle;
+    let refuse = &device.refuse;
+    let request = &device.body;
+    let policy = match state.device_policies.get(&handle) {
+        Some(policy) => policy,
+        None => {
+            let Some(device) = state.store().device(&handle).await? else {
+                return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+            };
+            let device_state: DeviceState = parse(&device.state, "device state")?;
+            if let Some(reason) = inactive_reason(device_state) {
+                return Err(refuse.deny(reason).await);
+            }
+            let policy: Arc<TrustPolicy> = Arc::new(from_json(&device.policy, "device policy")?);
+            state.device_policies.insert(handle, policy.clone());
+            policy
+        }
+    };
+    let (evaluation, posture) = assess(&request.report, &policy, now)?;
+
+    // The nonce, the device still being active and the trust change are settled against the
+    // database by the check-in writer, in one transaction shared with other devices' check-ins.
+    let check_in = CheckIn {
+        write: CheckInWrite {
+            handle,
+            nonce: device.nonce_hex(),
+            nonce_expires_at: device.nonce_expires_at(),
+            posture,
+            received_at: now,
+        },
+        trust_state: evaluation.state,
+        finding_sources: evaluation.finding_layers(),
+    };
+    match state.check_ins.store(check_in).await {
+        Ok(CheckInOutcome::Recorded { .. }) => {}
+        Ok(CheckInOutcome::Replayed) => return Err(refuse.deny(ReasonCategory::Replayed).await),
+        // Revoked, retired, ... since its policy was cached: refused in the transaction.
+        Ok(CheckInOutcome::NotActive {
+            state: device_state,
+        }) => {
+            state.device_policies.forget(&handle);
+            let reason = match device_state {
+                None => ReasonCategory::UnknownDevice,
+                Some(device_state) => {
+                    inactive_reason(device_state).unwrap_or(ReasonCategory::DeviceNotActive)
+                }
+            };
+            return Err(refuse.deny(reason).await);
+        }
+        Err(error) => return Err(ApiError::internal(&error)),
+    }
+    Ok(TrustView::from(&evaluation))
+}
+
+/// The device inventory, in handle order, filtered by lifecycle state, trust state and group.
+pub async fn list(state: &AppState, query: DeviceListQuery) -> ApiResult<Vec<DeviceView>> {
+    let limit = query.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "limit must be between 1 and 1000",
+        ));
+    }
+    let filter = DeviceFilter {
+        state: query.state.map(|state| state.as_str().to_owned()),
+        trust_state: query.trust_state.map(|state| state.as_str().to_owned()),
+        group: query.group,
+        after: query.after,
+        limit,
+    };
+    let records = state.store().list_devices(&filter).await?;
+    let handles: Vec<DeviceHandle> = records.iter().map(|record| record.handle).collect();
+    let mut pending = state.store().pending_commands(&handles).await?;
+    let mut views = Vec::with_capacity(records.len());
+    for record in &records {
+        let mut view = device_view(record)?;
+        let commands = enigm_store::LifecycleRecord {
+            pending: pending.remove(&record.handle),
+            ..enigm_store::LifecycleRecord::default()
+        };
+        view.lifecycle = lifecycle::view(view.state, &commands)?;
+        views.push(view);
+    }
+    Ok(views)
+}
+
+/// One device: lifecycle state, opt-ins, trust state with findings, production gates and the
+/// last attestation.
+pub async fn read(state: &AppState, handle: DeviceHandle) -> ApiResult<DeviceView> {
+    let record = state
+        .store()
+        .device(&handle)
+        .await?
+        .ok_or_else(|| ApiError::not_found("device"))?;
+    let mut view = device_view(&record)?;
+    let commands = state.store().device_lifecycle(&handle).await?;
+    view.lifecycle = lifecycle::view(view.state, &commands)?;
+    if let Some(attestation) = state.store().device_attestation(&handle).await? {
+        view.attestation = attestation::attestation_view(&attestation)?;
+    }
+    Ok(view)
+}
+
+/// Why a device in `state` may not check in, if it may not.
+pub(crate) fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
+    match state {
+        DeviceState::Trusted | DeviceState::Restricted => None,
+        DeviceState::Revoked => Some(ReasonCategory::DeviceRevoked),
+        DeviceState::PendingEnrollment | DeviceState::Replaced | DeviceState::Retired => {
+            Some(ReasonCategory::DeviceNotActive)
+        }
+    }
+}
+
+/// Evaluates a report; only the outcome is kept, never the report.
+fn assess(
+    report: &SignalReport,
+    policy: &TrustPolicy,
+    now: Timestamp,
+) -> ApiResult<(Evaluation, PostureRecord)> {
+    let evaluation = evaluate(report, policy, now);
+    let gates: Vec<GateView> = evaluate_gates(report, policy, now)
+        .into_iter()
+        .map(|(gate, result)| GateView { gate, result })
+        .collect();
+    let findings: Vec<FindingView> = evaluation.findings.iter().map(FindingView::from).collect();
+    let posture = PostureRecord {
+        trust_state: evaluation.state.as_str().to_owned(),
+        evaluated_at: evaluation.evaluated_at,
+        findings: to_json(&findings)?,
+        gates: to_json(&gates)?,
+    };
+    Ok((evaluation, posture))
+}
+
+fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
+    let trust_state: TrustState = parse(&record.posture.trust_state, "trust state")?;
+    Ok(DeviceView {
+        handle: record.handle,
+        state: parse(&record.state, "device state")?,
+        group: record.group.clone(),
+        managed_opt_in: record.managed_opt_in,
+        wipe_opt_in: record.wipe_opt_in,
+        enrolled_at: record.enrolled_at.to_rfc3339(),
+        last_seen_at: record.last_seen_at.to_rfc3339(),
+        trust: TrustView {
+            state: trust_state,
+            launcher_summary: trust_state.launcher_summary(),
+            findings: from_json(&record.posture.findings, "device findings")?,
+            evaluated_at: record.posture.evaluated_at.to_rfc3339(),
+        },
+        production_gates: from_json(&record.posture.gates, "production gates")?,
+        lifecycle: enigm_api::LifecycleView::default(),
+        attestation: None,
+    })
+}
+
+/// Device groups: 1 to 64 of `a-z 0-9 - _ .`, so a group name is never free text.
+fn parse_group(text: &str) -> ApiResult<String> {
+    let valid = (1..=64).contains(&text.len())
+        && text.bytes().all(|byte| {
+            byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"-_.".contains(&byte)
+        });
+    if valid {
+        Ok(text.to_owned())
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_group",
+            "a group is 1 to 64 of `a-z 0-9 - _ .`",
+        ))
+    }
+}

@@ -1,0 +1,131 @@
+//! The eligibility decision: whether a device may do a protected action now. The Trust State
+//! Engine's `decide` answers from Command's own record of the device; anything it needs that is
+//! missing denies. Every decision is audited.
+
+use enigm_api::eligibility::{DenyReason, EligibilityDecision, EligibilityRequest};
+use enigm_attest::policy::AttestationPolicy;
+use enigm_trust::{AttestationOutcome, DecisionInput, DeviceState, TrustPolicy, TrustState};
+use enigm_types::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory};
+
+use crate::error::ApiResult;
+use crate::guard::Caller;
+use crate::state::AppState;
+
+/// Decides whether a device may do a protected action (allow, or deny with a stable reason),
+/// and audits the decision.
+pub async fn decide(
+    state: &AppState,
+    caller: &Caller,
+    request: EligibilityRequest,
+) -> ApiResult<EligibilityDecision> {
+    let now = state.now();
+    let device = state.store().device(&request.device).await?;
+    // An unknown device, or a record that does not parse, is a missing input: it denies.
+    let known = device.as_ref().and_then(|device| {
+        let device_state: DeviceState = device.state.parse().ok()?;
+        let trust_state: TrustState = device.posture.trust_state.parse().ok()?;
+        let policy: TrustPolicy = serde_json::from_str(&device.policy).ok()?;
+        Some((
+            device_state,
+            trust_state,
+            device.posture.evaluated_at,
+            policy,
+        ))
+    });
+    // A device Command has told to retire or wipe is on its way out: nothing protected is
+    // started on it while the command waits for the device's acknowledgement.
+    let leaving = known.is_some()
+        && state
+            .store()
+            .device_lifecycle(&request.device)
+            .await?
+            .pending
+            .is_some();
+    let (attestation, attestation_required) = match known {
+        Some(_) => attestation_standing(state, &request.device, now).await?,
+        None => (None, false),
+    };
+    let decision = match known {
+        None => EligibilityDecision::Deny(DenyReason::MissingInput),
+        Some(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
+        Some((device_state, trust_state, evaluated_at, policy)) => {
+            enigm_trust::decide(&DecisionInput {
+                action: request.action,
+                device_state: Some(device_state),
+                trust_state: Some(trust_state),
+                evaluated_at: Some(evaluated_at),
+                attestation,
+                attestation_required,
+                session_valid: request.session_valid,
+                now,
+                max_posture_age: policy.max_signal_age(),
+            })
+        }
+    };
+    let (outcome, reason) = match decision {
+        EligibilityDecision::Allow => (Outcome::Success, None),
+        EligibilityDecision::Deny(reason) => (Outcome::Denied, Some(reason_category(reason))),
+    };
+    let mut event = AuditEvent::new(
+        now,
+        Actor::Admin(caller.admin.id),
+        AuditAction::DeviceEligibility,
+        AuditTarget::Device {
+            handle: request.device,
+        },
+        outcome,
+    );
+    if let Some(reason) = reason {
+        event = event.with_reason(reason);
+    }
+    state.audit(&[event]).await?;
+    Ok(decision)
+}
+
+/// The audit log's name of each denial reason.
+fn reason_category(reason: DenyReason) -> ReasonCategory {
+    match reason {
+        DenyReason::MissingInput => ReasonCategory::MissingInput,
+        DenyReason::DeviceNotActive => ReasonCategory::DeviceNotActive,
+        DenyReason::DeviceRevoked => ReasonCategory::DeviceRevoked,
+        DenyReason::DeviceRestricted => ReasonCategory::DeviceRestricted,
+        DenyReason::TrustInactive => ReasonCategory::TrustInactive,
+        DenyReason::TrustReviewRequired => ReasonCategory::TrustReviewRequired,
+        DenyReason::PostureStale => ReasonCategory::PostureStale,
+        DenyReason::AttestationNotAffirming => ReasonCategory::AttestationNotAffirming,
+        DenyReason::SessionInvalid => ReasonCategory::SessionInvalid,
+        DenyReason::AlreadyEnrolled => ReasonCategory::AlreadyEnrolled,
+    }
+}
+
+/// The device's attestation as the decision sees it: the last attestation affirms when it was
+/// accepted within the policy's `max_age_seconds`, warns when it was accepted longer ago, and
+/// contraindicates when it was rejected; no attestation (or an unreadable row) is a missing
+/// input. Also whether the policy requires attestation for the sensitive channels.
+async fn attestation_standing(
+    state: &AppState,
+    handle: &enigm_types::DeviceHandle,
+    now: enigm_types::Timestamp,
+) -> ApiResult<(Option<AttestationOutcome>, bool)> {
+    let Some(record) = state.store().device_attestation(handle).await? else {
+        return Ok((None, true));
+    };
+    let Ok(policy) = serde_json::from_str::<AttestationPolicy>(&record.policy) else {
+        return Ok((None, true));
+    };
+    let required = policy.required_for.sensitive_channels;
+    let standing = match (&record.last, record.accepted_at) {
+        (None, _) => None,
+        (Some(last), _) if last.verdict != "accepted" => Some(AttestationOutcome::Contraindicated),
+        (Some(_), Some(accepted_at)) => {
+            let max_age = std::time::Duration::from_secs(policy.max_age_seconds);
+            if accepted_at <= now && now.duration_since(accepted_at) <= max_age {
+                Some(AttestationOutcome::Affirming)
+            } else {
+                Some(AttestationOutcome::Warning)
+            }
+        }
+        (Some(_), None) => None,
+    };
+    Ok((standing, required))
+}

@@ -1,0 +1,71 @@
+//! What devices report of their installs: installed, rejected before anything switched, or
+//! rolled back, with the failure's category. Stored per device and release, and audited.
+
+use enigm_api::releases::{InstallReportRequest, InstallReportResponse};
+use enigm_types::{
+    Actor, AuditAction, AuditEvent, AuditTarget, InstallOutcome, Outcome, ReasonCategory,
+};
+
+use super::enigm_ota_target_name_is_safe;
+use crate::device_guard::SignedDevice;
+use crate::error::ApiResult;
+use crate::services::devices::inactive_reason;
+use crate::services::stored::parse;
+use crate::state::AppState;
+
+/// Records a signed device's report of an install's outcome.
+pub async fn record(
+    state: &AppState,
+    device: SignedDevice<InstallReportRequest>,
+) -> ApiResult<InstallReportResponse> {
+    let action = AuditAction::DeviceOtaInstall;
+    let now = device.now;
+    let handle = device.handle;
+    let refuse = &device.refuse;
+    let request = &device.body;
+    if !enigm_ota_target_name_is_safe(&request.target_name)
+        || request.release_version.len() > 64
+        || (request.outcome == InstallOutcome::Installed) != request.reason.is_none()
+    {
+        return Err(refuse.deny(ReasonCategory::InvalidBody).await);
+    }
+    let mut tx = state.store().begin().await?;
+    if let Err(error) = device.record_nonce(&mut tx).await {
+        drop(tx);
+        return Err(refuse.store_refusal(error).await);
+    }
+    let Some(device_state) = tx.device_state(&handle).await? else {
+        drop(tx);
+        return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+    };
+    let device_state: enigm_trust::DeviceState = parse(&device_state, "device state")?;
+    if let Some(reason) = inactive_reason(device_state) {
+        drop(tx);
+        return Err(refuse.deny(reason).await);
+    }
+    tx.record_install_report(
+        &handle,
+        &request.target_name,
+        request.outcome,
+        request.reason.map(ReasonCategory::as_str),
+        now,
+    )
+    .await?;
+    let target = AuditTarget::Device { handle };
+    let event = match request.outcome {
+        InstallOutcome::Installed => {
+            AuditEvent::new(now, Actor::Device(handle), action, target, Outcome::Success)
+        }
+        InstallOutcome::Rejected | InstallOutcome::RolledBack => {
+            let mut event =
+                AuditEvent::new(now, Actor::Device(handle), action, target, Outcome::Failed);
+            if let Some(reason) = request.reason {
+                event = event.with_reason(reason);
+            }
+            event
+        }
+    };
+    tx.append_audit(&event).await?;
+    tx.commit().await?;
+    Ok(InstallReportResponse { recorded: true })
+}

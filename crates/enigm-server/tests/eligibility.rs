@@ -1,0 +1,218 @@
+//! The eligibility decision through the real router: decided from Command's own record of the
+//! device (lifecycle state, trust state and its age, attestation), audited, and bad requests
+//! refused without a change.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use axum::http::{Method, StatusCode};
+use enigm_api::paths;
+use enigm_test_support::{Backend, backend_tests};
+use enigm_types::{Actor, AuditAction, AuditTarget, DeviceHandle, Outcome, ReasonCategory};
+use serde_json::{Value, json};
+use support::{
+    DeviceCalls as _, Response, TestApp, enrolled, inactive, lifecycle, protected, review_required,
+};
+
+async fn ask(app: &TestApp, body: Value) -> Response {
+    app.call(
+        Method::POST,
+        paths::ELIGIBILITY,
+        Some(&app.owner),
+        None,
+        Some(body),
+    )
+    .await
+}
+
+/// The decision's JSON: `{"decision": "allow"}` or `{"decision": "deny", "reason": ...}`.
+async fn decision(app: &TestApp, handle: &str, action: &str, session: Option<bool>) -> Value {
+    let mut body = json!({"device": handle, "action": action});
+    if let Some(valid) = session {
+        body["session_valid"] = json!(valid);
+    }
+    let response = ask(app, body).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    response.body
+}
+
+async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (device, handle) = enrolled(&app).await;
+    let handle = handle.to_string();
+    let allow = json!({"decision": "allow"});
+    let deny = |reason: &str| json!({"decision": "deny", "reason": reason});
+
+    // PROTECTED and trusted.
+    assert_eq!(decision(&app, &handle, "network", None).await, allow);
+    assert_eq!(
+        decision(&app, &handle, "secure-messaging", Some(true)).await,
+        allow
+    );
+    assert_eq!(
+        decision(&app, &handle, "secure-call", Some(false)).await,
+        deny("session_invalid")
+    );
+    // A missing required input denies: the session for calls, attestation for OTA (Command
+    // records no attestation outcome yet), and any unknown device.
+    assert_eq!(
+        decision(&app, &handle, "secure-call", None).await,
+        deny("missing_input")
+    );
+    assert_eq!(
+        decision(&app, &handle, "ota", None).await,
+        deny("missing_input")
+    );
+    assert_eq!(
+        decision(&app, &handle, "enroll", None).await,
+        deny("already_enrolled")
+    );
+    let stranger = DeviceHandle::from_digest(&[7; 20]).to_string();
+    assert_eq!(
+        decision(&app, &stranger, "network", None).await,
+        deny("missing_input")
+    );
+
+    // REVIEW_REQUIRED: not for sensitive workflows, still for the network.
+    assert_eq!(
+        device.check_in(&app, review_required(&app)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        decision(&app, &handle, "secure-messaging", Some(true)).await,
+        deny("trust_review_required")
+    );
+    assert_eq!(decision(&app, &handle, "network", None).await, allow);
+    // INACTIVE: nothing.
+    assert_eq!(
+        device.check_in(&app, inactive(&app)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        decision(&app, &handle, "network", None).await,
+        deny("trust_inactive")
+    );
+    // A device told to retire: nothing protected while the command waits for it.
+    let (_leaving, leaving_handle) = enrolled(&app).await;
+    let leaving_handle = leaving_handle.to_string();
+    assert_eq!(
+        decision(&app, &leaving_handle, "network", None).await,
+        allow
+    );
+    let retire = lifecycle(&app, &app.owner, &leaving_handle, "retire").await;
+    assert!(retire.status.is_success(), "{:?}", retire.body);
+    assert_eq!(
+        decision(&app, &leaving_handle, "network", None).await,
+        deny("device_not_active")
+    );
+
+    // Revoked: nothing, whatever the trust state.
+    assert_eq!(
+        device.check_in(&app, protected(&app)).await.status,
+        StatusCode::OK
+    );
+    let mut tx = app.store.begin().await.unwrap();
+    tx.set_device_state(&handle.parse().unwrap(), "revoked")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        decision(&app, &handle, "network", None).await,
+        deny("device_revoked")
+    );
+
+    // Every decision is audited with the device's handle and the denial's reason.
+    let decisions: Vec<_> = app
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|event| event.action == AuditAction::DeviceEligibility)
+        .collect();
+    assert_eq!(decisions.len(), 13);
+    assert!(
+        decisions
+            .iter()
+            .all(|event| event.actor == Actor::Admin(app.owner.id))
+    );
+    let last = decisions
+        .iter()
+        .rev()
+        .find(|event| {
+            event.target
+                == AuditTarget::Device {
+                    handle: handle.parse().unwrap(),
+                }
+        })
+        .unwrap();
+    assert_eq!(last.outcome, Outcome::Denied);
+    assert_eq!(last.reason, Some(ReasonCategory::DeviceRevoked));
+    assert_eq!(
+        last.target,
+        AuditTarget::Device {
+            handle: handle.parse().unwrap()
+        }
+    );
+    assert_eq!(decisions[0].outcome, Outcome::Success);
+    assert_eq!(decisions[0].reason, None);
+}
+
+async fn eligibility_refuses_bad_requests_and_changes_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_device, handle) = enrolled(&app).await;
+    let handle = handle.to_string();
+    let before = app.audit_events().await.len();
+    for body in [
+        json!({"device": handle, "action": "network", "serial": "R58M12345"}),
+        json!({"device": handle, "action": "teleport"}),
+        json!({"device": "not-a-handle", "action": "network"}),
+        json!({"device": handle}),
+        json!({"device": handle, "action": "network", "session_valid": "yes"}),
+    ] {
+        let response = ask(&app, body.clone()).await;
+        assert!(
+            response.status == StatusCode::BAD_REQUEST
+                || response.status == StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {:?}",
+            response.status
+        );
+        assert!(
+            response.body.get("decision").is_none(),
+            "{body}: no decision"
+        );
+    }
+    let decisions = app
+        .audit_events()
+        .await
+        .into_iter()
+        .skip(before)
+        .filter(|event| event.action == AuditAction::DeviceEligibility)
+        .count();
+    assert_eq!(decisions, 0, "a refused request decides nothing");
+
+    // Only roles holding devices.decide may ask.
+    let auditor = app
+        .admin_with_roles("auditor-1", &[enigm_types::Role::Auditor])
+        .await;
+    let response = app
+        .call(
+            Method::POST,
+            paths::ELIGIBILITY,
+            Some(&auditor),
+            None,
+            Some(json!({"device": handle, "action": "network"})),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::FORBIDDEN);
+}
+
+backend_tests!(
+    eligibility_is_decided_from_commands_record_and_audited,
+    eligibility_refuses_bad_requests_and_changes_nothing,
+);
