@@ -212,7 +212,9 @@ pub fn load_or_create_log_key(data_dir: &Path) -> anyhow::Result<NoteSigner> {
             Ed25519SigningKey::generate(&mut rng),
         )
         .context("cannot name the audit log key")?;
-        let mut text = Zeroizing::new(signer.to_key_string().to_string());
+        let mut text = signer
+            .to_key_string()
+            .context("a software audit log key has a key string")?;
         text.push('\n');
         write_secret_file(&path, text.as_bytes()).context("cannot write the audit log key")?;
         signer
