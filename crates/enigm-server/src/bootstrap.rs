@@ -510,3 +510,72 @@ pub fn lock_sqlite_database(database_url: &str) -> anyhow::Result<Option<fs::Fil
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_database_is_locked_once_and_postgres_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("enigm.db").display()
+        );
+        let held = lock_sqlite_database(&url).unwrap();
+        assert!(held.is_some());
+        assert!(dir.path().join("enigm.db.lock").exists());
+        // flock locks belong to the open file, so a second opening in this process conflicts
+        // just as another process would.
+        let refused = lock_sqlite_database(&url).unwrap_err().to_string();
+        assert!(
+            refused.contains("another `enigm up` is running"),
+            "{refused}"
+        );
+        drop(held);
+        assert!(lock_sqlite_database(&url).unwrap().is_some());
+
+        for unlocked in [
+            "postgres://postgres@127.0.0.1:5432/enigm",
+            "postgresql://host/db",
+            "sqlite::memory:",
+        ] {
+            assert!(
+                lock_sqlite_database(unlocked).unwrap().is_none(),
+                "{unlocked}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_directory_open_to_others_is_refused_and_a_missing_one_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("nested/keys");
+        prepare_keys_dir(&keys).unwrap();
+        let mode = fs::metadata(&keys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        fs::set_permissions(&keys, fs::Permissions::from_mode(0o750)).unwrap();
+        let refused = prepare_keys_dir(&keys).unwrap_err().to_string();
+        assert!(refused.contains("chmod 700"), "{refused}");
+    }
+
+    #[test]
+    fn a_key_the_deployment_has_is_never_made_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = load_or_create_sealing_key(dir.path(), KeyCreation::Refused)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("sealing key"), "{refused}");
+        assert!(refused.contains("--keys-dir"), "{refused}");
+        assert!(!dir.path().join(SEALING_KEY_FILE).exists());
+        // Made when allowed, then found (not made again) even where making is refused.
+        let made = load_or_create_sealing_key(dir.path(), KeyCreation::Allowed).unwrap();
+        let found = load_or_create_sealing_key(dir.path(), KeyCreation::Refused).unwrap();
+        assert_eq!(made.fingerprint(), found.fingerprint());
+        let refused = load_or_create_ota_online_keys(dir.path(), KeyCreation::Refused)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(refused.contains("--rebind-ota-online-keys"), "{refused}");
+    }
+}
