@@ -196,7 +196,7 @@ pub fn sign_checkpoint(
         return Err(OpenCheckpointError::OriginMismatch);
     }
     // INVARIANT: `Checkpoint`'s constructors guarantee a valid, bounded note text.
-    Ok(sign_checked_text(&checkpoint.to_note_text(), signer))
+    sign_checked_text(&checkpoint.to_note_text(), signer).map_err(OpenCheckpointError::Note)
 }
 
 /// Opens a signed checkpoint: the note must carry a valid signature by `verifier`'s key

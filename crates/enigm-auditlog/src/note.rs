@@ -15,11 +15,13 @@
 //! the whole note, and so does a note without any signature of the known key.
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use enigm_crypto::{
-    ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, Ed25519SigningKey, Ed25519VerifyingKey, KeyError,
+    ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, Ed25519Signer, Ed25519SigningKey, Ed25519VerifyingKey,
+    KeyError,
 };
 use zeroize::Zeroizing;
 
@@ -40,7 +42,34 @@ const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
 pub struct NoteSigner {
     name: String,
     key_id: u32,
-    key: Ed25519SigningKey,
+    key: NoteKey,
+}
+
+/// Where a note signer's private key is: in memory (it has a key string), or behind a signer
+/// that keeps it elsewhere, such as a PKCS#11 token (it has none). Either signs the same
+/// bytes, so the notes are byte-identical.
+#[derive(Clone)]
+enum NoteKey {
+    Software(Box<Ed25519SigningKey>),
+    External(Arc<dyn Ed25519Signer>),
+}
+
+impl NoteKey {
+    fn verifying_key(&self) -> Ed25519VerifyingKey {
+        match self {
+            NoteKey::Software(key) => key.verifying_key(),
+            NoteKey::External(signer) => signer.verifying_key(),
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Result<[u8; ED25519_SIGNATURE_LEN], NoteError> {
+        match self {
+            NoteKey::Software(key) => Ok(key.sign(message)),
+            NoteKey::External(signer) => signer
+                .sign_ed25519(message)
+                .map_err(|_| NoteError::SignerFailed),
+        }
+    }
 }
 
 /// A named Ed25519 public key that notes are checked against.
@@ -95,11 +124,23 @@ pub enum NoteError {
     InvalidSignature,
     #[error("note has no signature by the known key")]
     NoKnownSignature,
+    #[error("the signer could not sign the note (is its token reachable?)")]
+    SignerFailed,
 }
 
 impl NoteSigner {
     /// A signer for `key` under `name`.
     pub fn new(name: &str, key: Ed25519SigningKey) -> Result<Self, KeyStringError> {
+        NoteSigner::named(name, NoteKey::Software(Box::new(key)))
+    }
+
+    /// A signer under `name` whose key stays with `signer` (e.g. on a PKCS#11 token). It signs
+    /// exactly as [`NoteSigner::new`] with the same key would, but has no key string.
+    pub fn with_signer(name: &str, signer: Arc<dyn Ed25519Signer>) -> Result<Self, KeyStringError> {
+        NoteSigner::named(name, NoteKey::External(signer))
+    }
+
+    fn named(name: &str, key: NoteKey) -> Result<Self, KeyStringError> {
         check_key_name(name)?;
         let key_id = key_id(name, &key.verifying_key());
         Ok(NoteSigner {
@@ -128,18 +169,22 @@ impl NoteSigner {
         Ok(signer)
     }
 
-    /// The signer key string. It holds the private key: store it as a secret.
-    pub fn to_key_string(&self) -> Zeroizing<String> {
+    /// The signer key string. It holds the private key: store it as a secret. `None` for a
+    /// key kept outside the process ([`NoteSigner::with_signer`]).
+    pub fn to_key_string(&self) -> Option<Zeroizing<String>> {
+        let NoteKey::Software(software) = &self.key else {
+            return None;
+        };
         let mut key = Zeroizing::new(Vec::with_capacity(1 + ED25519_KEY_LEN));
         key.push(ALG_ED25519);
-        key.extend_from_slice(self.key.seed().as_slice());
+        key.extend_from_slice(software.seed().as_slice());
         let encoded = Zeroizing::new(STANDARD.encode(key.as_slice()));
-        Zeroizing::new(format!(
+        Some(Zeroizing::new(format!(
             "{PRIVATE_KEY_PREFIX}{}+{:08x}+{}",
             self.name,
             self.key_id,
             encoded.as_str()
-        ))
+        )))
     }
 
     /// The verifier for this signer's notes.
@@ -249,7 +294,7 @@ pub fn sign_note(text: &str, signer: &NoteSigner) -> Result<String, NoteError> {
         return Err(NoteError::UnterminatedText);
     }
     check_characters(text.as_bytes())?;
-    let note = sign_checked_text(text, signer);
+    let note = sign_checked_text(text, signer)?;
     if note.len() > MAX_NOTE_LEN {
         return Err(NoteError::TooLarge { len: note.len() });
     }
@@ -308,17 +353,17 @@ pub fn open_note(
     })
 }
 
-/// Signs text already known to be a valid note text.
-pub(crate) fn sign_checked_text(text: &str, signer: &NoteSigner) -> String {
-    let signature = signer.key.sign(text.as_bytes());
+/// Signs text already known to be a valid note text. Fails only when an external signer does.
+pub(crate) fn sign_checked_text(text: &str, signer: &NoteSigner) -> Result<String, NoteError> {
+    let signature = signer.key.sign(text.as_bytes())?;
     let mut blob = Vec::with_capacity(4 + ED25519_SIGNATURE_LEN);
     blob.extend_from_slice(&signer.key_id.to_be_bytes());
     blob.extend_from_slice(&signature);
-    format!(
+    Ok(format!(
         "{text}\n{SIGNATURE_PREFIX}{} {}\n",
         signer.name,
         STANDARD.encode(blob)
-    )
+    ))
 }
 
 /// The key id of an Ed25519 key named `name`: `SHA-256(name || 0x0A || 0x01 || key)[:4]`.

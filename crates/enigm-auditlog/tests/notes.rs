@@ -55,7 +55,7 @@ fn reference_keys_and_signature_are_reproduced_byte_for_byte() {
     let signer = NoteSigner::from_key_string(PETER_SKEY).unwrap();
     assert_eq!(signer.name(), "PeterNeumann");
     assert_eq!(signer.key_id(), 0xc74f20a3);
-    assert_eq!(signer.to_key_string().as_str(), PETER_SKEY);
+    assert_eq!(signer.to_key_string().unwrap().as_str(), PETER_SKEY);
     assert_eq!(signer.verifier(), peter());
     assert_eq!(peter().to_key_string(), PETER_VKEY);
     assert_eq!(peter().to_string(), PETER_VKEY);
@@ -544,4 +544,60 @@ fn debug_output_hides_the_private_key() {
     assert!(debug.contains("PeterNeumann"));
     assert!(!debug.contains("AYEKFALV"));
     assert!(!debug.contains("PRIVATE"));
+}
+
+/// A signer kept outside the note code, as a PKCS#11 token key is; `fail` makes it refuse as
+/// an unreachable token does.
+#[derive(Debug)]
+struct ElsewhereKey {
+    key: Ed25519SigningKey,
+    fail: bool,
+}
+
+impl enigm_crypto::Ed25519Signer for ElsewhereKey {
+    fn verifying_key(&self) -> enigm_crypto::Ed25519VerifyingKey {
+        self.key.verifying_key()
+    }
+
+    fn sign_ed25519(&self, message: &[u8]) -> Result<[u8; 64], enigm_crypto::SignerError> {
+        if self.fail {
+            return Err(enigm_crypto::SignerError::Token("unplugged".to_owned()));
+        }
+        Ok(self.key.sign(message))
+    }
+}
+
+#[test]
+fn an_external_signer_signs_byte_identical_notes_and_has_no_key_string() {
+    let key = Ed25519SigningKey::from_seed(&[9; 32]);
+    let software = NoteSigner::new(ORIGIN, key.clone()).unwrap();
+    let external = NoteSigner::with_signer(
+        ORIGIN,
+        std::sync::Arc::new(ElsewhereKey {
+            key: key.clone(),
+            fail: false,
+        }),
+    )
+    .unwrap();
+    assert_eq!(external.verifier(), software.verifier());
+    assert_eq!(external.key_id(), software.key_id());
+    assert!(external.to_key_string().is_none());
+    assert_eq!(
+        sign_note(TEXT, &external).unwrap(),
+        sign_note(TEXT, &software).unwrap()
+    );
+    let signed = sign_checkpoint(&checkpoint(), &external).unwrap();
+    assert_eq!(signed, sign_checkpoint(&checkpoint(), &software).unwrap());
+    assert!(open_checkpoint(&signed, &software.verifier()).is_ok());
+
+    let unplugged = NoteSigner::with_signer(
+        ORIGIN,
+        std::sync::Arc::new(ElsewhereKey { key, fail: true }),
+    )
+    .unwrap();
+    assert_eq!(sign_note(TEXT, &unplugged), Err(NoteError::SignerFailed));
+    assert_eq!(
+        sign_checkpoint(&checkpoint(), &unplugged),
+        Err(OpenCheckpointError::Note(NoteError::SignerFailed))
+    );
 }

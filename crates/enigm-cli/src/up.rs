@@ -19,7 +19,15 @@ pub(crate) struct UpArgs {
     /// Directory for the embedded database, the server keys and the bootstrap credentials.
     #[arg(long, env = "ENIGM_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     data_dir: PathBuf,
+    /// Directory of the key files (default: `<data-dir>/keys`), mode 0700. Every process of one
+    /// deployment needs the same keys: replicas on one PostgreSQL database point this at one
+    /// shared directory or a read-only secrets mount of the first process's `keys/`. A key the
+    /// database already knows is never made afresh; a key missing from a read-only directory
+    /// is refused.
+    #[arg(long, env = "ENIGM_KEYS_DIR", value_name = "DIR")]
+    keys_dir: Option<PathBuf>,
     /// Database URL (`postgres://…` or `sqlite://…`); default: SQLite in the data directory.
+    /// SQLite serves one `enigm up`; replicas need PostgreSQL.
     #[arg(long, env = "ENIGM_DATABASE_URL")]
     database_url: Option<String>,
     /// PEM certificate chain for TLS (TLS 1.3 only).
@@ -76,10 +84,21 @@ pub(crate) struct UpArgs {
     /// prompt; the PIN is never an argument).
     #[arg(long, value_name = "FILE", requires = "ota_pkcs11_module")]
     ota_token_pin_file: Option<PathBuf>,
+    /// Keep the audit log's signing key in the token of --ota-pkcs11-module too (Ed25519,
+    /// label `enigm-audit-log`, generated on the token at the first start) instead of a file;
+    /// `keys/audit-log.pub` in the data directory still holds its verifier key.
+    #[arg(long, requires = "ota_pkcs11_module")]
+    audit_key_on_token: bool,
+    /// Accept OTA online keys other than the ones the database records, and record them: for
+    /// an operator who moved them between files and a token. The next OTA root must name them
+    /// (`enigm ota keys rotate --role root`). Any other key that differs is still refused.
+    #[arg(long)]
+    rebind_ota_online_keys: bool,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     let mut config = ServerConfig::new(args.listen, args.data_dir);
+    config.keys_dir = args.keys_dir;
     config.database_url = args.database_url;
     config.tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -109,6 +128,8 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
             pin: crate::ota::keys::token_pin(Some(&pin_file))?,
         });
     }
+    config.audit_log_key_on_token = args.audit_key_on_token;
+    config.rebind_ota_online_keys = args.rebind_ota_online_keys;
     enigm_server::run(config)
         .await
         .context("enigm command server stopped with an error")

@@ -471,8 +471,11 @@ async fn checkpoint_wal(path: &Path) {
     conn.close().await.unwrap();
 }
 
+/// Copies a directory tree as `cp -a` would, modes included (`enigm up` refuses a key
+/// directory other users can open).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::metadata(from).unwrap().permissions()).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let target = to.join(entry.file_name());

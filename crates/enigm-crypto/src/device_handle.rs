@@ -40,6 +40,12 @@ impl DeviceHandleKey {
         Zeroizing::new(self.0.to_vec())
     }
 
+    /// The key's fingerprint (see [`crate::fingerprint`]), which a deployment records to tell
+    /// whether a process derives the same handles.
+    pub fn fingerprint(&self) -> crate::KeyFingerprint {
+        crate::KeyFingerprint::of_secret(&self.0, "device-handle")
+    }
+
     /// The handle of the device whose public key is `public_key`.
     pub fn handle_for(&self, public_key: &[u8]) -> DeviceHandle {
         let digest = self.mac(CONTEXT, public_key);

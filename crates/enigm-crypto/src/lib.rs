@@ -8,10 +8,12 @@
 
 pub mod device_handle;
 pub mod ed25519;
+pub mod fingerprint;
 pub mod random;
 pub mod raw_signature;
 pub mod seal;
 pub mod secret_hash;
+pub mod signer;
 pub mod token;
 pub mod totp;
 pub mod x509_signature;
@@ -21,12 +23,14 @@ pub use ed25519::{
     ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, Ed25519SigningKey, Ed25519VerifyingKey, KeyError,
     SignatureError, SignatureOk,
 };
+pub use fingerprint::{FingerprintFormatError, KeyFingerprint};
 pub use random::{PASSWORD_ALPHABET, PASSWORD_LEN, random_password};
 pub use raw_signature::{
     RawSignatureError, RsaPadding, verify_ecdsa_p256_sha256, verify_rsa_sha256,
 };
 pub use seal::{SealError, SealingKey};
 pub use secret_hash::{HashCost, HashError, SecretHash, SecretHasher, SecretMatch, VerifyError};
+pub use signer::{Ed25519Signer, Pkcs11Ed25519Error, Pkcs11Ed25519Key, SignerError};
 pub use token::{
     BearerToken, DigestFormatError, Sha256Stream, Sha512Stream, TokenDigest, TokenFormatError,
     constant_time_eq, sha256, sha512,

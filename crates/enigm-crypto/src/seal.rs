@@ -55,6 +55,12 @@ impl SealingKey {
         Zeroizing::new(self.0.to_vec())
     }
 
+    /// The key's fingerprint (see [`crate::fingerprint`]), which a deployment records to tell
+    /// whether a process holds its sealing key.
+    pub fn fingerprint(&self) -> crate::KeyFingerprint {
+        crate::KeyFingerprint::of_secret(&self.0, "sealing")
+    }
+
     /// Encrypts and authenticates `plaintext`, binding it to `associated_data`, under a fresh
     /// random 96-bit nonce.
     ///

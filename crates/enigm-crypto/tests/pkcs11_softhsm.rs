@@ -193,3 +193,38 @@ fn wrong_pin_and_unknown_token_are_refused() {
     );
     assert!(matches!(no_module, Err(Pkcs11Error::Module(_))));
 }
+
+#[test]
+fn an_ed25519_token_key_signs_through_the_signer_trait_and_a_p256_key_is_refused() {
+    use enigm_crypto::{Ed25519Signer, Pkcs11Ed25519Error, Pkcs11Ed25519Key};
+    let Some(token) = SoftHsmToken::create() else {
+        return;
+    };
+    let session = open(&token, &token.pin).unwrap();
+    let key = session
+        .generate_key("audit", Pkcs11KeyAlgorithm::Ed25519)
+        .unwrap();
+    let PublicKey::Ed25519(public) = key.public_key() else {
+        panic!("an Ed25519 key")
+    };
+    let signer = Pkcs11Ed25519Key::new(key).unwrap();
+    assert_eq!(signer.verifying_key().to_bytes(), public);
+    let signature = signer.sign_ed25519(b"a checkpoint").unwrap();
+    assert!(
+        signer
+            .verifying_key()
+            .verify(b"a checkpoint", &signature)
+            .is_ok()
+    );
+    // Pure Ed25519 is deterministic: the token and a software key with the same public key
+    // would agree, and two signatures of one message by the token are equal.
+    assert_eq!(signer.sign_ed25519(b"a checkpoint").unwrap(), signature);
+
+    let p256 = session
+        .generate_key("p256", Pkcs11KeyAlgorithm::EcdsaP256)
+        .unwrap();
+    assert!(matches!(
+        Pkcs11Ed25519Key::new(p256),
+        Err(Pkcs11Ed25519Error::NotEd25519(label)) if label == "p256"
+    ));
+}

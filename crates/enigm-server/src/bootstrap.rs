@@ -1,4 +1,5 @@
-//! First start: the bootstrap owner account, and the keys Command keeps in its data directory.
+//! First start: the bootstrap owner account, the keys Command keeps in its key directory or on
+//! a PKCS#11 token, and the lock that keeps a SQLite database to one process.
 
 use std::fs::{self, OpenOptions};
 use std::io::{Read as _, Write as _};
@@ -9,7 +10,7 @@ use anyhow::Context as _;
 use enigm_auditlog::NoteSigner;
 use enigm_crypto::{DeviceHandleKey, Ed25519SigningKey, SealingKey};
 use enigm_identity::{Password, Pin};
-use enigm_store::NewAdmin;
+use enigm_store::{KeyRole, NewAdmin};
 use enigm_types::{Actor, AdminId, AuditAction, AuditEvent, AuditTarget, Outcome, Role, Username};
 use rand::RngCore as _;
 use zeroize::Zeroizing;
@@ -118,7 +119,8 @@ pub async fn bootstrap_if_empty(
     Ok(Some(credentials))
 }
 
-/// Creates the data directory (mode 0700) if needed.
+/// Creates the data directory (mode 0700) if needed, with its `keys/`: the default key
+/// directory, and where the audit log's verifier key is written for `enigm audit key`.
 pub fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
@@ -133,25 +135,131 @@ pub fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads the key that seals TOTP secrets at rest, creating it (mode 0600) on first start.
-pub fn load_or_create_sealing_key(data_dir: &Path) -> anyhow::Result<SealingKey> {
-    let path: PathBuf = data_dir.join("keys").join("sealing.key");
-    if path.exists() {
-        let metadata = fs::metadata(&path).context("sealing key")?;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            anyhow::bail!(
-                "`{}` is readable by other users: chmod 600 it",
-                path.display()
-            );
+/// Creates the key directory (mode 0700) if it does not exist, and refuses one that other
+/// users can read or enter: the keys' own modes would protect them, but a directory others can
+/// list tells them which keys exist and lets a later mistake in one file's mode go unnoticed.
+pub fn prepare_keys_dir(keys_dir: &Path) -> anyhow::Result<()> {
+    if !keys_dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(keys_dir)
+            .with_context(|| format!("cannot create key directory `{}`", keys_dir.display()))?;
+    }
+    let metadata = fs::metadata(keys_dir)
+        .with_context(|| format!("cannot read key directory `{}`", keys_dir.display()))?;
+    anyhow::ensure!(
+        metadata.is_dir(),
+        "key directory `{}` is not a directory",
+        keys_dir.display()
+    );
+    if metadata.permissions().mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "key directory `{}` is open to other users: chmod 700 it",
+            keys_dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Whether a key that is missing may be made now. It may not when the deployment (the
+/// database) already has a key of that role: a new one would differ from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCreation {
+    Allowed,
+    Refused,
+}
+
+/// Says how to give a process the deployment's keys; appended to every refusal about keys.
+pub const HOW_TO_SHARE_KEYS: &str = "give this process the deployment's keys: point --keys-dir \
+    at the key directory of the deployment's first process (copy or mount its `keys/`, e.g. a \
+    read-only secrets mount), and when the deployment keeps keys on a PKCS#11 token, the same \
+    token (--ota-pkcs11-module, --ota-token-label, --ota-token-pin-file, and \
+    --audit-key-on-token for the audit-log key)";
+
+/// Said in addition when an OTA online key is refused: moving those keys is legitimate.
+pub const HOW_TO_REBIND_OTA_KEYS: &str = "if you moved the OTA online keys between files and a \
+    token on purpose, start once with --rebind-ota-online-keys (the next OTA root must then \
+    name them: enigm ota keys rotate --role root)";
+
+/// The advice that ends a refusal about the key of `role`.
+pub fn key_advice(role: KeyRole) -> String {
+    match role {
+        KeyRole::OtaSnapshot | KeyRole::OtaTimestamp => {
+            format!("{HOW_TO_SHARE_KEYS}; {HOW_TO_REBIND_OTA_KEYS}")
         }
-        let mut bytes = Vec::with_capacity(32);
-        fs::File::open(&path)
-            .and_then(|mut file| file.read_to_end(&mut bytes))
-            .context("cannot read sealing key")?;
+        KeyRole::Sealing | KeyRole::DeviceHandle | KeyRole::AuditLog => {
+            HOW_TO_SHARE_KEYS.to_owned()
+        }
+    }
+}
+
+/// Reads the key file at `path` if there is one, refusing it when other users can read it.
+fn read_key_file(path: &Path, what: &str) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
+    if !path.exists() {
+        return Ok(None);
+    }
+    let metadata = fs::metadata(path).with_context(|| format!("cannot read the {what}"))?;
+    if metadata.permissions().mode() & 0o077 != 0 {
+        anyhow::bail!(
+            "`{}` is readable by other users: chmod 600 it",
+            path.display()
+        );
+    }
+    let mut bytes = Zeroizing::new(Vec::with_capacity(64));
+    fs::File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .with_context(|| format!("cannot read the {what}"))?;
+    Ok(Some(bytes))
+}
+
+/// Writes a newly made key of `role`, or refuses to make one (see [`KeyCreation`]). A key
+/// directory that cannot be written (a read-only mount) is said plainly: the process was meant
+/// to find the key there.
+fn create_key_file(
+    path: &Path,
+    role: KeyRole,
+    creation: KeyCreation,
+    contents: &[u8],
+) -> anyhow::Result<()> {
+    if creation == KeyCreation::Refused {
+        anyhow::bail!(
+            "the database records the deployment's {role} key, but `{}` does not exist; {}",
+            path.display(),
+            key_advice(role)
+        );
+    }
+    write_secret_file(path, contents).map_err(|error| {
+        let directory = path.parent().unwrap_or(path).display();
+        match error.kind() {
+            std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => {
+                anyhow::anyhow!(
+                    "the {role} key is missing and key directory `{directory}` is not writable, \
+                     so none is made; {HOW_TO_SHARE_KEYS}"
+                )
+            }
+            _ => anyhow::Error::new(error).context(format!(
+                "cannot write the new {role} key to `{}`",
+                path.display()
+            )),
+        }
+    })
+}
+
+/// The sealing key's file.
+pub const SEALING_KEY_FILE: &str = "sealing.key";
+
+/// Loads the key that seals TOTP secrets at rest, creating it (mode 0600) on first start.
+pub fn load_or_create_sealing_key(
+    keys_dir: &Path,
+    creation: KeyCreation,
+) -> anyhow::Result<SealingKey> {
+    let path = keys_dir.join(SEALING_KEY_FILE);
+    if let Some(bytes) = read_key_file(&path, "sealing key")? {
         return SealingKey::from_bytes(&bytes).context("sealing key file is malformed");
     }
     let key = SealingKey::generate(&mut rand::rngs::OsRng);
-    write_secret_file(&path, &key.to_bytes()).context("cannot write sealing key")?;
+    create_key_file(&path, KeyRole::Sealing, creation, &key.to_bytes())?;
     Ok(key)
 }
 
@@ -160,24 +268,16 @@ pub fn load_or_create_sealing_key(data_dir: &Path) -> anyhow::Result<SealingKey>
 pub const DEVICE_HANDLE_KEY_FILE: &str = "device-handle.key";
 
 /// Loads the key device handles are derived with, creating it (mode 0600) on first start.
-pub fn load_or_create_device_handle_key(data_dir: &Path) -> anyhow::Result<DeviceHandleKey> {
-    let path: PathBuf = data_dir.join("keys").join(DEVICE_HANDLE_KEY_FILE);
-    if path.exists() {
-        let metadata = fs::metadata(&path).context("device handle key")?;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            anyhow::bail!(
-                "`{}` is readable by other users: chmod 600 it",
-                path.display()
-            );
-        }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(32));
-        fs::File::open(&path)
-            .and_then(|mut file| file.read_to_end(&mut bytes))
-            .context("cannot read device handle key")?;
+pub fn load_or_create_device_handle_key(
+    keys_dir: &Path,
+    creation: KeyCreation,
+) -> anyhow::Result<DeviceHandleKey> {
+    let path = keys_dir.join(DEVICE_HANDLE_KEY_FILE);
+    if let Some(bytes) = read_key_file(&path, "device handle key")? {
         return DeviceHandleKey::from_bytes(&bytes).context("device handle key file is malformed");
     }
     let key = DeviceHandleKey::generate(&mut rand::rngs::OsRng);
-    write_secret_file(&path, &key.to_bytes()).context("cannot write device handle key")?;
+    create_key_file(&path, KeyRole::DeviceHandle, creation, &key.to_bytes())?;
     Ok(key)
 }
 
@@ -186,43 +286,47 @@ pub const LOG_KEY_FILE: &str = "audit-log.key";
 /// The verifier key string beside it, for `enigm audit key` and auditors.
 pub const LOG_VERIFIER_FILE: &str = "audit-log.pub";
 
-/// Loads the key that signs audit checkpoints, creating it (mode 0600) on first start under a
-/// fresh name, which is also the log's origin. Writes the public verifier key beside it.
-pub fn load_or_create_log_key(data_dir: &Path) -> anyhow::Result<NoteSigner> {
-    let keys = data_dir.join("keys");
-    let path = keys.join(LOG_KEY_FILE);
-    let signer = if path.exists() {
-        let metadata = fs::metadata(&path).context("audit log key")?;
-        if metadata.permissions().mode() & 0o077 != 0 {
-            anyhow::bail!(
-                "`{}` is readable by other users: chmod 600 it",
-                path.display()
-            );
-        }
-        let text =
-            Zeroizing::new(fs::read_to_string(&path).context("cannot read the audit log key")?);
-        NoteSigner::from_key_string(text.trim_end()).context("audit log key file is malformed")?
-    } else {
-        let mut rng = rand::rngs::OsRng;
-        let mut suffix = [0u8; 8];
-        rng.fill_bytes(&mut suffix);
-        let name: String = suffix.iter().map(|byte| format!("{byte:02x}")).collect();
-        let signer = NoteSigner::new(
-            &format!("enigm-command/audit/{name}"),
-            Ed25519SigningKey::generate(&mut rng),
-        )
-        .context("cannot name the audit log key")?;
-        let mut text = Zeroizing::new(signer.to_key_string().to_string());
-        text.push('\n');
-        write_secret_file(&path, text.as_bytes()).context("cannot write the audit log key")?;
-        signer
-    };
+/// Loads the key that signs audit checkpoints from `keys_dir`, creating it (mode 0600) on first
+/// start under a fresh name, which is also the log's origin.
+pub fn load_or_create_log_key(
+    keys_dir: &Path,
+    creation: KeyCreation,
+) -> anyhow::Result<NoteSigner> {
+    let path = keys_dir.join(LOG_KEY_FILE);
+    if let Some(bytes) = read_key_file(&path, "audit log key")? {
+        let text = std::str::from_utf8(&bytes).context("audit log key file is malformed")?;
+        return NoteSigner::from_key_string(text.trim_end())
+            .context("audit log key file is malformed");
+    }
+    let mut rng = rand::rngs::OsRng;
+    let mut suffix = [0u8; 8];
+    rng.fill_bytes(&mut suffix);
+    let name: String = suffix.iter().map(|byte| format!("{byte:02x}")).collect();
+    let signer = NoteSigner::new(
+        &format!("{LOG_KEY_NAME_PREFIX}{name}"),
+        Ed25519SigningKey::generate(&mut rng),
+    )
+    .context("cannot name the audit log key")?;
+    let mut text = signer
+        .to_key_string()
+        .context("a software audit log key has a key string")?;
+    text.push('\n');
+    create_key_file(&path, KeyRole::AuditLog, creation, text.as_bytes())?;
+    Ok(signer)
+}
+
+/// The audit log's key names (and so its origins) start with this.
+pub const LOG_KEY_NAME_PREFIX: &str = "enigm-command/audit/";
+
+/// Writes the log's verifier key into `<data dir>/keys/` for `enigm audit key` and auditors,
+/// unless it is there already (the directory may be a shared, read-only key directory).
+pub fn write_log_verifier(data_dir: &Path, signer: &NoteSigner) -> anyhow::Result<()> {
     let verifier = format!("{}\n", signer.verifier().to_key_string());
-    let public = keys.join(LOG_VERIFIER_FILE);
+    let public = data_dir.join("keys").join(LOG_VERIFIER_FILE);
     if fs::read_to_string(&public).ok().as_deref() != Some(verifier.as_str()) {
         fs::write(&public, verifier).context("cannot write the audit log verifier key")?;
     }
-    Ok(signer)
+    Ok(())
 }
 
 /// Writes a new file readable only by its owner; never replaces an existing file.
@@ -241,74 +345,237 @@ pub const OTA_SNAPSHOT_KEY_FILE: &str = "ota-snapshot.key";
 pub const OTA_TIMESTAMP_KEY_FILE: &str = "ota-timestamp.key";
 
 /// Loads Command's online snapshot and timestamp keys, creating them on first start.
-pub fn load_or_create_ota_online_keys(data_dir: &Path) -> anyhow::Result<crate::ota::OnlineKeys> {
-    let load = |file: &str| -> anyhow::Result<Ed25519SigningKey> {
-        let path = data_dir.join("keys").join(file);
-        if path.exists() {
-            let metadata = fs::metadata(&path).context("OTA online key")?;
-            if metadata.permissions().mode() & 0o077 != 0 {
-                anyhow::bail!(
-                    "`{}` is readable by other users: chmod 600 it",
-                    path.display()
-                );
+pub fn load_or_create_ota_online_keys(
+    keys_dir: &Path,
+    creation: KeyCreation,
+) -> anyhow::Result<crate::ota::OnlineKeys> {
+    let load = |file: &str, role: KeyRole| -> anyhow::Result<crate::ota::OnlineKey> {
+        let path = keys_dir.join(file);
+        let key = match read_key_file(&path, "OTA online key")? {
+            Some(bytes) => {
+                let seed: [u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("`{}` is not a 32-byte key", path.display()))?;
+                Ed25519SigningKey::from_seed(&seed)
             }
-            let mut bytes = Zeroizing::new(Vec::with_capacity(32));
-            fs::File::open(&path)
-                .and_then(|mut file| file.read_to_end(&mut bytes))
-                .context("cannot read an OTA online key")?;
-            let seed: [u8; 32] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("`{}` is not a 32-byte key", path.display()))?;
-            return Ok(Ed25519SigningKey::from_seed(&seed));
-        }
-        let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
-        write_secret_file(&path, &key.seed()[..]).context("cannot write an OTA online key")?;
-        Ok(key)
-    };
-    let online_key = |file: &str| {
-        load(file).map(|key| crate::ota::OnlineKey::File(enigm_ota::SoftwareSigner::Ed25519(key)))
+            None => {
+                let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
+                create_key_file(&path, role, creation, &key.seed()[..])?;
+                key
+            }
+        };
+        Ok(crate::ota::OnlineKey::File(
+            enigm_ota::SoftwareSigner::Ed25519(key),
+        ))
     };
     Ok(crate::ota::OnlineKeys {
-        snapshot: online_key(OTA_SNAPSHOT_KEY_FILE)?,
-        timestamp: online_key(OTA_TIMESTAMP_KEY_FILE)?,
+        snapshot: load(OTA_SNAPSHOT_KEY_FILE, KeyRole::OtaSnapshot)?,
+        timestamp: load(OTA_TIMESTAMP_KEY_FILE, KeyRole::OtaTimestamp)?,
     })
 }
 
 /// The labels of the online keys in a PKCS#11 token.
 pub const OTA_SNAPSHOT_KEY_LABEL: &str = "enigm-ota-snapshot";
 pub const OTA_TIMESTAMP_KEY_LABEL: &str = "enigm-ota-timestamp";
+/// The label of the audit log's key in a PKCS#11 token (`enigm up --audit-key-on-token`).
+pub const AUDIT_LOG_KEY_LABEL: &str = "enigm-audit-log";
+
+/// Opens the token Command keeps keys in. The session stays open for as long as a key found
+/// in it lives (Command keeps them for as long as it runs).
+pub fn open_key_token(
+    token: &crate::config::OnlineKeyToken,
+) -> anyhow::Result<enigm_crypto::pkcs11::Pkcs11Token> {
+    enigm_crypto::pkcs11::Pkcs11Token::open(&token.module, &token.token_label, token.pin.clone())
+        .with_context(|| format!("cannot open the PKCS#11 token `{}`", token.token_label))
+}
+
+/// Finds the Ed25519 key labelled `label` on the token, generating it (on the token, not
+/// extractable) when absent and `creation` allows; refuses a key whose private half the token
+/// would give out.
+fn token_key(
+    token: &enigm_crypto::pkcs11::Pkcs11Token,
+    label: &str,
+    role: KeyRole,
+    creation: KeyCreation,
+) -> anyhow::Result<enigm_crypto::pkcs11::Pkcs11Key> {
+    use enigm_crypto::pkcs11::Pkcs11KeyAlgorithm;
+    let key = match token.find_key(label)? {
+        Some(key) => key,
+        None if creation == KeyCreation::Refused => anyhow::bail!(
+            "the database records the deployment's {role} key, but the token has no key \
+             labelled `{label}`; {}",
+            key_advice(role)
+        ),
+        None => {
+            tracing::info!(label, "generating a key on the PKCS#11 token");
+            token.generate_key(label, Pkcs11KeyAlgorithm::Ed25519)?
+        }
+    };
+    anyhow::ensure!(
+        key.private_is_protected()?,
+        "the token gives out the private half of `{label}`: it must be sensitive and not \
+         extractable"
+    );
+    Ok(key)
+}
 
 /// Opens the token and finds the online keys in it, generating them (Ed25519, on the token,
 /// not extractable) at the first start. The session stays open for as long as Command runs.
 pub fn load_or_create_ota_online_keys_on_token(
     token: &crate::config::OnlineKeyToken,
 ) -> anyhow::Result<crate::ota::OnlineKeys> {
-    use enigm_crypto::pkcs11::{Pkcs11KeyAlgorithm, Pkcs11Token};
-    let opened = Pkcs11Token::open(&token.module, &token.token_label, token.pin.clone())
-        .with_context(|| {
-            format!(
-                "cannot open the PKCS#11 token `{}` for the OTA online keys",
-                token.token_label
-            )
-        })?;
-    let key = |label: &str| -> anyhow::Result<crate::ota::OnlineKey> {
-        let key = match opened.find_key(label)? {
-            Some(key) => key,
-            None => {
-                tracing::info!(label, "generating an OTA online key on the PKCS#11 token");
-                opened.generate_key(label, Pkcs11KeyAlgorithm::Ed25519)?
-            }
-        };
-        anyhow::ensure!(
-            key.private_is_protected()?,
-            "the token gives out the private half of `{label}`: it must be sensitive and not \
-             extractable"
-        );
-        Ok(crate::ota::OnlineKey::Token(key))
-    };
+    let opened = open_key_token(token).context("no OTA online keys")?;
+    ota_online_keys_on_token(&opened, KeyCreation::Allowed)
+}
+
+/// The online keys in an open token, generated at the first start when `creation` allows.
+pub fn ota_online_keys_on_token(
+    token: &enigm_crypto::pkcs11::Pkcs11Token,
+    creation: KeyCreation,
+) -> anyhow::Result<crate::ota::OnlineKeys> {
     Ok(crate::ota::OnlineKeys {
-        snapshot: key(OTA_SNAPSHOT_KEY_LABEL)?,
-        timestamp: key(OTA_TIMESTAMP_KEY_LABEL)?,
+        snapshot: crate::ota::OnlineKey::Token(token_key(
+            token,
+            OTA_SNAPSHOT_KEY_LABEL,
+            KeyRole::OtaSnapshot,
+            creation,
+        )?),
+        timestamp: crate::ota::OnlineKey::Token(token_key(
+            token,
+            OTA_TIMESTAMP_KEY_LABEL,
+            KeyRole::OtaTimestamp,
+            creation,
+        )?),
     })
+}
+
+/// The audit log's key on an open token (label [`AUDIT_LOG_KEY_LABEL`]), generated at the first
+/// start when `creation` allows. Its name, the log's origin, is derived from its public key, so
+/// that every process with the token's key names the log alike without storing the name.
+pub fn log_key_on_token(
+    token: &enigm_crypto::pkcs11::Pkcs11Token,
+    creation: KeyCreation,
+) -> anyhow::Result<NoteSigner> {
+    let key = token_key(token, AUDIT_LOG_KEY_LABEL, KeyRole::AuditLog, creation)?;
+    let key = enigm_crypto::Pkcs11Ed25519Key::new(key)?;
+    let digest = enigm_crypto::sha256(&enigm_crypto::Ed25519Signer::verifying_key(&key).to_bytes());
+    let name: String = digest
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    NoteSigner::with_signer(
+        &format!("{LOG_KEY_NAME_PREFIX}{name}"),
+        std::sync::Arc::new(key),
+    )
+    .context("cannot name the audit log key")
+}
+
+/// Holds an exclusive lock on a SQLite database for the life of the process: SQLite serves one
+/// process, so a second `enigm up` on the same file would be a replica that cannot work (and
+/// would race the first for the audit log). `None` for PostgreSQL, where many processes are
+/// the point. The lock file is beside the database file (`enigm.db.lock` in the data directory
+/// by default); the lock goes with the process, however it ends.
+pub fn lock_sqlite_database(database_url: &str) -> anyhow::Result<Option<fs::File>> {
+    let Some(rest) = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))
+    else {
+        return Ok(None);
+    };
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Ok(None);
+    }
+    let lock_path = PathBuf::from(format!("{path}.lock"));
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file `{}`", lock_path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `enigm up` is running on the SQLite database `{path}` (it holds `{}`): \
+             SQLite serves one process; to run Command as several processes, put it on \
+             PostgreSQL (--database-url postgres://…) and give every process the same keys \
+             (--keys-dir)",
+            lock_path.display()
+        ),
+        Err(fs::TryLockError::Error(error)) => {
+            Err(anyhow::Error::new(error).context(format!("cannot lock `{}`", lock_path.display())))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sqlite_database_is_locked_once_and_postgres_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("enigm.db").display()
+        );
+        let held = lock_sqlite_database(&url).unwrap();
+        assert!(held.is_some());
+        assert!(dir.path().join("enigm.db.lock").exists());
+        // flock locks belong to the open file, so a second opening in this process conflicts
+        // just as another process would.
+        let refused = lock_sqlite_database(&url).unwrap_err().to_string();
+        assert!(
+            refused.contains("another `enigm up` is running"),
+            "{refused}"
+        );
+        drop(held);
+        assert!(lock_sqlite_database(&url).unwrap().is_some());
+
+        for unlocked in [
+            "postgres://postgres@127.0.0.1:5432/enigm",
+            "postgresql://host/db",
+            "sqlite::memory:",
+        ] {
+            assert!(
+                lock_sqlite_database(unlocked).unwrap().is_none(),
+                "{unlocked}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_directory_open_to_others_is_refused_and_a_missing_one_is_made_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("nested/keys");
+        prepare_keys_dir(&keys).unwrap();
+        let mode = fs::metadata(&keys).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+        fs::set_permissions(&keys, fs::Permissions::from_mode(0o750)).unwrap();
+        let refused = prepare_keys_dir(&keys).unwrap_err().to_string();
+        assert!(refused.contains("chmod 700"), "{refused}");
+    }
+
+    #[test]
+    fn a_key_the_deployment_has_is_never_made_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let refused = load_or_create_sealing_key(dir.path(), KeyCreation::Refused)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("sealing key"), "{refused}");
+        assert!(refused.contains("--keys-dir"), "{refused}");
+        assert!(!dir.path().join(SEALING_KEY_FILE).exists());
+        // Made when allowed, then found (not made again) even where making is refused.
+        let made = load_or_create_sealing_key(dir.path(), KeyCreation::Allowed).unwrap();
+        let found = load_or_create_sealing_key(dir.path(), KeyCreation::Refused).unwrap();
+        assert_eq!(made.fingerprint(), found.fingerprint());
+        let refused = load_or_create_ota_online_keys(dir.path(), KeyCreation::Refused)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(refused.contains("--rebind-ota-online-keys"), "{refused}");
+    }
 }

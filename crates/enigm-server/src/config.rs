@@ -10,6 +10,10 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Directory for the embedded database, keys and the bootstrap credentials file.
     pub data_dir: PathBuf,
+    /// Where the key files are; `None` means `<data_dir>/keys`. Every process of a deployment
+    /// must have the same keys: replicas share one key directory (or a read-only secrets
+    /// mount of it).
+    pub keys_dir: Option<PathBuf>,
     /// `postgres://…` or `sqlite://…`; `None` means SQLite at `<data_dir>/enigm.db`.
     pub database_url: Option<String>,
     pub tls: Option<TlsFiles>,
@@ -38,6 +42,12 @@ pub struct ServerConfig {
     /// A PKCS#11 token for the online snapshot and timestamp keys; `None` keeps them as files
     /// (mode 0600) in the data directory's `keys/`.
     pub ota_online_token: Option<OnlineKeyToken>,
+    /// Keep the audit log's key in `ota_online_token` too (label
+    /// [`crate::bootstrap::AUDIT_LOG_KEY_LABEL`]) instead of a file.
+    pub audit_log_key_on_token: bool,
+    /// Accept OTA online keys that differ from the ones the database records, and record them:
+    /// the operator moved them between files and a token (the next root must name them).
+    pub rebind_ota_online_keys: bool,
 }
 
 /// Where Command's online OTA keys live when they are in a PKCS#11 token: the keys labelled
@@ -66,6 +76,7 @@ impl ServerConfig {
         ServerConfig {
             listen,
             data_dir,
+            keys_dir: None,
             database_url: None,
             tls: None,
             session_lifetime: Self::MAX_SESSION_LIFETIME,
@@ -77,6 +88,15 @@ impl ServerConfig {
             attestation_status_list: None,
             attestation_status_max_age: Duration::from_secs(24 * 60 * 60),
             ota_online_token: None,
+            audit_log_key_on_token: false,
+            rebind_ota_online_keys: false,
         }
+    }
+
+    /// The key directory: `keys_dir`, or `<data_dir>/keys`.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.keys_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys"))
     }
 }

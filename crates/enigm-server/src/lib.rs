@@ -10,6 +10,7 @@ pub mod authz;
 pub mod bootstrap;
 pub mod checkins;
 pub mod config;
+pub mod deployment_keys;
 pub mod device_guard;
 pub mod error;
 pub mod extract;

@@ -18,9 +18,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::attestation::AttestationConfig;
 use crate::bootstrap::{
-    BOOTSTRAP_FILE, bootstrap_if_empty, load_or_create_device_handle_key, load_or_create_log_key,
-    load_or_create_ota_online_keys, load_or_create_ota_online_keys_on_token,
-    load_or_create_sealing_key, prepare_data_dir,
+    BOOTSTRAP_FILE, bootstrap_if_empty, lock_sqlite_database, prepare_data_dir,
 };
 use crate::config::{ServerConfig, TlsFiles};
 use crate::state::{AppState, StateOptions, SystemClock};
@@ -49,27 +47,32 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             config.data_dir.join("enigm.db").display()
         ),
     };
+    // Held until `run` returns: SQLite serves one process.
+    let _sqlite_lock = lock_sqlite_database(&database_url)?;
     let store = Store::connect(&database_url)
         .await
         .context("cannot open the database")?;
+    let keys = crate::deployment_keys::load_and_bind(
+        &config,
+        &store,
+        enigm_types::Clock::now(&SystemClock),
+    )
+    .await?;
     let session_policy = SessionPolicy::new(config.session_lifetime, config.session_idle_timeout)
         .context("invalid session lifetime settings")?;
     let options = StateOptions {
         clock: Arc::new(SystemClock),
         hash_cost: HashCost::Production,
-        sealing_key: load_or_create_sealing_key(&config.data_dir)?,
+        sealing_key: keys.sealing,
         session_policy,
         approval_ttl: config.approval_ttl,
         throttle: ThrottlePolicy::default(),
-        log_signer: load_or_create_log_key(&config.data_dir)?,
+        log_signer: keys.log_signer,
         audit_retention: config.audit_retention,
-        device_handle_key: load_or_create_device_handle_key(&config.data_dir)?,
+        device_handle_key: keys.device_handle,
         attestation: attestation_config(&config)?,
         ota: crate::ota::OtaConfig {
-            online: match &config.ota_online_token {
-                Some(token) => load_or_create_ota_online_keys_on_token(token)?,
-                None => load_or_create_ota_online_keys(&config.data_dir)?,
-            },
+            online: keys.ota_online,
             artifacts_dir: config.data_dir.join("ota").join("targets"),
         },
     };

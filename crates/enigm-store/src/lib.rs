@@ -1,6 +1,7 @@
 //! Database layer of Enigm Command: one [`Store`] over SQLite (the embedded default) or
 //! PostgreSQL, chosen by URL at run time, with migrations per backend and repositories for
-//! administrators, sessions, approvals, audit events and devices.
+//! administrators, sessions, approvals, audit events, devices and the deployment's key
+//! fingerprints.
 //!
 //! Queries go through sqlx's `Any` driver so that one SQL text serves both backends; the schema
 //! keeps to types both share (BIGINT, TEXT, bytes). This crate knows SQL and nothing of HTTP.
@@ -11,6 +12,7 @@ mod attestation;
 mod audit;
 mod auditlog;
 mod auditverify;
+mod deployment;
 mod devices;
 mod lifecycle;
 mod ota;
@@ -30,6 +32,7 @@ pub use attestation::{AttestationRecord, AttestationResultRecord};
 pub use audit::{AuditFilter, AuditRow};
 pub use auditlog::{IntegratedBatch, LeafEntry, LegalHold, PurgeRecord, StoredCheckpoint};
 pub use auditverify::{Finding, NoProgress, VerifyOutcome, VerifyProgress, VerifySummary};
+pub use deployment::{DeploymentKey, KeyRole};
 pub use devices::{
     CheckInStored, CheckInWrite, ConsumedToken, DeviceFilter, DeviceRecord, NewDevice,
     NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureRecord,
