@@ -768,8 +768,7 @@ impl fmt::Display for SourceLine {
 /// Every line of every `.rs` file under `folder` (relative to the workspace root).
 fn source_lines(folder: &str) -> Vec<SourceLine> {
     let root = enigm_test_support::workspace_root();
-    let mut files = Vec::new();
-    rust_files(&root.join(folder), &mut files);
+    let files = rust_files(&root.join(folder));
     assert!(!files.is_empty(), "no Rust source under {folder}");
     files
         .iter()
@@ -779,20 +778,6 @@ fn source_lines(folder: &str) -> Vec<SourceLine> {
             code_lines(file.strip_prefix(&root).unwrap_or(file), &text)
         })
         .collect()
-}
-
-fn rust_files(folder: &Path, files: &mut Vec<PathBuf>) {
-    let entries = std::fs::read_dir(folder)
-        .unwrap_or_else(|error| panic!("cannot list {}: {error}", folder.display()));
-    for entry in entries {
-        let path = entry.expect("a directory entry").path();
-        if path.is_dir() {
-            rust_files(&path, files);
-        } else if path.extension().is_some_and(|extension| extension == "rs") {
-            files.push(path);
-        }
-    }
-    files.sort();
 }
 
 fn code_lines(path: &Path, text: &str) -> Vec<SourceLine> {
