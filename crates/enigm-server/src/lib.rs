@@ -15,11 +15,13 @@ pub mod extract;
 mod group_commit;
 pub mod guard;
 pub mod handlers;
+pub mod lease;
 pub mod openapi;
 pub mod ota;
 pub mod routes;
 mod serve;
 pub mod state;
+pub mod throttle;
 mod views;
 
 pub use config::{OnlineKeyToken, ServerConfig, TlsFiles};
