@@ -117,13 +117,17 @@ impl Store {
                  WHERE throttle_key = $1{lock}"
             ))
             .bind(key.clone())
-            .fetch_one(tx.conn())
+            .fetch_optional(tx.conn())
             .await?;
-            let stored = throttle_record(&row)?;
-            let updated = next((stored.failures > 0).then_some(stored));
+            // No row: a success (or the purge) deleted it after the insert above found it. The
+            // upsert below then writes it afresh.
+            let stored = row.as_ref().map(throttle_record).transpose()?;
+            let updated = next(stored.filter(|stored| stored.failures > 0));
             sqlx::query(
-                "UPDATE login_throttle SET failures = $2, blocked_until = $3, quiet_since = $4 \
-                 WHERE throttle_key = $1",
+                "INSERT INTO login_throttle (throttle_key, failures, blocked_until, quiet_since) \
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (throttle_key) DO UPDATE SET \
+                 failures = excluded.failures, blocked_until = excluded.blocked_until, \
+                 quiet_since = excluded.quiet_since",
             )
             .bind(key.clone())
             .bind(i64::from(updated.failures))
@@ -135,8 +139,12 @@ impl Store {
         tx.commit().await
     }
 
-    /// Forgets the failures of `keys` (a successful login), ending any back-off.
+    /// Forgets the failures of `keys` (a successful login), ending any back-off. Rows are
+    /// deleted in key order, the order failures lock them in, so the two never deadlock.
     pub async fn clear_login_throttle(&self, keys: &[String]) -> StoreResult<()> {
+        let mut keys: Vec<&String> = keys.iter().collect();
+        keys.sort();
+        keys.dedup();
         let mut tx = self.begin().await?;
         for key in keys {
             sqlx::query("DELETE FROM login_throttle WHERE throttle_key = $1")
@@ -155,21 +163,30 @@ impl Store {
         forgotten_before: Timestamp,
         max_rows: u64,
     ) -> StoreResult<u64> {
+        // Rows a login is updating right now are skipped (PostgreSQL): they are not quiet, and
+        // waiting for them while holding others could deadlock with that login.
+        let skip_locked = match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
         let mut tx = self.begin().await?;
-        let mut purged = sqlx::query("DELETE FROM login_throttle WHERE quiet_since <= $1")
-            .bind(forgotten_before.unix_millis())
-            .execute(tx.conn())
-            .await?
-            .rows_affected();
+        let mut purged = sqlx::query(&format!(
+            "DELETE FROM login_throttle WHERE throttle_key IN (SELECT throttle_key FROM \
+             login_throttle WHERE quiet_since <= $1{skip_locked})"
+        ))
+        .bind(forgotten_before.unix_millis())
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM login_throttle")
             .fetch_one(tx.conn())
             .await?;
         let excess = count.saturating_sub(i64::try_from(max_rows).unwrap_or(i64::MAX));
         if excess > 0 {
-            purged += sqlx::query(
+            purged += sqlx::query(&format!(
                 "DELETE FROM login_throttle WHERE throttle_key IN (SELECT throttle_key FROM \
-                 login_throttle ORDER BY quiet_since, throttle_key LIMIT $1)",
-            )
+                 login_throttle ORDER BY quiet_since, throttle_key LIMIT $1{skip_locked})"
+            ))
             .bind(excess)
             .execute(tx.conn())
             .await?
@@ -285,11 +302,20 @@ async fn insert_nonce(
     Ok(result.rows_affected() == 1)
 }
 
+/// Deletes the nonces expired before `now`. On PostgreSQL the ones an attestation is taking
+/// right now are skipped rather than waited for, so the purge never joins a lock cycle.
 async fn purge_nonces(tx: &mut WriteTx<'_>, now: Timestamp) -> StoreResult<u64> {
-    let result = sqlx::query("DELETE FROM attestation_nonces WHERE expires_at < $1")
-        .bind(now.unix_millis())
-        .execute(tx.conn())
-        .await?;
+    let skip_locked = match tx.backend {
+        Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
+    let result = sqlx::query(&format!(
+        "DELETE FROM attestation_nonces WHERE nonce IN (SELECT nonce FROM attestation_nonces \
+         WHERE expires_at < $1{skip_locked})"
+    ))
+    .bind(now.unix_millis())
+    .execute(tx.conn())
+    .await?;
     Ok(result.rows_affected())
 }
 

@@ -27,6 +27,7 @@ backend_tests!(
     a_full_nonce_table_purges_expired_nonces_and_then_refuses,
     throttle_failures_from_concurrent_writers_are_all_counted,
     throttle_rows_are_cleared_and_bounded,
+    failures_racing_successes_and_purges_are_stored_without_error,
     a_lease_is_taken_renewed_and_taken_over_only_after_expiry,
     of_many_concurrent_takers_of_one_lease_at_most_one_holds_it,
 );
@@ -242,6 +243,39 @@ async fn throttle_rows_are_cleared_and_bounded(backend: Backend) {
         .map(|(key, _)| key)
         .collect();
     assert_eq!(left, keys[3..5]);
+}
+
+async fn failures_racing_successes_and_purges_are_stored_without_error(backend: Backend) {
+    let (db, store) = store(backend).await;
+    let other = Store::connect(db.url()).await.unwrap();
+    let keys = vec!["user:alice".to_owned(), "ip:192.0.2.1".to_owned()];
+    let mut racers = tokio::task::JoinSet::new();
+    for racer in 0..24 {
+        let store = if racer % 2 == 0 {
+            store.clone()
+        } else {
+            other.clone()
+        };
+        let keys = keys.clone();
+        racers.spawn(async move {
+            match racer % 3 {
+                0 => store.clear_login_throttle(&keys).await,
+                1 => store.purge_login_throttle(after(1), 1).await.map(|_| ()),
+                _ => {
+                    store
+                        .record_login_failure(&keys, T0, |previous| count(previous, T0))
+                        .await
+                }
+            }
+        });
+    }
+    while let Some(done) = racers.join_next().await {
+        done.unwrap().unwrap();
+    }
+    // Whatever survived is a count the failures made, never a placeholder.
+    for (key, record) in store.login_throttle(&keys).await.unwrap() {
+        assert!(record.failures >= 1, "{key}: {record:?}");
+    }
 }
 
 async fn a_lease_is_taken_renewed_and_taken_over_only_after_expiry(backend: Backend) {
