@@ -132,3 +132,45 @@ pub async fn keep(leases: Vec<Arc<Lease>>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use enigm_test_support::{Backend, TestDatabase, backend_tests};
+    use enigm_types::ManualClock;
+
+    use super::*;
+
+    const T0: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
+
+    backend_tests!(a_lease_moves_only_when_its_holder_stops_renewing);
+
+    async fn a_lease_moves_only_when_its_holder_stops_renewing(backend: Backend) {
+        let db = TestDatabase::new(backend).await.unwrap();
+        let store = Store::connect(db.url()).await.unwrap();
+        let clock = Arc::new(ManualClock::new(T0));
+        let first = Lease::new(store.clone(), clock.clone(), AUDIT_LOG, &holder_id());
+        let second = Lease::new(store.clone(), clock.clone(), AUDIT_LOG, &holder_id());
+        assert!(first.renew().await);
+        assert!(first.is_held());
+        assert!(!second.renew().await);
+        assert!(!second.is_held());
+        // Renewed every second, the lease stays with its holder.
+        for _ in 0..10 {
+            clock.advance(LEASE_RENEWAL);
+            assert!(first.renew().await);
+            assert!(!second.renew().await);
+        }
+        // The holder stops renewing: it stops counting itself the holder a renewal period
+        // before the lease runs out, and the other process takes it once it has.
+        clock.advance(LEASE_TERM - LEASE_RENEWAL);
+        assert!(!first.is_held());
+        assert!(!second.renew().await);
+        clock.advance(LEASE_RENEWAL);
+        assert!(second.renew().await);
+        assert!(!first.renew().await);
+        // Given up at shutdown, it is free at once.
+        second.release().await;
+        assert!(!second.is_held());
+        assert!(first.renew().await);
+    }
+}
