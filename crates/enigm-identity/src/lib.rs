@@ -14,4 +14,4 @@ pub mod throttle;
 pub use credential::{Password, PasswordError, Pin, PinError, is_weak_pin};
 pub use pin_guard::{MAX_CONSECUTIVE_PIN_FAILURES, PinAttempts};
 pub use session::{LiveSession, SessionPolicy, SessionPolicyError, SessionRejection};
-pub use throttle::{LoginThrottle, RetryAfter, ThrottlePolicy};
+pub use throttle::{LoginThrottle, RetryAfter, ThrottleEntry, ThrottlePolicy};

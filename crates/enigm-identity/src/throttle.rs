@@ -2,8 +2,11 @@
 //! for the same key starts an exponentially growing back-off.
 //!
 //! Keys are opaque strings; the server throttles both per account (`user:<name>`) and per client
-//! address (`ip:<addr>`). State lives in memory and is bounded by [`ThrottlePolicy::max_keys`],
-//! so an attacker spraying keys cannot grow it without limit.
+//! address (`ip:<addr>`). The policy is pure: [`ThrottlePolicy::check`] and
+//! [`ThrottlePolicy::after_failure`] turn one key's [`ThrottleEntry`] and the time into a decision
+//! or the next entry, wherever entries are kept. Command keeps them in its database, so that every
+//! process counts the same failures; [`LoginThrottle`] keeps them in memory, bounded by
+//! [`ThrottlePolicy::max_keys`] so that an attacker spraying keys cannot grow it without limit.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -49,11 +52,21 @@ pub struct LoginThrottle {
 #[error("too many failed attempts, retry in {} seconds", self.whole_seconds())]
 pub struct RetryAfter(pub Duration);
 
+/// One key's state between attempts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ThrottleEntry {
+    /// Consecutive failures, this key's last one included.
+    pub consecutive_failures: u32,
+    /// The end of the running back-off, if any.
+    pub blocked_until: Option<Timestamp>,
+    /// When the key went quiet: the later of its last failure and the end of its back-off.
+    pub quiet_since: Timestamp,
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Entry {
-    consecutive_failures: u32,
-    blocked_until: Option<Timestamp>,
-    /// This entry's key in `by_quiet_since`.
+    state: ThrottleEntry,
+    /// This entry's key in `by_quiet_since`: the state's `quiet_since` and a sequence number.
     order: (Timestamp, u64),
 }
 
@@ -82,6 +95,40 @@ impl ThrottlePolicy {
             .and_then(|factor| self.base_delay.checked_mul(factor))
             .map_or(self.max_delay, |delay| delay.min(self.max_delay))
     }
+
+    /// Err(RetryAfter(duration)) while `entry` is in a back-off period.
+    pub fn check(&self, entry: Option<&ThrottleEntry>, now: Timestamp) -> Result<(), RetryAfter> {
+        match entry.and_then(|entry| entry.blocked_until) {
+            Some(until) if until > now => Err(RetryAfter(until.duration_since(now))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The entry after a failure at `now`. After `free_failures` failures, each further failure
+    /// starts a back-off of `base_delay * 2^(n - free_failures)`, capped at `max_delay`, where
+    /// `n` counts the consecutive failures including this one. A key quiet for `forget_after`
+    /// starts again from zero.
+    pub fn after_failure(&self, previous: Option<ThrottleEntry>, now: Timestamp) -> ThrottleEntry {
+        let previous = previous.filter(|entry| !self.is_forgotten(entry, now));
+        let consecutive_failures = previous
+            .map_or(0, |entry| entry.consecutive_failures)
+            .saturating_add(1);
+        let delay = self.delay_after(consecutive_failures);
+        let new_block = (!delay.is_zero()).then(|| now.saturating_add(delay));
+        // A failure never shortens a back-off already running, even if the clock stepped back.
+        let blocked_until = new_block.max(previous.and_then(|entry| entry.blocked_until));
+        ThrottleEntry {
+            consecutive_failures,
+            blocked_until,
+            quiet_since: blocked_until.map_or(now, |until| until.max(now)),
+        }
+    }
+
+    /// Whether `entry` has been quiet for `forget_after`: its failures no longer count, and it
+    /// may be dropped.
+    pub fn is_forgotten(&self, entry: &ThrottleEntry, now: Timestamp) -> bool {
+        now.duration_since(entry.quiet_since) >= self.forget_after
+    }
 }
 
 impl LoginThrottle {
@@ -100,42 +147,20 @@ impl LoginThrottle {
 
     /// Err(RetryAfter(duration)) while the key is in a back-off period.
     pub fn check(&self, key: &str, now: Timestamp) -> Result<(), RetryAfter> {
-        match self.entries.get(key).and_then(|entry| entry.blocked_until) {
-            Some(until) if until > now => Err(RetryAfter(until.duration_since(now))),
-            _ => Ok(()),
-        }
+        self.policy
+            .check(self.entries.get(key).map(|entry| &entry.state), now)
     }
 
-    /// After `free_failures` failures, each further failure starts a back-off of
-    /// `base_delay * 2^(n - free_failures)`, capped at `max_delay`, where `n` counts the
-    /// consecutive failures including this one. A key quiet for `forget_after` starts again
-    /// from zero.
+    /// Records a failure of `key` at `now` ([`ThrottlePolicy::after_failure`]).
     pub fn record_failure(&mut self, key: &str, now: Timestamp) {
-        let forget_after = self.policy.forget_after;
-        let previous = self
-            .remove(key)
-            .filter(|entry| !entry.is_forgotten(now, forget_after));
-        let consecutive_failures = previous
-            .map_or(0, |entry| entry.consecutive_failures)
-            .saturating_add(1);
-        let delay = self.policy.delay_after(consecutive_failures);
-        let new_block = (!delay.is_zero()).then(|| now.saturating_add(delay));
-        // A failure never shortens a back-off already running, even if the clock stepped back.
-        let blocked_until = new_block.max(previous.and_then(|entry| entry.blocked_until));
+        let previous = self.remove(key).map(|entry| entry.state);
+        let state = self.policy.after_failure(previous, now);
         self.make_room(now);
-        let quiet_since = blocked_until.map_or(now, |until| until.max(now));
-        let order = (quiet_since, self.next_sequence);
+        let order = (state.quiet_since, self.next_sequence);
         // Wrapping would need 2^64 failures; even then it only reorders eviction.
         self.next_sequence = self.next_sequence.wrapping_add(1);
         self.by_quiet_since.insert(order, key.to_owned());
-        self.entries.insert(
-            key.to_owned(),
-            Entry {
-                consecutive_failures,
-                blocked_until,
-                order,
-            },
-        );
+        self.entries.insert(key.to_owned(), Entry { state, order });
     }
 
     /// Forgets the key's failures, ending any back-off.
@@ -178,13 +203,6 @@ impl LoginThrottle {
             };
             self.entries.remove(&key);
         }
-    }
-}
-
-impl Entry {
-    fn is_forgotten(&self, now: Timestamp, forget_after: Duration) -> bool {
-        let (quiet_since, _) = self.order;
-        now.duration_since(quiet_since) >= forget_after
     }
 }
 
@@ -528,6 +546,30 @@ mod tests {
                 }
                 prop_assert!(throttle.tracked_keys() <= max_keys);
                 prop_assert_eq!(throttle.entries.len(), throttle.by_quiet_since.len());
+            }
+        }
+
+        /// The pure policy, fed a key's stored entry the way Command's database feeds it, decides
+        /// exactly as the in-memory book does.
+        #[test]
+        fn the_pure_policy_decides_as_the_book_does(
+            events in proptest::collection::vec((0u64..1_200_000, any::<bool>()), 0..60),
+        ) {
+            let policy = ThrottlePolicy::default();
+            let mut throttle = LoginThrottle::new(policy.clone());
+            let mut stored: Option<ThrottleEntry> = None;
+            let mut now = T0;
+            for (step_ms, success) in events {
+                now = now.saturating_add(Duration::from_millis(step_ms));
+                if success {
+                    throttle.record_success("k");
+                    stored = None;
+                } else {
+                    throttle.record_failure("k", now);
+                    stored = Some(policy.after_failure(stored, now));
+                }
+                prop_assert_eq!(policy.check(stored.as_ref(), now), throttle.check("k", now));
+                prop_assert_eq!(stored, throttle.entries.get("k").map(|entry| entry.state));
             }
         }
 

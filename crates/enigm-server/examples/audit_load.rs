@@ -24,6 +24,7 @@ use anyhow::{Context as _, bail};
 use enigm_auditlog::NoteSigner;
 use enigm_crypto::Ed25519SigningKey;
 use enigm_server::audit::{AuditLog, AuditSink as _, GroupCommitSink};
+use enigm_server::lease::Lease;
 use enigm_server::state::SystemClock;
 use enigm_store::{Backend, Store};
 use enigm_test_support::TestDatabase;
@@ -90,7 +91,17 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     ));
     // Nothing is old enough to purge; the purge runs once, at the start.
     let purge_interval = Duration::from_secs(24 * 3600);
-    let sequencer = tokio::spawn(Arc::clone(&log).run(options.sequencer_interval, purge_interval));
+    // One process: it takes the audit log's lease at once, as `enigm up` alone would.
+    let lease = Arc::new(Lease::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        enigm_server::lease::AUDIT_LOG,
+        &enigm_server::lease::holder_id(),
+    ));
+    lease.renew().await;
+    let keeper = tokio::spawn(enigm_server::lease::keep(vec![lease.clone()]));
+    let sequencer =
+        tokio::spawn(Arc::clone(&log).run(lease, options.sequencer_interval, purge_interval));
 
     println!(
         "audit_load: {} {}, {} producers x 1 event per call for {} s, sequencer every {} ms",
@@ -118,6 +129,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     }
     let elapsed = started.elapsed();
     sequencer.abort();
+    keeper.abort();
     let _aborted = sequencer.await;
     let tree_at_end = store.audit_tree_size().await?;
     let end_leaf = store.audit_leaf_count().await?;

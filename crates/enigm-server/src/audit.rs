@@ -7,7 +7,8 @@
 //!   Events that belong to a state change are written in that change's own transaction instead
 //!   (`WriteTx::append_audit`); both kinds get their leaf index at commit.
 //! - [`AuditLog`]: the sequencer that folds committed leaves into the Merkle tree and publishes
-//!   signed checkpoints, and the retention purge.
+//!   signed checkpoints, and the retention purge. In `enigm up` they run only in the process that
+//!   holds the `audit-log` lease ([`crate::lease`]); every process writes events.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -146,6 +147,11 @@ pub fn denied(
 const LEAVES_PER_INTEGRATION: u32 = 20_000;
 
 /// The sequencer and publisher of the Merkle log, and its retention.
+///
+/// It keeps nothing of the log in memory: each step reads the tree's size, the committed leaves
+/// and the latest checkpoint from the database. So a process that takes the `audit-log` lease
+/// over from a dead holder starts from what that holder committed, and a step the holder did
+/// not finish (its transaction rolled back) is simply done again.
 pub struct AuditLog {
     store: Store,
     clock: Arc<dyn Clock>,
@@ -244,9 +250,14 @@ impl AuditLog {
         Ok(record)
     }
 
-    /// Runs the sequencer every `interval`, and the purge every `purge_interval`, until the
-    /// runtime stops.
-    pub async fn run(self: Arc<Self>, interval: Duration, purge_interval: Duration) {
+    /// Runs the sequencer every `interval`, and the purge every `purge_interval`, while this
+    /// process holds `lease`, until the runtime stops.
+    pub async fn run(
+        self: Arc<Self>,
+        lease: Arc<crate::lease::Lease>,
+        interval: Duration,
+        purge_interval: Duration,
+    ) {
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut purges = tokio::time::interval(purge_interval);
@@ -254,11 +265,17 @@ impl AuditLog {
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
+                    if !lease.is_held() {
+                        continue;
+                    }
                     if let Err(error) = self.sync().await {
                         tracing::error!(error = format!("{error:#}"), "audit log sequencer failed");
                     }
                 }
                 _ = purges.tick() => {
+                    if !lease.is_held() {
+                        continue;
+                    }
                     if let Err(error) = self.purge_expired().await {
                         tracing::error!(error = format!("{error:#}"), "audit retention purge failed");
                     }

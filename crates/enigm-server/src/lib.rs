@@ -17,12 +17,14 @@ pub mod extract;
 mod group_commit;
 pub mod guard;
 pub mod handlers;
+pub mod lease;
 pub mod openapi;
 pub mod ota;
 pub mod routes;
 mod serve;
 pub mod services;
 pub mod state;
+pub mod throttle;
 mod views;
 
 pub use config::{OnlineKeyToken, ServerConfig, TlsFiles};

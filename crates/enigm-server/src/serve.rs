@@ -21,6 +21,7 @@ use crate::bootstrap::{
     BOOTSTRAP_FILE, bootstrap_if_empty, lock_sqlite_database, prepare_data_dir,
 };
 use crate::config::{ServerConfig, TlsFiles};
+use crate::lease::{self, Lease};
 use crate::state::{AppState, StateOptions, SystemClock};
 
 /// HSTS for six months with subdomains (enigm-docs §17).
@@ -30,6 +31,8 @@ const HSTS: &str = "max-age=15768000; includeSubDomains";
 const SEQUENCER_INTERVAL: Duration = Duration::from_millis(500);
 /// How often audit bodies past retention are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// How often expired attestation nonces and forgotten login throttle rows are purged.
+const SHARED_STATE_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Runs Command until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
@@ -60,8 +63,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     .await?;
     let session_policy = SessionPolicy::new(config.session_lifetime, config.session_idle_timeout)
         .context("invalid session lifetime settings")?;
+    let clock: Arc<dyn enigm_types::Clock> = Arc::new(SystemClock);
     let options = StateOptions {
-        clock: Arc::new(SystemClock),
+        clock: clock.clone(),
         hash_cost: HashCost::Production,
         sealing_key: keys.sealing,
         session_policy,
@@ -91,8 +95,21 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         );
         tracing::warn!("the current OTA root does not name Command's online keys");
     }
+    // Once-only tasks run in the process that holds their lease; try to take each now, so that
+    // a single process starts them at once.
+    let holder = lease::holder_id();
+    let lease = |task| Arc::new(Lease::new(store.clone(), clock.clone(), task, &holder));
+    let audit_lease = lease(lease::AUDIT_LOG);
+    let ota_lease = lease(lease::OTA_TIMESTAMPS);
+    let purge_lease = lease(lease::SHARED_STATE_PURGE);
+    let leases = vec![audit_lease.clone(), ota_lease.clone(), purge_lease.clone()];
+    for lease in &leases {
+        lease.renew().await;
+    }
+    let keeper = tokio::spawn(lease::keep(leases.clone()));
     // Devices must never see an expired timestamp while Command runs.
-    tokio::spawn(crate::ota::refresh_timestamps(state.clone()));
+    let timestamps = tokio::spawn(crate::ota::refresh_timestamps(state.clone(), ota_lease));
+    let purges = tokio::spawn(purge_shared_state(state.clone(), purge_lease));
 
     if let Some(credentials) = bootstrap_if_empty(&state, &config.data_dir).await? {
         // Printed once, to the terminal only (not to the structured log).
@@ -104,18 +121,20 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         );
     }
 
-    // Leaves committed before a crash are folded in now; then the sequencer keeps up.
-    state
-        .audit_log
-        .sync()
-        .await
-        .context("cannot bring the audit log up to date")?;
-    let sequencer = tokio::spawn(
+    // Leaves committed before a crash are folded in now; then the sequencer keeps up. When
+    // another process holds the audit log's lease, it does both.
+    if audit_lease.is_held() {
         state
             .audit_log
-            .clone()
-            .run(SEQUENCER_INTERVAL, PURGE_INTERVAL),
-    );
+            .sync()
+            .await
+            .context("cannot bring the audit log up to date")?;
+    }
+    let sequencer = tokio::spawn(state.audit_log.clone().run(
+        audit_lease.clone(),
+        SEQUENCER_INTERVAL,
+        PURGE_INTERVAL,
+    ));
     let audit_log = state.audit_log.clone();
     let app = crate::routes::router(state);
     let listener = std::net::TcpListener::bind(config.listen)
@@ -157,16 +176,45 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             .context("server failed")?;
         }
     }
+    keeper.abort();
     sequencer.abort();
-    if let Err(error) = audit_log.sync().await {
+    timestamps.abort();
+    purges.abort();
+    if audit_lease.is_held()
+        && let Err(error) = audit_log.sync().await
+    {
         tracing::error!(
             error = format!("{error:#}"),
             "audit log not brought up to date at shutdown"
         );
     }
+    // Given up rather than left to expire, so another process takes the tasks over at once.
+    for lease in &leases {
+        lease.release().await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Purges expired attestation nonces and forgotten login throttle rows while this process holds
+/// `lease`, so that neither table grows without bound.
+async fn purge_shared_state(state: AppState, lease: Arc<Lease>) {
+    let mut ticks = tokio::time::interval(SHARED_STATE_PURGE_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        if !lease.is_held() {
+            continue;
+        }
+        let now = state.now();
+        if let Err(error) = state.attestation().nonces.purge_expired(now).await {
+            tracing::warn!(error = %error, "could not purge expired attestation nonces");
+        }
+        if let Err(error) = state.throttle.purge(now).await {
+            tracing::warn!(error = %error, "could not purge the login throttle");
+        }
+    }
 }
 
 fn tls_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {

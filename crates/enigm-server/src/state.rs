@@ -1,10 +1,14 @@
 //! Shared server state: the store, the clock, the authorizer, the keys and the throttle.
+//!
+//! What two Command processes of one deployment must agree on is not kept here but in the
+//! database (attestation nonces, login throttle entries; see ARCHITECTURE.md): what this holds is
+//! configuration, keys, writer queues and caches that are safe per process.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use enigm_crypto::{DeviceHandleKey, HashCost, SealingKey, SecretHash, SecretHasher, SecretMatch};
-use enigm_identity::{LoginThrottle, SessionPolicy, ThrottlePolicy};
+use enigm_identity::{SessionPolicy, ThrottlePolicy};
 use enigm_store::Store;
 use enigm_types::{AuditEvent, Clock, Timestamp};
 
@@ -15,6 +19,7 @@ use crate::audit::{AuditLog, AuditSink, GroupCommitSink};
 use crate::authz::Authorizer;
 use crate::checkins::{CheckInWriter, PolicyCache};
 use crate::error::{ApiError, ApiResult};
+use crate::throttle::SharedThrottle;
 
 /// Everything a handler needs. Cheap to clone.
 #[derive(Clone)]
@@ -26,7 +31,7 @@ pub struct Inner {
     pub authorizer: Authorizer,
     pub hasher: SecretHasher,
     pub sealing_key: SealingKey,
-    pub throttle: Mutex<LoginThrottle>,
+    pub throttle: SharedThrottle,
     pub session_policy: SessionPolicy,
     pub approval_ttl: Duration,
     pub audit: Arc<dyn AuditSink>,
@@ -72,13 +77,15 @@ impl AppState {
         ));
         let check_ins = CheckInWriter::spawn(store.clone());
         tokio::spawn(checkpoint_wal(store.clone()));
+        let attestation = AttestationService::new(options.attestation, store.clone());
+        let throttle = SharedThrottle::new(store.clone(), options.throttle);
         Ok(AppState(Arc::new(Inner {
             store,
             clock: options.clock,
             authorizer: Authorizer::new()?,
             hasher: SecretHasher::new(options.hash_cost),
             sealing_key: options.sealing_key,
-            throttle: Mutex::new(LoginThrottle::new(options.throttle)),
+            throttle,
             session_policy: options.session_policy,
             approval_ttl: options.approval_ttl,
             audit,
@@ -87,7 +94,7 @@ impl AppState {
             device_max_skew: enigm_device::DEFAULT_MAX_SKEW,
             check_ins,
             device_policies: PolicyCache::default(),
-            attestation: AttestationService::new(options.attestation),
+            attestation,
             ota: crate::ota::OtaService::new(options.ota),
         })))
     }

@@ -227,6 +227,46 @@ async fn login_is_throttled(backend: Backend) {
     assert!(!app.login("owner", OWNER_PASSWORD).await.is_empty());
 }
 
+async fn login_throttle_counts_failures_at_every_process(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let other = app.second_process().await;
+    // Three failures here and three at the other process: six, which starts the back-off.
+    for attempt in 0..6 {
+        let password = format!("wrong-guess-{attempt}");
+        let response = if attempt % 2 == 0 {
+            app.try_login("owner", &password).await
+        } else {
+            app.try_login_at(&other, "owner", &password).await
+        };
+        assert_eq!(response.code(), "invalid_credentials", "attempt {attempt}");
+    }
+    for response in [
+        app.try_login("owner", OWNER_PASSWORD).await,
+        app.try_login_at(&other, "owner", OWNER_PASSWORD).await,
+    ] {
+        assert_eq!(
+            (response.status, response.code()),
+            (StatusCode::TOO_MANY_REQUESTS, "throttled")
+        );
+    }
+    // The back-off ends for both; a success at one clears the count for both.
+    app.clock.advance(Duration::from_secs(60));
+    assert_eq!(
+        app.try_login_at(&other, "owner", OWNER_PASSWORD)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for attempt in 0..5 {
+        let response = app.try_login("owner", &format!("again-{attempt}")).await;
+        assert_eq!(response.code(), "invalid_credentials", "attempt {attempt}");
+    }
+    assert_eq!(
+        app.try_login("owner", OWNER_PASSWORD).await.status,
+        StatusCode::OK
+    );
+}
+
 async fn pin_locks_after_five_failures(backend: Backend) {
     let app = TestApp::new(backend).await;
     let second_owner = app.admin_with_roles("owner2", &[Role::Owner]).await;
@@ -726,6 +766,7 @@ backend_tests!(
     sessions_end_after_six_hours_and_when_idle,
     sessions_are_listed_and_closed,
     login_is_throttled,
+    login_throttle_counts_failures_at_every_process,
     pin_locks_after_five_failures,
     weak_and_malformed_pins_are_refused,
     totp_second_factor,

@@ -1,7 +1,7 @@
 //! Database layer of Enigm Command: one [`Store`] over SQLite (the embedded default) or
 //! PostgreSQL, chosen by URL at run time, with migrations per backend and repositories for
-//! administrators, sessions, approvals, audit events, devices and the deployment's key
-//! fingerprints.
+//! administrators, sessions, approvals, audit events, devices, the deployment's key fingerprints,
+//! and the state Command's processes share (attestation nonces, login throttle rows, leases).
 //!
 //! Queries go through sqlx's `Any` driver so that one SQL text serves both backends; the schema
 //! keeps to types both share (BIGINT, TEXT, bytes). This crate knows SQL and nothing of HTTP.
@@ -17,6 +17,7 @@ mod devices;
 mod lifecycle;
 mod ota;
 mod sessions;
+mod shared_state;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use devices::{
 pub use lifecycle::{LifecycleRecord, LockedLifecycle, NewCommand, PendingCommand};
 pub use ota::{InstallCounts, MetadataRole, NewRelease, ReleaseRecord, StoredMetadata};
 pub use sessions::{NewSession, SessionRecord};
+pub use shared_state::{LeaseRecord, ThrottleRecord};
 
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,6 +26,7 @@ use enigm_attest::tpm::{
     AttestationKey, PcrReference, PcrReferenceError, parse_pcr_index, pcr_values_from_hex,
 };
 use enigm_crypto::DeviceHandleKey;
+use enigm_store::{Store, StoreResult, WriteTx};
 use enigm_types::{DeviceHandle, Timestamp};
 
 use self::nonces::{NonceBook, NonceUse};
@@ -58,8 +59,9 @@ impl Default for AttestationConfig {
     }
 }
 
-/// The attestation state Command holds: the nonce book and the chain verifier (with its cache of
-/// verified intermediate links).
+/// The attestation state Command holds: the nonce book (in the database) and the chain verifier
+/// (with its cache of verified intermediate links: a pure function of the certificates and the
+/// pinned roots, so each process may keep its own).
 pub struct AttestationService {
     pub nonces: NonceBook,
     verifier: ChainVerifier,
@@ -87,9 +89,9 @@ pub struct AttestationContext<'a> {
 }
 
 impl AttestationService {
-    pub fn new(config: AttestationConfig) -> Self {
+    pub fn new(config: AttestationConfig, store: Store) -> Self {
         AttestationService {
-            nonces: NonceBook::new(config.nonce_capacity, config.nonce_ttl),
+            nonces: NonceBook::new(store, config.nonce_capacity, config.nonce_ttl),
             verifier: ChainVerifier::new(config.anchors),
             revocation_list: config.revocation_list,
             revocation_max_age: config.revocation_max_age,
@@ -97,13 +99,14 @@ impl AttestationService {
         }
     }
 
-    /// Takes the evidence's nonce and appraises the evidence. Never fails: anything wrong is a
-    /// rejection with its reason.
-    pub fn appraise(
+    /// Takes the evidence's nonce in `tx` and appraises the evidence. Fails only when the
+    /// database does: anything wrong with the evidence is a rejection with its reason.
+    pub async fn appraise(
         &self,
+        tx: &mut WriteTx<'_>,
         evidence: &AttestationEvidence,
         context: &AttestationContext<'_>,
-    ) -> Attested {
+    ) -> StoreResult<Attested> {
         let format = match evidence {
             AttestationEvidence::AndroidKey { .. } => EvidenceFormat::AndroidKey,
             AttestationEvidence::Tpm2Quote { .. } => EvidenceFormat::Tpm2Quote,
@@ -118,30 +121,31 @@ impl AttestationService {
             pairing: None,
         };
         let Some(nonce) = decode_nonce(evidence.nonce()) else {
-            return reject(
+            return Ok(reject(
                 RejectionReason::ReplayAttempt,
                 "the evidence names no nonce Command issued",
                 None,
-            );
+            ));
         };
         match self
             .nonces
-            .take(&nonce, context.handle, context.purpose, context.now)
+            .take(tx, &nonce, context.handle, context.purpose, context.now)
+            .await?
         {
             NonceUse::Fresh => {}
             NonceUse::Expired => {
-                return reject(
+                return Ok(reject(
                     RejectionReason::StaleAttestation,
                     "the challenge expired before the evidence arrived",
                     None,
-                );
+                ));
             }
             NonceUse::Unknown => {
-                return reject(
+                return Ok(reject(
                     RejectionReason::ReplayAttempt,
                     "the nonce is unknown, already used, or was issued to another device or purpose",
                     None,
-                );
+                ));
             }
         }
         let challenge = expected_challenge(&nonce, context.device_key, context.purpose.as_str());
@@ -166,7 +170,7 @@ impl AttestationService {
                 context,
             ),
         };
-        match appraisal {
+        Ok(match appraisal {
             Ok(Appraisal::Accepted { claims, pairing }) => Attested {
                 outcome: AttestationOutcome {
                     format,
@@ -182,7 +186,7 @@ impl AttestationService {
                 detail,
             }) => reject(reason, &detail, Some(claims)),
             Err((reason, detail)) => reject(reason, &detail, None),
-        }
+        })
     }
 
     fn appraise_android(

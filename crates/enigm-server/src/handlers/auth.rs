@@ -43,15 +43,7 @@ pub async fn login(
     if let Some(ip) = ip {
         keys.push(format!("ip:{ip}"));
     }
-    let throttled = {
-        let throttle = state.throttle.lock().map_err(|_| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "try again")
-        })?;
-        keys.iter()
-            .filter_map(|key| throttle.check(key, now).err())
-            .map(|retry| retry.0)
-            .max()
-    };
+    let throttled = state.throttle.retry_after(&keys, now).await?;
     if let Some(retry_after) = throttled {
         let event = audit::denied(
             now,
@@ -108,11 +100,7 @@ pub async fn login(
         expires_at: state.session_policy.expires_at(now),
     };
     state.store().insert_session(&new_session).await?;
-    if let Ok(mut throttle) = state.throttle.lock() {
-        for key in &keys {
-            throttle.record_success(key);
-        }
-    }
+    state.throttle.record_success(&keys).await?;
     let event = audit::success(
         now,
         admin.id,
@@ -141,10 +129,10 @@ async fn login_failure(
     reason: ReasonCategory,
 ) -> ApiError {
     let now = state.now();
-    if let Ok(mut throttle) = state.throttle.lock() {
-        for key in keys {
-            throttle.record_failure(key, now);
-        }
+    // A failure that cannot be counted is not answered as a plain failure: the guess would be
+    // free.
+    if let Err(error) = state.throttle.record_failure(keys, now).await {
+        return error.into();
     }
     let actor = admin.map_or(Actor::Anonymous, Actor::Admin);
     let event = audit::denied(

@@ -398,12 +398,15 @@ pub async fn refresh_timestamp_if_due(state: &AppState) -> ApiResult<bool> {
     Ok(true)
 }
 
-/// Runs [`refresh_timestamp_if_due`] every ten minutes.
-pub async fn refresh_timestamps(state: AppState) {
+/// Runs [`refresh_timestamp_if_due`] every ten minutes while this process holds `lease`.
+pub async fn refresh_timestamps(state: AppState, lease: std::sync::Arc<crate::lease::Lease>) {
     let mut ticks = tokio::time::interval(std::time::Duration::from_secs(600));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;
+        if !lease.is_held() {
+            continue;
+        }
         if let Err(error) = refresh_timestamp_if_due(&state).await {
             tracing::warn!(code = error.code(), "could not refresh the OTA timestamp");
         }

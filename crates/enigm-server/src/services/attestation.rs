@@ -51,6 +51,7 @@ pub async fn challenge(
         .attestation()
         .nonces
         .issue(nonce, handle, request.purpose, now)
+        .await?
     else {
         return Err(refuse.deny(ReasonCategory::AttestationBusy).await);
     };
@@ -139,18 +140,22 @@ pub(crate) async fn attest_in(
         .as_deref()
         .map(|pairing| from_json(pairing, "attestation pairing"))
         .transpose()?;
-    let attested = state.attestation().appraise(
-        evidence,
-        &AttestationContext {
-            handle: target.handle,
-            device_key: target.device_key,
-            purpose: target.purpose,
-            policy: &policy,
-            pairing: pinned.as_ref(),
-            handle_key: &state.device_handle_key,
-            now,
-        },
-    );
+    let attested = state
+        .attestation()
+        .appraise(
+            &mut *tx,
+            evidence,
+            &AttestationContext {
+                handle: target.handle,
+                device_key: target.device_key,
+                purpose: target.purpose,
+                policy: &policy,
+                pairing: pinned.as_ref(),
+                handle_key: &state.device_handle_key,
+                now,
+            },
+        )
+        .await?;
     let outcome = attested.outcome;
     let pairing = match (&attested.pairing, &pinned) {
         (Some(accepted), Some(pinned)) => Some(advance(pinned, accepted)),

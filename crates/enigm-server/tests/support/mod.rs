@@ -133,6 +133,45 @@ impl TestApp {
         send(self.router.clone(), request).await
     }
 
+    /// A second Command process on this app's database (its own pool, state and writers, the
+    /// same clock), as another replica behind a load balancer would be. Keys are its own: only
+    /// what lives in the database is shared.
+    pub(crate) async fn second_process(&self) -> Router {
+        let store = Store::connect(self.db.url()).await.expect("store");
+        let ota_dir = self.ota_dir.path().join("second-process");
+        let options = StateOptions {
+            clock: self.clock.clone(),
+            hash_cost: HashCost::Test,
+            sealing_key: SealingKey::generate(&mut rand::rngs::OsRng),
+            device_handle_key: enigm_crypto::DeviceHandleKey::generate(&mut rand::rngs::OsRng),
+            attestation: enigm_server::attestation::AttestationConfig::default(),
+            session_policy: SessionPolicy::default(),
+            approval_ttl: Duration::from_secs(24 * 3600),
+            throttle: ThrottlePolicy::default(),
+            log_signer: test_log_signer(),
+            audit_retention: Duration::from_secs(30 * 24 * 3600),
+            ota: enigm_server::ota::OtaConfig::generate(ota_dir),
+        };
+        enigm_server::routes::router(AppState::new(store, options).expect("state"))
+    }
+
+    /// A login attempt at `router` (another process's).
+    pub(crate) async fn try_login_at(
+        &self,
+        router: &Router,
+        username: &str,
+        password: &str,
+    ) -> Response {
+        let body = serde_json::json!({"username": username, "password": password});
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(enigm_api::paths::LOGIN)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .expect("request");
+        send(router.clone(), request).await
+    }
+
     /// Starts a request on its own task, for races.
     pub(crate) fn spawn_call(
         &self,
