@@ -558,7 +558,11 @@ async fn revocation_refuses_the_next_check_in(backend: Backend) {
         StatusCode::OK
     );
     let mut tx = app.store.begin().await.unwrap();
-    assert!(tx.set_device_state(&handle, "revoked").await.unwrap());
+    assert!(
+        tx.set_device_state(&handle, enigm_types::DeviceState::Revoked)
+            .await
+            .unwrap()
+    );
     tx.commit().await.unwrap();
     let refused = device.check_in(&app, protected(&app)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
@@ -567,7 +571,9 @@ async fn revocation_refuses_the_next_check_in(backend: Backend) {
     assert_eq!(denial.reason, Some(ReasonCategory::DeviceRevoked));
 
     let mut tx = app.store.begin().await.unwrap();
-    tx.set_device_state(&handle, "retired").await.unwrap();
+    tx.set_device_state(&handle, enigm_types::DeviceState::Retired)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let refused = device.check_in(&app, protected(&app)).await;
     assert_eq!(refused.code(), "device_not_active");
@@ -770,7 +776,7 @@ async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backen
         StatusCode::OK
     );
     let mut tx = app.store.begin().await.unwrap();
-    tx.set_device_state(&handle.parse().unwrap(), "revoked")
+    tx.set_device_state(&handle.parse().unwrap(), enigm_types::DeviceState::Revoked)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -901,7 +907,7 @@ async fn lifecycle_follows_the_table_with_approvals_and_audit(backend: Backend) 
     let restricted = lifecycle(&app, &app.owner, &text, "restrict").await;
     assert_eq!(restricted.status, StatusCode::OK, "{:?}", restricted.body);
     assert_eq!(restricted.body["state"], "restricted");
-    assert_eq!(state_of(&app).await, "restricted");
+    assert_eq!(state_of(&app).await, enigm_types::DeviceState::Restricted);
     assert_eq!(
         device.check_in(&app, protected(&app)).await.status,
         StatusCode::OK
@@ -920,7 +926,7 @@ async fn lifecycle_follows_the_table_with_approvals_and_audit(backend: Backend) 
         .unwrap()
         .to_owned();
     assert_eq!(requested.body["approval"]["kind"], "device-lifecycle");
-    assert_eq!(state_of(&app).await, "restricted");
+    assert_eq!(state_of(&app).await, enigm_types::DeviceState::Restricted);
     let own = approve(&app, &app.owner, &approval).await;
     assert_eq!(
         own.status,
@@ -930,7 +936,7 @@ async fn lifecycle_follows_the_table_with_approvals_and_audit(backend: Backend) 
     assert_eq!(own.code(), "self_approval");
     let approved = approve(&app, &second, &approval).await;
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
-    assert_eq!(state_of(&app).await, "trusted");
+    assert_eq!(state_of(&app).await, enigm_types::DeviceState::Trusted);
 
     // Revoke: through an approval too; the next check-in is refused.
     let requested = lifecycle(&app, &second, &text, "revoke").await;
@@ -947,7 +953,7 @@ async fn lifecycle_follows_the_table_with_approvals_and_audit(backend: Backend) 
         approve(&app, &app.owner, &approval).await.status,
         StatusCode::OK
     );
-    assert_eq!(state_of(&app).await, "revoked");
+    assert_eq!(state_of(&app).await, enigm_types::DeviceState::Revoked);
     let refused = device.check_in(&app, protected(&app)).await;
     assert_eq!(refused.code(), "device_revoked");
 
@@ -1050,5 +1056,5 @@ async fn lifecycle_transition_table_is_the_only_way(backend: Backend) {
         .await;
     assert_eq!(no_pin.status, StatusCode::FORBIDDEN, "{:?}", no_pin.body);
     let device = app.store.device(&handle).await.unwrap().unwrap();
-    assert_eq!(device.state, "revoked");
+    assert_eq!(device.state, enigm_types::DeviceState::Revoked);
 }

@@ -16,7 +16,6 @@ use enigm_api::attestation::{
 use enigm_attest::outcome::{AttestationOutcome, RejectionReason, Verdict};
 use enigm_attest::policy::{AttestationPolicy, Pairing, advance};
 use enigm_store::{AttestationRecord, AttestationResultRecord, WriteTx};
-use enigm_trust::DeviceState;
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome, ReasonCategory, Timestamp,
 };
@@ -25,9 +24,7 @@ use rand::RngCore as _;
 use crate::attestation::AttestationContext;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::RawBody;
-use crate::handlers::devices::{
-    from_json, inactive_reason, parse, record_nonce, signed_body, to_json,
-};
+use crate::handlers::devices::{from_json, inactive_reason, record_nonce, signed_body, to_json};
 use crate::state::AppState;
 
 /// Issue a single-use attestation nonce to the signing device (60 s by default).
@@ -57,8 +54,7 @@ pub async fn challenge(
         let Some(device) = state.store().device(&handle).await? else {
             return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
         };
-        let device_state: DeviceState = parse(&device.state, "device state")?;
-        if let Some(reason) = inactive_reason(device_state) {
+        if let Some(reason) = inactive_reason(device.state) {
             return Err(refuse.deny(reason).await);
         }
     }
@@ -110,7 +106,6 @@ pub async fn attest(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
-    let device_state: DeviceState = parse(&device_state, "device state")?;
     if let Some(reason) = inactive_reason(device_state) {
         drop(tx);
         return Err(refuse.deny(reason).await);

@@ -14,7 +14,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use enigm_api::{
     CheckInRequest, CreateEnrollmentTokenRequest, DeviceListQuery, DeviceView, EnrollRequest,
-    EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, TrustView,
+    EnrollResponse, EnrollmentTokenCreated, FindingView, TrustView,
 };
 use enigm_crypto::BearerToken;
 use enigm_device::{DeviceAuthError, ReceivedHeaders, RequestParts, VerifiedDeviceRequest};
@@ -23,7 +23,7 @@ use enigm_store::{
 };
 use enigm_store::{StoreError, WriteTx};
 use enigm_trust::{
-    DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy, TrustState, evaluate,
+    DeviceState, Evaluation, GateStatus, LifecycleAction, SignalReport, TrustPolicy, evaluate,
     evaluate_gates,
 };
 use enigm_types::{
@@ -169,7 +169,7 @@ pub async fn enroll(
     let inserted = tx
         .insert_device(&NewDevice {
             handle,
-            state: device_state.as_str().to_owned(),
+            state: device_state,
             group: consumed.group.clone(),
             policy: consumed.policy.clone(),
             attestation_policy: consumed.attestation_policy.clone(),
@@ -284,8 +284,7 @@ pub async fn check_in(
             let Some(device) = state.store().device(&handle).await? else {
                 return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
             };
-            let device_state: DeviceState = parse(&device.state, "device state")?;
-            if let Some(reason) = inactive_reason(device_state) {
+            if let Some(reason) = inactive_reason(device.state) {
                 return Err(refuse.deny(reason).await);
             }
             let policy: Arc<TrustPolicy> = Arc::new(from_json(&device.policy, "device policy")?);
@@ -344,8 +343,8 @@ pub async fn list(
         ));
     }
     let filter = DeviceFilter {
-        state: query.state.map(|state| state.as_str().to_owned()),
-        trust_state: query.trust_state.map(|state| state.as_str().to_owned()),
+        state: query.state,
+        trust_state: query.trust_state,
         group: query.group,
         after: query.after,
         limit,
@@ -581,25 +580,23 @@ fn assess(
     now: Timestamp,
 ) -> ApiResult<(Evaluation, PostureRecord)> {
     let evaluation = evaluate(report, policy, now);
-    let gates: Vec<GateView> = evaluate_gates(report, policy, now)
-        .into_iter()
-        .map(|(gate, result)| GateView { gate, result })
-        .collect();
-    let findings: Vec<FindingView> = evaluation.findings.iter().map(FindingView::from).collect();
     let posture = PostureRecord {
-        trust_state: evaluation.state.as_str().to_owned(),
+        trust_state: evaluation.state,
         evaluated_at: evaluation.evaluated_at,
-        findings: to_json(&findings)?,
-        gates: to_json(&gates)?,
+        findings: evaluation.findings.clone(),
+        gates: evaluate_gates(report, policy, now)
+            .into_iter()
+            .map(GateStatus::from)
+            .collect(),
     };
     Ok((evaluation, posture))
 }
 
 fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
-    let trust_state: TrustState = parse(&record.posture.trust_state, "trust state")?;
+    let trust_state = record.posture.trust_state;
     Ok(DeviceView {
         handle: record.handle,
-        state: parse(&record.state, "device state")?,
+        state: record.state,
         group: record.group.clone(),
         managed_opt_in: record.managed_opt_in,
         wipe_opt_in: record.wipe_opt_in,
@@ -608,10 +605,15 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
         trust: TrustView {
             state: trust_state,
             launcher_summary: trust_state.launcher_summary(),
-            findings: from_json(&record.posture.findings, "device findings")?,
+            findings: record
+                .posture
+                .findings
+                .iter()
+                .map(FindingView::from)
+                .collect(),
             evaluated_at: record.posture.evaluated_at.to_rfc3339(),
         },
-        production_gates: from_json(&record.posture.gates, "production gates")?,
+        production_gates: record.posture.gates.clone(),
         lifecycle: enigm_api::LifecycleView::default(),
         attestation: None,
     })
@@ -639,9 +641,4 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> ApiResult<String> {
 
 pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &'static str) -> ApiResult<T> {
     serde_json::from_str(text).map_err(|_| ApiError::internal(&StoreError::Corrupt(what)))
-}
-
-pub(crate) fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> ApiResult<T> {
-    text.parse()
-        .map_err(|_| ApiError::internal(&StoreError::Corrupt(what)))
 }

@@ -87,8 +87,8 @@ pub async fn change(
         .ok_or_else(|| ApiError::not_found("device"))?;
     let pending = state.store().device_lifecycle(&handle).await?.pending;
     let lifecycle = Lifecycle {
-        confirmed: parse(&record.state, "device state")?,
-        pending: pending_command(pending.as_ref())?,
+        confirmed: record.state,
+        pending: pending_command(pending.as_ref()),
     };
     if let Err(refusal) = step.check(lifecycle, record.wipe_opt_in) {
         return refuse(reason_of(refusal)).await;
@@ -217,7 +217,7 @@ pub async fn commands(
     };
     tx.commit().await?;
     Ok(Json(DeviceCommandsView {
-        pending: pending_command(locked.pending.as_ref())?,
+        pending: pending_command(locked.pending.as_ref()),
     }))
 }
 
@@ -279,8 +279,8 @@ pub async fn acknowledge(
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
     let before = Lifecycle {
-        confirmed: parse(&locked.state, "device state")?,
-        pending: pending_command(locked.pending.as_ref())?,
+        confirmed: locked.state,
+        pending: pending_command(locked.pending.as_ref()),
     };
     let after = match before.acknowledge(request.command) {
         Ok(after) => after,
@@ -290,10 +290,10 @@ pub async fn acknowledge(
         }
     };
     let moved = tx
-        .transition_device(&handle, before.confirmed.as_str(), after.confirmed.as_str())
+        .transition_device(&handle, before.confirmed, after.confirmed)
         .await?;
     let acknowledged = tx
-        .acknowledge_command(&handle, request.command.as_str(), now)
+        .acknowledge_command(&handle, request.command, now)
         .await?;
     if !(moved && acknowledged) {
         drop(tx);
@@ -316,20 +316,18 @@ pub async fn acknowledge(
 
 /// The lifecycle part of a device's view.
 pub(crate) fn view(confirmed: DeviceState, record: &LifecycleRecord) -> ApiResult<LifecycleView> {
-    let pending = pending_command(record.pending.as_ref())?;
+    let pending = pending_command(record.pending.as_ref());
     let requested = Lifecycle { confirmed, pending }.requested();
     Ok(LifecycleView {
         requested_state: (requested != confirmed).then_some(requested),
         pending_command: record
             .pending
             .as_ref()
-            .map(|pending| command_view(&pending.command, pending.issued_at))
-            .transpose()?,
+            .map(|pending| command_view(pending.command, pending.issued_at)),
         acknowledged_command: record
             .acknowledged
             .as_ref()
-            .map(|(command, at)| command_view(command, *at))
-            .transpose()?,
+            .map(|(command, at)| command_view(*command, *at)),
         replaced_by: record.replaced_by,
         replaces: record.replaces,
     })
@@ -403,8 +401,8 @@ async fn settle(
         return Ok(Err(ReasonCategory::UnknownDevice));
     };
     let before = Lifecycle {
-        confirmed: parse(&locked.state, "device state")?,
-        pending: pending_command(locked.pending.as_ref())?,
+        confirmed: locked.state,
+        pending: pending_command(locked.pending.as_ref()),
     };
     let after = match step.check(before, locked.wipe_opt_in) {
         Ok(after) => after,
@@ -413,7 +411,7 @@ async fn settle(
     match step {
         Step::Apply(_) => {
             if !tx
-                .transition_device(&handle, before.confirmed.as_str(), after.confirmed.as_str())
+                .transition_device(&handle, before.confirmed, after.confirmed)
                 .await?
             {
                 return Ok(Err(ReasonCategory::InvalidTransition));
@@ -423,7 +421,7 @@ async fn settle(
             let issued = tx
                 .issue_command(&NewCommand {
                     handle,
-                    command: command.as_str().to_owned(),
+                    command,
                     issued_by: admin,
                     issued_at: now,
                     approval,
@@ -558,20 +556,13 @@ fn refusal_error(reason: ReasonCategory) -> ApiError {
     ApiError::conflict(reason, message)
 }
 
-fn pending_command(pending: Option<&PendingCommand>) -> ApiResult<Option<DeviceCommand>> {
-    pending
-        .map(|pending| parse(&pending.command, "device command"))
-        .transpose()
+fn pending_command(pending: Option<&PendingCommand>) -> Option<DeviceCommand> {
+    pending.map(|pending| pending.command)
 }
 
-fn command_view(command: &str, at: Timestamp) -> ApiResult<CommandView> {
-    Ok(CommandView {
-        command: parse(command, "device command")?,
+fn command_view(command: DeviceCommand, at: Timestamp) -> CommandView {
+    CommandView {
+        command,
         at: at.to_rfc3339(),
-    })
-}
-
-fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> ApiResult<T> {
-    text.parse()
-        .map_err(|_| ApiError::internal(&StoreError::Corrupt(what)))
+    }
 }

@@ -759,7 +759,7 @@ pub async fn device_report(
     headers: axum::http::HeaderMap,
     crate::extract::RawBody(body): crate::extract::RawBody,
 ) -> ApiResult<Json<InstallReportResponse>> {
-    use crate::handlers::devices::{inactive_reason, parse, record_nonce, signed_body};
+    use crate::handlers::devices::{inactive_reason, record_nonce, signed_body};
 
     let action = AuditAction::DeviceOtaInstall;
     let now = state.now();
@@ -782,7 +782,6 @@ pub async fn device_report(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
-    let device_state: enigm_trust::DeviceState = parse(&device_state, "device state")?;
     if let Some(reason) = inactive_reason(device_state) {
         drop(tx);
         return Err(refuse.deny(reason).await);
