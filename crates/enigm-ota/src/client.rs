@@ -81,25 +81,18 @@ impl VerifiedTarget {
         self.file.custom.as_ref()
     }
 
-    /// The name as a relative local path, refused when it could leave a directory: `..` or
-    /// `.` segments, empty segments, a leading `/`, backslashes, NUL.
+    /// The name as a relative local path, refused when it could leave a directory or is not a
+    /// [`TargetName`](crate::TargetName): `..` or `.` segments, empty segments, a leading `/`,
+    /// backslashes, NUL and other control characters, more than 255 bytes.
     pub fn local_path(&self) -> Result<&str, TargetError> {
         safe_local_path(&self.name)
     }
 }
 
-/// A target name as a relative path under a directory, or a refusal.
+/// A target name as a relative path under a directory, or a refusal: the rules of
+/// [`TargetName::parse`](crate::TargetName::parse), the one check of target names.
 pub fn safe_local_path(name: &str) -> Result<&str, TargetError> {
-    let unsafe_name = name.is_empty()
-        || name.starts_with('/')
-        || name.contains('\\')
-        || name.contains('\0')
-        || name
-            .split('/')
-            .any(|segment| segment.is_empty() || segment == "." || segment == "..");
-    if unsafe_name {
-        return Err(TargetError::UnsafeName);
-    }
+    crate::TargetName::parse(name).map_err(|_| TargetError::UnsafeName)?;
     Ok(name)
 }
 
