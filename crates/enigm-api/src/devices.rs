@@ -3,8 +3,8 @@
 //! a hardware identifier, a raw report or a score.
 
 use enigm_trust::{
-    DeviceCommand, DeviceState, Evaluation, Finding, FindingKind, GateResult, LauncherSummary,
-    ProductionGate, Severity, SignalKind, SignalReport, SignalSource, TrustPolicy, TrustState,
+    DeviceCommand, DeviceState, Evaluation, Finding, FindingKind, LauncherSummary, Severity,
+    SignalKind, SignalReport, SignalSource, TrustPolicy, TrustState,
 };
 use enigm_types::{DeviceHandle, EnrollmentTokenId};
 use serde::{Deserialize, Serialize};
@@ -152,11 +152,8 @@ impl From<&Evaluation> for TrustView {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct GateView {
-    pub gate: ProductionGate,
-    pub result: GateResult,
-}
+/// A production gate and its result, as the store keeps it (`enigm_types::GateStatus`).
+pub use enigm_types::GateStatus as GateView;
 
 /// A device as Command shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

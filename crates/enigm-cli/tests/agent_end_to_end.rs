@@ -255,7 +255,7 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
     let store = enigm_store::Store::connect(&database_url).await.unwrap();
     let mut tx = store.begin().await.unwrap();
     assert!(
-        tx.set_device_state(protected_handle, "revoked")
+        tx.set_device_state(protected_handle, enigm_types::DeviceState::Revoked)
             .await
             .unwrap()
     );

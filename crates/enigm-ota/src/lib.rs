@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod release;
 pub mod repository;
 pub mod slots;
+pub mod target_name;
 pub mod time;
 
 pub use client::{
@@ -31,3 +32,4 @@ pub use release::{
     ReleaseRejection, appraise_release,
 };
 pub use repository::{MetadataSigner, SignerError, SoftwareSigner, sign_metadata};
+pub use target_name::{TargetName, TargetNameError};

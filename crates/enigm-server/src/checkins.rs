@@ -27,10 +27,7 @@ pub const MAX_CHECK_INS_PER_COMMIT: usize = 512;
 const QUEUE_DEPTH: usize = 8 * 1024;
 
 /// The device states whose check-ins are accepted.
-const ACTIVE_STATES: [&str; 2] = [
-    DeviceState::Trusted.as_str(),
-    DeviceState::Restricted.as_str(),
-];
+const ACTIVE_STATES: [DeviceState; 2] = DeviceState::ACTIVE;
 
 /// A verified, evaluated check-in to store.
 #[derive(Debug, Clone)]
@@ -131,18 +128,10 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
         let check_in = &queued.check_in;
         let outcome = match stored {
             CheckInStored::Replayed => CheckInOutcome::Replayed,
-            CheckInStored::NotActive { state } => CheckInOutcome::NotActive {
-                state: state
-                    .map(|state| state.parse())
-                    .transpose()
-                    .map_err(|_| StoreError::Corrupt("device state"))?,
-            },
+            CheckInStored::NotActive { state } => CheckInOutcome::NotActive { state },
             CheckInStored::Recorded {
-                previous_trust_state,
+                previous_trust_state: previous,
             } => {
-                let previous: TrustState = previous_trust_state
-                    .parse()
-                    .map_err(|_| StoreError::Corrupt("trust state"))?;
                 if previous != check_in.trust_state {
                     let handle = check_in.write.handle;
                     tx.append_audit(&AuditEvent::new(
@@ -204,11 +193,8 @@ impl PolicyCache {
     }
 }
 
-/// A trust state as the audit log records it.
+/// A trust state as the audit log records it: the engine's `TrustState` itself, one vocabulary
+/// in `enigm-types` (kept as a function for the call sites that name the conversion).
 pub fn audit_trust(state: TrustState) -> AuditTrustState {
-    match state {
-        TrustState::Protected => AuditTrustState::Protected,
-        TrustState::ReviewRequired => AuditTrustState::ReviewRequired,
-        TrustState::Inactive => AuditTrustState::Inactive,
-    }
+    state
 }

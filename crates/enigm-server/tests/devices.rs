@@ -451,7 +451,11 @@ async fn revocation_refuses_the_next_check_in(backend: Backend) {
         StatusCode::OK
     );
     let mut tx = app.store.begin().await.unwrap();
-    assert!(tx.set_device_state(&handle, "revoked").await.unwrap());
+    assert!(
+        tx.set_device_state(&handle, enigm_types::DeviceState::Revoked)
+            .await
+            .unwrap()
+    );
     tx.commit().await.unwrap();
     let refused = device.check_in(&app, protected(&app)).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
@@ -460,7 +464,9 @@ async fn revocation_refuses_the_next_check_in(backend: Backend) {
     assert_eq!(denial.reason, Some(ReasonCategory::DeviceRevoked));
 
     let mut tx = app.store.begin().await.unwrap();
-    tx.set_device_state(&handle, "retired").await.unwrap();
+    tx.set_device_state(&handle, enigm_types::DeviceState::Retired)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     let refused = device.check_in(&app, protected(&app)).await;
     assert_eq!(refused.code(), "device_not_active");

@@ -119,7 +119,7 @@ async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backen
         StatusCode::OK
     );
     let mut tx = app.store.begin().await.unwrap();
-    tx.set_device_state(&handle.parse().unwrap(), "revoked")
+    tx.set_device_state(&handle.parse().unwrap(), enigm_types::DeviceState::Revoked)
         .await
         .unwrap();
     tx.commit().await.unwrap();

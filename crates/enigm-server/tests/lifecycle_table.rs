@@ -34,7 +34,7 @@ async fn lifecycle_follows_the_table_with_approvals_and_audit(backend: Backend) 
     let restricted = lifecycle(&app, &app.owner, &text, "restrict").await;
     assert_eq!(restricted.status, StatusCode::OK, "{:?}", restricted.body);
     assert_eq!(restricted.body["state"], "restricted");
-    assert_eq!(state_of(&app).await, "restricted");
+    assert_eq!(state_of(&app).await, enigm_types::DeviceState::Restricted);
     assert_eq!(
         device.check_in(&app, protected(&app)).await.status,
         StatusCode::OK
@@ -53,7 +53,7 @@ async fn lifecycle_follows_the_table_with_approvals_and_audit(backend: Backend) 
         .unwrap()
         .to_owned();
     assert_eq!(requested.body["approval"]["kind"], "device-lifecycle");
-    assert_eq!(state_of(&app).await, "restricted");
+    assert_eq!(state_of(&app).await, enigm_types::DeviceState::Restricted);
     let own = approve(&app, &app.owner, &approval).await;
     assert_eq!(
         own.status,
@@ -63,7 +63,7 @@ async fn lifecycle_follows_the_table_with_approvals_and_audit(backend: Backend) 
     assert_eq!(own.code(), "self_approval");
     let approved = approve(&app, &second, &approval).await;
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
-    assert_eq!(state_of(&app).await, "trusted");
+    assert_eq!(state_of(&app).await, enigm_types::DeviceState::Trusted);
 
     // Revoke: through an approval too; the next check-in is refused.
     let requested = lifecycle(&app, &second, &text, "revoke").await;
@@ -80,7 +80,7 @@ async fn lifecycle_follows_the_table_with_approvals_and_audit(backend: Backend) 
         approve(&app, &app.owner, &approval).await.status,
         StatusCode::OK
     );
-    assert_eq!(state_of(&app).await, "revoked");
+    assert_eq!(state_of(&app).await, enigm_types::DeviceState::Revoked);
     let refused = device.check_in(&app, protected(&app)).await;
     assert_eq!(refused.code(), "device_revoked");
 
@@ -183,7 +183,7 @@ async fn lifecycle_transition_table_is_the_only_way(backend: Backend) {
         .await;
     assert_eq!(no_pin.status, StatusCode::FORBIDDEN, "{:?}", no_pin.body);
     let device = app.store.device(&handle).await.unwrap().unwrap();
-    assert_eq!(device.state, "revoked");
+    assert_eq!(device.state, enigm_types::DeviceState::Revoked);
 }
 
 backend_tests!(

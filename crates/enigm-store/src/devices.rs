@@ -1,22 +1,30 @@
 //! Enrolled devices, enrollment tokens, the nonces of signed device requests and the bounded
 //! posture history.
 //!
-//! A device row is keyed by its handle and holds no key and no hardware identifier. The store
-//! does not know the trust vocabulary (it sits below `enigm-trust`): lifecycle and trust states
-//! are their stable names, and the policy, findings and production gates are JSON that the
-//! server encodes and decodes.
+//! A device row is keyed by its handle and holds no key and no hardware identifier. Records are
+//! typed with the vocabulary of `enigm-types`: lifecycle and trust states are stored as their
+//! one spelling, findings and production gates as their JSON, and decoded here, where a name
+//! or JSON this build does not know is [`StoreError::Corrupt`]. The trust policy and the
+//! attestation policy stay JSON that the server encodes (they are `enigm-trust` and
+//! `enigm-attest` configuration, above this crate).
 //!
 //! A token use is consumed with `UPDATE … WHERE uses_left > 0 AND expires_at > now … RETURNING`,
 //! which locks the row (the database in SQLite), so concurrent enrollments cannot spend one use
 //! twice.
 
-use enigm_types::{AdminId, DeviceHandle, EnrollmentTokenId, Timestamp};
+use enigm_types::{
+    AdminId, DeviceHandle, DeviceState, EnrollmentTokenId, Finding, GateStatus, Timestamp,
+    TrustState,
+};
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
 
 use std::collections::{HashMap, HashSet};
 
-use crate::{Backend, Store, StoreError, StoreResult, WriteTx, flag, parse_id};
+use crate::{
+    Backend, Store, StoreError, StoreResult, WriteTx, flag, json_column, json_text, name_column,
+    parse_id,
+};
 
 /// How many evaluations of one device the history keeps.
 pub const POSTURE_HISTORY_LEN: i64 = 50;
@@ -49,19 +57,24 @@ pub struct ConsumedToken {
 /// A device's latest evaluation, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostureRecord {
-    /// The trust state's stable name (`PROTECTED`, ...).
-    pub trust_state: String,
+    pub trust_state: TrustState,
     pub evaluated_at: Timestamp,
-    /// The findings, as JSON.
-    pub findings: String,
-    /// The production gates, as JSON.
-    pub gates: String,
+    /// Most severe first, as the engine ordered them.
+    pub findings: Vec<Finding>,
+    pub gates: Vec<GateStatus>,
+}
+
+/// One entry of a device's posture history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostureChange {
+    pub trust_state: TrustState,
+    pub evaluated_at: Timestamp,
+    pub findings: Vec<Finding>,
 }
 
 pub struct NewDevice {
     pub handle: DeviceHandle,
-    /// The lifecycle state's stable name (`trusted`, ...).
-    pub state: String,
+    pub state: DeviceState,
     pub group: String,
     pub policy: String,
     /// The attestation policy, as JSON (kept in the device's attestation row).
@@ -76,7 +89,7 @@ pub struct NewDevice {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceRecord {
     pub handle: DeviceHandle,
-    pub state: String,
+    pub state: DeviceState,
     pub group: String,
     pub policy: String,
     pub managed_opt_in: bool,
@@ -90,8 +103,8 @@ pub struct DeviceRecord {
 /// Which devices to list: all filters must match; `after` pages by handle.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceFilter {
-    pub state: Option<String>,
-    pub trust_state: Option<String>,
+    pub state: Option<DeviceState>,
+    pub trust_state: Option<TrustState>,
     pub group: Option<String>,
     pub after: Option<DeviceHandle>,
     pub limit: u32,
@@ -115,8 +128,11 @@ impl Store {
         let mut conditions = Vec::new();
         let mut values = Vec::new();
         for (column, value) in [
-            ("state", filter.state.clone()),
-            ("trust_state", filter.trust_state.clone()),
+            ("state", filter.state.map(|state| state.as_str().to_owned())),
+            (
+                "trust_state",
+                filter.trust_state.map(|state| state.as_str().to_owned()),
+            ),
             ("group_name", filter.group.clone()),
         ] {
             if let Some(value) = value {
@@ -145,11 +161,8 @@ impl Store {
         rows.iter().map(device_from_row).collect()
     }
 
-    /// The stored evaluations of a device, oldest first: (trust state, time, findings JSON).
-    pub async fn posture_history(
-        &self,
-        handle: &DeviceHandle,
-    ) -> StoreResult<Vec<(String, Timestamp, String)>> {
+    /// The stored evaluations of a device, oldest first.
+    pub async fn posture_history(&self, handle: &DeviceHandle) -> StoreResult<Vec<PostureChange>> {
         let rows = sqlx::query(
             "SELECT trust_state, evaluated_at, findings FROM device_posture_history \
              WHERE handle = $1 ORDER BY seq",
@@ -159,11 +172,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|row| {
-                Ok((
-                    row.try_get("trust_state")?,
-                    Timestamp::from_unix_millis(row.try_get("evaluated_at")?),
-                    row.try_get("findings")?,
-                ))
+                Ok(PostureChange {
+                    trust_state: name_column(row, "trust_state", "posture history trust state")?,
+                    evaluated_at: Timestamp::from_unix_millis(row.try_get("evaluated_at")?),
+                    findings: json_column(row, "findings", "posture history findings")?,
+                })
             })
             .collect()
     }
@@ -185,12 +198,12 @@ pub struct CheckInWrite {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CheckInStored {
     /// Stored; the trust state the device had before it.
-    Recorded { previous_trust_state: String },
+    Recorded { previous_trust_state: TrustState },
     /// The nonce was already used (by an earlier request, or one in the same batch).
     Replayed,
     /// Not in one of the active states (e.g. revoked meanwhile): its lifecycle state, or
     /// `None` for an unknown device.
-    NotActive { state: Option<String> },
+    NotActive { state: Option<DeviceState> },
 }
 
 impl WriteTx<'_> {
@@ -202,10 +215,16 @@ impl WriteTx<'_> {
     pub async fn record_check_ins(
         &mut self,
         writes: &[CheckInWrite],
-        active_states: &[&str],
+        active_states: &[DeviceState],
     ) -> StoreResult<Vec<CheckInStored>> {
         let backend = self.backend;
         let mut outcomes: Vec<Option<CheckInStored>> = vec![None; writes.len()];
+        // Each write's findings as the row keeps them, encoded once: compared with the stored
+        // text to see whether the evaluation changed, and written as they are.
+        let encoded: Vec<EncodedPosture> = writes
+            .iter()
+            .map(|write| EncodedPosture::new(&write.posture))
+            .collect::<StoreResult<_>>()?;
 
         // 1. Nonces: a nonce seen before, or earlier in this batch, is a replay.
         let mut fresh: HashSet<(String, &str)> = HashSet::with_capacity(writes.len());
@@ -235,7 +254,7 @@ impl WriteTx<'_> {
             }
         };
         let inserted = sqlx::query(sql)
-            .bind(json_text(&nonce_rows)?)
+            .bind(json_text(&nonce_rows, "check-in batch nonces")?)
             .fetch_all(self.conn())
             .await?;
         let mut stored_nonces: HashSet<(String, String)> = HashSet::with_capacity(inserted.len());
@@ -260,18 +279,18 @@ impl WriteTx<'_> {
             }
         };
         let rows = sqlx::query(sql)
-            .bind(json_text(&handles)?)
+            .bind(json_text(&handles, "check-in batch handles")?)
             .fetch_all(self.conn())
             .await?;
         let mut devices: HashMap<String, DeviceNow> = HashMap::with_capacity(rows.len());
         for row in &rows {
-            let state: String = row.try_get("state")?;
+            let state: DeviceState = name_column(row, "state", "device state")?;
             devices.insert(
                 row.try_get("handle")?,
                 DeviceNow {
-                    active: active_states.contains(&state.as_str()),
+                    active: active_states.contains(&state),
                     state,
-                    trust_state: row.try_get("trust_state")?,
+                    trust_state: name_column(row, "trust_state", "device trust state")?,
                     findings: row.try_get("findings")?,
                     history_seq: row.try_get("history_seq")?,
                     latest: None,
@@ -297,28 +316,32 @@ impl WriteTx<'_> {
             };
             if !device.active {
                 *outcome = Some(CheckInStored::NotActive {
-                    state: Some(device.state.clone()),
+                    state: Some(device.state),
                 });
                 continue;
             }
-            let previous =
-                std::mem::replace(&mut device.trust_state, write.posture.trust_state.clone());
+            let Some(encoded) = encoded.get(index) else {
+                continue;
+            };
+            let previous = std::mem::replace(&mut device.trust_state, write.posture.trust_state);
             device.latest = Some(index);
             // The history records changes of the evaluation (state or findings), not every
             // check-in: `last_seen_at` says when the device last reported. An unchanged
             // evaluation writes no history row, which saves a page write on most check-ins.
+            // Findings compare as their stored text: one encoding, so equal text is equal
+            // findings, and the stored row needs no decoding.
             let changed =
-                previous != write.posture.trust_state || device.findings != write.posture.findings;
+                previous != write.posture.trust_state || device.findings != encoded.findings;
             if changed {
-                device.findings.clone_from(&write.posture.findings);
+                device.findings.clone_from(&encoded.findings);
                 device.history_seq += 1;
                 device.history_grew = true;
                 history.push(serde_json::json!([
                     handle,
                     device.history_seq,
                     write.posture.evaluated_at.unix_millis(),
-                    write.posture.trust_state,
-                    write.posture.findings,
+                    write.posture.trust_state.as_str(),
+                    encoded.findings,
                 ]));
             }
             *outcome = Some(CheckInStored::Recorded {
@@ -331,15 +354,18 @@ impl WriteTx<'_> {
         let mut updates = Vec::new();
         let mut trims = Vec::new();
         for (handle, device) in &devices {
-            let Some(write) = device.latest.and_then(|index| writes.get(index)) else {
+            let Some((write, encoded)) = device
+                .latest
+                .and_then(|index| writes.get(index).zip(encoded.get(index)))
+            else {
                 continue;
             };
             updates.push(serde_json::json!([
                 handle,
-                write.posture.trust_state,
+                write.posture.trust_state.as_str(),
                 write.posture.evaluated_at.unix_millis(),
-                write.posture.findings,
-                write.posture.gates,
+                encoded.findings,
+                encoded.gates,
                 write.received_at.unix_millis(),
                 device.history_seq,
             ]));
@@ -371,7 +397,7 @@ impl WriteTx<'_> {
             }
         };
         let updated = sqlx::query(sql)
-            .bind(json_text(&updates)?)
+            .bind(json_text(&updates, "check-in batch updates")?)
             .execute(self.conn())
             .await?;
         if usize::try_from(updated.rows_affected()).ok() != Some(updates.len()) {
@@ -391,7 +417,7 @@ impl WriteTx<'_> {
         };
         if !history.is_empty() {
             sqlx::query(sql)
-                .bind(json_text(&history)?)
+                .bind(json_text(&history, "check-in batch history")?)
                 .execute(self.conn())
                 .await?;
         }
@@ -409,7 +435,7 @@ impl WriteTx<'_> {
         };
         if !trims.is_empty() {
             sqlx::query(sql)
-                .bind(json_text(&trims)?)
+                .bind(json_text(&trims, "check-in batch trims")?)
                 .execute(self.conn())
                 .await?;
         }
@@ -500,29 +526,30 @@ impl WriteTx<'_> {
 
     /// Creates a device with its first evaluation; `Err(Conflict)` when the handle exists.
     pub async fn insert_device(&mut self, device: &NewDevice) -> StoreResult<()> {
+        let posture = EncodedPosture::new(&device.posture)?;
         sqlx::query(
             "INSERT INTO devices (handle, state, group_name, policy, managed_opt_in, wipe_opt_in, enrolled_at, \
              last_seen_at, trust_state, evaluated_at, findings, gates, history_seq, enrollment_token) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)",
         )
         .bind(device.handle.to_string())
-        .bind(device.state.clone())
+        .bind(device.state.as_str().to_owned())
         .bind(device.group.clone())
         .bind(device.policy.clone())
         .bind(flag(device.managed_opt_in))
         .bind(flag(device.wipe_opt_in))
         .bind(device.enrolled_at.unix_millis())
         .bind(device.enrolled_at.unix_millis())
-        .bind(device.posture.trust_state.clone())
+        .bind(device.posture.trust_state.as_str().to_owned())
         .bind(device.posture.evaluated_at.unix_millis())
-        .bind(device.posture.findings.clone())
-        .bind(device.posture.gates.clone())
+        .bind(posture.findings.clone())
+        .bind(posture.gates)
         .bind(device.enrollment_token.to_string())
         .execute(self.conn())
         .await?;
         self.insert_device_attestation(&device.handle, &device.attestation_policy)
             .await?;
-        self.insert_history(&device.handle, 1, &device.posture)
+        self.insert_history(&device.handle, 1, &device.posture, &posture.findings)
             .await
     }
 
@@ -532,10 +559,11 @@ impl WriteTx<'_> {
     pub async fn record_posture(
         &mut self,
         handle: &DeviceHandle,
-        active_states: &[&str],
+        active_states: &[DeviceState],
         posture: &PostureRecord,
         now: Timestamp,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<Option<TrustState>> {
+        let encoded = EncodedPosture::new(posture)?;
         let previous = sqlx::query("SELECT trust_state FROM devices WHERE handle = $1")
             .bind(handle.to_string())
             .fetch_optional(self.conn())
@@ -543,7 +571,7 @@ impl WriteTx<'_> {
         let Some(previous) = previous else {
             return Ok(None);
         };
-        let previous: String = previous.try_get("trust_state")?;
+        let previous: TrustState = name_column(&previous, "trust_state", "device trust state")?;
         let placeholders: Vec<String> = (0..active_states.len())
             .map(|n| format!("${}", n + 7))
             .collect();
@@ -554,26 +582,30 @@ impl WriteTx<'_> {
             placeholders.join(", ")
         );
         let mut query = sqlx::query(&sql)
-            .bind(posture.trust_state.clone())
+            .bind(posture.trust_state.as_str().to_owned())
             .bind(posture.evaluated_at.unix_millis())
-            .bind(posture.findings.clone())
-            .bind(posture.gates.clone())
+            .bind(encoded.findings.clone())
+            .bind(encoded.gates)
             .bind(now.unix_millis())
             .bind(handle.to_string());
         for state in active_states {
-            query = query.bind((*state).to_owned());
+            query = query.bind(state.as_str().to_owned());
         }
         let Some(row) = query.fetch_optional(self.conn()).await? else {
             return Ok(None);
         };
         let seq: i64 = row.try_get("history_seq")?;
-        self.insert_history(handle, seq, posture).await?;
+        self.insert_history(handle, seq, posture, &encoded.findings)
+            .await?;
         Ok(Some(previous))
     }
 
     /// The device's lifecycle state, read in this transaction (locked until commit on
     /// PostgreSQL); `None` for an unknown device.
-    pub async fn device_state(&mut self, handle: &DeviceHandle) -> StoreResult<Option<String>> {
+    pub async fn device_state(
+        &mut self,
+        handle: &DeviceHandle,
+    ) -> StoreResult<Option<DeviceState>> {
         let sql = match self.backend {
             Backend::Sqlite => "SELECT state FROM devices WHERE handle = $1",
             Backend::Postgres => "SELECT state FROM devices WHERE handle = $1 FOR UPDATE",
@@ -582,9 +614,8 @@ impl WriteTx<'_> {
             .bind(handle.to_string())
             .fetch_optional(self.conn())
             .await?;
-        row.map(|row| row.try_get("state"))
+        row.map(|row| name_column(&row, "state", "device state"))
             .transpose()
-            .map_err(Into::into)
     }
 
     /// Moves a device from `from` to `to`, only if it is still in `from` (the caller checked the
@@ -592,13 +623,13 @@ impl WriteTx<'_> {
     pub async fn transition_device(
         &mut self,
         handle: &DeviceHandle,
-        from: &str,
-        to: &str,
+        from: DeviceState,
+        to: DeviceState,
     ) -> StoreResult<bool> {
         let result = sqlx::query("UPDATE devices SET state = $1 WHERE handle = $2 AND state = $3")
-            .bind(to.to_owned())
+            .bind(to.as_str().to_owned())
             .bind(handle.to_string())
-            .bind(from.to_owned())
+            .bind(from.as_str().to_owned())
             .execute(self.conn())
             .await?;
         Ok(result.rows_affected() == 1)
@@ -608,10 +639,10 @@ impl WriteTx<'_> {
     pub async fn set_device_state(
         &mut self,
         handle: &DeviceHandle,
-        state: &str,
+        state: DeviceState,
     ) -> StoreResult<bool> {
         let result = sqlx::query("UPDATE devices SET state = $1 WHERE handle = $2")
-            .bind(state.to_owned())
+            .bind(state.as_str().to_owned())
             .bind(handle.to_string())
             .execute(self.conn())
             .await?;
@@ -623,6 +654,7 @@ impl WriteTx<'_> {
         handle: &DeviceHandle,
         seq: i64,
         posture: &PostureRecord,
+        findings_json: &str,
     ) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO device_posture_history (handle, seq, evaluated_at, trust_state, findings) \
@@ -631,8 +663,8 @@ impl WriteTx<'_> {
         .bind(handle.to_string())
         .bind(seq)
         .bind(posture.evaluated_at.unix_millis())
-        .bind(posture.trust_state.clone())
-        .bind(posture.findings.clone())
+        .bind(posture.trust_state.as_str().to_owned())
+        .bind(findings_json.to_owned())
         .execute(self.conn())
         .await?;
         sqlx::query("DELETE FROM device_posture_history WHERE handle = $1 AND seq <= $2")
@@ -647,7 +679,7 @@ impl WriteTx<'_> {
 fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
     Ok(DeviceRecord {
         handle: parse_id(&row.try_get::<String, _>("handle")?, "device handle")?,
-        state: row.try_get("state")?,
+        state: name_column(row, "state", "device state")?,
         group: row.try_get("group_name")?,
         policy: row.try_get("policy")?,
         managed_opt_in: row.try_get::<i64, _>("managed_opt_in")? != 0,
@@ -659,10 +691,10 @@ fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
             "enrollment token id",
         )?,
         posture: PostureRecord {
-            trust_state: row.try_get("trust_state")?,
+            trust_state: name_column(row, "trust_state", "device trust state")?,
             evaluated_at: Timestamp::from_unix_millis(row.try_get("evaluated_at")?),
-            findings: row.try_get("findings")?,
-            gates: row.try_get("gates")?,
+            findings: json_column(row, "findings", "device findings")?,
+            gates: json_column(row, "gates", "device production gates")?,
         },
     })
 }
@@ -670,8 +702,9 @@ fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
 /// A device's row as a check-in batch sees it while it is being written.
 struct DeviceNow {
     active: bool,
-    state: String,
-    trust_state: String,
+    state: DeviceState,
+    trust_state: TrustState,
+    /// The stored findings as their JSON text.
     findings: String,
     /// Whether this batch added to the device's history (which then needs trimming).
     history_grew: bool,
@@ -680,6 +713,17 @@ struct DeviceNow {
     latest: Option<usize>,
 }
 
-fn json_text<T: serde::Serialize>(value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|_| StoreError::Corrupt("check-in batch encoding"))
+/// A posture's JSON columns, encoded once.
+struct EncodedPosture {
+    findings: String,
+    gates: String,
+}
+
+impl EncodedPosture {
+    fn new(posture: &PostureRecord) -> StoreResult<Self> {
+        Ok(EncodedPosture {
+            findings: json_text(&posture.findings, "device findings")?,
+            gates: json_text(&posture.gates, "device production gates")?,
+        })
+    }
 }

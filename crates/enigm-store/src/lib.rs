@@ -36,7 +36,7 @@ pub use auditverify::{Finding, NoProgress, VerifyOutcome, VerifyProgress, Verify
 pub use deployment::{DeploymentKey, KeyRole};
 pub use devices::{
     CheckInStored, CheckInWrite, ConsumedToken, DeviceFilter, DeviceRecord, NewDevice,
-    NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureRecord,
+    NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureChange, PostureRecord,
 };
 pub use lifecycle::{LifecycleRecord, LockedLifecycle, NewCommand, PendingCommand};
 pub use ota::{InstallCounts, MetadataRole, NewRelease, ReleaseRecord, StoredMetadata};
@@ -62,8 +62,12 @@ pub enum StoreError {
     SchemaMismatch,
     #[error("a record with the same unique key exists")]
     Conflict,
+    /// A row holds what this build cannot decode (an unknown state name, JSON of the wrong
+    /// shape): the database was changed behind Command's back, or by a newer version.
     #[error("stored record is malformed: {0}")]
     Corrupt(&'static str),
+    #[error("a value could not be encoded for storage: {0}")]
+    Encoding(&'static str),
     #[error("{requested} is beyond the audit tree's size {tree_size}")]
     NotInAuditTree { requested: u64, tree_size: u64 },
     #[error("audit leaf {index} has no event: the audit log has been tampered with")]
@@ -272,4 +276,33 @@ fn flag(value: bool) -> i64 {
 
 fn parse_id<T: FromStr>(text: &str, what: &'static str) -> StoreResult<T> {
     text.parse().map_err(|_| StoreError::Corrupt(what))
+}
+
+/// Reads a column that holds a vocabulary name (a lifecycle state, a trust state, ...): a name
+/// this build does not know is a corrupt row, never a default.
+fn name_column<T: enigm_types::Vocabulary>(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+    what: &'static str,
+) -> StoreResult<T> {
+    use sqlx::Row as _;
+    let text: String = row.try_get(column)?;
+    T::from_name(&text).map_err(|_| StoreError::Corrupt(what))
+}
+
+/// Reads a column that holds typed JSON (findings, gates): JSON that does not decode to the
+/// type is a corrupt row.
+fn json_column<T: serde::de::DeserializeOwned>(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+    what: &'static str,
+) -> StoreResult<T> {
+    use sqlx::Row as _;
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt(what))
+}
+
+/// The JSON a typed column keeps.
+fn json_text<T: serde::Serialize + ?Sized>(value: &T, what: &'static str) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|_| StoreError::Encoding(what))
 }

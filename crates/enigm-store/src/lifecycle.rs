@@ -5,21 +5,23 @@
 //! The device row's `state` is the state the device confirmed; the pending command (at most one
 //! per device, held by a partial unique index) is what an operator asked for. A replacement
 //! records the one-use enrollment token issued for the successor; the successor is whichever
-//! device enrolled with it, so the link is handles only. Like the rest of the store, commands
-//! are their stable names (`retire`, `wipe`): this crate sits below `enigm-trust`.
+//! device enrolled with it, so the link is handles only. States and commands are the typed
+//! vocabulary of `enigm-types`, stored as their one spelling (`retire`, `wipe`).
 
 use std::collections::HashMap;
 
-use enigm_types::{AdminId, ApprovalId, DeviceHandle, EnrollmentTokenId, Timestamp};
+use enigm_types::{
+    AdminId, ApprovalId, DeviceCommand, DeviceHandle, DeviceState, EnrollmentTokenId, Timestamp,
+};
 use sqlx::Row as _;
+use sqlx::any::AnyRow;
 
-use crate::{Backend, Store, StoreResult, WriteTx, parse_id};
+use crate::{Backend, Store, StoreResult, WriteTx, name_column, parse_id};
 
 /// A command waiting for its device's acknowledgement.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingCommand {
-    /// The command's stable name (`retire`, `wipe`).
-    pub command: String,
+    pub command: DeviceCommand,
     pub issued_at: Timestamp,
 }
 
@@ -28,7 +30,7 @@ pub struct PendingCommand {
 pub struct LifecycleRecord {
     pub pending: Option<PendingCommand>,
     /// The last acknowledged command and when it was acknowledged.
-    pub acknowledged: Option<(String, Timestamp)>,
+    pub acknowledged: Option<(DeviceCommand, Timestamp)>,
     /// The device that enrolled with this device's replacement token, once one did.
     pub replaced_by: Option<DeviceHandle>,
     /// Whether a replacement token was issued for this device.
@@ -39,8 +41,7 @@ pub struct LifecycleRecord {
 
 pub struct NewCommand {
     pub handle: DeviceHandle,
-    /// The command's stable name.
-    pub command: String,
+    pub command: DeviceCommand,
     pub issued_by: AdminId,
     pub issued_at: Timestamp,
     /// The approval request it was issued by, when it needed one.
@@ -60,7 +61,7 @@ impl Store {
         .fetch_all(self.pool())
         .await?;
         for row in rows {
-            let command: String = row.try_get("command")?;
+            let command: DeviceCommand = name_column(&row, "command", "device command")?;
             match row.try_get::<Option<i64>, _>("acknowledged_at")? {
                 None => {
                     record.pending = Some(PendingCommand {
@@ -125,10 +126,7 @@ impl Store {
             .map(|row| {
                 Ok((
                     parse_id(&row.try_get::<String, _>("handle")?, "device handle")?,
-                    PendingCommand {
-                        command: row.try_get("command")?,
-                        issued_at: Timestamp::from_unix_millis(row.try_get("issued_at")?),
-                    },
+                    pending_from_row(row)?,
                 ))
             })
             .collect()
@@ -139,8 +137,8 @@ impl Store {
 /// PostgreSQL; SQLite's write gate serialises writers).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LockedLifecycle {
-    /// The confirmed lifecycle state's stable name.
-    pub state: String,
+    /// The confirmed lifecycle state.
+    pub state: DeviceState,
     pub wipe_opt_in: bool,
     pub group: String,
     pub policy: String,
@@ -171,7 +169,7 @@ impl WriteTx<'_> {
         let Some(row) = row else { return Ok(None) };
         let pending = self.pending_command(handle).await?;
         Ok(Some(LockedLifecycle {
-            state: row.try_get("state")?,
+            state: name_column(&row, "state", "device state")?,
             wipe_opt_in: row.try_get::<i64, _>("wipe_opt_in")? != 0,
             group: row.try_get("group_name")?,
             policy: row.try_get("policy")?,
@@ -200,13 +198,7 @@ impl WriteTx<'_> {
             .bind(handle.to_string())
             .fetch_optional(self.conn())
             .await?;
-        row.map(|row| {
-            Ok(PendingCommand {
-                command: row.try_get("command")?,
-                issued_at: Timestamp::from_unix_millis(row.try_get("issued_at")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(pending_from_row).transpose()
     }
 
     /// Issues a command; `Err(Conflict)` when another one is pending for the device.
@@ -217,7 +209,7 @@ impl WriteTx<'_> {
         )
         .bind(command.handle.to_string())
         .bind(command.issued_at.unix_millis())
-        .bind(command.command.clone())
+        .bind(command.command.as_str().to_owned())
         .bind(command.issued_by.to_string())
         .bind(command.approval.map(|id| id.to_string()))
         .execute(self.conn())
@@ -229,7 +221,7 @@ impl WriteTx<'_> {
     pub async fn acknowledge_command(
         &mut self,
         handle: &DeviceHandle,
-        command: &str,
+        command: DeviceCommand,
         now: Timestamp,
     ) -> StoreResult<bool> {
         let result = sqlx::query(
@@ -238,7 +230,7 @@ impl WriteTx<'_> {
         )
         .bind(now.unix_millis())
         .bind(handle.to_string())
-        .bind(command.to_owned())
+        .bind(command.as_str().to_owned())
         .execute(self.conn())
         .await?;
         Ok(result.rows_affected() == 1)
@@ -264,4 +256,11 @@ impl WriteTx<'_> {
         .await?;
         Ok(())
     }
+}
+
+fn pending_from_row(row: &AnyRow) -> StoreResult<PendingCommand> {
+    Ok(PendingCommand {
+        command: name_column(row, "command", "device command")?,
+        issued_at: Timestamp::from_unix_millis(row.try_get("issued_at")?),
+    })
 }

@@ -15,24 +15,30 @@ use enigm_store::{
     Store,
 };
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
-use enigm_types::{AdminId, DeviceHandle, EnrollmentTokenId, Timestamp, Username};
+use enigm_types::{
+    AdminId, DeviceHandle, DeviceState, EnrollmentTokenId, Finding, FindingKind, GateResult,
+    GateStatus, ProductionGate, Severity, SignalKind, SignalSource, Timestamp, TrustState,
+    Username,
+};
 
 /// 2026-11-22T00:00:00Z.
 const T0: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
-const ACTIVE: [&str; 2] = ["trusted", "restricted"];
+const ACTIVE: [DeviceState; 2] = DeviceState::ACTIVE;
 
 backend_tests!(
     a_batch_answers_each_check_in_in_order,
     history_stays_bounded,
     expired_nonces_are_forgotten,
+    findings_and_gates_are_stored_typed,
+    corrupt_rows_are_store_errors,
 );
 
-fn posture(trust_state: &str, at: Timestamp) -> PostureRecord {
+fn posture(trust_state: TrustState, at: Timestamp) -> PostureRecord {
     PostureRecord {
-        trust_state: trust_state.to_owned(),
+        trust_state,
         evaluated_at: at,
-        findings: "[]".to_owned(),
-        gates: "[]".to_owned(),
+        findings: Vec::new(),
+        gates: Vec::new(),
     }
 }
 
@@ -43,7 +49,12 @@ fn handle(n: u8) -> DeviceHandle {
     text.parse().expect("handle")
 }
 
-fn write(device: DeviceHandle, nonce: &str, trust_state: &str, at: Timestamp) -> CheckInWrite {
+fn write(
+    device: DeviceHandle,
+    nonce: &str,
+    trust_state: TrustState,
+    at: Timestamp,
+) -> CheckInWrite {
     CheckInWrite {
         handle: device,
         nonce: nonce.to_owned(),
@@ -54,7 +65,7 @@ fn write(device: DeviceHandle, nonce: &str, trust_state: &str, at: Timestamp) ->
 }
 
 /// A store with devices 0..count enrolled as PROTECTED, device 0 in `state`.
-async fn fleet(db: &TestDatabase, count: u8, first_state: &str) -> Store {
+async fn fleet(db: &TestDatabase, count: u8, first_state: DeviceState) -> Store {
     let store = Store::connect(db.url()).await.expect("store");
     let admin = AdminId::random();
     let token = EnrollmentTokenId::random();
@@ -85,7 +96,11 @@ async fn fleet(db: &TestDatabase, count: u8, first_state: &str) -> Store {
     for n in 0..count {
         tx.insert_device(&NewDevice {
             handle: handle(n),
-            state: if n == 0 { first_state } else { "trusted" }.to_owned(),
+            state: if n == 0 {
+                first_state
+            } else {
+                DeviceState::Trusted
+            },
             group: "fleet".to_owned(),
             policy: "{}".to_owned(),
             attestation_policy: "{}".to_owned(),
@@ -93,7 +108,7 @@ async fn fleet(db: &TestDatabase, count: u8, first_state: &str) -> Store {
             wipe_opt_in: false,
             enrolled_at: T0,
             enrollment_token: token,
-            posture: posture("PROTECTED", T0),
+            posture: posture(TrustState::Protected, T0),
         })
         .await
         .unwrap();
@@ -104,13 +119,16 @@ async fn fleet(db: &TestDatabase, count: u8, first_state: &str) -> Store {
 
 async fn a_batch_answers_each_check_in_in_order(backend: Backend) {
     let db = TestDatabase::new(backend).await.unwrap();
-    let store = fleet(&db, 3, "revoked").await;
+    let store = fleet(&db, 3, DeviceState::Revoked).await;
     let at = T0.saturating_add(std::time::Duration::from_secs(60));
 
     // A nonce already stored by an earlier batch.
     let mut tx = store.begin().await.unwrap();
     let earlier = tx
-        .record_check_ins(&[write(handle(1), "n-old", "PROTECTED", at)], &ACTIVE)
+        .record_check_ins(
+            &[write(handle(1), "n-old", TrustState::Protected, at)],
+            &ACTIVE,
+        )
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -118,65 +136,69 @@ async fn a_batch_answers_each_check_in_in_order(backend: Backend) {
 
     let unknown = handle(9);
     let batch = [
-        write(handle(0), "n0", "PROTECTED", at), // revoked device
-        write(handle(1), "n1", "REVIEW_REQUIRED", at), // changes
-        write(handle(1), "n2", "INACTIVE", at),  // sees the change before it
-        write(handle(1), "n1", "PROTECTED", at), // replay within the batch
-        write(handle(1), "n-old", "PROTECTED", at), // replay of an earlier batch
-        write(unknown, "n3", "PROTECTED", at),   // unknown device
-        write(handle(2), "n1", "PROTECTED", at), // same nonce, other device: fine
+        write(handle(0), "n0", TrustState::Protected, at), // revoked device
+        write(handle(1), "n1", TrustState::ReviewRequired, at), // changes
+        write(handle(1), "n2", TrustState::Inactive, at),  // sees the change before it
+        write(handle(1), "n1", TrustState::Protected, at), // replay within the batch
+        write(handle(1), "n-old", TrustState::Protected, at), // replay of an earlier batch
+        write(unknown, "n3", TrustState::Protected, at),   // unknown device
+        write(handle(2), "n1", TrustState::Protected, at), // same nonce, other device: fine
     ];
     let mut tx = store.begin().await.unwrap();
     let outcomes = tx.record_check_ins(&batch, &ACTIVE).await.unwrap();
     tx.commit().await.unwrap();
-    let recorded = |previous: &str| CheckInStored::Recorded {
-        previous_trust_state: previous.to_owned(),
+    let recorded = |previous: TrustState| CheckInStored::Recorded {
+        previous_trust_state: previous,
     };
     assert_eq!(
         outcomes,
         [
             CheckInStored::NotActive {
-                state: Some("revoked".to_owned())
+                state: Some(DeviceState::Revoked)
             },
-            recorded("PROTECTED"),
-            recorded("REVIEW_REQUIRED"),
+            recorded(TrustState::Protected),
+            recorded(TrustState::ReviewRequired),
             CheckInStored::Replayed,
             CheckInStored::Replayed,
             CheckInStored::NotActive { state: None },
-            recorded("PROTECTED"),
+            recorded(TrustState::Protected),
         ]
     );
 
     // The device row takes its latest check-in; the history has every change (the earlier
     // batch's PROTECTED repeated the enrollment's evaluation: no row).
     let device = store.device(&handle(1)).await.unwrap().unwrap();
-    assert_eq!(device.posture.trust_state, "INACTIVE");
+    assert_eq!(device.posture.trust_state, TrustState::Inactive);
     assert_eq!(device.last_seen_at, at);
     let history = store.posture_history(&handle(1)).await.unwrap();
-    let states: Vec<&str> = history.iter().map(|h| h.0.as_str()).collect();
+    let states: Vec<TrustState> = history.iter().map(|h| h.trust_state).collect();
     assert_eq!(
         states,
-        ["PROTECTED", "REVIEW_REQUIRED", "INACTIVE"],
+        [
+            TrustState::Protected,
+            TrustState::ReviewRequired,
+            TrustState::Inactive
+        ],
         "enrollment and the two changes of this batch"
     );
     // The revoked device is untouched.
     let revoked = store.device(&handle(0)).await.unwrap().unwrap();
-    assert_eq!(revoked.posture.trust_state, "PROTECTED");
+    assert_eq!(revoked.posture.trust_state, TrustState::Protected);
     assert_eq!(revoked.last_seen_at, T0);
 }
 
 async fn history_stays_bounded(backend: Backend) {
     let db = TestDatabase::new(backend).await.unwrap();
-    let store = fleet(&db, 2, "trusted").await;
+    let store = fleet(&db, 2, DeviceState::Trusted).await;
     let total = usize::try_from(POSTURE_HISTORY_LEN).unwrap() + 25;
     // Many check-ins in one batch and across batches.
     for round in 0..3 {
         let batch: Vec<CheckInWrite> = (0..total)
             .map(|n| {
                 let state = if n % 2 == 0 {
-                    "PROTECTED"
+                    TrustState::Protected
                 } else {
-                    "REVIEW_REQUIRED"
+                    TrustState::ReviewRequired
                 };
                 write(handle(0), &format!("r{round}-{n}"), state, T0)
             })
@@ -197,9 +219,12 @@ async fn history_stays_bounded(backend: Backend) {
     // Unchanged evaluations add nothing; the device row still records when it was seen.
     let seen = T0.saturating_add(std::time::Duration::from_secs(90));
     let mut tx = store.begin().await.unwrap();
-    tx.record_check_ins(&[write(handle(1), "same", "PROTECTED", seen)], &ACTIVE)
-        .await
-        .unwrap();
+    tx.record_check_ins(
+        &[write(handle(1), "same", TrustState::Protected, seen)],
+        &ACTIVE,
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     assert_eq!(store.posture_history(&handle(1)).await.unwrap().len(), 1);
     let device = store.device(&handle(1)).await.unwrap().unwrap();
@@ -208,9 +233,9 @@ async fn history_stays_bounded(backend: Backend) {
 
 async fn expired_nonces_are_forgotten(backend: Backend) {
     let db = TestDatabase::new(backend).await.unwrap();
-    let store = fleet(&db, 2, "trusted").await;
+    let store = fleet(&db, 2, DeviceState::Trusted).await;
     let mut tx = store.begin().await.unwrap();
-    tx.record_check_ins(&[write(handle(1), "n", "PROTECTED", T0)], &ACTIVE)
+    tx.record_check_ins(&[write(handle(1), "n", TrustState::Protected, T0)], &ACTIVE)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -219,4 +244,148 @@ async fn expired_nonces_are_forgotten(backend: Backend) {
     assert_eq!(tx.forget_expired_nonces(T0).await.unwrap(), 0);
     assert_eq!(tx.forget_expired_nonces(later).await.unwrap(), 1);
     tx.commit().await.unwrap();
+}
+
+fn finding(kind: FindingKind, severity: Severity) -> Finding {
+    Finding {
+        kind,
+        severity,
+        signal: Some(SignalKind::Firewall),
+        critical: true,
+        source: SignalSource::Collector,
+    }
+}
+
+async fn findings_and_gates_are_stored_typed(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let store = fleet(&db, 2, DeviceState::Trusted).await;
+    let mut degraded = posture(TrustState::ReviewRequired, T0);
+    degraded.findings = vec![
+        finding(FindingKind::ProtectionFailed, Severity::Critical),
+        finding(FindingKind::PatchLevelUnknown, Severity::High),
+    ];
+    degraded.gates = vec![
+        GateStatus::from((ProductionGate::NetworkSecurity, GateResult::Fail)),
+        GateStatus::from((ProductionGate::DeviceManagement, GateResult::NotApplicable)),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    let previous = tx
+        .record_posture(&handle(0), &ACTIVE, &degraded, T0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(previous, Some(TrustState::Protected));
+    let device = store.device(&handle(0)).await.unwrap().unwrap();
+    assert_eq!(device.posture, degraded);
+    assert_eq!(device.state, DeviceState::Trusted);
+    let history = store.posture_history(&handle(0)).await.unwrap();
+    assert_eq!(history.last().unwrap().findings, degraded.findings);
+
+    // Same findings through a batch: unchanged, so no new history row; other findings: one.
+    let mut again = write(handle(0), "same-findings", TrustState::ReviewRequired, T0);
+    again.posture = degraded.clone();
+    let mut tx = store.begin().await.unwrap();
+    tx.record_check_ins(&[again], &ACTIVE).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(
+        store.posture_history(&handle(0)).await.unwrap().len(),
+        history.len()
+    );
+    let mut fewer = write(handle(0), "fewer-findings", TrustState::ReviewRequired, T0);
+    fewer.posture = degraded.clone();
+    fewer.posture.findings.truncate(1);
+    let mut tx = store.begin().await.unwrap();
+    tx.record_check_ins(&[fewer.clone()], &ACTIVE)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let history = store.posture_history(&handle(0)).await.unwrap();
+    assert_eq!(history.last().unwrap().findings, fewer.posture.findings);
+    assert_eq!(
+        store.device(&handle(0)).await.unwrap().unwrap().posture,
+        fewer.posture
+    );
+
+    // Filters are typed too.
+    let filter = enigm_store::DeviceFilter {
+        trust_state: Some(TrustState::ReviewRequired),
+        limit: 10,
+        ..enigm_store::DeviceFilter::default()
+    };
+    let listed: Vec<DeviceHandle> = store
+        .list_devices(&filter)
+        .await
+        .unwrap()
+        .iter()
+        .map(|device| device.handle)
+        .collect();
+    assert_eq!(listed, [handle(0)]);
+}
+
+/// A row changed behind Command's back (or by a newer version) is an error naming what is
+/// wrong, never a default state.
+async fn corrupt_rows_are_store_errors(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let store = fleet(&db, 2, DeviceState::Trusted).await;
+    let raw = sqlx::AnyPool::connect(db.url()).await.unwrap();
+    let corrupt = |column: &'static str, value: &'static str| {
+        let raw = raw.clone();
+        async move {
+            sqlx::query(&format!(
+                "UPDATE devices SET {column} = $1 WHERE handle = $2"
+            ))
+            .bind(value)
+            .bind(handle(0).to_string())
+            .execute(&raw)
+            .await
+            .unwrap();
+        }
+    };
+    let device_error = || async {
+        match store.device(&handle(0)).await {
+            Err(enigm_store::StoreError::Corrupt(what)) => what,
+            other => panic!("expected a corrupt row, got {other:?}"),
+        }
+    };
+
+    corrupt("state", "Trusted").await;
+    assert_eq!(device_error().await, "device state");
+    let mut tx = store.begin().await.unwrap();
+    assert!(matches!(
+        tx.device_state(&handle(0)).await,
+        Err(enigm_store::StoreError::Corrupt("device state"))
+    ));
+    drop(tx);
+    corrupt("state", "trusted").await;
+
+    corrupt("trust_state", "protected").await;
+    assert_eq!(device_error().await, "device trust state");
+    let mut tx = store.begin().await.unwrap();
+    let batch = tx
+        .record_check_ins(&[write(handle(0), "n", TrustState::Protected, T0)], &ACTIVE)
+        .await;
+    assert!(
+        matches!(
+            batch,
+            Err(enigm_store::StoreError::Corrupt("device trust state"))
+        ),
+        "{batch:?}"
+    );
+    drop(tx);
+    corrupt("trust_state", "PROTECTED").await;
+
+    corrupt("findings", r#"[{"kind":"score","severity":"High"}]"#).await;
+    assert_eq!(device_error().await, "device findings");
+    corrupt("findings", "[]").await;
+
+    corrupt("gates", "not json").await;
+    assert_eq!(device_error().await, "device production gates");
+    corrupt("gates", "[]").await;
+
+    // The other device was never affected, and the repaired one reads again.
+    assert!(store.device(&handle(1)).await.unwrap().is_some());
+    assert_eq!(
+        store.device(&handle(0)).await.unwrap().unwrap().state,
+        DeviceState::Trusted
+    );
 }

@@ -14,7 +14,10 @@ use std::time::Duration;
 
 use enigm_store::{NewCommand, NewDevice, NewEnrollmentToken, PostureRecord, Store, StoreError};
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
-use enigm_types::{AdminId, DeviceHandle, EnrollmentTokenId, Timestamp, Username};
+use enigm_types::{
+    AdminId, DeviceCommand, DeviceHandle, DeviceState, EnrollmentTokenId, Timestamp, TrustState,
+    Username,
+};
 
 /// 2026-11-22T00:00:00Z.
 const T0: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
@@ -22,6 +25,7 @@ const T0: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
 backend_tests!(
     one_pending_command_per_device_acknowledged_once,
     a_replacement_links_the_handles_through_the_token,
+    a_corrupt_command_is_a_store_error,
 );
 
 fn handle(n: u8) -> DeviceHandle {
@@ -83,7 +87,7 @@ impl Fixture {
         let mut tx = self.store.begin().await.unwrap();
         tx.insert_device(&NewDevice {
             handle: handle(n),
-            state: "trusted".to_owned(),
+            state: DeviceState::Trusted,
             group: "fleet".to_owned(),
             policy: "{}".to_owned(),
             attestation_policy: "{}".to_owned(),
@@ -92,10 +96,10 @@ impl Fixture {
             enrolled_at: T0,
             enrollment_token: token,
             posture: PostureRecord {
-                trust_state: "PROTECTED".to_owned(),
+                trust_state: TrustState::Protected,
                 evaluated_at: T0,
-                findings: "[]".to_owned(),
-                gates: "[]".to_owned(),
+                findings: Vec::new(),
+                gates: Vec::new(),
             },
         })
         .await
@@ -104,10 +108,10 @@ impl Fixture {
         handle(n)
     }
 
-    fn command(&self, device: DeviceHandle, command: &str, seconds: u64) -> NewCommand {
+    fn command(&self, device: DeviceHandle, command: DeviceCommand, seconds: u64) -> NewCommand {
         NewCommand {
             handle: device,
-            command: command.to_owned(),
+            command,
             issued_by: self.admin,
             issued_at: at(seconds),
             approval: None,
@@ -123,23 +127,25 @@ async fn one_pending_command_per_device_acknowledged_once(backend: Backend) {
     let second = fx.device(1, token).await;
 
     let mut tx = fx.store.begin().await.unwrap();
-    tx.issue_command(&fx.command(first, "retire", 1))
+    tx.issue_command(&fx.command(first, DeviceCommand::Retire, 1))
         .await
         .unwrap();
     tx.commit().await.unwrap();
     // A second pending command for the same device is a conflict, even at another time.
     let mut tx = fx.store.begin().await.unwrap();
-    let again = tx.issue_command(&fx.command(first, "wipe", 2)).await;
+    let again = tx
+        .issue_command(&fx.command(first, DeviceCommand::Wipe, 2))
+        .await;
     assert!(matches!(again, Err(StoreError::Conflict)), "{again:?}");
     drop(tx);
     let mut tx = fx.store.begin().await.unwrap();
-    tx.issue_command(&fx.command(second, "wipe", 2))
+    tx.issue_command(&fx.command(second, DeviceCommand::Wipe, 2))
         .await
         .unwrap();
     let locked = tx.lock_lifecycle(&first).await.unwrap().unwrap();
-    assert_eq!(locked.state, "trusted");
+    assert_eq!(locked.state, DeviceState::Trusted);
     assert!(locked.wipe_opt_in);
-    assert_eq!(locked.pending.unwrap().command, "retire");
+    assert_eq!(locked.pending.unwrap().command, DeviceCommand::Retire);
     assert!(tx.lock_lifecycle(&handle(7)).await.unwrap().is_none());
     tx.commit().await.unwrap();
 
@@ -149,30 +155,34 @@ async fn one_pending_command_per_device_acknowledged_once(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(pending.len(), 2);
-    assert_eq!(pending[&first].command, "retire");
-    assert_eq!(pending[&second].command, "wipe");
+    assert_eq!(pending[&first].command, DeviceCommand::Retire);
+    assert_eq!(pending[&second].command, DeviceCommand::Wipe);
     assert_eq!(pending[&second].issued_at, at(2));
     assert!(fx.store.pending_commands(&[]).await.unwrap().is_empty());
 
     // Acknowledged once: the wrong command or a second acknowledgement changes nothing.
     let mut tx = fx.store.begin().await.unwrap();
-    assert!(!tx.acknowledge_command(&first, "wipe", at(3)).await.unwrap());
     assert!(
-        tx.acknowledge_command(&first, "retire", at(3))
+        !tx.acknowledge_command(&first, DeviceCommand::Wipe, at(3))
             .await
             .unwrap()
     );
     assert!(
-        !tx.acknowledge_command(&first, "retire", at(4))
+        tx.acknowledge_command(&first, DeviceCommand::Retire, at(3))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !tx.acknowledge_command(&first, DeviceCommand::Retire, at(4))
             .await
             .unwrap()
     );
     tx.commit().await.unwrap();
     let record = fx.store.device_lifecycle(&first).await.unwrap();
     assert_eq!(record.pending, None);
-    assert_eq!(record.acknowledged, Some(("retire".to_owned(), at(3))));
+    assert_eq!(record.acknowledged, Some((DeviceCommand::Retire, at(3))));
     let record = fx.store.device_lifecycle(&second).await.unwrap();
-    assert_eq!(record.pending.unwrap().command, "wipe");
+    assert_eq!(record.pending.unwrap().command, DeviceCommand::Wipe);
     assert_eq!(record.acknowledged, None);
 }
 
@@ -206,4 +216,34 @@ async fn a_replacement_links_the_handles_through_the_token(backend: Backend) {
     let mut tx = fx.store.begin().await.unwrap();
     let twice = tx.record_replacement(&old, another, fx.admin, at(2)).await;
     assert!(matches!(twice, Err(StoreError::Conflict)), "{twice:?}");
+}
+
+/// A command name this build does not know is a corrupt row, whichever read meets it.
+async fn a_corrupt_command_is_a_store_error(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let fx = fixture(&db).await;
+    let token = fx.token().await;
+    let device = fx.device(0, token).await;
+    let mut tx = fx.store.begin().await.unwrap();
+    tx.issue_command(&fx.command(device, DeviceCommand::Wipe, 1))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let raw = sqlx::AnyPool::connect(db.url()).await.unwrap();
+    sqlx::query("UPDATE device_commands SET command = 'shred' WHERE handle = $1")
+        .bind(device.to_string())
+        .execute(&raw)
+        .await
+        .unwrap();
+    let corrupt = |result: Result<_, StoreError>| {
+        matches!(result, Err(StoreError::Corrupt("device command")))
+    };
+    assert!(corrupt(
+        fx.store.device_lifecycle(&device).await.map(|_| ())
+    ));
+    assert!(corrupt(
+        fx.store.pending_commands(&[device]).await.map(|_| ())
+    ));
+    let mut tx = fx.store.begin().await.unwrap();
+    assert!(corrupt(tx.lock_lifecycle(&device).await.map(|_| ())));
 }

@@ -2,88 +2,12 @@
 //! evaluated on its own, never folded into one pass/fail, and re-evaluated with every report.
 
 use enigm_types::Timestamp;
-use serde::{Deserialize, Serialize};
+
+/// The gates, their evidence and results are vocabulary of `enigm-types`.
+pub use enigm_types::{GateResult, GateStatus, ProductionGate};
 
 use crate::policy::TrustPolicy;
-use crate::signal::{SignalKind, SignalReport, SignalValue};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum ProductionGate {
-    BuildIntegrity,
-    BootIntegrity,
-    RuntimeSecurity,
-    PlatformConfiguration,
-    NetworkSecurity,
-    ApplicationExposure,
-    PrivacyControls,
-    DeviceManagement,
-    UpdateIntegrity,
-    SecurityMonitoring,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum GateResult {
-    Pass,
-    Fail,
-    NotApplicable,
-}
-
-impl ProductionGate {
-    pub const ALL: [ProductionGate; 10] = [
-        ProductionGate::BuildIntegrity,
-        ProductionGate::BootIntegrity,
-        ProductionGate::RuntimeSecurity,
-        ProductionGate::PlatformConfiguration,
-        ProductionGate::NetworkSecurity,
-        ProductionGate::ApplicationExposure,
-        ProductionGate::PrivacyControls,
-        ProductionGate::DeviceManagement,
-        ProductionGate::UpdateIntegrity,
-        ProductionGate::SecurityMonitoring,
-    ];
-
-    /// The signals that are this gate's evidence.
-    pub const fn evidence(self) -> &'static [SignalKind] {
-        use SignalKind as S;
-        match self {
-            ProductionGate::BuildIntegrity => &[S::OsSignature],
-            ProductionGate::BootIntegrity => &[
-                S::SecureBoot,
-                S::VerifiedBoot,
-                S::BootloaderLocked,
-                S::DeviceIntegrity,
-            ],
-            ProductionGate::RuntimeSecurity => &[
-                S::SecurityService,
-                S::KernelLockdown,
-                S::MandatoryAccessControl,
-                S::PolicyCompliance,
-            ],
-            ProductionGate::PlatformConfiguration => &[
-                S::DiskEncryption,
-                S::ScreenLock,
-                S::UsbRestricted,
-                S::DebuggingDisabled,
-            ],
-            ProductionGate::NetworkSecurity => {
-                &[S::Firewall, S::EncryptedDns, S::NetworkPolicyCompliance]
-            }
-            ProductionGate::ApplicationExposure => &[
-                S::AppIntegrity,
-                S::NoInstrumentation,
-                S::UnknownSourcesBlocked,
-            ],
-            ProductionGate::PrivacyControls => &[S::PrivacyMode],
-            ProductionGate::DeviceManagement => &[S::DeviceManagement],
-            ProductionGate::UpdateIntegrity => &[S::OtaVerification, S::RollbackProtection],
-            ProductionGate::SecurityMonitoring => {
-                &[S::TrustEngine, S::SignalCollector, S::ActiveDefense]
-            }
-        }
-    }
-}
+use crate::signal::{SignalReport, SignalValue};
 
 /// Every gate's result. A gate passes only when all its evidence is reported, fresh and `ok`
 /// (and, for update integrity, the patch level meets the policy's minimum); the device

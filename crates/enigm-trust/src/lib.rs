@@ -27,7 +27,7 @@ pub use eligibility::{
 pub use engine::{
     Evaluation, Finding, FindingKind, LauncherSummary, Severity, TrustState, evaluate,
 };
-pub use gates::{GateResult, ProductionGate, evaluate_gates};
+pub use gates::{GateResult, GateStatus, ProductionGate, evaluate_gates};
 pub use lifecycle::{
     DeviceCommand, DeviceState, Lifecycle, LifecycleAction, LifecycleError, LifecycleRefusal,
 };

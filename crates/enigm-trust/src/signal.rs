@@ -14,100 +14,16 @@ use serde::{Deserialize, Serialize};
 /// The six security layers of Enigm OS (enigm-docs §5.1). Defined in `enigm-types`, where the
 /// audit log names them as the sources of a trust-state change.
 pub use enigm_types::SecurityLayer as Layer;
+/// The names of signals, their values and sources are vocabulary of `enigm-types`.
+pub use enigm_types::{SignalKind, SignalSource, SignalValue};
 
-macro_rules! signal_kinds {
-    ($($variant:ident => $name:literal, $layer:ident;)*) => {
-        /// A kind of security signal.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-        pub enum SignalKind {
-            $(#[serde(rename = $name)] $variant,)*
-        }
-
-        impl SignalKind {
-            pub const ALL: &'static [SignalKind] = &[$(SignalKind::$variant,)*];
-
-            pub const fn as_str(self) -> &'static str {
-                match self { $(SignalKind::$variant => $name,)* }
-            }
-
-            pub const fn layer(self) -> Layer {
-                match self { $(SignalKind::$variant => Layer::$layer,)* }
-            }
-        }
-
-        impl FromStr for SignalKind {
-            type Err = UnknownSignal;
-
-            fn from_str(text: &str) -> Result<Self, Self::Err> {
-                match text {
-                    $($name => Ok(SignalKind::$variant),)*
-                    _ => Err(UnknownSignal),
-                }
-            }
-        }
-    };
-}
-
-signal_kinds! {
-    HardwareKeystore => "hardware-keystore", HardwareIntegrity;
-    DeviceIntegrity => "device-integrity", HardwareIntegrity;
-    BootloaderLocked => "bootloader-locked", HardwareIntegrity;
-    Tpm => "tpm", HardwareIntegrity;
-    SecureBoot => "secure-boot", VerifiedBoot;
-    VerifiedBoot => "verified-boot", VerifiedBoot;
-    OsSignature => "os-signature", VerifiedBoot;
-    RollbackProtection => "rollback-protection", VerifiedBoot;
-    OtaVerification => "ota-verification", VerifiedBoot;
-    KernelLockdown => "kernel-lockdown", OsHardening;
-    MandatoryAccessControl => "mandatory-access-control", OsHardening;
-    DiskEncryption => "disk-encryption", OsHardening;
-    ScreenLock => "screen-lock", OsHardening;
-    UsbRestricted => "usb-restricted", OsHardening;
-    DebuggingDisabled => "debugging-disabled", OsHardening;
-    UnknownSourcesBlocked => "unknown-sources-blocked", OsHardening;
-    Firewall => "firewall", NetworkPolicy;
-    EncryptedDns => "encrypted-dns", NetworkPolicy;
-    Vpn => "vpn", NetworkPolicy;
-    Proxy => "proxy", NetworkPolicy;
-    NetworkPolicyCompliance => "network-policy-compliance", NetworkPolicy;
-    PolicyCompliance => "policy-compliance", NetworkPolicy;
-    SecurityService => "security-service", SecurityService;
-    TrustEngine => "trust-engine", SecurityService;
-    SignalCollector => "signal-collector", SecurityService;
-    DeviceManagement => "device-management", SecurityService;
-    AppIntegrity => "app-integrity", Application;
-    NoInstrumentation => "no-instrumentation", Application;
-    ActiveDefense => "active-defense", Application;
-    PrivacyMode => "privacy-mode", Application;
-}
-
-impl SignalKind {
-    /// The number of kinds; a report holds at most one signal of each.
-    pub const COUNT: usize = SignalKind::ALL.len();
-
-    /// Privacy Mode (camera and microphone blocked) is reported but is never a protection the
-    /// trust state rests on (enigm-docs §5.4, §20 item 25).
-    pub const fn is_informational(self) -> bool {
-        matches!(self, SignalKind::PrivacyMode)
-    }
-
-    fn bit(self) -> u64 {
-        1 << (self as u32)
-    }
-}
-
-impl fmt::Display for SignalKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// One bit of a [`SignalSet`] per kind.
+const fn bit(kind: SignalKind) -> u64 {
+    1 << kind.index()
 }
 
 // Every kind is one bit of a `SignalSet`.
 const _: () = assert!(SignalKind::COUNT < 64);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("unknown signal kind")]
-pub struct UnknownSignal;
 
 /// A set of signal kinds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
@@ -117,17 +33,17 @@ impl SignalSet {
     pub const EMPTY: SignalSet = SignalSet(0);
 
     pub fn contains(self, kind: SignalKind) -> bool {
-        self.0 & kind.bit() != 0
+        self.0 & bit(kind) != 0
     }
 
     pub fn insert(&mut self, kind: SignalKind) -> bool {
         let fresh = !self.contains(kind);
-        self.0 |= kind.bit();
+        self.0 |= bit(kind);
         fresh
     }
 
     pub fn remove(&mut self, kind: SignalKind) {
-        self.0 &= !kind.bit();
+        self.0 &= !bit(kind);
     }
 
     pub fn is_empty(self) -> bool {
@@ -175,34 +91,6 @@ impl<'de> Deserialize<'de> for SignalSet {
         }
         Ok(set)
     }
-}
-
-/// What a signal says about its protection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SignalValue {
-    /// Active and behaving as expected.
-    Ok,
-    /// Active but weakened, or needing attention.
-    Degraded,
-    /// Measured and not in place.
-    Failed,
-    /// The service that provides it is not running.
-    Unavailable,
-    /// The device cannot measure it.
-    NotMeasurable,
-}
-
-/// Which component produced a signal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum SignalSource {
-    /// A collector of EnigmSecurityService that measured the device.
-    Collector,
-    /// Declared by a device profile (simulated devices, and platforms without a collector).
-    Profile,
-    /// The Trust State Engine itself, e.g. for a signal it found missing or stale.
-    Engine,
 }
 
 /// One normalised signal.
@@ -374,12 +262,12 @@ mod tests {
 
     #[test]
     fn kind_names_round_trip() {
-        for kind in SignalKind::ALL {
+        for kind in &SignalKind::ALL {
             assert_eq!(kind.as_str().parse::<SignalKind>(), Ok(*kind));
             let json = serde_json::to_string(kind).unwrap_or_default();
             assert_eq!(json, format!("\"{}\"", kind.as_str()));
         }
-        assert_eq!("Secure-Boot".parse::<SignalKind>(), Err(UnknownSignal));
+        assert!("Secure-Boot".parse::<SignalKind>().is_err());
     }
 
     #[test]

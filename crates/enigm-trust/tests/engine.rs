@@ -236,7 +236,7 @@ fn a_missing_critical_signal_makes_the_device_inactive() {
 #[test]
 fn a_missing_non_critical_signal_changes_nothing() {
     let policy = policy(None);
-    for &kind in SignalKind::ALL {
+    for kind in SignalKind::ALL {
         if policy.is_critical(kind) {
             continue;
         }
@@ -273,7 +273,7 @@ fn non_critical_problems_add_findings_and_never_move_the_state() {
 #[test]
 fn every_kind_is_judged_alike_when_critical() {
     // Each kind (but Privacy Mode) made the only critical signal follows the critical rows.
-    for &kind in SignalKind::ALL {
+    for kind in SignalKind::ALL {
         if kind.is_informational() {
             continue;
         }

@@ -325,25 +325,9 @@ impl AuditTarget {
     }
 }
 
-/// A device's trust state as the audit log records it (the Trust State Engine's three outcomes;
-/// `enigm-types` cannot name `enigm_trust::TrustState`, which sits above it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum AuditTrustState {
-    Protected,
-    ReviewRequired,
-    Inactive,
-}
-
-impl AuditTrustState {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AuditTrustState::Protected => "PROTECTED",
-            AuditTrustState::ReviewRequired => "REVIEW_REQUIRED",
-            AuditTrustState::Inactive => "INACTIVE",
-        }
-    }
-}
+/// A device's trust state as the audit log records it: the Trust State Engine's own
+/// [`TrustState`](crate::TrustState), under the name earlier code gave it.
+pub type AuditTrustState = crate::trust::TrustState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "kebab-case")]

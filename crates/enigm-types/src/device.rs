@@ -5,6 +5,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::vocabulary::vocabulary;
+
 /// An opaque, stable name for one enrolled device key: `dev_` and 32 lowercase base32 letters
 /// and digits (160 bits of a keyed hash of the device's public key, computed by
 /// `enigm_crypto::DeviceHandleKey`). It cannot be reversed to the key or to any hardware
@@ -123,41 +125,21 @@ mod tests {
     }
 }
 
-/// The six security layers of Enigm OS (enigm-docs §5.1). Every signal belongs to one; the
-/// audit log names the layers a trust-state change came from.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    utoipa::ToSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum SecurityLayer {
-    HardwareIntegrity,
-    VerifiedBoot,
-    OsHardening,
-    NetworkPolicy,
-    SecurityService,
-    Application,
+vocabulary! {
+    /// The six security layers of Enigm OS (enigm-docs §5.1). Every signal belongs to one; the
+    /// audit log names the layers a trust-state change came from.
+    #[derive(PartialOrd, Ord)]
+    pub enum SecurityLayer ("security layer") {
+        HardwareIntegrity => "hardware-integrity",
+        VerifiedBoot => "verified-boot",
+        OsHardening => "os-hardening",
+        NetworkPolicy => "network-policy",
+        SecurityService => "security-service",
+        Application => "application",
+    }
 }
 
 impl SecurityLayer {
-    pub const ALL: [SecurityLayer; 6] = [
-        SecurityLayer::HardwareIntegrity,
-        SecurityLayer::VerifiedBoot,
-        SecurityLayer::OsHardening,
-        SecurityLayer::NetworkPolicy,
-        SecurityLayer::SecurityService,
-        SecurityLayer::Application,
-    ];
-
     const fn bit(self) -> u8 {
         1 << (self as u8)
     }

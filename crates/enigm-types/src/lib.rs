@@ -1,17 +1,25 @@
-//! Enigm domain vocabulary: identifiers, roles, time, approvals and typed audit events.
+//! Enigm domain vocabulary: identifiers, roles, time, approvals, typed audit events, and the
+//! states, severities and findings of device trust and the device lifecycle.
 //!
-//! Everything here is plain data with no I/O, so every other crate (libraries, server, agent,
-//! CLI) can share one definition of what an administrator, a role or an audit event is.
+//! Everything here is plain data with no I/O, so every other crate (libraries, store, server,
+//! agent, CLI) can share one definition of what an administrator, a role, an audit event, a
+//! trust state or a lifecycle state is. Every closed set of names is declared with the
+//! `vocabulary!` macro ([`Vocabulary`]): one spelling per value, used by `as_str`, `FromStr`,
+//! `Display` and serde alike.
 
 pub mod approval;
 pub mod audit;
 pub mod clock;
 pub mod device;
 pub mod ids;
+pub mod lifecycle;
 pub mod permission;
 pub mod release;
 pub mod role;
+pub mod signal;
+pub mod trust;
 pub mod username;
+pub mod vocabulary;
 
 pub use approval::{
     ApprovalAction, ApprovalKind, ApprovalRule, ApprovalRuleError, ApprovalState,
@@ -26,7 +34,14 @@ pub use device::{DeviceHandle, DeviceHandleError, SecurityLayer, SecurityLayers}
 pub use ids::{
     AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, IdParseError, ReleaseId, SessionId,
 };
+pub use lifecycle::{DeviceCommand, DeviceState, LifecycleAction, LifecycleError};
 pub use permission::Permission;
 pub use release::{InstallOutcome, ReleaseState, UnknownReleaseState};
 pub use role::{Role, UnknownRole};
+pub use signal::{SignalKind, SignalSource, SignalValue};
+pub use trust::{
+    Finding, FindingKind, GateResult, GateStatus, LauncherSummary, ProductionGate, Severity,
+    TrustState,
+};
 pub use username::{Username, UsernameError};
+pub use vocabulary::{UnknownName, Vocabulary};

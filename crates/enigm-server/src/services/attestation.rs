@@ -14,7 +14,6 @@ use enigm_api::attestation::{
 use enigm_attest::outcome::{AttestationOutcome, RejectionReason, Verdict};
 use enigm_attest::policy::{AttestationPolicy, Pairing, advance};
 use enigm_store::{AttestationRecord, AttestationResultRecord, WriteTx};
-use enigm_trust::DeviceState;
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome, ReasonCategory, Timestamp,
 };
@@ -24,7 +23,7 @@ use crate::attestation::AttestationContext;
 use crate::device_guard::SignedDevice;
 use crate::error::{ApiError, ApiResult};
 use crate::services::devices::inactive_reason;
-use crate::services::stored::{from_json, parse, to_json};
+use crate::services::stored::{from_json, to_json};
 use crate::state::AppState;
 
 /// Issues a single-use attestation nonce to the signing device (60 s by default).
@@ -40,8 +39,7 @@ pub async fn challenge(
         let Some(device) = state.store().device(&handle).await? else {
             return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
         };
-        let device_state: DeviceState = parse(&device.state, "device state")?;
-        if let Some(reason) = inactive_reason(device_state) {
+        if let Some(reason) = inactive_reason(device.state) {
             return Err(refuse.deny(reason).await);
         }
     }
@@ -81,7 +79,6 @@ pub async fn attest(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
-    let device_state: DeviceState = parse(&device_state, "device state")?;
     if let Some(reason) = inactive_reason(device_state) {
         drop(tx);
         return Err(refuse.deny(reason).await);

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use enigm_api::{
     CheckInRequest, CreateEnrollmentTokenRequest, DeviceListQuery, DeviceView, EnrollRequest,
-    EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, TrustView,
+    EnrollResponse, EnrollmentTokenCreated, FindingView, TrustView,
 };
 use enigm_crypto::BearerToken;
 use enigm_store::{
@@ -16,7 +16,7 @@ use enigm_store::{
     StoreError,
 };
 use enigm_trust::{
-    DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy, TrustState, evaluate,
+    DeviceState, Evaluation, GateStatus, LifecycleAction, SignalReport, TrustPolicy, evaluate,
     evaluate_gates,
 };
 use enigm_types::{
@@ -29,7 +29,7 @@ use crate::checkins::{CheckIn, CheckInOutcome, audit_trust};
 use crate::device_guard::SignedDevice;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::Caller;
-use crate::services::stored::{from_json, parse, to_json};
+use crate::services::stored::{from_json, to_json};
 use crate::services::{attestation, lifecycle};
 use crate::state::AppState;
 
@@ -144,7 +144,7 @@ pub async fn enroll(
     let inserted = tx
         .insert_device(&NewDevice {
             handle,
-            state: device_state.as_str().to_owned(),
+            state: device_state,
             group: consumed.group.clone(),
             policy: consumed.policy.clone(),
             attestation_policy: consumed.attestation_policy.clone(),
@@ -241,8 +241,7 @@ pub async fn check_in(
             let Some(device) = state.store().device(&handle).await? else {
                 return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
             };
-            let device_state: DeviceState = parse(&device.state, "device state")?;
-            if let Some(reason) = inactive_reason(device_state) {
+            if let Some(reason) = inactive_reason(device.state) {
                 return Err(refuse.deny(reason).await);
             }
             let policy: Arc<TrustPolicy> = Arc::new(from_json(&device.policy, "device policy")?);
@@ -296,8 +295,8 @@ pub async fn list(state: &AppState, query: DeviceListQuery) -> ApiResult<Vec<Dev
         ));
     }
     let filter = DeviceFilter {
-        state: query.state.map(|state| state.as_str().to_owned()),
-        trust_state: query.trust_state.map(|state| state.as_str().to_owned()),
+        state: query.state,
+        trust_state: query.trust_state,
         group: query.group,
         after: query.after,
         limit,
@@ -353,25 +352,23 @@ fn assess(
     now: Timestamp,
 ) -> ApiResult<(Evaluation, PostureRecord)> {
     let evaluation = evaluate(report, policy, now);
-    let gates: Vec<GateView> = evaluate_gates(report, policy, now)
-        .into_iter()
-        .map(|(gate, result)| GateView { gate, result })
-        .collect();
-    let findings: Vec<FindingView> = evaluation.findings.iter().map(FindingView::from).collect();
     let posture = PostureRecord {
-        trust_state: evaluation.state.as_str().to_owned(),
+        trust_state: evaluation.state,
         evaluated_at: evaluation.evaluated_at,
-        findings: to_json(&findings)?,
-        gates: to_json(&gates)?,
+        findings: evaluation.findings.clone(),
+        gates: evaluate_gates(report, policy, now)
+            .into_iter()
+            .map(GateStatus::from)
+            .collect(),
     };
     Ok((evaluation, posture))
 }
 
 fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
-    let trust_state: TrustState = parse(&record.posture.trust_state, "trust state")?;
+    let trust_state = record.posture.trust_state;
     Ok(DeviceView {
         handle: record.handle,
-        state: parse(&record.state, "device state")?,
+        state: record.state,
         group: record.group.clone(),
         managed_opt_in: record.managed_opt_in,
         wipe_opt_in: record.wipe_opt_in,
@@ -380,10 +377,15 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
         trust: TrustView {
             state: trust_state,
             launcher_summary: trust_state.launcher_summary(),
-            findings: from_json(&record.posture.findings, "device findings")?,
+            findings: record
+                .posture
+                .findings
+                .iter()
+                .map(FindingView::from)
+                .collect(),
             evaluated_at: record.posture.evaluated_at.to_rfc3339(),
         },
-        production_gates: from_json(&record.posture.gates, "production gates")?,
+        production_gates: record.posture.gates.clone(),
         lifecycle: enigm_api::LifecycleView::default(),
         attestation: None,
     })

@@ -4,7 +4,7 @@
 
 use enigm_api::eligibility::{DenyReason, EligibilityDecision, EligibilityRequest};
 use enigm_attest::policy::AttestationPolicy;
-use enigm_trust::{AttestationOutcome, DecisionInput, DeviceState, TrustPolicy, TrustState};
+use enigm_trust::{AttestationOutcome, DecisionInput, TrustPolicy};
 use enigm_types::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory};
 
 use crate::error::ApiResult;
@@ -19,15 +19,17 @@ pub async fn decide(
     request: EligibilityRequest,
 ) -> ApiResult<EligibilityDecision> {
     let now = state.now();
-    let device = state.store().device(&request.device).await?;
-    // An unknown device, or a record that does not parse, is a missing input: it denies.
+    // An unknown device, or a record that does not decode, is a missing input: it denies.
+    let device = match state.store().device(&request.device).await {
+        Ok(device) => device,
+        Err(enigm_store::StoreError::Corrupt(_)) => None,
+        Err(error) => return Err(error.into()),
+    };
     let known = device.as_ref().and_then(|device| {
-        let device_state: DeviceState = device.state.parse().ok()?;
-        let trust_state: TrustState = device.posture.trust_state.parse().ok()?;
         let policy: TrustPolicy = serde_json::from_str(&device.policy).ok()?;
         Some((
-            device_state,
-            trust_state,
+            device.state,
+            device.posture.trust_state,
             device.posture.evaluated_at,
             policy,
         ))

@@ -35,7 +35,6 @@ use crate::device_guard::{NoBody, SignedDevice};
 use crate::error::{ApiError, ApiResult};
 use crate::guard::Caller;
 use crate::services::approvals;
-use crate::services::stored::parse;
 use crate::state::AppState;
 
 /// How long a replacement's enrollment token stays valid (the successor may still be on its
@@ -78,8 +77,8 @@ pub async fn change(
         .ok_or_else(|| ApiError::not_found("device"))?;
     let pending = state.store().device_lifecycle(&handle).await?.pending;
     let lifecycle = Lifecycle {
-        confirmed: parse(&record.state, "device state")?,
-        pending: pending_command(pending.as_ref())?,
+        confirmed: record.state,
+        pending: pending_command(pending.as_ref()),
     };
     if let Err(refusal) = step.check(lifecycle, record.wipe_opt_in) {
         return refuse(reason_of(refusal)).await;
@@ -180,7 +179,7 @@ pub async fn commands(
     };
     tx.commit().await?;
     Ok(DeviceCommandsView {
-        pending: pending_command(locked.pending.as_ref())?,
+        pending: pending_command(locked.pending.as_ref()),
     })
 }
 
@@ -208,8 +207,8 @@ pub async fn acknowledge(
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
     let before = Lifecycle {
-        confirmed: parse(&locked.state, "device state")?,
-        pending: pending_command(locked.pending.as_ref())?,
+        confirmed: locked.state,
+        pending: pending_command(locked.pending.as_ref()),
     };
     let after = match before.acknowledge(request.command) {
         Ok(after) => after,
@@ -219,10 +218,10 @@ pub async fn acknowledge(
         }
     };
     let moved = tx
-        .transition_device(&handle, before.confirmed.as_str(), after.confirmed.as_str())
+        .transition_device(&handle, before.confirmed, after.confirmed)
         .await?;
     let acknowledged = tx
-        .acknowledge_command(&handle, request.command.as_str(), now)
+        .acknowledge_command(&handle, request.command, now)
         .await?;
     if !(moved && acknowledged) {
         drop(tx);
@@ -245,20 +244,18 @@ pub async fn acknowledge(
 
 /// The lifecycle part of a device's view.
 pub fn view(confirmed: DeviceState, record: &LifecycleRecord) -> ApiResult<LifecycleView> {
-    let pending = pending_command(record.pending.as_ref())?;
+    let pending = pending_command(record.pending.as_ref());
     let requested = Lifecycle { confirmed, pending }.requested();
     Ok(LifecycleView {
         requested_state: (requested != confirmed).then_some(requested),
         pending_command: record
             .pending
             .as_ref()
-            .map(|pending| command_view(&pending.command, pending.issued_at))
-            .transpose()?,
+            .map(|pending| command_view(pending.command, pending.issued_at)),
         acknowledged_command: record
             .acknowledged
             .as_ref()
-            .map(|(command, at)| command_view(command, *at))
-            .transpose()?,
+            .map(|(command, at)| command_view(*command, *at)),
         replaced_by: record.replaced_by,
         replaces: record.replaces,
     })
@@ -332,8 +329,8 @@ async fn settle(
         return Ok(Err(ReasonCategory::UnknownDevice));
     };
     let before = Lifecycle {
-        confirmed: parse(&locked.state, "device state")?,
-        pending: pending_command(locked.pending.as_ref())?,
+        confirmed: locked.state,
+        pending: pending_command(locked.pending.as_ref()),
     };
     let after = match step.check(before, locked.wipe_opt_in) {
         Ok(after) => after,
@@ -342,7 +339,7 @@ async fn settle(
     match step {
         Step::Apply(_) => {
             if !tx
-                .transition_device(&handle, before.confirmed.as_str(), after.confirmed.as_str())
+                .transition_device(&handle, before.confirmed, after.confirmed)
                 .await?
             {
                 return Ok(Err(ReasonCategory::InvalidTransition));
@@ -352,7 +349,7 @@ async fn settle(
             let issued = tx
                 .issue_command(&NewCommand {
                     handle,
-                    command: command.as_str().to_owned(),
+                    command,
                     issued_by: admin,
                     issued_at: now,
                     approval,
@@ -438,15 +435,13 @@ fn refusal_error(reason: ReasonCategory) -> ApiError {
     ApiError::conflict(reason, message)
 }
 
-fn pending_command(pending: Option<&PendingCommand>) -> ApiResult<Option<DeviceCommand>> {
-    pending
-        .map(|pending| parse(&pending.command, "device command"))
-        .transpose()
+fn pending_command(pending: Option<&PendingCommand>) -> Option<DeviceCommand> {
+    pending.map(|pending| pending.command)
 }
 
-fn command_view(command: &str, at: Timestamp) -> ApiResult<CommandView> {
-    Ok(CommandView {
-        command: parse(command, "device command")?,
+fn command_view(command: DeviceCommand, at: Timestamp) -> CommandView {
+    CommandView {
+        command,
         at: at.to_rfc3339(),
-    })
+    }
 }

@@ -1,5 +1,5 @@
-//! Reading back the text columns the store keeps (states, JSON documents): a value that does
-//! not parse is a corrupt store, answered as an internal error.
+//! Reading back the JSON documents the store keeps (policies, pairings, claims): a document
+//! that does not decode is a corrupt store, answered as an internal error.
 
 use enigm_store::StoreError;
 use serde::de::DeserializeOwned;
@@ -12,9 +12,4 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> ApiResult<String> {
 
 pub(crate) fn from_json<T: DeserializeOwned>(text: &str, what: &'static str) -> ApiResult<T> {
     serde_json::from_str(text).map_err(|_| ApiError::internal(&StoreError::Corrupt(what)))
-}
-
-pub(crate) fn parse<T: std::str::FromStr>(text: &str, what: &'static str) -> ApiResult<T> {
-    text.parse()
-        .map_err(|_| ApiError::internal(&StoreError::Corrupt(what)))
 }

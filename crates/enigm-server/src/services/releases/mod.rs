@@ -119,10 +119,10 @@ struct Declared {
 
 fn validate(request: &CreateReleaseRequest) -> ApiResult<Declared> {
     let invalid = |what: &'static str| ApiError::unprocessable("invalid_release", what);
-    if !enigm_ota_target_name_is_safe(&request.target_name) {
+    if enigm_ota::TargetName::parse(&request.target_name).is_err() {
         return Err(invalid(
-            "target_name must be a relative `/`-separated path of 1 to 255 bytes of \
-             `A-Z a-z 0-9 - _ .` without `.` or `..` segments",
+            "target_name must be a relative `/`-separated path of 1 to 255 bytes of printable \
+             ASCII without `\\`, `?`, `#`, empty, `.` or `..` segments",
         ));
     }
     if !is_label(&request.channel, 32) {
@@ -174,21 +174,6 @@ fn is_label(text: &str, max: usize) -> bool {
         && text.len() <= max
         && text.bytes().all(|byte| {
             byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"-_.".contains(&byte)
-        })
-}
-
-/// Target names Command accepts: stricter than TUF (which allows any string), so that a name
-/// can never climb out of a directory on a device or a static mirror.
-pub(crate) fn enigm_ota_target_name_is_safe(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 255
-        && name.split('/').all(|segment| {
-            !segment.is_empty()
-                && segment != "."
-                && segment != ".."
-                && segment
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte))
         })
 }
 

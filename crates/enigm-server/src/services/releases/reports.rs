@@ -6,11 +6,9 @@ use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, InstallOutcome, Outcome, ReasonCategory,
 };
 
-use super::enigm_ota_target_name_is_safe;
 use crate::device_guard::SignedDevice;
 use crate::error::ApiResult;
 use crate::services::devices::inactive_reason;
-use crate::services::stored::parse;
 use crate::state::AppState;
 
 /// Records a signed device's report of an install's outcome.
@@ -23,7 +21,7 @@ pub async fn record(
     let handle = device.handle;
     let refuse = &device.refuse;
     let request = &device.body;
-    if !enigm_ota_target_name_is_safe(&request.target_name)
+    if enigm_ota::TargetName::parse(&request.target_name).is_err()
         || request.release_version.len() > 64
         || (request.outcome == InstallOutcome::Installed) != request.reason.is_none()
     {
@@ -38,7 +36,6 @@ pub async fn record(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
-    let device_state: enigm_trust::DeviceState = parse(&device_state, "device state")?;
     if let Some(reason) = inactive_reason(device_state) {
         drop(tx);
         return Err(refuse.deny(reason).await);
