@@ -4,8 +4,9 @@ use proptest::prelude::*;
 
 use super::{UnknownName, Vocabulary};
 use crate::{
-    DeviceCommand, DeviceState, FindingKind, GateResult, LauncherSummary, LifecycleAction,
-    ProductionGate, SecurityLayer, Severity, SignalKind, SignalSource, SignalValue, TrustState,
+    DeviceCommand, DeviceState, FindingKind, GateResult, InstallOutcome, LauncherSummary,
+    LifecycleAction, ProductionGate, ReleaseState, Role, SecurityLayer, Severity, SignalKind,
+    SignalSource, SignalValue, TrustState,
 };
 
 /// Every value of `T`: its spelling parses back to it, `Display` and serde use that spelling,
@@ -56,6 +57,9 @@ fn every_vocabulary_round_trips_through_its_one_spelling() {
     check_round_trip::<DeviceState>();
     check_round_trip::<LifecycleAction>();
     check_round_trip::<DeviceCommand>();
+    check_round_trip::<Role>();
+    check_round_trip::<ReleaseState>();
+    check_round_trip::<InstallOutcome>();
 }
 
 /// The spellings the database rows and the wire already hold: changing one breaks stored data.
@@ -169,6 +173,28 @@ fn spellings_are_the_stored_ones() {
         (Y::SecurityService, "security-service"),
         (Y::Application, "application"),
     ]);
+    use Role as R;
+    check(&[
+        (R::Owner, "owner"),
+        (R::SecurityAdmin, "security-admin"),
+        (R::DeviceOperator, "device-operator"),
+        (R::ReleaseManager, "release-manager"),
+        (R::IntelAnalyst, "intel-analyst"),
+        (R::Auditor, "auditor"),
+    ]);
+    use ReleaseState as E;
+    check(&[
+        (E::Draft, "draft"),
+        (E::Approved, "approved"),
+        (E::Signed, "signed"),
+        (E::Published, "published"),
+    ]);
+    use InstallOutcome as I;
+    check(&[
+        (I::Installed, "installed"),
+        (I::Rejected, "rejected"),
+        (I::RolledBack, "rolled-back"),
+    ]);
     assert_eq!(SignalKind::ALL.len(), SignalKind::COUNT);
     assert_eq!(SignalKind::ALL.len(), 30);
 }
@@ -234,5 +260,8 @@ proptest! {
         accepts_exactly_its_names::<DeviceCommand>(&text);
         accepts_exactly_its_names::<SecurityLayer>(&text);
         accepts_exactly_its_names::<LauncherSummary>(&text);
+        accepts_exactly_its_names::<Role>(&text);
+        accepts_exactly_its_names::<ReleaseState>(&text);
+        accepts_exactly_its_names::<InstallOutcome>(&text);
     }
 }
