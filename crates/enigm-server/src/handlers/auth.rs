@@ -1,5 +1,5 @@
 //! Login, logout and the caller's own credentials: password, critical-operation PIN, TOTP and
-//! sessions.
+//! sessions. Each handler decodes, calls `services::auth` and encodes.
 
 use axum::Json;
 use axum::extract::State;
@@ -8,18 +8,12 @@ use enigm_api::{
     AccountView, ChangePasswordRequest, LoginRequest, LoginResponse, SessionView, SetPinRequest,
     TotpConfirmRequest, TotpEnrollment,
 };
-use enigm_crypto::{BearerToken, TotpSecret, verify_totp};
-use enigm_identity::{MAX_CONSECUTIVE_PIN_FAILURES, Password, Pin};
-use enigm_store::{AdminRecord, NewSession};
-use enigm_types::{
-    Actor, AdminId, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, SessionId,
-    Username,
-};
+use enigm_types::SessionId;
 
-use crate::audit;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath, ClientIp};
 use crate::guard::Caller;
+use crate::services::auth;
 use crate::state::AppState;
 use crate::views;
 
@@ -32,174 +26,14 @@ pub async fn login(
     ClientIp(ip): ClientIp,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
-    let now = state.now();
-    let username = Username::parse(&request.username).ok();
-    // Throttle by account and by client address: guessing one account from many addresses and
-    // many accounts from one address are both slowed down.
-    let mut keys = Vec::with_capacity(2);
-    if let Some(username) = &username {
-        keys.push(format!("user:{username}"));
-    }
-    if let Some(ip) = ip {
-        keys.push(format!("ip:{ip}"));
-    }
-    let throttled = state.throttle.retry_after(&keys, now).await?;
-    if let Some(retry_after) = throttled {
-        let event = audit::denied(
-            now,
-            Actor::Anonymous,
-            AuditAction::AuthLogin,
-            AuditTarget::Account { admin: None },
-            ReasonCategory::Throttled,
-        );
-        state.audit(&[event]).await?;
-        return Err(ApiError::throttled(retry_after));
-    }
-
-    let admin = match &username {
-        Some(username) => state.store().admin_by_username(username).await?,
-        None => None,
-    };
-    let matched = state
-        .verify_secret(
-            request.password.clone().into_bytes(),
-            admin.as_ref().map(|a| a.password_hash.clone()),
-        )
-        .await?;
-    let admin = match (admin, matched) {
-        (Some(admin), Some(_)) => admin,
-        (admin, _) => {
-            return Err(login_failure(
-                &state,
-                &keys,
-                admin.map(|a| a.id),
-                ReasonCategory::InvalidCredentials,
-            )
-            .await);
-        }
-    };
-    if admin.disabled {
-        return Err(login_failure(
-            &state,
-            &keys,
-            Some(admin.id),
-            ReasonCategory::AccountDisabled,
-        )
-        .await);
-    }
-    if admin.totp_enabled {
-        check_login_totp(&state, &keys, &admin, request.totp.as_deref()).await?;
-    }
-
-    let token = BearerToken::generate(&mut rand::rngs::OsRng);
-    let new_session = NewSession {
-        id: SessionId::random(),
-        admin_id: admin.id,
-        token_digest_hex: token.digest().to_hex(),
-        created_at: now,
-        expires_at: state.session_policy.expires_at(now),
-    };
-    state.store().insert_session(&new_session).await?;
-    state.throttle.record_success(&keys).await?;
-    let event = audit::success(
-        now,
-        admin.id,
-        AuditAction::AuthLogin,
-        AuditTarget::Session {
-            session: new_session.id,
-        },
-    );
-    state.audit(&[event]).await?;
-    let session = state
-        .store()
-        .session_by_id(new_session.id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("session"))?;
-    Ok(Json(LoginResponse {
-        token: token.expose().to_owned(),
-        session: views::session(&session, session.id),
-        account: views::account(&admin),
-    }))
-}
-
-async fn login_failure(
-    state: &AppState,
-    keys: &[String],
-    admin: Option<AdminId>,
-    reason: ReasonCategory,
-) -> ApiError {
-    let now = state.now();
-    // A failure that cannot be counted is not answered as a plain failure: the guess would be
-    // free.
-    if let Err(error) = state.throttle.record_failure(keys, now).await {
-        return error.into();
-    }
-    let actor = admin.map_or(Actor::Anonymous, Actor::Admin);
-    let event = audit::denied(
-        now,
-        actor,
-        AuditAction::AuthLogin,
-        AuditTarget::Account { admin },
-        reason,
-    );
-    match state.audit(&[event]).await {
-        Ok(()) => ApiError::unauthenticated(reason),
-        Err(error) => error,
-    }
-}
-
-async fn check_login_totp(
-    state: &AppState,
-    keys: &[String],
-    admin: &AdminRecord,
-    code: Option<&str>,
-) -> ApiResult<()> {
-    let Some(code) = code else {
-        // The password was right: asking for the second factor is not a failed guess.
-        return Err(ApiError::unauthenticated(ReasonCategory::TotpRequired));
-    };
-    let secret = open_totp_secret(state, admin)?;
-    let now = state.now();
-    let accepted = match verify_totp(&secret, code, now.unix_seconds(), admin.totp_last_step) {
-        Ok(step) => state.store().claim_totp_step(admin.id, step.0).await?,
-        Err(_) => false,
-    };
-    if accepted {
-        Ok(())
-    } else {
-        Err(login_failure(state, keys, Some(admin.id), ReasonCategory::TotpInvalid).await)
-    }
-}
-
-fn open_totp_secret(state: &AppState, admin: &AdminRecord) -> ApiResult<TotpSecret> {
-    let sealed = admin
-        .totp_sealed
-        .as_deref()
-        .ok_or_else(|| ApiError::conflict(ReasonCategory::Conflict, "no TOTP secret enrolled"))?;
-    let bytes = state
-        .sealing_key
-        .open(sealed, admin.id.to_string().as_bytes())
-        .map_err(|error| ApiError::internal(&error))?;
-    TotpSecret::from_bytes(&bytes).map_err(|error| ApiError::internal(&error))
+    Ok(Json(auth::login(&state, ip, request).await?))
 }
 
 /// End the current session.
 #[utoipa::path(post, path = enigm_api::paths::LOGOUT, tag = "auth", security(("bearer" = [])),
     responses((status = 204), (status = 401, body = enigm_api::ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<StatusCode> {
-    let now = state.now();
-    let mut tx = state.store().begin().await?;
-    tx.close_session(caller.session.id, now).await?;
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::AuthLogout,
-        AuditTarget::Session {
-            session: caller.session.id,
-        },
-    ))
-    .await?;
-    tx.commit().await?;
+    auth::logout(&state, &caller).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -218,43 +52,7 @@ pub async fn change_password(
     caller: Caller,
     ApiJson(request): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    reauthenticate(
-        &state,
-        &caller,
-        &request.current_password,
-        AuditAction::AuthPassword,
-    )
-    .await?;
-    let new_password = Password::parse(&request.new_password)
-        .map_err(|error| ApiError::unprocessable("weak_password", error.to_string()))?;
-    let hash = state
-        .hash_secret(new_password.expose().as_bytes().to_vec())
-        .await?;
-    let now = state.now();
-    state
-        .store()
-        .update_password_hash(caller.admin.id, hash.as_str())
-        .await?;
-    let mut tx = state.store().begin().await?;
-    for session in state
-        .store()
-        .list_open_sessions(Some(caller.admin.id), now)
-        .await?
-    {
-        if session.id != caller.session.id {
-            tx.close_session(session.id, now).await?;
-        }
-    }
-    tx.append_audit(&audit::success(
-        now,
-        caller.admin.id,
-        AuditAction::AuthPassword,
-        AuditTarget::Account {
-            admin: Some(caller.admin.id),
-        },
-    ))
-    .await?;
-    tx.commit().await?;
+    auth::change_password(&state, &caller, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -268,47 +66,7 @@ pub async fn set_pin(
     caller: Caller,
     ApiJson(request): ApiJson<SetPinRequest>,
 ) -> ApiResult<StatusCode> {
-    reauthenticate(
-        &state,
-        &caller,
-        &request.current_password,
-        AuditAction::AuthPinSet,
-    )
-    .await?;
-    if caller.admin.pin_hash.is_some() {
-        crate::guard::check_pin(&state, &caller.admin, request.current_pin.as_deref()).await?;
-    }
-    let pin = Pin::parse(&request.pin)
-        .map_err(|error| ApiError::unprocessable("invalid_pin", error.to_string()))?;
-    let hash = state.hash_secret(pin.expose().as_bytes().to_vec()).await?;
-    let now = state.now();
-    let target = AuditTarget::Account {
-        admin: Some(caller.admin.id),
-    };
-    if !state
-        .store()
-        .set_pin_hash(caller.admin.id, hash.as_str(), MAX_CONSECUTIVE_PIN_FAILURES)
-        .await?
-    {
-        state
-            .audit(&[audit::denied(
-                now,
-                Actor::Admin(caller.admin.id),
-                AuditAction::AuthPinSet,
-                target,
-                ReasonCategory::PinLocked,
-            )])
-            .await?;
-        return Err(ApiError::pin_locked());
-    }
-    state
-        .audit(&[audit::success(
-            now,
-            caller.admin.id,
-            AuditAction::AuthPinSet,
-            target,
-        )])
-        .await?;
+    auth::set_pin(&state, &caller, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -319,39 +77,7 @@ pub async fn totp_enroll(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<TotpEnrollment>> {
-    if caller.admin.totp_enabled {
-        // Re-enrolling would replace a second factor with one proven by the session alone.
-        return Err(ApiError::conflict(
-            ReasonCategory::Conflict,
-            "TOTP is already enabled for this account",
-        ));
-    }
-    let secret = TotpSecret::generate(&mut rand::rngs::OsRng);
-    let sealed = state.sealing_key.seal(
-        secret.as_bytes(),
-        caller.admin.id.to_string().as_bytes(),
-        &mut rand::rngs::OsRng,
-    );
-    state
-        .store()
-        .set_totp_pending(caller.admin.id, &sealed)
-        .await?;
-    let now = state.now();
-    let target = AuditTarget::Account {
-        admin: Some(caller.admin.id),
-    };
-    state
-        .audit(&[audit::success(
-            now,
-            caller.admin.id,
-            AuditAction::AuthTotpEnroll,
-            target,
-        )])
-        .await?;
-    Ok(Json(TotpEnrollment {
-        secret: secret.to_base32(),
-        otpauth_uri: secret.otpauth_uri("Enigm Command", caller.admin.username.as_str()),
-    }))
+    Ok(Json(auth::totp_enroll(&state, &caller).await?))
 }
 
 /// Confirm TOTP enrollment with a current code; from then on login needs a code.
@@ -362,51 +88,7 @@ pub async fn totp_confirm(
     caller: Caller,
     ApiJson(request): ApiJson<TotpConfirmRequest>,
 ) -> ApiResult<StatusCode> {
-    if caller.admin.totp_enabled {
-        return Err(ApiError::conflict(
-            ReasonCategory::Conflict,
-            "TOTP is already enabled for this account",
-        ));
-    }
-    let secret = open_totp_secret(&state, &caller.admin)?;
-    let now = state.now();
-    let target = AuditTarget::Account {
-        admin: Some(caller.admin.id),
-    };
-    let accepted = match verify_totp(
-        &secret,
-        &request.code,
-        now.unix_seconds(),
-        caller.admin.totp_last_step,
-    ) {
-        Ok(step) => {
-            state
-                .store()
-                .claim_totp_step(caller.admin.id, step.0)
-                .await?
-        }
-        Err(_) => false,
-    };
-    if !accepted {
-        let event = audit::denied(
-            now,
-            Actor::Admin(caller.admin.id),
-            AuditAction::AuthTotpConfirm,
-            target,
-            ReasonCategory::TotpInvalid,
-        );
-        state.audit(&[event]).await?;
-        return Err(ApiError::unauthenticated(ReasonCategory::TotpInvalid));
-    }
-    state.store().enable_totp(caller.admin.id).await?;
-    state
-        .audit(&[audit::success(
-            now,
-            caller.admin.id,
-            AuditAction::AuthTotpConfirm,
-            target,
-        )])
-        .await?;
+    auth::totp_confirm(&state, &caller, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -417,16 +99,7 @@ pub async fn own_sessions(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Vec<SessionView>>> {
-    let sessions = state
-        .store()
-        .list_open_sessions(Some(caller.admin.id), state.now())
-        .await?;
-    Ok(Json(
-        sessions
-            .iter()
-            .map(|session| views::session(session, caller.session.id))
-            .collect(),
-    ))
+    Ok(Json(auth::own_sessions(&state, &caller).await?))
 }
 
 /// Close one of the caller's own sessions.
@@ -438,49 +111,6 @@ pub async fn close_own_session(
     caller: Caller,
     ApiPath(id): ApiPath<SessionId>,
 ) -> ApiResult<StatusCode> {
-    let session = state.store().session_by_id(id).await?;
-    if session
-        .as_ref()
-        .is_none_or(|session| session.admin_id != caller.admin.id)
-    {
-        return Err(ApiError::not_found("session"));
-    }
-    crate::services::sessions::close_audited(&state, &caller, id).await?;
+    auth::close_own_session(&state, &caller, id).await?;
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// Checks the caller's current password before a credential change.
-async fn reauthenticate(
-    state: &AppState,
-    caller: &Caller,
-    password: &str,
-    action: AuditAction,
-) -> ApiResult<()> {
-    let matched = state
-        .verify_secret(
-            password.as_bytes().to_vec(),
-            Some(caller.admin.password_hash.clone()),
-        )
-        .await?;
-    if matched.is_some() {
-        return Ok(());
-    }
-    let now = state.now();
-    let target = AuditTarget::Account {
-        admin: Some(caller.admin.id),
-    };
-    let event = AuditEvent::new(
-        now,
-        Actor::Admin(caller.admin.id),
-        action,
-        target,
-        Outcome::Denied,
-    )
-    .with_reason(ReasonCategory::InvalidCredentials);
-    state.audit(&[event]).await?;
-    Err(ApiError::reason(
-        StatusCode::FORBIDDEN,
-        ReasonCategory::InvalidCredentials,
-        "current password is wrong",
-    ))
 }

@@ -7,6 +7,7 @@
 pub mod approvals;
 pub mod attestation;
 pub mod audit_log;
+pub mod auth;
 pub mod devices;
 pub mod eligibility;
 pub mod lifecycle;
