@@ -151,8 +151,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(tls)?));
             let handle = axum_server::Handle::new();
             let shutdown = handle.clone();
+            let signalled = shutdown_signal()?;
             tokio::spawn(async move {
-                shutdown_signal().await;
+                signalled.await;
                 shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
             });
             println!("Enigm Command listening on https://{local}");
@@ -164,6 +165,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 .context("server failed")?;
         }
         None => {
+            let signalled = shutdown_signal()?;
             println!("Enigm Command listening on http://{local}");
             tracing::info!(%local, "listening");
             let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -171,7 +173,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(signalled)
             .await
             .context("server failed")?;
         }
@@ -242,21 +244,20 @@ fn tls_config(files: &TlsFiles) -> anyhow::Result<rustls::ServerConfig> {
     Ok(config)
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers the SIGINT and SIGTERM handlers now and resolves when either arrives. Registering
+/// before "listening" is printed means a supervisor (or a test) that stops the process as soon as
+/// it listens gets a graceful shutdown, not the default action of the signal.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = interrupt => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
+        tracing::info!("shutting down");
+    })
 }
 
 /// The attestation verifier's configuration: Google's roots, the operator's, the development root
