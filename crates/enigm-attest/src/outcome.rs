@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use enigm_types::{AttestationFormat, AttestationVerdict};
+
 /// Why evidence was rejected. Exactly one per rejection; the names are the Enigm documents'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectionReason {
@@ -38,16 +40,10 @@ impl RejectionReason {
         RejectionReason::EligibilityFailure,
     ];
 
-    /// Stable snake_case name, used on the wire, in storage and in audit reasons.
+    /// Stable snake_case name, used on the wire, in storage and in audit reasons: the
+    /// vocabulary's spelling of the verdict this reason gives.
     pub fn as_str(self) -> &'static str {
-        match self {
-            RejectionReason::InvalidTrustChain => "invalid_trust_chain",
-            RejectionReason::UnsupportedDevice => "unsupported_device",
-            RejectionReason::IneligibleBuild => "ineligible_build",
-            RejectionReason::StaleAttestation => "stale_attestation",
-            RejectionReason::ReplayAttempt => "replay_attempt",
-            RejectionReason::EligibilityFailure => "eligibility_failure",
-        }
+        AttestationVerdict::from(Verdict::Rejected(self)).as_str()
     }
 
     pub fn parse(text: &str) -> Option<RejectionReason> {
@@ -114,10 +110,7 @@ pub enum Verdict {
 impl Verdict {
     /// `accepted`, or the rejection reason's name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Accepted => "accepted",
-            Verdict::Rejected(reason) => reason.as_str(),
-        }
+        AttestationVerdict::from(self).as_str()
     }
 
     pub fn is_accepted(self) -> bool {
@@ -133,4 +126,39 @@ pub struct AttestationOutcome {
     pub verdict: Verdict,
     pub claims: Option<Claims>,
     pub detail: String,
+}
+
+/// The verdict as Command keeps it.
+impl From<Verdict> for AttestationVerdict {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Accepted => AttestationVerdict::Accepted,
+            Verdict::Rejected(RejectionReason::InvalidTrustChain) => {
+                AttestationVerdict::InvalidTrustChain
+            }
+            Verdict::Rejected(RejectionReason::UnsupportedDevice) => {
+                AttestationVerdict::UnsupportedDevice
+            }
+            Verdict::Rejected(RejectionReason::IneligibleBuild) => {
+                AttestationVerdict::IneligibleBuild
+            }
+            Verdict::Rejected(RejectionReason::StaleAttestation) => {
+                AttestationVerdict::StaleAttestation
+            }
+            Verdict::Rejected(RejectionReason::ReplayAttempt) => AttestationVerdict::ReplayAttempt,
+            Verdict::Rejected(RejectionReason::EligibilityFailure) => {
+                AttestationVerdict::EligibilityFailure
+            }
+        }
+    }
+}
+
+/// The kind of evidence as Command keeps it.
+impl From<EvidenceFormat> for AttestationFormat {
+    fn from(format: EvidenceFormat) -> Self {
+        match format {
+            EvidenceFormat::AndroidKey => AttestationFormat::AndroidKey,
+            EvidenceFormat::Tpm2Quote => AttestationFormat::Tpm2Quote,
+        }
+    }
 }

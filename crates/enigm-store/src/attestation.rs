@@ -1,13 +1,16 @@
 //! Device attestation rows (migration `0006_device_attestation.sql`): per device, the attestation
 //! policy it enrolled under, the pairing its first accepted attestation pinned, and the outcome
 //! of its last attestation with the minimal claims. No evidence is stored: the certificates and
-//! quotes are discarded after verification. Like the rest of the store, policies, pairings and
-//! claims are JSON the server encodes, and verdicts their stable names.
+//! quotes are discarded after verification. The verdict and the evidence format are typed (a name
+//! this build does not know is a corrupt row); policies, pairings and claims are JSON of types
+//! that live above the store (`enigm-attest`), encoded by the server.
 
-use enigm_types::{DeviceHandle, Timestamp};
+use enigm_types::{
+    AttestationFormat, AttestationVerdict, DeviceHandle, Timestamp, Vocabulary as _,
+};
 use sqlx::Row as _;
 
-use crate::{Backend, Store, StoreResult, WriteTx};
+use crate::{Backend, Store, StoreError, StoreResult, WriteTx};
 
 /// A device's attestation row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,10 +28,8 @@ pub struct AttestationRecord {
 /// The outcome of one attestation, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttestationResultRecord {
-    /// `accepted` or the rejection reason's stable name.
-    pub verdict: String,
-    /// `android_key` or `tpm2_quote`.
-    pub format: String,
+    pub verdict: AttestationVerdict,
+    pub format: AttestationFormat,
     /// The minimal claims, as JSON.
     pub claims: String,
     pub attested_at: Timestamp,
@@ -40,10 +41,12 @@ fn record(row: &sqlx::any::AnyRow) -> StoreResult<AttestationRecord> {
     let verdict: Option<String> = row.try_get("verdict")?;
     let last = match verdict {
         Some(verdict) => Some(AttestationResultRecord {
-            verdict,
+            verdict: AttestationVerdict::from_name(&verdict)
+                .map_err(|_| StoreError::Corrupt("attestation verdict"))?,
             format: row
                 .try_get::<Option<String>, _>("format")?
-                .unwrap_or_default(),
+                .and_then(|format| AttestationFormat::from_name(&format).ok())
+                .ok_or(StoreError::Corrupt("attestation format"))?,
             claims: row
                 .try_get::<Option<String>, _>("claims")?
                 .unwrap_or_else(|| "{}".to_owned()),
@@ -135,8 +138,8 @@ impl WriteTx<'_> {
         };
         let mut statement = sqlx::query(query)
             .bind(handle.to_string())
-            .bind(result.verdict.clone())
-            .bind(result.format.clone())
+            .bind(result.verdict.name())
+            .bind(result.format.name())
             .bind(result.claims.clone())
             .bind(result.attested_at.unix_millis());
         if let Some(pairing) = accepted_pairing {

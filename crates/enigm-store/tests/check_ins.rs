@@ -11,14 +11,14 @@
 )]
 
 use enigm_store::{
-    CheckInStored, CheckInWrite, NewDevice, NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureRecord,
-    Store,
+    AttestationResultRecord, CheckInStored, CheckInWrite, NewDevice, NewEnrollmentToken,
+    POSTURE_HISTORY_LEN, PostureRecord, Store,
 };
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::{
-    AdminId, DeviceHandle, DeviceState, EnrollmentTokenId, Finding, FindingKind, GateResult,
-    GateStatus, ProductionGate, Severity, SignalKind, SignalSource, Timestamp, TrustState,
-    Username,
+    AdminId, AttestationFormat, AttestationVerdict, DeviceHandle, DeviceState, EnrollmentTokenId,
+    Finding, FindingKind, GateResult, GateStatus, ProductionGate, Severity, SignalKind,
+    SignalSource, Timestamp, TrustState, Username,
 };
 
 /// 2026-11-22T00:00:00Z.
@@ -31,6 +31,7 @@ backend_tests!(
     expired_nonces_are_forgotten,
     findings_and_gates_are_stored_typed,
     corrupt_rows_are_store_errors,
+    attestation_outcomes_are_stored_typed,
 );
 
 fn posture(trust_state: TrustState, at: Timestamp) -> PostureRecord {
@@ -388,4 +389,69 @@ async fn corrupt_rows_are_store_errors(backend: Backend) {
         store.device(&handle(0)).await.unwrap().unwrap().state,
         DeviceState::Trusted
     );
+}
+
+/// The last attestation's verdict and format come back as the types they were stored as; a name
+/// this build does not know is a corrupt row, never a default (an unknown verdict must not read as
+/// anything, least of all `accepted`).
+async fn attestation_outcomes_are_stored_typed(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let store = fleet(&db, 1, DeviceState::Trusted).await;
+    let before = store.device_attestation(&handle(0)).await.unwrap().unwrap();
+    assert_eq!(before.last, None);
+
+    for (verdict, format) in [
+        (
+            AttestationVerdict::StaleAttestation,
+            AttestationFormat::Tpm2Quote,
+        ),
+        (AttestationVerdict::Accepted, AttestationFormat::AndroidKey),
+    ] {
+        let result = AttestationResultRecord {
+            verdict,
+            format,
+            claims: "{}".to_owned(),
+            attested_at: T0,
+        };
+        let mut tx = store.begin().await.unwrap();
+        let pairing = verdict.is_accepted().then_some("{}");
+        tx.record_attestation(&handle(0), &result, pairing)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let stored = store.device_attestation(&handle(0)).await.unwrap().unwrap();
+        assert_eq!(stored.last, Some(result));
+    }
+
+    let raw = sqlx::AnyPool::connect(db.url()).await.unwrap();
+    for (column, value, what) in [
+        ("verdict", "ACCEPTED", "attestation verdict"),
+        ("verdict", "accepted ", "attestation verdict"),
+        ("format", "android-key", "attestation format"),
+    ] {
+        let good = if column == "verdict" {
+            "accepted"
+        } else {
+            "android_key"
+        };
+        for (text, expect_corrupt) in [(value, true), (good, false)] {
+            sqlx::query(&format!(
+                "UPDATE device_attestations SET {column} = $1 WHERE handle = $2"
+            ))
+            .bind(text)
+            .bind(handle(0).to_string())
+            .execute(&raw)
+            .await
+            .unwrap();
+            let read = store.device_attestation(&handle(0)).await;
+            if expect_corrupt {
+                assert!(
+                    matches!(read, Err(enigm_store::StoreError::Corrupt(got)) if got == what),
+                    "{column} = {text:?}: {read:?}"
+                );
+            } else {
+                assert!(read.unwrap().unwrap().last.unwrap().verdict.is_accepted());
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! `Display` and serde alike.
 
 pub mod approval;
+pub mod attestation;
 pub mod audit;
 pub mod clock;
 pub mod device;
@@ -25,6 +26,7 @@ pub use approval::{
     ApprovalAction, ApprovalKind, ApprovalRule, ApprovalRuleError, ApprovalState,
     GuardedDeviceChange, Justification, JustificationError,
 };
+pub use attestation::{AttestationFormat, AttestationVerdict};
 pub use audit::{
     Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, Outcome, ReasonCategory,
     TargetCategory,

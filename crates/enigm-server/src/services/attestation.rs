@@ -15,7 +15,8 @@ use enigm_attest::outcome::{AttestationOutcome, RejectionReason, Verdict};
 use enigm_attest::policy::{AttestationPolicy, Pairing, advance};
 use enigm_store::{AttestationRecord, AttestationResultRecord, WriteTx};
 use enigm_types::{
-    Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome, ReasonCategory, Timestamp,
+    Actor, AttestationFormat, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome,
+    ReasonCategory, Timestamp,
 };
 use rand::RngCore as _;
 
@@ -105,7 +106,7 @@ pub async fn attest(
         // What was just stored, without reading it back.
         Verdict::Accepted => Ok(AttestationView {
             verdict: outcome.verdict.as_str().to_owned(),
-            format: format_name(&outcome).to_owned(),
+            format: AttestationFormat::from(outcome.format).as_str().to_owned(),
             attested_at: now.to_rfc3339(),
             last_accepted_at: Some(now.to_rfc3339()),
             claims: outcome.claims.unwrap_or_default(),
@@ -164,8 +165,8 @@ pub(crate) async fn attest_in(
     tx.record_attestation(
         &target.handle,
         &AttestationResultRecord {
-            verdict: outcome.verdict.as_str().to_owned(),
-            format: format_name(&outcome).to_owned(),
+            verdict: outcome.verdict.into(),
+            format: outcome.format.into(),
             claims: to_json(&claims)?,
             attested_at: now,
         },
@@ -190,13 +191,6 @@ pub(crate) async fn attest_in(
     };
     tx.append_audit(&event).await?;
     Ok(outcome)
-}
-
-fn format_name(outcome: &AttestationOutcome) -> &'static str {
-    match outcome.format {
-        enigm_attest::outcome::EvidenceFormat::AndroidKey => "android_key",
-        enigm_attest::outcome::EvidenceFormat::Tpm2Quote => "tpm2_quote",
-    }
 }
 
 pub(crate) fn reason_category(reason: RejectionReason) -> ReasonCategory {
@@ -225,8 +219,8 @@ pub(crate) fn attestation_view(record: &AttestationRecord) -> ApiResult<Option<A
         return Ok(None);
     };
     Ok(Some(AttestationView {
-        verdict: last.verdict.clone(),
-        format: last.format.clone(),
+        verdict: last.verdict.as_str().to_owned(),
+        format: last.format.as_str().to_owned(),
         attested_at: last.attested_at.to_rfc3339(),
         last_accepted_at: record.accepted_at.map(Timestamp::to_rfc3339),
         claims: from_json(&last.claims, "attestation claims")?,

@@ -118,7 +118,7 @@ async fn attestation_standing(
     let required = policy.required_for.sensitive_channels;
     let standing = match (&record.last, record.accepted_at) {
         (None, _) => None,
-        (Some(last), _) if last.verdict != "accepted" => Some(AttestationOutcome::Contraindicated),
+        (Some(last), _) if !last.verdict.is_accepted() => Some(AttestationOutcome::Contraindicated),
         (Some(_), Some(accepted_at)) => {
             let max_age = std::time::Duration::from_secs(policy.max_age_seconds);
             if accepted_at <= now && now.duration_since(accepted_at) <= max_age {

@@ -4,9 +4,9 @@ use proptest::prelude::*;
 
 use super::{UnknownName, Vocabulary};
 use crate::{
-    DeviceCommand, DeviceState, FindingKind, GateResult, InstallOutcome, LauncherSummary,
-    LifecycleAction, ProductionGate, ReleaseState, Role, SecurityLayer, Severity, SignalKind,
-    SignalSource, SignalValue, TrustState,
+    AttestationFormat, AttestationVerdict, DeviceCommand, DeviceState, FindingKind, GateResult,
+    InstallOutcome, LauncherSummary, LifecycleAction, ProductionGate, ReleaseState, Role,
+    SecurityLayer, Severity, SignalKind, SignalSource, SignalValue, TrustState,
 };
 
 /// Every value of `T`: its spelling parses back to it, `Display` and serde use that spelling,
@@ -60,6 +60,8 @@ fn every_vocabulary_round_trips_through_its_one_spelling() {
     check_round_trip::<Role>();
     check_round_trip::<ReleaseState>();
     check_round_trip::<InstallOutcome>();
+    check_round_trip::<AttestationVerdict>();
+    check_round_trip::<AttestationFormat>();
 }
 
 /// The spellings the database rows and the wire already hold: changing one breaks stored data.
@@ -194,6 +196,21 @@ fn spellings_are_the_stored_ones() {
         (I::Installed, "installed"),
         (I::Rejected, "rejected"),
         (I::RolledBack, "rolled-back"),
+    ]);
+    use AttestationVerdict as AV;
+    check(&[
+        (AV::Accepted, "accepted"),
+        (AV::InvalidTrustChain, "invalid_trust_chain"),
+        (AV::UnsupportedDevice, "unsupported_device"),
+        (AV::IneligibleBuild, "ineligible_build"),
+        (AV::StaleAttestation, "stale_attestation"),
+        (AV::ReplayAttempt, "replay_attempt"),
+        (AV::EligibilityFailure, "eligibility_failure"),
+    ]);
+    use AttestationFormat as AF;
+    check(&[
+        (AF::AndroidKey, "android_key"),
+        (AF::Tpm2Quote, "tpm2_quote"),
     ]);
     assert_eq!(SignalKind::ALL.len(), SignalKind::COUNT);
     assert_eq!(SignalKind::ALL.len(), 30);
