@@ -106,6 +106,10 @@ impl std::fmt::Debug for CreateUserRequest {
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    /// The PIN in force, required when one is set: a stolen session and a phished password
+    /// must not be enough to take the account over.
+    #[serde(default)]
+    pub current_pin: Option<String>,
     pub new_password: String,
 }
 
@@ -128,10 +132,40 @@ pub struct TotpEnrollment {
     pub otpauth_uri: String,
 }
 
+/// Starting a TOTP enrollment: the session alone must not be enough to put a second factor
+/// on the account (whoever holds a stolen token would lock its owner out).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrollRequest {
+    pub current_password: String,
+    /// The PIN in force, required when one is set.
+    #[serde(default)]
+    pub current_pin: Option<String>,
+}
+
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpConfirmRequest {
+    pub current_password: String,
+    /// The current code of the authenticator app.
     pub code: String,
+}
+
+/// Removing the own TOTP: every credential the account has.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpRemoveRequest {
+    pub current_password: String,
+    pub current_pin: String,
+    /// A current code of the TOTP being removed.
+    pub code: String,
+}
+
+/// Asking for another administrator's TOTP to be removed (lost or seized second factor).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpResetRequest {
+    pub justification: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

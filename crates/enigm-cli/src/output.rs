@@ -485,6 +485,9 @@ fn action_summary(action: &ApprovalAction, names: &Names) -> String {
             format!("{verb} device {device}")
         }
         ApprovalAction::ReleaseSigning { release } => format!("sign release {}", short_id(release)),
+        ApprovalAction::TotpReset { admin } => {
+            format!("reset the totp of {}", short_name(*admin, names))
+        }
     }
 }
 

@@ -152,6 +152,19 @@ mod tests {
     }
 
     #[test]
+    fn default_approval_rules_name_only_roles_that_decide_approvals() {
+        let authorizer = Authorizer::new().unwrap();
+        for kind in enigm_types::ApprovalKind::ALL {
+            for role in enigm_types::ApprovalRule::default_for(kind).approver_roles() {
+                assert!(
+                    authorizer.is_allowed(AdminId::random(), &[*role], Permission::ApprovalsDecide),
+                    "the default `{kind}` rule names `{role}`, which cannot decide approvals"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn auditors_only_read() {
         let authorizer = Authorizer::new().unwrap();
         let admin = AdminId::random();

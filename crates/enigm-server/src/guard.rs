@@ -2,6 +2,8 @@
 //! decision for the route's permission, check the critical-operation PIN where the route
 //! needs it, and audit the outcome, allowed or denied.
 
+use std::time::Duration;
+
 use axum::extract::{FromRequestParts, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
@@ -11,8 +13,10 @@ use enigm_crypto::BearerToken;
 use enigm_identity::{MAX_CONSECUTIVE_PIN_FAILURES, Pin};
 use enigm_store::{AdminRecord, SessionRecord};
 use enigm_types::{
-    Actor, AuditAction, AuditEvent, AuditTarget, Outcome, Permission, ReasonCategory,
+    Actor, AdminId, AuditAction, AuditEvent, AuditTarget, Outcome, Permission, ReasonCategory,
 };
+
+use rand::RngCore as _;
 
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
@@ -175,8 +179,23 @@ fn bearer_token(headers: &HeaderMap) -> Option<BearerToken> {
     BearerToken::parse(token.trim()).ok()
 }
 
-/// Checks the critical-operation PIN the caller entered. An attempt is counted before the PIN
-/// is compared, so concurrent guesses cannot exceed the limit of five.
+/// How long one PIN check holds its account's turn (see [`check_pin`]); a check that dies
+/// holding it blocks the account's PIN checks for at most this long.
+const PIN_TURN_TERM: Duration = Duration::from_secs(10);
+/// How long a PIN check waits for its turn before answering 429, so that a flood of checks on
+/// one account cannot hold requests forever.
+const PIN_TURN_WAIT: Duration = Duration::from_secs(30);
+
+/// Checks the critical-operation PIN the caller entered. Only a PIN that does not verify counts
+/// as a failure; one that verifies resets the count, whatever runs beside it.
+///
+/// The checks of one account take turns, across every Command process of the deployment: each
+/// holds a lease named after the account (`Store::take_lease`) while it reads the count,
+/// compares the PIN and records the outcome. So concurrent wrong guesses still cannot exceed
+/// the limit of five, and concurrent right PINs never see each other's attempts as failures
+/// (counting every attempt before comparing, as an earlier version did, locked an owner whose
+/// console sent eight critical requests at once). The check runs on its own task, so a client
+/// that hangs up mid-check cannot leave the turn held.
 pub async fn check_pin(
     state: &AppState,
     admin: &AdminRecord,
@@ -199,16 +218,94 @@ pub async fn check_pin(
         state.audit(&[deny(ReasonCategory::PinRequired)]).await?;
         return Err(ApiError::forbidden(ReasonCategory::PinRequired));
     };
-    let Some(pin_hash) = admin.pin_hash.clone() else {
+    if admin.pin_hash.is_none() {
         state.audit(&[deny(ReasonCategory::PinNotSet)]).await?;
         return Err(ApiError::forbidden(ReasonCategory::PinNotSet));
-    };
-    let attempt = state.store().record_pin_failure(admin.id).await?;
-    if attempt > MAX_CONSECUTIVE_PIN_FAILURES {
-        state.audit(&[deny(ReasonCategory::PinLocked)]).await?;
-        return Err(ApiError::pin_locked());
     }
     let entered = Pin::parse_entered(entered).ok();
+    let task_state = state.clone();
+    let id = admin.id;
+    let outcome = tokio::spawn(async move { pin_check_turn(&task_state, id, entered).await })
+        .await
+        .map_err(|error| ApiError::internal(&error))??;
+    match outcome {
+        PinOutcome::Matched => Ok(()),
+        PinOutcome::Locked => {
+            state.audit(&[deny(ReasonCategory::PinLocked)]).await?;
+            Err(ApiError::pin_locked())
+        }
+        PinOutcome::Wrong => {
+            state.audit(&[deny(ReasonCategory::PinInvalid)]).await?;
+            Err(ApiError::forbidden(ReasonCategory::PinInvalid))
+        }
+        PinOutcome::NotSet => {
+            state.audit(&[deny(ReasonCategory::PinNotSet)]).await?;
+            Err(ApiError::forbidden(ReasonCategory::PinNotSet))
+        }
+        PinOutcome::Busy => {
+            state.audit(&[deny(ReasonCategory::Throttled)]).await?;
+            Err(ApiError::throttled(Duration::from_secs(1)))
+        }
+    }
+}
+
+enum PinOutcome {
+    Matched,
+    Wrong,
+    Locked,
+    NotSet,
+    /// The account's turn did not come within [`PIN_TURN_WAIT`].
+    Busy,
+}
+
+/// One PIN check in the account's turn: waits for the turn, decides, gives the turn back.
+async fn pin_check_turn(
+    state: &AppState,
+    admin: AdminId,
+    entered: Option<Pin>,
+) -> ApiResult<PinOutcome> {
+    let task = format!("pin-check:{admin}");
+    let holder = crate::lease::holder_id();
+    let started = tokio::time::Instant::now();
+    loop {
+        let now = state.now();
+        if state
+            .store()
+            .take_lease(&task, &holder, now, now.saturating_add(PIN_TURN_TERM))
+            .await?
+        {
+            break;
+        }
+        if started.elapsed() >= PIN_TURN_WAIT {
+            return Ok(PinOutcome::Busy);
+        }
+        // Another check of this account is running: it lasts one hash comparison.
+        let pause = 2 + rand::rngs::OsRng.next_u32() % 8;
+        tokio::time::sleep(Duration::from_millis(u64::from(pause))).await;
+    }
+    let decided = decide_pin(state, admin, entered).await;
+    let released = state.store().release_lease(&task, &holder).await;
+    let outcome = decided?;
+    released?;
+    Ok(outcome)
+}
+
+/// Compares the PIN against the account as it is stored now (not as the request's session saw
+/// it) and records the outcome; runs only in the account's turn.
+async fn decide_pin(
+    state: &AppState,
+    admin: AdminId,
+    entered: Option<Pin>,
+) -> ApiResult<PinOutcome> {
+    let Some(stored) = state.store().admin_by_id(admin).await? else {
+        return Ok(PinOutcome::NotSet);
+    };
+    let Some(pin_hash) = stored.pin_hash else {
+        return Ok(PinOutcome::NotSet);
+    };
+    if stored.pin_failures >= MAX_CONSECUTIVE_PIN_FAILURES {
+        return Ok(PinOutcome::Locked);
+    }
     let matched = match entered {
         Some(pin) => {
             state
@@ -218,16 +315,18 @@ pub async fn check_pin(
         None => None,
     };
     if matched.is_some() {
-        state
-            .store()
-            .reset_pin_failures(admin.id, MAX_CONSECUTIVE_PIN_FAILURES + 1)
-            .await?;
-        return Ok(());
+        if stored.pin_failures > 0 {
+            state
+                .store()
+                .reset_pin_failures(admin, MAX_CONSECUTIVE_PIN_FAILURES)
+                .await?;
+        }
+        return Ok(PinOutcome::Matched);
     }
-    if attempt >= MAX_CONSECUTIVE_PIN_FAILURES {
-        state.audit(&[deny(ReasonCategory::PinLocked)]).await?;
-        return Err(ApiError::pin_locked());
+    let failures = state.store().record_pin_failure(admin).await?;
+    if failures >= MAX_CONSECUTIVE_PIN_FAILURES {
+        Ok(PinOutcome::Locked)
+    } else {
+        Ok(PinOutcome::Wrong)
     }
-    state.audit(&[deny(ReasonCategory::PinInvalid)]).await?;
-    Err(ApiError::forbidden(ReasonCategory::PinInvalid))
 }

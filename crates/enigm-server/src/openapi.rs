@@ -14,8 +14,8 @@ use crate::handlers::{
     paths(
         meta::healthz, meta::openapi, meta::routes,
         auth::login, auth::logout, auth::whoami, auth::change_password, auth::set_pin, auth::totp_enroll,
-        auth::totp_confirm, auth::own_sessions, auth::close_own_session,
-        users::list, users::create, users::read, users::disable, users::enable, users::unlock_pin,
+        auth::totp_confirm, auth::totp_remove, auth::own_sessions, auth::close_own_session,
+        users::list, users::create, users::read, users::disable, users::enable, users::unlock_pin, users::request_totp_reset,
         users::request_role_grant, users::revoke_role,
         sessions::list, sessions::close,
         approvals::list, approvals::read, approvals::approve, approvals::reject, approvals::rules,

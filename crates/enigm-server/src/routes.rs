@@ -121,6 +121,12 @@ fn entries() -> Vec<RouteEntry> {
             auth::totp_confirm,
         ),
         entry(
+            Method::POST,
+            paths::TOTP_REMOVE,
+            change(P::SelfTotpManage),
+            auth::totp_remove,
+        ),
+        entry(
             Method::GET,
             paths::OWN_SESSIONS,
             read(P::SelfSessionsManage),
@@ -157,6 +163,12 @@ fn entries() -> Vec<RouteEntry> {
             paths::USER_PIN_UNLOCK,
             critical(P::UsersPinUnlock),
             users::unlock_pin,
+        ),
+        entry(
+            Method::POST,
+            paths::USER_TOTP_RESET,
+            critical(P::UsersTotpReset),
+            users::request_totp_reset,
         ),
         entry(
             Method::POST,

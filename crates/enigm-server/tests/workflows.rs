@@ -452,7 +452,13 @@ async fn weak_and_malformed_pins_are_refused(backend: Backend) {
 async fn totp_second_factor(backend: Backend) {
     let app = TestApp::new(backend).await;
     let enroll = app
-        .call(Method::POST, paths::TOTP, Some(&app.owner), None, None)
+        .call(
+            Method::POST,
+            paths::TOTP,
+            Some(&app.owner),
+            None,
+            Some(json!({"current_password": OWNER_PASSWORD, "current_pin": support::OWNER_PIN})),
+        )
         .await;
     assert_eq!(enroll.status, StatusCode::OK);
     let secret_b32 = enroll.body["secret"].as_str().unwrap();
@@ -475,7 +481,7 @@ async fn totp_second_factor(backend: Backend) {
             paths::TOTP_CONFIRM,
             Some(&app.owner),
             None,
-            Some(json!({"code": "000000"})),
+            Some(json!({"current_password": OWNER_PASSWORD, "code": "000000"})),
         )
         .await;
     assert_eq!(bad.code(), "totp_invalid");
@@ -485,7 +491,7 @@ async fn totp_second_factor(backend: Backend) {
             paths::TOTP_CONFIRM,
             Some(&app.owner),
             None,
-            Some(json!({"code": secret.code_at(now)})),
+            Some(json!({"current_password": OWNER_PASSWORD, "code": secret.code_at(now)})),
         )
         .await;
     assert_eq!(confirm.status, StatusCode::NO_CONTENT, "{:?}", confirm.body);
@@ -507,7 +513,13 @@ async fn totp_second_factor(backend: Backend) {
         "a code is single-use"
     );
     let again = app
-        .call(Method::POST, paths::TOTP, Some(&app.owner), None, None)
+        .call(
+            Method::POST,
+            paths::TOTP,
+            Some(&app.owner),
+            None,
+            Some(json!({"current_password": OWNER_PASSWORD, "current_pin": support::OWNER_PIN})),
+        )
         .await;
     assert_eq!(
         again.status,
@@ -643,7 +655,7 @@ async fn password_change_closes_other_sessions(backend: Backend) {
         token: app.login("owner", OWNER_PASSWORD).await,
         ..app.owner.clone()
     };
-    let change = app.call(Method::PUT, paths::PASSWORD, Some(&app.owner), None, Some(json!({"current_password": OWNER_PASSWORD, "new_password": "a-brand-new-passphrase"}))).await;
+    let change = app.call(Method::PUT, paths::PASSWORD, Some(&app.owner), None, Some(json!({"current_password": OWNER_PASSWORD, "current_pin": support::OWNER_PIN, "new_password": "a-brand-new-passphrase"}))).await;
     assert_eq!(change.status, StatusCode::NO_CONTENT);
     assert_eq!(
         app.get(paths::WHOAMI, &app.owner).await.status,

@@ -255,6 +255,19 @@ impl WriteTx<'_> {
         Ok(result.rows_affected() == 1)
     }
 
+    /// Removes the account's TOTP, enrolled or pending: login needs the password alone until a
+    /// new one is confirmed. Answers whether the account exists.
+    pub async fn clear_totp(&mut self, admin: AdminId) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE admins SET totp_sealed = NULL, totp_enabled = 0, totp_last_step = NULL \
+             WHERE id = $1",
+        )
+        .bind(admin.to_string())
+        .execute(self.conn())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     pub async fn unlock_pin(&mut self, admin: AdminId) -> StoreResult<bool> {
         let result = sqlx::query("UPDATE admins SET pin_failures = 0 WHERE id = $1")
             .bind(admin.to_string())

@@ -33,14 +33,17 @@ pub enum ApprovalKind {
     DeviceLifecycle,
     /// Signing an OTA release (enigm-docs §8: signing needs an approved request).
     ReleaseSigning,
+    /// Removing another administrator's TOTP second factor (lost or seized).
+    TotpReset,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 4] = [
+    pub const ALL: [ApprovalKind; 5] = [
         ApprovalKind::RoleGrant,
         ApprovalKind::ApprovalRuleChange,
         ApprovalKind::DeviceLifecycle,
         ApprovalKind::ReleaseSigning,
+        ApprovalKind::TotpReset,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl ApprovalKind {
             ApprovalKind::ApprovalRuleChange => "approval-rule-change",
             ApprovalKind::DeviceLifecycle => "device-lifecycle",
             ApprovalKind::ReleaseSigning => "release-signing",
+            ApprovalKind::TotpReset => "totp-reset",
         }
     }
 }
@@ -96,6 +100,11 @@ pub enum ApprovalAction {
     ReleaseSigning {
         release: ReleaseId,
     },
+    /// Remove the TOTP second factor of `admin`, who may then log in with the password alone
+    /// and enroll a new one; their open sessions are closed.
+    TotpReset {
+        admin: AdminId,
+    },
 }
 
 /// The device lifecycle changes that go through a multi-admin approval (enigm-docs §20 B and the
@@ -116,13 +125,16 @@ impl ApprovalAction {
             ApprovalAction::ApprovalRuleChange { .. } => ApprovalKind::ApprovalRuleChange,
             ApprovalAction::DeviceLifecycle { .. } => ApprovalKind::DeviceLifecycle,
             ApprovalAction::ReleaseSigning { .. } => ApprovalKind::ReleaseSigning,
+            ApprovalAction::TotpReset { .. } => ApprovalKind::TotpReset,
         }
     }
 
     /// The administrator the action is about, if any: they may not approve it themselves.
     pub const fn subject(&self) -> Option<AdminId> {
         match self {
-            ApprovalAction::RoleGrant { admin, .. } => Some(*admin),
+            ApprovalAction::RoleGrant { admin, .. } | ApprovalAction::TotpReset { admin } => {
+                Some(*admin)
+            }
             ApprovalAction::ApprovalRuleChange { .. }
             | ApprovalAction::DeviceLifecycle { .. }
             | ApprovalAction::ReleaseSigning { .. } => None,
@@ -171,15 +183,18 @@ impl ApprovalRule {
     }
 
     /// The rule a fresh installation starts with: one approver, an owner or a security admin,
-    /// for every kind. Approval rules themselves need an owner.
+    /// for every kind. Approval rules themselves need an owner. Only roles that hold `approvals.decide` may be named (Command checks
+    /// this for every rule, the defaults included): a release manager prepares a release but
+    /// does not approve its signing.
     pub fn default_for(kind: ApprovalKind) -> Self {
         let approver_roles = match kind {
-            ApprovalKind::RoleGrant => vec![Role::Owner, Role::SecurityAdmin],
             ApprovalKind::ApprovalRuleChange => vec![Role::Owner],
-            ApprovalKind::DeviceLifecycle => vec![Role::Owner, Role::SecurityAdmin],
-            ApprovalKind::ReleaseSigning => {
-                vec![Role::Owner, Role::SecurityAdmin, Role::ReleaseManager]
-            }
+            // A TOTP reset is requested by an owner (`users.totp-reset`) and approved by another
+            // owner or a security admin: neither the requester nor the account it concerns.
+            ApprovalKind::RoleGrant
+            | ApprovalKind::DeviceLifecycle
+            | ApprovalKind::ReleaseSigning
+            | ApprovalKind::TotpReset => vec![Role::Owner, Role::SecurityAdmin],
         };
         ApprovalRule {
             required_approvals: 1,

@@ -139,12 +139,16 @@ audit_actions! {
     AuthPinCheck => "auth.pin-check", Authentication;
     AuthTotpEnroll => "auth.totp-enroll", Authentication;
     AuthTotpConfirm => "auth.totp-confirm", Authentication;
+    // The account's own TOTP removed with its password, PIN and a current code.
+    AuthTotpRemove => "auth.totp-remove", Authentication;
     Authorize => "authz.decision", Authorization;
     BootstrapOwner => "admin.bootstrap-owner", Administration;
     UserCreate => "admin.user-create", Administration;
     UserDisable => "admin.user-disable", Administration;
     UserEnable => "admin.user-enable", Administration;
     UserPinUnlock => "admin.user-pin-unlock", Administration;
+    // Another administrator's TOTP removed by an approved `totp-reset` request.
+    UserTotpReset => "admin.user-totp-reset", Administration;
     RoleGrant => "admin.role-grant", Administration;
     RoleRevoke => "admin.role-revoke", Administration;
     SessionClose => "admin.session-close", Administration;

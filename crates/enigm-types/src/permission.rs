@@ -41,6 +41,9 @@ pub enum Permission {
     UsersDisable,
     #[serde(rename = "users.pin-unlock")]
     UsersPinUnlock,
+    /// Request the removal of another administrator's TOTP (executed once approved).
+    #[serde(rename = "users.totp-reset")]
+    UsersTotpReset,
     #[serde(rename = "roles.request-grant")]
     RolesRequestGrant,
     #[serde(rename = "roles.revoke")]
@@ -86,7 +89,7 @@ pub enum Permission {
 }
 
 impl Permission {
-    pub const ALL: [Permission; 29] = [
+    pub const ALL: [Permission; 30] = [
         Permission::SelfRead,
         Permission::SelfLogout,
         Permission::SelfPasswordChange,
@@ -98,6 +101,7 @@ impl Permission {
         Permission::UsersCreate,
         Permission::UsersDisable,
         Permission::UsersPinUnlock,
+        Permission::UsersTotpReset,
         Permission::RolesRequestGrant,
         Permission::RolesRevoke,
         Permission::SessionsList,
@@ -132,6 +136,7 @@ impl Permission {
             Permission::UsersCreate => "users.create",
             Permission::UsersDisable => "users.disable",
             Permission::UsersPinUnlock => "users.pin-unlock",
+            Permission::UsersTotpReset => "users.totp-reset",
             Permission::RolesRequestGrant => "roles.request-grant",
             Permission::RolesRevoke => "roles.revoke",
             Permission::SessionsList => "sessions.list",

@@ -1,10 +1,13 @@
-//! Own account: `whoami`, `pin set`, `password change`, `totp enroll` and `totp confirm`.
+//! Own account: `whoami`, `pin set`, `password change`, `totp enroll`, `totp confirm` and
+//! `totp remove`. Every credential change sends the current password, and the PIN where the
+//! server asks for it (see docs/security.md, "Re-authentication").
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
 use enigm_api::{
-    AccountView, ChangePasswordRequest, SetPinRequest, TotpConfirmRequest, TotpEnrollment, paths,
+    AccountView, ChangePasswordRequest, SetPinRequest, TotpConfirmRequest, TotpEnrollRequest,
+    TotpEnrollment, TotpRemoveRequest, paths,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -31,7 +34,8 @@ pub(crate) enum PinCommand {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PasswordCommand {
-    /// Change the own password (prompted, or read from files).
+    /// Change the own password (prompted, or read from files); needs the PIN when one is set
+    /// (prompted, or the admin --pin-file).
     Change {
         /// File whose content is the current password.
         #[arg(long, value_name = "FILE")]
@@ -45,11 +49,29 @@ pub(crate) enum PasswordCommand {
 #[derive(Debug, Subcommand)]
 pub(crate) enum TotpCommand {
     /// Start TOTP enrolment: prints the secret and an otpauth:// URI for an authenticator app.
-    Enroll,
-    /// Finish enrolment with the current code from the authenticator app.
+    /// Needs the current password and, when one is set, the PIN (admin --pin-file or prompt).
+    Enroll {
+        /// File whose content is the current password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Finish enrolment with the current password and the code from the authenticator app.
     Confirm {
         /// The 6-digit code shown by the authenticator app.
         code: String,
+        /// File whose content is the current password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
+    /// Remove the own TOTP (to replace it, then enroll again): needs the current password, the
+    /// PIN (admin --pin-file or prompt) and a current code. A lost authenticator is reset by
+    /// another owner instead: `enigm admin users reset-totp`.
+    Remove {
+        /// A current 6-digit code of the TOTP being removed.
+        code: String,
+        /// File whose content is the current password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
     },
 }
 
@@ -102,6 +124,7 @@ pub(crate) async fn password(ctx: &Ctx, command: PasswordCommand) -> anyhow::Res
         new_password_file,
     } = command;
     let current_password = current_password(password_file.as_ref())?;
+    let current_pin = pin_if_set(ctx).await?;
     let new_password = match &new_password_file {
         Some(file) => secrets::read_secret_file(file)?,
         None if secrets::is_interactive() => {
@@ -118,6 +141,7 @@ pub(crate) async fn password(ctx: &Ctx, command: PasswordCommand) -> anyhow::Res
     }
     let request = ChangePasswordRequest {
         current_password: current_password.expose_secret().to_owned(),
+        current_pin,
         new_password: new_password.expose_secret().to_owned(),
     };
     ctx.client
@@ -131,10 +155,15 @@ pub(crate) async fn password(ctx: &Ctx, command: PasswordCommand) -> anyhow::Res
 
 pub(crate) async fn totp(ctx: &Ctx, command: TotpCommand) -> anyhow::Result<()> {
     match command {
-        TotpCommand::Enroll => {
+        TotpCommand::Enroll { password_file } => {
+            let current_password = current_password(password_file.as_ref())?;
+            let request = TotpEnrollRequest {
+                current_password: current_password.expose_secret().to_owned(),
+                current_pin: pin_if_set(ctx).await?,
+            };
             let reply = ctx
                 .client
-                .post_empty::<TotpEnrollment>(paths::TOTP, None)
+                .post::<_, TotpEnrollment>(paths::TOTP, &request, None)
                 .await?;
             if ctx.json() {
                 return output::print_json(&reply.raw);
@@ -145,8 +174,13 @@ pub(crate) async fn totp(ctx: &Ctx, command: TotpCommand) -> anyhow::Result<()> 
             println!("add it to an authenticator app, then run `enigm admin totp confirm CODE`");
             Ok(())
         }
-        TotpCommand::Confirm { code } => {
+        TotpCommand::Confirm {
+            code,
+            password_file,
+        } => {
+            let current_password = current_password(password_file.as_ref())?;
             let request = TotpConfirmRequest {
+                current_password: current_password.expose_secret().to_owned(),
                 code: code.trim().to_owned(),
             };
             ctx.client
@@ -157,7 +191,38 @@ pub(crate) async fn totp(ctx: &Ctx, command: TotpCommand) -> anyhow::Result<()> 
             }
             Ok(())
         }
+        TotpCommand::Remove {
+            code,
+            password_file,
+        } => totp_remove(ctx, &code, password_file.as_ref()).await,
     }
+}
+
+async fn totp_remove(ctx: &Ctx, code: &str, password_file: Option<&PathBuf>) -> anyhow::Result<()> {
+    let current_password = current_password(password_file)?;
+    let pin = ctx.pin()?;
+    let request = TotpRemoveRequest {
+        current_password: current_password.expose_secret().to_owned(),
+        current_pin: pin.expose().to_owned(),
+        code: code.trim().to_owned(),
+    };
+    ctx.client
+        .post::<_, ()>(paths::TOTP_REMOVE, &request, None)
+        .await?;
+    if !ctx.json() {
+        println!("totp removed: logins need the password alone until a new one is confirmed");
+    }
+    Ok(())
+}
+
+/// The PIN in force, when the account has one (the admin --pin-file, else a prompt): credential
+/// changes need it beside the password.
+async fn pin_if_set(ctx: &Ctx) -> anyhow::Result<Option<String>> {
+    let account = ctx.client.get::<AccountView>(paths::WHOAMI).await?.value;
+    if !account.pin_set {
+        return Ok(None);
+    }
+    Ok(Some(ctx.pin()?.expose().to_owned()))
 }
 
 fn current_password(file: Option<&PathBuf>) -> anyhow::Result<SecretString> {

@@ -1,10 +1,11 @@
-//! `enigm admin users`: list, show, create, disable, enable and PIN-unlock administrators.
+//! `enigm admin users`: list, show, create, disable, enable and PIN-unlock administrators, and
+//! request the reset of one's TOTP.
 
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use enigm_api::{AccountView, CreateUserRequest, paths};
-use enigm_types::Username;
+use enigm_api::{AccountView, ApprovalView, CreateUserRequest, TotpResetRequest, paths};
+use enigm_types::{Justification, Username};
 use secrecy::ExposeSecret as _;
 
 use super::{Ctx, resolve};
@@ -43,6 +44,16 @@ pub(crate) enum UsersCommand {
         /// Username or id.
         user: String,
     },
+    /// Request the removal of another administrator's TOTP, lost or seized (critical). It
+    /// takes effect once approved by an administrator who is neither you nor them; their
+    /// sessions are then closed and they log in with their password alone.
+    ResetTotp {
+        /// Username or id.
+        user: String,
+        /// Why, for the approvers (e.g. how the second factor was lost).
+        #[arg(long)]
+        justification: String,
+    },
 }
 
 pub(crate) async fn run(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<()> {
@@ -80,7 +91,35 @@ pub(crate) async fn run(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<()> 
         UsersCommand::UnlockPin { user } => {
             change(ctx, &user, paths::USER_PIN_UNLOCK, "unlocked the pin of").await
         }
+        UsersCommand::ResetTotp {
+            user,
+            justification,
+        } => reset_totp(ctx, &user, &justification).await,
     }
+}
+
+async fn reset_totp(ctx: &Ctx, user: &str, justification: &str) -> anyhow::Result<()> {
+    let justification = Justification::parse(justification)?;
+    let id = resolve::user(&ctx.client, user).await?;
+    let pin = ctx.pin()?;
+    let request = TotpResetRequest {
+        justification: justification.as_str().to_owned(),
+    };
+    let path = paths::fill(paths::USER_TOTP_RESET, &[&id.to_string()]);
+    let reply = ctx
+        .client
+        .post::<_, ApprovalView>(&path, &request, Some(&pin))
+        .await?;
+    if ctx.json() {
+        return output::print_json(&reply.raw);
+    }
+    println!(
+        "requested a totp reset for {}: approval {}",
+        output::clean(user),
+        reply.value.id
+    );
+    super::approvals::print_waiting(&reply.value);
+    Ok(())
 }
 
 async fn create(ctx: &Ctx, username: &str, password_file: Option<PathBuf>) -> anyhow::Result<()> {

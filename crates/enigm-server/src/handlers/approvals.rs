@@ -105,6 +105,7 @@ pub async fn request_rule_change(
 ) -> ApiResult<(StatusCode, Json<ApprovalView>)> {
     let rule = ApprovalRule::new(request.required_approvals, request.approver_roles)
         .map_err(|error| ApiError::unprocessable("invalid_rule", error.to_string()))?;
+    approvals::check_rule_approvers(&state, &rule)?;
     let action = ApprovalAction::ApprovalRuleChange { target_kind, rule };
     let view = approvals::open_request(&state, &caller, action, &request.justification).await?;
     Ok((StatusCode::ACCEPTED, Json(view)))

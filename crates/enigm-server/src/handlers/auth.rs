@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use enigm_api::{
     AccountView, ChangePasswordRequest, LoginRequest, LoginResponse, SessionView, SetPinRequest,
-    TotpConfirmRequest, TotpEnrollment,
+    TotpConfirmRequest, TotpEnrollRequest, TotpEnrollment, TotpRemoveRequest,
 };
 use enigm_types::SessionId;
 
@@ -44,9 +44,12 @@ pub async fn whoami(caller: Caller) -> Json<AccountView> {
     Json(views::account(&caller.admin))
 }
 
-/// Change the caller's password; the caller's other sessions are closed.
+/// Change the caller's password (needs the current password, and the PIN when one is set);
+/// the caller's other sessions are closed.
 #[utoipa::path(put, path = enigm_api::paths::PASSWORD, tag = "auth", security(("bearer" = [])), request_body = ChangePasswordRequest,
-    responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody)))]
+    responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 403, body = enigm_api::ErrorBody),
+              (status = 422, body = enigm_api::ErrorBody), (status = 423, body = enigm_api::ErrorBody),
+              (status = 429, body = enigm_api::ErrorBody)))]
 pub async fn change_password(
     State(state): State<AppState>,
     caller: Caller,
@@ -59,8 +62,9 @@ pub async fn change_password(
 /// Set or change the caller's 6-digit critical-operation PIN (needs the current password, and
 /// the current PIN when one is set).
 #[utoipa::path(put, path = enigm_api::paths::PIN, tag = "auth", security(("bearer" = [])), request_body = SetPinRequest,
-    responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody),
-              (status = 423, body = enigm_api::ErrorBody)))]
+    responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 403, body = enigm_api::ErrorBody),
+              (status = 422, body = enigm_api::ErrorBody), (status = 423, body = enigm_api::ErrorBody),
+              (status = 429, body = enigm_api::ErrorBody)))]
 pub async fn set_pin(
     State(state): State<AppState>,
     caller: Caller,
@@ -70,25 +74,45 @@ pub async fn set_pin(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Start TOTP enrollment: returns a new secret, required at login once confirmed.
-#[utoipa::path(post, path = enigm_api::paths::TOTP, tag = "auth", security(("bearer" = [])),
-    responses((status = 200, body = TotpEnrollment), (status = 409, body = enigm_api::ErrorBody)))]
+/// Start TOTP enrollment (needs the current password, and the PIN when one is set): returns a
+/// new secret, required at login once confirmed.
+#[utoipa::path(post, path = enigm_api::paths::TOTP, tag = "auth", security(("bearer" = [])), request_body = TotpEnrollRequest,
+    responses((status = 200, body = TotpEnrollment), (status = 401, body = enigm_api::ErrorBody),
+              (status = 403, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody),
+              (status = 423, body = enigm_api::ErrorBody), (status = 429, body = enigm_api::ErrorBody)))]
 pub async fn totp_enroll(
     State(state): State<AppState>,
     caller: Caller,
+    ApiJson(request): ApiJson<TotpEnrollRequest>,
 ) -> ApiResult<Json<TotpEnrollment>> {
-    Ok(Json(auth::totp_enroll(&state, &caller).await?))
+    Ok(Json(auth::totp_enroll(&state, &caller, request).await?))
 }
 
-/// Confirm TOTP enrollment with a current code; from then on login needs a code.
+/// Confirm TOTP enrollment with the current password and a current code; from then on login
+/// needs a code.
 #[utoipa::path(post, path = enigm_api::paths::TOTP_CONFIRM, tag = "auth", security(("bearer" = [])), request_body = TotpConfirmRequest,
-    responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody)))]
+    responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 403, body = enigm_api::ErrorBody),
+              (status = 409, body = enigm_api::ErrorBody), (status = 429, body = enigm_api::ErrorBody)))]
 pub async fn totp_confirm(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(request): ApiJson<TotpConfirmRequest>,
 ) -> ApiResult<StatusCode> {
     auth::totp_confirm(&state, &caller, request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove the caller's own TOTP with the current password, the PIN and a current code.
+#[utoipa::path(post, path = enigm_api::paths::TOTP_REMOVE, tag = "auth", security(("bearer" = [])), request_body = TotpRemoveRequest,
+    responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 403, body = enigm_api::ErrorBody),
+              (status = 409, body = enigm_api::ErrorBody), (status = 423, body = enigm_api::ErrorBody),
+              (status = 429, body = enigm_api::ErrorBody)))]
+pub async fn totp_remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<TotpRemoveRequest>,
+) -> ApiResult<StatusCode> {
+    auth::totp_remove(&state, &caller, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

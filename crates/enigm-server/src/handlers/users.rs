@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use enigm_api::{AccountView, ApprovalView, CreateUserRequest, RoleGrantRequest};
+use enigm_api::{AccountView, ApprovalView, CreateUserRequest, RoleGrantRequest, TotpResetRequest};
 use enigm_types::{AdminId, Role};
 
 use crate::error::ApiResult;
@@ -80,6 +80,22 @@ pub async fn unlock_pin(
     ApiPath(id): ApiPath<AdminId>,
 ) -> ApiResult<Json<AccountView>> {
     Ok(Json(users::unlock_pin(&state, &caller, id).await?))
+}
+
+/// Request the removal of another administrator's TOTP (lost or seized second factor); it
+/// takes effect once approved by an administrator who is neither the requester nor its subject.
+#[utoipa::path(post, path = enigm_api::paths::USER_TOTP_RESET, tag = "users", security(("bearer" = [])), request_body = TotpResetRequest,
+    params(("id" = String, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    responses((status = 202, body = ApprovalView), (status = 403, body = enigm_api::ErrorBody), (status = 404, body = enigm_api::ErrorBody),
+              (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody)))]
+pub async fn request_totp_reset(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<AdminId>,
+    ApiJson(request): ApiJson<TotpResetRequest>,
+) -> ApiResult<(StatusCode, Json<ApprovalView>)> {
+    let view = users::request_totp_reset(&state, &caller, id, request).await?;
+    Ok((StatusCode::ACCEPTED, Json(view)))
 }
 
 /// Request a role grant; it takes effect once approved by another administrator.

@@ -7,7 +7,7 @@ use enigm_api::ApprovalView;
 use enigm_store::{CommandFlag, DecisionKind, NewApproval, StoreError, WriteTx};
 use enigm_types::{
     Actor, ApprovalAction, ApprovalId, ApprovalKind, ApprovalRule, ApprovalState, AuditAction,
-    AuditEvent, AuditTarget, Justification, ReasonCategory, Role, Timestamp,
+    AuditEvent, AuditTarget, Justification, Permission, ReasonCategory, Role, Timestamp,
 };
 
 use crate::audit;
@@ -16,6 +16,37 @@ use crate::guard::Caller;
 use crate::services::{lifecycle, releases};
 use crate::state::AppState;
 use crate::views;
+
+/// Refuses a rule naming a role that cannot decide approvals (`approvals.decide`): such a rule
+/// would wait for approvers who are refused by the route, and could leave a kind of request
+/// that nobody can ever approve.
+pub fn check_rule_approvers(state: &AppState, rule: &ApprovalRule) -> ApiResult<()> {
+    let undecided: Vec<&str> = rule
+        .approver_roles()
+        .iter()
+        .filter(|role| !role_may_decide(state, **role))
+        .map(|role| role.as_str())
+        .collect();
+    if undecided.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::unprocessable(
+        "invalid_rule",
+        format!(
+            "approver roles must hold `approvals.decide`; these do not: {}",
+            undecided.join(", ")
+        ),
+    ))
+}
+
+/// Whether `role` alone holds the permission to decide approvals.
+pub fn role_may_decide(state: &AppState, role: Role) -> bool {
+    state.authorizer.is_allowed(
+        enigm_types::AdminId::random(),
+        &[role],
+        Permission::ApprovalsDecide,
+    )
+}
 
 /// Opens an approval request under the rule currently in force for its kind.
 pub async fn open_request(
@@ -277,6 +308,21 @@ async fn execute(
             if done.is_err() {
                 return Ok(done);
             }
+        }
+        ApprovalAction::TotpReset { admin } => {
+            if !tx.clear_totp(*admin).await? {
+                return Ok(Err(ReasonCategory::Conflict));
+            }
+            // Whoever seized the second factor may hold a session too: the account starts over
+            // from its password.
+            tx.close_sessions_of(*admin, now).await?;
+            tx.append_audit(&executed(
+                AuditAction::UserTotpReset,
+                AuditTarget::Account {
+                    admin: Some(*admin),
+                },
+            ))
+            .await?;
         }
     }
     tx.append_audit(&executed(

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use axum::http::StatusCode;
 use enigm_api::{
     ChangePasswordRequest, LoginRequest, LoginResponse, SessionView, SetPinRequest,
-    TotpConfirmRequest, TotpEnrollment,
+    TotpConfirmRequest, TotpEnrollRequest, TotpEnrollment, TotpRemoveRequest,
 };
 use enigm_crypto::{BearerToken, TotpSecret, verify_totp};
 use enigm_identity::{MAX_CONSECUTIVE_PIN_FAILURES, Password, Pin};
@@ -207,8 +207,9 @@ pub async fn change_password(
     reauthenticate(
         state,
         caller,
-        &request.current_password,
         AuditAction::AuthPassword,
+        &request.current_password,
+        PinRule::WhenSet(request.current_pin.as_deref()),
     )
     .await?;
     let new_password = Password::parse(&request.new_password)
@@ -250,13 +251,11 @@ pub async fn set_pin(state: &AppState, caller: &Caller, request: SetPinRequest) 
     reauthenticate(
         state,
         caller,
-        &request.current_password,
         AuditAction::AuthPinSet,
+        &request.current_password,
+        PinRule::WhenSet(request.current_pin.as_deref()),
     )
     .await?;
-    if caller.admin.pin_hash.is_some() {
-        crate::guard::check_pin(state, &caller.admin, request.current_pin.as_deref()).await?;
-    }
     let pin = Pin::parse(&request.pin)
         .map_err(|error| ApiError::unprocessable("invalid_pin", error.to_string()))?;
     let hash = state.hash_secret(pin.expose().as_bytes().to_vec()).await?;
@@ -291,13 +290,26 @@ pub async fn set_pin(state: &AppState, caller: &Caller, request: SetPinRequest) 
     Ok(())
 }
 
-/// Start TOTP enrollment: returns a new secret, required at login once confirmed.
-pub async fn totp_enroll(state: &AppState, caller: &Caller) -> ApiResult<TotpEnrollment> {
+/// Start TOTP enrollment (needs the current password, and the PIN when one is set): returns a
+/// new secret, required at login once confirmed. An enabled TOTP is not replaced here: it is
+/// removed first (with password, PIN and a current code) or reset through an approval.
+pub async fn totp_enroll(
+    state: &AppState,
+    caller: &Caller,
+    request: TotpEnrollRequest,
+) -> ApiResult<TotpEnrollment> {
+    reauthenticate(
+        state,
+        caller,
+        AuditAction::AuthTotpEnroll,
+        &request.current_password,
+        PinRule::WhenSet(request.current_pin.as_deref()),
+    )
+    .await?;
     if caller.admin.totp_enabled {
-        // Re-enrolling would replace a second factor with one proven by the session alone.
         return Err(ApiError::conflict(
             ReasonCategory::Conflict,
-            "TOTP is already enabled for this account",
+            "TOTP is already enabled for this account: remove it first",
         ));
     }
     let secret = TotpSecret::generate(&mut rand::rngs::OsRng);
@@ -328,12 +340,21 @@ pub async fn totp_enroll(state: &AppState, caller: &Caller) -> ApiResult<TotpEnr
     })
 }
 
-/// Confirm TOTP enrollment with a current code; from then on login needs a code.
+/// Confirm TOTP enrollment with the current password and a current code; from then on login
+/// needs a code.
 pub async fn totp_confirm(
     state: &AppState,
     caller: &Caller,
     request: TotpConfirmRequest,
 ) -> ApiResult<()> {
+    reauthenticate(
+        state,
+        caller,
+        AuditAction::AuthTotpConfirm,
+        &request.current_password,
+        PinRule::Never,
+    )
+    .await?;
     if caller.admin.totp_enabled {
         return Err(ApiError::conflict(
             ReasonCategory::Conflict,
@@ -406,38 +427,160 @@ pub async fn close_own_session(state: &AppState, caller: &Caller, id: SessionId)
     crate::services::sessions::close_audited(state, caller, id).await
 }
 
-/// Checks the caller's current password before a credential change.
+/// Remove the caller's own TOTP: needs the current password, the PIN and a current code of
+/// the TOTP being removed, so that neither a stolen session nor a phished password suffices.
+pub async fn totp_remove(
+    state: &AppState,
+    caller: &Caller,
+    request: TotpRemoveRequest,
+) -> ApiResult<()> {
+    reauthenticate(
+        state,
+        caller,
+        AuditAction::AuthTotpRemove,
+        &request.current_password,
+        PinRule::Always(Some(request.current_pin.as_str())),
+    )
+    .await?;
+    let now = state.now();
+    let target = AuditTarget::Account {
+        admin: Some(caller.admin.id),
+    };
+    if !caller.admin.totp_enabled {
+        return Err(ApiError::conflict(
+            ReasonCategory::Conflict,
+            "TOTP is not enabled for this account",
+        ));
+    }
+    let secret = open_totp_secret(state, &caller.admin)?;
+    let accepted = match verify_totp(
+        &secret,
+        &request.code,
+        now.unix_seconds(),
+        caller.admin.totp_last_step,
+    ) {
+        Ok(step) => {
+            state
+                .store()
+                .claim_totp_step(caller.admin.id, step.0)
+                .await?
+        }
+        Err(_) => false,
+    };
+    if !accepted {
+        // A wrong code is a guess like a wrong password: it shares the account's throttle.
+        state
+            .throttle
+            .record_failure(&account_throttle_key(caller), now)
+            .await?;
+        let event = audit::denied(
+            now,
+            Actor::Admin(caller.admin.id),
+            AuditAction::AuthTotpRemove,
+            target,
+            ReasonCategory::TotpInvalid,
+        );
+        state.audit(&[event]).await?;
+        return Err(ApiError::reason(
+            StatusCode::FORBIDDEN,
+            ReasonCategory::TotpInvalid,
+            "invalid TOTP code",
+        ));
+    }
+    let mut tx = state.store().begin().await?;
+    tx.clear_totp(caller.admin.id).await?;
+    tx.append_audit(&audit::success(
+        now,
+        caller.admin.id,
+        AuditAction::AuthTotpRemove,
+        target,
+    ))
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Whether a credential change needs the critical-operation PIN, and the PIN the caller sent.
+#[derive(Clone, Copy)]
+enum PinRule<'a> {
+    /// Only the password (confirming an enrollment the PIN already allowed).
+    Never,
+    /// The PIN in force, when the account has one.
+    WhenSet(Option<&'a str>),
+    /// A PIN, which the account must have.
+    Always(Option<&'a str>),
+}
+
+/// The login throttle key of the caller's account: credential changes count their wrong
+/// passwords, PINs and codes there, so guessing through them is as slow as guessing at login.
+fn account_throttle_key(caller: &Caller) -> [String; 1] {
+    [format!("user:{}", caller.admin.username)]
+}
+
+/// Re-authentication before a credential change: the caller's current password and, as `pin`
+/// says, the PIN. Checked under the account's login throttle: while a back-off runs every
+/// attempt answers 429 (the right password included), and each wrong password or PIN counts a
+/// failure. Every refusal is audited as a denial of `action`.
 async fn reauthenticate(
     state: &AppState,
     caller: &Caller,
-    password: &str,
     action: AuditAction,
+    password: &str,
+    pin: PinRule<'_>,
 ) -> ApiResult<()> {
+    let keys = account_throttle_key(caller);
+    let now = state.now();
+    let target = AuditTarget::Account {
+        admin: Some(caller.admin.id),
+    };
+    let deny = |reason| {
+        AuditEvent::new(
+            now,
+            Actor::Admin(caller.admin.id),
+            action,
+            target,
+            Outcome::Denied,
+        )
+        .with_reason(reason)
+    };
+    if let Some(retry_after) = state.throttle.retry_after(&keys, now).await? {
+        state.audit(&[deny(ReasonCategory::Throttled)]).await?;
+        return Err(ApiError::throttled(retry_after));
+    }
     let matched = state
         .verify_secret(
             password.as_bytes().to_vec(),
             Some(caller.admin.password_hash.clone()),
         )
         .await?;
-    if matched.is_some() {
-        return Ok(());
+    if matched.is_none() {
+        // Counted before answering: a failure that cannot be counted must not be a free guess.
+        state.throttle.record_failure(&keys, now).await?;
+        state
+            .audit(&[deny(ReasonCategory::InvalidCredentials)])
+            .await?;
+        return Err(ApiError::reason(
+            StatusCode::FORBIDDEN,
+            ReasonCategory::InvalidCredentials,
+            "current password is wrong",
+        ));
     }
-    let now = state.now();
-    let target = AuditTarget::Account {
-        admin: Some(caller.admin.id),
+    let entered = match pin {
+        PinRule::Never => None,
+        PinRule::WhenSet(_) if caller.admin.pin_hash.is_none() => None,
+        PinRule::WhenSet(entered) | PinRule::Always(entered) => Some(entered),
     };
-    let event = AuditEvent::new(
-        now,
-        Actor::Admin(caller.admin.id),
-        action,
-        target,
-        Outcome::Denied,
-    )
-    .with_reason(ReasonCategory::InvalidCredentials);
-    state.audit(&[event]).await?;
-    Err(ApiError::reason(
-        StatusCode::FORBIDDEN,
-        ReasonCategory::InvalidCredentials,
-        "current password is wrong",
-    ))
+    if let Some(entered) = entered {
+        if let Err(error) = crate::guard::check_pin(state, &caller.admin, entered).await {
+            let guessed = [ReasonCategory::PinInvalid, ReasonCategory::PinLocked]
+                .iter()
+                .any(|reason| reason.as_str() == error.code());
+            if guessed {
+                state.throttle.record_failure(&keys, now).await?;
+            }
+            return Err(error);
+        }
+    }
+    state.throttle.record_success(&keys).await?;
+    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Administrator accounts and their roles: creating, disabling and enabling accounts, unlocking
 //! a PIN, and roles (a grant always goes through an approval; the last active owner stays).
 
-use enigm_api::{AccountView, ApprovalView, CreateUserRequest, RoleGrantRequest};
+use enigm_api::{AccountView, ApprovalView, CreateUserRequest, RoleGrantRequest, TotpResetRequest};
 use enigm_identity::Password;
 use enigm_store::{NewAdmin, StoreError};
 use enigm_types::{
@@ -137,6 +137,40 @@ pub async fn unlock_pin(state: &AppState, caller: &Caller, id: AdminId) -> ApiRe
     .await?;
     tx.commit().await?;
     account(state, id).await
+}
+
+/// Opens the approval request that removes another administrator's TOTP. Nobody asks this for
+/// themselves: the own TOTP is removed with password, PIN and a current code.
+pub async fn request_totp_reset(
+    state: &AppState,
+    caller: &Caller,
+    id: AdminId,
+    request: TotpResetRequest,
+) -> ApiResult<ApprovalView> {
+    if id == caller.admin.id {
+        let event = audit::denied(
+            state.now(),
+            enigm_types::Actor::Admin(caller.admin.id),
+            AuditAction::ApprovalRequest,
+            AuditTarget::Account { admin: Some(id) },
+            ReasonCategory::SelfApproval,
+        );
+        state.audit(&[event]).await?;
+        return Err(ApiError::forbidden(ReasonCategory::SelfApproval));
+    }
+    let admin = state
+        .store()
+        .admin_by_id(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("administrator"))?;
+    if admin.totp_sealed.is_none() {
+        return Err(ApiError::conflict(
+            ReasonCategory::Conflict,
+            "the administrator has no TOTP to reset",
+        ));
+    }
+    let action = ApprovalAction::TotpReset { admin: id };
+    approvals::open_request(state, caller, action, &request.justification).await
 }
 
 /// Opens the approval request a role grant needs.
