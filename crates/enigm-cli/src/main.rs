@@ -1,6 +1,24 @@
 //! `enigm`: runs Enigm Command (`enigm up`), is its administrator client (`login`, `admin`,
 //! `audit`) and the device agent (`agent`, `tsc`).
 
+// `println!` and `print!` for the whole crate (declared before the modules, so they shadow
+// std's): a closed stdout (`enigm audit verify | head`) ends the output quietly instead of
+// panicking. See `output::write_stdout`.
+macro_rules! println {
+    () => {
+        $crate::output::write_stdout(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+macro_rules! print {
+    ($($arg:tt)*) => {
+        $crate::output::write_stdout(format_args!($($arg)*))
+    };
+}
+
 mod admin;
 mod agent;
 mod attest;

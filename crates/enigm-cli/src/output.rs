@@ -34,6 +34,21 @@ impl Format {
     }
 }
 
+/// Writes to stdout; what `println!` and `print!` do in this crate. When the reader has gone
+/// (`enigm … | head` closed the pipe) the rest of the output has nobody to read it: the process
+/// exits at once, quietly, with status 1 (the output was not all delivered), where std's
+/// macros would panic. Any other write error is reported the same way, with a message.
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(error) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if error.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("error: cannot write the output: {error}");
+        }
+        std::process::exit(1);
+    }
+}
+
 /// Prints a JSON body, pretty.
 pub(crate) fn print_json(raw: &serde_json::Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(raw)?);

@@ -94,9 +94,33 @@ pub(crate) struct UpArgs {
     /// (`enigm ota keys rotate --role root`). Any other key that differs is still refused.
     #[arg(long)]
     rebind_ota_online_keys: bool,
+    /// Seconds a client has to send a complete request head (and finish the TLS handshake),
+    /// also on an idle keep-alive connection; then the connection is closed.
+    #[arg(long, env = "ENIGM_HEADER_READ_TIMEOUT", default_value_t = 10, value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=3600))]
+    header_read_timeout: u64,
+    /// Seconds a request may take from its head to its answer, body included (the artifact
+    /// upload is exempt); then it is answered 408.
+    #[arg(long, env = "ENIGM_REQUEST_TIMEOUT", default_value_t = 60, value_name = "SECS",
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    request_timeout: u64,
+    /// Connections served at once; more are answered 503. Default: the open-file limit
+    /// (raised to its hard limit) less 128 kept for the database and files.
+    #[arg(long, env = "ENIGM_MAX_CONNECTIONS", value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: Option<u64>,
+    /// Connections served at once from one client address (IPv6: one /64); more are
+    /// answered 503. Default: a quarter of --max-connections.
+    #[arg(long, env = "ENIGM_MAX_CONNECTIONS_PER_IP", value_name = "N",
+        value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections_per_ip: Option<u64>,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
+    // Everything Command creates (database and its WAL and shared-memory files wherever the
+    // URL puts them, keys, artifacts) is for this user only; the server narrows files that
+    // already exist too.
+    rustix::process::umask(rustix::fs::Mode::RWXG | rustix::fs::Mode::RWXO);
     let mut config = ServerConfig::new(args.listen, args.data_dir);
     config.keys_dir = args.keys_dir;
     config.database_url = args.database_url;
@@ -130,6 +154,12 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     }
     config.audit_log_key_on_token = args.audit_key_on_token;
     config.rebind_ota_online_keys = args.rebind_ota_online_keys;
+    config.header_read_timeout = Duration::from_secs(args.header_read_timeout);
+    config.request_timeout = Duration::from_secs(args.request_timeout);
+    config.max_connections = args.max_connections.and_then(|n| usize::try_from(n).ok());
+    config.max_connections_per_ip = args
+        .max_connections_per_ip
+        .and_then(|n| usize::try_from(n).ok());
     enigm_server::run(config)
         .await
         .context("enigm command server stopped with an error")

@@ -120,18 +120,76 @@ pub async fn bootstrap_if_empty(
 }
 
 /// Creates the data directory (mode 0700) if needed, with its `keys/`: the default key
-/// directory, and where the audit log's verifier key is written for `enigm audit key`.
+/// directory, and where the audit log's verifier key is written for `enigm audit key`. An
+/// existing data directory that other users can read or enter is refused: it holds the
+/// database and the bootstrap credentials, and whoever can list it learns what is there.
 pub fn prepare_data_dir(data_dir: &Path) -> anyhow::Result<()> {
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(data_dir)
         .with_context(|| format!("cannot create data directory `{}`", data_dir.display()))?;
+    let mode = fs::metadata(data_dir)
+        .with_context(|| format!("cannot read data directory `{}`", data_dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "data directory `{dir}` is open to other users (mode {:o}): make it private with \
+             `chmod 700 {dir}`",
+            mode & 0o777,
+            dir = data_dir.display()
+        );
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(data_dir.join("keys"))
         .context("cannot create key directory")?;
+    Ok(())
+}
+
+/// The file path of a SQLite database URL; `None` for PostgreSQL and in-memory databases.
+fn sqlite_path(database_url: &str) -> Option<&str> {
+    let rest = database_url
+        .strip_prefix("sqlite://")
+        .or_else(|| database_url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    if path.is_empty() || path.starts_with(":memory:") || rest.contains("mode=memory") {
+        return None;
+    }
+    Some(path)
+}
+
+/// Makes a SQLite database and its companions (`-wal`, `-shm`, `-journal`) readable by this
+/// user only (0600), wherever the URL puts them: a missing database file is created empty with
+/// that mode before SQLite opens it, because SQLite gives the companions it creates the mode of
+/// the database file; files left from an earlier run with a wider mode are narrowed.
+pub fn secure_sqlite_files(database_url: &str) -> anyhow::Result<()> {
+    let Some(path) = sqlite_path(database_url) else {
+        return Ok(());
+    };
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create the database file `{path}`"))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let file = format!("{path}{suffix}");
+        match fs::metadata(&file) {
+            Ok(metadata) if metadata.permissions().mode() & 0o077 != 0 => {
+                fs::set_permissions(&file, fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot make `{file}` private (chmod 600)"))?;
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(anyhow::Error::new(error).context(format!("cannot read `{file}`")));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -478,16 +536,9 @@ pub fn log_key_on_token(
 /// the point. The lock file is beside the database file (`enigm.db.lock` in the data directory
 /// by default); the lock goes with the process, however it ends.
 pub fn lock_sqlite_database(database_url: &str) -> anyhow::Result<Option<fs::File>> {
-    let Some(rest) = database_url
-        .strip_prefix("sqlite://")
-        .or_else(|| database_url.strip_prefix("sqlite:"))
-    else {
+    let Some(path) = sqlite_path(database_url) else {
         return Ok(None);
     };
-    let path = rest.split('?').next().unwrap_or(rest);
-    if path.is_empty() || path.starts_with(":memory:") {
-        return Ok(None);
-    }
     let lock_path = PathBuf::from(format!("{path}.lock"));
     let file = OpenOptions::new()
         .create(true)

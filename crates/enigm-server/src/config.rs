@@ -48,6 +48,15 @@ pub struct ServerConfig {
     /// Accept OTA online keys that differ from the ones the database records, and record them:
     /// the operator moved them between files and a token (the next root must name them).
     pub rebind_ota_online_keys: bool,
+    /// See [`crate::edge::EdgeLimits::header_read_timeout`].
+    pub header_read_timeout: Duration,
+    /// See [`crate::edge::EdgeLimits::request_timeout`].
+    pub request_timeout: Duration,
+    /// Connections served at once; `None` derives it from the file limit
+    /// ([`crate::edge::EdgeLimits::derived`]).
+    pub max_connections: Option<usize>,
+    /// Connections served at once from one address; `None`: a quarter of `max_connections`.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// Where Command's online OTA keys live when they are in a PKCS#11 token: the keys labelled
@@ -90,6 +99,10 @@ impl ServerConfig {
             ota_online_token: None,
             audit_log_key_on_token: false,
             rebind_ota_online_keys: false,
+            header_read_timeout: crate::edge::EdgeLimits::DEFAULT_HEADER_READ_TIMEOUT,
+            request_timeout: crate::edge::EdgeLimits::DEFAULT_REQUEST_TIMEOUT,
+            max_connections: None,
+            max_connections_per_ip: None,
         }
     }
 

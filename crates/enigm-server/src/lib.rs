@@ -12,6 +12,7 @@ pub mod checkins;
 pub mod config;
 pub mod deployment_keys;
 pub mod device_guard;
+pub mod edge;
 pub mod error;
 pub mod extract;
 mod group_commit;
@@ -28,4 +29,5 @@ pub mod throttle;
 mod views;
 
 pub use config::{OnlineKeyToken, ServerConfig, TlsFiles};
+pub use edge::EdgeLimits;
 pub use serve::run;

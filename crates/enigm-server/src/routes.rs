@@ -2,10 +2,14 @@
 //! from this table, so a route cannot exist without an authorization rule, and tests walk the
 //! same table (authorization matrix, OpenAPI coverage).
 
+use std::time::Duration;
+
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler;
-use axum::http::{Method, StatusCode};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse as _, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
 use enigm_api::paths;
 use enigm_types::Permission;
@@ -420,6 +424,46 @@ fn entries() -> Vec<RouteEntry> {
     ]
 }
 
+/// How long a request may take from its head to its answer, set on every request by the server
+/// (see [`crate::edge::EdgeLimits::request_timeout`]); in-process tests run without one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDeadline(pub Duration);
+
+/// Answers 408 (and closes the connection) when the request is not answered within its
+/// [`RequestDeadline`]: a client that trickles its body holds a connection no longer than that.
+async fn request_deadline(request: Request, next: Next) -> Response {
+    let Some(RequestDeadline(limit)) = request.extensions().get::<RequestDeadline>().copied()
+    else {
+        return next.run(request).await;
+    };
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut response = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                "the request was not completed in time",
+            )
+            .into_response();
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+    }
+}
+
+/// The span each request is traced in: method and path, never the query string, which may
+/// carry a secret a client put there (a PIN, a token) and would otherwise reach the debug log.
+fn request_span(request: &Request) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        version = ?request.version(),
+    )
+}
+
 /// Every route of the API with its access rule.
 pub fn route_table() -> Vec<RouteSpec> {
     entries().into_iter().map(|entry| entry.spec).collect()
@@ -431,9 +475,14 @@ pub fn router(state: AppState) -> Router {
     for RouteEntry { spec, handler } in entries() {
         let gate_state = state.clone();
         let access = spec.access;
-        let gated = handler.route_layer(axum::middleware::from_fn(move |request, next| {
+        let mut gated = handler.route_layer(axum::middleware::from_fn(move |request, next| {
             crate::guard::guard(gate_state.clone(), access, request, next)
         }));
+        // The artifact upload streams an image of any size from an authenticated release
+        // manager: a deadline fit for every other request would cut it off.
+        if spec.path != paths::RELEASE_ARTIFACT {
+            gated = gated.route_layer(axum::middleware::from_fn(request_deadline));
+        }
         router = router.route(spec.path, gated);
     }
     router
@@ -446,7 +495,7 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
             axum::http::HeaderName::from_static(enigm_api::PIN_HEADER),

@@ -1,7 +1,6 @@
 //! Running Command: open the database, bootstrap, listen (TLS 1.3 off loopback), and shut down
 //! gracefully on SIGINT or SIGTERM.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +17,10 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::attestation::AttestationConfig;
 use crate::bootstrap::{
-    BOOTSTRAP_FILE, bootstrap_if_empty, lock_sqlite_database, prepare_data_dir,
+    BOOTSTRAP_FILE, bootstrap_if_empty, lock_sqlite_database, prepare_data_dir, secure_sqlite_files,
 };
 use crate::config::{ServerConfig, TlsFiles};
+use crate::edge::EdgeLimits;
 use crate::lease::{self, Lease};
 use crate::state::{AppState, StateOptions, SystemClock};
 
@@ -52,9 +52,12 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     };
     // Held until `run` returns: SQLite serves one process.
     let _sqlite_lock = lock_sqlite_database(&database_url)?;
+    secure_sqlite_files(&database_url)?;
     let store = Store::connect(&database_url)
         .await
         .context("cannot open the database")?;
+    // Again, now that SQLite has made its WAL and shared-memory files.
+    secure_sqlite_files(&database_url)?;
     let keys = crate::deployment_keys::load_and_bind(
         &config,
         &store,
@@ -141,41 +144,28 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    let limits = EdgeLimits {
+        header_read_timeout: config.header_read_timeout,
+        request_timeout: config.request_timeout,
+        ..EdgeLimits::derived(config.max_connections, config.max_connections_per_ip)
+    };
+    let signalled = shutdown_signal()?;
     match &config.tls {
         Some(tls) => {
             let app = app.layer(SetResponseHeaderLayer::if_not_present(
                 header::STRICT_TRANSPORT_SECURITY,
                 HeaderValue::from_static(HSTS),
             ));
-            let rustls =
-                axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls_config(tls)?));
-            let handle = axum_server::Handle::new();
-            let shutdown = handle.clone();
-            let signalled = shutdown_signal()?;
-            tokio::spawn(async move {
-                signalled.await;
-                shutdown.graceful_shutdown(Some(Duration::from_secs(10)));
-            });
+            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls_config(tls)?));
             println!("Enigm Command listening on https://{local}");
             tracing::info!(%local, "listening with TLS 1.3");
-            axum_server::from_tcp_rustls(listener, rustls)
-                .handle(handle)
-                .serve(app.into_make_service_with_connect_info::<SocketAddr>())
-                .await
-                .context("server failed")?;
+            crate::edge::serve(listener, app, Some(acceptor), limits, signalled).await;
         }
         None => {
-            let signalled = shutdown_signal()?;
             println!("Enigm Command listening on http://{local}");
             tracing::info!(%local, "listening");
-            let listener = tokio::net::TcpListener::from_std(listener)?;
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(signalled)
-            .await
-            .context("server failed")?;
+            crate::edge::serve(listener, app, None, limits, signalled).await;
         }
     }
     keeper.abort();

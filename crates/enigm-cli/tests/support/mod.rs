@@ -41,12 +41,27 @@ impl Server {
     }
 
     /// Starts `enigm up` with `RUST_LOG` set to `log_level`.
+    pub(crate) fn start_logging(data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
+        Server::spawn(Command::new(ENIGM), data_dir, extra, log_level)
+    }
+
+    /// Starts `enigm up` (debug logging) under an open-file limit of `nofile` (soft and hard,
+    /// as `ulimit -n` sets them), through `bash`.
+    pub(crate) fn start_with_file_limit(data_dir: &Path, extra: &[&str], nofile: u32) -> Server {
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(ENIGM);
+        Server::spawn(command, data_dir, extra, "debug")
+    }
+
     #[expect(
         clippy::zombie_processes,
         reason = "the child moves into `Server`, whose Drop kills and reaps it; a panic before that ends the test process"
     )]
-    pub(crate) fn start_logging(data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
-        let mut child = Command::new(ENIGM)
+    fn spawn(mut command: Command, data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
+        let mut child = command
             .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .args(extra)

@@ -13,7 +13,7 @@ use enigm_store::{AuditFilter, LeafEntry, StoredCheckpoint};
 use enigm_types::AuditTarget;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery, page_limit};
 use crate::guard::Caller;
 use crate::services::audit_log;
 use crate::state::AppState;
@@ -27,7 +27,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditListQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = page_limit(query.limit, 100)?;
     let filter = AuditFilter {
         after: query.after,
         limit,
@@ -106,7 +106,7 @@ pub async fn leaves(
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditLeavesQuery>,
 ) -> ApiResult<Json<AuditLeavesPage>> {
-    let limit = query.limit.unwrap_or(1000).clamp(1, 1000);
+    let limit = page_limit(query.limit, 1000)?;
     let tree_size = state.store().audit_tree_size().await?;
     let entries = state.store().audit_leaves(query.start, limit).await?;
     let end = entries.last().map_or(query.start, |entry| entry.index + 1);

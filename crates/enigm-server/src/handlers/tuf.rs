@@ -82,7 +82,10 @@ fn parse_metadata_name(file: &str) -> Option<(MetadataRole, Option<u64>)> {
             {
                 return None;
             }
-            Some((role, Some(version.parse().ok()?)))
+            // The store keeps versions as signed 64-bit numbers: a larger one cannot exist,
+            // so it is not found rather than a failed database query.
+            let version = version.parse::<i64>().ok()?;
+            Some((role, Some(u64::try_from(version).ok()?)))
         }
     }
 }
