@@ -26,8 +26,8 @@ pub use approval::{
     GuardedDeviceChange, Justification, JustificationError,
 };
 pub use audit::{
-    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, Outcome, ReasonCategory,
-    TargetCategory,
+    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, ClientNetwork, Outcome,
+    ReasonCategory, TargetCategory,
 };
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use device::{DeviceHandle, DeviceHandleError, SecurityLayer, SecurityLayers};
