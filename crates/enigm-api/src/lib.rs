@@ -256,6 +256,10 @@ pub struct AuditEventView {
     pub outcome: Outcome,
     pub change_ref: Option<ApprovalId>,
     pub reason: Option<ReasonCategory>,
+    /// How many requests this one event stands for: set on the counted events of anonymous
+    /// requests (target category `client-network`), absent on every other event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -302,7 +306,8 @@ pub struct AuditLeafView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLeavesQuery {
-    /// The first leaf index.
+    /// The first leaf index, at most the latest signed checkpoint's tree size (beyond it: 400
+    /// `invalid_range`; equal to it: an empty page).
     pub start: u64,
     /// At most this many leaves (1 to 1000, default 1000).
     #[serde(default)]
@@ -312,9 +317,9 @@ pub struct AuditLeavesQuery {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLeavesPage {
-    /// Leaves from `start`, in order, within the current tree.
+    /// Leaves from `start`, in order, within the tree the latest signed checkpoint covers.
     pub leaves: Vec<AuditLeafView>,
-    /// The size of the tree the leaves were read from.
+    /// The tree size of the latest signed checkpoint (0 before the first).
     pub tree_size: u64,
 }
 

@@ -9,6 +9,8 @@
 //! - [`verify`]: [`verify_inclusion`] and [`verify_consistency`] for clients that hold no tree;
 //!   they return [`VerifiedInclusion`] and [`VerifiedConsistency`] witnesses.
 //! - [`checkpoint`] and [`note`]: C2SP tlog-checkpoints and signed notes with Ed25519.
+//! - [`AuditEventKey`]: the HMAC key whose tag on each stored event (over its leaf index and
+//!   canonical encoding) lets the sequencer fold in only events Command wrote.
 //!
 //! The crate does no I/O and holds no clock or randomness: storage is behind a trait, keys come
 //! in as values, and hashing and signing go through `enigm-crypto`.
@@ -24,6 +26,9 @@ pub use checkpoint::{
     Checkpoint, CheckpointError, MAX_CHECKPOINT_LEN, OpenCheckpointError, VerifiedCheckpoint,
     open_checkpoint, sign_checkpoint,
 };
+/// Re-exported so that the store authenticates events through the log's crate, naming no crypto
+/// implementation itself.
+pub use enigm_crypto::{AUDIT_MAC_LEN, AuditEventKey, AuditEventKeyError, KeyFingerprint};
 pub use hash::{Hash, HashDecodeError, empty_root, leaf_hash, node_hash};
 pub use note::{
     KeyStringError, MAX_NOTE_LEN, MAX_SIGNATURES, NoteError, NoteSigner, NoteVerifier,

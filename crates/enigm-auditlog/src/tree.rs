@@ -34,6 +34,9 @@ pub enum TreeError<E> {
     IndexBeyondSize { index: u64, size: u64 },
     #[error("old tree size {old_size} is beyond new tree size {new_size}")]
     OldSizeBeyondNewSize { old_size: u64, new_size: u64 },
+    /// RFC 9162 defines no consistency proof from the empty tree to a larger one.
+    #[error("a consistency proof from the empty tree is meaningless (new tree size {new_size})")]
+    EmptyOldTree { new_size: u64 },
     #[error("node store has no node at level {level}, index {index}, which its size implies")]
     MissingNode { level: u8, index: u64 },
     #[error("node store answered {actual} nodes for {expected} keys")]
@@ -189,7 +192,8 @@ impl<S: NodeStore> Log<S> {
     }
 
     /// The proof that the tree of `old_size` leaves is a prefix of the tree of `new_size`.
-    /// Empty when `old_size` is 0 or equals `new_size`.
+    /// Empty when `old_size` equals `new_size`; refused from the empty tree to a larger one,
+    /// where RFC 9162 defines no proof (see [`verify_consistency`]).
     pub fn consistency_proof(
         &self,
         old_size: u64,
@@ -198,6 +202,9 @@ impl<S: NodeStore> Log<S> {
         self.check_size(new_size)?;
         if old_size > new_size {
             return Err(TreeError::OldSizeBeyondNewSize { old_size, new_size });
+        }
+        if old_size == 0 && new_size > 0 {
+            return Err(TreeError::EmptyOldTree { new_size });
         }
         let path = self.range_hashes(&consistency_ranges(old_size, new_size))?;
         Ok(ConsistencyProof {

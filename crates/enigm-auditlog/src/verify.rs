@@ -5,10 +5,12 @@
 //! one the sizes imply, so that a proof of the wrong shape is refused with a precise error and
 //! in constant time, whatever its length. Edge cases the RFC leaves open follow the
 //! transparency-dev/merkle verifier, whose test vectors these functions pass: a tree of size 0
-//! contains no leaf; equal sizes need an empty proof and equal roots; every tree is consistent
-//! with the empty tree, through an empty proof (and here also only with the empty tree's root).
+//! contains no leaf; equal sizes need an empty proof and equal roots; a proof from the empty tree
+//! to a larger one is refused ([`ProofError::EmptyOldTree`]): RFC 9162 defines consistency proofs
+//! only for `0 < size1 < size2`, and a client that held nothing has nothing to check the new tree
+//! against, so it takes the first signed checkpoint it sees as its starting point instead.
 
-use crate::hash::{Hash, empty_root, node_hash};
+use crate::hash::{Hash, node_hash};
 
 /// Evidence that a leaf is in a tree: only [`verify_inclusion`] makes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +39,10 @@ pub enum ProofError {
     OldSizeBeyondNewSize { old_size: u64, new_size: u64 },
     #[error("proof has {actual} hashes, but these sizes need {expected}")]
     WrongProofLength { expected: usize, actual: usize },
+    /// A consistency proof from the empty tree (`old_size` 0) to a larger one: RFC 9162 defines
+    /// none, and an empty proof would "verify" against any new root.
+    #[error("a consistency proof from the empty tree is meaningless (new tree size {new_size})")]
+    EmptyOldTree { new_size: u64 },
     #[error("proof leads to a root other than the given one")]
     RootMismatch,
     #[error("proof does not lead to the given old root")]
@@ -130,6 +136,9 @@ pub fn verify_consistency(
     if old_size > new_size {
         return Err(ProofError::OldSizeBeyondNewSize { old_size, new_size });
     }
+    if old_size == 0 && new_size > 0 {
+        return Err(ProofError::EmptyOldTree { new_size });
+    }
     let expected = consistency_proof_len(old_size, new_size);
     if proof.len() != expected {
         return Err(ProofError::WrongProofLength {
@@ -145,15 +154,6 @@ pub fn verify_consistency(
             Err(ProofError::NewRootMismatch)
         };
     }
-    if old_size == 0 {
-        // Every tree extends the empty one, whose root is fixed.
-        return if *old_root == empty_root() {
-            Ok(verified)
-        } else {
-            Err(ProofError::OldRootMismatch)
-        };
-    }
-
     // Now 0 < old_size < new_size and the proof is not empty. Steps 1 and 2: the old root is
     // the first hash of the path when the old tree is one complete subtree of the new one.
     let seed: &[Hash] = if old_size.is_power_of_two() {

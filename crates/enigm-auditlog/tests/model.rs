@@ -184,8 +184,13 @@ proptest! {
                 (a.min(b), a.max(b))
             })
             .collect();
-        pairs.extend([(0, n), (n, n), (n / 2, n), (1.min(n), n)]);
+        pairs.extend([(n, n), (n / 2, n), (1.min(n), n), (0, 0)]);
         for (old, new) in pairs {
+            if old == 0 && new > 0 {
+                // RFC 9162 defines no proof from the empty tree; both sides refuse one.
+                prop_assert!(log.consistency_proof(old, new).is_err());
+                continue;
+            }
             let proof = log.consistency_proof(old, new).unwrap();
             let (old_root, new_root) = (
                 naive_root(&leaves[..old as usize]),
@@ -309,4 +314,33 @@ fn rfc_9162_inclusion_reads_the_size_only_through_the_path_shape() {
     let proof = log.inclusion_proof(2, 4).unwrap();
     assert!(verify_inclusion(&leaves[2], 2, 4, proof.path(), &root).is_ok());
     assert!(verify_inclusion(&leaves[2], 2, 3, proof.path(), &root).is_err());
+}
+
+/// RFC 9162 §2.1.4 defines consistency proofs only for `0 < size1 < size2` (and equal sizes):
+/// a proof from the empty tree is refused with its own error, whatever the roots and path, as
+/// the transparency-dev verifier does ("consistency proof from empty tree is meaningless").
+#[test]
+fn a_consistency_proof_from_the_empty_tree_is_refused() {
+    let leaves: Vec<Hash> = (0u8..3).map(|i| leaf_hash(&[i])).collect();
+    let mut log = Log::new(MemoryStore::new());
+    log.append_leaves(&leaves).unwrap();
+    let root = log.root().unwrap();
+    for path in [Vec::new(), vec![root], leaves.clone()] {
+        assert_eq!(
+            verify_consistency(0, 3, &empty_root(), &root, &path),
+            Err(ProofError::EmptyOldTree { new_size: 3 })
+        );
+        assert_eq!(
+            verify_consistency(0, 3, &root, &root, &path),
+            Err(ProofError::EmptyOldTree { new_size: 3 })
+        );
+    }
+    // Equal sizes stay defined: the empty tree is consistent with itself.
+    assert!(verify_consistency(0, 0, &empty_root(), &empty_root(), &[]).is_ok());
+    assert!(log.consistency_proof(0, 3).is_err());
+    // The first non-empty size is where a client that held nothing starts: from there on,
+    // proofs verify.
+    let one = log.root_at(1).unwrap();
+    let proof = log.consistency_proof(1, 3).unwrap();
+    assert!(verify_consistency(1, 3, &one, &root, proof.path()).is_ok());
 }

@@ -6,6 +6,7 @@
 //! both. Other crates talk about hashes, tokens and sealed blobs through the types re-exported
 //! below and never name `argon2`, `aes-gcm`, `sha2` or `ed25519-dalek` themselves.
 
+pub mod audit_mac;
 pub mod device_handle;
 pub mod ed25519;
 pub mod fingerprint;
@@ -18,6 +19,7 @@ pub mod token;
 pub mod totp;
 pub mod x509_signature;
 
+pub use audit_mac::{AUDIT_MAC_LEN, AuditEventKey, AuditEventKeyError};
 pub use device_handle::{DeviceHandleKey, DeviceHandleKeyError};
 pub use ed25519::{
     ED25519_KEY_LEN, ED25519_SIGNATURE_LEN, Ed25519SigningKey, Ed25519VerifyingKey, KeyError,

@@ -189,9 +189,23 @@ impl AuditLog {
         // Fold in what was committed when the call began, no more: under a sustained load there
         // is always more, and a sync that chased it would never get to publish a checkpoint.
         let target = self.store.audit_leaf_count().await?;
-        while let Some(batch) = self.store.integrate_audit(LEAVES_PER_INTEGRATION).await? {
-            if batch.new_size >= target {
-                break;
+        loop {
+            match self.store.integrate_audit(LEAVES_PER_INTEGRATION).await {
+                Ok(Some(batch)) if batch.new_size < target => {}
+                Ok(_) => break,
+                // A row Command did not write: the log stops before it, fail closed, and what
+                // was folded in before it is still signed below. Said on every pass until an
+                // operator looks: nothing after it is signed either.
+                Err(StoreError::AuditEventUnauthenticated { index }) => {
+                    tracing::error!(
+                        leaf = index,
+                        "audit leaf {index} has no valid tag of the audit event key (a row \
+                         inserted into the database behind Command's back): it is not folded \
+                         into the log, and no later leaf is; run `enigm audit verify`"
+                    );
+                    break;
+                }
+                Err(error) => return Err(error.into()),
             }
         }
         let latest = self.store.latest_audit_checkpoint().await?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use enigm_auditlog::NoteSigner;
-use enigm_crypto::{DeviceHandleKey, Ed25519SigningKey, SealingKey};
+use enigm_crypto::{AuditEventKey, DeviceHandleKey, Ed25519SigningKey, SealingKey};
 use enigm_identity::{Password, Pin};
 use enigm_store::{KeyRole, NewAdmin};
 use enigm_types::{Actor, AdminId, AuditAction, AuditEvent, AuditTarget, Outcome, Role, Username};
@@ -246,7 +246,7 @@ pub fn key_advice(role: KeyRole) -> String {
         KeyRole::OtaSnapshot | KeyRole::OtaTimestamp => {
             format!("{HOW_TO_SHARE_KEYS}; {HOW_TO_REBIND_OTA_KEYS}")
         }
-        KeyRole::Sealing | KeyRole::DeviceHandle | KeyRole::AuditLog => {
+        KeyRole::Sealing | KeyRole::DeviceHandle | KeyRole::AuditLog | KeyRole::AuditEvent => {
             HOW_TO_SHARE_KEYS.to_owned()
         }
     }
@@ -336,6 +336,26 @@ pub fn load_or_create_device_handle_key(
     }
     let key = DeviceHandleKey::generate(&mut rand::rngs::OsRng);
     create_key_file(&path, KeyRole::DeviceHandle, creation, &key.to_bytes())?;
+    Ok(key)
+}
+
+/// The audit event key's file, beside the log key: 32 random bytes. Never in the database.
+pub const AUDIT_EVENT_KEY_FILE: &str = "audit-event.key";
+
+/// Loads the key that tags every audit event Command stores, creating it (mode 0600) on first
+/// start. It stays a file in the key directory even when the log key is on a PKCS#11 token,
+/// like the sealing and device-handle keys: what it guards against is a writer with access to
+/// the database alone, and it is never in the database.
+pub fn load_or_create_audit_event_key(
+    keys_dir: &Path,
+    creation: KeyCreation,
+) -> anyhow::Result<AuditEventKey> {
+    let path = keys_dir.join(AUDIT_EVENT_KEY_FILE);
+    if let Some(bytes) = read_key_file(&path, "audit event key")? {
+        return AuditEventKey::from_bytes(&bytes).context("audit event key file is malformed");
+    }
+    let key = AuditEventKey::generate(&mut rand::rngs::OsRng);
+    create_key_file(&path, KeyRole::AuditEvent, creation, &key.to_bytes())?;
     Ok(key)
 }
 

@@ -12,16 +12,16 @@ use std::collections::BTreeSet;
 
 use anyhow::Context as _;
 use enigm_auditlog::NoteSigner;
-use enigm_crypto::{DeviceHandleKey, KeyFingerprint, SealingKey};
+use enigm_crypto::{AuditEventKey, DeviceHandleKey, KeyFingerprint, SealingKey};
 use enigm_ota::MetadataSigner as _;
 use enigm_store::{KeyRole, Store};
 use enigm_types::Timestamp;
 
 use crate::bootstrap::{
-    HOW_TO_REBIND_OTA_KEYS, HOW_TO_SHARE_KEYS, KeyCreation, load_or_create_device_handle_key,
-    load_or_create_log_key, load_or_create_ota_online_keys, load_or_create_sealing_key,
-    log_key_on_token, open_key_token, ota_online_keys_on_token, prepare_keys_dir,
-    write_log_verifier,
+    HOW_TO_REBIND_OTA_KEYS, HOW_TO_SHARE_KEYS, KeyCreation, load_or_create_audit_event_key,
+    load_or_create_device_handle_key, load_or_create_log_key, load_or_create_ota_online_keys,
+    load_or_create_sealing_key, log_key_on_token, open_key_token, ota_online_keys_on_token,
+    prepare_keys_dir, write_log_verifier,
 };
 use crate::config::ServerConfig;
 use crate::ota::OnlineKeys;
@@ -31,6 +31,8 @@ pub struct DeploymentKeys {
     pub sealing: SealingKey,
     pub device_handle: DeviceHandleKey,
     pub log_signer: NoteSigner,
+    /// Tags the audit events this process stores; beside the log key, always a file.
+    pub audit_event: AuditEventKey,
     pub ota_online: OnlineKeys,
 }
 
@@ -90,6 +92,8 @@ fn load(
         ),
         (_, false) => load_or_create_log_key(&keys_dir, creation(KeyRole::AuditLog))?,
     };
+    // A file even when the log key is on the token (see `load_or_create_audit_event_key`).
+    let audit_event = load_or_create_audit_event_key(&keys_dir, creation(KeyRole::AuditEvent))?;
     // The OTA keys move together, so either both may be made or neither.
     let ota_creation = if creation(KeyRole::OtaSnapshot) == KeyCreation::Refused
         || creation(KeyRole::OtaTimestamp) == KeyCreation::Refused
@@ -106,6 +110,7 @@ fn load(
         sealing,
         device_handle,
         log_signer,
+        audit_event,
         ota_online,
     })
 }
@@ -125,6 +130,7 @@ fn fingerprints(keys: &DeploymentKeys) -> anyhow::Result<Vec<(KeyRole, KeyFinger
             KeyRole::AuditLog,
             KeyFingerprint::of_public(keys.log_signer.verifier().to_key_string().as_bytes()),
         ),
+        (KeyRole::AuditEvent, keys.audit_event.fingerprint()),
         (KeyRole::OtaSnapshot, tuf(&keys.ota_online.snapshot)?),
         (KeyRole::OtaTimestamp, tuf(&keys.ota_online.timestamp)?),
     ])

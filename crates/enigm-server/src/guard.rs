@@ -50,7 +50,12 @@ pub async fn guard(state: AppState, access: Access, mut request: Request, next: 
     else {
         return next.run(request).await;
     };
-    match authorize(&state, permission, critical, request.headers()).await {
+    // The peer's address, to count refused anonymous requests per client network.
+    let client = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|axum::extract::ConnectInfo(addr)| addr.ip());
+    match authorize(&state, permission, critical, request.headers(), client).await {
         Ok(caller) => {
             request.extensions_mut().insert(caller);
             next.run(request).await
@@ -64,18 +69,18 @@ async fn authorize(
     permission: Permission,
     critical: bool,
     headers: &HeaderMap,
+    client: Option<std::net::IpAddr>,
 ) -> ApiResult<Caller> {
     let now = state.now();
     let route = AuditTarget::Route { permission };
+    // Nobody authenticated these callers: their refusals are counted, not logged one by one,
+    // so that they cannot grow the audit log at their request rate (see `audit_tally`).
     let Some(token) = bearer_token(headers) else {
-        let event = audit::denied(
-            now,
-            Actor::Anonymous,
+        state.count_anonymous(
             AuditAction::AuthSession,
-            route,
             ReasonCategory::Unauthenticated,
+            client,
         );
-        state.audit(&[event]).await?;
         return Err(ApiError::unauthenticated(ReasonCategory::Unauthenticated));
     };
     let session = state
@@ -83,14 +88,11 @@ async fn authorize(
         .session_by_token_digest(&token.digest().to_hex())
         .await?;
     let Some(session) = session.filter(|session| session.closed_at.is_none()) else {
-        let event = audit::denied(
-            now,
-            Actor::Anonymous,
+        state.count_anonymous(
             AuditAction::AuthSession,
-            route,
             ReasonCategory::Unauthenticated,
+            client,
         );
-        state.audit(&[event]).await?;
         return Err(ApiError::unauthenticated(ReasonCategory::Unauthenticated));
     };
     let actor = Actor::Admin(session.admin_id);

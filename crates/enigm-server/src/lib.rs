@@ -6,6 +6,7 @@
 
 pub mod attestation;
 pub mod audit;
+pub mod audit_tally;
 pub mod authz;
 pub mod bootstrap;
 pub mod checkins;

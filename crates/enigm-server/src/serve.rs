@@ -75,6 +75,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         approval_ttl: config.approval_ttl,
         throttle: ThrottlePolicy::default(),
         log_signer: keys.log_signer,
+        audit_event_key: keys.audit_event,
         audit_retention: config.audit_retention,
         device_handle_key: keys.device_handle,
         attestation: attestation_config(&config)?,
@@ -83,8 +84,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             artifacts_dir: config.data_dir.join("ota").join("targets"),
         },
     };
-    let state =
-        AppState::new(store.clone(), options).context("authorization policies are invalid")?;
+    let state = AppState::new(store.clone(), options).context("cannot assemble Command's state")?;
     if !crate::ota::current_root_names_online_keys(&state)
         .await
         .map_err(|error| anyhow::anyhow!("cannot read the OTA root: {}", error.code()))?
@@ -139,6 +139,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         PURGE_INTERVAL,
     ));
     let audit_log = state.audit_log.clone();
+    let anonymous = state.anonymous.clone();
     let app = crate::routes::router(state);
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -172,6 +173,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     sequencer.abort();
     timestamps.abort();
     purges.abort();
+    // The open window's counts of refused anonymous requests are written before the log is
+    // brought up to date, so that they are signed too.
+    anonymous.flush(true).await;
     if audit_lease.is_held()
         && let Err(error) = audit_log.sync().await
     {

@@ -35,6 +35,8 @@ pub struct Inner {
     pub session_policy: SessionPolicy,
     pub approval_ttl: Duration,
     pub audit: Arc<dyn AuditSink>,
+    /// Refused anonymous requests, counted per window instead of logged one by one.
+    pub anonymous: Arc<crate::audit_tally::AnonymousTally>,
     pub audit_log: Arc<AuditLog>,
     pub device_handle_key: DeviceHandleKey,
     pub device_max_skew: Duration,
@@ -54,6 +56,9 @@ pub struct StateOptions {
     pub throttle: ThrottlePolicy,
     /// The key audit checkpoints are signed with; its name is the log's origin.
     pub log_signer: NoteSigner,
+    /// The key that tags every audit event stored, so that the sequencer folds in only those
+    /// (the deployment's, like the log key: every process on a database has the same).
+    pub audit_event_key: enigm_crypto::AuditEventKey,
     /// How long audit event bodies are kept (the tree keeps their commitments for good).
     pub audit_retention: Duration,
     /// The deployment's key for deriving device handles from device keys.
@@ -64,10 +69,27 @@ pub struct StateOptions {
     pub ota: crate::ota::OtaConfig,
 }
 
+/// Why the state could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("authorization policies are invalid")]
+    Policy(#[from] crate::authz::PolicyError),
+    #[error("the store already tags audit events with another audit event key")]
+    AuditEventKeyConflict,
+}
+
 impl AppState {
     /// Assembles the state and starts the audit and check-in writer tasks and the WAL
     /// checkpointer; must run inside a Tokio runtime.
-    pub fn new(store: Store, options: StateOptions) -> Result<Self, crate::authz::PolicyError> {
+    pub fn new(store: Store, options: StateOptions) -> Result<Self, StateError> {
+        let fingerprint = options.audit_event_key.fingerprint();
+        if let Err(set) = store.set_audit_event_key(Arc::new(options.audit_event_key)) {
+            // A second state over one store (tests) must bring the same key.
+            let current = store.audit_event_key_fingerprint();
+            if current != Some(fingerprint) || set.fingerprint() != fingerprint {
+                return Err(StateError::AuditEventKeyConflict);
+            }
+        }
         let audit: Arc<dyn AuditSink> = Arc::new(GroupCommitSink::spawn(store.clone()));
         let audit_log = Arc::new(AuditLog::new(
             store.clone(),
@@ -75,6 +97,11 @@ impl AppState {
             options.log_signer,
             options.audit_retention,
         ));
+        let anonymous = Arc::new(crate::audit_tally::AnonymousTally::new(
+            audit.clone(),
+            options.clock.clone(),
+        ));
+        tokio::spawn(anonymous.clone().run());
         let check_ins = CheckInWriter::spawn(store.clone());
         tokio::spawn(checkpoint_wal(store.clone()));
         let attestation = AttestationService::new(options.attestation, store.clone());
@@ -89,6 +116,7 @@ impl AppState {
             session_policy: options.session_policy,
             approval_ttl: options.approval_ttl,
             audit,
+            anonymous,
             audit_log,
             device_handle_key: options.device_handle_key,
             device_max_skew: enigm_device::DEFAULT_MAX_SKEW,
@@ -113,6 +141,19 @@ impl AppState {
 
     pub fn attestation(&self) -> &AttestationService {
         &self.0.attestation
+    }
+
+    /// Counts a refused request of a caller nobody authenticated (no valid session, a throttled
+    /// login): one event per window and client network carries the count, see
+    /// [`crate::audit_tally`]. Decisions about authenticated callers go through
+    /// [`AppState::audit`], each its own event.
+    pub fn count_anonymous(
+        &self,
+        action: enigm_types::AuditAction,
+        reason: enigm_types::ReasonCategory,
+        client: Option<std::net::IpAddr>,
+    ) {
+        self.0.anonymous.count(action, reason, client);
     }
 
     /// Records events through the audit sink. Failing to audit fails the request: a security

@@ -60,5 +60,9 @@ pub(crate) fn audit_event(row: &AuditRow) -> AuditEventView {
         outcome: event.outcome,
         change_ref: event.change_ref,
         reason: event.reason,
+        count: match event.target {
+            enigm_types::AuditTarget::AnonymousRequests { count, .. } => Some(count),
+            _ => None,
+        },
     }
 }

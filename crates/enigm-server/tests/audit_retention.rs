@@ -140,7 +140,12 @@ async fn retention_purges_bodies_but_keeps_the_evidence(backend: Backend) {
     }
     let outcome = app
         .store
-        .verify_audit_log(&verifier(&app), Some(&old_checkpoint), &NoProgress)
+        .verify_audit_log(
+            &verifier(&app),
+            Some(&app.event_key()),
+            Some(&old_checkpoint),
+            &NoProgress,
+        )
         .await
         .unwrap();
     assert_eq!(outcome.findings, Vec::new());
@@ -216,7 +221,12 @@ async fn retention_purges_bodies_but_keeps_the_evidence(backend: Backend) {
     }
     let outcome = app
         .store
-        .verify_audit_log(&verifier(&app), Some(&old_checkpoint), &NoProgress)
+        .verify_audit_log(
+            &verifier(&app),
+            Some(&app.event_key()),
+            Some(&old_checkpoint),
+            &NoProgress,
+        )
         .await
         .unwrap();
     assert_eq!(outcome.findings, Vec::new());

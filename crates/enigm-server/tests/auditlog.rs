@@ -47,7 +47,265 @@ backend_tests!(
     reading_the_log_is_audited,
     group_commit_stores_every_event_once,
     checkpoints_keep_coming_under_sustained_load,
+    tree_sizes_come_only_from_signed_checkpoints,
+    anonymous_requests_are_counted_not_logged,
+    rows_command_did_not_write_are_never_signed,
 );
+
+/// Issue 18 item 4: 5,000 anonymous requests used to add 5,000 leaves. Refused requests of
+/// callers nobody authenticated (no token, an unknown token, a throttled login) are counted per
+/// window and client network; decisions about authenticated callers stay one leaf each.
+async fn anonymous_requests_are_counted_not_logged(backend: Backend) {
+    use axum::body::Body;
+    use axum::extract::ConnectInfo;
+    use axum::http::Request;
+
+    let app = TestApp::new(backend).await;
+    let skip = app.audit_events().await.len();
+    let unknown_token = enigm_crypto::BearerToken::generate(&mut rand::rngs::OsRng)
+        .expose()
+        .to_owned();
+    let peers: [std::net::SocketAddr; 3] = [
+        "203.0.113.7:4000".parse().unwrap(),
+        "203.0.113.200:4001".parse().unwrap(),
+        "[2001:db8:5:6::77]:4002".parse().unwrap(),
+    ];
+    let mut refused = 0u64;
+    for i in 0..450usize {
+        let mut builder = Request::builder()
+            .method(Method::GET)
+            .uri(paths::AUDIT_EVENTS);
+        if i % 2 == 1 {
+            builder = builder.header("authorization", format!("Bearer {unknown_token}"));
+        }
+        let mut request = builder.body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(peers[i % peers.len()]));
+        let response = app.send(request).await;
+        assert_eq!(response.status, StatusCode::UNAUTHORIZED);
+        refused += 1;
+    }
+    // Wrong passwords for an unknown user until the throttle refuses; then 50 more refused.
+    let mut guesses = 0;
+    let mut throttled = 0u64;
+    while throttled < 50 {
+        let response = app.try_login("nobody", "not-a-password").await;
+        match response.status {
+            StatusCode::UNAUTHORIZED => guesses += 1,
+            StatusCode::TOO_MANY_REQUESTS => throttled += 1,
+            other => panic!("login answered {other}"),
+        }
+        assert!(guesses < 100, "the throttle never refused");
+    }
+    refused += throttled;
+    assert_eq!(refused, 500);
+    // What graceful shutdown does (and the timer, once the window has closed).
+    app.state.anonymous.flush(true).await;
+
+    let events = events_after(&app, skip).await;
+    let counted: Vec<&AuditEvent> = events
+        .iter()
+        .filter(|event| matches!(event.target, AuditTarget::AnonymousRequests { .. }))
+        .collect();
+    assert!(counted.len() <= 4, "a handful of events: {counted:?}");
+    let total: u64 = counted
+        .iter()
+        .map(|event| match event.target {
+            AuditTarget::AnonymousRequests { count, .. } => count,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(total, 500);
+    let by_network: HashMap<(String, Option<ReasonCategory>), u64> = counted
+        .iter()
+        .map(|event| match event.target {
+            AuditTarget::AnonymousRequests { network, count, .. } => {
+                ((network.to_string(), event.reason), count)
+            }
+            _ => unreachable!(),
+        })
+        .collect();
+    assert_eq!(
+        by_network,
+        HashMap::from([
+            (
+                (
+                    "203.0.113.0/24".to_owned(),
+                    Some(ReasonCategory::Unauthenticated)
+                ),
+                300
+            ),
+            (
+                (
+                    "2001:db8:5:6::/64".to_owned(),
+                    Some(ReasonCategory::Unauthenticated)
+                ),
+                150
+            ),
+            (("unknown".to_owned(), Some(ReasonCategory::Throttled)), 50),
+        ])
+    );
+    for event in &counted {
+        assert_eq!(
+            (event.actor, event.outcome),
+            (Actor::Anonymous, Outcome::Denied)
+        );
+    }
+    // The wrong passwords before the throttle are decisions about a login attempt, one each
+    // (the throttle bounds them); nothing else was written.
+    assert_eq!(events.len(), counted.len() + guesses, "{events:?}");
+    // The counted events are leaves like any other, signed into the next checkpoint.
+    let size = sync(&app).await.tree_size;
+    assert_eq!(size, size_of(app.store.count_audit().await.unwrap()));
+
+    // Authenticated callers' refusals are still one event each.
+    let operator = app.admin_with_roles("oper", &[Role::DeviceOperator]).await;
+    let skip = app.audit_events().await.len();
+    for _ in 0..5 {
+        let response = app.get(paths::AUDIT_EVENTS, &operator).await;
+        assert_eq!(response.status, StatusCode::FORBIDDEN);
+    }
+    let denials = events_after(&app, skip).await;
+    assert_eq!(denials.len(), 5, "{denials:?}");
+    assert!(
+        denials
+            .iter()
+            .all(|event| event.actor == Actor::Admin(operator.id)
+                && event.outcome == Outcome::Denied)
+    );
+    // Nothing was left counting for them.
+    app.state.anonymous.flush(true).await;
+    assert_eq!(events_after(&app, skip).await.len(), 5);
+}
+
+/// Issue 18: a row a database writer inserts has no tag of the audit event key; the sequencer
+/// signs everything Command wrote before it and nothing from it on, and the API serves none
+/// of it. (The store's own test covers the verifier and forged tags.)
+async fn rows_command_did_not_write_are_never_signed(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let signed = sync(&app).await.tree_size;
+    create_user(&app, "bob").await;
+    let forger = enigm_store::Store::connect(app.db.url()).await.unwrap();
+    let forged = AuditEvent::new(
+        app.clock_now(),
+        Actor::System,
+        AuditAction::AuditLegalHold,
+        AuditTarget::AuditLog,
+        Outcome::Success,
+    );
+    forger.append_audit(&[forged.clone()]).await.unwrap();
+    let forged_index = app.store.audit_leaf_count().await.unwrap() - 1;
+    create_user(&app, "carol").await;
+
+    let checkpoint = sync(&app).await;
+    assert!(checkpoint.tree_size > signed);
+    assert_eq!(
+        checkpoint.tree_size, forged_index,
+        "signed up to the forged row"
+    );
+    assert!(app.store.audit_leaf_count().await.unwrap() > forged_index + 1);
+    // It stays so, however often the sequencer runs.
+    assert_eq!(sync(&app).await.tree_size, forged_index);
+    let page: AuditLeavesPage = fetch(&app, &leaves_path(0, 1000), &app.owner).await;
+    assert_eq!(page.tree_size, forged_index);
+    assert!(page.leaves.iter().all(|leaf| body_of(leaf).id != forged.id));
+    let outcome = app
+        .store
+        .verify_audit_log(&verifier(&app), Some(&app.event_key()), None, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.findings,
+        vec![enigm_store::Finding::EventUnauthenticated {
+            index: forged_index
+        }]
+    );
+}
+
+/// Issue 18 item 7: `?start=18446744073709551614` answered that number as the tree size. Every
+/// size an answer states is the latest signed checkpoint's, even while the sequencer has folded
+/// in more leaves than any checkpoint covers, and positions beyond it are refused.
+async fn tree_sizes_come_only_from_signed_checkpoints(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let signed = sync(&app).await.tree_size;
+    // More leaves, folded into the tree but not yet signed.
+    create_user(&app, "bob").await;
+    while app.store.integrate_audit(1000).await.unwrap().is_some() {}
+    let integrated = app.store.audit_tree_size().await.unwrap();
+    assert!(integrated > signed + 1, "{integrated} > {signed} + 1");
+
+    let page: AuditLeavesPage = fetch(&app, &leaves_path(0, 1000), &app.owner).await;
+    assert_eq!(page.tree_size, signed);
+    assert_eq!(size_of(page.leaves.len() as i64), signed);
+    let end: AuditLeavesPage = fetch(&app, &leaves_path(signed, 10), &app.owner).await;
+    assert_eq!((end.leaves.len(), end.tree_size), (0, signed));
+    let tail: AuditLeavesPage = fetch(&app, &leaves_path(signed - 1, 10), &app.owner).await;
+    assert_eq!((tail.leaves.len(), tail.tree_size), (1, signed));
+    let checkpoint: AuditCheckpointView = fetch(&app, paths::AUDIT_CHECKPOINT, &app.owner).await;
+    assert_eq!(checkpoint.tree_size, signed);
+    let inclusion: AuditInclusionView = fetch(&app, &leaf_path(0, None), &app.owner).await;
+    assert_eq!(inclusion.tree_size, signed);
+
+    for (path, status, code) in [
+        (
+            leaves_path(u64::MAX - 1, 10),
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+        ),
+        (
+            leaves_path(signed + 1, 10),
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+        ),
+        (
+            leaves_path(integrated - 1, 10),
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+        ),
+        (
+            leaf_path(signed, None),
+            StatusCode::NOT_FOUND,
+            "beyond_tree",
+        ),
+        (
+            leaf_path(0, Some(signed + 1)),
+            StatusCode::NOT_FOUND,
+            "beyond_tree",
+        ),
+        (
+            consistency_path(1, signed + 1),
+            StatusCode::NOT_FOUND,
+            "beyond_tree",
+        ),
+        (
+            consistency_path(1, u64::MAX),
+            StatusCode::NOT_FOUND,
+            "beyond_tree",
+        ),
+        // RFC 9162 has no proof from the empty tree.
+        (
+            consistency_path(0, signed),
+            StatusCode::BAD_REQUEST,
+            "invalid_range",
+        ),
+    ] {
+        let response = app.get(&path, &app.owner).await;
+        assert_eq!(
+            (response.status, response.code()),
+            (status, code),
+            "{path}: {:?}",
+            response.body
+        );
+    }
+
+    // Once signed, the new leaves are served.
+    let newer = sync(&app).await.tree_size;
+    assert!(newer > integrated);
+    let page: AuditLeavesPage = fetch(&app, &leaves_path(signed, 1000), &app.owner).await;
+    assert_eq!(page.tree_size, newer);
+    assert_eq!(size_of(page.leaves.len() as i64), newer - signed);
+}
 
 async fn every_audit_event_is_a_leaf(backend: Backend) {
     let app = TestApp::new(backend).await;
@@ -89,6 +347,9 @@ async fn every_audit_event_is_a_leaf(backend: Backend) {
         app.get(paths::AUDIT_EVENTS, &bob).await.status,
         StatusCode::OK
     );
+    // The anonymous refusal is counted; its window's event is written at shutdown (or when the
+    // window closes) and is a leaf like any other.
+    app.state.anonymous.flush(true).await;
 
     sync(&app).await;
     let rows = size_of(app.store.count_audit().await.unwrap());
@@ -510,13 +771,14 @@ async fn reading_the_log_is_audited(backend: Backend) {
                 end: size,
             },
         ),
-        // A page past the end reads nothing, and says so.
+        // A page at the end of the signed tree reads nothing, and says so (past it is refused:
+        // `tree_sizes_come_only_from_signed_checkpoints`).
         (
             &auditor,
-            leaves_path(size + 5, 10),
+            leaves_path(size, 10),
             AuditTarget::AuditLeaves {
-                first: size + 5,
-                end: size + 5,
+                first: size,
+                end: size,
             },
         ),
         (
@@ -649,7 +911,7 @@ async fn group_commit_stores_every_event_once(backend: Backend) {
     }
     let outcome = app
         .store
-        .verify_audit_log(&verifier(&app), None, &NoProgress)
+        .verify_audit_log(&verifier(&app), Some(&app.event_key()), None, &NoProgress)
         .await
         .unwrap();
     assert_eq!(outcome.findings, Vec::new());

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 
 use enigm_auditlog::{
-    ConsistencyProof, Hash, InclusionProof, Log, NewNodes, NodeKey, NodeStore, TreeError, leaf_hash,
+    AuditEventKey, ConsistencyProof, Hash, InclusionProof, Log, NewNodes, NodeKey, NodeStore,
+    TreeError, leaf_hash,
 };
 use enigm_types::{AuditEvent, Timestamp};
 use sqlx::Row as _;
@@ -85,19 +86,27 @@ impl Store {
     /// the tree, writing the nodes they complete and the new size in one transaction.
     /// `None` when there was nothing to fold.
     ///
+    /// Only leaves whose event carries a valid tag of the audit event key are folded in (from
+    /// the first leaf handed out after tags were introduced); the step stops before the first
+    /// that does not, and fails with [`StoreError::AuditEventUnauthenticated`] when that is the
+    /// next leaf: leaves are dense, so the log cannot grow past it.
+    ///
     /// Fails with [`StoreError::AuditLeafMissing`] when the next leaf's event is absent, which
     /// only tampering causes: leaf indexes are handed out densely, in commit order.
     pub async fn integrate_audit(&self, max_leaves: u32) -> StoreResult<Option<IntegratedBatch>> {
+        let key = self.audit_event_key();
         let mut tx = self.begin().await?;
         // Taking the state row first serialises sequencers, whichever process runs them.
         let row = sqlx::query(
-            "UPDATE audit_tree_state SET tree_size = tree_size WHERE id = 1 RETURNING tree_size",
+            "UPDATE audit_tree_state SET tree_size = tree_size WHERE id = 1 \
+             RETURNING tree_size, mac_required_from",
         )
         .fetch_one(tx.conn())
         .await?;
         let old_size = to_u64(row.try_get("tree_size")?)?;
+        let mac_required_from = to_u64(row.try_get("mac_required_from")?)?;
         let rows = sqlx::query(
-            "SELECT leaf_index, canonical FROM audit_events WHERE leaf_index >= $1 \
+            "SELECT leaf_index, canonical, mac FROM audit_events WHERE leaf_index >= $1 \
              ORDER BY leaf_index LIMIT $2",
         )
         .bind(to_i64(old_size)?)
@@ -111,6 +120,17 @@ impl Store {
                 return Err(StoreError::AuditLeafMissing { index: expected });
             }
             let canonical: String = row.try_get("canonical")?;
+            if index >= mac_required_from {
+                let key = key.as_deref().ok_or(StoreError::AuditEventKeyMissing)?;
+                let mac: Option<String> = row.try_get("mac")?;
+                if !mac_verifies(key, index, &canonical, mac.as_deref()) {
+                    if leaves.is_empty() {
+                        return Err(StoreError::AuditEventUnauthenticated { index });
+                    }
+                    // Fold in the authenticated leaves before it; the next step reports it.
+                    break;
+                }
+            }
             leaves.push(leaf_hash(canonical.as_bytes()));
         }
         if leaves.is_empty() {
@@ -173,6 +193,9 @@ impl Store {
         let tree_size = self.audit_tree_size().await?;
         check_in_tree(new_size, tree_size)?;
         check_in_tree(old_size, new_size)?;
+        if old_size == 0 && new_size > 0 {
+            return Err(StoreError::ConsistencyFromEmptyTree);
+        }
         tree_op(&mut *conn, tree_size, |log| {
             log.consistency_proof(old_size, new_size)
         })
@@ -438,22 +461,24 @@ pub(crate) async fn purges_in(conn: &mut sqlx::AnyConnection) -> StoreResult<Vec
 const EVENTS_PER_INSERT: usize = 1024;
 
 const INSERT_EVENTS_SQLITE: &str = "INSERT INTO audit_events (id, time, actor, action, \
-    target_category, target_ref, outcome, change_ref, reason, canonical, leaf_index) \
+    target_category, target_ref, outcome, change_ref, reason, canonical, leaf_index, mac) \
     SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, \
-    value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10 \
+    value ->> 6, value ->> 7, value ->> 8, value ->> 9, value ->> 10, value ->> 11 \
     FROM json_each($1) ORDER BY key";
 
 const INSERT_EVENTS_POSTGRES: &str = "INSERT INTO audit_events (id, time, actor, action, \
-    target_category, target_ref, outcome, change_ref, reason, canonical, leaf_index) \
+    target_category, target_ref, outcome, change_ref, reason, canonical, leaf_index, mac) \
     SELECT e.v ->> 0, (e.v ->> 1)::BIGINT, e.v ->> 2, e.v ->> 3, e.v ->> 4, e.v ->> 5, \
-    e.v ->> 6, e.v ->> 7, e.v ->> 8, e.v ->> 9, (e.v ->> 10)::BIGINT \
+    e.v ->> 6, e.v ->> 7, e.v ->> 8, e.v ->> 9, (e.v ->> 10)::BIGINT, e.v ->> 11 \
     FROM json_array_elements($1::JSON) WITH ORDINALITY AS e(v, n) ORDER BY e.n";
 
-/// Stores `events` with the next dense leaf indexes. Called as the last write of a transaction,
-/// so indexes are handed out in commit order.
+/// Stores `events` with the next dense leaf indexes, each tagged with `key` (a store without the
+/// key stores untagged events, which the sequencer never folds in). Called as the last write of a
+/// transaction, so indexes are handed out in commit order.
 pub(crate) async fn insert_events(
     conn: &mut sqlx::AnyConnection,
     backend: Backend,
+    key: Option<&AuditEventKey>,
     events: &[AuditEvent],
 ) -> StoreResult<()> {
     let count = i64::try_from(events.len()).map_err(|_| StoreError::Corrupt("audit batch size"))?;
@@ -474,6 +499,8 @@ pub(crate) async fn insert_events(
         for event in chunk {
             let canonical = String::from_utf8(event.canonical_bytes())
                 .map_err(|_| StoreError::Corrupt("audit encoding"))?;
+            let leaf = u64::try_from(index).map_err(|_| StoreError::Corrupt("audit leaf index"))?;
+            let mac = key.map(|key| to_hex(&key.tag(leaf, canonical.as_bytes())));
             rows.push(serde_json::json!([
                 event.id.to_string(),
                 event.time.unix_millis(),
@@ -486,6 +513,7 @@ pub(crate) async fn insert_events(
                 event.reason.map(|reason| reason.as_str()),
                 canonical,
                 index,
+                mac,
             ]));
             index += 1;
         }
@@ -690,6 +718,40 @@ fn checkpoint_from_row(row: &sqlx::any::AnyRow) -> StoreResult<StoredCheckpoint>
 pub(crate) fn hash_from_row(row: &sqlx::any::AnyRow) -> StoreResult<Hash> {
     let bytes: Vec<u8> = row.try_get("hash")?;
     Hash::from_slice(&bytes).map_err(|_| StoreError::Corrupt("audit node hash"))
+}
+
+/// Whether `mac` (hex, as stored) is `key`'s tag of the event at leaf `index`.
+pub(crate) fn mac_verifies(
+    key: &AuditEventKey,
+    index: u64,
+    canonical: &str,
+    mac: Option<&str>,
+) -> bool {
+    mac.and_then(from_hex)
+        .is_some_and(|tag| key.verify(index, canonical.as_bytes(), &tag))
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        // Writing to a String cannot fail.
+        let _infallible = write!(text, "{byte:02x}");
+    }
+    text
+}
+
+fn from_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    text.as_bytes()
+        .chunks(2)
+        .map(|pair| {
+            let pair = std::str::from_utf8(pair).ok()?;
+            u8::from_str_radix(pair, 16).ok()
+        })
+        .collect()
 }
 
 pub(crate) fn to_u64(value: i64) -> StoreResult<u64> {

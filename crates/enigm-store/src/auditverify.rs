@@ -7,6 +7,9 @@
 //!    so that one forged leaf hash is not also reported at every node above it.
 //! 2. Every kept event body hashes to its leaf, its searchable columns agree with the body,
 //!    and every body that is gone is covered by a recorded purge.
+//!    From the first leaf handed out after event tags were introduced, every kept body carries
+//!    a valid tag of the audit event key (when the key is given): a row without one was
+//!    inserted behind Command's back.
 //! 3. Every recorded purge is backed by a logged `audit.purge` event naming the same leaves.
 //! 4. Every checkpoint carries a valid signature of the log key, and its root is the root the
 //!    leaves give at its size: all checkpoints describe one append-only history.
@@ -16,8 +19,8 @@ use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use enigm_auditlog::{
-    Checkpoint, Hash, Log, MemoryStore, NodeStore as _, NoteVerifier, leaf_hash, node_hash,
-    open_checkpoint,
+    AuditEventKey, Checkpoint, Hash, Log, MemoryStore, NodeStore as _, NoteVerifier, leaf_hash,
+    node_hash, open_checkpoint,
 };
 use enigm_types::{AuditAction, AuditEvent, AuditTarget};
 use sqlx::Row as _;
@@ -33,22 +36,65 @@ const MAX_FINDINGS: usize = 1_000;
 /// Something that does not verify, with where it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
-    LeafHashMissing { index: u64 },
-    NodeMissing { level: u8, index: u64 },
-    NodeMismatch { level: u8, index: u64 },
-    NodeBeyondTree { level: u8, index: u64 },
-    BodyMismatch { index: u64 },
-    BodyUnreadable { index: u64 },
-    ColumnsMismatch { index: u64 },
-    BodyMissing { index: u64 },
-    EventBeyondCounter { index: u64 },
-    PurgeUnlogged { first: u64, end: u64 },
-    PurgeOutOfOrder { first: u64, end: u64 },
-    TreeSizeUnbacked { claimed: u64, stored: u64 },
-    CheckpointInvalid { size: u64, reason: String },
-    CheckpointMismatch { size: u64 },
-    CheckpointBeyondTree { size: u64 },
-    TrustedCheckpointNotInLog { size: u64 },
+    LeafHashMissing {
+        index: u64,
+    },
+    NodeMissing {
+        level: u8,
+        index: u64,
+    },
+    NodeMismatch {
+        level: u8,
+        index: u64,
+    },
+    NodeBeyondTree {
+        level: u8,
+        index: u64,
+    },
+    BodyMismatch {
+        index: u64,
+    },
+    BodyUnreadable {
+        index: u64,
+    },
+    ColumnsMismatch {
+        index: u64,
+    },
+    BodyMissing {
+        index: u64,
+    },
+    EventBeyondCounter {
+        index: u64,
+    },
+    /// The event has no valid tag of the audit event key: Command did not write it.
+    EventUnauthenticated {
+        index: u64,
+    },
+    PurgeUnlogged {
+        first: u64,
+        end: u64,
+    },
+    PurgeOutOfOrder {
+        first: u64,
+        end: u64,
+    },
+    TreeSizeUnbacked {
+        claimed: u64,
+        stored: u64,
+    },
+    CheckpointInvalid {
+        size: u64,
+        reason: String,
+    },
+    CheckpointMismatch {
+        size: u64,
+    },
+    CheckpointBeyondTree {
+        size: u64,
+    },
+    TrustedCheckpointNotInLog {
+        size: u64,
+    },
 }
 
 impl Finding {
@@ -60,7 +106,8 @@ impl Finding {
             | Finding::BodyUnreadable { index }
             | Finding::ColumnsMismatch { index }
             | Finding::BodyMissing { index }
-            | Finding::EventBeyondCounter { index } => index,
+            | Finding::EventBeyondCounter { index }
+            | Finding::EventUnauthenticated { index } => index,
             Finding::NodeMissing { level, index }
             | Finding::NodeMismatch { level, index }
             | Finding::NodeBeyondTree { level, index } => {
@@ -95,6 +142,7 @@ impl Finding {
             | Finding::ColumnsMismatch { .. }
             | Finding::BodyMissing { .. }
             | Finding::EventBeyondCounter { .. }
+            | Finding::EventUnauthenticated { .. }
             | Finding::PurgeUnlogged { .. }
             | Finding::PurgeOutOfOrder { .. }
             | Finding::TreeSizeUnbacked { .. } => 0,
@@ -140,6 +188,11 @@ impl fmt::Display for Finding {
             Finding::EventBeyondCounter { index } => {
                 write!(f, "leaf {index}: event beyond the leaves ever handed out")
             }
+            Finding::EventUnauthenticated { index } => write!(
+                f,
+                "leaf {index}: event has no valid tag of the audit event key (not written by \
+                 Command: inserted into the database directly); the sequencer does not fold it in"
+            ),
             Finding::PurgeUnlogged { first, end } => write!(
                 f,
                 "purge of leaves {first}..{end}: no audit.purge event in the tree, logged after \
@@ -191,6 +244,8 @@ pub struct VerifySummary {
     pub nodes_checked: u64,
     pub bodies_checked: u64,
     pub bodies_purged: u64,
+    /// Event tags checked against the audit event key (none without the key).
+    pub tags_checked: u64,
     pub checkpoints_checked: u64,
     /// The largest checkpoint that verified, the one to remember.
     pub latest_checkpoint: Option<Checkpoint>,
@@ -228,11 +283,13 @@ impl Findings {
 }
 
 impl Store {
-    /// Verifies the whole stored audit log against the log's key and, if given, a checkpoint
-    /// the auditor trusts. Database errors are errors; everything the data says is a finding.
+    /// Verifies the whole stored audit log against the log's key, the audit event key if given
+    /// (without it, event tags are not checked), and, if given, a checkpoint the auditor trusts.
+    /// Database errors are errors; everything the data says is a finding.
     pub async fn verify_audit_log(
         &self,
         verifier: &NoteVerifier,
+        event_key: Option<&AuditEventKey>,
         trusted: Option<&Checkpoint>,
         progress: &dyn VerifyProgress,
     ) -> StoreResult<VerifyOutcome> {
@@ -297,8 +354,24 @@ impl Store {
             )
             .await?;
         let purges = crate::auditlog::purges_in(conn).await?;
+        let row = sqlx::query("SELECT mac_required_from FROM audit_tree_state WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+        let tags = event_key.map(|key| (key, row.try_get::<i64, _>("mac_required_from")));
+        let tags = match tags {
+            Some((key, from)) => Some((key, to_u64(from?)?)),
+            None => None,
+        };
         let logged_purges = self
-            .check_bodies(conn, &tree, &mut summary, &purges, &mut findings, progress)
+            .check_bodies(
+                conn,
+                &tree,
+                &mut summary,
+                &purges,
+                tags,
+                &mut findings,
+                progress,
+            )
             .await?;
         // Retention purges the oldest bodies first, so purges tile a prefix of the log.
         let mut purged_to = 0;
@@ -522,6 +595,7 @@ impl Store {
         tree: &Log<MemoryStore>,
         summary: &mut VerifySummary,
         purges: &[crate::PurgeRecord],
+        tags: Option<(&AuditEventKey, u64)>,
         findings: &mut Findings,
         progress: &dyn VerifyProgress,
     ) -> StoreResult<HashSet<(u64, u64)>> {
@@ -542,7 +616,7 @@ impl Store {
         loop {
             let rows = sqlx::query(
                 "SELECT leaf_index, id, time, actor, action, target_category, target_ref, \
-                 outcome, change_ref, reason, canonical FROM audit_events \
+                 outcome, change_ref, reason, canonical, mac FROM audit_events \
                  WHERE leaf_index >= $1 ORDER BY leaf_index LIMIT $2",
             )
             .bind(to_i64(next)?)
@@ -562,10 +636,25 @@ impl Store {
                 }
                 let canonical: String = row.try_get("canonical")?;
                 summary.bodies_checked += 1;
+                let mut body_mismatch = false;
                 if index < summary.tree_size {
                     let stored = tree.store().node(0, index).ok().flatten();
                     if stored != Some(leaf_hash(canonical.as_bytes())) {
                         findings.push(Finding::BodyMismatch { index });
+                        body_mismatch = true;
+                    }
+                }
+                if let Some((key, required_from)) = tags
+                    && index >= required_from
+                {
+                    summary.tags_checked += 1;
+                    let mac: Option<String> = row.try_get("mac")?;
+                    // A body changed after it was folded in is already reported as such; its
+                    // tag failing too would say the same twice.
+                    if !body_mismatch
+                        && !crate::auditlog::mac_verifies(key, index, &canonical, mac.as_deref())
+                    {
+                        findings.push(Finding::EventUnauthenticated { index });
                     }
                 }
                 let Ok(event) = serde_json::from_str::<AuditEvent>(&canonical) else {

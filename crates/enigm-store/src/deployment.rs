@@ -23,6 +23,8 @@ pub enum KeyRole {
     DeviceHandle,
     /// Signs the audit log's checkpoints (with its name, the log's origin).
     AuditLog,
+    /// Tags every audit event Command stores, so only those are folded into the log.
+    AuditEvent,
     /// Signs OTA snapshot metadata online.
     OtaSnapshot,
     /// Signs OTA timestamp metadata online.
@@ -30,10 +32,11 @@ pub enum KeyRole {
 }
 
 impl KeyRole {
-    pub const ALL: [KeyRole; 5] = [
+    pub const ALL: [KeyRole; 6] = [
         KeyRole::Sealing,
         KeyRole::DeviceHandle,
         KeyRole::AuditLog,
+        KeyRole::AuditEvent,
         KeyRole::OtaSnapshot,
         KeyRole::OtaTimestamp,
     ];
@@ -43,6 +46,7 @@ impl KeyRole {
             KeyRole::Sealing => "sealing",
             KeyRole::DeviceHandle => "device-handle",
             KeyRole::AuditLog => "audit-log",
+            KeyRole::AuditEvent => "audit-event",
             KeyRole::OtaSnapshot => "ota-snapshot",
             KeyRole::OtaTimestamp => "ota-timestamp",
         }

@@ -20,8 +20,10 @@ mod sessions;
 mod shared_state;
 
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use enigm_auditlog::AuditEventKey;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor as _};
@@ -72,6 +74,20 @@ pub enum StoreError {
     NotInAuditTree { requested: u64, tree_size: u64 },
     #[error("audit leaf {index} has no event: the audit log has been tampered with")]
     AuditLeafMissing { index: u64 },
+    /// The next leaf's event carries no valid tag of the audit event key: it was not written
+    /// by Command (a row inserted into the database directly). The sequencer stops before it.
+    #[error(
+        "audit leaf {index} is not authenticated by the audit event key: a row was inserted \
+         into the database behind Command's back; the log is not extended past it"
+    )]
+    AuditEventUnauthenticated { index: u64 },
+    /// A consistency proof from the empty tree to a larger one was asked for: RFC 9162 defines
+    /// none.
+    #[error("a consistency proof from the empty tree is meaningless")]
+    ConsistencyFromEmptyTree,
+    /// Audit events were to be written or folded in without the audit event key.
+    #[error("the store has no audit event key")]
+    AuditEventKeyMissing,
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -96,6 +112,9 @@ pub struct Store {
     /// SQLite has a single writer. Serialising write transactions in the process avoids
     /// `SQLITE_BUSY` when two deferred transactions both try to upgrade to writers.
     write_gate: Option<Arc<Mutex<()>>>,
+    /// The key that tags every audit event at commit and that the sequencer checks; shared by
+    /// every clone of the store once set ([`Store::set_audit_event_key`]).
+    event_key: Arc<OnceLock<Arc<AuditEventKey>>>,
 }
 
 /// A write transaction. Dropping it without [`WriteTx::commit`] rolls everything back.
@@ -105,6 +124,7 @@ pub struct WriteTx<'s> {
     backend: Backend,
     /// Audit events of this transaction, inserted with their leaf indexes at commit.
     audit: Vec<enigm_types::AuditEvent>,
+    event_key: Option<Arc<AuditEventKey>>,
 }
 
 impl Store {
@@ -204,11 +224,28 @@ impl Store {
             pool,
             backend,
             write_gate,
+            event_key: Arc::new(OnceLock::new()),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Gives the store the deployment's audit event key: from now on every audit event this
+    /// store (and every clone of it) commits carries its tag, and the sequencer folds in only
+    /// events whose tag verifies. Set once; a second key is refused (returned).
+    pub fn set_audit_event_key(&self, key: Arc<AuditEventKey>) -> Result<(), Arc<AuditEventKey>> {
+        self.event_key.set(key)
+    }
+
+    /// The fingerprint of the audit event key the store has, if any.
+    pub fn audit_event_key_fingerprint(&self) -> Option<enigm_auditlog::KeyFingerprint> {
+        self.event_key.get().map(|key| key.fingerprint())
+    }
+
+    pub(crate) fn audit_event_key(&self) -> Option<Arc<AuditEventKey>> {
+        self.event_key.get().cloned()
     }
 
     /// Copies what the SQLite write-ahead log holds back into the database file, without
@@ -240,6 +277,7 @@ impl Store {
             _gate: gate,
             backend: self.backend,
             audit: Vec::new(),
+            event_key: self.audit_event_key(),
         })
     }
 
@@ -258,7 +296,13 @@ impl WriteTx<'_> {
     pub async fn commit(mut self) -> StoreResult<()> {
         if !self.audit.is_empty() {
             let events = std::mem::take(&mut self.audit);
-            auditlog::insert_events(&mut self.tx, self.backend, &events).await?;
+            auditlog::insert_events(
+                &mut self.tx,
+                self.backend,
+                self.event_key.as_deref(),
+                &events,
+            )
+            .await?;
         }
         self.tx.commit().await?;
         Ok(())

@@ -26,7 +26,132 @@ backend_tests!(
     a_gap_in_leaf_indexes_stops_the_sequencer,
     a_deleted_next_leaf_stops_the_sequencer,
     open_existing_refuses_an_unmigrated_database,
+    rows_without_a_valid_tag_are_not_integrated_and_are_reported,
 );
+
+/// Issue 18: a writer with access to the database can append rows, but not tag them with the
+/// audit event key, which is not in the database. The sequencer folds in the tagged leaves
+/// before such a row and stops there; the offline verifier names every untagged row.
+async fn rows_without_a_valid_tag_are_not_integrated_and_are_reported(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let store = connect(&db).await;
+    let signer = signer();
+    store.append_audit(&events(T0, 0..5)).await.unwrap();
+    assert_eq!(publish(&store, &signer, T0).await.tree_size, 5);
+
+    // Leaf 5 is Command's; leaf 6 comes from a process that has the database but not the key
+    // (it writes through the same code, so the row is otherwise perfect); leaf 7 is Command's.
+    store.append_audit(&events(T0, 5..6)).await.unwrap();
+    let forger = Store::connect(db.url()).await.unwrap();
+    forger.append_audit(&events(T0, 6..7)).await.unwrap();
+    store.append_audit(&events(T0, 7..8)).await.unwrap();
+    // Leaves 8 and 9 by hand in SQL: a made-up tag, and a genuine tag copied from leaf 5.
+    let mut conn = attacker(&db).await;
+    let genuine: (String, String) = {
+        use sqlx::Row as _;
+        let row = sqlx::query("SELECT canonical, mac FROM audit_events WHERE leaf_index = 5")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        (row.get("canonical"), row.get("mac"))
+    };
+    for (index, event, mac) in [
+        (8i64, events(T0, 8..9).remove(0), "ab".repeat(32)),
+        (
+            9i64,
+            serde_json::from_str(&genuine.0).unwrap(),
+            genuine.1.clone(),
+        ),
+    ] {
+        let canonical = String::from_utf8(event.canonical_bytes()).unwrap();
+        sqlx::query(
+            "INSERT INTO audit_events (id, time, actor, action, target_category, target_ref, \
+             outcome, change_ref, reason, canonical, leaf_index, mac) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, NULL, $8, $9, $10)",
+        )
+        .bind(if index == 9 {
+            uuid_like(&event.id.to_string())
+        } else {
+            event.id.to_string()
+        })
+        .bind(event.time.unix_millis())
+        .bind(event.actor.to_string())
+        .bind(event.action.as_str())
+        .bind(event.target.category().as_str())
+        .bind(event.target.reference())
+        .bind(event.outcome.as_str())
+        .bind(canonical)
+        .bind(index)
+        .bind(mac)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    sqlx::query("UPDATE audit_leaf_counter SET next_leaf = 10 WHERE id = 1")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+
+    // Leaf 5 is folded in; the sequencer stops before leaf 6, and stays stopped.
+    let step = store.integrate_audit(1000).await.unwrap().unwrap();
+    assert_eq!((step.old_size, step.new_size), (5, 6));
+    for _ in 0..2 {
+        assert!(matches!(
+            store.integrate_audit(1000).await,
+            Err(StoreError::AuditEventUnauthenticated { index: 6 })
+        ));
+    }
+    assert_eq!(store.audit_tree_size().await.unwrap(), 6);
+    // The key is needed to fold in anything tagged: a store without it folds in nothing.
+    assert!(matches!(
+        forger.integrate_audit(1000).await,
+        Err(StoreError::AuditEventKeyMissing)
+    ));
+
+    let outcome = store
+        .verify_audit_log(&signer.verifier(), Some(&event_key()), None, &NoProgress)
+        .await
+        .unwrap();
+    let unauthenticated: Vec<u64> = outcome
+        .findings
+        .iter()
+        .filter_map(|finding| match finding {
+            enigm_store::Finding::EventUnauthenticated { index } => Some(*index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(unauthenticated, vec![6, 8, 9], "{:?}", outcome.findings);
+    // Besides: leaf 9's id column had to differ from its copied body (ids are unique).
+    assert_eq!(
+        outcome.findings.len(),
+        4,
+        "nothing else is wrong: {:?}",
+        outcome.findings
+    );
+    assert!(
+        outcome
+            .findings
+            .contains(&enigm_store::Finding::ColumnsMismatch { index: 9 })
+    );
+    assert_eq!(outcome.summary.tags_checked, 10);
+    // Without the key the verifier cannot tell; the CLI says so as a finding of its own.
+    let blind = store
+        .verify_audit_log(&signer.verifier(), None, None, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(
+        blind.findings,
+        vec![enigm_store::Finding::ColumnsMismatch { index: 9 }]
+    );
+    assert_eq!(blind.summary.tags_checked, 0);
+}
+
+/// Another id of the same shape: event ids are unique in the table.
+fn uuid_like(id: &str) -> String {
+    let (head, last) = id.split_at(id.len() - 1);
+    format!("{head}{}", if last == "0" { "1" } else { "0" })
+}
 
 async fn sequencer_matches_the_in_memory_log(backend: Backend) {
     let db = TestDatabase::new(backend).await.unwrap();
@@ -99,7 +224,14 @@ async fn sequencer_matches_the_in_memory_log(backend: Backend) {
                 .verify(&leaf, &expected.root_at(tree_size).unwrap())
                 .unwrap();
         }
-        for old_size in 0..=tree_size {
+        // RFC 9162 has no proof from the empty tree to a larger one.
+        if tree_size > 0 {
+            assert!(matches!(
+                store.audit_consistency_proof(0, tree_size).await,
+                Err(StoreError::ConsistencyFromEmptyTree)
+            ));
+        }
+        for old_size in (1..=tree_size).chain((tree_size == 0).then_some(0)) {
             let proof = store
                 .audit_consistency_proof(old_size, tree_size)
                 .await
@@ -183,7 +315,7 @@ async fn existing_events_become_the_first_leaves(backend: Backend) {
     let leaves: Vec<Hash> = old.iter().chain(&new).map(leaf_of).collect();
     assert_eq!(checkpoint.root, memory_log(&leaves).root().unwrap());
     let outcome = store
-        .verify_audit_log(&signer.verifier(), None, &NoProgress)
+        .verify_audit_log(&signer.verifier(), Some(&event_key()), None, &NoProgress)
         .await
         .unwrap();
     assert_eq!(outcome.findings, Vec::new());

@@ -44,6 +44,7 @@ async fn an_untampered_log_verifies(backend: Backend) {
         .store
         .verify_audit_log(
             &fixture.signer.verifier(),
+            Some(&event_key()),
             Some(&fixture.opened(1)),
             &NoProgress,
         )
@@ -414,7 +415,7 @@ async fn verification_beside_a_live_writer_finds_nothing(backend: Backend) {
     let mut runs = 0;
     while !writer.is_finished() || runs < 3 {
         let outcome = reader
-            .verify_audit_log(&signer.verifier(), None, &NoProgress)
+            .verify_audit_log(&signer.verifier(), Some(&event_key()), None, &NoProgress)
             .await
             .unwrap();
         assert_eq!(outcome.findings, Vec::new(), "run {runs}");

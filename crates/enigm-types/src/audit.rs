@@ -3,6 +3,7 @@
 //! identifiers (enigm-docs §2.1, §20 item 49).
 
 use std::fmt;
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
@@ -211,6 +212,7 @@ pub enum TargetCategory {
     EnrollmentToken,
     Release,
     OtaRepository,
+    ClientNetwork,
     None,
 }
 
@@ -228,6 +230,7 @@ impl TargetCategory {
             TargetCategory::EnrollmentToken => "enrollment-token",
             TargetCategory::Release => "release",
             TargetCategory::OtaRepository => "ota-repository",
+            TargetCategory::ClientNetwork => "client-network",
             TargetCategory::None => "none",
         }
     }
@@ -283,7 +286,69 @@ pub enum AuditTarget {
     },
     /// The TUF repository's metadata (root, snapshot, timestamp).
     OtaRepository,
+    /// Unauthenticated requests refused in one window from one client network, counted instead
+    /// of logged one by one, so that anonymous callers cannot grow the log at their rate
+    /// (docs/security.md, "Audit of anonymous requests"). The event's time is when the window
+    /// closed.
+    AnonymousRequests {
+        network: ClientNetwork,
+        /// How many requests were refused.
+        count: u64,
+        /// When the window opened.
+        since: Timestamp,
+    },
     None,
+}
+
+/// Where anonymous requests came from, as coarse as an audit record needs: the IPv4 /24 or
+/// IPv6 /64 network, never the address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ClientNetwork {
+    /// The network's first address and its prefix length.
+    Network { address: IpAddr, prefix: u8 },
+    /// The server did not know the peer's address (no connection information).
+    Unknown,
+    /// Every network past the bound on distinct networks kept in one window, together.
+    Other,
+}
+
+impl ClientNetwork {
+    /// Prefix lengths of the buckets: a /24 is what one IPv4 client commonly controls, a /64 is
+    /// the smallest IPv6 allocation to one site.
+    pub const IPV4_PREFIX: u8 = 24;
+    pub const IPV6_PREFIX: u8 = 64;
+
+    /// The bucket of a client address (an IPv4-mapped IPv6 address counts as its IPv4 one).
+    pub fn of(address: Option<IpAddr>) -> Self {
+        match address.map(|address| address.to_canonical()) {
+            Some(IpAddr::V4(v4)) => {
+                let [a, b, c, _] = v4.octets();
+                ClientNetwork::Network {
+                    address: IpAddr::from([a, b, c, 0]),
+                    prefix: Self::IPV4_PREFIX,
+                }
+            }
+            Some(IpAddr::V6(v6)) => {
+                let bits = u128::from(v6) & !(u128::MAX >> Self::IPV6_PREFIX);
+                ClientNetwork::Network {
+                    address: IpAddr::V6(bits.into()),
+                    prefix: Self::IPV6_PREFIX,
+                }
+            }
+            None => ClientNetwork::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for ClientNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientNetwork::Network { address, prefix } => write!(f, "{address}/{prefix}"),
+            ClientNetwork::Unknown => f.write_str("unknown"),
+            ClientNetwork::Other => f.write_str("other"),
+        }
+    }
 }
 
 impl AuditTarget {
@@ -300,6 +365,7 @@ impl AuditTarget {
             AuditTarget::EnrollmentToken { .. } => TargetCategory::EnrollmentToken,
             AuditTarget::Release { .. } => TargetCategory::Release,
             AuditTarget::OtaRepository => TargetCategory::OtaRepository,
+            AuditTarget::AnonymousRequests { .. } => TargetCategory::ClientNetwork,
             AuditTarget::None => TargetCategory::None,
         }
     }
@@ -324,6 +390,7 @@ impl AuditTarget {
             )),
             AuditTarget::EnrollmentToken { id } => Some(id.to_string()),
             AuditTarget::Release { release } => Some(release.to_string()),
+            AuditTarget::AnonymousRequests { network, .. } => Some(network.to_string()),
             AuditTarget::AuditLog | AuditTarget::OtaRepository | AuditTarget::None => None,
         }
     }

@@ -28,8 +28,8 @@ pub use approval::{
 };
 pub use attestation::{AttestationFormat, AttestationVerdict};
 pub use audit::{
-    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, Outcome, ReasonCategory,
-    TargetCategory,
+    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, ClientNetwork, Outcome,
+    ReasonCategory, TargetCategory,
 };
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use device::{DeviceHandle, DeviceHandleError, SecurityLayer, SecurityLayers};

@@ -91,6 +91,7 @@ impl Command {
             session_policy: SessionPolicy::default(),
             approval_ttl: Duration::from_secs(24 * 3600),
             throttle: ThrottlePolicy::default(),
+            audit_event_key: enigm_crypto::AuditEventKey::generate(&mut rand::rngs::OsRng),
             log_signer: enigm_auditlog::NoteSigner::new(
                 "enigm-command/audit/test",
                 Ed25519SigningKey::generate(&mut rand::rngs::OsRng),

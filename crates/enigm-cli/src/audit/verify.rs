@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::Args;
-use enigm_auditlog::{Checkpoint, NoteVerifier};
+use enigm_auditlog::{AuditEventKey, Checkpoint, NoteVerifier};
 use enigm_store::{Store, VerifyOutcome};
 use serde::Serialize;
 
@@ -43,6 +43,11 @@ pub(crate) struct VerifyArgs {
     /// out of band. Required online; offline it defaults to the data directory's key file.
     #[arg(long, value_name = "KEY")]
     log_key: Option<String>,
+    /// Offline only: the deployment's audit event key file (`audit-event.key` in the key
+    /// directory of `enigm up`, default `<data dir>/keys/audit-event.key`). Every event must
+    /// carry its tag; a row without a valid one was inserted behind Command's back.
+    #[arg(long, value_name = "FILE")]
+    event_key: Option<PathBuf>,
     /// A signed checkpoint saved earlier (e.g. a remembered one): the log must still extend it,
     /// which catches a log truncated or rewritten since.
     #[arg(long, value_name = "FILE")]
@@ -85,6 +90,9 @@ struct OfflineSummary {
     database: String,
     /// Where the log key came from: `pinned` (`--log-key`) or the key file's path.
     log_key: String,
+    /// The audit event key file the events' tags were checked with.
+    event_key: String,
+    tags_checked: u64,
     tree_size: u64,
     leaf_count: u64,
     nodes_checked: u64,
@@ -120,6 +128,10 @@ impl Summary for OfflineSummary {
         let mut lines = vec![
             ("database", self.database.clone()),
             ("log key", self.log_key.clone()),
+            (
+                "event tags checked",
+                format!("{} (key `{}`)", self.tags_checked, self.event_key),
+            ),
             (
                 "tree size",
                 format!("{} leaves ({} handed out)", self.tree_size, self.leaf_count),
@@ -188,13 +200,33 @@ async fn offline(args: &VerifyArgs, json: bool) -> anyhow::Result<()> {
         Some(path) => trusted_checkpoint(path, &verifier, &mut findings)?,
         None => None,
     };
+    let event_key_path = args.event_key.clone().unwrap_or_else(|| {
+        data_dir
+            .join("keys")
+            .join(enigm_server::bootstrap::AUDIT_EVENT_KEY_FILE)
+    });
+    // Without the key nothing tells Command's events from rows inserted directly: the log is
+    // not called clean.
+    let event_key = match std::fs::read(&event_key_path) {
+        Ok(bytes) => Some(AuditEventKey::from_bytes(&bytes).with_context(|| {
+            format!("`{}` is not an audit event key", event_key_path.display())
+        })?),
+        Err(error) => {
+            findings.push(format!(
+                "event tags not checked: cannot read the audit event key `{}` ({error}); pass \
+                 --event-key (rows inserted into the database directly go unnoticed without it)",
+                event_key_path.display()
+            ));
+            None
+        }
+    };
 
     let store = Store::open_existing(&url)
         .await
         .with_context(|| format!("could not open the database `{database}`"))?;
     let progress = Progress::new();
     let outcome = store
-        .verify_audit_log(&verifier, trusted.as_ref(), &progress)
+        .verify_audit_log(&verifier, event_key.as_ref(), trusted.as_ref(), &progress)
         .await;
     progress.finish();
     store.close().await;
@@ -207,6 +239,8 @@ async fn offline(args: &VerifyArgs, json: bool) -> anyhow::Result<()> {
     let summary = OfflineSummary {
         database,
         log_key,
+        event_key: event_key_path.display().to_string(),
+        tags_checked: summary.tags_checked,
         tree_size: summary.tree_size,
         leaf_count: summary.leaf_count,
         nodes_checked: summary.nodes_checked,

@@ -182,6 +182,7 @@ fn audit_list() {
             outcome: Outcome::Denied,
             change_ref: None,
             reason: Some(ReasonCategory::InvalidCredentials),
+            count: None,
         },
         AuditEventView {
             seq: 42,
@@ -196,6 +197,7 @@ fn audit_list() {
                 "c0ffee00-0000-4000-8000-000000000010",
             ))),
             reason: None,
+            count: None,
         },
     ];
     insta::assert_snapshot!(render(audit_table(&events)));

@@ -35,6 +35,7 @@ pub(crate) async fn app(database_url: &str, hash_cost: HashCost) -> (Router, Str
             free_failures: u32::MAX,
             ..ThrottlePolicy::default()
         },
+        audit_event_key: enigm_crypto::AuditEventKey::generate(&mut rand::rngs::OsRng),
         log_signer: enigm_auditlog::NoteSigner::new(
             "enigm-command/audit/bench",
             enigm_crypto::Ed25519SigningKey::generate(&mut rand::rngs::OsRng),

@@ -1,5 +1,11 @@
 //! The audit log for auditors: filtered events, and the Merkle log's checkpoints, leaves and
 //! proofs. Reading any of it is itself audited (the audit-log service records the read).
+//!
+//! Every tree size an answer states, or that a request may name, is bounded by the latest
+//! signed checkpoint, never by the database's own counters: leaves the sequencer folded in but
+//! no checkpoint signed yet are not served, and a position beyond the signed tree is refused
+//! (`start` of the leaves page with 400 `invalid_range`, a leaf or a proof's size with 404
+//! `beyond_tree`), so an answer never claims a size nobody signed.
 
 use axum::Json;
 use axum::extract::State;
@@ -9,7 +15,7 @@ use enigm_api::{
     AuditProofQuery, AuditRetentionView, LegalHoldRequest,
 };
 use enigm_auditlog::Hash;
-use enigm_store::{AuditFilter, LeafEntry, StoredCheckpoint};
+use enigm_store::{AuditFilter, LeafEntry, StoreError, StoredCheckpoint};
 use enigm_types::AuditTarget;
 
 use crate::error::{ApiError, ApiResult};
@@ -72,6 +78,27 @@ async fn latest_checkpoint(state: &AppState) -> ApiResult<StoredCheckpoint> {
         .ok_or_else(|| ApiError::not_found("audit checkpoint"))
 }
 
+/// The size of the tree the latest signed checkpoint covers; 0 before the first.
+async fn signed_tree_size(state: &AppState) -> ApiResult<u64> {
+    Ok(state
+        .store()
+        .latest_audit_checkpoint()
+        .await?
+        .map_or(0, |checkpoint| checkpoint.tree_size))
+}
+
+/// Refuses a size beyond the signed tree as every audit route does: 404 `beyond_tree`.
+fn check_signed(requested: u64, signed: u64) -> ApiResult<()> {
+    if requested > signed {
+        return Err(StoreError::NotInAuditTree {
+            requested,
+            tree_size: signed,
+        }
+        .into());
+    }
+    Ok(())
+}
+
 /// The latest signed checkpoint of the audit log.
 #[utoipa::path(get, path = enigm_api::paths::AUDIT_CHECKPOINT, tag = "audit", security(("bearer" = [])),
     responses((status = 200, body = AuditCheckpointView), (status = 404, body = enigm_api::ErrorBody)))]
@@ -100,14 +127,23 @@ pub async fn log_key(
 
 /// Leaves of the audit log in order, each with its hash and, unless purged, its body.
 #[utoipa::path(get, path = enigm_api::paths::AUDIT_LEAVES, tag = "audit", security(("bearer" = [])),
-    params(AuditLeavesQuery), responses((status = 200, body = AuditLeavesPage)))]
+    params(AuditLeavesQuery), responses((status = 200, body = AuditLeavesPage), (status = 400, body = enigm_api::ErrorBody)))]
 pub async fn leaves(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditLeavesQuery>,
 ) -> ApiResult<Json<AuditLeavesPage>> {
     let limit = page_limit(query.limit, 1000)?;
-    let tree_size = state.store().audit_tree_size().await?;
+    let tree_size = signed_tree_size(&state).await?;
+    if query.start > tree_size {
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            format!("`start` is beyond the signed audit tree's size {tree_size}"),
+        ));
+    }
+    // At most up to the signed size: leaves folded in since are served once a checkpoint
+    // covers them.
+    let limit = u32::try_from(tree_size - query.start).map_or(limit, |left| limit.min(left));
     let entries = state.store().audit_leaves(query.start, limit).await?;
     let end = entries.last().map_or(query.start, |entry| entry.index + 1);
     audit_log::record_read(
@@ -121,7 +157,7 @@ pub async fn leaves(
     .await?;
     Ok(Json(AuditLeavesPage {
         leaves: entries.into_iter().map(leaf_view).collect(),
-        tree_size: tree_size.max(end),
+        tree_size,
     }))
 }
 
@@ -135,10 +171,9 @@ pub async fn leaf(
     ApiPath(index): ApiPath<u64>,
     ApiQuery(query): ApiQuery<AuditProofQuery>,
 ) -> ApiResult<Json<AuditInclusionView>> {
-    let tree_size = match query.tree_size {
-        Some(size) => size,
-        None => latest_checkpoint(&state).await?.tree_size,
-    };
+    let signed = latest_checkpoint(&state).await?.tree_size;
+    let tree_size = query.tree_size.unwrap_or(signed);
+    check_signed(tree_size, signed)?;
     let (_, proof) = state
         .store()
         .audit_inclusion_proof(index, tree_size)
@@ -169,7 +204,7 @@ pub async fn leaf(
 /// The consistency proof between two tree sizes.
 #[utoipa::path(get, path = enigm_api::paths::AUDIT_CONSISTENCY, tag = "audit", security(("bearer" = [])),
     params(AuditConsistencyQuery),
-    responses((status = 200, body = AuditConsistencyView), (status = 404, body = enigm_api::ErrorBody)))]
+    responses((status = 200, body = AuditConsistencyView), (status = 400, body = enigm_api::ErrorBody), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn consistency(
     State(state): State<AppState>,
     caller: Caller,
@@ -179,6 +214,15 @@ pub async fn consistency(
         return Err(ApiError::bad_request(
             "invalid_range",
             "`first` must not exceed `second`",
+        ));
+    }
+    check_signed(query.second, signed_tree_size(&state).await?)?;
+    if query.first == 0 && query.second > 0 {
+        // RFC 9162 defines no such proof: a client that held the empty tree takes the signed
+        // checkpoint as its first, with nothing to check it against.
+        return Err(ApiError::bad_request(
+            "invalid_range",
+            "a consistency proof from the empty tree is meaningless: `first` must be at least 1",
         ));
     }
     let proof = state

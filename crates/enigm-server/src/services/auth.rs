@@ -42,14 +42,9 @@ pub async fn login(
     }
     let throttled = state.throttle.retry_after(&keys, now).await?;
     if let Some(retry_after) = throttled {
-        let event = audit::denied(
-            now,
-            Actor::Anonymous,
-            AuditAction::AuthLogin,
-            AuditTarget::Account { admin: None },
-            ReasonCategory::Throttled,
-        );
-        state.audit(&[event]).await?;
+        // Counted per window and client network, not logged one by one: a throttled caller
+        // is not authenticated and must not grow the audit log at its rate.
+        state.count_anonymous(AuditAction::AuthLogin, ReasonCategory::Throttled, ip);
         return Err(ApiError::throttled(retry_after));
     }
 

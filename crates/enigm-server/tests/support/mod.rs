@@ -47,6 +47,8 @@ pub(crate) struct TestApp {
     pub(crate) owner: Admin,
     /// Where the OTA artifacts of this Command live; removed with the app.
     pub(crate) ota_dir: tempfile::TempDir,
+    /// The deployment's audit event key, for a second process on the same database.
+    event_key: Vec<u8>,
 }
 
 /// An administrator made for a test, logged in.
@@ -90,6 +92,9 @@ impl TestApp {
         let store = Store::connect(db.url()).await.expect("store");
         let clock = Arc::new(ManualClock::new(START));
         let ota_dir = tempfile::tempdir().expect("OTA artifact directory");
+        let event_key = enigm_crypto::AuditEventKey::generate(&mut rand::rngs::OsRng)
+            .to_bytes()
+            .to_vec();
         let options = StateOptions {
             clock: clock.clone(),
             hash_cost: HashCost::Test,
@@ -100,6 +105,8 @@ impl TestApp {
             approval_ttl: Duration::from_secs(24 * 3600),
             throttle: ThrottlePolicy::default(),
             log_signer: test_log_signer(),
+            audit_event_key: enigm_crypto::AuditEventKey::from_bytes(&event_key)
+                .expect("audit event key"),
             audit_retention: Duration::from_secs(30 * 24 * 3600),
             ota: enigm_server::ota::OtaConfig::generate(ota_dir.path().join("targets")),
         };
@@ -118,6 +125,7 @@ impl TestApp {
             clock,
             db,
             ota_dir,
+            event_key,
             owner: Admin {
                 id: owner_id,
                 username: "owner".into(),
@@ -149,6 +157,9 @@ impl TestApp {
             approval_ttl: Duration::from_secs(24 * 3600),
             throttle: ThrottlePolicy::default(),
             log_signer: test_log_signer(),
+            // The deployment's audit event key, as `enigm up` shares it through --keys-dir:
+            // events this process writes are folded in by whichever process sequences.
+            audit_event_key: self.event_key(),
             audit_retention: Duration::from_secs(30 * 24 * 3600),
             ota: enigm_server::ota::OtaConfig::generate(ota_dir),
         };
@@ -290,6 +301,11 @@ impl TestApp {
             token,
             pin: PIN,
         }
+    }
+
+    /// The deployment's audit event key (a copy), for an offline verification.
+    pub(crate) fn event_key(&self) -> enigm_crypto::AuditEventKey {
+        enigm_crypto::AuditEventKey::from_bytes(&self.event_key).expect("audit event key")
     }
 
     pub(crate) fn clock_now(&self) -> Timestamp {

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use enigm_auditlog::{
-    Checkpoint, Hash, Log, MemoryStore, NoteSigner, leaf_hash, open_checkpoint, sign_checkpoint,
+    AuditEventKey, Checkpoint, Hash, Log, MemoryStore, NoteSigner, leaf_hash, open_checkpoint,
+    sign_checkpoint,
 };
 use enigm_crypto::Ed25519SigningKey;
 use enigm_store::{Finding, NoProgress, PurgeRecord, Store, StoredCheckpoint};
@@ -55,8 +56,18 @@ pub(crate) fn events(time: Timestamp, numbers: std::ops::Range<u64>) -> Vec<Audi
     numbers.map(|n| event(time, n)).collect()
 }
 
+/// The audit event key of the test deployment: the store tags events with it and the
+/// sequencer and verifier check them against it.
+pub(crate) fn event_key() -> AuditEventKey {
+    AuditEventKey::from_bytes(&[9; 32]).unwrap()
+}
+
 pub(crate) async fn connect(db: &TestDatabase) -> Store {
-    Store::connect(db.url()).await.expect("store")
+    let store = Store::connect(db.url()).await.expect("store");
+    store
+        .set_audit_event_key(std::sync::Arc::new(event_key()))
+        .unwrap();
+    store
 }
 
 pub(crate) fn signer() -> NoteSigner {
@@ -213,7 +224,12 @@ impl Fixture {
 
     pub(crate) async fn findings_trusting(&self, trusted: Option<&Checkpoint>) -> Vec<Finding> {
         self.store
-            .verify_audit_log(&self.signer.verifier(), trusted, &NoProgress)
+            .verify_audit_log(
+                &self.signer.verifier(),
+                Some(&event_key()),
+                trusted,
+                &NoProgress,
+            )
             .await
             .unwrap()
             .findings
