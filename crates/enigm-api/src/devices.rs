@@ -208,6 +208,7 @@ pub struct CommandView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceListQuery {
     #[serde(default)]
@@ -218,11 +219,11 @@ pub struct DeviceListQuery {
     pub group: Option<String>,
     /// Only devices whose handle sorts after this one, for paging.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
-    #[schema(value_type = Option<String>)]
     pub after: Option<DeviceHandle>,
     /// At most this many devices (1 to 1000, default 100).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::page_limit::deserialize")]
+    #[param(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

@@ -23,6 +23,26 @@ pub use devices::{
     LifecycleRequest, LifecycleResponse, LifecycleView, TrustView,
 };
 
+/// The largest page a list answers. A `limit` outside `1..=MAX_PAGE` is refused (400), not
+/// clamped: a client that asks for more than it gets would take a short page for the end.
+pub const MAX_PAGE: u32 = 1000;
+
+/// `#[serde(deserialize_with)]` for an optional `limit`: refuses values outside `1..=MAX_PAGE`.
+pub mod page_limit {
+    use serde::{Deserialize as _, Deserializer, de::Error as _};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u32>, D::Error> {
+        match Option::<u32>::deserialize(deserializer)? {
+            Some(limit) if !(1..=super::MAX_PAGE).contains(&limit) => Err(D::Error::custom(
+                format_args!("`limit` must be between 1 and {}", super::MAX_PAGE),
+            )),
+            limit => Ok(limit),
+        }
+    }
+}
+
 /// Header that carries the 6-digit critical-operation PIN on critical routes.
 pub const PIN_HEADER: &str = "x-enigm-pin";
 
@@ -185,6 +205,7 @@ pub struct ApprovalView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalListQuery {
     #[serde(default)]
@@ -192,13 +213,16 @@ pub struct ApprovalListQuery {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditListQuery {
     /// Only events after this sequence number (exclusive), for paging.
     #[serde(default)]
     pub after: Option<i64>,
     /// At most this many events (1 to 1000, default 100).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "page_limit::deserialize")]
+    #[param(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     #[serde(default)]
     pub actor: Option<AdminId>,
@@ -266,12 +290,15 @@ pub struct AuditLeafView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLeavesQuery {
     /// The first leaf index.
     pub start: u64,
     /// At most this many leaves (1 to 1000, default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "page_limit::deserialize")]
+    #[param(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -285,6 +312,7 @@ pub struct AuditLeavesPage {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditProofQuery {
     /// The tree size to prove against (a checkpoint's); default: the latest checkpoint's.
@@ -303,6 +331,7 @@ pub struct AuditInclusionView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConsistencyQuery {
     pub first: u64,
