@@ -50,9 +50,10 @@ impl Modify for BearerAuth {
 
 /// The answers every operation of a kind can give, documented from what the operation declares
 /// instead of repeated on each handler: the guard's 401/403 (and the PIN's 403/423) on secured
-/// operations, the device guard's 400/401/403/409 on signed device operations, the JSON extractor's 400/413/415/422 on operations with a JSON body, and the
-/// path and query extractors' 400 (an id that does not parse, an unknown or malformed query
-/// parameter). A response a handler documents itself is kept as it is.
+/// operations, the device guard's 400/401/403/409 on signed device operations, the path and
+/// query extractors' 400 (an id that does not parse, an unknown or malformed query parameter)
+/// and 404 for an id that names nothing, and the JSON extractor's 400/413/415/422 on operations
+/// with a JSON body. A response a handler documents itself is kept as it is.
 struct EdgeResponses;
 
 impl Modify for EdgeResponses {
@@ -84,6 +85,9 @@ fn add_edge_responses(operation: &mut Operation) {
     let critical = parameters.iter().any(|parameter| {
         parameter.parameter_in == ParameterIn::Header && parameter.name == enigm_api::PIN_HEADER
     });
+    let has_path = parameters
+        .iter()
+        .any(|parameter| parameter.parameter_in == ParameterIn::Path);
     let has_path_or_query = parameters.iter().any(|parameter| {
         matches!(
             parameter.parameter_in,
@@ -133,6 +137,9 @@ fn add_edge_responses(operation: &mut Operation) {
     }
     if has_path_or_query || json_body || signed {
         add("400", "a malformed parameter or body");
+    }
+    if has_path {
+        add("404", "nothing has that id or name");
     }
     if json_body {
         add("413", "the body is larger than the limit");
