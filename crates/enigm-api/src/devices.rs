@@ -19,6 +19,7 @@ pub const MAX_TOKEN_MINUTES: u32 = 7 * 24 * 60;
 #[serde(deny_unknown_fields)]
 pub struct CreateEnrollmentTokenRequest {
     /// The device group enrolled devices join (1 to 64 of `a-z 0-9 - _ .`).
+    #[schema(pattern = r"^[a-z0-9._-]{1,64}$")]
     pub group: String,
     /// The trust policy of the enrolled devices; the baseline policy when absent.
     #[serde(default)]
@@ -26,9 +27,11 @@ pub struct CreateEnrollmentTokenRequest {
     pub policy: Option<TrustPolicy>,
     /// How many devices may enroll with the token (1 to 100000, default 1).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 100_000)]
     pub uses: Option<u32>,
     /// Minutes until the token expires (1 to 10080, default 60).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10_080)]
     pub expires_in_minutes: Option<u32>,
     /// Whether devices may opt in to managed-device mode with this token.
     #[serde(default)]
@@ -208,6 +211,7 @@ pub struct CommandView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceListQuery {
     #[serde(default)]
@@ -218,11 +222,11 @@ pub struct DeviceListQuery {
     pub group: Option<String>,
     /// Only devices whose handle sorts after this one, for paging.
     #[serde(default)]
-    #[param(value_type = Option<String>)]
-    #[schema(value_type = Option<String>)]
     pub after: Option<DeviceHandle>,
     /// At most this many devices (1 to 1000, default 100).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::page_limit::deserialize")]
+    #[param(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -248,6 +252,11 @@ pub enum LifecycleChange {
 pub struct LifecycleRequest {
     pub action: LifecycleChange,
     /// Why (recorded with the approval request; required).
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub justification: String,
 }
 

@@ -23,6 +23,50 @@ pub use devices::{
     LifecycleRequest, LifecycleResponse, LifecycleView, TrustView,
 };
 
+/// The largest page a list answers. A `limit` outside `1..=MAX_PAGE` is refused (400), not
+/// clamped: a client that asks for more than it gets would take a short page for the end.
+pub const MAX_PAGE: u32 = 1000;
+
+/// `#[serde(deserialize_with)]` for an optional `limit`: refuses values outside `1..=MAX_PAGE`.
+pub mod page_limit {
+    use serde::{Deserialize as _, Deserializer, de::Error as _};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<u32>, D::Error> {
+        match Option::<u32>::deserialize(deserializer)? {
+            Some(limit) if !(1..=super::MAX_PAGE).contains(&limit) => Err(D::Error::custom(
+                format_args!("`limit` must be between 1 and {}", super::MAX_PAGE),
+            )),
+            limit => Ok(limit),
+        }
+    }
+}
+
+/// `#[serde(deserialize_with)]` for positions and sizes of the audit log in a query: at most
+/// 2^63 - 1, the database's range and the OpenAPI document's `int64`. A larger number is refused
+/// (400) instead of answered as if such a position could exist.
+pub mod log_position {
+    use serde::{Deserialize as _, Deserializer};
+
+    fn check<E: serde::de::Error>(position: u64) -> Result<u64, E> {
+        if i64::try_from(position).is_err() {
+            return Err(E::custom("an audit log position must be below 2^63"));
+        }
+        Ok(position)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+        check(u64::deserialize(deserializer)?)
+    }
+
+    pub fn optional<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+        Option::<u64>::deserialize(deserializer)?
+            .map(check)
+            .transpose()
+    }
+}
+
 /// Header that carries the 6-digit critical-operation PIN on critical routes.
 pub const PIN_HEADER: &str = "x-enigm-pin";
 
@@ -89,8 +133,16 @@ pub struct AccountView {
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
+    /// 3 to 64 of `a-z 0-9 . _ -`, starting with a letter.
+    #[schema(pattern = r"^[a-z][a-z0-9._-]{2,63}$")]
     pub username: String,
-    /// The initial password (12 to 256 characters), to be handed to the new administrator.
+    /// The initial password (12 to 256 characters, not only spaces, no control characters), to
+    /// be handed to the new administrator.
+    #[schema(
+        min_length = 12,
+        max_length = 256,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub password: String,
 }
 
@@ -184,14 +236,30 @@ pub struct SessionView {
 #[serde(deny_unknown_fields)]
 pub struct RoleGrantRequest {
     pub role: Role,
+    /// Why, for the approvers: 1 to 1000 characters, not only spaces, no control characters
+    /// but line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub justification: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalRuleChangeRequest {
+    #[schema(minimum = 1, maximum = 5)]
     pub required_approvals: u8,
+    #[schema(min_items = 1)]
     pub approver_roles: Vec<Role>,
+    /// Why, for the approvers: 1 to 1000 characters, not only spaces, no control characters
+    /// but line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub justification: String,
 }
 
@@ -209,6 +277,13 @@ pub struct ApprovalView {
     pub action: ApprovalAction,
     pub state: ApprovalState,
     pub requester: AdminId,
+    /// Why, for the approvers: 1 to 1000 characters, not only spaces, no control characters
+    /// but line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub justification: String,
     pub required_approvals: u8,
     pub approver_roles: Vec<Role>,
@@ -219,6 +294,7 @@ pub struct ApprovalView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalListQuery {
     #[serde(default)]
@@ -226,13 +302,16 @@ pub struct ApprovalListQuery {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditListQuery {
     /// Only events after this sequence number (exclusive), for paging.
     #[serde(default)]
     pub after: Option<i64>,
     /// At most this many events (1 to 1000, default 100).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "page_limit::deserialize")]
+    #[param(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
     #[serde(default)]
     pub actor: Option<AdminId>,
@@ -304,13 +383,17 @@ pub struct AuditLeafView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditLeavesQuery {
     /// The first leaf index, at most the latest signed checkpoint's tree size (beyond it: 400
     /// `invalid_range`; equal to it: an empty page).
+    #[serde(deserialize_with = "log_position::deserialize")]
     pub start: u64,
     /// At most this many leaves (1 to 1000, default 1000).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "page_limit::deserialize")]
+    #[param(minimum = 1, maximum = 1000)]
+    #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -324,10 +407,11 @@ pub struct AuditLeavesPage {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditProofQuery {
     /// The tree size to prove against (a checkpoint's); default: the latest checkpoint's.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "log_position::optional")]
     pub tree_size: Option<u64>,
 }
 
@@ -342,9 +426,12 @@ pub struct AuditInclusionView {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditConsistencyQuery {
+    #[serde(deserialize_with = "log_position::deserialize")]
     pub first: u64,
+    #[serde(deserialize_with = "log_position::deserialize")]
     pub second: u64,
 }
 

@@ -82,6 +82,9 @@ pub const DEVICE_OTA_REPORTS: &str = "/api/v1/device/ota/reports";
 /// N.targets.json}` and `/tuf/targets/{hash-prefixed target path}`.
 pub const TUF_METADATA: &str = "/tuf/metadata/{file}";
 pub const TUF_TARGETS: &str = "/tuf/targets/{*path}";
+/// [`TUF_TARGETS`] as the OpenAPI document spells it: OpenAPI has no catch-all parameter, so the
+/// document names one `{path}` parameter and says that it may hold slashes.
+pub const TUF_TARGETS_DOCUMENTED: &str = "/tuf/targets/{path}";
 pub const TUF_METADATA_PREFIX: &str = "/tuf/metadata";
 pub const TUF_TARGETS_PREFIX: &str = "/tuf/targets";
 

@@ -42,6 +42,12 @@ impl ReleaseKind {
     }
 }
 
+/// A device model a release is for: 1 to 64 of `a-z 0-9 - _ .`. Only documents the items of
+/// [`CreateReleaseRequest::compatible_models`], which stays a list of strings.
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = r"^[a-z0-9._-]{1,64}$")]
+pub struct ModelName(pub String);
+
 /// `POST /api/v1/releases`: declares a release and opens its signing approval request. The
 /// artifact follows with `PUT /api/v1/releases/{id}/artifact` and must match `length` and
 /// `sha256`.
@@ -50,23 +56,39 @@ impl ReleaseKind {
 pub struct CreateReleaseRequest {
     /// The TUF target path, e.g. `os/enigm-os-2026.11.1.img` (relative, `/`-separated, no `.`
     /// or `..` segments).
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r#"^(?:[!-"$-\-0->@-\[\]-~][!-"$-.0->@-\[\]-~]*|\.[!-"$-\-0->@-\[\]-~][!-"$-.0->@-\[\]-~]*|\.\.[!-"$-.0->@-\[\]-~]+)(?:/(?:[!-"$-\-0->@-\[\]-~][!-"$-.0->@-\[\]-~]*|\.[!-"$-\-0->@-\[\]-~][!-"$-.0->@-\[\]-~]*|\.\.[!-"$-.0->@-\[\]-~]+))*$"#
+    )]
     pub target_name: String,
     pub kind: ReleaseKind,
     /// Human release version, e.g. `2026.11.1`.
+    #[schema(pattern = r"^[A-Za-z0-9_.+-]{1,64}$")]
     pub release_version: String,
     /// Monotonic security version: devices refuse anything below what they have installed.
     pub rollback_index: u64,
     /// Release channel, e.g. `stable` (1 to 32 of `a-z 0-9 - _ .`).
+    #[schema(pattern = r"^[a-z0-9._-]{1,32}$")]
     pub channel: String,
-    /// Compatible device models (1 to 64 of them).
+    /// Compatible device models (1 to 64 of them, each 1 to 64 of `a-z 0-9 - _ .`).
+    #[schema(value_type = Vec<ModelName>, min_items = 1, max_items = 64)]
     pub compatible_models: Vec<String>,
     /// Artifact length in bytes.
+    #[schema(minimum = 1)]
     pub length: u64,
-    /// Artifact SHA-256, lower-case hex.
+    /// Artifact SHA-256, hex.
+    #[schema(pattern = "^[0-9A-Fa-f]{64}$")]
     pub sha256: String,
     /// Days until devices stop installing the release (1 to 730).
+    #[schema(minimum = 1, maximum = 730)]
     pub expires_in_days: u32,
     /// Why the release should be signed, for the approvers.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub justification: String,
 }
 

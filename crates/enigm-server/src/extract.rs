@@ -46,10 +46,40 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(request, state).await {
-            Ok(axum::Json(value)) => Ok(ApiJson(value)),
-            Err(rejection) => Err(json_rejection(&rejection)),
+        let mut value = match axum::Json::<serde_json::Value>::from_request(request, state).await {
+            Ok(axum::Json(value)) => value,
+            Err(rejection) => return Err(json_rejection(&rejection)),
+        };
+        whole_numbers_as_integers(&mut value);
+        serde_json::from_value(value).map(ApiJson).map_err(|error| {
+            // serde's message names the offending field and expected type, not other content.
+            let detail: String = error.to_string().chars().take(300).collect();
+            ApiError::unprocessable("invalid_body", format!("invalid request body: {detail}"))
+        })
+    }
+}
+
+/// JSON has one number type: `2.0` is the same integer as `2` (JSON Schema says so, and the
+/// OpenAPI document's `integer` fields admit it), but serde refuses a float for an integer
+/// field. Whole numbers written with a fraction become integers before the typed decoding.
+fn whole_numbers_as_integers(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Number(number) => {
+            if let Some(float) = number.as_f64().filter(|_| number.is_f64())
+                && float.fract() == 0.0
+            {
+                // Only where the float spells the integer exactly (|x| <= 2^53).
+                const EXACT: f64 = 9_007_199_254_740_992.0;
+                if (-EXACT..=EXACT).contains(&float) {
+                    #[allow(clippy::cast_possible_truncation, reason = "whole and within 2^53")]
+                    let integer = float as i64;
+                    *number = serde_json::Number::from(integer);
+                }
+            }
         }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(whole_numbers_as_integers),
+        serde_json::Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
+        _ => {}
     }
 }
 

@@ -1,7 +1,9 @@
 //! The OpenAPI 3 document, generated from the handlers' annotations.
 
 use utoipa::Modify;
+use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::handlers::{
     approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, releases, sessions,
@@ -30,7 +32,7 @@ use crate::handlers::{
         releases::repository_view, releases::device_report, tuf::metadata, tuf::target,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &EdgeResponses)
 )]
 pub struct ApiDoc;
 
@@ -44,4 +46,118 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }
+}
+
+/// The answers every operation of a kind can give, documented from what the operation declares
+/// instead of repeated on each handler: the guard's 401/403 (and the PIN's 403/423) on secured
+/// operations, the device guard's 400/401/403/409 on signed device operations, the path and
+/// query extractors' 400 (an id that does not parse, an unknown or malformed query parameter)
+/// and 404 for an id that names nothing, and the JSON extractor's 400/413/415/422 on operations
+/// with a JSON body. A response a handler documents itself is kept as it is.
+struct EdgeResponses;
+
+impl Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations_mut(item).into_iter().flatten() {
+                add_edge_responses(operation);
+            }
+        }
+    }
+}
+
+fn operations_mut(item: &mut PathItem) -> [Option<&mut Operation>; 5] {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+}
+
+fn add_edge_responses(operation: &mut Operation) {
+    let secured = operation
+        .security
+        .as_ref()
+        .is_some_and(|requirements| !requirements.is_empty());
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    let critical = parameters.iter().any(|parameter| {
+        parameter.parameter_in == ParameterIn::Header && parameter.name == enigm_api::PIN_HEADER
+    });
+    let has_path = parameters
+        .iter()
+        .any(|parameter| parameter.parameter_in == ParameterIn::Path);
+    let has_path_or_query = parameters.iter().any(|parameter| {
+        matches!(
+            parameter.parameter_in,
+            ParameterIn::Path | ParameterIn::Query
+        )
+    });
+    // A device route: the device guard checks the RFC 9421 signature before the handler runs.
+    let signed = parameters.iter().any(|parameter| {
+        parameter.parameter_in == ParameterIn::Header && parameter.name == "signature"
+    });
+    let json_body = operation.request_body.as_ref().is_some_and(|body| {
+        body.content
+            .keys()
+            .any(|content_type| content_type == "application/json")
+    });
+    let mut add = |status: &str, description: &str| {
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| error_response(description));
+    };
+    if secured {
+        add("401", "no session, or an expired or closed one");
+        add(
+            "403",
+            "the caller's roles do not hold the permission this needs",
+        );
+    }
+    if critical {
+        add(
+            "423",
+            "critical operations are locked after too many wrong PINs",
+        );
+    }
+    if signed {
+        add("400", "the signed request or its body is malformed");
+        add("401", "unknown device, wrong signature or enrollment token");
+        add(
+            "403",
+            "the device may not do this (revoked, not active, attestation required)",
+        );
+        add(
+            "409",
+            "a replayed nonce, or a change the device's state does not allow",
+        );
+    }
+    if has_path_or_query || json_body || signed {
+        add("400", "a malformed parameter or body");
+    }
+    if has_path {
+        add("404", "nothing has that id or name");
+    }
+    if json_body {
+        add("413", "the body is larger than the limit");
+        add("415", "the body is not `application/json`");
+        add("422", "the body is JSON of the wrong shape");
+    }
+}
+
+fn error_response(description: &str) -> RefOr<Response> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build(),
+    )
 }

@@ -294,15 +294,16 @@ pub enum JustificationError {
 impl Justification {
     pub const MAX_CHARS: usize = 1000;
 
+    /// The bound and the character rule apply to the text as sent (the OpenAPI document states
+    /// them so); the surrounding white space is trimmed off what is stored.
     pub fn parse(input: &str) -> Result<Self, JustificationError> {
         let trimmed = input.trim();
-        let chars = trimmed.chars().count();
-        if chars == 0 || chars > Self::MAX_CHARS {
+        if trimmed.is_empty() || input.chars().count() > Self::MAX_CHARS {
             return Err(JustificationError::Length {
                 max: Self::MAX_CHARS,
             });
         }
-        if trimmed.chars().any(|c| c.is_control() && c != '\n') {
+        if input.chars().any(|c| c.is_control() && c != '\n') {
             return Err(JustificationError::ControlCharacters);
         }
         Ok(Justification(trimmed.to_owned()))
@@ -387,6 +388,8 @@ mod tests {
         assert!(Justification::parse("   ").is_err());
         assert!(Justification::parse(&"x".repeat(1001)).is_err());
         assert!(Justification::parse("needs\u{0007}bell").is_err());
+        assert!(Justification::parse(&format!("{} ", "x".repeat(1000))).is_err());
+        assert!(Justification::parse("\ton call").is_err());
         assert_eq!(
             Justification::parse("  on-call rotation\n ")
                 .unwrap()

@@ -114,7 +114,9 @@ macro_rules! audit_actions {
         /// What was attempted. The dotted name is stable and appears in the API and the log.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
         pub enum AuditAction {
-            $(#[serde(rename = $name)] $variant,)*
+            // utoipa does not see serde's rename through a macro's literal, so the schema is told
+            // the same spelling itself.
+            $(#[serde(rename = $name)] #[schema(rename = $name)] $variant,)*
         }
 
         impl AuditAction {

@@ -15,7 +15,11 @@ use crate::vocabulary::vocabulary;
 /// The text is kept as fixed-size ASCII so that a handle is `Copy`, like the other references
 /// an audit event carries.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, utoipa::ToSchema)]
-#[schema(value_type = String, example = "dev_7q2hx4c6v9k3m5n8p2r4t6w8y3b5d7f9")]
+#[schema(
+    value_type = String,
+    pattern = "^dev_[a-z2-7]{32}$",
+    example = "dev_7q2hx4c6v5k3m5n2p2r4t6w3y3b5d7f4"
+)]
 pub struct DeviceHandle([u8; HANDLE_LEN]);
 
 /// The base32 alphabet of handles (RFC 4648, lowercase).

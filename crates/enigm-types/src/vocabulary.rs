@@ -75,7 +75,9 @@ macro_rules! vocabulary {
             ::serde::Serialize, ::serde::Deserialize, ::utoipa::ToSchema,
         )]
         pub enum $name {
-            $( $(#[$variant_meta])* #[serde(rename = $spelling)] $variant, )+
+            // utoipa does not see serde's rename through a macro's literal (it arrives wrapped in
+            // an invisible group), so the schema is told the same spelling itself.
+            $( $(#[$variant_meta])* #[serde(rename = $spelling)] #[schema(rename = $spelling)] $variant, )+
         }
 
         impl $name {

@@ -36,7 +36,7 @@ pub async fn list(
 
 /// One approval request.
 #[utoipa::path(get, path = enigm_api::paths::APPROVAL, tag = "approvals", security(("bearer" = [])),
-    params(("id" = String, Path, description = "approval id")),
+    params(("id" = ApprovalId, Path, description = "approval id")),
     responses((status = 200, body = ApprovalView), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn read(
     State(state): State<AppState>,
@@ -52,7 +52,7 @@ pub async fn read(
 
 /// Approve a request (critical: needs the PIN). Executes the action when the threshold is met.
 #[utoipa::path(post, path = enigm_api::paths::APPROVAL_APPROVE, tag = "approvals", security(("bearer" = [])),
-    params(("id" = String, Path, description = "approval id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    params(("id" = ApprovalId, Path, description = "approval id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = ApprovalView), (status = 403, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody)))]
 pub async fn approve(
     State(state): State<AppState>,
@@ -65,7 +65,7 @@ pub async fn approve(
 
 /// Reject a request (critical: needs the PIN). One rejection closes it.
 #[utoipa::path(post, path = enigm_api::paths::APPROVAL_REJECT, tag = "approvals", security(("bearer" = [])),
-    params(("id" = String, Path, description = "approval id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    params(("id" = ApprovalId, Path, description = "approval id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = ApprovalView), (status = 403, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody)))]
 pub async fn reject(
     State(state): State<AppState>,

@@ -128,7 +128,7 @@ pub async fn own_sessions(
 
 /// Close one of the caller's own sessions.
 #[utoipa::path(delete, path = enigm_api::paths::OWN_SESSION, tag = "auth", security(("bearer" = [])),
-    params(("id" = String, Path, description = "session id")),
+    params(("id" = SessionId, Path, description = "session id")),
     responses((status = 204), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn close_own_session(
     State(state): State<AppState>,

@@ -84,7 +84,7 @@ pub async fn list(
 
 /// One device: lifecycle state, opt-ins, trust state with findings, and production gates.
 #[utoipa::path(get, path = enigm_api::paths::DEVICE, tag = "devices", security(("bearer" = [])),
-    params(("handle" = String, Path, description = "device handle")),
+    params(("handle" = DeviceHandle, Path, description = "device handle")),
     responses((status = 200, body = DeviceView), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn read(
     State(state): State<AppState>,

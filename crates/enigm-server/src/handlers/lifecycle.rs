@@ -21,7 +21,7 @@ use crate::state::AppState;
 /// retirement, or request revocation, reactivation or a wipe (202 with the approval request).
 #[utoipa::path(post, path = enigm_api::paths::DEVICE_LIFECYCLE, tag = "devices", security(("bearer" = [])),
     request_body = LifecycleRequest,
-    params(("handle" = String, Path, description = "device handle"),
+    params(("handle" = DeviceHandle, Path, description = "device handle"),
         ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = LifecycleResponse), (status = 202, body = LifecycleResponse),
         (status = 404, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody),

@@ -50,7 +50,7 @@ pub async fn create(
 /// length and SHA-256, or nothing is kept.
 #[utoipa::path(put, path = enigm_api::paths::RELEASE_ARTIFACT, tag = "releases", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    params(("id" = String, Path, description = "release id")),
+    params(("id" = ReleaseId, Path, description = "release id")),
     responses((status = 200, body = ReleaseView), (status = 404, body = enigm_api::ErrorBody),
         (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody)))]
 pub async fn upload_artifact(
@@ -72,7 +72,7 @@ pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Vec<ReleaseVi
 }
 
 #[utoipa::path(get, path = enigm_api::paths::RELEASE, tag = "releases", security(("bearer" = [])),
-    params(("id" = String, Path, description = "release id")),
+    params(("id" = ReleaseId, Path, description = "release id")),
     responses((status = 200, body = ReleaseView), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn read(
     State(state): State<AppState>,
@@ -87,7 +87,7 @@ pub async fn read(
 #[utoipa::path(post, path = enigm_api::paths::RELEASE_SIGNATURES, tag = "releases", security(("bearer" = [])),
     request_body(content = Object, content_type = "application/json",
         description = "TUF targets metadata, signed"),
-    params(("id" = String, Path, description = "release id"),
+    params(("id" = ReleaseId, Path, description = "release id"),
         ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = ReleaseView), (status = 404, body = enigm_api::ErrorBody),
         (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody)))]
@@ -107,7 +107,7 @@ pub async fn hand_in_signatures(
 /// Publishes the newest signed targets metadata: Command signs a new snapshot and timestamp
 /// with its online keys; every signed release listed there becomes installable (critical).
 #[utoipa::path(post, path = enigm_api::paths::RELEASE_PUBLISH, tag = "releases", security(("bearer" = [])),
-    params(("id" = String, Path, description = "release id"),
+    params(("id" = ReleaseId, Path, description = "release id"),
         ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = ReleaseView), (status = 404, body = enigm_api::ErrorBody),
         (status = 409, body = enigm_api::ErrorBody)))]

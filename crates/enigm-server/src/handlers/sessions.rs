@@ -31,7 +31,7 @@ pub async fn list(
 
 /// Close any session (critical: needs the PIN).
 #[utoipa::path(delete, path = enigm_api::paths::SESSION, tag = "sessions", security(("bearer" = [])),
-    params(("id" = String, Path, description = "session id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    params(("id" = SessionId, Path, description = "session id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 204), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn close(
     State(state): State<AppState>,

@@ -91,8 +91,9 @@ fn parse_metadata_name(file: &str) -> Option<(MetadataRole, Option<u64>)> {
 }
 
 /// A published artifact, by its hash-prefixed target path.
-#[utoipa::path(get, path = enigm_api::paths::TUF_TARGETS, tag = "tuf",
-    params(("path" = String, Path, description = "target path with the SHA-256 prefix on its last segment"),
+#[utoipa::path(get, path = enigm_api::paths::TUF_TARGETS_DOCUMENTED, tag = "tuf",
+    params(("path" = String, Path, description = "target path with the SHA-256 prefix on its last segment; \
+        it may hold `/` (the route takes the rest of the URL path), which OpenAPI cannot express"),
         ("range" = Option<String>, Header, description = "a byte range, e.g. `bytes=0-1023`")),
     responses((status = 200, description = "the artifact", content_type = "application/octet-stream"),
         (status = 206, description = "the requested range"), (status = 304, description = "not modified"),

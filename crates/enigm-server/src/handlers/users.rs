@@ -37,7 +37,7 @@ pub async fn create(
 
 /// One administrator account.
 #[utoipa::path(get, path = enigm_api::paths::USER, tag = "users", security(("bearer" = [])),
-    params(("id" = String, Path, description = "administrator id")),
+    params(("id" = AdminId, Path, description = "administrator id")),
     responses((status = 200, body = AccountView), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn read(
     State(state): State<AppState>,
@@ -48,7 +48,7 @@ pub async fn read(
 
 /// Disable an account and close its sessions. The last active owner cannot be disabled.
 #[utoipa::path(post, path = enigm_api::paths::USER_DISABLE, tag = "users", security(("bearer" = [])),
-    params(("id" = String, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    params(("id" = AdminId, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = AccountView), (status = 404, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody)))]
 pub async fn disable(
     State(state): State<AppState>,
@@ -60,7 +60,7 @@ pub async fn disable(
 
 /// Enable a disabled account.
 #[utoipa::path(post, path = enigm_api::paths::USER_ENABLE, tag = "users", security(("bearer" = [])),
-    params(("id" = String, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    params(("id" = AdminId, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = AccountView), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn enable(
     State(state): State<AppState>,
@@ -72,7 +72,7 @@ pub async fn enable(
 
 /// Unlock critical operations of another administrator after 5 wrong PINs (owners only).
 #[utoipa::path(post, path = enigm_api::paths::USER_PIN_UNLOCK, tag = "users", security(("bearer" = [])),
-    params(("id" = String, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    params(("id" = AdminId, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = AccountView), (status = 403, body = enigm_api::ErrorBody), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn unlock_pin(
     State(state): State<AppState>,
@@ -100,7 +100,7 @@ pub async fn request_totp_reset(
 
 /// Request a role grant; it takes effect once approved by another administrator.
 #[utoipa::path(post, path = enigm_api::paths::USER_ROLES, tag = "users", security(("bearer" = [])), request_body = RoleGrantRequest,
-    params(("id" = String, Path, description = "administrator id")),
+    params(("id" = AdminId, Path, description = "administrator id")),
     responses((status = 202, body = ApprovalView), (status = 404, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody)))]
 pub async fn request_role_grant(
     State(state): State<AppState>,
@@ -114,7 +114,7 @@ pub async fn request_role_grant(
 
 /// Revoke a role. Takes effect on the administrator's next request.
 #[utoipa::path(delete, path = enigm_api::paths::USER_ROLE, tag = "users", security(("bearer" = [])),
-    params(("id" = String, Path, description = "administrator id"), ("role" = Role, Path, description = "role"),
+    params(("id" = AdminId, Path, description = "administrator id"), ("role" = Role, Path, description = "role"),
            ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 200, body = AccountView), (status = 404, body = enigm_api::ErrorBody), (status = 409, body = enigm_api::ErrorBody)))]
 pub async fn revoke_role(
