@@ -13,6 +13,7 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +26,7 @@ use enigm_types::{AuditAction, Clock as _, Outcome, ReasonCategory, Role};
 use http_body_util::BodyExt as _;
 use serde_json::{Value, json};
 use support::{OWNER_PASSWORD, OWNER_PIN, TestApp};
+use tokio::sync::Barrier;
 use tower::ServiceExt as _;
 
 fn user_path(template: &str, id: impl ToString) -> String {
@@ -466,8 +468,10 @@ async fn another_owner_resets_a_seized_totp_through_an_approval(backend: Backend
 }
 
 /// A user creation with `pin`, sent on its own task at `router`.
+/// The request waits at `start` until all its siblings are ready, so they reach Command at once.
 fn spawn_create(
     router: &Router,
+    start: &Arc<Barrier>,
     admin: &support::Admin,
     pin: &str,
     username: String,
@@ -482,7 +486,9 @@ fn spawn_create(
         .body(Body::from(body.to_string()))
         .unwrap();
     let router = router.clone();
+    let start = Arc::clone(start);
     tokio::spawn(async move {
+        start.wait().await;
         let response = router.oneshot(request).await.unwrap();
         let status = response.status();
         let bytes = response.into_body().collect().await.unwrap().to_bytes();
@@ -504,11 +510,18 @@ async fn pin_failures(app: &TestApp) -> u32 {
 async fn right_pin_sent_concurrently_never_locks(backend: Backend) {
     let app = TestApp::new(backend).await;
     let other = app.second_process().await;
-    // 24 critical requests at once with the right PIN, spread over two Command processes.
-    let tasks: Vec<_> = (0..24)
+    // 32 critical requests at once with the right PIN, spread over two Command processes.
+    let start = Arc::new(Barrier::new(32));
+    let tasks: Vec<_> = (0..32)
         .map(|n| {
             let router = if n % 2 == 0 { &app.router } else { &other };
-            spawn_create(router, &app.owner, OWNER_PIN, format!("parallel-{n}"))
+            spawn_create(
+                router,
+                &start,
+                &app.owner,
+                OWNER_PIN,
+                format!("parallel-{n}"),
+            )
         })
         .collect();
     for task in tasks {
@@ -525,10 +538,11 @@ async fn wrong_pins_sent_concurrently_still_lock(backend: Backend) {
     let other = app.second_process().await;
     // A right PIN runs beside the wrong ones and resets nothing it should not: at most five
     // wrong PINs are ever compared before the lock.
+    let start = Arc::new(Barrier::new(24));
     let tasks: Vec<_> = (0..24)
         .map(|n| {
             let router = if n % 2 == 0 { &app.router } else { &other };
-            spawn_create(router, &app.owner, "592046", format!("guess-{n}"))
+            spawn_create(router, &start, &app.owner, "592046", format!("guess-{n}"))
         })
         .collect();
     let mut invalid = 0;
@@ -542,9 +556,15 @@ async fn wrong_pins_sent_concurrently_still_lock(backend: Backend) {
     }
     assert_eq!((invalid, locked), (4, 20));
     assert_eq!(pin_failures(&app).await, 5);
-    let (status, code) = spawn_create(&app.router, &app.owner, OWNER_PIN, "late".into())
-        .await
-        .unwrap();
+    let (status, code) = spawn_create(
+        &app.router,
+        &Arc::new(Barrier::new(1)),
+        &app.owner,
+        OWNER_PIN,
+        "late".into(),
+    )
+    .await
+    .unwrap();
     assert_eq!((status, code.as_str()), (StatusCode::LOCKED, "pin_locked"));
 }
 

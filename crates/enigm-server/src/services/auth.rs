@@ -565,16 +565,16 @@ async fn reauthenticate(
         PinRule::WhenSet(_) if caller.admin.pin_hash.is_none() => None,
         PinRule::WhenSet(entered) | PinRule::Always(entered) => Some(entered),
     };
-    if let Some(entered) = entered {
-        if let Err(error) = crate::guard::check_pin(state, &caller.admin, entered).await {
-            let guessed = [ReasonCategory::PinInvalid, ReasonCategory::PinLocked]
-                .iter()
-                .any(|reason| reason.as_str() == error.code());
-            if guessed {
-                state.throttle.record_failure(&keys, now).await?;
-            }
-            return Err(error);
+    if let Some(entered) = entered
+        && let Err(error) = crate::guard::check_pin(state, &caller.admin, entered).await
+    {
+        let guessed = [ReasonCategory::PinInvalid, ReasonCategory::PinLocked]
+            .iter()
+            .any(|reason| reason.as_str() == error.code());
+        if guessed {
+            state.throttle.record_failure(&keys, now).await?;
         }
+        return Err(error);
     }
     state.throttle.record_success(&keys).await?;
     Ok(())
