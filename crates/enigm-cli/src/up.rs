@@ -110,7 +110,7 @@ pub(crate) struct UpArgs {
         value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: Option<u64>,
     /// Connections served at once from one client address (IPv6: one /64); more are
-    /// answered 503. Default: a quarter of --max-connections.
+    /// answered 503. Default: half of --max-connections.
     #[arg(long, env = "ENIGM_MAX_CONNECTIONS_PER_IP", value_name = "N",
         value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections_per_ip: Option<u64>,

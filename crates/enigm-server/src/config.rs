@@ -55,7 +55,7 @@ pub struct ServerConfig {
     /// Connections served at once; `None` derives it from the file limit
     /// ([`crate::edge::EdgeLimits::derived`]).
     pub max_connections: Option<usize>,
-    /// Connections served at once from one address; `None`: a quarter of `max_connections`.
+    /// Connections served at once from one address; `None`: half of `max_connections`.
     pub max_connections_per_ip: Option<usize>,
 }
 

@@ -77,7 +77,8 @@ impl EdgeLimits {
 
     /// The caps derived from the process's file limit when not configured: every connection
     /// is a file descriptor, and [`RESERVED_FDS`] stay for everything else. One address gets
-    /// a quarter of them.
+    /// half of them: the other half stays for everyone else, and one busy client (a NAT, `enigm
+    /// simulate`'s 256 requests in flight under a 1,024 file limit) still fits.
     pub fn derived(max_connections: Option<usize>, max_per_ip: Option<usize>) -> EdgeLimits {
         let max_connections = max_connections.unwrap_or_else(|| {
             let budget = raise_file_limit().saturating_sub(RESERVED_FDS);
@@ -85,7 +86,7 @@ impl EdgeLimits {
                 .unwrap_or(MAX_DERIVED_CONNECTIONS)
                 .clamp(MIN_CONNECTIONS, MAX_DERIVED_CONNECTIONS)
         });
-        let max_connections_per_ip = max_per_ip.unwrap_or((max_connections / 4).max(1));
+        let max_connections_per_ip = max_per_ip.unwrap_or((max_connections / 2).max(1));
         EdgeLimits {
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
             request_timeout: Self::DEFAULT_REQUEST_TIMEOUT,
