@@ -1,7 +1,9 @@
 //! Anonymous requests are counted, not logged one by one.
 //!
-//! A request without a valid session (401 `unauthenticated`) and a login refused by the throttle
-//! (429) come from callers nobody has authenticated: logging each as its own leaf let one client
+//! A request without a valid session (401 `unauthenticated`), a login refused by the throttle
+//! (429) and a device request that authenticates nobody (its signature does not verify, no device
+//! holds its key, its enrollment token is not valid: 401) come from callers nobody has
+//! authenticated: logging each as its own leaf let one client
 //! grow the durable, never-shrinking Merkle log at its own request rate. Instead each process
 //! counts them per window ([`WINDOW`]), per kind (action and reason) and per client network
 //! ([`ClientNetwork`]: IPv4 /24, IPv6 /64), and writes one event per kind and network when the
@@ -51,7 +53,8 @@ pub struct Tally {
     window: Duration,
     max_networks: usize,
     opened: Option<Timestamp>,
-    counts: HashMap<Bucket, u64>,
+    /// Per bucket: when it was first counted in this window (an ordinal), and how often.
+    counts: HashMap<Bucket, (usize, u64)>,
 }
 
 impl Tally {
@@ -83,7 +86,8 @@ impl Tally {
         if !self.counts.contains_key(&bucket) && self.counts.len() >= self.max_networks {
             bucket.network = ClientNetwork::Other;
         }
-        let count = self.counts.entry(bucket).or_insert(0);
+        let first_seen = self.counts.len();
+        let (_, count) = self.counts.entry(bucket).or_insert((first_seen, 0));
         *count = count.saturating_add(1);
         closed
     }
@@ -104,10 +108,13 @@ impl Tally {
         let Some(since) = self.opened.take() else {
             return Vec::new();
         };
-        let mut events: Vec<AuditEvent> = self
-            .counts
-            .drain()
-            .map(|(bucket, count)| {
+        let mut buckets: Vec<(Bucket, (usize, u64))> = self.counts.drain().collect();
+        // In the order the buckets were first counted: a window's events read alike in every
+        // log, and as they began.
+        buckets.sort_by_key(|(_, (first_seen, _))| *first_seen);
+        buckets
+            .into_iter()
+            .map(|(bucket, (_, count))| {
                 AuditEvent::new(
                     now,
                     Actor::Anonymous,
@@ -121,10 +128,7 @@ impl Tally {
                 )
                 .with_reason(bucket.reason)
             })
-            .collect();
-        // A stable order, so that one window's events read alike in every log.
-        events.sort_by_key(|event| event.target.reference());
-        events
+            .collect()
     }
 }
 

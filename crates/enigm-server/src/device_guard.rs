@@ -50,15 +50,27 @@ impl<T: DeviceBody> FromRequest<AppState> for SignedDevice<T> {
         let method = request.method().clone();
         let uri = request.uri().clone();
         let headers = request.headers().clone();
+        let client = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|axum::extract::ConnectInfo(addr)| addr.ip());
         let RawBody(body) = RawBody::from_request(request, state).await?;
         let now = state.now();
-        let (verified, handle) =
-            verify(state, T::ACTION, (&method, &uri, &headers), &body, now).await?;
+        let (verified, handle) = verify(
+            state,
+            T::ACTION,
+            (&method, &uri, &headers),
+            &body,
+            now,
+            client,
+        )
+        .await?;
         let refuse = DeviceRefusal {
             state: state.clone(),
             action: T::ACTION,
             handle,
             now,
+            client,
         };
         let Some(body) = T::decode(&body) else {
             return Err(refuse.deny(ReasonCategory::InvalidBody).await);
@@ -155,6 +167,7 @@ pub struct DeviceRefusal {
     action: AuditAction,
     handle: DeviceHandle,
     now: Timestamp,
+    client: Option<std::net::IpAddr>,
 }
 
 impl DeviceRefusal {
@@ -170,17 +183,27 @@ impl DeviceRefusal {
     /// Audits the refusal (`denied`, the device as actor and target, `reason`) and answers the
     /// error for it; if the audit event cannot be stored, that failure is the answer.
     pub async fn deny(&self, reason: ReasonCategory) -> ApiError {
-        let event = audit::denied(
-            self.now,
-            Actor::Device(self.handle),
-            self.action,
-            AuditTarget::Device {
-                handle: self.handle,
-            },
+        if matches!(
             reason,
-        );
-        if let Err(error) = self.state.audit(&[event]).await {
-            return error;
+            ReasonCategory::UnknownDevice | ReasonCategory::InvalidEnrollmentToken
+        ) {
+            // Anyone can make a key and sign with it: a key no device holds, or an enrollment
+            // without a valid token, authenticates nobody, so these are counted like every
+            // anonymous refusal (see `audit_tally`), not logged one by one.
+            self.state.count_anonymous(self.action, reason, self.client);
+        } else {
+            let event = audit::denied(
+                self.now,
+                Actor::Device(self.handle),
+                self.action,
+                AuditTarget::Device {
+                    handle: self.handle,
+                },
+                reason,
+            );
+            if let Err(error) = self.state.audit(&[event]).await {
+                return error;
+            }
         }
         let (status, message) = match reason {
             ReasonCategory::UnknownDevice => (StatusCode::UNAUTHORIZED, "unknown device"),
@@ -250,6 +273,7 @@ async fn verify(
     (method, uri, headers): (&Method, &Uri, &HeaderMap),
     body: &[u8],
     now: Timestamp,
+    client: Option<std::net::IpAddr>,
 ) -> ApiResult<(VerifiedDeviceRequest, DeviceHandle)> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let parts = RequestParts {
@@ -280,8 +304,9 @@ async fn verify(
                     ReasonCategory::StaleRequest
                 }
             };
-            let event = audit::denied(now, Actor::Anonymous, action, AuditTarget::None, reason);
-            state.audit(&[event]).await?;
+            // Nobody is authenticated by a request that does not verify: counted, not logged
+            // one by one (see `audit_tally`).
+            state.count_anonymous(action, reason, client);
             Err(ApiError::reason(
                 StatusCode::UNAUTHORIZED,
                 reason,

@@ -194,7 +194,10 @@ async fn rows_command_did_not_write_are_never_signed(backend: Backend) {
         AuditTarget::AuditLog,
         Outcome::Success,
     );
-    forger.append_audit(&[forged.clone()]).await.unwrap();
+    forger
+        .append_audit(std::slice::from_ref(&forged))
+        .await
+        .unwrap();
     let forged_index = app.store.audit_leaf_count().await.unwrap() - 1;
     create_user(&app, "carol").await;
 

@@ -216,6 +216,14 @@ async fn signed_request_failures_are_refused_and_audited(backend: Backend) {
         .await;
     assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
     assert_eq!(unsigned.code(), "unsigned_request");
+    // Unauthenticated: counted per window and client network, not logged one by one.
+    let denial = last_denial(&app, AuditAction::DeviceCheckIn).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::UnsignedRequest));
+    assert_eq!(denial.actor, Actor::Anonymous);
+    assert!(matches!(
+        denial.target,
+        AuditTarget::AnonymousRequests { count: 1, .. }
+    ));
 
     // Replayed nonce.
     let nonce = fresh_nonce();

@@ -367,8 +367,7 @@ impl Store {
                 conn,
                 &tree,
                 &mut summary,
-                &purges,
-                tags,
+                (&purges, tags),
                 &mut findings,
                 progress,
             )
@@ -594,8 +593,7 @@ impl Store {
         conn: &mut sqlx::AnyConnection,
         tree: &Log<MemoryStore>,
         summary: &mut VerifySummary,
-        purges: &[crate::PurgeRecord],
-        tags: Option<(&AuditEventKey, u64)>,
+        (purges, tags): (&[crate::PurgeRecord], Option<(&AuditEventKey, u64)>),
         findings: &mut Findings,
         progress: &dyn VerifyProgress,
     ) -> StoreResult<HashSet<(u64, u64)>> {

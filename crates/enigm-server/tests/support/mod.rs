@@ -497,6 +497,8 @@ pub(crate) async fn enrolled(app: &TestApp) -> (TestDevice, DeviceHandle) {
 
 /// The newest denial of `action`.
 pub(crate) async fn last_denial(app: &TestApp, action: AuditAction) -> enigm_types::AuditEvent {
+    // Refusals of unauthenticated requests are counted; close the window as shutdown would.
+    app.state.anonymous.flush(true).await;
     app.audit_events()
         .await
         .into_iter()
