@@ -217,6 +217,13 @@ pub struct TotpRemoveRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TotpResetRequest {
+    /// Why, for the approvers: 1 to 1000 characters, not only spaces, no control characters
+    /// but line breaks.
+    #[schema(
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"^[^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u0009\u000B-\u001F\u007F-\u009F]*$"
+    )]
     pub justification: String,
 }
 

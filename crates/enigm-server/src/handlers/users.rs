@@ -85,7 +85,7 @@ pub async fn unlock_pin(
 /// Request the removal of another administrator's TOTP (lost or seized second factor); it
 /// takes effect once approved by an administrator who is neither the requester nor its subject.
 #[utoipa::path(post, path = enigm_api::paths::USER_TOTP_RESET, tag = "users", security(("bearer" = [])), request_body = TotpResetRequest,
-    params(("id" = String, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
+    params(("id" = AdminId, Path, description = "administrator id"), ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 202, body = ApprovalView), (status = 403, body = enigm_api::ErrorBody), (status = 404, body = enigm_api::ErrorBody),
               (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody)))]
 pub async fn request_totp_reset(
