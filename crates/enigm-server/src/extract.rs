@@ -14,27 +14,6 @@ use crate::error::ApiError;
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-/// The page sizes a listing route accepts (`limit`), as documented.
-pub const PAGE_LIMITS: std::ops::RangeInclusive<u32> = 1..=1000;
-
-/// The `limit` of a listing route: `default` when absent, a 400 outside [`PAGE_LIMITS`]
-/// (silently clamping would hand a client a page size it did not ask for).
-pub fn page_limit(limit: Option<u32>, default: u32) -> Result<u32, ApiError> {
-    let limit = limit.unwrap_or(default);
-    if PAGE_LIMITS.contains(&limit) {
-        Ok(limit)
-    } else {
-        Err(ApiError::bad_request(
-            "invalid_query",
-            format!(
-                "limit must be between {} and {}",
-                PAGE_LIMITS.start(),
-                PAGE_LIMITS.end()
-            ),
-        ))
-    }
-}
-
 /// A JSON body. Request types deny unknown fields.
 pub struct ApiJson<T>(pub T);
 

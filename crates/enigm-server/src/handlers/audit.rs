@@ -19,7 +19,7 @@ use enigm_store::{AuditFilter, LeafEntry, StoreError, StoredCheckpoint};
 use enigm_types::AuditTarget;
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath, ApiQuery, page_limit};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::guard::Caller;
 use crate::services::audit_log;
 use crate::state::AppState;
@@ -33,7 +33,7 @@ pub async fn list(
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditListQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let limit = page_limit(query.limit, 100)?;
+    let limit = query.limit.unwrap_or(100);
     let filter = AuditFilter {
         after: query.after,
         limit,
@@ -133,7 +133,7 @@ pub async fn leaves(
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditLeavesQuery>,
 ) -> ApiResult<Json<AuditLeavesPage>> {
-    let limit = page_limit(query.limit, 1000)?;
+    let limit = query.limit.unwrap_or(enigm_api::MAX_PAGE);
     let tree_size = signed_tree_size(&state).await?;
     if query.start > tree_size {
         return Err(ApiError::bad_request(

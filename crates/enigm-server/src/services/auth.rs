@@ -14,7 +14,7 @@ use enigm_identity::{MAX_CONSECUTIVE_PIN_FAILURES, Password, Pin};
 use enigm_store::{AdminRecord, NewSession};
 use enigm_types::{
     Actor, AdminId, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, SessionId,
-    Username,
+    Timestamp, Username,
 };
 
 use crate::audit;
@@ -150,16 +150,25 @@ async fn check_login_totp(
         // The password was right: asking for the second factor is not a failed guess.
         return Err(ApiError::unauthenticated(ReasonCategory::TotpRequired));
     };
-    let secret = open_totp_secret(state, admin)?;
-    let now = state.now();
-    let accepted = match verify_totp(&secret, code, now.unix_seconds(), admin.totp_last_step) {
-        Ok(step) => state.store().claim_totp_step(admin.id, step.0).await?,
-        Err(_) => false,
-    };
-    if accepted {
+    if claim_totp_code(state, admin, code, state.now()).await? {
         Ok(())
     } else {
         Err(login_failure(state, keys, Some(admin.id), ReasonCategory::TotpInvalid).await)
+    }
+}
+
+/// Whether `code` is a current code of `admin`'s TOTP not used before; a code that verifies is
+/// claimed (its time step recorded), so the same code never counts twice.
+async fn claim_totp_code(
+    state: &AppState,
+    admin: &AdminRecord,
+    code: &str,
+    now: Timestamp,
+) -> ApiResult<bool> {
+    let secret = open_totp_secret(state, admin)?;
+    match verify_totp(&secret, code, now.unix_seconds(), admin.totp_last_step) {
+        Ok(step) => Ok(state.store().claim_totp_step(admin.id, step.0).await?),
+        Err(_) => Ok(false),
     }
 }
 
@@ -356,25 +365,11 @@ pub async fn totp_confirm(
             "TOTP is already enabled for this account",
         ));
     }
-    let secret = open_totp_secret(state, &caller.admin)?;
     let now = state.now();
     let target = AuditTarget::Account {
         admin: Some(caller.admin.id),
     };
-    let accepted = match verify_totp(
-        &secret,
-        &request.code,
-        now.unix_seconds(),
-        caller.admin.totp_last_step,
-    ) {
-        Ok(step) => {
-            state
-                .store()
-                .claim_totp_step(caller.admin.id, step.0)
-                .await?
-        }
-        Err(_) => false,
-    };
+    let accepted = claim_totp_code(state, &caller.admin, &request.code, now).await?;
     if !accepted {
         let event = audit::denied(
             now,
@@ -447,21 +442,7 @@ pub async fn totp_remove(
             "TOTP is not enabled for this account",
         ));
     }
-    let secret = open_totp_secret(state, &caller.admin)?;
-    let accepted = match verify_totp(
-        &secret,
-        &request.code,
-        now.unix_seconds(),
-        caller.admin.totp_last_step,
-    ) {
-        Ok(step) => {
-            state
-                .store()
-                .claim_totp_step(caller.admin.id, step.0)
-                .await?
-        }
-        Err(_) => false,
-    };
+    let accepted = claim_totp_code(state, &caller.admin, &request.code, now).await?;
     if !accepted {
         // A wrong code is a guess like a wrong password: it shares the account's throttle.
         state

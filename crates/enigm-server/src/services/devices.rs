@@ -287,7 +287,7 @@ pub async fn check_in(
 
 /// The device inventory, in handle order, filtered by lifecycle state, trust state and group.
 pub async fn list(state: &AppState, query: DeviceListQuery) -> ApiResult<Vec<DeviceView>> {
-    let limit = crate::extract::page_limit(query.limit, 100)?;
+    let limit = query.limit.unwrap_or(100);
     let filter = DeviceFilter {
         state: query.state,
         trust_state: query.trust_state,
