@@ -126,3 +126,35 @@ fn a_file_is_not_a_vectors_folder() {
     std::fs::write(&file, b"not a folder").unwrap();
     assert!(check_shared_vectors(file).is_err());
 }
+
+/// A full `scripts/test` run on a checkout without `../shared/vectors` stops before it builds
+/// anything, and says where the vectors belong.
+#[test]
+fn the_test_command_stops_first_when_the_vectors_are_missing() {
+    let root = workspace_root();
+    let dir = tempfile::tempdir().unwrap();
+    let checkout = dir.path().join("enigm");
+    std::fs::create_dir_all(checkout.join("scripts")).unwrap();
+    std::fs::copy(root.join("scripts/test"), checkout.join("scripts/test")).unwrap();
+    let output = std::process::Command::new("bash")
+        .arg(checkout.join("scripts/test"))
+        .env_remove("CI")
+        .env("ENIGM_TEST_POSTGRES_URL", "postgres://unused@127.0.0.1:1/unused")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("the third-party test vectors are missing"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&dir.path().join("shared/vectors").display().to_string()),
+        "{stderr}"
+    );
+    assert!(
+        !stdout.contains("==> system packages"),
+        "it stopped before installing anything: {stdout}"
+    );
+}
