@@ -42,6 +42,10 @@ pub(crate) enum EnrollmentTokenCommand {
         /// default attestation policy, which requires attestation nowhere).
         #[arg(long, value_name = "FILE")]
         attestation_policy_file: Option<PathBuf>,
+        /// Write the token to FILE (mode 0600, replaced atomically) instead of printing it: the
+        /// file `enigm agent --enrollment-token-file` and `enigm simulate` read.
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
     },
 }
 
@@ -53,6 +57,7 @@ pub(crate) async fn run(ctx: &Ctx, command: EnrollmentTokenCommand) -> anyhow::R
         managed_allowed,
         policy_file,
         attestation_policy_file,
+        token_file,
     } = command;
     let policy = policy_file.as_deref().map(read_policy).transpose()?;
     let attestation_policy = attestation_policy_file
@@ -72,6 +77,9 @@ pub(crate) async fn run(ctx: &Ctx, command: EnrollmentTokenCommand) -> anyhow::R
         .client
         .post::<_, EnrollmentTokenCreated>(paths::ENROLLMENT_TOKENS, &request, Some(&pin))
         .await?;
+    if let Some(path) = &token_file {
+        crate::credentials::write_private(path, format!("{}\n", reply.value.token).as_bytes())?;
+    }
     if ctx.json() {
         return output::print_json(&reply.raw);
     }
@@ -89,10 +97,13 @@ pub(crate) async fn run(ctx: &Ctx, command: EnrollmentTokenCommand) -> anyhow::R
             ""
         }
     );
-    println!(
-        "token (shown once, hand it to the device securely): {}",
-        output::clean(&created.token)
-    );
+    match &token_file {
+        Some(path) => println!("token written to {} (mode 0600)", path.display()),
+        None => println!(
+            "token (shown once, hand it to the device securely): {}",
+            output::clean(&created.token)
+        ),
+    }
     Ok(())
 }
 
