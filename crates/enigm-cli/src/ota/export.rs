@@ -1,4 +1,4 @@
-//! `enigm ota export DIR`: the repository as static files for any web server or CDN, in the
+//! `enigm ota export --dir DIR`: the repository as static files for any web server or CDN, in the
 //! layout Command serves (`metadata/N.root.json`, `N.targets.json`, `N.snapshot.json`,
 //! `timestamp.json`; `targets/DIR/SHA256.NAME`). Every root version is written (clients walk
 //! the chain); the current targets, snapshot and timestamp; and each published artifact.

@@ -284,10 +284,14 @@ pub async fn publish_latest(
     // and devices would refuse everything signed now: say so instead of publishing it.
     let root = tx.latest_ota_metadata(MetadataRole::Root).await?;
     if let Err(refusal) = state.ota().stored_root_names_online_keys(root.as_ref())? {
-        return Err(ApiError::conflict(
-            refusal.reason,
-            "the current root does not name Command's online snapshot and timestamp keys: \
-             install a root that does (enigm ota keys rotate --role root) before publishing",
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            refusal.reason.as_str(),
+            format!(
+                "the current root does not name Command's online snapshot and timestamp keys: \
+                 on the signing workstation, with its token, run: {}",
+                super::NAME_ONLINE_KEYS_COMMAND
+            ),
         ));
     }
     let targets = tx
