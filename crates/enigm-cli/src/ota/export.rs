@@ -52,7 +52,13 @@ pub(crate) async fn run(client: &CommandClient, out: &Path, json: bool) -> anyho
     let mut artifacts = 0usize;
     for release in releases
         .iter()
-        .filter(|release| release.state == ReleaseState::Published)
+        // Command keeps serving a superseded release's artifact; so does the mirror.
+        .filter(|release| {
+            matches!(
+                release.state,
+                ReleaseState::Published | ReleaseState::Superseded
+            )
+        })
     {
         let path = hash_prefixed(&release.target_name, &release.sha256);
         let destination = out.join("targets").join(&path);
