@@ -240,6 +240,13 @@ async fn a_release_is_signed_published_and_verifies_on_a_device(backend: Backend
         .await;
     let refused = signing::raw(&app, Method::POST, &signatures, &manager, wrong_role).await;
     assert_eq!(refused.code(), "update_bad_signature", "{:?}", refused.body);
+    // The refusal says what to do: sign with the key the root names, found by key id.
+    let message = refused.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("sign with the targets key of root version 1")
+            && message.contains("--targets-key-label"),
+        "{message}"
+    );
     let manifest_payload = workstation
         .targets_for(&app, &release, &workstation.targets, &workstation.targets)
         .await;

@@ -129,8 +129,19 @@ impl OtaService {
         let trusted = TrustedMetadata::new(root).map_err(|error| refusal(&error))?;
         let root: &Root = trusted.root();
         let targets_role = root.role("targets").map_err(|error| refusal(&error))?;
-        let verified = verify_role::<Targets>(new, &root.keys, targets_role)
-            .map_err(|error| refusal(&error))?;
+        let verified = verify_role::<Targets>(new, &root.keys, targets_role).map_err(|error| {
+            let mut refused = refusal(&error);
+            if refused.reason == ReasonCategory::UpdateBadSignature {
+                // Most often a key the root no longer names (after a rotation): say which.
+                refused.message = format!(
+                    "{}: sign with the targets key of root version {} (`enigm ota keys show` \
+                     lists its key id; `enigm release sign` finds it on the token by key id \
+                     when --targets-key-label is left out)",
+                    refused.message, root.version
+                );
+            }
+            refused
+        })?;
         let targets = verified.signed();
         let previous: Option<Targets> = current
             .map(|bytes| {
