@@ -4,8 +4,11 @@
 //! --ota-pkcs11-module`);
 //! a release is created, approved by a second administrator, signed on the token with
 //! `enigm release sign`, published; `enigm agent` verifies and installs it into its A/B slots
-//! and reports. An image that fails its health check rolls back; an artifact tampered with on
-//! Command's disk is refused before anything switches. Every outcome reaches Command.
+//! and reports. After a targets key rotation `release sign` finds the new key by key id (a label
+//! naming the old one is refused, naming the flag and the expected key), and `ota keys show`
+//! lists the token's labels; a release a later one superseded reads `superseded by …`. An image
+//! that fails its health check rolls back; an artifact tampered with on Command's disk is
+//! refused before anything switches. Every outcome reaches Command.
 
 #![allow(
     clippy::unwrap_used,
