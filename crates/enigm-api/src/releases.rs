@@ -112,7 +112,13 @@ pub struct ReleaseView {
     pub sha256: String,
     /// RFC 3339.
     pub expires_at: String,
+    /// `superseded` for a published release that a later published one superseded (see
+    /// `superseded_by`).
     pub state: ReleaseState,
+    /// The published release that superseded this one: the same kind and channel, a higher
+    /// rollback index, covering its hardware; the targets metadata no longer lists this one.
+    #[serde(default)]
+    pub superseded_by: Option<ReleaseId>,
     /// The release-signing approval request.
     pub approval: Option<ApprovalId>,
     pub artifact_stored: bool,

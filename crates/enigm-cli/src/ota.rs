@@ -7,8 +7,9 @@
 //! - `keys rotate`: a new key for one role, through a new root version signed by the old and
 //!   the new root thresholds.
 //! - `keys show`: the current root's roles, keys, thresholds and expiry.
-//! - `export DIR`: the repository as static files.
+//! - `export --dir DIR`: the repository as static files.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
@@ -42,8 +43,12 @@ enum OtaCommand {
     Keys(KeysCommand),
     /// Write the repository (metadata and published artifacts) as static files to DIR.
     Export {
-        /// The output directory.
-        out: PathBuf,
+        /// The output directory (required).
+        #[arg(long, value_name = "DIR", required_unless_present = "out")]
+        dir: Option<PathBuf>,
+        /// The output directory, as a positional argument (the earlier form, kept working).
+        #[arg(hide = true, value_name = "DIR", conflicts_with = "dir")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -53,8 +58,9 @@ enum KeysCommand {
     Init(keys::InitArgs),
     /// Replace one role's key through a new root version.
     Rotate(keys::RotateArgs),
-    /// The current root: roles, keys, thresholds and expiry.
-    Show,
+    /// The current root: roles, keys, thresholds and expiry; with the workstation's token,
+    /// the label of each key it holds.
+    Show(keys::OptionalKeySourceArgs),
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: OtaArgs) -> anyhow::Result<()> {
@@ -67,8 +73,13 @@ pub(crate) async fn run(global: &GlobalArgs, args: OtaArgs) -> anyhow::Result<()
         OtaCommand::Keys(KeysCommand::Rotate(rotate)) => {
             keys::rotate(&client, &pins, rotate, global.json).await
         }
-        OtaCommand::Keys(KeysCommand::Show) => show(&client, global.json).await,
-        OtaCommand::Export { out } => export::run(&client, &out, global.json).await,
+        OtaCommand::Keys(KeysCommand::Show(keys)) => show(&client, &keys, global.json).await,
+        OtaCommand::Export { dir, out } => {
+            let out = dir
+                .or(out)
+                .context("name the output directory: --dir DIR")?;
+            export::run(&client, &out, global.json).await
+        }
     }
 }
 
@@ -105,59 +116,114 @@ pub(crate) async fn fetch_metadata(client: &CommandClient, file: &str) -> anyhow
     Ok(bytes)
 }
 
-async fn show(client: &CommandClient, json: bool) -> anyhow::Result<()> {
+async fn show(
+    client: &CommandClient,
+    keys: &keys::OptionalKeySourceArgs,
+    json: bool,
+) -> anyhow::Result<()> {
     let root_bytes = latest_root(client).await?;
     let online = client.get::<OnlineKeysView>(paths::OTA_ONLINE_KEYS).await?;
     let (_, root) = enigm_ota::metadata::parse::<enigm_ota::metadata::Root>(&root_bytes)
         .context("Command's root metadata is malformed")?;
+    // Labels are the workstation's own names for its keys: only its token knows them.
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+    if let Some(store) = keys.open()? {
+        for (label, key) in store.labelled_keys()? {
+            labels.insert(key.key_id(), label);
+        }
+    }
+    let online_id = |value: &serde_json::Value| {
+        serde_json::from_value::<enigm_ota::Key>(value.clone())
+            .map(|key| key.key_id())
+            .ok()
+    };
+    let mut online_ids = Vec::new();
+    for (role, value) in [
+        ("snapshot", &online.value.snapshot),
+        ("timestamp", &online.value.timestamp),
+    ] {
+        if let Some(id) = online_id(value) {
+            labels.insert(id.clone(), format!("Command's online {role} key"));
+            online_ids.push(id);
+        }
+    }
+    let label_of = |id: &str| labels.get(id).cloned().unwrap_or_else(|| "-".to_owned());
+    let mut rows: Vec<(String, u64, Vec<String>, Vec<String>)> = Vec::new();
+    for name in ["root", "targets", "snapshot", "timestamp"] {
+        let Some(role) = root.roles.get(name) else {
+            continue;
+        };
+        let schemes = role
+            .keyids
+            .iter()
+            .map(|id| {
+                root.keys
+                    .get(id)
+                    .map_or("?".to_owned(), |key| key.scheme.clone())
+            })
+            .collect();
+        rows.push((
+            name.to_owned(),
+            role.threshold,
+            role.keyids.clone(),
+            schemes,
+        ));
+    }
+    if let Ok(release) = enigm_ota::release::release_signing(&root) {
+        rows.push((
+            "release-signing".to_owned(),
+            release.threshold,
+            release.keys.keys().cloned().collect(),
+            release
+                .keys
+                .values()
+                .map(|key| key.scheme.clone())
+                .collect(),
+        ));
+    }
+    let online_named = rows.iter().all(|(name, _, ids, _)| {
+        !matches!(name.as_str(), "snapshot" | "timestamp")
+            || ids.iter().all(|id| online_ids.contains(id))
+    });
     if json {
         let value: serde_json::Value =
             serde_json::from_slice(&root_bytes).context("the root metadata is not JSON")?;
         return output::print_json(&serde_json::json!({
             "root": value,
             "online_keys": online.raw,
+            "online_keys_named": online_named,
+            "labels": labels,
         }));
     }
     println!("root version {} (expires {})", root.version, root.expires);
-    let mut table = output::new_table(&["ROLE", "THRESHOLD", "KEY IDS", "SCHEME"]);
-    let short = |id: &str| id.chars().take(16).collect::<String>();
-    for name in ["root", "targets", "snapshot", "timestamp"] {
-        let Some(role) = root.roles.get(name) else {
-            continue;
-        };
+    let mut table = output::new_table(&["ROLE", "THRESHOLD", "KEY IDS", "SCHEME", "LABEL"]);
+    for (name, threshold, ids, schemes) in &rows {
         table.add_row(vec![
-            name.to_owned(),
-            role.threshold.to_string(),
-            role.keyids
-                .iter()
-                .map(|id| short(id))
+            name.clone(),
+            threshold.to_string(),
+            ids.iter()
+                .map(|id| keys::short_key_id(id))
                 .collect::<Vec<_>>()
                 .join(", "),
-            role.keyids
-                .iter()
-                .map(|id| root.keys.get(id).map_or("?", |key| key.scheme.as_str()))
-                .collect::<Vec<_>>()
-                .join(", "),
-        ]);
-    }
-    if let Ok(release) = enigm_ota::release::release_signing(&root) {
-        table.add_row(vec![
-            "release-signing".to_owned(),
-            release.threshold.to_string(),
-            release
-                .keys
-                .keys()
-                .map(|id| short(id))
-                .collect::<Vec<_>>()
-                .join(", "),
-            release
-                .keys
-                .values()
-                .map(|key| key.scheme.as_str())
+            schemes.join(", "),
+            ids.iter()
+                .map(|id| label_of(id))
                 .collect::<Vec<_>>()
                 .join(", "),
         ]);
     }
     output::print_table(&table);
+    if keys.is_empty() {
+        println!(
+            "Key labels: pass the workstation's token (--pkcs11-module PATH --token-label LABEL)."
+        );
+    }
+    if !online_named {
+        println!(
+            "warning: this root does not name Command's online snapshot and timestamp keys; on \
+             the signing workstation run: enigm ota keys rotate --role root --pkcs11-module \
+             MODULE --token-label LABEL --token-pin-file FILE"
+        );
+    }
     Ok(())
 }

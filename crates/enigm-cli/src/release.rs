@@ -135,7 +135,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ReleaseArgs) -> anyhow::Resul
                     output::clean(&release.release_version),
                     release.rollback_index.to_string(),
                     output::clean(&release.channel),
-                    release.state.to_string(),
+                    state_text(release),
                     release.installs.installed.to_string(),
                     release.installs.rejected.to_string(),
                     release.installs.rolled_back.to_string(),
@@ -269,6 +269,15 @@ pub(crate) fn bytes_bar(length: u64, message: &'static str) -> ProgressBar {
     bar
 }
 
+/// The state as the tables show it: a superseded release names the release that superseded it
+/// (by the 8 characters the listing shows).
+fn state_text(release: &ReleaseView) -> String {
+    match release.superseded_by {
+        Some(by) => format!("{} by {}", release.state, output::short_id(by)),
+        None => release.state.to_string(),
+    }
+}
+
 pub(crate) fn print_release(
     release: &ReleaseView,
     raw: &serde_json::Value,
@@ -292,7 +301,7 @@ pub(crate) fn print_release(
         ("length", release.length.to_string()),
         ("sha256", release.sha256.clone()),
         ("expires", release.expires_at.clone()),
-        ("state", release.state.to_string()),
+        ("state", state_text(release)),
         (
             "approval",
             release

@@ -4,8 +4,11 @@
 //! --ota-pkcs11-module`);
 //! a release is created, approved by a second administrator, signed on the token with
 //! `enigm release sign`, published; `enigm agent` verifies and installs it into its A/B slots
-//! and reports. An image that fails its health check rolls back; an artifact tampered with on
-//! Command's disk is refused before anything switches. Every outcome reaches Command.
+//! and reports. After a targets key rotation `release sign` finds the new key by key id (a label
+//! naming the old one is refused, naming the flag and the expected key), and `ota keys show`
+//! lists the token's labels; a release a later one superseded reads `superseded by …`. An image
+//! that fails its health check rolls back; an artifact tampered with on Command's disk is
+//! refused before anything switches. Every outcome reaches Command.
 
 #![allow(
     clippy::unwrap_used,
@@ -156,9 +159,10 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     assert!(first.contains("ota: repository unavailable"), "{first}");
 
     // A release: created by the pipeline, approved by carol, signed on the token, published.
-    let targets_label = std::cell::RefCell::new("enigm-ota-targets".to_owned());
+    // After the targets key is rotated, a label naming the old key is refused before anything is
+    // signed, and the error names the flag and the key the root expects.
+    let rotated_targets = std::cell::Cell::new(false);
     let release_of = |kind: &str, name: &str, bytes: &[u8], rollback: &str| -> String {
-        let label = targets_label.borrow().clone();
         let image = dir.path().join(name);
         std::fs::write(&image, bytes).unwrap();
         let created = owner.json(&[
@@ -196,15 +200,35 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
             "--pin-file",
             carol_pin.to_str().unwrap(),
         ]);
+        if rotated_targets.get() {
+            let old_label = owner.run(
+                &[
+                    &["release", "sign", &id, "--pin-file", pin, "--trusted-root"][..],
+                    &[
+                        root_file.to_str().unwrap(),
+                        "--targets-key-label",
+                        "enigm-ota-targets",
+                    ],
+                    &token_args[..],
+                ]
+                .concat(),
+            );
+            assert!(!old_label.status.success());
+            assert!(
+                text(&old_label).contains("pass --targets-key-label enigm-ota-targets-2"),
+                "{}",
+                text(&old_label)
+            );
+        }
         let signed = owner.json(
             &[
                 &["release", "sign", &id, "--pin-file", pin, "--trusted-root"][..],
+                // No key labels: the workstation finds its keys by the key ids the newest root
+                // names, also after the targets key was rotated.
                 &[
                     root_file.to_str().unwrap(),
                     "--artifact",
                     image.to_str().unwrap(),
-                    "--targets-key-label",
-                    &label,
                 ],
                 &token_args[..],
             ]
@@ -292,7 +316,17 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     .concat());
     let rotated = agent(&url, &device, &ota);
     assert!(rotated.contains("ota: up to date"), "{rotated}");
-    targets_label.replace("enigm-ota-targets-2".to_owned());
+    // With the token, `ota keys show` names each key's label; Command's online keys as such.
+    let shown = owner.ok(&[&["ota", "keys", "show"][..], &token_args[..]].concat());
+    let targets_row = shown
+        .lines()
+        .find(|line| line.contains("targets"))
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(targets_row.contains("enigm-ota-targets-2"), "{shown}");
+    assert!(shown.contains("enigm-ota-root"), "{shown}");
+    assert!(shown.contains("enigm-ota-release"), "{shown}");
+    assert!(shown.contains("Command's online snapshot key"), "{shown}");
+    rotated_targets.set(true);
 
     // An image that fails its health check rolls back to the running slot.
     let v3_bytes = b"enigm os image 3 ENIGM-SIMULATE-UNHEALTHY";
@@ -314,6 +348,24 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         owner.json(&["release", "status", &v3])["installs"]["rolled_back"],
         1
     );
+    // v3 superseded v2: `release status` says so, by which release, in JSON and tables.
+    let v2_now = owner.json(&["release", "status", &v2]);
+    assert_eq!(v2_now["state"], "superseded", "{v2_now}");
+    assert_eq!(v2_now["superseded_by"], v3.as_str(), "{v2_now}");
+    let table = owner.ok(&["release", "status"]);
+    let v2_row = table
+        .lines()
+        .find(|line| line.contains(&v2[..8]))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(
+        v2_row.contains(&format!("superseded by {}", &v3[..8])),
+        "{table}"
+    );
+    let v3_row = table
+        .lines()
+        .find(|line| line.contains(&v3[..8]))
+        .unwrap_or_else(|| panic!("{table}"));
+    assert!(v3_row.contains("published"), "{table}");
 
     // An artifact tampered with on Command's disk: refused, nothing switched.
     let v4_bytes = b"enigm os image, version 4";

@@ -289,27 +289,33 @@ pub fn superseded_by<'a>(
     name: &str,
     new: &ReleaseFields,
 ) -> Vec<&'a String> {
-    let new_expiry = crate::time::parse_expiry(&new.expires);
     targets
         .iter()
         .filter(|(other, _)| other.as_str() != name)
-        .filter(|(_, entry)| {
-            listed_fields(entry).is_some_and(|old| {
-                old.kind == new.kind
-                    && old.channel == new.channel
-                    && old.rollback_index < new.rollback_index
-                    && old
-                        .hardware
-                        .iter()
-                        .all(|model| new.hardware.contains(model))
-                    && match (crate::time::parse_expiry(&old.expires), new_expiry) {
-                        (Some(old), Some(new)) => old <= new,
-                        _ => false,
-                    }
-            })
-        })
+        .filter(|(_, entry)| listed_fields(entry).is_some_and(|old| supersedes(new, &old)))
         .map(|(other, _)| other)
         .collect()
+}
+
+/// Whether a release with fields `new` supersedes one with fields `old` (the rule of
+/// [`superseded_by`]): the same kind and channel, a lower rollback index, hardware `new` covers
+/// entirely, and an expiry no later than `new`'s. Command also answers with it which release
+/// superseded a published one.
+pub fn supersedes(new: &ReleaseFields, old: &ReleaseFields) -> bool {
+    old.kind == new.kind
+        && old.channel == new.channel
+        && old.rollback_index < new.rollback_index
+        && old
+            .hardware
+            .iter()
+            .all(|model| new.hardware.contains(model))
+        && match (
+            crate::time::parse_expiry(&old.expires),
+            crate::time::parse_expiry(&new.expires),
+        ) {
+            (Some(old), Some(new)) => old <= new,
+            _ => false,
+        }
 }
 
 /// Verifies the payload signatures of a target against the release keys pinned in `root`.

@@ -238,7 +238,7 @@ pub const HOW_TO_SHARE_KEYS: &str = "give this process the deployment's keys: po
 /// Said in addition when an OTA online key is refused: moving those keys is legitimate.
 pub const HOW_TO_REBIND_OTA_KEYS: &str = "if you moved the OTA online keys between files and a \
     token on purpose, start once with --rebind-ota-online-keys (the next OTA root must then \
-    name them: enigm ota keys rotate --role root)";
+    name them: on the signing workstation, `enigm ota keys rotate --role root` with its token)";
 
 /// The advice that ends a refusal about the key of `role`.
 pub fn key_advice(role: KeyRole) -> String {

@@ -18,6 +18,13 @@ pub use repository::{
 };
 
 /// How long a timestamp Command signs stays valid; it is re-signed well before that.
+/// What makes the OTA root name Command's online keys again after they moved between files
+/// and a token: a root rotation on the signing workstation that keeps the root key. Printed by
+/// `enigm up` and by a refused publish; MODULE, LABEL and FILE are the workstation's token, as
+/// for `enigm ota keys init`.
+pub const NAME_ONLINE_KEYS_COMMAND: &str = "enigm ota keys rotate --role root --pkcs11-module \
+    MODULE --token-label LABEL --token-pin-file FILE";
+
 pub const TIMESTAMP_LIFETIME: Duration = Duration::from_secs(24 * 60 * 60);
 /// Re-sign the timestamp once less than this is left.
 pub const TIMESTAMP_REFRESH_BEFORE: Duration = Duration::from_secs(12 * 60 * 60);

@@ -94,7 +94,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             "warning: the current OTA root does not name this Command's online snapshot and \
              timestamp keys (did they move between files and a token?); devices will refuse \
              what it signs, and publishing is refused, until a root that names them is \
-             installed: enigm ota keys rotate --role root"
+             installed. On the signing workstation, with its token (as for `enigm ota keys \
+             init`; no new key is needed), run: {}",
+            crate::ota::NAME_ONLINE_KEYS_COMMAND
         );
         tracing::warn!("the current OTA root does not name Command's online keys");
     }

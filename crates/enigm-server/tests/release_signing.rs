@@ -240,6 +240,13 @@ async fn a_release_is_signed_published_and_verifies_on_a_device(backend: Backend
         .await;
     let refused = signing::raw(&app, Method::POST, &signatures, &manager, wrong_role).await;
     assert_eq!(refused.code(), "update_bad_signature", "{:?}", refused.body);
+    // The refusal says what to do: sign with the key the root names, found by key id.
+    let message = refused.body["message"].as_str().unwrap();
+    assert!(
+        message.contains("sign with the targets key of root version 1")
+            && message.contains("--targets-key-label"),
+        "{message}"
+    );
     let manifest_payload = workstation
         .targets_for(&app, &release, &workstation.targets, &workstation.targets)
         .await;
@@ -323,7 +330,8 @@ async fn a_release_is_signed_published_and_verifies_on_a_device(backend: Backend
 
 /// The targets metadata lists what a device may still install: a release drops the ones it
 /// supersedes (same kind and channel, lower rollback index, hardware it covers), keeps the
-/// others, and Command refuses targets metadata that drops anything else.
+/// others, and Command refuses targets metadata that drops anything else. Once published, a
+/// superseded release reads `superseded`, naming the release that superseded it.
 async fn newer_releases_supersede_older_ones_in_the_targets(backend: Backend) {
     use enigm_ota::metadata::Targets;
     use enigm_ota::sign_metadata;
@@ -402,6 +410,63 @@ async fn newer_releases_supersede_older_ones_in_the_targets(backend: Backend) {
         listed().await,
         ["os/b.img", "os/c.img", "os/d.img"],
         "b is not superseded for enigm-sim"
+    );
+
+    // Signed, not published yet: nothing is superseded in what devices see.
+    let state_of = async |release: &Value| -> Value {
+        let id = release["id"].as_str().unwrap();
+        app.get(&paths::fill(paths::RELEASE, &[id]), &manager)
+            .await
+            .body
+    };
+    let a_now = state_of(&a).await;
+    assert_eq!(a_now["state"], "signed", "{a_now}");
+    assert_eq!(a_now["superseded_by"], Value::Null, "{a_now}");
+    // Publishing d publishes everything signed before it: a is superseded by b, and says so
+    // (one release and the list alike); the others are published.
+    let published = app
+        .call(
+            Method::POST,
+            &paths::fill(paths::RELEASE_PUBLISH, &[d["id"].as_str().unwrap()]),
+            Some(&manager),
+            Some(manager.pin),
+            None,
+        )
+        .await;
+    assert_eq!(published.status, StatusCode::OK, "{:?}", published.body);
+    assert_eq!(published.body["state"], "published");
+    let a_now = state_of(&a).await;
+    assert_eq!(a_now["state"], "superseded", "{a_now}");
+    assert_eq!(a_now["superseded_by"], b["id"], "{a_now}");
+    for other in [&b, &c, &d] {
+        let now = state_of(other).await;
+        assert_eq!(now["state"], "published", "{now}");
+        assert_eq!(now["superseded_by"], Value::Null, "{now}");
+    }
+    let all = app.get(paths::RELEASES, &manager).await.body;
+    let items = all
+        .as_array()
+        .or_else(|| all["items"].as_array())
+        .unwrap()
+        .clone();
+    let states: std::collections::BTreeMap<String, (Value, Value)> = items
+        .iter()
+        .map(|release| {
+            (
+                release["target_name"].as_str().unwrap().to_owned(),
+                (release["state"].clone(), release["superseded_by"].clone()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states["os/a.img"],
+        (json!("superseded"), b["id"].clone()),
+        "{all}"
+    );
+    assert_eq!(
+        states["os/b.img"],
+        (json!("published"), Value::Null),
+        "{all}"
     );
 }
 

@@ -406,8 +406,9 @@ impl WriteTx<'_> {
         let stamp = match to {
             ReleaseState::Signed => "signed_at",
             ReleaseState::Published => "published_at",
-            // Approval is recorded on the approval request itself.
-            ReleaseState::Draft | ReleaseState::Approved => "",
+            // Approval is recorded on the approval request itself; `Superseded` is derived when
+            // read, never stored.
+            ReleaseState::Draft | ReleaseState::Approved | ReleaseState::Superseded => "",
         };
         let mut sql = String::from(
             "UPDATE ota_releases SET state = $3, targets_version = COALESCE($4, targets_version)",

@@ -12,6 +12,11 @@ vocabulary! {
         Approved => "approved",
         Signed => "signed",
         Published => "published",
+        /// Published, then superseded by a later published release (same kind and channel,
+        /// higher rollback index, covering its hardware): the targets metadata devices fetch
+        /// no longer lists it. Command derives it when it answers; the stored state stays
+        /// `Published`.
+        Superseded => "superseded",
     }
 }
 

@@ -1,4 +1,4 @@
-//! `enigm ota export DIR`: the repository as static files for any web server or CDN, in the
+//! `enigm ota export --dir DIR`: the repository as static files for any web server or CDN, in the
 //! layout Command serves (`metadata/N.root.json`, `N.targets.json`, `N.snapshot.json`,
 //! `timestamp.json`; `targets/DIR/SHA256.NAME`). Every root version is written (clients walk
 //! the chain); the current targets, snapshot and timestamp; and each published artifact.
@@ -52,7 +52,13 @@ pub(crate) async fn run(client: &CommandClient, out: &Path, json: bool) -> anyho
     let mut artifacts = 0usize;
     for release in releases
         .iter()
-        .filter(|release| release.state == ReleaseState::Published)
+        // Command keeps serving a superseded release's artifact; so does the mirror.
+        .filter(|release| {
+            matches!(
+                release.state,
+                ReleaseState::Published | ReleaseState::Superseded
+            )
+        })
     {
         let path = hash_prefixed(&release.target_name, &release.sha256);
         let destination = out.join("targets").join(&path);

@@ -11,6 +11,7 @@ use clap::Args;
 use enigm_api::paths;
 use enigm_api::releases::{OnlineKeysView, RepositoryView};
 use enigm_ota::client::TrustedMetadata;
+use enigm_ota::metadata::Root;
 use enigm_ota::repository::{RootKeys, build_root};
 use enigm_ota::{Key, MetadataSigner, SignerError, SoftwareSigner, sign_metadata};
 use secrecy::SecretString;
@@ -24,25 +25,127 @@ pub(crate) const ROOT_LABEL: &str = "enigm-ota-root";
 pub(crate) const TARGETS_LABEL: &str = "enigm-ota-targets";
 pub(crate) const RELEASE_LABEL: &str = "enigm-ota-release";
 
-/// Where the keys are.
+/// Where the keys are: a PKCS#11 token (`--pkcs11-module` with `--token-label`) or, for
+/// development only, key files (`--insecure-dev-key-dir`); exactly one of the two is required.
 #[derive(Debug, Clone, Args)]
+#[command(group(
+    clap::ArgGroup::new("key_source")
+        .args(["pkcs11_module", "insecure_dev_key_dir"])
+        .required(true)
+))]
 pub(crate) struct KeySourceArgs {
-    /// The PKCS#11 module of the token (e.g. /usr/lib/softhsm/libsofthsm2.so).
+    /// The PKCS#11 module of the token (e.g. /usr/lib/softhsm/libsofthsm2.so); required, with
+    /// --token-label, unless --insecure-dev-key-dir.
     #[arg(long, value_name = "PATH", requires = "token_label")]
     pkcs11_module: Option<PathBuf>,
-    /// The token's label.
-    #[arg(long, value_name = "LABEL")]
+    /// The token's label (required with --pkcs11-module), e.g. `release-hsm`.
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
     token_label: Option<String>,
     /// File whose content is the token's user PIN; prompted for otherwise.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
     token_pin_file: Option<PathBuf>,
     /// INSECURE, development only: keys as files in DIR (created 0700, outside any git work
     /// tree). Production keys live in a PKCS#11 token.
     #[arg(long, value_name = "DIR", conflicts_with = "pkcs11_module")]
     insecure_dev_key_dir: Option<PathBuf>,
+}
+
+/// The algorithm of keys created now.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct AlgorithmArg {
     /// Key algorithm of keys created now: `ed25519` or `ecdsa-p256`.
     #[arg(long, default_value = "ed25519", value_parser = ["ed25519", "ecdsa-p256"])]
     algorithm: String,
+}
+
+impl AlgorithmArg {
+    fn algorithm(&self) -> enigm_crypto::pkcs11::Pkcs11KeyAlgorithm {
+        if self.algorithm == "ecdsa-p256" {
+            enigm_crypto::pkcs11::Pkcs11KeyAlgorithm::EcdsaP256
+        } else {
+            enigm_crypto::pkcs11::Pkcs11KeyAlgorithm::Ed25519
+        }
+    }
+}
+
+/// The signing workstation's token, optional: `enigm ota keys show` names the keys it holds.
+#[derive(Debug, Clone, Args)]
+pub(crate) struct OptionalKeySourceArgs {
+    /// The PKCS#11 module of the workstation's token, to show the label of each key it holds.
+    #[arg(long, value_name = "PATH", requires = "token_label")]
+    pkcs11_module: Option<PathBuf>,
+    /// The token's label (required with --pkcs11-module).
+    #[arg(long, value_name = "LABEL", requires = "pkcs11_module")]
+    token_label: Option<String>,
+    /// File whose content is the token's user PIN; prompted for otherwise.
+    #[arg(long, value_name = "FILE", requires = "pkcs11_module")]
+    token_pin_file: Option<PathBuf>,
+    /// INSECURE, development only: the key files' directory, to show their labels.
+    #[arg(long, value_name = "DIR", conflicts_with = "pkcs11_module")]
+    insecure_dev_key_dir: Option<PathBuf>,
+}
+
+impl OptionalKeySourceArgs {
+    /// Whether no key store was named.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pkcs11_module.is_none() && self.insecure_dev_key_dir.is_none()
+    }
+
+    /// The key store, when one was named.
+    pub(crate) fn open(&self) -> anyhow::Result<Option<KeyStore>> {
+        if self.is_empty() {
+            return Ok(None);
+        }
+        KeySourceArgs {
+            pkcs11_module: self.pkcs11_module.clone(),
+            token_label: self.token_label.clone(),
+            token_pin_file: self.token_pin_file.clone(),
+            insecure_dev_key_dir: self.insecure_dev_key_dir.clone(),
+        }
+        .open()
+        .map(Some)
+    }
+}
+
+/// A role of the signing workstation's keys, as `enigm ota keys rotate --role` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkstationRole {
+    Root,
+    Targets,
+    Release,
+}
+
+impl WorkstationRole {
+    fn name(self) -> &'static str {
+        match self {
+            WorkstationRole::Root => "root",
+            WorkstationRole::Targets => "targets",
+            WorkstationRole::Release => "release-signing",
+        }
+    }
+
+    /// The key ids `root` names for this role (none when it names none).
+    pub(crate) fn key_ids(self, root: &Root) -> Vec<String> {
+        match self {
+            WorkstationRole::Root | WorkstationRole::Targets => root
+                .roles
+                .get(if self == WorkstationRole::Root {
+                    "root"
+                } else {
+                    "targets"
+                })
+                .map(|role| role.keyids.clone())
+                .unwrap_or_default(),
+            WorkstationRole::Release => enigm_ota::release::release_signing(root)
+                .map(|signing| signing.keys.into_keys().collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// The first 16 hex digits of a key id, as `enigm ota keys show` prints them.
+pub(crate) fn short_key_id(id: &str) -> String {
+    id.chars().take(16).collect()
 }
 
 /// An opened key store.
@@ -97,14 +200,6 @@ impl KeySourceArgs {
             .with_context(|| format!("cannot open the token `{label}`"))?;
         Ok(KeyStore::Token(token))
     }
-
-    fn algorithm(&self) -> enigm_crypto::pkcs11::Pkcs11KeyAlgorithm {
-        if self.algorithm == "ecdsa-p256" {
-            enigm_crypto::pkcs11::Pkcs11KeyAlgorithm::EcdsaP256
-        } else {
-            enigm_crypto::pkcs11::Pkcs11KeyAlgorithm::Ed25519
-        }
-    }
 }
 
 /// A token's user PIN: from `file` (its first line's end trimmed), else prompted for on a
@@ -149,6 +244,121 @@ fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
 }
 
 impl KeyStore {
+    /// Every key in the store with its label, in label order.
+    pub(crate) fn labelled_keys(&self) -> anyhow::Result<Vec<(String, Key)>> {
+        match self {
+            KeyStore::Token(token) => Ok(token
+                .list_keys()
+                .context("cannot list the keys on the token")?
+                .into_iter()
+                .map(|info| {
+                    let key = match info.public_key {
+                        enigm_crypto::pkcs11::PublicKey::Ed25519(public) => Key::ed25519(&public),
+                        enigm_crypto::pkcs11::PublicKey::EcdsaP256(point) => {
+                            Key::ecdsa_p256(&point)
+                        }
+                    };
+                    (info.label, key)
+                })
+                .collect()),
+            KeyStore::Files(dir) => {
+                let mut labels = Vec::new();
+                for entry in std::fs::read_dir(dir)
+                    .with_context(|| format!("cannot read `{}`", dir.display()))?
+                {
+                    let name = entry?.file_name();
+                    if let Some(label) = name.to_str().and_then(|name| name.strip_suffix(".key")) {
+                        labels.push(label.to_owned());
+                    }
+                }
+                labels.sort();
+                let mut keys = Vec::new();
+                for label in labels {
+                    if let Some(key) = self.find(&label)? {
+                        keys.push((label, key.key()));
+                    }
+                }
+                Ok(keys)
+            }
+        }
+    }
+
+    /// The key that signs for `role` under `root`: the one labelled `label` when given (refused
+    /// unless `root` names it for the role, before anything is signed), else the one in the
+    /// store whose key id `root` names for the role, whatever its label. `flag` is the option
+    /// that names the label, for the error.
+    pub(crate) fn for_role(
+        &self,
+        root: &Root,
+        role: WorkstationRole,
+        label: Option<&str>,
+        flag: &str,
+    ) -> anyhow::Result<(String, WorkstationKey)> {
+        let expected = role.key_ids(root);
+        let named = || {
+            expected
+                .iter()
+                .map(|id| short_key_id(id))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let keys = self.labelled_keys()?;
+        let matching: Vec<&String> = keys
+            .iter()
+            .filter(|(_, key)| expected.contains(&key.key_id()))
+            .map(|(label, _)| label)
+            .collect();
+        let held = || {
+            if keys.is_empty() {
+                "none".to_owned()
+            } else {
+                keys.iter()
+                    .map(|(label, key)| format!("`{label}` ({})", short_key_id(&key.key_id())))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        let label = match (label, matching.first()) {
+            (Some(label), _) => {
+                let key = self.find(label)?.with_context(|| {
+                    format!(
+                        "no key labelled `{label}` here (it holds {}); the {} key of root \
+                         version {} has key id {}: pass {flag} with its label, or leave {flag} \
+                         out to find it by key id",
+                        held(),
+                        role.name(),
+                        root.version,
+                        named()
+                    )
+                })?;
+                if !expected.contains(&key.key().key_id()) {
+                    let hint = matching.first().map_or_else(
+                        || "no key here is one it names: open the token that holds it".to_owned(),
+                        |found| format!("the one here is `{found}`: pass {flag} {found}, or leave {flag} out"),
+                    );
+                    anyhow::bail!(
+                        "the key `{label}` is not the {} key of root version {} (key id {}); {hint}",
+                        role.name(),
+                        root.version,
+                        named()
+                    );
+                }
+                return Ok((label.to_owned(), key));
+            }
+            (None, Some(found)) => (*found).clone(),
+            (None, None) => anyhow::bail!(
+                "no key here is the {} key of root version {} (key id {}); it holds {}: open the \
+                 token that holds it, or pass {flag} LABEL",
+                role.name(),
+                root.version,
+                named(),
+                held()
+            ),
+        };
+        let key = self.get(&label)?;
+        Ok((label, key))
+    }
+
     /// The key with `label`, if it exists.
     pub(crate) fn find(&self, label: &str) -> anyhow::Result<Option<WorkstationKey>> {
         match self {
@@ -258,6 +468,8 @@ impl Mode0600 for std::fs::OpenOptions {
 pub(crate) struct InitArgs {
     #[command(flatten)]
     keys: KeySourceArgs,
+    #[command(flatten)]
+    algorithm: AlgorithmArg,
     /// Where to write the first root metadata, which devices are provisioned with.
     #[arg(long, value_name = "FILE", default_value = "root.json")]
     root_out: PathBuf,
@@ -270,15 +482,21 @@ pub(crate) struct InitArgs {
 pub(crate) struct RotateArgs {
     #[command(flatten)]
     keys: KeySourceArgs,
-    /// Which role gets a new key: `root`, `targets` or `release`.
+    #[command(flatten)]
+    algorithm: AlgorithmArg,
+    /// Which role gets a new key: `root`, `targets` or `release`. Every new root names
+    /// Command's current online snapshot and timestamp keys; `--role root` without
+    /// --new-key-label keeps the root key and does only that (after `enigm up
+    /// --rebind-ota-online-keys`, as `enigm up` says).
     #[arg(long, value_parser = ["root", "targets", "release"])]
     role: String,
-    /// The label of the new key (created when missing).
-    #[arg(long)]
-    new_key_label: String,
-    /// The label of the current root key, which signs the new root.
-    #[arg(long, default_value = ROOT_LABEL)]
-    root_key_label: String,
+    /// The label of the new key (created when missing); required for `targets` and `release`.
+    #[arg(long, value_name = "LABEL", required_if_eq_any = [("role", "targets"), ("role", "release")])]
+    new_key_label: Option<String>,
+    /// The label of the current root key, which signs the new root (default: the key whose key
+    /// id the current root names).
+    #[arg(long, value_name = "LABEL")]
+    root_key_label: Option<String>,
     /// Days until the new root expires.
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
     expires_in_days: u32,
@@ -313,7 +531,7 @@ pub(crate) async fn init(
         repository.root_version.unwrap_or_default()
     );
     let store = args.keys.open()?;
-    let algorithm = args.keys.algorithm();
+    let algorithm = args.algorithm.algorithm();
     let mut created = Vec::new();
     let mut keys = Vec::new();
     for label in [ROOT_LABEL, TARGETS_LABEL, RELEASE_LABEL] {
@@ -369,13 +587,37 @@ pub(crate) async fn rotate(
         TrustedMetadata::new(&current_bytes).context("Command's current root does not verify")?;
     let mut root_keys =
         RootKeys::from_root(current.root()).context("Command's current root is missing a role")?;
+    // Command refuses a root that does not name its online keys as they are now (they change
+    // when they move between files and a token), so every new root names them.
+    let online = client
+        .get::<OnlineKeysView>(paths::OTA_ONLINE_KEYS)
+        .await?
+        .value;
+    let snapshot: Key =
+        serde_json::from_value(online.snapshot).context("Command's online key is malformed")?;
+    let timestamp: Key =
+        serde_json::from_value(online.timestamp).context("Command's online key is malformed")?;
+    let online_changed = root_keys.snapshot != snapshot || root_keys.timestamp != timestamp;
+    root_keys.snapshot = snapshot;
+    root_keys.timestamp = timestamp;
     let store = args.keys.open()?;
-    let old_root = store.get(&args.root_key_label)?;
-    let (new_key, _) = store.get_or_create(&args.new_key_label, args.keys.algorithm())?;
-    match args.role.as_str() {
-        "root" => root_keys.root = vec![new_key.key()],
-        "targets" => root_keys.targets = vec![new_key.key()],
-        _ => root_keys.release = vec![new_key.key()],
+    let (_, old_root) = store.for_role(
+        current.root(),
+        WorkstationRole::Root,
+        args.root_key_label.as_deref(),
+        "--root-key-label",
+    )?;
+    let new_key = match &args.new_key_label {
+        Some(label) => Some(store.get_or_create(label, args.algorithm.algorithm())?.0),
+        None => None,
+    };
+    match (args.role.as_str(), &new_key) {
+        ("root", Some(key)) => root_keys.root = vec![key.key()],
+        ("targets", Some(key)) => root_keys.targets = vec![key.key()],
+        ("release", Some(key)) => root_keys.release = vec![key.key()],
+        ("root", None) => {}
+        (role, None) => anyhow::bail!("--role {role} needs --new-key-label LABEL"),
+        (role, Some(_)) => anyhow::bail!("unknown role `{role}`"),
     }
     let version = current.root().version.saturating_add(1);
     let root = build_root(
@@ -383,11 +625,10 @@ pub(crate) async fn rotate(
         version,
         now().saturating_add(days(args.expires_in_days)),
     );
-    let signers: Vec<&dyn MetadataSigner> = if args.role == "root" {
-        vec![&old_root, &new_key]
-    } else {
-        vec![&old_root]
-    };
+    let mut signers: Vec<&dyn MetadataSigner> = vec![&old_root];
+    if let (true, Some(new_key)) = (args.role == "root", &new_key) {
+        signers.push(new_key);
+    }
     let bytes = sign_metadata(&root, &signers)?;
     let pin = pins.obtain()?;
     let repository = client
@@ -396,7 +637,9 @@ pub(crate) async fn rotate(
         .value;
     // A new targets key must sign the current targets, or devices would refuse them until the
     // next release: the same content, one version higher.
-    if let (true, Some(version)) = (args.role == "targets", repository.targets_version) {
+    if let (true, Some(version), Some(new_key)) =
+        (args.role == "targets", repository.targets_version, &new_key)
+    {
         let bytes = super::fetch_metadata(client, &format!("{version}.targets.json")).await?;
         let old_root = current.root();
         let mut targets = enigm_ota::metadata::verify_role::<enigm_ota::metadata::Targets>(
@@ -407,10 +650,13 @@ pub(crate) async fn rotate(
         .context("the current targets metadata does not verify under the previous root")?
         .into_signed();
         targets.version = targets.version.saturating_add(1);
-        let resigned = sign_metadata(&targets, &[&new_key])?;
+        let resigned = sign_metadata(&targets, &[new_key])?;
         client
             .put_raw::<RepositoryView>(paths::OTA_TARGETS, resigned, Some(&pin))
             .await?;
+    }
+    if online_changed && !json {
+        println!("The new root names Command's current online snapshot and timestamp keys.");
     }
     print_keys(&root, &[], Path::new("-"), json)
 }

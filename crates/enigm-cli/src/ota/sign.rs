@@ -20,7 +20,7 @@ use enigm_ota::repository::{next_targets, release_entry};
 use enigm_ota::sign_metadata;
 use enigm_types::ReleaseState;
 
-use super::keys::{KeySourceArgs, RELEASE_LABEL, TARGETS_LABEL};
+use super::keys::{KeySourceArgs, WorkstationRole};
 use crate::client::CommandClient;
 use crate::release::{hash_file, print_release, release_path};
 use crate::secrets::PinSource;
@@ -37,12 +37,15 @@ pub(crate) struct SignArgs {
     /// The artifact, to check that it is what the release declares before signing.
     #[arg(long, value_name = "FILE")]
     artifact: Option<PathBuf>,
-    /// The label of the Release-Signing key.
-    #[arg(long, default_value = RELEASE_LABEL)]
-    release_key_label: String,
-    /// The label of the targets (Manifest Signing) key.
-    #[arg(long, default_value = TARGETS_LABEL)]
-    targets_key_label: String,
+    /// The label of the Release-Signing key (default: the key on the token whose key id
+    /// Command's newest root names for release signing).
+    #[arg(long, value_name = "LABEL")]
+    release_key_label: Option<String>,
+    /// The label of the targets (Manifest Signing) key (default: the key on the token whose key
+    /// id Command's newest root names for targets, e.g. after `enigm ota keys rotate --role
+    /// targets`).
+    #[arg(long, value_name = "LABEL")]
+    targets_key_label: Option<String>,
 }
 
 pub(crate) async fn run(
@@ -126,8 +129,21 @@ pub(crate) async fn run(
         payload_signatures: Vec::new(),
     };
     let store = args.keys.open()?;
-    let release_key = store.get(&args.release_key_label)?;
-    let targets_key = store.get(&args.targets_key_label)?;
+    // The keys are found by the key ids the newest root names, so a rotated key (another label)
+    // needs no flag; a label given is checked against them before anything is signed.
+    let newest = trusted.root();
+    let (_, release_key) = store.for_role(
+        newest,
+        WorkstationRole::Release,
+        args.release_key_label.as_deref(),
+        "--release-key-label",
+    )?;
+    let (_, targets_key) = store.for_role(
+        newest,
+        WorkstationRole::Targets,
+        args.targets_key_label.as_deref(),
+        "--targets-key-label",
+    )?;
     let entry = release_entry(
         &release.target_name,
         release.length,

@@ -129,8 +129,19 @@ impl OtaService {
         let trusted = TrustedMetadata::new(root).map_err(|error| refusal(&error))?;
         let root: &Root = trusted.root();
         let targets_role = root.role("targets").map_err(|error| refusal(&error))?;
-        let verified = verify_role::<Targets>(new, &root.keys, targets_role)
-            .map_err(|error| refusal(&error))?;
+        let verified = verify_role::<Targets>(new, &root.keys, targets_role).map_err(|error| {
+            let mut refused = refusal(&error);
+            if refused.reason == ReasonCategory::UpdateBadSignature {
+                // Most often a key the root no longer names (after a rotation): say which.
+                refused.message = format!(
+                    "{}: sign with the targets key of root version {} (`enigm ota keys show` \
+                     lists its key id; `enigm release sign` finds it on the token by key id \
+                     when --targets-key-label is left out)",
+                    refused.message, root.version
+                );
+            }
+            refused
+        })?;
         let targets = verified.signed();
         let previous: Option<Targets> = current
             .map(|bytes| {
@@ -284,10 +295,14 @@ pub async fn publish_latest(
     // and devices would refuse everything signed now: say so instead of publishing it.
     let root = tx.latest_ota_metadata(MetadataRole::Root).await?;
     if let Err(refusal) = state.ota().stored_root_names_online_keys(root.as_ref())? {
-        return Err(ApiError::conflict(
-            refusal.reason,
-            "the current root does not name Command's online snapshot and timestamp keys: \
-             install a root that does (enigm ota keys rotate --role root) before publishing",
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            refusal.reason.as_str(),
+            format!(
+                "the current root does not name Command's online snapshot and timestamp keys: \
+                 on the signing workstation, with its token, run: {}",
+                super::NAME_ONLINE_KEYS_COMMAND
+            ),
         ));
     }
     let targets = tx

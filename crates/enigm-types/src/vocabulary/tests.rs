@@ -190,6 +190,7 @@ fn spellings_are_the_stored_ones() {
         (E::Approved, "approved"),
         (E::Signed, "signed"),
         (E::Published, "published"),
+        (E::Superseded, "superseded"),
     ]);
     use InstallOutcome as I;
     check(&[

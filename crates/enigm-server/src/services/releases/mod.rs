@@ -21,7 +21,8 @@ use enigm_api::releases::{
 };
 use enigm_store::{NewRelease, ReleaseRecord, StoreError};
 use enigm_types::{
-    ApprovalAction, AuditAction, AuditTarget, Justification, ReasonCategory, ReleaseId, Timestamp,
+    ApprovalAction, AuditAction, AuditTarget, Justification, ReasonCategory, ReleaseId,
+    ReleaseState, Timestamp,
 };
 
 use crate::audit;
@@ -101,7 +102,7 @@ pub async fn list(state: &AppState) -> ApiResult<Vec<ReleaseView>> {
     let records = state.store().list_releases().await?;
     let mut views = Vec::with_capacity(records.len());
     for record in &records {
-        views.push(view(state, record).await?);
+        views.push(view_among(state, record, superseder(record, &records)).await?);
     }
     Ok(views)
 }
@@ -185,7 +186,57 @@ pub(crate) async fn release_record(state: &AppState, id: ReleaseId) -> ApiResult
         .ok_or_else(|| ApiError::not_found("release"))
 }
 
+/// The view of one release; a published one is looked up among the others to tell whether a
+/// later one superseded it.
 pub(crate) async fn view(state: &AppState, record: &ReleaseRecord) -> ApiResult<ReleaseView> {
+    let superseded_by = if record.state == ReleaseState::Published {
+        superseder(record, &state.store().list_releases().await?)
+    } else {
+        None
+    };
+    view_among(state, record, superseded_by).await
+}
+
+/// The published release among `all` that superseded `record`, a published release: the first
+/// one signed after it that supersedes it by the rule that dropped it from the targets metadata
+/// then (`enigm_ota::release::supersedes`). Publishing a release publishes every release signed
+/// before it, so that one is what devices saw replace it.
+fn superseder(record: &ReleaseRecord, all: &[ReleaseRecord]) -> Option<ReleaseId> {
+    if record.state != ReleaseState::Published {
+        return None;
+    }
+    let listed_in = record.targets_version?;
+    let old = release_fields(record)?;
+    all.iter()
+        .filter(|other| other.state == ReleaseState::Published)
+        .filter_map(|other| Some((other.targets_version?, other)))
+        .filter(|(version, _)| *version > listed_in)
+        .filter(|(_, other)| {
+            release_fields(other).is_some_and(|new| enigm_ota::release::supersedes(&new, &old))
+        })
+        .min_by_key(|(version, _)| *version)
+        .map(|(_, other)| other.release.id)
+}
+
+/// The release fields a release was signed with, as far as `superseder` compares them.
+fn release_fields(record: &ReleaseRecord) -> Option<enigm_ota::release::ReleaseFields> {
+    let release = &record.release;
+    Some(enigm_ota::release::ReleaseFields {
+        kind: release.kind.clone(),
+        release_version: release.release_version.clone(),
+        rollback_index: release.rollback_index,
+        channel: release.channel.clone(),
+        hardware: serde_json::from_str(&release.models).ok()?,
+        expires: enigm_ota::time::format_expiry(release.expires_at),
+        payload_signatures: Vec::new(),
+    })
+}
+
+async fn view_among(
+    state: &AppState,
+    record: &ReleaseRecord,
+    superseded_by: Option<ReleaseId>,
+) -> ApiResult<ReleaseView> {
     let release = &record.release;
     let counts = state.store().install_counts(&release.target_name).await?;
     let kind = ReleaseKind::parse(&release.kind)
@@ -203,7 +254,12 @@ pub(crate) async fn view(state: &AppState, record: &ReleaseRecord) -> ApiResult<
         length: release.length,
         sha256: release.sha256.clone(),
         expires_at: release.expires_at.to_rfc3339(),
-        state: record.state,
+        state: if superseded_by.is_some() {
+            ReleaseState::Superseded
+        } else {
+            record.state
+        },
+        superseded_by,
         approval: record.approval,
         artifact_stored: record.artifact_stored,
         targets_version: record.targets_version,

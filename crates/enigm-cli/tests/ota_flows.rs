@@ -1,0 +1,322 @@
+//! The README's OTA flows as an operator runs them, with the real `enigm` binary and SoftHSM2
+//! tokens: Command's online keys move from files onto a token (`enigm up
+//! --rebind-ota-online-keys`), publishing is refused until a root names them, the command
+//! `enigm up` prints (its token placeholders filled in) installs that root without a new root
+//! key, and a release then publishes and installs on a device. Also: `--help` says what is
+//! required, and `ota export` takes `--dir` like `attest dev-root`.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use enigm_test_support::softhsm::SoftHsmToken;
+
+use crate::support::{ENIGM, Owner, Server, write_secret};
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn enigm(args: &[&str]) -> Output {
+    Command::new(ENIGM)
+        .args(args)
+        .env_remove("ENIGM_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn profile() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
+}
+
+fn agent(server: &str, state_dir: &Path, args: &[&str]) -> String {
+    let output = Command::new(ENIGM)
+        .arg("agent")
+        .arg("--server")
+        .arg(server)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--once")
+        .arg("--profile")
+        .arg(profile())
+        .args(args)
+        .env_remove("ENIGM_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", text(&output));
+    text(&output)
+}
+
+/// Splits a command line as printed (no quoting needed: the placeholders are single words).
+fn words(line: &str) -> Vec<String> {
+    line.split_whitespace().map(str::to_owned).collect()
+}
+
+#[test]
+fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints() {
+    let Some(workstation) = SoftHsmToken::create() else {
+        return;
+    };
+    let command_token = SoftHsmToken::create().expect("softhsm2 made the first token");
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+
+    // Command with its online keys as files; the workstation's keys and first root on its token.
+    let server = Server::start(&data_dir, &[]);
+    assert!(data_dir.join("keys/ota-snapshot.key").exists());
+    let mut owner = Owner::log_in(dir.path(), &data_dir, &server.url);
+    let pin = owner.pin.to_str().unwrap().to_owned();
+    let token_pin = write_secret(&owner.secrets, "workstation-pin", &workstation.pin);
+    let module = workstation.module.to_str().unwrap().to_owned();
+    let token_args = [
+        "--pkcs11-module",
+        &module,
+        "--token-label",
+        &workstation.label,
+        "--token-pin-file",
+        token_pin.to_str().unwrap(),
+    ];
+    let root_file = dir.path().join("root.json");
+    owner.cli.ok(&[
+        &["ota", "keys", "init", "--pin-file", &pin, "--root-out"][..],
+        &[root_file.to_str().unwrap()],
+        &token_args[..],
+    ]
+    .concat());
+    assert!(server.stop().success());
+
+    // The online keys move onto Command's token: `enigm up` records them and says what to run.
+    let command_pin = write_secret(dir.path(), "command-pin", &command_token.pin);
+    let server = Server::start(
+        &data_dir,
+        &[
+            "--ota-pkcs11-module",
+            command_token.module.to_str().unwrap(),
+            "--ota-token-label",
+            &command_token.label,
+            "--ota-token-pin-file",
+            command_pin.to_str().unwrap(),
+            "--rebind-ota-online-keys",
+        ],
+    );
+    let log = std::fs::read_to_string(crate::support::log_path(&data_dir)).unwrap();
+    let warning = log
+        .lines()
+        .find(|line| line.starts_with("warning: the current OTA root does not name"))
+        .unwrap_or_else(|| panic!("no warning about the root: {log}"));
+    let printed = warning
+        .split_once("run: ")
+        .unwrap_or_else(|| panic!("the warning names no command: {warning}"))
+        .1
+        .trim();
+    assert_eq!(
+        printed,
+        "enigm ota keys rotate --role root --pkcs11-module MODULE --token-label LABEL \
+         --token-pin-file FILE"
+    );
+    owner.cli.server = server.url.clone();
+    owner.cli.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        owner.password.to_str().unwrap(),
+    ]);
+    let shown = owner.cli.ok(&["ota", "keys", "show"]);
+    assert!(
+        shown.contains("does not name Command's online snapshot and timestamp keys"),
+        "{shown}"
+    );
+    let (carol, carol_pin) = owner.add_administrator("carol", "security-admin");
+
+    // A release signed now cannot be published: the refusal names the same command.
+    let image = dir.path().join("enigm-os-1.img");
+    std::fs::write(&image, b"enigm os image 1").unwrap();
+    let created = owner.cli.json(&[
+        "release",
+        "create",
+        image.to_str().unwrap(),
+        "--release-version",
+        "2026.12.1",
+        "--rollback-index",
+        "1",
+        "--model",
+        "enigm-sim",
+        "--justification",
+        "december release",
+    ]);
+    let id = created["id"].as_str().unwrap().to_owned();
+    carol.json(&[
+        "admin",
+        "approvals",
+        "approve",
+        created["approval"].as_str().unwrap(),
+        "--pin-file",
+        carol_pin.to_str().unwrap(),
+    ]);
+    let signed = owner.cli.json(
+        &[
+            &["release", "sign", &id, "--pin-file", &pin, "--trusted-root"][..],
+            &[root_file.to_str().unwrap()],
+            &token_args[..],
+        ]
+        .concat(),
+    );
+    assert_eq!(signed["state"], "signed");
+    let refused = owner
+        .cli
+        .run(&["release", "publish", &id, "--pin-file", &pin]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains(printed), "{}", text(&refused));
+
+    // The printed command, with the workstation's token filled in: no new root key needed.
+    let mut rotate: Vec<String> = words(printed)
+        .into_iter()
+        .skip(1)
+        .map(|word| match word.as_str() {
+            "MODULE" => module.clone(),
+            "LABEL" => workstation.label.clone(),
+            "FILE" => token_pin.to_str().unwrap().to_owned(),
+            _ => word,
+        })
+        .collect();
+    rotate.extend(["--pin-file".to_owned(), pin.clone()]);
+    let rotate: Vec<&str> = rotate.iter().map(String::as_str).collect();
+    let rotated = owner.cli.ok(&rotate);
+    assert!(rotated.contains("Root version 2 installed"), "{rotated}");
+    assert!(
+        rotated.contains("names Command's current online snapshot and timestamp keys"),
+        "{rotated}"
+    );
+    let shown = owner.cli.ok(&["ota", "keys", "show"]);
+    assert!(!shown.contains("does not name"), "{shown}");
+
+    // Publishing works, and a device that trusts the first root follows the chain and installs.
+    let published = owner
+        .cli
+        .json(&["release", "publish", &id, "--pin-file", &pin]);
+    assert_eq!(published["state"], "published");
+    let created = owner.cli.json(&[
+        "admin",
+        "enrollment-token",
+        "create",
+        "--group",
+        "field-phones",
+        "--pin-file",
+        &pin,
+    ]);
+    let enrollment = write_secret(&owner.secrets, "token", created["token"].as_str().unwrap());
+    let device = dir.path().join("device");
+    let ota = ["--ota-trusted-root", root_file.to_str().unwrap()];
+    let mut printed_by_agent = agent(
+        &server.url,
+        &device,
+        &[
+            &["--enrollment-token-file", enrollment.to_str().unwrap()][..],
+            &ota[..],
+        ]
+        .concat(),
+    );
+    printed_by_agent.push_str(&agent(&server.url, &device, &ota));
+    assert!(
+        printed_by_agent.contains("ota: installed os/enigm-os-1.img"),
+        "{printed_by_agent}"
+    );
+}
+
+#[test]
+fn help_says_what_is_required_and_ota_export_takes_dir() {
+    let help = text(&enigm(&["ota", "keys", "rotate", "--help"]));
+    assert!(
+        help.contains("<--pkcs11-module <PATH>|--insecure-dev-key-dir <DIR>>"),
+        "the usage line names the key source as required: {help}"
+    );
+    assert!(
+        help.contains("The token's label (required with --pkcs11-module)"),
+        "{help}"
+    );
+    assert!(
+        help.contains("required for `targets` and `release`"),
+        "{help}"
+    );
+    // Clap refuses what the help says is required, before anything runs.
+    let missing = enigm(&[
+        "ota",
+        "keys",
+        "rotate",
+        "--role",
+        "root",
+        "--pkcs11-module",
+        "/m",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing).contains("--token-label <LABEL>"),
+        "{}",
+        text(&missing)
+    );
+    let missing = enigm(&[
+        "ota",
+        "keys",
+        "rotate",
+        "--role",
+        "targets",
+        "--insecure-dev-key-dir",
+        "/nonexistent",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        text(&missing).contains("--new-key-label <LABEL>"),
+        "{}",
+        text(&missing)
+    );
+    let no_source = enigm(&["ota", "keys", "rotate", "--role", "root"]);
+    assert_eq!(no_source.status.code(), Some(2));
+    assert!(
+        text(&no_source).contains("--pkcs11-module <PATH>|--insecure-dev-key-dir <DIR>"),
+        "{}",
+        text(&no_source)
+    );
+
+    // `ota export --dir DIR`, like `attest dev-root --dir DIR`; the positional form still parses
+    // (it then fails only for want of a login), and a directory is required.
+    let export_help = text(&enigm(&["ota", "export", "--help"]));
+    assert!(export_help.contains("--dir <DIR>"), "{export_help}");
+    let dev_root_help = text(&enigm(&["attest", "dev-root", "--help"]));
+    assert!(dev_root_help.contains("--dir <DIR>"), "{dev_root_help}");
+    let none = enigm(&["ota", "export"]);
+    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    assert!(text(&none).contains("--dir <DIR>"), "{}", text(&none));
+    let config = tempfile::tempdir().unwrap();
+    for args in [
+        &["ota", "export", "--dir", "/tmp/x"][..],
+        &["ota", "export", "/tmp/x"][..],
+    ] {
+        let output = Command::new(ENIGM)
+            .args(args)
+            .env("ENIGM_CONFIG_DIR", config.path())
+            .env_remove("ENIGM_SERVER")
+            .env_remove("ENIGM_TOKEN")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_ne!(output.status.code(), Some(2), "parsed: {}", text(&output));
+    }
+}
