@@ -170,12 +170,43 @@ fn the_readme_runs_as_written() {
     let grant = items(&approvals)[0]["id"].as_str().unwrap().to_owned();
     walk.run("enigm admin approvals approve <ID>", &[("<ID>", &grant)])
         .ok();
-    let _ = alice_password;
-    walk.run(
-        "enigm admin users reset-totp bob --justification \"…\"",
-        &[("bob", "alice")],
-    );
     walk.run("enigm admin users list", &[]).ok().shows("alice");
+
+    // alice, on her own machine.
+    walk.admins.insert(
+        "alice".to_owned(),
+        admin(&alice_password, "", &dir.path().join("alice-config"), "739164"),
+    );
+    walk.current = "alice".to_owned();
+    walk.run(
+        "enigm login --server http://127.0.0.1:8080 --username alice",
+        &[],
+    )
+    .ok();
+    walk.run("enigm admin pin set", &[])
+        .ok()
+        .shows("critical-operation pin set");
+    walk.run("enigm admin password change", &[])
+        .ok()
+        .shows("password changed");
+    let enrolled = walk.run("enigm admin totp enroll", &[]).ok();
+    let secret = enrolled.capture(r"secret \(shown once\): ([A-Z2-7]+)");
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    walk.admin().totp = Some(TotpSecret::from_bytes(&bytes).unwrap());
+    let code = runner::next_totp_code(walk.admin());
+    walk.run("enigm admin totp confirm <CODE>", &[("<CODE>", &code)])
+        .ok()
+        .shows("totp enabled");
+
+    // Back as the owner.
+    walk.current = "admin".to_owned();
+    walk.run(
+        "enigm admin users reset-totp alice --justification \"lost her phone\"",
+        &[],
+    )
+    .ok();
     walk.run("enigm audit events --limit 50", &[]).ok();
     let key = walk.run("enigm audit key", &[]).ok();
     let key = key.output.trim().to_owned();
@@ -267,6 +298,86 @@ fn the_readme_runs_as_written() {
         .ok();
     }
 
+
+    // OTA releases: a SoftHSM2 token for the workstation, made as the README makes it.
+    walk.replace("/srv/mirror", work.join("mirror").to_str().unwrap());
+    walk.run("mkdir -p softhsm/tokens && chmod 700 softhsm", &[]).ok();
+    walk.run(
+        "printf 'directories.tokendir = %s/softhsm/tokens\\n' \"$PWD\" > softhsm/softhsm2.conf",
+        &[],
+    )
+    .ok();
+    walk.export("export SOFTHSM2_CONF=\"$PWD/softhsm/softhsm2.conf\"");
+    walk.run(
+        "(umask 077 && head -c 9 /dev/urandom | base64 > token-pin && head -c 9 /dev/urandom | \
+         base64 > token-so-pin)",
+        &[],
+    )
+    .ok();
+    walk.run(
+        "softhsm2-util --init-token --free --label release-hsm --so-pin \"$(cat token-so-pin)\" \
+         --pin \"$(cat token-pin)\"",
+        &[],
+    )
+    .ok();
+    walk.run(
+        "enigm ota keys init --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --token-label \
+         release-hsm --token-pin-file token-pin --root-out root.json",
+        &[],
+    )
+    .ok();
+    walk.run("enigm ota keys show", &[]).ok().shows("targets");
+    // The pipeline's build output.
+    std::fs::create_dir_all(work.join("out")).unwrap();
+    std::fs::write(work.join("out/enigm-os.img"), vec![7_u8; 256 * 1024]).unwrap();
+    walk.run(
+        "enigm release create out/enigm-os.img --release-version 2026.11.2 --rollback-index 12 \
+         --model pixel-8 --channel stable --justification \"November security release\"",
+        &[],
+    )
+    .ok();
+    let signing = items(&look_up(
+        &walk,
+        &["admin", "approvals", "list", "--state", "pending"],
+    ))
+    .into_iter()
+    .find(|approval| approval["kind"].as_str().unwrap_or_default().contains("release"))
+    .expect("the release's signing approval");
+    let signing = signing["id"].as_str().unwrap().to_owned();
+    walk.current = "alice".to_owned();
+    walk.run(
+        "enigm admin approvals approve <approval-id>",
+        &[("<approval-id>", &signing)],
+    )
+    .ok();
+    walk.current = "admin".to_owned();
+    let release = items(&look_up(&walk, &["release", "status"]))
+        .into_iter()
+        .next()
+        .expect("the release");
+    let release = release["id"].as_str().unwrap().to_owned();
+    walk.run(
+        "enigm release sign <release-id> --pkcs11-module /usr/lib/softhsm/libsofthsm2.so \
+         --token-label release-hsm --token-pin-file token-pin --trusted-root root.json \
+         --artifact out/enigm-os.img",
+        &[("<release-id>", &release)],
+    )
+    .ok();
+    walk.run(
+        "enigm release publish <release-id>",
+        &[("<release-id>", &release)],
+    )
+    .ok();
+    walk.run("enigm release status", &[]).ok().shows("published");
+    walk.run("enigm ota export --dir /srv/mirror", &[]).ok();
+    assert!(work.join("mirror/metadata/timestamp.json").is_file() || work.join("mirror").is_dir());
+    walk.run(
+        "enigm ota keys rotate --role targets --new-key-label enigm-ota-targets-2 \
+         --pkcs11-module /usr/lib/softhsm/libsofthsm2.so --token-label release-hsm \
+         --token-pin-file token-pin",
+        &[],
+    )
+    .ok();
 
     // The third-party TUF conformance suite lives on GitHub, out of this machine's reach.
     for line in [

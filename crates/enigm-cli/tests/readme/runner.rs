@@ -257,6 +257,22 @@ impl Walk {
         self.type_in(&text, squeeze_spaces(line))
     }
 
+    /// Runs README line `export NAME=VALUE`: the value as the shell expands it joins the
+    /// environment of every later line, as it would in the reader's shell.
+    pub(crate) fn export(&mut self, line: &str) {
+        self.take(line);
+        let text = self.fill(line, &[]);
+        let assignment = text.strip_prefix("export ").expect("an export line");
+        let name = assignment.split('=').next().unwrap().to_owned();
+        let output = self
+            .command(&format!("{text}; printf '%s' \"${name}\""))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "`{text}`: {output:?}");
+        let value = String::from_utf8(output.stdout).unwrap();
+        self.env.push((name, value));
+    }
+
     /// Runs README `line` in the background for `seconds`: it must still be running then (a
     /// service), and is stopped.
     pub(crate) fn run_for(&mut self, line: &str, placeholders: &[(&str, &str)], seconds: u64) {
