@@ -407,9 +407,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
     // measured nothing: it must not look like a success to a script or CI.
     if summary.enroll.ok == 0 {
         anyhow::bail!(
-            "no device enrolled: all {} enrollment(s) were refused or failed{}; check that \
-             --enrollment-token-file holds a live token with at least --devices uses \
-             (enigm admin enrollment-token create --group GROUP --uses {})",
+            "no device enrolled: all {} enrollment(s) were refused or failed{}\n\
+             hint: --enrollment-token-file needs a live token with at least --devices uses: \
+             enigm admin enrollment-token create --group GROUP --uses {}",
             summary.enroll.requests,
             refusal_codes(&summary.enroll),
             args.devices

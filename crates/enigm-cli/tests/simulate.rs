@@ -176,7 +176,7 @@ async fn a_simulation_in_which_no_device_enrolled_fails_with_the_reason() {
     );
     assert!(stderr.contains("(refused: "), "{stderr}");
     assert!(
-        stderr.contains("enigm admin enrollment-token create --group GROUP --uses 3"),
+        stderr.contains("\nhint: --enrollment-token-file needs a live token with at least --devices uses: enigm admin enrollment-token create --group GROUP --uses 3"),
         "{stderr}"
     );
     // The summary is still printed, and counts the refusals.
