@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use enigm_attest::android::chain::{
-    ChainVerifier, TrustAnchors, VerifiedChain, parse_certificates,
+    ChainError, ChainVerifier, TrustAnchors, VerifiedChain, parse_certificates,
 };
 use enigm_attest::android::key_description::KeyDescription;
 use enigm_attest::android::revocation::{RevocationList, RevocationStatus};
@@ -62,11 +62,22 @@ struct VerifyArgs {
     /// Extra root certificate to trust (pinned by its public key), besides Google's roots.
     #[arg(long, value_name = "FILE")]
     root: Vec<PathBuf>,
-    /// Google's attestation status list (JSON) to check every certificate against; without it
-    /// revocation is not checked, and the output says so.
+    /// Google's attestation status list (JSON) to check every certificate against
+    /// (`curl -o status.json https://android.googleapis.com/attestation/status`). Without it
+    /// the chain is rejected, as Command rejects it, unless --skip-revocation-check is given.
     #[arg(long, value_name = "FILE")]
     status_list: Option<PathBuf>,
+    /// Inspect the chain without checking revocation (no status list at hand). The outcome
+    /// then differs from Command's, which rejects every chain it cannot check; a warning says
+    /// so.
+    #[arg(long, conflicts_with = "status_list")]
+    skip_revocation_check: bool,
 }
+
+/// How to supply the status list; the hint of a chain refused for the lack of one.
+const STATUS_LIST_HINT: &str = "pass --status-list FILE with Google's attestation status list \
+     (curl -o status.json https://android.googleapis.com/attestation/status), or \
+     --skip-revocation-check to inspect the chain anyway";
 
 pub(crate) fn run(args: AttestArgs, json_output: bool) -> anyhow::Result<()> {
     match args.command {
@@ -151,12 +162,23 @@ fn verify(args: &VerifyArgs, json_output: bool) -> anyhow::Result<()> {
             }
             None => None,
         };
+    // Without a list the chain is refused exactly as Command refuses it; inspecting it anyway
+    // is an explicit choice, said loudly.
     let revocation = match &list {
         Some(list) => RevocationStatus::checked_at_any_age(list),
-        None => RevocationStatus::unchecked_for_offline_use(),
+        None if args.skip_revocation_check => {
+            eprintln!(
+                "warning: revocation is NOT checked (--skip-revocation-check): a revoked chain \
+                 can pass here, and Command rejects every chain while it has no status list"
+            );
+            RevocationStatus::unchecked_for_offline_use()
+        }
+        None => RevocationStatus::unavailable(),
     };
     let verifier = ChainVerifier::new(anchors);
-    let report = match verifier.verify(&chain, at, &revocation) {
+    let verified = verifier.verify(&chain, at, &revocation);
+    let revocation_unavailable = matches!(verified, Err(ChainError::RevocationUnavailable));
+    let report = match verified {
         Err(error) => Report {
             verdict: Err(error.reason()),
             detail: error.to_string(),
@@ -166,9 +188,19 @@ fn verify(args: &VerifyArgs, json_output: bool) -> anyhow::Result<()> {
         },
         Ok(verified) => appraise(&verified, challenge.as_deref(), &policy, chain.len()),
     };
-    report.print(json_output, at, list.is_some(), challenge.is_some())?;
+    report.print(
+        json_output,
+        at,
+        list.is_some(),
+        args.skip_revocation_check,
+        challenge.is_some(),
+    )?;
     match report.verdict {
         Ok(()) => Ok(()),
+        Err(_) if revocation_unavailable => bail!(
+            "attestation rejected: revocation could not be checked without a status list \
+             (Command rejects such a chain too)\nhint: {STATUS_LIST_HINT}"
+        ),
         Err(reason) => bail!("attestation rejected: {reason}"),
     }
 }
@@ -244,6 +276,7 @@ impl Report {
         json_output: bool,
         at: Timestamp,
         revocation_checked: bool,
+        skip_revocation_check: bool,
         challenge_checked: bool,
     ) -> anyhow::Result<()> {
         let description = self.description.as_ref();
@@ -311,8 +344,10 @@ impl Report {
             "revocation",
             if revocation_checked {
                 "checked"
+            } else if skip_revocation_check {
+                "NOT checked (--skip-revocation-check)"
             } else {
-                "NOT checked (no --status-list)"
+                "cannot be checked (no --status-list)"
             }
             .to_owned(),
         );

@@ -65,9 +65,19 @@ pub(crate) enum Command {
     Ota(crate::ota::OtaArgs),
     /// Simulate a fleet of devices that enroll and check in, and measure the server.
     Simulate(crate::simulate::SimulateArgs),
+    /// Print a completion script for a shell, e.g. `enigm completions bash >
+    /// ~/.local/share/bash-completion/completions/enigm`.
+    Completions(CompletionsArgs),
     /// Print the signal report the device agent would send, as JSON (debugging; no network).
     #[command(hide = true)]
     AgentReport(agent::AgentReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub(crate) shell: clap_complete::Shell,
 }
 
 impl GlobalArgs {

@@ -79,7 +79,29 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attest(args) => attest::run(args, global.json),
         Command::Release(args) => release::run(&global, args).await,
         Command::Ota(args) => ota::run(&global, args).await,
+        Command::Completions(args) => {
+            print_completions(args.shell);
+            Ok(())
+        }
     }
+}
+
+/// Generated into memory first, then printed like every other output, so that a closed stdout
+/// ends it quietly.
+fn print_completions(shell: clap_complete::Shell) {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "enigm", &mut script);
+    print!("{}", String::from_utf8_lossy(&script));
+}
+
+/// Colour (ANSI escapes) in the log only when stderr is a terminal and `NO_COLOR`
+/// (<https://no-color.org>) is not set to something: a log redirected to a file or collected
+/// by a supervisor stays plain text.
+fn log_in_colour() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
 }
 
 /// Logs go to stderr so that stdout stays clean for tables and `--json`. The server logs at
@@ -97,6 +119,7 @@ fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(log_in_colour())
         .with_writer(std::io::stderr);
     let installed = match cli.global.log_format {
         LogFormat::Pretty => builder.try_init(),

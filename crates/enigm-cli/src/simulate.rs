@@ -403,10 +403,47 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
     } else {
         print_summary(&summary);
     }
+    // A run in which nothing enrolled (a wrong or used-up token) or a whole phase was refused
+    // measured nothing: it must not look like a success to a script or CI.
+    if summary.enroll.ok == 0 {
+        anyhow::bail!(
+            "no device enrolled: all {} enrollment(s) were refused or failed{}\n\
+             hint: --enrollment-token-file needs a live token with at least --devices uses: \
+             enigm admin enrollment-token create --group GROUP --uses {}",
+            summary.enroll.requests,
+            refusal_codes(&summary.enroll),
+            args.devices
+        );
+    }
+    for (phase, record) in [
+        ("check-in", &summary.check_in),
+        ("command poll", &summary.commands),
+    ] {
+        if record.requests > 0 && record.ok == 0 {
+            anyhow::bail!(
+                "every {phase} failed ({} request(s)){}",
+                record.requests,
+                refusal_codes(record)
+            );
+        }
+    }
     if failed > 0 {
         anyhow::bail!("{failed} request(s) failed");
     }
     Ok(())
+}
+
+/// ` (refused: code ×n, …)`, or nothing when no request of the phase was refused.
+fn refusal_codes(summary: &PhaseSummary) -> String {
+    if summary.refused.is_empty() {
+        return String::new();
+    }
+    let codes: Vec<String> = summary
+        .refused
+        .iter()
+        .map(|(code, count)| format!("{code} x{count}"))
+        .collect();
+    format!(" (refused: {})", codes.join(", "))
 }
 
 struct Fleet {

@@ -114,6 +114,11 @@ pub(crate) struct UpArgs {
     #[arg(long, env = "ENIGM_MAX_CONNECTIONS_PER_IP", value_name = "N",
         value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections_per_ip: Option<u64>,
+    /// Serve Prometheus metrics (`GET /metrics`, plain HTTP) on this address, e.g.
+    /// 127.0.0.1:9464; off by default. They carry no secret and no device handle, user name,
+    /// address or path as a label, so another address than loopback is allowed without TLS.
+    #[arg(long, env = "ENIGM_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -160,6 +165,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.max_connections_per_ip = args
         .max_connections_per_ip
         .and_then(|n| usize::try_from(n).ok());
+    config.metrics_listen = args.metrics_listen;
     enigm_server::run(config)
         .await
         .context("enigm command server stopped with an error")

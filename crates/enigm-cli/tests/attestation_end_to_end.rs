@@ -30,7 +30,13 @@ fn vectors() -> PathBuf {
     require_shared_vectors().join("android-key-attestation")
 }
 
+/// `enigm attest verify … --skip-revocation-check`: the inspection most tests here make (they
+/// have no status list); revocation has its own test.
 fn attest(args: &[&str]) -> Output {
+    attest_as_given(&[args, &["--skip-revocation-check"]].concat())
+}
+
+fn attest_as_given(args: &[&str]) -> Output {
     Command::new(ENIGM)
         .arg("attest")
         .arg("verify")
@@ -120,6 +126,51 @@ fn attest_verify_prints_the_claims_and_exits_zero_only_when_accepted() {
     assert!(!accepted);
     assert_eq!(report["outcome"], "ineligible_build");
     assert_eq!(report["claims"]["device_locked"], false);
+}
+
+#[test]
+fn attest_verify_without_a_status_list_refuses_like_command_unless_told_to_skip() {
+    let caiman = vectors().join("google-keyattestation/caiman/sdk36/SB_EC_RKP.pem");
+    let chain = ["--chain", path(&caiman), "--at", "2025-09-28T00:00:00Z"];
+
+    // No list: refused (Command refuses every chain it cannot check), and the error says how
+    // to supply the list.
+    let output = attest_as_given(&chain);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        stderr.contains("revocation could not be checked"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: pass --status-list FILE"), "{stderr}");
+    assert!(stderr.contains("--skip-revocation-check"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&output.stdout).contains("outcome: accepted"));
+    let output = attest_as_given(&[&chain[..], &["--json"]].concat());
+    assert_eq!(output.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["outcome"], "invalid_trust_chain", "{report}");
+    assert_eq!(report["revocation_checked"], false);
+
+    // Skipping the check is explicit and loud.
+    let output = attest_as_given(&[&chain[..], &["--skip-revocation-check"]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("warning: revocation is NOT checked (--skip-revocation-check)"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("outcome: accepted"));
+
+    // With a list (here one that revokes nothing) the chain is checked and accepted, quietly.
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("status.json");
+    std::fs::write(&list, r#"{"entries": {}}"#).unwrap();
+    let output = attest_as_given(&[&chain[..], &["--status-list", path(&list), "--json"]].concat());
+    assert!(output.status.success(), "{}", text(&output));
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"));
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["outcome"], "accepted");
+    assert_eq!(report["revocation_checked"], true);
 }
 
 #[test]

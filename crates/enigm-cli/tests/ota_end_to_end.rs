@@ -99,6 +99,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
             pin_file.to_str().unwrap(),
         ]);
     }
+    server_args.extend(["--metrics-listen", "127.0.0.1:0"]);
     let server = Server::start(&data_dir, &server_args);
     let url = server.url.clone();
     assert_eq!(
@@ -384,6 +385,30 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         owner.json(&["release", "status", &v4[..8]])["installs"]["rejected"],
         1
     );
+    // Command's metrics count the reports by outcome.
+    let metrics_url = server
+        .printed
+        .iter()
+        .find_map(|line| line.strip_prefix("Enigm Command metrics on "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let metrics = reqwest::get(&metrics_url)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let installs = |outcome: &str| -> f64 {
+        let series = format!("enigm_ota_installs_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series.as_str()))
+            .map_or(0.0, |value| value.parse().unwrap())
+    };
+    assert_eq!(installs("rolled-back"), 1.0, "{metrics}");
+    assert_eq!(installs("rejected"), 1.0, "{metrics}");
+    assert!(installs("installed") >= 1.0, "{metrics}");
 
     // The refusal is the device's `ota-verification` signal at its next check-in: Command sees a
     // failed protection (a finding; the baseline policy does not make it critical).

@@ -142,3 +142,46 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     assert_eq!(denied.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&denied.stderr).contains("deny: trust_inactive"));
 }
+
+/// A token Command does not know: every enrollment is refused, and the run says so and fails
+/// instead of printing a summary of nothing and exiting 0.
+#[tokio::test]
+async fn a_simulation_in_which_no_device_enrolled_fails_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let server = Server::start(&data_dir, &[]);
+    let token_file = write_secret(dir.path(), "token", "enigm_et_not-a-real-token");
+    let output = Command::new(ENIGM)
+        .args(["simulate", "--server", &server.url])
+        .args([
+            "--devices",
+            "3",
+            "--duration",
+            "1",
+            "--concurrency",
+            "2",
+            "--json",
+        ])
+        .arg("--enrollment-token-file")
+        .arg(&token_file)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: no device enrolled: all 3 enrollment(s) were refused or failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("(refused: "), "{stderr}");
+    assert!(
+        stderr.contains("\nhint: --enrollment-token-file needs a live token with at least --devices uses: enigm admin enrollment-token create --group GROUP --uses 3"),
+        "{stderr}"
+    );
+    // The summary is still printed, and counts the refusals.
+    let summary: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["enroll"]["ok"], 0, "{summary}");
+    assert_eq!(summary["enroll"]["requests"], 3, "{summary}");
+    assert!(server.stop().success());
+}

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub max_connections: Option<usize>,
     /// Connections served at once from one address; `None`: half of `max_connections`.
     pub max_connections_per_ip: Option<usize>,
+    /// Where to serve Prometheus metrics (`GET /metrics`, plain HTTP); `None`: not served.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where Command's online OTA keys live when they are in a PKCS#11 token: the keys labelled
@@ -103,6 +105,7 @@ impl ServerConfig {
             request_timeout: crate::edge::EdgeLimits::DEFAULT_REQUEST_TIMEOUT,
             max_connections: None,
             max_connections_per_ip: None,
+            metrics_listen: None,
         }
     }
 

@@ -20,6 +20,7 @@ mod group_commit;
 pub mod guard;
 pub mod handlers;
 pub mod lease;
+pub mod metrics;
 pub mod openapi;
 pub mod ota;
 pub mod routes;

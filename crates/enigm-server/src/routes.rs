@@ -483,6 +483,14 @@ pub fn router(state: AppState) -> Router {
         if spec.path != paths::RELEASE_ARTIFACT {
             gated = gated.route_layer(axum::middleware::from_fn(request_deadline));
         }
+        // Outermost on the route, so that the guard's refusals carry the template too.
+        let matched = crate::metrics::MatchedRoute {
+            method: crate::metrics::method_label(&spec.method),
+            route: spec.path,
+        };
+        gated = gated.route_layer(axum::middleware::from_fn(move |request, next| {
+            crate::metrics::mark_route(matched, request, next)
+        }));
         router = router.route(spec.path, gated);
     }
     router
@@ -495,6 +503,10 @@ pub fn router(state: AppState) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::measure,
+        ))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,

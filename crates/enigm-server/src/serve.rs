@@ -34,6 +34,9 @@ const PURGE_INTERVAL: Duration = Duration::from_secs(60 * 60);
 /// How often expired attestation nonces and forgotten login throttle rows are purged.
 const SHARED_STATE_PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Connections served at once on the metrics address.
+const METRICS_MAX_CONNECTIONS: usize = 16;
+
 /// Runs Command until SIGINT or SIGTERM.
 pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     if !config.listen.ip().is_loopback() && config.tls.is_none() {
@@ -142,6 +145,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     ));
     let audit_log = state.audit_log.clone();
     let anonymous = state.anonymous.clone();
+    let metrics = match config.metrics_listen {
+        Some(address) => Some(serve_metrics(address, state.clone())?),
+        None => None,
+    };
     let app = crate::routes::router(state);
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -172,6 +179,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         }
     }
     keeper.abort();
+    if let Some(metrics) = &metrics {
+        metrics.abort();
+    }
     sequencer.abort();
     timestamps.abort();
     purges.abort();
@@ -193,6 +203,33 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds the metrics address and serves `GET /metrics` there until aborted. Plain HTTP on any
+/// address: the text carries counts under closed label sets and no secret (see
+/// [`crate::metrics`]).
+fn serve_metrics(
+    address: std::net::SocketAddr,
+    state: AppState,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("cannot listen for metrics on {address}"))?;
+    listener.set_nonblocking(true)?;
+    let local = listener.local_addr()?;
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    println!("Enigm Command metrics on http://{local}/metrics");
+    tracing::info!(%local, "serving metrics");
+    let app = crate::metrics::router(state);
+    // The same edge as the API (header and request timeouts), with room for a few scrapers
+    // only: nobody but Prometheus has business here.
+    let limits = EdgeLimits::derived(Some(METRICS_MAX_CONNECTIONS), Some(METRICS_MAX_CONNECTIONS));
+    Ok(tokio::spawn(crate::edge::serve(
+        listener,
+        app,
+        None,
+        limits,
+        std::future::pending(),
+    )))
 }
 
 /// Purges expired attestation nonces and forgotten login throttle rows while this process holds

@@ -44,6 +44,8 @@ pub struct Inner {
     pub device_policies: PolicyCache,
     pub attestation: AttestationService,
     pub ota: crate::ota::OtaService,
+    /// This process's Prometheus metrics (see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What a test or `enigm up` chooses about a server.
@@ -124,6 +126,7 @@ impl AppState {
             device_policies: PolicyCache::default(),
             attestation,
             ota: crate::ota::OtaService::new(options.ota),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         })))
     }
 

@@ -115,6 +115,17 @@ impl Store {
         Ok(Some(record))
     }
 
+    /// How many requests are pending and unexpired at `now` (a metric read at scrape time).
+    pub async fn count_pending_approvals(&self, now: Timestamp) -> StoreResult<i64> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM approval_requests WHERE state = 'pending' AND expires_at > $1",
+        )
+        .bind(now.unix_millis())
+        .fetch_one(self.pool())
+        .await?;
+        Ok(row.try_get::<i64, _>("n")?)
+    }
+
     /// Requests, newest first, optionally only those in one (effective) state.
     pub async fn list_approvals(
         &self,

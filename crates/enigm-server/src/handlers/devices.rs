@@ -50,8 +50,9 @@ pub async fn enroll(
     State(state): State<AppState>,
     device: SignedDevice<EnrollRequest>,
 ) -> ApiResult<(StatusCode, Json<EnrollResponse>)> {
-    let enrolled = devices::enroll(&state, device).await?;
-    Ok((StatusCode::CREATED, Json(enrolled)))
+    let enrolled = devices::enroll(&state, device).await;
+    state.metrics.enrollment(&enrolled);
+    Ok((StatusCode::CREATED, Json(enrolled?)))
 }
 
 /// Report the device's signals (signed with its device key); answers the evaluation.
@@ -69,7 +70,9 @@ pub async fn check_in(
     State(state): State<AppState>,
     device: SignedDevice<CheckInRequest>,
 ) -> ApiResult<Json<TrustView>> {
-    Ok(Json(devices::check_in(&state, device).await?))
+    let checked_in = devices::check_in(&state, device).await;
+    state.metrics.check_in(&checked_in);
+    Ok(Json(checked_in?))
 }
 
 /// The device inventory, in handle order, filtered by lifecycle state, trust state and group.

@@ -190,6 +190,12 @@ pub(crate) async fn attest_in(
         Verdict::Rejected(reason) => event.with_reason(reason_category(reason)),
     };
     tx.append_audit(&event).await?;
+    // Counted when appraised: the caller's transaction commits the record right after (a
+    // failed commit answers 500 and is counted among the requests).
+    state.metrics.attestation(
+        AttestationFormat::from(outcome.format).as_str(),
+        outcome.verdict.as_str(),
+    );
     Ok(outcome)
 }
 

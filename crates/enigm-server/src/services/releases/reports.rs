@@ -64,5 +64,6 @@ pub async fn record(
     };
     tx.append_audit(&event).await?;
     tx.commit().await?;
+    state.metrics.ota_install(request.outcome.as_str());
     Ok(InstallReportResponse { recorded: true })
 }
