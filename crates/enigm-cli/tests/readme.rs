@@ -20,6 +20,25 @@ use enigm_crypto::TotpSecret;
 use runner::{Admin, Walk};
 use support::{Server, bootstrap_field};
 
+/// The walk's directory, kept for a look after a failure when `ENIGM_README_KEEP` is set.
+struct KeptOrNot(Option<tempfile::TempDir>);
+
+impl KeptOrNot {
+    fn path(&self) -> &Path {
+        self.0.as_ref().unwrap().path()
+    }
+}
+
+impl Drop for KeptOrNot {
+    fn drop(&mut self) {
+        if std::env::var_os("ENIGM_README_KEEP").is_some() {
+            if let Some(dir) = self.0.take() {
+                let _kept = dir.keep();
+            }
+        }
+    }
+}
+
 fn readme() -> String {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     std::fs::read_to_string(root.join("README.md")).unwrap()
@@ -93,6 +112,10 @@ fn admin(password: &str, pin: &str, config: &Path, next_pin: &str) -> Admin {
 #[test]
 fn the_readme_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
+    if std::env::var_os("ENIGM_README_KEEP").is_some() {
+        eprintln!("keeping the walk's directory {}", dir.path().display());
+    }
+    let dir = KeptOrNot(Some(dir));
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let server = Server::start(&work.join("enigm-data"), &[]);
@@ -298,6 +321,22 @@ fn the_readme_runs_as_written() {
         .ok();
     }
 
+
+    // Remote attestation, offline: a real device's chain (from the shared third-party vectors)
+    // and a status list that revokes nothing.
+    let vectors = enigm_test_support::require_shared_vectors();
+    std::fs::copy(
+        vectors.join("android-key-attestation/google-keyattestation/caiman/sdk36/SB_EC_RKP.pem"),
+        work.join("chain.pem"),
+    )
+    .unwrap();
+    std::fs::write(work.join("status.json"), r#"{"entries": {}}"#).unwrap();
+    walk.run(
+        "enigm attest verify --chain chain.pem --at 2025-10-01T00:00:00Z --status-list status.json",
+        &[],
+    )
+    .ok()
+    .shows("outcome: accepted");
 
     // OTA releases: a SoftHSM2 token for the workstation, made as the README makes it.
     walk.replace("/srv/mirror", work.join("mirror").to_str().unwrap());
