@@ -8,6 +8,15 @@
 //! with the reason it cannot run here fails the test, and so does a line the walk names that the
 //! README no longer has.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "integration tests: a failed expectation is the test failure"
+)]
+
 mod support;
 
 #[path = "readme/runner.rs"]
@@ -31,10 +40,10 @@ impl KeptOrNot {
 
 impl Drop for KeptOrNot {
     fn drop(&mut self) {
-        if std::env::var_os("ENIGM_README_KEEP").is_some() {
-            if let Some(dir) = self.0.take() {
-                let _kept = dir.keep();
-            }
+        if std::env::var_os("ENIGM_README_KEEP").is_some()
+            && let Some(dir) = self.0.take()
+        {
+            let _kept = dir.keep();
         }
     }
 }
@@ -80,7 +89,9 @@ fn agent_handle(state_dir: &Path) -> String {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&output.stdout);
-    let start = text.find("dev_").expect("a device handle in `enigm tsc --json`");
+    let start = text
+        .find("dev_")
+        .expect("a device handle in `enigm tsc --json`");
     text[start..]
         .chars()
         .take_while(char::is_ascii_alphanumeric_or_underscore)
@@ -119,7 +130,7 @@ fn the_readme_runs_as_written() {
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
     let server = Server::start(&work.join("enigm-data"), &[]);
-    let mut walk = Walk::new(&readme(), &work, &server.url);
+    let mut walk = Walk::new(&readme(), &work);
     walk.replace("http://127.0.0.1:8080", &server.url);
     walk.replace("https://command.example:8443", &server.url);
     let agent_state = work.join("agent-state");
@@ -186,10 +197,7 @@ fn the_readme_runs_as_written() {
         .run("enigm admin approvals list --state pending", &[])
         .ok();
     let _ = pending;
-    let approvals = look_up(
-        &walk,
-        &["admin", "approvals", "list", "--state", "pending"],
-    );
+    let approvals = look_up(&walk, &["admin", "approvals", "list", "--state", "pending"]);
     let grant = items(&approvals)[0]["id"].as_str().unwrap().to_owned();
     walk.run("enigm admin approvals approve <ID>", &[("<ID>", &grant)])
         .ok();
@@ -198,7 +206,12 @@ fn the_readme_runs_as_written() {
     // alice, on her own machine.
     walk.admins.insert(
         "alice".to_owned(),
-        admin(&alice_password, "", &dir.path().join("alice-config"), "739164"),
+        admin(
+            &alice_password,
+            "",
+            &dir.path().join("alice-config"),
+            "739164",
+        ),
     );
     walk.current = "alice".to_owned();
     walk.run(
@@ -231,9 +244,8 @@ fn the_readme_runs_as_written() {
     )
     .ok();
     walk.run("enigm audit events --limit 50", &[]).ok();
-    let key = walk.run("enigm audit key", &[]).ok();
-    let key = key.output.trim().to_owned();
-    walk.env.push(("KEY".to_owned(), key));
+    let key = walk.assign("KEY=$(enigm audit key)");
+    assert!(!key.trim().is_empty());
     walk.run(
         "enigm audit verify --data-dir ./enigm-data --log-key \"$KEY\"",
         &[],
@@ -278,7 +290,10 @@ fn the_readme_runs_as_written() {
             .arg("--enrollment-token-file")
             .arg(&token_file)
             .args(["--once", "--profile"])
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml"))
+            .arg(
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../examples/profiles/protected.toml"),
+            )
             .args(*extra)
             .stdin(std::process::Stdio::null())
             .output()
@@ -321,7 +336,6 @@ fn the_readme_runs_as_written() {
         .ok();
     }
 
-
     // Remote attestation, offline: a real device's chain (from the shared third-party vectors)
     // and a status list that revokes nothing.
     let vectors = enigm_test_support::require_shared_vectors();
@@ -340,13 +354,14 @@ fn the_readme_runs_as_written() {
 
     // OTA releases: a SoftHSM2 token for the workstation, made as the README makes it.
     walk.replace("/srv/mirror", work.join("mirror").to_str().unwrap());
-    walk.run("mkdir -p softhsm/tokens && chmod 700 softhsm", &[]).ok();
+    walk.run("mkdir -p softhsm/tokens && chmod 700 softhsm", &[])
+        .ok();
     walk.run(
         "printf 'directories.tokendir = %s/softhsm/tokens\\n' \"$PWD\" > softhsm/softhsm2.conf",
         &[],
     )
     .ok();
-    walk.export("export SOFTHSM2_CONF=\"$PWD/softhsm/softhsm2.conf\"");
+    walk.assign("export SOFTHSM2_CONF=\"$PWD/softhsm/softhsm2.conf\"");
     walk.run(
         "(umask 077 && head -c 9 /dev/urandom | base64 > token-pin && head -c 9 /dev/urandom | \
          base64 > token-so-pin)",
@@ -380,7 +395,12 @@ fn the_readme_runs_as_written() {
         &["admin", "approvals", "list", "--state", "pending"],
     ))
     .into_iter()
-    .find(|approval| approval["kind"].as_str().unwrap_or_default().contains("release"))
+    .find(|approval| {
+        approval["kind"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("release")
+    })
     .expect("the release's signing approval");
     let signing = signing["id"].as_str().unwrap().to_owned();
     walk.current = "alice".to_owned();
@@ -407,7 +427,9 @@ fn the_readme_runs_as_written() {
         &[("<release-id>", &release)],
     )
     .ok();
-    walk.run("enigm release status", &[]).ok().shows("published");
+    walk.run("enigm release status", &[])
+        .ok()
+        .shows("published");
     walk.run("enigm ota export --dir /srv/mirror", &[]).ok();
     assert!(work.join("mirror/metadata/timestamp.json").is_file() || work.join("mirror").is_dir());
     walk.run(
@@ -448,7 +470,10 @@ fn the_readme_runs_as_written() {
         "cargo bench -p enigm-ota --bench stage",
         "ENIGM_BENCH_POSTGRES_URL=postgres://… scripts/bench-replicas",
     ] {
-        walk.not_run(line, "a benchmark: run by hand, its figures are in the closing notes");
+        walk.not_run(
+            line,
+            "a benchmark: run by hand, its figures are in the closing notes",
+        );
     }
     walk.not_run(
         "scripts/fuzz-smoke",

@@ -139,7 +139,10 @@ fn the_test_command_stops_first_when_the_vectors_are_missing() {
     let output = std::process::Command::new("bash")
         .arg(checkout.join("scripts/test"))
         .env_remove("CI")
-        .env("ENIGM_TEST_POSTGRES_URL", "postgres://unused@127.0.0.1:1/unused")
+        .env(
+            "ENIGM_TEST_POSTGRES_URL",
+            "postgres://unused@127.0.0.1:1/unused",
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);

@@ -111,15 +111,6 @@ impl Ran {
         self
     }
 
-    pub(crate) fn exit(self, code: i32) -> Ran {
-        assert_eq!(
-            self.code, code,
-            "README command `{}` should exit {code} (exit {}):\n{}",
-            self.line, self.code, self.output
-        );
-        self
-    }
-
     pub(crate) fn shows(self, needle: &str) -> Ran {
         assert!(
             self.output.contains(needle),
@@ -153,7 +144,6 @@ pub(crate) struct Walk {
     covered: Vec<bool>,
     pub(crate) work_dir: PathBuf,
     bin_dir: PathBuf,
-    pub(crate) url: String,
     pub(crate) admins: HashMap<String, Admin>,
     pub(crate) current: String,
     /// Literal text replaced in every line (the README's example hosts and paths).
@@ -163,7 +153,7 @@ pub(crate) struct Walk {
 }
 
 impl Walk {
-    pub(crate) fn new(readme: &str, work_dir: &Path, url: &str) -> Walk {
+    pub(crate) fn new(readme: &str, work_dir: &Path) -> Walk {
         let lines = readme_lines(readme);
         let bin_dir = work_dir.join(".bin");
         std::fs::create_dir_all(&bin_dir).unwrap();
@@ -173,7 +163,6 @@ impl Walk {
             lines,
             work_dir: work_dir.to_path_buf(),
             bin_dir,
-            url: url.to_owned(),
             admins: HashMap::new(),
             current: String::new(),
             replacements: Vec::new(),
@@ -190,22 +179,25 @@ impl Walk {
         self.admins.get_mut(&self.current).unwrap()
     }
 
-    /// Marks `line` as walked: it must be a README line not walked yet (the first such).
+    /// Marks `line` as walked: it must be the README's next command line, since the README is
+    /// followed in its order.
     fn take(&mut self, line: &str) {
         let wanted = squeeze_spaces(line);
-        let found = self
-            .lines
-            .iter()
-            .zip(&self.covered)
-            .position(|(readme, covered)| !covered && readme.text == wanted);
-        match found {
-            Some(index) => self.covered[index] = true,
-            None => panic!(
-                "the README has no (further) command line `{wanted}`: the README and this walk \
-                 disagree; README lines:\n{}",
+        let next = self.covered.iter().position(|covered| !covered);
+        match next {
+            Some(index) if self.lines[index].text == wanted => self.covered[index] = true,
+            _ => panic!(
+                "the README's next command line is not `{wanted}`: the README and this walk \
+                 disagree; README lines, walked ones marked *:\n{}",
                 self.lines
                     .iter()
-                    .map(|line| format!("  [{}] {}", line.section, line.text))
+                    .zip(&self.covered)
+                    .map(|(line, covered)| format!(
+                        "  {} [{}] {}",
+                        if *covered { "*" } else { " " },
+                        line.section,
+                        line.text
+                    ))
                     .collect::<Vec<_>>()
                     .join("\n")
             ),
@@ -257,12 +249,12 @@ impl Walk {
         self.type_in(&text, squeeze_spaces(line))
     }
 
-    /// Runs README line `export NAME=VALUE`: the value as the shell expands it joins the
-    /// environment of every later line, as it would in the reader's shell.
-    pub(crate) fn export(&mut self, line: &str) {
+    /// Runs README line `NAME=VALUE` or `export NAME=VALUE` (no prompts): the value as the shell
+    /// expands it joins the environment of every later line, as in the reader's shell.
+    pub(crate) fn assign(&mut self, line: &str) -> String {
         self.take(line);
         let text = self.fill(line, &[]);
-        let assignment = text.strip_prefix("export ").expect("an export line");
+        let assignment = text.strip_prefix("export ").unwrap_or(&text);
         let name = assignment.split('=').next().unwrap().to_owned();
         let output = self
             .command(&format!("{text}; printf '%s' \"${name}\""))
@@ -270,7 +262,8 @@ impl Walk {
             .unwrap();
         assert!(output.status.success(), "`{text}`: {output:?}");
         let value = String::from_utf8(output.stdout).unwrap();
-        self.env.push((name, value));
+        self.env.push((name, value.clone()));
+        value
     }
 
     /// Runs README `line` in the background for `seconds`: it must still be running then (a
@@ -393,7 +386,12 @@ impl Walk {
         self.admins.get_mut(&self.current)
     }
 
-    fn answer(&mut self, prompt: &str, changed_pin: &mut bool, changed_password: &mut bool) -> String {
+    fn answer(
+        &mut self,
+        prompt: &str,
+        changed_pin: &mut bool,
+        changed_password: &mut bool,
+    ) -> String {
         if let Some(name) = prompt
             .strip_prefix("password for `")
             .and_then(|rest| rest.split('`').next())
@@ -440,7 +438,10 @@ fn utf8(latin1: &str) -> String {
 pub(crate) fn next_totp_code(admin: &mut Admin) -> String {
     let secret = admin.totp.as_ref().unwrap();
     loop {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
         let now = i64::try_from(now).unwrap();
         let step = now / 30;
         if step > admin.last_totp_step {
