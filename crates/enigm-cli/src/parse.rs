@@ -38,3 +38,44 @@ where
             .ok_or_else(|| format!("unknown value `{input}`"))
     })
 }
+
+/// `--since`: an RFC 3339 time (`2026-11-22T04:25:00Z`) or a duration back from now (`90s`,
+/// `10m`, `2h`, `7d`), answered as the RFC 3339 time the server filters on.
+pub(crate) fn since(input: &str) -> Result<String, String> {
+    if let Some(at) = enigm_types::Timestamp::parse_rfc3339(input) {
+        return Ok(at.to_rfc3339());
+    }
+    let unit_at = input
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&at| at > 0)
+        .ok_or_else(|| since_error(input))?;
+    let (number, unit) = input.split_at(unit_at);
+    let seconds_per_unit: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(since_error(input)),
+    };
+    let seconds = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(seconds_per_unit))
+        .ok_or_else(|| since_error(input))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "the system clock is before 1970".to_owned())?;
+    let now = enigm_types::Timestamp::from_unix_millis(
+        i64::try_from(now.as_millis()).map_err(|_| "the system clock is out of range")?,
+    );
+    Ok(now
+        .saturating_sub(std::time::Duration::from_secs(seconds))
+        .to_rfc3339())
+}
+
+fn since_error(input: &str) -> String {
+    format!(
+        "`{input}` is neither an RFC 3339 time (2026-11-22T04:25:00Z) nor a duration \
+         (90s, 10m, 2h, 7d)"
+    )
+}
