@@ -579,11 +579,17 @@ fn action_summary(subject: &ApprovalSubject, names: &Names) -> String {
         }
         ApprovalSubject::ReleaseSigning { release, details } => match details {
             Some(details) => format!(
-                "sign release {} {} (sha256 {}…) for {}",
+                "sign release {} {} (sha256 {}…) for {}: {}",
                 clean(&details.kind),
                 clean(&details.release_version),
                 clean(&details.sha256.chars().take(12).collect::<String>()),
                 clean(&details.channel),
+                details
+                    .compatible_models
+                    .iter()
+                    .map(|model| clean(model))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             ),
             None => format!("sign release {} (no longer stored)", short_id(release)),
         },

@@ -79,3 +79,33 @@ fn since_error(input: &str) -> String {
          (90s, 10m, 2h, 7d)"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use enigm_types::Timestamp;
+
+    #[test]
+    fn since_takes_a_time_or_a_duration_back_from_now() {
+        assert_eq!(
+            super::since("2026-11-22T05:25:00+01:00").unwrap(),
+            "2026-11-22T04:25:00.000Z"
+        );
+        let ten_minutes_ago = Timestamp::parse_rfc3339(&super::since("10m").unwrap()).unwrap();
+        let an_hour_ago = Timestamp::parse_rfc3339(&super::since("1h").unwrap()).unwrap();
+        assert!(an_hour_ago < ten_minutes_ago);
+        for bad in [
+            "",
+            "10",
+            "m",
+            "10y",
+            "-5m",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+        ] {
+            let error = super::since(bad).unwrap_err();
+            assert!(error.contains("RFC 3339"), "{bad}: {error}");
+        }
+    }
+}

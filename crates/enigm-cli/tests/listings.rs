@@ -130,7 +130,12 @@ async fn operators_see_what_they_approve_and_watch_the_log(backend: Backend) {
     // `--follow` prints an event recorded while it runs.
     let mut follow = Command::new(ENIGM)
         .args([
-            "audit", "events", "--follow", "--json", "--server", &server.url,
+            "audit",
+            "events",
+            "--follow",
+            "--json",
+            "--server",
+            &server.url,
         ])
         .env("ENIGM_CONFIG_DIR", &owner.cli.config)
         .env_remove("ENIGM_TOKEN")

@@ -82,7 +82,10 @@ async fn approvals_show_their_full_subject(backend: Backend) {
     assert_eq!(items[1]["subject"]["details"]["sha256"], sha256_hex(IMAGE));
     // Nothing secret rides along: the subject is only names, versions and digests.
     let text = list.body.to_string();
-    assert!(!text.contains("password") && !text.contains("pin_hash"), "{text}");
+    assert!(
+        !text.contains("password") && !text.contains("pin_hash"),
+        "{text}"
+    );
 }
 
 async fn approvals_list_since_a_time(backend: Backend) {
@@ -169,7 +172,10 @@ async fn audit_events_read_newest_first_and_since_a_time(backend: Backend) {
     assert_eq!(before, page[1]);
     let next = app
         .get(
-            &format!("{}?order=newest&limit=2&before={before}", paths::AUDIT_EVENTS),
+            &format!(
+                "{}?order=newest&limit=2&before={before}",
+                paths::AUDIT_EVENTS
+            ),
             &app.owner,
         )
         .await;
@@ -189,8 +195,16 @@ async fn audit_events_read_newest_first_and_since_a_time(backend: Backend) {
     assert_eq!(recent.status, StatusCode::OK, "{:?}", recent.body);
     let events = recent.body["events"].as_array().unwrap();
     assert!(!events.is_empty());
-    assert!(events.iter().all(|event| event["time"].as_str().unwrap() >= cut.as_str()));
-    assert!(events.iter().all(|event| event["seq"].as_i64().unwrap() > page[0]));
+    assert!(
+        events
+            .iter()
+            .all(|event| event["time"].as_str().unwrap() >= cut.as_str())
+    );
+    assert!(
+        events
+            .iter()
+            .all(|event| event["seq"].as_i64().unwrap() > page[0])
+    );
 
     for bad in ["order=sideways", "since=10m", "since=", "before=x"] {
         let refused = app
