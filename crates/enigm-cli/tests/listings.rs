@@ -1,8 +1,8 @@
 //! Listings and approvals from the operator's side, against a real `enigm up`: an approver sees
 //! the release's version and digest; `audit key` asks the server it is logged in to from any
 //! working directory; every list command's `--json` is the one envelope
-//! `{"items": [...], "next_cursor": ...}`; `audit events --follow` prints an event recorded
-//! while it runs.
+//! `{"items": [...], "next_cursor": ...}`; `audit events --follow` and `approvals list
+//! --follow` print what is recorded or opened while they run.
 
 #![allow(
     clippy::unwrap_used,
@@ -184,6 +184,55 @@ async fn operators_see_what_they_approve_and_watch_the_log(backend: Backend) {
         assert_ne!(event["action"], "audit.read", "{event}");
     };
     assert_eq!(seen["outcome"], "success");
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+
+    // `approvals list --follow` prints a request opened while it runs, with its subject.
+    let mut follow = Command::new(ENIGM)
+        .args([
+            "admin",
+            "approvals",
+            "list",
+            "--follow",
+            "--json",
+            "--server",
+            &server.url,
+        ])
+        .env("ENIGM_CONFIG_DIR", &owner.cli.config)
+        .env_remove("ENIGM_TOKEN")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (sender, requests) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(request) = serde_json::from_str(&line) else {
+                continue;
+            };
+            if sender.send(request).is_err() {
+                break;
+            }
+        }
+    });
+    let backlog = requests.recv_timeout(Duration::from_secs(30)).unwrap();
+    assert_eq!(backlog["id"], approval.as_str(), "{backlog}");
+    owner.cli.json(&[
+        "admin",
+        "roles",
+        "grant",
+        "zed",
+        "auditor",
+        "--justification",
+        "watching the follow",
+    ]);
+    let opened = requests
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the new request was printed by --follow");
+    assert_eq!(opened["subject"]["kind"], "role-grant", "{opened}");
+    assert_eq!(opened["subject"]["username"], "zed", "{opened}");
+    assert_eq!(opened["subject"]["role"], "auditor", "{opened}");
     follow.kill().unwrap();
     follow.wait().unwrap();
 }
