@@ -228,6 +228,23 @@ pub struct DeviceListQuery {
     #[param(minimum = 1, maximum = 1000)]
     #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// `handle` (the default, paged with `after`) or `last-seen`: most recently seen first
+    /// (one page of `limit`; `after` is refused with it).
+    #[serde(default)]
+    pub order: Option<DeviceOrder>,
+    /// Only devices seen at or after this time (RFC 3339).
+    #[serde(default, deserialize_with = "crate::since::deserialize")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+}
+
+/// The order of the device list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceOrder {
+    Handle,
+    LastSeen,
 }
 
 /// A lifecycle change an operator asks for. `restrict` and `replace` take effect at once;

@@ -4,7 +4,8 @@
 
 use enigm_types::{
     AdminId, ApprovalAction, ApprovalId, ApprovalKind, ApprovalState, AuditAction, AuditEventId,
-    Outcome, Permission, ReasonCategory, Role, SessionId,
+    DeviceHandle, GuardedDeviceChange, Outcome, Permission, ReasonCategory, ReleaseId, Role,
+    SessionId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -18,8 +19,8 @@ pub mod releases;
 
 pub use devices::{
     CheckInRequest, CommandAckRequest, CommandAckResponse, CommandView,
-    CreateEnrollmentTokenRequest, DeviceCommandsView, DeviceListQuery, DeviceView, EnrollRequest,
-    EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, LifecycleChange,
+    CreateEnrollmentTokenRequest, DeviceCommandsView, DeviceListQuery, DeviceOrder, DeviceView,
+    EnrollRequest, EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, LifecycleChange,
     LifecycleRequest, LifecycleResponse, LifecycleView, TrustView,
 };
 
@@ -282,6 +283,8 @@ pub struct ApprovalView {
     pub id: ApprovalId,
     pub kind: ApprovalKind,
     pub action: ApprovalAction,
+    /// What the request would do, resolved for the people deciding it.
+    pub subject: ApprovalSubject,
     pub state: ApprovalState,
     pub requester: AdminId,
     /// Why, for the approvers: 1 to 1000 characters, not only spaces, no control characters
@@ -300,12 +303,99 @@ pub struct ApprovalView {
     pub expires_at: String,
 }
 
+/// The full subject of an approval request, so that nobody approves blind: the release's
+/// version, digest, models and channel; the user's name; the device and the change; the rule.
+/// Never a secret or a raw hardware identifier (devices appear by their handle).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum ApprovalSubject {
+    RoleGrant {
+        admin: AdminId,
+        /// Absent when the account no longer exists.
+        username: Option<String>,
+        role: Role,
+    },
+    ApprovalRuleChange {
+        target_kind: ApprovalKind,
+        required_approvals: u8,
+        approver_roles: Vec<Role>,
+    },
+    DeviceLifecycle {
+        device: DeviceHandle,
+        change: GuardedDeviceChange,
+    },
+    ReleaseSigning {
+        release: ReleaseId,
+        /// Absent only when the release is no longer stored.
+        details: Option<ReleaseSubject>,
+    },
+    TotpReset {
+        admin: AdminId,
+        /// Absent when the account no longer exists.
+        username: Option<String>,
+    },
+}
+
+/// The release an approval would let Command sign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSubject {
+    pub target_name: String,
+    /// `os-image`, `policy-bundle` or `configuration-bundle`.
+    pub kind: String,
+    pub release_version: String,
+    pub rollback_index: u64,
+    pub channel: String,
+    pub compatible_models: Vec<String>,
+    /// Payload length in bytes.
+    pub length: u64,
+    /// Payload SHA-256, lower-case hex.
+    pub sha256: String,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ApprovalListQuery {
     #[serde(default)]
     pub state: Option<ApprovalState>,
+    /// Only requests opened at or after this time (RFC 3339).
+    #[serde(default, deserialize_with = "since::deserialize")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
+}
+
+/// The order of a listing that can be read either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ListOrder {
+    Oldest,
+    Newest,
+}
+
+/// `#[serde(deserialize_with)]` for an optional `since`: refuses what is not an RFC 3339
+/// date-time, so that a typo is a 400 and not a silently empty or unfiltered list.
+pub mod since {
+    use serde::{Deserialize as _, Deserializer, de::Error as _};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<String>, D::Error> {
+        match Option::<String>::deserialize(deserializer)? {
+            Some(text) if super::Timestamp::parse_rfc3339(&text).is_none() => {
+                Err(D::Error::custom(
+                    "`since` must be an RFC 3339 date-time, e.g. 2026-11-22T04:25:00Z",
+                ))
+            }
+            other => Ok(other),
+        }
+    }
+
+    /// The instant of a `since` the query accepted.
+    pub fn parse(since: Option<&str>) -> Option<super::Timestamp> {
+        since.and_then(super::Timestamp::parse_rfc3339)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, utoipa::IntoParams)]
@@ -315,11 +405,22 @@ pub struct AuditListQuery {
     /// Only events after this sequence number (exclusive), for paging.
     #[serde(default)]
     pub after: Option<i64>,
+    /// Only events before this sequence number (exclusive): the cursor of `order=newest`.
+    #[serde(default)]
+    pub before: Option<i64>,
     /// At most this many events (1 to 1000, default 100).
     #[serde(default, deserialize_with = "page_limit::deserialize")]
     #[param(minimum = 1, maximum = 1000)]
     #[schema(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
+    /// `oldest` first (the default, paged with `after`) or `newest` first (paged with `before`).
+    #[serde(default)]
+    pub order: Option<ListOrder>,
+    /// Only events at or after this time (RFC 3339, e.g. `2026-11-22T04:25:00Z`).
+    #[serde(default, deserialize_with = "since::deserialize")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub since: Option<String>,
     #[serde(default)]
     pub actor: Option<AdminId>,
     #[serde(default)]
@@ -351,8 +452,11 @@ pub struct AuditEventView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditPage {
     pub events: Vec<AuditEventView>,
-    /// Pass as `after` to get the next page; absent at the end.
+    /// Oldest first: pass as `after` to get the next page; absent at the end.
     pub next_after: Option<i64>,
+    /// Newest first: pass as `before` to get the next (older) page; absent at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<i64>,
 }
 
 /// The latest signed tree head of the audit log.

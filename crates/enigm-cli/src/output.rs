@@ -9,10 +9,10 @@ use std::fmt::Display;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ColumnConstraint, ContentArrangement, Table};
 use enigm_api::{
-    AccountView, ApprovalRuleView, ApprovalView, AuditEventView, DeviceView, FindingView, GateView,
-    RouteView, SessionView,
+    AccountView, ApprovalRuleView, ApprovalSubject, ApprovalView, AuditEventView, DeviceView,
+    FindingView, GateView, RouteView, SessionView,
 };
-use enigm_types::{AdminId, ApprovalAction, GuardedDeviceChange, Role};
+use enigm_types::{AdminId, GuardedDeviceChange, Role};
 
 /// Usernames known to the client, used to show names next to administrator ids.
 pub(crate) type Names = HashMap<AdminId, String>;
@@ -53,6 +53,77 @@ pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
 pub(crate) fn print_json(raw: &serde_json::Value) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(raw)?);
     Ok(())
+}
+
+/// Prints a list answer in the one envelope every list command uses with `--json`:
+/// `{"items": [...], "next_cursor": <string|null>}`, the cursor being what the command takes
+/// back (e.g. `--after`) for the next page, `null` at the end.
+pub(crate) fn print_json_list(
+    items: &serde_json::Value,
+    next_cursor: Option<String>,
+) -> anyhow::Result<()> {
+    print_json(&list_envelope(items, next_cursor))
+}
+
+/// The list envelope of [`print_json_list`]; a body that is not an array becomes one item.
+pub(crate) fn list_envelope(
+    items: &serde_json::Value,
+    next_cursor: Option<String>,
+) -> serde_json::Value {
+    let items = match items {
+        serde_json::Value::Array(_) => items.clone(),
+        other => serde_json::Value::Array(vec![other.clone()]),
+    };
+    serde_json::json!({ "items": items, "next_cursor": next_cursor })
+}
+
+/// How often `--follow` asks the server for what is new.
+pub(crate) const FOLLOW_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Prints one JSON value on one line: what `--follow --json` prints per item (JSON Lines), as
+/// a stream has no end at which an envelope could close.
+pub(crate) fn print_json_line(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string(value)?);
+    Ok(())
+}
+
+/// One request on one line, for `approvals list --follow`.
+pub(crate) fn approval_line(approval: &ApprovalView, names: &Names) -> String {
+    format!(
+        "{}  {}  {}  {}  by {}  {}/{}",
+        clean(&approval.created_at),
+        short_id(approval.id),
+        approval.state.as_str(),
+        action_summary(&approval.subject, names),
+        short_name(approval.requester, names),
+        approval.approvals.len(),
+        approval.required_approvals
+    )
+}
+
+/// One event on one line, for `audit events --follow`.
+pub(crate) fn audit_line(event: &AuditEventView) -> String {
+    let target = match &event.target_ref {
+        Some(reference) => format!(
+            "{}:{}",
+            clean(&event.target_category),
+            shorten_ids(&clean(reference))
+        ),
+        None => clean(&event.target_category),
+    };
+    let mut line = format!(
+        "{}  {}  {}  {}  {}  {}",
+        event.seq,
+        clean(&event.time),
+        shorten_ids(&clean(&event.actor)),
+        event.action.as_str(),
+        target,
+        event.outcome.as_str()
+    );
+    if let Some(reason) = event.reason {
+        line.push_str(&format!("  {}", reason.as_str()));
+    }
+    line
 }
 
 /// Prints a list table, or `empty` when it has no rows.
@@ -163,7 +234,7 @@ pub(crate) fn approval_table(approvals: &[ApprovalView], names: &Names) -> Table
                 approval.approvals.len(),
                 approval.required_approvals
             ),
-            action_summary(&approval.action, names),
+            action_summary(&approval.subject, names),
             clean(&approval.expires_at),
         ]);
     }
@@ -181,8 +252,11 @@ pub(crate) fn approval_detail(approval: &ApprovalView, names: &Names) -> Table {
     table.add_row(vec!["kind".to_owned(), approval.kind.as_str().to_owned()]);
     table.add_row(vec![
         "action".to_owned(),
-        action_summary(&approval.action, names),
+        action_summary(&approval.subject, names),
     ]);
+    for (field, value) in subject_rows(&approval.subject, names) {
+        table.add_row(vec![field.to_owned(), value]);
+    }
     table.add_row(vec!["state".to_owned(), approval.state.as_str().to_owned()]);
     table.add_row(vec![
         "requester".to_owned(),
@@ -481,28 +555,125 @@ fn short_name(id: AdminId, names: &Names) -> String {
         .map_or_else(|| short_id(id), |name| clean(name))
 }
 
-fn action_summary(action: &ApprovalAction, names: &Names) -> String {
-    match action {
-        ApprovalAction::RoleGrant { admin, role } => {
-            format!("grant {role} to {}", short_name(*admin, names))
-        }
-        ApprovalAction::ApprovalRuleChange { target_kind, rule } => format!(
-            "set {target_kind} rule: {} of {}",
-            rule.required_approvals(),
-            roles_text(rule.approver_roles())
+/// One line saying what a request would do, with enough of its subject to tell requests apart.
+fn action_summary(subject: &ApprovalSubject, names: &Names) -> String {
+    match subject {
+        ApprovalSubject::RoleGrant {
+            admin,
+            username,
+            role,
+        } => format!(
+            "grant {role} to {}",
+            user_name(*admin, username.as_deref(), names)
         ),
-        ApprovalAction::DeviceLifecycle { device, change } => {
-            let verb = match change {
-                GuardedDeviceChange::Revoke => "revoke",
-                GuardedDeviceChange::Reactivate => "reactivate",
-                GuardedDeviceChange::Wipe => "wipe",
-            };
-            format!("{verb} device {device}")
+        ApprovalSubject::ApprovalRuleChange {
+            target_kind,
+            required_approvals,
+            approver_roles,
+        } => format!(
+            "set {target_kind} rule: {required_approvals} of {}",
+            roles_text(approver_roles)
+        ),
+        ApprovalSubject::DeviceLifecycle { device, change } => {
+            format!("{} device {device}", change_verb(*change))
         }
-        ApprovalAction::ReleaseSigning { release } => format!("sign release {}", short_id(release)),
-        ApprovalAction::TotpReset { admin } => {
-            format!("reset the totp of {}", short_name(*admin, names))
+        ApprovalSubject::ReleaseSigning { release, details } => match details {
+            Some(details) => format!(
+                "sign release {} {} (sha256 {}…) for {}: {}",
+                clean(&details.kind),
+                clean(&details.release_version),
+                clean(&details.sha256.chars().take(12).collect::<String>()),
+                clean(&details.channel),
+                details
+                    .compatible_models
+                    .iter()
+                    .map(|model| clean(model))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+            None => format!("sign release {} (no longer stored)", short_id(release)),
+        },
+        ApprovalSubject::TotpReset { admin, username } => format!(
+            "reset the totp of {}",
+            user_name(*admin, username.as_deref(), names)
+        ),
+    }
+}
+
+/// The subject in full, one field a row, for `approvals show` and before a decision.
+fn subject_rows(subject: &ApprovalSubject, names: &Names) -> Vec<(&'static str, String)> {
+    match subject {
+        ApprovalSubject::RoleGrant {
+            admin,
+            username,
+            role,
+        } => vec![
+            ("role", role.as_str().to_owned()),
+            ("user", full_user_name(*admin, username.as_deref(), names)),
+        ],
+        ApprovalSubject::ApprovalRuleChange {
+            target_kind,
+            required_approvals,
+            approver_roles,
+        } => vec![
+            ("rule for", target_kind.as_str().to_owned()),
+            ("new rule", format!("{required_approvals} approval(s)")),
+            ("new approver roles", roles_text(approver_roles)),
+        ],
+        ApprovalSubject::DeviceLifecycle { device, change } => vec![
+            ("device", device.to_string()),
+            ("change", change_verb(*change).to_owned()),
+        ],
+        ApprovalSubject::ReleaseSigning { release, details } => {
+            let mut rows = vec![("release", release.to_string())];
+            if let Some(details) = details {
+                rows.extend([
+                    ("target", clean(&details.target_name)),
+                    ("release kind", clean(&details.kind)),
+                    ("version", clean(&details.release_version)),
+                    ("rollback index", details.rollback_index.to_string()),
+                    ("channel", clean(&details.channel)),
+                    (
+                        "models",
+                        details
+                            .compatible_models
+                            .iter()
+                            .map(|model| clean(model))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    ),
+                    ("payload sha256", clean(&details.sha256)),
+                    ("payload length", format!("{} bytes", details.length)),
+                ]);
+            } else {
+                rows.push(("version", "(the release is no longer stored)".to_owned()));
+            }
+            rows
         }
+        ApprovalSubject::TotpReset { admin, username } => {
+            vec![("user", full_user_name(*admin, username.as_deref(), names))]
+        }
+    }
+}
+
+fn change_verb(change: GuardedDeviceChange) -> &'static str {
+    match change {
+        GuardedDeviceChange::Revoke => "revoke",
+        GuardedDeviceChange::Reactivate => "reactivate",
+        GuardedDeviceChange::Wipe => "wipe",
+    }
+}
+
+/// The username the server resolved, else one the client knows, else the short id.
+fn user_name(id: AdminId, resolved: Option<&str>, names: &Names) -> String {
+    resolved.map_or_else(|| short_name(id, names), clean)
+}
+
+/// `alice (full-id)` from the username the server resolved, else as [`full_name`].
+fn full_user_name(id: AdminId, resolved: Option<&str>, names: &Names) -> String {
+    match resolved {
+        Some(name) => format!("{} ({id})", clean(name)),
+        None => full_name(id, names),
     }
 }
 

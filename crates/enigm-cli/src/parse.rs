@@ -38,3 +38,74 @@ where
             .ok_or_else(|| format!("unknown value `{input}`"))
     })
 }
+
+/// `--since`: an RFC 3339 time (`2026-11-22T04:25:00Z`) or a duration back from now (`90s`,
+/// `10m`, `2h`, `7d`), answered as the RFC 3339 time the server filters on.
+pub(crate) fn since(input: &str) -> Result<String, String> {
+    if let Some(at) = enigm_types::Timestamp::parse_rfc3339(input) {
+        return Ok(at.to_rfc3339());
+    }
+    let unit_at = input
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&at| at > 0)
+        .ok_or_else(|| since_error(input))?;
+    let (number, unit) = input.split_at(unit_at);
+    let seconds_per_unit: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(since_error(input)),
+    };
+    let seconds = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(seconds_per_unit))
+        .ok_or_else(|| since_error(input))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| "the system clock is before 1970".to_owned())?;
+    let now = enigm_types::Timestamp::from_unix_millis(
+        i64::try_from(now.as_millis()).map_err(|_| "the system clock is out of range")?,
+    );
+    Ok(now
+        .saturating_sub(std::time::Duration::from_secs(seconds))
+        .to_rfc3339())
+}
+
+fn since_error(input: &str) -> String {
+    format!(
+        "`{input}` is neither an RFC 3339 time (2026-11-22T04:25:00Z) nor a duration \
+         (90s, 10m, 2h, 7d)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+
+    use enigm_types::Timestamp;
+
+    #[test]
+    fn since_takes_a_time_or_a_duration_back_from_now() {
+        assert_eq!(
+            super::since("2026-11-22T05:25:00+01:00").unwrap(),
+            "2026-11-22T04:25:00.000Z"
+        );
+        let ten_minutes_ago = Timestamp::parse_rfc3339(&super::since("10m").unwrap()).unwrap();
+        let an_hour_ago = Timestamp::parse_rfc3339(&super::since("1h").unwrap()).unwrap();
+        assert!(an_hour_ago < ten_minutes_ago);
+        for bad in [
+            "",
+            "10",
+            "m",
+            "10y",
+            "-5m",
+            "yesterday",
+            "2026-13-01T00:00:00Z",
+        ] {
+            let error = super::since(bad).unwrap_err();
+            assert!(error.contains("RFC 3339"), "{bad}: {error}");
+        }
+    }
+}

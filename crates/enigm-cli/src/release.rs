@@ -115,7 +115,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: ReleaseArgs) -> anyhow::Resul
         ReleaseCommand::Status { id: None } => {
             let reply = client.get::<Vec<ReleaseView>>(paths::RELEASES).await?;
             if global.json {
-                return output::print_json(&reply.raw);
+                return output::print_json_list(&reply.raw, None);
             }
             let mut table = output::new_table(&[
                 "ID",

@@ -210,7 +210,7 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
     transcript.record(&listed);
     assert!(listed.status.success(), "{}", text(&listed));
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let listed = listed.as_array().unwrap();
+    let listed = listed["items"].as_array().unwrap();
     assert_eq!(listed.len(), 3, "{listed:?}");
     for (handle, state, _, _) in &handles {
         let device = listed
@@ -221,7 +221,7 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
         assert_eq!(device["group"], "field-phones");
     }
     let filtered = owner.json(&["admin", "devices", "list", "--trust-state", "inactive"]);
-    assert_eq!(filtered.as_array().unwrap().len(), 1, "{filtered}");
+    assert_eq!(filtered["items"].as_array().unwrap().len(), 1, "{filtered}");
     let table = owner.run(&["admin", "devices", "list"]);
     transcript.record(&table);
     assert!(text(&table).contains("REVIEW_REQUIRED"), "{}", text(&table));

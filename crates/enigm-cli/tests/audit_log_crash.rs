@@ -151,6 +151,9 @@ async fn audit_events_survive_kill_9_under_load(backend: Backend) {
     let started = Instant::now();
     let mut query = AuditListQuery {
         after: None,
+        before: None,
+        order: None,
+        since: None,
         limit: Some(1000),
         actor: Some(admin_id.parse().unwrap()),
         action: Some(AuditAction::AuditRead),

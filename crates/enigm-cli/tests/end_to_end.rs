@@ -200,7 +200,7 @@ async fn up_login_create_and_grant_through_approvals(backend: Backend) {
         user_password.to_str().unwrap(),
     ]);
     let page = bob_cli.json(&["audit", "events", "--limit", "1000"]);
-    let actions: Vec<&str> = page["events"]
+    let actions: Vec<&str> = page["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -327,7 +327,7 @@ async fn acknowledged_writes_survive_kill_9(backend: Backend) {
         password_file.to_str().unwrap(),
     ]);
     let users = owner.json(&["admin", "users", "list"]);
-    let listed: Vec<&str> = users
+    let listed: Vec<&str> = users["items"]
         .as_array()
         .unwrap()
         .iter()

@@ -414,7 +414,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     // failed protection (a finding; the baseline policy does not make it critical).
     let ota_findings = || -> Vec<Value> {
         let devices = owner.json(&["admin", "devices", "list"]);
-        let handle = devices[0]["handle"].as_str().unwrap().to_owned();
+        let handle = devices["items"][0]["handle"].as_str().unwrap().to_owned();
         let shown = owner.json(&["admin", "devices", "show", &handle]);
         shown["trust"]["findings"]
             .as_array()
@@ -433,7 +433,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
 
     // Every outcome is in the audit log.
     let events = owner.json(&["audit", "events", "--action", "device.ota-install"]);
-    let outcomes: Vec<&str> = events["events"]
+    let outcomes: Vec<&str> = events["items"]
         .as_array()
         .unwrap()
         .iter()
@@ -444,6 +444,6 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         "{outcomes:?}"
     );
     let signs = owner.json(&["audit", "events", "--action", "release.sign"]);
-    assert!(signs["events"].as_array().unwrap().len() >= 3);
+    assert!(signs["items"].as_array().unwrap().len() >= 3);
     drop(server);
 }

@@ -199,6 +199,10 @@ fn the_readme_runs_as_written() {
     let _ = pending;
     let approvals = look_up(&walk, &["admin", "approvals", "list", "--state", "pending"]);
     let grant = items(&approvals)[0]["id"].as_str().unwrap().to_owned();
+    walk.run("enigm admin approvals show <ID>", &[("<ID>", &grant)])
+        .ok()
+        .shows("security-admin")
+        .shows("alice");
     walk.run("enigm admin approvals approve <ID>", &[("<ID>", &grant)])
         .ok();
     walk.run("enigm admin users list", &[]).ok().shows("alice");
@@ -244,6 +248,9 @@ fn the_readme_runs_as_written() {
     )
     .ok();
     walk.run("enigm audit events --limit 50", &[]).ok();
+    walk.run("enigm audit events --since 10m", &[])
+        .ok()
+        .shows("admin.user-create");
     let key = walk.assign("KEY=$(enigm audit key)");
     assert!(!key.trim().is_empty());
     walk.run(

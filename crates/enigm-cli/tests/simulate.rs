@@ -94,7 +94,7 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     let listed = owner.run(&["admin", "devices", "list", "--json"]);
     assert!(listed.status.success());
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
-    let devices = listed.as_array().unwrap();
+    let devices = listed["items"].as_array().unwrap();
     assert_eq!(devices.len(), 20, "{listed}");
     for state in ["PROTECTED", "REVIEW_REQUIRED", "INACTIVE"] {
         assert!(

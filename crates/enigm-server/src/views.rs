@@ -30,11 +30,16 @@ pub(crate) fn session(session: &SessionRecord, current: SessionId) -> SessionVie
     }
 }
 
-pub(crate) fn approval(record: &ApprovalRecord, now: Timestamp) -> ApprovalView {
+pub(crate) fn approval(
+    record: &ApprovalRecord,
+    subject: enigm_api::ApprovalSubject,
+    now: Timestamp,
+) -> ApprovalView {
     ApprovalView {
         id: record.id,
         kind: record.action.kind(),
         action: record.action.clone(),
+        subject,
         state: record.effective_state(now),
         requester: record.requester,
         justification: record.justification.clone(),

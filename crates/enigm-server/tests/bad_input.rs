@@ -33,7 +33,7 @@ async fn snapshot(app: &TestApp) -> String {
         .collect();
     let approvals = app
         .store
-        .list_approvals(None, app.clock_now())
+        .list_approvals(None, None, app.clock_now())
         .await
         .unwrap();
     let sessions = app

@@ -236,9 +236,23 @@ fn query_structs_document_their_fields_as_query_parameters() {
     };
     assert_eq!(
         query(enigm_api::paths::AUDIT_EVENTS),
-        ["action", "actor", "after", "limit", "outcome"]
+        [
+            "action", "actor", "after", "before", "limit", "order", "outcome", "since"
+        ]
     );
-    assert_eq!(query(enigm_api::paths::APPROVALS), ["state"]);
+    assert_eq!(query(enigm_api::paths::APPROVALS), ["since", "state"]);
+    assert_eq!(
+        query(enigm_api::paths::DEVICES),
+        [
+            "after",
+            "group",
+            "limit",
+            "order",
+            "since",
+            "state",
+            "trust_state"
+        ]
+    );
     assert_eq!(query(enigm_api::paths::AUDIT_LEAVES), ["limit", "start"]);
     assert_eq!(
         query(enigm_api::paths::AUDIT_CONSISTENCY),

@@ -130,10 +130,16 @@ impl Store {
     pub async fn list_approvals(
         &self,
         state: Option<ApprovalState>,
+        since: Option<Timestamp>,
         now: Timestamp,
     ) -> StoreResult<Vec<ApprovalRecord>> {
+        // The bound is a number we format ourselves, never text from the request.
+        let clause = since.map_or_else(String::new, |since| {
+            format!("WHERE created_at >= {}", since.unix_millis())
+        });
         let sql = format!(
-            "SELECT {APPROVAL_COLUMNS} FROM approval_requests ORDER BY created_at DESC LIMIT 1000"
+            "SELECT {APPROVAL_COLUMNS} FROM approval_requests {clause} \
+             ORDER BY created_at DESC LIMIT 1000"
         );
         let rows = sqlx::query(&sql).fetch_all(self.pool()).await?;
         let mut records = rows

@@ -18,6 +18,12 @@ pub struct AuditRow {
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
     pub after: Option<i64>,
+    /// Only events before this sequence number (exclusive).
+    pub before: Option<i64>,
+    /// Only events at or after this time.
+    pub since: Option<enigm_types::Timestamp>,
+    /// Newest first instead of oldest first.
+    pub newest_first: bool,
     pub limit: u32,
     pub actor: Option<AdminId>,
     pub action: Option<AuditAction>,
@@ -51,8 +57,16 @@ impl Store {
             binds.push(outcome.as_str().to_owned());
             sql.push_str(&format!(" AND outcome = ${}", binds.len() + 1));
         }
+        // Numbers we format ourselves, never text from the request.
+        if let Some(before) = filter.before {
+            sql.push_str(&format!(" AND seq < {before}"));
+        }
+        if let Some(since) = filter.since {
+            sql.push_str(&format!(" AND time >= {}", since.unix_millis()));
+        }
         sql.push_str(&format!(
-            " ORDER BY seq LIMIT {}",
+            " ORDER BY seq {} LIMIT {}",
+            if filter.newest_first { "DESC" } else { "ASC" },
             filter.limit.clamp(1, 1000)
         ));
         let mut query = sqlx::query(&sql).bind(filter.after.unwrap_or(0));

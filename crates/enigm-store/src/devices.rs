@@ -107,6 +107,10 @@ pub struct DeviceFilter {
     pub trust_state: Option<TrustState>,
     pub group: Option<String>,
     pub after: Option<DeviceHandle>,
+    /// Only devices seen at or after this time.
+    pub seen_since: Option<Timestamp>,
+    /// Most recently seen first instead of by handle.
+    pub last_seen_first: bool,
     pub limit: u32,
 }
 
@@ -144,13 +148,22 @@ impl Store {
             values.push(after.to_string());
             conditions.push(format!("handle > ${}", values.len()));
         }
+        if let Some(since) = filter.seen_since {
+            // A number we format ourselves, never text from the request.
+            conditions.push(format!("last_seen_at >= {}", since.unix_millis()));
+        }
         let clause = if conditions.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT {DEVICE_COLUMNS} FROM devices {clause} ORDER BY handle LIMIT {}",
+            "SELECT {DEVICE_COLUMNS} FROM devices {clause} ORDER BY {} LIMIT {}",
+            if filter.last_seen_first {
+                "last_seen_at DESC, handle"
+            } else {
+                "handle"
+            },
             filter.limit
         );
         let mut query = sqlx::query(&sql);

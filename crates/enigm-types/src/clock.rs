@@ -46,6 +46,16 @@ impl Timestamp {
         Duration::from_millis(u64::try_from(millis).unwrap_or(0))
     }
 
+    /// Parses an RFC 3339 date-time (any offset), truncated to the millisecond; `None` when the
+    /// text is not one or lies outside the range of a millisecond count.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let at = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+        i64::try_from(at.unix_timestamp_nanos().div_euclid(1_000_000))
+            .ok()
+            .map(Self)
+    }
+
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-22T04:25:00.000Z`.
     pub fn to_rfc3339(self) -> String {
         let nanos = i128::from(self.0) * 1_000_000;

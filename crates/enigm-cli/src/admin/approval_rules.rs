@@ -36,7 +36,7 @@ pub(crate) async fn run(ctx: &Ctx, command: ApprovalRulesCommand) -> anyhow::Res
                 .get::<Vec<ApprovalRuleView>>(paths::APPROVAL_RULES)
                 .await?;
             if ctx.json() {
-                return output::print_json(&reply.raw);
+                return output::print_json_list(&reply.raw, None);
             }
             output::print_list(
                 &output::rule_table(&reply.value),

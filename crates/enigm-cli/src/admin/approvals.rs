@@ -1,8 +1,10 @@
 //! `enigm admin approvals`: list, inspect, approve and reject multi-admin approval requests.
 
+use std::collections::HashSet;
+
 use clap::Subcommand;
 use enigm_api::{AccountView, ApprovalListQuery, ApprovalView, paths};
-use enigm_types::ApprovalState;
+use enigm_types::{ApprovalId, ApprovalState};
 
 use super::{Ctx, resolve};
 use crate::output::{self, Names};
@@ -10,11 +12,19 @@ use crate::parse;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ApprovalsCommand {
-    /// List approval requests.
+    /// List approval requests, newest first, with what each would do.
     List {
         /// Only requests in this state.
         #[arg(long, value_parser = parse::approval_state())]
         state: Option<ApprovalState>,
+        /// Only requests opened since this time: RFC 3339 (2026-11-22T04:25:00Z) or a duration
+        /// back from now (90s, 10m, 2h, 7d).
+        #[arg(long, value_parser = parse::since, value_name = "TIME|DURATION")]
+        since: Option<String>,
+        /// After the list, keep watching: print each new request as it is opened, until
+        /// interrupted (Ctrl-C). With --json, one JSON object per line.
+        #[arg(long)]
+        follow: bool,
     },
     /// Show one request in full.
     Show {
@@ -41,16 +51,24 @@ enum Decision {
 
 pub(crate) async fn run(ctx: &Ctx, command: ApprovalsCommand) -> anyhow::Result<()> {
     match command {
-        ApprovalsCommand::List { state } => {
-            let query = ApprovalListQuery { state };
+        ApprovalsCommand::List {
+            state,
+            since,
+            follow,
+        } => {
+            let query = ApprovalListQuery { state, since };
             let reply = ctx
                 .client
                 .get_query::<_, Vec<ApprovalView>>(paths::APPROVALS, &query)
                 .await?;
-            if ctx.json() {
-                return output::print_json(&reply.raw);
-            }
             let names = known_names(ctx).await;
+            if follow {
+                return follow_approvals(ctx, query, reply.value, &names).await;
+            }
+            if ctx.json() {
+                // All requests in one answer: there is no further page.
+                return output::print_json_list(&reply.raw, None);
+            }
             output::print_list(
                 &output::approval_table(&reply.value, &names),
                 reply.value.len(),
@@ -112,6 +130,36 @@ async fn decide(ctx: &Ctx, input: &str, decision: Decision) -> anyhow::Result<()
         ApprovalState::Expired => println!("{} has expired", approval.id),
     }
     Ok(())
+}
+
+/// `list --follow`: prints what is there (oldest first, like `tail -f`), then every request
+/// opened afterwards, one line (or one JSON object) each, polling until interrupted.
+async fn follow_approvals(
+    ctx: &Ctx,
+    query: ApprovalListQuery,
+    first: Vec<ApprovalView>,
+    names: &Names,
+) -> anyhow::Result<()> {
+    let mut seen: HashSet<ApprovalId> = HashSet::new();
+    let mut pending = first;
+    loop {
+        // The server answers newest first; print in the order they were opened.
+        for approval in pending.iter().rev() {
+            if seen.insert(approval.id) {
+                if ctx.json() {
+                    output::print_json_line(&serde_json::to_value(approval)?)?;
+                } else {
+                    println!("{}", output::approval_line(approval, names));
+                }
+            }
+        }
+        tokio::time::sleep(output::FOLLOW_INTERVAL).await;
+        pending = ctx
+            .client
+            .get_query::<_, Vec<ApprovalView>>(paths::APPROVALS, &query)
+            .await?
+            .value;
+    }
 }
 
 /// Says what a pending request still needs.

@@ -4,17 +4,20 @@
 use clap::Subcommand;
 use enigm_api::eligibility::{EligibilityDecision, EligibilityRequest};
 use enigm_api::{
-    DeviceListQuery, DeviceView, LifecycleChange, LifecycleRequest, LifecycleResponse, paths,
+    DeviceListQuery, DeviceOrder, DeviceView, LifecycleChange, LifecycleRequest, LifecycleResponse,
+    paths,
 };
 use enigm_trust::{DeviceState, ProtectedAction, TrustState};
 use enigm_types::DeviceHandle;
 
 use super::Ctx;
 use crate::output;
+use crate::parse;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DevicesCommand {
-    /// List devices, filtered by lifecycle state, trust state and group.
+    /// List devices, most recently seen first, filtered by lifecycle state, trust state, group
+    /// and last check-in.
     List {
         /// Lifecycle state, e.g. `trusted`, `restricted`, `revoked`.
         #[arg(long, value_parser = parse_device_state)]
@@ -25,6 +28,19 @@ pub(crate) enum DevicesCommand {
         /// Device group.
         #[arg(long)]
         group: Option<String>,
+        /// Only devices seen since this time: RFC 3339 (2026-11-22T04:25:00Z) or a duration
+        /// back from now (90s, 10m, 2h, 7d).
+        #[arg(long, value_parser = parse::since, value_name = "TIME|DURATION")]
+        since: Option<String>,
+        /// At most this many devices (1 to 1000; the server's default is 100).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: Option<u32>,
+        /// Sort by handle instead, paging with --after (the handle printed at the end).
+        #[arg(long)]
+        by_handle: bool,
+        /// With --by-handle: only devices whose handle sorts after this one.
+        #[arg(long, value_parser = parse_handle, requires = "by_handle", value_name = "HANDLE")]
+        after: Option<DeviceHandle>,
     },
     /// Show one device: trust state, findings and production gates.
     Show {
@@ -67,26 +83,47 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
             state,
             trust_state,
             group,
+            since,
+            limit,
+            by_handle,
+            after,
         } => {
             let query = DeviceListQuery {
                 state,
                 trust_state,
                 group,
-                after: None,
-                limit: None,
+                after,
+                limit,
+                order: Some(if by_handle {
+                    DeviceOrder::Handle
+                } else {
+                    DeviceOrder::LastSeen
+                }),
+                since,
             };
             let reply = ctx
                 .client
                 .get_query::<_, Vec<DeviceView>>(paths::DEVICES, &query)
                 .await?;
+            // Only the handle order pages; a full page there may have a next one.
+            let page_full =
+                usize::try_from(limit.unwrap_or(100)).is_ok_and(|limit| reply.value.len() == limit);
+            let next = (by_handle && page_full)
+                .then(|| reply.value.last().map(|device| device.handle.to_string()))
+                .flatten();
             if ctx.json() {
-                return output::print_json(&reply.raw);
+                return output::print_json_list(&reply.raw, next);
             }
             output::print_list(
                 &output::device_table(&reply.value),
                 reply.value.len(),
                 "no devices",
             );
+            if let Some(next) = next {
+                println!("more devices: pass --by-handle --after {next}");
+            } else if page_full {
+                println!("more devices may be seen earlier: narrow with --since or raise --limit");
+            }
             Ok(())
         }
         DevicesCommand::Lifecycle {

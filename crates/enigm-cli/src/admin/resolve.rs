@@ -77,7 +77,10 @@ pub(crate) async fn approval(client: &CommandClient, input: &str) -> anyhow::Res
     if let Ok(id) = input.parse::<ApprovalId>() {
         return Ok(id);
     }
-    let query = ApprovalListQuery { state: None };
+    let query = ApprovalListQuery {
+        state: None,
+        since: None,
+    };
     let approvals = client
         .get_query::<_, Vec<ApprovalView>>(paths::APPROVALS, &query)
         .await?

@@ -8,7 +8,7 @@ use crate::output;
 pub(crate) async fn run(ctx: &Ctx) -> anyhow::Result<()> {
     let reply = ctx.client.get::<Vec<RouteView>>(paths::ROUTES).await?;
     if ctx.json() {
-        return output::print_json(&reply.raw);
+        return output::print_json_list(&reply.raw, None);
     }
     output::print_list(
         &output::route_table(&reply.value),

@@ -35,7 +35,7 @@ pub(crate) async fn run(ctx: &Ctx, command: SessionsCommand) -> anyhow::Result<(
             };
             let reply = ctx.client.get::<Vec<SessionView>>(path).await?;
             if ctx.json() {
-                return output::print_json(&reply.raw);
+                return output::print_json_list(&reply.raw, None);
             }
             output::print_list(
                 &output::session_table(&reply.value),

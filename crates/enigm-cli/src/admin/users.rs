@@ -61,7 +61,7 @@ pub(crate) async fn run(ctx: &Ctx, command: UsersCommand) -> anyhow::Result<()> 
         UsersCommand::List => {
             let reply = ctx.client.get::<Vec<AccountView>>(paths::USERS).await?;
             if ctx.json() {
-                return output::print_json(&reply.raw);
+                return output::print_json_list(&reply.raw, None);
             }
             output::print_list(
                 &output::account_table(&reply.value),

@@ -1,5 +1,9 @@
 //! `enigm audit key`: the public key the audit log's checkpoints are signed with, to hand to
 //! auditors, who pin it with `enigm audit verify --log-key`.
+//!
+//! By default it asks the server the CLI is logged in to (or `--server`), wherever it is run
+//! from; `--data-dir` reads the key file of `enigm up` on the server's own host instead, which
+//! is how to check the server's answer out of band.
 
 use std::path::PathBuf;
 
@@ -10,36 +14,36 @@ use super::checkpoints;
 use crate::cli::GlobalArgs;
 use crate::connect;
 use crate::output;
-use crate::up::DEFAULT_DATA_DIR;
 
 #[derive(Debug, Args)]
 pub(crate) struct KeyArgs {
-    /// The data directory of `enigm up`, whose `keys/audit-log.pub` holds the key.
-    #[arg(long, env = "ENIGM_DATA_DIR", default_value = DEFAULT_DATA_DIR, value_name = "DIR")]
-    data_dir: PathBuf,
-    /// Ask the server (--server, or the stored login) instead. Compare such a key out of band:
-    /// a key fetched from the server it verifies proves nothing on its own.
-    #[arg(long)]
+    /// Read the key offline from this data directory of `enigm up` (its
+    /// `keys/audit-log.pub`) instead of asking the server.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Ask the server (the default; kept so that older scripts keep working).
+    #[arg(long, hide = true, conflicts_with = "data_dir")]
     remote: bool,
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: KeyArgs) -> anyhow::Result<()> {
-    let verifier = if args.remote {
-        let client = connect::connect(global)?;
-        let view = client
-            .get::<AuditLogKeyView>(paths::AUDIT_LOG_KEY)
-            .await?
-            .value;
-        let verifier = checkpoints::parse_verifier(&view.verifier_key)?;
-        eprintln!(
-            "warning: this key was fetched from {}, the server whose log it verifies; compare it \
-             out of band (e.g. with `enigm audit key --data-dir DIR` on the server's host) \
-             before pinning it with --log-key",
-            client.server()
-        );
-        verifier
-    } else {
-        checkpoints::read_verifier_file(&args.data_dir)?
+    let verifier = match &args.data_dir {
+        Some(data_dir) => checkpoints::read_verifier_file(data_dir)?,
+        None => {
+            let client = connect::connect(global)?;
+            let view = client
+                .get::<AuditLogKeyView>(paths::AUDIT_LOG_KEY)
+                .await?
+                .value;
+            let verifier = checkpoints::parse_verifier(&view.verifier_key)?;
+            eprintln!(
+                "note: this key was fetched from {}, the server whose log it verifies; before \
+                 pinning it with --log-key, compare it out of band (`enigm audit key --data-dir \
+                 DIR` on the server's host)",
+                client.server()
+            );
+            verifier
+        }
     };
     let key = verifier.to_key_string();
     if global.json {

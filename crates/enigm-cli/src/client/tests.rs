@@ -180,6 +180,9 @@ async fn request_bodies_and_queries_are_encoded_as_the_api_expects() {
         .unwrap();
     let query = AuditListQuery {
         after: None,
+        before: None,
+        order: None,
+        since: None,
         limit: Some(5),
         actor: None,
         action: Some(AuditAction::AuthLogin),

@@ -1,9 +1,10 @@
 use enigm_api::{
-    AccountView, ApprovalRuleView, ApprovalView, AuditEventView, RouteView, SessionView,
+    AccountView, ApprovalRuleView, ApprovalSubject, ApprovalView, AuditEventView, ReleaseSubject,
+    RouteView, SessionView,
 };
 use enigm_types::{
     AdminId, ApprovalAction, ApprovalId, ApprovalKind, ApprovalRule, ApprovalState, AuditAction,
-    AuditEventId, Outcome, Permission, ReasonCategory, Role, SessionId,
+    AuditEventId, Outcome, Permission, ReasonCategory, ReleaseId, Role, SessionId,
 };
 use uuid::Uuid;
 
@@ -64,6 +65,11 @@ fn approvals() -> Vec<ApprovalView> {
                 admin: bob(),
                 role: Role::Auditor,
             },
+            subject: ApprovalSubject::RoleGrant {
+                admin: bob(),
+                username: None,
+                role: Role::Auditor,
+            },
             state: ApprovalState::Pending,
             requester: alice(),
             justification: "quarterly access review\nticket SEC-42".to_owned(),
@@ -81,6 +87,11 @@ fn approvals() -> Vec<ApprovalView> {
                 target_kind: ApprovalKind::RoleGrant,
                 rule: ApprovalRule::new(2, vec![Role::Owner, Role::SecurityAdmin]).unwrap(),
             },
+            subject: ApprovalSubject::ApprovalRuleChange {
+                target_kind: ApprovalKind::RoleGrant,
+                required_approvals: 2,
+                approver_roles: vec![Role::Owner, Role::SecurityAdmin],
+            },
             state: ApprovalState::Rejected,
             requester: bob(),
             justification: "two-person rule".to_owned(),
@@ -90,6 +101,36 @@ fn approvals() -> Vec<ApprovalView> {
             rejected_by: Some(alice()),
             created_at: "2026-11-22T07:00:00.000Z".to_owned(),
             expires_at: "2026-11-23T07:00:00.000Z".to_owned(),
+        },
+        ApprovalView {
+            id: ApprovalId::from_uuid(uuid("e418e7e9-0000-4000-8000-000000000012")),
+            kind: ApprovalKind::ReleaseSigning,
+            action: ApprovalAction::ReleaseSigning {
+                release: ReleaseId::from_uuid(uuid("5e1ea5e0-0000-4000-8000-000000000013")),
+            },
+            subject: ApprovalSubject::ReleaseSigning {
+                release: ReleaseId::from_uuid(uuid("5e1ea5e0-0000-4000-8000-000000000013")),
+                details: Some(ReleaseSubject {
+                    target_name: "os-image-1.4.2.bin".to_owned(),
+                    kind: "os-image".to_owned(),
+                    release_version: "1.4.2".to_owned(),
+                    rollback_index: 7,
+                    channel: "stable".to_owned(),
+                    compatible_models: vec!["pixel-8".to_owned(), "pixel-9".to_owned()],
+                    length: 1_048_576,
+                    sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+                        .to_owned(),
+                }),
+            },
+            state: ApprovalState::Pending,
+            requester: alice(),
+            justification: "monthly security patch".to_owned(),
+            required_approvals: 1,
+            approver_roles: vec![Role::ReleaseManager],
+            approvals: vec![],
+            rejected_by: None,
+            created_at: "2026-11-22T08:00:00.000Z".to_owned(),
+            expires_at: "2026-11-23T08:00:00.000Z".to_owned(),
         },
     ]
 }
@@ -149,6 +190,25 @@ fn approval_show_with_known_names() {
 #[test]
 fn approval_show_without_names() {
     insta::assert_snapshot!(render(approval_detail(&approvals()[1], &Names::new())));
+}
+
+/// An approver sees the release in full before deciding: version, digest, models, channel.
+#[test]
+fn approval_show_release_signing() {
+    insta::assert_snapshot!(render(approval_detail(&approvals()[2], &Names::new())));
+}
+
+#[test]
+fn list_envelope_wraps_items_with_their_cursor() {
+    let items = serde_json::json!([{"a": 1}]);
+    assert_eq!(
+        list_envelope(&items, Some("42".to_owned())),
+        serde_json::json!({"items": [{"a": 1}], "next_cursor": "42"})
+    );
+    assert_eq!(
+        list_envelope(&serde_json::json!([]), None),
+        serde_json::json!({"items": [], "next_cursor": null})
+    );
 }
 
 #[test]

@@ -15,23 +15,25 @@ use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::guard::Caller;
 use crate::services::approvals;
 use crate::state::AppState;
-use crate::views;
 
-/// Approval requests, newest first.
+/// Approval requests, newest first, each with its subject resolved (what it would do).
 #[utoipa::path(get, path = enigm_api::paths::APPROVALS, tag = "approvals", security(("bearer" = [])),
-    params(ApprovalListQuery), responses((status = 200, body = [ApprovalView])))]
+    params(ApprovalListQuery), responses((status = 200, body = [ApprovalView]), (status = 400, body = enigm_api::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ApprovalListQuery>,
 ) -> ApiResult<Json<Vec<ApprovalView>>> {
     let now = state.now();
-    let records = state.store().list_approvals(query.state, now).await?;
-    Ok(Json(
-        records
-            .iter()
-            .map(|record| views::approval(record, now))
-            .collect(),
-    ))
+    let since = enigm_api::since::parse(query.since.as_deref());
+    let records = state
+        .store()
+        .list_approvals(query.state, since, now)
+        .await?;
+    let mut views = Vec::with_capacity(records.len());
+    for record in &records {
+        views.push(approvals::view(&state, record, now).await?);
+    }
+    Ok(Json(views))
 }
 
 /// One approval request.
@@ -47,7 +49,7 @@ pub async fn read(
         .approval_by_id(id)
         .await?
         .ok_or_else(|| ApiError::not_found("approval request"))?;
-    Ok(Json(views::approval(&record, state.now())))
+    Ok(Json(approvals::view(&state, &record, state.now()).await?))
 }
 
 /// Approve a request (critical: needs the PIN). Executes the action when the threshold is met.

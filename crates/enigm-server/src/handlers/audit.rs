@@ -12,7 +12,7 @@ use axum::extract::State;
 use enigm_api::{
     AuditCheckpointView, AuditConsistencyQuery, AuditConsistencyView, AuditInclusionView,
     AuditLeafView, AuditLeavesPage, AuditLeavesQuery, AuditListQuery, AuditLogKeyView, AuditPage,
-    AuditProofQuery, AuditRetentionView, LegalHoldRequest,
+    AuditProofQuery, AuditRetentionView, LegalHoldRequest, ListOrder,
 };
 use enigm_auditlog::Hash;
 use enigm_store::{AuditFilter, LeafEntry, StoreError, StoredCheckpoint};
@@ -25,17 +25,22 @@ use crate::services::audit_log;
 use crate::state::AppState;
 use crate::views;
 
-/// Audit events in log order, filtered and paged.
+/// Audit events, filtered and paged: oldest first (paged with `after`), or newest first with
+/// `order=newest` (paged with `before`).
 #[utoipa::path(get, path = enigm_api::paths::AUDIT_EVENTS, tag = "audit", security(("bearer" = [])),
-    params(AuditListQuery), responses((status = 200, body = AuditPage), (status = 403, body = enigm_api::ErrorBody)))]
+    params(AuditListQuery), responses((status = 200, body = AuditPage), (status = 400, body = enigm_api::ErrorBody), (status = 403, body = enigm_api::ErrorBody)))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
     ApiQuery(query): ApiQuery<AuditListQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     let limit = query.limit.unwrap_or(100);
+    let newest_first = query.order == Some(ListOrder::Newest);
     let filter = AuditFilter {
         after: query.after,
+        before: query.before,
+        since: enigm_api::since::parse(query.since.as_deref()),
+        newest_first,
         limit,
         actor: query.actor,
         action: query.action,
@@ -43,12 +48,18 @@ pub async fn list(
     };
     let rows = state.store().list_audit(&filter).await?;
     audit_log::record_read(&state, &caller, AuditTarget::AuditLog).await?;
-    let next_after = (rows.len() == usize::try_from(limit).unwrap_or(usize::MAX))
+    let next = (rows.len() == usize::try_from(limit).unwrap_or(usize::MAX))
         .then(|| rows.last().map(|row| row.seq))
         .flatten();
+    let (next_after, next_before) = if newest_first {
+        (None, next)
+    } else {
+        (next, None)
+    };
     Ok(Json(AuditPage {
         events: rows.iter().map(views::audit_event).collect(),
         next_after,
+        next_before,
     }))
 }
 

@@ -3,7 +3,7 @@
 //! approved device lifecycle change or release signing is carried out by the lifecycle and
 //! release services.
 
-use enigm_api::ApprovalView;
+use enigm_api::{ApprovalSubject, ApprovalView, ReleaseSubject};
 use enigm_store::{CommandFlag, DecisionKind, NewApproval, StoreError, WriteTx};
 use enigm_types::{
     Actor, ApprovalAction, ApprovalId, ApprovalKind, ApprovalRule, ApprovalState, AuditAction,
@@ -48,6 +48,77 @@ pub fn role_may_decide(state: &AppState, role: Role) -> bool {
     )
 }
 
+/// The view of a request with its subject resolved (release details, usernames), so that the
+/// people deciding it see what they approve.
+pub async fn view(
+    state: &AppState,
+    record: &enigm_store::ApprovalRecord,
+    now: Timestamp,
+) -> ApiResult<ApprovalView> {
+    let subject = subject(state, &record.action).await?;
+    Ok(views::approval(record, subject, now))
+}
+
+/// Resolves what an action would do. Only names, versions and digests: the release's payload
+/// digest is public metadata, and devices appear by their handle.
+async fn subject(state: &AppState, action: &ApprovalAction) -> ApiResult<ApprovalSubject> {
+    let username = |admin| async move {
+        Ok::<_, ApiError>(
+            state
+                .store()
+                .admin_by_id(admin)
+                .await?
+                .map(|record| record.username.as_str().to_owned()),
+        )
+    };
+    Ok(match action {
+        ApprovalAction::RoleGrant { admin, role } => ApprovalSubject::RoleGrant {
+            admin: *admin,
+            username: username(*admin).await?,
+            role: *role,
+        },
+        ApprovalAction::ApprovalRuleChange { target_kind, rule } => {
+            ApprovalSubject::ApprovalRuleChange {
+                target_kind: *target_kind,
+                required_approvals: rule.required_approvals(),
+                approver_roles: rule.approver_roles().to_vec(),
+            }
+        }
+        ApprovalAction::DeviceLifecycle { device, change } => ApprovalSubject::DeviceLifecycle {
+            device: *device,
+            change: *change,
+        },
+        ApprovalAction::ReleaseSigning { release } => {
+            let details = match state.store().release_by_id(*release).await? {
+                Some(record) => {
+                    let release = record.release;
+                    let compatible_models: Vec<String> = serde_json::from_str(&release.models)
+                        .map_err(|_| ApiError::internal(&StoreError::Corrupt("release models")))?;
+                    Some(ReleaseSubject {
+                        target_name: release.target_name,
+                        kind: release.kind,
+                        release_version: release.release_version,
+                        rollback_index: release.rollback_index,
+                        channel: release.channel,
+                        compatible_models,
+                        length: release.length,
+                        sha256: release.sha256,
+                    })
+                }
+                None => None,
+            };
+            ApprovalSubject::ReleaseSigning {
+                release: *release,
+                details,
+            }
+        }
+        ApprovalAction::TotpReset { admin } => ApprovalSubject::TotpReset {
+            admin: *admin,
+            username: username(*admin).await?,
+        },
+    })
+}
+
 /// Opens an approval request under the rule currently in force for its kind.
 pub async fn open_request(
     state: &AppState,
@@ -76,7 +147,7 @@ pub async fn open_request(
         .approval_by_id(approval.id)
         .await?
         .ok_or_else(|| ApiError::not_found("approval request"))?;
-    Ok(views::approval(&record, now))
+    view(state, &record, now).await
 }
 
 /// Opens an approval request inside the caller's transaction, so that what the request is about
@@ -255,7 +326,7 @@ pub async fn decide(
         .approval_by_id(id)
         .await?
         .ok_or_else(|| ApiError::not_found("approval request"))?;
-    Ok(views::approval(&record, now))
+    view(state, &record, now).await
 }
 
 /// Performs an approved action inside the transaction that closed the request, so the action

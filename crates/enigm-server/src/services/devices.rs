@@ -288,11 +288,21 @@ pub async fn check_in(
 /// The device inventory, in handle order, filtered by lifecycle state, trust state and group.
 pub async fn list(state: &AppState, query: DeviceListQuery) -> ApiResult<Vec<DeviceView>> {
     let limit = query.limit.unwrap_or(100);
+    let last_seen_first = query.order == Some(enigm_api::DeviceOrder::LastSeen);
+    if last_seen_first && query.after.is_some() {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "`after` pages the list by handle; it cannot be combined with `order=last-seen` \
+             (narrow it with `since` instead)",
+        ));
+    }
     let filter = DeviceFilter {
         state: query.state,
         trust_state: query.trust_state,
         group: query.group,
         after: query.after,
+        seen_since: enigm_api::since::parse(query.since.as_deref()),
+        last_seen_first,
         limit,
     };
     let records = state.store().list_devices(&filter).await?;
