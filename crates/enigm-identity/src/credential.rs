@@ -31,9 +31,13 @@ pub enum PasswordError {
 /// Why a PIN was refused. Messages never include the PIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PinError {
-    #[error("pin must be exactly 6 digits")]
+    #[error("pin must be exactly 6 digits (0-9)")]
     Format,
-    #[error("pin is too easy to guess")]
+    #[error(
+        "pin is too easy to guess: it must not be a run (123456, 975319), a repeated or mirrored \
+         group (121212, 123123, 123321, 112233, 111222) or a common keypad pattern (147258, \
+         159753); choose six digits without a pattern"
+    )]
     Weak,
 }
 

@@ -282,6 +282,7 @@ impl Command {
                     .as_str()
                     .to_owned(),
             ),
+            password_change_required: false,
             created_at: now,
         })
         .await
