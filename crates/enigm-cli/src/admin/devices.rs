@@ -16,8 +16,8 @@ use crate::output;
 pub(crate) enum DevicesCommand {
     /// List devices, filtered by lifecycle state, trust state and group.
     List {
-        /// Lifecycle state, e.g. `trusted`, `restricted`, `revoked`.
-        #[arg(long, value_parser = parse_device_state)]
+        /// Lifecycle state.
+        #[arg(long, value_parser = crate::parse::device_state())]
         state: Option<DeviceState>,
         /// Trust state: `PROTECTED`, `REVIEW_REQUIRED` or `INACTIVE`.
         #[arg(long, value_parser = parse_trust_state)]
@@ -191,11 +191,6 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
             Ok(())
         }
     }
-}
-
-fn parse_device_state(text: &str) -> Result<DeviceState, String> {
-    text.parse()
-        .map_err(|_| format!("unknown device state `{text}`"))
 }
 
 fn parse_trust_state(text: &str) -> Result<TrustState, String> {
