@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn each_pin_file_help_says_what_its_file_holds() {
         let set = help_of(&["admin", "pin", "set"]);
-        assert!(set.contains("File whose content is the NEW 6-digit PIN"), "{set}");
+        assert!(
+            set.contains("File whose content is the NEW 6-digit PIN"),
+            "{set}"
+        );
         for path in [
             &["admin", "users", "disable"][..],
             &["admin", "approvals", "approve"],

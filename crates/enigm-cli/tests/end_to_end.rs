@@ -80,7 +80,8 @@ async fn up_login_create_and_grant_through_approvals(backend: Backend) {
     // The generated bootstrap password must be changed before anything else.
     let login_notice = String::from_utf8_lossy(&login.stderr);
     assert!(
-        login_notice.contains("must be changed before anything else: run `enigm admin password change`"),
+        login_notice
+            .contains("must be changed before anything else: run `enigm admin password change`"),
         "{login_notice}"
     );
     let blocked = owner.run(&["admin", "users", "list"]);

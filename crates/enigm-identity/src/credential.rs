@@ -292,7 +292,10 @@ mod tests {
     #[test]
     fn a_weak_pin_refusal_states_the_rule_with_examples_it_refuses() {
         let message = PinError::Weak.to_string();
-        assert!(message.starts_with("pin is too easy to guess: it must not be"), "{message}");
+        assert!(
+            message.starts_with("pin is too easy to guess: it must not be"),
+            "{message}"
+        );
         // Every example the message gives is itself refused, so the rule it states is true.
         let examples: Vec<&str> = message
             .split(|c: char| !c.is_ascii_digit())
@@ -300,7 +303,11 @@ mod tests {
             .collect();
         assert_eq!(examples.len(), 9, "{message}");
         for example in examples {
-            assert_eq!(Pin::parse(example).unwrap_err(), PinError::Weak, "{example}");
+            assert_eq!(
+                Pin::parse(example).unwrap_err(),
+                PinError::Weak,
+                "{example}"
+            );
         }
         assert!(message.ends_with("choose six digits without a pattern"));
     }

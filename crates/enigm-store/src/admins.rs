@@ -101,10 +101,10 @@ impl Store {
         sqlx::query(
             "UPDATE admins SET password_hash = $1, password_change_required = 0 WHERE id = $2",
         )
-            .bind(password_hash.to_owned())
-            .bind(id.to_string())
-            .execute(self.pool())
-            .await?;
+        .bind(password_hash.to_owned())
+        .bind(id.to_string())
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 

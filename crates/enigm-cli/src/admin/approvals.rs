@@ -223,7 +223,10 @@ mod tests {
         // installation's sole owner may, until a second approver exists).
         for decision in [Decision::Approve, Decision::Reject] {
             let refused = self_decision(&request(me, release.clone()), me, decision).unwrap();
-            assert!(refused.contains("a request you made (self_approval)"), "{refused}");
+            assert!(
+                refused.contains("a request you made (self_approval)"),
+                "{refused}"
+            );
         }
         assert_eq!(
             self_decision(&request(me, grant_to(other)), me, Decision::Approve),

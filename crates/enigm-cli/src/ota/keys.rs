@@ -114,7 +114,9 @@ pub(crate) fn token_pin(file: Option<&Path>) -> anyhow::Result<SecretString> {
         let text = crate::secrets::read_secret_file(file)
             .with_context(|| format!("cannot read the token PIN file `{}`", file.display()))?;
         return Ok(SecretString::from(
-            text.expose_secret().trim_end_matches(['\n', '\r']).to_owned(),
+            text.expose_secret()
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
         ));
     }
     anyhow::ensure!(
