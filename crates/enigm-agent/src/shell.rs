@@ -322,6 +322,23 @@ fn read_token_file(path: &Path) -> anyhow::Result<SecretString> {
     const MAX_TOKEN_FILE_BYTES: u64 = 4096;
     let file = std::fs::File::open(path)
         .with_context(|| format!("could not open `{}`", path.display()))?;
+    // A token file others may read is refused, as ssh refuses such key files (a pipe is
+    // private to its processes and not checked).
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let metadata = file
+            .metadata()
+            .with_context(|| format!("could not inspect `{}`", path.display()))?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if metadata.is_file() && mode & 0o077 != 0 {
+            anyhow::bail!(
+                "`{}` holds a secret but its permissions are {mode:04o}, so other users may read \
+                 it: run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
     let mut text = String::new();
     file.take(MAX_TOKEN_FILE_BYTES + 1)
         .read_to_string(&mut text)

@@ -127,6 +127,11 @@ pub struct AccountView {
     pub pin_set: bool,
     /// Critical operations are locked after 5 consecutive wrong PINs until an owner unlocks them.
     pub pin_locked: bool,
+    /// The password was set by someone else (the bootstrap owner's, or `users create`): until
+    /// it is changed (`enigm admin password change`), every route but the password change,
+    /// whoami and logout answers 403 `password_change_required`.
+    #[serde(default)]
+    pub password_change_required: bool,
     /// RFC 3339.
     pub created_at: String,
 }

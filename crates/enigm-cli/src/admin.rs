@@ -24,8 +24,9 @@ mod users;
 
 #[derive(Debug, Args)]
 pub(crate) struct AdminArgs {
-    /// File whose content is the 6-digit critical-operation PIN (for `pin set`: the new PIN).
-    /// Without it the PIN is prompted for on a terminal; it is never taken as an argument.
+    /// File whose content is your 6-digit critical-operation PIN (the one in force), for the
+    /// operations that need it. Without it the PIN is prompted for on a terminal; it is never
+    /// taken as an argument. The file must not be readable by others (`chmod 600 FILE`).
     #[arg(long, global = true, value_name = "FILE")]
     pin_file: Option<PathBuf>,
     #[command(subcommand)]

@@ -132,6 +132,73 @@ mod tests {
         );
     }
 
+    /// The long help of `enigm PATH…`.
+    fn help_of(path: &[&str]) -> String {
+        let mut command = Cli::command();
+        command.build();
+        let mut current = &mut command;
+        for name in path {
+            current = current.find_subcommand_mut(name).unwrap();
+        }
+        current.render_long_help().to_string()
+    }
+
+    #[test]
+    fn each_pin_file_help_says_what_its_file_holds() {
+        let set = help_of(&["admin", "pin", "set"]);
+        assert!(
+            set.contains("File whose content is the NEW 6-digit PIN"),
+            "{set}"
+        );
+        for path in [
+            &["admin", "users", "disable"][..],
+            &["admin", "approvals", "approve"],
+            &["admin", "password", "change"],
+        ] {
+            let help = help_of(path);
+            assert!(
+                help.contains("your 6-digit critical-operation PIN (the one in force)"),
+                "{path:?}: {help}"
+            );
+            assert!(!help.contains("new PIN"), "{path:?}: {help}");
+        }
+        // `pin set --pin-file` is the new PIN, wherever the flag stands.
+        for args in [
+            &["admin", "pin", "set", "--pin-file", "/run/new-pin"][..],
+            &["admin", "--pin-file", "/run/new-pin", "pin", "set"],
+        ] {
+            let cli = parse(args).unwrap();
+            let Command::Admin(admin) = cli.command else {
+                panic!("expected the admin command")
+            };
+            assert_eq!(
+                admin.pin_file().map(|p| p.to_path_buf()),
+                Some(PathBuf::from("/run/new-pin")),
+                "{args:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_state_lists_the_valid_ones() {
+        let devices = parse(&["admin", "devices", "list", "--state", "bogus"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            devices.contains(
+                "[possible values: pending-enrollment, trusted, restricted, revoked, replaced, retired]"
+            ),
+            "{devices}"
+        );
+        let approvals = parse(&["admin", "approvals", "list", "--state", "bogus"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            approvals.contains("[possible values: pending, executed, rejected, expired]"),
+            "{approvals}"
+        );
+    }
+
     #[test]
     fn roles_kinds_and_states_are_checked_by_the_parser() {
         assert!(

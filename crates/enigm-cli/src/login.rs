@@ -92,6 +92,13 @@ pub(crate) async fn login(global: &GlobalArgs, args: LoginArgs) -> anyhow::Resul
             output::clean(&response.session.expires_at)
         );
     }
+    if response.account.password_change_required {
+        // On stderr, so that `--json` output stays the answer alone.
+        eprintln!(
+            "your password was set by someone else and must be changed before anything else: \
+             run `enigm admin password change`"
+        );
+    }
     Ok(())
 }
 

@@ -130,7 +130,8 @@ fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
         .context("could not set up logging")
 }
 
-/// Prints an error as `error: MESSAGE (CODE)`, with a hint for the errors an operator can fix.
+/// Prints an error as `error: MESSAGE (CODE)`, with a `hint:` line for the errors an operator
+/// can fix.
 fn report(error: &anyhow::Error) {
     eprintln!("error: {error:#}");
     let Some(api) = api_error(error) else {
@@ -140,16 +141,29 @@ fn report(error: &anyhow::Error) {
         let unit = if seconds == 1 { "second" } else { "seconds" };
         eprintln!("hint: try again in {seconds} {unit}");
     }
-    let hint = match api.code.as_str() {
-        "unauthenticated" | "session_expired" => Some("log in again with `enigm login`"),
-        "pin_required" | "pin_not_set" => Some("set a pin with `enigm admin pin set`"),
-        "pin_locked" => Some("an owner can unlock it with `enigm admin users unlock-pin USER`"),
-        "totp_required" => Some("pass --totp CODE"),
-        _ => None,
-    };
-    if let Some(hint) = hint {
+    if let Some(hint) = hint(&api.code) {
         eprintln!("hint: {hint}");
     }
+}
+
+/// What to do about an API error code, where the server's message may not say it to a CLI user.
+fn hint(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "unauthenticated" => "log in with `enigm login --server URL`",
+        "session_expired" => "log in again with `enigm login --server URL`",
+        "pin_required" => "pass --pin-file FILE (a file only you can read) or run on a terminal",
+        "pin_not_set" => "set a pin with `enigm admin pin set`",
+        "pin_invalid" => "check the PIN file; after 5 wrong PINs in a row an owner must unlock it",
+        "pin_locked" => "an owner can unlock it with `enigm admin users unlock-pin USER`",
+        "password_change_required" => "run `enigm admin password change`",
+        "totp_required" => "pass --totp CODE",
+        "forbidden" => "`enigm admin whoami` shows your roles; an owner grants roles",
+        "self_approval" | "not_an_approver" => {
+            "`enigm admin approvals show ID` shows who may decide it"
+        }
+        "weak_password" => "passwords are 12 to 256 characters, not only spaces",
+        _ => return None,
+    })
 }
 
 fn api_error(error: &anyhow::Error) -> Option<&ClientError> {
@@ -159,4 +173,29 @@ fn api_error(error: &anyhow::Error) -> Option<&ClientError> {
             .and_then(RequestError::api)
             .or_else(|| cause.downcast_ref::<ClientError>())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hint;
+
+    #[test]
+    fn fixable_api_errors_get_a_hint_naming_the_fix() {
+        let cases = [
+            ("unauthenticated", "enigm login --server URL"),
+            ("session_expired", "enigm login --server URL"),
+            ("pin_required", "--pin-file FILE"),
+            ("pin_not_set", "enigm admin pin set"),
+            ("pin_locked", "enigm admin users unlock-pin USER"),
+            ("password_change_required", "enigm admin password change"),
+            ("totp_required", "--totp CODE"),
+            ("forbidden", "enigm admin whoami"),
+            ("self_approval", "enigm admin approvals show ID"),
+        ];
+        for (code, fix) in cases {
+            let hint = hint(code).unwrap_or_else(|| panic!("no hint for {code}"));
+            assert!(hint.contains(fix), "{code}: {hint}");
+        }
+        assert_eq!(hint("internal"), None);
+    }
 }

@@ -194,6 +194,12 @@ pub(crate) fn account_detail(account: &AccountView) -> Table {
         (false, false) => "not set",
     };
     table.add_row(vec!["pin".to_owned(), pin.to_owned()]);
+    if account.password_change_required {
+        table.add_row(vec![
+            "password".to_owned(),
+            "change required: run `enigm admin password change`".to_owned(),
+        ]);
+    }
     table.add_row(vec!["created".to_owned(), clean(&account.created_at)]);
     table
 }

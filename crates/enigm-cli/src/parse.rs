@@ -2,7 +2,7 @@
 //! and a typo fails before any request is made.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use enigm_types::{ApprovalKind, ApprovalState, AuditAction, Outcome, Role};
+use enigm_types::{ApprovalKind, ApprovalState, AuditAction, DeviceState, Outcome, Role};
 
 const OUTCOMES: [Outcome; 3] = [Outcome::Success, Outcome::Denied, Outcome::Failed];
 
@@ -16,6 +16,10 @@ pub(crate) fn approval_kind() -> impl TypedValueParser<Value = ApprovalKind> {
 
 pub(crate) fn approval_state() -> impl TypedValueParser<Value = ApprovalState> {
     one_of(&ApprovalState::ALL, ApprovalState::as_str)
+}
+
+pub(crate) fn device_state() -> impl TypedValueParser<Value = DeviceState> {
+    one_of(&DeviceState::ALL, DeviceState::as_str)
 }
 
 pub(crate) fn outcome() -> impl TypedValueParser<Value = Outcome> {

@@ -89,10 +89,12 @@ pub(crate) fn is_interactive() -> bool {
     std::io::stdin().is_terminal()
 }
 
-/// Reads a secret from a file: its content with one trailing line break removed.
+/// Reads a secret from a file: its content with one trailing line break removed. A regular
+/// file that its group or others may read is refused, as ssh refuses such key files.
 pub(crate) fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
     let file = std::fs::File::open(path)
         .with_context(|| format!("could not open `{}`", path.display()))?;
+    refuse_shared_file(path, &file)?;
     let mut text = String::new();
     file.take(MAX_SECRET_FILE_BYTES + 1)
         .read_to_string(&mut text)
@@ -104,6 +106,37 @@ pub(crate) fn read_secret_file(path: &Path) -> anyhow::Result<SecretString> {
         );
     }
     Ok(SecretString::from(trim_line_break(text)))
+}
+
+/// Refuses a secret file whose permissions let its group or others read or change it.
+///
+/// Checked on the opened file (no race with a `chmod` in between). Only regular files are
+/// checked: a pipe (`--pin-file <(pass show pin)`, `/dev/stdin`) is private to its processes.
+pub(crate) fn refuse_shared_file(path: &Path, file: &std::fs::File) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let metadata = file
+        .metadata()
+        .with_context(|| format!("could not inspect `{}`", path.display()))?;
+    let mode = metadata.permissions().mode() & 0o777;
+    if metadata.is_file() && mode & 0o077 != 0 {
+        anyhow::bail!(SharedSecretFile {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    Ok(())
+}
+
+/// A secret file others may read: refused, with the fix.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "`{path}` holds a secret but its permissions are {mode:04o}, so other users may read it: \
+     run `chmod 600 {path}`",
+    path = path.display()
+)]
+pub(crate) struct SharedSecretFile {
+    path: PathBuf,
+    mode: u32,
 }
 
 fn trim_line_break(mut text: String) -> String {
@@ -162,6 +195,38 @@ pub(crate) fn generate_password() -> anyhow::Result<SecretString> {
 mod tests {
     use super::*;
 
+    /// Writes a secret file as an operator should: readable by its owner only.
+    fn write_private(path: &Path, content: impl AsRef<[u8]>) {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::write(path, content).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+
+    #[test]
+    fn secret_files_others_may_read_are_refused_with_the_chmod_fix() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pin");
+        for mode in [0o644, 0o640, 0o604, 0o660, 0o602] {
+            std::fs::write(&path, "135790\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let error = read_secret_file(&path).unwrap_err().to_string();
+            assert_eq!(
+                error,
+                format!(
+                    "`{0}` holds a secret but its permissions are {mode:04o}, so other users may \
+                     read it: run `chmod 600 {0}`",
+                    path.display()
+                )
+            );
+            assert!(PinSource::new(Some(path.clone())).obtain().is_err());
+        }
+        for mode in [0o600, 0o400] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(read_secret_file(&path).unwrap().expose_secret(), "135790");
+        }
+    }
+
     #[test]
     fn pins_are_six_ascii_digits() {
         let cases: &[(&str, bool)] = &[
@@ -195,7 +260,7 @@ mod tests {
         ];
         for (index, (content, expected)) in cases.iter().enumerate() {
             let path = dir.path().join(format!("secret-{index}"));
-            std::fs::write(&path, content).unwrap();
+            write_private(&path, content);
             assert_eq!(read_secret_file(&path).unwrap().expose_secret(), *expected);
         }
     }
@@ -204,7 +269,7 @@ mod tests {
     fn oversized_or_missing_secret_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");
-        std::fs::write(&big, "x".repeat(5000)).unwrap();
+        write_private(&big, "x".repeat(5000));
         assert!(
             read_secret_file(&big)
                 .unwrap_err()
@@ -218,13 +283,13 @@ mod tests {
     fn pin_file_is_read_and_validated() {
         let dir = tempfile::tempdir().unwrap();
         let good = dir.path().join("pin");
-        std::fs::write(&good, "135790\n").unwrap();
+        write_private(&good, "135790\n");
         assert_eq!(
             PinSource::new(Some(good)).obtain().unwrap().expose(),
             "135790"
         );
         let bad = dir.path().join("bad-pin");
-        std::fs::write(&bad, "1357\n").unwrap();
+        write_private(&bad, "1357\n");
         let error = PinSource::new(Some(bad)).obtain().unwrap_err();
         assert_eq!(error.to_string(), "the pin must be exactly 6 digits");
     }

@@ -29,7 +29,7 @@ use std::time::Duration;
 use serde_json::Value;
 use sqlx::{Connection as _, Row as _, SqliteConnection};
 
-use crate::support::{Cli, ENIGM, Server, bootstrap_field, write_secret};
+use crate::support::{Cli, ENIGM, Server, bootstrap_field, change_initial_password, write_secret};
 
 use crate::audit_support::{assert_verified, text};
 
@@ -91,8 +91,10 @@ impl Installation {
             server: server.url.clone(),
             extra: vec![],
         };
-        let password = password.to_str().unwrap();
-        owner.ok(&["login", "--username", "admin", "--password-file", password]);
+        let initial = password.to_str().unwrap();
+        owner.ok(&["login", "--username", "admin", "--password-file", initial]);
+        let changed = change_initial_password(&owner, &password, Some(&pin));
+        let password = changed.to_str().unwrap();
         owner.ok(&[
             "admin",
             "users",
@@ -160,6 +162,7 @@ impl Installation {
             extra: vec![],
         };
         bob.ok(&["login", "--username", "bob", "--password-file", password]);
+        change_initial_password(&bob, Path::new(password), None);
         owner.ok(&["admin", "users", "list"]);
         owner.ok(&["audit", "events", "--action", "auth.login"]);
         let credentials: Value = serde_json::from_str(

@@ -23,7 +23,7 @@ use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::AuditAction;
 use serde_json::Value;
 
-use crate::support::{Cli, Server, bootstrap_field, write_secret};
+use crate::support::{Cli, Server, bootstrap_field, change_initial_password, write_secret};
 
 use crate::audit_support::{assert_verified, text};
 
@@ -49,11 +49,20 @@ async fn audit_events_survive_kill_9_under_load(backend: Backend) {
         "password",
         &bootstrap_field(&text_file, "password"),
     );
+    let pin = write_secret(dir.path(), "pin", &bootstrap_field(&text_file, "pin"));
     let owner = Cli {
         config: dir.path().join("config"),
         server: server.url.clone(),
         extra: vec![],
     };
+    owner.ok(&[
+        "login",
+        "--username",
+        "admin",
+        "--password-file",
+        password.to_str().unwrap(),
+    ]);
+    let password = change_initial_password(&owner, &password, Some(&pin));
     let login = [
         "login",
         "--username",
@@ -61,7 +70,6 @@ async fn audit_events_survive_kill_9_under_load(backend: Backend) {
         "--password-file",
         password.to_str().unwrap(),
     ];
-    owner.ok(&login);
     let admin_id = owner.json(&["admin", "whoami"])["id"]
         .as_str()
         .unwrap()

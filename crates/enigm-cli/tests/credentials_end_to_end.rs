@@ -102,7 +102,8 @@ async fn credential_commands_send_the_current_credentials(backend: Backend) {
     // Another owner's seized TOTP: the reset is requested here and waits for an approver who
     // is neither the requester nor its subject.
     let (other, other_pin) = owner.add_administrator("owner2", "owner");
-    let other_password = owner.secrets.join("owner2-password");
+    // The password owner2 chose at first login (`support::change_initial_password`).
+    let other_password = owner.secrets.join("owner2-password-changed");
     enroll_totp(
         &other,
         other_password.to_str().unwrap(),

@@ -238,6 +238,7 @@ fn the_audit_log_key_on_a_token_signs_verifiable_checkpoints_across_restarts() {
             .trim(),
         key
     );
+    let owner_password = owner.password.clone();
     let owner = crate::support::Cli {
         server: server.url.clone(),
         ..owner.cli
@@ -247,7 +248,7 @@ fn the_audit_log_key_on_a_token_signs_verifiable_checkpoints_across_restarts() {
         "--username",
         "admin",
         "--password-file",
-        dir.path().join("secrets/owner-password").to_str().unwrap(),
+        owner_password.to_str().unwrap(),
     ]);
     owner.ok(&["audit", "events"]);
     std::thread::sleep(Duration::from_millis(1100));

@@ -18,7 +18,9 @@ use std::process::Command;
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use serde_json::Value;
 
-use crate::support::{Cli, ENIGM, Server, bootstrap_field, log_path, write_secret};
+use crate::support::{
+    Cli, ENIGM, Server, bootstrap_field, change_initial_password, log_path, write_secret,
+};
 
 async fn up_login_create_and_grant_through_approvals(backend: Backend) {
     let db = TestDatabase::new(backend).await.unwrap();
@@ -66,14 +68,54 @@ async fn up_login_create_and_grant_through_approvals(backend: Backend) {
     };
     let password_file = write_secret(&secrets, "owner-password", &password);
     let pin_file = write_secret(&secrets, "owner-pin", &pin);
-    let login = owner.ok(&[
+    let login = owner.run(&[
         "login",
         "--username",
         "admin",
         "--password-file",
         password_file.to_str().unwrap(),
     ]);
-    assert!(login.contains("logged in"), "{login}");
+    assert!(login.status.success());
+    assert!(String::from_utf8_lossy(&login.stdout).contains("logged in"));
+    // The generated bootstrap password must be changed before anything else.
+    let login_notice = String::from_utf8_lossy(&login.stderr);
+    assert!(
+        login_notice
+            .contains("must be changed before anything else: run `enigm admin password change`"),
+        "{login_notice}"
+    );
+    let blocked = owner.run(&["admin", "users", "list"]);
+    assert!(!blocked.status.success());
+    let blocked = String::from_utf8_lossy(&blocked.stderr);
+    assert!(
+        blocked.contains("error: this account's password was set by someone else")
+            && blocked.contains("(password_change_required)")
+            && blocked.contains("hint: run `enigm admin password change`"),
+        "{blocked}"
+    );
+    // A PIN file others may read is refused, with the fix, before anything is sent.
+    let shared_pin = secrets.join("shared-pin");
+    std::fs::write(&shared_pin, format!("{pin}\n")).unwrap();
+    std::fs::set_permissions(&shared_pin, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let refused = owner.run(&[
+        "admin",
+        "password",
+        "change",
+        "--password-file",
+        password_file.to_str().unwrap(),
+        "--new-password-file",
+        password_file.to_str().unwrap(),
+        "--pin-file",
+        shared_pin.to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let refused = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        refused.contains(&format!("run `chmod 600 {}`", shared_pin.display())),
+        "{refused}"
+    );
+    let password_file = change_initial_password(&owner, &password_file, Some(&pin_file));
+    assert!(owner.ok(&["admin", "users", "list"]).contains("admin"));
     let credentials = owner.config.join("credentials.json");
     assert_eq!(
         std::fs::metadata(&credentials)
@@ -137,13 +179,14 @@ async fn up_login_create_and_grant_through_approvals(backend: Backend) {
         "--password-file",
         user_password.to_str().unwrap(),
     ]);
+    let carol_password = change_initial_password(&carol, &user_password, None);
     let carol_pin = write_secret(&secrets, "carol-pin", "739164");
     carol.ok(&[
         "admin",
         "pin",
         "set",
         "--password-file",
-        user_password.to_str().unwrap(),
+        carol_password.to_str().unwrap(),
         "--pin-file",
         carol_pin.to_str().unwrap(),
     ]);
@@ -169,6 +212,16 @@ async fn up_login_create_and_grant_through_approvals(backend: Backend) {
         String::from_utf8_lossy(&own.stderr).contains("self_approval"),
         "{}",
         String::from_utf8_lossy(&own.stderr)
+    );
+    // Rejecting one's own request is refused before any PIN is asked for (none is given here,
+    // and standard input is no terminal).
+    let own_reject = owner.run(&["admin", "approvals", "reject", &approval]);
+    assert!(!own_reject.status.success());
+    let own_reject = String::from_utf8_lossy(&own_reject.stderr);
+    assert!(
+        own_reject.contains("you cannot decide on a request you made (self_approval)")
+            && !own_reject.contains("PIN"),
+        "{own_reject}"
     );
     let approved = carol.json(&[
         "admin",
@@ -199,6 +252,7 @@ async fn up_login_create_and_grant_through_approvals(backend: Backend) {
         "--password-file",
         user_password.to_str().unwrap(),
     ]);
+    change_initial_password(&bob_cli, &user_password, None);
     let page = bob_cli.json(&["audit", "events", "--limit", "1000"]);
     let actions: Vec<&str> = page["items"]
         .as_array()
@@ -297,6 +351,7 @@ async fn acknowledged_writes_survive_kill_9(backend: Backend) {
         "--password-file",
         password_file.to_str().unwrap(),
     ]);
+    let password_file = change_initial_password(&owner, &password_file, Some(&pin_file));
     let names: Vec<String> = (0..5).map(|i| format!("user-{i}")).collect();
     for name in &names {
         owner.ok(&[

@@ -164,12 +164,12 @@ fn the_readme_runs_as_written() {
         &[],
     )
     .ok();
-    walk.run("enigm admin pin set", &[])
-        .ok()
-        .shows("critical-operation pin set");
     walk.run("enigm admin password change", &[])
         .ok()
         .shows("password changed");
+    walk.run("enigm admin pin set", &[])
+        .ok()
+        .shows("critical-operation pin set");
     let enrolled = walk.run("enigm admin totp enroll", &[]).ok();
     let secret = enrolled.capture(r"secret \(shown once\): ([A-Z2-7]+)");
     let bytes = data_encoding::BASE32_NOPAD
@@ -223,12 +223,12 @@ fn the_readme_runs_as_written() {
         &[],
     )
     .ok();
-    walk.run("enigm admin pin set", &[])
-        .ok()
-        .shows("critical-operation pin set");
     walk.run("enigm admin password change", &[])
         .ok()
         .shows("password changed");
+    walk.run("enigm admin pin set", &[])
+        .ok()
+        .shows("critical-operation pin set");
     let enrolled = walk.run("enigm admin totp enroll", &[]).ok();
     let secret = enrolled.capture(r"secret \(shown once\): ([A-Z2-7]+)");
     let bytes = data_encoding::BASE32_NOPAD

@@ -31,9 +31,13 @@ pub enum PasswordError {
 /// Why a PIN was refused. Messages never include the PIN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PinError {
-    #[error("pin must be exactly 6 digits")]
+    #[error("pin must be exactly 6 digits (0-9)")]
     Format,
-    #[error("pin is too easy to guess")]
+    #[error(
+        "pin is too easy to guess: it must not be a run (123456, 975319), a repeated or mirrored \
+         group (121212, 123123, 123321, 112233, 111222) or a common keypad pattern (147258, \
+         159753); choose six digits without a pattern"
+    )]
     Weak,
 }
 
@@ -283,6 +287,29 @@ mod tests {
                 "input {input:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_weak_pin_refusal_states_the_rule_with_examples_it_refuses() {
+        let message = PinError::Weak.to_string();
+        assert!(
+            message.starts_with("pin is too easy to guess: it must not be"),
+            "{message}"
+        );
+        // Every example the message gives is itself refused, so the rule it states is true.
+        let examples: Vec<&str> = message
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|word| word.len() == 6)
+            .collect();
+        assert_eq!(examples.len(), 9, "{message}");
+        for example in examples {
+            assert_eq!(
+                Pin::parse(example).unwrap_err(),
+                PinError::Weak,
+                "{example}"
+            );
+        }
+        assert!(message.ends_with("choose six digits without a pattern"));
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub async fn create_owner(
         username: credentials.username.clone(),
         password_hash: password_hash.as_str().to_owned(),
         pin_hash: Some(pin_hash.as_str().to_owned()),
+        // Someone else chose (or saw) this password: its owner replaces it at first login.
+        password_change_required: true,
         created_at: now,
     };
     let mut tx = state.store().begin().await?;

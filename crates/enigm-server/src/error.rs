@@ -55,14 +55,25 @@ impl ApiError {
         )
     }
 
+    /// A refused authentication, with what to do about it where there is something to do.
     pub fn unauthenticated(reason: ReasonCategory) -> Self {
         let message = match reason {
-            ReasonCategory::SessionExpired => "session expired: log in again",
-            ReasonCategory::AccountDisabled => "account is disabled",
+            ReasonCategory::SessionExpired => {
+                "session expired: log in again with `enigm login --server URL`"
+            }
+            ReasonCategory::AccountDisabled => {
+                "account is disabled: an owner can enable it with `enigm admin users enable USER`"
+            }
             ReasonCategory::InvalidCredentials => "invalid username or password",
-            ReasonCategory::TotpRequired => "a TOTP code is required for this account",
-            ReasonCategory::TotpInvalid => "invalid TOTP code",
-            _ => "authentication required",
+            ReasonCategory::TotpRequired => {
+                "a TOTP code is required for this account: pass --totp CODE (the code your \
+                 authenticator app shows)"
+            }
+            ReasonCategory::TotpInvalid => {
+                "invalid TOTP code: use the current code of your authenticator app (each code \
+                 counts once)"
+            }
+            _ => "authentication required: log in with `enigm login --server URL`",
         };
         ApiError::reason(StatusCode::UNAUTHORIZED, reason, message)
     }
@@ -70,19 +81,61 @@ impl ApiError {
     pub fn forbidden(reason: ReasonCategory) -> Self {
         let message = match reason {
             ReasonCategory::PinRequired => {
-                "this operation requires the critical-operation PIN (x-enigm-pin header)"
+                "this operation requires the critical-operation PIN: pass --pin-file FILE or run \
+                 on a terminal to be prompted (API clients send the x-enigm-pin header)"
             }
             ReasonCategory::PinInvalid => "wrong critical-operation PIN",
             ReasonCategory::PinNotSet => {
-                "set a critical-operation PIN before performing critical operations"
+                "this operation requires a critical-operation PIN and none is set: set one with \
+                 `enigm admin pin set`"
             }
             ReasonCategory::SelfApproval => {
-                "you cannot decide on a request you made or that concerns you"
+                "you cannot decide on a request you made or that concerns you: another approver \
+                 must decide it (`enigm admin approvals show ID` names who may)"
             }
-            ReasonCategory::NotAnApprover => "none of your roles may approve this kind of request",
+            ReasonCategory::NotAnApprover => {
+                "none of your roles may approve this kind of request: an administrator holding \
+                 one of the roles the approval rule names must decide it \
+                 (`enigm admin approvals show ID`)"
+            }
+            ReasonCategory::PasswordChangeRequired => {
+                "this account's password was set by someone else and must be changed before \
+                 anything else: run `enigm admin password change`"
+            }
             _ => "not permitted",
         };
         ApiError::reason(StatusCode::FORBIDDEN, reason, message)
+    }
+
+    /// A wrong PIN, with the tries left before critical operations lock.
+    pub fn pin_invalid(tries_left: u32) -> Self {
+        let tries = if tries_left == 1 { "try" } else { "tries" };
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ReasonCategory::PinInvalid.as_str(),
+            format!(
+                "wrong critical-operation PIN: {tries_left} {tries} left before critical \
+                 operations lock"
+            ),
+        )
+    }
+
+    /// A route the caller's roles do not allow: names the permission and the roles that have it.
+    pub fn forbidden_permission(permission: &str, granting: &[&str]) -> Self {
+        let message = if granting.is_empty() {
+            format!("your roles do not allow `{permission}`")
+        } else {
+            format!(
+                "your roles do not allow `{permission}`, which needs the role {}: an owner can \
+                 grant it with `enigm admin roles grant USER ROLE --justification TEXT`",
+                granting.join(" or ")
+            )
+        };
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            ReasonCategory::Forbidden.as_str(),
+            message,
+        )
     }
 
     pub fn conflict(reason: ReasonCategory, message: &'static str) -> Self {
@@ -93,7 +146,8 @@ impl ApiError {
         ApiError::reason(
             StatusCode::LOCKED,
             ReasonCategory::PinLocked,
-            "critical operations are locked after 5 wrong PINs: an owner must unlock them",
+            "critical operations are locked after 5 wrong PINs: an owner must unlock them with
+              `enigm admin users unlock-pin USER`",
         )
     }
 
@@ -101,7 +155,7 @@ impl ApiError {
         let mut error = ApiError::reason(
             StatusCode::TOO_MANY_REQUESTS,
             ReasonCategory::Throttled,
-            "too many failed attempts: try again later",
+            "too many failed attempts: try again later (see Retry-After)",
         );
         error.retry_after = Some(retry_after);
         error

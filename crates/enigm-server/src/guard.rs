@@ -127,6 +127,24 @@ async fn authorize(
         state.audit(&[event]).await?;
         return Err(ApiError::unauthenticated(ReasonCategory::AccountDisabled));
     };
+    // A password someone else chose is replaced before anything else is done with it: until
+    // then the session may only change it, read its account and log out.
+    if admin.password_change_required
+        && !matches!(
+            permission,
+            Permission::SelfRead | Permission::SelfLogout | Permission::SelfPasswordChange
+        )
+    {
+        let event = audit::denied(
+            now,
+            actor,
+            AuditAction::Authorize,
+            route,
+            ReasonCategory::PasswordChangeRequired,
+        );
+        state.audit(&[event]).await?;
+        return Err(ApiError::forbidden(ReasonCategory::PasswordChangeRequired));
+    }
     if !state
         .authorizer
         .is_allowed(admin.id, &admin.roles, permission)
@@ -139,7 +157,16 @@ async fn authorize(
             ReasonCategory::Forbidden,
         );
         state.audit(&[event]).await?;
-        return Err(ApiError::forbidden(ReasonCategory::Forbidden));
+        // Which roles would allow it, so the refusal says whom to ask for what.
+        let granting: Vec<&str> = enigm_types::Role::ALL
+            .iter()
+            .filter(|role| state.authorizer.is_allowed(admin.id, &[**role], permission))
+            .map(|role| role.as_str())
+            .collect();
+        return Err(ApiError::forbidden_permission(
+            permission.as_str(),
+            &granting,
+        ));
     }
     let mut events = Vec::with_capacity(2);
     if critical {
@@ -236,9 +263,9 @@ pub async fn check_pin(
             state.audit(&[deny(ReasonCategory::PinLocked)]).await?;
             Err(ApiError::pin_locked())
         }
-        PinOutcome::Wrong => {
+        PinOutcome::Wrong { tries_left } => {
             state.audit(&[deny(ReasonCategory::PinInvalid)]).await?;
-            Err(ApiError::forbidden(ReasonCategory::PinInvalid))
+            Err(ApiError::pin_invalid(tries_left))
         }
         PinOutcome::NotSet => {
             state.audit(&[deny(ReasonCategory::PinNotSet)]).await?;
@@ -253,7 +280,10 @@ pub async fn check_pin(
 
 enum PinOutcome {
     Matched,
-    Wrong,
+    /// A wrong PIN, with the tries left before the lock.
+    Wrong {
+        tries_left: u32,
+    },
     Locked,
     NotSet,
     /// The account's turn did not come within [`PIN_TURN_WAIT`].
@@ -329,6 +359,8 @@ async fn decide_pin(
     if failures >= MAX_CONSECUTIVE_PIN_FAILURES {
         Ok(PinOutcome::Locked)
     } else {
-        Ok(PinOutcome::Wrong)
+        Ok(PinOutcome::Wrong {
+            tries_left: MAX_CONSECUTIVE_PIN_FAILURES - failures,
+        })
     }
 }

@@ -15,6 +15,7 @@ pub(crate) fn account(admin: &AdminRecord) -> AccountView {
         totp_enabled: admin.totp_enabled,
         pin_set: admin.pin_hash.is_some(),
         pin_locked: PinAttempts::new(admin.pin_failures).is_locked(),
+        password_change_required: admin.password_change_required,
         created_at: admin.created_at.to_rfc3339(),
     }
 }

@@ -290,7 +290,7 @@ async fn bootstrap_owner_may_self_approve_until_a_second_approver_exists(backend
             paths::USERS,
             Some(&app.owner),
             Some(support::OWNER_PIN),
-            Some(json!({"username": name, "password": PASSWORD})),
+            Some(json!({"username": name, "password": support::INITIAL_PASSWORD})),
         )
     };
     let bob_id = create("bob").await.body["id"].as_str().unwrap().to_owned();
@@ -304,7 +304,7 @@ async fn bootstrap_owner_may_self_approve_until_a_second_approver_exists(backend
         .as_str()
         .unwrap()
         .to_owned();
-    let carol_token = app.login("carol", PASSWORD).await;
+    let carol_token = app.first_login("carol").await;
     let carol = Admin {
         id: carol_id.parse().unwrap(),
         username: "carol".into(),

@@ -18,6 +18,9 @@ pub struct AdminRecord {
     pub totp_enabled: bool,
     pub totp_last_step: Option<i64>,
     pub disabled: bool,
+    /// The password was set by someone else (bootstrap, `users create`): the account must
+    /// change it before doing anything else.
+    pub password_change_required: bool,
     pub created_at: Timestamp,
     pub roles: Vec<Role>,
 }
@@ -38,11 +41,13 @@ pub struct NewAdmin {
     pub username: Username,
     pub password_hash: String,
     pub pin_hash: Option<String>,
+    /// Whether the account must change its password at first login.
+    pub password_change_required: bool,
     pub created_at: Timestamp,
 }
 
 const ADMIN_COLUMNS: &str = "id, username, password_hash, pin_hash, pin_failures, totp_sealed, totp_enabled, \
-     totp_last_step, disabled, created_at";
+     totp_last_step, disabled, password_change_required, created_at";
 
 impl Store {
     pub async fn admin_by_id(&self, id: AdminId) -> StoreResult<Option<AdminRecord>> {
@@ -91,12 +96,15 @@ impl Store {
         Ok(row.try_get::<i64, _>("n")?)
     }
 
+    /// Stores the account's own new password; a required change is thereby done.
     pub async fn update_password_hash(&self, id: AdminId, password_hash: &str) -> StoreResult<()> {
-        sqlx::query("UPDATE admins SET password_hash = $1 WHERE id = $2")
-            .bind(password_hash.to_owned())
-            .bind(id.to_string())
-            .execute(self.pool())
-            .await?;
+        sqlx::query(
+            "UPDATE admins SET password_hash = $1, password_change_required = 0 WHERE id = $2",
+        )
+        .bind(password_hash.to_owned())
+        .bind(id.to_string())
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -192,13 +200,14 @@ impl Store {
 impl WriteTx<'_> {
     pub async fn insert_admin(&mut self, admin: &NewAdmin) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO admins (id, username, password_hash, pin_hash, pin_failures, totp_enabled, disabled, created_at) \
-             VALUES ($1, $2, $3, $4, 0, 0, 0, $5)",
+            "INSERT INTO admins (id, username, password_hash, pin_hash, pin_failures, totp_enabled, disabled, \
+             password_change_required, created_at) VALUES ($1, $2, $3, $4, 0, 0, 0, $5, $6)",
         )
         .bind(admin.id.to_string())
         .bind(admin.username.as_str().to_owned())
         .bind(admin.password_hash.clone())
         .bind(admin.pin_hash.clone())
+        .bind(flag(admin.password_change_required))
         .bind(admin.created_at.unix_millis())
         .execute(self.conn())
         .await?;
@@ -289,6 +298,7 @@ fn admin_from_row(row: &AnyRow) -> StoreResult<AdminRecord> {
         totp_enabled: row.try_get::<i64, _>("totp_enabled")? != 0,
         totp_last_step: row.try_get("totp_last_step")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
+        password_change_required: row.try_get::<i64, _>("password_change_required")? != 0,
         created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
         roles: Vec::new(),
     })

@@ -76,6 +76,7 @@ async fn fleet(db: &TestDatabase, count: u8, first_state: DeviceState) -> Store 
         username: Username::parse("owner").unwrap(),
         password_hash: "x".to_owned(),
         pin_hash: None,
+        password_change_required: false,
         created_at: T0,
     })
     .await

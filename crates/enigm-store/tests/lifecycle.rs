@@ -53,6 +53,7 @@ async fn fixture(db: &TestDatabase) -> Fixture {
         username: Username::parse("owner").unwrap(),
         password_hash: "x".to_owned(),
         pin_hash: None,
+        password_change_required: false,
         created_at: T0,
     })
     .await

@@ -436,6 +436,8 @@ pub enum ReasonCategory {
     PinInvalid,
     PinLocked,
     PinNotSet,
+    /// The account's password was set by someone else and must be changed first.
+    PasswordChangeRequired,
     SelfApproval,
     NotAnApprover,
     AlreadyDecided,
@@ -537,6 +539,7 @@ impl ReasonCategory {
             ReasonCategory::PinInvalid => "pin_invalid",
             ReasonCategory::PinLocked => "pin_locked",
             ReasonCategory::PinNotSet => "pin_not_set",
+            ReasonCategory::PasswordChangeRequired => "password_change_required",
             ReasonCategory::SelfApproval => "self_approval",
             ReasonCategory::NotAnApprover => "not_an_approver",
             ReasonCategory::AlreadyDecided => "already_decided",

@@ -41,6 +41,9 @@ use tower::ServiceExt as _;
 /// 2026-11-22T00:00:00Z.
 pub(crate) const START: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
 const OWNER_PASSWORD: &str = "owner-password-for-tests";
+/// The bootstrap owner's password, which Command requires changed (to `OWNER_PASSWORD`) at
+/// first login.
+const OWNER_INITIAL_PASSWORD: &str = "owner-initial-password";
 const OWNER_PIN: &str = "480275";
 const SECOND_PASSWORD: &str = "a-long-enough-password";
 const SECOND_PIN: &str = "602917";
@@ -103,7 +106,7 @@ impl Command {
         let state = AppState::new(store.clone(), options).expect("state");
         let credentials = BootstrapCredentials {
             username: Username::parse("owner").unwrap(),
-            password: Password::parse(OWNER_PASSWORD).unwrap(),
+            password: Password::parse(OWNER_INITIAL_PASSWORD).unwrap(),
             pin: Pin::parse(OWNER_PIN).unwrap(),
         };
         create_owner(&state, &credentials).await.expect("owner");
@@ -117,7 +120,21 @@ impl Command {
             owner: String::new(),
             second: String::new(),
         };
-        command.owner = command.login("owner", OWNER_PASSWORD).await;
+        command.owner = command.login("owner", OWNER_INITIAL_PASSWORD).await;
+        let changed = command
+            .call(
+                Method::PUT,
+                enigm_api::paths::PASSWORD,
+                &command.owner,
+                None,
+                Some(json!({
+                    "current_password": OWNER_INITIAL_PASSWORD,
+                    "current_pin": OWNER_PIN,
+                    "new_password": OWNER_PASSWORD,
+                })),
+            )
+            .await;
+        assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.body);
         command.second = command.second_admin().await;
         command
     }
@@ -282,6 +299,7 @@ impl Command {
                     .as_str()
                     .to_owned(),
             ),
+            password_change_required: false,
             created_at: now,
         })
         .await

@@ -21,11 +21,20 @@ const PASSWORD_CHARS: std::ops::RangeInclusive<usize> = 12..=256;
 #[derive(Debug, Subcommand)]
 pub(crate) enum PinCommand {
     /// Set or replace the critical-operation PIN: prompts for the current password and the
-    /// new PIN twice, or reads them from --password-file and the admin --pin-file.
+    /// new PIN twice, or reads them from --password-file and --pin-file.
     Set {
         /// File whose content is the current password.
         #[arg(long, value_name = "FILE")]
         password_file: Option<PathBuf>,
+        /// File whose content is the NEW 6-digit PIN (not the one in force: that is
+        /// --current-pin-file). Six digits without a pattern (no runs like 123456 or 975319,
+        /// no repeated or mirrored groups like 121212, 123123 or 123321, no keypad lines).
+        /// Without it the new PIN is prompted for twice on a terminal.
+        // Same id as `enigm admin`'s global --pin-file, so that this help replaces the global
+        // one here (clap does not propagate a global argument a subcommand defines itself) and
+        // the value reaches `Ctx::pin` as before.
+        #[arg(long = "pin-file", id = "pin_file", value_name = "FILE")]
+        new_pin_file: Option<PathBuf>,
         /// File whose content is the PIN in force (needed to replace an existing PIN).
         #[arg(long, value_name = "FILE")]
         current_pin_file: Option<PathBuf>,
@@ -88,6 +97,7 @@ pub(crate) async fn pin(ctx: &Ctx, command: PinCommand) -> anyhow::Result<()> {
     let PinCommand::Set {
         password_file,
         current_pin_file,
+        new_pin_file,
     } = command;
     let current_password = current_password(password_file.as_ref())?;
     // Replacing a PIN needs the PIN in force, so that a session and a password are not enough.
@@ -98,7 +108,7 @@ pub(crate) async fn pin(ctx: &Ctx, command: PinCommand) -> anyhow::Result<()> {
         (true, None) if secrets::is_interactive() => Some(secrets::prompt_secret("current pin: ")?),
         (true, None) => anyhow::bail!("a pin is set: pass --current-pin-file or run interactively"),
     };
-    let new_pin = match ctx.pin.file() {
+    let new_pin = match new_pin_file.as_deref().or(ctx.pin.file()) {
         Some(file) => secrets::read_secret_file(file)?,
         None if secrets::is_interactive() => {
             secrets::prompt_new_secret("new pin (6 digits): ", "new pin again: ")?

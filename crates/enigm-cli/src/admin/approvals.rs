@@ -4,7 +4,7 @@ use std::collections::HashSet;
 
 use clap::Subcommand;
 use enigm_api::{AccountView, ApprovalListQuery, ApprovalView, paths};
-use enigm_types::{ApprovalId, ApprovalState};
+use enigm_types::{AdminId, ApprovalId, ApprovalKind, ApprovalState};
 
 use super::{Ctx, resolve};
 use crate::output::{self, Names};
@@ -97,15 +97,22 @@ pub(crate) async fn run(ctx: &Ctx, command: ApprovalsCommand) -> anyhow::Result<
 async fn decide(ctx: &Ctx, input: &str, decision: Decision) -> anyhow::Result<()> {
     let id = resolve::approval(&ctx.client, input).await?;
     let id_text = id.to_string();
+    let current = ctx
+        .client
+        .get::<ApprovalView>(&paths::fill(paths::APPROVAL, &[&id_text]))
+        .await?
+        .value;
+    // Refuse a decision the server is sure to refuse before the PIN is typed (the server
+    // checks again, whatever this says).
+    let me = ctx.client.get::<AccountView>(paths::WHOAMI).await?.value;
+    if let Some(reason) = self_decision(&current, me.id, decision) {
+        anyhow::bail!(SelfDecision(reason));
+    }
     if !ctx.json() {
         // Show what is being decided before the PIN is asked for: an approver should never
         // approve an id without seeing the action behind it.
-        let current = ctx
-            .client
-            .get::<ApprovalView>(&paths::fill(paths::APPROVAL, &[&id_text]))
-            .await?;
         let names = known_names(ctx).await;
-        output::print_table(&output::approval_detail(&current.value, &names));
+        output::print_table(&output::approval_detail(&current, &names));
     }
     let pin = ctx.pin()?;
     let template = match decision {
@@ -162,6 +169,32 @@ async fn follow_approvals(
     }
 }
 
+/// A decision refused before the PIN is asked for: separation of duties.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SelfDecision(&'static str);
+
+/// Why `me` may not decide on `approval`, when the server is sure to refuse (403
+/// `self_approval`). A role grant one requested oneself is left to the server: on a fresh
+/// installation the sole owner approves their own grants until a second approver exists.
+fn self_decision(approval: &ApprovalView, me: AdminId, decision: Decision) -> Option<&'static str> {
+    if approval.action.subject() == Some(me) {
+        return Some(
+            "you cannot decide on a request that concerns you (self_approval): another \
+             approver must decide it",
+        );
+    }
+    let bootstrap_window_possible =
+        matches!(decision, Decision::Approve) && approval.kind == ApprovalKind::RoleGrant;
+    if approval.requester == me && !bootstrap_window_possible {
+        return Some(
+            "you cannot decide on a request you made (self_approval): another approver must \
+             decide it",
+        );
+    }
+    None
+}
+
 /// Says what a pending request still needs.
 pub(crate) fn print_waiting(approval: &ApprovalView) {
     if approval.state != ApprovalState::Pending {
@@ -192,6 +225,66 @@ async fn known_names(ctx: &Ctx) -> Names {
         Err(error) => {
             tracing::debug!(%error, "usernames unavailable; showing ids");
             Names::new()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use enigm_types::{ApprovalAction, ApprovalId, ReleaseId, Role};
+
+    use super::*;
+
+    fn request(requester: AdminId, action: ApprovalAction) -> ApprovalView {
+        ApprovalView {
+            id: ApprovalId::random(),
+            kind: action.kind(),
+            action,
+            state: ApprovalState::Pending,
+            requester,
+            justification: "why".to_owned(),
+            required_approvals: 1,
+            approver_roles: vec![Role::Owner],
+            approvals: vec![],
+            rejected_by: None,
+            created_at: "2026-11-22T00:00:00.000Z".to_owned(),
+            expires_at: "2026-11-23T00:00:00.000Z".to_owned(),
+        }
+    }
+
+    #[test]
+    fn own_requests_and_requests_about_oneself_are_refused_before_the_pin() {
+        let (me, other) = (AdminId::random(), AdminId::random());
+        let release = ApprovalAction::ReleaseSigning {
+            release: ReleaseId::random(),
+        };
+        let grant_to = |admin| ApprovalAction::RoleGrant {
+            admin,
+            role: Role::Auditor,
+        };
+        // Another's request about someone else: for the server to decide.
+        assert_eq!(
+            self_decision(&request(other, release.clone()), me, Decision::Approve),
+            None
+        );
+        // One's own request: refused, unless it is a role grant one approves (a fresh
+        // installation's sole owner may, until a second approver exists).
+        for decision in [Decision::Approve, Decision::Reject] {
+            let refused = self_decision(&request(me, release.clone()), me, decision).unwrap();
+            assert!(
+                refused.contains("a request you made (self_approval)"),
+                "{refused}"
+            );
+        }
+        assert_eq!(
+            self_decision(&request(me, grant_to(other)), me, Decision::Approve),
+            None
+        );
+        assert!(self_decision(&request(me, grant_to(other)), me, Decision::Reject).is_some());
+        // A request about oneself: always refused.
+        for decision in [Decision::Approve, Decision::Reject] {
+            let refused = self_decision(&request(other, grant_to(me)), me, decision).unwrap();
+            assert!(refused.contains("concerns you"), "{refused}");
         }
     }
 }

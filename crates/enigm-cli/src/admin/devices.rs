@@ -19,8 +19,8 @@ pub(crate) enum DevicesCommand {
     /// List devices, most recently seen first, filtered by lifecycle state, trust state, group
     /// and last check-in.
     List {
-        /// Lifecycle state, e.g. `trusted`, `restricted`, `revoked`.
-        #[arg(long, value_parser = parse_device_state)]
+        /// Lifecycle state.
+        #[arg(long, value_parser = crate::parse::device_state())]
         state: Option<DeviceState>,
         /// Trust state: `PROTECTED`, `REVIEW_REQUIRED` or `INACTIVE`.
         #[arg(long, value_parser = parse_trust_state)]
@@ -228,11 +228,6 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
             Ok(())
         }
     }
-}
-
-fn parse_device_state(text: &str) -> Result<DeviceState, String> {
-    text.parse()
-        .map_err(|_| format!("unknown device state `{text}`"))
 }
 
 fn parse_trust_state(text: &str) -> Result<TrustState, String> {

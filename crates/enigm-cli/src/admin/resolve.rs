@@ -131,6 +131,7 @@ mod tests {
             totp_enabled: false,
             pin_set: false,
             pin_locked: false,
+            password_change_required: false,
             created_at: "2026-01-01T00:00:00.000Z".to_owned(),
         }
     }

@@ -21,7 +21,8 @@ pub(crate) enum UsersCommand {
         /// Username or id (a unique prefix of the id is enough).
         user: String,
     },
-    /// Create an administrator (critical: needs the PIN). The account starts without roles.
+    /// Create an administrator (critical: needs the PIN). The account starts without roles, and
+    /// its owner must change the initial password at first login (`enigm admin password change`).
     Create {
         username: String,
         /// File whose content is the initial password; without it a strong password is
@@ -158,6 +159,10 @@ async fn create(ctx: &Ctx, username: &str, password_file: Option<PathBuf>) -> an
             password.expose_secret()
         );
     }
+    println!(
+        "{} must change this password at first login: `enigm admin password change`",
+        output::clean(&account.username)
+    );
     println!(
         "the account has no roles yet: request one with `enigm admin roles grant {} ROLE --justification TEXT`",
         output::clean(&account.username)

@@ -14,7 +14,7 @@ use enigm_ota::client::TrustedMetadata;
 use enigm_ota::metadata::Root;
 use enigm_ota::repository::{RootKeys, build_root};
 use enigm_ota::{Key, MetadataSigner, SignerError, SoftwareSigner, sign_metadata};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret as _, SecretString};
 
 use crate::client::CommandClient;
 use crate::output;
@@ -206,12 +206,12 @@ impl KeySourceArgs {
 /// terminal. Never an argument.
 pub(crate) fn token_pin(file: Option<&Path>) -> anyhow::Result<SecretString> {
     if let Some(file) = file {
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(file)
-                .with_context(|| format!("cannot read the token PIN file `{}`", file.display()))?,
-        );
+        let text = crate::secrets::read_secret_file(file)
+            .with_context(|| format!("cannot read the token PIN file `{}`", file.display()))?;
         return Ok(SecretString::from(
-            text.trim_end_matches(['\n', '\r']).to_owned(),
+            text.expose_secret()
+                .trim_end_matches(['\n', '\r'])
+                .to_owned(),
         ));
     }
     anyhow::ensure!(

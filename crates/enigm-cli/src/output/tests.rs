@@ -41,6 +41,7 @@ fn accounts() -> Vec<AccountView> {
             totp_enabled: true,
             pin_set: true,
             pin_locked: false,
+            password_change_required: false,
             created_at: "2026-11-22T04:25:00.000Z".to_owned(),
         },
         AccountView {
@@ -51,6 +52,7 @@ fn accounts() -> Vec<AccountView> {
             totp_enabled: false,
             pin_set: true,
             pin_locked: true,
+            password_change_required: false,
             created_at: "2026-11-22T05:00:00.000Z".to_owned(),
         },
     ]

@@ -178,6 +178,33 @@ pub(crate) fn bootstrap_field(text: &str, field: &str) -> String {
         .to_owned()
 }
 
+/// After the first login with a password someone else chose (the bootstrap owner's, one from
+/// `admin users create`), Command requires a new one: changes it with `enigm admin password
+/// change` (with `pin`, when the account has one) and answers the file of the new password
+/// (`NAME-password-changed` beside `current`).
+pub(crate) fn change_initial_password(cli: &Cli, current: &Path, pin: Option<&Path>) -> PathBuf {
+    let name = current.file_name().unwrap().to_str().unwrap();
+    let new = write_secret(
+        current.parent().unwrap(),
+        &format!("{name}-changed"),
+        &format!("{name}-chosen-by-its-owner"),
+    );
+    let mut args = vec![
+        "admin",
+        "password",
+        "change",
+        "--password-file",
+        current.to_str().unwrap(),
+        "--new-password-file",
+        new.to_str().unwrap(),
+    ];
+    if let Some(pin) = pin {
+        args.extend(["--pin-file", pin.to_str().unwrap()]);
+    }
+    cli.ok(&args);
+    new
+}
+
 /// The bootstrap owner of a fresh installation, logged in: their CLI and the secret files
 /// (mode 0600, under `secrets`) that commands needing a password or PIN read.
 pub(crate) struct Owner {
@@ -215,6 +242,7 @@ impl Owner {
             "--password-file",
             password.to_str().unwrap(),
         ]);
+        let password = change_initial_password(&cli, &password, Some(&pin));
         Owner {
             cli,
             password,
@@ -282,6 +310,8 @@ impl Owner {
             extra: vec![],
         };
         cli.ok(&["login", "--username", name, "--password-file", password]);
+        let password = change_initial_password(&cli, Path::new(password), None);
+        let password = password.to_str().unwrap();
         let pin = write_secret(&self.secrets, &format!("{name}-pin"), "739164");
         cli.ok(&[
             "admin",

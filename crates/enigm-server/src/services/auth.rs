@@ -218,6 +218,21 @@ pub async fn change_password(
     .await?;
     let new_password = Password::parse(&request.new_password)
         .map_err(|error| ApiError::unprocessable("weak_password", error.to_string()))?;
+    // A required change replaces a password someone else knows: keeping it is no change.
+    if caller.admin.password_change_required
+        && state
+            .verify_secret(
+                new_password.expose().as_bytes().to_vec(),
+                Some(caller.admin.password_hash.clone()),
+            )
+            .await?
+            .is_some()
+    {
+        return Err(ApiError::unprocessable(
+            "weak_password",
+            "the new password must differ from the one you were given: choose another",
+        ));
+    }
     let hash = state
         .hash_secret(new_password.expose().as_bytes().to_vec())
         .await?;

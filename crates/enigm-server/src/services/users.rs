@@ -34,6 +34,8 @@ pub async fn create(
         username,
         password_hash: hash.as_str().to_owned(),
         pin_hash: None,
+        // Someone else chose (or saw) this password: its owner replaces it at first login.
+        password_change_required: true,
         created_at: now,
     };
     let mut tx = state.store().begin().await?;

@@ -11,7 +11,7 @@ use enigm_types::AuditEvent;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 
-use super::{Admin, OWNER_PIN, PASSWORD, TestApp};
+use super::{Admin, INITIAL_PASSWORD, OWNER_PIN, TestApp};
 
 pub(crate) const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -92,14 +92,14 @@ pub(crate) async fn create_user(app: &TestApp, username: &str) -> Admin {
             paths::USERS,
             Some(&app.owner),
             Some(OWNER_PIN),
-            Some(json!({"username": username, "password": PASSWORD})),
+            Some(json!({"username": username, "password": INITIAL_PASSWORD})),
         )
         .await;
     assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
     Admin {
         id: created.body["id"].as_str().unwrap().parse().unwrap(),
         username: username.to_owned(),
-        token: app.login(username, PASSWORD).await,
+        token: app.first_login(username).await,
         pin: "",
     }
 }

@@ -34,8 +34,14 @@ pub(crate) mod releases;
 /// 2026-11-22T00:00:00Z, so that test times read naturally.
 pub(crate) const START: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
 pub(crate) const OWNER_PASSWORD: &str = "owner-password-for-tests";
+/// The password the bootstrap owner is created with; [`TestApp::new`] changes it to
+/// [`OWNER_PASSWORD`] at first login, as Command requires.
+pub(crate) const OWNER_INITIAL_PASSWORD: &str = "owner-initial-password";
 pub(crate) const OWNER_PIN: &str = "480275";
 pub(crate) const PASSWORD: &str = "a-long-enough-password";
+/// The password administrators are created with through the API; [`TestApp::first_login`]
+/// replaces it with [`PASSWORD`], as Command requires at first login.
+pub(crate) const INITIAL_PASSWORD: &str = "an-initial-password";
 pub(crate) const PIN: &str = "602917";
 
 pub(crate) struct TestApp {
@@ -113,7 +119,7 @@ impl TestApp {
         let state = AppState::new(store.clone(), options).expect("state");
         let credentials = BootstrapCredentials {
             username: Username::parse("owner").unwrap(),
-            password: Password::parse(OWNER_PASSWORD).unwrap(),
+            password: Password::parse(OWNER_INITIAL_PASSWORD).unwrap(),
             pin: Pin::parse(OWNER_PIN).unwrap(),
         };
         let owner_id = create_owner(&state, &credentials).await.expect("owner");
@@ -133,8 +139,63 @@ impl TestApp {
                 pin: OWNER_PIN,
             },
         };
-        app.owner.token = app.login("owner", OWNER_PASSWORD).await;
+        app.owner.token = app.login("owner", OWNER_INITIAL_PASSWORD).await;
+        app.change_password(&app.owner, OWNER_INITIAL_PASSWORD, OWNER_PASSWORD)
+            .await;
         app
+    }
+
+    /// The first login of an administrator created through the API with [`INITIAL_PASSWORD`]:
+    /// logs in, changes the password to [`PASSWORD`] and returns the session token.
+    pub(crate) async fn first_login(&self, username: &str) -> String {
+        let token = self.login(username, INITIAL_PASSWORD).await;
+        let admin = Admin {
+            id: AdminId::random(),
+            username: username.to_owned(),
+            token,
+            pin: "",
+        };
+        let response = self
+            .call(
+                Method::PUT,
+                paths::PASSWORD,
+                Some(&admin),
+                None,
+                Some(json!({"current_password": INITIAL_PASSWORD, "new_password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::NO_CONTENT,
+            "password change of {username}: {:?}",
+            response.body
+        );
+        admin.token
+    }
+
+    /// Changes `admin`'s password from `current` to `new` (with their PIN, when set): what a
+    /// bootstrap owner or a created administrator does at first login.
+    pub(crate) async fn change_password(&self, admin: &Admin, current: &str, new: &str) {
+        let response = self
+            .call(
+                Method::PUT,
+                paths::PASSWORD,
+                Some(admin),
+                None,
+                Some(json!({
+                    "current_password": current,
+                    "current_pin": admin.pin,
+                    "new_password": new,
+                })),
+            )
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::NO_CONTENT,
+            "password change of {}: {:?}",
+            admin.username,
+            response.body
+        );
     }
 
     pub(crate) async fn send(&self, request: Request<Body>) -> Response {
@@ -286,6 +347,7 @@ impl TestApp {
                     .as_str()
                     .to_owned(),
             ),
+            password_change_required: false,
             created_at: now,
         })
         .await
