@@ -240,6 +240,11 @@ mod tests {
             id: ApprovalId::random(),
             kind: action.kind(),
             action,
+            // The pre-PIN check reads the action alone; the subject only describes it.
+            subject: enigm_api::ApprovalSubject::TotpReset {
+                admin: requester,
+                username: None,
+            },
             state: ApprovalState::Pending,
             requester,
             justification: "why".to_owned(),
