@@ -48,6 +48,41 @@ fn the_data_directory_and_database_files_are_private() {
     assert!(server.stop().success());
 }
 
+/// An offline `enigm audit verify --data-dir` beside a running `enigm up` leaves the server's
+/// SQLite files alone: the server keeps its locks on the database for its whole life (it never
+/// closes a descriptor of the file once SQLite has opened it), so the verifier, closing its
+/// connections, never believes it is the database's last user and never checkpoints and deletes
+/// the WAL under the server's readers (which answered "disk I/O error" before).
+#[test]
+fn an_offline_audit_verify_beside_a_running_server_leaves_its_wal_alone() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data_dir = scratch.path().join("data");
+    let server = Server::start(&data_dir, &[]);
+    let owner = Owner::log_in(scratch.path(), &data_dir, &server.url);
+    let key = std::fs::read_to_string(data_dir.join("keys/audit-log.pub")).unwrap();
+    let wal = data_dir.join("enigm.db-wal");
+    for round in 0..3 {
+        assert!(wal.exists(), "round {round}: the server's WAL is there");
+        let verified = Command::new(ENIGM)
+            .args(["audit", "verify", "--data-dir"])
+            .arg(&data_dir)
+            .args(["--log-key", key.trim()])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(verified.status.success(), "{verified:?}");
+        assert!(
+            wal.exists(),
+            "round {round}: the verifier deleted the running server's WAL"
+        );
+        // The server still reads and writes.
+        owner.cli.ok(&["admin", "users", "list"]);
+    }
+    let log = std::fs::read_to_string(support::log_path(&data_dir)).unwrap();
+    assert!(!log.contains("disk I/O error"), "{log}");
+    assert!(server.stop().success());
+}
+
 #[test]
 fn a_sqlite_database_outside_the_data_directory_is_private_too() {
     let scratch = tempfile::tempdir().unwrap();

@@ -120,6 +120,32 @@ fn admin(password: &str, pin: &str, config: &Path, next_pin: &str) -> Admin {
     }
 }
 
+/// The README's first steps of an administrator: log in, replace the generated password, set a
+/// PIN, enroll and confirm an authenticator.
+fn first_login(walk: &mut Walk, name: &str) {
+    walk.run(
+        &format!("enigm login --server http://127.0.0.1:8080 --username {name}"),
+        &[],
+    )
+    .ok();
+    walk.run("enigm admin password change", &[])
+        .ok()
+        .shows("password changed");
+    walk.run("enigm admin pin set", &[])
+        .ok()
+        .shows("critical-operation pin set");
+    let enrolled = walk.run("enigm admin totp enroll", &[]).ok();
+    let secret = enrolled.capture(r"secret \(shown once\): ([A-Z2-7]+)");
+    let bytes = data_encoding::BASE32_NOPAD
+        .decode(secret.as_bytes())
+        .unwrap();
+    walk.admin().totp = Some(TotpSecret::from_bytes(&bytes).unwrap());
+    let code = runner::next_totp_code(walk.admin());
+    walk.run("enigm admin totp confirm <CODE>", &[("<CODE>", &code)])
+        .ok()
+        .shows("totp enabled");
+}
+
 #[test]
 fn the_readme_runs_as_written() {
     let dir = tempfile::tempdir().unwrap();
@@ -159,27 +185,7 @@ fn the_readme_runs_as_written() {
         ),
     );
     walk.current = "admin".to_owned();
-    walk.run(
-        "enigm login --server http://127.0.0.1:8080 --username admin",
-        &[],
-    )
-    .ok();
-    walk.run("enigm admin password change", &[])
-        .ok()
-        .shows("password changed");
-    walk.run("enigm admin pin set", &[])
-        .ok()
-        .shows("critical-operation pin set");
-    let enrolled = walk.run("enigm admin totp enroll", &[]).ok();
-    let secret = enrolled.capture(r"secret \(shown once\): ([A-Z2-7]+)");
-    let bytes = data_encoding::BASE32_NOPAD
-        .decode(secret.as_bytes())
-        .unwrap();
-    walk.admin().totp = Some(TotpSecret::from_bytes(&bytes).unwrap());
-    let code = runner::next_totp_code(walk.admin());
-    walk.run("enigm admin totp confirm <CODE>", &[("<CODE>", &code)])
-        .ok()
-        .shows("totp enabled");
+    first_login(&mut walk, "admin");
     let code = runner::next_totp_code(walk.admin());
     walk.run("enigm admin totp remove <CODE>", &[("<CODE>", &code)])
         .ok()
@@ -218,27 +224,7 @@ fn the_readme_runs_as_written() {
         ),
     );
     walk.current = "alice".to_owned();
-    walk.run(
-        "enigm login --server http://127.0.0.1:8080 --username alice",
-        &[],
-    )
-    .ok();
-    walk.run("enigm admin password change", &[])
-        .ok()
-        .shows("password changed");
-    walk.run("enigm admin pin set", &[])
-        .ok()
-        .shows("critical-operation pin set");
-    let enrolled = walk.run("enigm admin totp enroll", &[]).ok();
-    let secret = enrolled.capture(r"secret \(shown once\): ([A-Z2-7]+)");
-    let bytes = data_encoding::BASE32_NOPAD
-        .decode(secret.as_bytes())
-        .unwrap();
-    walk.admin().totp = Some(TotpSecret::from_bytes(&bytes).unwrap());
-    let code = runner::next_totp_code(walk.admin());
-    walk.run("enigm admin totp confirm <CODE>", &[("<CODE>", &code)])
-        .ok()
-        .shows("totp enabled");
+    first_login(&mut walk, "alice");
 
     // Back as the owner.
     walk.current = "admin".to_owned();

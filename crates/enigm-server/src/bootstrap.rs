@@ -171,13 +171,23 @@ pub fn secure_sqlite_files(database_url: &str) -> anyhow::Result<()> {
     let Some(path) = sqlite_path(database_url) else {
         return Ok(());
     };
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
+    // Create it private, but never open an existing one: closing any descriptor of the database
+    // file drops every POSIX lock this process holds on it, SQLite's included, and another
+    // process (`enigm audit verify --data-dir`) would then checkpoint and reset the WAL under
+    // this one's readers (disk I/O errors, lost reads).
+    match OpenOptions::new()
+        .create_new(true)
         .write(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot create the database file `{path}`"))?;
+    {
+        Ok(_created) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(error) => {
+            return Err(anyhow::Error::new(error)
+                .context(format!("cannot create the database file `{path}`")));
+        }
+    }
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let file = format!("{path}{suffix}");
         match fs::metadata(&file) {
