@@ -22,7 +22,7 @@ use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::DeviceHandle;
 use serde_json::Value;
 
-use crate::support::{ENIGM, Owner, Server, log_path, write_secret};
+use crate::support::{ENIGM, Owner, Server, log_path, output_text, write_secret};
 
 fn profiles() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles")
@@ -63,14 +63,6 @@ fn tsc(state_dir: &Path) -> Output {
         .env_remove("RUST_LOG")
         .output()
         .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn hardware_identifiers() -> Vec<String> {
@@ -128,7 +120,7 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
         "--json",
     ]);
     transcript.record(&created);
-    assert!(created.status.success(), "{}", text(&created));
+    assert!(created.status.success(), "{}", output_text(&created));
     let created: Value = serde_json::from_slice(&created.stdout).unwrap();
     assert_eq!(created["uses"], 3, "{created}");
     let token_file = write_secret(
@@ -142,9 +134,9 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
     transcript.record(&no_token);
     assert!(!no_token.status.success());
     assert!(
-        text(&no_token).contains("--enrollment-token-file"),
+        output_text(&no_token).contains("--enrollment-token-file"),
         "{}",
-        text(&no_token)
+        output_text(&no_token)
     );
 
     let mut handles = Vec::new();
@@ -167,11 +159,11 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
             ],
         );
         transcript.record(&output);
-        assert!(output.status.success(), "{file}: {}", text(&output));
+        assert!(output.status.success(), "{file}: {}", output_text(&output));
         assert!(
-            text(&output).contains("enrolled as dev_"),
+            output_text(&output).contains("enrolled as dev_"),
             "{}",
-            text(&output)
+            output_text(&output)
         );
 
         let mode = |path: PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
@@ -182,7 +174,7 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
 
         let shown = tsc(&state_dir);
         transcript.record(&shown);
-        assert!(shown.status.success(), "{}", text(&shown));
+        assert!(shown.status.success(), "{}", output_text(&shown));
         let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
         assert_eq!(shown["state"], state, "{file}: {shown}");
         assert_eq!(shown["launcher_summary"], summary, "{file}: {shown}");
@@ -198,9 +190,9 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
             .unwrap();
         transcript.record(&human);
         assert!(
-            text(&human).contains(&handle.to_string()),
+            output_text(&human).contains(&handle.to_string()),
             "{}",
-            text(&human)
+            output_text(&human)
         );
         handles.push((handle, state, state_dir, profile));
     }
@@ -208,7 +200,7 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
     // Command shows the three devices with those trust states.
     let listed = owner.run(&["admin", "devices", "list", "--json"]);
     transcript.record(&listed);
-    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(listed.status.success(), "{}", output_text(&listed));
     let listed: Value = serde_json::from_slice(&listed.stdout).unwrap();
     let listed = listed["items"].as_array().unwrap();
     assert_eq!(listed.len(), 3, "{listed:?}");
@@ -224,15 +216,19 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
     assert_eq!(filtered["items"].as_array().unwrap().len(), 1, "{filtered}");
     let table = owner.run(&["admin", "devices", "list"]);
     transcript.record(&table);
-    assert!(text(&table).contains("REVIEW_REQUIRED"), "{}", text(&table));
+    assert!(
+        output_text(&table).contains("REVIEW_REQUIRED"),
+        "{}",
+        output_text(&table)
+    );
     let (review_handle, _, _, _) = &handles[1];
     let detail = owner.run(&["admin", "devices", "show", &review_handle.to_string()]);
     transcript.record(&detail);
-    assert!(detail.status.success(), "{}", text(&detail));
+    assert!(detail.status.success(), "{}", output_text(&detail));
     assert!(
-        text(&detail).contains("PRODUCTION GATE"),
+        output_text(&detail).contains("PRODUCTION GATE"),
         "{}",
-        text(&detail)
+        output_text(&detail)
     );
 
     // A second run checks in without enrolling again: same handle, no token needed.
@@ -243,12 +239,16 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
         &["--once", "--profile", protected_profile.to_str().unwrap()],
     );
     transcript.record(&again);
-    assert!(again.status.success(), "{}", text(&again));
-    assert!(!text(&again).contains("enrolled as"), "{}", text(&again));
+    assert!(again.status.success(), "{}", output_text(&again));
     assert!(
-        text(&again).contains(&format!("checked in as {protected_handle}")),
+        !output_text(&again).contains("enrolled as"),
         "{}",
-        text(&again)
+        output_text(&again)
+    );
+    assert!(
+        output_text(&again).contains(&format!("checked in as {protected_handle}")),
+        "{}",
+        output_text(&again)
     );
 
     // Revocation takes effect on the next check-in.
@@ -267,11 +267,11 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
         &["--once", "--profile", protected_profile.to_str().unwrap()],
     );
     transcript.record(&refused);
-    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(!refused.status.success(), "{}", output_text(&refused));
     assert!(
-        text(&refused).contains("device_revoked"),
+        output_text(&refused).contains("device_revoked"),
         "{}",
-        text(&refused)
+        output_text(&refused)
     );
 
     // No hardware identifier anywhere: server log, database and its WAL, CLI output.

@@ -24,7 +24,7 @@ use std::process::{Command, Output, Stdio};
 use enigm_test_support::{Backend, TestDatabase, backend_tests, require_shared_vectors};
 use serde_json::Value;
 
-use crate::support::{ENIGM, Owner, Server, write_secret};
+use crate::support::{ENIGM, Owner, Server, agent_once, output_text, write_secret};
 
 fn vectors() -> PathBuf {
     require_shared_vectors().join("android-key-attestation")
@@ -47,19 +47,11 @@ fn attest_as_given(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 /// `enigm attest verify --json …`: the report and whether it exited 0.
 fn verify_json(args: &[&str]) -> (Value, bool) {
     let output = attest(&[args, &["--json"]].concat());
     let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|error| panic!("{error}: {}", text(&output)));
+        .unwrap_or_else(|error| panic!("{error}: {}", output_text(&output)));
     (report, output.status.success())
 }
 
@@ -72,7 +64,7 @@ fn attest_verify_prints_the_claims_and_exits_zero_only_when_accepted() {
     let caiman = vectors().join("google-keyattestation/caiman/sdk36/SB_EC_RKP.pem");
     // Inside the chain's window: a locked, VERIFIED StrongBox device under the default policy.
     let output = attest(&["--chain", path(&caiman), "--at", "2025-09-28T00:00:00Z"]);
-    let shown = text(&output);
+    let shown = output_text(&output);
     assert!(output.status.success(), "{shown}");
     for expected in [
         "STRONG_BOX",
@@ -137,7 +129,7 @@ fn attest_verify_without_a_status_list_refuses_like_command_unless_told_to_skip(
     // to supply the list.
     let output = attest_as_given(&chain);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert_eq!(output.status.code(), Some(1), "{}", output_text(&output));
     assert!(
         stderr.contains("revocation could not be checked"),
         "{stderr}"
@@ -153,7 +145,7 @@ fn attest_verify_without_a_status_list_refuses_like_command_unless_told_to_skip(
 
     // Skipping the check is explicit and loud.
     let output = attest_as_given(&[&chain[..], &["--skip-revocation-check"]].concat());
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("warning: revocation is NOT checked (--skip-revocation-check)"),
@@ -166,7 +158,7 @@ fn attest_verify_without_a_status_list_refuses_like_command_unless_told_to_skip(
     let list = dir.path().join("status.json");
     std::fs::write(&list, r#"{"entries": {}}"#).unwrap();
     let output = attest_as_given(&[&chain[..], &["--status-list", path(&list), "--json"]].concat());
-    assert!(output.status.success(), "{}", text(&output));
+    assert!(output.status.success(), "{}", output_text(&output));
     assert!(!String::from_utf8_lossy(&output.stderr).contains("warning"));
     let report: Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["outcome"], "accepted");
@@ -230,24 +222,6 @@ fn a_self_signed_os_needs_its_boot_key_allow_listed_and_software_keys_never_pass
     assert_eq!(report["outcome"], "unsupported_device", "{report}");
 }
 
-fn agent(server: &str, state_dir: &Path, args: &[&str]) -> Output {
-    Command::new(ENIGM)
-        .arg("agent")
-        .arg("--server")
-        .arg(server)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .arg("--once")
-        .arg("--profile")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml"))
-        .args(args)
-        .env_remove("ENIGM_SERVER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 backend_tests!(agents_attest_with_a_development_root_through_the_real_verifier);
 
 async fn agents_attest_with_a_development_root_through_the_real_verifier(backend: Backend) {
@@ -286,21 +260,21 @@ async fn agents_attest_with_a_development_root_through_the_real_verifier(backend
     let token = write_secret(&secrets, "token", created["token"].as_str().unwrap());
 
     // Without evidence the enrollment is refused.
-    let plain = agent(
+    let plain = agent_once(
         &url,
         &dir.path().join("plain"),
         &["--enrollment-token-file", path(&token)],
     );
     assert!(!plain.status.success());
     assert!(
-        text(&plain).contains("attestation_required"),
+        output_text(&plain).contains("attestation_required"),
         "{}",
-        text(&plain)
+        output_text(&plain)
     );
 
     // With the development root the agent attests at enrollment and again after it.
     let state = dir.path().join("attesting");
-    let attesting = agent(
+    let attesting = agent_once(
         &url,
         &state,
         &[
@@ -310,18 +284,18 @@ async fn agents_attest_with_a_development_root_through_the_real_verifier(backend
             path(&dev_root),
         ],
     );
-    assert!(attesting.status.success(), "{}", text(&attesting));
+    assert!(attesting.status.success(), "{}", output_text(&attesting));
     // A new run attests at its first cycle (then every --attest-every seconds).
-    let again = agent(
+    let again = agent_once(
         &url,
         &state,
         &["--insecure-dev-attestation-root", path(&dev_root)],
     );
-    assert!(again.status.success(), "{}", text(&again));
+    assert!(again.status.success(), "{}", output_text(&again));
     assert!(
-        text(&again).contains("attested: accepted"),
+        output_text(&again).contains("attested: accepted"),
         "{}",
-        text(&again)
+        output_text(&again)
     );
     let enrollment: Value =
         serde_json::from_str(&std::fs::read_to_string(state.join("enrollment.json")).unwrap())

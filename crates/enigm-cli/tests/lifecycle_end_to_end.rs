@@ -14,43 +14,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use serde_json::Value;
 
-use crate::support::{Cli, ENIGM, Owner, Server, write_secret};
-
-fn profile() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
-}
-
-fn agent(server: &str, state_dir: &Path, args: &[&str]) -> Output {
-    Command::new(ENIGM)
-        .arg("agent")
-        .arg("--server")
-        .arg(server)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .arg("--once")
-        .arg("--profile")
-        .arg(profile())
-        .args(args)
-        .env_remove("ENIGM_SERVER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use crate::support::{Cli, Owner, Server, agent_once, output_text, write_secret};
 
 /// Enrolls an agent in `state_dir` with the token in `token_file`; answers its handle.
 fn enroll(server: &str, state_dir: &Path, token_file: &Path, extra: &[&str]) -> String {
@@ -59,8 +28,8 @@ fn enroll(server: &str, state_dir: &Path, token_file: &Path, extra: &[&str]) -> 
         extra,
     ]
     .concat();
-    let output = agent(server, state_dir, &args);
-    assert!(output.status.success(), "{}", text(&output));
+    let output = agent_once(server, state_dir, &args);
+    assert!(output.status.success(), "{}", output_text(&output));
     let enrollment: Value =
         serde_json::from_str(&std::fs::read_to_string(state_dir.join("enrollment.json")).unwrap())
             .unwrap();
@@ -128,17 +97,21 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
 
     // Retire: issued; the device stays trusted until its agent acknowledges at the next cycle.
     let issued = lifecycle(owner, &retiring, "retire", &pin_file);
-    assert!(issued.status.success(), "{}", text(&issued));
-    assert!(text(&issued).contains("retire issued"), "{}", text(&issued));
+    assert!(issued.status.success(), "{}", output_text(&issued));
+    assert!(
+        output_text(&issued).contains("retire issued"),
+        "{}",
+        output_text(&issued)
+    );
     let shown = owner.ok(&["admin", "devices", "show", &retiring]);
     assert!(shown.contains("requested state"), "{shown}");
     assert!(shown.contains("pending command"), "{shown}");
-    let obeyed = agent(&url, &retiring_dir, &[]);
-    assert!(obeyed.status.success(), "{}", text(&obeyed));
+    let obeyed = agent_once(&url, &retiring_dir, &[]);
+    assert!(obeyed.status.success(), "{}", output_text(&obeyed));
     assert!(
-        text(&obeyed).contains("retired by Command"),
+        output_text(&obeyed).contains("retired by Command"),
         "{}",
-        text(&obeyed)
+        output_text(&obeyed)
     );
     let shown = owner.json(&["admin", "devices", "show", &retiring]);
     assert_eq!(shown["state"], "retired", "{shown}");
@@ -146,12 +119,12 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
         shown["lifecycle"]["acknowledged_command"]["command"],
         "retire"
     );
-    let after = agent(&url, &retiring_dir, &[]);
+    let after = agent_once(&url, &retiring_dir, &[]);
     assert!(!after.status.success());
     assert!(
-        text(&after).contains("device_not_active"),
+        output_text(&after).contains("device_not_active"),
         "{}",
-        text(&after)
+        output_text(&after)
     );
 
     // Wipe: needs the approval of another administrator; then the agent wipes itself.
@@ -167,11 +140,11 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
         pin_file.to_str().unwrap(),
         "--json",
     ]);
-    assert!(requested.status.success(), "{}", text(&requested));
+    assert!(requested.status.success(), "{}", output_text(&requested));
     let requested: Value = serde_json::from_slice(&requested.stdout).unwrap();
     let approval = requested["approval"]["id"].as_str().unwrap().to_owned();
-    let untouched = agent(&url, &wiping_dir, &[]);
-    assert!(untouched.status.success(), "{}", text(&untouched));
+    let untouched = agent_once(&url, &wiping_dir, &[]);
+    assert!(untouched.status.success(), "{}", output_text(&untouched));
     assert!(wiping_dir.join("device.key").exists());
     carol.json(&[
         "admin",
@@ -181,12 +154,12 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
         "--pin-file",
         carol_pin.to_str().unwrap(),
     ]);
-    let wiped = agent(&url, &wiping_dir, &[]);
-    assert!(wiped.status.success(), "{}", text(&wiped));
+    let wiped = agent_once(&url, &wiping_dir, &[]);
+    assert!(wiped.status.success(), "{}", output_text(&wiped));
     assert!(
-        text(&wiped).contains("wiped by Command"),
+        output_text(&wiped).contains("wiped by Command"),
         "{}",
-        text(&wiped)
+        output_text(&wiped)
     );
     for file in ["device.key", "enrollment.json", "tsc.json"] {
         assert!(!wiping_dir.join(file).exists(), "{file} survived the wipe");
@@ -200,7 +173,7 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
 
     // Replace: a one-use token; the successor enrolls with its own key under a new handle.
     let replaced = lifecycle(owner, &old, "replace", &pin_file);
-    assert!(replaced.status.success(), "{}", text(&replaced));
+    assert!(replaced.status.success(), "{}", output_text(&replaced));
     let replaced = String::from_utf8(replaced.stdout).unwrap();
     assert!(replaced.contains("is now replaced"), "{replaced}");
     let token = replaced.lines().last().unwrap().trim().to_owned();
@@ -215,11 +188,11 @@ async fn operators_retire_wipe_and_replace_devices_and_agents_obey(backend: Back
     let shown = owner.json(&["admin", "devices", "show", &old]);
     assert_eq!(shown["state"], "replaced");
     assert_eq!(shown["lifecycle"]["replaced_by"], successor.as_str());
-    let refused = agent(&url, &old_dir, &[]);
+    let refused = agent_once(&url, &old_dir, &[]);
     assert!(!refused.status.success());
     assert!(
-        text(&refused).contains("device_not_active"),
+        output_text(&refused).contains("device_not_active"),
         "{}",
-        text(&refused)
+        output_text(&refused)
     );
 }

@@ -20,45 +20,18 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
 
 use enigm_test_support::softhsm::SoftHsmToken;
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use serde_json::Value;
 
-use crate::support::{ENIGM, Owner, Server, write_secret};
-
-fn profile() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use crate::support::{Owner, Server, agent_once, output_text, write_secret};
 
 fn agent(server: &str, state_dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(ENIGM)
-        .arg("agent")
-        .arg("--server")
-        .arg(server)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .arg("--once")
-        .arg("--profile")
-        .arg(profile())
-        .args(args)
-        .env_remove("ENIGM_SERVER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    text(&output)
+    let output = agent_once(server, state_dir, args);
+    assert!(output.status.success(), "{}", output_text(&output));
+    output_text(&output)
 }
 
 fn boot_control(state_dir: &Path) -> Value {
@@ -216,9 +189,9 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
             );
             assert!(!old_label.status.success());
             assert!(
-                text(&old_label).contains("pass --targets-key-label enigm-ota-targets-2"),
+                output_text(&old_label).contains("pass --targets-key-label enigm-ota-targets-2"),
                 "{}",
-                text(&old_label)
+                output_text(&old_label)
             );
         }
         let signed = owner.json(

@@ -15,20 +15,12 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use enigm_test_support::softhsm::SoftHsmToken;
 
-use crate::support::{ENIGM, Owner, Server, write_secret};
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+use crate::support::{ENIGM, Owner, Server, agent_once, output_text, write_secret};
 
 fn enigm(args: &[&str]) -> Output {
     Command::new(ENIGM)
@@ -40,28 +32,10 @@ fn enigm(args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn profile() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
-}
-
 fn agent(server: &str, state_dir: &Path, args: &[&str]) -> String {
-    let output = Command::new(ENIGM)
-        .arg("agent")
-        .arg("--server")
-        .arg(server)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .arg("--once")
-        .arg("--profile")
-        .arg(profile())
-        .args(args)
-        .env_remove("ENIGM_SERVER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", text(&output));
-    text(&output)
+    let output = agent_once(server, state_dir, args);
+    assert!(output.status.success(), "{}", output_text(&output));
+    output_text(&output)
 }
 
 /// Splits a command line as printed (no quoting needed: the placeholders are single words).
@@ -184,7 +158,11 @@ fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints
         .cli
         .run(&["release", "publish", &id, "--pin-file", &pin]);
     assert!(!refused.status.success());
-    assert!(text(&refused).contains(printed), "{}", text(&refused));
+    assert!(
+        output_text(&refused).contains(printed),
+        "{}",
+        output_text(&refused)
+    );
 
     // The printed command, with the workstation's token filled in: no new root key needed.
     let mut rotate: Vec<String> = words(printed)
@@ -243,7 +221,7 @@ fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints
 
 #[test]
 fn help_says_what_is_required_and_ota_export_takes_dir() {
-    let help = text(&enigm(&["ota", "keys", "rotate", "--help"]));
+    let help = output_text(&enigm(&["ota", "keys", "rotate", "--help"]));
     assert!(
         help.contains("<--pkcs11-module <PATH>|--insecure-dev-key-dir <DIR>>"),
         "the usage line names the key source as required: {help}"
@@ -268,9 +246,9 @@ fn help_says_what_is_required_and_ota_export_takes_dir() {
     ]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(
-        text(&missing).contains("--token-label <LABEL>"),
+        output_text(&missing).contains("--token-label <LABEL>"),
         "{}",
-        text(&missing)
+        output_text(&missing)
     );
     let missing = enigm(&[
         "ota",
@@ -283,27 +261,31 @@ fn help_says_what_is_required_and_ota_export_takes_dir() {
     ]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(
-        text(&missing).contains("--new-key-label <LABEL>"),
+        output_text(&missing).contains("--new-key-label <LABEL>"),
         "{}",
-        text(&missing)
+        output_text(&missing)
     );
     let no_source = enigm(&["ota", "keys", "rotate", "--role", "root"]);
     assert_eq!(no_source.status.code(), Some(2));
     assert!(
-        text(&no_source).contains("--pkcs11-module <PATH>|--insecure-dev-key-dir <DIR>"),
+        output_text(&no_source).contains("--pkcs11-module <PATH>|--insecure-dev-key-dir <DIR>"),
         "{}",
-        text(&no_source)
+        output_text(&no_source)
     );
 
     // `ota export --dir DIR`, like `attest dev-root --dir DIR`; the positional form still parses
     // (it then fails only for want of a login), and a directory is required.
-    let export_help = text(&enigm(&["ota", "export", "--help"]));
+    let export_help = output_text(&enigm(&["ota", "export", "--help"]));
     assert!(export_help.contains("--dir <DIR>"), "{export_help}");
-    let dev_root_help = text(&enigm(&["attest", "dev-root", "--help"]));
+    let dev_root_help = output_text(&enigm(&["attest", "dev-root", "--help"]));
     assert!(dev_root_help.contains("--dir <DIR>"), "{dev_root_help}");
     let none = enigm(&["ota", "export"]);
-    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
-    assert!(text(&none).contains("--dir <DIR>"), "{}", text(&none));
+    assert_eq!(none.status.code(), Some(2), "{}", output_text(&none));
+    assert!(
+        output_text(&none).contains("--dir <DIR>"),
+        "{}",
+        output_text(&none)
+    );
     let config = tempfile::tempdir().unwrap();
     for args in [
         &["ota", "export", "--dir", "/tmp/x"][..],
@@ -317,6 +299,11 @@ fn help_says_what_is_required_and_ota_export_takes_dir() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        assert_ne!(output.status.code(), Some(2), "parsed: {}", text(&output));
+        assert_ne!(
+            output.status.code(),
+            Some(2),
+            "parsed: {}",
+            output_text(&output)
+        );
     }
 }

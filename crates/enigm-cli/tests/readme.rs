@@ -73,12 +73,12 @@ fn look_up(walk: &Walk, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
-/// The items of a list answer, whatever envelope it comes in.
+/// The items of a list answer (`{"items": [...], "next_cursor": ...}`).
 fn items(value: &serde_json::Value) -> Vec<serde_json::Value> {
-    match value {
-        serde_json::Value::Array(items) => items.clone(),
-        other => other["items"].as_array().cloned().unwrap_or_default(),
-    }
+    value["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("not a list answer: {value}"))
 }
 
 /// The handle an enrolled agent keeps in its state directory (`enigm tsc --json` shows it).
@@ -94,18 +94,8 @@ fn agent_handle(state_dir: &Path) -> String {
         .expect("a device handle in `enigm tsc --json`");
     text[start..]
         .chars()
-        .take_while(char::is_ascii_alphanumeric_or_underscore)
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
         .collect()
-}
-
-trait HandleChar {
-    fn is_ascii_alphanumeric_or_underscore(&self) -> bool;
-}
-
-impl HandleChar for char {
-    fn is_ascii_alphanumeric_or_underscore(&self) -> bool {
-        self.is_ascii_alphanumeric() || *self == '_'
-    }
 }
 
 fn admin(password: &str, pin: &str, config: &Path, next_pin: &str) -> Admin {
@@ -277,20 +267,9 @@ fn the_readme_runs_as_written() {
         .enumerate()
     {
         let state = work.join(format!("device-{index}"));
-        let output = std::process::Command::new(support::ENIGM)
-            .args(["agent", "--server", &server.url, "--state-dir"])
-            .arg(&state)
-            .arg("--enrollment-token-file")
-            .arg(&token_file)
-            .args(["--once", "--profile"])
-            .arg(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../../examples/profiles/protected.toml"),
-            )
-            .args(*extra)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap();
+        let mut args = vec!["--enrollment-token-file", token_file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let output = support::agent_once(&server.url, &state, &args);
         assert!(output.status.success(), "{output:?}");
         handles.push(agent_handle(&state));
     }

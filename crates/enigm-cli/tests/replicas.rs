@@ -28,7 +28,7 @@ use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ use enigm_store::Store;
 use enigm_test_support::{Backend, TestDatabase};
 use serde_json::{Value, json};
 
-use crate::support::{ENIGM, Owner, Server, write_secret};
+use crate::support::{ENIGM, Owner, Server, agent_once, output_text, write_secret};
 
 /// How long a hand-over may take before the test gives up: far beyond the lease's term
 /// (5 s), so a slow machine never fails it.
@@ -103,7 +103,7 @@ async fn two_processes_on_one_postgres_behave_as_one() {
         "--insecure-dev-attestation-root",
         dev_root.to_str().unwrap(),
     ];
-    let enrolled = agent(
+    let enrolled = agent_once(
         &proxy.url,
         &state,
         &[
@@ -112,15 +112,15 @@ async fn two_processes_on_one_postgres_behave_as_one() {
         ]
         .concat(),
     );
-    assert!(enrolled.status.success(), "{}", text(&enrolled));
+    assert!(enrolled.status.success(), "{}", output_text(&enrolled));
     proxy.assert_answered_elsewhere(paths::DEVICE_ATTESTATION_CHALLENGE, paths::DEVICE_ENROLL);
     // The next run attests at its first cycle: a challenge and its answer, again split.
-    let attested = agent(&proxy.url, &state, &dev_root_arg);
-    assert!(attested.status.success(), "{}", text(&attested));
+    let attested = agent_once(&proxy.url, &state, &dev_root_arg);
+    assert!(attested.status.success(), "{}", output_text(&attested));
     assert!(
-        text(&attested).contains("attested: accepted"),
+        output_text(&attested).contains("attested: accepted"),
         "{}",
-        text(&attested)
+        output_text(&attested)
     );
     proxy.assert_answered_elsewhere(
         paths::DEVICE_ATTESTATION_CHALLENGE,
@@ -134,8 +134,8 @@ async fn two_processes_on_one_postgres_behave_as_one() {
             break;
         }
         proxy.skip_turn();
-        let checked_in = agent(&proxy.url, &state, &[]);
-        assert!(checked_in.status.success(), "{}", text(&checked_in));
+        let checked_in = agent_once(&proxy.url, &state, &[]);
+        assert!(checked_in.status.success(), "{}", output_text(&checked_in));
     }
     let check_ins = proxy.backends_of(paths::DEVICE_CHECK_INS);
     assert!(
@@ -216,7 +216,7 @@ async fn two_processes_on_one_postgres_behave_as_one() {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(verified.status.success(), "{}", output_text(&verified));
     let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
     assert_eq!(report["ok"], true, "{report}");
     assert!(
@@ -242,32 +242,6 @@ fn copy_keys(from: &Path, to: &Path) {
         assert!(entry.file_type().unwrap().is_file(), "{entry:?}");
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
-}
-
-fn agent(server: &str, state_dir: &Path, args: &[&str]) -> Output {
-    Command::new(ENIGM)
-        .arg("agent")
-        .arg("--server")
-        .arg(server)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .arg("--once")
-        .arg("--profile")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml"))
-        .args(args)
-        .env_remove("ENIGM_SERVER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn address(url: &str) -> SocketAddr {

@@ -444,11 +444,7 @@ async fn newer_releases_supersede_older_ones_in_the_targets(backend: Backend) {
         assert_eq!(now["superseded_by"], Value::Null, "{now}");
     }
     let all = app.get(paths::RELEASES, &manager).await.body;
-    let items = all
-        .as_array()
-        .or_else(|| all["items"].as_array())
-        .unwrap()
-        .clone();
+    let items = all.as_array().unwrap().clone();
     let states: std::collections::BTreeMap<String, (Value, Value)> = items
         .iter()
         .map(|release| {

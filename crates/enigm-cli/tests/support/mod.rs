@@ -159,6 +159,40 @@ impl Cli {
     }
 }
 
+/// The simulated protected device the end-to-end tests enroll (`examples/profiles`).
+pub(crate) fn protected_profile() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/profiles/protected.toml")
+}
+
+/// `enigm agent --once` as the protected profile: enrolls on its first run (given an
+/// enrollment token in `args`), then checks in once.
+pub(crate) fn agent_once(server: &str, state_dir: &Path, args: &[&str]) -> Output {
+    Command::new(ENIGM)
+        .arg("agent")
+        .arg("--server")
+        .arg(server)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .arg("--once")
+        .arg("--profile")
+        .arg(protected_profile())
+        .args(args)
+        .env_remove("ENIGM_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run enigm agent")
+}
+
+/// What a finished command printed, standard output then standard error.
+pub(crate) fn output_text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
 pub(crate) fn log_path(data_dir: &Path) -> PathBuf {
     data_dir.with_extension("log")
 }
