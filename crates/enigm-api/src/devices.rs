@@ -218,7 +218,10 @@ pub struct DeviceListQuery {
     pub state: Option<DeviceState>,
     #[serde(default)]
     pub trust_state: Option<TrustState>,
+    /// Only devices of this group (1 to 64 of `a-z 0-9 - _ .`).
     #[serde(default)]
+    #[param(pattern = r"^[a-z0-9._-]{1,64}$")]
+    #[schema(pattern = r"^[a-z0-9._-]{1,64}$")]
     pub group: Option<String>,
     /// Only devices whose handle sorts after this one, for paging.
     #[serde(default)]

@@ -155,8 +155,13 @@ json_device_body! {
     enigm_api::releases::InstallReportRequest => DeviceOtaInstall,
 }
 
+/// A device's text carries no U+0000 either (see [`crate::extract::holds_nul`]).
 fn decode_json<T: DeserializeOwned>(body: &[u8]) -> Option<T> {
-    serde_json::from_slice(body).ok()
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    if crate::extract::holds_nul(&value) {
+        return None;
+    }
+    serde_json::from_value(value).ok()
 }
 
 /// Refuses a verified device request: audits the reason under the device's handle and builds

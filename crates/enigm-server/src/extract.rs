@@ -29,6 +29,9 @@ where
             Ok(axum::Json(value)) => value,
             Err(rejection) => return Err(json_rejection(&rejection)),
         };
+        if holds_nul(&value) {
+            return Err(nul_refused("body"));
+        }
         whole_numbers_as_integers(&mut value);
         serde_json::from_value(value).map(ApiJson).map_err(|error| {
             // serde's message names the offending field and expected type, not other content.
@@ -60,6 +63,33 @@ fn whole_numbers_as_integers(value: &mut serde_json::Value) {
         serde_json::Value::Object(map) => map.values_mut().for_each(whole_numbers_as_integers),
         _ => {}
     }
+}
+
+/// No text Command takes in carries U+0000: PostgreSQL cannot store it in a text column (the
+/// query would fail as a 500 on one backend and not the other), no name, id or secret needs it,
+/// and C-string consumers further on would cut at it. It is refused at the door, the same on
+/// both backends.
+pub(crate) fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(text) => text.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}
+
+/// `%00` is the only way U+0000 reaches a path or query (a raw NUL byte never parses as HTTP).
+fn uri_part_holds_nul(text: &str) -> bool {
+    text.as_bytes().windows(3).any(|window| window == b"%00")
+}
+
+fn nul_refused(part: &str) -> ApiError {
+    ApiError::bad_request(
+        "nul_character",
+        format!("the request {part} contains a NUL character (U+0000), which no field accepts"),
+    )
 }
 
 fn json_rejection(rejection: &JsonRejection) -> ApiError {
@@ -141,6 +171,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if uri_part_holds_nul(parts.uri.path()) {
+            return Err(nul_refused("path"));
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
             Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::bad_request(
@@ -166,6 +199,9 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(uri_part_holds_nul) {
+            return Err(nul_refused("query"));
+        }
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
             Err(QueryRejection::FailedToDeserializeQueryString(error)) => {

@@ -2,6 +2,7 @@
 
 use utoipa::Modify;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
+use utoipa::openapi::schema::{AdditionalProperties, ArrayItems, Schema, SchemaType, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
@@ -32,7 +33,7 @@ use crate::handlers::{
         releases::repository_view, releases::device_report, tuf::metadata, tuf::target,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
-    modifiers(&BearerAuth, &EdgeResponses)
+    modifiers(&BearerAuth, &EdgeResponses, &NoNulInText)
 )]
 pub struct ApiDoc;
 
@@ -63,6 +64,67 @@ impl Modify for EdgeResponses {
                 add_edge_responses(operation);
             }
         }
+    }
+}
+
+/// Command refuses U+0000 in any text it takes in (path, query, body: see
+/// `extract::holds_nul`), so every string schema says so: a string without a pattern of its own
+/// gets one that excludes it. (The patterns handlers declare already exclude control characters.)
+struct NoNulInText;
+
+/// Any text without U+0000.
+const NO_NUL_PATTERN: &str = r"^[^\u0000]*$";
+
+impl Modify for NoNulInText {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        if let Some(components) = openapi.components.as_mut() {
+            components.schemas.values_mut().for_each(exclude_nul);
+        }
+        for item in openapi.paths.paths.values_mut() {
+            for operation in operations_mut(item).into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    parameter.schema.iter_mut().for_each(exclude_nul);
+                }
+                if let Some(body) = operation.request_body.as_mut() {
+                    for content in body.content.values_mut() {
+                        content.schema.iter_mut().for_each(exclude_nul);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn exclude_nul(schema: &mut RefOr<Schema>) {
+    let RefOr::T(schema) = schema else {
+        return; // a reference: its component is visited on its own
+    };
+    match schema {
+        Schema::Object(object) => {
+            let text = match &object.schema_type {
+                SchemaType::Type(kind) => *kind == Type::String,
+                SchemaType::Array(kinds) => kinds.contains(&Type::String),
+                SchemaType::AnyValue => false,
+            };
+            if text && object.pattern.is_none() && object.enum_values.is_none() {
+                object.pattern = Some(NO_NUL_PATTERN.to_owned());
+            }
+            object.properties.values_mut().for_each(exclude_nul);
+            if let Some(extra) = object.additional_properties.as_deref_mut()
+                && let AdditionalProperties::RefOr(extra) = extra
+            {
+                exclude_nul(extra);
+            }
+        }
+        Schema::Array(array) => {
+            if let ArrayItems::RefOrSchema(items) = &mut array.items {
+                exclude_nul(items);
+            }
+        }
+        Schema::OneOf(one_of) => one_of.items.iter_mut().for_each(exclude_nul),
+        Schema::AllOf(all_of) => all_of.items.iter_mut().for_each(exclude_nul),
+        Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(exclude_nul),
+        _ => {}
     }
 }
 

@@ -299,7 +299,11 @@ pub async fn list(state: &AppState, query: DeviceListQuery) -> ApiResult<Vec<Dev
     let filter = DeviceFilter {
         state: query.state,
         trust_state: query.trust_state,
-        group: query.group,
+        group: query
+            .group
+            .as_deref()
+            .map(|group| parse_group(group).map_err(as_query_error))
+            .transpose()?,
         after: query.after,
         seen_since: enigm_api::since::parse(query.since.as_deref()),
         last_seen_first,
@@ -393,6 +397,11 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
         lifecycle: enigm_api::LifecycleView::default(),
         attestation: None,
     })
+}
+
+/// A group filter in a query string is a bad query (400), not a bad body (422).
+fn as_query_error(_: ApiError) -> ApiError {
+    ApiError::bad_request("invalid_query", "`group` is 1 to 64 of `a-z 0-9 - _ .`")
 }
 
 /// Device groups: 1 to 64 of `a-z 0-9 - _ .`, so a group name is never free text.
