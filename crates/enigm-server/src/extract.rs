@@ -85,11 +85,17 @@ fn uri_part_holds_nul(text: &str) -> bool {
     text.as_bytes().windows(3).any(|window| window == b"%00")
 }
 
+/// In a path or query: a 400 like any malformed parameter. In a body: a 422 like any other
+/// well-formed JSON whose content is refused (a free-form object such as a policy is valid JSON
+/// to its schema whatever its strings hold).
 fn nul_refused(part: &str) -> ApiError {
-    ApiError::bad_request(
-        "nul_character",
-        format!("the request {part} contains a NUL character (U+0000), which no field accepts"),
-    )
+    let message =
+        format!("the request {part} contains a NUL character (U+0000), which no field accepts");
+    if part == "body" {
+        ApiError::unprocessable("nul_character", message)
+    } else {
+        ApiError::bad_request("nul_character", message)
+    }
 }
 
 fn json_rejection(rejection: &JsonRejection) -> ApiError {

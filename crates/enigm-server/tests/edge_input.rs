@@ -204,8 +204,8 @@ async fn a_limit_outside_1_to_1000_is_a_400_on_every_listing_route(backend: Back
 
 /// PostgreSQL cannot store U+0000 in text, so a NUL that reached a query was a 500 there and
 /// not on SQLite (schemathesis found `GET /devices?group=%00…`). It is refused at the door on
-/// every route, in paths, queries and bodies alike, and changes nothing.
-async fn a_nul_character_is_a_400_on_every_route_and_changes_nothing(backend: Backend) {
+/// every route, in paths and queries (400) and bodies (422) alike, and changes nothing.
+async fn a_nul_character_is_refused_on_every_route_and_changes_nothing(backend: Backend) {
     let app = TestApp::new(backend).await;
     let owner = &app.owner;
     // The report's request.
@@ -246,7 +246,7 @@ async fn a_nul_character_is_a_400_on_every_route_and_changes_nothing(backend: Ba
             ),
         )
         .await;
-    assert_eq!(response.status.as_u16(), 400, "{:?}", response.body);
+    assert_eq!(response.status.as_u16(), 422, "{:?}", response.body);
     assert_eq!(response.code(), "nul_character");
     assert_eq!(app.get(paths::USERS, owner).await.body, users_before);
     // The session and PIN checks that let the request in are audited; nothing after them is.
@@ -299,5 +299,5 @@ async fn a_nul_character_is_a_400_on_every_route_and_changes_nothing(backend: Ba
 backend_tests!(
     public_routes_never_answer_5xx,
     a_limit_outside_1_to_1000_is_a_400_on_every_listing_route,
-    a_nul_character_is_a_400_on_every_route_and_changes_nothing
+    a_nul_character_is_refused_on_every_route_and_changes_nothing
 );

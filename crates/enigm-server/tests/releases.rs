@@ -156,7 +156,7 @@ async fn release_declarations_are_checked(backend: Backend) {
         let refused = create(&app, &manager, request).await;
         // A NUL is refused at the door, before the release rules see the name.
         let expected = if what == "nul" {
-            (StatusCode::BAD_REQUEST, "nul_character")
+            (StatusCode::UNPROCESSABLE_ENTITY, "nul_character")
         } else {
             (StatusCode::UNPROCESSABLE_ENTITY, "invalid_release")
         };
