@@ -132,6 +132,15 @@ pub struct AccountView {
     /// whoami and logout answers 403 `password_change_required`.
     #[serde(default)]
     pub password_change_required: bool,
+    /// The account's risk state was raised (spec A.6, A.7): five consecutive wrong PINs, or the
+    /// duress PIN. Only a later correct PIN clears it. Shown to other administrators, not in the
+    /// account's own view (whoami, login), so that a duress PIN is not given away to whoever
+    /// holds the session.
+    #[serde(default)]
+    pub at_risk: bool,
+    /// When the risk state was raised (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk_raised_at: Option<String>,
     /// RFC 3339.
     pub created_at: String,
 }
@@ -181,6 +190,19 @@ pub struct SetPinRequest {
     pub current_pin: Option<String>,
     /// Exactly 6 ASCII digits, not trivially guessable.
     pub pin: String,
+}
+
+/// Setting (or, with `duress_pin` null, removing) the optional duress PIN (spec A.7). Entered
+/// instead of the PIN on a critical operation, it appears to succeed, does nothing, raises the
+/// account's risk state and a Critical security event (`auth.duress-pin`).
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetDuressPinRequest {
+    pub current_password: String,
+    /// The PIN in force: a duress PIN needs one.
+    pub current_pin: String,
+    /// Exactly 6 ASCII digits, not trivially guessable, not the PIN; null removes it.
+    pub duress_pin: Option<String>,
 }
 
 #[derive(Clone, Serialize, Deserialize, ToSchema)]

@@ -7,6 +7,7 @@ pub const LOGOUT: &str = "/api/v1/auth/logout";
 pub const WHOAMI: &str = "/api/v1/auth/whoami";
 pub const PASSWORD: &str = "/api/v1/auth/password";
 pub const PIN: &str = "/api/v1/auth/pin";
+pub const DURESS_PIN: &str = "/api/v1/auth/duress-pin";
 pub const TOTP: &str = "/api/v1/auth/totp";
 pub const TOTP_CONFIRM: &str = "/api/v1/auth/totp/confirm";
 pub const TOTP_REMOVE: &str = "/api/v1/auth/totp/remove";

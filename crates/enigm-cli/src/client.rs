@@ -165,6 +165,10 @@ pub(crate) enum RequestError {
     },
     #[error("the pin cannot be sent as an http header")]
     PinHeader,
+    /// The server accepted the request without saying more than that (`202` with
+    /// `{"status": "accepted"}`); the command ends successfully with "accepted".
+    #[error("accepted")]
+    Accepted,
 }
 
 impl RequestError {
@@ -428,8 +432,21 @@ impl CommandClient {
         if !status.is_success() {
             return Err(ClientError::from_response(status, &headers, &body).into());
         }
-        decode(&body, server)
+        match decode(&body, server) {
+            Err(RequestError::Decode { .. })
+                if status == StatusCode::ACCEPTED && is_bare_acceptance(&body) =>
+            {
+                Err(RequestError::Accepted)
+            }
+            decoded => decoded,
+        }
     }
+}
+
+/// `{"status": "accepted"}` and nothing else: an answer any operation may give.
+fn is_bare_acceptance(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .is_ok_and(|value| value == serde_json::json!({"status": "accepted"}))
 }
 
 /// Decodes a success body; an empty body (`204 No Content`) decodes as JSON `null`, which is

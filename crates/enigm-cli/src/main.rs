@@ -52,13 +52,32 @@ async fn main() -> ExitCode {
         eprintln!("error: {error:#}");
         return ExitCode::FAILURE;
     }
+    let json = cli.global.json;
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_bare_acceptance(&error) => {
+            if json {
+                println!("{}", serde_json::json!({"status": "accepted"}));
+            } else {
+                println!("accepted");
+            }
+            ExitCode::SUCCESS
+        }
         Err(error) => {
             report(&error);
             ExitCode::FAILURE
         }
     }
+}
+
+/// The server accepted the request and said nothing more (see `RequestError::Accepted`).
+fn is_bare_acceptance(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<RequestError>(),
+            Some(RequestError::Accepted)
+        )
+    })
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

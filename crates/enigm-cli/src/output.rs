@@ -194,6 +194,12 @@ pub(crate) fn account_detail(account: &AccountView) -> Table {
         (false, false) => "not set",
     };
     table.add_row(vec!["pin".to_owned(), pin.to_owned()]);
+    if let Some(raised) = &account.risk_raised_at {
+        table.add_row(vec![
+            "risk".to_owned(),
+            format!("raised {raised} (5 wrong PINs or the duress PIN; a correct PIN clears it)"),
+        ]);
+    }
     if account.password_change_required {
         table.add_row(vec![
             "password".to_owned(),
@@ -535,6 +541,7 @@ fn flags_text(account: &AccountView) -> String {
         (account.totp_enabled, "totp"),
         (account.pin_set, "pin"),
         (account.pin_locked, "pin-locked"),
+        (account.at_risk, "at-risk"),
     ]
     .into_iter()
     .filter_map(|(set, name)| set.then_some(name))

@@ -151,4 +151,109 @@ async fn credential_commands_send_the_current_credentials(backend: Backend) {
     ]);
 }
 
-backend_tests!(credential_commands_send_the_current_credentials);
+/// Spec A.7 from the command line: `admin pin set-duress`, then a critical operation with the
+/// duress PIN ends like an accepted one (exit 0, "accepted") and does nothing, while another
+/// owner sees the account at risk.
+async fn the_duress_pin_from_the_command_line(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let database_args: Vec<&str> = match backend {
+        Backend::Sqlite => vec![],
+        Backend::Postgres => vec!["--database-url", db.url()],
+    };
+    let server = Server::start(&data_dir, &database_args);
+    let owner = Owner::log_in(dir.path(), &data_dir, &server.url);
+    let (other, other_pin) = owner.add_administrator("owner2", "owner");
+    let other_password = owner.secrets.join("owner2-password-changed");
+    let other_password = other_password.to_str().unwrap();
+    let other_pin = other_pin.to_str().unwrap();
+    let same = owner.secrets.join("owner2-pin-as-duress");
+    std::fs::copy(other_pin, &same).unwrap();
+    let refused = other.run(&[
+        "admin",
+        "pin",
+        "set-duress",
+        "--password-file",
+        other_password,
+        "--duress-pin-file",
+        same.to_str().unwrap(),
+        "--pin-file",
+        other_pin,
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("must differ from the PIN"), "{stderr}");
+    let duress = write_secret(&owner.secrets, "owner2-duress", "583920");
+    let duress = duress.to_str().unwrap();
+    let set = other.ok(&[
+        "admin",
+        "pin",
+        "set-duress",
+        "--password-file",
+        other_password,
+        "--duress-pin-file",
+        duress,
+        "--pin-file",
+        other_pin,
+    ]);
+    assert!(set.contains("duress pin set"), "{set}");
+
+    let coerced = other.ok(&["admin", "users", "create", "coerced", "--pin-file", duress]);
+    assert_eq!(coerced.trim(), "accepted");
+    let users = owner.cli.json(&["admin", "users", "list"]);
+    let items = users["items"].as_array().unwrap();
+    assert!(
+        !items.iter().any(|user| user["username"] == "coerced"),
+        "{users}"
+    );
+    let owner2 = items
+        .iter()
+        .find(|user| user["username"] == "owner2")
+        .unwrap();
+    assert_eq!(owner2["at_risk"], true, "{users}");
+    let listed = owner.cli.ok(&["admin", "users", "list"]);
+    assert!(listed.contains("at-risk"), "{listed}");
+    let events = owner
+        .cli
+        .ok(&["audit", "events", "--action", "auth.duress-pin"]);
+    assert!(events.contains("auth.duress-pin"), "{events}");
+
+    // The PIN itself clears the risk state; removing the duress PIN makes it a wrong PIN.
+    other.ok(&[
+        "admin",
+        "users",
+        "create",
+        "real-one",
+        "--pin-file",
+        other_pin,
+    ]);
+    let users = owner.cli.json(&["admin", "users", "list"]);
+    let owner2 = users["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|user| user["username"] == "owner2")
+        .cloned()
+        .unwrap();
+    assert_eq!(owner2["at_risk"], false, "{users}");
+    let removed = other.ok(&[
+        "admin",
+        "pin",
+        "remove-duress",
+        "--password-file",
+        other_password,
+        "--pin-file",
+        other_pin,
+    ]);
+    assert!(removed.contains("duress pin removed"), "{removed}");
+    let wrong = other.run(&["admin", "users", "create", "coerced", "--pin-file", duress]);
+    assert!(!wrong.status.success());
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("wrong critical-operation PIN"), "{stderr}");
+}
+
+backend_tests!(
+    credential_commands_send_the_current_credentials,
+    the_duress_pin_from_the_command_line
+);

@@ -16,6 +16,8 @@ pub struct ApiError {
     code: &'static str,
     message: Cow<'static, str>,
     retry_after: Option<Duration>,
+    /// Answer as if the request had been accepted (see [`ApiError::duress_decoy`]).
+    decoy: bool,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -31,7 +33,18 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            decoy: false,
         }
+    }
+
+    /// The duress PIN was entered (spec A.7): the operation stops here and does nothing, but
+    /// the answer must not tell whoever watches the screen. It reads like an accepted request,
+    /// the same for every critical operation; the truth is in the audit log and the account's
+    /// risk state.
+    pub fn duress_decoy() -> Self {
+        let mut error = ApiError::new(StatusCode::ACCEPTED, "accepted", "accepted");
+        error.decoy = true;
+        error
     }
 
     /// A denial or failure whose code is the audit reason category.
@@ -146,8 +159,9 @@ impl ApiError {
         ApiError::reason(
             StatusCode::LOCKED,
             ReasonCategory::PinLocked,
-            "critical operations are locked after 5 wrong PINs: an owner must unlock them with
-              `enigm admin users unlock-pin USER`",
+            "critical operations are locked after 5 wrong PINs and the account's sessions are \
+             closed: an owner must unlock them with `enigm admin users unlock-pin USER`, then log \
+             in again",
         )
     }
 
@@ -205,6 +219,13 @@ impl From<enigm_store::StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.decoy {
+            return (
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"status": "accepted"})),
+            )
+                .into_response();
+        }
         let body = ErrorBody {
             code: self.code.to_owned(),
             message: self.message.into_owned(),

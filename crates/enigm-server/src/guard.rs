@@ -257,15 +257,64 @@ pub async fn check_pin(
     let outcome = tokio::spawn(async move { pin_check_turn(&task_state, id, entered).await })
         .await
         .map_err(|error| ApiError::internal(&error))??;
+    let account = AuditTarget::Account {
+        admin: Some(admin.id),
+    };
+    let risk_raised = |reason| {
+        audit::success(now, admin.id, AuditAction::AuthRiskRaise, account).with_reason(reason)
+    };
     match outcome {
-        PinOutcome::Matched => Ok(()),
+        PinOutcome::Matched { risk_cleared } => {
+            if risk_cleared {
+                state
+                    .audit(&[audit::success(
+                        now,
+                        admin.id,
+                        AuditAction::AuthRiskClear,
+                        account,
+                    )])
+                    .await?;
+            }
+            Ok(())
+        }
         PinOutcome::Locked => {
             state.audit(&[deny(ReasonCategory::PinLocked)]).await?;
+            Err(ApiError::pin_locked())
+        }
+        PinOutcome::LockedNow { sessions_closed } => {
+            let mut events = vec![
+                deny(ReasonCategory::PinInvalid),
+                risk_raised(ReasonCategory::PinLocked),
+            ];
+            if sessions_closed > 0 {
+                events.push(
+                    audit::success(now, admin.id, AuditAction::SessionClose, account)
+                        .with_reason(ReasonCategory::PinLocked),
+                );
+            }
+            state.audit(&events).await?;
             Err(ApiError::pin_locked())
         }
         PinOutcome::Wrong { tries_left } => {
             state.audit(&[deny(ReasonCategory::PinInvalid)]).await?;
             Err(ApiError::pin_invalid(tries_left))
+        }
+        PinOutcome::Duress => {
+            tracing::warn!(admin = %admin.id, "critical: the duress PIN was entered");
+            state
+                .audit(&[
+                    deny(ReasonCategory::DuressPin),
+                    audit::denied(
+                        now,
+                        Actor::Admin(admin.id),
+                        AuditAction::AuthDuressPin,
+                        account,
+                        ReasonCategory::DuressPin,
+                    ),
+                    risk_raised(ReasonCategory::DuressPin),
+                ])
+                .await?;
+            Err(ApiError::duress_decoy())
         }
         PinOutcome::NotSet => {
             state.audit(&[deny(ReasonCategory::PinNotSet)]).await?;
@@ -279,12 +328,23 @@ pub async fn check_pin(
 }
 
 enum PinOutcome {
-    Matched,
+    /// The PIN; `risk_cleared` when it cleared a raised risk state (spec A.6).
+    Matched {
+        risk_cleared: bool,
+    },
     /// A wrong PIN, with the tries left before the lock.
     Wrong {
         tries_left: u32,
     },
+    /// The wrong PIN that locked critical operations: the account's risk state was raised and
+    /// its sessions closed (spec A.6).
+    LockedNow {
+        sessions_closed: u64,
+    },
     Locked,
+    /// The duress PIN (spec A.7): the risk state was raised; the request must appear to succeed
+    /// and do nothing.
+    Duress,
     NotSet,
     /// The account's turn did not come within [`PIN_TURN_WAIT`].
     Busy,
@@ -338,29 +398,62 @@ async fn decide_pin(
     if stored.pin_failures >= MAX_CONSECUTIVE_PIN_FAILURES {
         return Ok(PinOutcome::Locked);
     }
-    let matched = match entered {
-        Some(pin) => {
-            state
-                .verify_secret(pin.expose().as_bytes().to_vec(), Some(pin_hash))
-                .await?
-        }
-        None => None,
+    let Some(pin) = entered else {
+        return record_wrong_pin(state, admin).await;
     };
-    if matched.is_some() {
+    let secret = pin.expose().as_bytes().to_vec();
+    if state
+        .verify_secret(secret.clone(), Some(pin_hash))
+        .await?
+        .is_some()
+    {
         if stored.pin_failures > 0 {
             state
                 .store()
                 .reset_pin_failures(admin, MAX_CONSECUTIVE_PIN_FAILURES)
                 .await?;
         }
-        return Ok(PinOutcome::Matched);
+        let risk_cleared =
+            stored.risk_raised_at.is_some() && state.store().clear_risk(admin).await?;
+        return Ok(PinOutcome::Matched { risk_cleared });
     }
+    // The duress PIN is checked only when one is set, after the PIN; it counts as no failure
+    // (to whoever entered it, it worked) and leaves the counter as a right PIN would.
+    if let Some(duress_hash) = stored.duress_pin_hash
+        && state
+            .verify_secret(secret, Some(duress_hash))
+            .await?
+            .is_some()
+    {
+        if stored.pin_failures > 0 {
+            state
+                .store()
+                .reset_pin_failures(admin, MAX_CONSECUTIVE_PIN_FAILURES)
+                .await?;
+        }
+        state.store().raise_risk(admin, state.now()).await?;
+        return Ok(PinOutcome::Duress);
+    }
+    record_wrong_pin(state, admin).await
+}
+
+/// Counts a wrong PIN. The one that reaches the limit locks critical operations, raises the
+/// account's risk state and closes all its sessions, so that a stolen session guessing PINs is
+/// over (spec A.6; every session, since the guesser may hold more than one).
+async fn record_wrong_pin(state: &AppState, admin: AdminId) -> ApiResult<PinOutcome> {
     let failures = state.store().record_pin_failure(admin).await?;
-    if failures >= MAX_CONSECUTIVE_PIN_FAILURES {
-        Ok(PinOutcome::Locked)
-    } else {
-        Ok(PinOutcome::Wrong {
+    if failures < MAX_CONSECUTIVE_PIN_FAILURES {
+        return Ok(PinOutcome::Wrong {
             tries_left: MAX_CONSECUTIVE_PIN_FAILURES - failures,
-        })
+        });
     }
+    if failures > MAX_CONSECUTIVE_PIN_FAILURES {
+        return Ok(PinOutcome::Locked);
+    }
+    let now = state.now();
+    state.store().raise_risk(admin, now).await?;
+    let mut tx = state.store().begin().await?;
+    let sessions_closed = tx.close_sessions_of(admin, now).await?;
+    tx.commit().await?;
+    Ok(PinOutcome::LockedNow { sessions_closed })
 }

@@ -16,7 +16,7 @@ use crate::handlers::{
     info(title = "Enigm Command API", description = "Control plane of the Enigm device-trust platform."),
     paths(
         meta::healthz, meta::openapi, meta::routes,
-        auth::login, auth::logout, auth::whoami, auth::change_password, auth::set_pin, auth::totp_enroll,
+        auth::login, auth::logout, auth::whoami, auth::change_password, auth::set_pin, auth::set_duress_pin, auth::totp_enroll,
         auth::totp_confirm, auth::totp_remove, auth::own_sessions, auth::close_own_session,
         users::list, users::create, users::read, users::disable, users::enable, users::unlock_pin, users::request_totp_reset,
         users::request_role_grant, users::revoke_role,

@@ -113,6 +113,12 @@ fn entries() -> Vec<RouteEntry> {
             auth::set_pin,
         ),
         entry(
+            Method::PUT,
+            paths::DURESS_PIN,
+            change(P::SelfPinSet),
+            auth::set_duress_pin,
+        ),
+        entry(
             Method::POST,
             paths::TOTP,
             change(P::SelfTotpManage),

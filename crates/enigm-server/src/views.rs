@@ -16,7 +16,20 @@ pub(crate) fn account(admin: &AdminRecord) -> AccountView {
         pin_set: admin.pin_hash.is_some(),
         pin_locked: PinAttempts::new(admin.pin_failures).is_locked(),
         password_change_required: admin.password_change_required,
+        at_risk: admin.risk_raised_at.is_some(),
+        risk_raised_at: admin.risk_raised_at.map(Timestamp::to_rfc3339),
         created_at: admin.created_at.to_rfc3339(),
+    }
+}
+
+/// The account as its own session sees it (whoami, login): without the risk state, which is
+/// for the other administrators, so that a duress PIN is not given away to whoever holds the
+/// session.
+pub(crate) fn own_account(admin: &AdminRecord) -> AccountView {
+    AccountView {
+        at_risk: false,
+        risk_raised_at: None,
+        ..account(admin)
     }
 }
 

@@ -556,10 +556,25 @@ async fn wrong_pins_sent_concurrently_still_lock(backend: Backend) {
     }
     assert_eq!((invalid, locked), (4, 20));
     assert_eq!(pin_failures(&app).await, 5);
-    let (status, code) = spawn_create(
+    // The lock closed the session the guesses came from; a new one is still locked.
+    let (status, _) = spawn_create(
         &app.router,
         &Arc::new(Barrier::new(1)),
         &app.owner,
+        OWNER_PIN,
+        "late".into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let owner = support::Admin {
+        token: app.login(&app.owner.username, OWNER_PASSWORD).await,
+        ..app.owner.clone()
+    };
+    let (status, code) = spawn_create(
+        &app.router,
+        &Arc::new(Barrier::new(1)),
+        &owner,
         OWNER_PIN,
         "late".into(),
     )

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::http::{Method, StatusCode};
 use enigm_api::paths;
 use enigm_test_support::{Backend, backend_tests};
-use enigm_types::{Actor, AuditAction, Clock as _, Outcome, ReasonCategory, Role};
+use enigm_types::{Actor, AuditAction, AuditTarget, Clock as _, Outcome, ReasonCategory, Role};
 use serde_json::{Value, json};
 use support::{OWNER_PASSWORD, PASSWORD, TestApp};
 
@@ -312,11 +312,45 @@ async fn pin_locks_after_five_failures(backend: Backend) {
         };
         assert_eq!(response.code(), expected, "wrong PIN #{attempt}");
     }
+    // The fifth wrong PIN also closed the account's sessions (spec A.6): the guesser's token
+    // is dead, and the account's risk state is raised for the other owners to see.
+    let closed = app.get(paths::WHOAMI, &app.owner).await;
+    assert_eq!(closed.status, StatusCode::UNAUTHORIZED, "{:?}", closed.body);
+    let owner = support::Admin {
+        token: app.login(&app.owner.username, OWNER_PASSWORD).await,
+        ..app.owner.clone()
+    };
+    let seen_by_owner2 = app
+        .get(&user_path(paths::USER, app.owner.id), &second_owner)
+        .await;
+    assert_eq!(
+        seen_by_owner2.body["at_risk"], true,
+        "{:?}",
+        seen_by_owner2.body
+    );
+    assert!(seen_by_owner2.body["risk_raised_at"].is_string());
+    let listed = app.get(users, &second_owner).await;
+    let listed_owner = listed.body["items"]
+        .as_array()
+        .or_else(|| listed.body.as_array())
+        .and_then(|items| {
+            items
+                .iter()
+                .find(|item| item["id"] == app.owner.id.to_string())
+        })
+        .cloned();
+    assert_eq!(
+        listed_owner.map(|item| item["at_risk"].clone()),
+        Some(json!(true))
+    );
+    // The account's own view does not show it (a duress PIN must not be given away).
+    let me = app.get(paths::WHOAMI, &owner).await;
+    assert_eq!(me.body["at_risk"], false, "{:?}", me.body);
     let correct_but_locked = app
         .call(
             Method::POST,
             users,
-            Some(&app.owner),
+            Some(&owner),
             Some(support::OWNER_PIN),
             body(),
         )
@@ -325,14 +359,14 @@ async fn pin_locks_after_five_failures(backend: Backend) {
         (correct_but_locked.status, correct_but_locked.code()),
         (StatusCode::LOCKED, "pin_locked")
     );
-    let me = app.get(paths::WHOAMI, &app.owner).await;
+    let me = app.get(paths::WHOAMI, &owner).await;
     assert_eq!(me.body["pin_locked"], true);
     // Setting a new PIN does not escape the lock.
     let reset = app
         .call(
             Method::PUT,
             paths::PIN,
-            Some(&app.owner),
+            Some(&owner),
             None,
             Some(json!({"current_password": OWNER_PASSWORD, "current_pin": support::OWNER_PIN, "pin": "739164"})),
         )
@@ -361,16 +395,29 @@ async fn pin_locks_after_five_failures(backend: Backend) {
         .await;
     assert_eq!(unlock.status, StatusCode::OK, "{:?}", unlock.body);
     assert_eq!(unlock.body["pin_locked"], false);
+    assert_eq!(
+        unlock.body["at_risk"], true,
+        "unlocking does not clear the risk state"
+    );
     let again = app
         .call(
             Method::POST,
             users,
-            Some(&app.owner),
+            Some(&owner),
             Some(support::OWNER_PIN),
             Some(json!({"username": "newbie2", "password": PASSWORD})),
         )
         .await;
     assert_eq!(again.status, StatusCode::CREATED);
+    // Only a later correct PIN clears the risk state.
+    let seen_by_owner2 = app
+        .get(&user_path(paths::USER, app.owner.id), &second_owner)
+        .await;
+    assert_eq!(
+        seen_by_owner2.body["at_risk"], false,
+        "{:?}",
+        seen_by_owner2.body
+    );
     let events = app.audit_events().await;
     assert!(
         events
@@ -381,6 +428,30 @@ async fn pin_locks_after_five_failures(backend: Backend) {
     assert!(events.iter().any(
         |event| event.action == AuditAction::UserPinUnlock && event.outcome == Outcome::Success
     ));
+    let locked_owner = |event: &&enigm_types::AuditEvent| {
+        event.target
+            == AuditTarget::Account {
+                admin: Some(app.owner.id),
+            }
+    };
+    let raised: Vec<_> = events
+        .iter()
+        .filter(|event| event.action == AuditAction::AuthRiskRaise)
+        .filter(locked_owner)
+        .collect();
+    assert_eq!(raised.len(), 1, "{raised:#?}");
+    assert_eq!(raised[0].reason, Some(ReasonCategory::PinLocked));
+    assert!(events.iter().filter(locked_owner).any(|event| {
+        event.action == AuditAction::SessionClose && event.reason == Some(ReasonCategory::PinLocked)
+    }));
+    assert_eq!(
+        events
+            .iter()
+            .filter(|event| event.action == AuditAction::AuthRiskClear)
+            .filter(locked_owner)
+            .count(),
+        1
+    );
 }
 
 async fn weak_and_malformed_pins_are_refused(backend: Backend) {
@@ -773,7 +844,142 @@ async fn secrets_never_reach_audit_or_responses(backend: Backend) {
     }
 }
 
+/// Spec A.7: the duress PIN, entered instead of the PIN, appears to succeed, does nothing, and
+/// raises the account's risk state and a Critical security event; only a later correct PIN
+/// clears the risk state.
+async fn duress_pin_appears_to_succeed_and_does_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let alice = app.admin_with_roles("alice", &[Role::Owner]).await;
+    const DURESS: &str = "583920";
+    let set_duress = |current_pin: &str, duress: Value| {
+        app.call(
+            Method::PUT,
+            paths::DURESS_PIN,
+            Some(&alice),
+            None,
+            Some(json!({"current_password": PASSWORD, "current_pin": current_pin, "duress_pin": duress})),
+        )
+    };
+    // It follows the PIN's rules, differs from the PIN, and needs the PIN in force.
+    for (current_pin, duress, code) in [
+        (alice.pin, json!(alice.pin), "invalid_pin"),
+        (alice.pin, json!("111111"), "invalid_pin"),
+        (alice.pin, json!("12345"), "invalid_pin"),
+        ("000001", json!(DURESS), "pin_invalid"),
+    ] {
+        let refused = set_duress(current_pin, duress.clone()).await;
+        assert_eq!(refused.code(), code, "{duress}: {:?}", refused.body);
+    }
+    let set = set_duress(alice.pin, json!(DURESS)).await;
+    assert_eq!(set.status, StatusCode::NO_CONTENT, "{:?}", set.body);
+
+    // A critical operation under the duress PIN: an accepted-looking answer, nothing done.
+    let users_before = app
+        .get(paths::USERS, &app.owner)
+        .await
+        .body
+        .as_array()
+        .map(Vec::len);
+    assert!(users_before.is_some());
+    let decoy = app
+        .call(
+            Method::POST,
+            paths::USERS,
+            Some(&alice),
+            Some(DURESS),
+            Some(json!({"username": "coerced", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(decoy.status, StatusCode::ACCEPTED, "{:?}", decoy.body);
+    assert_eq!(decoy.body, json!({"status": "accepted"}));
+    assert_eq!(
+        app.get(paths::USERS, &app.owner)
+            .await
+            .body
+            .as_array()
+            .map(Vec::len),
+        users_before
+    );
+    // The same for a credential change: the password stays.
+    let decoy = app
+        .call(
+            Method::PUT,
+            paths::PASSWORD,
+            Some(&alice),
+            None,
+            Some(json!({"current_password": PASSWORD, "current_pin": DURESS, "new_password": "coerced-new-password"})),
+        )
+        .await;
+    assert_eq!(decoy.status, StatusCode::ACCEPTED, "{:?}", decoy.body);
+    assert_eq!(
+        app.try_login("alice", "coerced-new-password").await.code(),
+        "invalid_credentials"
+    );
+
+    // The session goes on as if nothing happened; its own view shows nothing.
+    let me = app.get(paths::WHOAMI, &alice).await;
+    assert_eq!(me.status, StatusCode::OK);
+    assert_eq!(
+        (me.body["at_risk"].clone(), me.body["pin_locked"].clone()),
+        (json!(false), json!(false))
+    );
+    // The other owners see the risk state; the audit log has the Critical event.
+    let seen = app.get(&user_path(paths::USER, alice.id), &app.owner).await;
+    assert_eq!(seen.body["at_risk"], true, "{:?}", seen.body);
+    let events = app.audit_events().await;
+    let alice_account = AuditTarget::Account {
+        admin: Some(alice.id),
+    };
+    let duress_events = events
+        .iter()
+        .filter(|event| event.action == AuditAction::AuthDuressPin && event.target == alice_account)
+        .count();
+    assert_eq!(duress_events, 2);
+    assert!(
+        events
+            .iter()
+            .any(|event| event.action == AuditAction::AuthRiskRaise
+                && event.target == alice_account
+                && event.reason == Some(ReasonCategory::DuressPin))
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|event| event.action == AuditAction::UserCreate
+                && event.actor == Actor::Admin(alice.id))
+    );
+
+    // The PIN itself works and clears the risk state.
+    let created = app
+        .call(
+            Method::POST,
+            paths::USERS,
+            Some(&alice),
+            Some(alice.pin),
+            Some(json!({"username": "real-one", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let seen = app.get(&user_path(paths::USER, alice.id), &app.owner).await;
+    assert_eq!(seen.body["at_risk"], false, "{:?}", seen.body);
+
+    // Removed, the former duress PIN is just a wrong PIN.
+    let removed = set_duress(alice.pin, Value::Null).await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT, "{:?}", removed.body);
+    let wrong = app
+        .call(
+            Method::POST,
+            paths::USERS,
+            Some(&alice),
+            Some(DURESS),
+            Some(json!({"username": "coerced", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(wrong.code(), "pin_invalid", "{:?}", wrong.body);
+}
+
 backend_tests!(
+    duress_pin_appears_to_succeed_and_does_nothing,
     login_whoami_logout,
     sessions_end_after_six_hours_and_when_idle,
     sessions_are_listed_and_closed,

@@ -21,6 +21,11 @@ pub struct AdminRecord {
     /// The password was set by someone else (bootstrap, `users create`): the account must
     /// change it before doing anything else.
     pub password_change_required: bool,
+    /// When the account's risk state was raised (fifth wrong PIN, duress PIN); `None` while
+    /// the account is not at risk.
+    pub risk_raised_at: Option<Timestamp>,
+    /// The optional duress PIN's verifier.
+    pub duress_pin_hash: Option<String>,
     pub created_at: Timestamp,
     pub roles: Vec<Role>,
 }
@@ -47,7 +52,7 @@ pub struct NewAdmin {
 }
 
 const ADMIN_COLUMNS: &str = "id, username, password_hash, pin_hash, pin_failures, totp_sealed, totp_enabled, \
-     totp_last_step, disabled, password_change_required, created_at";
+     totp_last_step, disabled, password_change_required, risk_raised_at, duress_pin_hash, created_at";
 
 impl Store {
     pub async fn admin_by_id(&self, id: AdminId) -> StoreResult<Option<AdminRecord>> {
@@ -135,6 +140,48 @@ impl Store {
             .fetch_one(self.pool())
             .await?;
         Ok(u32::try_from(row.try_get::<i64, _>("pin_failures")?).unwrap_or(u32::MAX))
+    }
+
+    /// Raises the account's risk state (kept at the first time it was raised).
+    pub async fn raise_risk(&self, id: AdminId, now: Timestamp) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE admins SET risk_raised_at = COALESCE(risk_raised_at, $1) WHERE id = $2",
+        )
+        .bind(now.unix_millis())
+        .bind(id.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Clears the risk state after a correct PIN; true when it was raised.
+    pub async fn clear_risk(&self, id: AdminId) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE admins SET risk_raised_at = NULL WHERE id = $1 AND risk_raised_at IS NOT NULL",
+        )
+        .bind(id.to_string())
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Stores (or, with `None`, removes) the duress PIN's verifier. Refused (false) while the
+    /// PIN is locked, like [`Store::set_pin_hash`].
+    pub async fn set_duress_pin_hash(
+        &self,
+        id: AdminId,
+        duress_pin_hash: Option<&str>,
+        lock_threshold: u32,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "UPDATE admins SET duress_pin_hash = $1 WHERE id = $2 AND pin_failures < $3",
+        )
+        .bind(duress_pin_hash.map(str::to_owned))
+        .bind(id.to_string())
+        .bind(i64::from(lock_threshold))
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
     }
 
     /// Clears the failure counter after a correct PIN, unless the account locked meanwhile.
@@ -299,6 +346,10 @@ fn admin_from_row(row: &AnyRow) -> StoreResult<AdminRecord> {
         totp_last_step: row.try_get("totp_last_step")?,
         disabled: row.try_get::<i64, _>("disabled")? != 0,
         password_change_required: row.try_get::<i64, _>("password_change_required")? != 0,
+        risk_raised_at: row
+            .try_get::<Option<i64>, _>("risk_raised_at")?
+            .map(Timestamp::from_unix_millis),
+        duress_pin_hash: row.try_get("duress_pin_hash")?,
         created_at: Timestamp::from_unix_millis(row.try_get("created_at")?),
         roles: Vec::new(),
     })

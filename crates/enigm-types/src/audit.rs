@@ -140,6 +140,15 @@ audit_actions! {
     AuthPassword => "auth.password-change", Authentication;
     AuthPinSet => "auth.pin-set", Authentication;
     AuthPinCheck => "auth.pin-check", Authentication;
+    // The account set or removed its duress PIN.
+    AuthDuressPinSet => "auth.duress-pin-set", Authentication;
+    // The duress PIN was entered: the request appeared to succeed and did nothing (a Critical
+    // security event; spec A.7).
+    AuthDuressPin => "auth.duress-pin", Authentication;
+    // The account's risk state was raised (fifth consecutive wrong PIN, duress PIN) or cleared
+    // (a later correct PIN); spec A.6.
+    AuthRiskRaise => "auth.risk-raise", Authentication;
+    AuthRiskClear => "auth.risk-clear", Authentication;
     AuthTotpEnroll => "auth.totp-enroll", Authentication;
     AuthTotpConfirm => "auth.totp-confirm", Authentication;
     // The account's own TOTP removed with its password, PIN and a current code.
@@ -436,6 +445,8 @@ pub enum ReasonCategory {
     PinInvalid,
     PinLocked,
     PinNotSet,
+    /// The duress PIN was entered.
+    DuressPin,
     /// The account's password was set by someone else and must be changed first.
     PasswordChangeRequired,
     SelfApproval,
@@ -539,6 +550,7 @@ impl ReasonCategory {
             ReasonCategory::PinInvalid => "pin_invalid",
             ReasonCategory::PinLocked => "pin_locked",
             ReasonCategory::PinNotSet => "pin_not_set",
+            ReasonCategory::DuressPin => "duress_pin",
             ReasonCategory::PasswordChangeRequired => "password_change_required",
             ReasonCategory::SelfApproval => "self_approval",
             ReasonCategory::NotAnApprover => "not_an_approver",

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use clap::Subcommand;
 use enigm_api::{
-    AccountView, ChangePasswordRequest, SetPinRequest, TotpConfirmRequest, TotpEnrollRequest,
-    TotpEnrollment, TotpRemoveRequest, paths,
+    AccountView, ChangePasswordRequest, SetDuressPinRequest, SetPinRequest, TotpConfirmRequest,
+    TotpEnrollRequest, TotpEnrollment, TotpRemoveRequest, paths,
 };
 use secrecy::{ExposeSecret as _, SecretString};
 
@@ -38,6 +38,24 @@ pub(crate) enum PinCommand {
         /// File whose content is the PIN in force (needed to replace an existing PIN).
         #[arg(long, value_name = "FILE")]
         current_pin_file: Option<PathBuf>,
+    },
+    /// Set the optional duress PIN: entered instead of the PIN on a critical operation, it
+    /// appears to succeed, does nothing, and raises the account's risk state and a Critical
+    /// security event for the other administrators. Needs the current password and PIN (the
+    /// admin --pin-file, or prompted); the duress PIN follows the PIN's rules and differs from it.
+    SetDuress {
+        /// File whose content is the current password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
+        /// File whose content is the duress PIN. Without it, it is prompted for twice.
+        #[arg(long, value_name = "FILE")]
+        duress_pin_file: Option<PathBuf>,
+    },
+    /// Remove the duress PIN (needs the current password and PIN).
+    RemoveDuress {
+        /// File whose content is the current password.
+        #[arg(long, value_name = "FILE")]
+        password_file: Option<PathBuf>,
     },
 }
 
@@ -94,11 +112,20 @@ pub(crate) async fn whoami(ctx: &Ctx) -> anyhow::Result<()> {
 }
 
 pub(crate) async fn pin(ctx: &Ctx, command: PinCommand) -> anyhow::Result<()> {
-    let PinCommand::Set {
-        password_file,
-        current_pin_file,
-        new_pin_file,
-    } = command;
+    let (password_file, current_pin_file, new_pin_file) = match command {
+        PinCommand::Set {
+            password_file,
+            current_pin_file,
+            new_pin_file,
+        } => (password_file, current_pin_file, new_pin_file),
+        PinCommand::SetDuress {
+            password_file,
+            duress_pin_file,
+        } => return duress_pin(ctx, password_file.as_ref(), Some(duress_pin_file)).await,
+        PinCommand::RemoveDuress { password_file } => {
+            return duress_pin(ctx, password_file.as_ref(), None).await;
+        }
+    };
     let current_password = current_password(password_file.as_ref())?;
     // Replacing a PIN needs the PIN in force, so that a session and a password are not enough.
     let account = ctx.client.get::<AccountView>(paths::WHOAMI).await?.value;
@@ -124,6 +151,43 @@ pub(crate) async fn pin(ctx: &Ctx, command: PinCommand) -> anyhow::Result<()> {
     ctx.client.put::<_, ()>(paths::PIN, &request, None).await?;
     if !ctx.json() {
         println!("critical-operation pin set");
+    }
+    Ok(())
+}
+
+/// Sets (`Some(file or prompt)`) or removes (`None`) the duress PIN.
+async fn duress_pin(
+    ctx: &Ctx,
+    password_file: Option<&PathBuf>,
+    duress_pin_file: Option<Option<PathBuf>>,
+) -> anyhow::Result<()> {
+    let current_password = current_password(password_file)?;
+    let Some(current_pin) = pin_if_set(ctx).await? else {
+        anyhow::bail!("a duress PIN needs a PIN: set one first with `enigm admin pin set`");
+    };
+    let duress_pin = match duress_pin_file {
+        None => None,
+        Some(Some(file)) => Some(secrets::read_secret_file(&file)?),
+        Some(None) if secrets::is_interactive() => Some(secrets::prompt_new_secret(
+            "duress pin (6 digits, not your pin): ",
+            "duress pin again: ",
+        )?),
+        Some(None) => anyhow::bail!("no duress pin: pass --duress-pin-file or run interactively"),
+    };
+    let duress_pin = duress_pin
+        .map(|pin| Pin::parse(pin.expose_secret()).map(|pin| pin.expose().to_owned()))
+        .transpose()?;
+    let removed = duress_pin.is_none();
+    let request = SetDuressPinRequest {
+        current_password: current_password.expose_secret().to_owned(),
+        current_pin,
+        duress_pin,
+    };
+    ctx.client
+        .put::<_, ()>(paths::DURESS_PIN, &request, None)
+        .await?;
+    if !ctx.json() {
+        println!("duress pin {}", if removed { "removed" } else { "set" });
     }
     Ok(())
 }

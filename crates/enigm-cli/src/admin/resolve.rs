@@ -132,6 +132,8 @@ mod tests {
             pin_set: false,
             pin_locked: false,
             password_change_required: false,
+            at_risk: false,
+            risk_raised_at: None,
             created_at: "2026-01-01T00:00:00.000Z".to_owned(),
         }
     }

@@ -42,6 +42,8 @@ fn accounts() -> Vec<AccountView> {
             pin_set: true,
             pin_locked: false,
             password_change_required: false,
+            at_risk: false,
+            risk_raised_at: None,
             created_at: "2026-11-22T04:25:00.000Z".to_owned(),
         },
         AccountView {
@@ -53,6 +55,8 @@ fn accounts() -> Vec<AccountView> {
             pin_set: true,
             pin_locked: true,
             password_change_required: false,
+            at_risk: true,
+            risk_raised_at: Some("2026-11-22T05:10:00.000Z".to_owned()),
             created_at: "2026-11-22T05:00:00.000Z".to_owned(),
         },
     ]

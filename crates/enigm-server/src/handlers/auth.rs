@@ -5,8 +5,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use enigm_api::{
-    AccountView, ChangePasswordRequest, LoginRequest, LoginResponse, SessionView, SetPinRequest,
-    TotpConfirmRequest, TotpEnrollRequest, TotpEnrollment, TotpRemoveRequest,
+    AccountView, ChangePasswordRequest, LoginRequest, LoginResponse, SessionView,
+    SetDuressPinRequest, SetPinRequest, TotpConfirmRequest, TotpEnrollRequest, TotpEnrollment,
+    TotpRemoveRequest,
 };
 use enigm_types::SessionId;
 
@@ -41,7 +42,7 @@ pub async fn logout(State(state): State<AppState>, caller: Caller) -> ApiResult<
 #[utoipa::path(get, path = enigm_api::paths::WHOAMI, tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = AccountView), (status = 401, body = enigm_api::ErrorBody)))]
 pub async fn whoami(caller: Caller) -> Json<AccountView> {
-    Json(views::account(&caller.admin))
+    Json(views::own_account(&caller.admin))
 }
 
 /// Change the caller's password (needs the current password, and the PIN when one is set);
@@ -71,6 +72,22 @@ pub async fn set_pin(
     ApiJson(request): ApiJson<SetPinRequest>,
 ) -> ApiResult<StatusCode> {
     auth::set_pin(&state, &caller, request).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Set (or, with `duress_pin` null, remove) the caller's duress PIN (needs the current password
+/// and PIN). Entered instead of the PIN, it appears to succeed, does nothing, raises the
+/// account's risk state and a Critical security event.
+#[utoipa::path(put, path = enigm_api::paths::DURESS_PIN, tag = "auth", security(("bearer" = [])), request_body = SetDuressPinRequest,
+    responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 403, body = enigm_api::ErrorBody),
+              (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody),
+              (status = 423, body = enigm_api::ErrorBody), (status = 429, body = enigm_api::ErrorBody)))]
+pub async fn set_duress_pin(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(request): ApiJson<SetDuressPinRequest>,
+) -> ApiResult<StatusCode> {
+    auth::set_duress_pin(&state, &caller, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -6,8 +6,8 @@ use std::net::IpAddr;
 
 use axum::http::StatusCode;
 use enigm_api::{
-    ChangePasswordRequest, LoginRequest, LoginResponse, SessionView, SetPinRequest,
-    TotpConfirmRequest, TotpEnrollRequest, TotpEnrollment, TotpRemoveRequest,
+    ChangePasswordRequest, LoginRequest, LoginResponse, SessionView, SetDuressPinRequest,
+    SetPinRequest, TotpConfirmRequest, TotpEnrollRequest, TotpEnrollment, TotpRemoveRequest,
 };
 use enigm_crypto::{BearerToken, TotpSecret, verify_totp};
 use enigm_identity::{MAX_CONSECUTIVE_PIN_FAILURES, Password, Pin};
@@ -110,7 +110,7 @@ pub async fn login(
     Ok(LoginResponse {
         token: token.expose().to_owned(),
         session: views::session(&session, session.id),
-        account: views::account(&admin),
+        account: views::own_account(&admin),
     })
 }
 
@@ -303,6 +303,81 @@ pub async fn set_pin(state: &AppState, caller: &Caller, request: SetPinRequest) 
             now,
             caller.admin.id,
             AuditAction::AuthPinSet,
+            target,
+        )])
+        .await?;
+    Ok(())
+}
+
+/// Set or remove the caller's duress PIN (needs the current password and PIN). It must differ
+/// from the PIN and follow the PIN's rules.
+pub async fn set_duress_pin(
+    state: &AppState,
+    caller: &Caller,
+    request: SetDuressPinRequest,
+) -> ApiResult<()> {
+    if caller.admin.pin_hash.is_none() {
+        return Err(ApiError::conflict(
+            ReasonCategory::PinNotSet,
+            "a duress PIN needs a PIN: set one first with `enigm admin pin set`",
+        ));
+    }
+    reauthenticate(
+        state,
+        caller,
+        AuditAction::AuthDuressPinSet,
+        &request.current_password,
+        PinRule::Always(Some(request.current_pin.as_str())),
+    )
+    .await?;
+    let hash = match &request.duress_pin {
+        None => None,
+        Some(text) => {
+            let duress = Pin::parse(text)
+                .map_err(|error| ApiError::unprocessable("invalid_pin", error.to_string()))?;
+            let secret = duress.expose().as_bytes().to_vec();
+            let same_as_pin = state
+                .verify_secret(secret.clone(), caller.admin.pin_hash.clone())
+                .await?
+                .is_some();
+            if same_as_pin {
+                return Err(ApiError::unprocessable(
+                    "invalid_pin",
+                    "the duress PIN must differ from the PIN",
+                ));
+            }
+            Some(state.hash_secret(secret).await?)
+        }
+    };
+    let now = state.now();
+    let target = AuditTarget::Account {
+        admin: Some(caller.admin.id),
+    };
+    if !state
+        .store()
+        .set_duress_pin_hash(
+            caller.admin.id,
+            hash.as_ref().map(|hash| hash.as_str()),
+            MAX_CONSECUTIVE_PIN_FAILURES,
+        )
+        .await?
+    {
+        state
+            .audit(&[audit::denied(
+                now,
+                Actor::Admin(caller.admin.id),
+                AuditAction::AuthDuressPinSet,
+                target,
+                ReasonCategory::PinLocked,
+            )])
+            .await?;
+        return Err(ApiError::pin_locked());
+    }
+    state
+        .audit(&[audit::success(
+            now,
+            caller.admin.id,
+            AuditAction::AuthDuressPinSet,
             target,
         )])
         .await?;
