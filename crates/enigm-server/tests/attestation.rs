@@ -419,7 +419,7 @@ async fn ota_eligibility_follows_the_last_attestation(backend: Backend) {
     let plain_handle: DeviceHandle = response.body["handle"].as_str().unwrap().parse().unwrap();
     assert_eq!(
         ota(&app, plain_handle).await,
-        json!({"decision": "deny", "reason": "missing_input"})
+        json!({"decision": "deny", "reason": "missing_attestation"})
     );
 
     let token = token(&app, 1, json!({"max_age_seconds": 600})).await;

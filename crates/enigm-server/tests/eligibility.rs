@@ -64,11 +64,11 @@ async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backen
     // records no attestation outcome yet), and any unknown device.
     assert_eq!(
         decision(&app, &handle, "secure-call", None).await,
-        deny("missing_input")
+        deny("missing_session")
     );
     assert_eq!(
         decision(&app, &handle, "ota", None).await,
-        deny("missing_input")
+        deny("missing_attestation")
     );
     assert_eq!(
         decision(&app, &handle, "enroll", None).await,
@@ -77,7 +77,7 @@ async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backen
     let stranger = DeviceHandle::from_digest(&[7; 20]).to_string();
     assert_eq!(
         decision(&app, &stranger, "network", None).await,
-        deny("missing_input")
+        deny("missing_device")
     );
 
     // REVIEW_REQUIRED: not for sensitive workflows, still for the network.

@@ -29,11 +29,24 @@ pub enum AttestationOutcome {
     Contraindicated,
 }
 
-/// Why a decision denied. Stable categories, nothing else.
+/// Why a decision denied. Stable categories, nothing else; each names the input that was
+/// missing or failed (`missing_…` for an input the action needs and the decision did not
+/// have; the audit log files all of those under `missing_input`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DenyReason {
-    MissingInput,
+    /// No record of the device (an unknown handle, or a record that does not decode).
+    MissingDevice,
+    /// The device's trust policy cannot be read.
+    MissingPolicy,
+    MissingDeviceState,
+    MissingTrustState,
+    /// No time of the trust evaluation.
+    MissingEvaluation,
+    /// No attestation result, where the action needs one.
+    MissingAttestation,
+    /// No word on the user's session (messaging and calls).
+    MissingSession,
     DeviceNotActive,
     DeviceRevoked,
     DeviceRestricted,
@@ -50,6 +63,22 @@ pub enum DenyReason {
 pub enum EligibilityDecision {
     Allow,
     Deny(DenyReason),
+}
+
+impl DenyReason {
+    /// An input the action needs was missing (fail closed).
+    pub const fn is_missing_input(self) -> bool {
+        matches!(
+            self,
+            DenyReason::MissingDevice
+                | DenyReason::MissingPolicy
+                | DenyReason::MissingDeviceState
+                | DenyReason::MissingTrustState
+                | DenyReason::MissingEvaluation
+                | DenyReason::MissingAttestation
+                | DenyReason::MissingSession
+        )
+    }
 }
 
 /// Everything a decision may rest on. `None` is a missing input.
@@ -103,36 +132,50 @@ pub fn decide(input: &DecisionInput) -> EligibilityDecision {
     }
 }
 
-fn decide_inner(input: &DecisionInput) -> Result<(), DenyReason> {
-    let device = input.device_state.ok_or(DenyReason::MissingInput)?;
-    if input.action == ProtectedAction::Enroll {
-        return match device {
+/// What a device's lifecycle state allows, before any other input is looked at (the table in
+/// `docs/security.md`, which a test holds to this function):
+/// - enrollment only from `PendingEnrollment`;
+/// - a `Trusted` device every other action;
+/// - a `Restricted` device keeps `network` and `ota` so that it can reach Command and be
+///   repaired or updated back into trust, but no messaging or calls;
+/// - `Revoked`, `Replaced`, `Retired` and a device not yet enrolled nothing.
+pub fn lifecycle_permits(state: DeviceState, action: ProtectedAction) -> Result<(), DenyReason> {
+    if action == ProtectedAction::Enroll {
+        return match state {
             DeviceState::PendingEnrollment => Ok(()),
             _ => Err(DenyReason::AlreadyEnrolled),
         };
     }
-    let trust = input.trust_state.ok_or(DenyReason::MissingInput)?;
-    let evaluated_at = input.evaluated_at.ok_or(DenyReason::MissingInput)?;
+    match state {
+        DeviceState::Trusted => Ok(()),
+        DeviceState::Restricted if !action.needs_session() => Ok(()),
+        DeviceState::Restricted => Err(DenyReason::DeviceRestricted),
+        DeviceState::Revoked => Err(DenyReason::DeviceRevoked),
+        DeviceState::PendingEnrollment | DeviceState::Replaced | DeviceState::Retired => {
+            Err(DenyReason::DeviceNotActive)
+        }
+    }
+}
+
+fn decide_inner(input: &DecisionInput) -> Result<(), DenyReason> {
+    let device = input.device_state.ok_or(DenyReason::MissingDeviceState)?;
+    if input.action == ProtectedAction::Enroll {
+        return lifecycle_permits(device, input.action);
+    }
+    let trust = input.trust_state.ok_or(DenyReason::MissingTrustState)?;
+    let evaluated_at = input.evaluated_at.ok_or(DenyReason::MissingEvaluation)?;
     let session = if input.action.needs_session() {
-        Some(input.session_valid.ok_or(DenyReason::MissingInput)?)
+        Some(input.session_valid.ok_or(DenyReason::MissingSession)?)
     } else {
         None
     };
     let needs_attestation = input.action == ProtectedAction::Ota || input.attestation_required;
     let attestation = if needs_attestation {
-        Some(input.attestation.ok_or(DenyReason::MissingInput)?)
+        Some(input.attestation.ok_or(DenyReason::MissingAttestation)?)
     } else {
         None
     };
-    match device {
-        DeviceState::Trusted => {}
-        DeviceState::Restricted if !input.action.needs_session() => {}
-        DeviceState::Restricted => return Err(DenyReason::DeviceRestricted),
-        DeviceState::Revoked => return Err(DenyReason::DeviceRevoked),
-        DeviceState::PendingEnrollment | DeviceState::Replaced | DeviceState::Retired => {
-            return Err(DenyReason::DeviceNotActive);
-        }
-    }
+    lifecycle_permits(device, input.action)?;
     if evaluated_at > input.now || input.now.duration_since(evaluated_at) > input.max_posture_age {
         return Err(DenyReason::PostureStale);
     }

@@ -118,7 +118,7 @@ fn attestation_decides_ota_only_by_default() {
         (Some(Att::Affirming), Allow),
         (Some(Att::Warning), Deny(R::AttestationNotAffirming)),
         (Some(Att::Contraindicated), Deny(R::AttestationNotAffirming)),
-        (None, Deny(R::MissingInput)),
+        (None, Deny(R::MissingAttestation)),
     ] {
         let input = DecisionInput {
             attestation,
@@ -144,7 +144,7 @@ fn a_policy_that_requires_attestation_extends_it_to_the_sensitive_channels() {
             (Some(Att::Affirming), Allow),
             (Some(Att::Warning), Deny(R::AttestationNotAffirming)),
             (Some(Att::Contraindicated), Deny(R::AttestationNotAffirming)),
-            (None, Deny(R::MissingInput)),
+            (None, Deny(R::MissingAttestation)),
         ] {
             let input = DecisionInput {
                 attestation,
@@ -162,7 +162,7 @@ fn sessions_decide_messaging_and_calls_only() {
         for (session_valid, want) in [
             (Some(true), Allow),
             (Some(false), Deny(R::SessionInvalid)),
-            (None, Deny(R::MissingInput)),
+            (None, Deny(R::MissingSession)),
         ] {
             let input = DecisionInput {
                 session_valid,
@@ -216,25 +216,25 @@ fn posture_age_limits() {
 }
 
 #[test]
-fn missing_inputs_deny_with_missing_input() {
+fn missing_inputs_deny_naming_the_input() {
     for action in ProtectedAction::ALL {
         let input = DecisionInput {
             device_state: None,
             ..valid(action)
         };
-        assert_eq!(decide(&input), Deny(R::MissingInput), "{action:?}");
+        assert_eq!(decide(&input), Deny(R::MissingDeviceState), "{action:?}");
     }
     for action in [P::SecureMessaging, P::SecureCall, P::Ota, P::Network] {
         let no_trust = DecisionInput {
             trust_state: None,
             ..valid(action)
         };
-        assert_eq!(decide(&no_trust), Deny(R::MissingInput), "{action:?}");
+        assert_eq!(decide(&no_trust), Deny(R::MissingTrustState), "{action:?}");
         let no_time = DecisionInput {
             evaluated_at: None,
             ..valid(action)
         };
-        assert_eq!(decide(&no_time), Deny(R::MissingInput), "{action:?}");
+        assert_eq!(decide(&no_time), Deny(R::MissingEvaluation), "{action:?}");
     }
     // Enrollment needs the device state only.
     let bare = DecisionInput {
@@ -262,7 +262,13 @@ fn decisions_serialise_as_stable_categories() {
         serde_json::json!({"decision": "deny", "reason": "posture_stale"})
     );
     let reasons = [
-        (R::MissingInput, "missing_input"),
+        (R::MissingDevice, "missing_device"),
+        (R::MissingPolicy, "missing_policy"),
+        (R::MissingDeviceState, "missing_device_state"),
+        (R::MissingTrustState, "missing_trust_state"),
+        (R::MissingEvaluation, "missing_evaluation"),
+        (R::MissingAttestation, "missing_attestation"),
+        (R::MissingSession, "missing_session"),
         (R::DeviceNotActive, "device_not_active"),
         (R::DeviceRevoked, "device_revoked"),
         (R::DeviceRestricted, "device_restricted"),
@@ -310,7 +316,22 @@ proptest! {
             prop_assert_ne!(decision, Allow, "{:?}", input);
         }
         if input.device_state.is_none() {
-            prop_assert_eq!(decision, Deny(R::MissingInput));
+            prop_assert_eq!(decision, Deny(R::MissingDeviceState));
+        }
+        // A denial for a missing input names one the action needs and the input lacks.
+        if let Deny(reason) = decision
+            && reason.is_missing_input()
+        {
+            let lacking = match reason {
+                R::MissingDeviceState => input.device_state.is_none(),
+                R::MissingTrustState => needs_posture && input.trust_state.is_none(),
+                R::MissingEvaluation => needs_posture && input.evaluated_at.is_none(),
+                R::MissingSession => needs_session && input.session_valid.is_none(),
+                R::MissingAttestation => input.attestation.is_none()
+                    && (input.action == P::Ota || input.attestation_required),
+                _ => false,
+            };
+            prop_assert!(lacking, "{:?} named for {:?}", reason, input);
         }
     }
 
@@ -413,4 +434,51 @@ fn inputs() -> impl Strategy<Value = DecisionInput> {
                 }
             },
         )
+}
+
+/// The lifecycle table of `docs/security.md` ("What each lifecycle state allows") is the one
+/// `lifecycle_permits` decides: every state, every action.
+#[test]
+fn the_documented_lifecycle_table_is_the_rule() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/security.md");
+    let docs = std::fs::read_to_string(&path).unwrap();
+    let start = docs
+        .find("What each lifecycle state allows")
+        .expect("docs/security.md has the lifecycle table");
+    let rows: Vec<Vec<String>> = docs[start..]
+        .lines()
+        .skip_while(|line| !line.starts_with('|'))
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            line.trim_matches('|')
+                .split('|')
+                .map(|cell| cell.trim().trim_matches('`').to_owned())
+                .collect()
+        })
+        .collect();
+    let header = &rows[0];
+    let actions: Vec<ProtectedAction> = header[1..]
+        .iter()
+        .map(|name| serde_json::from_value(serde_json::json!(name)).unwrap())
+        .collect();
+    assert_eq!(actions.len(), ProtectedAction::ALL.len());
+    let mut states_seen = 0;
+    for row in &rows[2..] {
+        let state: DeviceState = serde_json::from_value(serde_json::json!(row[0])).unwrap();
+        states_seen += 1;
+        for (action, cell) in actions.iter().zip(&row[1..]) {
+            let documented = if cell == "allow" {
+                Ok(())
+            } else {
+                let reason = cell.strip_prefix("deny: ").unwrap().trim_matches('`');
+                Err(serde_json::from_value::<DenyReason>(serde_json::json!(reason)).unwrap())
+            };
+            assert_eq!(
+                enigm_trust::eligibility::lifecycle_permits(state, *action),
+                documented,
+                "{state:?} {action:?}"
+            );
+        }
+    }
+    assert_eq!(states_seen, 6);
 }

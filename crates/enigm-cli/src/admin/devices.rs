@@ -199,9 +199,9 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
                     Ok(())
                 }
                 EligibilityDecision::Deny(reason) => {
-                    let reason = serde_json::to_value(reason)?;
-                    let reason = reason.as_str().unwrap_or("denied");
-                    anyhow::bail!("deny: {reason}")
+                    let name = serde_json::to_value(reason)?;
+                    let name = name.as_str().unwrap_or("denied");
+                    anyhow::bail!("deny: {name} ({})", deny_explanation(reason))
                 }
             }
         }
@@ -256,4 +256,29 @@ fn parse_action(text: &str) -> Result<ProtectedAction, String> {
 
 fn parse_handle(text: &str) -> Result<DeviceHandle, String> {
     text.parse().map_err(|error| format!("{error}"))
+}
+
+/// What a denial means, in a few words: the input that was missing or failed.
+fn deny_explanation(reason: enigm_api::eligibility::DenyReason) -> &'static str {
+    use enigm_api::eligibility::DenyReason as R;
+    match reason {
+        R::MissingDevice => "Command has no record of this device",
+        R::MissingPolicy => "the device's trust policy cannot be read",
+        R::MissingDeviceState => "the device's lifecycle state is unknown",
+        R::MissingTrustState => "the device has no trust evaluation",
+        R::MissingEvaluation => "the device's trust evaluation has no time",
+        R::MissingAttestation => "no attestation result on record, and this action needs one",
+        R::MissingSession => "the user's session was not stated (--session-valid)",
+        R::DeviceNotActive => {
+            "the device is not active: not enrolled, replaced, retired or leaving"
+        }
+        R::DeviceRevoked => "the device is revoked",
+        R::DeviceRestricted => "a restricted device gets no messaging or calls",
+        R::TrustInactive => "the device's trust state is INACTIVE",
+        R::TrustReviewRequired => "REVIEW_REQUIRED is not trusted for messaging and calls",
+        R::PostureStale => "the device's trust evaluation is too old (or from the future)",
+        R::AttestationNotAffirming => "the device's attestation does not affirm",
+        R::SessionInvalid => "the user's session is not valid",
+        R::AlreadyEnrolled => "the device is already enrolled",
+    }
 }

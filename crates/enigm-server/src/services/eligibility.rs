@@ -25,18 +25,22 @@ pub async fn decide(
         Err(enigm_store::StoreError::Corrupt(_)) => None,
         Err(error) => return Err(error.into()),
     };
-    let known = device.as_ref().and_then(|device| {
-        let policy: TrustPolicy = serde_json::from_str(&device.policy).ok()?;
-        Some((
-            device.state,
-            device.posture.trust_state,
-            device.posture.evaluated_at,
-            policy,
-        ))
-    });
+    let known = device
+        .as_ref()
+        .ok_or(DenyReason::MissingDevice)
+        .and_then(|device| {
+            let policy: TrustPolicy =
+                serde_json::from_str(&device.policy).map_err(|_| DenyReason::MissingPolicy)?;
+            Ok((
+                device.state,
+                device.posture.trust_state,
+                device.posture.evaluated_at,
+                policy,
+            ))
+        });
     // A device Command has told to retire or wipe is on its way out: nothing protected is
     // started on it while the command waits for the device's acknowledgement.
-    let leaving = known.is_some()
+    let leaving = known.is_ok()
         && state
             .store()
             .device_lifecycle(&request.device)
@@ -44,13 +48,13 @@ pub async fn decide(
             .pending
             .is_some();
     let (attestation, attestation_required) = match known {
-        Some(_) => attestation_standing(state, &request.device, now).await?,
-        None => (None, false),
+        Ok(_) => attestation_standing(state, &request.device, now).await?,
+        Err(_) => (None, false),
     };
     let decision = match known {
-        None => EligibilityDecision::Deny(DenyReason::MissingInput),
-        Some(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
-        Some((device_state, trust_state, evaluated_at, policy)) => {
+        Err(missing) => EligibilityDecision::Deny(missing),
+        Ok(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
+        Ok((device_state, trust_state, evaluated_at, policy)) => {
             enigm_trust::decide(&DecisionInput {
                 action: request.action,
                 device_state: Some(device_state),
@@ -86,8 +90,15 @@ pub async fn decide(
 
 /// The audit log's name of each denial reason.
 fn reason_category(reason: DenyReason) -> ReasonCategory {
+    // The audit log files every missing input under one category; the answer names which.
     match reason {
-        DenyReason::MissingInput => ReasonCategory::MissingInput,
+        DenyReason::MissingDevice
+        | DenyReason::MissingPolicy
+        | DenyReason::MissingDeviceState
+        | DenyReason::MissingTrustState
+        | DenyReason::MissingEvaluation
+        | DenyReason::MissingAttestation
+        | DenyReason::MissingSession => ReasonCategory::MissingInput,
         DenyReason::DeviceNotActive => ReasonCategory::DeviceNotActive,
         DenyReason::DeviceRevoked => ReasonCategory::DeviceRevoked,
         DenyReason::DeviceRestricted => ReasonCategory::DeviceRestricted,
