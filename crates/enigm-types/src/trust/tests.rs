@@ -82,7 +82,10 @@ fn gate_status_is_gate_result_and_why() {
         json,
         r#"{"gate":"device-management","result":"not-applicable","because":[{"evidence":"not-managed"}]}"#
     );
-    assert_eq!(serde_json::from_str::<GateStatus>(&json).unwrap(), not_managed);
+    assert_eq!(
+        serde_json::from_str::<GateStatus>(&json).unwrap(),
+        not_managed
+    );
 }
 
 #[test]

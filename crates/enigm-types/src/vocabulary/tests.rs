@@ -4,9 +4,10 @@ use proptest::prelude::*;
 
 use super::{UnknownName, Vocabulary};
 use crate::{
-    AttestationFormat, AttestationVerdict, DeviceCommand, DeviceState, FindingKind, GateResult, PatchLevelCheck, SignalCheck,
-    InstallOutcome, LauncherSummary, LifecycleAction, ProductionGate, ReleaseState, Role,
-    SecurityLayer, Severity, SignalKind, SignalSource, SignalValue, TrustState,
+    AttestationFormat, AttestationVerdict, DeviceCommand, DeviceState, FindingKind, GateResult,
+    InstallOutcome, LauncherSummary, LifecycleAction, PatchLevelCheck, ProductionGate,
+    ReleaseState, Role, SecurityLayer, Severity, SignalCheck, SignalKind, SignalSource,
+    SignalValue, TrustState,
 };
 
 /// Every value of `T`: its spelling parses back to it, `Display` and serde use that spelling,
