@@ -155,7 +155,7 @@ impl From<&Evaluation> for TrustView {
     }
 }
 
-/// A production gate and its result, as the store keeps it (`enigm_types::GateStatus`).
+/// A production gate, its result and why, as the store keeps it (`enigm_types::GateStatus`).
 pub use enigm_types::GateStatus as GateView;
 
 /// A device as Command shows it.

@@ -12,7 +12,9 @@ use enigm_api::{
     AccountView, ApprovalRuleView, ApprovalSubject, ApprovalView, AuditEventView, DeviceView,
     FindingView, GateView, RouteView, SessionView,
 };
-use enigm_types::{AdminId, GuardedDeviceChange, Role};
+use enigm_types::{
+    AdminId, GateEvidence, GateResult, GuardedDeviceChange, PatchLevelCheck, Role, SignalCheck,
+};
 
 /// Usernames known to the client, used to show names next to administrator ids.
 pub(crate) type Names = HashMap<AdminId, String>;
@@ -487,11 +489,90 @@ pub(crate) fn device_detail(device: &DeviceView) -> Table {
 }
 
 pub(crate) fn gate_table(gates: &[GateView]) -> Table {
-    let mut table = new_table(&["PRODUCTION GATE", "RESULT"]);
+    let mut table = new_table(&["PRODUCTION GATE", "RESULT", "WHY"]);
     for gate in gates {
-        table.add_row(vec![kebab(&gate.gate), kebab(&gate.result)]);
+        table.add_row(vec![
+            kebab(&gate.gate),
+            kebab(&gate.result),
+            gate_reason(gate),
+        ]);
     }
-    table
+    keep_whole(table, &[0, 1])
+}
+
+/// Why a gate has its result, in a line: for a pass the evidence it rests on with each source
+/// (`firewall (collector), …`); for a fail only what is wrong, grouped by what is wrong
+/// (`missing: disk-encryption, screen-lock; degraded: firewall (profile)`); for not applicable
+/// the reason.
+fn gate_reason(gate: &GateView) -> String {
+    if gate.because.is_empty() {
+        // Postures evaluated before gates kept their explanation.
+        return "not recorded yet: evaluated before gates kept their reasons".to_owned();
+    }
+    if gate.because.contains(&GateEvidence::NotManaged) {
+        return "the device is not in managed-device mode".to_owned();
+    }
+    let show_ok = gate.result == GateResult::Pass;
+    // Groups in a fixed order, each entry once: "<heading>: a, b".
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    let mut add = |heading: String, item: String| {
+        if let Some((_, items)) = groups.iter_mut().find(|(name, _)| *name == heading) {
+            items.push(item);
+        } else {
+            groups.push((heading, vec![item]));
+        }
+    };
+    for entry in &gate.because {
+        match *entry {
+            GateEvidence::Signal {
+                signal,
+                check,
+                value,
+                source,
+            } => {
+                let sourced = match source {
+                    Some(source) => format!("{signal} ({source})"),
+                    None => signal.to_string(),
+                };
+                match check {
+                    SignalCheck::Ok if show_ok => add(String::new(), sourced),
+                    SignalCheck::Ok => {}
+                    SignalCheck::Missing => add("missing".to_owned(), signal.to_string()),
+                    SignalCheck::Stale => add("stale".to_owned(), sourced),
+                    SignalCheck::FromFuture => add("from the future".to_owned(), sourced),
+                    SignalCheck::NotOk => add(
+                        value.map_or_else(|| "not ok".to_owned(), |value| value.to_string()),
+                        sourced,
+                    ),
+                }
+            }
+            GateEvidence::PatchLevel { check } => match check {
+                PatchLevelCheck::Met if show_ok => {
+                    add(String::new(), "patch level at minimum or newer".to_owned());
+                }
+                PatchLevelCheck::Met => {}
+                PatchLevelCheck::BelowMinimum => add(
+                    "patch level".to_owned(),
+                    "below the policy's minimum".to_owned(),
+                ),
+                PatchLevelCheck::Unknown => {
+                    add("patch level".to_owned(), "not reported".to_owned())
+                }
+            },
+            GateEvidence::NotManaged => {}
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(heading, items)| {
+            if heading.is_empty() {
+                items.join(", ")
+            } else {
+                format!("{heading}: {}", items.join(", "))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The wire spelling of an enum in lower case (`high`, `not-applicable`), so that the table

@@ -230,6 +230,13 @@ async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend:
         "{}",
         output_text(&detail)
     );
+    // Each gate says why: the review-required profile's degraded disk encryption fails
+    // platform configuration, named with its source.
+    assert!(
+        output_text(&detail).contains("degraded: disk-encryption ("),
+        "{}",
+        output_text(&detail)
+    );
 
     // A second run checks in without enrolling again: same handle, no token needed.
     let (protected_handle, _, protected_dir, protected_profile) = &handles[0];

@@ -566,6 +566,76 @@ fn key_forms(key: &[u8; 32]) -> Vec<String> {
     ]
 }
 
+/// Each production gate in the device view says why: which signal was ok, missing, stale or
+/// not ok, with its value and the source the report gave, and why device management does not
+/// apply.
+async fn production_gates_say_why(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (device, handle) = enrolled(&app).await;
+    let now = app.clock_now().unix_millis();
+    let stale = now - 16 * 60 * 1000;
+    let mut report = review_required(&app);
+    let signals = report["signals"].as_array_mut().unwrap();
+    signals.push(
+        json!({"kind": "os-signature", "value": "ok", "observed_at": now, "source": "profile"}),
+    );
+    signals.push(json!({"kind": "verified-boot", "value": "ok", "observed_at": stale, "source": "collector"}));
+    let response = device.check_in(&app, report).await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+
+    let detail = app
+        .get(&paths::fill(paths::DEVICE, &[handle.as_str()]), &app.owner)
+        .await;
+    assert_eq!(detail.status, StatusCode::OK, "{:?}", detail.body);
+    let gates = detail.body["production_gates"].as_array().unwrap();
+    assert_eq!(gates.len(), 10);
+    let gate = |name: &str| {
+        gates
+            .iter()
+            .find(|gate| gate["gate"] == name)
+            .unwrap_or_else(|| panic!("{name} in {gates:?}"))
+            .clone()
+    };
+    assert_eq!(
+        gate("build-integrity"),
+        json!({"gate": "build-integrity", "result": "pass", "because": [
+            {"evidence": "signal", "signal": "os-signature", "check": "ok", "value": "ok", "source": "profile"},
+        ]})
+    );
+    assert_eq!(
+        gate("network-security"),
+        json!({"gate": "network-security", "result": "fail", "because": [
+            {"evidence": "signal", "signal": "firewall", "check": "not-ok", "value": "degraded", "source": "collector"},
+            {"evidence": "signal", "signal": "encrypted-dns", "check": "missing", "value": null, "source": null},
+            {"evidence": "signal", "signal": "network-policy-compliance", "check": "missing", "value": null, "source": null},
+        ]})
+    );
+    assert_eq!(
+        gate("boot-integrity"),
+        json!({"gate": "boot-integrity", "result": "fail", "because": [
+            {"evidence": "signal", "signal": "secure-boot", "check": "ok", "value": "ok", "source": "collector"},
+            {"evidence": "signal", "signal": "verified-boot", "check": "stale", "value": "ok", "source": "collector"},
+            {"evidence": "signal", "signal": "bootloader-locked", "check": "missing", "value": null, "source": null},
+            {"evidence": "signal", "signal": "device-integrity", "check": "ok", "value": "ok", "source": "collector"},
+        ]})
+    );
+    assert_eq!(
+        gate("device-management"),
+        json!({"gate": "device-management", "result": "not-applicable", "because": [
+            {"evidence": "not-managed"},
+        ]})
+    );
+    // Every gate explains itself, and a pass rests only on ok entries.
+    for gate in gates {
+        let because = gate["because"].as_array().unwrap();
+        assert!(!because.is_empty(), "{gate}");
+        let all_ok = because
+            .iter()
+            .all(|entry| entry["check"] == "ok" || entry["check"] == "met");
+        assert_eq!(gate["result"] == "pass", all_ok, "{gate}");
+    }
+}
+
 backend_tests!(
     enrollment_happy_path,
     enrollment_tokens_expire_run_out_and_must_match,
@@ -573,4 +643,5 @@ backend_tests!(
     three_reports_give_three_states_and_changes_are_audited,
     revocation_refuses_the_next_check_in,
     handles_are_stable_distinct_and_the_key_is_never_stored,
+    production_gates_say_why,
 );

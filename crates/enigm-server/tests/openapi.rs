@@ -297,6 +297,8 @@ fn enums_are_documented_with_the_spellings_the_api_sends() {
         ("FindingKind", serde_spellings(&FindingKind::ALL)),
         ("ProductionGate", serde_spellings(&ProductionGate::ALL)),
         ("GateResult", serde_spellings(&GateResult::ALL)),
+        ("SignalCheck", serde_spellings(&SignalCheck::ALL)),
+        ("PatchLevelCheck", serde_spellings(&PatchLevelCheck::ALL)),
         ("LauncherSummary", serde_spellings(&LauncherSummary::ALL)),
         ("Severity", serde_spellings(&Severity::ALL)),
         ("ReleaseState", serde_spellings(&ReleaseState::ALL)),
@@ -307,6 +309,27 @@ fn enums_are_documented_with_the_spellings_the_api_sends() {
     ];
     for (schema, spellings) in cases {
         assert_eq!(enum_values(&doc, schema), spellings, "{schema}");
+    }
+}
+
+#[test]
+fn production_gates_are_documented_with_why() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    let status = &schemas["GateStatus"];
+    assert!(status["properties"]["because"].is_object(), "{status}");
+    let evidence = serde_json::to_string(&schemas["GateEvidence"]).unwrap();
+    // The three kinds of entry, by their tag, and what a signal entry names.
+    for word in [
+        "\"signal\"",
+        "\"patch-level\"",
+        "\"not-managed\"",
+        "\"evidence\"",
+        "\"check\"",
+        "\"source\"",
+        "\"value\"",
+    ] {
+        assert!(evidence.contains(word), "{word} in {evidence}");
     }
 }
 

@@ -17,8 +17,8 @@ use enigm_store::{
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::{
     AdminId, AttestationFormat, AttestationVerdict, DeviceHandle, DeviceState, EnrollmentTokenId,
-    Finding, FindingKind, GateResult, GateStatus, ProductionGate, Severity, SignalKind,
-    SignalSource, Timestamp, TrustState, Username,
+    Finding, FindingKind, GateEvidence, GateResult, GateStatus, ProductionGate, Severity,
+    SignalCheck, SignalKind, SignalSource, SignalValue, Timestamp, TrustState, Username,
 };
 
 /// 2026-11-22T00:00:00Z.
@@ -30,6 +30,7 @@ backend_tests!(
     history_stays_bounded,
     expired_nonces_are_forgotten,
     findings_and_gates_are_stored_typed,
+    gates_stored_before_explanations_still_load,
     corrupt_rows_are_store_errors,
     attestation_outcomes_are_stored_typed,
 );
@@ -267,8 +268,31 @@ async fn findings_and_gates_are_stored_typed(backend: Backend) {
         finding(FindingKind::PatchLevelUnknown, Severity::High),
     ];
     degraded.gates = vec![
-        GateStatus::from((ProductionGate::NetworkSecurity, GateResult::Fail)),
-        GateStatus::from((ProductionGate::DeviceManagement, GateResult::NotApplicable)),
+        GateStatus {
+            gate: ProductionGate::NetworkSecurity,
+            result: GateResult::Fail,
+            because: vec![
+                GateEvidence::Signal {
+                    signal: SignalKind::Firewall,
+                    check: SignalCheck::NotOk,
+                    value: Some(SignalValue::Failed),
+                    source: Some(SignalSource::Profile),
+                },
+                GateEvidence::Signal {
+                    signal: SignalKind::EncryptedDns,
+                    check: SignalCheck::Missing,
+                    value: None,
+                    source: None,
+                },
+            ],
+        },
+        GateStatus {
+            gate: ProductionGate::DeviceManagement,
+            result: GateResult::NotApplicable,
+            because: vec![GateEvidence::NotManaged],
+        },
+        // As postures stored before gates explained themselves.
+        GateStatus::from((ProductionGate::BuildIntegrity, GateResult::Pass)),
     ];
     let mut tx = store.begin().await.unwrap();
     let previous = tx
@@ -326,6 +350,39 @@ async fn findings_and_gates_are_stored_typed(backend: Backend) {
 
 /// A row changed behind Command's back (or by a newer version) is an error naming what is
 /// wrong, never a default state.
+/// A posture written before production gates carried why (no `because`) loads, with an empty
+/// explanation; an explanation this build does not know is a corrupt row.
+async fn gates_stored_before_explanations_still_load(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let store = fleet(&db, 1, DeviceState::Trusted).await;
+    let raw = sqlx::AnyPool::connect(db.url()).await.unwrap();
+    let set_gates = |value: &'static str| {
+        let raw = raw.clone();
+        async move {
+            sqlx::query("UPDATE devices SET gates = $1 WHERE handle = $2")
+                .bind(value)
+                .bind(handle(0).to_string())
+                .execute(&raw)
+                .await
+                .unwrap();
+        }
+    };
+    set_gates(r#"[{"gate":"build-integrity","result":"fail"},{"gate":"device-management","result":"not-applicable"}]"#).await;
+    let device = store.device(&handle(0)).await.unwrap().unwrap();
+    assert_eq!(
+        device.posture.gates,
+        [
+            GateStatus::unexplained(ProductionGate::BuildIntegrity, GateResult::Fail),
+            GateStatus::unexplained(ProductionGate::DeviceManagement, GateResult::NotApplicable),
+        ]
+    );
+    set_gates(r#"[{"gate":"build-integrity","result":"fail","because":[{"evidence":"score","value":3}]}]"#).await;
+    assert!(matches!(
+        store.device(&handle(0)).await,
+        Err(enigm_store::StoreError::Corrupt("device production gates"))
+    ));
+}
+
 async fn corrupt_rows_are_store_errors(backend: Backend) {
     let db = TestDatabase::new(backend).await.unwrap();
     let store = fleet(&db, 2, DeviceState::Trusted).await;

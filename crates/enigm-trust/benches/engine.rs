@@ -1,6 +1,6 @@
 //! Throughput of the Trust State Engine on a full 30-signal report (every `SignalKind`), under
 //! the baseline policy and under a policy that makes every signal critical, with all signals
-//! `ok` and with a few degraded; also the production gates and the eligibility decision.
+//! `ok` and with a few degraded; also the production gates (bare and with their explanations) and the eligibility decision.
 //!
 //! Each iteration is one evaluation (`Throughput::Elements(1)`), on one thread, so criterion's
 //! `elem/s` is evaluations per second per core. The target is at least 1,000,000 evaluations
@@ -20,7 +20,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use enigm_trust::{
     AttestationOutcome, DecisionInput, DeviceState, PatchLevel, ProtectedAction, Signal,
     SignalKind, SignalReport, SignalSource, SignalValue, TrustPolicy, TrustState, decide, evaluate,
-    evaluate_gates,
+    evaluate_gates, explain_gates,
 };
 use enigm_types::Timestamp;
 
@@ -91,6 +91,18 @@ fn engine(c: &mut Criterion) {
         let policy = all_critical();
         group.bench_with_input(*report_name, report, |b, report| {
             b.iter(|| evaluate_gates(black_box(report), black_box(&policy), black_box(NOW)));
+        });
+    }
+    group.finish();
+
+    // The gates with why, as Command stores them at each check-in: one small allocation per
+    // gate for its explanation.
+    let mut group = c.benchmark_group("explain_gates");
+    group.throughput(Throughput::Elements(1));
+    for (report_name, report) in &reports {
+        let policy = all_critical();
+        group.bench_with_input(*report_name, report, |b, report| {
+            b.iter(|| explain_gates(black_box(report), black_box(&policy), black_box(NOW)));
         });
     }
     group.finish();

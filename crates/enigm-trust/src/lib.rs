@@ -6,7 +6,8 @@
 //!   the minimum patch level.
 //! - [`engine`]: the Trust State Engine. [`evaluate`] turns a report and a policy into exactly one
 //!   of three [`TrustState`]s with [`Finding`]s and the launcher summary. There is no score.
-//! - [`gates`]: the ten production-gate categories, each pass, fail or not applicable.
+//! - [`gates`]: the ten production-gate categories, each pass, fail or not applicable, with why
+//!   (the signals, their sources and the patch level the result rests on).
 //! - [`lifecycle`]: the trusted-device lifecycle and its transition table.
 //! - [`eligibility`]: the one decision function the messaging, call, network and OTA sides ask.
 //!
@@ -27,7 +28,10 @@ pub use eligibility::{
 pub use engine::{
     Evaluation, Finding, FindingKind, LauncherSummary, Severity, TrustState, evaluate,
 };
-pub use gates::{GateResult, GateStatus, ProductionGate, evaluate_gates};
+pub use gates::{
+    GateEvidence, GateResult, GateStatus, PatchLevelCheck, ProductionGate, SignalCheck,
+    evaluate_gates, explain_gates,
+};
 pub use lifecycle::{
     DeviceCommand, DeviceState, Lifecycle, LifecycleAction, LifecycleError, LifecycleRefusal,
 };

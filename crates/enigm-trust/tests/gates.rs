@@ -1,7 +1,8 @@
 //! The ten production gates (enigm-docs §5.7, §20 item 26): each passes only on evidence that is
 //! reported, fresh and `ok`, fails on anything else, and is judged on its own. Device
 //! management is not applicable outside managed-device mode; update integrity also needs the
-//! patch level the policy asks for.
+//! patch level the policy asks for. Each result carries why, and the explanation never disagrees
+//! with the result.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,8 +16,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use enigm_trust::{
-    GateResult, PatchLevel, ProductionGate, Signal, SignalKind, SignalReport, SignalSource,
-    SignalValue, TrustPolicy, evaluate_gates,
+    GateEvidence, GateResult, GateStatus, PatchLevel, PatchLevelCheck, ProductionGate, Signal,
+    SignalCheck, SignalKind, SignalReport, SignalSource, SignalValue, TrustPolicy, evaluate_gates,
+    explain_gates,
 };
 use enigm_types::Timestamp;
 use proptest::prelude::*;
@@ -244,6 +246,232 @@ fn update_integrity_needs_the_minimum_patch_level() {
     }
 }
 
+/// The explanation of one gate.
+fn explained(report: &SignalReport, policy: &TrustPolicy, gate: ProductionGate) -> GateStatus {
+    explain_gates(report, policy, NOW)
+        .into_iter()
+        .find(|status| status.gate == gate)
+        .unwrap()
+}
+
+/// The entry for `kind` in a gate's explanation.
+fn entry(status: &GateStatus, kind: SignalKind) -> GateEvidence {
+    status
+        .because
+        .iter()
+        .copied()
+        .find(|entry| matches!(entry, GateEvidence::Signal { signal, .. } if *signal == kind))
+        .unwrap()
+}
+
+fn signal_entry(
+    kind: SignalKind,
+    check: SignalCheck,
+    value: Option<SignalValue>,
+    source: Option<SignalSource>,
+) -> GateEvidence {
+    GateEvidence::Signal {
+        signal: kind,
+        check,
+        value,
+        source,
+    }
+}
+
+#[test]
+fn a_passing_gate_lists_each_signal_it_rests_on_with_its_source() {
+    let report = with_sources(report(&[], None), &[(S::SecureBoot, SignalSource::Profile)]);
+    let status = explained(&report, &policy(None, true), G::BootIntegrity);
+    assert_eq!(status.result, Pass);
+    assert_eq!(
+        status.because,
+        [
+            signal_entry(
+                S::SecureBoot,
+                SignalCheck::Ok,
+                Some(SignalValue::Ok),
+                Some(SignalSource::Profile)
+            ),
+            signal_entry(
+                S::VerifiedBoot,
+                SignalCheck::Ok,
+                Some(SignalValue::Ok),
+                Some(SignalSource::Collector)
+            ),
+            signal_entry(
+                S::BootloaderLocked,
+                SignalCheck::Ok,
+                Some(SignalValue::Ok),
+                Some(SignalSource::Collector)
+            ),
+            signal_entry(
+                S::DeviceIntegrity,
+                SignalCheck::Ok,
+                Some(SignalValue::Ok),
+                Some(SignalSource::Collector)
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_missing_signal_is_named_without_a_value_or_source() {
+    let report = report(&[(S::DiskEncryption, None)], None);
+    let status = explained(&report, &policy(None, true), G::PlatformConfiguration);
+    assert_eq!(status.result, Fail);
+    assert_eq!(
+        entry(&status, S::DiskEncryption),
+        signal_entry(S::DiskEncryption, SignalCheck::Missing, None, None)
+    );
+    assert!(entry(&status, S::ScreenLock).is_ok());
+}
+
+#[test]
+fn a_stale_signal_is_named_with_its_value_and_source() {
+    let stale = NOW.saturating_sub(MAX_AGE).saturating_sub(ONE);
+    let report = with_sources(
+        report(&[(S::Firewall, Some((SignalValue::Ok, stale)))], None),
+        &[(S::Firewall, SignalSource::Profile)],
+    );
+    let status = explained(&report, &policy(None, true), G::NetworkSecurity);
+    assert_eq!(status.result, Fail);
+    assert_eq!(
+        entry(&status, S::Firewall),
+        signal_entry(
+            S::Firewall,
+            SignalCheck::Stale,
+            Some(SignalValue::Ok),
+            Some(SignalSource::Profile)
+        )
+    );
+}
+
+#[test]
+fn a_signal_from_the_future_is_named_before_its_value() {
+    let future = NOW.saturating_add(SKEW).saturating_add(ONE);
+    let report = report(
+        &[(S::OsSignature, Some((SignalValue::Failed, future)))],
+        None,
+    );
+    let status = explained(&report, &policy(None, true), G::BuildIntegrity);
+    assert_eq!(status.result, Fail);
+    assert_eq!(
+        status.because,
+        [signal_entry(
+            S::OsSignature,
+            SignalCheck::FromFuture,
+            Some(SignalValue::Failed),
+            Some(SignalSource::Collector)
+        )]
+    );
+}
+
+#[test]
+fn a_signal_that_is_not_ok_is_named_with_its_value() {
+    for value in [
+        SignalValue::Degraded,
+        SignalValue::Failed,
+        SignalValue::Unavailable,
+        SignalValue::NotMeasurable,
+    ] {
+        let report = report(&[(S::TrustEngine, Some((value, NOW)))], None);
+        let status = explained(&report, &policy(None, true), G::SecurityMonitoring);
+        assert_eq!(status.result, Fail, "{value}");
+        assert_eq!(
+            entry(&status, S::TrustEngine),
+            signal_entry(
+                S::TrustEngine,
+                SignalCheck::NotOk,
+                Some(value),
+                Some(SignalSource::Collector)
+            ),
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn update_integrity_names_its_patch_level_check() {
+    let minimum = PatchLevel::new(2026, 3, 5).unwrap();
+    let cases = [
+        (Some(minimum), None, Some(PatchLevelCheck::Unknown), Fail),
+        (
+            Some(minimum),
+            PatchLevel::new(2026, 3, 4).ok(),
+            Some(PatchLevelCheck::BelowMinimum),
+            Fail,
+        ),
+        (
+            Some(minimum),
+            Some(minimum),
+            Some(PatchLevelCheck::Met),
+            Pass,
+        ),
+        (None, None, None, Pass),
+    ];
+    for (minimum, level, check, result) in cases {
+        let status = explained(
+            &report(&[], level),
+            &policy(minimum, true),
+            G::UpdateIntegrity,
+        );
+        assert_eq!(status.result, result, "{minimum:?} {level:?}");
+        let patch: Vec<GateEvidence> = status
+            .because
+            .iter()
+            .copied()
+            .filter(|entry| matches!(entry, GateEvidence::PatchLevel { .. }))
+            .collect();
+        assert_eq!(
+            patch,
+            check
+                .map(|check| GateEvidence::PatchLevel { check })
+                .into_iter()
+                .collect::<Vec<_>>(),
+            "{minimum:?} {level:?}"
+        );
+        // Its signals are listed as well, all ok here.
+        assert_eq!(status.because.len(), 2 + patch.len());
+    }
+    // No other gate looks at the patch level.
+    let statuses = explain_gates(&report(&[], None), &policy(Some(minimum), true), NOW);
+    for status in statuses
+        .iter()
+        .filter(|status| status.gate != G::UpdateIntegrity)
+    {
+        assert!(
+            !status
+                .because
+                .iter()
+                .any(|entry| matches!(entry, GateEvidence::PatchLevel { .. })),
+            "{:?}",
+            status.gate
+        );
+    }
+}
+
+#[test]
+fn device_management_outside_managed_mode_says_why_it_does_not_apply() {
+    let failed = report(
+        &[(S::DeviceManagement, Some((SignalValue::Failed, NOW)))],
+        None,
+    );
+    let status = explained(&failed, &policy(None, false), G::DeviceManagement);
+    assert_eq!(status.result, NotApplicable);
+    assert_eq!(status.because, [GateEvidence::NotManaged]);
+    let status = explained(&failed, &policy(None, true), G::DeviceManagement);
+    assert_eq!(status.result, Fail);
+    assert_eq!(
+        status.because,
+        [signal_entry(
+            S::DeviceManagement,
+            SignalCheck::NotOk,
+            Some(SignalValue::Failed),
+            Some(SignalSource::Collector)
+        )]
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -301,6 +529,100 @@ proptest! {
             prop_assert_eq!(got, Some(want), "{:?}", gate);
         }
     }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// The explanation never disagrees with the result: a gate passes exactly when every entry
+    /// is ok, it is not applicable exactly when it says the device is not managed, it lists
+    /// every signal it needs with the source the report gives, and it agrees with
+    /// `evaluate_gates`.
+    #[test]
+    fn a_gate_passes_iff_every_explanation_entry_is_ok(
+        picks in prop::collection::vec(
+            (
+                prop::bool::weighted(0.95),
+                prop_oneof![
+                    8 => Just(SignalValue::Ok),
+                    1 => Just(SignalValue::Degraded),
+                    1 => Just(SignalValue::Failed),
+                    1 => Just(SignalValue::Unavailable),
+                    1 => Just(SignalValue::NotMeasurable),
+                ],
+                prop_oneof![9 => -600_000_i64..=0, 1 => -1_000_000_i64..=400_000],
+                prop::sample::select(SignalSource::ALL.to_vec()),
+            ),
+            SignalKind::COUNT,
+        ),
+        managed in any::<bool>(),
+        minimum in proptest::option::of((2025_u16..=2026, 1_u8..=12)),
+        level in proptest::option::weighted(0.9, (2025_u16..=2026, 1_u8..=12)),
+    ) {
+        let minimum = minimum.map(|(y, m)| PatchLevel::new(y, m, 1).unwrap());
+        let level = level.map(|(y, m)| PatchLevel::new(y, m, 1).unwrap());
+        let signals: Vec<Signal> = SignalKind::ALL
+            .iter()
+            .zip(&picks)
+            .filter(|(_, (present, ..))| *present)
+            .map(|(kind, (_, value, offset, source))| Signal {
+                kind: *kind,
+                value: *value,
+                observed_at: Timestamp::from_unix_millis(NOW_MILLIS + offset),
+                source: *source,
+            })
+            .collect();
+        let report = SignalReport::new(signals, level).unwrap();
+        let policy = policy(minimum, managed);
+        let results = evaluate_gates(&report, &policy, NOW);
+        let explained = explain_gates(&report, &policy, NOW);
+        for ((gate, result), status) in results.iter().zip(&explained) {
+            prop_assert_eq!(*gate, status.gate);
+            prop_assert_eq!(*result, status.result, "{:?}", gate);
+            let all_ok = !status.because.is_empty()
+                && status.because.iter().all(GateEvidence::is_ok);
+            prop_assert_eq!(status.result == Pass, all_ok, "{:?}", status);
+            prop_assert_eq!(
+                status.result == NotApplicable,
+                status.because == [GateEvidence::NotManaged],
+                "{:?}",
+                status
+            );
+            if status.result == NotApplicable {
+                continue;
+            }
+            let listed: Vec<SignalKind> = status
+                .because
+                .iter()
+                .filter_map(|entry| match entry {
+                    GateEvidence::Signal { signal, value, source, .. } => {
+                        let reported = report.signal(*signal);
+                        assert_eq!(*value, reported.map(|signal| signal.value));
+                        assert_eq!(*source, reported.map(|signal| signal.source));
+                        Some(*signal)
+                    }
+                    _ => None,
+                })
+                .collect();
+            prop_assert_eq!(listed, gate.evidence().to_vec());
+        }
+    }
+}
+
+/// The report with the given signals' sources replaced.
+fn with_sources(report: SignalReport, sources: &[(SignalKind, SignalSource)]) -> SignalReport {
+    let signals = report
+        .signals()
+        .iter()
+        .map(|signal| Signal {
+            source: sources
+                .iter()
+                .find(|(kind, _)| *kind == signal.kind)
+                .map_or(signal.source, |(_, source)| *source),
+            ..*signal
+        })
+        .collect();
+    SignalReport::new(signals, report.patch_level()).unwrap()
 }
 
 fn policy(min_patch_level: Option<PatchLevel>, managed: bool) -> TrustPolicy {

@@ -42,8 +42,8 @@ pub use release::{InstallOutcome, ReleaseState, UnknownReleaseState};
 pub use role::{Role, UnknownRole};
 pub use signal::{SignalKind, SignalSource, SignalValue};
 pub use trust::{
-    Finding, FindingKind, GateResult, GateStatus, LauncherSummary, ProductionGate, Severity,
-    TrustState,
+    Finding, FindingKind, GateEvidence, GateResult, GateStatus, LauncherSummary, PatchLevelCheck,
+    ProductionGate, Severity, SignalCheck, TrustState,
 };
 pub use username::{Username, UsernameError};
 pub use vocabulary::{UnknownName, Vocabulary};

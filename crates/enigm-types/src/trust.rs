@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::signal::{SignalKind, SignalSource};
+use crate::signal::{SignalKind, SignalSource, SignalValue};
 use crate::vocabulary::vocabulary;
 
 vocabulary! {
@@ -286,16 +286,94 @@ vocabulary! {
     }
 }
 
-/// One gate and its result, as the store keeps and the API shows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+/// One gate, its result and why, as the store keeps and the API shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct GateStatus {
     pub gate: ProductionGate,
     pub result: GateResult,
+    /// Why the gate has its result: what it found of each signal it needs (and, for update
+    /// integrity, of the patch level), or that it does not apply. The gate passes exactly when
+    /// every entry is ok. Empty only in postures stored before gates explained themselves.
+    #[serde(default)]
+    pub because: Vec<GateEvidence>,
+}
+
+impl GateStatus {
+    /// A result with no recorded explanation (as postures stored before explanations load).
+    pub const fn unexplained(gate: ProductionGate, result: GateResult) -> Self {
+        GateStatus {
+            gate,
+            result,
+            because: Vec::new(),
+        }
+    }
 }
 
 impl From<(ProductionGate, GateResult)> for GateStatus {
     fn from((gate, result): (ProductionGate, GateResult)) -> Self {
-        GateStatus { gate, result }
+        GateStatus::unexplained(gate, result)
+    }
+}
+
+vocabulary! {
+    /// What a production gate found of one signal it needs. Categorical, never a number.
+    pub enum SignalCheck ("signal check") {
+        /// Reported, fresh and `ok`.
+        Ok => "ok",
+        /// Not reported.
+        Missing => "missing",
+        /// Older than the policy's maximum signal age.
+        Stale => "stale",
+        /// Dated later than the time of evaluation plus the allowed clock skew.
+        FromFuture => "from-future",
+        /// Reported and fresh, but its value is not `ok`.
+        NotOk => "not-ok",
+    }
+}
+
+vocabulary! {
+    /// What the update-integrity gate found of the patch level against the policy's minimum.
+    pub enum PatchLevelCheck ("patch level check") {
+        /// At or above the minimum.
+        Met => "met",
+        /// Older than the minimum.
+        BelowMinimum => "below-minimum",
+        /// The device did not report its patch level.
+        Unknown => "unknown",
+    }
+}
+
+/// One piece of a production gate's evidence and what the gate found of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(tag = "evidence", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum GateEvidence {
+    /// A signal the gate needs.
+    Signal {
+        signal: SignalKind,
+        check: SignalCheck,
+        /// The reported value; absent when the signal is missing.
+        #[serde(default)]
+        value: Option<SignalValue>,
+        /// The source as the report has it; absent when the signal is missing.
+        #[serde(default)]
+        source: Option<SignalSource>,
+    },
+    /// The device's patch level against the policy's minimum (update integrity, when the
+    /// policy sets a minimum).
+    PatchLevel { check: PatchLevelCheck },
+    /// The device is not in managed-device mode, so the device-management gate does not apply.
+    NotManaged,
+}
+
+impl GateEvidence {
+    /// Whether this entry counts towards the gate passing. Not being in managed-device mode is
+    /// a reason for "not applicable", never for "pass".
+    pub const fn is_ok(&self) -> bool {
+        match self {
+            GateEvidence::Signal { check, .. } => matches!(check, SignalCheck::Ok),
+            GateEvidence::PatchLevel { check } => matches!(check, PatchLevelCheck::Met),
+            GateEvidence::NotManaged => false,
+        }
     }
 }
 

@@ -322,3 +322,86 @@ fn uuids_in_text_are_shortened() {
         assert_eq!(&shorten_ids(input), expected, "input `{input}`");
     }
 }
+
+#[test]
+fn gate_list() {
+    use enigm_types::{
+        GateEvidence, GateResult, GateStatus, PatchLevelCheck, ProductionGate, SignalCheck,
+        SignalKind, SignalSource, SignalValue,
+    };
+    let signal = |kind: SignalKind, check: SignalCheck, value, source| GateEvidence::Signal {
+        signal: kind,
+        check,
+        value,
+        source,
+    };
+    let ok = |kind: SignalKind, source| {
+        signal(kind, SignalCheck::Ok, Some(SignalValue::Ok), Some(source))
+    };
+    let missing = |kind: SignalKind| signal(kind, SignalCheck::Missing, None, None);
+    let gates = vec![
+        GateStatus {
+            gate: ProductionGate::NetworkSecurity,
+            result: GateResult::Pass,
+            because: vec![
+                ok(SignalKind::Firewall, SignalSource::Collector),
+                ok(SignalKind::EncryptedDns, SignalSource::Profile),
+                ok(SignalKind::NetworkPolicyCompliance, SignalSource::Collector),
+            ],
+        },
+        GateStatus {
+            gate: ProductionGate::PlatformConfiguration,
+            result: GateResult::Fail,
+            because: vec![
+                missing(SignalKind::DiskEncryption),
+                ok(SignalKind::ScreenLock, SignalSource::Collector),
+                signal(
+                    SignalKind::UsbRestricted,
+                    SignalCheck::NotOk,
+                    Some(SignalValue::Degraded),
+                    Some(SignalSource::Profile),
+                ),
+                missing(SignalKind::DebuggingDisabled),
+            ],
+        },
+        GateStatus {
+            gate: ProductionGate::BootIntegrity,
+            result: GateResult::Fail,
+            because: vec![
+                ok(SignalKind::SecureBoot, SignalSource::Collector),
+                signal(
+                    SignalKind::VerifiedBoot,
+                    SignalCheck::Stale,
+                    Some(SignalValue::Ok),
+                    Some(SignalSource::Collector),
+                ),
+                signal(
+                    SignalKind::BootloaderLocked,
+                    SignalCheck::FromFuture,
+                    Some(SignalValue::Ok),
+                    Some(SignalSource::Collector),
+                ),
+                ok(SignalKind::DeviceIntegrity, SignalSource::Collector),
+            ],
+        },
+        GateStatus {
+            gate: ProductionGate::UpdateIntegrity,
+            result: GateResult::Fail,
+            because: vec![
+                ok(SignalKind::OtaVerification, SignalSource::Collector),
+                ok(SignalKind::RollbackProtection, SignalSource::Collector),
+                GateEvidence::PatchLevel {
+                    check: PatchLevelCheck::BelowMinimum,
+                },
+            ],
+        },
+        GateStatus {
+            gate: ProductionGate::DeviceManagement,
+            result: GateResult::NotApplicable,
+            because: vec![GateEvidence::NotManaged],
+        },
+        // A posture stored before gates kept their explanation.
+        GateStatus::unexplained(ProductionGate::PrivacyControls, GateResult::Fail),
+    ];
+    insta::assert_snapshot!(render(gate_table(&gates)));
+}

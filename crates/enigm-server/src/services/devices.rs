@@ -16,8 +16,7 @@ use enigm_store::{
     StoreError,
 };
 use enigm_trust::{
-    DeviceState, Evaluation, GateStatus, LifecycleAction, SignalReport, TrustPolicy, evaluate,
-    evaluate_gates,
+    DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy, evaluate, explain_gates,
 };
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, EnrollmentTokenId, Outcome,
@@ -353,7 +352,8 @@ pub(crate) fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
     }
 }
 
-/// Evaluates a report; only the outcome is kept, never the report.
+/// Evaluates a report; only the outcome is kept, never the report. The gates keep why they
+/// have their results (which signals, with which sources), not the signals' observation times.
 fn assess(
     report: &SignalReport,
     policy: &TrustPolicy,
@@ -364,10 +364,7 @@ fn assess(
         trust_state: evaluation.state,
         evaluated_at: evaluation.evaluated_at,
         findings: evaluation.findings.clone(),
-        gates: evaluate_gates(report, policy, now)
-            .into_iter()
-            .map(GateStatus::from)
-            .collect(),
+        gates: explain_gates(report, policy, now).into(),
     };
     Ok((evaluation, posture))
 }

@@ -44,14 +44,82 @@ fn findings_refuse_unknown_fields_and_names() {
 }
 
 #[test]
-fn gate_status_is_gate_and_result() {
-    let status = GateStatus::from((ProductionGate::UpdateIntegrity, GateResult::NotApplicable));
+fn gate_status_is_gate_result_and_why() {
+    let status = GateStatus {
+        gate: ProductionGate::UpdateIntegrity,
+        result: GateResult::Fail,
+        because: vec![
+            GateEvidence::Signal {
+                signal: SignalKind::OtaVerification,
+                check: SignalCheck::Ok,
+                value: Some(SignalValue::Ok),
+                source: Some(SignalSource::Collector),
+            },
+            GateEvidence::Signal {
+                signal: SignalKind::RollbackProtection,
+                check: SignalCheck::Missing,
+                value: None,
+                source: None,
+            },
+            GateEvidence::PatchLevel {
+                check: PatchLevelCheck::BelowMinimum,
+            },
+        ],
+    };
     let json = serde_json::to_string(&status).unwrap();
     assert_eq!(
         json,
-        r#"{"gate":"update-integrity","result":"not-applicable"}"#
+        r#"{"gate":"update-integrity","result":"fail","because":[{"evidence":"signal","signal":"ota-verification","check":"ok","value":"ok","source":"collector"},{"evidence":"signal","signal":"rollback-protection","check":"missing","value":null,"source":null},{"evidence":"patch-level","check":"below-minimum"}]}"#
     );
     assert_eq!(serde_json::from_str::<GateStatus>(&json).unwrap(), status);
+    let not_managed = GateStatus {
+        gate: ProductionGate::DeviceManagement,
+        result: GateResult::NotApplicable,
+        because: vec![GateEvidence::NotManaged],
+    };
+    let json = serde_json::to_string(&not_managed).unwrap();
+    assert_eq!(
+        json,
+        r#"{"gate":"device-management","result":"not-applicable","because":[{"evidence":"not-managed"}]}"#
+    );
+    assert_eq!(
+        serde_json::from_str::<GateStatus>(&json).unwrap(),
+        not_managed
+    );
+}
+
+#[test]
+fn gate_statuses_stored_before_explanations_still_load() {
+    let old = r#"{"gate":"update-integrity","result":"not-applicable"}"#;
+    assert_eq!(
+        serde_json::from_str::<GateStatus>(old).unwrap(),
+        GateStatus::unexplained(ProductionGate::UpdateIntegrity, GateResult::NotApplicable)
+    );
+    for bad in [
+        r#"{"gate":"boot-integrity","result":"fail","because":[{"evidence":"score","value":3}]}"#,
+        r#"{"gate":"boot-integrity","result":"fail","because":[{"evidence":"patch-level","check":"met","score":3}]}"#,
+        r#"{"gate":"boot-integrity","result":"fail","because":[{"evidence":"signal","signal":"tpm","check":"fine"}]}"#,
+    ] {
+        assert!(serde_json::from_str::<GateStatus>(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn only_ok_signals_and_a_met_patch_level_count_as_ok() {
+    for check in SignalCheck::ALL {
+        let entry = GateEvidence::Signal {
+            signal: SignalKind::Tpm,
+            check,
+            value: Some(SignalValue::Ok),
+            source: Some(SignalSource::Profile),
+        };
+        assert_eq!(entry.is_ok(), check == SignalCheck::Ok, "{check}");
+    }
+    for check in PatchLevelCheck::ALL {
+        let entry = GateEvidence::PatchLevel { check };
+        assert_eq!(entry.is_ok(), check == PatchLevelCheck::Met, "{check}");
+    }
+    assert!(!GateEvidence::NotManaged.is_ok());
 }
 
 #[test]

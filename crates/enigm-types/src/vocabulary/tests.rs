@@ -5,8 +5,9 @@ use proptest::prelude::*;
 use super::{UnknownName, Vocabulary};
 use crate::{
     AttestationFormat, AttestationVerdict, DeviceCommand, DeviceState, FindingKind, GateResult,
-    InstallOutcome, LauncherSummary, LifecycleAction, ProductionGate, ReleaseState, Role,
-    SecurityLayer, Severity, SignalKind, SignalSource, SignalValue, TrustState,
+    InstallOutcome, LauncherSummary, LifecycleAction, PatchLevelCheck, ProductionGate,
+    ReleaseState, Role, SecurityLayer, Severity, SignalCheck, SignalKind, SignalSource,
+    SignalValue, TrustState,
 };
 
 /// Every value of `T`: its spelling parses back to it, `Display` and serde use that spelling,
@@ -50,6 +51,8 @@ fn every_vocabulary_round_trips_through_its_one_spelling() {
     check_round_trip::<FindingKind>();
     check_round_trip::<ProductionGate>();
     check_round_trip::<GateResult>();
+    check_round_trip::<SignalCheck>();
+    check_round_trip::<PatchLevelCheck>();
     check_round_trip::<SignalKind>();
     check_round_trip::<SignalValue>();
     check_round_trip::<SignalSource>();
@@ -270,6 +273,8 @@ proptest! {
         accepts_exactly_its_names::<FindingKind>(&text);
         accepts_exactly_its_names::<ProductionGate>(&text);
         accepts_exactly_its_names::<GateResult>(&text);
+        accepts_exactly_its_names::<SignalCheck>(&text);
+        accepts_exactly_its_names::<PatchLevelCheck>(&text);
         accepts_exactly_its_names::<SignalKind>(&text);
         accepts_exactly_its_names::<SignalValue>(&text);
         accepts_exactly_its_names::<SignalSource>(&text);
