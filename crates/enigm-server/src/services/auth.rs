@@ -278,34 +278,33 @@ pub async fn set_pin(state: &AppState, caller: &Caller, request: SetPinRequest) 
     let pin = Pin::parse(&request.pin)
         .map_err(|error| ApiError::unprocessable("invalid_pin", error.to_string()))?;
     let hash = state.hash_secret(pin.expose().as_bytes().to_vec()).await?;
+    let stored = state
+        .store()
+        .set_pin_hash(caller.admin.id, hash.as_str(), MAX_CONSECUTIVE_PIN_FAILURES)
+        .await?;
+    audit_pin_change(state, caller, AuditAction::AuthPinSet, stored).await
+}
+
+/// Audits a PIN or duress-PIN change the store made (`stored`) or refused because the PIN is
+/// locked: a locked PIN cannot be replaced to escape the lock.
+async fn audit_pin_change(
+    state: &AppState,
+    caller: &Caller,
+    action: AuditAction,
+    stored: bool,
+) -> ApiResult<()> {
     let now = state.now();
     let target = AuditTarget::Account {
         admin: Some(caller.admin.id),
     };
-    if !state
-        .store()
-        .set_pin_hash(caller.admin.id, hash.as_str(), MAX_CONSECUTIVE_PIN_FAILURES)
-        .await?
-    {
-        state
-            .audit(&[audit::denied(
-                now,
-                Actor::Admin(caller.admin.id),
-                AuditAction::AuthPinSet,
-                target,
-                ReasonCategory::PinLocked,
-            )])
-            .await?;
+    if !stored {
+        let actor = Actor::Admin(caller.admin.id);
+        let event = audit::denied(now, actor, action, target, ReasonCategory::PinLocked);
+        state.audit(&[event]).await?;
         return Err(ApiError::pin_locked());
     }
-    state
-        .audit(&[audit::success(
-            now,
-            caller.admin.id,
-            AuditAction::AuthPinSet,
-            target,
-        )])
-        .await?;
+    let event = audit::success(now, caller.admin.id, action, target);
+    state.audit(&[event]).await?;
     Ok(())
 }
 
@@ -349,39 +348,15 @@ pub async fn set_duress_pin(
             Some(state.hash_secret(secret).await?)
         }
     };
-    let now = state.now();
-    let target = AuditTarget::Account {
-        admin: Some(caller.admin.id),
-    };
-    if !state
+    let stored = state
         .store()
         .set_duress_pin_hash(
             caller.admin.id,
             hash.as_ref().map(|hash| hash.as_str()),
             MAX_CONSECUTIVE_PIN_FAILURES,
         )
-        .await?
-    {
-        state
-            .audit(&[audit::denied(
-                now,
-                Actor::Admin(caller.admin.id),
-                AuditAction::AuthDuressPinSet,
-                target,
-                ReasonCategory::PinLocked,
-            )])
-            .await?;
-        return Err(ApiError::pin_locked());
-    }
-    state
-        .audit(&[audit::success(
-            now,
-            caller.admin.id,
-            AuditAction::AuthDuressPinSet,
-            target,
-        )])
         .await?;
-    Ok(())
+    audit_pin_change(state, caller, AuditAction::AuthDuressPinSet, stored).await
 }
 
 /// Start TOTP enrollment (needs the current password, and the PIN when one is set): returns a
