@@ -55,16 +55,40 @@ fn enroll_totp(cli: &Cli, password: &str, pin: &str) -> TotpSecret {
     secret
 }
 
+/// `enigm up` on `backend` in a scratch directory; dropped in field order, server first.
+struct Command {
+    server: Server,
+    data_dir: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    _db: TestDatabase,
+}
+
+impl Command {
+    async fn start(backend: Backend) -> Command {
+        let db = TestDatabase::new(backend).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let database_args: Vec<&str> = match backend {
+            Backend::Sqlite => vec![],
+            Backend::Postgres => vec!["--database-url", db.url()],
+        };
+        let server = Server::start(&data_dir, &database_args);
+        Command {
+            server,
+            data_dir,
+            dir,
+            _db: db,
+        }
+    }
+
+    fn owner(&self) -> Owner {
+        Owner::log_in(self.dir.path(), &self.data_dir, &self.server.url)
+    }
+}
+
 async fn credential_commands_send_the_current_credentials(backend: Backend) {
-    let db = TestDatabase::new(backend).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let database_args: Vec<&str> = match backend {
-        Backend::Sqlite => vec![],
-        Backend::Postgres => vec!["--database-url", db.url()],
-    };
-    let server = Server::start(&data_dir, &database_args);
-    let owner = Owner::log_in(dir.path(), &data_dir, &server.url);
+    let command = Command::start(backend).await;
+    let owner = command.owner();
     let password = owner.password.to_str().unwrap();
     let pin = owner.pin.to_str().unwrap();
 
@@ -155,15 +179,8 @@ async fn credential_commands_send_the_current_credentials(backend: Backend) {
 /// duress PIN ends like an accepted one (exit 0, "accepted") and does nothing, while another
 /// owner sees the account at risk.
 async fn the_duress_pin_from_the_command_line(backend: Backend) {
-    let db = TestDatabase::new(backend).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let database_args: Vec<&str> = match backend {
-        Backend::Sqlite => vec![],
-        Backend::Postgres => vec!["--database-url", db.url()],
-    };
-    let server = Server::start(&data_dir, &database_args);
-    let owner = Owner::log_in(dir.path(), &data_dir, &server.url);
+    let command = Command::start(backend).await;
+    let owner = command.owner();
     let (other, other_pin) = owner.add_administrator("owner2", "owner");
     let other_password = owner.secrets.join("owner2-password-changed");
     let other_password = other_password.to_str().unwrap();

@@ -30,7 +30,7 @@ where
             Err(rejection) => return Err(json_rejection(&rejection)),
         };
         if holds_nul(&value) {
-            return Err(nul_refused("body"));
+            return Err(nul_refused_in_body());
         }
         whole_numbers_as_integers(&mut value);
         serde_json::from_value(value).map(ApiJson).map_err(|error| {
@@ -85,17 +85,19 @@ fn uri_part_holds_nul(text: &str) -> bool {
     text.as_bytes().windows(3).any(|window| window == b"%00")
 }
 
-/// In a path or query: a 400 like any malformed parameter. In a body: a 422 like any other
-/// well-formed JSON whose content is refused (a free-form object such as a policy is valid JSON
-/// to its schema whatever its strings hold).
+/// In a path or query: a 400 like any malformed parameter.
 fn nul_refused(part: &str) -> ApiError {
-    let message =
-        format!("the request {part} contains a NUL character (U+0000), which no field accepts");
-    if part == "body" {
-        ApiError::unprocessable("nul_character", message)
-    } else {
-        ApiError::bad_request("nul_character", message)
-    }
+    ApiError::bad_request("nul_character", nul_message(part))
+}
+
+/// In a body: a 422 like any other well-formed JSON whose content is refused (a free-form
+/// object such as a policy is valid JSON to its schema whatever its strings hold).
+fn nul_refused_in_body() -> ApiError {
+    ApiError::unprocessable("nul_character", nul_message("body"))
+}
+
+fn nul_message(part: &str) -> String {
+    format!("the request {part} contains a NUL character (U+0000), which no field accepts")
 }
 
 fn json_rejection(rejection: &JsonRejection) -> ApiError {

@@ -402,39 +402,35 @@ async fn decide_pin(
         return record_wrong_pin(state, admin).await;
     };
     let secret = pin.expose().as_bytes().to_vec();
-    if state
+    let matched = state
         .verify_secret(secret.clone(), Some(pin_hash))
         .await?
-        .is_some()
-    {
-        if stored.pin_failures > 0 {
-            state
-                .store()
-                .reset_pin_failures(admin, MAX_CONSECUTIVE_PIN_FAILURES)
-                .await?;
-        }
-        let risk_cleared =
-            stored.risk_raised_at.is_some() && state.store().clear_risk(admin).await?;
-        return Ok(PinOutcome::Matched { risk_cleared });
-    }
+        .is_some();
     // The duress PIN is checked only when one is set, after the PIN; it counts as no failure
     // (to whoever entered it, it worked) and leaves the counter as a right PIN would.
-    if let Some(duress_hash) = stored.duress_pin_hash
-        && state
-            .verify_secret(secret, Some(duress_hash))
-            .await?
-            .is_some()
-    {
-        if stored.pin_failures > 0 {
-            state
-                .store()
-                .reset_pin_failures(admin, MAX_CONSECUTIVE_PIN_FAILURES)
-                .await?;
-        }
+    let duress = !matched
+        && match stored.duress_pin_hash {
+            Some(duress_hash) => state
+                .verify_secret(secret, Some(duress_hash))
+                .await?
+                .is_some(),
+            None => false,
+        };
+    if !matched && !duress {
+        return record_wrong_pin(state, admin).await;
+    }
+    if stored.pin_failures > 0 {
+        state
+            .store()
+            .reset_pin_failures(admin, MAX_CONSECUTIVE_PIN_FAILURES)
+            .await?;
+    }
+    if duress {
         state.store().raise_risk(admin, state.now()).await?;
         return Ok(PinOutcome::Duress);
     }
-    record_wrong_pin(state, admin).await
+    let risk_cleared = stored.risk_raised_at.is_some() && state.store().clear_risk(admin).await?;
+    Ok(PinOutcome::Matched { risk_cleared })
 }
 
 /// Counts a wrong PIN. The one that reaches the limit locks critical operations, raises the

@@ -873,6 +873,15 @@ async fn duress_pin_appears_to_succeed_and_does_nothing(backend: Backend) {
     let set = set_duress(alice.pin, json!(DURESS)).await;
     assert_eq!(set.status, StatusCode::NO_CONTENT, "{:?}", set.body);
 
+    let create_under_duress = || {
+        app.call(
+            Method::POST,
+            paths::USERS,
+            Some(&alice),
+            Some(DURESS),
+            Some(json!({"username": "coerced", "password": PASSWORD})),
+        )
+    };
     // A critical operation under the duress PIN: an accepted-looking answer, nothing done.
     let users_before = app
         .get(paths::USERS, &app.owner)
@@ -881,15 +890,7 @@ async fn duress_pin_appears_to_succeed_and_does_nothing(backend: Backend) {
         .as_array()
         .map(Vec::len);
     assert!(users_before.is_some());
-    let decoy = app
-        .call(
-            Method::POST,
-            paths::USERS,
-            Some(&alice),
-            Some(DURESS),
-            Some(json!({"username": "coerced", "password": PASSWORD})),
-        )
-        .await;
+    let decoy = create_under_duress().await;
     assert_eq!(decoy.status, StatusCode::ACCEPTED, "{:?}", decoy.body);
     assert_eq!(decoy.body, json!({"status": "accepted"}));
     assert_eq!(
@@ -966,15 +967,7 @@ async fn duress_pin_appears_to_succeed_and_does_nothing(backend: Backend) {
     // Removed, the former duress PIN is just a wrong PIN.
     let removed = set_duress(alice.pin, Value::Null).await;
     assert_eq!(removed.status, StatusCode::NO_CONTENT, "{:?}", removed.body);
-    let wrong = app
-        .call(
-            Method::POST,
-            paths::USERS,
-            Some(&alice),
-            Some(DURESS),
-            Some(json!({"username": "coerced", "password": PASSWORD})),
-        )
-        .await;
+    let wrong = create_under_duress().await;
     assert_eq!(wrong.code(), "pin_invalid", "{:?}", wrong.body);
 }
 

@@ -80,8 +80,8 @@ pub async fn set_pin(
 /// account's risk state and a Critical security event.
 #[utoipa::path(put, path = enigm_api::paths::DURESS_PIN, tag = "auth", security(("bearer" = [])), request_body = SetDuressPinRequest,
     responses((status = 204), (status = 401, body = enigm_api::ErrorBody), (status = 403, body = enigm_api::ErrorBody),
-              (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody),
-              (status = 423, body = enigm_api::ErrorBody), (status = 429, body = enigm_api::ErrorBody)))]
+              (status = 422, body = enigm_api::ErrorBody), (status = 423, body = enigm_api::ErrorBody),
+              (status = 429, body = enigm_api::ErrorBody)))]
 pub async fn set_duress_pin(
     State(state): State<AppState>,
     caller: Caller,

@@ -298,11 +298,15 @@ pub async fn list(state: &AppState, query: DeviceListQuery) -> ApiResult<Vec<Dev
     let filter = DeviceFilter {
         state: query.state,
         trust_state: query.trust_state,
-        group: query
-            .group
-            .as_deref()
-            .map(|group| parse_group(group).map_err(as_query_error))
-            .transpose()?,
+        group: match query.group {
+            Some(group) if !is_group_name(&group) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    "`group` is 1 to 64 of `a-z 0-9 - _ .`",
+                ));
+            }
+            group => group,
+        },
         after: query.after,
         seen_since: enigm_api::since::parse(query.since.as_deref()),
         last_seen_first,
@@ -396,18 +400,17 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
     })
 }
 
-/// A group filter in a query string is a bad query (400), not a bad body (422).
-fn as_query_error(_: ApiError) -> ApiError {
-    ApiError::bad_request("invalid_query", "`group` is 1 to 64 of `a-z 0-9 - _ .`")
-}
-
 /// Device groups: 1 to 64 of `a-z 0-9 - _ .`, so a group name is never free text.
-fn parse_group(text: &str) -> ApiResult<String> {
-    let valid = (1..=64).contains(&text.len())
+fn is_group_name(text: &str) -> bool {
+    (1..=64).contains(&text.len())
         && text.bytes().all(|byte| {
             byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"-_.".contains(&byte)
-        });
-    if valid {
+        })
+}
+
+/// A token's group: a bad one is a bad body (422); in a query string it is a bad query (400).
+fn parse_group(text: &str) -> ApiResult<String> {
+    if is_group_name(text) {
         Ok(text.to_owned())
     } else {
         Err(ApiError::unprocessable(
