@@ -14,7 +14,9 @@
 //! - [`profile`]: `--profile FILE`, a TOML file declaring the signals of a simulated device. Its
 //!   `[hardware]` identifiers are parsed into a type that cannot be serialised, so they never
 //!   reach a report.
-//! - [`state`]: the private state directory (device key, enrollment, last evaluation).
+//! - [`state`]: the private state directory (device key, enrollment, last evaluation, setup).
+//! - [`setup`]: the setup baseline's steps (strong PIN, terms, network readiness) and the
+//!   weak-PIN rule.
 //! - `ota`, `slots`, `bundles`: the OTA install sub-flow (A/B slots and bundles), built
 //!   on the sans-IO `enigm_ota` machines.
 //! - [`tsc`]: the local Trust Security Center's record of the last evaluation.
@@ -28,6 +30,7 @@ pub mod http;
 pub(crate) mod ota;
 pub mod profile;
 pub mod report;
+pub mod setup;
 pub mod shell;
 pub(crate) mod slots;
 pub mod state;

@@ -10,6 +10,9 @@
 //! secure-boot = "ok"
 //! disk-encryption = "degraded"
 //!
+//! [setup]                    # the setup steps done (strong PIN, terms, network readiness)
+//! completed = ["strong-pin", "terms", "network-readiness"]
+//!
 //! [hardware]                 # what the OS knows of its hardware: never transmitted
 //! serial = "SN-123"
 //! imei = "356938035643809"
@@ -27,7 +30,7 @@ use std::io::Read as _;
 use std::path::Path;
 
 use enigm_trust::{PatchLevel, Signal, SignalKind, SignalReport, SignalSource, SignalValue};
-use enigm_types::Timestamp;
+use enigm_types::{SetupStep, Timestamp};
 use serde::Deserialize;
 
 use crate::collect;
@@ -42,6 +45,9 @@ pub struct Profile {
     patch_level: Option<PatchLevel>,
     collect: bool,
     signals: BTreeMap<SignalKind, SignalValue>,
+    /// The setup steps the simulated device declares done; none when the profile has no
+    /// `[setup]` table (the device is then not "ready").
+    setup: Vec<SetupStep>,
     hardware: HardwareIdentifiers,
 }
 
@@ -103,6 +109,7 @@ impl Profile {
             patch_level,
             collect: device.collect,
             signals: raw.signals,
+            setup: raw.setup.map(|setup| setup.completed).unwrap_or_default(),
             hardware: raw
                 .hardware
                 .map(HardwareIdentifiers::from)
@@ -122,6 +129,11 @@ impl Profile {
 
     pub fn hardware(&self) -> &HardwareIdentifiers {
         &self.hardware
+    }
+
+    /// The setup steps the profile declares done.
+    pub fn setup(&self) -> &[SetupStep] {
+        &self.setup
     }
 
     /// The report of the simulated device at `now`: the declared signals with source `profile`
@@ -217,7 +229,14 @@ struct RawProfile {
     device: Option<RawDevice>,
     #[serde(default)]
     signals: BTreeMap<SignalKind, SignalValue>,
+    setup: Option<RawSetup>,
     hardware: Option<RawHardware>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSetup {
+    completed: Vec<SetupStep>,
 }
 
 #[derive(Default, Deserialize)]

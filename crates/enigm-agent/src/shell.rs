@@ -16,7 +16,7 @@ use enigm_api::attestation::AttestationEvidence;
 use enigm_api::paths;
 use enigm_crypto::Ed25519SigningKey;
 use enigm_trust::SignalReport;
-use enigm_types::Timestamp;
+use enigm_types::{SetupStep, Timestamp};
 use secrecy::SecretString;
 
 use crate::attestation::{DevAttester, load_dev_root};
@@ -130,6 +130,67 @@ pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
     shell.drive(core).await
 }
 
+/// What `enigm agent-setup` was asked to record.
+#[derive(Debug, Clone)]
+pub struct SetupConfig {
+    pub state_dir: PathBuf,
+    /// A file holding the device PIN the user chose (read, checked, never kept).
+    pub pin_file: Option<PathBuf>,
+    pub accept_terms: bool,
+    /// Command's base URL, to check the network path to it; `None` skips that step.
+    pub server: Option<String>,
+    pub ca_cert: Option<PathBuf>,
+}
+
+/// `enigm agent-setup`: checks and records the setup steps asked for, keeping the ones done
+/// before. A weak PIN or an unreachable Command records nothing for that step and fails, after
+/// the other steps were recorded.
+pub async fn run_setup(config: SetupConfig) -> anyhow::Result<crate::setup::SetupRecord> {
+    use secrecy::ExposeSecret as _;
+    let dir = StateDir::open(&config.state_dir)?;
+    let previous = dir.setup()?;
+    let mut done = Vec::new();
+    let mut refused: Vec<String> = Vec::new();
+    if let Some(pin_file) = &config.pin_file {
+        let pin = read_token_file(pin_file)?;
+        match crate::setup::check_device_pin(pin.expose_secret().trim_end_matches(['\n', '\r'])) {
+            Ok(()) => done.push(SetupStep::StrongPin),
+            Err(refusal) => refused.push(refusal.to_string()),
+        }
+    }
+    if config.accept_terms {
+        done.push(SetupStep::Terms);
+    }
+    if let Some(server) = &config.server {
+        let ca_pem = config
+            .ca_cert
+            .as_ref()
+            .map(|path| {
+                std::fs::read(path).with_context(|| {
+                    format!("could not read the ca certificate `{}`", path.display())
+                })
+            })
+            .transpose()?;
+        let client = DeviceClient::new(server, ca_pem.as_deref())?;
+        match client.get_response(paths::HEALTHZ).await {
+            Ok(response) if response.status().is_success() => {
+                done.push(SetupStep::NetworkReadiness);
+            }
+            Ok(response) => refused.push(format!(
+                "Command at `{server}` answered {} to a health check: the network is not ready",
+                response.status()
+            )),
+            Err(error) => refused.push(format!("the network is not ready: {error}")),
+        }
+    }
+    let record = crate::setup::SetupRecord::with(previous.as_ref(), &done, system_now());
+    dir.write_setup(&record)?;
+    if !refused.is_empty() {
+        anyhow::bail!("{}", refused.join("; "));
+    }
+    Ok(record)
+}
+
 /// Attestation with a development root: the root and the simulated hardware key.
 struct DevAttestation {
     root: enigm_attest::dev::DevAttestationRoot,
@@ -153,7 +214,7 @@ impl Shell {
                 .context("could not listen for SIGTERM")?;
         let mut rng = rand::rngs::OsRng;
         let now = system_now();
-        core.start_cycle(now, self.report(now))?;
+        core.start_cycle(now, self.report(now), self.setup())?;
         loop {
             let now = system_now();
             let Some(step) = core.poll(now, &mut rng) else {
@@ -188,7 +249,7 @@ impl Shell {
                         _ = terminate.recv() => break,
                     }
                     let now = system_now();
-                    core.start_cycle(now, self.report(now))?;
+                    core.start_cycle(now, self.report(now), self.setup())?;
                 }
                 Step::Stop(exit) => return finish(exit),
             }
@@ -200,6 +261,24 @@ impl Shell {
     /// The report of this cycle, measured now. Only this value reaches a request body.
     fn report(&self, now: Timestamp) -> SignalReport {
         crate::report::measure(self.profile.as_ref(), Path::new("/"), now)
+    }
+
+    /// The setup steps done: what `enigm agent-setup` recorded, and on a simulated device what
+    /// its profile declares. A setup record that cannot be read counts as no step recorded
+    /// (fail closed), with a warning.
+    fn setup(&self) -> Vec<SetupStep> {
+        let recorded = match self.dir.setup() {
+            Ok(record) => record.map(|record| record.completed).unwrap_or_default(),
+            Err(error) => {
+                eprintln!("warning: {error:#}; reporting no recorded setup step");
+                Vec::new()
+            }
+        };
+        let declared = self.profile.as_ref().map_or(&[][..], Profile::setup);
+        SetupStep::REQUIRED
+            .into_iter()
+            .filter(|step| recorded.contains(step) || declared.contains(step))
+            .collect()
     }
 
     fn evidence(&self, request: &EvidenceRequest) -> Result<AttestationEvidence, String> {

@@ -1,5 +1,5 @@
-//! The agent's state directory: `device.key` (the 32-byte Ed25519 seed), `enrollment.json` and
-//! `tsc.json` (the last evaluation). Everything in it is private to the agent's user: the
+//! The agent's state directory: `device.key` (the 32-byte Ed25519 seed), `enrollment.json`,
+//! `tsc.json` (the last evaluation) and `setup.json` (the setup steps done). Everything in it is private to the agent's user: the
 //! directory is created with mode 0700, files with 0600, and a key or directory that others can
 //! read is refused rather than used. Files are replaced atomically (temporary file + rename), so
 //! a crash never leaves half a record behind.
@@ -16,12 +16,15 @@ use serde::de::DeserializeOwned;
 
 use crate::core::Enrollment;
 use crate::core::TscRecord;
+use crate::setup::SetupRecord;
 
 const KEY_FILE: &str = "device.key";
 const ENROLLMENT_FILE: &str = "enrollment.json";
 /// The simulated hardware attestation key (PKCS#8 PEM), with a development attestation root.
 const ATTESTED_KEY_FILE: &str = "attested-key.pem";
 pub const TSC_FILE: &str = "tsc.json";
+/// The setup steps done on this device (`enigm agent-setup`).
+const SETUP_FILE: &str = "setup.json";
 /// The state records are small; a larger file is not ours.
 const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
@@ -123,10 +126,25 @@ impl StateDir {
         write_record(&self.path.join(TSC_FILE), record)
     }
 
+    pub fn setup(&self) -> anyhow::Result<Option<SetupRecord>> {
+        read_record(&self.path.join(SETUP_FILE))
+    }
+
+    pub fn write_setup(&self, record: &SetupRecord) -> anyhow::Result<()> {
+        write_record(&self.path.join(SETUP_FILE), record)
+    }
+
     /// The simulated remote wipe: deletes the device key, the enrollment and the last
     /// evaluation (the directory itself stays). A missing file is already wiped.
     pub fn wipe(&self) -> anyhow::Result<()> {
-        for name in [KEY_FILE, ATTESTED_KEY_FILE, ENROLLMENT_FILE, TSC_FILE] {
+        // A wiped device is set up again from the start.
+        for name in [
+            KEY_FILE,
+            ATTESTED_KEY_FILE,
+            ENROLLMENT_FILE,
+            TSC_FILE,
+            SETUP_FILE,
+        ] {
             let path = self.path.join(name);
             match std::fs::remove_file(&path) {
                 Ok(()) => {}

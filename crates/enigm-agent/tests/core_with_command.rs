@@ -20,7 +20,7 @@ use enigm_agent::core::{
 use enigm_attest::dev::{DevAttestationRoot, DevAttestedKey};
 use enigm_test_support::{Backend, backend_tests};
 use enigm_trust::{DeviceState, SignalValue, TrustState};
-use enigm_types::ReasonCategory;
+use enigm_types::{ReasonCategory, SetupStep};
 use serde_json::json;
 
 use crate::support::{Command, Pair, SERVER, check};
@@ -209,7 +209,11 @@ async fn a_replayed_request_is_refused_and_typed() {
     let mut pair = enrolled_pair(Backend::Sqlite, config()).await;
     let now = pair.command.now();
     pair.agent
-        .start_cycle(now, support::report(now, false))
+        .start_cycle(
+            now,
+            support::report(now, false),
+            SetupStep::REQUIRED.to_vec(),
+        )
         .unwrap();
     let mut rng = rand::rngs::OsRng;
     let Some(Step::Send(check_in)) = pair.agent.poll(now, &mut rng) else {

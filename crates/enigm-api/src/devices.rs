@@ -6,7 +6,7 @@ use enigm_trust::{
     DeviceCommand, DeviceState, Evaluation, Finding, FindingKind, LauncherSummary, Severity,
     SignalKind, SignalReport, SignalSource, TrustPolicy, TrustState,
 };
-use enigm_types::{DeviceHandle, EnrollmentTokenId};
+use enigm_types::{DeviceHandle, EnrollmentTokenId, SetupStep};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -82,6 +82,11 @@ pub struct EnrollRequest {
     /// token's attestation policy says so.
     #[serde(default)]
     pub attestation: Option<crate::attestation::AttestationEvidence>,
+    /// The required setup steps the device has completed (strong PIN, terms, network
+    /// readiness). A step not listed is not done: the device is not "ready" and gets no
+    /// eligibility until a later check-in reports it.
+    #[serde(default)]
+    pub setup: Vec<SetupStep>,
 }
 
 impl std::fmt::Debug for EnrollRequest {
@@ -106,6 +111,9 @@ pub struct EnrollResponse {
 pub struct CheckInRequest {
     #[schema(value_type = Object)]
     pub report: SignalReport,
+    /// The required setup steps the device has completed; see [`EnrollRequest::setup`].
+    #[serde(default)]
+    pub setup: Vec<SetupStep>,
 }
 
 /// One finding of the Trust State Engine.
@@ -179,6 +187,17 @@ pub struct DeviceView {
     /// The device's last attestation (absent when it never sent evidence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<crate::attestation::AttestationView>,
+    /// The setup baseline: whether the device is "ready".
+    pub setup: SetupView,
+}
+
+/// The setup baseline of a device (enigm-docs §20 C.27): it is "ready" only when every required
+/// step is reported complete; until then it gets no eligibility.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SetupView {
+    pub ready: bool,
+    /// The required steps not reported complete, in the setup wizard's order.
+    pub missing: Vec<SetupStep>,
 }
 
 /// A device's lifecycle beyond its confirmed state.

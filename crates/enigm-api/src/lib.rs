@@ -21,7 +21,7 @@ pub use devices::{
     CheckInRequest, CommandAckRequest, CommandAckResponse, CommandView,
     CreateEnrollmentTokenRequest, DeviceCommandsView, DeviceListQuery, DeviceOrder, DeviceView,
     EnrollRequest, EnrollResponse, EnrollmentTokenCreated, FindingView, GateView, LifecycleChange,
-    LifecycleRequest, LifecycleResponse, LifecycleView, TrustView,
+    LifecycleRequest, LifecycleResponse, LifecycleView, SetupView, TrustView,
 };
 
 /// The largest page a list answers. A `limit` outside `1..=MAX_PAGE` is refused (400), not

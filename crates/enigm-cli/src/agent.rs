@@ -89,6 +89,65 @@ pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<
     .await
 }
 
+/// `enigm agent-setup`: the setup wizard's required steps on a real device.
+#[derive(Debug, Args)]
+pub(crate) struct AgentSetupArgs {
+    /// The state directory of `enigm agent`.
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+    /// File holding the device PIN the user chose: six digits, not repeated, sequential or
+    /// another common pattern. It is checked and never kept or sent.
+    #[arg(long, value_name = "FILE")]
+    pin_file: Option<PathBuf>,
+    /// The user accepts the terms and privacy notice.
+    #[arg(long)]
+    accept_terms: bool,
+    /// Check the network path to Command (`--server`): its health check must answer.
+    #[arg(long)]
+    check_network: bool,
+}
+
+/// Records the steps asked for and prints which are done; fails on a weak PIN or an
+/// unreachable Command (the other steps are recorded all the same).
+pub(crate) async fn run_setup(
+    global: &GlobalArgs,
+    args: AgentSetupArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let server = if args.check_network {
+        let server = global
+            .server()
+            .context("--check-network needs the server: pass --server URL (or set ENIGM_SERVER)")?;
+        Some(ServerUrl::parse(server)?.as_str().to_owned())
+    } else {
+        None
+    };
+    let record = enigm_agent::shell::run_setup(enigm_agent::shell::SetupConfig {
+        state_dir: args.state_dir,
+        pin_file: args.pin_file,
+        accept_terms: args.accept_terms,
+        server,
+        ca_cert: global.ca_cert.clone(),
+    })
+    .await?;
+    if json {
+        return output::print_json(&serde_json::to_value(&record)?);
+    }
+    let missing = record.missing();
+    for step in enigm_types::SetupStep::REQUIRED {
+        let done = if missing.contains(&step) {
+            "not done"
+        } else {
+            "done"
+        };
+        println!("{:<18} {done}", step.as_str());
+    }
+    if missing.is_empty() {
+        println!("setup complete: the device is ready once it next checks in");
+    }
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct TscArgs {
     /// The state directory of `enigm agent`.

@@ -55,6 +55,9 @@ pub(crate) enum Command {
     Audit(audit::AuditArgs),
     /// Run the device agent (EnigmSecurityService): enroll once, then check in signed reports.
     Agent(agent::AgentArgs),
+    /// Record the device's required setup steps (strong PIN, terms, network readiness); a
+    /// device is "ready" for Command only when all are done.
+    AgentSetup(agent::AgentSetupArgs),
     /// Show the local Trust Security Center: the device's last trust evaluation.
     Tsc(agent::TscArgs),
     /// Verify Android Key Attestation chains offline; create a development attestation root.

@@ -398,6 +398,15 @@ pub(crate) fn device_table(devices: &[DeviceView]) -> Table {
     keep_whole(table, &[0, 1, 2, 4])
 }
 
+/// `ready`, or what keeps the device from being ready.
+fn setup_text(setup: &enigm_api::SetupView) -> String {
+    if setup.ready {
+        return "ready".to_owned();
+    }
+    let missing: Vec<&str> = setup.missing.iter().map(|step| step.as_str()).collect();
+    format!("not ready: {} not done", missing.join(", "))
+}
+
 pub(crate) fn device_detail(device: &DeviceView) -> Table {
     let mut table = new_table(&["FIELD", "VALUE"]);
     let rows = [
@@ -414,6 +423,7 @@ pub(crate) fn device_detail(device: &DeviceView) -> Table {
         ("enrolled", clean(&device.enrolled_at)),
         ("last seen", clean(&device.last_seen_at)),
         ("evaluated", clean(&device.trust.evaluated_at)),
+        ("setup", setup_text(&device.setup)),
     ];
     for (field, value) in rows {
         table.add_row(vec![field.to_owned(), value]);

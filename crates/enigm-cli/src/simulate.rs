@@ -635,7 +635,11 @@ impl Fleet {
             Ok(report) => report,
             Err(_) => return true,
         };
-        if core.start_cycle(now, report).is_err() {
+        // Simulated devices have been through the setup wizard.
+        if core
+            .start_cycle(now, report, enigm_types::SetupStep::REQUIRED.to_vec())
+            .is_err()
+        {
             return true;
         }
         let mut rng = rand::rngs::OsRng;

@@ -84,7 +84,165 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|window| window == needle.as_bytes())
 }
 
-backend_tests!(agents_enroll_check_in_show_their_states_and_stop_when_revoked);
+backend_tests!(
+    agents_enroll_check_in_show_their_states_and_stop_when_revoked,
+    agent_setup_refuses_a_weak_pin_and_makes_the_device_ready,
+);
+
+fn agent_setup(server: &str, state_dir: &Path, args: &[&str]) -> Output {
+    Command::new(ENIGM)
+        .arg("agent-setup")
+        .arg("--server")
+        .arg(server)
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(args)
+        .env_remove("ENIGM_SERVER")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// Setup baseline (§20 C.27) with real processes: a device whose profile declares no setup
+/// enrolls but is not ready (every eligibility denied with `setup_incomplete`); `enigm
+/// agent-setup` refuses a weak PIN and records nothing for it; with a strong PIN, the terms
+/// and a reachable Command the next check-in makes the device ready, and eligible.
+async fn agent_setup_refuses_a_weak_pin_and_makes_the_device_ready(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let database_args: Vec<&str> = match backend {
+        Backend::Sqlite => vec![],
+        Backend::Postgres => vec!["--database-url", db.url()],
+    };
+    let server = Server::start(&data_dir, &database_args);
+    let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
+    let owner = &owner_login.cli;
+    let created = owner.json(&[
+        "admin",
+        "enrollment-token",
+        "create",
+        "--group",
+        "field-phones",
+        "--pin-file",
+        owner_login.pin.to_str().unwrap(),
+    ]);
+    let token_file = write_secret(
+        &owner_login.secrets,
+        "enrollment-token",
+        created["token"].as_str().unwrap(),
+    );
+    // The protected profile without its `[setup]` table: a device fresh out of the box.
+    let shipped = std::fs::read_to_string(profiles().join("protected.toml")).unwrap();
+    let mut profile: toml::Table = toml::from_str(&shipped).unwrap();
+    assert!(profile.remove("setup").is_some());
+    let profile_path = dir.path().join("not-set-up.toml");
+    std::fs::write(&profile_path, toml::to_string(&profile).unwrap()).unwrap();
+    let profile_path = profile_path.to_str().unwrap();
+
+    let state_dir = dir.path().join("agent");
+    let enrolled = agent(
+        &server.url,
+        &state_dir,
+        &[
+            "--once",
+            "--profile",
+            profile_path,
+            "--enrollment-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
+    assert!(enrolled.status.success(), "{}", output_text(&enrolled));
+    let shown = tsc(&state_dir);
+    let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+    let handle = shown["handle"].as_str().unwrap().to_owned();
+    assert_eq!(shown["state"], "PROTECTED", "{shown}");
+    let device = owner.json(&["admin", "devices", "show", &handle]);
+    assert_eq!(
+        device["setup"],
+        serde_json::json!({"ready": false, "missing": ["strong-pin", "terms", "network-readiness"]}),
+        "{device}"
+    );
+    let detail = owner.run(&["admin", "devices", "show", &handle]);
+    assert!(
+        output_text(&detail).contains("not ready: strong-pin, terms, network-readiness not done"),
+        "{}",
+        output_text(&detail)
+    );
+    let decided = owner.run(&["admin", "devices", "decide", &handle, "--action", "network"]);
+    assert!(!decided.status.success());
+    assert!(
+        output_text(&decided).contains("deny: setup_incomplete"),
+        "{}",
+        output_text(&decided)
+    );
+
+    // A weak PIN is refused and nothing is recorded for it; the terms are recorded all the same.
+    let weak = write_secret(&owner_login.secrets, "device-pin-weak", "123456");
+    let refused = agent_setup(
+        &server.url,
+        &state_dir,
+        &["--pin-file", weak.to_str().unwrap(), "--accept-terms"],
+    );
+    assert!(!refused.status.success());
+    assert!(
+        output_text(&refused).contains("the device PIN is weak"),
+        "{}",
+        output_text(&refused)
+    );
+    let record: Value =
+        serde_json::from_str(&std::fs::read_to_string(state_dir.join("setup.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        record["completed"],
+        serde_json::json!(["terms"]),
+        "{record}"
+    );
+    let mode = std::fs::metadata(state_dir.join("setup.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // A strong PIN and the network path to Command complete the setup.
+    let strong = write_secret(&owner_login.secrets, "device-pin", "481516");
+    let done = agent_setup(
+        &server.url,
+        &state_dir,
+        &["--pin-file", strong.to_str().unwrap(), "--check-network"],
+    );
+    assert!(done.status.success(), "{}", output_text(&done));
+    assert!(
+        output_text(&done).contains("setup complete"),
+        "{}",
+        output_text(&done)
+    );
+    assert!(
+        !output_text(&done).contains("481516"),
+        "the PIN is never printed"
+    );
+    let checked_in = agent(
+        &server.url,
+        &state_dir,
+        &["--once", "--profile", profile_path],
+    );
+    assert!(checked_in.status.success(), "{}", output_text(&checked_in));
+    let device = owner.json(&["admin", "devices", "show", &handle]);
+    assert_eq!(
+        device["setup"],
+        serde_json::json!({"ready": true, "missing": []}),
+        "{device}"
+    );
+    let decided = owner.run(&["admin", "devices", "decide", &handle, "--action", "network"]);
+    assert!(decided.status.success(), "{}", output_text(&decided));
+    assert!(output_text(&decided).contains("allow"));
+    // The PIN is in no file of the state directory.
+    for entry in std::fs::read_dir(&state_dir).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        assert!(!contains(&bytes, "481516"));
+    }
+}
 
 async fn agents_enroll_check_in_show_their_states_and_stop_when_revoked(backend: Backend) {
     let db = TestDatabase::new(backend).await.unwrap();

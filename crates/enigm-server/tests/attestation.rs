@@ -430,13 +430,7 @@ async fn ota_eligibility_follows_the_last_attestation(backend: Backend) {
     // Too old: no longer affirming.
     app.clock.advance(Duration::from_secs(601));
     // Keep the posture fresh, so that only the attestation decides.
-    let check_in = device
-        .send(
-            &app,
-            paths::DEVICE_CHECK_INS,
-            &json!({"report": protected(&app)}),
-        )
-        .await;
+    let check_in = device.check_in(&app, protected(&app)).await;
     assert_eq!(check_in.status, StatusCode::OK, "{:?}", check_in.body);
     assert_eq!(
         ota(&app, handle).await,

@@ -212,7 +212,90 @@ async fn eligibility_refuses_bad_requests_and_changes_nothing(backend: Backend) 
     assert_eq!(response.status, StatusCode::FORBIDDEN);
 }
 
+/// Setup baseline (§20 C.27): a device is "ready", and eligible for anything, only once its
+/// check-ins report every required setup step; the view says what is missing, the denial names
+/// it, and the audit log files it under `setup_incomplete`. A step not reported again counts
+/// as not done.
+async fn a_device_is_ready_only_when_its_setup_is_done(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let device = enigm_test_support::device::TestDevice::new();
+    let token = support::token(&app, 1).await;
+    let body = json!({
+        "enrollment_token": token,
+        "report": protected(&app),
+        "managed_opt_in": false,
+        "wipe_opt_in": false,
+        "setup": ["terms"],
+    });
+    let enrolled = device.send(&app, paths::DEVICE_ENROLL, &body).await;
+    assert_eq!(enrolled.status, StatusCode::CREATED, "{:?}", enrolled.body);
+    assert_eq!(enrolled.body["trust"]["state"], "PROTECTED");
+    let handle = enrolled.body["handle"].as_str().unwrap().to_owned();
+    let path = paths::fill(paths::DEVICE, &[&handle]);
+    let view = |app| setup_view(app, &path);
+    assert_eq!(
+        view(&app).await,
+        json!({"ready": false, "missing": ["strong-pin", "network-readiness"]})
+    );
+    let deny = json!({"decision": "deny", "reason": "setup_incomplete"});
+    assert_eq!(decision(&app, &handle, "network", None).await, deny);
+    // OTA lacks an input first (no attestation on record), and says so.
+    assert_eq!(
+        decision(&app, &handle, "ota", None).await,
+        json!({"decision": "deny", "reason": "missing_attestation"})
+    );
+    assert_eq!(
+        decision(&app, &handle, "secure-call", Some(true)).await,
+        deny
+    );
+    let denial = support::last_denial(&app, AuditAction::DeviceEligibility).await;
+    assert_eq!(denial.reason, Some(ReasonCategory::SetupIncomplete));
+
+    // An unknown step is refused as a bad body and changes nothing.
+    let bogus = json!({"report": protected(&app), "setup": ["terms", "biometrics"]});
+    let refused = device.send(&app, paths::DEVICE_CHECK_INS, &bogus).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        refused.body
+    );
+    assert_eq!(refused.body["code"], "invalid_body");
+    assert_eq!(view(&app).await["ready"], false);
+
+    // Every step reported: ready, and the decision moves on to the other inputs.
+    assert_eq!(
+        device.check_in(&app, protected(&app)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(view(&app).await, json!({"ready": true, "missing": []}));
+    assert_eq!(
+        decision(&app, &handle, "network", None).await,
+        json!({"decision": "allow"})
+    );
+
+    // A check-in that no longer reports the steps (e.g. after a reset) is not ready again.
+    let bare = json!({"report": protected(&app)});
+    assert_eq!(
+        device
+            .send(&app, paths::DEVICE_CHECK_INS, &bare)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        view(&app).await,
+        json!({"ready": false, "missing": ["strong-pin", "terms", "network-readiness"]})
+    );
+    assert_eq!(decision(&app, &handle, "network", None).await, deny);
+}
+
+async fn setup_view(app: &TestApp, path: &str) -> Value {
+    app.get(path, &app.owner).await.body["setup"].clone()
+}
+
 backend_tests!(
     eligibility_is_decided_from_commands_record_and_audited,
     eligibility_refuses_bad_requests_and_changes_nothing,
+    a_device_is_ready_only_when_its_setup_is_done,
 );

@@ -13,8 +13,8 @@
 //! twice.
 
 use enigm_types::{
-    AdminId, DeviceHandle, DeviceState, EnrollmentTokenId, Finding, GateStatus, Timestamp,
-    TrustState,
+    AdminId, DeviceHandle, DeviceState, EnrollmentTokenId, Finding, GateStatus, SetupStep,
+    Timestamp, TrustState,
 };
 use sqlx::Row as _;
 use sqlx::any::AnyRow;
@@ -62,6 +62,8 @@ pub struct PostureRecord {
     /// Most severe first, as the engine ordered them.
     pub findings: Vec<Finding>,
     pub gates: Vec<GateStatus>,
+    /// The required setup steps the device has not reported complete: empty when it is ready.
+    pub setup_missing: Vec<SetupStep>,
 }
 
 /// One entry of a device's posture history.
@@ -115,7 +117,7 @@ pub struct DeviceFilter {
 }
 
 const DEVICE_COLUMNS: &str = "handle, state, group_name, policy, managed_opt_in, wipe_opt_in, enrolled_at, \
-     last_seen_at, trust_state, evaluated_at, findings, gates, enrollment_token";
+     last_seen_at, trust_state, evaluated_at, findings, gates, setup_missing, enrollment_token";
 
 impl Store {
     pub async fn device(&self, handle: &DeviceHandle) -> StoreResult<Option<DeviceRecord>> {
@@ -381,6 +383,7 @@ impl WriteTx<'_> {
                 encoded.gates,
                 write.received_at.unix_millis(),
                 device.history_seq,
+                encoded.setup_missing,
             ]));
             if device.history_grew {
                 trims.push(serde_json::json!([
@@ -399,13 +402,13 @@ impl WriteTx<'_> {
             Backend::Sqlite => {
                 "UPDATE devices SET trust_state = u.value ->> 1, evaluated_at = u.value ->> 2, \
                  findings = u.value ->> 3, gates = u.value ->> 4, last_seen_at = u.value ->> 5, \
-                 history_seq = u.value ->> 6 \
+                 history_seq = u.value ->> 6, setup_missing = u.value ->> 7 \
                  FROM json_each($1) AS u WHERE devices.handle = u.value ->> 0"
             }
             Backend::Postgres => {
                 "UPDATE devices SET trust_state = u.v ->> 1, evaluated_at = (u.v ->> 2)::BIGINT, \
                  findings = u.v ->> 3, gates = u.v ->> 4, last_seen_at = (u.v ->> 5)::BIGINT, \
-                 history_seq = (u.v ->> 6)::BIGINT \
+                 history_seq = (u.v ->> 6)::BIGINT, setup_missing = u.v ->> 7 \
                  FROM json_array_elements($1::JSON) AS u(v) WHERE devices.handle = u.v ->> 0"
             }
         };
@@ -542,8 +545,9 @@ impl WriteTx<'_> {
         let posture = EncodedPosture::new(&device.posture)?;
         sqlx::query(
             "INSERT INTO devices (handle, state, group_name, policy, managed_opt_in, wipe_opt_in, enrolled_at, \
-             last_seen_at, trust_state, evaluated_at, findings, gates, history_seq, enrollment_token) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)",
+             last_seen_at, trust_state, evaluated_at, findings, gates, history_seq, enrollment_token, \
+             setup_missing) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13, $14)",
         )
         .bind(device.handle.to_string())
         .bind(device.state.as_str().to_owned())
@@ -558,6 +562,7 @@ impl WriteTx<'_> {
         .bind(posture.findings.clone())
         .bind(posture.gates)
         .bind(device.enrollment_token.to_string())
+        .bind(posture.setup_missing)
         .execute(self.conn())
         .await?;
         self.insert_device_attestation(&device.handle, &device.attestation_policy)
@@ -586,11 +591,11 @@ impl WriteTx<'_> {
         };
         let previous: TrustState = name_column(&previous, "trust_state", "device trust state")?;
         let placeholders: Vec<String> = (0..active_states.len())
-            .map(|n| format!("${}", n + 7))
+            .map(|n| format!("${}", n + 8))
             .collect();
         let sql = format!(
             "UPDATE devices SET trust_state = $1, evaluated_at = $2, findings = $3, gates = $4, \
-             last_seen_at = $5, history_seq = history_seq + 1 \
+             last_seen_at = $5, setup_missing = $7, history_seq = history_seq + 1 \
              WHERE handle = $6 AND state IN ({}) RETURNING history_seq",
             placeholders.join(", ")
         );
@@ -600,7 +605,8 @@ impl WriteTx<'_> {
             .bind(encoded.findings.clone())
             .bind(encoded.gates)
             .bind(now.unix_millis())
-            .bind(handle.to_string());
+            .bind(handle.to_string())
+            .bind(encoded.setup_missing);
         for state in active_states {
             query = query.bind(state.as_str().to_owned());
         }
@@ -708,6 +714,7 @@ fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
             evaluated_at: Timestamp::from_unix_millis(row.try_get("evaluated_at")?),
             findings: json_column(row, "findings", "device findings")?,
             gates: json_column(row, "gates", "device production gates")?,
+            setup_missing: json_column(row, "setup_missing", "device setup steps")?,
         },
     })
 }
@@ -730,6 +737,7 @@ struct DeviceNow {
 struct EncodedPosture {
     findings: String,
     gates: String,
+    setup_missing: String,
 }
 
 impl EncodedPosture {
@@ -737,6 +745,7 @@ impl EncodedPosture {
         Ok(EncodedPosture {
             findings: json_text(&posture.findings, "device findings")?,
             gates: json_text(&posture.gates, "device production gates")?,
+            setup_missing: json_text(&posture.setup_missing, "device setup steps")?,
         })
     }
 }

@@ -17,8 +17,8 @@ use enigm_store::{
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::{
     AdminId, AttestationFormat, AttestationVerdict, DeviceHandle, DeviceState, EnrollmentTokenId,
-    Finding, FindingKind, GateEvidence, GateResult, GateStatus, ProductionGate, Severity,
-    SignalCheck, SignalKind, SignalSource, SignalValue, Timestamp, TrustState, Username,
+    Finding, FindingKind, GateEvidence, GateResult, GateStatus, ProductionGate, SetupStep,
+    Severity, SignalCheck, SignalKind, SignalSource, SignalValue, Timestamp, TrustState, Username,
 };
 
 /// 2026-11-22T00:00:00Z.
@@ -41,6 +41,7 @@ fn posture(trust_state: TrustState, at: Timestamp) -> PostureRecord {
         evaluated_at: at,
         findings: Vec::new(),
         gates: Vec::new(),
+        setup_missing: Vec::new(),
     }
 }
 
@@ -294,6 +295,8 @@ async fn findings_and_gates_are_stored_typed(backend: Backend) {
         // As postures stored before gates explained themselves.
         GateStatus::from((ProductionGate::BuildIntegrity, GateResult::Pass)),
     ];
+    // The setup steps not yet reported complete are kept with the posture.
+    degraded.setup_missing = vec![SetupStep::Terms, SetupStep::NetworkReadiness];
     let mut tx = store.begin().await.unwrap();
     let previous = tx
         .record_posture(&handle(0), &ACTIVE, &degraded, T0)
@@ -320,6 +323,7 @@ async fn findings_and_gates_are_stored_typed(backend: Backend) {
     let mut fewer = write(handle(0), "fewer-findings", TrustState::ReviewRequired, T0);
     fewer.posture = degraded.clone();
     fewer.posture.findings.truncate(1);
+    fewer.posture.setup_missing = Vec::new();
     let mut tx = store.begin().await.unwrap();
     tx.record_check_ins(&[fewer.clone()], &ACTIVE)
         .await

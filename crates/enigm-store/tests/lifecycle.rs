@@ -101,6 +101,7 @@ impl Fixture {
                 evaluated_at: T0,
                 findings: Vec::new(),
                 gates: Vec::new(),
+                setup_missing: Vec::new(),
             },
         })
         .await

@@ -180,19 +180,24 @@ pub fn fresh_nonce() -> [u8; NONCE_LEN] {
     nonce
 }
 
-/// An enrollment body: `token`, `report`, no managed mode, and the wipe opt-in as given.
+/// Every required setup step, done: a device that went through the setup wizard.
+pub const SET_UP: [&str; 3] = ["strong-pin", "terms", "network-readiness"];
+
+/// An enrollment body: `token`, `report`, no managed mode, the wipe opt-in as given, and the
+/// setup done.
 pub fn enrollment(token: &str, report: Value, wipe_opt_in: bool) -> Value {
     json!({
         "enrollment_token": token,
         "report": report,
         "managed_opt_in": false,
         "wipe_opt_in": wipe_opt_in,
+        "setup": SET_UP,
     })
 }
 
-/// A check-in body carrying `report`.
+/// A check-in body carrying `report`, from a device whose setup is done.
 pub fn check_in(report: Value) -> Value {
-    json!({ "report": report })
+    json!({ "report": report, "setup": SET_UP })
 }
 
 /// A report of the baseline's critical signals observed at `now`, `firewall` set to

@@ -121,6 +121,7 @@ fn engine(c: &mut Criterion) {
             evaluated_at: Some(NOW.saturating_sub(Duration::from_secs(30))),
             attestation: Some(AttestationOutcome::Affirming),
             session_valid: Some(true),
+            setup_complete: Some(true),
             now: NOW,
             max_posture_age: Duration::from_secs(300),
             attestation_required: false,

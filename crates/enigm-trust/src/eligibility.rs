@@ -47,6 +47,8 @@ pub enum DenyReason {
     MissingAttestation,
     /// No word on the user's session (messaging and calls).
     MissingSession,
+    /// No word on the device's setup baseline.
+    MissingSetup,
     DeviceNotActive,
     DeviceRevoked,
     DeviceRestricted,
@@ -56,6 +58,9 @@ pub enum DenyReason {
     AttestationNotAffirming,
     SessionInvalid,
     AlreadyEnrolled,
+    /// A required setup step (strong PIN, terms, network readiness) is not reported complete:
+    /// the device is not "ready" (enigm-docs §20 C.27).
+    SetupIncomplete,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -77,6 +82,7 @@ impl DenyReason {
                 | DenyReason::MissingEvaluation
                 | DenyReason::MissingAttestation
                 | DenyReason::MissingSession
+                | DenyReason::MissingSetup
         )
     }
 }
@@ -95,6 +101,8 @@ pub struct DecisionInput {
     pub attestation_required: bool,
     /// Whether the user's session is valid (messaging and calls only).
     pub session_valid: Option<bool>,
+    /// Whether every required setup step is reported complete (every action but enrollment).
+    pub setup_complete: Option<bool>,
     pub now: Timestamp,
     /// How old an evaluation may be.
     pub max_posture_age: Duration,
@@ -119,7 +127,7 @@ impl ProtectedAction {
 
 /// Decides. The rules, in order:
 /// - enrollment: only a device pending enrollment;
-/// - every other action: the device must be trusted (restricted devices keep network access and
+/// - every other action: the device must be "ready" (its setup baseline complete) and trusted (restricted devices keep network access and
 ///   updates, so that they can recover), with a fresh evaluation that is not `INACTIVE`;
 /// - messaging and calls: `PROTECTED` and a valid session — `REVIEW_REQUIRED` is not trusted for
 ///   sensitive workflows (enigm-docs §6);
@@ -163,6 +171,7 @@ fn decide_inner(input: &DecisionInput) -> Result<(), DenyReason> {
         return lifecycle_permits(device, input.action);
     }
     let trust = input.trust_state.ok_or(DenyReason::MissingTrustState)?;
+    let setup_complete = input.setup_complete.ok_or(DenyReason::MissingSetup)?;
     let evaluated_at = input.evaluated_at.ok_or(DenyReason::MissingEvaluation)?;
     let session = if input.action.needs_session() {
         Some(input.session_valid.ok_or(DenyReason::MissingSession)?)
@@ -176,6 +185,9 @@ fn decide_inner(input: &DecisionInput) -> Result<(), DenyReason> {
         None
     };
     lifecycle_permits(device, input.action)?;
+    if !setup_complete {
+        return Err(DenyReason::SetupIncomplete);
+    }
     if evaluated_at > input.now || input.now.duration_since(evaluated_at) > input.max_posture_age {
         return Err(DenyReason::PostureStale);
     }

@@ -40,6 +40,7 @@ fn valid(action: ProtectedAction) -> DecisionInput {
         evaluated_at: Some(NOW.saturating_sub(Duration::from_secs(60))),
         attestation: Some(Att::Affirming),
         session_valid: Some(true),
+        setup_complete: Some(true),
         now: NOW,
         max_posture_age: MAX_POSTURE_AGE,
         attestation_required: false,
@@ -235,6 +236,11 @@ fn missing_inputs_deny_naming_the_input() {
             ..valid(action)
         };
         assert_eq!(decide(&no_time), Deny(R::MissingEvaluation), "{action:?}");
+        let no_setup = DecisionInput {
+            setup_complete: None,
+            ..valid(action)
+        };
+        assert_eq!(decide(&no_setup), Deny(R::MissingSetup), "{action:?}");
     }
     // Enrollment needs the device state only.
     let bare = DecisionInput {
@@ -244,11 +250,39 @@ fn missing_inputs_deny_naming_the_input() {
         evaluated_at: None,
         attestation: None,
         session_valid: None,
+        setup_complete: None,
         now: NOW,
         max_posture_age: Duration::ZERO,
         attestation_required: false,
     };
     assert_eq!(decide(&bare), Allow);
+}
+
+/// Setup baseline (§20 C.27): a device whose required setup steps are not all reported complete
+/// is not "ready" and gets no action but enrollment, whatever its trust state.
+#[test]
+fn a_device_that_is_not_set_up_is_denied_everything_but_enrollment() {
+    for action in [P::SecureMessaging, P::SecureCall, P::Ota, P::Network] {
+        for trust in TrustState::ALL {
+            let input = DecisionInput {
+                trust_state: Some(trust),
+                setup_complete: Some(false),
+                ..valid(action)
+            };
+            // Setup is decided before the trust state, so the denial names it in every case.
+            assert_eq!(
+                decide(&input),
+                Deny(R::SetupIncomplete),
+                "{action:?} {trust:?}"
+            );
+        }
+    }
+    let enroll = DecisionInput {
+        device_state: Some(D::PendingEnrollment),
+        setup_complete: Some(false),
+        ..valid(P::Enroll)
+    };
+    assert_eq!(decide(&enroll), Allow);
 }
 
 #[test]
@@ -308,7 +342,10 @@ proptest! {
         let needs_posture = input.action != P::Enroll;
         let needs_session = matches!(input.action, P::SecureMessaging | P::SecureCall);
         let missing = input.device_state.is_none()
-            || (needs_posture && (input.trust_state.is_none() || input.evaluated_at.is_none()))
+            || (needs_posture
+                && (input.trust_state.is_none()
+                    || input.evaluated_at.is_none()
+                    || input.setup_complete.is_none()))
             || (needs_session && input.session_valid.is_none())
             || (input.action == P::Ota && input.attestation.is_none());
         let decision = decide(&input);
@@ -327,6 +364,7 @@ proptest! {
                 R::MissingTrustState => needs_posture && input.trust_state.is_none(),
                 R::MissingEvaluation => needs_posture && input.evaluated_at.is_none(),
                 R::MissingSession => needs_session && input.session_valid.is_none(),
+                R::MissingSetup => needs_posture && input.setup_complete.is_none(),
                 R::MissingAttestation => input.attestation.is_none()
                     && (input.action == P::Ota || input.attestation_required),
                 _ => false,
@@ -398,7 +436,8 @@ fn model_allows(input: &DecisionInput) -> bool {
     };
     let session_ok = !sensitive || input.session_valid == Some(true);
     let attestation_ok = input.action != P::Ota || input.attestation == Some(Att::Affirming);
-    device_ok && fresh && trust_ok && session_ok && attestation_ok
+    let ready = input.setup_complete == Some(true);
+    device_ok && ready && fresh && trust_ok && session_ok && attestation_ok
 }
 
 fn inputs() -> impl Strategy<Value = DecisionInput> {
@@ -417,10 +456,20 @@ fn inputs() -> impl Strategy<Value = DecisionInput> {
             prop::sample::select(vec![Att::Affirming, Att::Warning, Att::Contraindicated]),
         ),
         proptest::option::weighted(0.8, any::<bool>()),
+        proptest::option::weighted(0.9, prop::bool::weighted(0.9)),
         0_u64..=900_000,
     )
         .prop_map(
-            |(action, device_state, trust_state, evaluated_at, attestation, session_valid, age)| {
+            |(
+                action,
+                device_state,
+                trust_state,
+                evaluated_at,
+                attestation,
+                session_valid,
+                setup_complete,
+                age,
+            )| {
                 DecisionInput {
                     action,
                     device_state,
@@ -428,6 +477,7 @@ fn inputs() -> impl Strategy<Value = DecisionInput> {
                     evaluated_at,
                     attestation,
                     session_valid,
+                    setup_complete,
                     now: NOW,
                     max_posture_age: Duration::from_millis(age),
                     attestation_required: false,

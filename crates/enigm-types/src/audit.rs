@@ -488,6 +488,8 @@ pub enum ReasonCategory {
     PostureStale,
     AttestationNotAffirming,
     SessionInvalid,
+    /// A required setup step of the device is not reported complete (§20 C.27).
+    SetupIncomplete,
     /// A lifecycle change the transition table does not allow from the device's state.
     InvalidTransition,
     /// Another lifecycle command waits for the device's acknowledgement.
@@ -578,6 +580,7 @@ impl ReasonCategory {
             ReasonCategory::PostureStale => "posture_stale",
             ReasonCategory::AttestationNotAffirming => "attestation_not_affirming",
             ReasonCategory::SessionInvalid => "session_invalid",
+            ReasonCategory::SetupIncomplete => "setup_incomplete",
             ReasonCategory::InvalidTransition => "invalid_transition",
             ReasonCategory::CommandPending => "command_pending",
             ReasonCategory::WipeNotOptedIn => "wipe_not_opted_in",

@@ -230,3 +230,36 @@ mod layer_tests {
         assert!(SecurityLayers::EMPTY.is_empty());
     }
 }
+
+vocabulary! {
+    /// The steps of device setup that must be complete before a device is "ready" (enigm-docs
+    /// §5.2, §20 C.27). The setup wizard's other steps (language, appearance, ...) do not gate
+    /// trust and are not reported.
+    #[derive(PartialOrd, Ord)]
+    pub enum SetupStep ("setup step") {
+        /// A strong device PIN is set (weak PINs are refused where it is chosen).
+        StrongPin => "strong-pin",
+        /// The user accepted the terms and privacy notice.
+        Terms => "terms",
+        /// The device has a working network path to Command.
+        NetworkReadiness => "network-readiness",
+    }
+}
+
+impl SetupStep {
+    /// The steps a device must report complete, in the wizard's order.
+    pub const REQUIRED: [SetupStep; 3] = [
+        SetupStep::StrongPin,
+        SetupStep::Terms,
+        SetupStep::NetworkReadiness,
+    ];
+
+    /// The required steps not in `completed`, in the wizard's order: empty when the device is
+    /// ready. Anything not reported counts as not done (fail closed).
+    pub fn missing(completed: &[SetupStep]) -> Vec<SetupStep> {
+        SetupStep::REQUIRED
+            .into_iter()
+            .filter(|step| !completed.contains(step))
+            .collect()
+    }
+}

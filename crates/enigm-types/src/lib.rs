@@ -32,7 +32,7 @@ pub use audit::{
     ReasonCategory, TargetCategory,
 };
 pub use clock::{Clock, ManualClock, Timestamp};
-pub use device::{DeviceHandle, DeviceHandleError, SecurityLayer, SecurityLayers};
+pub use device::{DeviceHandle, DeviceHandleError, SecurityLayer, SecurityLayers, SetupStep};
 pub use ids::{
     AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, IdParseError, ReleaseId, SessionId,
 };

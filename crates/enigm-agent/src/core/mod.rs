@@ -33,7 +33,7 @@ use enigm_api::{
 use enigm_crypto::Ed25519SigningKey;
 use enigm_device::{NONCE_LEN, RequestParts, SignatureHeaders, sign_request};
 use enigm_trust::{DeviceCommand, DeviceState, SignalReport, TrustState};
-use enigm_types::{DeviceHandle, Timestamp};
+use enigm_types::{DeviceHandle, SetupStep, Timestamp};
 use rand_core::RngCore;
 use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
@@ -79,6 +79,8 @@ pub struct Agent {
     last_attested: Option<Timestamp>,
     /// This cycle's report, with the agent's own OTA verification signal.
     report: Option<SignalReport>,
+    /// The setup steps done, as measured with this cycle's report.
+    setup: Vec<SetupStep>,
     /// The purpose of the attestation under way.
     purpose: AttestationPurpose,
     /// The first failure of this cycle after enrollment; the cycle still asks for a command.
@@ -281,6 +283,7 @@ impl Agent {
             verification,
             last_attested: None,
             report: None,
+            setup: Vec::new(),
             purpose: AttestationPurpose::Enrollment,
             cycle_error: None,
             acknowledging: None,
@@ -299,11 +302,13 @@ impl Agent {
         matches!(self.next, Next::Stopped)
     }
 
-    /// Starts a cycle at `now` with the report the shell measured. Only between cycles.
+    /// Starts a cycle at `now` with the report the shell measured and the setup steps the
+    /// device has done. Only between cycles.
     pub fn start_cycle(
         &mut self,
         now: Timestamp,
         report: SignalReport,
+        setup: Vec<SetupStep>,
     ) -> Result<(), UnexpectedInput> {
         if !matches!(self.next, Next::Idle) {
             return Err(UnexpectedInput("a new cycle"));
@@ -313,6 +318,7 @@ impl Agent {
             None => report,
         };
         self.report = Some(report);
+        self.setup = setup;
         self.cycle_error = None;
         if self.enrollment.is_some() {
             self.check_in();
@@ -568,6 +574,7 @@ impl Agent {
             managed_opt_in: self.config.managed_opt_in,
             wipe_opt_in: self.config.wipe_opt_in,
             attestation,
+            setup: self.setup.clone(),
         };
         self.request(
             Exchange::Enrollment,
@@ -602,6 +609,7 @@ impl Agent {
     fn check_in(&mut self) {
         let request = CheckInRequest {
             report: self.report(),
+            setup: self.setup.clone(),
         };
         self.request(
             Exchange::CheckIn,

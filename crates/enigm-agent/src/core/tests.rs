@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use enigm_device::{DEFAULT_MAX_SKEW, ReceivedHeaders, RequestParts, verify_request};
 use enigm_trust::{Signal, SignalKind, SignalReport, SignalSource, SignalValue};
-use enigm_types::{DeviceHandle, ReasonCategory};
+use enigm_types::{DeviceHandle, ReasonCategory, SetupStep};
 use rand::SeedableRng as _;
 use serde_json::{Value, json};
 
@@ -130,7 +130,9 @@ fn run_cycle(
         exit: None,
         events: Vec::new(),
     };
-    agent.start_cycle(T0, report(T0)).unwrap();
+    agent
+        .start_cycle(T0, report(T0), SetupStep::REQUIRED.to_vec())
+        .unwrap();
     for _ in 0..64 {
         let Some(step) = agent.poll(T0, &mut rng) else {
             run.lines.push("waiting".to_owned());
@@ -639,8 +641,14 @@ fn inputs_out_of_turn_are_refused_and_setup_needs_a_token_or_an_enrollment() {
             .handle_evidence(T0, Err("no root".to_owned()))
             .is_err()
     );
-    agent.start_cycle(T0, report(T0)).unwrap();
-    assert!(agent.start_cycle(T0, report(T0)).is_err());
+    agent
+        .start_cycle(T0, report(T0), SetupStep::REQUIRED.to_vec())
+        .unwrap();
+    assert!(
+        agent
+            .start_cycle(T0, report(T0), SetupStep::REQUIRED.to_vec())
+            .is_err()
+    );
 
     let error = Agent::new(config(), key(), None, None, Verification::None).err();
     assert_eq!(error, Some(SetupError::NoEnrollmentToken));

@@ -31,7 +31,9 @@ use enigm_server::state::{AppState, StateOptions};
 use enigm_store::{NewAdmin, Store};
 use enigm_test_support::{Backend, TestDatabase};
 use enigm_trust::{PatchLevel, Signal, SignalKind, SignalReport, SignalSource, SignalValue};
-use enigm_types::{AdminId, Clock as _, DeviceHandle, ManualClock, Role, Timestamp, Username};
+use enigm_types::{
+    AdminId, Clock as _, DeviceHandle, ManualClock, Role, SetupStep, Timestamp, Username,
+};
 use http_body_util::BodyExt as _;
 use rand::SeedableRng as _;
 use secrecy::SecretString;
@@ -390,7 +392,7 @@ impl Pair {
         let mut cycle = Cycle::default();
         let now = self.command.now();
         self.agent
-            .start_cycle(now, report(now, self.at_risk))
+            .start_cycle(now, report(now, self.at_risk), SetupStep::REQUIRED.to_vec())
             .unwrap();
         for _ in 0..64 {
             let now = self.command.now();

@@ -269,6 +269,7 @@ fn deny_explanation(reason: enigm_api::eligibility::DenyReason) -> &'static str 
         R::MissingEvaluation => "the device's trust evaluation has no time",
         R::MissingAttestation => "no attestation result on record, and this action needs one",
         R::MissingSession => "the user's session was not stated (--session-valid)",
+        R::MissingSetup => "the device's setup baseline is unknown",
         R::DeviceNotActive => {
             "the device is not active: not enrolled, replaced, retired or leaving"
         }
@@ -280,5 +281,9 @@ fn deny_explanation(reason: enigm_api::eligibility::DenyReason) -> &'static str 
         R::AttestationNotAffirming => "the device's attestation does not affirm",
         R::SessionInvalid => "the user's session is not valid",
         R::AlreadyEnrolled => "the device is already enrolled",
+        R::SetupIncomplete => {
+            "the device is not ready: a required setup step (strong PIN, terms, network \
+             readiness) is not reported complete"
+        }
     }
 }

@@ -20,7 +20,7 @@ use enigm_trust::{
 };
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, EnrollmentTokenId, Outcome,
-    ReasonCategory, Timestamp,
+    ReasonCategory, SetupStep, Timestamp,
 };
 
 use crate::audit;
@@ -139,7 +139,7 @@ pub async fn enroll(
     let device_state = DeviceState::PendingEnrollment
         .apply(LifecycleAction::Activate)
         .map_err(|error| ApiError::internal(&error))?;
-    let (evaluation, posture) = assess(&request.report, &policy, now)?;
+    let (evaluation, posture) = assess(&request.report, &request.setup, &policy, now)?;
     let inserted = tx
         .insert_device(&NewDevice {
             handle,
@@ -248,7 +248,7 @@ pub async fn check_in(
             policy
         }
     };
-    let (evaluation, posture) = assess(&request.report, &policy, now)?;
+    let (evaluation, posture) = assess(&request.report, &request.setup, &policy, now)?;
 
     // The nonce, the device still being active and the trust change are settled against the
     // database by the check-in writer, in one transaction shared with other devices' check-ins.
@@ -358,8 +358,10 @@ pub(crate) fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
 
 /// Evaluates a report; only the outcome is kept, never the report. The gates keep why they
 /// have their results (which signals, with which sources), not the signals' observation times.
+/// The setup steps the device reports complete are kept as the ones still missing.
 fn assess(
     report: &SignalReport,
+    setup_completed: &[SetupStep],
     policy: &TrustPolicy,
     now: Timestamp,
 ) -> ApiResult<(Evaluation, PostureRecord)> {
@@ -369,6 +371,7 @@ fn assess(
         evaluated_at: evaluation.evaluated_at,
         findings: evaluation.findings.clone(),
         gates: explain_gates(report, policy, now).into(),
+        setup_missing: SetupStep::missing(setup_completed),
     };
     Ok((evaluation, posture))
 }
@@ -397,6 +400,10 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
         production_gates: record.posture.gates.clone(),
         lifecycle: enigm_api::LifecycleView::default(),
         attestation: None,
+        setup: enigm_api::SetupView {
+            ready: record.posture.setup_missing.is_empty(),
+            missing: record.posture.setup_missing.clone(),
+        },
     })
 }
 

@@ -35,6 +35,7 @@ pub async fn decide(
                 device.state,
                 device.posture.trust_state,
                 device.posture.evaluated_at,
+                device.posture.setup_missing.is_empty(),
                 policy,
             ))
         });
@@ -54,7 +55,7 @@ pub async fn decide(
     let decision = match known {
         Err(missing) => EligibilityDecision::Deny(missing),
         Ok(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
-        Ok((device_state, trust_state, evaluated_at, policy)) => {
+        Ok((device_state, trust_state, evaluated_at, setup_complete, policy)) => {
             enigm_trust::decide(&DecisionInput {
                 action: request.action,
                 device_state: Some(device_state),
@@ -63,6 +64,7 @@ pub async fn decide(
                 attestation,
                 attestation_required,
                 session_valid: request.session_valid,
+                setup_complete: Some(setup_complete),
                 now,
                 max_posture_age: policy.max_signal_age(),
             })
@@ -98,7 +100,8 @@ fn reason_category(reason: DenyReason) -> ReasonCategory {
         | DenyReason::MissingTrustState
         | DenyReason::MissingEvaluation
         | DenyReason::MissingAttestation
-        | DenyReason::MissingSession => ReasonCategory::MissingInput,
+        | DenyReason::MissingSession
+        | DenyReason::MissingSetup => ReasonCategory::MissingInput,
         DenyReason::DeviceNotActive => ReasonCategory::DeviceNotActive,
         DenyReason::DeviceRevoked => ReasonCategory::DeviceRevoked,
         DenyReason::DeviceRestricted => ReasonCategory::DeviceRestricted,
@@ -108,6 +111,7 @@ fn reason_category(reason: DenyReason) -> ReasonCategory {
         DenyReason::AttestationNotAffirming => ReasonCategory::AttestationNotAffirming,
         DenyReason::SessionInvalid => ReasonCategory::SessionInvalid,
         DenyReason::AlreadyEnrolled => ReasonCategory::AlreadyEnrolled,
+        DenyReason::SetupIncomplete => ReasonCategory::SetupIncomplete,
     }
 }
 
