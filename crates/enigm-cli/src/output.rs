@@ -819,7 +819,10 @@ fn subject_rows(subject: &ApprovalSubject, names: &Names) -> Vec<(&'static str, 
             digest,
             latest_version,
         } => vec![
-            ("policy", format!("{} ({policy})", policy_name(*policy, name.as_deref()))),
+            (
+                "policy",
+                format!("{} ({policy})", policy_name(*policy, name.as_deref())),
+            ),
             ("policy kind", policy_kind.as_str().to_owned()),
             (
                 "new version",
@@ -836,7 +839,10 @@ fn subject_rows(subject: &ApprovalSubject, names: &Names) -> Vec<(&'static str, 
             version,
             groups,
         } => vec![
-            ("policy", format!("{} ({policy})", policy_name(*policy, name.as_deref()))),
+            (
+                "policy",
+                format!("{} ({policy})", policy_name(*policy, name.as_deref())),
+            ),
             ("policy kind", policy_kind.as_str().to_owned()),
             ("version", version.to_string()),
             ("groups", groups_text(groups)),
@@ -847,7 +853,10 @@ fn subject_rows(subject: &ApprovalSubject, names: &Names) -> Vec<(&'static str, 
             policy_kind,
             groups,
         } => vec![
-            ("policy", format!("{} ({policy})", policy_name(*policy, name.as_deref()))),
+            (
+                "policy",
+                format!("{} ({policy})", policy_name(*policy, name.as_deref())),
+            ),
             ("policy kind", policy_kind.as_str().to_owned()),
             ("unassign from", groups_text(groups)),
         ],

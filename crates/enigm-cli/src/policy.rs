@@ -10,8 +10,8 @@ use clap::{Args, Subcommand};
 use enigm_api::paths;
 use enigm_api::policies::{
     AssignPolicyRequest, CreatePolicyRequest, CreatePolicyVersionRequest, PolicyAssignmentList,
-    PolicyChangeRequested, PolicyDetail, PolicyDiffView, PolicyList, PolicyVersionView,
-    PolicyView, UnassignPolicyRequest,
+    PolicyChangeRequested, PolicyDetail, PolicyDiffView, PolicyList, PolicyVersionView, PolicyView,
+    UnassignPolicyRequest,
 };
 use enigm_types::{GroupName, PolicyId, PolicyKind};
 
@@ -50,6 +50,7 @@ enum PolicyCommand {
         command: VersionCommand,
     },
     /// Show a policy and its versions, or one version's content with `--version`.
+    #[command(disable_version_flag = true)]
     Show {
         /// The policy's name or id.
         policy: String,
@@ -57,13 +58,10 @@ enum PolicyCommand {
         version: Option<u32>,
     },
     /// The line diff between two versions of a policy.
-    Diff {
-        policy: String,
-        from: u32,
-        to: u32,
-    },
+    Diff { policy: String, from: u32, to: u32 },
     /// Request that device groups follow a version (pinned) of the policy (needs the PIN and
     /// another administrator's approval).
+    #[command(disable_version_flag = true)]
     Assign {
         policy: String,
         #[arg(long)]
@@ -334,8 +332,8 @@ async fn resolve(client: &CommandClient, input: &str) -> anyhow::Result<PolicyId
 
 fn read_policy_file(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     use std::io::Read as _;
-    let opened = std::fs::File::open(file)
-        .with_context(|| format!("cannot open `{}`", file.display()))?;
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?;
     let mut text = String::new();
     opened
         .take(MAX_POLICY_FILE + 1)
@@ -344,8 +342,7 @@ fn read_policy_file(file: &std::path::Path) -> anyhow::Result<serde_json::Value>
     if text.len() as u64 > MAX_POLICY_FILE {
         anyhow::bail!("`{}` is larger than 256 KiB", file.display());
     }
-    serde_json::from_str(&text)
-        .with_context(|| format!("`{}` is not JSON", file.display()))
+    serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", file.display()))
 }
 
 fn requested(
