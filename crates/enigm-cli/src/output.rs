@@ -748,7 +748,7 @@ fn action_summary(subject: &ApprovalSubject, names: &Names) -> String {
 }
 
 fn policy_name(policy: enigm_types::PolicyId, name: Option<&str>) -> String {
-    name.map_or_else(|| short_id(&policy), clean)
+    name.map_or_else(|| short_id(policy), clean)
 }
 
 fn groups_text(groups: &[enigm_types::GroupName]) -> String {

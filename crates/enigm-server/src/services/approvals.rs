@@ -464,17 +464,13 @@ async fn execute(
             version,
             groups,
         } => {
-            let done = policies::execute_assignment(
-                tx,
-                caller.admin.id,
-                *policy,
-                *policy_kind,
-                Some(*version),
+            let change = policies::AssignmentChange {
+                policy: *policy,
+                kind: *policy_kind,
+                version: Some(*version),
                 groups,
-                id,
-                now,
-            )
-            .await?;
+            };
+            let done = policies::execute_assignment(tx, caller.admin.id, change, id, now).await?;
             if done.is_err() {
                 return Ok(done);
             }
@@ -484,17 +480,13 @@ async fn execute(
             policy_kind,
             groups,
         } => {
-            let done = policies::execute_assignment(
-                tx,
-                caller.admin.id,
-                *policy,
-                *policy_kind,
-                None,
+            let change = policies::AssignmentChange {
+                policy: *policy,
+                kind: *policy_kind,
+                version: None,
                 groups,
-                id,
-                now,
-            )
-            .await?;
+            };
+            let done = policies::execute_assignment(tx, caller.admin.id, change, id, now).await?;
             if done.is_err() {
                 return Ok(done);
             }

@@ -348,18 +348,30 @@ pub(crate) async fn execute_version(
     Ok(Ok(()))
 }
 
+/// An approved change of assignments: `groups` follow `version` of `policy`, or (without a
+/// version) stop following it.
+pub(crate) struct AssignmentChange<'a> {
+    pub(crate) policy: PolicyId,
+    pub(crate) kind: PolicyKind,
+    pub(crate) version: Option<u32>,
+    pub(crate) groups: &'a [GroupName],
+}
+
 /// Changes the assignments of `groups` (in the approving transaction) and marks their devices
 /// for re-evaluation; one audit event per group.
 pub(crate) async fn execute_assignment(
     tx: &mut WriteTx<'_>,
     admin: AdminId,
-    policy: PolicyId,
-    kind: PolicyKind,
-    version: Option<u32>,
-    groups: &[GroupName],
+    change: AssignmentChange<'_>,
     approval: ApprovalId,
     now: Timestamp,
 ) -> ApiResult<Result<(), enigm_types::ReasonCategory>> {
+    let AssignmentChange {
+        policy,
+        kind,
+        version,
+        groups,
+    } = change;
     let changed = match version {
         Some(version) => {
             if !tx.policy_version_exists(policy, version).await? {
