@@ -187,6 +187,10 @@ pub struct DeviceView {
     /// The device's last attestation (absent when it never sent evidence).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<crate::attestation::AttestationView>,
+    /// The policy of each kind the device is evaluated under and where it comes from (group
+    /// assignment, enrollment, baseline). Empty in lists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub policies: Vec<crate::policies::DevicePolicyView>,
     /// The setup baseline: whether the device is "ready".
     pub setup: SetupView,
 }

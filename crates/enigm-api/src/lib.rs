@@ -7,6 +7,7 @@ use enigm_types::{
     DeviceHandle, GuardedDeviceChange, Outcome, Permission, ReasonCategory, ReleaseId, Role,
     SessionId, Timestamp,
 };
+use enigm_types::{GroupName, PolicyId, PolicyKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -14,6 +15,7 @@ pub mod attestation;
 pub mod devices;
 pub mod eligibility;
 pub mod paths;
+pub mod policies;
 pub mod proofs;
 pub mod releases;
 
@@ -360,6 +362,30 @@ pub enum ApprovalSubject {
         admin: AdminId,
         /// Absent when the account no longer exists.
         username: Option<String>,
+    },
+    /// A proposed policy version: what is approved is exactly the content with this digest
+    /// (`enigm policy diff` shows it against the latest version once numbered).
+    PolicyVersionCreate {
+        policy: PolicyId,
+        /// Absent when the policy no longer exists.
+        name: Option<String>,
+        policy_kind: PolicyKind,
+        digest: String,
+        /// The version it would follow (absent for a first version).
+        latest_version: Option<u32>,
+    },
+    PolicyAssign {
+        policy: PolicyId,
+        name: Option<String>,
+        policy_kind: PolicyKind,
+        version: u32,
+        groups: Vec<GroupName>,
+    },
+    PolicyUnassign {
+        policy: PolicyId,
+        name: Option<String>,
+        policy_kind: PolicyKind,
+        groups: Vec<GroupName>,
     },
 }
 

@@ -40,6 +40,19 @@ pub const ROUTES: &str = "/api/v1/routes";
 pub const ENROLLMENT_TOKENS: &str = "/api/v1/enrollment-tokens";
 pub const DEVICES: &str = "/api/v1/devices";
 pub const DEVICE: &str = "/api/v1/devices/{handle}";
+/// GET: policies; POST: create a named policy.
+pub const POLICIES: &str = "/api/v1/policies";
+pub const POLICY: &str = "/api/v1/policies/{id}";
+/// POST: propose a version (202 with the approval request).
+pub const POLICY_VERSIONS: &str = "/api/v1/policies/{id}/versions";
+pub const POLICY_VERSION: &str = "/api/v1/policies/{id}/versions/{version}";
+/// GET `?from=N&to=M`: the diff of two versions.
+pub const POLICY_DIFF: &str = "/api/v1/policies/{id}/diff";
+/// POST: assign a version to groups / remove the policy from groups (202, approval).
+pub const POLICY_ASSIGN: &str = "/api/v1/policies/{id}/assign";
+pub const POLICY_UNASSIGN: &str = "/api/v1/policies/{id}/unassign";
+/// GET: every assignment (`?policy=ID` for one policy's).
+pub const POLICY_ASSIGNMENTS: &str = "/api/v1/policy-assignments";
 pub const DEVICE_LIFECYCLE: &str = "/api/v1/devices/{handle}/lifecycle";
 /// Device-side routes: authenticated by the device's request signature, not a session.
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";

@@ -13,7 +13,7 @@ use crate::secrets::{Pin, PinSource};
 
 mod account;
 mod approval_rules;
-mod approvals;
+pub(crate) mod approvals;
 mod devices;
 mod enrollment_tokens;
 pub(crate) mod resolve;

@@ -64,6 +64,8 @@ pub(crate) enum Command {
     Attest(crate::attest::AttestArgs),
     /// OTA releases: create (pipeline), sign (signing workstation), publish, status.
     Release(crate::release::ReleaseArgs),
+    /// Policies: versions, diffs and assignments to device groups (changes need an approval).
+    Policy(crate::policy::PolicyArgs),
     /// The OTA repository's signing keys (PKCS#11 token) and a static export.
     Ota(crate::ota::OtaArgs),
     /// Simulate a fleet of devices that enroll and check in, and measure the server.

@@ -31,6 +31,7 @@ mod login;
 mod ota;
 mod output;
 mod parse;
+mod policy;
 mod release;
 mod secrets;
 mod simulate;
@@ -98,6 +99,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(&global, args).await,
         Command::Attest(args) => attest::run(args, global.json),
         Command::Release(args) => release::run(&global, args).await,
+        Command::Policy(args) => policy::run(&global, args).await,
         Command::Ota(args) => ota::run(&global, args).await,
         Command::Completions(args) => {
             print_completions(args.shell);

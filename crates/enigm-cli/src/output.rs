@@ -407,6 +407,26 @@ fn setup_text(setup: &enigm_api::SetupView) -> String {
     format!("not ready: {} not done", missing.join(", "))
 }
 
+/// Which policy of each kind a device is evaluated under and where it comes from.
+pub(crate) fn device_policy_table(policies: &[enigm_api::policies::DevicePolicyView]) -> Table {
+    let mut table = new_table(&["POLICY KIND", "IN FORCE", "FROM"]);
+    for policy in policies {
+        let in_force = match (&policy.name, policy.version) {
+            (Some(name), Some(version)) => format!("{} version {version}", clean(name)),
+            _ => match policy.source {
+                enigm_types::PolicySource::Enrollment => "the enrollment token's".to_owned(),
+                _ => "baseline".to_owned(),
+            },
+        };
+        table.add_row(vec![
+            policy.kind.as_str().to_owned(),
+            in_force,
+            policy.source.as_str().to_owned(),
+        ]);
+    }
+    table
+}
+
 pub(crate) fn device_detail(device: &DeviceView) -> Table {
     let mut table = new_table(&["FIELD", "VALUE"]);
     let rows = [
@@ -701,7 +721,52 @@ fn action_summary(subject: &ApprovalSubject, names: &Names) -> String {
             "reset the totp of {}",
             user_name(*admin, username.as_deref(), names)
         ),
+        ApprovalSubject::PolicyVersionCreate {
+            policy,
+            name,
+            policy_kind,
+            digest,
+            latest_version,
+        } => format!(
+            "new version {} of {policy_kind} policy {} (sha256 {}…)",
+            latest_version.map_or(1, |latest| latest.saturating_add(1)),
+            policy_name(*policy, name.as_deref()),
+            clean(&digest.chars().take(12).collect::<String>()),
+        ),
+        ApprovalSubject::PolicyAssign {
+            policy,
+            name,
+            policy_kind,
+            version,
+            groups,
+        } => format!(
+            "assign {policy_kind} policy {} version {version} to {}",
+            policy_name(*policy, name.as_deref()),
+            groups_text(groups),
+        ),
+        ApprovalSubject::PolicyUnassign {
+            policy,
+            name,
+            policy_kind,
+            groups,
+        } => format!(
+            "unassign {policy_kind} policy {} from {}",
+            policy_name(*policy, name.as_deref()),
+            groups_text(groups),
+        ),
     }
+}
+
+fn policy_name(policy: enigm_types::PolicyId, name: Option<&str>) -> String {
+    name.map_or_else(|| short_id(policy), clean)
+}
+
+fn groups_text(groups: &[enigm_types::GroupName]) -> String {
+    groups
+        .iter()
+        .map(enigm_types::GroupName::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The subject in full, one field a row, for `approvals show` and before a decision.
@@ -757,6 +822,54 @@ fn subject_rows(subject: &ApprovalSubject, names: &Names) -> Vec<(&'static str, 
         ApprovalSubject::TotpReset { admin, username } => {
             vec![("user", full_user_name(*admin, username.as_deref(), names))]
         }
+        ApprovalSubject::PolicyVersionCreate {
+            policy,
+            name,
+            policy_kind,
+            digest,
+            latest_version,
+        } => vec![
+            (
+                "policy",
+                format!("{} ({policy})", policy_name(*policy, name.as_deref())),
+            ),
+            ("policy kind", policy_kind.as_str().to_owned()),
+            (
+                "new version",
+                latest_version
+                    .map_or(1, |latest| latest.saturating_add(1))
+                    .to_string(),
+            ),
+            ("content sha256", clean(digest)),
+        ],
+        ApprovalSubject::PolicyAssign {
+            policy,
+            name,
+            policy_kind,
+            version,
+            groups,
+        } => vec![
+            (
+                "policy",
+                format!("{} ({policy})", policy_name(*policy, name.as_deref())),
+            ),
+            ("policy kind", policy_kind.as_str().to_owned()),
+            ("version", version.to_string()),
+            ("groups", groups_text(groups)),
+        ],
+        ApprovalSubject::PolicyUnassign {
+            policy,
+            name,
+            policy_kind,
+            groups,
+        } => vec![
+            (
+                "policy",
+                format!("{} ({policy})", policy_name(*policy, name.as_deref())),
+            ),
+            ("policy kind", policy_kind.as_str().to_owned()),
+            ("unassign from", groups_text(groups)),
+        ],
     }
 }
 

@@ -51,6 +51,10 @@ pub enum CheckInOutcome {
     NotActive {
         state: Option<DeviceState>,
     },
+    /// The device's policies changed after the evaluation's were loaded (an assignment of its
+    /// group, an attestation, possibly by another Command process): nothing was stored and the
+    /// nonce is free; the caller evaluates again under the policies it has now.
+    Stale,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +133,7 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
         let outcome = match stored {
             CheckInStored::Replayed => CheckInOutcome::Replayed,
             CheckInStored::NotActive { state } => CheckInOutcome::NotActive { state },
+            CheckInStored::Stale => CheckInOutcome::Stale,
             CheckInStored::Recorded {
                 previous_trust_state: previous,
             } => {
@@ -160,24 +165,34 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
 /// The most device policies kept parsed in memory; beyond it the cache starts over.
 const MAX_CACHED_POLICIES: usize = 100_000;
 
-/// Each active device's trust policy, parsed, so that a check-in needs no database read
-/// before the writer's transaction. Only the policy is cached: whether the device may still
-/// check in (revoked, retired, ...) is decided in that transaction, never from here.
-/// Whatever changes a device's policy must call [`PolicyCache::forget`].
+/// Each active device's effective trust policy, parsed, with the device's `policy_revision`
+/// it was loaded at, so that a check-in needs no database read before the writer's
+/// transaction. The writer compares that revision with the device row's in its transaction:
+/// a policy assignment or an attestation anywhere (any Command process on the database) bumps
+/// it, and the check-in is then answered `Stale` and evaluated again under a fresh load. Only
+/// the policy is cached: whether the device may still check in (revoked, retired, ...) is
+/// decided in that transaction, never from here.
 #[derive(Default)]
 pub struct PolicyCache {
-    policies: Mutex<HashMap<DeviceHandle, Arc<TrustPolicy>>>,
+    policies: Mutex<HashMap<DeviceHandle, CachedPolicy>>,
+}
+
+/// A device's effective trust policy and the `policy_revision` it was loaded at.
+#[derive(Clone)]
+pub struct CachedPolicy {
+    pub policy: Arc<TrustPolicy>,
+    pub revision: i64,
 }
 
 impl PolicyCache {
-    pub fn get(&self, handle: &DeviceHandle) -> Option<Arc<TrustPolicy>> {
+    pub fn get(&self, handle: &DeviceHandle) -> Option<CachedPolicy> {
         self.policies
             .lock()
             .ok()
             .and_then(|policies| policies.get(handle).cloned())
     }
 
-    pub fn insert(&self, handle: DeviceHandle, policy: Arc<TrustPolicy>) {
+    pub fn insert(&self, handle: DeviceHandle, policy: CachedPolicy) {
         if let Ok(mut policies) = self.policies.lock() {
             if policies.len() >= MAX_CACHED_POLICIES {
                 policies.clear();

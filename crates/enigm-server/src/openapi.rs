@@ -7,8 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::handlers::{
-    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, releases, sessions,
-    tuf, users,
+    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, policies, releases,
+    sessions, tuf, users,
 };
 
 #[derive(utoipa::OpenApi)]
@@ -31,6 +31,8 @@ use crate::handlers::{
         releases::create, releases::upload_artifact, releases::list, releases::read,
         releases::hand_in_signatures, releases::publish, releases::put_root, releases::put_targets, releases::online_keys,
         releases::repository_view, releases::device_report, tuf::metadata, tuf::target,
+        policies::list, policies::create, policies::read, policies::create_version, policies::version,
+        policies::diff, policies::assign, policies::unassign, policies::assignments,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth, &EdgeResponses, &NoNulInText)

@@ -19,8 +19,8 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::handlers::{
-    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, releases, sessions,
-    tuf, users,
+    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, policies, releases,
+    sessions, tuf, users,
 };
 use crate::state::AppState;
 
@@ -317,6 +317,60 @@ fn entries() -> Vec<RouteEntry> {
             paths::ELIGIBILITY,
             change(P::DevicesDecide),
             eligibility::decide,
+        ),
+        entry(
+            Method::GET,
+            paths::POLICIES,
+            read(P::PoliciesRead),
+            policies::list,
+        ),
+        entry(
+            Method::POST,
+            paths::POLICIES,
+            change(P::PoliciesWrite),
+            policies::create,
+        ),
+        entry(
+            Method::GET,
+            paths::POLICY,
+            read(P::PoliciesRead),
+            policies::read,
+        ),
+        entry(
+            Method::POST,
+            paths::POLICY_VERSIONS,
+            critical(P::PoliciesWrite),
+            policies::create_version,
+        ),
+        entry(
+            Method::GET,
+            paths::POLICY_VERSION,
+            read(P::PoliciesRead),
+            policies::version,
+        ),
+        entry(
+            Method::GET,
+            paths::POLICY_DIFF,
+            read(P::PoliciesRead),
+            policies::diff,
+        ),
+        entry(
+            Method::POST,
+            paths::POLICY_ASSIGN,
+            critical(P::PoliciesWrite),
+            policies::assign,
+        ),
+        entry(
+            Method::POST,
+            paths::POLICY_UNASSIGN,
+            critical(P::PoliciesWrite),
+            policies::unassign,
+        ),
+        entry(
+            Method::GET,
+            paths::POLICY_ASSIGNMENTS,
+            read(P::PoliciesRead),
+            policies::assignments,
         ),
         entry(
             Method::POST,

@@ -44,6 +44,8 @@ fn expected(role: Option<Role>, permission: Permission) -> bool {
                 | P::DevicesDecide
                 | P::DevicesManage
                 | P::ReleasesRead
+                | P::PoliciesRead
+                | P::PoliciesWrite
         ),
         Role::Auditor => permission.is_read_only(),
         Role::DeviceOperator => {
@@ -54,6 +56,7 @@ fn expected(role: Option<Role>, permission: Permission) -> bool {
                     | P::DevicesEnroll
                     | P::DevicesDecide
                     | P::DevicesManage
+                    | P::PoliciesRead
             )
         }
         Role::ReleaseManager => matches!(
@@ -73,6 +76,7 @@ fn concrete_path(template: &str) -> String {
         .replace("{role}", "auditor")
         .replace("{kind}", "role-grant")
         .replace("{handle}", "dev_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+        .replace("{version}", "1")
 }
 
 async fn every_route_and_role(backend: Backend) {

@@ -146,6 +146,12 @@ impl WriteTx<'_> {
             statement = statement.bind(pairing.to_owned());
         }
         statement.execute(self.conn()).await?;
+        // What the device is evaluated under may depend on its last attestation: every
+        // process's cached evaluation inputs of this device are stale from here.
+        sqlx::query("UPDATE devices SET policy_revision = policy_revision + 1 WHERE handle = $1")
+            .bind(handle.to_string())
+            .execute(self.conn())
+            .await?;
         Ok(())
     }
 }

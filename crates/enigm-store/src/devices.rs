@@ -100,6 +100,8 @@ pub struct DeviceRecord {
     pub last_seen_at: Timestamp,
     pub enrollment_token: EnrollmentTokenId,
     pub posture: PostureRecord,
+    /// Counts changes of what the device is evaluated under (see `CheckInWrite`).
+    pub policy_revision: i64,
 }
 
 /// Which devices to list: all filters must match; `after` pages by handle.
@@ -117,7 +119,8 @@ pub struct DeviceFilter {
 }
 
 const DEVICE_COLUMNS: &str = "handle, state, group_name, policy, managed_opt_in, wipe_opt_in, enrolled_at, \
-     last_seen_at, trust_state, evaluated_at, findings, gates, setup_missing, enrollment_token";
+     last_seen_at, trust_state, evaluated_at, findings, gates, setup_missing, enrollment_token, \
+     policy_revision";
 
 impl Store {
     pub async fn device(&self, handle: &DeviceHandle) -> StoreResult<Option<DeviceRecord>> {
@@ -207,6 +210,10 @@ pub struct CheckInWrite {
     pub nonce_expires_at: Timestamp,
     pub posture: PostureRecord,
     pub received_at: Timestamp,
+    /// The device's `policy_revision` the evaluation's policies were loaded at; a check-in
+    /// whose device has moved on since is answered [`CheckInStored::Stale`] and leaves no
+    /// trace (its nonce is not kept). `None` stores it whatever the revision.
+    pub policy_revision: Option<i64>,
 }
 
 /// What became of a check-in in its transaction.
@@ -219,6 +226,10 @@ pub enum CheckInStored {
     /// Not in one of the active states (e.g. revoked meanwhile): its lifecycle state, or
     /// `None` for an unknown device.
     NotActive { state: Option<DeviceState> },
+    /// What the device is evaluated under changed after its policies were loaded (a policy
+    /// assignment of its group, an attestation): nothing was stored, the nonce is free again,
+    /// and the caller evaluates again under the policies the device has now.
+    Stale,
 }
 
 impl WriteTx<'_> {
@@ -285,12 +296,13 @@ impl WriteTx<'_> {
         };
         let sql = match backend {
             Backend::Sqlite => {
-                "SELECT handle, state, trust_state, findings, history_seq FROM devices \
-                 WHERE handle IN (SELECT value FROM json_each($1))"
+                "SELECT handle, state, trust_state, findings, history_seq, policy_revision \
+                 FROM devices WHERE handle IN (SELECT value FROM json_each($1))"
             }
             Backend::Postgres => {
-                "SELECT handle, state, trust_state, findings, history_seq FROM devices \
-                 WHERE handle IN (SELECT json_array_elements_text($1::JSON)) FOR UPDATE"
+                "SELECT handle, state, trust_state, findings, history_seq, policy_revision \
+                 FROM devices WHERE handle IN (SELECT json_array_elements_text($1::JSON)) \
+                 FOR UPDATE"
             }
         };
         let rows = sqlx::query(sql)
@@ -308,6 +320,7 @@ impl WriteTx<'_> {
                     trust_state: name_column(row, "trust_state", "device trust state")?,
                     findings: row.try_get("findings")?,
                     history_seq: row.try_get("history_seq")?,
+                    policy_revision: row.try_get("policy_revision")?,
                     latest: None,
                     history_grew: false,
                 },
@@ -316,6 +329,7 @@ impl WriteTx<'_> {
 
         // 3. In order: each check-in sees the trust state the one before it left.
         let mut history = Vec::new();
+        let mut stale_nonces = Vec::new();
         for (index, (write, outcome)) in writes.iter().zip(outcomes.iter_mut()).enumerate() {
             if outcome.is_some() {
                 continue;
@@ -333,6 +347,16 @@ impl WriteTx<'_> {
                 *outcome = Some(CheckInStored::NotActive {
                     state: Some(device.state),
                 });
+                continue;
+            }
+            if write
+                .policy_revision
+                .is_some_and(|revision| revision != device.policy_revision)
+            {
+                // Evaluated under policies the device no longer has: the caller evaluates
+                // again, with the same nonce, so this one must not stay spent.
+                *outcome = Some(CheckInStored::Stale);
+                stale_nonces.push(serde_json::json!([handle, write.nonce]));
                 continue;
             }
             let Some(encoded) = encoded.get(index) else {
@@ -362,6 +386,23 @@ impl WriteTx<'_> {
             *outcome = Some(CheckInStored::Recorded {
                 previous_trust_state: previous,
             });
+        }
+
+        if !stale_nonces.is_empty() {
+            let sql = match backend {
+                Backend::Sqlite => {
+                    "DELETE FROM device_nonces WHERE (handle, nonce) IN \
+                     (SELECT value ->> 0, value ->> 1 FROM json_each($1))"
+                }
+                Backend::Postgres => {
+                    "DELETE FROM device_nonces AS n USING json_array_elements($1::JSON) AS s(v) \
+                     WHERE n.handle = s.v ->> 0 AND n.nonce = s.v ->> 1"
+                }
+            };
+            sqlx::query(sql)
+                .bind(json_text(&stale_nonces, "check-in batch stale nonces")?)
+                .execute(self.conn())
+                .await?;
         }
 
         // 4. Each device's row takes its latest check-in; the history keeps the last
@@ -716,6 +757,7 @@ fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
             gates: json_column(row, "gates", "device production gates")?,
             setup_missing: json_column(row, "setup_missing", "device setup steps")?,
         },
+        policy_revision: row.try_get("policy_revision")?,
     })
 }
 
@@ -729,6 +771,7 @@ struct DeviceNow {
     /// Whether this batch added to the device's history (which then needs trimming).
     history_grew: bool,
     history_seq: i64,
+    policy_revision: i64,
     /// The batch's latest check-in of the device, which its row takes.
     latest: Option<usize>,
 }

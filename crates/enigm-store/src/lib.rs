@@ -16,6 +16,7 @@ mod deployment;
 mod devices;
 mod lifecycle;
 mod ota;
+mod policies;
 mod sessions;
 mod shared_state;
 
@@ -42,6 +43,10 @@ pub use devices::{
 };
 pub use lifecycle::{LifecycleRecord, LockedLifecycle, NewCommand, PendingCommand};
 pub use ota::{InstallCounts, MetadataRole, NewRelease, ReleaseRecord, StoredMetadata};
+pub use policies::{
+    AssignedPolicy, NewPolicy, NewPolicyProposal, PolicyAssignmentRecord, PolicyProposalRecord,
+    PolicyRecord, PolicyVersionRecord,
+};
 pub use sessions::{NewSession, SessionRecord};
 pub use shared_state::{LeaseRecord, ThrottleRecord};
 

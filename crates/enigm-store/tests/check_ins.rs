@@ -64,6 +64,7 @@ fn write(
         nonce_expires_at: at.saturating_add(std::time::Duration::from_secs(300)),
         posture: posture(trust_state, at),
         received_at: at,
+        policy_revision: None,
     }
 }
 

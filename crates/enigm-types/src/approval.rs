@@ -7,7 +7,8 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::device::DeviceHandle;
-use crate::ids::{AdminId, ReleaseId};
+use crate::ids::{AdminId, PolicyId, ReleaseId};
+use crate::policy::{GroupName, PolicyKind};
 use crate::role::Role;
 
 /// The kinds of sensitive action that go through an approval. Later capabilities (device
@@ -35,15 +36,18 @@ pub enum ApprovalKind {
     ReleaseSigning,
     /// Removing another administrator's TOTP second factor (lost or seized).
     TotpReset,
+    /// A new version of a policy, or a change of which policy version device groups follow.
+    PolicyChange,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 5] = [
+    pub const ALL: [ApprovalKind; 6] = [
         ApprovalKind::RoleGrant,
         ApprovalKind::ApprovalRuleChange,
         ApprovalKind::DeviceLifecycle,
         ApprovalKind::ReleaseSigning,
         ApprovalKind::TotpReset,
+        ApprovalKind::PolicyChange,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -53,6 +57,7 @@ impl ApprovalKind {
             ApprovalKind::DeviceLifecycle => "device-lifecycle",
             ApprovalKind::ReleaseSigning => "release-signing",
             ApprovalKind::TotpReset => "totp-reset",
+            ApprovalKind::PolicyChange => "policy-change",
         }
     }
 }
@@ -105,6 +110,38 @@ pub enum ApprovalAction {
     TotpReset {
         admin: AdminId,
     },
+    /// Make a proposed version of `policy` its next numbered version. The content waits in
+    /// Command's store as the proposal `proposal` with this digest; what is approved is exactly
+    /// that content.
+    PolicyVersionCreate {
+        policy: PolicyId,
+        policy_kind: PolicyKind,
+        proposal: PolicyProposalRef,
+    },
+    /// Make `groups` follow `version` of `policy` (pinned: a later version changes nothing
+    /// until it is assigned in turn).
+    PolicyAssign {
+        policy: PolicyId,
+        policy_kind: PolicyKind,
+        version: u32,
+        groups: Vec<GroupName>,
+    },
+    /// Remove the assignments of `policy` from `groups`: their devices fall back to the policy
+    /// they enrolled with.
+    PolicyUnassign {
+        policy: PolicyId,
+        policy_kind: PolicyKind,
+        groups: Vec<GroupName>,
+    },
+}
+
+/// The proposed content of a policy version an approval would number: the proposal's id and
+/// the SHA-256 of its canonical JSON (lower-case hex).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyProposalRef {
+    pub id: uuid::Uuid,
+    pub digest: String,
 }
 
 /// The device lifecycle changes that go through a multi-admin approval (enigm-docs §20 B and the
@@ -126,6 +163,9 @@ impl ApprovalAction {
             ApprovalAction::DeviceLifecycle { .. } => ApprovalKind::DeviceLifecycle,
             ApprovalAction::ReleaseSigning { .. } => ApprovalKind::ReleaseSigning,
             ApprovalAction::TotpReset { .. } => ApprovalKind::TotpReset,
+            ApprovalAction::PolicyVersionCreate { .. }
+            | ApprovalAction::PolicyAssign { .. }
+            | ApprovalAction::PolicyUnassign { .. } => ApprovalKind::PolicyChange,
         }
     }
 
@@ -137,7 +177,10 @@ impl ApprovalAction {
             }
             ApprovalAction::ApprovalRuleChange { .. }
             | ApprovalAction::DeviceLifecycle { .. }
-            | ApprovalAction::ReleaseSigning { .. } => None,
+            | ApprovalAction::ReleaseSigning { .. }
+            | ApprovalAction::PolicyVersionCreate { .. }
+            | ApprovalAction::PolicyAssign { .. }
+            | ApprovalAction::PolicyUnassign { .. } => None,
         }
     }
 }
@@ -194,7 +237,8 @@ impl ApprovalRule {
             ApprovalKind::RoleGrant
             | ApprovalKind::DeviceLifecycle
             | ApprovalKind::ReleaseSigning
-            | ApprovalKind::TotpReset => vec![Role::Owner, Role::SecurityAdmin],
+            | ApprovalKind::TotpReset
+            | ApprovalKind::PolicyChange => vec![Role::Owner, Role::SecurityAdmin],
         };
         ApprovalRule {
             required_approvals: 1,

@@ -10,8 +10,11 @@ use serde::{Deserialize, Serialize};
 use crate::approval::ApprovalKind;
 use crate::clock::Timestamp;
 use crate::device::{DeviceHandle, SecurityLayers};
-use crate::ids::{AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, ReleaseId, SessionId};
+use crate::ids::{
+    AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, PolicyId, ReleaseId, SessionId,
+};
 use crate::permission::Permission;
+use crate::policy::{GroupName, PolicyKind};
 use crate::role::Role;
 
 /// One security-relevant event: who did what to which kind of thing, and how it ended.
@@ -107,6 +110,7 @@ pub enum ActionCategory {
     AuditAccess,
     Device,
     Release,
+    Policy,
 }
 
 macro_rules! audit_actions {
@@ -200,6 +204,14 @@ audit_actions! {
     OtaRootUpdate => "ota.root-update", Release;
     // Command re-signed the timestamp (and snapshot) with its online keys.
     OtaTimestampRefresh => "ota.timestamp-refresh", Release;
+    // A named policy created (no version yet: versions go through an approval).
+    PolicyCreate => "policy.create", Policy;
+    // An approved version numbered (the event names the policy and the version, not content).
+    PolicyVersionCreate => "policy.version-create", Policy;
+    // An approved assignment of a policy version to a group, or its removal (one event per
+    // group).
+    PolicyAssign => "policy.assign", Policy;
+    PolicyUnassign => "policy.unassign", Policy;
 }
 
 impl fmt::Display for AuditAction {
@@ -224,6 +236,7 @@ pub enum TargetCategory {
     Release,
     OtaRepository,
     ClientNetwork,
+    Policy,
     None,
 }
 
@@ -242,6 +255,7 @@ impl TargetCategory {
             TargetCategory::Release => "release",
             TargetCategory::OtaRepository => "ota-repository",
             TargetCategory::ClientNetwork => "client-network",
+            TargetCategory::Policy => "policy",
             TargetCategory::None => "none",
         }
     }
@@ -297,6 +311,16 @@ pub enum AuditTarget {
     },
     /// The TUF repository's metadata (root, snapshot, timestamp).
     OtaRepository,
+    /// A named policy, one of its versions, and the device group an assignment concerns
+    /// (identifiers only: never the policy's content).
+    Policy {
+        policy: PolicyId,
+        kind: PolicyKind,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        group: Option<GroupName>,
+    },
     /// Unauthenticated requests refused in one window from one client network, counted instead
     /// of logged one by one, so that anonymous callers cannot grow the log at their rate
     /// (docs/security.md, "Audit of anonymous requests"). The event's time is when the window
@@ -377,6 +401,7 @@ impl AuditTarget {
             AuditTarget::Release { .. } => TargetCategory::Release,
             AuditTarget::OtaRepository => TargetCategory::OtaRepository,
             AuditTarget::AnonymousRequests { .. } => TargetCategory::ClientNetwork,
+            AuditTarget::Policy { .. } => TargetCategory::Policy,
             AuditTarget::None => TargetCategory::None,
         }
     }
@@ -402,6 +427,21 @@ impl AuditTarget {
             AuditTarget::EnrollmentToken { id } => Some(id.to_string()),
             AuditTarget::Release { release } => Some(release.to_string()),
             AuditTarget::AnonymousRequests { network, .. } => Some(network.to_string()),
+            AuditTarget::Policy {
+                policy,
+                version,
+                group,
+                ..
+            } => {
+                let mut reference = policy.to_string();
+                if let Some(version) = version {
+                    reference.push_str(&format!("/v{version}"));
+                }
+                if let Some(group) = group {
+                    reference.push_str(&format!("/{group}"));
+                }
+                Some(reference)
+            }
             AuditTarget::AuditLog | AuditTarget::OtaRepository | AuditTarget::None => None,
         }
     }

@@ -103,6 +103,11 @@ opaque_id!(
     ReleaseId,
     "release"
 );
+opaque_id!(
+    /// A named policy of one kind (trust, attestation, ...) held by Command, with its versions.
+    PolicyId,
+    "policy"
+);
 
 #[cfg(test)]
 mod tests {

@@ -15,6 +15,7 @@ pub mod device;
 pub mod ids;
 pub mod lifecycle;
 pub mod permission;
+pub mod policy;
 pub mod release;
 pub mod role;
 pub mod signal;
@@ -34,10 +35,12 @@ pub use audit::{
 pub use clock::{Clock, ManualClock, Timestamp};
 pub use device::{DeviceHandle, DeviceHandleError, SecurityLayer, SecurityLayers, SetupStep};
 pub use ids::{
-    AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, IdParseError, ReleaseId, SessionId,
+    AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, IdParseError, PolicyId, ReleaseId,
+    SessionId,
 };
 pub use lifecycle::{DeviceCommand, DeviceState, LifecycleAction, LifecycleError};
 pub use permission::Permission;
+pub use policy::{GroupName, GroupNameError, PolicyKind, PolicySource, policy_source};
 pub use release::{InstallOutcome, ReleaseState, UnknownReleaseState};
 pub use role::{Role, UnknownRole};
 pub use signal::{SignalKind, SignalSource, SignalValue};

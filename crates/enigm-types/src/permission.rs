@@ -86,10 +86,17 @@ pub enum Permission {
     /// Install a new version of the OTA repository's root metadata (keys and thresholds).
     #[serde(rename = "ota.root")]
     OtaRoot,
+    /// Read policies, their versions, diffs and assignments.
+    #[serde(rename = "policies.read")]
+    PoliciesRead,
+    /// Create policies, and request new versions and assignment changes (executed once
+    /// approved).
+    #[serde(rename = "policies.write")]
+    PoliciesWrite,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 30] = [
+    pub const ALL: [Permission; 32] = [
         Permission::SelfRead,
         Permission::SelfLogout,
         Permission::SelfPasswordChange,
@@ -120,6 +127,8 @@ impl Permission {
         Permission::ReleasesManage,
         Permission::ReleasesSign,
         Permission::OtaRoot,
+        Permission::PoliciesRead,
+        Permission::PoliciesWrite,
     ];
 
     /// The stable name, also the Cedar action id (`Enigm::Action::"users.create"`).
@@ -155,6 +164,8 @@ impl Permission {
             Permission::ReleasesManage => "releases.manage",
             Permission::ReleasesSign => "releases.sign",
             Permission::OtaRoot => "ota.root",
+            Permission::PoliciesRead => "policies.read",
+            Permission::PoliciesWrite => "policies.write",
         }
     }
 
@@ -172,6 +183,7 @@ impl Permission {
                 | Permission::AuditRead
                 | Permission::DevicesRead
                 | Permission::ReleasesRead
+                | Permission::PoliciesRead
         )
     }
 }

@@ -215,6 +215,9 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
             }
             let device = reply.value;
             output::print_table(&output::device_detail(&device));
+            if !device.policies.is_empty() {
+                output::print_table(&output::device_policy_table(&device.policies));
+            }
             output::print_list(
                 &output::finding_table(&device.trust.findings),
                 device.trust.findings.len(),

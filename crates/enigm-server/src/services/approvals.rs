@@ -13,7 +13,7 @@ use enigm_types::{
 use crate::audit;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::Caller;
-use crate::services::{lifecycle, releases};
+use crate::services::{lifecycle, policies, releases};
 use crate::state::AppState;
 use crate::views;
 
@@ -115,6 +115,50 @@ async fn subject(state: &AppState, action: &ApprovalAction) -> ApiResult<Approva
         ApprovalAction::TotpReset { admin } => ApprovalSubject::TotpReset {
             admin: *admin,
             username: username(*admin).await?,
+        },
+        ApprovalAction::PolicyVersionCreate {
+            policy,
+            policy_kind,
+            proposal,
+        } => {
+            let record = state.store().policy(*policy).await?;
+            ApprovalSubject::PolicyVersionCreate {
+                policy: *policy,
+                name: record.as_ref().map(|record| record.name.clone()),
+                policy_kind: *policy_kind,
+                digest: proposal.digest.clone(),
+                latest_version: record.and_then(|record| record.latest_version),
+            }
+        }
+        ApprovalAction::PolicyAssign {
+            policy,
+            policy_kind,
+            version,
+            groups,
+        } => ApprovalSubject::PolicyAssign {
+            policy: *policy,
+            name: state
+                .store()
+                .policy(*policy)
+                .await?
+                .map(|record| record.name),
+            policy_kind: *policy_kind,
+            version: *version,
+            groups: groups.clone(),
+        },
+        ApprovalAction::PolicyUnassign {
+            policy,
+            policy_kind,
+            groups,
+        } => ApprovalSubject::PolicyUnassign {
+            policy: *policy,
+            name: state
+                .store()
+                .policy(*policy)
+                .await?
+                .map(|record| record.name),
+            policy_kind: *policy_kind,
+            groups: groups.clone(),
         },
     })
 }
@@ -394,6 +438,58 @@ async fn execute(
                 },
             ))
             .await?;
+        }
+        ApprovalAction::PolicyVersionCreate {
+            policy,
+            policy_kind,
+            proposal,
+        } => {
+            let done = policies::execute_version(
+                tx,
+                caller.admin.id,
+                *policy,
+                *policy_kind,
+                proposal,
+                id,
+                now,
+            )
+            .await?;
+            if done.is_err() {
+                return Ok(done);
+            }
+        }
+        ApprovalAction::PolicyAssign {
+            policy,
+            policy_kind,
+            version,
+            groups,
+        } => {
+            let change = policies::AssignmentChange {
+                policy: *policy,
+                kind: *policy_kind,
+                version: Some(*version),
+                groups,
+            };
+            let done = policies::execute_assignment(tx, caller.admin.id, change, id, now).await?;
+            if done.is_err() {
+                return Ok(done);
+            }
+        }
+        ApprovalAction::PolicyUnassign {
+            policy,
+            policy_kind,
+            groups,
+        } => {
+            let change = policies::AssignmentChange {
+                policy: *policy,
+                kind: *policy_kind,
+                version: None,
+                groups,
+            };
+            let done = policies::execute_assignment(tx, caller.admin.id, change, id, now).await?;
+            if done.is_err() {
+                return Ok(done);
+            }
         }
     }
     tx.append_audit(&executed(

@@ -71,6 +71,14 @@ pub async fn attest(
     let refuse = &device.refuse;
     let request = &device.body;
 
+    // The device is verified under its effective attestation policy (its group's assignment
+    // before the policy it enrolled with); the assignments are read before the transaction.
+    let enrolled = state.store().device(&handle).await?;
+    let assigned = match &enrolled {
+        Some(record) => state.store().group_policies(&record.group).await?,
+        None => Vec::new(),
+    };
+
     let mut tx = state.store().begin().await?;
     if let Err(error) = device.record_nonce(&mut tx).await {
         drop(tx);
@@ -84,10 +92,18 @@ pub async fn attest(
         drop(tx);
         return Err(refuse.deny(reason).await);
     }
-    let Some(record) = tx.device_attestation_for_update(&handle).await? else {
+    let (Some(mut record), Some(enrolled)) =
+        (tx.device_attestation_for_update(&handle).await?, enrolled)
+    else {
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
+    let effective = crate::services::policies::from_assigned(
+        &assigned,
+        &enrolled.policy,
+        Some(&record.policy),
+    )?;
+    record.policy = crate::services::stored::to_json(&effective.attestation)?;
     let outcome = attest_in(
         state,
         &mut tx,

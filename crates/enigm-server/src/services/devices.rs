@@ -24,12 +24,12 @@ use enigm_types::{
 };
 
 use crate::audit;
-use crate::checkins::{CheckIn, CheckInOutcome, audit_trust};
+use crate::checkins::{CachedPolicy, CheckIn, CheckInOutcome, audit_trust};
 use crate::device_guard::SignedDevice;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::Caller;
-use crate::services::stored::{from_json, to_json};
-use crate::services::{attestation, lifecycle};
+use crate::services::stored::to_json;
+use crate::services::{attestation, lifecycle, policies};
 use crate::state::AppState;
 
 /// Creates an enrollment token; the token is in the answer, and only there.
@@ -128,13 +128,18 @@ pub async fn enroll(
         drop(tx);
         return Err(refuse.store_refusal(error).await);
     }
-    let attestation_policy: enigm_attest::policy::AttestationPolicy =
-        from_json(&consumed.attestation_policy, "attestation policy")?;
-    if attestation_policy.required_for.enrollment && request.attestation.is_none() {
+    // Evaluated and verified under its effective policies from the start: its group's
+    // assignment, else the token's.
+    let effective = policies::from_assigned(
+        &state.store().group_policies(&consumed.group).await?,
+        &consumed.policy,
+        Some(&consumed.attestation_policy),
+    )?;
+    if effective.attestation.required_for.enrollment && request.attestation.is_none() {
         drop(tx);
         return Err(refuse.deny(ReasonCategory::AttestationRequired).await);
     }
-    let policy: TrustPolicy = from_json(&consumed.policy, "device policy")?;
+    let policy: TrustPolicy = effective.trust;
     // The enrollment token is Command's managed approval of this device (enigm-docs §20 B.12).
     let device_state = DeviceState::PendingEnrollment
         .apply(LifecycleAction::Activate)
@@ -163,7 +168,7 @@ pub async fn enroll(
     }
     if let Some(evidence) = &request.attestation {
         let record = enigm_store::AttestationRecord {
-            policy: consumed.attestation_policy.clone(),
+            policy: to_json(&effective.attestation)?,
             pairing: None,
             last: None,
             accepted_at: None,
@@ -234,54 +239,75 @@ pub async fn check_in(
     let handle = device.handle;
     let refuse = &device.refuse;
     let request = &device.body;
-    let policy = match state.device_policies.get(&handle) {
-        Some(policy) => policy,
-        None => {
-            let Some(device) = state.store().device(&handle).await? else {
-                return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
-            };
-            if let Some(reason) = inactive_reason(device.state) {
+    // A check-in evaluated under policies the device no longer has (its group's assignment or
+    // its attestation changed, here or in another process) is answered `Stale` by the writer
+    // and evaluated again under a fresh load; twice in a row is as much as a change can race.
+    for _ in 0..3 {
+        let cached = match state.device_policies.get(&handle) {
+            Some(cached) => cached,
+            None => {
+                let Some(device) = state.store().device(&handle).await? else {
+                    return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
+                };
+                if let Some(reason) = inactive_reason(device.state) {
+                    return Err(refuse.deny(reason).await);
+                }
+                // The revision is read before the assignments: a change committed in between
+                // leaves this load at an older revision, which the writer answers `Stale`.
+                let effective =
+                    policies::for_device(state, &device.group, &device.policy, None).await?;
+                let cached = CachedPolicy {
+                    policy: Arc::new(effective.trust),
+                    revision: device.policy_revision,
+                };
+                state.device_policies.insert(handle, cached.clone());
+                cached
+            }
+        };
+        let (evaluation, posture) = assess(&request.report, &request.setup, &cached.policy, now)?;
+
+        // The nonce, the device still being active and the trust change are settled against
+        // the database by the check-in writer, in one transaction shared with other devices'
+        // check-ins.
+        let check_in = CheckIn {
+            write: CheckInWrite {
+                handle,
+                nonce: device.nonce_hex(),
+                nonce_expires_at: device.nonce_expires_at(),
+                posture,
+                received_at: now,
+                policy_revision: Some(cached.revision),
+            },
+            trust_state: evaluation.state,
+            finding_sources: evaluation.finding_layers(),
+        };
+        match state.check_ins.store(check_in).await {
+            Ok(CheckInOutcome::Recorded { .. }) => return Ok(TrustView::from(&evaluation)),
+            Ok(CheckInOutcome::Stale) => state.device_policies.forget(&handle),
+            Ok(CheckInOutcome::Replayed) => {
+                return Err(refuse.deny(ReasonCategory::Replayed).await);
+            }
+            // Revoked, retired, ... since its policy was cached: refused in the transaction.
+            Ok(CheckInOutcome::NotActive {
+                state: device_state,
+            }) => {
+                state.device_policies.forget(&handle);
+                let reason = match device_state {
+                    None => ReasonCategory::UnknownDevice,
+                    Some(device_state) => {
+                        inactive_reason(device_state).unwrap_or(ReasonCategory::DeviceNotActive)
+                    }
+                };
                 return Err(refuse.deny(reason).await);
             }
-            let policy: Arc<TrustPolicy> = Arc::new(from_json(&device.policy, "device policy")?);
-            state.device_policies.insert(handle, policy.clone());
-            policy
+            Err(error) => return Err(ApiError::internal(&error)),
         }
-    };
-    let (evaluation, posture) = assess(&request.report, &request.setup, &policy, now)?;
-
-    // The nonce, the device still being active and the trust change are settled against the
-    // database by the check-in writer, in one transaction shared with other devices' check-ins.
-    let check_in = CheckIn {
-        write: CheckInWrite {
-            handle,
-            nonce: device.nonce_hex(),
-            nonce_expires_at: device.nonce_expires_at(),
-            posture,
-            received_at: now,
-        },
-        trust_state: evaluation.state,
-        finding_sources: evaluation.finding_layers(),
-    };
-    match state.check_ins.store(check_in).await {
-        Ok(CheckInOutcome::Recorded { .. }) => {}
-        Ok(CheckInOutcome::Replayed) => return Err(refuse.deny(ReasonCategory::Replayed).await),
-        // Revoked, retired, ... since its policy was cached: refused in the transaction.
-        Ok(CheckInOutcome::NotActive {
-            state: device_state,
-        }) => {
-            state.device_policies.forget(&handle);
-            let reason = match device_state {
-                None => ReasonCategory::UnknownDevice,
-                Some(device_state) => {
-                    inactive_reason(device_state).unwrap_or(ReasonCategory::DeviceNotActive)
-                }
-            };
-            return Err(refuse.deny(reason).await);
-        }
-        Err(error) => return Err(ApiError::internal(&error)),
     }
-    Ok(TrustView::from(&evaluation))
+    Err(ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        "policy_changing",
+        "the device's policies are changing; check in again",
+    ))
 }
 
 /// The device inventory, in handle order, filtered by lifecycle state, trust state and group.
@@ -339,9 +365,18 @@ pub async fn read(state: &AppState, handle: DeviceHandle) -> ApiResult<DeviceVie
     let mut view = device_view(&record)?;
     let commands = state.store().device_lifecycle(&handle).await?;
     view.lifecycle = lifecycle::view(view.state, &commands)?;
-    if let Some(attestation) = state.store().device_attestation(&handle).await? {
-        view.attestation = attestation::attestation_view(&attestation)?;
+    let attestation = state.store().device_attestation(&handle).await?;
+    if let Some(attestation) = &attestation {
+        view.attestation = attestation::attestation_view(attestation)?;
     }
+    view.policies = policies::for_device(
+        state,
+        &record.group,
+        &record.policy,
+        attestation.as_ref().map(|record| record.policy.as_str()),
+    )
+    .await?
+    .views;
     Ok(view)
 }
 
@@ -400,6 +435,7 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
         production_gates: record.posture.gates.clone(),
         lifecycle: enigm_api::LifecycleView::default(),
         attestation: None,
+        policies: Vec::new(),
         setup: enigm_api::SetupView {
             ready: record.posture.setup_missing.is_empty(),
             missing: record.posture.setup_missing.clone(),

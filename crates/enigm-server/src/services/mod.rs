@@ -11,6 +11,7 @@ pub mod auth;
 pub mod devices;
 pub mod eligibility;
 pub mod lifecycle;
+pub mod policies;
 pub mod releases;
 pub mod sessions;
 pub mod users;

@@ -55,6 +55,9 @@ pub(crate) struct TestApp {
     pub(crate) ota_dir: tempfile::TempDir,
     /// The deployment's audit event key, for a second process on the same database.
     event_key: Vec<u8>,
+    /// The deployment's device handle key, shared with [`TestApp::second_process`] as
+    /// `--keys-dir` shares it: a device has one handle at every process.
+    device_handle_key: Vec<u8>,
 }
 
 /// An administrator made for a test, logged in.
@@ -101,11 +104,15 @@ impl TestApp {
         let event_key = enigm_crypto::AuditEventKey::generate(&mut rand::rngs::OsRng)
             .to_bytes()
             .to_vec();
+        let device_handle_key = enigm_crypto::DeviceHandleKey::generate(&mut rand::rngs::OsRng)
+            .to_bytes()
+            .to_vec();
         let options = StateOptions {
             clock: clock.clone(),
             hash_cost: HashCost::Test,
             sealing_key: SealingKey::generate(&mut rand::rngs::OsRng),
-            device_handle_key: enigm_crypto::DeviceHandleKey::generate(&mut rand::rngs::OsRng),
+            device_handle_key: enigm_crypto::DeviceHandleKey::from_bytes(&device_handle_key)
+                .expect("device handle key"),
             attestation,
             session_policy: SessionPolicy::default(),
             approval_ttl: Duration::from_secs(24 * 3600),
@@ -132,6 +139,7 @@ impl TestApp {
             db,
             ota_dir,
             event_key,
+            device_handle_key,
             owner: Admin {
                 id: owner_id,
                 username: "owner".into(),
@@ -203,8 +211,9 @@ impl TestApp {
     }
 
     /// A second Command process on this app's database (its own pool, state and writers, the
-    /// same clock), as another replica behind a load balancer would be. Keys are its own: only
-    /// what lives in the database is shared.
+    /// same clock), as another replica behind a load balancer would be. Its keys are its own
+    /// but for the audit event key and the device handle key, which `enigm up` replicas share
+    /// through `--keys-dir` (a device has one handle at every process).
     pub(crate) async fn second_process(&self) -> Router {
         let store = Store::connect(self.db.url()).await.expect("store");
         let ota_dir = self.ota_dir.path().join("second-process");
@@ -212,7 +221,8 @@ impl TestApp {
             clock: self.clock.clone(),
             hash_cost: HashCost::Test,
             sealing_key: SealingKey::generate(&mut rand::rngs::OsRng),
-            device_handle_key: enigm_crypto::DeviceHandleKey::generate(&mut rand::rngs::OsRng),
+            device_handle_key: enigm_crypto::DeviceHandleKey::from_bytes(&self.device_handle_key)
+                .expect("device handle key"),
             attestation: enigm_server::attestation::AttestationConfig::default(),
             session_policy: SessionPolicy::default(),
             approval_ttl: Duration::from_secs(24 * 3600),
@@ -391,7 +401,7 @@ impl TestApp {
     }
 }
 
-async fn send(router: Router, request: Request<Body>) -> Response {
+pub(crate) async fn send(router: Router, request: Request<Body>) -> Response {
     let response = router.oneshot(request).await.expect("infallible router");
     let status = response.status();
     let headers = response.headers().clone();

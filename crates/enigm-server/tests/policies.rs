@@ -1,0 +1,509 @@
+//! Policies as Command objects through the real router, on SQLite and PostgreSQL: a named
+//! policy, a version and an assignment each wait for a second administrator (the requester's
+//! own approval is refused), are audited with the policy, version and groups (never the
+//! content), and after approval the devices of the assigned group, and only those, are
+//! evaluated under the new policy at their next check-in, also by another Command process on
+//! the same database. Bad input answers 4xx and changes nothing.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "tests"
+)]
+
+mod support;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode};
+use enigm_api::paths;
+use enigm_test_support::device::{CRITICAL_SIGNALS, TestDevice};
+use enigm_test_support::{Backend, backend_tests};
+use enigm_types::{Actor, AuditAction, AuditTarget, GroupName, Role};
+use serde_json::{Value, json};
+use support::{Admin, DeviceCalls as _, TestApp, approve, create_token, protected};
+
+backend_tests!(
+    a_policy_change_waits_for_a_second_admin_and_reaches_only_its_group,
+    another_process_uses_the_new_policy_at_the_next_check_in,
+    bad_policy_input_is_refused_and_changes_nothing,
+    concurrent_approvals_of_a_policy_change_execute_once,
+);
+
+/// The baseline's critical signals plus `tpm`, which the protected report does not carry: a
+/// device that was PROTECTED misses a critical signal under it.
+fn stricter() -> Value {
+    let mut critical: Vec<&str> = CRITICAL_SIGNALS.to_vec();
+    critical.push("tpm");
+    json!({"critical": critical, "max_signal_age_seconds": 3600})
+}
+
+async fn enrolled_in(app: &TestApp, group: &str) -> (TestDevice, String) {
+    let token = create_token(app, json!({"group": group})).await;
+    assert_eq!(token.status, StatusCode::CREATED, "{:?}", token.body);
+    let device = TestDevice::new();
+    let response = device
+        .enroll(
+            app,
+            token.body["token"].as_str().unwrap(),
+            protected(app),
+            false,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    assert_eq!(response.body["trust"]["state"], "PROTECTED");
+    (device, response.body["handle"].as_str().unwrap().to_owned())
+}
+
+async fn post(app: &TestApp, admin: &Admin, path: &str, body: Value) -> support::Response {
+    app.call(Method::POST, path, Some(admin), Some(admin.pin), Some(body))
+        .await
+}
+
+/// Creates the policy `name` of `kind`; its id.
+async fn create_policy(app: &TestApp, admin: &Admin, name: &str, kind: &str) -> String {
+    let created = post(
+        app,
+        admin,
+        paths::POLICIES,
+        json!({"name": name, "kind": kind}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
+/// Requests a version; the approval's id.
+async fn request_version(app: &TestApp, admin: &Admin, policy: &str, content: Value) -> String {
+    let requested = post(
+        app,
+        admin,
+        &paths::fill(paths::POLICY_VERSIONS, &[policy]),
+        json!({"content": content, "justification": "ticket 12: require a TPM"}),
+    )
+    .await;
+    assert_eq!(
+        requested.status,
+        StatusCode::ACCEPTED,
+        "{:?}",
+        requested.body
+    );
+    assert_eq!(requested.body["approval"]["kind"], "policy-change");
+    assert_eq!(
+        requested.body["approval"]["subject"]["kind"],
+        "policy-version-create"
+    );
+    requested.body["approval"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn request_assign(
+    app: &TestApp,
+    admin: &Admin,
+    policy: &str,
+    version: u32,
+    groups: &[&str],
+) -> String {
+    let requested = post(
+        app,
+        admin,
+        &paths::fill(paths::POLICY_ASSIGN, &[policy]),
+        json!({"version": version, "groups": groups, "justification": "ticket 12: roll out"}),
+    )
+    .await;
+    assert_eq!(
+        requested.status,
+        StatusCode::ACCEPTED,
+        "{:?}",
+        requested.body
+    );
+    assert_eq!(
+        requested.body["approval"]["subject"]["groups"],
+        json!(groups)
+    );
+    requested.body["approval"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn device_view(app: &TestApp, handle: &str) -> Value {
+    let response = app
+        .get(&paths::fill(paths::DEVICE, &[handle]), &app.owner)
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+    response.body
+}
+
+fn trust_policy_view(view: &Value) -> Value {
+    view["policies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|policy| policy["kind"] == "trust")
+        .cloned()
+        .unwrap()
+}
+
+async fn a_policy_change_waits_for_a_second_admin_and_reaches_only_its_group(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let security = app
+        .admin_with_roles("sec-admin", &[Role::SecurityAdmin])
+        .await;
+    let (in_group, in_group_handle) = enrolled_in(&app, "field-team").await;
+    let (elsewhere, elsewhere_handle) = enrolled_in(&app, "office").await;
+    assert_eq!(
+        trust_policy_view(&device_view(&app, &in_group_handle).await)["source"],
+        "baseline"
+    );
+
+    // A version: not a version until another administrator approves.
+    let policy = create_policy(&app, &security, "strict-field", "trust").await;
+    let approval = request_version(&app, &security, &policy, stricter()).await;
+    let shown = app
+        .get(&paths::fill(paths::POLICY, &[&policy]), &app.owner)
+        .await;
+    assert_eq!(shown.body["versions"], json!([]));
+    let own = approve(&app, &security, &approval).await;
+    assert_eq!(own.status, StatusCode::FORBIDDEN, "{:?}", own.body);
+    assert_eq!(own.code(), "self_approval");
+    let approved = approve(&app, &app.owner, &approval).await;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+    let version = app
+        .get(
+            &paths::fill(paths::POLICY_VERSION, &[&policy, "1"]),
+            &app.owner,
+        )
+        .await;
+    assert_eq!(version.status, StatusCode::OK, "{:?}", version.body);
+    assert_eq!(
+        version.body["content"]["critical"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
+
+    // A second version and the diff between them.
+    let mut relaxed = stricter();
+    relaxed["max_signal_age_seconds"] = json!(7200);
+    let second = request_version(&app, &security, &policy, relaxed).await;
+    assert_eq!(
+        approve(&app, &app.owner, &second).await.status,
+        StatusCode::OK
+    );
+    let diff = app
+        .get(
+            &format!(
+                "{}?from=1&to=2",
+                paths::fill(paths::POLICY_DIFF, &[&policy])
+            ),
+            &app.owner,
+        )
+        .await;
+    assert_eq!(diff.status, StatusCode::OK, "{:?}", diff.body);
+    let text = diff.body["diff"].as_str().unwrap();
+    assert!(
+        text.contains("-  \"max_signal_age_seconds\": 3600"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+  \"max_signal_age_seconds\": 7200"),
+        "{text}"
+    );
+
+    // An assignment of version 1 to `field-team`: nothing changes until it is approved.
+    let assign = request_assign(&app, &security, &policy, 1, &["field-team"]).await;
+    let before = in_group.check_in(&app, protected(&app)).await;
+    assert_eq!(before.body["state"], "PROTECTED", "{:?}", before.body);
+    assert_eq!(
+        approve(&app, &security, &assign).await.code(),
+        "self_approval"
+    );
+    let approved = approve(&app, &app.owner, &assign).await;
+    assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
+
+    // The next check-in of the group's device is evaluated under it; the other group's not.
+    let after = in_group.check_in(&app, protected(&app)).await;
+    assert_eq!(after.status, StatusCode::OK, "{:?}", after.body);
+    assert_ne!(after.body["state"], "PROTECTED", "{:?}", after.body);
+    let other = elsewhere.check_in(&app, protected(&app)).await;
+    assert_eq!(other.body["state"], "PROTECTED", "{:?}", other.body);
+
+    // The device says which policy is in force and where it comes from.
+    let shown = trust_policy_view(&device_view(&app, &in_group_handle).await);
+    assert_eq!(shown["source"], "group-assignment");
+    assert_eq!(shown["name"], "strict-field");
+    assert_eq!(shown["version"], 1);
+    assert_eq!(shown["policy"], policy.as_str());
+    assert_eq!(
+        trust_policy_view(&device_view(&app, &elsewhere_handle).await)["source"],
+        "baseline"
+    );
+    let assignments = app.get(paths::POLICY_ASSIGNMENTS, &app.owner).await;
+    assert_eq!(assignments.body["items"][0]["group"], "field-team");
+    assert_eq!(assignments.body["items"][0]["version"], 1);
+
+    // The audit log: who, which policy, version and group, with the approval; no content.
+    let events = app.audit_events().await;
+    let assigned = events
+        .iter()
+        .find(|event| event.action == AuditAction::PolicyAssign)
+        .unwrap();
+    assert_eq!(assigned.actor, Actor::Admin(app.owner.id));
+    assert_eq!(
+        assigned.target,
+        AuditTarget::Policy {
+            policy: policy.parse().unwrap(),
+            kind: enigm_types::PolicyKind::Trust,
+            version: Some(1),
+            group: Some(GroupName::parse("field-team").unwrap()),
+        }
+    );
+    assert_eq!(assigned.change_ref.unwrap().to_string(), assign);
+    let versions: Vec<Option<u32>> = events
+        .iter()
+        .filter(|event| event.action == AuditAction::PolicyVersionCreate)
+        .map(|event| match event.target {
+            AuditTarget::Policy { version, .. } => version,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(versions, vec![Some(1), Some(2)]);
+    let requested_by = events
+        .iter()
+        .find(|event| {
+            event.action == AuditAction::ApprovalRequest
+                && event.change_ref.map(|id| id.to_string()) == Some(assign.clone())
+        })
+        .unwrap();
+    assert_eq!(requested_by.actor, Actor::Admin(security.id));
+    let encoded: String = events
+        .iter()
+        .map(|event| String::from_utf8(event.canonical_bytes()).unwrap())
+        .collect();
+    assert!(
+        !encoded.contains("max_signal_age"),
+        "content in the audit log"
+    );
+
+    // Unassigned (again through an approval): the device falls back to what it enrolled with.
+    let unassign = post(
+        &app,
+        &security,
+        &paths::fill(paths::POLICY_UNASSIGN, &[&policy]),
+        json!({"groups": ["field-team"], "justification": "ticket 13: back out"}),
+    )
+    .await;
+    assert_eq!(unassign.status, StatusCode::ACCEPTED, "{:?}", unassign.body);
+    let unassign = unassign.body["approval"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        approve(&app, &app.owner, &unassign).await.status,
+        StatusCode::OK
+    );
+    let back = in_group.check_in(&app, protected(&app)).await;
+    assert_eq!(back.body["state"], "PROTECTED", "{:?}", back.body);
+    assert_eq!(
+        trust_policy_view(&device_view(&app, &in_group_handle).await)["source"],
+        "baseline"
+    );
+}
+
+async fn another_process_uses_the_new_policy_at_the_next_check_in(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let security = app
+        .admin_with_roles("sec-admin", &[Role::SecurityAdmin])
+        .await;
+    let second = app.second_process().await;
+    let (device, _) = enrolled_in(&app, "field-team").await;
+    // The second process caches the device's policy at its first check-in there.
+    let body = enigm_test_support::device::check_in(protected(&app));
+    let send_to_second = |body: &Value| {
+        support::send(
+            second.clone(),
+            device
+                .post(paths::DEVICE_CHECK_INS, body, app.clock_now())
+                .map(Body::from),
+        )
+    };
+    let first = send_to_second(&body).await;
+    assert_eq!(first.body["state"], "PROTECTED", "{:?}", first.body);
+
+    // The change is requested and approved through the first process.
+    let policy = create_policy(&app, &security, "strict-field", "trust").await;
+    let approval = request_version(&app, &security, &policy, stricter()).await;
+    assert_eq!(
+        approve(&app, &app.owner, &approval).await.status,
+        StatusCode::OK
+    );
+    let assign = request_assign(&app, &security, &policy, 1, &["field-team"]).await;
+    assert_eq!(
+        approve(&app, &app.owner, &assign).await.status,
+        StatusCode::OK
+    );
+
+    // The second process evaluates the next check-in under the new policy.
+    let next = send_to_second(&body).await;
+    assert_eq!(next.status, StatusCode::OK, "{:?}", next.body);
+    assert_ne!(next.body["state"], "PROTECTED", "{:?}", next.body);
+}
+
+async fn bad_policy_input_is_refused_and_changes_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let owner = app.owner.clone();
+    let policy = create_policy(&app, &owner, "strict-field", "trust").await;
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let events_before = app.audit_events().await.len();
+    let cases: Vec<(String, Value, StatusCode, &str)> = vec![
+        (
+            paths::POLICIES.to_owned(),
+            json!({"name": "strict-field", "kind": "trust"}),
+            StatusCode::CONFLICT,
+            "policy_exists",
+        ),
+        (
+            paths::POLICIES.to_owned(),
+            json!({"name": "net", "kind": "network"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "policy_kind_not_supported",
+        ),
+        (
+            paths::POLICIES.to_owned(),
+            json!({"name": "Bad Name", "kind": "trust"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_policy_name",
+        ),
+        (
+            paths::POLICIES.to_owned(),
+            json!({"name": "x", "kind": "trust", "extra": 1}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            paths::fill(paths::POLICY_VERSIONS, &[&unknown]),
+            json!({"content": stricter(), "justification": "x"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            paths::fill(paths::POLICY_VERSIONS, &[&policy]),
+            json!({"content": {"critical": [], "max_signal_age_seconds": 0}, "justification": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_policy",
+        ),
+        (
+            paths::fill(paths::POLICY_VERSIONS, &[&policy]),
+            json!({"content": {"critical": ["tpm"], "max_signal_age_seconds": 60, "colour": 1}, "justification": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_policy",
+        ),
+        (
+            paths::fill(paths::POLICY_ASSIGN, &[&policy]),
+            json!({"version": 9, "groups": ["field-team"], "justification": "x"}),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            paths::fill(paths::POLICY_ASSIGN, &[&policy]),
+            json!({"version": 1, "groups": ["Not A Group"], "justification": "x"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "",
+        ),
+        (
+            paths::fill(paths::POLICY_UNASSIGN, &[&policy]),
+            json!({"groups": ["field-team"], "justification": "x"}),
+            StatusCode::NOT_FOUND,
+            "not_assigned",
+        ),
+    ];
+    for (path, body, status, code) in cases {
+        let response = post(&app, &owner, &path, body.clone()).await;
+        assert_eq!(
+            response.status, status,
+            "{path} {body}: {:?}",
+            response.body
+        );
+        if !code.is_empty() {
+            assert_eq!(response.code(), code, "{path} {body}");
+        }
+        assert!(response.body["message"].is_string(), "{:?}", response.body);
+    }
+    let missing = app
+        .get(&paths::fill(paths::POLICY_VERSION, &[&policy, "3"]), &owner)
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let missing = app
+        .get(
+            &format!(
+                "{}?from=1&to=2",
+                paths::fill(paths::POLICY_DIFF, &[&policy])
+            ),
+            &owner,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    let listed = app.get(paths::POLICIES, &owner).await;
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(listed.body["items"][0]["latest_version"], Value::Null);
+    let approvals = app.get(paths::APPROVALS, &owner).await;
+    assert_eq!(
+        approvals.body.as_array().map_or(0, Vec::len)
+            + approvals.body["items"].as_array().map_or(0, Vec::len),
+        0,
+        "{:?}",
+        approvals.body
+    );
+    let changed = app
+        .audit_events()
+        .await
+        .iter()
+        .skip(events_before)
+        .filter(|event| {
+            event.outcome == enigm_types::Outcome::Success
+                && event.action.as_str().starts_with("policy.")
+        })
+        .count();
+    assert_eq!(changed, 0);
+}
+
+async fn concurrent_approvals_of_a_policy_change_execute_once(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let security = app
+        .admin_with_roles("sec-admin", &[Role::SecurityAdmin])
+        .await;
+    let mut approvers = Vec::new();
+    for index in 0..4 {
+        approvers.push(
+            app.admin_with_roles(&format!("approver-{index}"), &[Role::SecurityAdmin])
+                .await,
+        );
+    }
+    let policy = create_policy(&app, &security, "strict-field", "trust").await;
+    let approval = request_version(&app, &security, &policy, stricter()).await;
+    let path = paths::fill(paths::APPROVAL_APPROVE, &[&approval]);
+    let tasks: Vec<_> = approvers
+        .iter()
+        .map(|admin| app.spawn_call(Method::POST, &path, admin, Some(admin.pin)))
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        if task.await.unwrap().status == StatusCode::OK {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1);
+    let shown = app
+        .get(&paths::fill(paths::POLICY, &[&policy]), &app.owner)
+        .await;
+    assert_eq!(shown.body["versions"].as_array().unwrap().len(), 1);
+    let executed = app
+        .audit_events()
+        .await
+        .iter()
+        .filter(|event| event.action == AuditAction::PolicyVersionCreate)
+        .count();
+    assert_eq!(executed, 1);
+}
