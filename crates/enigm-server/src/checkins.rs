@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use enigm_store::{CheckInStored, CheckInWrite, Store, StoreError};
-use enigm_trust::{DeviceState, TrustPolicy, TrustState};
+use enigm_trust::{AttestedSignals, DeviceState, TrustPolicy, TrustState};
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, DeviceHandle, Outcome,
     SecurityLayers,
@@ -36,6 +36,9 @@ pub struct CheckIn {
     pub trust_state: TrustState,
     /// The security layers of the evaluation's findings, recorded with a trust change.
     pub finding_sources: SecurityLayers,
+    /// The security layers in which the attestation contradicted the report: such a check-in
+    /// is audited even when the trust state stays the same.
+    pub contradictions: SecurityLayers,
 }
 
 /// What became of a check-in.
@@ -132,7 +135,7 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
             CheckInStored::Recorded {
                 previous_trust_state: previous,
             } => {
-                if previous != check_in.trust_state {
+                if previous != check_in.trust_state || !check_in.contradictions.is_empty() {
                     let handle = check_in.write.handle;
                     tx.append_audit(&AuditEvent::new(
                         check_in.write.received_at,
@@ -143,6 +146,7 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
                             from: Some(audit_trust(previous)),
                             to: audit_trust(check_in.trust_state),
                             sources: check_in.finding_sources,
+                            contradictions: check_in.contradictions,
                         },
                         Outcome::Success,
                     ))
@@ -160,24 +164,33 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
 /// The most device policies kept parsed in memory; beyond it the cache starts over.
 const MAX_CACHED_POLICIES: usize = 100_000;
 
-/// Each active device's trust policy, parsed, so that a check-in needs no database read
-/// before the writer's transaction. Only the policy is cached: whether the device may still
+/// What a check-in is evaluated with besides its report: the device's trust policy and the
+/// signals Command derived from its attestation.
+#[derive(Debug)]
+pub struct DevicePolicy {
+    pub policy: TrustPolicy,
+    pub attested: AttestedSignals,
+}
+
+/// Each active device's trust policy, parsed, and its attested signals, so that a check-in
+/// needs no database read before the writer's transaction. Whether the device may still
 /// check in (revoked, retired, ...) is decided in that transaction, never from here.
-/// Whatever changes a device's policy must call [`PolicyCache::forget`].
+/// Whatever changes a device's policy or records an attestation must call
+/// [`PolicyCache::forget`].
 #[derive(Default)]
 pub struct PolicyCache {
-    policies: Mutex<HashMap<DeviceHandle, Arc<TrustPolicy>>>,
+    policies: Mutex<HashMap<DeviceHandle, Arc<DevicePolicy>>>,
 }
 
 impl PolicyCache {
-    pub fn get(&self, handle: &DeviceHandle) -> Option<Arc<TrustPolicy>> {
+    pub fn get(&self, handle: &DeviceHandle) -> Option<Arc<DevicePolicy>> {
         self.policies
             .lock()
             .ok()
             .and_then(|policies| policies.get(handle).cloned())
     }
 
-    pub fn insert(&self, handle: DeviceHandle, policy: Arc<TrustPolicy>) {
+    pub fn insert(&self, handle: DeviceHandle, policy: Arc<DevicePolicy>) {
         if let Ok(mut policies) = self.policies.lock() {
             if policies.len() >= MAX_CACHED_POLICIES {
                 policies.clear();

@@ -343,6 +343,7 @@ async fn three_reports_give_three_states_and_changes_are_audited(backend: Backen
                 from,
                 to,
                 sources,
+                ..
             } if changed == handle => (from, to, sources),
             other => panic!("a trust change of another target: {other:?}"),
         })

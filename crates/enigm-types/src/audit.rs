@@ -288,6 +288,11 @@ pub enum AuditTarget {
         // Absent when empty, so events recorded before sources existed keep their encoding.
         #[serde(default, skip_serializing_if = "SecurityLayers::is_empty")]
         sources: SecurityLayers,
+        /// The security layers in which the device's attestation contradicted its report
+        /// (categories only: never the values or the claims). Absent when empty, so earlier
+        /// events keep their encoding.
+        #[serde(default, skip_serializing_if = "SecurityLayers::is_empty")]
+        contradictions: SecurityLayers,
     },
     EnrollmentToken {
         id: EnrollmentTokenId,

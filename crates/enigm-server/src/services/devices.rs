@@ -16,7 +16,8 @@ use enigm_store::{
     StoreError,
 };
 use enigm_trust::{
-    DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy, evaluate, explain_gates,
+    AttestedSignals, DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy,
+    evaluate_merged, explain_gates, merge,
 };
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, EnrollmentTokenId, Outcome,
@@ -24,7 +25,7 @@ use enigm_types::{
 };
 
 use crate::audit;
-use crate::checkins::{CheckIn, CheckInOutcome, audit_trust};
+use crate::checkins::{CheckIn, CheckInOutcome, DevicePolicy, audit_trust};
 use crate::device_guard::SignedDevice;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::Caller;
@@ -139,7 +140,9 @@ pub async fn enroll(
     let device_state = DeviceState::PendingEnrollment
         .apply(LifecycleAction::Activate)
         .map_err(|error| ApiError::internal(&error))?;
-    let (evaluation, posture) = assess(&request.report, &policy, now)?;
+    // Attestation evidence sent with the enrollment is appraised after the device row exists;
+    // its attested signals count from the first check-in on.
+    let (evaluation, posture) = assess(&request.report, &AttestedSignals::NONE, &policy, now)?;
     let inserted = tx
         .insert_device(&NewDevice {
             handle,
@@ -167,6 +170,7 @@ pub async fn enroll(
             pairing: None,
             last: None,
             accepted_at: None,
+            accepted: None,
         };
         let outcome = attestation::attest_in(
             state,
@@ -213,6 +217,7 @@ pub async fn enroll(
             from: None,
             to: audit_trust(evaluation.state),
             sources: evaluation.finding_layers(),
+            contradictions: evaluation.contradiction_layers(),
         },
         Outcome::Success,
     ))
@@ -234,8 +239,8 @@ pub async fn check_in(
     let handle = device.handle;
     let refuse = &device.refuse;
     let request = &device.body;
-    let policy = match state.device_policies.get(&handle) {
-        Some(policy) => policy,
+    let cached = match state.device_policies.get(&handle) {
+        Some(cached) => cached,
         None => {
             let Some(device) = state.store().device(&handle).await? else {
                 return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
@@ -243,12 +248,19 @@ pub async fn check_in(
             if let Some(reason) = inactive_reason(device.state) {
                 return Err(refuse.deny(reason).await);
             }
-            let policy: Arc<TrustPolicy> = Arc::new(from_json(&device.policy, "device policy")?);
-            state.device_policies.insert(handle, policy.clone());
-            policy
+            let attested = match state.store().device_attestation(&handle).await? {
+                Some(record) => attestation::attested_signals(&record),
+                None => AttestedSignals::NONE,
+            };
+            let cached = Arc::new(DevicePolicy {
+                policy: from_json(&device.policy, "device policy")?,
+                attested,
+            });
+            state.device_policies.insert(handle, cached.clone());
+            cached
         }
     };
-    let (evaluation, posture) = assess(&request.report, &policy, now)?;
+    let (evaluation, posture) = assess(&request.report, &cached.attested, &cached.policy, now)?;
 
     // The nonce, the device still being active and the trust change are settled against the
     // database by the check-in writer, in one transaction shared with other devices' check-ins.
@@ -262,6 +274,7 @@ pub async fn check_in(
         },
         trust_state: evaluation.state,
         finding_sources: evaluation.finding_layers(),
+        contradictions: evaluation.contradiction_layers(),
     };
     match state.check_ins.store(check_in).await {
         Ok(CheckInOutcome::Recorded { .. }) => {}
@@ -356,19 +369,22 @@ pub(crate) fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
     }
 }
 
-/// Evaluates a report; only the outcome is kept, never the report. The gates keep why they
-/// have their results (which signals, with which sources), not the signals' observation times.
+/// Evaluates a report with the device's attested signals merged in (they outrank it); only
+/// the outcome is kept, never the report. The gates keep why they have their results (which
+/// signals, with their best sources), not the signals' observation times.
 fn assess(
     report: &SignalReport,
+    attested: &AttestedSignals,
     policy: &TrustPolicy,
     now: Timestamp,
 ) -> ApiResult<(Evaluation, PostureRecord)> {
-    let evaluation = evaluate(report, policy, now);
+    let merged = merge(report, attested, policy, now);
+    let evaluation = evaluate_merged(&merged, policy, now);
     let posture = PostureRecord {
         trust_state: evaluation.state,
         evaluated_at: evaluation.evaluated_at,
         findings: evaluation.findings.clone(),
-        gates: explain_gates(report, policy, now).into(),
+        gates: explain_gates(merged.report(), policy, now).into(),
     };
     Ok((evaluation, posture))
 }
