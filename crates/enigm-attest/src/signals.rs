@@ -114,6 +114,10 @@ mod tests {
         }
     }
 
+    /// Boot state, locked, security level, boot key allow-listed → boot, lock, integrity and
+    /// keystore values.
+    type Row = (&'static str, bool, &'static str, bool, V, V, V, V);
+
     fn check(claims: &Claims, format: EvidenceFormat, allowed: bool, expect: &[(K, V)]) {
         let got = attested_signals(format, claims, allowed);
         let mut got = got.values;
@@ -127,7 +131,7 @@ mod tests {
     fn android_claims_map_to_boot_lock_integrity_and_keystore() {
         let tee = "TRUSTED_ENVIRONMENT";
         #[rustfmt::skip]
-        let table: [(&str, bool, &str, bool, V, V, V, V); 9] = [
+        let table: [Row; 9] = [
             // boot state, locked, level, key allowed → boot, locked, integrity, keystore
             ("VERIFIED",    true,  tee,          false, V::Ok,     V::Ok,     V::Ok,     V::Ok),
             ("VERIFIED",    false, tee,          false, V::Ok,     V::Failed, V::Failed, V::Ok),
