@@ -313,7 +313,7 @@ fn signal(kind: SignalKind, value: SignalValue, now: Timestamp) -> Signal {
         kind,
         value,
         observed_at: now,
-        source: SignalSource::Collector,
+        source: SignalSource::Measured,
     }
 }
 

@@ -597,7 +597,7 @@ mod tests {
                 SignalKind::OtaVerification,
                 SignalValue::Failed,
                 AT,
-                SignalSource::Collector
+                SignalSource::Measured
             )
         );
         // An unreachable repository proves nothing: the failure stays, with its own time.

@@ -161,7 +161,7 @@ impl Profile {
                 kind,
                 value,
                 observed_at: now,
-                source: SignalSource::Profile,
+                source: SignalSource::Declared,
             })
             .collect()
     }

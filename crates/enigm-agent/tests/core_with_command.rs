@@ -367,7 +367,7 @@ async fn a_refused_update_is_a_failed_ota_verification_at_the_next_check_in() {
         .iter()
         .find(|finding| finding["signal"] == "ota-verification")
         .unwrap();
-    assert_eq!(finding["source"], "collector", "{finding}");
+    assert_eq!(finding["source"], "measured", "{finding}");
     assert_eq!(
         pair.command.device(handle).await["handle"],
         handle.to_string()

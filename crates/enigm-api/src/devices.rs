@@ -123,7 +123,16 @@ pub struct FindingView {
     pub severity: Severity,
     pub signal: Option<SignalKind>,
     pub critical: bool,
+    /// Where the value came from (`attested`, `measured`, `declared`, or `engine` for what the
+    /// engine itself found); for a contradiction, `attested`.
     pub source: SignalSource,
+    /// For a `source-contradiction`: the source of the reported value the attestation
+    /// contradicts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reported_source: Option<SignalSource>,
+    /// For a `source-below-minimum`: the minimum source the policy requires.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub required_source: Option<SignalSource>,
     pub description: String,
     pub recommendation: String,
 }
@@ -136,6 +145,8 @@ impl From<&Finding> for FindingView {
             signal: finding.signal,
             critical: finding.critical,
             source: finding.source,
+            reported_source: finding.reported_source,
+            required_source: finding.required_source,
             description: finding.description().to_owned(),
             recommendation: finding.recommendation().to_owned(),
         }

@@ -496,6 +496,7 @@ mod tests {
             vendor_patch_level: Some(20_260_105),
             boot_patch_level: Some(20_260_105),
             root: Some("google-ec-p384".to_owned()),
+            pcrs_match: None,
         }
     }
 

@@ -20,4 +20,5 @@ pub mod dev;
 pub mod ear;
 pub mod outcome;
 pub mod policy;
+pub mod signals;
 pub mod tpm;

@@ -98,6 +98,10 @@ pub struct Claims {
     /// Which pinned root the chain ended at (`google-rsa`, `google-ec-p384`, `operator:<label>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
+    /// For a TPM quote whose signature and nonce verified: whether its PCR values equal the
+    /// policy's reference values (measured boot as expected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcrs_match: Option<bool>,
 }
 
 /// Accepted, or rejected for exactly one reason.

@@ -278,6 +278,7 @@ pub fn android_claims(evidence: &AndroidEvidence<'_>) -> Claims {
         vendor_patch_level: hardware.vendor_patch_level.or(software.vendor_patch_level),
         boot_patch_level: hardware.boot_patch_level.or(software.boot_patch_level),
         root: Some(evidence.root.to_owned()),
+        pcrs_match: None,
     }
 }
 

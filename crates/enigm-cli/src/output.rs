@@ -378,10 +378,21 @@ pub(crate) fn finding_table(findings: &[FindingView]) -> Table {
             kebab(&finding.severity),
             format!("{about}{}", clean(&finding.description)),
             clean(&finding.recommendation),
-            kebab(&finding.source),
+            finding_source(finding),
         ]);
     }
     keep_whole(table, &[0, 3])
+}
+
+/// A finding's source, with the other source it names: `attested vs declared` for a
+/// contradiction, `declared (needs attested)` for a source below the policy's minimum.
+fn finding_source(finding: &FindingView) -> String {
+    let source = kebab(&finding.source);
+    match (finding.reported_source, finding.required_source) {
+        (Some(reported), _) => format!("{source} vs {}", kebab(&reported)),
+        (None, Some(required)) => format!("{source} (needs {})", kebab(&required)),
+        (None, None) => source,
+    }
 }
 
 pub(crate) fn device_table(devices: &[DeviceView]) -> Table {
@@ -531,8 +542,8 @@ pub(crate) fn gate_table(gates: &[GateView]) -> Table {
 }
 
 /// Why a gate has its result, in a line: for a pass the evidence it rests on with each source
-/// (`firewall (collector), …`); for a fail only what is wrong, grouped by what is wrong
-/// (`missing: disk-encryption, screen-lock; degraded: firewall (profile)`); for not applicable
+/// (`firewall (measured), …`); for a fail only what is wrong, grouped by what is wrong
+/// (`missing: disk-encryption, screen-lock; degraded: firewall (declared)`); for not applicable
 /// the reason.
 fn gate_reason(gate: &GateView) -> String {
     if gate.because.is_empty() {

@@ -96,7 +96,7 @@ impl Profile {
                         SignalValue::Ok
                     },
                     observed_at: now,
-                    source: SignalSource::Profile,
+                    source: SignalSource::Declared,
                 }
             })
             .collect();

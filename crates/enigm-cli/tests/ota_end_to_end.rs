@@ -402,7 +402,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     let findings = ota_findings();
     assert_eq!(findings.len(), 1, "{findings:?}");
     assert_eq!(findings[0]["kind"], "protection-failed", "{findings:?}");
-    assert_eq!(findings[0]["source"], "collector", "{findings:?}");
+    assert_eq!(findings[0]["source"], "measured", "{findings:?}");
 
     // Every outcome is in the audit log.
     let events = owner.json(&["audit", "events", "--action", "device.ota-install"]);

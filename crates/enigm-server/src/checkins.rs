@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use enigm_store::{CheckInStored, CheckInWrite, Store, StoreError};
-use enigm_trust::{DeviceState, TrustPolicy, TrustState};
+use enigm_trust::{AttestedSignals, DeviceState, TrustPolicy, TrustState};
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, DeviceHandle, Outcome,
     SecurityLayers,
@@ -36,6 +36,9 @@ pub struct CheckIn {
     pub trust_state: TrustState,
     /// The security layers of the evaluation's findings, recorded with a trust change.
     pub finding_sources: SecurityLayers,
+    /// The security layers in which the attestation contradicted the report: such a check-in
+    /// is audited even when the trust state stays the same.
+    pub contradictions: SecurityLayers,
 }
 
 /// What became of a check-in.
@@ -137,7 +140,7 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
             CheckInStored::Recorded {
                 previous_trust_state: previous,
             } => {
-                if previous != check_in.trust_state {
+                if previous != check_in.trust_state || !check_in.contradictions.is_empty() {
                     let handle = check_in.write.handle;
                     tx.append_audit(&AuditEvent::new(
                         check_in.write.received_at,
@@ -148,6 +151,7 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
                             from: Some(audit_trust(previous)),
                             to: audit_trust(check_in.trust_state),
                             sources: check_in.finding_sources,
+                            contradictions: check_in.contradictions,
                         },
                         Outcome::Success,
                     ))
@@ -165,22 +169,30 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
 /// The most device policies kept parsed in memory; beyond it the cache starts over.
 const MAX_CACHED_POLICIES: usize = 100_000;
 
-/// Each active device's effective trust policy, parsed, with the device's `policy_revision`
-/// it was loaded at, so that a check-in needs no database read before the writer's
-/// transaction. The writer compares that revision with the device row's in its transaction:
-/// a policy assignment or an attestation anywhere (any Command process on the database) bumps
-/// it, and the check-in is then answered `Stale` and evaluated again under a fresh load. Only
-/// the policy is cached: whether the device may still check in (revoked, retired, ...) is
-/// decided in that transaction, never from here.
+/// What a check-in is evaluated with besides its report: the device's effective trust policy
+/// and the signals Command derived from its attestation.
+#[derive(Debug)]
+pub struct DevicePolicy {
+    pub policy: TrustPolicy,
+    pub attested: AttestedSignals,
+}
+
+/// Each active device's effective trust policy, parsed, and its attested signals, with the
+/// device's `policy_revision` they were loaded at, so that a check-in needs no database read
+/// before the writer's transaction. The writer compares that revision with the device row's in
+/// its transaction: a policy assignment or an attestation anywhere (any Command process on the
+/// database) bumps it, and the check-in is then answered `Stale` and evaluated again under a
+/// fresh load. Whether the device may still check in (revoked, retired, ...) is decided in that
+/// transaction, never from here.
 #[derive(Default)]
 pub struct PolicyCache {
     policies: Mutex<HashMap<DeviceHandle, CachedPolicy>>,
 }
 
-/// A device's effective trust policy and the `policy_revision` it was loaded at.
+/// A device's [`DevicePolicy`] and the `policy_revision` it was loaded at.
 #[derive(Clone)]
 pub struct CachedPolicy {
-    pub policy: Arc<TrustPolicy>,
+    pub policy: Arc<DevicePolicy>,
     pub revision: i64,
 }
 

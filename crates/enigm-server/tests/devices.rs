@@ -343,6 +343,7 @@ async fn three_reports_give_three_states_and_changes_are_audited(backend: Backen
                 from,
                 to,
                 sources,
+                ..
             } if changed == handle => (from, to, sources),
             other => panic!("a trust change of another target: {other:?}"),
         })
@@ -599,13 +600,13 @@ async fn production_gates_say_why(backend: Backend) {
     assert_eq!(
         gate("build-integrity"),
         json!({"gate": "build-integrity", "result": "pass", "because": [
-            {"evidence": "signal", "signal": "os-signature", "check": "ok", "value": "ok", "source": "profile"},
+            {"evidence": "signal", "signal": "os-signature", "check": "ok", "value": "ok", "source": "declared"},
         ]})
     );
     assert_eq!(
         gate("network-security"),
         json!({"gate": "network-security", "result": "fail", "because": [
-            {"evidence": "signal", "signal": "firewall", "check": "not-ok", "value": "degraded", "source": "collector"},
+            {"evidence": "signal", "signal": "firewall", "check": "not-ok", "value": "degraded", "source": "measured"},
             {"evidence": "signal", "signal": "encrypted-dns", "check": "missing", "value": null, "source": null},
             {"evidence": "signal", "signal": "network-policy-compliance", "check": "missing", "value": null, "source": null},
         ]})
@@ -613,10 +614,10 @@ async fn production_gates_say_why(backend: Backend) {
     assert_eq!(
         gate("boot-integrity"),
         json!({"gate": "boot-integrity", "result": "fail", "because": [
-            {"evidence": "signal", "signal": "secure-boot", "check": "ok", "value": "ok", "source": "collector"},
-            {"evidence": "signal", "signal": "verified-boot", "check": "stale", "value": "ok", "source": "collector"},
+            {"evidence": "signal", "signal": "secure-boot", "check": "ok", "value": "ok", "source": "measured"},
+            {"evidence": "signal", "signal": "verified-boot", "check": "stale", "value": "ok", "source": "measured"},
             {"evidence": "signal", "signal": "bootloader-locked", "check": "missing", "value": null, "source": null},
-            {"evidence": "signal", "signal": "device-integrity", "check": "ok", "value": "ok", "source": "collector"},
+            {"evidence": "signal", "signal": "device-integrity", "check": "ok", "value": "ok", "source": "measured"},
         ]})
     );
     assert_eq!(

@@ -23,6 +23,9 @@ pub struct AttestationRecord {
     pub last: Option<AttestationResultRecord>,
     /// When an attestation was last accepted.
     pub accepted_at: Option<Timestamp>,
+    /// The format and claims (JSON) of the last accepted attestation (migration
+    /// `0013_attested_claims.sql`): what attested signals are derived from.
+    pub accepted: Option<(AttestationFormat, String)>,
 }
 
 /// The outcome of one attestation, as stored.
@@ -35,7 +38,8 @@ pub struct AttestationResultRecord {
     pub attested_at: Timestamp,
 }
 
-const COLUMNS: &str = "policy, pairing, verdict, format, claims, attested_at, accepted_at";
+const COLUMNS: &str = "policy, pairing, verdict, format, claims, attested_at, accepted_at, \
+                       accepted_format, accepted_claims";
 
 fn record(row: &sqlx::any::AnyRow) -> StoreResult<AttestationRecord> {
     let verdict: Option<String> = row.try_get("verdict")?;
@@ -63,6 +67,15 @@ fn record(row: &sqlx::any::AnyRow) -> StoreResult<AttestationRecord> {
         accepted_at: row
             .try_get::<Option<i64>, _>("accepted_at")?
             .map(Timestamp::from_unix_millis),
+        accepted: match row.try_get::<Option<String>, _>("accepted_format")? {
+            Some(format) => Some((
+                AttestationFormat::from_name(&format)
+                    .map_err(|_| StoreError::Corrupt("accepted attestation format"))?,
+                row.try_get::<Option<String>, _>("accepted_claims")?
+                    .unwrap_or_else(|| "{}".to_owned()),
+            )),
+            None => None,
+        },
     })
 }
 
@@ -119,7 +132,8 @@ impl WriteTx<'_> {
     }
 
     /// Records an outcome. An accepted one also sets the pairing (the caller passes the advanced
-    /// pairing) and the time of acceptance; a rejected one leaves both as they were.
+    /// pairing), the time of acceptance and the accepted claims; a rejected one leaves them as
+    /// they were.
     pub async fn record_attestation(
         &mut self,
         handle: &DeviceHandle,
@@ -129,7 +143,8 @@ impl WriteTx<'_> {
         let query = match accepted_pairing {
             Some(_) => {
                 "UPDATE device_attestations SET verdict = $2, format = $3, claims = $4, \
-                 attested_at = $5, pairing = $6, accepted_at = $5 WHERE handle = $1"
+                 attested_at = $5, pairing = $6, accepted_at = $5, accepted_format = $3, \
+                 accepted_claims = $4 WHERE handle = $1"
             }
             None => {
                 "UPDATE device_attestations SET verdict = $2, format = $3, claims = $4, \

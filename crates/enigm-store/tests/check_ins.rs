@@ -257,7 +257,9 @@ fn finding(kind: FindingKind, severity: Severity) -> Finding {
         severity,
         signal: Some(SignalKind::Firewall),
         critical: true,
-        source: SignalSource::Collector,
+        source: SignalSource::Measured,
+        reported_source: None,
+        required_source: None,
     }
 }
 
@@ -278,7 +280,7 @@ async fn findings_and_gates_are_stored_typed(backend: Backend) {
                     signal: SignalKind::Firewall,
                     check: SignalCheck::NotOk,
                     value: Some(SignalValue::Failed),
-                    source: Some(SignalSource::Profile),
+                    source: Some(SignalSource::Declared),
                 },
                 GateEvidence::Signal {
                     signal: SignalKind::EncryptedDns,

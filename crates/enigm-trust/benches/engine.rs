@@ -1,12 +1,13 @@
 //! Throughput of the Trust State Engine on a full 30-signal report (every `SignalKind`), under
 //! the baseline policy and under a policy that makes every signal critical, with all signals
-//! `ok` and with a few degraded; also the production gates (bare and with their explanations) and the eligibility decision.
+//! `ok` and with a few degraded; with provenance (attested signals merged in, a policy with minimum
+//! sources, and a contradiction); also the production gates (bare and with their explanations) and the eligibility decision.
 //!
 //! Each iteration is one evaluation (`Throughput::Elements(1)`), on one thread, so criterion's
 //! `elem/s` is evaluations per second per core. The target is at least 1,000,000 evaluations
 //! per second per core for a 30-signal report.
 //!
-//! Run: `cargo bench -p enigm-trust --bench engine`.
+//! Run: `cargo bench -p enigm-trust --bench engine` (`-- --quick` for a short run).
 
 #![allow(
     clippy::expect_used,
@@ -18,9 +19,9 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use enigm_trust::{
-    AttestationOutcome, DecisionInput, DeviceState, PatchLevel, ProtectedAction, Signal,
-    SignalKind, SignalReport, SignalSource, SignalValue, TrustPolicy, TrustState, decide, evaluate,
-    evaluate_gates, explain_gates,
+    AttestationOutcome, AttestedSignals, DecisionInput, DeviceState, Evidence, PatchLevel,
+    ProtectedAction, Signal, SignalKind, SignalReport, SignalSource, SignalValue, TrustPolicy,
+    TrustState, decide, evaluate, evaluate_attested, evaluate_gates, explain_gates,
 };
 use enigm_types::Timestamp;
 
@@ -38,7 +39,7 @@ fn report(degraded: &[SignalKind]) -> SignalReport {
                 SignalValue::Ok
             },
             observed_at: NOW.saturating_sub(Duration::from_secs(60)),
-            source: SignalSource::Collector,
+            source: SignalSource::Measured,
         })
         .collect();
     SignalReport::new(signals, PatchLevel::new(2026, 3, 5).ok()).expect("one signal per kind")
@@ -82,6 +83,67 @@ fn engine(c: &mut Criterion) {
                 b.iter(|| evaluate(black_box(report), black_box(policy), black_box(NOW)));
             });
         }
+    }
+    group.finish();
+
+    // Provenance: the attested signals of an Android attestation (boot, lock, integrity,
+    // keystore, patch month) merged into the report, under an all-critical policy that
+    // requires attested boot signals and measured disk encryption; once agreeing with the
+    // report, once contradicting it (an unlocked bootloader).
+    let agreeing = [
+        (SignalKind::VerifiedBoot, SignalValue::Ok),
+        (SignalKind::SecureBoot, SignalValue::Ok),
+        (SignalKind::BootloaderLocked, SignalValue::Ok),
+        (SignalKind::DeviceIntegrity, SignalValue::Ok),
+        (SignalKind::HardwareKeystore, SignalValue::Ok),
+    ];
+    let unlocked = [
+        (SignalKind::VerifiedBoot, SignalValue::Ok),
+        (SignalKind::SecureBoot, SignalValue::Ok),
+        (SignalKind::BootloaderLocked, SignalValue::Failed),
+        (SignalKind::DeviceIntegrity, SignalValue::Failed),
+        (SignalKind::HardwareKeystore, SignalValue::Ok),
+    ];
+    let attested = |values: &[(SignalKind, SignalValue)]| {
+        AttestedSignals::from_evidence(
+            Some(Evidence {
+                values,
+                os_patch_month: Some(202_603),
+                attested_at: NOW.saturating_sub(Duration::from_secs(1800)),
+            }),
+            None,
+        )
+    };
+    let strict = all_critical()
+        .with_min_sources(
+            SignalSource::Declared,
+            [
+                (SignalKind::SecureBoot, SignalSource::Attested),
+                (SignalKind::VerifiedBoot, SignalSource::Attested),
+                (SignalKind::BootloaderLocked, SignalSource::Attested),
+                (SignalKind::DiskEncryption, SignalSource::Measured),
+            ]
+            .into_iter()
+            .collect(),
+        )
+        .expect("valid minimum sources");
+    let mut group = c.benchmark_group("evaluate_attested");
+    group.throughput(Throughput::Elements(1));
+    let all_ok = &reports[0].1;
+    for (name, attested) in [
+        ("agreeing", attested(&agreeing)),
+        ("contradicting", attested(&unlocked)),
+    ] {
+        group.bench_with_input(name, &attested, |b, attested| {
+            b.iter(|| {
+                evaluate_attested(
+                    black_box(all_ok),
+                    black_box(attested),
+                    black_box(&strict),
+                    black_box(NOW),
+                )
+            });
+        });
     }
     group.finish();
 

@@ -8,6 +8,10 @@
 //!   policy's minimum, makes it `REVIEW_REQUIRED`;
 //! - otherwise it is `PROTECTED`.
 //!
+//! Provenance: attested signals are merged into the report first (`attested.rs`: they outrank
+//! it, and a contradiction between them makes the device `INACTIVE`); then a signal whose best
+//! source is weaker than the policy's minimum for it counts as not measurable.
+//!
 //! Non-critical signals only add findings. Privacy Mode is informational: it is reported and
 //! never moves the state. There is no score: states and categorical severities only.
 
@@ -17,6 +21,7 @@ use serde::Serialize;
 /// The engine's vocabulary lives in `enigm-types`, where the store and the API name it too.
 pub use enigm_types::{Finding, FindingKind, LauncherSummary, Severity, TrustState};
 
+use crate::attested::{AttestedSignals, Merged, merge};
 use crate::policy::TrustPolicy;
 use crate::signal::{Layer, Signal, SignalKind, SignalReport, SignalSource, SignalValue};
 
@@ -34,6 +39,20 @@ impl Evaluation {
         self.state.launcher_summary()
     }
 
+    /// The security layers in which the device's attestation contradicted its report: what
+    /// the audit log records of a contradiction (categories only).
+    pub fn contradiction_layers(&self) -> enigm_types::SecurityLayers {
+        self.findings
+            .iter()
+            .filter(|finding| finding.kind == FindingKind::SourceContradiction)
+            .map(|finding| {
+                finding
+                    .signal
+                    .map_or(Layer::VerifiedBoot, SignalKind::layer)
+            })
+            .collect()
+    }
+
     /// The security layers the findings come from (the patch level counts as verified boot
     /// and software trust): what the audit log records as a trust change's finding sources.
     pub fn finding_layers(&self) -> enigm_types::SecurityLayers {
@@ -48,13 +67,35 @@ impl Evaluation {
     }
 }
 
-/// Evaluates `report` under `policy` at `now`.
+/// Evaluates `report` under `policy` at `now`, without attested signals.
 pub fn evaluate(report: &SignalReport, policy: &TrustPolicy, now: Timestamp) -> Evaluation {
+    evaluate_attested(report, &AttestedSignals::NONE, policy, now)
+}
+
+/// Evaluates `report` with the device's `attested` signals merged in, under `policy` at `now`.
+pub fn evaluate_attested(
+    report: &SignalReport,
+    attested: &AttestedSignals,
+    policy: &TrustPolicy,
+    now: Timestamp,
+) -> Evaluation {
+    evaluate_merged(&merge(report, attested, policy, now), policy, now)
+}
+
+/// Evaluates a report already merged with its attested signals (the production gates are
+/// explained from the same merge).
+pub fn evaluate_merged(merged: &Merged<'_>, policy: &TrustPolicy, now: Timestamp) -> Evaluation {
+    let report = merged.report();
     let mut state = TrustState::Protected;
     let mut findings = Vec::new();
+    for contradiction in merged.contradictions() {
+        state = TrustState::Inactive;
+        findings.push(*contradiction);
+    }
     for signal in report.signals() {
         let critical = policy.is_critical(signal.kind);
-        if let Some((finding_state, finding)) = assess(signal, critical, policy, now) {
+        let source = merged.best_source(signal);
+        if let Some((finding_state, finding)) = assess(signal, source, critical, policy, now) {
             if critical {
                 state = state.worst(finding_state);
             }
@@ -70,6 +111,8 @@ pub fn evaluate(report: &SignalReport, policy: &TrustPolicy, now: Timestamp) -> 
                 signal: Some(kind),
                 critical: true,
                 source: SignalSource::Engine,
+                reported_source: None,
+                required_source: None,
             });
         }
     }
@@ -95,6 +138,8 @@ pub fn evaluate(report: &SignalReport, policy: &TrustPolicy, now: Timestamp) -> 
                 signal: None,
                 critical: true,
                 source: SignalSource::Engine,
+                reported_source: None,
+                required_source: None,
             });
         }
     }
@@ -109,6 +154,7 @@ pub fn evaluate(report: &SignalReport, policy: &TrustPolicy, now: Timestamp) -> 
 /// The state a signal pushes the device towards, and its finding; `None` when it is fine.
 fn assess(
     signal: &Signal,
+    best_source: SignalSource,
     critical: bool,
     policy: &TrustPolicy,
     now: Timestamp,
@@ -123,6 +169,8 @@ fn assess(
         signal: Some(signal.kind),
         critical,
         source,
+        reported_source: None,
+        required_source: None,
     };
     if signal.observed_at > now.saturating_add(policy.max_clock_skew()) {
         let found = finding(
@@ -151,9 +199,24 @@ fn assess(
                 signal: Some(signal.kind),
                 critical: false,
                 source: signal.source,
+                reported_source: None,
+                required_source: None,
             };
             (TrustState::Protected, found)
         });
+    }
+    if !policy.accepts_source(signal.kind, best_source) {
+        // Fail closed: a value from a source the policy does not accept is as good as none.
+        let found = Finding {
+            required_source: Some(policy.min_source(signal.kind)),
+            ..finding(
+                FindingKind::SourceBelowMinimum,
+                Severity::Critical,
+                Severity::Info,
+                best_source,
+            )
+        };
+        return Some((TrustState::Inactive, found));
     }
     let (state, kind, critical_severity, other_severity) = match signal.value {
         SignalValue::Ok => return None,

@@ -4,6 +4,8 @@
 //!   [`SignalKind`] in one of six security layers, with a value, an observation time and a source.
 //! - [`policy`]: a [`TrustPolicy`] says which signals are critical, how old a signal may be and
 //!   the minimum patch level.
+//! - [`attested`]: signals Command derives from a device's attestation, and their merge with
+//!   the report (attested > measured > declared; a contradiction is Critical).
 //! - [`engine`]: the Trust State Engine. [`evaluate`] turns a report and a policy into exactly one
 //!   of three [`TrustState`]s with [`Finding`]s and the launcher summary. There is no score.
 //! - [`gates`]: the ten production-gate categories, each pass, fail or not applicable, with why
@@ -15,6 +17,7 @@
 //! measurable never counts as protection, and a missing input to a decision denies. The crate
 //! does no I/O and reads no clock: the time of evaluation is a parameter.
 
+pub mod attested;
 pub mod eligibility;
 pub mod engine;
 pub mod gates;
@@ -22,11 +25,13 @@ pub mod lifecycle;
 pub mod policy;
 pub mod signal;
 
+pub use attested::{AttestedSignal, AttestedSignals, Evidence, Merged, merge};
 pub use eligibility::{
     AttestationOutcome, DecisionInput, DenyReason, EligibilityDecision, ProtectedAction, decide,
 };
 pub use engine::{
     Evaluation, Finding, FindingKind, LauncherSummary, Severity, TrustState, evaluate,
+    evaluate_attested, evaluate_merged,
 };
 pub use gates::{
     GateEvidence, GateResult, GateStatus, PatchLevelCheck, ProductionGate, SignalCheck,

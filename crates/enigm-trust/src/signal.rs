@@ -184,6 +184,13 @@ impl<'de> Deserialize<'de> for PatchLevel {
 pub enum ReportError {
     #[error("signal `{0}` is reported twice")]
     Duplicate(SignalKind),
+    /// Only Command derives attested signals, and only the engine speaks as the engine: a
+    /// report that claims either would raise its own provenance.
+    #[error("signal `{kind}` claims the source `{claimed}`, which a device cannot report")]
+    SourceNotReportable {
+        kind: SignalKind,
+        claimed: SignalSource,
+    },
 }
 
 /// A device's signals at one time: at most one signal of each kind.
@@ -210,12 +217,32 @@ impl SignalReport {
             if !present.insert(signal.kind) {
                 return Err(ReportError::Duplicate(signal.kind));
             }
+            if matches!(signal.source, SignalSource::Attested | SignalSource::Engine) {
+                return Err(ReportError::SourceNotReportable {
+                    kind: signal.kind,
+                    claimed: signal.source,
+                });
+            }
         }
         Ok(SignalReport {
             signals,
             patch_level,
             present,
         })
+    }
+
+    /// A report assembled by the merge of attested signals: `present` holds exactly the kinds
+    /// of `signals`, one each.
+    pub(crate) fn merged(
+        signals: Vec<Signal>,
+        patch_level: Option<PatchLevel>,
+        present: SignalSet,
+    ) -> Self {
+        SignalReport {
+            signals,
+            patch_level,
+            present,
+        }
     }
 
     pub fn signals(&self) -> &[Signal] {
@@ -295,7 +322,7 @@ mod tests {
             kind: SignalKind::Firewall,
             value: SignalValue::Ok,
             observed_at: at,
-            source: SignalSource::Collector,
+            source: SignalSource::Measured,
         };
         assert_eq!(
             SignalReport::new(vec![signal, signal], None),
@@ -305,6 +332,15 @@ mod tests {
             {"kind":"tpm","value":"ok","observed_at":1,"source":"collector"},
             {"kind":"tpm","value":"failed","observed_at":1,"source":"collector"}]}"#;
         assert!(serde_json::from_str::<SignalReport>(twice).is_err());
+        for claimed in ["attested", "engine"] {
+            let forged = format!(
+                r#"{{"signals":[{{"kind":"secure-boot","value":"ok","observed_at":1,"source":"{claimed}"}}]}}"#
+            );
+            assert!(
+                serde_json::from_str::<SignalReport>(&forged).is_err(),
+                "{claimed}"
+            );
+        }
         let extra = r#"{"signals":[],"score":99}"#;
         assert!(serde_json::from_str::<SignalReport>(extra).is_err());
         let fine = r#"{"signals":[{"kind":"tpm","value":"not-measurable","observed_at":1,"source":"profile"}],"patch_level":"2026-10-01"}"#;

@@ -156,7 +156,7 @@ fn every_signal_in_every_value_and_age_gives_the_table_state_and_finding() {
         let kinds: &[SignalKind] = if critical { &CRITICAL } else { &non_critical };
         for &kind in kinds {
             assert_eq!(policy.is_critical(kind), critical);
-            for source in [SignalSource::Collector, SignalSource::Profile] {
+            for source in [SignalSource::Measured, SignalSource::Declared] {
                 let report = all_ok_but(&[(kind, value, age.observed_at(), source)], None);
                 let evaluation = evaluate(&report, &policy, NOW);
                 let case = format!("{kind} critical={critical} {value:?} {age:?} {source:?}");
@@ -172,6 +172,8 @@ fn every_signal_in_every_value_and_age_gives_the_table_state_and_finding() {
                             Src::Signal => source,
                             Src::Engine => SignalSource::Engine,
                         },
+                        reported_source: None,
+                        required_source: None,
                     })
                     .into_iter()
                     .collect();
@@ -192,7 +194,7 @@ fn ages_at_the_limits_are_still_believed() {
     ];
     for at in limits {
         let report = all_ok_but(
-            &[(SignalKind::Firewall, V::Ok, at, SignalSource::Collector)],
+            &[(SignalKind::Firewall, V::Ok, at, SignalSource::Measured)],
             None,
         );
         let evaluation = evaluate(&report, &policy, NOW);
@@ -203,7 +205,7 @@ fn ages_at_the_limits_are_still_believed() {
     let strict = policy.clone().with_clock_skew(Duration::ZERO);
     let ahead = NOW.saturating_add(Duration::from_millis(1));
     let report = all_ok_but(
-        &[(SignalKind::Firewall, V::Ok, ahead, SignalSource::Collector)],
+        &[(SignalKind::Firewall, V::Ok, ahead, SignalSource::Measured)],
         None,
     );
     let evaluation = evaluate(&report, &strict, NOW);
@@ -259,7 +261,7 @@ fn non_critical_problems_add_findings_and_never_move_the_state() {
                 let bad: Vec<(SignalKind, SignalValue, Timestamp, SignalSource)> = SignalKind::ALL
                     .iter()
                     .filter(|kind| !policy.is_critical(**kind))
-                    .map(|kind| (*kind, value, age.observed_at(), SignalSource::Collector))
+                    .map(|kind| (*kind, value, age.observed_at(), SignalSource::Measured))
                     .collect();
                 let evaluation = evaluate(&all_ok_but(&bad, None), &policy, NOW);
                 assert_eq!(evaluation.state, T::Protected, "{value:?} {age:?}");
@@ -284,7 +286,7 @@ fn every_kind_is_judged_alike_when_critical() {
                 continue;
             }
             let report = all_ok_but(
-                &[(kind, value, age.observed_at(), SignalSource::Collector)],
+                &[(kind, value, age.observed_at(), SignalSource::Measured)],
                 None,
             );
             let evaluation = evaluate(&report, &policy, NOW);
@@ -309,7 +311,7 @@ fn privacy_mode_never_changes_the_state() {
     ];
     for (change, state) in bases {
         let mut overrides: Vec<(SignalKind, SignalValue, Timestamp, SignalSource)> = change
-            .map(|(kind, value)| (kind, value, Fresh.observed_at(), SignalSource::Collector))
+            .map(|(kind, value)| (kind, value, Fresh.observed_at(), SignalSource::Measured))
             .into_iter()
             .collect();
         let without: Vec<Signal> = all_ok_but(&overrides, None)
@@ -327,7 +329,7 @@ fn privacy_mode_never_changes_the_state() {
                     SignalKind::PrivacyMode,
                     value,
                     age.observed_at(),
-                    SignalSource::Profile,
+                    SignalSource::Declared,
                 ));
                 let evaluation = evaluate(&all_ok_but(&overrides, None), &policy, NOW);
                 assert_eq!(evaluation.state, state, "{value:?} {age:?}");
@@ -393,6 +395,8 @@ fn patch_level_against_the_minimum() {
         signal: None,
         critical: true,
         source: SignalSource::Engine,
+        reported_source: None,
+        required_source: None,
     };
     let cases = [
         (None, T::Inactive, Some(K::PatchLevelUnknown)),
@@ -429,7 +433,7 @@ fn patch_level_against_the_minimum() {
         SignalKind::Firewall,
         V::Unavailable,
         NOW,
-        SignalSource::Collector,
+        SignalSource::Measured,
     )];
     assert_eq!(
         evaluate(&all_ok_but(&down, old), &with_minimum, NOW).state,
@@ -439,7 +443,7 @@ fn patch_level_against_the_minimum() {
         SignalKind::Firewall,
         V::Degraded,
         NOW,
-        SignalSource::Collector,
+        SignalSource::Measured,
     )];
     assert_eq!(
         evaluate(&all_ok_but(&degraded, None), &with_minimum, NOW).state,
@@ -457,27 +461,27 @@ fn findings_are_sorted_most_severe_first() {
                 SignalKind::PrivacyMode,
                 V::Failed,
                 at,
-                SignalSource::Collector,
+                SignalSource::Measured,
             ), // Info
             (
                 SignalKind::Tpm,
                 V::NotMeasurable,
                 at,
-                SignalSource::Collector,
+                SignalSource::Measured,
             ), // Info
-            (SignalKind::Vpn, V::Degraded, at, SignalSource::Collector), // Low
-            (SignalKind::Proxy, V::Failed, at, SignalSource::Collector), // Medium
+            (SignalKind::Vpn, V::Degraded, at, SignalSource::Measured), // Low
+            (SignalKind::Proxy, V::Failed, at, SignalSource::Measured), // Medium
             (
                 SignalKind::Firewall,
                 V::Degraded,
                 at,
-                SignalSource::Collector,
+                SignalSource::Measured,
             ), // High
             (
                 SignalKind::SecureBoot,
                 V::Failed,
                 at,
-                SignalSource::Collector,
+                SignalSource::Measured,
             ), // Critical
         ],
         PatchLevel::new(2026, 1, 1).ok(), // High
@@ -582,7 +586,7 @@ fn evaluation_json_carries_categories_and_text_only() {
             SignalKind::Firewall,
             V::Degraded,
             NOW,
-            SignalSource::Collector,
+            SignalSource::Measured,
         )],
         None,
     );
@@ -597,7 +601,7 @@ fn evaluation_json_carries_categories_and_text_only() {
                 "severity": "High",
                 "signal": "firewall",
                 "critical": true,
-                "source": "collector",
+                "source": "measured",
                 "description": FindingKind::ProtectionDegraded.description(),
                 "recommendation": FindingKind::ProtectionDegraded.recommendation(),
             }],
@@ -632,7 +636,7 @@ fn all_ok() -> Vec<Signal> {
             kind: *kind,
             value: V::Ok,
             observed_at: Fresh.observed_at(),
-            source: SignalSource::Collector,
+            source: SignalSource::Measured,
         })
         .collect()
 }
@@ -666,5 +670,7 @@ fn missing(kind: SignalKind) -> Finding {
         signal: Some(kind),
         critical: true,
         source: SignalSource::Engine,
+        reported_source: None,
+        required_source: None,
     }
 }

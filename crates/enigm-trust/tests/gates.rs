@@ -280,7 +280,10 @@ fn signal_entry(
 
 #[test]
 fn a_passing_gate_lists_each_signal_it_rests_on_with_its_source() {
-    let report = with_sources(report(&[], None), &[(S::SecureBoot, SignalSource::Profile)]);
+    let report = with_sources(
+        report(&[], None),
+        &[(S::SecureBoot, SignalSource::Declared)],
+    );
     let status = explained(&report, &policy(None, true), G::BootIntegrity);
     assert_eq!(status.result, Pass);
     assert_eq!(
@@ -290,25 +293,25 @@ fn a_passing_gate_lists_each_signal_it_rests_on_with_its_source() {
                 S::SecureBoot,
                 SignalCheck::Ok,
                 Some(SignalValue::Ok),
-                Some(SignalSource::Profile)
+                Some(SignalSource::Declared)
             ),
             signal_entry(
                 S::VerifiedBoot,
                 SignalCheck::Ok,
                 Some(SignalValue::Ok),
-                Some(SignalSource::Collector)
+                Some(SignalSource::Measured)
             ),
             signal_entry(
                 S::BootloaderLocked,
                 SignalCheck::Ok,
                 Some(SignalValue::Ok),
-                Some(SignalSource::Collector)
+                Some(SignalSource::Measured)
             ),
             signal_entry(
                 S::DeviceIntegrity,
                 SignalCheck::Ok,
                 Some(SignalValue::Ok),
-                Some(SignalSource::Collector)
+                Some(SignalSource::Measured)
             ),
         ]
     );
@@ -331,7 +334,7 @@ fn a_stale_signal_is_named_with_its_value_and_source() {
     let stale = NOW.saturating_sub(MAX_AGE).saturating_sub(ONE);
     let report = with_sources(
         report(&[(S::Firewall, Some((SignalValue::Ok, stale)))], None),
-        &[(S::Firewall, SignalSource::Profile)],
+        &[(S::Firewall, SignalSource::Declared)],
     );
     let status = explained(&report, &policy(None, true), G::NetworkSecurity);
     assert_eq!(status.result, Fail);
@@ -341,7 +344,7 @@ fn a_stale_signal_is_named_with_its_value_and_source() {
             S::Firewall,
             SignalCheck::Stale,
             Some(SignalValue::Ok),
-            Some(SignalSource::Profile)
+            Some(SignalSource::Declared)
         )
     );
 }
@@ -361,7 +364,7 @@ fn a_signal_from_the_future_is_named_before_its_value() {
             S::OsSignature,
             SignalCheck::FromFuture,
             Some(SignalValue::Failed),
-            Some(SignalSource::Collector)
+            Some(SignalSource::Measured)
         )]
     );
 }
@@ -383,7 +386,7 @@ fn a_signal_that_is_not_ok_is_named_with_its_value() {
                 S::TrustEngine,
                 SignalCheck::NotOk,
                 Some(value),
-                Some(SignalSource::Collector)
+                Some(SignalSource::Measured)
             ),
             "{value}"
         );
@@ -467,7 +470,7 @@ fn device_management_outside_managed_mode_says_why_it_does_not_apply() {
             S::DeviceManagement,
             SignalCheck::NotOk,
             Some(SignalValue::Failed),
-            Some(SignalSource::Collector)
+            Some(SignalSource::Measured)
         )]
     );
 }
@@ -551,7 +554,7 @@ proptest! {
                     1 => Just(SignalValue::NotMeasurable),
                 ],
                 prop_oneof![9 => -600_000_i64..=0, 1 => -1_000_000_i64..=400_000],
-                prop::sample::select(SignalSource::ALL.to_vec()),
+                prop::sample::select(vec![SignalSource::Measured, SignalSource::Declared]),
             ),
             SignalKind::COUNT,
         ),
@@ -647,7 +650,7 @@ fn report(
                 kind: *kind,
                 value,
                 observed_at,
-                source: SignalSource::Collector,
+                source: SignalSource::Measured,
             })
         })
         .collect();

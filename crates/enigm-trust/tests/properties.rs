@@ -309,7 +309,7 @@ fn observed_at() -> impl Strategy<Value = Timestamp> {
 }
 
 fn source() -> impl Strategy<Value = SignalSource> {
-    prop::sample::select(vec![SignalSource::Collector, SignalSource::Profile])
+    prop::sample::select(vec![SignalSource::Measured, SignalSource::Declared])
 }
 
 fn patch_level() -> impl Strategy<Value = PatchLevel> {

@@ -302,6 +302,11 @@ pub enum AuditTarget {
         // Absent when empty, so events recorded before sources existed keep their encoding.
         #[serde(default, skip_serializing_if = "SecurityLayers::is_empty")]
         sources: SecurityLayers,
+        /// The security layers in which the device's attestation contradicted its report
+        /// (categories only: never the values or the claims). Absent when empty, so earlier
+        /// events keep their encoding.
+        #[serde(default, skip_serializing_if = "SecurityLayers::is_empty")]
+        contradictions: SecurityLayers,
     },
     EnrollmentToken {
         id: EnrollmentTokenId,
@@ -418,12 +423,26 @@ impl AuditTarget {
             AuditTarget::AuditLeaves { first, end } => Some(format!("{first}..{end}")),
             AuditTarget::Device { handle } => Some(handle.to_string()),
             AuditTarget::DeviceTrust {
-                handle, from, to, ..
-            } => Some(format!(
-                "{handle}/{}->{}",
-                from.map_or("none", AuditTrustState::as_str),
-                to.as_str()
-            )),
+                handle,
+                from,
+                to,
+                contradictions,
+                ..
+            } => {
+                let mut reference = format!(
+                    "{handle}/{}->{}",
+                    from.map_or("none", AuditTrustState::as_str),
+                    to.as_str()
+                );
+                // Only when there is one, so earlier events keep their reference.
+                if !contradictions.is_empty() {
+                    let layers: Vec<&str> =
+                        contradictions.iter().map(|layer| layer.as_str()).collect();
+                    reference.push_str(" contradicted:");
+                    reference.push_str(&layers.join(","));
+                }
+                Some(reference)
+            }
             AuditTarget::EnrollmentToken { id } => Some(id.to_string()),
             AuditTarget::Release { release } => Some(release.to_string()),
             AuditTarget::AnonymousRequests { network, .. } => Some(network.to_string()),

@@ -112,13 +112,49 @@ vocabulary! {
 }
 
 vocabulary! {
-    /// Which component produced a signal.
+    /// Which component produced a signal, strongest first (see [`SignalSource::strength`]).
+    ///
+    /// `measured` and `declared` were spelled `collector` and `profile` before provenance; the
+    /// old names are still read (stored postures, older agents) and never written.
     pub enum SignalSource ("signal source") {
+        /// Derived by Command from the claims of the device's attestation (boot state,
+        /// bootloader lock, patch levels, TPM PCRs): evidence the device cannot forge.
+        Attested => "attested",
         /// A collector of EnigmSecurityService that measured the device.
-        Collector => "collector",
+        #[serde(alias = "collector")]
+        Measured => "measured",
         /// Declared by a device profile (simulated devices, and platforms without a collector).
-        Profile => "profile",
+        #[serde(alias = "profile")]
+        Declared => "declared",
         /// The Trust State Engine itself, e.g. for a signal it found missing or stale.
         Engine => "engine",
+    }
+}
+
+impl SignalSource {
+    /// How much a value from this source can be believed: attested > measured > declared.
+    /// The engine's own findings carry no evidence of a protection, so it ranks lowest.
+    pub const fn strength(self) -> u8 {
+        match self {
+            SignalSource::Attested => 3,
+            SignalSource::Measured => 2,
+            SignalSource::Declared => 1,
+            SignalSource::Engine => 0,
+        }
+    }
+
+    /// Whether a value from this source meets a policy's `minimum`.
+    pub const fn meets(self, minimum: SignalSource) -> bool {
+        self.strength() >= minimum.strength()
+    }
+
+    /// The source spelled `text`, also under the names used before provenance (`collector`,
+    /// `profile`): what stored rows and older agents say.
+    pub fn from_name_or_alias(text: &str) -> Result<Self, crate::vocabulary::UnknownName> {
+        match text {
+            "collector" => Ok(SignalSource::Measured),
+            "profile" => Ok(SignalSource::Declared),
+            other => other.parse(),
+        }
     }
 }

@@ -91,6 +91,12 @@ vocabulary! {
         PatchLevelUnknown => "patch-level-unknown",
         PatchLevelBelowMinimum => "patch-level-below-minimum",
         PrivacyModeUnavailable => "privacy-mode-unavailable",
+        /// The signal's best source is weaker than the policy's minimum for it: its value is
+        /// not believed, as if it could not be measured.
+        SourceBelowMinimum => "source-below-minimum",
+        /// The device's attestation and its report disagree about a protection (or the patch
+        /// level): the report is shown false.
+        SourceContradiction => "source-contradiction",
     }
 }
 
@@ -117,6 +123,12 @@ impl FindingKind {
                 "The security patch level is older than the policy's minimum."
             }
             FindingKind::PrivacyModeUnavailable => "Privacy Mode controls are not available.",
+            FindingKind::SourceBelowMinimum => {
+                "This protection is only known from a source the policy does not accept for it."
+            }
+            FindingKind::SourceContradiction => {
+                "The device's attestation contradicts what the device reports about this protection."
+            }
         }
     }
 
@@ -146,6 +158,12 @@ impl FindingKind {
             FindingKind::PrivacyModeUnavailable => {
                 "Check the camera and microphone controls of Enigm OS."
             }
+            FindingKind::SourceBelowMinimum => {
+                "Let the device attest again, or run the collector that measures this protection."
+            }
+            FindingKind::SourceContradiction => {
+                "Treat the device as compromised: take it out of use and investigate."
+            }
         }
     }
 }
@@ -163,7 +181,12 @@ pub struct Finding {
     pub signal: Option<SignalKind>,
     /// Whether the policy makes the signal critical.
     pub critical: bool,
+    /// Where the value the finding is about came from; for a contradiction, `attested`.
     pub source: SignalSource,
+    /// For a contradiction: the source of the reported value the attestation contradicts.
+    pub reported_source: Option<SignalSource>,
+    /// For a source below the policy's minimum: the minimum the policy requires.
+    pub required_source: Option<SignalSource>,
 }
 
 impl Finding {
@@ -179,12 +202,23 @@ impl Finding {
 impl Serialize for Finding {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
-        let mut out = serializer.serialize_struct("Finding", 7)?;
+        let mut out = serializer.serialize_struct("Finding", 9)?;
         out.serialize_field("kind", &self.kind)?;
         out.serialize_field("severity", &self.severity)?;
         out.serialize_field("signal", &self.signal)?;
         out.serialize_field("critical", &self.critical)?;
         out.serialize_field("source", &self.source)?;
+        // Absent unless set, so findings stored before provenance keep their encoding.
+        if let Some(reported) = self.reported_source {
+            out.serialize_field("reported_source", &reported)?;
+        } else {
+            out.skip_field("reported_source")?;
+        }
+        if let Some(required) = self.required_source {
+            out.serialize_field("required_source", &required)?;
+        } else {
+            out.skip_field("required_source")?;
+        }
         out.serialize_field("description", self.description())?;
         out.serialize_field("recommendation", self.recommendation())?;
         out.end()
@@ -200,6 +234,10 @@ struct RawFinding {
     signal: Option<SignalKind>,
     critical: bool,
     source: SignalSource,
+    #[serde(default)]
+    reported_source: Option<SignalSource>,
+    #[serde(default)]
+    required_source: Option<SignalSource>,
     #[serde(default, rename = "description")]
     _description: serde::de::IgnoredAny,
     #[serde(default, rename = "recommendation")]
@@ -215,6 +253,8 @@ impl<'de> Deserialize<'de> for Finding {
             signal: raw.signal,
             critical: raw.critical,
             source: raw.source,
+            reported_source: raw.reported_source,
+            required_source: raw.required_source,
         })
     }
 }
@@ -354,7 +394,8 @@ pub enum GateEvidence {
         /// The reported value; absent when the signal is missing.
         #[serde(default)]
         value: Option<SignalValue>,
-        /// The source as the report has it; absent when the signal is missing.
+        /// The best source the value came from (an attested value outranks the report's);
+        /// absent when the signal is missing.
         #[serde(default)]
         source: Option<SignalSource>,
     },

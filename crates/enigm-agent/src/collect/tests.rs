@@ -35,7 +35,7 @@ fn check(collector: Collector, kind: SignalKind, entries: &[(&str, &[u8])], expe
     let signal = collector(root.path(), NOW);
     assert_eq!(signal.value, expect, "{kind} over {entries:?}");
     assert_eq!(signal.kind, kind);
-    assert_eq!(signal.source, SignalSource::Collector);
+    assert_eq!(signal.source, SignalSource::Measured);
     assert_eq!(signal.observed_at, NOW);
 }
 
@@ -313,7 +313,7 @@ fn an_empty_root_reports_nothing_as_protected_but_the_agent_itself() {
             _ => SignalValue::NotMeasurable,
         };
         assert_eq!(signal.value, expect, "{}", signal.kind);
-        assert_eq!(signal.source, SignalSource::Collector);
+        assert_eq!(signal.source, SignalSource::Measured);
         assert_eq!(signal.observed_at, NOW);
     }
 }
@@ -350,11 +350,11 @@ fn report_from_keeps_the_first_signal_of_a_kind() {
         kind: SignalKind::Tpm,
         value: SignalValue::Failed,
         observed_at: NOW,
-        source: SignalSource::Profile,
+        source: SignalSource::Declared,
     };
     let second = Signal {
         value: SignalValue::Ok,
-        source: SignalSource::Collector,
+        source: SignalSource::Measured,
         ..first
     };
     let report = report_from(vec![first, second], None);

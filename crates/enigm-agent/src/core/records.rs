@@ -149,7 +149,7 @@ impl Verification {
             kind: SignalKind::OtaVerification,
             value,
             observed_at,
-            source: SignalSource::Collector,
+            source: SignalSource::Measured,
         })
     }
 }

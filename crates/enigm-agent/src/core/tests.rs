@@ -75,7 +75,7 @@ fn report(now: Timestamp) -> SignalReport {
             kind,
             value: SignalValue::Ok,
             observed_at: now,
-            source: SignalSource::Profile,
+            source: SignalSource::Declared,
         })
         .collect();
     SignalReport::new(signals, None).unwrap()

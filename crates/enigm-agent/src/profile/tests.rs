@@ -48,7 +48,7 @@ fn shipped_profiles_evaluate_to_their_states_under_the_baseline() {
         );
         assert!(!profile.collects(), "{name}");
         for signal in report.signals() {
-            assert_eq!(signal.source, SignalSource::Profile);
+            assert_eq!(signal.source, SignalSource::Declared);
             assert_eq!(signal.observed_at, NOW);
         }
     }
@@ -114,10 +114,10 @@ fn declared_signals_win_over_collected_ones() {
     let report = profile.report_with_collectors(root.path(), NOW);
     let secure_boot = report.signal(SignalKind::SecureBoot).unwrap();
     assert_eq!(secure_boot.value, SignalValue::Ok);
-    assert_eq!(secure_boot.source, SignalSource::Profile);
+    assert_eq!(secure_boot.source, SignalSource::Declared);
     let tpm = report.signal(SignalKind::Tpm).unwrap();
     assert_eq!(tpm.value, SignalValue::NotMeasurable);
-    assert_eq!(tpm.source, SignalSource::Collector);
+    assert_eq!(tpm.source, SignalSource::Measured);
     assert_eq!(report.signals().len(), 9);
     // Without `collect = true` the collectors do not run.
     let declared_only = Profile::parse("[signals]\nsecure-boot = \"ok\"\n").unwrap();

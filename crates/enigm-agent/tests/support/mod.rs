@@ -327,7 +327,7 @@ pub(crate) fn report(now: Timestamp, at_risk: bool) -> SignalReport {
                 SignalValue::Ok
             },
             observed_at: now,
-            source: SignalSource::Profile,
+            source: SignalSource::Declared,
         })
         .collect();
     SignalReport::new(signals, Some(PatchLevel::new(2026, 11, 5).unwrap())).unwrap()

@@ -344,9 +344,9 @@ fn gate_list() {
             gate: ProductionGate::NetworkSecurity,
             result: GateResult::Pass,
             because: vec![
-                ok(SignalKind::Firewall, SignalSource::Collector),
-                ok(SignalKind::EncryptedDns, SignalSource::Profile),
-                ok(SignalKind::NetworkPolicyCompliance, SignalSource::Collector),
+                ok(SignalKind::Firewall, SignalSource::Measured),
+                ok(SignalKind::EncryptedDns, SignalSource::Declared),
+                ok(SignalKind::NetworkPolicyCompliance, SignalSource::Measured),
             ],
         },
         GateStatus {
@@ -354,12 +354,12 @@ fn gate_list() {
             result: GateResult::Fail,
             because: vec![
                 missing(SignalKind::DiskEncryption),
-                ok(SignalKind::ScreenLock, SignalSource::Collector),
+                ok(SignalKind::ScreenLock, SignalSource::Measured),
                 signal(
                     SignalKind::UsbRestricted,
                     SignalCheck::NotOk,
                     Some(SignalValue::Degraded),
-                    Some(SignalSource::Profile),
+                    Some(SignalSource::Declared),
                 ),
                 missing(SignalKind::DebuggingDisabled),
             ],
@@ -368,28 +368,28 @@ fn gate_list() {
             gate: ProductionGate::BootIntegrity,
             result: GateResult::Fail,
             because: vec![
-                ok(SignalKind::SecureBoot, SignalSource::Collector),
+                ok(SignalKind::SecureBoot, SignalSource::Measured),
                 signal(
                     SignalKind::VerifiedBoot,
                     SignalCheck::Stale,
                     Some(SignalValue::Ok),
-                    Some(SignalSource::Collector),
+                    Some(SignalSource::Measured),
                 ),
                 signal(
                     SignalKind::BootloaderLocked,
                     SignalCheck::FromFuture,
                     Some(SignalValue::Ok),
-                    Some(SignalSource::Collector),
+                    Some(SignalSource::Measured),
                 ),
-                ok(SignalKind::DeviceIntegrity, SignalSource::Collector),
+                ok(SignalKind::DeviceIntegrity, SignalSource::Measured),
             ],
         },
         GateStatus {
             gate: ProductionGate::UpdateIntegrity,
             result: GateResult::Fail,
             because: vec![
-                ok(SignalKind::OtaVerification, SignalSource::Collector),
-                ok(SignalKind::RollbackProtection, SignalSource::Collector),
+                ok(SignalKind::OtaVerification, SignalSource::Measured),
+                ok(SignalKind::RollbackProtection, SignalSource::Measured),
                 GateEvidence::PatchLevel {
                     check: PatchLevelCheck::BelowMinimum,
                 },

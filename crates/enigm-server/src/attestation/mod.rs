@@ -284,11 +284,29 @@ fn appraise_tpm(
         .map_err(|_| invalid("the policy's PCR reference is malformed"))?;
     let key = AttestationKey::from_tpm2b_public(&public)
         .map_err(|error| (error.reason(), error.to_string()))?;
-    enigm_attest::tpm::verify_quote(&key, &quote, &signature, challenge, &pcrs, &reference)
-        .map_err(|error| (error.reason(), error.to_string()))?;
+    let verified =
+        enigm_attest::tpm::verify_quote(&key, &quote, &signature, challenge, &pcrs, &reference);
+    match verified {
+        Ok(_) => {}
+        // Signed, fresh, and its PCR values are the quoted ones, only not the reference: genuine
+        // evidence that the device did not boot as expected, kept as a claim (provenance).
+        Err(error @ enigm_attest::tpm::QuoteError::PcrValueMismatch { .. }) => {
+            return Ok(Appraisal::Rejected {
+                claims: Claims {
+                    security_level: Some("TPM".to_owned()),
+                    pcrs_match: Some(false),
+                    ..Claims::default()
+                },
+                reason: error.reason(),
+                detail: error.to_string(),
+            });
+        }
+        Err(error) => return Err((error.reason(), error.to_string())),
+    }
     let pin = context.handle_key.attestation_key_pin(&public);
     let claims = Claims {
         security_level: Some("TPM".to_owned()),
+        pcrs_match: Some(true),
         ..Claims::default()
     };
     if let Some(pinned) = context.pairing

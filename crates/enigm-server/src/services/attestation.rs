@@ -11,12 +11,14 @@ use enigm_api::attestation::{
     AttestRequest, AttestationEvidence, AttestationPurpose, AttestationView, ChallengeRequest,
     ChallengeResponse,
 };
-use enigm_attest::outcome::{AttestationOutcome, RejectionReason, Verdict};
+use enigm_attest::outcome::{AttestationOutcome, Claims, EvidenceFormat, RejectionReason, Verdict};
 use enigm_attest::policy::{AttestationPolicy, Pairing, advance};
+use enigm_attest::signals::{self, AttestedClaims};
 use enigm_store::{AttestationRecord, AttestationResultRecord, WriteTx};
+use enigm_trust::{AttestedSignals, Evidence};
 use enigm_types::{
-    Actor, AttestationFormat, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome,
-    ReasonCategory, Timestamp,
+    Actor, AttestationFormat, AttestationVerdict, AuditAction, AuditEvent, AuditTarget,
+    DeviceHandle, Outcome, ReasonCategory, Timestamp,
 };
 use rand::RngCore as _;
 
@@ -118,6 +120,8 @@ pub async fn attest(
     )
     .await?;
     tx.commit().await?;
+    // The device's attested signals changed: its next check-in in this process reads them anew.
+    state.device_policies.forget(&handle);
     match outcome.verdict {
         // What was just stored, without reading it back.
         Verdict::Accepted => Ok(AttestationView {
@@ -233,6 +237,48 @@ pub(crate) fn rejection_error(reason: RejectionReason, detail: &str) -> ApiError
         reason_category(reason).as_str(),
         format!("attestation rejected ({reason}): {detail}"),
     )
+}
+
+/// The signals Command derives from a device's attestation row: the last accepted attestation's
+/// claims, and what a later ineligible-build rejection of a genuine chain says is wrong (see
+/// `enigm_trust::attested`). A row that cannot be read gives none, never an error at check-in.
+pub(crate) fn attested_signals(
+    record: &AttestationRecord,
+    policy: &AttestationPolicy,
+) -> AttestedSignals {
+    let map = |format: AttestationFormat, claims: &str| -> Option<AttestedClaims> {
+        let claims: Claims = serde_json::from_str(claims).ok()?;
+        let format = match format {
+            AttestationFormat::AndroidKey => EvidenceFormat::AndroidKey,
+            AttestationFormat::Tpm2Quote => EvidenceFormat::Tpm2Quote,
+        };
+        let boot_key_allowed = claims
+            .verified_boot_key
+            .as_ref()
+            .is_some_and(|key| policy.allowed_boot_keys.contains(key));
+        Some(signals::attested_signals(format, &claims, boot_key_allowed))
+    };
+    let accepted = match (&record.accepted, record.accepted_at) {
+        (Some((format, claims)), Some(at)) => map(*format, claims).map(|mapped| (mapped, at)),
+        _ => None,
+    };
+    let rejected = record
+        .last
+        .as_ref()
+        .filter(|last| last.verdict == AttestationVerdict::IneligibleBuild)
+        .and_then(|last| map(last.format, &last.claims).map(|mapped| (mapped, last.attested_at)));
+    AttestedSignals::from_evidence(
+        accepted.as_ref().map(as_evidence),
+        rejected.as_ref().map(as_evidence),
+    )
+}
+
+fn as_evidence((mapped, at): &(AttestedClaims, Timestamp)) -> Evidence<'_> {
+    Evidence {
+        values: &mapped.values,
+        os_patch_month: mapped.os_patch_month,
+        attested_at: *at,
+    }
 }
 
 /// The device's last attestation as the API shows it; `None` when it never sent evidence.

@@ -16,7 +16,8 @@ use enigm_store::{
     StoreError,
 };
 use enigm_trust::{
-    DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy, evaluate, explain_gates,
+    AttestedSignals, DeviceState, Evaluation, LifecycleAction, SignalReport, TrustPolicy,
+    evaluate_merged, explain_gates, merge,
 };
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, EnrollmentTokenId, Outcome,
@@ -24,7 +25,7 @@ use enigm_types::{
 };
 
 use crate::audit;
-use crate::checkins::{CachedPolicy, CheckIn, CheckInOutcome, audit_trust};
+use crate::checkins::{CachedPolicy, CheckIn, CheckInOutcome, DevicePolicy, audit_trust};
 use crate::device_guard::SignedDevice;
 use crate::error::{ApiError, ApiResult};
 use crate::guard::Caller;
@@ -144,7 +145,15 @@ pub async fn enroll(
     let device_state = DeviceState::PendingEnrollment
         .apply(LifecycleAction::Activate)
         .map_err(|error| ApiError::internal(&error))?;
-    let (evaluation, posture) = assess(&request.report, &request.setup, &policy, now)?;
+    // Attestation evidence sent with the enrollment is appraised after the device row exists;
+    // its attested signals count from the first check-in on.
+    let (evaluation, posture) = assess(
+        &request.report,
+        &request.setup,
+        &AttestedSignals::NONE,
+        &policy,
+        now,
+    )?;
     let inserted = tx
         .insert_device(&NewDevice {
             handle,
@@ -172,6 +181,7 @@ pub async fn enroll(
             pairing: None,
             last: None,
             accepted_at: None,
+            accepted: None,
         };
         let outcome = attestation::attest_in(
             state,
@@ -218,6 +228,7 @@ pub async fn enroll(
             from: None,
             to: audit_trust(evaluation.state),
             sources: evaluation.finding_layers(),
+            contradictions: evaluation.contradiction_layers(),
         },
         Outcome::Success,
     ))
@@ -252,19 +263,39 @@ pub async fn check_in(
                 if let Some(reason) = inactive_reason(device.state) {
                     return Err(refuse.deny(reason).await);
                 }
-                // The revision is read before the assignments: a change committed in between
-                // leaves this load at an older revision, which the writer answers `Stale`.
-                let effective =
-                    policies::for_device(state, &device.group, &device.policy, None).await?;
+                // The revision is read before the assignments and the attestation: a change
+                // committed in between leaves this load at an older revision, which the writer
+                // answers `Stale`.
+                let attestation = state.store().device_attestation(&handle).await?;
+                let effective = policies::for_device(
+                    state,
+                    &device.group,
+                    &device.policy,
+                    attestation.as_ref().map(|record| record.policy.as_str()),
+                )
+                .await?;
+                let attested = match &attestation {
+                    Some(record) => attestation::attested_signals(record, &effective.attestation),
+                    None => AttestedSignals::NONE,
+                };
                 let cached = CachedPolicy {
-                    policy: Arc::new(effective.trust),
+                    policy: Arc::new(DevicePolicy {
+                        policy: effective.trust,
+                        attested,
+                    }),
                     revision: device.policy_revision,
                 };
                 state.device_policies.insert(handle, cached.clone());
                 cached
             }
         };
-        let (evaluation, posture) = assess(&request.report, &request.setup, &cached.policy, now)?;
+        let (evaluation, posture) = assess(
+            &request.report,
+            &request.setup,
+            &cached.policy.attested,
+            &cached.policy.policy,
+            now,
+        )?;
 
         // The nonce, the device still being active and the trust change are settled against
         // the database by the check-in writer, in one transaction shared with other devices'
@@ -280,6 +311,7 @@ pub async fn check_in(
             },
             trust_state: evaluation.state,
             finding_sources: evaluation.finding_layers(),
+            contradictions: evaluation.contradiction_layers(),
         };
         match state.check_ins.store(check_in).await {
             Ok(CheckInOutcome::Recorded { .. }) => return Ok(TrustView::from(&evaluation)),
@@ -391,21 +423,24 @@ pub(crate) fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
     }
 }
 
-/// Evaluates a report; only the outcome is kept, never the report. The gates keep why they
-/// have their results (which signals, with which sources), not the signals' observation times.
-/// The setup steps the device reports complete are kept as the ones still missing.
+/// Evaluates a report with the device's attested signals merged in (they outrank it); only
+/// the outcome is kept, never the report. The gates keep why they have their results (which
+/// signals, with their best sources), not the signals' observation times. The setup steps the
+/// device reports complete are kept as the ones still missing.
 fn assess(
     report: &SignalReport,
     setup_completed: &[SetupStep],
+    attested: &AttestedSignals,
     policy: &TrustPolicy,
     now: Timestamp,
 ) -> ApiResult<(Evaluation, PostureRecord)> {
-    let evaluation = evaluate(report, policy, now);
+    let merged = merge(report, attested, policy, now);
+    let evaluation = evaluate_merged(&merged, policy, now);
     let posture = PostureRecord {
         trust_state: evaluation.state,
         evaluated_at: evaluation.evaluated_at,
         findings: evaluation.findings.clone(),
-        gates: explain_gates(report, policy, now).into(),
+        gates: explain_gates(merged.report(), policy, now).into(),
         setup_missing: SetupStep::missing(setup_completed),
     };
     Ok((evaluation, posture))

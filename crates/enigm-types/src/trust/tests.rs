@@ -8,7 +8,9 @@ fn finding() -> Finding {
         severity: Severity::High,
         signal: Some(SignalKind::Firewall),
         critical: true,
-        source: SignalSource::Collector,
+        source: SignalSource::Measured,
+        reported_source: None,
+        required_source: None,
     }
 }
 
@@ -17,7 +19,7 @@ fn findings_serialise_with_their_texts_and_decode_without_trusting_them() {
     let json = serde_json::to_string(&finding()).unwrap();
     assert_eq!(
         json,
-        r#"{"kind":"protection-degraded","severity":"High","signal":"firewall","critical":true,"source":"collector","description":"This protection is active but weakened or needs attention.","recommendation":"Review the protection's configuration with your security team."}"#
+        r#"{"kind":"protection-degraded","severity":"High","signal":"firewall","critical":true,"source":"measured","description":"This protection is active but weakened or needs attention.","recommendation":"Review the protection's configuration with your security team."}"#
     );
     assert_eq!(serde_json::from_str::<Finding>(&json).unwrap(), finding());
     // Stored texts are this build's to derive: an old or altered text does not survive decoding.
@@ -53,7 +55,7 @@ fn gate_status_is_gate_result_and_why() {
                 signal: SignalKind::OtaVerification,
                 check: SignalCheck::Ok,
                 value: Some(SignalValue::Ok),
-                source: Some(SignalSource::Collector),
+                source: Some(SignalSource::Measured),
             },
             GateEvidence::Signal {
                 signal: SignalKind::RollbackProtection,
@@ -69,7 +71,7 @@ fn gate_status_is_gate_result_and_why() {
     let json = serde_json::to_string(&status).unwrap();
     assert_eq!(
         json,
-        r#"{"gate":"update-integrity","result":"fail","because":[{"evidence":"signal","signal":"ota-verification","check":"ok","value":"ok","source":"collector"},{"evidence":"signal","signal":"rollback-protection","check":"missing","value":null,"source":null},{"evidence":"patch-level","check":"below-minimum"}]}"#
+        r#"{"gate":"update-integrity","result":"fail","because":[{"evidence":"signal","signal":"ota-verification","check":"ok","value":"ok","source":"measured"},{"evidence":"signal","signal":"rollback-protection","check":"missing","value":null,"source":null},{"evidence":"patch-level","check":"below-minimum"}]}"#
     );
     assert_eq!(serde_json::from_str::<GateStatus>(&json).unwrap(), status);
     let not_managed = GateStatus {
@@ -111,7 +113,7 @@ fn only_ok_signals_and_a_met_patch_level_count_as_ok() {
             signal: SignalKind::Tpm,
             check,
             value: Some(SignalValue::Ok),
-            source: Some(SignalSource::Profile),
+            source: Some(SignalSource::Declared),
         };
         assert_eq!(entry.is_ok(), check == SignalCheck::Ok, "{check}");
     }
@@ -133,4 +135,67 @@ fn trust_states_order_from_best_to_worst() {
         TrustState::ReviewRequired
     );
     assert!(Severity::Info < Severity::Critical);
+}
+
+#[test]
+fn sources_before_provenance_are_read_under_their_new_names() {
+    // Stored postures and older agents say `collector` and `profile`.
+    let old = r#"{"kind":"protection-degraded","severity":"High","signal":"firewall","critical":true,"source":"collector"}"#;
+    assert_eq!(serde_json::from_str::<Finding>(old).unwrap(), finding());
+    let profile: SignalSource = serde_json::from_str(r#""profile""#).unwrap();
+    assert_eq!(profile, SignalSource::Declared);
+    assert_eq!(
+        SignalSource::from_name_or_alias("collector"),
+        Ok(SignalSource::Measured)
+    );
+    assert_eq!(
+        SignalSource::from_name_or_alias("attested"),
+        Ok(SignalSource::Attested)
+    );
+    assert!(SignalSource::from_name_or_alias("Collector").is_err());
+    // Written only under the new names.
+    assert_eq!(
+        serde_json::to_string(&SignalSource::Declared).unwrap(),
+        r#""declared""#
+    );
+    // Attested > measured > declared > engine.
+    let ranked = [
+        SignalSource::Attested,
+        SignalSource::Measured,
+        SignalSource::Declared,
+        SignalSource::Engine,
+    ];
+    for (i, stronger) in ranked.iter().enumerate() {
+        for (j, weaker) in ranked.iter().enumerate() {
+            assert_eq!(stronger.meets(*weaker), i <= j, "{stronger} vs {weaker}");
+        }
+    }
+}
+
+#[test]
+fn provenance_fields_of_findings_round_trip_and_stay_absent_when_unset() {
+    let contradiction = Finding {
+        kind: FindingKind::SourceContradiction,
+        severity: Severity::Critical,
+        signal: Some(SignalKind::BootloaderLocked),
+        critical: true,
+        source: SignalSource::Attested,
+        reported_source: Some(SignalSource::Declared),
+        required_source: None,
+    };
+    let json = serde_json::to_string(&contradiction).unwrap();
+    assert!(
+        json.contains(r#""source":"attested","reported_source":"declared","description""#),
+        "{json}"
+    );
+    assert!(!json.contains("required_source"), "{json}");
+    assert_eq!(
+        serde_json::from_str::<Finding>(&json).unwrap(),
+        contradiction
+    );
+    assert!(
+        !serde_json::to_string(&finding())
+            .unwrap()
+            .contains("_source")
+    );
 }

@@ -139,8 +139,9 @@ fn spellings_are_the_stored_ones() {
     ]);
     use SignalSource as O;
     check(&[
-        (O::Collector, "collector"),
-        (O::Profile, "profile"),
+        (O::Attested, "attested"),
+        (O::Measured, "measured"),
+        (O::Declared, "declared"),
         (O::Engine, "engine"),
     ]);
     use FindingKind as F;
@@ -155,6 +156,8 @@ fn spellings_are_the_stored_ones() {
         (F::PatchLevelUnknown, "patch-level-unknown"),
         (F::PatchLevelBelowMinimum, "patch-level-below-minimum"),
         (F::PrivacyModeUnavailable, "privacy-mode-unavailable"),
+        (F::SourceBelowMinimum, "source-below-minimum"),
+        (F::SourceContradiction, "source-contradiction"),
     ]);
     use ProductionGate as P;
     check(&[
