@@ -38,7 +38,19 @@ pub struct CreatePolicyRequest {
         pattern = r"^[a-z0-9][a-z0-9._-]{0,63}$"
     )]
     pub name: String,
+    #[schema(value_type = CreatablePolicyKind)]
     pub kind: PolicyKind,
+}
+
+/// The kinds a policy can be created with today. `network` and `configuration` are reserved
+/// names of [`PolicyKind`] that Command refuses (`policy_kind_not_supported`) until they are
+/// built; the document lists only what it accepts.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code, reason = "a schema only: requests parse into `PolicyKind`")]
+pub enum CreatablePolicyKind {
+    Trust,
+    Attestation,
 }
 
 /// A named policy.
@@ -134,6 +146,7 @@ pub struct AssignPolicyRequest {
     #[schema(minimum = 1)]
     pub version: u32,
     /// 1 to 100 groups.
+    #[schema(min_items = 1, max_items = 100)]
     pub groups: Vec<GroupName>,
     #[schema(min_length = 1, max_length = 1000)]
     pub justification: String,
@@ -144,6 +157,7 @@ pub struct AssignPolicyRequest {
 #[serde(deny_unknown_fields)]
 pub struct UnassignPolicyRequest {
     /// 1 to 100 groups.
+    #[schema(min_items = 1, max_items = 100)]
     pub groups: Vec<GroupName>,
     #[schema(min_length = 1, max_length = 1000)]
     pub justification: String,

@@ -24,7 +24,53 @@ use enigm_types::{Actor, AuditAction, AuditTarget, GroupName, Role};
 use serde_json::{Value, json};
 use support::{Admin, DeviceCalls as _, TestApp, approve, create_token, protected};
 
+/// The eligibility decision reads the device's effective policies too: an attestation policy
+/// assigned to its group that requires attestation for the sensitive channels denies the
+/// network to an unattested device of that group (and only of that group).
+async fn eligibility_follows_the_group_assignment(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_in_group, in_group) = enrolled_in(&app, "field-team").await;
+    let (_elsewhere, elsewhere) = enrolled_in(&app, "office").await;
+    let allow = json!({"decision": "allow"});
+    assert_eq!(network(&app, &in_group).await, allow);
+
+    let security = app
+        .admin_with_roles("sec-admin", &[Role::SecurityAdmin])
+        .await;
+    let policy = create_policy(&app, &security, "attest-channels", "attestation").await;
+    let content = json!({"required_for": {"sensitive_channels": true}});
+    let version = request_version(&app, &security, &policy, content).await;
+    assert_eq!(
+        approve(&app, &app.owner, &version).await.status,
+        StatusCode::OK
+    );
+    let assign = request_assign(&app, &security, &policy, 1, &["field-team"]).await;
+    assert_eq!(
+        approve(&app, &app.owner, &assign).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        network(&app, &in_group).await,
+        json!({"decision": "deny", "reason": "missing_attestation"})
+    );
+    assert_eq!(network(&app, &elsewhere).await, allow);
+}
+
+async fn network(app: &TestApp, handle: &str) -> Value {
+    let body = json!({"device": handle, "action": "network"});
+    app.call(
+        Method::POST,
+        paths::ELIGIBILITY,
+        Some(&app.owner),
+        None,
+        Some(body),
+    )
+    .await
+    .body
+}
+
 backend_tests!(
+    eligibility_follows_the_group_assignment,
     a_policy_change_waits_for_a_second_admin_and_reaches_only_its_group,
     another_process_uses_the_new_policy_at_the_next_check_in,
     bad_policy_input_is_refused_and_changes_nothing,
@@ -403,8 +449,8 @@ async fn bad_policy_input_is_refused_and_changes_nothing(backend: Backend) {
         (
             paths::fill(paths::POLICY_ASSIGN, &[&policy]),
             json!({"version": 9, "groups": ["field-team"], "justification": "x"}),
-            StatusCode::NOT_FOUND,
-            "not_found",
+            StatusCode::CONFLICT,
+            "no_such_version",
         ),
         (
             paths::fill(paths::POLICY_ASSIGN, &[&policy]),

@@ -4,11 +4,12 @@
 
 use enigm_api::eligibility::{DenyReason, EligibilityDecision, EligibilityRequest};
 use enigm_attest::policy::AttestationPolicy;
-use enigm_trust::{AttestationOutcome, DecisionInput, TrustPolicy};
+use enigm_trust::{AttestationOutcome, DecisionInput};
 use enigm_types::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory};
 
 use crate::error::ApiResult;
 use crate::guard::Caller;
+use crate::services::policies;
 use crate::state::AppState;
 
 /// Decides whether a device may do a protected action (allow, or deny with a stable reason),
@@ -25,20 +26,23 @@ pub async fn decide(
         Err(enigm_store::StoreError::Corrupt(_)) => None,
         Err(error) => return Err(error.into()),
     };
-    let known = device
-        .as_ref()
-        .ok_or(DenyReason::MissingDevice)
-        .and_then(|device| {
-            let policy: TrustPolicy =
-                serde_json::from_str(&device.policy).map_err(|_| DenyReason::MissingPolicy)?;
-            Ok((
-                device.state,
-                device.posture.trust_state,
-                device.posture.evaluated_at,
-                device.posture.setup_missing.is_empty(),
-                policy,
-            ))
-        });
+    // The device's effective policies (its group's assignment, else what it enrolled with, else
+    // the baseline), as check-ins use them; policies that cannot be read are a missing input.
+    let known = match &device {
+        None => Err(DenyReason::MissingDevice),
+        Some(device) => {
+            let attestation = state.store().device_attestation(&device.handle).await?;
+            let assigned = state.store().group_policies(&device.group).await?;
+            match policies::from_assigned(
+                &assigned,
+                &device.policy,
+                attestation.as_ref().map(|record| record.policy.as_str()),
+            ) {
+                Ok(effective) => Ok((device, effective, attestation)),
+                Err(_) => Err(DenyReason::MissingPolicy),
+            }
+        }
+    };
     // A device Command has told to retire or wipe is on its way out: nothing protected is
     // started on it while the command waits for the device's acknowledgement.
     let leaving = known.is_ok()
@@ -48,25 +52,23 @@ pub async fn decide(
             .await?
             .pending
             .is_some();
-    let (attestation, attestation_required) = match known {
-        Ok(_) => attestation_standing(state, &request.device, now).await?,
-        Err(_) => (None, false),
-    };
     let decision = match known {
         Err(missing) => EligibilityDecision::Deny(missing),
         Ok(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
-        Ok((device_state, trust_state, evaluated_at, setup_complete, policy)) => {
+        Ok((device, effective, attestation)) => {
+            let (attestation, attestation_required) =
+                attestation_standing(attestation.as_ref(), &effective.attestation, now);
             enigm_trust::decide(&DecisionInput {
                 action: request.action,
-                device_state: Some(device_state),
-                trust_state: Some(trust_state),
-                evaluated_at: Some(evaluated_at),
+                device_state: Some(device.state),
+                trust_state: Some(device.posture.trust_state),
+                evaluated_at: Some(device.posture.evaluated_at),
                 attestation,
                 attestation_required,
                 session_valid: request.session_valid,
-                setup_complete: Some(setup_complete),
+                setup_complete: Some(device.posture.setup_missing.is_empty()),
                 now,
-                max_posture_age: policy.max_signal_age(),
+                max_posture_age: effective.trust.max_signal_age(),
             })
         }
     };
@@ -119,16 +121,13 @@ fn reason_category(reason: DenyReason) -> ReasonCategory {
 /// accepted within the policy's `max_age_seconds`, warns when it was accepted longer ago, and
 /// contraindicates when it was rejected; no attestation (or an unreadable row) is a missing
 /// input. Also whether the policy requires attestation for the sensitive channels.
-async fn attestation_standing(
-    state: &AppState,
-    handle: &enigm_types::DeviceHandle,
+fn attestation_standing(
+    record: Option<&enigm_store::AttestationRecord>,
+    policy: &AttestationPolicy,
     now: enigm_types::Timestamp,
-) -> ApiResult<(Option<AttestationOutcome>, bool)> {
-    let Some(record) = state.store().device_attestation(handle).await? else {
-        return Ok((None, true));
-    };
-    let Ok(policy) = serde_json::from_str::<AttestationPolicy>(&record.policy) else {
-        return Ok((None, true));
+) -> (Option<AttestationOutcome>, bool) {
+    let Some(record) = record else {
+        return (None, true);
     };
     let required = policy.required_for.sensitive_channels;
     let standing = match (&record.last, record.accepted_at) {
@@ -144,5 +143,5 @@ async fn attestation_standing(
         }
         (Some(_), None) => None,
     };
-    Ok((standing, required))
+    (standing, required)
 }

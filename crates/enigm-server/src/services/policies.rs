@@ -244,9 +244,11 @@ pub async fn request_assign(
         .await?
         .is_none()
     {
+        // The policy exists; the request conflicts with its versions so far (a version is
+        // numbered only when its approval executes), hence 409 rather than 404.
         return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "not_found",
+            axum::http::StatusCode::CONFLICT,
+            "no_such_version",
             format!(
                 "policy `{}` has no version {}; see its versions with `enigm policy show {}`",
                 policy.name, request.version, policy.name
