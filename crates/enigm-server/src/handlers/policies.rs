@@ -108,13 +108,14 @@ pub async fn diff(
 }
 
 /// Request that device groups follow a version of the policy (critical: needs the PIN; 202
-/// with the approval request). The assignment pins the version.
+/// with the approval request). The assignment pins the version; a version the policy does not
+/// have is 409 `no_such_version`.
 #[utoipa::path(post, path = enigm_api::paths::POLICY_ASSIGN, tag = "policies", security(("bearer" = [])),
     request_body = AssignPolicyRequest,
     params(("id" = PolicyId, Path, description = "policy id"),
         ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 202, body = PolicyChangeRequested), (status = 404, body = enigm_api::ErrorBody),
-        (status = 422, body = enigm_api::ErrorBody)))]
+        (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody)))]
 pub async fn assign(
     State(state): State<AppState>,
     caller: Caller,
