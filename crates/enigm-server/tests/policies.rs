@@ -461,7 +461,7 @@ async fn bad_policy_input_is_refused_and_changes_nothing(backend: Backend) {
         (
             paths::fill(paths::POLICY_UNASSIGN, &[&policy]),
             json!({"groups": ["field-team"], "justification": "x"}),
-            StatusCode::NOT_FOUND,
+            StatusCode::CONFLICT,
             "not_assigned",
         ),
     ];

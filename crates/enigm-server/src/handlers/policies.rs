@@ -136,7 +136,7 @@ pub async fn assign(
     params(("id" = PolicyId, Path, description = "policy id"),
         ("x-enigm-pin" = String, Header, description = "critical-operation PIN")),
     responses((status = 202, body = PolicyChangeRequested), (status = 404, body = enigm_api::ErrorBody),
-        (status = 422, body = enigm_api::ErrorBody)))]
+        (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody)))]
 pub async fn unassign(
     State(state): State<AppState>,
     caller: Caller,

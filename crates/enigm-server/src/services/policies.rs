@@ -281,8 +281,9 @@ pub async fn request_unassign(
         .map(GroupName::as_str)
         .collect();
     if !unknown.is_empty() {
+        // The policy exists; the request conflicts with its assignments, hence 409, not 404.
         return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
+            axum::http::StatusCode::CONFLICT,
             "not_assigned",
             format!(
                 "policy `{}` is not assigned to {}; see `enigm policy assignments`",
