@@ -162,18 +162,19 @@ pub(crate) async fn run(global: &GlobalArgs, args: PolicyArgs) -> anyhow::Result
         } => {
             let id = resolve(&client, &policy).await?;
             let content = read_policy_file(&file)?;
-            let pin = pins.obtain()?;
-            let reply = client
-                .post::<_, PolicyChangeRequested>(
-                    &paths::fill(paths::POLICY_VERSIONS, &[&id.to_string()]),
-                    &CreatePolicyVersionRequest {
-                        content,
-                        justification,
-                    },
-                    Some(&pin),
-                )
-                .await?;
-            requested(&reply.value, &reply.raw, json, "a new version")
+            let body = CreatePolicyVersionRequest {
+                content,
+                justification,
+            };
+            let change = Change {
+                client: &client,
+                pins: &pins,
+                id,
+                json,
+            };
+            change
+                .request(paths::POLICY_VERSIONS, &body, "a new version")
+                .await
         }
         PolicyCommand::Show {
             policy,
@@ -254,19 +255,20 @@ pub(crate) async fn run(global: &GlobalArgs, args: PolicyArgs) -> anyhow::Result
             justification,
         } => {
             let id = resolve(&client, &policy).await?;
-            let pin = pins.obtain()?;
-            let reply = client
-                .post::<_, PolicyChangeRequested>(
-                    &paths::fill(paths::POLICY_ASSIGN, &[&id.to_string()]),
-                    &AssignPolicyRequest {
-                        version,
-                        groups,
-                        justification,
-                    },
-                    Some(&pin),
-                )
-                .await?;
-            requested(&reply.value, &reply.raw, json, "an assignment")
+            let body = AssignPolicyRequest {
+                version,
+                groups,
+                justification,
+            };
+            let change = Change {
+                client: &client,
+                pins: &pins,
+                id,
+                json,
+            };
+            change
+                .request(paths::POLICY_ASSIGN, &body, "an assignment")
+                .await
         }
         PolicyCommand::Unassign {
             policy,
@@ -274,18 +276,19 @@ pub(crate) async fn run(global: &GlobalArgs, args: PolicyArgs) -> anyhow::Result
             justification,
         } => {
             let id = resolve(&client, &policy).await?;
-            let pin = pins.obtain()?;
-            let reply = client
-                .post::<_, PolicyChangeRequested>(
-                    &paths::fill(paths::POLICY_UNASSIGN, &[&id.to_string()]),
-                    &UnassignPolicyRequest {
-                        groups,
-                        justification,
-                    },
-                    Some(&pin),
-                )
-                .await?;
-            requested(&reply.value, &reply.raw, json, "an unassignment")
+            let body = UnassignPolicyRequest {
+                groups,
+                justification,
+            };
+            let change = Change {
+                client: &client,
+                pins: &pins,
+                id,
+                json,
+            };
+            change
+                .request(paths::POLICY_UNASSIGN, &body, "an unassignment")
+                .await
         }
         PolicyCommand::Assignments { policy } => {
             let path = match policy {
@@ -345,19 +348,39 @@ fn read_policy_file(file: &std::path::Path) -> anyhow::Result<serde_json::Value>
     serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", file.display()))
 }
 
-fn requested(
-    value: &PolicyChangeRequested,
-    raw: &serde_json::Value,
+/// A critical change of one policy: posted with the PIN, answered with the approval request it
+/// opened (a new version, an assignment and an unassignment all go this way).
+struct Change<'a> {
+    client: &'a CommandClient,
+    pins: &'a PinSource,
+    id: PolicyId,
     json: bool,
-    what: &str,
-) -> anyhow::Result<()> {
-    if json {
-        return output::print_json(raw);
+}
+
+impl Change<'_> {
+    async fn request<B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let pin = self.pins.obtain()?;
+        let reply = self
+            .client
+            .post::<_, PolicyChangeRequested>(
+                &paths::fill(path, &[&self.id.to_string()]),
+                body,
+                Some(&pin),
+            )
+            .await?;
+        if self.json {
+            return output::print_json(&reply.raw);
+        }
+        let id = reply.value.approval.id;
+        println!(
+            "requested {what}: approval {id}; another administrator approves it with `enigm admin approvals approve {id}`"
+        );
+        crate::admin::approvals::print_waiting(&reply.value.approval);
+        Ok(())
     }
-    println!(
-        "requested {what}: approval {}; another administrator approves it with `enigm admin approvals approve {}`",
-        value.approval.id, value.approval.id
-    );
-    crate::admin::approvals::print_waiting(&value.approval);
-    Ok(())
 }

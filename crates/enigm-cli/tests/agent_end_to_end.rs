@@ -40,8 +40,13 @@ impl Transcript {
 }
 
 fn agent(server: &str, state_dir: &Path, args: &[&str]) -> Output {
+    device_command("agent", server, state_dir, args)
+}
+
+/// `enigm <command> --server S --state-dir D <args>`, as on a device.
+fn device_command(command: &str, server: &str, state_dir: &Path, args: &[&str]) -> Output {
     Command::new(ENIGM)
-        .arg("agent")
+        .arg(command)
         .arg("--server")
         .arg(server)
         .arg("--state-dir")
@@ -90,18 +95,7 @@ backend_tests!(
 );
 
 fn agent_setup(server: &str, state_dir: &Path, args: &[&str]) -> Output {
-    Command::new(ENIGM)
-        .arg("agent-setup")
-        .arg("--server")
-        .arg(server)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args(args)
-        .env_remove("ENIGM_SERVER")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    device_command("agent-setup", server, state_dir, args)
 }
 
 /// Setup baseline (§20 C.27) with real processes: a device whose profile declares no setup
