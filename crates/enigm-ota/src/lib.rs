@@ -15,6 +15,7 @@ pub mod canonical;
 pub mod client;
 pub mod keys;
 pub mod metadata;
+pub mod policy_bundle;
 pub mod release;
 pub mod repository;
 pub mod slots;

@@ -5,8 +5,8 @@ use crate::metadata::{FailureCategory, TargetFile, Targets, Verified};
 /// A target the trusted targets metadata lists: only [`TrustedMetadata::target`] makes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedTarget {
-    pub(super) name: String,
-    pub(super) file: TargetFile,
+    pub(crate) name: String,
+    pub(crate) file: TargetFile,
 }
 
 impl VerifiedTarget {
