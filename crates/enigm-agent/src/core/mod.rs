@@ -610,6 +610,7 @@ impl Agent {
         let request = CheckInRequest {
             report: self.report(),
             setup: self.setup.clone(),
+            policy_bundle: None,
         };
         self.request(
             Exchange::CheckIn,
