@@ -271,16 +271,16 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     let record: Value =
         serde_json::from_slice(&std::fs::read(device.join("ota/bundles/installed.json")).unwrap())
             .unwrap();
-    assert_eq!(record["bundles"]["configuration-bundle"]["rollback_index"], 7);
+    assert_eq!(
+        record["bundles"]["configuration-bundle"]["rollback_index"],
+        7
+    );
     assert_eq!(
         owner.json(&["release", "status", &bundle])["installs"]["installed"],
         1
     );
     let quiet = agent(&url, &device, &ota);
-    assert!(
-        !quiet.contains("configuration"),
-        "installed once: {quiet}"
-    );
+    assert!(!quiet.contains("configuration"), "installed once: {quiet}");
     // A policy bundle is not a release.
     let refused = owner.run(&[
         "release",

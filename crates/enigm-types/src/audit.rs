@@ -414,9 +414,7 @@ impl AuditTarget {
             AuditTarget::Release { .. } => TargetCategory::Release,
             AuditTarget::OtaRepository => TargetCategory::OtaRepository,
             AuditTarget::AnonymousRequests { .. } => TargetCategory::ClientNetwork,
-            AuditTarget::Policy { .. } | AuditTarget::PolicyBundle { .. } => {
-                TargetCategory::Policy
-            }
+            AuditTarget::Policy { .. } | AuditTarget::PolicyBundle { .. } => TargetCategory::Policy,
             AuditTarget::None => TargetCategory::None,
         }
     }

@@ -171,7 +171,5 @@ pub async fn assignments(
 pub async fn bundles(
     State(state): State<AppState>,
 ) -> ApiResult<Json<enigm_api::policy_bundles::PolicyBundleList>> {
-    Ok(Json(
-        crate::services::policy_bundles::list(&state).await?,
-    ))
+    Ok(Json(crate::services::policy_bundles::list(&state).await?))
 }

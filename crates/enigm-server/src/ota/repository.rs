@@ -282,7 +282,10 @@ impl OtaService {
                 "the re-signed targets must be the next version",
             ));
         }
-        let listed = previous.as_ref().map(|p| p.targets.clone()).unwrap_or_default();
+        let listed = previous
+            .as_ref()
+            .map(|p| p.targets.clone())
+            .unwrap_or_default();
         if targets.targets != listed {
             return Err(OtaRefusal::new(
                 ReasonCategory::UpdateMixAndMatch,

@@ -66,7 +66,9 @@ impl DelegationStatus {
     pub fn warning(&self) -> Option<String> {
         let what = match self {
             DelegationStatus::NoRepository | DelegationStatus::Delegated => return None,
-            DelegationStatus::Missing => "the OTA targets metadata does not delegate policy bundles",
+            DelegationStatus::Missing => {
+                "the OTA targets metadata does not delegate policy bundles"
+            }
             DelegationStatus::OtherKey => {
                 "the OTA targets metadata delegates policy bundles to another key than Command's \
                  online snapshot key"
@@ -123,8 +125,8 @@ pub fn compile(
     let mut policies = BTreeMap::new();
     let mut trust = TrustPolicy::baseline();
     for version in assigned {
-        let content: serde_json::Value = serde_json::from_str(&version.content)
-            .map_err(|error| ApiError::internal(&error))?;
+        let content: serde_json::Value =
+            serde_json::from_str(&version.content).map_err(|error| ApiError::internal(&error))?;
         if version.kind == PolicyKind::Trust {
             trust = serde_json::from_value(content.clone())
                 .map_err(|error| ApiError::internal(&error))?;
@@ -142,7 +144,10 @@ pub fn compile(
     }
     let mut collect: BTreeSet<SignalKind> = gate_signals();
     collect.extend(trust.critical().iter());
-    let mut collect: Vec<String> = collect.iter().map(|kind| kind.as_str().to_owned()).collect();
+    let mut collect: Vec<String> = collect
+        .iter()
+        .map(|kind| kind.as_str().to_owned())
+        .collect();
     collect.sort();
     Ok(PolicyBundle {
         kind_tag: BUNDLE_TYPE.to_owned(),
@@ -281,8 +286,8 @@ async fn role_due(state: &AppState, now: Timestamp) -> ApiResult<bool> {
     else {
         return Ok(false);
     };
-    let expires = crate::ota::expires_of(&role.body)
-        .and_then(|text| enigm_ota::time::parse_expiry(&text));
+    let expires =
+        crate::ota::expires_of(&role.body).and_then(|text| enigm_ota::time::parse_expiry(&text));
     Ok(expires.is_none_or(|expires| now.saturating_add(ROLE_REFRESH_BEFORE) >= expires))
 }
 
