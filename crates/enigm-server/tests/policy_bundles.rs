@@ -473,12 +473,8 @@ async fn without_the_delegation_nothing_is_published_and_the_listing_says_why(ba
                "justification": "policy"}),
     )
     .await;
-    assert_eq!(
-        release.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{:?}",
-        release.body
-    );
+    assert_eq!(release.status, StatusCode::CONFLICT, "{:?}", release.body);
+    assert_eq!(release.code(), "policy_bundle_release");
     assert!(
         release.body["message"]
             .as_str()
