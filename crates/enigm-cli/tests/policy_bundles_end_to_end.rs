@@ -158,5 +158,23 @@ async fn an_approved_assignment_is_published_as_the_groups_next_bundle(backend: 
     );
     let audit = owner.ok(&["audit", "events", "--action", "policy.bundle-publish"]);
     assert!(audit.contains("field-phones/2"), "{audit}");
+
+    // A static mirror carries the delegated role and every group's newest bundle.
+    let mirror = dir.path().join("mirror");
+    owner.ok(&["ota", "export", "--dir", mirror.to_str().unwrap()]);
+    let roles: Vec<String> = std::fs::read_dir(mirror.join("metadata"))
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".policy-bundles.json"))
+        .collect();
+    assert_eq!(roles.len(), 1, "{roles:?}");
+    let sha256 = second["items"][0]["sha256"].as_str().unwrap();
+    let exported = std::fs::read(
+        mirror
+            .join("targets/policy-bundles/field-phones")
+            .join(format!("{sha256}.2.json")),
+    )
+    .unwrap();
+    assert_eq!(hex::encode(enigm_crypto::sha256(&exported)), sha256);
     drop(server);
 }
