@@ -114,6 +114,10 @@ pub struct CheckInRequest {
     /// The required setup steps the device has completed; see [`EnrollRequest::setup`].
     #[serde(default)]
     pub setup: Vec<SetupStep>,
+    /// The sequence number of the policy bundle the agent enforces; absent: none (the
+    /// baseline).
+    #[serde(default)]
+    pub policy_bundle: Option<u64>,
 }
 
 /// One finding of the Trust State Engine.
@@ -161,6 +165,11 @@ pub struct TrustView {
     pub findings: Vec<FindingView>,
     /// RFC 3339.
     pub evaluated_at: String,
+    /// In the answer to a check-in or an enrollment: the target name of the device group's
+    /// current policy bundle (`policy-bundles/<group>/<sequence>.json`); absent when none is
+    /// published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_bundle: Option<String>,
 }
 
 impl From<&Evaluation> for TrustView {
@@ -170,6 +179,7 @@ impl From<&Evaluation> for TrustView {
             launcher_summary: evaluation.launcher_summary(),
             findings: evaluation.findings.iter().map(FindingView::from).collect(),
             evaluated_at: evaluation.evaluated_at.to_rfc3339(),
+            policy_bundle: None,
         }
     }
 }

@@ -193,7 +193,7 @@ impl ApprovedBundle {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appraisal {
     /// A newer bundle: download it.
-    Install(ApprovedBundle),
+    Install(Box<ApprovedBundle>),
     /// The bundle the device already holds.
     Current,
 }
@@ -237,10 +237,10 @@ pub fn appraise_bundle(
             };
         }
     }
-    Ok(Appraisal::Install(ApprovedBundle {
+    Ok(Appraisal::Install(Box::new(ApprovedBundle {
         target: target.clone(),
         fields,
-    }))
+    })))
 }
 
 /// Reads the downloaded content of an approved bundle (whose length and SHA-256 the caller

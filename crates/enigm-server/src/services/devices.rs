@@ -466,6 +466,7 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
                 .map(FindingView::from)
                 .collect(),
             evaluated_at: record.posture.evaluated_at.to_rfc3339(),
+            policy_bundle: None,
         },
         production_gates: record.posture.gates.clone(),
         lifecycle: enigm_api::LifecycleView::default(),
