@@ -114,9 +114,8 @@ pub struct CheckInRequest {
     /// The required setup steps the device has completed; see [`EnrollRequest::setup`].
     #[serde(default)]
     pub setup: Vec<SetupStep>,
-    /// The sequence number of the policy bundle the agent enforces; absent: none (the
-    /// baseline).
-    #[serde(default)]
+    /// The sequence of the policy bundle the agent enforces (absent: none, the baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_bundle: Option<u64>,
 }
 
@@ -165,9 +164,9 @@ pub struct TrustView {
     pub findings: Vec<FindingView>,
     /// RFC 3339.
     pub evaluated_at: String,
-    /// In the answer to a check-in or an enrollment: the target name of the device group's
-    /// current policy bundle (`policy-bundles/<group>/<sequence>.json`); absent when none is
-    /// published.
+    /// The TUF target of the device group's current policy bundle
+    /// (`policy-bundles/<group>/<sequence>.json`), in check-in and enrollment answers; absent
+    /// when the group has none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy_bundle: Option<String>,
 }
@@ -214,6 +213,19 @@ pub struct DeviceView {
     pub policies: Vec<crate::policies::DevicePolicyView>,
     /// The setup baseline: whether the device is "ready".
     pub setup: SetupView,
+    /// The policy bundle the device reports it enforces and its group's newest (absent in
+    /// lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy_bundle: Option<DeviceBundleView>,
+}
+
+/// Which policy bundle a device enforces against its group's newest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceBundleView {
+    /// The sequence the device last reported it enforces (absent: none reported).
+    pub enforced: Option<u64>,
+    /// The sequence of the group's newest published bundle (absent: none yet).
+    pub published: Option<u64>,
 }
 
 /// The setup baseline of a device (enigm-docs §20 C.27): it is "ready" only when every required

@@ -16,6 +16,7 @@ pub mod devices;
 pub mod eligibility;
 pub mod paths;
 pub mod policies;
+pub mod policy_bundles;
 pub mod proofs;
 pub mod releases;
 

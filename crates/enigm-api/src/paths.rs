@@ -53,6 +53,8 @@ pub const POLICY_ASSIGN: &str = "/api/v1/policies/{id}/assign";
 pub const POLICY_UNASSIGN: &str = "/api/v1/policies/{id}/unassign";
 /// GET: every assignment (`?policy=ID` for one policy's).
 pub const POLICY_ASSIGNMENTS: &str = "/api/v1/policy-assignments";
+/// GET: the newest policy bundle of each group.
+pub const POLICY_BUNDLES: &str = "/api/v1/policy-bundles";
 pub const DEVICE_LIFECYCLE: &str = "/api/v1/devices/{handle}/lifecycle";
 /// Device-side routes: authenticated by the device's request signature, not a session.
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";

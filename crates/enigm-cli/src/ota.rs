@@ -61,6 +61,10 @@ enum KeysCommand {
     /// The current root: roles, keys, thresholds and expiry; with the workstation's token,
     /// the label of each key it holds.
     Show(keys::OptionalKeySourceArgs),
+    /// Delegate the policy bundles to Command's online snapshot key in the targets metadata
+    /// (once for a repository made before policy bundles; again after Command's online keys
+    /// moved).
+    DelegateBundles(keys::DelegateArgs),
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: OtaArgs) -> anyhow::Result<()> {
@@ -74,6 +78,9 @@ pub(crate) async fn run(global: &GlobalArgs, args: OtaArgs) -> anyhow::Result<()
             keys::rotate(&client, &pins, rotate, global.json).await
         }
         OtaCommand::Keys(KeysCommand::Show(keys)) => show(&client, &keys, global.json).await,
+        OtaCommand::Keys(KeysCommand::DelegateBundles(delegate)) => {
+            keys::delegate_bundles(&client, &pins, delegate, global.json).await
+        }
         OtaCommand::Export { dir, out } => {
             let out = dir
                 .or(out)

@@ -86,6 +86,9 @@ enum PolicyCommand {
         /// Only this policy's (name or id).
         policy: Option<String>,
     },
+    /// The newest policy bundle of each device group (Command compiles and signs one when a
+    /// group's assignments change).
+    Bundles,
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,6 +317,29 @@ pub(crate) async fn run(global: &GlobalArgs, args: PolicyArgs) -> anyhow::Result
                 ]);
             }
             output::print_list(&table, reply.value.items.len(), "no assignments");
+            Ok(())
+        }
+        PolicyCommand::Bundles => {
+            let reply = client
+                .get::<enigm_api::policy_bundles::PolicyBundleList>(paths::POLICY_BUNDLES)
+                .await?;
+            if json {
+                return output::print_json(&reply.raw);
+            }
+            let mut table = output::new_table(&["GROUP", "SEQUENCE", "TARGET", "SHA-256", "SINCE"]);
+            for bundle in &reply.value.items {
+                table.add_row(vec![
+                    output::clean(&bundle.group),
+                    bundle.sequence.to_string(),
+                    output::clean(&bundle.target_name),
+                    output::clean(bundle.sha256.get(..12).unwrap_or(&bundle.sha256)),
+                    output::clean(&bundle.created_at),
+                ]);
+            }
+            output::print_list(&table, reply.value.items.len(), "no policy bundles");
+            if let Some(warning) = &reply.value.warning {
+                eprintln!("warning: {}", output::clean(warning));
+            }
             Ok(())
         }
     }

@@ -55,12 +55,13 @@ enum ReleaseCommand {
 
 #[derive(Debug, Args)]
 struct CreateArgs {
-    /// The artifact: an OS image, a policy bundle or a configuration bundle.
+    /// The artifact: an OS image or a configuration bundle (policy bundles are compiled by
+    /// Command: `enigm policy`).
     file: PathBuf,
     /// The TUF target path, e.g. `os/enigm-os-2026.11.1.img` (default: `KIND/FILE NAME`).
     #[arg(long)]
     name: Option<String>,
-    /// `os-image`, `policy-bundle` or `configuration-bundle`.
+    /// `os-image` or `configuration-bundle`.
     #[arg(long, value_parser = parse_kind, default_value = "os-image")]
     kind: ReleaseKind,
     /// The release version, e.g. `2026.11.1`.
@@ -85,8 +86,16 @@ struct CreateArgs {
 }
 
 fn parse_kind(text: &str) -> Result<ReleaseKind, String> {
-    ReleaseKind::parse(text)
-        .ok_or_else(|| "expected `os-image`, `policy-bundle` or `configuration-bundle`".to_owned())
+    match ReleaseKind::parse(text) {
+        // Command compiles and signs a group's policy bundle itself after an approved change.
+        Some(ReleaseKind::PolicyBundle) => Err(
+            "policy bundles are not released: Command compiles and signs them when a policy \
+             change is approved (`enigm policy assign`, `enigm policy bundles`)"
+                .to_owned(),
+        ),
+        Some(kind) => Ok(kind),
+        None => Err("expected `os-image` or `configuration-bundle`".to_owned()),
+    }
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: ReleaseArgs) -> anyhow::Result<()> {

@@ -249,26 +249,57 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     let status = owner.json(&["release", "status", &v2]);
     assert_eq!(status["installs"]["installed"], 1);
 
-    // A policy bundle: verified like an image, installed whole beside the slots, reported.
-    let policy = br#"{"network": "vpn-only"}"#;
-    let bundle = release_of("policy-bundle", "policy.json", policy, "7");
+    // A configuration bundle: verified like an image, installed whole beside the slots,
+    // reported. (Policy bundles are compiled by Command, not released: `enigm policy`.)
+    let configuration = br#"{"wallpaper": "enigm"}"#;
+    let bundle = release_of(
+        "configuration-bundle",
+        "configuration.json",
+        configuration,
+        "7",
+    );
     let installed = agent(&url, &device, &ota);
     assert!(installed.contains("ota: up to date"), "{installed}");
-    assert!(installed.contains("ota: installed policy"), "{installed}");
+    assert!(
+        installed.contains("ota: installed configuration"),
+        "{installed}"
+    );
     assert_eq!(
-        std::fs::read(device.join("ota/bundles/policy-bundle")).unwrap(),
-        policy
+        std::fs::read(device.join("ota/bundles/configuration-bundle")).unwrap(),
+        configuration
     );
     let record: Value =
         serde_json::from_slice(&std::fs::read(device.join("ota/bundles/installed.json")).unwrap())
             .unwrap();
-    assert_eq!(record["bundles"]["policy-bundle"]["rollback_index"], 7);
+    assert_eq!(
+        record["bundles"]["configuration-bundle"]["rollback_index"],
+        7
+    );
     assert_eq!(
         owner.json(&["release", "status", &bundle])["installs"]["installed"],
         1
     );
     let quiet = agent(&url, &device, &ota);
-    assert!(!quiet.contains("policy"), "installed once: {quiet}");
+    assert!(!quiet.contains("configuration"), "installed once: {quiet}");
+    // A policy bundle is not a release.
+    let refused = owner.run(&[
+        "release",
+        "create",
+        "policy.json",
+        "--kind",
+        "policy-bundle",
+        "--release-version",
+        "1",
+        "--rollback-index",
+        "1",
+        "--model",
+        "enigm-sim",
+        "--justification",
+        "policy",
+    ]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("enigm policy"), "{stderr}");
 
     // The targets key is rotated (new root version, current targets re-signed); the device
     // follows the root chain and stays up to date, and later releases are signed with the new

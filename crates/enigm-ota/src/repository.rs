@@ -214,11 +214,26 @@ pub fn build_snapshot(
     version: u64,
     expires: Timestamp,
 ) -> Snapshot {
+    build_snapshot_with_delegated(targets_version, targets_bytes, &[], version, expires)
+}
+
+/// [`build_snapshot`] that also lists delegated roles' metadata: `(role, version, bytes)`
+/// each (the policy bundles' role, which Command signs).
+pub fn build_snapshot_with_delegated(
+    targets_version: u64,
+    targets_bytes: &[u8],
+    delegated: &[(&str, u64, &[u8])],
+    version: u64,
+    expires: Timestamp,
+) -> Snapshot {
     let mut meta = BTreeMap::new();
     meta.insert(
         "targets.json".to_owned(),
         meta_file(targets_version, targets_bytes),
     );
+    for (role, role_version, bytes) in delegated {
+        meta.insert(format!("{role}.json"), meta_file(*role_version, bytes));
+    }
     Snapshot {
         kind: "snapshot".to_owned(),
         spec_version: SPEC_VERSION.to_owned(),
@@ -286,7 +301,7 @@ pub fn release_entry(
 
 /// The next targets metadata: the previous one's targets (none for the first) without those
 /// the new release supersedes ([`crate::release::superseded_by`]), plus `entry` under `name`,
-/// one version higher.
+/// one version higher, with the previous one's delegations.
 pub fn next_targets(
     previous: Option<&Targets>,
     name: &str,
@@ -305,7 +320,10 @@ pub fn next_targets(
     }
     targets.insert(name.to_owned(), entry);
     let version = previous.map_or(1, |p| p.version.saturating_add(1));
-    build_targets(targets, version, expires)
+    let mut next = build_targets(targets, version, expires);
+    // A release changes what is listed, never who is delegated what (the policy bundles).
+    next.delegations = previous.and_then(|p| p.delegations.clone());
+    next
 }
 
 impl RootKeys {

@@ -175,6 +175,11 @@ const MAX_CACHED_POLICIES: usize = 100_000;
 pub struct DevicePolicy {
     pub policy: TrustPolicy,
     pub attested: AttestedSignals,
+    /// The target of the group's newest policy bundle when loaded (publishing one bumps the
+    /// group's policy revision, so a newer one reloads this).
+    pub bundle: Option<String>,
+    /// The bundle sequence the device had reported when loaded.
+    pub reported_bundle: Option<u64>,
 }
 
 /// Each active device's effective trust policy, parsed, and its attested signals, with the

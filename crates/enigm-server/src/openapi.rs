@@ -33,6 +33,7 @@ use crate::handlers::{
         releases::repository_view, releases::device_report, tuf::metadata, tuf::target,
         policies::list, policies::create, policies::read, policies::create_version, policies::version,
         policies::diff, policies::assign, policies::unassign, policies::assignments,
+        policies::bundles,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth, &EdgeResponses, &NoNulInText)

@@ -373,6 +373,12 @@ fn entries() -> Vec<RouteEntry> {
             policies::assignments,
         ),
         entry(
+            Method::GET,
+            paths::POLICY_BUNDLES,
+            read(P::PoliciesRead),
+            policies::bundles,
+        ),
+        entry(
             Method::POST,
             paths::DEVICE_ENROLL,
             Access::Public,

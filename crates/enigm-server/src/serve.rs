@@ -103,6 +103,13 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         );
         tracing::warn!("the current OTA root does not name Command's online keys");
     }
+    if let Some(warning) = crate::services::policy_bundles::delegation_status(&state)
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot read the OTA targets: {}", error.code()))?
+        .warning()
+    {
+        eprintln!("warning: {warning}");
+    }
     // Once-only tasks run in the process that holds their lease; try to take each now, so that
     // a single process starts them at once.
     let holder = lease::holder_id();
@@ -116,7 +123,15 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     let keeper = tokio::spawn(lease::keep(leases.clone()));
     // Devices must never see an expired timestamp while Command runs.
-    let timestamps = tokio::spawn(crate::ota::refresh_timestamps(state.clone(), ota_lease));
+    let timestamps = tokio::spawn(crate::ota::refresh_timestamps(
+        state.clone(),
+        ota_lease.clone(),
+    ));
+    // Approved policy changes reach devices as signed bundles within a second or two.
+    let bundles = tokio::spawn(crate::services::policy_bundles::run(
+        state.clone(),
+        ota_lease,
+    ));
     let purges = tokio::spawn(purge_shared_state(state.clone(), purge_lease));
 
     if let Some(credentials) = bootstrap_if_empty(&state, &config.data_dir).await? {
@@ -184,6 +199,7 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     }
     sequencer.abort();
     timestamps.abort();
+    bundles.abort();
     purges.abort();
     // The open window's counts of refused anonymous requests are written before the log is
     // brought up to date, so that they are signed too.

@@ -17,6 +17,7 @@ mod devices;
 mod lifecycle;
 mod ota;
 mod policies;
+mod policy_bundles;
 mod sessions;
 mod shared_state;
 
@@ -47,6 +48,7 @@ pub use policies::{
     AssignedPolicy, NewPolicy, NewPolicyProposal, PolicyAssignmentRecord, PolicyProposalRecord,
     PolicyRecord, PolicyVersionRecord,
 };
+pub use policy_bundles::{BundledVersion, PolicyBundleRecord, WantedBundle};
 pub use sessions::{NewSession, SessionRecord};
 pub use shared_state::{LeaseRecord, ThrottleRecord};
 

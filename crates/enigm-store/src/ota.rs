@@ -12,21 +12,25 @@ use sqlx::Row as _;
 
 use crate::{Store, StoreError, StoreResult, WriteTx, parse_id};
 
-/// A top-level TUF role whose metadata Command stores.
+/// A TUF role whose metadata Command stores: the top-level ones and the delegated role of the
+/// policy bundles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetadataRole {
     Root,
     Targets,
     Snapshot,
     Timestamp,
+    /// The delegated targets role of the policy bundles, which Command signs.
+    PolicyBundles,
 }
 
 impl MetadataRole {
-    pub const ALL: [MetadataRole; 4] = [
+    pub const ALL: [MetadataRole; 5] = [
         MetadataRole::Root,
         MetadataRole::Targets,
         MetadataRole::Snapshot,
         MetadataRole::Timestamp,
+        MetadataRole::PolicyBundles,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -35,6 +39,7 @@ impl MetadataRole {
             MetadataRole::Targets => "targets",
             MetadataRole::Snapshot => "snapshot",
             MetadataRole::Timestamp => "timestamp",
+            MetadataRole::PolicyBundles => "policy-bundles",
         }
     }
 

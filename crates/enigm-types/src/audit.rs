@@ -212,6 +212,9 @@ audit_actions! {
     // group).
     PolicyAssign => "policy.assign", Policy;
     PolicyUnassign => "policy.unassign", Policy;
+    // Command compiled, signed and published a group's policy bundle (names the group and the
+    // bundle's sequence, never its content).
+    PolicyBundlePublish => "policy.bundle-publish", Policy;
 }
 
 impl fmt::Display for AuditAction {
@@ -326,6 +329,11 @@ pub enum AuditTarget {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<GroupName>,
     },
+    /// A device group's policy bundle number `sequence` (never its content).
+    PolicyBundle {
+        group: GroupName,
+        sequence: u64,
+    },
     /// Unauthenticated requests refused in one window from one client network, counted instead
     /// of logged one by one, so that anonymous callers cannot grow the log at their rate
     /// (docs/security.md, "Audit of anonymous requests"). The event's time is when the window
@@ -406,7 +414,7 @@ impl AuditTarget {
             AuditTarget::Release { .. } => TargetCategory::Release,
             AuditTarget::OtaRepository => TargetCategory::OtaRepository,
             AuditTarget::AnonymousRequests { .. } => TargetCategory::ClientNetwork,
-            AuditTarget::Policy { .. } => TargetCategory::Policy,
+            AuditTarget::Policy { .. } | AuditTarget::PolicyBundle { .. } => TargetCategory::Policy,
             AuditTarget::None => TargetCategory::None,
         }
     }
@@ -461,6 +469,7 @@ impl AuditTarget {
                 }
                 Some(reference)
             }
+            AuditTarget::PolicyBundle { group, sequence } => Some(format!("{group}/{sequence}")),
             AuditTarget::AuditLog | AuditTarget::OtaRepository | AuditTarget::None => None,
         }
     }

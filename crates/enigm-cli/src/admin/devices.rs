@@ -218,6 +218,15 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
             if !device.policies.is_empty() {
                 output::print_table(&output::device_policy_table(&device.policies));
             }
+            if let Some(bundle) = &device.policy_bundle {
+                let number =
+                    |n: Option<u64>| n.map_or_else(|| "none".to_owned(), |n| n.to_string());
+                println!(
+                    "Policy bundle: enforces {}, group's newest {}",
+                    number(bundle.enforced),
+                    number(bundle.published)
+                );
+            }
             output::print_list(
                 &output::finding_table(&device.trust.findings),
                 device.trust.findings.len(),

@@ -1,7 +1,8 @@
 //! `enigm ota export --dir DIR`: the repository as static files for any web server or CDN, in the
 //! layout Command serves (`metadata/N.root.json`, `N.targets.json`, `N.snapshot.json`,
 //! `timestamp.json`; `targets/DIR/SHA256.NAME`). Every root version is written (clients walk
-//! the chain); the current targets, snapshot and timestamp; and each published artifact.
+//! the chain); the current targets, snapshot and timestamp; the delegated role the snapshot
+//! lists (the policy bundles'); each published artifact and each group's newest bundle.
 //! Files are written to a temporary name and renamed, so a mirror never serves half a file.
 
 use std::path::{Path, PathBuf};
@@ -39,7 +40,21 @@ pub(crate) async fn run(client: &CommandClient, out: &Path, json: bool) -> anyho
         files.push(format!("{snapshot}.snapshot.json"));
         files.push("timestamp.json".to_owned());
     }
+    let mut delegated = Vec::new();
     for file in &files {
+        let bytes = fetch(
+            client,
+            &format!("{}/{file}", paths::TUF_METADATA_PREFIX),
+            MAX_METADATA_BYTES,
+        )
+        .await?;
+        if file.ends_with(".snapshot.json") {
+            delegated = delegated_files(&bytes);
+        }
+        write_atomically(&metadata_dir.join(file), &bytes)?;
+    }
+    // The delegated roles the snapshot lists (the policy bundles', which Command signs).
+    for file in &delegated {
         let bytes = fetch(
             client,
             &format!("{}/{file}", paths::TUF_METADATA_PREFIX),
@@ -48,8 +63,34 @@ pub(crate) async fn run(client: &CommandClient, out: &Path, json: bool) -> anyho
         .await?;
         write_atomically(&metadata_dir.join(file), &bytes)?;
     }
-    let releases = client.get::<Vec<ReleaseView>>(paths::RELEASES).await?.value;
+    files.extend(delegated);
     let mut artifacts = 0usize;
+    let bundles = client
+        .get::<enigm_api::policy_bundles::PolicyBundleList>(paths::POLICY_BUNDLES)
+        .await?
+        .value;
+    for bundle in &bundles.items {
+        let path = hash_prefixed(&bundle.target_name, &bundle.sha256);
+        let bytes = fetch(
+            client,
+            &format!("{}/{path}", paths::TUF_TARGETS_PREFIX),
+            enigm_ota::policy_bundle::MAX_BUNDLE_BYTES,
+        )
+        .await?;
+        anyhow::ensure!(
+            hex::encode(enigm_crypto::sha256(&bytes)) == bundle.sha256,
+            "the policy bundle {} does not match its digest; export stopped",
+            bundle.target_name
+        );
+        let destination = out.join("targets").join(&path);
+        if let Some(parent) = destination.parent() {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        write_atomically(&destination, &bytes)?;
+        artifacts += 1;
+    }
+    let releases = client.get::<Vec<ReleaseView>>(paths::RELEASES).await?.value;
     for release in releases
         .iter()
         // Command keeps serving a superseded release's artifact; so does the mirror.
@@ -92,6 +133,20 @@ pub(crate) async fn run(client: &CommandClient, out: &Path, json: bool) -> anyho
         );
     }
     Ok(())
+}
+
+/// The versioned files of the delegated roles a snapshot lists (`N.ROLE.json`).
+fn delegated_files(snapshot: &[u8]) -> Vec<String> {
+    let Ok((_, snapshot)) = enigm_ota::metadata::parse::<enigm_ota::metadata::Snapshot>(snapshot)
+    else {
+        return Vec::new();
+    };
+    snapshot
+        .meta
+        .iter()
+        .filter(|(name, _)| name.as_str() != "targets.json")
+        .map(|(name, meta)| format!("{}.{name}", meta.version))
+        .collect()
 }
 
 /// `dir/name` → `dir/SHA256.name`, the name TUF clients fetch with consistent snapshots.

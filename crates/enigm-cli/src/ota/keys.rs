@@ -573,7 +573,110 @@ pub(crate) async fn init(
         .await?;
     std::fs::write(&args.root_out, &bytes)
         .with_context(|| format!("cannot write `{}`", args.root_out.display()))?;
+    // The first targets metadata lists nothing yet and hands the policy bundles to Command's
+    // online snapshot key, so that Command can publish them from the start.
+    write_bundle_delegation(
+        client,
+        &pin,
+        &root,
+        targets_key,
+        now().saturating_add(days(args.expires_in_days)),
+    )
+    .await?;
     print_keys(&root, &created, &args.root_out, json)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DelegateArgs {
+    #[command(flatten)]
+    keys: KeySourceArgs,
+    /// The label of the targets key (default: the key whose key id the current root names).
+    #[arg(long, value_name = "LABEL")]
+    targets_key_label: Option<String>,
+    /// Days until the targets metadata expires when there is none yet (otherwise the current
+    /// one's expiry is kept).
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    expires_in_days: u32,
+}
+
+/// `enigm ota keys delegate-bundles`: the current targets metadata (or a first, empty one)
+/// re-signed, one version higher, with the policy bundles delegated to Command's current
+/// online snapshot key. Needed once for a repository made before policy bundles, and again
+/// after Command's online keys moved (`enigm up --rebind-ota-online-keys`).
+pub(crate) async fn delegate_bundles(
+    client: &CommandClient,
+    pins: &PinSource,
+    args: DelegateArgs,
+    json: bool,
+) -> anyhow::Result<()> {
+    let root_bytes = super::latest_root(client).await?;
+    let current =
+        TrustedMetadata::new(&root_bytes).context("Command's current root does not verify")?;
+    let store = args.keys.open()?;
+    let (_, targets_key) = store.for_role(
+        current.root(),
+        WorkstationRole::Targets,
+        args.targets_key_label.as_deref(),
+        "--targets-key-label",
+    )?;
+    let pin = pins.obtain()?;
+    let version = write_bundle_delegation(
+        client,
+        &pin,
+        current.root(),
+        &targets_key,
+        now().saturating_add(days(args.expires_in_days)),
+    )
+    .await?;
+    if json {
+        return output::print_json(&serde_json::json!({ "targets_version": version }));
+    }
+    println!(
+        "Targets version {version} delegates policy bundles to Command's online snapshot key."
+    );
+    Ok(())
+}
+
+/// Hands in the current targets (or a first one expiring at `expires`) with the bundle
+/// delegation to Command's online snapshot key; answers the new targets version.
+async fn write_bundle_delegation(
+    client: &CommandClient,
+    pin: &crate::secrets::Pin,
+    root: &Root,
+    targets_key: &dyn MetadataSigner,
+    expires: enigm_types::Timestamp,
+) -> anyhow::Result<u64> {
+    let online = client
+        .get::<OnlineKeysView>(paths::OTA_ONLINE_KEYS)
+        .await?
+        .value;
+    let snapshot: Key =
+        serde_json::from_value(online.snapshot).context("Command's online key is malformed")?;
+    let repository = client
+        .get::<RepositoryView>(paths::OTA_REPOSITORY)
+        .await?
+        .value;
+    let mut targets = match repository.targets_version {
+        Some(version) => {
+            let bytes = super::fetch_metadata(client, &format!("{version}.targets.json")).await?;
+            let mut targets = enigm_ota::metadata::verify_role::<enigm_ota::metadata::Targets>(
+                &bytes,
+                &root.keys,
+                root.role("targets")?,
+            )
+            .context("the current targets metadata does not verify under the current root")?
+            .into_signed();
+            targets.version = targets.version.saturating_add(1);
+            targets
+        }
+        None => enigm_ota::repository::build_targets(Default::default(), 1, expires),
+    };
+    targets.delegations = Some(enigm_ota::policy_bundle::bundle_delegation(&[&snapshot]));
+    let bytes = sign_metadata(&targets, &[targets_key])?;
+    client
+        .put_raw::<RepositoryView>(paths::OTA_TARGETS, bytes, Some(pin))
+        .await?;
+    Ok(targets.version)
 }
 
 pub(crate) async fn rotate(

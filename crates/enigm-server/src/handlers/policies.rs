@@ -163,3 +163,13 @@ pub async fn assignments(
         next_cursor: None,
     }))
 }
+
+/// The newest policy bundle of each device group, by group, with a warning when Command cannot
+/// publish bundles (the OTA targets metadata does not delegate them to its online key).
+#[utoipa::path(get, path = enigm_api::paths::POLICY_BUNDLES, tag = "policies", security(("bearer" = [])),
+    responses((status = 200, body = enigm_api::policy_bundles::PolicyBundleList)))]
+pub async fn bundles(
+    State(state): State<AppState>,
+) -> ApiResult<Json<enigm_api::policy_bundles::PolicyBundleList>> {
+    Ok(Json(crate::services::policy_bundles::list(&state).await?))
+}

@@ -1,13 +1,15 @@
 //! The TUF repository over HTTP, public like any TUF mirror: the metadata is signed and the
 //! artifacts are checked against it by the client, so no session is needed to read them.
 //!
-//! - `/tuf/metadata/N.root.json`, `N.targets.json`, `N.snapshot.json` (consistent snapshots:
+//! - `/tuf/metadata/N.root.json`, `N.targets.json`, `N.snapshot.json`, `N.policy-bundles.json`
+//!   (the delegated role of the policy bundles, which Command signs; consistent snapshots:
 //!   a versioned file never changes, so it is cached as immutable) and `timestamp.json` (changes
 //!   on every publish and refresh: revalidated each time, `no-cache`). Every response has a
 //!   strong `ETag` (its SHA-256) and answers `If-None-Match` with 304.
 //! - `/tuf/targets/DIR/SHA256.NAME`: published artifacts by the hash-prefixed name TUF clients
 //!   ask for with consistent snapshots, with `Range` (resumable downloads; tower-http's
-//!   `ServeFile`), `ETag` and immutable caching. Unpublished artifacts are not served.
+//!   `ServeFile`), `ETag` and immutable caching. Unpublished artifacts are not served. Policy
+//!   bundles (`policy-bundles/GROUP/SHA256.N.json`) come from the database, whole.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -26,7 +28,7 @@ const REVALIDATE: &str = "no-cache";
 
 /// One metadata file of the repository.
 #[utoipa::path(get, path = enigm_api::paths::TUF_METADATA, tag = "tuf",
-    params(("file" = String, Path, description = "`N.root.json`, `N.targets.json`, `N.snapshot.json` or `timestamp.json`")),
+    params(("file" = String, Path, description = "`N.root.json`, `N.targets.json`, `N.snapshot.json`, `N.policy-bundles.json` or `timestamp.json`")),
     responses((status = 200, description = "signed TUF metadata", content_type = "application/json"),
         (status = 304, description = "not modified"), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn metadata(
@@ -103,7 +105,10 @@ pub async fn target(
     ApiPath(path): ApiPath<String>,
     request: Request,
 ) -> ApiResult<Response> {
-    let (sha256, _name) = parse_target_path(&path).ok_or_else(|| ApiError::not_found("target"))?;
+    let (sha256, name) = parse_target_path(&path).ok_or_else(|| ApiError::not_found("target"))?;
+    if name.starts_with(enigm_ota::policy_bundle::POLICY_BUNDLE_ROLE) {
+        return policy_bundle(&state, &name, &sha256, request.headers()).await;
+    }
     if !state.store().artifact_is_published(&sha256).await? {
         return Err(ApiError::not_found("target"));
     }
@@ -124,6 +129,33 @@ pub async fn target(
         return Err(ApiError::not_found("target"));
     }
     let mut response = served.map(Body::new);
+    set_cache_headers(response.headers_mut(), &etag, IMMUTABLE);
+    Ok(response)
+}
+
+/// A policy bundle Command compiled: kept in the database, small, served whole.
+async fn policy_bundle(
+    state: &AppState,
+    name: &str,
+    sha256: &str,
+    headers: &HeaderMap,
+) -> ApiResult<Response> {
+    let bundle = state
+        .store()
+        .policy_bundle_by_digest(name, sha256)
+        .await?
+        .ok_or_else(|| ApiError::not_found("target"))?;
+    let etag = format!("\"{sha256}\"");
+    let mut response = if if_none_match(headers, &etag) {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        let mut response = Body::from(bundle.body).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        response
+    };
     set_cache_headers(response.headers_mut(), &etag, IMMUTABLE);
     Ok(response)
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use enigm_ota::client::TrustedMetadata;
 use enigm_ota::metadata::{MetadataError, Root, Targets, verify_role};
 use enigm_ota::release::{ReleaseRejection, release_fields, release_signing, verify_payload};
-use enigm_ota::repository::{build_snapshot, build_timestamp};
+use enigm_ota::repository::{build_snapshot_with_delegated, build_timestamp};
 use enigm_ota::{FailureCategory, MetadataSigner, sign_metadata};
 use enigm_store::{MetadataRole, ReleaseRecord, StoredMetadata, WriteTx};
 use enigm_types::{
@@ -209,6 +209,14 @@ impl OtaService {
                 "other targets were added or removed (only superseded releases may go)",
             ));
         }
+        // A release never changes who is delegated what.
+        match &previous {
+            Some(previous) if previous.delegations != targets.delegations => {
+                return Err(mismatch("its delegations changed"));
+            }
+            Some(_) => {}
+            None => self.check_delegations(targets)?,
+        }
         if let Some(previous) = &previous {
             for other in &others {
                 if previous.targets.get(*other) != targets.targets.get(*other) {
@@ -242,13 +250,15 @@ impl OtaService {
 }
 
 impl OtaService {
-    /// Checks targets metadata re-signed after a key rotation: signed by the trusted root's
-    /// targets threshold, one version higher than the current one, not expired, and listing
-    /// exactly what the current one lists.
+    /// Checks targets metadata re-signed after a key rotation or to delegate the policy
+    /// bundles: signed by the trusted root's targets threshold, one version higher than the
+    /// current one (version 1 and no target when there is none yet), not expired, listing
+    /// exactly what the current one lists, and delegating nothing or the policy bundles to
+    /// Command's online snapshot key alone ([`Self::check_delegations`]).
     pub fn accept_resigned_targets(
         &self,
         root: &[u8],
-        current: &[u8],
+        current: Option<&[u8]>,
         new: &[u8],
         now: Timestamp,
     ) -> Result<Accepted, OtaRefusal> {
@@ -258,19 +268,32 @@ impl OtaService {
         let verified =
             verify_role::<Targets>(new, &root.keys, role).map_err(|error| refusal(&error))?;
         let targets = verified.signed();
-        let (_, previous) =
-            enigm_ota::metadata::parse::<Targets>(current).map_err(|error| refusal(&error))?;
-        if targets.version != previous.version.saturating_add(1) {
+        let previous = current
+            .map(|current| {
+                enigm_ota::metadata::parse::<Targets>(current)
+                    .map(|(_, previous)| previous)
+                    .map_err(|error| refusal(&error))
+            })
+            .transpose()?;
+        let expected = previous.as_ref().map_or(1, |p| p.version.saturating_add(1));
+        if targets.version != expected {
             return Err(OtaRefusal::new(
                 ReasonCategory::UpdateRollback,
                 "the re-signed targets must be the next version",
             ));
         }
-        if targets.targets != previous.targets || targets.delegations != previous.delegations {
+        let listed = previous
+            .as_ref()
+            .map(|p| p.targets.clone())
+            .unwrap_or_default();
+        if targets.targets != listed {
             return Err(OtaRefusal::new(
                 ReasonCategory::UpdateMixAndMatch,
                 "re-signing may not change what the targets metadata lists",
             ));
+        }
+        if targets.delegations != previous.as_ref().and_then(|p| p.delegations.clone()) {
+            self.check_delegations(targets)?;
         }
         if enigm_ota::time::is_expired(&targets.expires, now) {
             return Err(OtaRefusal::new(
@@ -284,7 +307,29 @@ impl OtaService {
     }
 }
 
-/// Signs a new snapshot (listing the newest targets) and timestamp with the online keys and
+impl OtaService {
+    /// The only delegation top-level targets may carry: the policy bundles' paths to Command's
+    /// online snapshot key alone, which signs them (or none). Anything else would let a key
+    /// Command does not know vouch for targets devices install.
+    pub fn check_delegations(&self, targets: &Targets) -> Result<(), OtaRefusal> {
+        let Some(delegations) = &targets.delegations else {
+            return Ok(());
+        };
+        let online = self.online().snapshot.key();
+        if *delegations == enigm_ota::policy_bundle::bundle_delegation(&[&online]) {
+            Ok(())
+        } else {
+            Err(OtaRefusal::new(
+                ReasonCategory::UpdateMixAndMatch,
+                "the targets metadata may delegate only the policy bundles, to Command's online \
+                 snapshot key (GET /api/v1/ota/online-keys); `enigm ota keys delegate-bundles` \
+                 writes that delegation",
+            ))
+        }
+    }
+}
+
+/// Signs a new snapshot (listing the newest targets and policy bundles' role) and timestamp with the online keys and
 /// stores them in `tx`.
 pub async fn publish_latest(
     state: &AppState,
@@ -319,9 +364,22 @@ pub async fn publish_latest(
         .await?
         .map_or(1, |snapshot| snapshot.version.saturating_add(1));
     let online = state.ota().online();
-    let snapshot = build_snapshot(
+    // The policy bundles' role, which Command signs, is listed whenever it exists.
+    let bundles = tx.latest_ota_metadata(MetadataRole::PolicyBundles).await?;
+    let delegated: Vec<(&str, u64, &[u8])> = bundles
+        .iter()
+        .map(|role| {
+            (
+                enigm_ota::policy_bundle::POLICY_BUNDLE_ROLE,
+                role.version,
+                role.body.as_slice(),
+            )
+        })
+        .collect();
+    let snapshot = build_snapshot_with_delegated(
         targets.version,
         &targets.body,
+        &delegated,
         snapshot_version,
         now.saturating_add(SNAPSHOT_LIFETIME),
     );

@@ -80,6 +80,8 @@ pub async fn create_token(
         created_at: now,
     })
     .await?;
+    // A new group gets a bundle before its first device enrolls.
+    tx.mark_policy_bundle_known(&group).await?;
     tx.append_audit(&audit::success(
         now,
         caller.admin.id,
@@ -233,11 +235,19 @@ pub async fn enroll(
         Outcome::Success,
     ))
     .await?;
+    // A group's first device gets its group a bundle (when it has none yet).
+    tx.mark_policy_bundle_known(&consumed.group).await?;
     tx.commit().await?;
+    let mut trust = TrustView::from(&evaluation);
+    trust.policy_bundle = state
+        .store()
+        .latest_policy_bundle(&consumed.group)
+        .await?
+        .map(|bundle| bundle.target_name);
     Ok(EnrollResponse {
         handle,
         state: device_state,
-        trust: TrustView::from(&evaluation),
+        trust,
     })
 }
 
@@ -278,10 +288,18 @@ pub async fn check_in(
                     Some(record) => attestation::attested_signals(record, &effective.attestation),
                     None => AttestedSignals::NONE,
                 };
+                let bundle = state
+                    .store()
+                    .latest_policy_bundle(&device.group)
+                    .await?
+                    .map(|bundle| bundle.target_name);
+                let reported_bundle = state.store().device_policy_bundle(&handle).await?;
                 let cached = CachedPolicy {
                     policy: Arc::new(DevicePolicy {
                         policy: effective.trust,
                         attested,
+                        bundle,
+                        reported_bundle,
                     }),
                     revision: device.policy_revision,
                 };
@@ -314,7 +332,22 @@ pub async fn check_in(
             contradictions: evaluation.contradiction_layers(),
         };
         match state.check_ins.store(check_in).await {
-            Ok(CheckInOutcome::Recorded { .. }) => return Ok(TrustView::from(&evaluation)),
+            Ok(CheckInOutcome::Recorded { .. }) => {
+                // The bundle the device enforces is written only when it changes, and the
+                // cache reloaded then, so a steady device costs no extra write.
+                if let Some(reported) = request.policy_bundle
+                    && cached.policy.reported_bundle != Some(reported)
+                {
+                    state
+                        .store()
+                        .set_device_policy_bundle(&handle, reported)
+                        .await?;
+                    state.device_policies.forget(&handle);
+                }
+                let mut view = TrustView::from(&evaluation);
+                view.policy_bundle = cached.policy.bundle.clone();
+                return Ok(view);
+            }
             Ok(CheckInOutcome::Stale) => state.device_policies.forget(&handle),
             Ok(CheckInOutcome::Replayed) => {
                 return Err(refuse.deny(ReasonCategory::Replayed).await);
@@ -409,6 +442,14 @@ pub async fn read(state: &AppState, handle: DeviceHandle) -> ApiResult<DeviceVie
     )
     .await?
     .views;
+    view.policy_bundle = Some(enigm_api::devices::DeviceBundleView {
+        enforced: state.store().device_policy_bundle(&handle).await?,
+        published: state
+            .store()
+            .latest_policy_bundle(&record.group)
+            .await?
+            .map(|bundle| bundle.sequence),
+    });
     Ok(view)
 }
 
@@ -476,6 +517,7 @@ fn device_view(record: &DeviceRecord) -> ApiResult<DeviceView> {
             ready: record.posture.setup_missing.is_empty(),
             missing: record.posture.setup_missing.clone(),
         },
+        policy_bundle: None,
     })
 }
 

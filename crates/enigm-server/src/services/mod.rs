@@ -12,6 +12,7 @@ pub mod devices;
 pub mod eligibility;
 pub mod lifecycle;
 pub mod policies;
+pub mod policy_bundles;
 pub mod releases;
 pub mod sessions;
 pub mod users;

@@ -387,6 +387,10 @@ pub(crate) async fn execute_assignment(
         None => tx.unassign_policy(kind, policy, groups).await?,
     };
     tx.bump_policy_revision(&changed).await?;
+    // Their devices get a new policy bundle (the publisher compiles marked groups).
+    for group in &changed {
+        tx.mark_policy_bundle_wanted(group.as_str()).await?;
+    }
     let action = match version {
         Some(_) => AuditAction::PolicyAssign,
         None => AuditAction::PolicyUnassign,

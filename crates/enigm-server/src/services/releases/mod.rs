@@ -42,6 +42,19 @@ pub async fn create(
 ) -> ApiResult<ReleaseView> {
     let justification = Justification::parse(&request.justification)
         .map_err(|error| ApiError::unprocessable("invalid_justification", error.to_string()))?;
+    // Command compiles and signs policy bundles itself (services::policy_bundles), under the
+    // delegated role's paths: a release may neither be one nor take one's name.
+    if request.kind == enigm_api::releases::ReleaseKind::PolicyBundle
+        || request
+            .target_name
+            .starts_with(enigm_ota::policy_bundle::POLICY_BUNDLE_ROLE)
+    {
+        return Err(ApiError::unprocessable(
+            "policy_bundle_release",
+            "policy bundles are not released: Command compiles and signs them when a policy \
+             change is approved; change a group's policy with `enigm policy assign`",
+        ));
+    }
     let declared = validate(&request)?;
     let now = state.now();
     let id = ReleaseId::random();

@@ -57,9 +57,11 @@ pub async fn put_root(state: &AppState, caller: &Caller, body: &[u8]) -> ApiResu
     view(state).await
 }
 
-/// Installs the current targets metadata re-signed with a rotated targets key: same content,
-/// next version, signed by the trusted root's targets threshold; snapshot and timestamp are
-/// signed anew so that devices see it at once.
+/// Installs the current targets metadata re-signed with a rotated targets key (same content,
+/// next version), or with the policy bundles delegated to Command's online snapshot key, or the
+/// first targets metadata (version 1, no target, at most that delegation); signed by the
+/// trusted root's targets threshold. Snapshot and timestamp are signed anew so that devices
+/// see it at once.
 pub async fn put_targets(
     state: &AppState,
     caller: &Caller,
@@ -67,19 +69,19 @@ pub async fn put_targets(
 ) -> ApiResult<RepositoryView> {
     let now = state.now();
     let mut tx = state.store().begin().await?;
-    let (Some(root), Some(current)) = (
-        tx.latest_ota_metadata(MetadataRole::Root).await?,
-        tx.latest_ota_metadata(MetadataRole::Targets).await?,
-    ) else {
+    let Some(root) = tx.latest_ota_metadata(MetadataRole::Root).await? else {
         return Err(ApiError::conflict(
             ReasonCategory::RepositoryNotInitialised,
-            "there is no root or targets metadata to re-sign",
+            "there is no root metadata yet: run `enigm ota keys init` first",
         ));
     };
-    let accepted = match state
-        .ota()
-        .accept_resigned_targets(&root.body, &current.body, body, now)
-    {
+    let current = tx.latest_ota_metadata(MetadataRole::Targets).await?;
+    let accepted = match state.ota().accept_resigned_targets(
+        &root.body,
+        current.as_ref().map(|current| &current.body[..]),
+        body,
+        now,
+    ) {
         Ok(accepted) => accepted,
         Err(refusal) => {
             drop(tx);
