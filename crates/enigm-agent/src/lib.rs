@@ -18,7 +18,8 @@
 //! - [`setup`]: the setup baseline's steps (strong PIN, terms, network readiness) and the
 //!   weak-PIN rule.
 //! - `ota`, `slots`, `bundles`: the OTA install sub-flow (A/B slots and bundles), built
-//!   on the sans-IO `enigm_ota` machines.
+//!   on the sans-IO `enigm_ota` machines; `policy_bundles`: the policy bundle Command
+//!   publishes for the device's group, verified through its TUF delegation and applied.
 //! - [`tsc`]: the local Trust Security Center's record of the last evaluation.
 //! - [`http`]: the signed-request HTTP client of a device.
 
@@ -28,6 +29,7 @@ pub(crate) mod collect;
 pub mod core;
 pub mod http;
 pub(crate) mod ota;
+pub(crate) mod policy_bundles;
 pub mod profile;
 pub mod report;
 pub mod setup;

@@ -23,7 +23,7 @@ use enigm_ota::{
 use enigm_trust::{Signal, SignalKind, SignalSource, SignalValue};
 use enigm_types::{InstallOutcome, ReasonCategory, Timestamp};
 
-use crate::bundles::{BUNDLE_KINDS, BundleStore};
+use crate::bundles::BundleStore;
 use crate::core::{UpdateResult, Verification, VerificationRecord};
 use crate::http::DeviceClient;
 use crate::slots::{SlotStore, StageWriter};
@@ -125,14 +125,20 @@ pub(crate) fn open_slots(state_dir: &Path) -> anyhow::Result<SlotStore> {
     })
 }
 
-/// One update attempt: the metadata is refreshed once, then the OS image and each kind of
-/// bundle published for this device are looked at in turn. The first result is the OS image's
-/// (or the metadata's, when it was refused); bundles add one only when they installed one or
-/// refused one.
+/// The kinds of bundle published as releases (policy bundles come from Command's delegation,
+/// see `crate::policy_bundles`).
+const RELEASE_BUNDLE_KINDS: [&str; 1] = ["configuration-bundle"];
+
+/// One update attempt: the metadata is refreshed once, then the OS image, each kind of bundle
+/// published for this device, and the policy bundle the check-in named (`policy_bundle`) are
+/// looked at in turn. The first result is the OS image's (or the metadata's, when it was
+/// refused); bundles add one only when they installed one or refused one. A bundle record that
+/// cannot be read refuses the bundles, never the OS image.
 pub(crate) async fn update<R>(
     client: &DeviceClient,
     settings: &OtaSettings,
     state_dir: &Path,
+    policy_bundle: Option<&str>,
     report: R,
 ) -> anyhow::Result<Vec<UpdateResult>>
 where
@@ -147,13 +153,15 @@ where
         Ok(trusted) => trusted,
         Err(result) => return Ok(vec![result]),
     };
-    let repository = Repository {
+    let mut repository = Repository {
         targets: trusted.all_targets(),
         trusted,
     };
-    let mut bundles = BundleStore::open(&ota_dir(state_dir).join("bundles"))?;
+    let bundles = BundleStore::open(&ota_dir(state_dir).join("bundles"));
     let mut installed_rollback_index = slots.state().installed_rollback_index.clone();
-    installed_rollback_index.extend(bundles.installed_rollback_indexes());
+    if let Ok(bundles) = &bundles {
+        installed_rollback_index.extend(bundles.installed_rollback_indexes());
+    }
     let device = DeviceProfile {
         hardware_model: settings.model.clone(),
         channel: settings.channel.clone(),
@@ -161,12 +169,40 @@ where
     };
     let mut results =
         vec![install_os_image(client, &mut slots, &repository, &device, &report).await?];
-    for kind in BUNDLE_KINDS {
-        let result =
-            install_bundle(client, &mut bundles, &repository, &device, kind, &report).await?;
+    match bundles {
+        Ok(mut bundles) => {
+            for kind in RELEASE_BUNDLE_KINDS {
+                let result =
+                    install_bundle(client, &mut bundles, &repository, &device, kind, &report)
+                        .await?;
+                results.extend(result);
+            }
+        }
+        Err(error) => eprintln!("warning: {error:#}; configuration bundles are not updated"),
+    }
+    if let Some(wanted) = policy_bundle {
+        let fetch = ClientFetch(client);
+        let result = crate::policy_bundles::update(
+            &mut repository.trusted,
+            &ota_dir(state_dir),
+            wanted,
+            &fetch,
+            &report,
+            now(),
+        )
+        .await?;
         results.extend(result);
     }
     Ok(results)
+}
+
+/// The repository as Command serves it to this device.
+struct ClientFetch<'a>(&'a DeviceClient);
+
+impl crate::policy_bundles::Fetch for ClientFetch<'_> {
+    async fn fetch(&self, path: &str, max_length: u64) -> Result<Vec<u8>, FetchFailure> {
+        fetch_bounded(self.0, path, max_length).await
+    }
 }
 
 /// Refreshes the trusted metadata in `ota/metadata/` from Command. `Err` holds what the

@@ -21,7 +21,8 @@ use secrecy::SecretString;
 
 use crate::attestation::{DevAttester, load_dev_root};
 use crate::core::{
-    Agent, Config, Event, EvidenceRequest, Exit, Record, Step, UpdateResult, Verification,
+    Agent, Config, Event, EvidenceRequest, Exit, PolicyStatus, Record, Step, UpdateResult,
+    Verification,
 };
 use crate::http::DeviceClient;
 use crate::ota::{self, OtaSettings};
@@ -102,6 +103,10 @@ pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
         Some(_) => ota::stored_verification(&config.state_dir),
         None => Verification::None,
     };
+    let policy = match config.ota_trusted_root {
+        Some(_) => crate::policy_bundles::status(&ota::ota_dir(&config.state_dir)),
+        None => PolicyStatus::default(),
+    };
     let core = Agent::new(
         Config {
             server: client.server().to_owned(),
@@ -118,7 +123,8 @@ pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
         enrollment,
         token,
         verification,
-    )?;
+    )?
+    .with_policy(policy);
     let shell = Shell {
         client,
         key,
@@ -233,8 +239,12 @@ impl Shell {
                 }
                 Step::Persist(record) => self.persist(&record)?,
                 Step::Report(event) => print_event(&event),
-                Step::Update => {
-                    let outcome = self.update().await.map_err(|error| format!("{error:#}"));
+                Step::Update { policy_bundle } => {
+                    let outcome = self
+                        .update(policy_bundle.as_deref())
+                        .await
+                        .map_err(|error| format!("{error:#}"));
+                    core.set_policy(self.policy());
                     core.handle_update(system_now(), outcome)?;
                 }
                 Step::Wipe => self.dir.wipe()?,
@@ -256,6 +266,15 @@ impl Shell {
         }
         println!("agent stopped");
         Ok(())
+    }
+
+    /// The policy bundle the device holds: none (the baseline) when it has no update
+    /// repository to verify one with.
+    fn policy(&self) -> PolicyStatus {
+        match self.config.ota_trusted_root {
+            Some(_) => crate::policy_bundles::status(&ota::ota_dir(&self.config.state_dir)),
+            None => PolicyStatus::default(),
+        }
     }
 
     /// The report of this cycle, measured now. Only this value reaches a request body.
@@ -312,7 +331,7 @@ impl Shell {
     /// Looks for an OS image and for policy and configuration bundles, and installs them (see
     /// `crate::ota`); each outcome is reported to Command. A refusal is an outcome, not an
     /// error.
-    async fn update(&self) -> anyhow::Result<Vec<UpdateResult>> {
+    async fn update(&self, policy_bundle: Option<&str>) -> anyhow::Result<Vec<UpdateResult>> {
         let Some(trusted_root) = &self.config.ota_trusted_root else {
             return Ok(Vec::new());
         };
@@ -325,6 +344,7 @@ impl Shell {
             &self.client,
             &settings,
             &self.config.state_dir,
+            policy_bundle,
             async |request: enigm_api::releases::InstallReportRequest| {
                 self.client
                     .post_signed::<_, enigm_api::releases::InstallReportResponse>(

@@ -689,7 +689,7 @@ impl Fleet {
                 // Nothing to keep or show: a simulated device lives in memory, and every
                 // request is counted above.
                 Step::Report(_) | Step::Persist(_) | Step::Wipe => Ok(()),
-                Step::Update => core.handle_update(system_now(), Ok(Vec::new())),
+                Step::Update { .. } => core.handle_update(system_now(), Ok(Vec::new())),
                 Step::Sleep { .. } => return false,
                 Step::Stop(exit) => return !matches!(exit, Exit::Completed),
             };

@@ -130,9 +130,25 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         ]
         .concat(),
     );
-    // `ota keys init` published a first targets metadata (nothing listed, the policy bundles
-    // delegated to Command's online key), so the repository is there and offers nothing yet.
-    assert!(first.contains("ota: up to date"), "{first}");
+    // Before any release the repository holds at most the group's first policy bundle
+    // (Command publishes one for a group once a token names it).
+    assert!(
+        first.contains("ota: up to date") || first.contains("ota: repository unavailable"),
+        "{first}"
+    );
+    // The first check-in came before any bundle was in force: `policy-compliance` is not
+    // measurable, a finding the agent measured, never a silent baseline.
+    let devices = owner.json(&["admin", "devices", "list"]);
+    let handle = devices["items"][0]["handle"].as_str().unwrap().to_owned();
+    let shown = owner.json(&["admin", "devices", "show", &handle]);
+    let compliance: Vec<&Value> = shown["trust"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| finding["signal"] == "policy-compliance")
+        .collect();
+    assert_eq!(compliance.len(), 1, "{shown}");
+    assert_eq!(compliance[0]["source"], "measured", "{shown}");
 
     // A release: created by the pipeline, approved by carol, signed on the token, published.
     // After the targets key is rotated, a label naming the old key is refused before anything is
@@ -302,6 +318,148 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(stderr.contains("enigm policy"), "{stderr}");
+
+    // A policy for the device's group, assigned by approval: Command compiles and signs the
+    // group's bundle, the device verifies and applies it, and reports the bundle it enforces.
+    let policy_compliance = || -> (Value, Vec<Value>) {
+        let shown = owner.json(&["admin", "devices", "show", &handle]);
+        let findings = shown["trust"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|finding| finding["signal"] == "policy-compliance")
+            .cloned()
+            .collect();
+        (shown["policy_bundle"].clone(), findings)
+    };
+    let approve = |approval: &Value| {
+        carol.json(&[
+            "admin",
+            "approvals",
+            "approve",
+            approval.as_str().unwrap(),
+            "--pin-file",
+            carol_pin.to_str().unwrap(),
+        ]);
+    };
+    owner.ok(&["policy", "create", "field-trust", "--kind", "trust"]);
+    let assign_version = |max_age: u64, version: &str| {
+        let content = dir.path().join(format!("trust-{version}.json"));
+        std::fs::write(
+            &content,
+            serde_json::json!({
+                "critical": ["device-integrity", "secure-boot"],
+                "max_signal_age_seconds": max_age
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let requested = owner.json(&[
+            "policy",
+            "version",
+            "create",
+            "field-trust",
+            "--file",
+            content.to_str().unwrap(),
+            "--justification",
+            "field rollout",
+            "--pin-file",
+            pin,
+        ]);
+        approve(&requested["approval"]["id"]);
+        let requested = owner.json(&[
+            "policy",
+            "assign",
+            "field-trust",
+            "--version",
+            version,
+            "--group",
+            "field-phones",
+            "--justification",
+            "field rollout",
+            "--pin-file",
+            pin,
+        ]);
+        approve(&requested["approval"]["id"]);
+    };
+    // Published by the background publisher within a few seconds of the approval.
+    let newest = || {
+        owner.json(&["policy", "bundles"])["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|bundle| bundle["group"] == "field-phones")
+            .map(|bundle| bundle["sequence"].as_u64().unwrap())
+    };
+    let published = |sequence: u64| {
+        for _ in 0..100 {
+            if newest() == Some(sequence) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        panic!("bundle {sequence} of field-phones was not published");
+    };
+    // The group's first bundle (no assignment yet: the baseline's settings), from the token.
+    published(1);
+    agent(&url, &device, &ota);
+    agent(&url, &device, &ota);
+    let (bundle_view, findings) = policy_compliance();
+    assert_eq!(bundle_view["enforced"], 1, "{bundle_view}");
+    assert!(
+        findings.is_empty(),
+        "a verified bundle in force: {findings:?}"
+    );
+
+    assign_version(600, "1");
+    published(2);
+    let applied = agent(&url, &device, &ota);
+    assert!(
+        applied.contains("ota: installed policy-bundles/field-phones/2.json"),
+        "{applied}"
+    );
+    let in_force: Value =
+        serde_json::from_slice(&std::fs::read(device.join("ota/bundles/policy-bundle")).unwrap())
+            .unwrap();
+    assert_eq!(in_force["group"], "field-phones", "{in_force}");
+    assert_eq!(
+        in_force["policies"]["trust"]["name"], "field-trust",
+        "{in_force}"
+    );
+    assert_eq!(in_force["policies"]["trust"]["version"], 1, "{in_force}");
+    assert_eq!(
+        in_force["agent"]["checkin_interval_seconds"], 300,
+        "{in_force}"
+    );
+    // The next check-in reports it: enforced is published, and compliance is no finding.
+    agent(&url, &device, &ota);
+    let (bundle_view, findings) = policy_compliance();
+    assert_eq!(bundle_view["enforced"], 2, "{bundle_view}");
+    assert_eq!(bundle_view["published"], 2, "{bundle_view}");
+    assert!(findings.is_empty(), "{findings:?}");
+    // A second change: bundle 3 replaces bundle 2 on the device, with its interval.
+    assign_version(120, "2");
+    published(3);
+    let applied = agent(&url, &device, &ota);
+    assert!(
+        applied.contains("ota: installed policy-bundles/field-phones/3.json"),
+        "{applied}"
+    );
+    let in_force: Value =
+        serde_json::from_slice(&std::fs::read(device.join("ota/bundles/policy-bundle")).unwrap())
+            .unwrap();
+    assert_eq!(
+        in_force["agent"]["checkin_interval_seconds"], 60,
+        "{in_force}"
+    );
+    agent(&url, &device, &ota);
+    assert_eq!(policy_compliance().0["enforced"], 3);
+    // Command audited each publication.
+    let publications = owner.json(&["audit", "events", "--action", "policy.bundle-publish"]);
+    assert!(
+        publications["items"].as_array().unwrap().len() >= 3,
+        "{publications}"
+    );
 
     // The targets key is rotated (new root version, current targets re-signed); the device
     // follows the root chain and stays up to date, and later releases are signed with the new

@@ -15,6 +15,7 @@
 //! update run only after an accepted check-in, and a refusal after which the device cannot go on
 //! without an operator (revoked, not active, unknown, …) stops the agent.
 
+mod policy;
 mod records;
 mod refusal;
 pub(crate) mod signals;
@@ -39,6 +40,7 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use policy::{InForce, PolicyStatus};
 pub use records::{Enrollment, TscRecord, UpdateResult, Verification, VerificationRecord};
 pub use refusal::{Exchange, ExchangeError, Refusal};
 
@@ -76,6 +78,10 @@ pub struct Agent {
     token: Option<SecretString>,
     enrollment: Option<Enrollment>,
     verification: Verification,
+    /// The policy bundle in force and whether the last one named was refused.
+    policy: PolicyStatus,
+    /// The policy bundle target the last check-in named.
+    policy_bundle: Option<String>,
     last_attested: Option<Timestamp>,
     /// This cycle's report, with the agent's own OTA verification signal.
     report: Option<SignalReport>,
@@ -119,8 +125,10 @@ pub enum Step {
     Persist(Record),
     /// Something worth telling the user.
     Report(Event),
-    /// Run the update sub-flow, then feed its outcome to [`Agent::handle_update`].
-    Update,
+    /// Run the update sub-flow (with the policy bundle target the check-in named, if any),
+    /// hand the resulting policy status to [`Agent::set_policy`], then feed its outcome to
+    /// [`Agent::handle_update`].
+    Update { policy_bundle: Option<String> },
     /// Delete the device's local Enigm state: the device key, the enrollment, the last
     /// evaluation. Command ordered a wipe and was told it is done.
     Wipe,
@@ -281,6 +289,8 @@ impl Agent {
             token,
             enrollment,
             verification,
+            policy: PolicyStatus::default(),
+            policy_bundle: None,
             last_attested: None,
             report: None,
             setup: Vec::new(),
@@ -290,6 +300,22 @@ impl Agent {
             next: Next::Idle,
             steps: VecDeque::new(),
         })
+    }
+
+    /// The core with the policy bundle the device holds (read by the shell at start).
+    pub fn with_policy(mut self, policy: PolicyStatus) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy status after an update attempt installed, kept or refused a bundle.
+    pub fn set_policy(&mut self, policy: PolicyStatus) {
+        self.policy = policy;
+    }
+
+    /// The policy status the core works under.
+    pub fn policy(&self) -> &PolicyStatus {
+        &self.policy
     }
 
     /// The device's handle, once enrolled.
@@ -313,11 +339,11 @@ impl Agent {
         if !matches!(self.next, Next::Idle) {
             return Err(UnexpectedInput("a new cycle"));
         }
-        let report = match self.verification.signal(now) {
-            Some(signal) => signals::with_measured(report, vec![signal]),
-            None => report,
-        };
-        self.report = Some(report);
+        let mut measured = vec![self.policy.signal(now)];
+        measured.extend(self.verification.signal(now));
+        let report = signals::with_measured(report, measured);
+        let policy = &self.policy;
+        self.report = Some(signals::only(report, |kind| policy.collects(kind)));
         self.setup = setup;
         self.cycle_error = None;
         if self.enrollment.is_some() {
@@ -610,7 +636,7 @@ impl Agent {
         let request = CheckInRequest {
             report: self.report(),
             setup: self.setup.clone(),
-            policy_bundle: None,
+            policy_bundle: self.policy.sequence(),
         };
         self.request(
             Exchange::CheckIn,
@@ -625,6 +651,7 @@ impl Agent {
             return self.ask_for_commands();
         };
         let handle = enrollment.handle;
+        self.policy_bundle = trust.policy_bundle.clone();
         let record = TscRecord::new(handle, &self.config.server, &trust, now);
         self.steps
             .push_back(Step::Persist(Record::Evaluation(record)));
@@ -652,7 +679,9 @@ impl Agent {
     fn update_when_configured(&mut self) {
         if self.config.updates {
             self.next = Next::Updating;
-            self.steps.push_back(Step::Update);
+            self.steps.push_back(Step::Update {
+                policy_bundle: self.policy_bundle.clone(),
+            });
         } else {
             self.ask_for_commands();
         }
@@ -720,7 +749,7 @@ impl Agent {
     fn sleep(&mut self, now: Timestamp) {
         self.next = Next::Idle;
         self.steps.push_back(Step::Sleep {
-            until: now.saturating_add(self.config.interval),
+            until: now.saturating_add(self.policy.interval().unwrap_or(self.config.interval)),
         });
     }
 

@@ -28,3 +28,18 @@ pub(crate) fn with_measured(report: SignalReport, measured: Vec<Signal>) -> Sign
     signals.extend_from_slice(report.signals());
     report_from(signals, patch_level)
 }
+
+/// `report` with only the signals of the kinds `keep` accepts.
+pub(crate) fn only(
+    report: SignalReport,
+    keep: impl Fn(enigm_trust::SignalKind) -> bool,
+) -> SignalReport {
+    let patch_level = report.patch_level();
+    let signals = report
+        .signals()
+        .iter()
+        .filter(|signal| keep(signal.kind))
+        .cloned()
+        .collect();
+    report_from(signals, patch_level)
+}

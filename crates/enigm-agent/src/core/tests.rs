@@ -205,7 +205,7 @@ fn run_cycle(
                 );
                 run.events.push(event);
             }
-            Step::Update => {
+            Step::Update { .. } => {
                 run.lines.push("update".to_owned());
                 let outcome = update.take().expect("an update outcome");
                 agent.handle_update(T0, outcome).unwrap();

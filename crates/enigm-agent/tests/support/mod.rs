@@ -448,7 +448,7 @@ impl Pair {
                     );
                     cycle.events.push(event);
                 }
-                Step::Update => {
+                Step::Update { .. } => {
                     cycle.lines.push("update".to_owned());
                     let outcome = self.update.take().unwrap_or(Ok(Vec::new()));
                     self.agent.handle_update(now, outcome).unwrap();
