@@ -39,6 +39,7 @@ use support::{Admin, DeviceCalls as _, Response, TestApp, approve, create_token,
 backend_tests!(
     an_approved_assignment_publishes_a_bundle_a_device_verifies,
     without_the_delegation_nothing_is_published_and_the_listing_says_why,
+    the_role_is_re_signed_before_it_expires,
 );
 
 const GROUP: &str = "field-team";
@@ -473,16 +474,62 @@ async fn without_the_delegation_nothing_is_published_and_the_listing_says_why(ba
                "justification": "policy"}),
     )
     .await;
-    assert_eq!(
-        release.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "{:?}",
-        release.body
-    );
+    assert_eq!(release.status, StatusCode::CONFLICT, "{:?}", release.body);
+    assert_eq!(release.code(), "policy_bundle_release");
     assert!(
         release.body["message"]
             .as_str()
             .unwrap()
             .contains("enigm policy")
     );
+}
+
+async fn the_role_is_re_signed_before_it_expires(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let workstation = init_root(&app).await;
+    let online = online_snapshot_key(&app).await;
+    let put = put_targets(&app, &workstation, 1, Some(&online)).await;
+    assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
+    let (_device, _) = enroll_in_group(&app).await;
+    assert_eq!(
+        publish_wanted(&app.state, true).await.unwrap(),
+        Round::Published(vec![(GROUP.to_owned(), 1)])
+    );
+    // Fresh: a re-signing round does nothing.
+    assert_eq!(publish_wanted(&app.state, true).await.unwrap(), Round::Idle);
+    let role = |version: u64| {
+        let app = &app;
+        async move {
+            get_with(
+                app,
+                &format!(
+                    "{}/{version}.policy-bundles.json",
+                    paths::TUF_METADATA_PREFIX
+                ),
+                &[],
+            )
+            .await
+            .status
+        }
+    };
+    assert_eq!(role(1).await, StatusCode::OK);
+    assert_eq!(role(2).await, StatusCode::NOT_FOUND);
+
+    // Five of its seven days later it is due: re-signed (version 2, the same bundles) with a new
+    // snapshot and timestamp, and a device that refreshes now still finds the bundle.
+    app.clock
+        .advance(std::time::Duration::from_secs(5 * 86_400));
+    assert_eq!(
+        publish_wanted(&app.state, true).await.unwrap(),
+        Round::Published(Vec::new())
+    );
+    assert_eq!(role(2).await, StatusCode::OK);
+    let (_, bundle) = device_fetch(
+        &app,
+        &workstation.root_bytes,
+        &bundle_target_name(GROUP, 1),
+        None,
+    )
+    .await;
+    assert_eq!(bundle.unwrap().sequence, 1);
 }

@@ -49,7 +49,9 @@ pub async fn create(
             .target_name
             .starts_with(enigm_ota::policy_bundle::POLICY_BUNDLE_ROLE)
     {
-        return Err(ApiError::unprocessable(
+        // 409, not 422: the request is well-formed, it conflicts with who owns those targets.
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
             "policy_bundle_release",
             "policy bundles are not released: Command compiles and signs them when a policy \
              change is approved; change a group's policy with `enigm policy assign`",
