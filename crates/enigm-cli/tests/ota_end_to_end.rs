@@ -609,5 +609,38 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     );
     let signs = owner.json(&["audit", "events", "--action", "release.sign"]);
     assert!(signs["items"].as_array().unwrap().len() >= 3);
+
+    // A bundle record that cannot be read refuses the bundles, never the OS image: the next
+    // image still installs (its state is the slot store's), and the device reports
+    // `policy-compliance` failed instead of enforcing a guess.
+    std::fs::write(
+        device.join("ota/bundles/installed.json"),
+        b"{\"bundles\": 7}",
+    )
+    .unwrap();
+    release("enigm-os-5.img", b"enigm os image, version 5", "5");
+    let corrupt = agent(&url, &device, &ota);
+    assert!(
+        corrupt.contains("ota: installed os/enigm-os-5.img"),
+        "{corrupt}"
+    );
+    assert!(
+        corrupt.contains("policy bundles are refused until"),
+        "{corrupt}"
+    );
+    assert_eq!(
+        boot_control(&device)["installed_rollback_index"]["os-image"],
+        5
+    );
+    agent(&url, &device, &ota);
+    let shown = owner.json(&["admin", "devices", "show", &handle]);
+    let compliance: Vec<&Value> = shown["trust"]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|finding| finding["signal"] == "policy-compliance")
+        .collect();
+    assert_eq!(compliance.len(), 1, "{shown}");
+    assert_eq!(compliance[0]["kind"], "protection-failed", "{shown}");
     drop(server);
 }
