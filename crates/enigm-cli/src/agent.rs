@@ -31,7 +31,8 @@ pub(crate) struct AgentArgs {
     /// Run one cycle (enroll when needed, then one check-in) and exit.
     #[arg(long)]
     once: bool,
-    /// Seconds between check-ins in daemon mode.
+    /// Seconds between check-ins in daemon mode, until a policy bundle of the device's group
+    /// sets the interval (half its trust policy's maximum signal age, 10 s to 1 h).
     #[arg(long, value_name = "SECONDS", default_value_t = 60,
         value_parser = clap::value_parser!(u64).range(1..=86_400))]
     interval: u64,
