@@ -330,24 +330,31 @@ where
             return Ok(Err(refuse(report, &target, reason).await?));
         }
     };
-    let local = match target.local_path() {
-        Ok(local) => local.to_owned(),
+    let url = match target_url(&target) {
+        Ok(url) => url,
         Err(error) => {
             return Ok(Err(
                 refuse(report, &target, reason_of(error.category())).await?
             ));
         }
     };
+    Ok(Ok(Some(Offer {
+        url,
+        target,
+        approved,
+    })))
+}
+
+/// Where Command serves `target`: its consistent-snapshot name (`<dir>/<sha256>.<file>`) under
+/// `/tuf/targets`, refused when the name could leave a directory.
+pub(crate) fn target_url(target: &VerifiedTarget) -> Result<String, enigm_ota::TargetError> {
+    let local = target.local_path()?;
     let sha256 = target.sha256().unwrap_or_default();
     let path = match local.rsplit_once('/') {
         Some((directory, file)) => format!("{directory}/{sha256}.{file}"),
         None => format!("{sha256}.{local}"),
     };
-    Ok(Ok(Some(Offer {
-        url: format!("{}/{path}", paths::TUF_TARGETS_PREFIX),
-        target,
-        approved,
-    })))
+    Ok(format!("{}/{path}", paths::TUF_TARGETS_PREFIX))
 }
 
 /// Reports to Command what became of the release `target`.

@@ -55,17 +55,17 @@ pub(crate) fn status(ota_dir: &Path) -> PolicyStatus {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
         Err(_) => Some(ReasonCategory::UpdateMalformed),
     };
-    let in_force = BundleStore::open(&bundles_dir(ota_dir))
-        .ok()
-        .and_then(|store| in_force(&store));
-    let refused = match (&in_force, refused) {
-        // A record that cannot be read is itself the reason nothing can be trusted.
-        (None, None) if BundleStore::open(&bundles_dir(ota_dir)).is_err() => {
-            Some(ReasonCategory::UpdateMalformed)
-        }
-        (_, refused) => refused,
-    };
-    PolicyStatus { in_force, refused }
+    match BundleStore::open(&bundles_dir(ota_dir)) {
+        Ok(store) => PolicyStatus {
+            in_force: in_force(&store),
+            refused,
+        },
+        // A record that cannot be read is itself a reason nothing can be trusted.
+        Err(_) => PolicyStatus {
+            in_force: None,
+            refused: refused.or(Some(ReasonCategory::UpdateMalformed)),
+        },
+    }
 }
 
 fn bundles_dir(ota_dir: &Path) -> std::path::PathBuf {
@@ -209,21 +209,11 @@ async fn install<F: Fetch>(
         Ok(Appraisal::Install(approved)) => approved,
         Err(rejection) => return Ok(Err(rejection.reason())),
     };
-    let Ok(local) = target.local_path() else {
+    let Ok(url) = crate::ota::target_url(&target) else {
         return Ok(Err(ReasonCategory::UpdateMalformed));
     };
     let sha256 = target.sha256().unwrap_or_default().to_owned();
-    let path = match local.rsplit_once('/') {
-        Some((directory, file)) => format!("{directory}/{sha256}.{file}"),
-        None => format!("{sha256}.{local}"),
-    };
-    let bytes = match fetch
-        .fetch(
-            &format!("{}/{path}", paths::TUF_TARGETS_PREFIX),
-            target.length(),
-        )
-        .await
-    {
+    let bytes = match fetch.fetch(&url, target.length()).await {
         Ok(bytes) => bytes,
         Err(FetchFailure::TooLarge) => return Ok(Err(ReasonCategory::UpdateArtifactMismatch)),
         Err(_) => return Ok(Err(ReasonCategory::UpdateNotFound)),

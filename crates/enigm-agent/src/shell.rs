@@ -103,10 +103,7 @@ pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
         Some(_) => ota::stored_verification(&config.state_dir),
         None => Verification::None,
     };
-    let policy = match config.ota_trusted_root {
-        Some(_) => crate::policy_bundles::status(&ota::ota_dir(&config.state_dir)),
-        None => PolicyStatus::default(),
-    };
+    let policy = policy_status(&config);
     let core = Agent::new(
         Config {
             server: client.server().to_owned(),
@@ -244,7 +241,7 @@ impl Shell {
                         .update(policy_bundle.as_deref())
                         .await
                         .map_err(|error| format!("{error:#}"));
-                    core.set_policy(self.policy());
+                    core.set_policy(policy_status(&self.config));
                     core.handle_update(system_now(), outcome)?;
                 }
                 Step::Wipe => self.dir.wipe()?,
@@ -266,15 +263,6 @@ impl Shell {
         }
         println!("agent stopped");
         Ok(())
-    }
-
-    /// The policy bundle the device holds: none (the baseline) when it has no update
-    /// repository to verify one with.
-    fn policy(&self) -> PolicyStatus {
-        match self.config.ota_trusted_root {
-            Some(_) => crate::policy_bundles::status(&ota::ota_dir(&self.config.state_dir)),
-            None => PolicyStatus::default(),
-        }
     }
 
     /// The report of this cycle, measured now. Only this value reaches a request body.
@@ -370,6 +358,15 @@ impl Shell {
             }
         }
         Ok(results)
+    }
+}
+
+/// The policy bundle the device holds: none (the baseline) when it has no update repository to
+/// verify one with.
+fn policy_status(config: &ShellConfig) -> PolicyStatus {
+    match config.ota_trusted_root {
+        Some(_) => crate::policy_bundles::status(&ota::ota_dir(&config.state_dir)),
+        None => PolicyStatus::default(),
     }
 }
 

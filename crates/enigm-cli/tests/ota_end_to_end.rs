@@ -140,15 +140,21 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     // measurable, a finding the agent measured, never a silent baseline.
     let devices = owner.json(&["admin", "devices", "list"]);
     let handle = devices["items"][0]["handle"].as_str().unwrap().to_owned();
-    let shown = owner.json(&["admin", "devices", "show", &handle]);
-    let compliance: Vec<&Value> = shown["trust"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|finding| finding["signal"] == "policy-compliance")
-        .collect();
-    assert_eq!(compliance.len(), 1, "{shown}");
-    assert_eq!(compliance[0]["source"], "measured", "{shown}");
+    // The device's policy bundle view and its `policy-compliance` findings.
+    let policy_compliance = || -> (Value, Vec<Value>) {
+        let shown = owner.json(&["admin", "devices", "show", &handle]);
+        let findings = shown["trust"]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|finding| finding["signal"] == "policy-compliance")
+            .cloned()
+            .collect();
+        (shown["policy_bundle"].clone(), findings)
+    };
+    let (_, compliance) = policy_compliance();
+    assert_eq!(compliance.len(), 1, "{compliance:?}");
+    assert_eq!(compliance[0]["source"], "measured", "{compliance:?}");
 
     // A release: created by the pipeline, approved by carol, signed on the token, published.
     // After the targets key is rotated, a label naming the old key is refused before anything is
@@ -321,16 +327,9 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
 
     // A policy for the device's group, assigned by approval: Command compiles and signs the
     // group's bundle, the device verifies and applies it, and reports the bundle it enforces.
-    let policy_compliance = || -> (Value, Vec<Value>) {
-        let shown = owner.json(&["admin", "devices", "show", &handle]);
-        let findings = shown["trust"]["findings"]
-            .as_array()
+    let bundle_in_force = || -> Value {
+        serde_json::from_slice(&std::fs::read(device.join("ota/bundles/policy-bundle")).unwrap())
             .unwrap()
-            .iter()
-            .filter(|finding| finding["signal"] == "policy-compliance")
-            .cloned()
-            .collect();
-        (shown["policy_bundle"].clone(), findings)
     };
     let approve = |approval: &Value| {
         carol.json(&[
@@ -418,9 +417,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         applied.contains("ota: installed policy-bundles/field-phones/2.json"),
         "{applied}"
     );
-    let in_force: Value =
-        serde_json::from_slice(&std::fs::read(device.join("ota/bundles/policy-bundle")).unwrap())
-            .unwrap();
+    let in_force = bundle_in_force();
     assert_eq!(in_force["group"], "field-phones", "{in_force}");
     assert_eq!(
         in_force["policies"]["trust"]["name"], "field-trust",
@@ -445,9 +442,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         applied.contains("ota: installed policy-bundles/field-phones/3.json"),
         "{applied}"
     );
-    let in_force: Value =
-        serde_json::from_slice(&std::fs::read(device.join("ota/bundles/policy-bundle")).unwrap())
-            .unwrap();
+    let in_force = bundle_in_force();
     assert_eq!(
         in_force["agent"]["checkin_interval_seconds"], 60,
         "{in_force}"
@@ -633,14 +628,8 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         5
     );
     agent(&url, &device, &ota);
-    let shown = owner.json(&["admin", "devices", "show", &handle]);
-    let compliance: Vec<&Value> = shown["trust"]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|finding| finding["signal"] == "policy-compliance")
-        .collect();
-    assert_eq!(compliance.len(), 1, "{shown}");
-    assert_eq!(compliance[0]["kind"], "protection-failed", "{shown}");
+    let (_, compliance) = policy_compliance();
+    assert_eq!(compliance.len(), 1, "{compliance:?}");
+    assert_eq!(compliance[0]["kind"], "protection-failed", "{compliance:?}");
     drop(server);
 }
