@@ -3,7 +3,8 @@
 //! unlocked (accepted under a policy that allows unlocked builds) or its OS self-signed by a key
 //! nobody allow-listed (rejected as an ineligible build: genuine evidence of a bad build) is not
 //! PROTECTED. The finding names both sources, `enigm admin devices show` shows them, and the
-//! audit log has the trust change with the contradiction's layer.
+//! audit log has the trust change with the contradiction's layer. The one decision function
+//! denies every protected action on those devices for their integrity.
 //!
 //! The device side is a signed-request client from `enigm-test-support` (the simulated agent
 //! always attests a locked, verified build), talking HTTP to the Command process.
@@ -23,7 +24,7 @@ use std::path::Path;
 use enigm_api::paths;
 use enigm_attest::android::key_description::VerifiedBootState;
 use enigm_attest::dev::DevAttestationRoot;
-use enigm_test_support::device::{CRITICAL_SIGNALS, TestDevice};
+use enigm_test_support::device::{CRITICAL_SIGNALS, SET_UP, TestDevice};
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::Timestamp;
 use serde_json::{Value, json};
@@ -187,7 +188,9 @@ async fn a_declared_ok_device_whose_attestation_says_otherwise_is_not_protected(
             &url,
             device,
             paths::DEVICE_CHECK_INS,
-            &json!({"report": declared_all_ok()}),
+            // Set up completely, so that only the contradiction stands between the device and
+            // the protected actions.
+            &json!({"report": declared_all_ok(), "setup": SET_UP}),
         )
         .await;
         assert_eq!(status, 200, "{trust}");
@@ -242,6 +245,42 @@ async fn a_declared_ok_device_whose_attestation_says_otherwise_is_not_protected(
         );
         let shown = owner.ok(&["admin", "devices", "show", handle]);
         assert!(shown.contains("attested vs declared"), "{shown}");
+        // The one decision function names the contradiction for every protected action, but
+        // the policy bundle (which never raises trust) may still reach the device.
+        for action in ["network", "ota"] {
+            let denied = owner.run(&["admin", "devices", "decide", handle, "--action", action]);
+            assert_eq!(denied.status.code(), Some(1), "{action}: {denied:?}");
+            let said = String::from_utf8_lossy(&denied.stderr);
+            assert!(
+                said.contains("deny: integrity_contradicted"),
+                "{action}: {said}"
+            );
+        }
+        let bundle = owner.ok(&[
+            "admin",
+            "devices",
+            "decide",
+            handle,
+            "--action",
+            "ota",
+            "--resource",
+            "policy-bundle",
+        ]);
+        assert_eq!(bundle.trim(), "allow");
+        let mismatch = owner.run(&[
+            "admin",
+            "devices",
+            "decide",
+            handle,
+            "--action",
+            "network",
+            "--resource",
+            "os-image",
+        ]);
+        assert!(
+            String::from_utf8_lossy(&mismatch.stderr).contains("deny: resource_mismatch"),
+            "{mismatch:?}"
+        );
     }
 
     // The audit log records each contradiction with the trust change, as categories only.

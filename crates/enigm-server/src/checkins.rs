@@ -6,6 +6,7 @@
 //! is left is what must be decided against the database atomically: the nonce is new, the
 //! device is still active, and what its trust state was before.
 
+use enigm_trust::DeviceRequest;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -25,9 +26,6 @@ pub const MAX_CHECK_INS_PER_COMMIT: usize = 512;
 
 /// Check-ins waiting for the writer, bounded so that a stalled database pushes back.
 const QUEUE_DEPTH: usize = 8 * 1024;
-
-/// The device states whose check-ins are accepted.
-const ACTIVE_STATES: [DeviceState; 2] = DeviceState::ACTIVE;
 
 /// A verified, evaluated check-in to store.
 #[derive(Debug, Clone)]
@@ -129,7 +127,9 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
     if let Some(first) = writes.first() {
         tx.forget_expired_nonces(first.received_at).await?;
     }
-    let stored = tx.record_check_ins(&writes, &ACTIVE_STATES).await?;
+    // The states the decision lets a device check in from, checked again as the batch is written.
+    let active_states = enigm_trust::states_permitting(DeviceRequest::CheckIn);
+    let stored = tx.record_check_ins(&writes, &active_states).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for (queued, stored) in batch.iter().zip(stored) {
         let check_in = &queued.check_in;

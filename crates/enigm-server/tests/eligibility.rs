@@ -99,6 +99,22 @@ async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backen
         decision(&app, &handle, "network", None).await,
         deny("trust_inactive")
     );
+    // ... but its policy bundle, which never raises trust, may still reach it; and an action
+    // asked about a resource it is not on is denied for that.
+    let on = |action: &str, resource: &str| json!({"device": handle, "action": action, "resource": resource});
+    let bundle = ask(&app, on("ota", "policy-bundle")).await;
+    assert_eq!(bundle.status, StatusCode::OK, "{:?}", bundle.body);
+    assert_eq!(bundle.body, allow);
+    let mismatch = ask(&app, on("network", "os-image")).await;
+    assert_eq!(mismatch.body, deny("resource_mismatch"));
+    let unknown = ask(&app, on("network", "the-internet")).await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        unknown.body
+    );
+    assert_eq!(unknown.body["code"], "invalid_body");
     // A device told to retire: nothing protected while the command waits for it.
     let (_leaving, leaving_handle) = enrolled(&app).await;
     let leaving_handle = leaving_handle.to_string();
@@ -135,7 +151,8 @@ async fn eligibility_is_decided_from_commands_record_and_audited(backend: Backen
         .into_iter()
         .filter(|event| event.action == AuditAction::DeviceEligibility)
         .collect();
-    assert_eq!(decisions.len(), 13);
+    // Thirteen, and the bundle and the mismatch (the unknown resource is refused undecided).
+    assert_eq!(decisions.len(), 15);
     assert!(
         decisions
             .iter()

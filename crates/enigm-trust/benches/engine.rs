@@ -19,9 +19,10 @@ use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use enigm_trust::{
-    AttestationOutcome, AttestedSignals, DecisionInput, DeviceState, Evidence, PatchLevel,
-    ProtectedAction, Signal, SignalKind, SignalReport, SignalSource, SignalValue, TrustPolicy,
-    TrustState, decide, evaluate, evaluate_attested, evaluate_gates, explain_gates,
+    AttestationOutcome, AttestedSignals, DecisionActor, DecisionInput, DecisionPolicy, DeviceState,
+    Evidence, IntegrityState, PatchLevel, ProtectedAction, ResourceCategory, Signal, SignalKind,
+    SignalReport, SignalSource, SignalValue, TrustPolicy, TrustState, decide, evaluate,
+    evaluate_attested, evaluate_gates, explain_gates,
 };
 use enigm_types::Timestamp;
 
@@ -173,7 +174,9 @@ fn engine(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     for action in ProtectedAction::ALL {
         let input = DecisionInput {
-            action,
+            actor: Some(DecisionActor::Operator),
+            action: action.into(),
+            resource: Some(ResourceCategory::default_for(action)),
             device_state: Some(if action == ProtectedAction::Enroll {
                 DeviceState::PendingEnrollment
             } else {
@@ -184,9 +187,12 @@ fn engine(c: &mut Criterion) {
             attestation: Some(AttestationOutcome::Affirming),
             session_valid: Some(true),
             setup_complete: Some(true),
+            policy: Some(DecisionPolicy {
+                max_posture_age: Duration::from_secs(300),
+                attestation_required: false,
+            }),
+            integrity: Some(IntegrityState::Consistent),
             now: NOW,
-            max_posture_age: Duration::from_secs(300),
-            attestation_required: false,
         };
         group.bench_with_input(format!("{action:?}"), &input, |b, input| {
             b.iter(|| decide(black_box(input)));

@@ -27,7 +27,9 @@ pub mod signal;
 
 pub use attested::{AttestedSignal, AttestedSignals, Evidence, Merged, merge};
 pub use eligibility::{
-    AttestationOutcome, DecisionInput, DenyReason, EligibilityDecision, ProtectedAction, decide,
+    Action, AttestationOutcome, DecisionActor, DecisionInput, DecisionPolicy, DenyReason,
+    DeviceRequest, EligibilityDecision, IntegrityState, ProtectedAction, ResourceCategory, decide,
+    states_permitting,
 };
 pub use engine::{
     Evaluation, Finding, FindingKind, LauncherSummary, Severity, TrustState, evaluate,

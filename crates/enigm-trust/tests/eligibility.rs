@@ -1,6 +1,7 @@
-//! The eligibility decision (enigm-docs §20 items 14, 16, 17): table-driven over every action
+//! The one decision function (enigm-docs §20 items 14, 16, 17): table-driven over every action
 //! and device state, and properties: a missing required input never allows, a valid session on
 //! a device that is not trusted is denied, and a stale or future evaluation is `PostureStale`.
+//! Actor, resource, policy and integrity inputs are decided here too.
 
 #![allow(
     clippy::unwrap_used,
@@ -13,8 +14,9 @@
 use std::time::Duration;
 
 use enigm_trust::{
-    AttestationOutcome, DecisionInput, DenyReason, DeviceState, EligibilityDecision,
-    ProtectedAction, TrustState, decide,
+    Action, AttestationOutcome, DecisionActor, DecisionInput, DecisionPolicy, DenyReason,
+    DeviceRequest, DeviceState, EligibilityDecision, IntegrityState, ProtectedAction,
+    ResourceCategory, TrustState, decide,
 };
 use enigm_types::Timestamp;
 use proptest::prelude::*;
@@ -30,20 +32,28 @@ const NOW_MILLIS: i64 = 1_800_000_000_000;
 const NOW: Timestamp = Timestamp::from_unix_millis(NOW_MILLIS);
 const MAX_POSTURE_AGE: Duration = Duration::from_secs(300);
 
-/// Every input present and in order: a trusted, protected device, evaluated a minute ago, with
-/// an affirming attestation and a valid session.
+const POLICY: DecisionPolicy = DecisionPolicy {
+    max_posture_age: MAX_POSTURE_AGE,
+    attestation_required: false,
+};
+
+/// Every input present and in order: an operator asks about a trusted, protected device,
+/// evaluated a minute ago, with an affirming attestation, a valid session, its policy known and
+/// no contradiction, for the action's usual resource.
 fn valid(action: ProtectedAction) -> DecisionInput {
     DecisionInput {
-        action,
+        actor: Some(DecisionActor::Operator),
+        action: Action::Protected(action),
+        resource: Some(ResourceCategory::default_for(action)),
         device_state: Some(D::Trusted),
         trust_state: Some(T::Protected),
         evaluated_at: Some(NOW.saturating_sub(Duration::from_secs(60))),
         attestation: Some(Att::Affirming),
         session_valid: Some(true),
         setup_complete: Some(true),
+        policy: Some(POLICY),
+        integrity: Some(IntegrityState::Consistent),
         now: NOW,
-        max_posture_age: MAX_POSTURE_AGE,
-        attestation_required: false,
     }
 }
 
@@ -149,7 +159,10 @@ fn a_policy_that_requires_attestation_extends_it_to_the_sensitive_channels() {
         ] {
             let input = DecisionInput {
                 attestation,
-                attestation_required: true,
+                policy: Some(DecisionPolicy {
+                    attestation_required: true,
+                    ..POLICY
+                }),
                 ..valid(action)
             };
             assert_eq!(decide(&input), want, "{action:?} {attestation:?}");
@@ -244,18 +257,48 @@ fn missing_inputs_deny_naming_the_input() {
     }
     // Enrollment needs the device state only.
     let bare = DecisionInput {
-        action: P::Enroll,
+        actor: Some(DecisionActor::Device),
+        action: Action::Protected(P::Enroll),
+        resource: Some(ResourceCategory::Enrollment),
         device_state: Some(D::PendingEnrollment),
         trust_state: None,
         evaluated_at: None,
         attestation: None,
         session_valid: None,
         setup_complete: None,
+        policy: None,
+        integrity: None,
         now: NOW,
-        max_posture_age: Duration::ZERO,
-        attestation_required: false,
     };
     assert_eq!(decide(&bare), Allow);
+    for action in ProtectedAction::ALL {
+        let no_actor = DecisionInput {
+            actor: None,
+            ..valid(action)
+        };
+        assert_eq!(decide(&no_actor), Deny(R::MissingActor), "{action:?}");
+        let no_resource = DecisionInput {
+            resource: None,
+            ..valid(action)
+        };
+        assert_eq!(decide(&no_resource), Deny(R::MissingResource), "{action:?}");
+    }
+    for action in [P::SecureMessaging, P::SecureCall, P::Ota, P::Network] {
+        let no_policy = DecisionInput {
+            policy: None,
+            ..valid(action)
+        };
+        assert_eq!(decide(&no_policy), Deny(R::MissingPolicy), "{action:?}");
+        let no_integrity = DecisionInput {
+            integrity: None,
+            ..valid(action)
+        };
+        assert_eq!(
+            decide(&no_integrity),
+            Deny(R::MissingIntegrity),
+            "{action:?}"
+        );
+    }
 }
 
 /// Setup baseline (§20 C.27): a device whose required setup steps are not all reported complete
@@ -312,6 +355,12 @@ fn decisions_serialise_as_stable_categories() {
         (R::AttestationNotAffirming, "attestation_not_affirming"),
         (R::SessionInvalid, "session_invalid"),
         (R::AlreadyEnrolled, "already_enrolled"),
+        (R::MissingActor, "missing_actor"),
+        (R::MissingResource, "missing_resource"),
+        (R::MissingIntegrity, "missing_integrity"),
+        (R::ActorNotPermitted, "actor_not_permitted"),
+        (R::ResourceMismatch, "resource_mismatch"),
+        (R::IntegrityContradicted, "integrity_contradicted"),
     ];
     for (reason, name) in reasons {
         assert_eq!(
@@ -339,34 +388,43 @@ proptest! {
     /// Item 16: any missing required input denies, never allows.
     #[test]
     fn a_missing_required_input_never_allows(input in inputs()) {
-        let needs_posture = input.action != P::Enroll;
-        let needs_session = matches!(input.action, P::SecureMessaging | P::SecureCall);
-        let missing = input.device_state.is_none()
-            || (needs_posture
+        let needs = Needs::of(&input);
+        let missing = input.actor.is_none()
+            || input.device_state.is_none()
+            || input.resource.is_none()
+            || (needs.policy && input.policy.is_none())
+            || (needs.posture
                 && (input.trust_state.is_none()
                     || input.evaluated_at.is_none()
-                    || input.setup_complete.is_none()))
-            || (needs_session && input.session_valid.is_none())
-            || (input.action == P::Ota && input.attestation.is_none());
+                    || input.setup_complete.is_none()
+                    || input.integrity.is_none()))
+            || (needs.session && input.session_valid.is_none())
+            || (needs.os_image && input.attestation.is_none());
         let decision = decide(&input);
         if missing {
             prop_assert_ne!(decision, Allow, "{:?}", input);
         }
-        if input.device_state.is_none() {
-            prop_assert_eq!(decision, Deny(R::MissingDeviceState));
+        if input.actor.is_none() {
+            prop_assert_eq!(decision, Deny(R::MissingActor));
         }
         // A denial for a missing input names one the action needs and the input lacks.
         if let Deny(reason) = decision
             && reason.is_missing_input()
         {
             let lacking = match reason {
+                R::MissingActor => input.actor.is_none(),
                 R::MissingDeviceState => input.device_state.is_none(),
-                R::MissingTrustState => needs_posture && input.trust_state.is_none(),
-                R::MissingEvaluation => needs_posture && input.evaluated_at.is_none(),
-                R::MissingSession => needs_session && input.session_valid.is_none(),
-                R::MissingSetup => needs_posture && input.setup_complete.is_none(),
+                R::MissingResource => input.resource.is_none(),
+                R::MissingPolicy => needs.policy && input.policy.is_none(),
+                R::MissingTrustState => needs.posture && input.trust_state.is_none(),
+                R::MissingEvaluation => needs.posture && input.evaluated_at.is_none(),
+                R::MissingSetup => needs.posture && input.setup_complete.is_none(),
+                R::MissingIntegrity => needs.posture && input.integrity.is_none(),
+                R::MissingSession => needs.session && input.session_valid.is_none(),
                 R::MissingAttestation => input.attestation.is_none()
-                    && (input.action == P::Ota || input.attestation_required),
+                    && (needs.os_image
+                        || (needs.posture
+                            && input.policy.is_some_and(|policy| policy.attestation_required))),
                 _ => false,
             };
             prop_assert!(lacking, "{:?} named for {:?}", reason, input);
@@ -383,7 +441,9 @@ proptest! {
         ]),
     ) {
         let input = DecisionInput {
-            action,
+            actor: Some(DecisionActor::Operator),
+            action: Action::Protected(action),
+            resource: Some(ResourceCategory::Channel),
             device_state: Some(state),
             session_valid: Some(true),
             ..input
@@ -407,27 +467,83 @@ proptest! {
         let input = DecisionInput {
             trust_state: Some(trust),
             evaluated_at: Some(Timestamp::from_unix_millis(at)),
-            max_posture_age,
+            policy: Some(DecisionPolicy { max_posture_age, ..POLICY }),
             ..valid(action)
         };
         prop_assert_eq!(decide(&input), Deny(R::PostureStale));
     }
 }
 
+/// Which inputs an action needs, stated apart from `decide`.
+struct Needs {
+    policy: bool,
+    /// Trust state, its time, setup and integrity.
+    posture: bool,
+    session: bool,
+    /// An OS image: an attestation always.
+    os_image: bool,
+}
+
+impl Needs {
+    fn of(input: &DecisionInput) -> Needs {
+        let protected = match input.action {
+            Action::Protected(action) => Some(action),
+            Action::Device(_) => None,
+        };
+        let fits = match (protected, input.resource) {
+            (Some(action), Some(resource)) => action.permits_resource(resource),
+            (None, Some(resource)) => resource == ResourceCategory::DeviceRecord,
+            (_, None) => false,
+        };
+        let policy = fits && protected.is_some_and(|action| action != P::Enroll);
+        let bundle = input.resource == Some(ResourceCategory::PolicyBundle);
+        Needs {
+            policy,
+            posture: policy && !bundle,
+            session: policy && matches!(protected, Some(P::SecureMessaging | P::SecureCall)),
+            os_image: policy && input.resource == Some(ResourceCategory::OsImage),
+        }
+    }
+}
+
 /// The rules of `decide`, stated as one condition per input.
 fn model_allows(input: &DecisionInput) -> bool {
-    let Some(device) = input.device_state else {
+    let (Some(actor), Some(device), Some(resource)) =
+        (input.actor, input.device_state, input.resource)
+    else {
         return false;
     };
-    if input.action == P::Enroll {
+    let action = match input.action {
+        Action::Device(_) => {
+            let state_ok = if input.action == Action::Device(DeviceRequest::LifecycleCommand) {
+                device != D::PendingEnrollment
+            } else {
+                matches!(device, D::Trusted | D::Restricted)
+            };
+            return resource == ResourceCategory::DeviceRecord
+                && actor == DecisionActor::Device
+                && state_ok;
+        }
+        Action::Protected(action) => action,
+    };
+    if !action.permits_resource(resource) {
+        return false;
+    }
+    if action == P::Enroll {
         return device == D::PendingEnrollment;
     }
-    let sensitive = matches!(input.action, P::SecureMessaging | P::SecureCall);
+    let Some(policy) = input.policy else {
+        return false;
+    };
+    let sensitive = matches!(action, P::SecureMessaging | P::SecureCall);
     let device_ok = device == D::Trusted || (device == D::Restricted && !sensitive);
+    if resource == ResourceCategory::PolicyBundle {
+        return device_ok;
+    }
     let fresh = input.evaluated_at.is_some_and(|at| {
         at.unix_millis() <= NOW_MILLIS
             && i128::from(NOW_MILLIS) - i128::from(at.unix_millis())
-                <= i128::try_from(input.max_posture_age.as_millis()).unwrap()
+                <= i128::try_from(policy.max_posture_age.as_millis()).unwrap()
     });
     let trust_ok = match input.trust_state {
         Some(T::Protected) => true,
@@ -435,9 +551,11 @@ fn model_allows(input: &DecisionInput) -> bool {
         Some(T::Inactive) | None => false,
     };
     let session_ok = !sensitive || input.session_valid == Some(true);
-    let attestation_ok = input.action != P::Ota || input.attestation == Some(Att::Affirming);
+    let attestation_needed = resource == ResourceCategory::OsImage || policy.attestation_required;
+    let attestation_ok = !attestation_needed || input.attestation == Some(Att::Affirming);
     let ready = input.setup_complete == Some(true);
-    device_ok && ready && fresh && trust_ok && session_ok && attestation_ok
+    let consistent = input.integrity == Some(IntegrityState::Consistent);
+    device_ok && ready && fresh && consistent && trust_ok && session_ok && attestation_ok
 }
 
 fn inputs() -> impl Strategy<Value = DecisionInput> {
@@ -446,48 +564,92 @@ fn inputs() -> impl Strategy<Value = DecisionInput> {
         1 => -10_000_000_i64..=10_000_000,
     ]
     .prop_map(|offset| Timestamp::from_unix_millis(NOW_MILLIS + offset));
-    (
-        prop::sample::select(ProtectedAction::ALL.to_vec()),
+    let action = prop_oneof![
+        4 => prop::sample::select(ProtectedAction::ALL.to_vec()).prop_map(Action::Protected),
+        1 => prop::sample::select(DeviceRequest::ALL.to_vec()).prop_map(Action::Device),
+    ];
+    let resources = vec![
+        ResourceCategory::Channel,
+        ResourceCategory::OsImage,
+        ResourceCategory::PolicyBundle,
+        ResourceCategory::Network,
+        ResourceCategory::Enrollment,
+        ResourceCategory::DeviceRecord,
+    ];
+    let actor = prop::sample::select(vec![
+        DecisionActor::Device,
+        DecisionActor::Operator,
+        DecisionActor::Command,
+    ]);
+    let policy =
+        (0_u64..=900_000, prop::bool::weighted(0.3)).prop_map(|(age, required)| DecisionPolicy {
+            max_posture_age: Duration::from_millis(age),
+            attestation_required: required,
+        });
+    let integrity = prop::sample::select(vec![
+        IntegrityState::Consistent,
+        IntegrityState::Consistent,
+        IntegrityState::Contradicted,
+    ]);
+    let record = (
         proptest::option::weighted(0.8, prop::sample::select(DeviceState::ALL.to_vec())),
         proptest::option::weighted(0.8, prop::sample::select(TrustState::ALL.to_vec())),
         proptest::option::weighted(0.8, evaluated_at),
+        proptest::option::weighted(0.9, prop::bool::weighted(0.9)),
+    );
+    (
+        (
+            proptest::option::weighted(0.9, actor),
+            action,
+            // The resource is the action's usual one most of the time, else any.
+            proptest::option::weighted(
+                0.9,
+                (prop::bool::weighted(0.7), prop::sample::select(resources)),
+            ),
+        ),
+        record,
         proptest::option::weighted(
             0.8,
             prop::sample::select(vec![Att::Affirming, Att::Warning, Att::Contraindicated]),
         ),
         proptest::option::weighted(0.8, any::<bool>()),
-        proptest::option::weighted(0.9, prop::bool::weighted(0.9)),
-        0_u64..=900_000,
+        proptest::option::weighted(0.9, policy),
+        proptest::option::weighted(0.9, integrity),
     )
         .prop_map(
             |(
-                action,
-                device_state,
-                trust_state,
-                evaluated_at,
+                (actor, action, resource),
+                (device_state, trust_state, evaluated_at, setup_complete),
                 attestation,
                 session_valid,
-                setup_complete,
-                age,
+                policy,
+                integrity,
             )| {
+                let resource = resource.map(|(usual, any)| match (usual, action) {
+                    (true, Action::Protected(action)) => ResourceCategory::default_for(action),
+                    (true, Action::Device(_)) => ResourceCategory::DeviceRecord,
+                    (false, _) => any,
+                });
                 DecisionInput {
+                    actor,
                     action,
+                    resource,
                     device_state,
                     trust_state,
                     evaluated_at,
                     attestation,
                     session_valid,
                     setup_complete,
+                    policy,
+                    integrity,
                     now: NOW,
-                    max_posture_age: Duration::from_millis(age),
-                    attestation_required: false,
                 }
             },
         )
 }
 
 /// The lifecycle table of `docs/security.md` ("What each lifecycle state allows") is the one
-/// `lifecycle_permits` decides: every state, every action.
+/// `lifecycle_permits` decides: every state, every action and every device request.
 #[test]
 fn the_documented_lifecycle_table_is_the_rule() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/security.md");
@@ -507,11 +669,22 @@ fn the_documented_lifecycle_table_is_the_rule() {
         })
         .collect();
     let header = &rows[0];
-    let actions: Vec<ProtectedAction> = header[1..]
+    let actions: Vec<Action> = header[1..]
         .iter()
-        .map(|name| serde_json::from_value(serde_json::json!(name)).unwrap())
+        .map(|name| {
+            serde_json::from_value::<ProtectedAction>(serde_json::json!(name))
+                .map(Action::Protected)
+                .or_else(|_| {
+                    serde_json::from_value::<DeviceRequest>(serde_json::json!(name))
+                        .map(Action::Device)
+                })
+                .unwrap()
+        })
         .collect();
-    assert_eq!(actions.len(), ProtectedAction::ALL.len());
+    assert_eq!(
+        actions.len(),
+        ProtectedAction::ALL.len() + DeviceRequest::ALL.len()
+    );
     let mut states_seen = 0;
     for row in &rows[2..] {
         let state: DeviceState = serde_json::from_value(serde_json::json!(row[0])).unwrap();
@@ -531,4 +704,137 @@ fn the_documented_lifecycle_table_is_the_rule() {
         }
     }
     assert_eq!(states_seen, 6);
+}
+
+/// A device's requests about itself (check-in, attestation, install reports) need the device as
+/// the actor, its own record as the resource, and a trusted or restricted lifecycle state (its
+/// lifecycle commands any enrolled state); nothing else is looked at. The check-in writer's
+/// states are the same table.
+#[test]
+fn device_requests_are_the_devices_own_and_follow_the_lifecycle() {
+    for request in DeviceRequest::ALL {
+        for state in DeviceState::ALL {
+            let want = match (request, state) {
+                (DeviceRequest::LifecycleCommand, D::PendingEnrollment) => Deny(R::DeviceNotActive),
+                // A revoked or lost device must still be able to obey a wipe.
+                (DeviceRequest::LifecycleCommand, _) => Allow,
+                (_, D::Trusted | D::Restricted) => Allow,
+                (_, D::Revoked) => Deny(R::DeviceRevoked),
+                (_, D::PendingEnrollment | D::Replaced | D::Retired) => Deny(R::DeviceNotActive),
+            };
+            let input = DecisionInput::device_request(request, Some(state), NOW);
+            assert_eq!(decide(&input), want, "{request:?} {state:?}");
+            for actor in [DecisionActor::Operator, DecisionActor::Command] {
+                let input = DecisionInput {
+                    actor: Some(actor),
+                    ..input
+                };
+                assert_eq!(decide(&input), Deny(R::ActorNotPermitted), "{actor:?}");
+            }
+            let elsewhere = DecisionInput {
+                resource: Some(ResourceCategory::OsImage),
+                ..input
+            };
+            assert_eq!(decide(&elsewhere), Deny(R::ResourceMismatch));
+        }
+        assert_eq!(
+            decide(&DecisionInput::device_request(request, None, NOW)),
+            Deny(R::MissingDeviceState)
+        );
+    }
+    for request in [
+        DeviceRequest::CheckIn,
+        DeviceRequest::Attest,
+        DeviceRequest::InstallReport,
+    ] {
+        assert_eq!(
+            enigm_trust::states_permitting(request),
+            vec![D::Trusted, D::Restricted]
+        );
+    }
+}
+
+/// Each action is on its own kinds of resource; any other is `resource_mismatch`, whatever
+/// else the input shows.
+#[test]
+fn a_resource_the_action_is_not_on_is_denied() {
+    let all = [
+        ResourceCategory::Channel,
+        ResourceCategory::OsImage,
+        ResourceCategory::PolicyBundle,
+        ResourceCategory::Network,
+        ResourceCategory::Enrollment,
+        ResourceCategory::DeviceRecord,
+    ];
+    for action in ProtectedAction::ALL {
+        for resource in all {
+            let device = if action == P::Enroll {
+                D::PendingEnrollment
+            } else {
+                D::Trusted
+            };
+            let input = DecisionInput {
+                resource: Some(resource),
+                device_state: Some(device),
+                ..valid(action)
+            };
+            let want = if action.permits_resource(resource) {
+                Allow
+            } else {
+                Deny(R::ResourceMismatch)
+            };
+            assert_eq!(decide(&input), want, "{action:?} {resource:?}");
+        }
+    }
+    assert!(P::Ota.permits_resource(ResourceCategory::PolicyBundle));
+    assert!(!P::Network.permits_resource(ResourceCategory::OsImage));
+}
+
+/// An attested claim that contradicts the device's report denies every protected action on
+/// it, naming the contradiction (even while the trust state still says otherwise).
+#[test]
+fn a_contradicted_report_is_denied_for_integrity() {
+    for action in [P::SecureMessaging, P::SecureCall, P::Ota, P::Network] {
+        let input = DecisionInput {
+            integrity: Some(IntegrityState::Contradicted),
+            ..valid(action)
+        };
+        assert_eq!(decide(&input), Deny(R::IntegrityContradicted), "{action:?}");
+    }
+}
+
+/// The device's policy bundle is offered on the lifecycle state and the policy alone: an
+/// INACTIVE, unattested, contradicted or not-yet-ready device still gets the bundle that may
+/// bring it back, but a revoked or retired one does not, and an unknown policy denies.
+#[test]
+fn a_policy_bundle_needs_only_the_lifecycle_and_the_policy() {
+    let bundle = |state: DeviceState| DecisionInput {
+        actor: Some(DecisionActor::Command),
+        action: Action::Protected(P::Ota),
+        resource: Some(ResourceCategory::PolicyBundle),
+        device_state: Some(state),
+        trust_state: Some(T::Inactive),
+        evaluated_at: None,
+        attestation: Some(Att::Contraindicated),
+        session_valid: None,
+        setup_complete: Some(false),
+        policy: Some(POLICY),
+        integrity: Some(IntegrityState::Contradicted),
+        now: NOW,
+    };
+    assert_eq!(decide(&bundle(D::Trusted)), Allow);
+    assert_eq!(decide(&bundle(D::Restricted)), Allow);
+    assert_eq!(decide(&bundle(D::Revoked)), Deny(R::DeviceRevoked));
+    assert_eq!(decide(&bundle(D::Retired)), Deny(R::DeviceNotActive));
+    let unknown_policy = DecisionInput {
+        policy: None,
+        ..bundle(D::Trusted)
+    };
+    assert_eq!(decide(&unknown_policy), Deny(R::MissingPolicy));
+    // The OS image is not: it needs everything.
+    let image = DecisionInput {
+        resource: Some(ResourceCategory::OsImage),
+        ..bundle(D::Trusted)
+    };
+    assert_ne!(decide(&image), Allow);
 }

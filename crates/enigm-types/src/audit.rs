@@ -558,6 +558,12 @@ pub enum ReasonCategory {
     SessionInvalid,
     /// A required setup step of the device is not reported complete (§20 C.27).
     SetupIncomplete,
+    /// Somebody other than the device made a request only the device may make.
+    ActorNotPermitted,
+    /// The resource is not one the action is on.
+    ResourceMismatch,
+    /// An attested claim contradicts the device's report.
+    IntegrityContradicted,
     /// A lifecycle change the transition table does not allow from the device's state.
     InvalidTransition,
     /// Another lifecycle command waits for the device's acknowledgement.
@@ -649,6 +655,9 @@ impl ReasonCategory {
             ReasonCategory::AttestationNotAffirming => "attestation_not_affirming",
             ReasonCategory::SessionInvalid => "session_invalid",
             ReasonCategory::SetupIncomplete => "setup_incomplete",
+            ReasonCategory::ActorNotPermitted => "actor_not_permitted",
+            ReasonCategory::ResourceMismatch => "resource_mismatch",
+            ReasonCategory::IntegrityContradicted => "integrity_contradicted",
             ReasonCategory::InvalidTransition => "invalid_transition",
             ReasonCategory::CommandPending => "command_pending",
             ReasonCategory::WipeNotOptedIn => "wipe_not_opted_in",

@@ -7,7 +7,7 @@ use enigm_api::{
     DeviceListQuery, DeviceOrder, DeviceView, LifecycleChange, LifecycleRequest, LifecycleResponse,
     paths,
 };
-use enigm_trust::{DeviceState, ProtectedAction, TrustState};
+use enigm_trust::{DeviceState, ProtectedAction, ResourceCategory, TrustState};
 use enigm_types::DeviceHandle;
 
 use super::Ctx;
@@ -71,6 +71,10 @@ pub(crate) enum DevicesCommand {
         /// `secure-messaging`, `secure-call`, `ota`, `network` or `enroll`.
         #[arg(long, value_parser = parse_action)]
         action: ProtectedAction,
+        /// What the action is on: `channel`, `os-image`, `policy-bundle`, `network` or
+        /// `enrollment` (default: the action's usual one).
+        #[arg(long, value_parser = parse_resource)]
+        resource: Option<ResourceCategory>,
         /// Whether the user's session is valid (required for messaging and calls).
         #[arg(long)]
         session_valid: Option<bool>,
@@ -177,11 +181,13 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
         DevicesCommand::Decide {
             handle,
             action,
+            resource,
             session_valid,
         } => {
             let request = EligibilityRequest {
                 device: handle,
                 action,
+                resource,
                 session_valid,
             };
             let reply = ctx
@@ -266,6 +272,14 @@ fn parse_action(text: &str) -> Result<ProtectedAction, String> {
     })
 }
 
+fn parse_resource(text: &str) -> Result<ResourceCategory, String> {
+    serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
+        format!(
+            "unknown resource `{text}` (channel, os-image, policy-bundle, network or enrollment)"
+        )
+    })
+}
+
 fn parse_handle(text: &str) -> Result<DeviceHandle, String> {
     text.parse().map_err(|error| format!("{error}"))
 }
@@ -293,6 +307,16 @@ fn deny_explanation(reason: enigm_api::eligibility::DenyReason) -> &'static str 
         R::AttestationNotAffirming => "the device's attestation does not affirm",
         R::SessionInvalid => "the user's session is not valid",
         R::AlreadyEnrolled => "the device is already enrolled",
+        R::MissingActor => "nobody was named as asking",
+        R::MissingResource => "the decision was not told what the action is on",
+        R::MissingIntegrity => {
+            "Command cannot tell whether the device's report agrees with its attestation"
+        }
+        R::ActorNotPermitted => "only the device itself may make this request",
+        R::ResourceMismatch => "the action is not on that kind of resource (--resource)",
+        R::IntegrityContradicted => {
+            "the device's attestation contradicts what it reports (a source-contradiction finding)"
+        }
         R::SetupIncomplete => {
             "the device is not ready: a required setup step (strong PIN, terms, network \
              readiness) is not reported complete"

@@ -15,6 +15,7 @@ use enigm_attest::outcome::{AttestationOutcome, Claims, EvidenceFormat, Rejectio
 use enigm_attest::policy::{AttestationPolicy, Pairing, advance};
 use enigm_attest::signals::{self, AttestedClaims};
 use enigm_store::{AttestationRecord, AttestationResultRecord, WriteTx};
+use enigm_trust::DeviceRequest;
 use enigm_trust::{AttestedSignals, Evidence};
 use enigm_types::{
     Actor, AttestationFormat, AttestationVerdict, AuditAction, AuditEvent, AuditTarget,
@@ -25,7 +26,7 @@ use rand::RngCore as _;
 use crate::attestation::AttestationContext;
 use crate::device_guard::SignedDevice;
 use crate::error::{ApiError, ApiResult};
-use crate::services::devices::inactive_reason;
+use crate::services::devices::device_request_refusal;
 use crate::services::stored::{from_json, to_json};
 use crate::state::AppState;
 
@@ -42,7 +43,7 @@ pub async fn challenge(
         let Some(device) = state.store().device(&handle).await? else {
             return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
         };
-        if let Some(reason) = inactive_reason(device.state) {
+        if let Some(reason) = device_request_refusal(DeviceRequest::Attest, device.state, now) {
             return Err(refuse.deny(reason).await);
         }
     }
@@ -90,7 +91,7 @@ pub async fn attest(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
-    if let Some(reason) = inactive_reason(device_state) {
+    if let Some(reason) = device_request_refusal(DeviceRequest::Attest, device_state, now) {
         drop(tx);
         return Err(refuse.deny(reason).await);
     }

@@ -4,6 +4,8 @@
 //! handle key; the key itself is never stored. Every refusal is audited with a typed reason
 //! (through the request's `DeviceRefusal`).
 
+use crate::services::eligibility;
+use enigm_trust::{DecisionInput, DeviceRequest, EligibilityDecision};
 use std::sync::Arc;
 
 use enigm_api::{
@@ -142,6 +144,7 @@ pub async fn enroll(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::AttestationRequired).await);
     }
+    let decision_policy = effective.decision_policy();
     let policy: TrustPolicy = effective.trust;
     // The enrollment token is Command's managed approval of this device (enigm-docs §20 B.12).
     let device_state = DeviceState::PendingEnrollment
@@ -239,11 +242,8 @@ pub async fn enroll(
     tx.mark_policy_bundle_known(&consumed.group).await?;
     tx.commit().await?;
     let mut trust = TrustView::from(&evaluation);
-    trust.policy_bundle = state
-        .store()
-        .latest_policy_bundle(&consumed.group)
-        .await?
-        .map(|bundle| bundle.target_name);
+    trust.policy_bundle =
+        offered_bundle(state, &consumed.group, device_state, decision_policy, now).await?;
     Ok(EnrollResponse {
         handle,
         state: device_state,
@@ -270,7 +270,9 @@ pub async fn check_in(
                 let Some(device) = state.store().device(&handle).await? else {
                     return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
                 };
-                if let Some(reason) = inactive_reason(device.state) {
+                if let Some(reason) =
+                    device_request_refusal(DeviceRequest::CheckIn, device.state, now)
+                {
                     return Err(refuse.deny(reason).await);
                 }
                 // The revision is read before the assignments and the attestation: a change
@@ -288,11 +290,14 @@ pub async fn check_in(
                     Some(record) => attestation::attested_signals(record, &effective.attestation),
                     None => AttestedSignals::NONE,
                 };
-                let bundle = state
-                    .store()
-                    .latest_policy_bundle(&device.group)
-                    .await?
-                    .map(|bundle| bundle.target_name);
+                let bundle = offered_bundle(
+                    state,
+                    &device.group,
+                    device.state,
+                    effective.decision_policy(),
+                    now,
+                )
+                .await?;
                 let reported_bundle = state.store().device_policy_bundle(&handle).await?;
                 let cached = CachedPolicy {
                     policy: Arc::new(DevicePolicy {
@@ -360,7 +365,8 @@ pub async fn check_in(
                 let reason = match device_state {
                     None => ReasonCategory::UnknownDevice,
                     Some(device_state) => {
-                        inactive_reason(device_state).unwrap_or(ReasonCategory::DeviceNotActive)
+                        device_request_refusal(DeviceRequest::CheckIn, device_state, now)
+                            .unwrap_or(ReasonCategory::DeviceNotActive)
                     }
                 };
                 return Err(refuse.deny(reason).await);
@@ -453,14 +459,37 @@ pub async fn read(state: &AppState, handle: DeviceHandle) -> ApiResult<DeviceVie
     Ok(view)
 }
 
-/// Why a device in `state` may not check in, if it may not.
-pub(crate) fn inactive_reason(state: DeviceState) -> Option<ReasonCategory> {
-    match state {
-        DeviceState::Trusted | DeviceState::Restricted => None,
-        DeviceState::Revoked => Some(ReasonCategory::DeviceRevoked),
-        DeviceState::PendingEnrollment | DeviceState::Replaced | DeviceState::Retired => {
-            Some(ReasonCategory::DeviceNotActive)
-        }
+/// The group's newest policy bundle, named to a device only where the one decision lets
+/// Command offer it (OTA of the `policy-bundle`, on the lifecycle state and the policy).
+async fn offered_bundle(
+    state: &AppState,
+    group: &str,
+    device_state: DeviceState,
+    policy: enigm_trust::DecisionPolicy,
+    now: Timestamp,
+) -> ApiResult<Option<String>> {
+    let offer = DecisionInput::policy_bundle_offer(device_state, policy, now);
+    if enigm_trust::decide(&offer) != EligibilityDecision::Allow {
+        return Ok(None);
+    }
+    Ok(state
+        .store()
+        .latest_policy_bundle(group)
+        .await?
+        .map(|bundle| bundle.target_name))
+}
+
+/// Why a device in `state` may not make `request` of Command about itself, if it may not:
+/// the one decision function's answer, with the device as the actor and its own record as the
+/// resource.
+pub(crate) fn device_request_refusal(
+    request: DeviceRequest,
+    state: DeviceState,
+    now: Timestamp,
+) -> Option<ReasonCategory> {
+    match enigm_trust::decide(&DecisionInput::device_request(request, Some(state), now)) {
+        EligibilityDecision::Allow => None,
+        EligibilityDecision::Deny(reason) => Some(eligibility::reason_category(reason)),
     }
 }
 

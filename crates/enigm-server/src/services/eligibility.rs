@@ -4,7 +4,10 @@
 
 use enigm_api::eligibility::{DenyReason, EligibilityDecision, EligibilityRequest};
 use enigm_attest::policy::AttestationPolicy;
-use enigm_trust::{AttestationOutcome, DecisionInput};
+use enigm_trust::{
+    AttestationOutcome, DecisionActor, DecisionInput, DecisionPolicy, FindingKind, IntegrityState,
+    ResourceCategory,
+};
 use enigm_types::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory};
 
 use crate::error::ApiResult;
@@ -27,25 +30,25 @@ pub async fn decide(
         Err(error) => return Err(error.into()),
     };
     // The device's effective policies (its group's assignment, else what it enrolled with, else
-    // the baseline), as check-ins use them; policies that cannot be read are a missing input.
+    // the baseline), as check-ins use them; policies that cannot be read are a missing input,
+    // which the decision names.
     let known = match &device {
-        None => Err(DenyReason::MissingDevice),
+        None => None,
         Some(device) => {
             let attestation = state.store().device_attestation(&device.handle).await?;
             let assigned = state.store().group_policies(&device.group).await?;
-            match policies::from_assigned(
+            let effective = policies::from_assigned(
                 &assigned,
                 &device.policy,
                 attestation.as_ref().map(|record| record.policy.as_str()),
-            ) {
-                Ok(effective) => Ok((device, effective, attestation)),
-                Err(_) => Err(DenyReason::MissingPolicy),
-            }
+            )
+            .ok();
+            Some((device, effective, attestation))
         }
     };
     // A device Command has told to retire or wipe is on its way out: nothing protected is
     // started on it while the command waits for the device's acknowledgement.
-    let leaving = known.is_ok()
+    let leaving = known.is_some()
         && state
             .store()
             .device_lifecycle(&request.device)
@@ -53,22 +56,38 @@ pub async fn decide(
             .pending
             .is_some();
     let decision = match known {
-        Err(missing) => EligibilityDecision::Deny(missing),
-        Ok(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
-        Ok((device, effective, attestation)) => {
-            let (attestation, attestation_required) =
-                attestation_standing(attestation.as_ref(), &effective.attestation, now);
+        None => EligibilityDecision::Deny(DenyReason::MissingDevice),
+        Some(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
+        Some((device, effective, attestation)) => {
+            let (attestation, policy) = match &effective {
+                Some(effective) => {
+                    let (attestation, attestation_required) =
+                        attestation_standing(attestation.as_ref(), &effective.attestation, now);
+                    let policy = DecisionPolicy {
+                        max_posture_age: effective.trust.max_signal_age(),
+                        attestation_required,
+                    };
+                    (attestation, Some(policy))
+                }
+                None => (None, None),
+            };
             enigm_trust::decide(&DecisionInput {
-                action: request.action,
+                actor: Some(DecisionActor::Operator),
+                action: request.action.into(),
+                resource: Some(
+                    request
+                        .resource
+                        .unwrap_or(ResourceCategory::default_for(request.action)),
+                ),
                 device_state: Some(device.state),
                 trust_state: Some(device.posture.trust_state),
                 evaluated_at: Some(device.posture.evaluated_at),
                 attestation,
-                attestation_required,
                 session_valid: request.session_valid,
                 setup_complete: Some(device.posture.setup_missing.is_empty()),
+                policy,
+                integrity: Some(integrity(&device.posture.findings)),
                 now,
-                max_posture_age: effective.trust.max_signal_age(),
             })
         }
     };
@@ -93,7 +112,7 @@ pub async fn decide(
 }
 
 /// The audit log's name of each denial reason.
-fn reason_category(reason: DenyReason) -> ReasonCategory {
+pub(crate) fn reason_category(reason: DenyReason) -> ReasonCategory {
     // The audit log files every missing input under one category; the answer names which.
     match reason {
         DenyReason::MissingDevice
@@ -103,7 +122,10 @@ fn reason_category(reason: DenyReason) -> ReasonCategory {
         | DenyReason::MissingEvaluation
         | DenyReason::MissingAttestation
         | DenyReason::MissingSession
-        | DenyReason::MissingSetup => ReasonCategory::MissingInput,
+        | DenyReason::MissingSetup
+        | DenyReason::MissingActor
+        | DenyReason::MissingResource
+        | DenyReason::MissingIntegrity => ReasonCategory::MissingInput,
         DenyReason::DeviceNotActive => ReasonCategory::DeviceNotActive,
         DenyReason::DeviceRevoked => ReasonCategory::DeviceRevoked,
         DenyReason::DeviceRestricted => ReasonCategory::DeviceRestricted,
@@ -114,6 +136,22 @@ fn reason_category(reason: DenyReason) -> ReasonCategory {
         DenyReason::SessionInvalid => ReasonCategory::SessionInvalid,
         DenyReason::AlreadyEnrolled => ReasonCategory::AlreadyEnrolled,
         DenyReason::SetupIncomplete => ReasonCategory::SetupIncomplete,
+        DenyReason::ActorNotPermitted => ReasonCategory::ActorNotPermitted,
+        DenyReason::ResourceMismatch => ReasonCategory::ResourceMismatch,
+        DenyReason::IntegrityContradicted => ReasonCategory::IntegrityContradicted,
+    }
+}
+
+/// Whether an attested claim contradicts what the device last reported: the last evaluation's
+/// `source-contradiction` findings say so.
+pub(crate) fn integrity(findings: &[enigm_trust::Finding]) -> IntegrityState {
+    if findings
+        .iter()
+        .any(|finding| finding.kind == FindingKind::SourceContradiction)
+    {
+        IntegrityState::Contradicted
+    } else {
+        IntegrityState::Consistent
     }
 }
 

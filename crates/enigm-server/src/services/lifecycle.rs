@@ -15,6 +15,7 @@
 //! it was a wipe. A revoked device may still fetch and acknowledge a command (a lost device must
 //! still be able to obey a wipe), but it gets nothing else.
 
+use crate::services::devices::device_request_refusal;
 use enigm_api::{
     CommandAckRequest, CommandAckResponse, CommandView, DeviceCommandsView, EnrollmentTokenCreated,
     LifecycleChange, LifecycleRequest, LifecycleResponse, LifecycleView,
@@ -24,6 +25,7 @@ use enigm_store::{
     LifecycleRecord, LockedLifecycle, NewCommand, NewEnrollmentToken, PendingCommand, StoreError,
     WriteTx,
 };
+use enigm_trust::DeviceRequest;
 use enigm_trust::{DeviceCommand, DeviceState, Lifecycle, LifecycleAction, LifecycleRefusal};
 use enigm_types::{
     Actor, AdminId, ApprovalAction, ApprovalId, AuditAction, AuditEvent, AuditTarget, DeviceHandle,
@@ -177,6 +179,12 @@ pub async fn commands(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
+    if let Some(reason) =
+        device_request_refusal(DeviceRequest::LifecycleCommand, locked.state, device.now)
+    {
+        drop(tx);
+        return Err(refuse.deny(reason).await);
+    }
     tx.commit().await?;
     Ok(DeviceCommandsView {
         pending: pending_command(locked.pending.as_ref()),
@@ -206,6 +214,12 @@ pub async fn acknowledge(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
+    if let Some(reason) =
+        device_request_refusal(DeviceRequest::LifecycleCommand, locked.state, device.now)
+    {
+        drop(tx);
+        return Err(refuse.deny(reason).await);
+    }
     let before = Lifecycle {
         confirmed: locked.state,
         pending: pending_command(locked.pending.as_ref()),

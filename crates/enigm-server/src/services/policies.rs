@@ -464,6 +464,16 @@ pub struct DevicePolicies {
     pub views: Vec<DevicePolicyView>,
 }
 
+impl DevicePolicies {
+    /// What the one decision function needs of these policies.
+    pub fn decision_policy(&self) -> enigm_trust::DecisionPolicy {
+        enigm_trust::DecisionPolicy {
+            max_posture_age: self.trust.max_signal_age(),
+            attestation_required: self.attestation.required_for.sensitive_channels,
+        }
+    }
+}
+
 /// Resolves a device's effective policies from its group's assignments and what it enrolled
 /// with (`enrolled_attestation` is the device's attestation row's policy, if it has one).
 pub async fn for_device(

@@ -2,13 +2,14 @@
 //! rolled back, with the failure's category. Stored per device and release, and audited.
 
 use enigm_api::releases::{InstallReportRequest, InstallReportResponse};
+use enigm_trust::DeviceRequest;
 use enigm_types::{
     Actor, AuditAction, AuditEvent, AuditTarget, InstallOutcome, Outcome, ReasonCategory,
 };
 
 use crate::device_guard::SignedDevice;
 use crate::error::ApiResult;
-use crate::services::devices::inactive_reason;
+use crate::services::devices::device_request_refusal;
 use crate::state::AppState;
 
 /// Records a signed device's report of an install's outcome.
@@ -36,7 +37,7 @@ pub async fn record(
         drop(tx);
         return Err(refuse.deny(ReasonCategory::UnknownDevice).await);
     };
-    if let Some(reason) = inactive_reason(device_state) {
+    if let Some(reason) = device_request_refusal(DeviceRequest::InstallReport, device_state, now) {
         drop(tx);
         return Err(refuse.deny(reason).await);
     }
