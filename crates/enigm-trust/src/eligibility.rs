@@ -97,6 +97,15 @@ pub enum ResourceCategory {
 }
 
 impl ResourceCategory {
+    pub const ALL: [ResourceCategory; 6] = [
+        ResourceCategory::Channel,
+        ResourceCategory::OsImage,
+        ResourceCategory::PolicyBundle,
+        ResourceCategory::Network,
+        ResourceCategory::Enrollment,
+        ResourceCategory::DeviceRecord,
+    ];
+
     /// What an action is on when the caller does not say.
     pub const fn default_for(action: ProtectedAction) -> ResourceCategory {
         match action {
@@ -238,18 +247,19 @@ pub struct DecisionInput {
 }
 
 impl DecisionInput {
-    /// A device's request about itself: everything it needs is who asks and the lifecycle
-    /// state, so every other input is absent.
-    pub const fn device_request(
-        request: DeviceRequest,
-        device_state: Option<DeviceState>,
+    /// Who asks, what, on what, for a device in which state: every other input absent.
+    const fn bare(
+        actor: DecisionActor,
+        action: Action,
+        resource: ResourceCategory,
+        device_state: DeviceState,
         now: Timestamp,
     ) -> DecisionInput {
         DecisionInput {
-            actor: Some(DecisionActor::Device),
-            action: Action::Device(request),
-            resource: Some(ResourceCategory::DeviceRecord),
-            device_state,
+            actor: Some(actor),
+            action,
+            resource: Some(resource),
+            device_state: Some(device_state),
             trust_state: None,
             evaluated_at: None,
             attestation: None,
@@ -261,6 +271,22 @@ impl DecisionInput {
         }
     }
 
+    /// A device's request about itself: everything it needs is who asks and the lifecycle
+    /// state, so every other input is absent.
+    pub const fn device_request(
+        request: DeviceRequest,
+        device_state: DeviceState,
+        now: Timestamp,
+    ) -> DecisionInput {
+        Self::bare(
+            DecisionActor::Device,
+            Action::Device(request),
+            ResourceCategory::DeviceRecord,
+            device_state,
+            now,
+        )
+    }
+
     /// Command offering a device its group's policy bundle: the lifecycle state and the
     /// policy are all it needs (see `decide`), so the posture inputs are absent.
     pub const fn policy_bundle_offer(
@@ -269,18 +295,14 @@ impl DecisionInput {
         now: Timestamp,
     ) -> DecisionInput {
         DecisionInput {
-            actor: Some(DecisionActor::Command),
-            action: Action::Protected(ProtectedAction::Ota),
-            resource: Some(ResourceCategory::PolicyBundle),
-            device_state: Some(device_state),
-            trust_state: None,
-            evaluated_at: None,
-            attestation: None,
-            session_valid: None,
-            setup_complete: None,
             policy: Some(policy),
-            integrity: None,
-            now,
+            ..Self::bare(
+                DecisionActor::Command,
+                Action::Protected(ProtectedAction::Ota),
+                ResourceCategory::PolicyBundle,
+                device_state,
+                now,
+            )
         }
     }
 }

@@ -32,6 +32,15 @@ const NOW_MILLIS: i64 = 1_800_000_000_000;
 const NOW: Timestamp = Timestamp::from_unix_millis(NOW_MILLIS);
 const MAX_POSTURE_AGE: Duration = Duration::from_secs(300);
 
+/// The state in which a device may do the action at all: pending for enrollment, else trusted.
+fn usual_state(action: ProtectedAction) -> DeviceState {
+    if action == P::Enroll {
+        D::PendingEnrollment
+    } else {
+        D::Trusted
+    }
+}
+
 const POLICY: DecisionPolicy = DecisionPolicy {
     max_posture_age: MAX_POSTURE_AGE,
     attestation_required: false,
@@ -99,11 +108,7 @@ fn every_action_for_every_trust_state() {
     ];
     for (action, row) in table {
         for (trust, want) in TrustState::ALL.into_iter().zip(row) {
-            let device = if action == P::Enroll {
-                D::PendingEnrollment
-            } else {
-                D::Trusted
-            };
+            let device = usual_state(action);
             let input = DecisionInput {
                 device_state: Some(device),
                 trust_state: Some(trust),
@@ -231,74 +236,39 @@ fn posture_age_limits() {
 
 #[test]
 fn missing_inputs_deny_naming_the_input() {
+    type Without = fn(DecisionInput) -> DecisionInput;
+    // What every action needs, then what every action but enrollment needs.
+    #[rustfmt::skip]
+    let everyone: [(Without, DenyReason); 3] = [
+        (|input| DecisionInput { actor: None, ..input }, R::MissingActor),
+        (|input| DecisionInput { device_state: None, ..input }, R::MissingDeviceState),
+        (|input| DecisionInput { resource: None, ..input }, R::MissingResource),
+    ];
+    #[rustfmt::skip]
+    let but_enrollment: [(Without, DenyReason); 5] = [
+        (|input| DecisionInput { trust_state: None, ..input }, R::MissingTrustState),
+        (|input| DecisionInput { evaluated_at: None, ..input }, R::MissingEvaluation),
+        (|input| DecisionInput { setup_complete: None, ..input }, R::MissingSetup),
+        (|input| DecisionInput { policy: None, ..input }, R::MissingPolicy),
+        (|input| DecisionInput { integrity: None, ..input }, R::MissingIntegrity),
+    ];
     for action in ProtectedAction::ALL {
-        let input = DecisionInput {
-            device_state: None,
-            ..valid(action)
-        };
-        assert_eq!(decide(&input), Deny(R::MissingDeviceState), "{action:?}");
+        for (without, reason) in everyone {
+            assert_eq!(decide(&without(valid(action))), Deny(reason), "{action:?}");
+        }
     }
     for action in [P::SecureMessaging, P::SecureCall, P::Ota, P::Network] {
-        let no_trust = DecisionInput {
-            trust_state: None,
-            ..valid(action)
-        };
-        assert_eq!(decide(&no_trust), Deny(R::MissingTrustState), "{action:?}");
-        let no_time = DecisionInput {
-            evaluated_at: None,
-            ..valid(action)
-        };
-        assert_eq!(decide(&no_time), Deny(R::MissingEvaluation), "{action:?}");
-        let no_setup = DecisionInput {
-            setup_complete: None,
-            ..valid(action)
-        };
-        assert_eq!(decide(&no_setup), Deny(R::MissingSetup), "{action:?}");
+        for (without, reason) in but_enrollment {
+            assert_eq!(decide(&without(valid(action))), Deny(reason), "{action:?}");
+        }
     }
-    // Enrollment needs the device state only.
+    // Enrollment needs who asks, the device state and the resource only.
     let bare = DecisionInput {
-        actor: Some(DecisionActor::Device),
         action: Action::Protected(P::Enroll),
         resource: Some(ResourceCategory::Enrollment),
-        device_state: Some(D::PendingEnrollment),
-        trust_state: None,
-        evaluated_at: None,
-        attestation: None,
-        session_valid: None,
-        setup_complete: None,
-        policy: None,
-        integrity: None,
-        now: NOW,
+        ..DecisionInput::device_request(DeviceRequest::CheckIn, D::PendingEnrollment, NOW)
     };
     assert_eq!(decide(&bare), Allow);
-    for action in ProtectedAction::ALL {
-        let no_actor = DecisionInput {
-            actor: None,
-            ..valid(action)
-        };
-        assert_eq!(decide(&no_actor), Deny(R::MissingActor), "{action:?}");
-        let no_resource = DecisionInput {
-            resource: None,
-            ..valid(action)
-        };
-        assert_eq!(decide(&no_resource), Deny(R::MissingResource), "{action:?}");
-    }
-    for action in [P::SecureMessaging, P::SecureCall, P::Ota, P::Network] {
-        let no_policy = DecisionInput {
-            policy: None,
-            ..valid(action)
-        };
-        assert_eq!(decide(&no_policy), Deny(R::MissingPolicy), "{action:?}");
-        let no_integrity = DecisionInput {
-            integrity: None,
-            ..valid(action)
-        };
-        assert_eq!(
-            decide(&no_integrity),
-            Deny(R::MissingIntegrity),
-            "{action:?}"
-        );
-    }
 }
 
 /// Setup baseline (§20 C.27): a device whose required setup steps are not all reported complete
@@ -568,14 +538,7 @@ fn inputs() -> impl Strategy<Value = DecisionInput> {
         4 => prop::sample::select(ProtectedAction::ALL.to_vec()).prop_map(Action::Protected),
         1 => prop::sample::select(DeviceRequest::ALL.to_vec()).prop_map(Action::Device),
     ];
-    let resources = vec![
-        ResourceCategory::Channel,
-        ResourceCategory::OsImage,
-        ResourceCategory::PolicyBundle,
-        ResourceCategory::Network,
-        ResourceCategory::Enrollment,
-        ResourceCategory::DeviceRecord,
-    ];
+    let resources = ResourceCategory::ALL.to_vec();
     let actor = prop::sample::select(vec![
         DecisionActor::Device,
         DecisionActor::Operator,
@@ -722,7 +685,7 @@ fn device_requests_are_the_devices_own_and_follow_the_lifecycle() {
                 (_, D::Revoked) => Deny(R::DeviceRevoked),
                 (_, D::PendingEnrollment | D::Replaced | D::Retired) => Deny(R::DeviceNotActive),
             };
-            let input = DecisionInput::device_request(request, Some(state), NOW);
+            let input = DecisionInput::device_request(request, state, NOW);
             assert_eq!(decide(&input), want, "{request:?} {state:?}");
             for actor in [DecisionActor::Operator, DecisionActor::Command] {
                 let input = DecisionInput {
@@ -737,10 +700,11 @@ fn device_requests_are_the_devices_own_and_follow_the_lifecycle() {
             };
             assert_eq!(decide(&elsewhere), Deny(R::ResourceMismatch));
         }
-        assert_eq!(
-            decide(&DecisionInput::device_request(request, None, NOW)),
-            Deny(R::MissingDeviceState)
-        );
+        let unknown = DecisionInput {
+            device_state: None,
+            ..DecisionInput::device_request(request, D::Trusted, NOW)
+        };
+        assert_eq!(decide(&unknown), Deny(R::MissingDeviceState));
     }
     for request in [
         DeviceRequest::CheckIn,
@@ -758,21 +722,9 @@ fn device_requests_are_the_devices_own_and_follow_the_lifecycle() {
 /// else the input shows.
 #[test]
 fn a_resource_the_action_is_not_on_is_denied() {
-    let all = [
-        ResourceCategory::Channel,
-        ResourceCategory::OsImage,
-        ResourceCategory::PolicyBundle,
-        ResourceCategory::Network,
-        ResourceCategory::Enrollment,
-        ResourceCategory::DeviceRecord,
-    ];
     for action in ProtectedAction::ALL {
-        for resource in all {
-            let device = if action == P::Enroll {
-                D::PendingEnrollment
-            } else {
-                D::Trusted
-            };
+        for resource in ResourceCategory::ALL {
+            let device = usual_state(action);
             let input = DecisionInput {
                 resource: Some(resource),
                 device_state: Some(device),

@@ -487,7 +487,7 @@ pub(crate) fn device_request_refusal(
     state: DeviceState,
     now: Timestamp,
 ) -> Option<ReasonCategory> {
-    match enigm_trust::decide(&DecisionInput::device_request(request, Some(state), now)) {
+    match enigm_trust::decide(&DecisionInput::device_request(request, state, now)) {
         EligibilityDecision::Allow => None,
         EligibilityDecision::Deny(reason) => Some(eligibility::reason_category(reason)),
     }
