@@ -286,6 +286,8 @@ struct CompiledBlocklist {
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
     trusted_networks: StrSet,
+    /// The most labels of any domain pattern: longer suffixes of a flow are not hashed.
+    max_labels: usize,
     blocklists: Box<[CompiledBlocklist]>,
     layers: Box<[CompiledLayer]>,
     rules: Box<[CompiledRule]>,
@@ -309,33 +311,48 @@ struct BlocklistCache {
     member: u64,
 }
 
+/// Running counts over the whole policy while compiling.
+#[derive(Default)]
+struct Totals {
+    domains: usize,
+    cidrs: usize,
+    max_labels: usize,
+}
+
 fn compile_domains(
     rule: &str,
     domains: &[String],
-    total: &mut usize,
+    totals: &mut Totals,
 ) -> Result<DomainSet, CompileError> {
-    *total = total.saturating_add(domains.len());
-    if *total > MAX_DOMAINS {
+    totals.domains = totals.domains.saturating_add(domains.len());
+    if totals.domains > MAX_DOMAINS {
         return Err(CompileError::TooManyDomains);
     }
     let fps = domains
         .iter()
         .map(|d| {
             NormalName::parse(d)
-                .map(|n| n.fingerprint())
+                .map(|n| {
+                    totals.max_labels = totals.max_labels.max(n.labels());
+                    (n.labels(), n.fingerprint())
+                })
                 .map_err(|error| CompileError::BadDomain {
                     rule: rule.to_owned(),
                     domain: d.clone(),
                     error,
                 })
         })
-        .collect::<Result<Vec<u64>, _>>()?;
+        .collect::<Result<Vec<(usize, u64)>, _>>()?;
     Ok(DomainSet::new(fps.into_iter()))
 }
 
-fn compile_cidrs(rule: &str, cidrs: &[String], total: &mut usize) -> Result<CidrSet, CompileError> {
-    *total = total.saturating_add(cidrs.len());
-    if *total > MAX_CIDRS {
+fn compile_cidrs(
+    rule: &str,
+    cidrs: &[String],
+    totals: &mut Totals,
+) -> Result<CidrSet, CompileError> {
+    totals.cidrs = totals.cidrs.saturating_add(cidrs.len());
+    if totals.cidrs > MAX_CIDRS {
         return Err(CompileError::TooManyCidrs);
     }
     let parsed = cidrs
@@ -381,7 +398,7 @@ impl CompiledPolicy {
                 return Err(CompileError::BadId(network.clone()));
             }
         }
-        let (mut domains_total, mut cidrs_total) = (0usize, 0usize);
+        let mut totals = Totals::default();
         let mut blocklist_index = BTreeMap::new();
         let mut blocklists = Vec::with_capacity(doc.blocklists.len());
         for (name, list) in &doc.blocklists {
@@ -390,8 +407,8 @@ impl CompiledPolicy {
             }
             blocklist_index.insert(name.as_str(), blocklists.len());
             blocklists.push(CompiledBlocklist {
-                domains: compile_domains(name, &list.domains, &mut domains_total)?,
-                cidrs: compile_cidrs(name, &list.cidrs, &mut cidrs_total)?,
+                domains: compile_domains(name, &list.domains, &mut totals)?,
+                cidrs: compile_cidrs(name, &list.cidrs, &mut totals)?,
             });
         }
 
@@ -436,8 +453,7 @@ impl CompiledPolicy {
                     layer_no,
                     &rule_index,
                     &blocklist_index,
-                    &mut domains_total,
-                    &mut cidrs_total,
+                    &mut totals,
                 )?);
             }
             layers.push(CompiledLayer {
@@ -447,6 +463,7 @@ impl CompiledPolicy {
         }
         Ok(CompiledPolicy {
             trusted_networks: StrSet::new(&doc.trusted_networks),
+            max_labels: totals.max_labels,
             blocklists: blocklists.into_boxed_slice(),
             layers: layers.into_boxed_slice(),
             rules: rules.into_boxed_slice(),
@@ -478,7 +495,7 @@ impl CompiledPolicy {
         flow: &Flow<'_>,
         mut explain: Option<&mut Vec<LayerVerdict<'p>>>,
     ) -> Decision<'p> {
-        let prepared = match prepare(device, flow, &self.trusted_networks) {
+        let prepared = match prepare(device, flow, &self.trusted_networks, self.max_labels) {
             Ok(prepared) => prepared,
             Err(reason) => return Decision::fail_closed(reason),
         };
@@ -487,7 +504,9 @@ impl CompiledPolicy {
             member: 0,
         };
         // The earliest block verdicts not (yet) re-opened; most policies have at most one.
-        let mut pending: [Option<usize>; MAX_LAYERS] = [None; MAX_LAYERS];
+        // Rule indices fit in u16 (MAX_RULES); NONE marks a re-opened block.
+        const NONE: u16 = u16::MAX;
+        let mut pending = [NONE; MAX_LAYERS];
         let mut pending_len = 0usize;
         let mut candidate: Option<usize> = None;
         for layer in self.layers.iter() {
@@ -516,24 +535,26 @@ impl CompiledPolicy {
                         return self.decision_of(index);
                     }
                     if let Some(slot) = pending.get_mut(pending_len) {
-                        *slot = Some(index);
+                        *slot = u16::try_from(index).unwrap_or(NONE);
                         pending_len += 1;
                     }
                 }
                 CompiledAction::Route(_) => {
                     // This route re-opens every pending block that names it.
                     for slot in pending.iter_mut().take(pending_len) {
-                        if let Some(block) = *slot
-                            && self.reopened_by(block, index)
-                        {
-                            *slot = None;
+                        if *slot != NONE && self.reopened_by(usize::from(*slot), index) {
+                            *slot = NONE;
                         }
                     }
                     candidate = candidate.or(Some(index));
                 }
             }
         }
-        let first_block = pending.iter().take(pending_len).flatten().next().copied();
+        let first_block = pending
+            .iter()
+            .take(pending_len)
+            .find(|&&slot| slot != NONE)
+            .map(|&slot| usize::from(slot));
         match first_block.or(candidate) {
             Some(index) => self.decision_of(index),
             None => Decision {
@@ -639,8 +660,7 @@ fn compile_rule(
     layer_no: usize,
     rule_index: &BTreeMap<&str, (usize, usize)>,
     blocklist_index: &BTreeMap<&str, usize>,
-    domains_total: &mut usize,
-    cidrs_total: &mut usize,
+    totals: &mut Totals,
 ) -> Result<CompiledRule, CompileError> {
     let id = rule.id.as_str();
     let m = &rule.matches;
@@ -659,10 +679,10 @@ fn compile_rule(
         apps: strings(&m.apps)?,
         categories: strings(&m.categories)?,
         domains: nonempty(id, &m.domains)?
-            .map(|d| compile_domains(id, d, domains_total))
+            .map(|d| compile_domains(id, d, totals))
             .transpose()?,
         cidrs: nonempty(id, &m.cidrs)?
-            .map(|c| compile_cidrs(id, c, cidrs_total))
+            .map(|c| compile_cidrs(id, c, totals))
             .transpose()?,
         blocklist: m
             .blocklist
@@ -755,6 +775,7 @@ fn prepare<'a>(
     device: &DeviceContext,
     flow: &Flow<'a>,
     trusted_networks: &StrSet,
+    max_labels: usize,
 ) -> Result<Prepared<'a>, BlockReason<'static>> {
     let (Some(trust), Some(lifecycle)) = (device.trust_state, device.lifecycle) else {
         return Err(BlockReason::MissingInput);
@@ -772,7 +793,7 @@ fn prepare<'a>(
     }
     let suffixes = match flow.domain {
         Some(domain) => match NormalName::parse(domain) {
-            Ok(name) => Suffixes::of(&name),
+            Ok(name) => Suffixes::of(&name, max_labels),
             Err(_) => return Err(BlockReason::InvalidDestination),
         },
         None => Suffixes::none(),

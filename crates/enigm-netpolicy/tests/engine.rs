@@ -18,6 +18,9 @@ use enigm_netpolicy::{
 };
 use serde_json::{Value, json};
 
+/// Whether a compile error is the one a case expects.
+type IsExpected = fn(&CompileError) -> bool;
+
 fn compile(policy: Value) -> CompiledPolicy {
     CompiledPolicy::from_json(policy.to_string().as_bytes()).expect("policy compiles")
 }
@@ -65,7 +68,7 @@ fn empty_layers_block_by_the_default_rule() {
     let d = p.decide(&OK, &web("example.com"));
     assert_eq!(d.route, Route::Block(BlockReason::DefaultDeny));
     assert_eq!(d.rule, DEFAULT_RULE);
-    assert_eq!(d.route.is_block(), true);
+    assert!(d.route.is_block());
 }
 
 #[test]
@@ -405,7 +408,7 @@ fn malformed_policies_are_refused_with_typed_errors() {
 
     let rules = |rules: Value| policy(json!([{"id": "l", "rules": rules}]));
     let proxy = json!({"route": "enigm-proxy"});
-    let cases: Vec<(Value, fn(&CompileError) -> bool)> = vec![
+    let cases: Vec<(Value, IsExpected)> = vec![
         (
             rules(json!([{"id": "r", "action": proxy}, {"id": "r", "action": proxy}])),
             |e| matches!(e, CompileError::DuplicateRule(_)),
@@ -724,5 +727,62 @@ fn decisions_and_explanations_serialise_without_destinations() {
     assert_eq!(
         blocked,
         json!({"route": {"block": "default-deny"}, "rule": "default"})
+    );
+}
+
+#[test]
+fn large_ipv4_sets_use_the_slash16_index_and_agree_with_a_linear_scan() {
+    use enigm_netpolicy::matchers::{Addr, CidrSet};
+    // A fixed sequence (splitmix64) of 6,000 CIDRs, /14 to /32, clustered in a few /8s so that
+    // intervals straddle /16 buckets, overlap and touch.
+    let mut state = 7u64;
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let cidrs: Vec<Cidr> = (0..6000)
+        .map(|_| {
+            // Mostly small blocks, a few spanning several /16 buckets.
+            let len = if next() % 200 == 0 {
+                14 + (next() % 4) as u32
+            } else {
+                22 + (next() % 11) as u32
+            };
+            let top = [10u32, 100, 172][(next() % 3) as usize] << 24;
+            let addr = top | ((next() as u32) & 0x00ff_ffff);
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            Cidr::V4(addr & mask, (addr & mask) | !mask)
+        })
+        .collect();
+    let set = CidrSet::new(cidrs.clone());
+    let naive = |a: u32| {
+        cidrs
+            .iter()
+            .any(|c| matches!(*c, Cidr::V4(s, e) if s <= a && a <= e))
+    };
+    let mut probes: Vec<u32> = cidrs
+        .iter()
+        .flat_map(|c| match *c {
+            Cidr::V4(s, e) => [s.wrapping_sub(1), s, e, e.wrapping_add(1)],
+            Cidr::V6(..) => unreachable!(),
+        })
+        .collect();
+    probes.extend((0..20_000).map(|_| next() as u32));
+    probes.extend([0, u32::MAX, 0x6400_0000, 0x63ff_ffff]);
+    for a in probes {
+        assert_eq!(
+            set.contains(Addr::V4(a)),
+            naive(a),
+            "{}",
+            std::net::Ipv4Addr::from(a)
+        );
+    }
+    assert!(
+        set.size_bytes() > 65536 * 4,
+        "the index is built for a set this large: {} bytes",
+        set.size_bytes()
     );
 }
