@@ -81,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(decision.route.is_block(), "{decision:?}");
         assert_eq!(decision.rule, FAIL_CLOSED_RULE);
     }
-    let Some(compiled) = compiled else {
+    let Some(compiled) = compiled.as_ref() else {
         assert_eq!(decision.route, Route::Block(BlockReason::NoPolicy));
         return;
     };
