@@ -32,7 +32,8 @@ pub struct PolicyDocument {
     /// Network ids the policy trusts; every other network is untrusted.
     #[serde(default)]
     pub trusted_networks: Vec<String>,
-    #[serde(default)]
+    /// A name given twice is refused, not silently overwritten.
+    #[serde(default, deserialize_with = "unique_names")]
     pub blocklists: BTreeMap<String, Blocklist>,
     pub layers: Vec<Layer>,
 }
@@ -149,4 +150,38 @@ impl PolicyDocument {
         }
         Ok(doc)
     }
+}
+
+/// Reads the blocklists object, refusing a name given twice (serde's map would keep the last).
+fn unique_names<'de, D>(deserializer: D) -> Result<BTreeMap<String, Blocklist>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Names;
+
+    impl<'de> serde::de::Visitor<'de> for Names {
+        type Value = BTreeMap<String, Blocklist>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of named blocklists")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((name, list)) = map.next_entry::<String, Blocklist>()? {
+                if out.contains_key(&name) {
+                    return Err(serde::de::Error::custom(format_args!(
+                        "blocklist `{name}` is named twice"
+                    )));
+                }
+                out.insert(name, list);
+            }
+            Ok(out)
+        }
+    }
+
+    deserializer.deserialize_map(Names)
 }

@@ -379,6 +379,16 @@ fn malformed_policies_are_refused_with_typed_errors() {
         parse(br#"{"version": 1}"#),
         PolicyError::Parse(ParseError::Json(_))
     ));
+    assert!(matches!(
+        parse(
+            br#"{"version": 1, "blocklists": {"a": {}, "a": {"domains": ["x.y"]}}, "layers": []}"#
+        ),
+        PolicyError::Parse(ParseError::Json(_))
+    ));
+    assert!(matches!(
+        parse(br#"{"version": 1, "version": 1, "layers": []}"#),
+        PolicyError::Parse(ParseError::Json(_))
+    ));
     let huge = vec![b' '; enigm_netpolicy::document::MAX_POLICY_BYTES + 1];
     assert!(matches!(
         parse(&huge),
