@@ -91,6 +91,29 @@ pub enum DomainError {
     BadCharacter,
 }
 
+/// Each byte of a name as the normalised name spells it: letters lowercased, digits, `-`, `_`
+/// and `.` kept, every other byte 0 (refused).
+const NAME_BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        // b < 256, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation, reason = "b < 256")]
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte == b'.' {
+            #[allow(
+                clippy::indexing_slicing,
+                reason = "evaluated at compile time, where an index out of bounds fails the build"
+            )]
+            {
+                table[b] = byte.to_ascii_lowercase();
+            }
+        }
+        b += 1;
+    }
+    table
+};
+
 /// A normalised name: ASCII lowercase, no trailing dot, valid labels; in a stack buffer.
 pub struct NormalName {
     buf: [u8; MAX_DOMAIN_LEN],
@@ -113,20 +136,22 @@ impl NormalName {
         let mut buf = [0u8; MAX_DOMAIN_LEN];
         let mut label_len = 0usize;
         for (d, &b) in buf.iter_mut().zip(bytes) {
-            if b == b'.' {
+            // One table look-up per byte: the lowercase byte, b'.' for a dot, 0 if refused.
+            let c = NAME_BYTES.get(usize::from(b)).copied().unwrap_or(0);
+            if c == b'.' {
                 if label_len == 0 {
                     return Err(DomainError::EmptyLabel);
                 }
                 label_len = 0;
-            } else if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            } else if c == 0 {
+                return Err(DomainError::BadCharacter);
+            } else {
                 label_len += 1;
                 if label_len > MAX_LABEL_LEN {
                     return Err(DomainError::LabelTooLong);
                 }
-            } else {
-                return Err(DomainError::BadCharacter);
             }
-            *d = b.to_ascii_lowercase();
+            *d = c;
         }
         if label_len == 0 {
             return Err(DomainError::EmptyLabel);
