@@ -792,8 +792,8 @@ fn prepare<'a>(
         return Err(BlockReason::MissingInput);
     }
     let suffixes = match flow.domain {
-        Some(domain) => match NormalName::parse(domain) {
-            Ok(name) => Suffixes::of(&name, max_labels),
+        Some(domain) => match Suffixes::parse(domain, max_labels) {
+            Ok(suffixes) => suffixes,
             Err(_) => return Err(BlockReason::InvalidDestination),
         },
         None => Suffixes::none(),

@@ -57,8 +57,9 @@ fn step(state: u64, label: &[u8]) -> u64 {
     let mut h = mum(state ^ SEED, (label.len() as u64) ^ LEN_SEED);
     for chunk in label.chunks(8) {
         let mut word = [0u8; 8];
+        // Lowercased here, so a flow's name is hashed straight from its bytes, uncopied.
         for (d, s) in word.iter_mut().zip(chunk) {
-            *d = *s;
+            *d = lower(*s);
         }
         h = mum(u64::from_le_bytes(word) ^ CHUNK_SEED, h ^ STATE_SEED);
     }
@@ -114,6 +115,47 @@ const NAME_BYTES: [u8; 256] = {
     table
 };
 
+/// The byte as a normalised name spells it (0 if refused).
+#[inline]
+fn lower(b: u8) -> u8 {
+    NAME_BYTES.get(usize::from(b)).copied().unwrap_or(0)
+}
+
+/// `name` without its one trailing dot, once checked: not empty, at most 253 bytes, labels of 1
+/// to 63 bytes of `[A-Za-z0-9_-]`. Not yet lowercased.
+fn checked(name: &str) -> Result<&[u8], DomainError> {
+    let bytes = name.as_bytes();
+    let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Err(DomainError::Empty);
+    }
+    if bytes.len() > MAX_DOMAIN_LEN {
+        return Err(DomainError::TooLong);
+    }
+    let mut label_len = 0usize;
+    for &b in bytes {
+        // One table look-up per byte: the lowercase byte, b'.' for a dot, 0 if refused.
+        let c = lower(b);
+        if c == b'.' {
+            if label_len == 0 {
+                return Err(DomainError::EmptyLabel);
+            }
+            label_len = 0;
+        } else if c == 0 {
+            return Err(DomainError::BadCharacter);
+        } else {
+            label_len += 1;
+            if label_len > MAX_LABEL_LEN {
+                return Err(DomainError::LabelTooLong);
+            }
+        }
+    }
+    if label_len == 0 {
+        return Err(DomainError::EmptyLabel);
+    }
+    Ok(bytes)
+}
+
 /// A normalised name: ASCII lowercase, no trailing dot, valid labels; in a stack buffer.
 pub struct NormalName {
     buf: [u8; MAX_DOMAIN_LEN],
@@ -125,36 +167,10 @@ impl NormalName {
     /// over-long names and labels, and characters outside `[A-Za-z0-9_-]` (internationalised
     /// names travel as punycode `xn--` labels).
     pub fn parse(name: &str) -> Result<NormalName, DomainError> {
-        let bytes = name.as_bytes();
-        let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
-        if bytes.is_empty() {
-            return Err(DomainError::Empty);
-        }
-        if bytes.len() > MAX_DOMAIN_LEN {
-            return Err(DomainError::TooLong);
-        }
+        let bytes = checked(name)?;
         let mut buf = [0u8; MAX_DOMAIN_LEN];
-        let mut label_len = 0usize;
         for (d, &b) in buf.iter_mut().zip(bytes) {
-            // One table look-up per byte: the lowercase byte, b'.' for a dot, 0 if refused.
-            let c = NAME_BYTES.get(usize::from(b)).copied().unwrap_or(0);
-            if c == b'.' {
-                if label_len == 0 {
-                    return Err(DomainError::EmptyLabel);
-                }
-                label_len = 0;
-            } else if c == 0 {
-                return Err(DomainError::BadCharacter);
-            } else {
-                label_len += 1;
-                if label_len > MAX_LABEL_LEN {
-                    return Err(DomainError::LabelTooLong);
-                }
-            }
-            *d = c;
-        }
-        if label_len == 0 {
-            return Err(DomainError::EmptyLabel);
+            *d = lower(b);
         }
         Ok(NormalName {
             buf,
@@ -199,10 +215,19 @@ pub struct Suffixes {
 
 impl Suffixes {
     pub fn of(name: &NormalName, max_labels: usize) -> Suffixes {
+        Suffixes::of_checked(name.bytes(), max_labels)
+    }
+
+    /// Checks and hashes a flow's name in place: the same refusals and fingerprints as
+    /// [`NormalName::parse`] then [`Suffixes::of`], without copying the name.
+    pub fn parse(name: &str, max_labels: usize) -> Result<Suffixes, DomainError> {
+        Ok(Suffixes::of_checked(checked(name)?, max_labels))
+    }
+
+    fn of_checked(bytes: &[u8], max_labels: usize) -> Suffixes {
         let mut suffixes = Suffixes::none();
         let mut state = 0u64;
-        for label in name
-            .bytes()
+        for label in bytes
             .rsplit(|&b| b == b'.')
             .take(max_labels.min(MAX_LABELS))
         {
