@@ -40,6 +40,7 @@ const CRYPTO: &str = "enigm-crypto";
 const IDENTITY: &str = "enigm-identity";
 const AUDITLOG: &str = "enigm-auditlog";
 const TRUST: &str = "enigm-trust";
+const NETPOLICY: &str = "enigm-netpolicy";
 const DEVICE: &str = "enigm-device";
 const ATTEST: &str = "enigm-attest";
 const OTA: &str = "enigm-ota";
@@ -54,8 +55,8 @@ const TEST_SUPPORT: &str = "enigm-test-support";
 const PREFIX: &str = "enigm-";
 
 /// The sans-IO library crates: pure functions and types over values, no runtime, no I/O.
-const LIBRARIES: [&str; 9] = [
-    TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, DEVICE, ATTEST, OTA, API,
+const LIBRARIES: [&str; 10] = [
+    TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, NETPOLICY, DEVICE, ATTEST, OTA, API,
 ];
 
 /// Async runtimes, database drivers and HTTP stacks: what only the shells (server, store, CLI)
@@ -170,6 +171,16 @@ fn trust_depends_only_on_types() {
         TRUST,
         &[TYPES],
         "enigm-trust (the Trust State Engine) depends on no enigm crate but enigm-types",
+    );
+}
+
+#[test]
+fn netpolicy_depends_only_on_types() {
+    enigm_dependencies_within(
+        NETPOLICY,
+        &[TYPES],
+        "enigm-netpolicy (the network routing decision engine) depends on no enigm crate but \
+         enigm-types, for the trust states and lifecycle states it decides on",
     );
 }
 

@@ -1,0 +1,522 @@
+//! Compiled matchers: domain names as 64-bit fingerprints of their suffixes in a flat
+//! open-addressing table, and CIDR sets as sorted, merged interval arrays.
+//!
+//! # Fingerprints and their false positives
+//!
+//! A domain pattern `example.com` is stored as the fingerprint of its labels read from the right
+//! (`com`, then `example`), chained: `h(com)`, then `h(example | h(com))`. A flow's name
+//! `a.example.com` is hashed once, right to left, giving one fingerprint per suffix (`com`,
+//! `example.com`, `a.example.com`); each set is probed with each of them. Labels are hashed whole,
+//! so `notexample.com` has no suffix `example.com` and never matches it (short of a collision).
+//!
+//! Two different names collide with probability about 2^-64. A decision probes at most 127
+//! suffixes, so with a set of n fingerprints a name not in the set matches it with probability
+//! at most 127·n / 2^64 (about 7·10^-12 at n = 1M, typically 3·n / 2^64 ≈ 1.6·10^-13). A false
+//! positive only ever makes a name match a set it is not in: for a blocklist or a block rule the
+//! flow is blocked (fails closed); for a route rule's `domains` the flow takes that rule's route,
+//! which the policy allows, and a block in a later layer still applies. The hash is a fixed,
+//! public, non-cryptographic one: someone who can choose names could search for collisions, so a
+//! policy should not rely on a route rule's domain set alone to keep a name away from a route.
+//!
+//! The table holds fingerprints only (8 bytes each) at a load of 2/3, so 12 bytes per name; a
+//! lookup that misses (most do) reads a few consecutive slots, usually one cache line.
+
+use std::net::IpAddr;
+
+/// Longest domain name, in bytes, without the trailing dot (RFC 1035 §2.3.4).
+pub const MAX_DOMAIN_LEN: usize = 253;
+/// Longest label, in bytes.
+pub const MAX_LABEL_LEN: usize = 63;
+/// A name of 253 bytes has at most 127 labels.
+const MAX_LABELS: usize = 127;
+
+// Fixed seeds. INVARIANT: `CHUNK_SEED` has bytes >= 0x80 where a label chunk has bytes < 0x80
+// (labels are ASCII, zero-padded), so `chunk ^ CHUNK_SEED` is never zero and `mum` never
+// multiplies a label's bytes away.
+const SEED: u64 = 0xa076_1d64_78bd_642f;
+const LEN_SEED: u64 = 0xe703_7ed1_a0b4_28db;
+const CHUNK_SEED: u64 = 0x8ebc_eaf0_9c88_c6e3;
+const STATE_SEED: u64 = 0x5899_65cc_7537_4cc3;
+
+/// Multiply and fold (wyhash's `mum`): every input bit reaches the output.
+#[inline]
+fn mum(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    // Truncation is the point: the low and high halves are folded together.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "folding the 128-bit product"
+    )]
+    let (lo, hi) = (r as u64, (r >> 64) as u64);
+    lo ^ hi
+}
+
+/// The state after one more label (the next one to the left).
+#[inline]
+fn step(state: u64, label: &[u8]) -> u64 {
+    let mut h = mum(state ^ SEED, (label.len() as u64) ^ LEN_SEED);
+    for chunk in label.chunks(8) {
+        let mut word = [0u8; 8];
+        // Lowercased here, so a flow's name is hashed straight from its bytes, uncopied.
+        for (d, s) in word.iter_mut().zip(chunk) {
+            *d = lower(*s);
+        }
+        h = mum(u64::from_le_bytes(word) ^ CHUNK_SEED, h ^ STATE_SEED);
+    }
+    h
+}
+
+/// The stored fingerprint of a chain state: a bijective finaliser (splitmix64), never 0 (the
+/// empty slot).
+#[inline]
+fn finish(state: u64) -> u64 {
+    let mut z = state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    if z == 0 { 1 } else { z }
+}
+
+/// Why a name is not a domain name this engine accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DomainError {
+    #[error("the name is empty")]
+    Empty,
+    #[error("the name is longer than 253 bytes")]
+    TooLong,
+    #[error("the name has an empty label")]
+    EmptyLabel,
+    #[error("a label is longer than 63 bytes")]
+    LabelTooLong,
+    #[error("the name has a character other than ASCII letters, digits, `-` and `_`")]
+    BadCharacter,
+}
+
+/// Each byte of a name as the normalised name spells it: letters lowercased, digits, `-`, `_`
+/// and `.` kept, every other byte 0 (refused).
+const NAME_BYTES: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        // b < 256, so the cast is exact.
+        #[allow(clippy::cast_possible_truncation, reason = "b < 256")]
+        let byte = b as u8;
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' || byte == b'.' {
+            #[allow(
+                clippy::indexing_slicing,
+                reason = "evaluated at compile time, where an index out of bounds fails the build"
+            )]
+            {
+                table[b] = byte.to_ascii_lowercase();
+            }
+        }
+        b += 1;
+    }
+    table
+};
+
+/// The byte as a normalised name spells it (0 if refused).
+#[inline]
+fn lower(b: u8) -> u8 {
+    NAME_BYTES.get(usize::from(b)).copied().unwrap_or(0)
+}
+
+/// `name` without its one trailing dot, once checked: not empty, at most 253 bytes, labels of 1
+/// to 63 bytes of `[A-Za-z0-9_-]`. Not yet lowercased.
+fn checked(name: &str) -> Result<&[u8], DomainError> {
+    let bytes = name.as_bytes();
+    let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
+    if bytes.is_empty() {
+        return Err(DomainError::Empty);
+    }
+    if bytes.len() > MAX_DOMAIN_LEN {
+        return Err(DomainError::TooLong);
+    }
+    let mut label_len = 0usize;
+    for &b in bytes {
+        // One table look-up per byte: the lowercase byte, b'.' for a dot, 0 if refused.
+        let c = lower(b);
+        if c == b'.' {
+            if label_len == 0 {
+                return Err(DomainError::EmptyLabel);
+            }
+            label_len = 0;
+        } else if c == 0 {
+            return Err(DomainError::BadCharacter);
+        } else {
+            label_len += 1;
+            if label_len > MAX_LABEL_LEN {
+                return Err(DomainError::LabelTooLong);
+            }
+        }
+    }
+    if label_len == 0 {
+        return Err(DomainError::EmptyLabel);
+    }
+    Ok(bytes)
+}
+
+/// A normalised name: ASCII lowercase, no trailing dot, valid labels; in a stack buffer.
+pub struct NormalName {
+    buf: [u8; MAX_DOMAIN_LEN],
+    len: usize,
+}
+
+impl NormalName {
+    /// Normalises `name`: ASCII lowercase, one trailing dot stripped; refuses empty labels,
+    /// over-long names and labels, and characters outside `[A-Za-z0-9_-]` (internationalised
+    /// names travel as punycode `xn--` labels).
+    pub fn parse(name: &str) -> Result<NormalName, DomainError> {
+        let bytes = checked(name)?;
+        let mut buf = [0u8; MAX_DOMAIN_LEN];
+        for (d, &b) in buf.iter_mut().zip(bytes) {
+            *d = lower(b);
+        }
+        Ok(NormalName {
+            buf,
+            len: bytes.len(),
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        // INVARIANT: only ASCII bytes were written, so this never fails.
+        std::str::from_utf8(self.buf.get(..self.len).unwrap_or_default()).unwrap_or_default()
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    /// The fingerprint of the whole name (how a pattern is stored).
+    pub fn fingerprint(&self) -> u64 {
+        let mut state = 0u64;
+        for label in self.bytes().rsplit(|&b| b == b'.') {
+            state = step(state, label);
+        }
+        finish(state)
+    }
+
+    /// How many labels the name has (1 to 127).
+    pub fn labels(&self) -> usize {
+        self.bytes().iter().filter(|&&b| b == b'.').count() + 1
+    }
+}
+
+/// Suffix fingerprints kept inline; longer names (rare) spill to the heap.
+const INLINE_SUFFIXES: usize = 8;
+
+/// The fingerprints of the suffixes of a flow's name, shortest first, up to the longest pattern
+/// of the policy (a longer suffix cannot match); computed once per decision.
+pub struct Suffixes {
+    inline: [u64; INLINE_SUFFIXES],
+    spill: Vec<u64>,
+    len: usize,
+}
+
+impl Suffixes {
+    pub fn of(name: &NormalName, max_labels: usize) -> Suffixes {
+        Suffixes::of_checked(name.bytes(), max_labels)
+    }
+
+    /// Checks and hashes a flow's name in place: the same refusals and fingerprints as
+    /// [`NormalName::parse`] then [`Suffixes::of`], without copying the name.
+    pub fn parse(name: &str, max_labels: usize) -> Result<Suffixes, DomainError> {
+        Ok(Suffixes::of_checked(checked(name)?, max_labels))
+    }
+
+    fn of_checked(bytes: &[u8], max_labels: usize) -> Suffixes {
+        let mut suffixes = Suffixes::none();
+        let mut state = 0u64;
+        for label in bytes
+            .rsplit(|&b| b == b'.')
+            .take(max_labels.min(MAX_LABELS))
+        {
+            state = step(state, label);
+            let fp = finish(state);
+            match suffixes.inline.get_mut(suffixes.len) {
+                Some(slot) => *slot = fp,
+                None => suffixes.spill.push(fp),
+            }
+            suffixes.len += 1;
+        }
+        suffixes
+    }
+
+    pub const fn none() -> Suffixes {
+        Suffixes {
+            inline: [0u64; INLINE_SUFFIXES],
+            spill: Vec::new(),
+            len: 0,
+        }
+    }
+
+    /// (label count, fingerprint) of each suffix.
+    fn iter(&self) -> impl Iterator<Item = (usize, u64)> + '_ {
+        self.inline
+            .iter()
+            .take(self.len)
+            .chain(self.spill.iter())
+            .copied()
+            .enumerate()
+            .map(|(i, fp)| (i + 1, fp))
+    }
+}
+
+/// A set of domain suffix fingerprints: a flat open-addressing table with linear probing.
+#[derive(Debug, Clone)]
+pub struct DomainSet {
+    // INVARIANT: at least one slot is 0 (empty), so a probe that misses terminates.
+    slots: Box<[u64]>,
+    /// Bit k set when some name of the set has k labels: a suffix of another length is not
+    /// probed (a blocklist of registrable names is probed once per flow, not once per label).
+    label_counts: u128,
+}
+
+impl DomainSet {
+    /// A set of (label count, fingerprint) pairs.
+    pub fn new(names: impl ExactSizeIterator<Item = (usize, u64)>) -> DomainSet {
+        let n = names.len();
+        let mut label_counts = 0u128;
+        // Load 2/3: a miss probes about five slots, mostly in one cache line; 12 bytes per name.
+        let capacity = n + n / 2 + 1;
+        let mut slots = vec![0u64; capacity].into_boxed_slice();
+        for (labels, fp) in names {
+            label_counts |= 1u128
+                .checked_shl(u32::try_from(labels).unwrap_or(0))
+                .unwrap_or(0);
+            let mut i = slot_of(fp, capacity);
+            loop {
+                match slots.get_mut(i) {
+                    Some(slot) if *slot == 0 => {
+                        *slot = fp;
+                        break;
+                    }
+                    Some(slot) if *slot == fp => break,
+                    Some(_) => i = if i + 1 == capacity { 0 } else { i + 1 },
+                    None => break,
+                }
+            }
+        }
+        DomainSet {
+            slots,
+            label_counts,
+        }
+    }
+
+    #[inline]
+    pub fn contains_fingerprint(&self, fp: u64) -> bool {
+        let capacity = self.slots.len();
+        let mut i = slot_of(fp, capacity);
+        loop {
+            match self.slots.get(i) {
+                Some(&s) if s == fp => return true,
+                Some(&0) | None => return false,
+                Some(_) => i = if i + 1 == capacity { 0 } else { i + 1 },
+            }
+        }
+    }
+
+    /// Whether the set holds the name or one of its parent domains.
+    #[inline]
+    pub fn matches(&self, suffixes: &Suffixes) -> bool {
+        suffixes.iter().any(|(labels, fp)| {
+            (self.label_counts >> labels) & 1 == 1 && self.contains_fingerprint(fp)
+        })
+    }
+
+    /// Bytes held by the table.
+    pub fn size_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.slots)
+    }
+}
+
+/// Maps a fingerprint onto `0..capacity` by its high bits (Lemire's fast range reduction).
+#[inline]
+fn slot_of(fp: u64, capacity: usize) -> usize {
+    let r = (u128::from(fp) * capacity as u128) >> 64;
+    // r < capacity, which fits in usize.
+    usize::try_from(r).unwrap_or(0)
+}
+
+/// Why a CIDR is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    #[error("`{0}` is not an address and prefix length such as `10.0.0.0/8` or `2001:db8::/32`")]
+    Syntax(String),
+    #[error("`{0}` has a prefix length longer than its address")]
+    PrefixTooLong(String),
+    #[error("`{0}` has bits set after its prefix")]
+    HostBits(String),
+}
+
+/// One parsed CIDR: an inclusive address interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cidr {
+    V4(u32, u32),
+    V6(u128, u128),
+}
+
+impl Cidr {
+    /// Parses `addr/len`, refusing a bare address and set host bits (a typo like `10.1.0.0/8`
+    /// would otherwise silently cover far more than meant).
+    pub fn parse(text: &str) -> Result<Cidr, CidrError> {
+        let syntax = || CidrError::Syntax(text.to_owned());
+        let (addr, len) = text.split_once('/').ok_or_else(syntax)?;
+        if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(syntax());
+        }
+        let len: u32 = len.parse().map_err(|_| syntax())?;
+        let addr: IpAddr = addr.parse().map_err(|_| syntax())?;
+        match addr {
+            IpAddr::V4(a) => {
+                if len > 32 {
+                    return Err(CidrError::PrefixTooLong(text.to_owned()));
+                }
+                let a = u32::from(a);
+                let host = u32::MAX.checked_shr(len).unwrap_or(0);
+                if a & host != 0 {
+                    return Err(CidrError::HostBits(text.to_owned()));
+                }
+                Ok(Cidr::V4(a, a | host))
+            }
+            IpAddr::V6(a) => {
+                if len > 128 {
+                    return Err(CidrError::PrefixTooLong(text.to_owned()));
+                }
+                let a = u128::from(a);
+                let host = u128::MAX.checked_shr(len).unwrap_or(0);
+                if a & host != 0 {
+                    return Err(CidrError::HostBits(text.to_owned()));
+                }
+                Ok(Cidr::V6(a, a | host))
+            }
+        }
+    }
+}
+
+/// A flow's address as the matchers see it: an IPv4-mapped IPv6 address (`::ffff:a.b.c.d`) is
+/// the IPv4 address, so an IPv4 blocklist cannot be bypassed by spelling the address in IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Addr {
+    V4(u32),
+    V6(u128),
+}
+
+impl Addr {
+    pub fn of(ip: IpAddr) -> Addr {
+        match ip {
+            IpAddr::V4(a) => Addr::V4(u32::from(a)),
+            IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                Some(v4) => Addr::V4(u32::from(v4)),
+                None => Addr::V6(u128::from(a)),
+            },
+        }
+    }
+}
+
+/// A set of CIDRs: sorted, merged, disjoint inclusive intervals per family; binary search.
+#[derive(Debug, Clone, Default)]
+pub struct CidrSet {
+    v4: Box<[(u32, u32)]>,
+    /// For large IPv4 sets: entry h is the first interval starting at or after `h << 16`, so a
+    /// lookup binary-searches only the intervals of its /16 (256 KiB, a few steps instead of 17).
+    v4_index: Box<[u32]>,
+    v6: Box<[(u128, u128)]>,
+}
+
+/// IPv4 sets at least this large get the /16 index.
+const V4_INDEX_MIN: usize = 4096;
+
+fn merged<T: Ord + Copy>(
+    mut intervals: Vec<(T, T)>,
+    next: impl Fn(T) -> Option<T>,
+) -> Box<[(T, T)]> {
+    intervals.sort_unstable();
+    let mut out: Vec<(T, T)> = Vec::with_capacity(intervals.len());
+    for (start, end) in intervals {
+        if let Some(last) = out.last_mut() {
+            // Overlapping or adjacent intervals merge.
+            if next(last.1).is_none_or(|after| start <= after) {
+                if end > last.1 {
+                    last.1 = end;
+                }
+                continue;
+            }
+        }
+        out.push((start, end));
+    }
+    out.into_boxed_slice()
+}
+
+fn lookup<T: Ord + Copy>(intervals: &[(T, T)], addr: T) -> bool {
+    let i = intervals.partition_point(|&(start, _)| start <= addr);
+    i.checked_sub(1)
+        .and_then(|i| intervals.get(i))
+        .is_some_and(|&(_, end)| addr <= end)
+}
+
+impl CidrSet {
+    pub fn new(cidrs: impl IntoIterator<Item = Cidr>) -> CidrSet {
+        let (mut v4, mut v6) = (Vec::new(), Vec::new());
+        for cidr in cidrs {
+            match cidr {
+                Cidr::V4(s, e) => v4.push((s, e)),
+                Cidr::V6(s, e) => v6.push((s, e)),
+            }
+        }
+        let v4 = merged(v4, |x: u32| x.checked_add(1));
+        let v4_index = if v4.len() >= V4_INDEX_MIN {
+            (0..=1u32 << 16)
+                .map(|h| {
+                    let first =
+                        v4.partition_point(|&(start, _)| u64::from(start) < u64::from(h) << 16);
+                    u32::try_from(first).unwrap_or(u32::MAX)
+                })
+                .collect()
+        } else {
+            Box::default()
+        };
+        CidrSet {
+            v4,
+            v4_index,
+            v6: merged(v6, |x: u128| x.checked_add(1)),
+        }
+    }
+
+    #[inline]
+    pub fn contains(&self, addr: Addr) -> bool {
+        match addr {
+            Addr::V4(a) => {
+                let bucket = usize::try_from(a >> 16).unwrap_or(0);
+                match (self.v4_index.get(bucket), self.v4_index.get(bucket + 1)) {
+                    (Some(&lo), Some(&hi)) => {
+                        let (lo, hi) = (lo as usize, hi as usize);
+                        // Every interval before `lo` starts below this /16, so the last one
+                        // starting at or below `a` is in lo..hi or is lo - 1.
+                        let i = lo
+                            + self
+                                .v4
+                                .get(lo..hi)
+                                .unwrap_or_default()
+                                .partition_point(|&(start, _)| start <= a);
+                        i.checked_sub(1)
+                            .and_then(|i| self.v4.get(i))
+                            .is_some_and(|&(_, end)| a <= end)
+                    }
+                    _ => lookup(&self.v4, a),
+                }
+            }
+            Addr::V6(a) => lookup(&self.v6, a),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.v4.is_empty() && self.v6.is_empty()
+    }
+
+    pub fn size_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.v4)
+            + std::mem::size_of_val(&*self.v4_index)
+            + std::mem::size_of_val(&*self.v6)
+    }
+}
