@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 pub mod attestation;
 pub mod devices;
 pub mod eligibility;
+pub mod network;
 pub mod paths;
 pub mod policies;
 pub mod policy_bundles;

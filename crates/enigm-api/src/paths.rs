@@ -56,6 +56,8 @@ pub const POLICY_ASSIGNMENTS: &str = "/api/v1/policy-assignments";
 /// GET: the newest policy bundle of each group.
 pub const POLICY_BUNDLES: &str = "/api/v1/policy-bundles";
 pub const DEVICE_LIFECYCLE: &str = "/api/v1/devices/{handle}/lifecycle";
+/// POST: decide a flow under the device's network policy (audited without the destination).
+pub const DEVICE_NETWORK_DECISION: &str = "/api/v1/devices/{handle}/network-decision";
 /// Device-side routes: authenticated by the device's request signature, not a session.
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";
 pub const DEVICE_CHECK_INS: &str = "/api/v1/device/check-ins";

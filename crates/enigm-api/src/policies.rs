@@ -42,15 +42,16 @@ pub struct CreatePolicyRequest {
     pub kind: PolicyKind,
 }
 
-/// The kinds a policy can be created with today. `network` and `configuration` are reserved
-/// names of [`PolicyKind`] that Command refuses (`policy_kind_not_supported`) until they are
-/// built; the document lists only what it accepts.
+/// The kinds a policy can be created with today. `configuration` is a reserved name of
+/// [`PolicyKind`] that Command refuses (`policy_kind_not_supported`) until it is built; the
+/// document lists only what it accepts.
 #[derive(ToSchema)]
 #[schema(rename_all = "lowercase")]
 #[allow(dead_code, reason = "a schema only: requests parse into `PolicyKind`")]
 pub enum CreatablePolicyKind {
     Trust,
     Attestation,
+    Network,
 }
 
 /// A named policy.

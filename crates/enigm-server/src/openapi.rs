@@ -7,8 +7,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::handlers::{
-    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, policies, releases,
-    sessions, tuf, users,
+    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
+    releases, sessions, tuf, users,
 };
 
 #[derive(utoipa::OpenApi)]
@@ -27,7 +27,7 @@ use crate::handlers::{
         audit::retention, audit::set_legal_hold,
         devices::create_token, devices::list, devices::read, devices::enroll, devices::check_in,
         attestation::challenge, attestation::attest,
-        eligibility::decide, lifecycle::change, lifecycle::commands, lifecycle::acknowledge,
+        eligibility::decide, network::decide, lifecycle::change, lifecycle::commands, lifecycle::acknowledge,
         releases::create, releases::upload_artifact, releases::list, releases::read,
         releases::hand_in_signatures, releases::publish, releases::put_root, releases::put_targets, releases::online_keys,
         releases::repository_view, releases::device_report, tuf::metadata, tuf::target,

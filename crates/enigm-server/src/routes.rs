@@ -19,8 +19,8 @@ use tower_http::trace::TraceLayer;
 use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::handlers::{
-    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, policies, releases,
-    sessions, tuf, users,
+    approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
+    releases, sessions, tuf, users,
 };
 use crate::state::AppState;
 
@@ -317,6 +317,12 @@ fn entries() -> Vec<RouteEntry> {
             paths::ELIGIBILITY,
             change(P::DevicesDecide),
             eligibility::decide,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_NETWORK_DECISION,
+            change(P::DevicesDecide),
+            network::decide,
         ),
         entry(
             Method::GET,

@@ -75,6 +75,8 @@ backend_tests!(
     another_process_uses_the_new_policy_at_the_next_check_in,
     bad_policy_input_is_refused_and_changes_nothing,
     concurrent_approvals_of_a_policy_change_execute_once,
+    a_group_network_policy_routes_its_devices_flows,
+    bad_network_policies_and_flows_are_refused_and_change_nothing,
 );
 
 /// The baseline's critical signals plus `tpm`, which the protected report does not carry: a
@@ -412,7 +414,7 @@ async fn bad_policy_input_is_refused_and_changes_nothing(backend: Backend) {
         ),
         (
             paths::POLICIES.to_owned(),
-            json!({"name": "net", "kind": "network"}),
+            json!({"name": "conf", "kind": "configuration"}),
             StatusCode::UNPROCESSABLE_ENTITY,
             "policy_kind_not_supported",
         ),
@@ -552,4 +554,311 @@ async fn concurrent_approvals_of_a_policy_change_execute_once(backend: Backend) 
         .filter(|event| event.action == AuditAction::PolicyVersionCreate)
         .count();
     assert_eq!(executed, 1);
+}
+
+/// A network policy: apps go through the Enigm Proxy, a named blocklist blocks first, chat may
+/// use the `de-fra` VPN on untrusted networks, and everything else is denied by default.
+fn network_policy() -> Value {
+    json!({
+        "version": 1,
+        "trusted_networks": ["office"],
+        "blocklists": {"threats": {"domains": ["evil.example"], "cidrs": ["203.0.113.0/24"]}},
+        "layers": [
+            {"id": "threats", "rules": [
+                {"id": "block-threats", "match": {"blocklist": "threats"},
+                 "action": {"block": {"reason": "malware"}}}
+            ]},
+            {"id": "routing", "rules": [
+                {"id": "chat-vpn", "match": {"apps": ["chat"], "network": "untrusted"},
+                 "action": {"route": {"vpn": "de-fra"}}},
+                {"id": "apps-proxy", "match": {"apps": ["browser", "chat", "mail"]},
+                 "action": {"route": "enigm-proxy"}}
+            ]}
+        ]
+    })
+}
+
+async fn network_decision(app: &TestApp, handle: &str, flow: Value) -> support::Response {
+    app.call(
+        Method::POST,
+        &paths::fill(paths::DEVICE_NETWORK_DECISION, &[handle]),
+        Some(&app.owner),
+        None,
+        Some(flow),
+    )
+    .await
+}
+
+/// Route, rule and block reason of a decision that must be answered.
+async fn routed(app: &TestApp, handle: &str, flow: Value) -> (String, String, Value) {
+    let answer = network_decision(app, handle, flow).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    (
+        answer.body["route"].as_str().unwrap().to_owned(),
+        answer.body["rule"].as_str().unwrap().to_owned(),
+        answer.body["reason"].clone(),
+    )
+}
+
+/// Until a network policy is assigned (by approval) to its group, every flow of a device is
+/// blocked (`no-policy`); after, the group's devices are routed by it, with the rule that
+/// decided, and devices of other groups stay blocked. A device being retired is blocked.
+/// Every decision is audited with the route's category, the policy version and the rule, and
+/// no audit event carries the flow's app, domain or address.
+async fn a_group_network_policy_routes_its_devices_flows(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (_in_group, in_group) = enrolled_in(&app, "field-team").await;
+    let (_elsewhere, elsewhere) = enrolled_in(&app, "office").await;
+    let browse = json!({"app": "browser", "domain": "news.example.org"});
+
+    let before = network_decision(&app, &in_group, browse.clone()).await;
+    assert_eq!(before.status, StatusCode::OK, "{:?}", before.body);
+    assert_eq!(before.body["route"], "block");
+    assert_eq!(before.body["reason"], "no-policy");
+    assert_eq!(before.body["rule"], "fail-closed");
+    assert!(before.body.get("policy").is_none(), "{:?}", before.body);
+
+    let security = app
+        .admin_with_roles("sec-admin", &[Role::SecurityAdmin])
+        .await;
+    let policy = create_policy(&app, &security, "field-network", "network").await;
+    let version = request_version(&app, &security, &policy, network_policy()).await;
+    assert_eq!(
+        approve(&app, &app.owner, &version).await.status,
+        StatusCode::OK
+    );
+    let assign = request_assign(&app, &security, &policy, 1, &["field-team"]).await;
+    assert_eq!(
+        approve(&app, &app.owner, &assign).await.status,
+        StatusCode::OK
+    );
+
+    let answer = network_decision(&app, &in_group, browse.clone()).await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    assert_eq!(answer.body["route"], "enigm-proxy");
+    assert_eq!(answer.body["rule"], "apps-proxy");
+    assert_eq!(answer.body["policy"]["name"], "field-network");
+    assert_eq!(answer.body["policy"]["version"], 1);
+    assert_eq!(answer.body["trust_state"], "PROTECTED");
+    assert_eq!(answer.body["lifecycle"], "trusted");
+    assert_eq!(
+        answer.body["layers"],
+        json!([{"layer": "threats"}, {"layer": "routing", "rule": "apps-proxy"}])
+    );
+    let cases = [
+        (
+            json!({"app": "browser", "domain": "cdn.evil.example"}),
+            "block",
+            "block-threats",
+            json!("malware"),
+        ),
+        (
+            json!({"app": "mail", "address": "203.0.113.9"}),
+            "block",
+            "block-threats",
+            json!("malware"),
+        ),
+        (
+            json!({"app": "chat", "domain": "chat.example.net"}),
+            "vpn",
+            "chat-vpn",
+            Value::Null,
+        ),
+        (
+            json!({"app": "chat", "domain": "chat.example.net", "network": "office"}),
+            "enigm-proxy",
+            "apps-proxy",
+            Value::Null,
+        ),
+        (
+            json!({"app": "game", "domain": "play.example.com"}),
+            "block",
+            "default",
+            json!("default-deny"),
+        ),
+        (
+            json!({"domain": "news.example.org"}),
+            "block",
+            "fail-closed",
+            json!("missing-input"),
+        ),
+    ];
+    for (flow, route, rule, reason) in cases {
+        assert_eq!(
+            routed(&app, &in_group, flow.clone()).await,
+            (route.to_owned(), rule.to_owned(), reason),
+            "{flow}"
+        );
+    }
+    let vpn = network_decision(
+        &app,
+        &in_group,
+        json!({"app": "chat", "domain": "a.example"}),
+    )
+    .await;
+    assert_eq!(vpn.body["location"], "de-fra");
+    assert_eq!(
+        routed(&app, &elsewhere, browse.clone()).await,
+        (
+            "block".to_owned(),
+            "fail-closed".to_owned(),
+            json!("no-policy")
+        )
+    );
+
+    // Retiring waits for the device's acknowledgement; meanwhile nothing is routed.
+    let retire = support::lifecycle(&app, &app.owner, &in_group, "retire").await;
+    assert!(retire.status.is_success(), "{:?}", retire.body);
+    assert_eq!(
+        routed(&app, &in_group, browse).await,
+        (
+            "block".to_owned(),
+            "fail-closed".to_owned(),
+            json!("device-not-active")
+        )
+    );
+
+    let events = app.audit_events().await;
+    let decisions: Vec<_> = events
+        .iter()
+        .filter(|event| event.action == AuditAction::DeviceNetworkDecision)
+        .collect();
+    assert_eq!(decisions.len(), 11, "one event per decision");
+    let policy_id: enigm_types::PolicyId = policy.parse().unwrap();
+    let proxied = decisions
+        .iter()
+        .find(|event| {
+            matches!(event.target, AuditTarget::NetworkDecision { route, rule, .. }
+                if route == enigm_types::NetworkRoute::EnigmProxy && rule.as_str() == "apps-proxy")
+        })
+        .expect("the proxied flow's event");
+    assert_eq!(proxied.outcome, enigm_types::Outcome::Success);
+    assert!(matches!(
+        proxied.target,
+        AuditTarget::NetworkDecision { policy: Some(id), version: Some(1), .. } if id == policy_id
+    ));
+    let blocked = decisions
+        .iter()
+        .find(|event| {
+            matches!(event.target, AuditTarget::NetworkDecision { rule, .. }
+                if rule.as_str() == "block-threats")
+        })
+        .expect("the blocked flow's event");
+    assert_eq!(blocked.outcome, enigm_types::Outcome::Denied);
+    assert_eq!(
+        blocked.reason,
+        Some(enigm_types::ReasonCategory::NetworkBlocked)
+    );
+    let recorded = serde_json::to_string(&events).unwrap();
+    for flow_detail in [
+        "evil.example",
+        "news.example.org",
+        "203.0.113",
+        "chat.example.net",
+        "browser",
+        "de-fra",
+    ] {
+        assert!(
+            !recorded.contains(flow_detail),
+            "the audit log names `{flow_detail}`"
+        );
+    }
+}
+
+/// A network policy that does not parse or compile is refused as `invalid_policy` (and no
+/// approval is opened); a flow that is malformed or too large, or a device that does not exist,
+/// is refused with a clear code and no decision is made or audited.
+async fn bad_network_policies_and_flows_are_refused_and_change_nothing(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let owner = app.owner.clone();
+    let (_device, handle) = enrolled_in(&app, "field-team").await;
+    let policy = create_policy(&app, &owner, "strict-network", "network").await;
+    let events_before = app.audit_events().await.len();
+    let route_all = json!({"id": "all", "match": {}, "action": {"route": "direct"}});
+    let bad_policies = [
+        json!({"version": 1, "layers": [{"id": "l", "rules": [route_all]}]}),
+        json!({"version": 2, "layers": []}),
+        json!({"version": 1, "layers": [], "extra": true}),
+        json!({"version": 1, "layers": [{"id": "l", "rules": [
+            {"id": "r", "match": {"blocklist": "missing"}, "action": {"block": {"reason": "x"}}}]}]}),
+        json!({"version": 1, "layers": [{"id": "l", "rules": [
+            {"id": "r", "match": {"cidrs": ["10.0.0.0/33"]}, "action": {"route": "tor-gateway"}}]}]}),
+        json!({"version": 1, "layers": [{"id": "l", "rules": [
+            {"id": "r", "match": {}, "action": {"block": {"reason": "default-deny"}}}]}]}),
+        json!("not a policy"),
+    ];
+    for content in bad_policies {
+        let refused = post(
+            &app,
+            &owner,
+            &paths::fill(paths::POLICY_VERSIONS, &[&policy]),
+            json!({"content": content, "justification": "ticket 13"}),
+        )
+        .await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{content}: {:?}",
+            refused.body
+        );
+        assert_eq!(refused.body["code"], "invalid_policy", "{content}");
+    }
+
+    let long = "a".repeat(254);
+    let bad_flows = [
+        (
+            json!({"app": "browser", "domain": long}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"app": "a".repeat(129), "domain": "x.example"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"app": "browser", "domain": "x.example", "port": 443}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"app": "browser", "address": "300.1.2.3"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"app": 7, "domain": "x.example"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ];
+    for (flow, status) in bad_flows {
+        let refused = network_decision(&app, &handle, flow.clone()).await;
+        assert_eq!(refused.status, status, "{flow}: {:?}", refused.body);
+        assert!(
+            refused.body["code"].is_string(),
+            "{flow}: {:?}",
+            refused.body
+        );
+    }
+    let unknown = enigm_types::DeviceHandle::from_digest(&[7; 20]).to_string();
+    let missing = network_decision(
+        &app,
+        &unknown,
+        json!({"app": "browser", "domain": "x.example"}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND, "{:?}", missing.body);
+
+    let changed: Vec<_> = app
+        .audit_events()
+        .await
+        .into_iter()
+        .skip(events_before)
+        .filter(|event| {
+            event.action == AuditAction::DeviceNetworkDecision
+                || (event.outcome == enigm_types::Outcome::Success
+                    && event.action.as_str().starts_with("policy."))
+        })
+        .collect();
+    assert_eq!(changed, Vec::new(), "a refusal changes and decides nothing");
+    let listed = app
+        .call(Method::GET, paths::APPROVALS, Some(&owner), None, None)
+        .await;
+    assert_eq!(listed.body, json!([]), "no approval was opened");
 }

@@ -13,6 +13,7 @@ use crate::device::{DeviceHandle, SecurityLayers};
 use crate::ids::{
     AdminId, ApprovalId, AuditEventId, EnrollmentTokenId, PolicyId, ReleaseId, SessionId,
 };
+use crate::network::{NetworkRoute, NetworkRuleId};
 use crate::permission::Permission;
 use crate::policy::{GroupName, PolicyKind};
 use crate::role::Role;
@@ -183,6 +184,9 @@ audit_actions! {
     DeviceAttest => "device.attest", Device;
     DeviceTrustChange => "device.trust-change", Device;
     DeviceEligibility => "device.eligibility", Device;
+    // A network routing decision Command made for a device (the route's category and the rule,
+    // never the flow's destination).
+    DeviceNetworkDecision => "device.network-decision", Device;
     DeviceRestrict => "device.restrict", Device;
     DeviceRevoke => "device.revoke", Device;
     DeviceReactivate => "device.reactivate", Device;
@@ -329,6 +333,18 @@ pub enum AuditTarget {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         group: Option<GroupName>,
     },
+    /// A network routing decision for a device under `policy` version `version` (none: no
+    /// network policy, which blocks): the route's category and the id of the rule that decided,
+    /// never the flow's app, destination or payload.
+    NetworkDecision {
+        handle: DeviceHandle,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        policy: Option<PolicyId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u32>,
+        route: NetworkRoute,
+        rule: NetworkRuleId,
+    },
     /// A device group's policy bundle number `sequence` (never its content).
     PolicyBundle {
         group: GroupName,
@@ -409,7 +425,9 @@ impl AuditTarget {
             AuditTarget::ApprovalRule { .. } => TargetCategory::ApprovalRule,
             AuditTarget::Route { .. } => TargetCategory::Route,
             AuditTarget::AuditLog | AuditTarget::AuditLeaves { .. } => TargetCategory::AuditLog,
-            AuditTarget::Device { .. } | AuditTarget::DeviceTrust { .. } => TargetCategory::Device,
+            AuditTarget::Device { .. }
+            | AuditTarget::DeviceTrust { .. }
+            | AuditTarget::NetworkDecision { .. } => TargetCategory::Device,
             AuditTarget::EnrollmentToken { .. } => TargetCategory::EnrollmentToken,
             AuditTarget::Release { .. } => TargetCategory::Release,
             AuditTarget::OtaRepository => TargetCategory::OtaRepository,
@@ -470,6 +488,20 @@ impl AuditTarget {
                 Some(reference)
             }
             AuditTarget::PolicyBundle { group, sequence } => Some(format!("{group}/{sequence}")),
+            AuditTarget::NetworkDecision {
+                handle,
+                policy,
+                version,
+                route,
+                rule,
+            } => {
+                let under = match (policy, version) {
+                    (Some(policy), Some(version)) => format!("{policy}/v{version}"),
+                    (Some(policy), None) => policy.to_string(),
+                    (None, _) => "no-policy".to_owned(),
+                };
+                Some(format!("{handle}/{under}/{route}/{rule}"))
+            }
             AuditTarget::AuditLog | AuditTarget::OtaRepository | AuditTarget::None => None,
         }
     }
@@ -564,6 +596,9 @@ pub enum ReasonCategory {
     ResourceMismatch,
     /// An attested claim contradicts the device's report.
     IntegrityContradicted,
+    /// A network policy blocked the flow: one of its block rules, or no layer routing it (the
+    /// rule id in the event says which).
+    NetworkBlocked,
     /// A lifecycle change the transition table does not allow from the device's state.
     InvalidTransition,
     /// Another lifecycle command waits for the device's acknowledgement.
@@ -668,6 +703,7 @@ impl ReasonCategory {
             ReasonCategory::StaleAttestation => "stale_attestation",
             ReasonCategory::ReplayAttempt => "replay_attempt",
             ReasonCategory::EligibilityFailure => "eligibility_failure",
+            ReasonCategory::NetworkBlocked => "network_blocked",
             ReasonCategory::AttestationRequired => "attestation_required",
             ReasonCategory::AttestationBusy => "attestation_busy",
             ReasonCategory::UpdateBadSignature => "update_bad_signature",

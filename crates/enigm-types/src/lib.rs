@@ -14,6 +14,7 @@ pub mod clock;
 pub mod device;
 pub mod ids;
 pub mod lifecycle;
+pub mod network;
 pub mod permission;
 pub mod policy;
 pub mod release;
@@ -39,6 +40,7 @@ pub use ids::{
     SessionId,
 };
 pub use lifecycle::{DeviceCommand, DeviceState, LifecycleAction, LifecycleError};
+pub use network::{NetworkRoute, NetworkRuleId, NetworkRuleIdError};
 pub use permission::Permission;
 pub use policy::{GroupName, GroupNameError, PolicyKind, PolicySource, policy_source};
 pub use release::{InstallOutcome, ReleaseState, UnknownReleaseState};

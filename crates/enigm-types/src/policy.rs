@@ -15,7 +15,7 @@ vocabulary! {
         Trust => "trust",
         /// The attestation policy (`enigm_attest::policy::AttestationPolicy`).
         Attestation => "attestation",
-        /// Reserved for network policy (not yet supported).
+        /// The network routing policy (`enigm_netpolicy::PolicyDocument`).
         Network => "network",
         /// Reserved for device configuration (not yet supported).
         Configuration => "configuration",
@@ -25,7 +25,10 @@ vocabulary! {
 impl PolicyKind {
     /// Whether Command can hold versions of this kind today.
     pub const fn is_supported(self) -> bool {
-        matches!(self, PolicyKind::Trust | PolicyKind::Attestation)
+        matches!(
+            self,
+            PolicyKind::Trust | PolicyKind::Attestation | PolicyKind::Network
+        )
     }
 }
 

@@ -11,6 +11,7 @@ pub mod devices;
 pub mod eligibility;
 pub mod lifecycle;
 pub mod meta;
+pub mod network;
 pub mod policies;
 pub mod releases;
 pub mod sessions;

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod devices;
 pub mod eligibility;
 pub mod lifecycle;
+pub mod network;
 pub mod policies;
 pub mod policy_bundles;
 pub mod releases;

@@ -544,10 +544,44 @@ fn canonical(kind: PolicyKind, content: serde_json::Value) -> ApiResult<String> 
             policy.check().map_err(|error| invalid(error.to_string()))?;
             serde_json::to_string_pretty(&policy)
         }
-        PolicyKind::Network | PolicyKind::Configuration => return Err(unsupported(kind)),
+        PolicyKind::Network => {
+            let document: enigm_netpolicy::PolicyDocument =
+                serde_json::from_value(content).map_err(|error| invalid(error.to_string()))?;
+            if document.version != enigm_netpolicy::document::VERSION {
+                return Err(invalid(format!(
+                    "network policy version {} is not supported (expected {})",
+                    document.version,
+                    enigm_netpolicy::document::VERSION
+                )));
+            }
+            // Compiling checks what the document's shape cannot: ids, names, CIDRs, that every
+            // blocklist and `reopenable_by` names something, `direct` only when allowed.
+            enigm_netpolicy::CompiledPolicy::compile(&document)
+                .map_err(|error| invalid(error.to_string()))?;
+            serde_json::to_string_pretty(&document)
+        }
+        PolicyKind::Configuration => return Err(unsupported(kind)),
     };
-    text.map_err(|error| ApiError::internal(&error))
+    let text = text.map_err(|error| ApiError::internal(&error))?;
+    // Every kind assigned to a group travels in one policy bundle, which the agent reads only
+    // up to `MAX_BUNDLE_BYTES`: a version that could not fit is refused here, not when the
+    // bundle is published.
+    if text.len() > MAX_VERSION_BYTES {
+        return Err(ApiError::unprocessable(
+            "policy_too_large",
+            format!(
+                "the policy is {} bytes in canonical form, more than the {MAX_VERSION_BYTES} a \
+                 policy bundle leaves for one policy; make its blocklists shorter",
+                text.len()
+            ),
+        ));
+    }
+    Ok(text)
 }
+
+/// The largest canonical version of one policy: three quarters of a policy bundle, leaving the
+/// rest for the other kinds and the bundle's own fields.
+pub const MAX_VERSION_BYTES: usize = (enigm_ota::policy_bundle::MAX_BUNDLE_BYTES as usize) / 4 * 3;
 
 fn supported(kind: PolicyKind) -> ApiResult<()> {
     if kind.is_supported() {
@@ -560,7 +594,7 @@ fn supported(kind: PolicyKind) -> ApiResult<()> {
 fn unsupported(kind: PolicyKind) -> ApiError {
     ApiError::unprocessable(
         "policy_kind_not_supported",
-        format!("`{kind}` policies are not yet supported; use `trust` or `attestation`"),
+        format!("`{kind}` policies are not yet supported; use `trust`, `attestation` or `network`"),
     )
 }
 
