@@ -225,6 +225,11 @@ async fn install<F: Fetch>(
         Ok(bundle) => bundle,
         Err(rejection) => return Ok(Err(rejection.reason())),
     };
+    // A network policy the device cannot compile is refused with the whole bundle: the one in
+    // force stays (or none, which blocks every flow), never a half-read policy.
+    if !network_policy_compiles(&bundle) {
+        return Ok(Err(ReasonCategory::UpdateMalformed));
+    }
     let mut writer = store.begin(&sha256)?;
     // A download a power cut interrupted is under the same name: the whole verified bundle
     // replaces it.
@@ -242,6 +247,17 @@ async fn install<F: Fetch>(
         },
     )?;
     Ok(Ok(Some(())))
+}
+
+/// Whether the bundle's network policy, if it has one, compiles.
+fn network_policy_compiles(bundle: &enigm_ota::policy_bundle::PolicyBundle) -> bool {
+    bundle
+        .policies
+        .get(enigm_types::PolicyKind::Network.as_str())
+        .is_none_or(|network| {
+            serde_json::to_vec(&network.content)
+                .is_ok_and(|bytes| enigm_netpolicy::CompiledPolicy::from_json(&bytes).is_ok())
+        })
 }
 
 /// Length and SHA-256 as the verified metadata gives them.

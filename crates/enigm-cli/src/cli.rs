@@ -66,6 +66,9 @@ pub(crate) enum Command {
     Release(crate::release::ReleaseArgs),
     /// Policies: versions, diffs and assignments to device groups (changes need an approval).
     Policy(crate::policy::PolicyArgs),
+    /// Network policy: where a flow goes and which rule decided (offline, or on Command for an
+    /// enrolled device).
+    Net(crate::net::NetArgs),
     /// The OTA repository's signing keys (PKCS#11 token) and a static export.
     Ota(crate::ota::OtaArgs),
     /// Simulate a fleet of devices that enroll and check in, and measure the server.

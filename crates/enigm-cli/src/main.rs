@@ -28,6 +28,7 @@ mod client;
 mod connect;
 mod credentials;
 mod login;
+mod net;
 mod ota;
 mod output;
 mod parse;
@@ -100,6 +101,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Attest(args) => attest::run(args, global.json),
         Command::Release(args) => release::run(&global, args).await,
         Command::Policy(args) => policy::run(&global, args).await,
+        Command::Net(args) => net::run(&global, args).await,
         Command::Ota(args) => ota::run(&global, args).await,
         Command::Completions(args) => {
             print_completions(args.shell);

@@ -2,7 +2,9 @@
 //! and a typo fails before any request is made.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use enigm_types::{ApprovalKind, ApprovalState, AuditAction, DeviceState, Outcome, Role};
+use enigm_types::{
+    ApprovalKind, ApprovalState, AuditAction, DeviceHandle, DeviceState, Outcome, Role, TrustState,
+};
 
 const OUTCOMES: [Outcome; 3] = [Outcome::Success, Outcome::Denied, Outcome::Failed];
 
@@ -112,4 +114,19 @@ mod tests {
             assert!(error.contains("RFC 3339"), "{bad}: {error}");
         }
     }
+}
+
+/// A trust state, in any case and with `-` or `_` (`protected`, `review-required`).
+pub(crate) fn trust_state(text: &str) -> Result<TrustState, String> {
+    text.to_ascii_uppercase()
+        .replace('-', "_")
+        .parse()
+        .map_err(|_| {
+            format!("unknown trust state `{text}` (PROTECTED, REVIEW_REQUIRED or INACTIVE)")
+        })
+}
+
+/// A device handle (`dev_…`).
+pub(crate) fn device_handle(text: &str) -> Result<DeviceHandle, String> {
+    text.parse().map_err(|error| format!("{error}"))
 }

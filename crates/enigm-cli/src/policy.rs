@@ -1,4 +1,4 @@
-//! `enigm policy`: named policies of a kind (trust, attestation), their numbered versions and
+//! `enigm policy`: named policies of a kind (trust, attestation, network), their numbered versions and
 //! diffs, and their assignment to device groups. A new version and an assignment change need
 //! the PIN and open an approval request that another administrator decides (`enigm admin
 //! approvals approve ID`); nothing is in force before that.
@@ -21,8 +21,9 @@ use crate::connect;
 use crate::output;
 use crate::secrets::PinSource;
 
-/// The largest policy file read (a policy is a small JSON document).
-const MAX_POLICY_FILE: u64 = 256 * 1024;
+/// The largest policy file read: what Command accepts in one request body (a network policy's
+/// blocklists make it the largest kind).
+pub(crate) const MAX_POLICY_FILE: u64 = 1024 * 1024;
 
 #[derive(Debug, Args)]
 pub(crate) struct PolicyArgs {
@@ -38,7 +39,8 @@ pub(crate) struct PolicyArgs {
 enum PolicyCommand {
     /// List the policies.
     List,
-    /// Create a named policy of a kind (`trust` or `attestation`); it has no version yet.
+    /// Create a named policy of a kind (`trust`, `attestation` or `network`); it has no version
+    /// yet.
     Create {
         name: String,
         #[arg(long, value_parser = parse_kind)]
@@ -106,7 +108,7 @@ enum VersionCommand {
 
 fn parse_kind(text: &str) -> Result<PolicyKind, String> {
     text.parse::<PolicyKind>().map_err(|_| {
-        "expected `trust` or `attestation` (`network` and `configuration` are not yet supported)"
+        "expected `trust`, `attestation` or `network` (`configuration` is not yet supported)"
             .to_owned()
     })
 }
@@ -359,7 +361,7 @@ async fn resolve(client: &CommandClient, input: &str) -> anyhow::Result<PolicyId
         .with_context(|| format!("no policy named `{input}`; see `enigm policy list`"))
 }
 
-fn read_policy_file(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+pub(crate) fn read_policy_file(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
     use std::io::Read as _;
     let opened =
         std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?;
@@ -369,7 +371,7 @@ fn read_policy_file(file: &std::path::Path) -> anyhow::Result<serde_json::Value>
         .read_to_string(&mut text)
         .with_context(|| format!("cannot read `{}`", file.display()))?;
     if text.len() as u64 > MAX_POLICY_FILE {
-        anyhow::bail!("`{}` is larger than 256 KiB", file.display());
+        anyhow::bail!("`{}` is larger than 1 MiB", file.display());
     }
     serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", file.display()))
 }

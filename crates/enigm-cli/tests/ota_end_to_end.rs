@@ -449,6 +449,117 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     );
     agent(&url, &device, &ota);
     assert_eq!(policy_compliance().0["enforced"], 3);
+
+    // A network policy assigned to the group travels in its next bundle; the device holds it,
+    // and `enigm net decide` explains a flow offline under the bundle the device holds, and on
+    // Command for the device (audited as the route's category and the rule, never the flow).
+    owner.ok(&["policy", "create", "field-network", "--kind", "network"]);
+    let network_policy = dir.path().join("network.json");
+    std::fs::write(
+        &network_policy,
+        serde_json::json!({
+            "version": 1,
+            "blocklists": {"threats": {"domains": ["evil.example"]}},
+            "layers": [
+                {"id": "threats", "rules": [{"id": "block-threats",
+                    "match": {"blocklist": "threats"}, "action": {"block": {"reason": "malware"}}}]},
+                {"id": "routing", "rules": [{"id": "apps-proxy",
+                    "match": {"apps": ["browser"]}, "action": {"route": "enigm-proxy"}}]}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let requested = owner.json(&[
+        "policy",
+        "version",
+        "create",
+        "field-network",
+        "--file",
+        network_policy.to_str().unwrap(),
+        "--justification",
+        "field network",
+        "--pin-file",
+        pin,
+    ]);
+    approve(&requested["approval"]["id"]);
+    let requested = owner.json(&[
+        "policy",
+        "assign",
+        "field-network",
+        "--version",
+        "1",
+        "--group",
+        "field-phones",
+        "--justification",
+        "field network",
+        "--pin-file",
+        pin,
+    ]);
+    approve(&requested["approval"]["id"]);
+    published(4);
+    let applied = agent(&url, &device, &ota);
+    assert!(
+        applied.contains("ota: installed policy-bundles/field-phones/4.json"),
+        "{applied}"
+    );
+    assert_eq!(
+        bundle_in_force()["policies"]["network"]["name"],
+        "field-network",
+        "{}",
+        bundle_in_force()
+    );
+    let held = device.join("ota/bundles/policy-bundle");
+    let held = held.to_str().unwrap();
+    let offline = owner.json(&[
+        "net",
+        "decide",
+        "--bundle",
+        held,
+        "--app",
+        "browser",
+        "--domain",
+        "news.example.org",
+    ]);
+    assert_eq!(offline["route"], "enigm-proxy", "{offline}");
+    assert_eq!(offline["rule"], "apps-proxy", "{offline}");
+    assert_eq!(offline["policy"]["name"], "field-network", "{offline}");
+    let blocked = owner.run(&[
+        "net",
+        "decide",
+        "--bundle",
+        held,
+        "--app",
+        "browser",
+        "--domain",
+        "cdn.evil.example",
+    ]);
+    assert_eq!(blocked.status.code(), Some(1), "{}", output_text(&blocked));
+    assert!(
+        output_text(&blocked).contains("blocked: malware (rule block-threats)"),
+        "{}",
+        output_text(&blocked)
+    );
+    let online = owner.json(&[
+        "net",
+        "decide",
+        "--device",
+        &handle,
+        "--app",
+        "browser",
+        "--domain",
+        "news.example.org",
+    ]);
+    assert_eq!(online["route"], "enigm-proxy", "{online}");
+    assert_eq!(online["policy"]["version"], 1, "{online}");
+    let decisions = owner.json(&["audit", "events", "--action", "device.network-decision"]);
+    let decisions = decisions["items"].as_array().unwrap();
+    assert_eq!(decisions.len(), 1, "{decisions:?}");
+    let recorded = serde_json::to_string(decisions).unwrap();
+    assert!(
+        recorded.contains("apps-proxy") && !recorded.contains("news.example.org"),
+        "{recorded}"
+    );
     // Command audited each publication.
     let publications = owner.json(&["audit", "events", "--action", "policy.bundle-publish"]);
     assert!(

@@ -419,3 +419,52 @@ async fn a_corrupt_bundle_record_refuses_bundles_and_is_no_policy() {
         ReasonCategory::UpdateMalformed
     );
 }
+
+/// `bundle` with `content` as its network policy.
+fn with_network(mut bundle: PolicyBundle, content: serde_json::Value) -> PolicyBundle {
+    bundle.policies.insert(
+        "network".to_owned(),
+        enigm_ota::policy_bundle::BundledPolicy {
+            policy_id: "0193a1c2-7f00-7000-8000-000000000001".to_owned(),
+            name: "field-network".to_owned(),
+            version: 1,
+            sha256: "00".repeat(32),
+            content,
+        },
+    );
+    bundle
+}
+
+/// A correctly signed bundle whose network policy does not compile (here `direct` without
+/// `allow_direct`) is refused whole and the bundle in force stays; one that compiles installs.
+#[tokio::test]
+async fn a_bundle_whose_network_policy_does_not_compile_is_refused() {
+    let repository = Repository::new();
+    let device = Device::new();
+    repository.publish_bundle(&bundle("field", 1, 120));
+    let first = bundle_target_name("field", 1);
+    device.update(&repository, &first).await;
+    assert_eq!(device.sequence(), Some(1));
+
+    let direct_everywhere = serde_json::json!({"version": 1, "layers": [{"id": "l", "rules": [
+        {"id": "open", "match": {}, "action": {"route": "direct"}}]}]});
+    repository.publish_bundle(&with_network(bundle("field", 2, 120), direct_everywhere));
+    let second = bundle_target_name("field", 2);
+    assert_eq!(
+        refused(device.update(&repository, &second).await),
+        ReasonCategory::UpdateMalformed
+    );
+    assert_eq!(device.sequence(), Some(1), "the bundle in force stays");
+    assert_eq!(device.status().signal(NOW).value, SignalValue::Failed);
+
+    let proxied = serde_json::json!({"version": 1, "layers": [{"id": "l", "rules": [
+        {"id": "proxy", "match": {}, "action": {"route": "enigm-proxy"}}]}]});
+    repository.publish_bundle(&with_network(bundle("field", 3, 120), proxied));
+    let third = bundle_target_name("field", 3);
+    assert_eq!(
+        device.update(&repository, &third).await,
+        Some(UpdateResult::Installed(third.clone()))
+    );
+    assert_eq!(device.sequence(), Some(3));
+    assert_eq!(device.status().signal(NOW).value, SignalValue::Ok);
+}

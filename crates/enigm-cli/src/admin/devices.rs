@@ -13,6 +13,7 @@ use enigm_types::DeviceHandle;
 use super::Ctx;
 use crate::output;
 use crate::parse;
+use crate::parse::{device_handle as parse_handle, trust_state as parse_trust_state};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DevicesCommand {
@@ -248,15 +249,6 @@ pub(crate) async fn run(ctx: &Ctx, command: DevicesCommand) -> anyhow::Result<()
     }
 }
 
-fn parse_trust_state(text: &str) -> Result<TrustState, String> {
-    text.to_ascii_uppercase()
-        .replace('-', "_")
-        .parse()
-        .map_err(|_| {
-            format!("unknown trust state `{text}` (PROTECTED, REVIEW_REQUIRED or INACTIVE)")
-        })
-}
-
 fn parse_change(text: &str) -> Result<LifecycleChange, String> {
     serde_json::from_value(serde_json::Value::String(text.to_owned())).map_err(|_| {
         format!(
@@ -278,10 +270,6 @@ fn parse_resource(text: &str) -> Result<ResourceCategory, String> {
             "unknown resource `{text}` (channel, os-image, policy-bundle, network or enrollment)"
         )
     })
-}
-
-fn parse_handle(text: &str) -> Result<DeviceHandle, String> {
-    text.parse().map_err(|error| format!("{error}"))
 }
 
 /// What a denial means, in a few words: the input that was missing or failed.

@@ -1,0 +1,226 @@
+//! `enigm net decide`: where a flow goes under a network policy, and which rule decided.
+//! Offline, for a network policy file (`--policy`) or a device's policy bundle (`--bundle`),
+//! with the trust state and lifecycle given; or on Command for an enrolled device (`--device`),
+//! which decides with its own record of the device under the group's policy and audits the
+//! decision (never the flow).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use enigm_api::network::{NetworkDecisionView, NetworkFlow, NetworkPolicyRef};
+use enigm_api::paths;
+use enigm_netpolicy::{CompiledPolicy, DeviceContext, Flow};
+use enigm_ota::policy_bundle::parse_bundle;
+use enigm_server::services::network::{explain, view_of};
+use enigm_types::{DeviceHandle, DeviceState, NetworkRoute, PolicyKind, TrustState};
+
+use crate::cli::GlobalArgs;
+use crate::{connect, output, parse};
+
+#[derive(Debug, Args)]
+pub(crate) struct NetArgs {
+    #[command(subcommand)]
+    command: NetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum NetCommand {
+    /// Decide a flow: its route (enigm-proxy, vpn, tor-gateway, direct or block), the rule that
+    /// decided and each layer's verdict. Exits 1 when the flow is blocked.
+    Decide(DecideArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("under").required(true).args(["policy", "bundle", "device"]))]
+struct DecideArgs {
+    /// A network policy document (JSON), decided offline.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// A policy bundle (as the agent holds it), decided offline under its network policy; a
+    /// bundle without one blocks every flow.
+    #[arg(long, value_name = "FILE")]
+    bundle: Option<PathBuf>,
+    /// An enrolled device: Command decides under its group's network policy and its own record
+    /// of the device, and audits the decision.
+    #[arg(long, value_parser = parse::device_handle)]
+    device: Option<DeviceHandle>,
+    /// Offline: the device's trust state.
+    #[arg(long, value_parser = parse::trust_state, default_value = "PROTECTED", conflicts_with = "device")]
+    trust_state: TrustState,
+    /// Offline: the device's lifecycle state.
+    #[arg(long, value_parser = parse::device_state(), default_value = "trusted", conflicts_with = "device")]
+    lifecycle: DeviceState,
+    /// The app sending the flow.
+    #[arg(long)]
+    app: Option<String>,
+    /// The flow's category.
+    #[arg(long)]
+    category: Option<String>,
+    /// The destination's domain name.
+    #[arg(long)]
+    domain: Option<String>,
+    /// The destination's IPv4 or IPv6 address.
+    #[arg(long)]
+    address: Option<IpAddr>,
+    /// The network the device is on (untrusted unless the policy trusts it).
+    #[arg(long)]
+    network: Option<String>,
+}
+
+pub(crate) async fn run(global: &GlobalArgs, args: NetArgs) -> anyhow::Result<()> {
+    let NetCommand::Decide(args) = args.command;
+    let flow = NetworkFlow {
+        app: args.app.clone(),
+        category: args.category.clone(),
+        domain: args.domain.clone(),
+        address: args.address,
+        network: args.network.clone(),
+    };
+    let (view, raw) = match args.device {
+        Some(device) => {
+            let client = connect::connect(global)?;
+            let reply = client
+                .post::<_, NetworkDecisionView>(
+                    &paths::fill(paths::DEVICE_NETWORK_DECISION, &[&device.to_string()]),
+                    &flow,
+                    None,
+                )
+                .await?;
+            (reply.value, reply.raw)
+        }
+        None => {
+            let view = decide_offline(&args, &flow)?;
+            let raw = serde_json::to_value(&view)?;
+            (view, raw)
+        }
+    };
+    if global.json {
+        output::print_json(&raw)?;
+    } else {
+        print_view(&view);
+    }
+    if view.route == NetworkRoute::Block {
+        // The answer is printed; the error (exit status 1) tells scripts the flow is blocked.
+        anyhow::bail!(
+            "blocked: {} (rule {})",
+            output::clean(view.reason.as_deref().unwrap_or("block")),
+            output::clean(&view.rule)
+        );
+    }
+    Ok(())
+}
+
+/// Decides under the policy file or the bundle's network policy, as the agent would.
+fn decide_offline(args: &DecideArgs, flow: &NetworkFlow) -> anyhow::Result<NetworkDecisionView> {
+    let (compiled, policy) = match (&args.policy, &args.bundle) {
+        (Some(file), _) => {
+            let document = crate::policy::read_policy_file(file)?;
+            let bytes = serde_json::to_vec(&document)?;
+            let compiled = CompiledPolicy::from_json(&bytes)
+                .with_context(|| format!("`{}` is not a network policy", file.display()))?;
+            (Some(compiled), None)
+        }
+        (None, Some(file)) => {
+            let bytes = read_bounded(file)?;
+            let bundle = parse_bundle(&bytes).map_err(|error| {
+                anyhow::anyhow!("`{}` is not a policy bundle: {error}", file.display())
+            })?;
+            match bundle.policies.get(PolicyKind::Network.as_str()) {
+                None => (None, None),
+                Some(bundled) => {
+                    let bytes = serde_json::to_vec(&bundled.content)?;
+                    let compiled = CompiledPolicy::from_json(&bytes).with_context(|| {
+                        format!(
+                            "the network policy in `{}` does not compile",
+                            file.display()
+                        )
+                    })?;
+                    let reference = NetworkPolicyRef {
+                        policy: bundled.policy_id.parse().with_context(|| {
+                            format!("the network policy in `{}` has no valid id", file.display())
+                        })?,
+                        name: bundled.name.clone(),
+                        version: u32::try_from(bundled.version)
+                            .context("the network policy's version is out of range")?,
+                    };
+                    (Some(compiled), Some(reference))
+                }
+            }
+        }
+        (None, None) => anyhow::bail!("give --policy, --bundle or --device"),
+    };
+    if let Some(problem) = flow.oversized() {
+        anyhow::bail!("{problem}");
+    }
+    let context = DeviceContext {
+        trust_state: Some(args.trust_state),
+        lifecycle: Some(args.lifecycle),
+    };
+    let engine_flow = Flow {
+        app: flow.app.as_deref(),
+        category: flow.category.as_deref(),
+        domain: flow.domain.as_deref(),
+        ip: flow.address,
+        network: flow.network.as_deref(),
+    };
+    let mut view = view_of(
+        &explain(compiled.as_ref(), &context, &engine_flow),
+        None,
+        &context,
+    );
+    view.policy = policy;
+    Ok(view)
+}
+
+fn read_bounded(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let limit = enigm_ota::policy_bundle::MAX_BUNDLE_BYTES;
+    let opened =
+        std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?;
+    let mut bytes = Vec::new();
+    opened
+        .take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read `{}`", file.display()))?;
+    if bytes.len() as u64 > limit {
+        anyhow::bail!("`{}` is larger than a policy bundle may be", file.display());
+    }
+    Ok(bytes)
+}
+
+fn print_view(view: &NetworkDecisionView) {
+    let route = match (view.route, &view.location, &view.reason) {
+        (NetworkRoute::Vpn, Some(location), _) => format!("vpn ({})", output::clean(location)),
+        (NetworkRoute::Block, _, Some(reason)) => format!("block ({})", output::clean(reason)),
+        (route, _, _) => route.as_str().to_owned(),
+    };
+    println!("route:  {route}");
+    println!("rule:   {}", output::clean(&view.rule));
+    match &view.policy {
+        Some(policy) => println!(
+            "policy: {} v{} ({})",
+            output::clean(&policy.name),
+            policy.version,
+            policy.policy
+        ),
+        None => println!("policy: -"),
+    }
+    if let (Some(trust), Some(lifecycle)) = (view.trust_state, view.lifecycle) {
+        println!("device: {trust}, {lifecycle}");
+    }
+    if !view.layers.is_empty() {
+        let mut table = output::new_table(&["LAYER", "MATCHED RULE"]);
+        for verdict in &view.layers {
+            table.add_row(vec![
+                output::clean(&verdict.layer),
+                verdict
+                    .rule
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), output::clean),
+            ]);
+        }
+        output::print_table(&table);
+    }
+}
