@@ -86,6 +86,21 @@ fn since_error(input: &str) -> String {
     )
 }
 
+/// A trust state, in any case and with `-` or `_` (`protected`, `review-required`).
+pub(crate) fn trust_state(text: &str) -> Result<TrustState, String> {
+    text.to_ascii_uppercase()
+        .replace('-', "_")
+        .parse()
+        .map_err(|_| {
+            format!("unknown trust state `{text}` (PROTECTED, REVIEW_REQUIRED or INACTIVE)")
+        })
+}
+
+/// A device handle (`dev_…`).
+pub(crate) fn device_handle(text: &str) -> Result<DeviceHandle, String> {
+    text.parse().map_err(|error| format!("{error}"))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, reason = "tests")]
@@ -114,19 +129,4 @@ mod tests {
             assert!(error.contains("RFC 3339"), "{bad}: {error}");
         }
     }
-}
-
-/// A trust state, in any case and with `-` or `_` (`protected`, `review-required`).
-pub(crate) fn trust_state(text: &str) -> Result<TrustState, String> {
-    text.to_ascii_uppercase()
-        .replace('-', "_")
-        .parse()
-        .map_err(|_| {
-            format!("unknown trust state `{text}` (PROTECTED, REVIEW_REQUIRED or INACTIVE)")
-        })
-}
-
-/// A device handle (`dev_…`).
-pub(crate) fn device_handle(text: &str) -> Result<DeviceHandle, String> {
-    text.parse().map_err(|error| format!("{error}"))
 }
