@@ -44,7 +44,8 @@ pub(crate) enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
     /// Run Enigm Command, the control-plane server.
-    Up(up::UpArgs),
+    // Boxed: its many flags would make every other variant as large.
+    Up(Box<up::UpArgs>),
     /// Log in to a Command server and store the session token.
     Login(login::LoginArgs),
     /// End the stored session on the server and forget its token.

@@ -88,7 +88,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         anyhow::bail!("--server is given more than once, which only `enigm simulate` accepts");
     }
     match cli.command {
-        Command::Up(args) => up::run(args).await,
+        Command::Up(args) => up::run(*args).await,
         Command::Login(args) => login::login(&global, args).await,
         Command::Logout => login::logout(&global).await,
         Command::Admin(args) => admin::run(&global, args).await,

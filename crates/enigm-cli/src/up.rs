@@ -119,6 +119,11 @@ pub(crate) struct UpArgs {
     /// address or path as a label, so another address than loopback is allowed without TLS.
     #[arg(long, env = "ENIGM_METRICS_LISTEN", value_name = "ADDR")]
     metrics_listen: Option<SocketAddr>,
+    /// Serve the Tor Gateway (the public read-only routes only: health and the TUF repository,
+    /// plain HTTP) on this loopback address, e.g. 127.0.0.1:8480, for a local Tor daemon's
+    /// onion service (`HiddenServicePort 80 127.0.0.1:8480`); off by default.
+    #[arg(long, env = "ENIGM_TOR_GATEWAY_LISTEN", value_name = "ADDR")]
+    tor_gateway_listen: Option<SocketAddr>,
 }
 
 pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
@@ -166,6 +171,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
         .max_connections_per_ip
         .and_then(|n| usize::try_from(n).ok());
     config.metrics_listen = args.metrics_listen;
+    config.tor_gateway_listen = args.tor_gateway_listen;
     enigm_server::run(config)
         .await
         .context("enigm command server stopped with an error")

@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub max_connections_per_ip: Option<usize>,
     /// Where to serve Prometheus metrics (`GET /metrics`, plain HTTP); `None`: not served.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to serve the Tor Gateway (public read-only routes, plain HTTP) for a local Tor
+    /// daemon's onion service; loopback only. `None`: not served. See [`crate::tor_gateway`].
+    pub tor_gateway_listen: Option<SocketAddr>,
 }
 
 /// Where Command's online OTA keys live when they are in a PKCS#11 token: the keys labelled
@@ -106,6 +109,7 @@ impl ServerConfig {
             max_connections: None,
             max_connections_per_ip: None,
             metrics_listen: None,
+            tor_gateway_listen: None,
         }
     }
 

@@ -28,6 +28,7 @@ mod serve;
 pub mod services;
 pub mod state;
 pub mod throttle;
+pub mod tor_gateway;
 mod views;
 
 pub use config::{OnlineKeyToken, ServerConfig, TlsFiles};

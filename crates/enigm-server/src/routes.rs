@@ -543,8 +543,51 @@ pub fn route_table() -> Vec<RouteSpec> {
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
+    let routes = gated_routes(&state, |_| true)
+        .fallback(|| async { not_found() })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "method not allowed on this route",
+            )
+        });
+    common_layers(routes, state)
+}
+
+/// The application of a restricted listener (the Tor Gateway): only the routes `keep`
+/// selects, gated as on the main listener. Every other method and path answers exactly as an
+/// unknown path does (404 `not_found`, no `Allow` header), so the surface shows nothing of what
+/// else exists.
+pub(crate) fn surface_router(state: AppState, keep: impl Fn(&RouteSpec) -> bool) -> Router {
+    let routes = gated_routes(&state, keep)
+        .fallback(|| async { not_found() })
+        .method_not_allowed_fallback(|| async { not_found() });
+    // axum names a path's methods in `Allow` on its method fallback, outside every layer of
+    // the router; an unknown path's answer has no such header, so it is taken off around the
+    // whole router.
+    let app = tower::ServiceExt::<Request>::map_response(
+        common_layers(routes, state),
+        |mut response: Response| {
+            response.headers_mut().remove(header::ALLOW);
+            response
+        },
+    );
+    Router::new().fallback_service(app)
+}
+
+/// The answer to a path no route has.
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+/// The routes `keep` selects, each behind its guard, deadline and metrics label.
+fn gated_routes(state: &AppState, keep: impl Fn(&RouteSpec) -> bool) -> Router<AppState> {
     let mut router = Router::new();
     for RouteEntry { spec, handler } in entries() {
+        if !keep(&spec) {
+            continue;
+        }
         let gate_state = state.clone();
         let access = spec.access;
         let mut gated = handler.route_layer(axum::middleware::from_fn(move |request, next| {
@@ -566,14 +609,12 @@ pub fn router(state: AppState) -> Router {
         router = router.route(spec.path, gated);
     }
     router
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
-        .method_not_allowed_fallback(|| async {
-            ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed on this route",
-            )
-        })
+}
+
+/// What every listener's application has around its routes: the body limit, metrics, tracing
+/// and the redaction of secret headers.
+fn common_layers(routes: Router<AppState>, state: AppState) -> Router {
+    routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -45,6 +45,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             config.listen
         );
     }
+    // Before anything is created: a refused address changes nothing.
+    if let Some(address) = config.tor_gateway_listen {
+        crate::tor_gateway::check_address(address)?;
+    }
     prepare_data_dir(&config.data_dir)?;
     let database_url = match &config.database_url {
         Some(url) => url.clone(),
@@ -164,6 +168,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
         Some(address) => Some(serve_metrics(address, state.clone())?),
         None => None,
     };
+    let tor_gateway = match config.tor_gateway_listen {
+        Some(address) => Some(serve_tor_gateway(address, state.clone(), &config)?),
+        None => None,
+    };
     let app = crate::routes::router(state);
     let listener = std::net::TcpListener::bind(config.listen)
         .with_context(|| format!("cannot listen on {}", config.listen))?;
@@ -196,6 +204,9 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
     keeper.abort();
     if let Some(metrics) = &metrics {
         metrics.abort();
+    }
+    if let Some(tor_gateway) = &tor_gateway {
+        tor_gateway.abort();
     }
     sequencer.abort();
     timestamps.abort();
@@ -246,6 +257,33 @@ fn serve_metrics(
         limits,
         std::future::pending(),
     )))
+}
+
+/// Binds the Tor Gateway's address and serves the public read-only surface there until
+/// aborted (see [`crate::tor_gateway`]).
+fn serve_tor_gateway(
+    address: std::net::SocketAddr,
+    state: AppState,
+    config: &ServerConfig,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("cannot serve the Tor Gateway on {address}"))?;
+    let local = listener.local_addr()?;
+    let limits = EdgeLimits {
+        header_read_timeout: config.header_read_timeout,
+        request_timeout: config.request_timeout,
+        max_connections: crate::tor_gateway::MAX_CONNECTIONS,
+        max_connections_per_ip: crate::tor_gateway::MAX_CONNECTIONS,
+    };
+    let task = crate::tor_gateway::spawn(
+        listener,
+        state,
+        limits,
+        crate::tor_gateway::RequestRate::DEFAULT,
+    )?;
+    println!("Enigm Command Tor Gateway on http://{local}");
+    tracing::info!(%local, "serving the Tor Gateway");
+    Ok(task)
 }
 
 /// Purges expired attestation nonces and forgotten login throttle rows while this process holds

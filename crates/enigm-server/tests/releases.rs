@@ -20,7 +20,8 @@ use enigm_test_support::{Backend, backend_tests};
 use enigm_types::{AuditAction, Outcome, ReasonCategory, Role};
 use serde_json::{Value, json};
 use support::releases::{
-    IMAGE, create, get_with, last_event, release_admins, release_request, sha256_hex, upload,
+    IMAGE, create, get_with, last_event, published_fixture, release_admins, release_request,
+    sha256_hex, upload,
 };
 use support::{TestApp, approve};
 
@@ -187,62 +188,6 @@ async fn release_declarations_are_checked(backend: Backend) {
     let listed = app.get(paths::RELEASES, &auditor).await;
     assert_eq!(listed.status, StatusCode::OK);
     assert_eq!(app.store.list_releases().await.unwrap().len(), before);
-}
-
-/// Puts a published release and some metadata straight into the store (what signing and
-/// publishing produce), to test how the repository is served.
-async fn published_fixture(app: &TestApp, artifact: &[u8]) -> String {
-    use enigm_store::{MetadataRole, NewRelease};
-    use enigm_types::{ReleaseId, ReleaseState};
-    let now = app.clock_now();
-    let id = ReleaseId::random();
-    let sha256 = sha256_hex(artifact);
-    let mut tx = app.store.begin().await.unwrap();
-    tx.insert_release(&NewRelease {
-        id,
-        target_name: "os/enigm-os.img".to_owned(),
-        kind: "os-image".to_owned(),
-        release_version: "1".to_owned(),
-        rollback_index: 1,
-        channel: "stable".to_owned(),
-        models: "[\"enigm-sim\"]".to_owned(),
-        length: artifact.len() as u64,
-        sha256: sha256.clone(),
-        expires_at: now,
-        created_by: app.owner.id,
-        created_at: now,
-    })
-    .await
-    .unwrap();
-    for (from, to) in [
-        (ReleaseState::Draft, ReleaseState::Approved),
-        (ReleaseState::Approved, ReleaseState::Signed),
-        (ReleaseState::Signed, ReleaseState::Published),
-    ] {
-        assert!(
-            tx.advance_release(id, from, to, Some(1), now)
-                .await
-                .unwrap()
-        );
-    }
-    tx.mark_artifact_stored(id).await.unwrap();
-    for (role, version, body) in [
-        (MetadataRole::Root, 1, "{\"root\":1}"),
-        (MetadataRole::Root, 2, "{\"root\":2}"),
-        (MetadataRole::Targets, 1, "{\"targets\":1}"),
-        (MetadataRole::Snapshot, 1, "{\"snapshot\":1}"),
-        (MetadataRole::Timestamp, 1, "{\"timestamp\":1}"),
-        (MetadataRole::Timestamp, 2, "{\"timestamp\":2}"),
-    ] {
-        tx.insert_ota_metadata(role, version, body.as_bytes(), now)
-            .await
-            .unwrap();
-    }
-    tx.commit().await.unwrap();
-    let directory = app.ota_dir.path().join("targets");
-    std::fs::create_dir_all(&directory).unwrap();
-    std::fs::write(directory.join(&sha256), artifact).unwrap();
-    sha256
 }
 
 async fn the_repository_is_served_with_caching_and_ranges(backend: Backend) {

@@ -82,3 +82,59 @@ pub(crate) async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]
     }
     app.send(builder.body(Body::empty()).unwrap()).await
 }
+
+/// Puts a published release and some metadata straight into the store (what signing and
+/// publishing produce), to test how the repository is served.
+pub(crate) async fn published_fixture(app: &TestApp, artifact: &[u8]) -> String {
+    use enigm_store::{MetadataRole, NewRelease};
+    use enigm_types::{ReleaseId, ReleaseState};
+    let now = app.clock_now();
+    let id = ReleaseId::random();
+    let sha256 = sha256_hex(artifact);
+    let mut tx = app.store.begin().await.unwrap();
+    tx.insert_release(&NewRelease {
+        id,
+        target_name: "os/enigm-os.img".to_owned(),
+        kind: "os-image".to_owned(),
+        release_version: "1".to_owned(),
+        rollback_index: 1,
+        channel: "stable".to_owned(),
+        models: "[\"enigm-sim\"]".to_owned(),
+        length: artifact.len() as u64,
+        sha256: sha256.clone(),
+        expires_at: now,
+        created_by: app.owner.id,
+        created_at: now,
+    })
+    .await
+    .unwrap();
+    for (from, to) in [
+        (ReleaseState::Draft, ReleaseState::Approved),
+        (ReleaseState::Approved, ReleaseState::Signed),
+        (ReleaseState::Signed, ReleaseState::Published),
+    ] {
+        assert!(
+            tx.advance_release(id, from, to, Some(1), now)
+                .await
+                .unwrap()
+        );
+    }
+    tx.mark_artifact_stored(id).await.unwrap();
+    for (role, version, body) in [
+        (MetadataRole::Root, 1, "{\"root\":1}"),
+        (MetadataRole::Root, 2, "{\"root\":2}"),
+        (MetadataRole::Targets, 1, "{\"targets\":1}"),
+        (MetadataRole::Snapshot, 1, "{\"snapshot\":1}"),
+        (MetadataRole::Timestamp, 1, "{\"timestamp\":1}"),
+        (MetadataRole::Timestamp, 2, "{\"timestamp\":2}"),
+    ] {
+        tx.insert_ota_metadata(role, version, body.as_bytes(), now)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let directory = app.ota_dir.path().join("targets");
+    std::fs::create_dir_all(&directory).unwrap();
+    std::fs::write(directory.join(&sha256), artifact).unwrap();
+    sha256
+}
