@@ -493,12 +493,20 @@ impl CompiledPolicy {
         &'p self,
         device: &DeviceContext,
         flow: &Flow<'_>,
+        explain: Option<&mut Vec<LayerVerdict<'p>>>,
+    ) -> Decision<'p> {
+        match prepare(device, flow, &self.trusted_networks, self.max_labels) {
+            Ok(prepared) => self.run_prepared(&prepared, explain),
+            Err(reason) => Decision::fail_closed(reason),
+        }
+    }
+
+    #[inline]
+    fn run_prepared<'p>(
+        &'p self,
+        prepared: &Prepared<'_>,
         mut explain: Option<&mut Vec<LayerVerdict<'p>>>,
     ) -> Decision<'p> {
-        let prepared = match prepare(device, flow, &self.trusted_networks, self.max_labels) {
-            Ok(prepared) => prepared,
-            Err(reason) => return Decision::fail_closed(reason),
-        };
         let mut cache = BlocklistCache {
             known: 0,
             member: 0,
@@ -515,7 +523,7 @@ impl CompiledPolicy {
                 .get(layer.rules.clone())
                 .unwrap_or_default()
                 .iter()
-                .position(|rule| self.matches(&rule.matches, &prepared, &mut cache))
+                .position(|rule| self.matches(&rule.matches, prepared, &mut cache))
                 .map(|i| layer.rules.start + i);
             if let Some(out) = explain.as_deref_mut() {
                 out.push(LayerVerdict {

@@ -218,10 +218,18 @@ impl Suffixes {
         Suffixes::of_checked(name.bytes(), max_labels)
     }
 
-    /// Checks and hashes a flow's name in place: the same refusals and fingerprints as
-    /// [`NormalName::parse`] then [`Suffixes::of`], without copying the name.
+    /// Checks and hashes a flow's name: the same refusals and fingerprints as
+    /// [`NormalName::parse`] then [`Suffixes::of`], in one pass over the name (a lowercased,
+    /// zero-padded copy on the stack) and then one 8-byte word per chunk of a label.
     pub fn parse(name: &str, max_labels: usize) -> Result<Suffixes, DomainError> {
-        Ok(Suffixes::of_checked(checked(name)?, max_labels))
+        match Scanned::of(name) {
+            Some(scanned) => Ok(scanned.suffixes(max_labels)),
+            // The exact refusal, in the order the name spells it; invalid names are rare.
+            None => match checked(name) {
+                Ok(bytes) => Ok(Suffixes::of_checked(bytes, max_labels)),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     fn of_checked(bytes: &[u8], max_labels: usize) -> Suffixes {
@@ -259,6 +267,106 @@ impl Suffixes {
             .copied()
             .enumerate()
             .map(|(i, fp)| (i + 1, fp))
+    }
+}
+
+/// Room for the longest name and one 8-byte word read past its end.
+const SCAN_BUF: usize = MAX_DOMAIN_LEN + 11;
+
+/// A flow's name, checked and lowercased into a zero-padded stack buffer, with where its dots
+/// are: each label can then be hashed a word at a time, without a byte loop per label.
+struct Scanned {
+    buf: [u8; SCAN_BUF],
+    /// Position of each dot, left to right. INVARIANT: `dots[..ndots]` are in `0..len`.
+    dots: [u8; MAX_LABELS],
+    ndots: usize,
+    len: usize,
+}
+
+impl Scanned {
+    /// `None` when the name is not valid (the caller finds out why).
+    #[inline]
+    fn of(name: &str) -> Option<Scanned> {
+        let bytes = name.as_bytes();
+        let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
+        if bytes.is_empty() || bytes.len() > MAX_DOMAIN_LEN {
+            return None;
+        }
+        let mut s = Scanned {
+            buf: [0u8; SCAN_BUF],
+            dots: [0u8; MAX_LABELS],
+            ndots: 0,
+            len: bytes.len(),
+        };
+        // One table look-up per byte, no branch but at dots: a refused byte maps to 0.
+        let mut bad = false;
+        let mut label_start = 0usize;
+        for (i, (&b, d)) in bytes.iter().zip(s.buf.iter_mut()).enumerate() {
+            let c = lower(b);
+            *d = c;
+            bad |= c == 0;
+            if c == b'.' {
+                let label = i - label_start;
+                bad |= label == 0 || label > MAX_LABEL_LEN;
+                match s.dots.get_mut(s.ndots) {
+                    // i < 253, so it fits in a byte.
+                    Some(slot) => *slot = u8::try_from(i).unwrap_or(u8::MAX),
+                    None => bad = true,
+                }
+                s.ndots += 1;
+                label_start = i + 1;
+            }
+        }
+        let last = bytes.len() - label_start;
+        bad |= last == 0 || last > MAX_LABEL_LEN;
+        (!bad).then_some(s)
+    }
+
+    /// The suffix fingerprints, right to left, up to `max_labels` of them.
+    #[inline]
+    fn suffixes(&self, max_labels: usize) -> Suffixes {
+        let mut suffixes = Suffixes::none();
+        let mut state = 0u64;
+        let mut end = self.len;
+        let wanted = max_labels.min(MAX_LABELS).min(self.ndots + 1);
+        for k in 0..wanted {
+            // The label left of `end`: it starts after the dot before it, or at 0.
+            let start = match self.ndots.checked_sub(k + 1) {
+                Some(d) => usize::from(self.dots.get(d).copied().unwrap_or(0)) + 1,
+                None => 0,
+            };
+            state = self.step(state, start, end.saturating_sub(start));
+            let fp = finish(state);
+            match suffixes.inline.get_mut(suffixes.len) {
+                Some(slot) => *slot = fp,
+                None => suffixes.spill.push(fp),
+            }
+            suffixes.len += 1;
+            end = start.saturating_sub(1);
+        }
+        suffixes
+    }
+
+    /// [`step`] over the label `buf[start..start + len]`, reading whole words: the bytes past
+    /// the label are masked off, so each word equals the zero-padded chunk `step` builds.
+    #[inline]
+    fn step(&self, state: u64, start: usize, len: usize) -> u64 {
+        let mut h = mum(state ^ SEED, (len as u64) ^ LEN_SEED);
+        let mut offset = 0usize;
+        while offset < len {
+            let at = start + offset;
+            let word = self
+                .buf
+                .get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map_or(0, u64::from_le_bytes);
+            // 1 to 8 bytes of the label in this word.
+            let keep = (len - offset).min(8);
+            let mask = u64::MAX >> (64 - 8 * keep);
+            h = mum((word & mask) ^ CHUNK_SEED, h ^ STATE_SEED);
+            offset += 8;
+        }
+        h
     }
 }
 
@@ -518,5 +626,61 @@ impl CidrSet {
         std::mem::size_of_val(&*self.v4)
             + std::mem::size_of_val(&*self.v4_index)
             + std::mem::size_of_val(&*self.v6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn suffixes_of(s: &Suffixes) -> Vec<(usize, u64)> {
+        s.iter().collect()
+    }
+
+    proptest! {
+        /// The one-pass scan of a flow's name gives the same refusals and the same suffix
+        /// fingerprints as checking the name and hashing it label by label.
+        #[test]
+        fn scan_agrees_with_label_by_label(
+            name in "[a-zA-Z0-9_.-]{0,8}(\\.[a-zA-Z0-9_-]{0,70}){0,5}\\.?|[ -~]{0,20}",
+            max_labels in 0usize..8,
+        ) {
+            let fast = Suffixes::parse(&name, max_labels);
+            let slow = checked(&name).map(|b| Suffixes::of_checked(b, max_labels));
+            prop_assert_eq!(fast.as_ref().err(), slow.as_ref().err());
+            if let (Ok(fast), Ok(slow)) = (fast, slow) {
+                prop_assert_eq!(suffixes_of(&fast), suffixes_of(&slow));
+                prop_assert!(Scanned::of(&name).is_some());
+            } else {
+                prop_assert!(Scanned::of(&name).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn scan_handles_the_longest_names_and_labels() {
+        let long = [
+            "a".repeat(63),
+            "B".repeat(63),
+            "c".repeat(63),
+            "d_-9".repeat(15) + "x",
+        ]
+        .join(".");
+        assert_eq!(long.len(), 253);
+        for max_labels in [1, 4, 127] {
+            let fast = Suffixes::parse(&long, max_labels).unwrap();
+            let slow = Suffixes::of_checked(checked(&long).unwrap(), max_labels);
+            assert_eq!(suffixes_of(&fast), suffixes_of(&slow));
+        }
+        let many = vec!["a"; 127].join(".");
+        let fast = Suffixes::parse(&many, 127).unwrap();
+        assert_eq!(fast.len, 127);
+        assert_eq!(
+            suffixes_of(&fast),
+            suffixes_of(&Suffixes::of_checked(checked(&many).unwrap(), 127))
+        );
+        assert!(Scanned::of(&format!("{many}.")).is_some());
+        assert!(Scanned::of(&format!("{many}.a")).is_none());
     }
 }
