@@ -48,7 +48,8 @@ pub use document::{
     RouteSpec, Rule,
 };
 pub use engine::{
-    BlockReason, CompileError, CompiledPolicy, DEFAULT_RULE, Decision, DeviceContext, Explanation,
-    FAIL_CLOSED_RULE, Flow, LayerVerdict, PolicyError, RESERVED_REASONS, Route, decide,
+    BYTES_VERSION, BlockReason, BytesError, CompileError, CompiledPolicy, DEFAULT_RULE, Decision,
+    DeviceContext, Explanation, FAIL_CLOSED_RULE, Flow, LayerVerdict, PolicyError,
+    RESERVED_REASONS, Route, decide, reseal_bytes,
 };
 pub use enigm_types::{DeviceState, TrustState};
