@@ -38,6 +38,14 @@
 //! name); the flow's suffixes are hashed once per decision. See [`matchers`] for the
 //! false-positive probability and the direction it fails in. CIDR sets are sorted, merged
 //! intervals per family, binary-searched.
+//!
+//! # Byte form
+//!
+//! [`CompiledPolicy::to_bytes`] writes a compiled policy as bytes that
+//! [`CompiledPolicy::from_bytes`] decides over without rebuilding its tables (read in place,
+//! e.g. from a memory-mapped bundle file), after checking all of it up front: a header with the
+//! body's length and checksum, then every size, index and id. Bytes that fail give a typed
+//! [`BytesError`] and so no policy, which blocks every flow.
 
 pub mod document;
 mod engine;
