@@ -31,7 +31,9 @@ pub const MAX_LABEL_LEN: usize = 63;
 /// A name of 253 bytes has at most 127 labels.
 const MAX_LABELS: usize = 127;
 
-// Fixed seeds. INVARIANT: `CHUNK_SEED` has bytes >= 0x80 where a label chunk has bytes < 0x80
+// Fixed seeds. The byte form (`CompiledPolicy::to_bytes`) stores fingerprints, so changing the
+// seeds or the hash is a new `BYTES_VERSION` (the test `fingerprints_are_stable` pins them).
+// INVARIANT: `CHUNK_SEED` has bytes >= 0x80 where a label chunk has bytes < 0x80
 // (labels are ASCII, zero-padded), so `chunk ^ CHUNK_SEED` is never zero and `mum` never
 // multiplies a label's bytes away.
 const SEED: u64 = 0xa076_1d64_78bd_642f;
@@ -929,6 +931,23 @@ mod tests {
                 prop_assert!(Scanned::of(&name).is_none());
             }
         }
+    }
+
+    #[test]
+    fn fingerprints_are_stable() {
+        let fp = |n: &str| NormalName::parse(n).unwrap().fingerprint();
+        assert_eq!(
+            [
+                fp("com"),
+                fp("example.com"),
+                fp("a-very-long-label.example.com")
+            ],
+            [
+                5_557_859_244_262_199_198,
+                3_009_426_529_879_389_882,
+                2_405_286_625_917_126_146,
+            ]
+        );
     }
 
     #[test]
