@@ -10,6 +10,10 @@ use crate::document::{
     self, Action, MAX_BLOCKLISTS, MAX_CIDRS, MAX_DOMAINS, MAX_ID_LEN, MAX_LAYERS, MAX_LIST,
     MAX_RULES, NetworkMatch, ParseError, PolicyDocument, RouteSpec,
 };
+mod bytes;
+
+pub use bytes::{BYTES_VERSION, BytesError, reseal_bytes};
+
 use crate::matchers::{
     Addr, Cidr, CidrError, CidrSet, DomainError, DomainSet, NormalName, Suffixes,
 };
@@ -197,6 +201,16 @@ fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
+/// A block reason a policy may use: 1 to 128 of `[a-z0-9_-]`, not one of the engine's own.
+fn valid_reason(reason: &str) -> bool {
+    !reason.is_empty()
+        && reason.len() <= MAX_ID_LEN
+        && reason
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && !RESERVED_REASONS.contains(&reason)
+}
+
 /// A sorted list of strings (apps, categories): small, binary-searched.
 #[derive(Debug, Clone)]
 struct StrSet(Box<[Box<str>]>);
@@ -285,6 +299,8 @@ struct CompiledBlocklist {
 /// nothing.
 #[derive(Debug, Clone)]
 pub struct CompiledPolicy {
+    /// Kept for the byte form, whose decoder refuses a `direct` route without it.
+    allow_direct: bool,
     trusted_networks: StrSet,
     /// The most labels of any domain pattern: longer suffixes of a flow are not hashed.
     max_labels: usize,
@@ -462,6 +478,7 @@ impl CompiledPolicy {
             });
         }
         Ok(CompiledPolicy {
+            allow_direct: doc.allow_direct,
             trusted_networks: StrSet::new(&doc.trusted_networks),
             max_labels: totals.max_labels,
             blocklists: blocklists.into_boxed_slice(),
@@ -493,12 +510,20 @@ impl CompiledPolicy {
         &'p self,
         device: &DeviceContext,
         flow: &Flow<'_>,
+        explain: Option<&mut Vec<LayerVerdict<'p>>>,
+    ) -> Decision<'p> {
+        match prepare(device, flow, &self.trusted_networks, self.max_labels) {
+            Ok(prepared) => self.run_prepared(&prepared, explain),
+            Err(reason) => Decision::fail_closed(reason),
+        }
+    }
+
+    #[inline]
+    fn run_prepared<'p>(
+        &'p self,
+        prepared: &Prepared<'_>,
         mut explain: Option<&mut Vec<LayerVerdict<'p>>>,
     ) -> Decision<'p> {
-        let prepared = match prepare(device, flow, &self.trusted_networks, self.max_labels) {
-            Ok(prepared) => prepared,
-            Err(reason) => return Decision::fail_closed(reason),
-        };
         let mut cache = BlocklistCache {
             known: 0,
             member: 0,
@@ -515,7 +540,7 @@ impl CompiledPolicy {
                 .get(layer.rules.clone())
                 .unwrap_or_default()
                 .iter()
-                .position(|rule| self.matches(&rule.matches, &prepared, &mut cache))
+                .position(|rule| self.matches(&rule.matches, prepared, &mut cache))
                 .map(|i| layer.rules.start + i);
             if let Some(out) = explain.as_deref_mut() {
                 out.push(LayerVerdict {
@@ -705,13 +730,7 @@ fn compile_rule(
     let action = match &rule.action {
         Action::Block(block) => {
             let reason = block.reason.as_str();
-            let ok = !reason.is_empty()
-                && reason.len() <= MAX_ID_LEN
-                && reason.bytes().all(|b| {
-                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
-                })
-                && !RESERVED_REASONS.contains(&reason);
-            if !ok {
+            if !valid_reason(reason) {
                 return Err(CompileError::BadReason(id.to_owned()));
             }
             if rule.reopenable_by.len() > MAX_LIST {

@@ -38,6 +38,14 @@
 //! name); the flow's suffixes are hashed once per decision. See [`matchers`] for the
 //! false-positive probability and the direction it fails in. CIDR sets are sorted, merged
 //! intervals per family, binary-searched.
+//!
+//! # Byte form
+//!
+//! [`CompiledPolicy::to_bytes`] writes a compiled policy as bytes that
+//! [`CompiledPolicy::from_bytes`] decides over without rebuilding its tables (read in place,
+//! e.g. from a memory-mapped bundle file), after checking all of it up front: a header with the
+//! body's length and checksum, then every size, index and id. Bytes that fail give a typed
+//! [`BytesError`] and so no policy, which blocks every flow.
 
 pub mod document;
 mod engine;
@@ -48,7 +56,8 @@ pub use document::{
     RouteSpec, Rule,
 };
 pub use engine::{
-    BlockReason, CompileError, CompiledPolicy, DEFAULT_RULE, Decision, DeviceContext, Explanation,
-    FAIL_CLOSED_RULE, Flow, LayerVerdict, PolicyError, RESERVED_REASONS, Route, decide,
+    BYTES_VERSION, BlockReason, BytesError, CompileError, CompiledPolicy, DEFAULT_RULE, Decision,
+    DeviceContext, Explanation, FAIL_CLOSED_RULE, Flow, LayerVerdict, PolicyError,
+    RESERVED_REASONS, Route, decide, reseal_bytes,
 };
 pub use enigm_types::{DeviceState, TrustState};

@@ -22,6 +22,7 @@
 //! lookup that misses (most do) reads a few consecutive slots, usually one cache line.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Longest domain name, in bytes, without the trailing dot (RFC 1035 §2.3.4).
 pub const MAX_DOMAIN_LEN: usize = 253;
@@ -30,7 +31,9 @@ pub const MAX_LABEL_LEN: usize = 63;
 /// A name of 253 bytes has at most 127 labels.
 const MAX_LABELS: usize = 127;
 
-// Fixed seeds. INVARIANT: `CHUNK_SEED` has bytes >= 0x80 where a label chunk has bytes < 0x80
+// Fixed seeds. The byte form (`CompiledPolicy::to_bytes`) stores fingerprints, so changing the
+// seeds or the hash is a new `BYTES_VERSION` (the test `fingerprints_are_stable` pins them).
+// INVARIANT: `CHUNK_SEED` has bytes >= 0x80 where a label chunk has bytes < 0x80
 // (labels are ASCII, zero-padded), so `chunk ^ CHUNK_SEED` is never zero and `mum` never
 // multiplies a label's bytes away.
 const SEED: u64 = 0xa076_1d64_78bd_642f;
@@ -218,10 +221,18 @@ impl Suffixes {
         Suffixes::of_checked(name.bytes(), max_labels)
     }
 
-    /// Checks and hashes a flow's name in place: the same refusals and fingerprints as
-    /// [`NormalName::parse`] then [`Suffixes::of`], without copying the name.
+    /// Checks and hashes a flow's name: the same refusals and fingerprints as
+    /// [`NormalName::parse`] then [`Suffixes::of`], in one pass over the name (a lowercased,
+    /// zero-padded copy on the stack) and then one 8-byte word per chunk of a label.
     pub fn parse(name: &str, max_labels: usize) -> Result<Suffixes, DomainError> {
-        Ok(Suffixes::of_checked(checked(name)?, max_labels))
+        match Scanned::of(name) {
+            Some(scanned) => Ok(scanned.suffixes(max_labels)),
+            // The exact refusal, in the order the name spells it; invalid names are rare.
+            None => match checked(name) {
+                Ok(bytes) => Ok(Suffixes::of_checked(bytes, max_labels)),
+                Err(e) => Err(e),
+            },
+        }
     }
 
     fn of_checked(bytes: &[u8], max_labels: usize) -> Suffixes {
@@ -262,11 +273,172 @@ impl Suffixes {
     }
 }
 
+/// Room for the longest name and one 8-byte word read past its end.
+const SCAN_BUF: usize = MAX_DOMAIN_LEN + 11;
+
+/// A flow's name, checked and lowercased into a zero-padded stack buffer, with where its dots
+/// are: each label can then be hashed a word at a time, without a byte loop per label.
+struct Scanned {
+    buf: [u8; SCAN_BUF],
+    /// Position of each dot, left to right. INVARIANT: `dots[..ndots]` are in `0..len`.
+    dots: [u8; MAX_LABELS],
+    ndots: usize,
+    len: usize,
+}
+
+impl Scanned {
+    /// `None` when the name is not valid (the caller finds out why).
+    #[inline]
+    fn of(name: &str) -> Option<Scanned> {
+        let bytes = name.as_bytes();
+        let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
+        if bytes.is_empty() || bytes.len() > MAX_DOMAIN_LEN {
+            return None;
+        }
+        let mut s = Scanned {
+            buf: [0u8; SCAN_BUF],
+            dots: [0u8; MAX_LABELS],
+            ndots: 0,
+            len: bytes.len(),
+        };
+        // One table look-up per byte, no branch but at dots: a refused byte maps to 0.
+        let mut bad = false;
+        let mut label_start = 0usize;
+        for (i, (&b, d)) in bytes.iter().zip(s.buf.iter_mut()).enumerate() {
+            let c = lower(b);
+            *d = c;
+            bad |= c == 0;
+            if c == b'.' {
+                let label = i - label_start;
+                bad |= label == 0 || label > MAX_LABEL_LEN;
+                match s.dots.get_mut(s.ndots) {
+                    // i < 253, so it fits in a byte.
+                    Some(slot) => *slot = u8::try_from(i).unwrap_or(u8::MAX),
+                    None => bad = true,
+                }
+                s.ndots += 1;
+                label_start = i + 1;
+            }
+        }
+        let last = bytes.len() - label_start;
+        bad |= last == 0 || last > MAX_LABEL_LEN;
+        (!bad).then_some(s)
+    }
+
+    /// The suffix fingerprints, right to left, up to `max_labels` of them.
+    #[inline]
+    fn suffixes(&self, max_labels: usize) -> Suffixes {
+        let mut suffixes = Suffixes::none();
+        let mut state = 0u64;
+        let mut end = self.len;
+        let wanted = max_labels.min(MAX_LABELS).min(self.ndots + 1);
+        for k in 0..wanted {
+            // The label left of `end`: it starts after the dot before it, or at 0.
+            let start = match self.ndots.checked_sub(k + 1) {
+                Some(d) => usize::from(self.dots.get(d).copied().unwrap_or(0)) + 1,
+                None => 0,
+            };
+            state = self.step(state, start, end.saturating_sub(start));
+            let fp = finish(state);
+            match suffixes.inline.get_mut(suffixes.len) {
+                Some(slot) => *slot = fp,
+                None => suffixes.spill.push(fp),
+            }
+            suffixes.len += 1;
+            end = start.saturating_sub(1);
+        }
+        suffixes
+    }
+
+    /// [`step`] over the label `buf[start..start + len]`, reading whole words: the bytes past
+    /// the label are masked off, so each word equals the zero-padded chunk `step` builds.
+    #[inline]
+    fn step(&self, state: u64, start: usize, len: usize) -> u64 {
+        let mut h = mum(state ^ SEED, (len as u64) ^ LEN_SEED);
+        let mut offset = 0usize;
+        while offset < len {
+            let at = start + offset;
+            let word = self
+                .buf
+                .get(at..at + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map_or(0, u64::from_le_bytes);
+            // 1 to 8 bytes of the label in this word.
+            let keep = (len - offset).min(8);
+            let mask = u64::MAX >> (64 - 8 * keep);
+            h = mum((word & mask) ^ CHUNK_SEED, h ^ STATE_SEED);
+            offset += 8;
+        }
+        h
+    }
+}
+
+/// Bytes a policy decoded by [`crate::CompiledPolicy::from_bytes`] reads its tables from in
+/// place (a `Vec<u8>`, an `Arc<[u8]>`, a memory map): shared, never copied.
+pub(crate) type Owner = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// A range of an [`Owner`]'s bytes. INVARIANT (checked when decoded): in bounds, and a whole
+/// number of the table's elements.
+#[derive(Clone)]
+pub(crate) struct Region {
+    owner: Owner,
+    start: usize,
+    end: usize,
+}
+
+impl Region {
+    pub(crate) fn new(owner: Owner, start: usize, end: usize) -> Region {
+        Region { owner, start, end }
+    }
+
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        (*self.owner)
+            .as_ref()
+            .get(self.start..self.end)
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Region {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Region({}..{})", self.start, self.end)
+    }
+}
+
+/// The little-endian u64 at element `i` of `bytes`; no alignment assumed.
+#[inline]
+fn u64_at(bytes: &[u8], i: usize) -> Option<u64> {
+    let at = i.checked_mul(8)?;
+    let word = bytes.get(at..at.checked_add(8)?)?;
+    <[u8; 8]>::try_from(word).ok().map(u64::from_le_bytes)
+}
+
+#[inline]
+fn u32_at(bytes: &[u8], at: usize) -> Option<u32> {
+    let word = bytes.get(at..at.checked_add(4)?)?;
+    <[u8; 4]>::try_from(word).ok().map(u32::from_le_bytes)
+}
+
+#[inline]
+fn u128_at(bytes: &[u8], at: usize) -> Option<u128> {
+    let word = bytes.get(at..at.checked_add(16)?)?;
+    <[u8; 16]>::try_from(word).ok().map(u128::from_le_bytes)
+}
+
+#[derive(Debug, Clone)]
+enum Slots {
+    Owned(Box<[u64]>),
+    /// Little-endian u64 slots.
+    Mapped(Region),
+}
+
 /// A set of domain suffix fingerprints: a flat open-addressing table with linear probing.
 #[derive(Debug, Clone)]
 pub struct DomainSet {
-    // INVARIANT: at least one slot is 0 (empty), so a probe that misses terminates.
-    slots: Box<[u64]>,
+    // INVARIANT: at least one slot is 0 (empty), so a probe that misses terminates (checked
+    // when a mapped table is decoded; the probe is bounded by the capacity all the same).
+    slots: Slots,
     /// Bit k set when some name of the set has k labels: a suffix of another length is not
     /// probed (a blocklist of registrable names is probed once per flow, not once per label).
     label_counts: u128,
@@ -298,20 +470,27 @@ impl DomainSet {
             }
         }
         DomainSet {
-            slots,
+            slots: Slots::Owned(slots),
+            label_counts,
+        }
+    }
+
+    /// A table read in place. The caller has checked that `region` is a non-empty whole number
+    /// of u64 slots with at least one empty (0) slot.
+    pub(crate) fn mapped(region: Region, label_counts: u128) -> DomainSet {
+        DomainSet {
+            slots: Slots::Mapped(region),
             label_counts,
         }
     }
 
     #[inline]
     pub fn contains_fingerprint(&self, fp: u64) -> bool {
-        let capacity = self.slots.len();
-        let mut i = slot_of(fp, capacity);
-        loop {
-            match self.slots.get(i) {
-                Some(&s) if s == fp => return true,
-                Some(&0) | None => return false,
-                Some(_) => i = if i + 1 == capacity { 0 } else { i + 1 },
+        match &self.slots {
+            Slots::Owned(slots) => probe(slots.len(), fp, |i| slots.get(i).copied()),
+            Slots::Mapped(region) => {
+                let bytes = region.bytes();
+                probe(bytes.len() / 8, fp, |i| u64_at(bytes, i))
             }
         }
     }
@@ -326,8 +505,51 @@ impl DomainSet {
 
     /// Bytes held by the table.
     pub fn size_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.slots)
+        match &self.slots {
+            Slots::Owned(slots) => std::mem::size_of_val(&**slots),
+            Slots::Mapped(region) => region.bytes().len(),
+        }
     }
+
+    pub(crate) fn label_counts(&self) -> u128 {
+        self.label_counts
+    }
+
+    /// The slot count and the slots as little-endian bytes (the byte form).
+    pub(crate) fn write_slots(&self, out: &mut Vec<u8>) {
+        match &self.slots {
+            Slots::Owned(slots) => {
+                out.extend_from_slice(&(slots.len() as u64).to_le_bytes());
+                out.reserve(slots.len() * 8);
+                for slot in slots.iter() {
+                    out.extend_from_slice(&slot.to_le_bytes());
+                }
+            }
+            Slots::Mapped(region) => {
+                let bytes = region.bytes();
+                out.extend_from_slice(&((bytes.len() / 8) as u64).to_le_bytes());
+                out.extend_from_slice(bytes);
+            }
+        }
+    }
+}
+
+/// Linear probing from the fingerprint's home slot, at most `capacity` slots. A slot that
+/// cannot be read, or a full table, counts as a match: only a mapped table whose owner changed
+/// its bytes after they were checked can get there, and a match is the direction a fingerprint
+/// collision already fails in (see the module docs).
+#[inline]
+fn probe(capacity: usize, fp: u64, slot: impl Fn(usize) -> Option<u64>) -> bool {
+    let mut i = slot_of(fp, capacity);
+    for _ in 0..capacity {
+        match slot(i) {
+            Some(s) if s == fp => return true,
+            Some(0) => return false,
+            Some(_) => i = if i + 1 == capacity { 0 } else { i + 1 },
+            None => return true,
+        }
+    }
+    true
 }
 
 /// Maps a fingerprint onto `0..capacity` by its high bits (Lemire's fast range reduction).
@@ -414,14 +636,41 @@ impl Addr {
     }
 }
 
+/// IPv4 intervals: (start, end) pairs, or 8 little-endian bytes each when mapped.
+#[derive(Debug, Clone)]
+enum V4 {
+    Owned(Box<[(u32, u32)]>),
+    Mapped(Region),
+}
+
+/// IPv6 intervals: (start, end) pairs, or 32 little-endian bytes each when mapped.
+#[derive(Debug, Clone)]
+enum V6 {
+    Owned(Box<[(u128, u128)]>),
+    Mapped(Region),
+}
+
+impl Default for V4 {
+    fn default() -> V4 {
+        V4::Owned(Box::default())
+    }
+}
+
+impl Default for V6 {
+    fn default() -> V6 {
+        V6::Owned(Box::default())
+    }
+}
+
 /// A set of CIDRs: sorted, merged, disjoint inclusive intervals per family; binary search.
 #[derive(Debug, Clone, Default)]
 pub struct CidrSet {
-    v4: Box<[(u32, u32)]>,
+    v4: V4,
     /// For large IPv4 sets: entry h is the first interval starting at or after `h << 16`, so a
     /// lookup binary-searches only the intervals of its /16 (256 KiB, a few steps instead of 17).
+    /// Never stored in the byte form: rebuilt from the intervals when decoded.
     v4_index: Box<[u32]>,
-    v6: Box<[(u128, u128)]>,
+    v6: V6,
 }
 
 /// IPv4 sets at least this large get the /16 index.
@@ -448,11 +697,91 @@ fn merged<T: Ord + Copy>(
     out.into_boxed_slice()
 }
 
-fn lookup<T: Ord + Copy>(intervals: &[(T, T)], addr: T) -> bool {
-    let i = intervals.partition_point(|&(start, _)| start <= addr);
-    i.checked_sub(1)
-        .and_then(|i| intervals.get(i))
-        .is_some_and(|&(_, end)| addr <= end)
+/// Whether `addr` is in one of the sorted, disjoint intervals `at(lo..hi)`, given that every
+/// interval before `lo` starts below `addr`. An interval that cannot be read counts as a
+/// match (see [`probe`]).
+#[inline]
+fn lookup<T: Ord + Copy>(
+    at: impl Fn(usize) -> Option<(T, T)>,
+    mut lo: usize,
+    mut hi: usize,
+    addr: T,
+) -> bool {
+    // The first index in lo..hi whose interval starts after `addr`.
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        match at(mid) {
+            Some((start, _)) if start <= addr => lo = mid + 1,
+            Some(_) => hi = mid,
+            None => return true,
+        }
+    }
+    match lo.checked_sub(1) {
+        Some(i) => at(i).is_none_or(|(_, end)| addr <= end),
+        None => false,
+    }
+}
+
+fn v4_pair(bytes: &[u8], i: usize) -> Option<(u32, u32)> {
+    let at = i.checked_mul(8)?;
+    Some((u32_at(bytes, at)?, u32_at(bytes, at.checked_add(4)?)?))
+}
+
+fn v6_pair(bytes: &[u8], i: usize) -> Option<(u128, u128)> {
+    let at = i.checked_mul(32)?;
+    Some((u128_at(bytes, at)?, u128_at(bytes, at.checked_add(16)?)?))
+}
+
+impl V4 {
+    fn len(&self) -> usize {
+        match self {
+            V4::Owned(v) => v.len(),
+            V4::Mapped(r) => r.bytes().len() / 8,
+        }
+    }
+
+    fn contains(&self, index: &[u32], a: u32) -> bool {
+        let bucket = usize::try_from(a >> 16).unwrap_or(0);
+        // Every interval before `lo` starts below this /16, so the last one starting at or
+        // below `a` is in lo..hi or is lo - 1.
+        let (lo, hi) = match (index.get(bucket), index.get(bucket + 1)) {
+            (Some(&lo), Some(&hi)) => (lo as usize, hi as usize),
+            _ => (0, self.len()),
+        };
+        match self {
+            V4::Owned(v) => lookup(|i| v.get(i).copied(), lo, hi, a),
+            V4::Mapped(r) => {
+                let bytes = r.bytes();
+                lookup(|i| v4_pair(bytes, i), lo, hi, a)
+            }
+        }
+    }
+
+    fn starts(&self) -> Vec<u32> {
+        match self {
+            V4::Owned(v) => v.iter().map(|&(s, _)| s).collect(),
+            V4::Mapped(r) => {
+                let bytes = r.bytes();
+                (0..bytes.len() / 8)
+                    .filter_map(|i| v4_pair(bytes, i))
+                    .map(|(s, _)| s)
+                    .collect()
+            }
+        }
+    }
+}
+
+/// The /16 index of sorted interval starts, or none for a small set.
+fn v4_index(starts: &[u32]) -> Box<[u32]> {
+    if starts.len() < V4_INDEX_MIN {
+        return Box::default();
+    }
+    (0..=1u32 << 16)
+        .map(|h| {
+            let first = starts.partition_point(|&start| u64::from(start) < u64::from(h) << 16);
+            u32::try_from(first).unwrap_or(u32::MAX)
+        })
+        .collect()
 }
 
 impl CidrSet {
@@ -464,59 +793,186 @@ impl CidrSet {
                 Cidr::V6(s, e) => v6.push((s, e)),
             }
         }
-        let v4 = merged(v4, |x: u32| x.checked_add(1));
-        let v4_index = if v4.len() >= V4_INDEX_MIN {
-            (0..=1u32 << 16)
-                .map(|h| {
-                    let first =
-                        v4.partition_point(|&(start, _)| u64::from(start) < u64::from(h) << 16);
-                    u32::try_from(first).unwrap_or(u32::MAX)
-                })
-                .collect()
-        } else {
-            Box::default()
-        };
+        let v4 = V4::Owned(merged(v4, |x: u32| x.checked_add(1)));
         CidrSet {
+            v4_index: v4_index(&v4.starts()),
             v4,
-            v4_index,
-            v6: merged(v6, |x: u128| x.checked_add(1)),
+            v6: V6::Owned(merged(v6, |x: u128| x.checked_add(1))),
+        }
+    }
+
+    /// Interval tables read in place. The caller has checked that both regions are whole
+    /// numbers of intervals, each with start <= end, sorted and disjoint.
+    pub(crate) fn mapped(v4: Region, v6: Region) -> CidrSet {
+        let v4 = V4::Mapped(v4);
+        CidrSet {
+            v4_index: v4_index(&v4.starts()),
+            v4,
+            v6: V6::Mapped(v6),
         }
     }
 
     #[inline]
     pub fn contains(&self, addr: Addr) -> bool {
         match addr {
-            Addr::V4(a) => {
-                let bucket = usize::try_from(a >> 16).unwrap_or(0);
-                match (self.v4_index.get(bucket), self.v4_index.get(bucket + 1)) {
-                    (Some(&lo), Some(&hi)) => {
-                        let (lo, hi) = (lo as usize, hi as usize);
-                        // Every interval before `lo` starts below this /16, so the last one
-                        // starting at or below `a` is in lo..hi or is lo - 1.
-                        let i = lo
-                            + self
-                                .v4
-                                .get(lo..hi)
-                                .unwrap_or_default()
-                                .partition_point(|&(start, _)| start <= a);
-                        i.checked_sub(1)
-                            .and_then(|i| self.v4.get(i))
-                            .is_some_and(|&(_, end)| a <= end)
-                    }
-                    _ => lookup(&self.v4, a),
+            Addr::V4(a) => self.v4.contains(&self.v4_index, a),
+            Addr::V6(a) => match &self.v6 {
+                V6::Owned(v) => lookup(|i| v.get(i).copied(), 0, v.len(), a),
+                V6::Mapped(r) => {
+                    let bytes = r.bytes();
+                    lookup(|i| v6_pair(bytes, i), 0, bytes.len() / 32, a)
                 }
-            }
-            Addr::V6(a) => lookup(&self.v6, a),
+            },
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.len() == 0 && self.v6_len() == 0
+    }
+
+    fn v6_len(&self) -> usize {
+        match &self.v6 {
+            V6::Owned(v) => v.len(),
+            V6::Mapped(r) => r.bytes().len() / 32,
+        }
     }
 
     pub fn size_bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.v4)
-            + std::mem::size_of_val(&*self.v4_index)
-            + std::mem::size_of_val(&*self.v6)
+        self.v4.len() * 8 + std::mem::size_of_val(&*self.v4_index) + self.v6_len() * 32
+    }
+
+    /// The interval counts and intervals as little-endian bytes (the byte form).
+    pub(crate) fn write_intervals(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.v4.len() as u64).to_le_bytes());
+        match &self.v4 {
+            V4::Owned(v) => {
+                for (s, e) in v.iter() {
+                    out.extend_from_slice(&s.to_le_bytes());
+                    out.extend_from_slice(&e.to_le_bytes());
+                }
+            }
+            V4::Mapped(r) => out.extend_from_slice(r.bytes()),
+        }
+        out.extend_from_slice(&(self.v6_len() as u64).to_le_bytes());
+        match &self.v6 {
+            V6::Owned(v) => {
+                for (s, e) in v.iter() {
+                    out.extend_from_slice(&s.to_le_bytes());
+                    out.extend_from_slice(&e.to_le_bytes());
+                }
+            }
+            V6::Mapped(r) => out.extend_from_slice(r.bytes()),
+        }
+    }
+}
+
+/// Checks a mapped interval table: `size`-byte intervals read by `pair`, each start <= end,
+/// sorted and disjoint (what [`lookup`]'s binary search needs).
+pub(crate) fn intervals_valid<T: Ord + Copy>(
+    bytes: &[u8],
+    size: usize,
+    pair: impl Fn(&[u8], usize) -> Option<(T, T)>,
+) -> bool {
+    if size == 0 || !bytes.len().is_multiple_of(size) {
+        return false;
+    }
+    let mut last: Option<T> = None;
+    for i in 0..bytes.len() / size {
+        let Some((start, end)) = pair(bytes, i) else {
+            return false;
+        };
+        if start > end || last.is_some_and(|l| start <= l) {
+            return false;
+        }
+        last = Some(end);
+    }
+    true
+}
+
+pub(crate) fn v4_intervals_valid(bytes: &[u8]) -> bool {
+    intervals_valid(bytes, 8, v4_pair)
+}
+
+pub(crate) fn v6_intervals_valid(bytes: &[u8]) -> bool {
+    intervals_valid(bytes, 32, v6_pair)
+}
+
+/// Checks a mapped slot table: a non-empty whole number of slots, at least one of them empty.
+pub(crate) fn slots_valid(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len().is_multiple_of(8)
+        && (0..bytes.len() / 8).any(|i| u64_at(bytes, i) == Some(0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn suffixes_of(s: &Suffixes) -> Vec<(usize, u64)> {
+        s.iter().collect()
+    }
+
+    proptest! {
+        /// The one-pass scan of a flow's name gives the same refusals and the same suffix
+        /// fingerprints as checking the name and hashing it label by label.
+        #[test]
+        fn scan_agrees_with_label_by_label(
+            name in "[a-zA-Z0-9_.-]{0,8}(\\.[a-zA-Z0-9_-]{0,70}){0,5}\\.?|[ -~]{0,20}",
+            max_labels in 0usize..8,
+        ) {
+            let fast = Suffixes::parse(&name, max_labels);
+            let slow = checked(&name).map(|b| Suffixes::of_checked(b, max_labels));
+            prop_assert_eq!(fast.as_ref().err(), slow.as_ref().err());
+            if let (Ok(fast), Ok(slow)) = (fast, slow) {
+                prop_assert_eq!(suffixes_of(&fast), suffixes_of(&slow));
+                prop_assert!(Scanned::of(&name).is_some());
+            } else {
+                prop_assert!(Scanned::of(&name).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn fingerprints_are_stable() {
+        let fp = |n: &str| NormalName::parse(n).unwrap().fingerprint();
+        assert_eq!(
+            [
+                fp("com"),
+                fp("example.com"),
+                fp("a-very-long-label.example.com")
+            ],
+            [
+                5_557_859_244_262_199_198,
+                3_009_426_529_879_389_882,
+                2_405_286_625_917_126_146,
+            ]
+        );
+    }
+
+    #[test]
+    fn scan_handles_the_longest_names_and_labels() {
+        let long = [
+            "a".repeat(63),
+            "B".repeat(63),
+            "c".repeat(63),
+            "d_-9".repeat(15) + "x",
+        ]
+        .join(".");
+        assert_eq!(long.len(), 253);
+        for max_labels in [1, 4, 127] {
+            let fast = Suffixes::parse(&long, max_labels).unwrap();
+            let slow = Suffixes::of_checked(checked(&long).unwrap(), max_labels);
+            assert_eq!(suffixes_of(&fast), suffixes_of(&slow));
+        }
+        let many = vec!["a"; 127].join(".");
+        let fast = Suffixes::parse(&many, 127).unwrap();
+        assert_eq!(fast.len, 127);
+        assert_eq!(
+            suffixes_of(&fast),
+            suffixes_of(&Suffixes::of_checked(checked(&many).unwrap(), 127))
+        );
+        assert!(Scanned::of(&format!("{many}.")).is_some());
+        assert!(Scanned::of(&format!("{many}.a")).is_none());
     }
 }

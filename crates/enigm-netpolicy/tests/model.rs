@@ -437,6 +437,26 @@ proptest! {
     }
 
     #[test]
+    fn byte_form_decides_exactly_as_the_compiled_policy(
+        doc in policy(),
+        flows in prop::collection::vec((prop_oneof![3 => active_device(), 1 => device()], flow()), 1..16),
+    ) {
+        let compiled = CompiledPolicy::compile(&doc).unwrap();
+        let bytes = compiled.to_bytes();
+        let mapped = CompiledPolicy::from_bytes(bytes.clone()).unwrap();
+        // Written out again, the mapped policy is the same bytes.
+        prop_assert_eq!(&mapped.to_bytes(), &bytes);
+        let shared = CompiledPolicy::from_bytes(std::sync::Arc::<[u8]>::from(bytes)).unwrap();
+        for (device, spec) in &flows {
+            let flow = spec.flow();
+            prop_assert_eq!(mapped.decide(device, &flow), compiled.decide(device, &flow), "flow {:?}", spec);
+            prop_assert_eq!(shared.decide(device, &flow), compiled.decide(device, &flow));
+            prop_assert_eq!(mapped.explain(device, &flow), compiled.explain(device, &flow));
+            prop_assert_eq!(&engine(&mapped, device, &flow), &model(&doc, device, &flow));
+        }
+    }
+
+    #[test]
     fn no_route_for_an_inactive_or_unusable_device(
         doc in policy(),
         spec in flow(),
