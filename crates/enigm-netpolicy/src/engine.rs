@@ -193,12 +193,11 @@ pub enum PolicyError {
     Compile(#[from] CompileError),
 }
 
+/// One definition of an id with the audit log, which records the deciding rule's id as an
+/// `enigm_types::NetworkRuleId`: every id a policy compiles with can be audited.
 fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    const _: () = assert!(MAX_ID_LEN == enigm_types::NetworkRuleId::MAX_LEN);
+    enigm_types::NetworkRuleId::is_valid(id)
 }
 
 /// A block reason a policy may use: 1 to 128 of `[a-z0-9_-]`, not one of the engine's own.
