@@ -11,9 +11,9 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use enigm_api::network::{NetworkDecisionView, NetworkFlow, NetworkPolicyRef};
 use enigm_api::paths;
-use enigm_netpolicy::{CompiledPolicy, DeviceContext, Flow};
+use enigm_netpolicy::{CompiledPolicy, DeviceContext};
 use enigm_ota::policy_bundle::parse_bundle;
-use enigm_server::services::network::{explain, view_of};
+use enigm_server::services::network::{engine_flow, explain, view_of};
 use enigm_types::{DeviceHandle, DeviceState, NetworkRoute, PolicyKind, TrustState};
 
 use crate::cli::GlobalArgs;
@@ -158,15 +158,8 @@ fn decide_offline(args: &DecideArgs, flow: &NetworkFlow) -> anyhow::Result<Netwo
         trust_state: Some(args.trust_state),
         lifecycle: Some(args.lifecycle),
     };
-    let engine_flow = Flow {
-        app: flow.app.as_deref(),
-        category: flow.category.as_deref(),
-        domain: flow.domain.as_deref(),
-        ip: flow.address,
-        network: flow.network.as_deref(),
-    };
     let mut view = view_of(
-        &explain(compiled.as_ref(), &context, &engine_flow),
+        &explain(compiled.as_ref(), &context, &engine_flow(flow)),
         None,
         &context,
     );

@@ -327,7 +327,9 @@ fn libraries_do_no_io() {
 fn the_agent_depends_on_neither_command_nor_the_cli() {
     enigm_dependencies_within(
         AGENT,
-        &[TYPES, CRYPTO, IDENTITY, DEVICE, TRUST, NETPOLICY, ATTEST, OTA, API],
+        &[
+            TYPES, CRYPTO, IDENTITY, DEVICE, TRUST, NETPOLICY, ATTEST, OTA, API,
+        ],
         "enigm-agent, the device service, depends on the libraries and enigm-api only: never on \
          enigm-server, enigm-store or enigm-cli (its tests may, as dev-dependencies)",
     );

@@ -13,6 +13,7 @@ pub mod audit;
 pub mod clock;
 pub mod device;
 pub mod ids;
+mod inline;
 pub mod lifecycle;
 pub mod network;
 pub mod permission;

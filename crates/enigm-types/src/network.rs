@@ -1,10 +1,7 @@
 //! What the audit log may say of a network routing decision: the category of the route and the
 //! id of the policy rule that decided it, never the flow's destination, app or payload.
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-
+use crate::inline::{InlineText, inline_name_impls};
 use crate::vocabulary::vocabulary;
 
 vocabulary! {
@@ -22,10 +19,7 @@ vocabulary! {
 /// ASCII letters, digits, `-`, `_`, `.`, `:` (the ids `enigm-netpolicy` accepts), so that it is
 /// never free text. Held inline so that an audit target stays `Copy`.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NetworkRuleId {
-    len: u8,
-    bytes: [u8; NetworkRuleId::MAX_LEN],
-}
+pub struct NetworkRuleId(InlineText<{ NetworkRuleId::MAX_LEN }>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a network rule id is 1 to 128 of ASCII letters, digits, `-`, `_`, `.`, `:`")]
@@ -43,52 +37,18 @@ impl NetworkRuleId {
     }
 
     pub fn parse(text: &str) -> Result<Self, NetworkRuleIdError> {
-        if !Self::is_valid(text) {
-            return Err(NetworkRuleIdError);
+        match InlineText::new(text) {
+            Some(inline) if Self::is_valid(text) => Ok(NetworkRuleId(inline)),
+            _ => Err(NetworkRuleIdError),
         }
-        let mut bytes = [0u8; Self::MAX_LEN];
-        for (slot, byte) in bytes.iter_mut().zip(text.bytes()) {
-            *slot = byte;
-        }
-        Ok(NetworkRuleId {
-            len: u8::try_from(text.len()).map_err(|_| NetworkRuleIdError)?,
-            bytes,
-        })
     }
 
     pub fn as_str(&self) -> &str {
-        // INVARIANT: `parse` stored `len` ASCII bytes.
-        self.bytes
-            .get(..usize::from(self.len))
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .unwrap_or_default()
+        self.0.as_str()
     }
 }
 
-impl fmt::Display for NetworkRuleId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for NetworkRuleId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NetworkRuleId({:?})", self.as_str())
-    }
-}
-
-impl Serialize for NetworkRuleId {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
-impl<'de> Deserialize<'de> for NetworkRuleId {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        NetworkRuleId::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
+inline_name_impls!(NetworkRuleId, NetworkRuleIdError);
 
 #[cfg(test)]
 mod tests {

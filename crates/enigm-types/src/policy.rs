@@ -1,11 +1,7 @@
 //! Policies as Command objects: the kinds of policy, the names of device groups they are
 //! assigned to, and where the policy a device is evaluated under comes from.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Serialize};
-
+use crate::inline::{InlineText, inline_name_impls};
 use crate::vocabulary::vocabulary;
 
 vocabulary! {
@@ -57,10 +53,7 @@ pub fn policy_source(group_assigned: bool, enrolled_with_own: bool) -> PolicySou
 /// A device group's name: 1 to 64 of `a-z 0-9 - _ .`, so that it is never free text and can be
 /// named in an audit event. Held inline so that it is `Copy` like the rest of an audit target.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct GroupName {
-    len: u8,
-    bytes: [u8; GroupName::MAX_LEN],
-}
+pub struct GroupName(InlineText<{ GroupName::MAX_LEN }>);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a group is 1 to 64 of `a-z 0-9 - _ .`")]
@@ -74,53 +67,18 @@ impl GroupName {
             && text.bytes().all(|byte| {
                 byte.is_ascii_lowercase() || byte.is_ascii_digit() || b"-_.".contains(&byte)
             });
-        if !valid {
-            return Err(GroupNameError);
+        match InlineText::new(text) {
+            Some(inline) if valid => Ok(GroupName(inline)),
+            _ => Err(GroupNameError),
         }
-        let mut bytes = [0u8; Self::MAX_LEN];
-        for (slot, byte) in bytes.iter_mut().zip(text.bytes()) {
-            *slot = byte;
-        }
-        Ok(GroupName {
-            len: u8::try_from(text.len()).map_err(|_| GroupNameError)?,
-            bytes,
-        })
     }
 
     pub fn as_str(&self) -> &str {
-        // INVARIANT: `parse` stored `len` ASCII bytes.
-        self.bytes
-            .get(..usize::from(self.len))
-            .and_then(|bytes| std::str::from_utf8(bytes).ok())
-            .unwrap_or_default()
+        self.0.as_str()
     }
 }
 
-impl fmt::Display for GroupName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Debug for GroupName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GroupName({:?})", self.as_str())
-    }
-}
-
-impl FromStr for GroupName {
-    type Err = GroupNameError;
-
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        GroupName::parse(text)
-    }
-}
-
-impl Serialize for GroupName {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
+inline_name_impls!(GroupName, GroupNameError);
 
 impl utoipa::PartialSchema for GroupName {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
@@ -134,13 +92,6 @@ impl utoipa::PartialSchema for GroupName {
 }
 
 impl utoipa::ToSchema for GroupName {}
-
-impl<'de> Deserialize<'de> for GroupName {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = std::borrow::Cow::<'de, str>::deserialize(deserializer)?;
-        GroupName::parse(&text).map_err(serde::de::Error::custom)
-    }
-}
 
 #[cfg(test)]
 mod tests {

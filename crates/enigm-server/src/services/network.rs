@@ -59,20 +59,24 @@ pub async fn decide_for_device(
         };
         view_of(&explanation, network, &context)
     } else {
-        let engine_flow = Flow {
-            app: flow.app.as_deref(),
-            category: flow.category.as_deref(),
-            domain: flow.domain.as_deref(),
-            ip: flow.address,
-            network: flow.network.as_deref(),
-        };
-        let explanation = explain(compiled.as_ref(), &context, &engine_flow);
+        let explanation = explain(compiled.as_ref(), &context, &engine_flow(&flow));
         view_of(&explanation, network, &context)
     };
     state
         .audit(&[audit_event(now, caller, handle, network, &view)?])
         .await?;
     Ok(view)
+}
+
+/// The engine's view of a flow on the wire.
+pub fn engine_flow(flow: &NetworkFlow) -> Flow<'_> {
+    Flow {
+        app: flow.app.as_deref(),
+        category: flow.category.as_deref(),
+        domain: flow.domain.as_deref(),
+        ip: flow.address,
+        network: flow.network.as_deref(),
+    }
 }
 
 /// [`CompiledPolicy::explain`], or the fail-closed decision without a policy.
