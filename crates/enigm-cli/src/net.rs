@@ -11,12 +11,13 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use enigm_api::network::{NetworkDecisionView, NetworkFlow, NetworkPolicyRef};
 use enigm_api::paths;
-use enigm_netpolicy::{CompiledPolicy, DeviceContext};
+use enigm_netpolicy::{CompiledPolicy, DeviceContext, explain};
 use enigm_ota::policy_bundle::parse_bundle;
-use enigm_server::services::network::{engine_flow, explain, view_of};
+use enigm_server::services::network::{engine_flow, view_of};
 use enigm_types::{DeviceHandle, DeviceState, NetworkRoute, PolicyKind, TrustState};
 
 use crate::cli::GlobalArgs;
+use crate::policy::read_bounded;
 use crate::{connect, output, parse};
 
 #[derive(Debug, Args)]
@@ -116,14 +117,13 @@ pub(crate) async fn run(global: &GlobalArgs, args: NetArgs) -> anyhow::Result<()
 fn decide_offline(args: &DecideArgs, flow: &NetworkFlow) -> anyhow::Result<NetworkDecisionView> {
     let (compiled, policy) = match (&args.policy, &args.bundle) {
         (Some(file), _) => {
-            let document = crate::policy::read_policy_file(file)?;
-            let bytes = serde_json::to_vec(&document)?;
+            let bytes = read_bounded(file, crate::policy::MAX_POLICY_FILE)?;
             let compiled = CompiledPolicy::from_json(&bytes)
                 .with_context(|| format!("`{}` is not a network policy", file.display()))?;
             (Some(compiled), None)
         }
         (None, Some(file)) => {
-            let bytes = read_bounded(file)?;
+            let bytes = read_bounded(file, enigm_ota::policy_bundle::MAX_BUNDLE_BYTES)?;
             let bundle = parse_bundle(&bytes).map_err(|error| {
                 anyhow::anyhow!("`{}` is not a policy bundle: {error}", file.display())
             })?;
@@ -165,22 +165,6 @@ fn decide_offline(args: &DecideArgs, flow: &NetworkFlow) -> anyhow::Result<Netwo
     );
     view.policy = policy;
     Ok(view)
-}
-
-fn read_bounded(file: &std::path::Path) -> anyhow::Result<Vec<u8>> {
-    use std::io::Read as _;
-    let limit = enigm_ota::policy_bundle::MAX_BUNDLE_BYTES;
-    let opened =
-        std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?;
-    let mut bytes = Vec::new();
-    opened
-        .take(limit + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read `{}`", file.display()))?;
-    if bytes.len() as u64 > limit {
-        anyhow::bail!("`{}` is larger than a policy bundle may be", file.display());
-    }
-    Ok(bytes)
 }
 
 fn print_view(view: &NetworkDecisionView) {

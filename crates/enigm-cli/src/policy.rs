@@ -362,18 +362,24 @@ async fn resolve(client: &CommandClient, input: &str) -> anyhow::Result<PolicyId
 }
 
 pub(crate) fn read_policy_file(file: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let bytes = read_bounded(file, MAX_POLICY_FILE)?;
+    serde_json::from_slice(&bytes).with_context(|| format!("`{}` is not JSON", file.display()))
+}
+
+/// The whole of `file`, refused when it is larger than `limit` bytes (read no further).
+pub(crate) fn read_bounded(file: &std::path::Path, limit: u64) -> anyhow::Result<Vec<u8>> {
     use std::io::Read as _;
     let opened =
         std::fs::File::open(file).with_context(|| format!("cannot open `{}`", file.display()))?;
-    let mut text = String::new();
+    let mut bytes = Vec::new();
     opened
-        .take(MAX_POLICY_FILE + 1)
-        .read_to_string(&mut text)
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
         .with_context(|| format!("cannot read `{}`", file.display()))?;
-    if text.len() as u64 > MAX_POLICY_FILE {
-        anyhow::bail!("`{}` is larger than 1 MiB", file.display());
+    if bytes.len() as u64 > limit {
+        anyhow::bail!("`{}` is larger than {limit} bytes", file.display());
     }
-    serde_json::from_str(&text).with_context(|| format!("`{}` is not JSON", file.display()))
+    Ok(bytes)
 }
 
 /// A critical change of one policy: posted with the PIN, answered with the approval request it

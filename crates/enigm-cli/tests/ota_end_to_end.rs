@@ -342,24 +342,18 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         ]);
     };
     owner.ok(&["policy", "create", "field-trust", "--kind", "trust"]);
-    let assign_version = |max_age: u64, version: &str| {
-        let content = dir.path().join(format!("trust-{version}.json"));
-        std::fs::write(
-            &content,
-            serde_json::json!({
-                "critical": ["device-integrity", "secure-boot"],
-                "max_signal_age_seconds": max_age
-            })
-            .to_string(),
-        )
-        .unwrap();
+    // Proposes `content` as the next version of `policy` and assigns that version to the
+    // group, each approved by carol.
+    let assign_version = |policy: &str, content: serde_json::Value, version: &str| {
+        let file = dir.path().join(format!("{policy}-{version}.json"));
+        std::fs::write(&file, content.to_string()).unwrap();
         let requested = owner.json(&[
             "policy",
             "version",
             "create",
-            "field-trust",
+            policy,
             "--file",
-            content.to_str().unwrap(),
+            file.to_str().unwrap(),
             "--justification",
             "field rollout",
             "--pin-file",
@@ -369,7 +363,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         let requested = owner.json(&[
             "policy",
             "assign",
-            "field-trust",
+            policy,
             "--version",
             version,
             "--group",
@@ -380,6 +374,12 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
             pin,
         ]);
         approve(&requested["approval"]["id"]);
+    };
+    let trust = |max_age: u64| {
+        serde_json::json!({
+            "critical": ["device-integrity", "secure-boot"],
+            "max_signal_age_seconds": max_age
+        })
     };
     // Published by the background publisher within a few seconds of the approval.
     let newest = || {
@@ -410,7 +410,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         "a verified bundle in force: {findings:?}"
     );
 
-    assign_version(600, "1");
+    assign_version("field-trust", trust(600), "1");
     published(2);
     let applied = agent(&url, &device, &ota);
     assert!(
@@ -435,7 +435,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     assert_eq!(bundle_view["published"], 2, "{bundle_view}");
     assert!(findings.is_empty(), "{findings:?}");
     // A second change: bundle 3 replaces bundle 2 on the device, with its interval.
-    assign_version(120, "2");
+    assign_version("field-trust", trust(120), "2");
     published(3);
     let applied = agent(&url, &device, &ota);
     assert!(
@@ -454,9 +454,8 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     // and `enigm net decide` explains a flow offline under the bundle the device holds, and on
     // Command for the device (audited as the route's category and the rule, never the flow).
     owner.ok(&["policy", "create", "field-network", "--kind", "network"]);
-    let network_policy = dir.path().join("network.json");
-    std::fs::write(
-        &network_policy,
+    assign_version(
+        "field-network",
         serde_json::json!({
             "version": 1,
             "blocklists": {"threats": {"domains": ["evil.example"]}},
@@ -466,37 +465,9 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
                 {"id": "routing", "rules": [{"id": "apps-proxy",
                     "match": {"apps": ["browser"]}, "action": {"route": "enigm-proxy"}}]}
             ]
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let requested = owner.json(&[
-        "policy",
-        "version",
-        "create",
-        "field-network",
-        "--file",
-        network_policy.to_str().unwrap(),
-        "--justification",
-        "field network",
-        "--pin-file",
-        pin,
-    ]);
-    approve(&requested["approval"]["id"]);
-    let requested = owner.json(&[
-        "policy",
-        "assign",
-        "field-network",
-        "--version",
+        }),
         "1",
-        "--group",
-        "field-phones",
-        "--justification",
-        "field network",
-        "--pin-file",
-        pin,
-    ]);
-    approve(&requested["approval"]["id"]);
+    );
     published(4);
     let applied = agent(&url, &device, &ota);
     assert!(

@@ -99,7 +99,8 @@ pub struct Decision<'p> {
 }
 
 impl<'p> Decision<'p> {
-    const fn fail_closed(reason: BlockReason<'p>) -> Decision<'p> {
+    /// A block by the implicit [`FAIL_CLOSED_RULE`], made before any layer.
+    pub const fn fail_closed(reason: BlockReason<'p>) -> Decision<'p> {
         Decision {
             route: Route::Block(reason),
             rule: FAIL_CLOSED_RULE,
@@ -838,5 +839,20 @@ pub fn decide<'p>(
     match policy {
         Some(policy) => policy.decide(device, flow),
         None => Decision::fail_closed(BlockReason::NoPolicy),
+    }
+}
+
+/// [`decide`] with each layer's verdict: without a policy, the fail-closed block and no layers.
+pub fn explain<'p>(
+    policy: Option<&'p CompiledPolicy>,
+    device: &DeviceContext,
+    flow: &Flow<'_>,
+) -> Explanation<'p> {
+    match policy {
+        Some(policy) => policy.explain(device, flow),
+        None => Explanation {
+            decision: Decision::fail_closed(BlockReason::NoPolicy),
+            layers: Vec::new(),
+        },
     }
 }

@@ -58,6 +58,6 @@ pub use document::{
 pub use engine::{
     BYTES_VERSION, BlockReason, BytesError, CompileError, CompiledPolicy, DEFAULT_RULE, Decision,
     DeviceContext, Explanation, FAIL_CLOSED_RULE, Flow, LayerVerdict, PolicyError,
-    RESERVED_REASONS, Route, decide, reseal_bytes,
+    RESERVED_REASONS, Route, decide, explain, reseal_bytes,
 };
 pub use enigm_types::{DeviceState, TrustState};

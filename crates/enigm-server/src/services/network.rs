@@ -9,7 +9,7 @@
 
 use enigm_api::network::{LayerVerdictView, NetworkDecisionView, NetworkFlow, NetworkPolicyRef};
 use enigm_netpolicy::{
-    BlockReason, CompiledPolicy, DeviceContext, Explanation, Flow, Route, decide,
+    BlockReason, CompiledPolicy, Decision, DeviceContext, Explanation, Flow, Route, explain,
 };
 use enigm_store::AssignedPolicy;
 use enigm_types::{
@@ -41,26 +41,26 @@ pub async fn decide_for_device(
     let leaving = store.device_lifecycle(&handle).await?.pending.is_some();
     let assigned = store.group_policies(&device.group).await?;
     let network = assigned.iter().find(|a| a.kind == PolicyKind::Network);
-    // A stored version was checked when it was created; one that no longer compiles (a newer
-    // engine refusing it) is no policy, which blocks.
-    let compiled =
-        network.and_then(|policy| CompiledPolicy::from_json(policy.content.as_bytes()).ok());
     let context = DeviceContext {
         trust_state: Some(device.posture.trust_state),
         lifecycle: Some(device.state),
     };
     let view = if leaving {
         let explanation = Explanation {
-            decision: enigm_netpolicy::Decision {
-                route: Route::Block(BlockReason::DeviceNotActive),
-                rule: enigm_netpolicy::FAIL_CLOSED_RULE,
-            },
+            decision: Decision::fail_closed(BlockReason::DeviceNotActive),
             layers: Vec::new(),
         };
         view_of(&explanation, network, &context)
     } else {
-        let explanation = explain(compiled.as_ref(), &context, &engine_flow(&flow));
-        view_of(&explanation, network, &context)
+        // A stored version was checked when it was created; one that no longer compiles (a
+        // newer engine refusing it) is no policy, which blocks.
+        let compiled =
+            network.and_then(|policy| CompiledPolicy::from_json(policy.content.as_bytes()).ok());
+        view_of(
+            &explain(compiled.as_ref(), &context, &engine_flow(&flow)),
+            network,
+            &context,
+        )
     };
     state
         .audit(&[audit_event(now, caller, handle, network, &view)?])
@@ -79,23 +79,8 @@ pub fn engine_flow(flow: &NetworkFlow) -> Flow<'_> {
     }
 }
 
-/// [`CompiledPolicy::explain`], or the fail-closed decision without a policy.
-pub fn explain<'p>(
-    policy: Option<&'p CompiledPolicy>,
-    device: &DeviceContext,
-    flow: &Flow<'_>,
-) -> Explanation<'p> {
-    match policy {
-        Some(policy) => policy.explain(device, flow),
-        None => Explanation {
-            decision: decide(None, device, flow),
-            layers: Vec::new(),
-        },
-    }
-}
-
 /// The route's category, VPN location and block reason of an engine route.
-pub fn route_parts(route: &Route<'_>) -> (NetworkRoute, Option<String>, Option<String>) {
+fn route_parts(route: &Route<'_>) -> (NetworkRoute, Option<String>, Option<String>) {
     match route {
         Route::EnigmProxy => (NetworkRoute::EnigmProxy, None, None),
         Route::Vpn(location) => (NetworkRoute::Vpn, Some((*location).to_owned()), None),
@@ -174,7 +159,7 @@ fn audit_event(
 /// The audit log's category of a block: the engine's fail-closed reasons keep the names the
 /// eligibility decision uses; a policy's own reasons and the default deny are `network_blocked`
 /// (the rule id says which).
-pub fn block_category(reason: Option<&str>) -> ReasonCategory {
+fn block_category(reason: Option<&str>) -> ReasonCategory {
     match reason {
         Some("device-inactive") => ReasonCategory::TrustInactive,
         Some("device-not-active") => ReasonCategory::DeviceNotActive,
