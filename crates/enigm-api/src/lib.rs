@@ -20,6 +20,7 @@ pub mod policies;
 pub mod policy_bundles;
 pub mod proofs;
 pub mod releases;
+pub mod vpn;
 
 pub use devices::{
     CheckInRequest, CommandAckRequest, CommandAckResponse, CommandView,

@@ -58,12 +58,18 @@ pub const POLICY_BUNDLES: &str = "/api/v1/policy-bundles";
 pub const DEVICE_LIFECYCLE: &str = "/api/v1/devices/{handle}/lifecycle";
 /// POST: decide a flow under the device's network policy (audited without the destination).
 pub const DEVICE_NETWORK_DECISION: &str = "/api/v1/devices/{handle}/network-decision";
+/// GET: the VPN gateways with their aggregate load; POST: register one.
+pub const VPN_GATEWAYS: &str = "/api/v1/vpn/gateways";
+/// PATCH: change a gateway's health, reported load or capacity.
+pub const VPN_GATEWAY: &str = "/api/v1/vpn/gateways/{id}";
 /// Device-side routes: authenticated by the device's request signature, not a session.
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";
 pub const DEVICE_CHECK_INS: &str = "/api/v1/device/check-ins";
 pub const DEVICE_COMMANDS: &str = "/api/v1/device/commands";
 pub const DEVICE_ATTESTATION_CHALLENGE: &str = "/api/v1/device/attestation/challenge";
 pub const DEVICE_ATTESTATION: &str = "/api/v1/device/attestation";
+/// POST (signed): switch the device's VPN location, or leave the VPN.
+pub const DEVICE_VPN: &str = "/api/v1/device/vpn";
 pub const DEVICE_COMMAND_ACK: &str = "/api/v1/device/commands/ack";
 pub const ELIGIBILITY: &str = "/api/v1/eligibility";
 

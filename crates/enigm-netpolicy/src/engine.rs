@@ -487,6 +487,22 @@ impl CompiledPolicy {
         })
     }
 
+    /// The VPN locations some rule routes to, sorted, each once: where the VPN control plane
+    /// may place a device under this policy (a location no rule names is never assigned).
+    pub fn vpn_locations(&self) -> Vec<&str> {
+        let mut locations: Vec<&str> = self
+            .rules
+            .iter()
+            .filter_map(|rule| match &rule.action {
+                CompiledAction::Route(CompiledRoute::Vpn(location)) => Some(&**location),
+                _ => None,
+            })
+            .collect();
+        locations.sort_unstable();
+        locations.dedup();
+        locations
+    }
+
     /// Bytes held by the domain tables and CIDR arrays of the blocklists.
     pub fn blocklist_bytes(&self) -> (usize, usize) {
         self.blocklists.iter().fold((0, 0), |(d, c), list| {

@@ -50,6 +50,7 @@
 pub mod document;
 mod engine;
 pub mod matchers;
+pub mod vpn;
 
 pub use document::{
     Action, BlockAction, Blocklist, Layer, Match, NetworkMatch, ParseError, PolicyDocument,

@@ -153,6 +153,7 @@ json_device_body! {
     enigm_api::attestation::AttestRequest => DeviceAttest,
     enigm_api::CommandAckRequest => DeviceCommandAck,
     enigm_api::releases::InstallReportRequest => DeviceOtaInstall,
+    enigm_api::vpn::VpnSwitchRequest => DeviceVpnSwitch,
 }
 
 /// A device's text carries no U+0000 either (see [`crate::extract::holds_nul`]).
@@ -255,6 +256,19 @@ impl DeviceRefusal {
             ReasonCategory::InvalidTransition => (
                 StatusCode::CONFLICT,
                 "the device's lifecycle state does not allow this change",
+            ),
+            ReasonCategory::VpnSwitchSuperseded => (
+                StatusCode::CONFLICT,
+                "a VPN switch with this or a higher sequence was already applied",
+            ),
+            ReasonCategory::VpnLocationNotAllowed => (
+                StatusCode::FORBIDDEN,
+                "the device's network policy routes nothing through this VPN location",
+            ),
+            ReasonCategory::VpnCapacity => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no gateway of this VPN location takes new sessions now; try again later or \
+                 choose another location",
             ),
             _ => (StatusCode::FORBIDDEN, "not permitted"),
         };

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::handlers::{
     approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
-    releases, sessions, tuf, users,
+    releases, sessions, tuf, users, vpn,
 };
 use crate::state::AppState;
 
@@ -425,6 +425,25 @@ fn entries() -> Vec<RouteEntry> {
             paths::DEVICE_OTA_REPORTS,
             Access::Public,
             releases::device_report,
+        ),
+        entry(Method::POST, paths::DEVICE_VPN, Access::Public, vpn::switch),
+        entry(
+            Method::GET,
+            paths::VPN_GATEWAYS,
+            read(P::PoliciesRead),
+            vpn::list_gateways,
+        ),
+        entry(
+            Method::POST,
+            paths::VPN_GATEWAYS,
+            change(P::PoliciesWrite),
+            vpn::create_gateway,
+        ),
+        entry(
+            Method::PATCH,
+            paths::VPN_GATEWAY,
+            change(P::PoliciesWrite),
+            vpn::update_gateway,
         ),
         entry(
             Method::GET,

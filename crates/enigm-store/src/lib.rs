@@ -20,6 +20,7 @@ mod policies;
 mod policy_bundles;
 mod sessions;
 mod shared_state;
+mod vpn;
 
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -51,6 +52,7 @@ pub use policies::{
 pub use policy_bundles::{BundledVersion, PolicyBundleRecord, WantedBundle};
 pub use sessions::{NewSession, SessionRecord};
 pub use shared_state::{LeaseRecord, ThrottleRecord};
+pub use vpn::{VpnAssignmentRecord, VpnGatewayChange, VpnGatewayRecord};
 
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -187,6 +187,12 @@ audit_actions! {
     // A network routing decision Command made for a device (the route's category and the rule,
     // never the flow's destination).
     DeviceNetworkDecision => "device.network-decision", Device;
+    // A device asked to switch its VPN location (or to leave the VPN): the request's sequence
+    // and outcome, never the location or gateway it chose.
+    DeviceVpnSwitch => "device.vpn-switch", Device;
+    // A VPN gateway registered, or its health, load or capacity changed.
+    VpnGatewayCreate => "network.vpn-gateway-create", Policy;
+    VpnGatewayUpdate => "network.vpn-gateway-update", Policy;
     DeviceRestrict => "device.restrict", Device;
     DeviceRevoke => "device.revoke", Device;
     DeviceReactivate => "device.reactivate", Device;
@@ -244,6 +250,7 @@ pub enum TargetCategory {
     OtaRepository,
     ClientNetwork,
     Policy,
+    VpnGateway,
     None,
 }
 
@@ -263,6 +270,7 @@ impl TargetCategory {
             TargetCategory::OtaRepository => "ota-repository",
             TargetCategory::ClientNetwork => "client-network",
             TargetCategory::Policy => "policy",
+            TargetCategory::VpnGateway => "vpn-gateway",
             TargetCategory::None => "none",
         }
     }
@@ -344,6 +352,15 @@ pub enum AuditTarget {
         version: Option<u32>,
         route: NetworkRoute,
         rule: NetworkRuleId,
+    },
+    /// A device's VPN location switch number `sequence` (never the location or gateway).
+    VpnSwitch {
+        handle: DeviceHandle,
+        sequence: u64,
+    },
+    /// A VPN gateway of the control plane (infrastructure, never a device's traffic).
+    VpnGateway {
+        gateway: crate::network::VpnGatewayId,
     },
     /// A device group's policy bundle number `sequence` (never its content).
     PolicyBundle {
@@ -427,7 +444,9 @@ impl AuditTarget {
             AuditTarget::AuditLog | AuditTarget::AuditLeaves { .. } => TargetCategory::AuditLog,
             AuditTarget::Device { .. }
             | AuditTarget::DeviceTrust { .. }
-            | AuditTarget::NetworkDecision { .. } => TargetCategory::Device,
+            | AuditTarget::NetworkDecision { .. }
+            | AuditTarget::VpnSwitch { .. } => TargetCategory::Device,
+            AuditTarget::VpnGateway { .. } => TargetCategory::VpnGateway,
             AuditTarget::EnrollmentToken { .. } => TargetCategory::EnrollmentToken,
             AuditTarget::Release { .. } => TargetCategory::Release,
             AuditTarget::OtaRepository => TargetCategory::OtaRepository,
@@ -488,6 +507,8 @@ impl AuditTarget {
                 Some(reference)
             }
             AuditTarget::PolicyBundle { group, sequence } => Some(format!("{group}/{sequence}")),
+            AuditTarget::VpnSwitch { handle, sequence } => Some(format!("{handle}/vpn/{sequence}")),
+            AuditTarget::VpnGateway { gateway } => Some(gateway.to_string()),
             AuditTarget::NetworkDecision {
                 handle,
                 policy,
@@ -599,6 +620,12 @@ pub enum ReasonCategory {
     /// A network policy blocked the flow: one of its block rules, or no layer routing it (the
     /// rule id in the event says which).
     NetworkBlocked,
+    /// The device's network policy routes nothing through the VPN location it asked for.
+    VpnLocationNotAllowed,
+    /// No healthy gateway of the location takes new sessions (capacity, load or health).
+    VpnCapacity,
+    /// A VPN switch older than one already applied (a lower sequence): it changes nothing.
+    VpnSwitchSuperseded,
     /// A lifecycle change the transition table does not allow from the device's state.
     InvalidTransition,
     /// Another lifecycle command waits for the device's acknowledgement.
@@ -704,6 +731,9 @@ impl ReasonCategory {
             ReasonCategory::ReplayAttempt => "replay_attempt",
             ReasonCategory::EligibilityFailure => "eligibility_failure",
             ReasonCategory::NetworkBlocked => "network_blocked",
+            ReasonCategory::VpnLocationNotAllowed => "vpn_location_not_allowed",
+            ReasonCategory::VpnCapacity => "vpn_capacity",
+            ReasonCategory::VpnSwitchSuperseded => "vpn_switch_superseded",
             ReasonCategory::AttestationRequired => "attestation_required",
             ReasonCategory::AttestationBusy => "attestation_busy",
             ReasonCategory::UpdateBadSignature => "update_bad_signature",

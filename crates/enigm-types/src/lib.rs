@@ -41,7 +41,9 @@ pub use ids::{
     SessionId,
 };
 pub use lifecycle::{DeviceCommand, DeviceState, LifecycleAction, LifecycleError};
-pub use network::{NetworkRoute, NetworkRuleId, NetworkRuleIdError};
+pub use network::{
+    NetworkRoute, NetworkRuleId, NetworkRuleIdError, VpnGatewayId, VpnGatewayIdError,
+};
 pub use permission::Permission;
 pub use policy::{GroupName, GroupNameError, PolicyKind, PolicySource, policy_source};
 pub use release::{InstallOutcome, ReleaseState, UnknownReleaseState};

@@ -50,6 +50,49 @@ impl NetworkRuleId {
 
 inline_name_impls!(NetworkRuleId, NetworkRuleIdError);
 
+/// The id of a VPN gateway (`ams-1`): 1 to 63 of ASCII lowercase letters, digits, `-`, `_`,
+/// `.`; an operator's name for infrastructure, never free text.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct VpnGatewayId(InlineText<{ VpnGatewayId::MAX_LEN }>);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a VPN gateway id is 1 to 63 of ASCII lowercase letters, digits, `-`, `_`, `.`")]
+pub struct VpnGatewayIdError;
+
+impl VpnGatewayId {
+    pub const MAX_LEN: usize = 63;
+
+    pub fn parse(text: &str) -> Result<Self, VpnGatewayIdError> {
+        let valid = (1..=Self::MAX_LEN).contains(&text.len())
+            && text.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+            });
+        match InlineText::new(text) {
+            Some(inline) if valid => Ok(VpnGatewayId(inline)),
+            _ => Err(VpnGatewayIdError),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+inline_name_impls!(VpnGatewayId, VpnGatewayIdError);
+
+impl utoipa::PartialSchema for VpnGatewayId {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .min_length(Some(1))
+            .max_length(Some(VpnGatewayId::MAX_LEN))
+            .pattern(Some(r"^[a-z0-9._-]{1,63}$"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for VpnGatewayId {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,6 +114,17 @@ mod tests {
                 Err(NetworkRuleIdError),
                 "{bad:?}"
             );
+        }
+    }
+
+    #[test]
+    fn gateway_ids_are_lowercase_ids() {
+        assert_eq!(
+            VpnGatewayId::parse("ams-1").map(|id| id.to_string()).ok(),
+            Some("ams-1".into())
+        );
+        for bad in ["", "AMS", "a b", "a/b", &"a".repeat(64)] {
+            assert_eq!(VpnGatewayId::parse(bad), Err(VpnGatewayIdError), "{bad:?}");
         }
     }
 

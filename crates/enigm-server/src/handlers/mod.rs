@@ -17,3 +17,4 @@ pub mod releases;
 pub mod sessions;
 pub mod tuf;
 pub mod users;
+pub mod vpn;

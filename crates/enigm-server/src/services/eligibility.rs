@@ -23,6 +23,35 @@ pub async fn decide(
     request: EligibilityRequest,
 ) -> ApiResult<EligibilityDecision> {
     let now = state.now();
+    let decision = evaluate(state, &request, DecisionActor::Operator, now).await?;
+    let (outcome, reason) = match decision {
+        EligibilityDecision::Allow => (Outcome::Success, None),
+        EligibilityDecision::Deny(reason) => (Outcome::Denied, Some(reason_category(reason))),
+    };
+    let mut event = AuditEvent::new(
+        now,
+        Actor::Admin(caller.admin.id),
+        AuditAction::DeviceEligibility,
+        AuditTarget::Device {
+            handle: request.device,
+        },
+        outcome,
+    );
+    if let Some(reason) = reason {
+        event = event.with_reason(reason);
+    }
+    state.audit(&[event]).await?;
+    Ok(decision)
+}
+
+/// The decision itself, unaudited: the caller audits it under its own action (an operator's
+/// question, or a device's request that depends on it).
+pub(crate) async fn evaluate(
+    state: &AppState,
+    request: &EligibilityRequest,
+    actor: DecisionActor,
+    now: enigm_types::Timestamp,
+) -> ApiResult<EligibilityDecision> {
     // An unknown device, or a record that does not decode, is a missing input: it denies.
     let device = match state.store().device(&request.device).await {
         Ok(device) => device,
@@ -72,7 +101,7 @@ pub async fn decide(
                 None => (None, None),
             };
             enigm_trust::decide(&DecisionInput {
-                actor: Some(DecisionActor::Operator),
+                actor: Some(actor),
                 action: request.action.into(),
                 resource: Some(
                     request
@@ -91,23 +120,6 @@ pub async fn decide(
             })
         }
     };
-    let (outcome, reason) = match decision {
-        EligibilityDecision::Allow => (Outcome::Success, None),
-        EligibilityDecision::Deny(reason) => (Outcome::Denied, Some(reason_category(reason))),
-    };
-    let mut event = AuditEvent::new(
-        now,
-        Actor::Admin(caller.admin.id),
-        AuditAction::DeviceEligibility,
-        AuditTarget::Device {
-            handle: request.device,
-        },
-        outcome,
-    );
-    if let Some(reason) = reason {
-        event = event.with_reason(reason);
-    }
-    state.audit(&[event]).await?;
     Ok(decision)
 }
 

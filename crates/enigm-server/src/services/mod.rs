@@ -17,5 +17,6 @@ pub mod policy_bundles;
 pub mod releases;
 pub mod sessions;
 pub mod users;
+pub mod vpn;
 
 mod stored;
