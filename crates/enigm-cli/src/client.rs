@@ -316,6 +316,20 @@ impl CommandClient {
             .await
     }
 
+    pub(crate) async fn patch<B, T>(
+        &self,
+        path: &str,
+        body: &B,
+        pin: Option<&Pin>,
+    ) -> Result<Reply<T>, RequestError>
+    where
+        B: Serialize + ?Sized,
+        T: DeserializeOwned,
+    {
+        self.send(self.request(Method::PATCH, path).json(body), pin)
+            .await
+    }
+
     pub(crate) async fn delete<T: DeserializeOwned>(
         &self,
         path: &str,

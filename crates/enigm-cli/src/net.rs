@@ -11,10 +11,11 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use enigm_api::network::{NetworkDecisionView, NetworkFlow, NetworkPolicyRef};
 use enigm_api::paths;
+use enigm_api::vpn::{CreateVpnGatewayRequest, UpdateVpnGatewayRequest, VpnGatewayView};
 use enigm_netpolicy::{CompiledPolicy, DeviceContext, explain};
 use enigm_ota::policy_bundle::parse_bundle;
 use enigm_server::services::network::{engine_flow, view_of};
-use enigm_types::{DeviceHandle, DeviceState, NetworkRoute, PolicyKind, TrustState};
+use enigm_types::{DeviceHandle, DeviceState, NetworkRoute, PolicyKind, TrustState, VpnGatewayId};
 
 use crate::cli::GlobalArgs;
 use crate::policy::read_bounded;
@@ -31,6 +32,49 @@ enum NetCommand {
     /// Decide a flow: its route (enigm-proxy, vpn, tor-gateway, direct or block), the rule that
     /// decided and each layer's verdict. Exits 1 when the flow is blocked.
     Decide(DecideArgs),
+    /// The VPN gateways: list them with their aggregate load, register one, or change one's
+    /// health, reported load or capacity.
+    Gateways {
+        #[command(subcommand)]
+        command: Option<GatewayCommand>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum GatewayCommand {
+    /// Register a gateway.
+    Add {
+        /// The gateway's id (lowercase letters, digits, `-_.`).
+        id: VpnGatewayId,
+        /// The VPN location it serves, as network policies name it.
+        #[arg(long)]
+        location: String,
+        /// `host:port` devices connect to.
+        #[arg(long)]
+        endpoint: String,
+        /// The gateway's WireGuard public key (base64).
+        #[arg(long)]
+        tunnel_key: String,
+        /// The pool of device tunnel addresses (CIDR).
+        #[arg(long)]
+        tunnel_network: String,
+        /// The most sessions it may hold.
+        #[arg(long)]
+        capacity: u32,
+    },
+    /// Change a gateway's health, reported load or capacity (sessions it holds are kept).
+    Set {
+        id: VpnGatewayId,
+        #[arg(long, conflicts_with = "unhealthy")]
+        healthy: bool,
+        #[arg(long)]
+        unhealthy: bool,
+        /// The load the gateway reports, in percent.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(0..=100))]
+        load: Option<u8>,
+        #[arg(long)]
+        capacity: Option<u32>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -71,7 +115,10 @@ struct DecideArgs {
 }
 
 pub(crate) async fn run(global: &GlobalArgs, args: NetArgs) -> anyhow::Result<()> {
-    let NetCommand::Decide(args) = args.command;
+    let args = match args.command {
+        NetCommand::Decide(args) => args,
+        NetCommand::Gateways { command } => return gateways(global, command).await,
+    };
     let flow = NetworkFlow {
         app: args.app.clone(),
         category: args.category.clone(),
@@ -110,6 +157,115 @@ pub(crate) async fn run(global: &GlobalArgs, args: NetArgs) -> anyhow::Result<()
             output::clean(&view.rule)
         );
     }
+    Ok(())
+}
+
+async fn gateways(global: &GlobalArgs, command: Option<GatewayCommand>) -> anyhow::Result<()> {
+    let client = connect::connect(global)?;
+    let changed = match command {
+        None => {
+            let reply = client
+                .get::<Vec<VpnGatewayView>>(paths::VPN_GATEWAYS)
+                .await?;
+            if global.json {
+                return output::print_json(&reply.raw);
+            }
+            let mut table = output::new_table(&[
+                "GATEWAY",
+                "LOCATION",
+                "ENDPOINT",
+                "SESSIONS",
+                "HEALTHY",
+                "LOAD",
+                "NEW SESSIONS",
+            ]);
+            for gateway in &reply.value {
+                table.add_row(vec![
+                    gateway.id.to_string(),
+                    output::clean(&gateway.location),
+                    output::clean(&gateway.endpoint),
+                    format!("{}/{}", gateway.assigned, gateway.capacity),
+                    if gateway.healthy { "yes" } else { "no" }.to_owned(),
+                    gateway
+                        .load_percent
+                        .map_or_else(|| "-".to_owned(), |load| format!("{load}%")),
+                    if gateway.accepting_new_sessions {
+                        "accepted"
+                    } else {
+                        "refused"
+                    }
+                    .to_owned(),
+                ]);
+            }
+            output::print_list(
+                &table,
+                reply.value.len(),
+                "no VPN gateways: register one with `enigm net gateways add`",
+            );
+            return Ok(());
+        }
+        Some(GatewayCommand::Add {
+            id,
+            location,
+            endpoint,
+            tunnel_key,
+            tunnel_network,
+            capacity,
+        }) => {
+            let request = CreateVpnGatewayRequest {
+                id,
+                location,
+                endpoint,
+                tunnel_key,
+                tunnel_network,
+                capacity,
+            };
+            client
+                .post::<_, VpnGatewayView>(paths::VPN_GATEWAYS, &request, None)
+                .await?
+        }
+        Some(GatewayCommand::Set {
+            id,
+            healthy,
+            unhealthy,
+            load,
+            capacity,
+        }) => {
+            let request = UpdateVpnGatewayRequest {
+                healthy: (healthy || unhealthy).then_some(healthy),
+                load_percent: load,
+                capacity,
+            };
+            client
+                .patch::<_, VpnGatewayView>(
+                    &paths::fill(paths::VPN_GATEWAY, &[id.as_str()]),
+                    &request,
+                    None,
+                )
+                .await?
+        }
+    };
+    if global.json {
+        return output::print_json(&changed.raw);
+    }
+    let gateway = changed.value;
+    println!(
+        "gateway {} ({}): {}/{} sessions, {}, new sessions {}",
+        gateway.id,
+        output::clean(&gateway.location),
+        gateway.assigned,
+        gateway.capacity,
+        if gateway.healthy {
+            "healthy"
+        } else {
+            "unhealthy"
+        },
+        if gateway.accepting_new_sessions {
+            "accepted"
+        } else {
+            "refused"
+        }
+    );
     Ok(())
 }
 

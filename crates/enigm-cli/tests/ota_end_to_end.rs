@@ -523,6 +523,41 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     ]);
     assert_eq!(online["route"], "enigm-proxy", "{online}");
     assert_eq!(online["policy"]["version"], 1, "{online}");
+    // The VPN gateways the chat route's location is served by, through the CLI.
+    let added = owner.json(&[
+        "net",
+        "gateways",
+        "add",
+        "fra-1",
+        "--location",
+        "de-fra",
+        "--endpoint",
+        "fra-1.vpn.example:51820",
+        "--tunnel-key",
+        "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=",
+        "--tunnel-network",
+        "10.64.0.0/24",
+        "--capacity",
+        "10",
+    ]);
+    assert_eq!(added["accepting_new_sessions"], true, "{added}");
+    let drained = owner.json(&[
+        "net",
+        "gateways",
+        "set",
+        "fra-1",
+        "--unhealthy",
+        "--load",
+        "95",
+    ]);
+    assert_eq!(drained["healthy"], false, "{drained}");
+    assert_eq!(drained["load_percent"], 95, "{drained}");
+    let listed = owner.run(&["net", "gateways"]);
+    let listed = output_text(&listed);
+    assert!(
+        listed.contains("fra-1") && listed.contains("0/10") && listed.contains("refused"),
+        "{listed}"
+    );
     let decisions = owner.json(&["audit", "events", "--action", "device.network-decision"]);
     let decisions = decisions["items"].as_array().unwrap();
     assert_eq!(decisions.len(), 1, "{decisions:?}");
