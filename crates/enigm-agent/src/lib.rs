@@ -38,3 +38,4 @@ pub(crate) mod slots;
 pub mod state;
 pub mod tsc;
 pub mod tuf_fetch;
+pub mod vpn;

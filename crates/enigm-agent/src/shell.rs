@@ -134,6 +134,41 @@ pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
 }
 
 /// What `enigm agent-setup` was asked to record.
+/// What `enigm agent-vpn` needs.
+#[derive(Debug, Clone)]
+pub struct VpnConfig {
+    pub server: String,
+    pub ca_cert: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    /// The location to be placed in; `None` leaves the VPN.
+    pub location: Option<String>,
+}
+
+/// `enigm agent-vpn`: asks Command for a VPN location (or to leave the VPN) for this enrolled
+/// device and writes (or removes) the tunnel configuration in the state directory.
+pub async fn run_vpn(
+    config: VpnConfig,
+) -> anyhow::Result<(enigm_api::vpn::VpnAssignmentView, PathBuf)> {
+    let ca_pem = config
+        .ca_cert
+        .as_ref()
+        .map(|path| {
+            std::fs::read(path)
+                .with_context(|| format!("could not read the ca certificate `{}`", path.display()))
+        })
+        .transpose()?;
+    let client = DeviceClient::new(&config.server, ca_pem.as_deref())?;
+    let dir = StateDir::open(&config.state_dir)?;
+    if dir.enrollment()?.is_none() {
+        anyhow::bail!(
+            "this device is not enrolled: run `enigm agent` with an enrollment token first"
+        );
+    }
+    let key = dir.device_key()?;
+    let answer = crate::vpn::switch(&client, &key, &dir, config.location.as_deref()).await?;
+    Ok((answer, config.state_dir.join(crate::state::VPN_CONFIG_FILE)))
+}
+
 #[derive(Debug, Clone)]
 pub struct SetupConfig {
     pub state_dir: PathBuf,

@@ -25,6 +25,12 @@ const ATTESTED_KEY_FILE: &str = "attested-key.pem";
 pub const TSC_FILE: &str = "tsc.json";
 /// The setup steps done on this device (`enigm agent-setup`).
 const SETUP_FILE: &str = "setup.json";
+/// The device's WireGuard private key (32 bytes), generated on first use; never sent.
+const WIREGUARD_KEY_FILE: &str = "wireguard.key";
+/// The device's VPN switches: the last sequence used and the assignment in force.
+const VPN_FILE: &str = "vpn.json";
+/// The `wg-quick` configuration of the assignment in force, with the private key (0600).
+pub const VPN_CONFIG_FILE: &str = "wireguard-enigm0.conf";
 /// The state records are small; a larger file is not ours.
 const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 
@@ -81,6 +87,68 @@ impl StateDir {
             Err(error) => Err(error)
                 .with_context(|| format!("could not create the device key `{}`", path.display())),
         }
+    }
+
+    /// The WireGuard key: loaded, or generated on first use (created exclusively, mode 0600).
+    pub fn wireguard_key(&self) -> anyhow::Result<enigm_crypto::wireguard::WireGuardSecret> {
+        use enigm_crypto::wireguard::{WIREGUARD_KEY_LEN, WireGuardSecret};
+        let path = self.path.join(WIREGUARD_KEY_FILE);
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                let key = WireGuardSecret::generate(&mut rand::rngs::OsRng);
+                file.write_all(key.to_bytes().as_slice())
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| {
+                        format!("could not write the WireGuard key `{}`", path.display())
+                    })?;
+                Ok(key)
+            }
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => {
+                check_private(&path, 0o600)?;
+                let bytes = std::fs::read(&path).with_context(|| {
+                    format!("could not read the WireGuard key `{}`", path.display())
+                })?;
+                let bytes: [u8; WIREGUARD_KEY_LEN] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StateError::BadKey(path.display().to_string()))?;
+                Ok(WireGuardSecret::from_bytes(&bytes))
+            }
+            Err(error) => Err(error).with_context(|| {
+                format!("could not create the WireGuard key `{}`", path.display())
+            }),
+        }
+    }
+
+    pub fn vpn(&self) -> anyhow::Result<Option<crate::vpn::VpnRecord>> {
+        read_record(&self.path.join(VPN_FILE))
+    }
+
+    pub fn write_vpn(&self, record: &crate::vpn::VpnRecord) -> anyhow::Result<()> {
+        write_record(&self.path.join(VPN_FILE), record)
+    }
+
+    /// Writes the tunnel configuration (with the private key) atomically, mode 0600; `None`
+    /// removes it (the device left the VPN).
+    pub fn write_vpn_config(&self, config: Option<&str>) -> anyhow::Result<PathBuf> {
+        let path = self.path.join(VPN_CONFIG_FILE);
+        match config {
+            Some(config) => write_private(&path, config.as_bytes())?,
+            None => match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == ErrorKind::NotFound => {}
+                Err(error) => {
+                    return Err(error)
+                        .with_context(|| format!("could not remove `{}`", path.display()));
+                }
+            },
+        }
+        Ok(path)
     }
 
     /// The simulated hardware-backed attestation key: loaded, or generated on first use
@@ -218,7 +286,14 @@ pub fn read_record<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Option<T>
 fn write_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value).context("could not encode the record")?;
     bytes.push(b'\n');
-    let temporary = path.with_extension("json.tmp");
+    write_private(path, &bytes)
+}
+
+/// Writes `bytes` atomically with mode 0600: a temporary file beside it, then a rename.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
     let written = OpenOptions::new()
         .write(true)
         .create(true)
@@ -226,7 +301,7 @@ fn write_record<T: Serialize>(path: &Path, value: &T) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&temporary)
         .and_then(|mut file| {
-            file.write_all(&bytes)?;
+            file.write_all(bytes)?;
             file.sync_all()
         });
     written.with_context(|| format!("could not write `{}`", temporary.display()))?;

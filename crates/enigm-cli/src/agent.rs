@@ -108,6 +108,51 @@ pub(crate) struct AgentSetupArgs {
     check_network: bool,
 }
 
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("where").required(true).args(["location", "leave"]))]
+pub(crate) struct AgentVpnArgs {
+    /// The state directory of `enigm agent` (an enrolled device).
+    #[arg(long, value_name = "DIR")]
+    state_dir: PathBuf,
+    /// The VPN location to be placed in, as the group's network policy names it.
+    #[arg(long)]
+    location: Option<String>,
+    /// Leave the VPN (the gateway's slot is given back; the configuration is removed).
+    #[arg(long)]
+    leave: bool,
+}
+
+/// Asks Command for a VPN location (or to leave the VPN) and writes the tunnel configuration
+/// with the device's own private key, or removes it.
+pub(crate) async fn run_vpn(global: &GlobalArgs, args: AgentVpnArgs) -> anyhow::Result<()> {
+    let server = global
+        .server()
+        .context("no server given: pass --server URL (or set ENIGM_SERVER)")?;
+    let server = ServerUrl::parse(server)?;
+    let (answer, config) = enigm_agent::shell::run_vpn(enigm_agent::shell::VpnConfig {
+        server: server.as_str().to_owned(),
+        ca_cert: global.ca_cert.clone(),
+        state_dir: args.state_dir,
+        location: args.location,
+    })
+    .await?;
+    if global.json {
+        return output::print_json(&serde_json::to_value(&answer)?);
+    }
+    match &answer.assignment {
+        Some(peer) => println!(
+            "vpn: {} via {} ({}), switch {}; configuration in {} (bring it up with `wg-quick up`)",
+            output::clean(&peer.location),
+            peer.gateway,
+            output::clean(&peer.address),
+            answer.sequence,
+            config.display()
+        ),
+        None => println!("vpn: left, switch {}", answer.sequence),
+    }
+    Ok(())
+}
+
 /// Records the steps asked for and prints which are done; fails on a weak PIN or an
 /// unreachable Command (the other steps are recorded all the same).
 pub(crate) async fn run_setup(

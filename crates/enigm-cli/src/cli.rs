@@ -59,6 +59,9 @@ pub(crate) enum Command {
     /// Record the device's required setup steps (strong PIN, terms, network readiness); a
     /// device is "ready" for Command only when all are done.
     AgentSetup(agent::AgentSetupArgs),
+    /// Ask Command for a VPN location (or leave the VPN) and write the device's WireGuard
+    /// configuration with its own key; the key pair is generated on the device.
+    AgentVpn(agent::AgentVpnArgs),
     /// Show the local Trust Security Center: the device's last trust evaluation.
     Tsc(agent::TscArgs),
     /// Verify Android Key Attestation chains offline; create a development attestation root.

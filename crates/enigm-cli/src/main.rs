@@ -95,6 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Audit(args) => audit::run(&global, args).await,
         Command::Agent(args) => agent::run(&global, args).await,
         Command::AgentSetup(args) => agent::run_setup(&global, args, global.json).await,
+        Command::AgentVpn(args) => agent::run_vpn(&global, args).await,
         Command::Tsc(args) => agent::run_tsc(args, global.json),
         Command::AgentReport(args) => agent::run_report(args),
         Command::Simulate(args) => simulate::run(&global, args).await,

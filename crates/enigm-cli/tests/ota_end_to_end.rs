@@ -463,7 +463,9 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
                 {"id": "threats", "rules": [{"id": "block-threats",
                     "match": {"blocklist": "threats"}, "action": {"block": {"reason": "malware"}}}]},
                 {"id": "routing", "rules": [{"id": "apps-proxy",
-                    "match": {"apps": ["browser"]}, "action": {"route": "enigm-proxy"}}]}
+                    "match": {"apps": ["browser"]}, "action": {"route": "enigm-proxy"}},
+                    {"id": "chat-vpn", "match": {"apps": ["chat"]},
+                     "action": {"route": {"vpn": "de-fra"}}}]}
             ]
         }),
         "1",
@@ -541,6 +543,54 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         "10",
     ]);
     assert_eq!(added["accepting_new_sessions"], true, "{added}");
+    // The device generates its WireGuard key and is placed in a location its policy routes to;
+    // its configuration holds its own private key, which Command never saw.
+    let vpn = |args: &[&str]| {
+        let output = std::process::Command::new(support::ENIGM)
+            .args(["agent-vpn", "--server", &url, "--state-dir"])
+            .arg(&device)
+            .args(args)
+            .env_remove("ENIGM_SERVER")
+            .output()
+            .unwrap();
+        (output.status.success(), output_text(&output))
+    };
+    let (placed, said) = vpn(&["--location", "de-fra"]);
+    assert!(placed, "{said}");
+    assert!(
+        said.contains("vpn: de-fra via fra-1 (10.64.0.2/24), switch 1"),
+        "{said}"
+    );
+    let config_path = device.join("wireguard-enigm0.conf");
+    let config = std::fs::read_to_string(&config_path).unwrap();
+    assert!(
+        config.contains("PrivateKey = ") && config.contains("Address = 10.64.0.2/24"),
+        "{config}"
+    );
+    use std::os::unix::fs::PermissionsExt as _;
+    assert_eq!(
+        std::fs::metadata(&config_path)
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let private = config
+        .lines()
+        .find_map(|line| line.strip_prefix("PrivateKey = "))
+        .unwrap()
+        .to_owned();
+    let (refused, said) = vpn(&["--location", "us-nyc"]);
+    assert!(
+        !refused && said.contains("vpn_location_not_allowed"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&config_path).unwrap(),
+        config,
+        "a refusal changes nothing"
+    );
     let drained = owner.json(&[
         "net",
         "gateways",
@@ -555,8 +605,20 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
     let listed = owner.run(&["net", "gateways"]);
     let listed = output_text(&listed);
     assert!(
-        listed.contains("fra-1") && listed.contains("0/10") && listed.contains("refused"),
+        listed.contains("fra-1") && listed.contains("1/10") && listed.contains("refused"),
         "{listed}"
+    );
+    let (left, said) = vpn(&["--leave"]);
+    assert!(left && said.contains("vpn: left, switch 3"), "{said}");
+    assert!(!config_path.exists());
+    let gateways = owner.json(&["net", "gateways"]);
+    assert_eq!(gateways[0]["assigned"], 0, "{gateways}");
+    let switches = owner.json(&["audit", "events", "--action", "device.vpn-switch"]);
+    let recorded = serde_json::to_string(&switches).unwrap();
+    assert_eq!(switches["items"].as_array().unwrap().len(), 3, "{recorded}");
+    assert!(
+        !recorded.contains("de-fra") && !recorded.contains("fra-1") && !recorded.contains(&private),
+        "{recorded}"
     );
     let decisions = owner.json(&["audit", "events", "--action", "device.network-decision"]);
     let decisions = decisions["items"].as_array().unwrap();

@@ -17,6 +17,7 @@ pub mod secret_hash;
 pub mod signer;
 pub mod token;
 pub mod totp;
+pub mod wireguard;
 pub mod x509_signature;
 
 pub use audit_mac::{AUDIT_MAC_LEN, AuditEventKey, AuditEventKeyError};

@@ -82,6 +82,8 @@ pub enum VpnConfigError {
     NoSuchAddress(u32),
     #[error("a gateway endpoint is host:port with a port and no spaces or brackets mismatched")]
     BadEndpoint,
+    #[error("a tunnel address is an IP address and a prefix length")]
+    BadAddress,
 }
 
 /// A WireGuard public key as text: checked to be 32 bytes of standard base64.
@@ -172,6 +174,19 @@ impl TunnelNetwork {
         address
             .map(|address| format!("{address}/{}", self.prefix))
             .ok_or(VpnConfigError::NoSuchAddress(slot))
+    }
+}
+
+/// A tunnel address with its prefix length (`10.64.0.2/24`, `fd00::2/120`): what a device
+/// writes into its configuration, so nothing else (no line break, no other directive) passes.
+pub fn check_address(text: &str) -> Result<(), VpnConfigError> {
+    let (address, prefix) = text.split_once('/').ok_or(VpnConfigError::BadAddress)?;
+    let address: IpAddr = address.parse().map_err(|_| VpnConfigError::BadAddress)?;
+    let longest = if address.is_ipv4() { 32 } else { 128 };
+    match prefix.parse::<u8>() {
+        // One spelling: no leading zero, no sign.
+        Ok(length) if length <= longest && length.to_string() == prefix => Ok(()),
+        _ => Err(VpnConfigError::BadAddress),
     }
 }
 
@@ -343,6 +358,23 @@ mod tests {
             "x:65536",
         ] {
             assert!(check_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn addresses_are_an_address_and_a_prefix_only() {
+        for good in ["10.64.0.2/24", "fd00:64::2/120", "0.0.0.0/0"] {
+            assert_eq!(check_address(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "10.64.0.2",
+            "10.64.0.2/33",
+            "10.64.0.2/24\nPostUp = sh",
+            "10.64.0.2/024",
+            "fd00::2/129",
+            "x/24",
+        ] {
+            assert_eq!(check_address(bad), Err(VpnConfigError::BadAddress), "{bad}");
         }
     }
 
