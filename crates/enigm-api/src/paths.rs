@@ -62,6 +62,8 @@ pub const DEVICE_NETWORK_DECISION: &str = "/api/v1/devices/{handle}/network-deci
 pub const VPN_GATEWAYS: &str = "/api/v1/vpn/gateways";
 /// PATCH: change a gateway's health, reported load or capacity.
 pub const VPN_GATEWAY: &str = "/api/v1/vpn/gateways/{id}";
+/// GET: the `[Peer]` sections the gateway applies (sessions of devices still on the network).
+pub const VPN_GATEWAY_PEERS: &str = "/api/v1/vpn/gateways/{id}/peers";
 /// Device-side routes: authenticated by the device's request signature, not a session.
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";
 pub const DEVICE_CHECK_INS: &str = "/api/v1/device/check-ins";

@@ -100,3 +100,14 @@ pub struct VpnPeerView {
     /// `wg-quick` configuration with no `PrivateKey` line: the device adds its own.
     pub config: String,
 }
+
+/// What a gateway applies: the `[Peer]` sections of its WireGuard configuration for the
+/// sessions of devices still on the network (their public keys and tunnel addresses only: no
+/// device handle, no traffic).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct VpnGatewayPeersView {
+    pub gateway: VpnGatewayId,
+    /// How many peers `config` lists.
+    pub peers: u32,
+    pub config: String,
+}

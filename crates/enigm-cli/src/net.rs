@@ -11,7 +11,9 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use enigm_api::network::{NetworkDecisionView, NetworkFlow, NetworkPolicyRef};
 use enigm_api::paths;
-use enigm_api::vpn::{CreateVpnGatewayRequest, UpdateVpnGatewayRequest, VpnGatewayView};
+use enigm_api::vpn::{
+    CreateVpnGatewayRequest, UpdateVpnGatewayRequest, VpnGatewayPeersView, VpnGatewayView,
+};
 use enigm_netpolicy::{CompiledPolicy, DeviceContext, explain};
 use enigm_ota::policy_bundle::parse_bundle;
 use enigm_server::services::network::{engine_flow, view_of};
@@ -62,6 +64,9 @@ enum GatewayCommand {
         #[arg(long)]
         capacity: u32,
     },
+    /// Print the `[Peer]` sections the gateway applies (e.g. appended to its interface section
+    /// for `wg syncconf`): the sessions of devices still on the network.
+    Peers { id: VpnGatewayId },
     /// Change a gateway's health, reported load or capacity (sessions it holds are kept).
     Set {
         id: VpnGatewayId,
@@ -223,6 +228,17 @@ async fn gateways(global: &GlobalArgs, command: Option<GatewayCommand>) -> anyho
             client
                 .post::<_, VpnGatewayView>(paths::VPN_GATEWAYS, &request, None)
                 .await?
+        }
+        Some(GatewayCommand::Peers { id }) => {
+            let reply = client
+                .get::<VpnGatewayPeersView>(&paths::fill(paths::VPN_GATEWAY_PEERS, &[id.as_str()]))
+                .await?;
+            if global.json {
+                return output::print_json(&reply.raw);
+            }
+            // The configuration as Command rendered it from checked keys and addresses.
+            print!("{}", reply.value.config);
+            return Ok(());
         }
         Some(GatewayCommand::Set {
             id,

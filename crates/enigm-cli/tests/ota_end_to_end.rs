@@ -576,6 +576,9 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
             & 0o777,
         0o600
     );
+    let peers = owner.run(&["net", "gateways", "peers", "fra-1"]);
+    let peers = output_text(&peers);
+    assert!(peers.contains("AllowedIPs = 10.64.0.2/32"), "{peers}");
     let private = config
         .lines()
         .find_map(|line| line.strip_prefix("PrivateKey = "))

@@ -159,6 +159,12 @@ impl TunnelNetwork {
 
     /// The address of device slot `slot` (from 0), with the pool's prefix length.
     pub fn device_address(&self, slot: u32) -> Result<String, VpnConfigError> {
+        self.device_host(slot)
+            .map(|address| format!("{address}/{}", self.prefix))
+    }
+
+    /// The address of device slot `slot` (from 0).
+    pub fn device_host(&self, slot: u32) -> Result<IpAddr, VpnConfigError> {
         if slot >= self.device_addresses() {
             return Err(VpnConfigError::NoSuchAddress(slot));
         }
@@ -171,9 +177,7 @@ impl TunnelNetwork {
                 .checked_add(u128::from(slot) + 2)
                 .map(|a| IpAddr::V6(a.into())),
         };
-        address
-            .map(|address| format!("{address}/{}", self.prefix))
-            .ok_or(VpnConfigError::NoSuchAddress(slot))
+        address.ok_or(VpnConfigError::NoSuchAddress(slot))
     }
 }
 
@@ -233,6 +237,20 @@ pub fn device_config(config: &WireGuardPeerConfig<'_>, private_key: Option<&str>
     let _ = writeln!(text, "Endpoint = {}", config.gateway_endpoint);
     text.push_str("AllowedIPs = 0.0.0.0/0, ::/0\n");
     text.push_str("PersistentKeepalive = 25\n");
+    text
+}
+
+/// The `[Peer]` sections of a gateway's WireGuard configuration: each device session's public
+/// key, allowed only its own tunnel address (a device cannot speak for another's address).
+pub fn gateway_peers_config(peers: &[(WireGuardPublicKey, IpAddr)]) -> String {
+    let mut text = String::new();
+    for (key, address) in peers {
+        let host = if address.is_ipv4() { 32 } else { 128 };
+        let _ = writeln!(text, "[Peer]");
+        let _ = writeln!(text, "PublicKey = {}", key.as_str());
+        let _ = writeln!(text, "AllowedIPs = {address}/{host}");
+        text.push('\n');
+    }
     text
 }
 
@@ -338,6 +356,22 @@ mod tests {
         ] {
             assert!(TunnelNetwork::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_gateway_allows_each_peer_only_its_own_address() {
+        let key =
+            WireGuardPublicKey::parse("xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=").expect("key");
+        let pool = TunnelNetwork::parse("fd00:64::/120").expect("pool");
+        let peers = [
+            (key.clone(), "10.64.0.2".parse().expect("v4")),
+            (key, pool.device_host(0).expect("host")),
+        ];
+        let config = gateway_peers_config(&peers);
+        assert_eq!(config.matches("[Peer]").count(), 2);
+        assert!(config.contains("AllowedIPs = 10.64.0.2/32\n"), "{config}");
+        assert!(config.contains("AllowedIPs = fd00:64::2/128\n"), "{config}");
+        assert_eq!(gateway_peers_config(&[]), "");
     }
 
     #[test]

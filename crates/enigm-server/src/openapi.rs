@@ -34,7 +34,7 @@ use crate::handlers::{
         policies::list, policies::create, policies::read, policies::create_version, policies::version,
         policies::diff, policies::assign, policies::unassign, policies::assignments,
         policies::bundles,
-        vpn::list_gateways, vpn::create_gateway, vpn::update_gateway, vpn::switch,
+        vpn::list_gateways, vpn::create_gateway, vpn::update_gateway, vpn::gateway_peers, vpn::switch,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth, &EdgeResponses, &NoNulInText)

@@ -447,6 +447,12 @@ fn entries() -> Vec<RouteEntry> {
         ),
         entry(
             Method::GET,
+            paths::VPN_GATEWAY_PEERS,
+            read(P::PoliciesRead),
+            vpn::gateway_peers,
+        ),
+        entry(
+            Method::GET,
             paths::RELEASES,
             read(P::ReleasesRead),
             releases::list,

@@ -23,7 +23,9 @@ use enigm_test_support::device::TestDevice;
 use enigm_test_support::{Backend, backend_tests};
 use enigm_types::{AuditAction, AuditTarget, Outcome, Role, VpnGatewayId};
 use serde_json::{Value, json};
-use support::{Admin, DeviceCalls as _, TestApp, approve, create_token, lifecycle, protected};
+use support::{
+    Admin, DeviceCalls as _, TestApp, approve, create_token, inactive, lifecycle, protected,
+};
 
 backend_tests!(
     a_device_switches_within_its_policy_and_the_gateways_capacity,
@@ -161,6 +163,21 @@ async fn assigned(app: &TestApp) -> Vec<(String, u64)> {
     counts
 }
 
+/// The gateway's `[Peer]` configuration and how many peers it lists.
+async fn peers(app: &TestApp, gateway: &str) -> (u64, String) {
+    let answer = app
+        .get(
+            &paths::fill(paths::VPN_GATEWAY_PEERS, &[gateway]),
+            &app.owner,
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{:?}", answer.body);
+    (
+        answer.body["peers"].as_u64().unwrap(),
+        answer.body["config"].as_str().unwrap().to_owned(),
+    )
+}
+
 fn switch_body(sequence: u64, location: Option<&str>) -> Value {
     match location {
         Some(location) => {
@@ -187,7 +204,7 @@ fn counts(pairs: &[(&str, u64)]) -> Vec<(String, u64)> {
 
 async fn a_device_switches_within_its_policy_and_the_gateways_capacity(backend: Backend) {
     let app = TestApp::new(backend).await;
-    let (device, handle) = enrolled_in(&app, "field-team").await;
+    let (device, _) = enrolled_in(&app, "field-team").await;
     let (outsider, _) = enrolled_in(&app, "office").await;
     for (id, location, pool) in [
         ("fra-1", "de-fra", "10.64.0.0/24"),
@@ -226,6 +243,12 @@ async fn a_device_switches_within_its_policy_and_the_gateways_capacity(backend: 
     assert_eq!(
         assigned(&app).await,
         counts(&[("ams-1", 0), ("fra-1", 1), ("fra-2", 0)])
+    );
+    let (listed, config) = peers(&app, "fra-1").await;
+    assert_eq!(listed, 1);
+    assert_eq!(
+        config,
+        format!("[Peer]\nPublicKey = {DEVICE_KEY}\nAllowedIPs = 10.64.0.2/32\n\n")
     );
 
     // The same sequence again, or an older one, changes nothing.
@@ -269,7 +292,7 @@ async fn a_device_switches_within_its_policy_and_the_gateways_capacity(backend: 
     let kept = switch(&app, &device, 3, Some("nl-ams")).await;
     assert_eq!(kept.status, StatusCode::OK, "{:?}", kept.body);
     assert_eq!(kept.body["assignment"]["gateway"], "ams-1");
-    let (second, _) = enrolled_in(&app, "field-team").await;
+    let (second, second_handle) = enrolled_in(&app, "field-team").await;
     let full = switch(&app, &second, 1, Some("nl-ams")).await;
     assert_eq!(
         full.status,
@@ -313,6 +336,15 @@ async fn a_device_switches_within_its_policy_and_the_gateways_capacity(backend: 
         "{:?}",
         placed.body
     );
+    assert_eq!(peers(&app, "fra-1").await.0, 0, "the session moved away");
+    assert_eq!(peers(&app, "fra-2").await.0, 1);
+    // A device whose trust falls to INACTIVE drops out of its gateway's peers at once.
+    let fallen = second.check_in(&app, inactive(&app)).await;
+    assert_eq!(fallen.status, StatusCode::OK, "{:?}", fallen.body);
+    assert_eq!(peers(&app, "fra-2").await.0, 0);
+    let back = second.check_in(&app, protected(&app)).await;
+    assert_eq!(back.status, StatusCode::OK, "{:?}", back.body);
+    assert_eq!(peers(&app, "fra-2").await.0, 1);
 
     // Leaving gives the slot back.
     let left = switch(&app, &device, 4, None).await;
@@ -323,11 +355,12 @@ async fn a_device_switches_within_its_policy_and_the_gateways_capacity(backend: 
         counts(&[("ams-1", 0), ("fra-1", 0), ("fra-2", 1)])
     );
 
-    // A revoked device is off the network: no new placement.
+    // A revoked device is off the network: its session ends with the revocation (the slot is
+    // given back) and it is placed nowhere new.
     let requester = app
         .admin_with_roles("operator", &[Role::SecurityAdmin])
         .await;
-    let revoke = lifecycle(&app, &requester, &handle, "revoke").await;
+    let revoke = lifecycle(&app, &requester, &second_handle, "revoke").await;
     assert_eq!(revoke.status, StatusCode::ACCEPTED, "{:?}", revoke.body);
     let approved = approve(
         &app,
@@ -336,7 +369,12 @@ async fn a_device_switches_within_its_policy_and_the_gateways_capacity(backend: 
     )
     .await;
     assert_eq!(approved.status, StatusCode::OK, "{:?}", approved.body);
-    let revoked = switch(&app, &device, 5, Some("de-fra")).await;
+    assert_eq!(
+        assigned(&app).await,
+        counts(&[("ams-1", 0), ("fra-1", 0), ("fra-2", 0)])
+    );
+    assert_eq!(peers(&app, "fra-2").await, (0, String::new()));
+    let revoked = switch(&app, &second, 4, Some("de-fra")).await;
     assert_eq!(revoked.status, StatusCode::FORBIDDEN, "{:?}", revoked.body);
     assert_eq!(revoked.body["code"], "device_revoked");
 

@@ -114,6 +114,28 @@ impl Store {
         row.as_ref().map(gateway_from_row).transpose()
     }
 
+    /// The sessions of `gateway` whose devices are still on the network (lifecycle trusted or
+    /// restricted, trust state not INACTIVE, no retire or wipe waiting): each one's WireGuard
+    /// public key and address slot, by slot. A device that fell off the network is left out at
+    /// once, before its session is ended.
+    pub async fn vpn_gateway_peers(&self, id: &VpnGatewayId) -> StoreResult<Vec<(String, u32)>> {
+        let rows = sqlx::query(
+            "SELECT a.public_key, a.slot FROM vpn_assignments a \
+             JOIN devices d ON d.handle = a.handle \
+             WHERE a.gateway = $1 AND a.public_key IS NOT NULL AND a.slot IS NOT NULL \
+             AND d.state IN ('trusted', 'restricted') AND d.trust_state <> 'INACTIVE' \
+             AND NOT EXISTS (SELECT 1 FROM device_commands c WHERE c.handle = a.handle \
+             AND c.acknowledged_at IS NULL) \
+             ORDER BY a.slot",
+        )
+        .bind(id.to_string())
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("public_key")?, number(row, "slot", "vpn slot")?)))
+            .collect()
+    }
+
     /// How many devices hold a slot of `gateway` (what its `assigned` count must equal).
     pub async fn vpn_gateway_sessions(&self, id: &VpnGatewayId) -> StoreResult<u64> {
         let row = sqlx::query("SELECT COUNT(*) AS n FROM vpn_assignments WHERE gateway = $1")
@@ -279,6 +301,37 @@ impl WriteTx<'_> {
             }
         }
         Ok((next < limit).then_some(next))
+    }
+
+    /// Ends the device's VPN session, if it has one: the gateway's slot is given back and the
+    /// assignment keeps only its sequence (so an older switch stays refused). `true` when there
+    /// was a session.
+    pub async fn end_vpn_session(
+        &mut self,
+        handle: &DeviceHandle,
+        now: Timestamp,
+    ) -> StoreResult<bool> {
+        // Touching the row first locks it on PostgreSQL, so a concurrent switch of the device
+        // waits and then sees the session ended.
+        let touched = sqlx::query("UPDATE vpn_assignments SET updated_at = $2 WHERE handle = $1")
+            .bind(handle.to_string())
+            .bind(now.unix_millis())
+            .execute(self.conn())
+            .await?;
+        if touched.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let row = sqlx::query("SELECT gateway FROM vpn_assignments WHERE handle = $1")
+            .bind(handle.to_string())
+            .fetch_one(self.conn())
+            .await?;
+        let Some(gateway) = row.try_get::<Option<String>, _>("gateway")? else {
+            return Ok(false);
+        };
+        let gateway: VpnGatewayId = parse_id(&gateway, "vpn gateway id")?;
+        self.release_vpn_slot(&gateway, now).await?;
+        self.set_vpn_assignment(handle, None, None, now).await?;
+        Ok(true)
     }
 
     /// Records the device's gateway and slot (or none: it left the VPN) and its WireGuard

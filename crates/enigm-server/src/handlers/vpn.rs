@@ -5,8 +5,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use enigm_api::vpn::{
-    CreateVpnGatewayRequest, UpdateVpnGatewayRequest, VpnAssignmentView, VpnGatewayView,
-    VpnSwitchRequest,
+    CreateVpnGatewayRequest, UpdateVpnGatewayRequest, VpnAssignmentView, VpnGatewayPeersView,
+    VpnGatewayView, VpnSwitchRequest,
 };
 use enigm_types::VpnGatewayId;
 
@@ -56,6 +56,19 @@ pub async fn update_gateway(
     Ok(Json(
         vpn::update_gateway(&state, &caller, id, request).await?,
     ))
+}
+
+/// The `[Peer]` sections the gateway applies: the WireGuard public key and tunnel address of
+/// each session whose device is still on the network (no device handle, no traffic).
+#[utoipa::path(get, path = enigm_api::paths::VPN_GATEWAY_PEERS, tag = "vpn", security(("bearer" = [])),
+    params(("id" = VpnGatewayId, Path, description = "gateway id")),
+    responses((status = 200, body = VpnGatewayPeersView), (status = 404, body = enigm_api::ErrorBody)))]
+pub async fn gateway_peers(
+    State(state): State<AppState>,
+    _caller: Caller,
+    ApiPath(id): ApiPath<VpnGatewayId>,
+) -> ApiResult<Json<VpnGatewayPeersView>> {
+    Ok(Json(vpn::gateway_peers(&state, id).await?))
 }
 
 /// A device switches its VPN location or leaves the VPN (signed by the device). Answered with

@@ -375,6 +375,16 @@ async fn settle(
             }
         }
     }
+    // A device off the network (revoked, replaced, retired) or on its way out (a retire or wipe
+    // waiting) holds no VPN session: its gateway slot is given back now.
+    let on_network = after.pending.is_none()
+        && matches!(
+            after.confirmed,
+            DeviceState::Trusted | DeviceState::Restricted
+        );
+    if !on_network {
+        tx.end_vpn_session(&handle, now).await?;
+    }
     Ok(Ok((after, locked)))
 }
 

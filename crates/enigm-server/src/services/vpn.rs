@@ -21,13 +21,13 @@
 
 use enigm_api::eligibility::EligibilityRequest;
 use enigm_api::vpn::{
-    CreateVpnGatewayRequest, UpdateVpnGatewayRequest, VpnAssignmentView, VpnGatewayView,
-    VpnPeerView, VpnSwitchRequest,
+    CreateVpnGatewayRequest, UpdateVpnGatewayRequest, VpnAssignmentView, VpnGatewayPeersView,
+    VpnGatewayView, VpnPeerView, VpnSwitchRequest,
 };
 use enigm_netpolicy::CompiledPolicy;
 use enigm_netpolicy::vpn::{
     GatewayLoad, LOAD_LIMIT_PERCENT, MAX_SWITCH_ATTEMPTS, TunnelNetwork, WireGuardPeerConfig,
-    WireGuardPublicKey, check_endpoint, choose_gateway, device_config,
+    WireGuardPublicKey, check_endpoint, choose_gateway, device_config, gateway_peers_config,
 };
 use enigm_store::{StoreError, VpnGatewayChange, VpnGatewayRecord};
 use enigm_trust::{DecisionActor, EligibilityDecision, ProtectedAction};
@@ -158,6 +158,33 @@ pub async fn update_gateway(
         .await?
         .ok_or_else(|| ApiError::not_found("VPN gateway"))?;
     Ok(gateway_view(&gateway))
+}
+
+/// The `[Peer]` sections the gateway applies.
+pub async fn gateway_peers(state: &AppState, id: VpnGatewayId) -> ApiResult<VpnGatewayPeersView> {
+    let store = state.store();
+    let gateway = store
+        .vpn_gateway(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("VPN gateway"))?;
+    let corrupt = |_| ApiError::from(StoreError::Corrupt("vpn session record"));
+    let pool = TunnelNetwork::parse(&gateway.tunnel_network).map_err(corrupt)?;
+    let peers = store
+        .vpn_gateway_peers(&id)
+        .await?
+        .into_iter()
+        .map(|(key, slot)| {
+            Ok((
+                WireGuardPublicKey::parse(&key).map_err(corrupt)?,
+                pool.device_host(slot).map_err(corrupt)?,
+            ))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(VpnGatewayPeersView {
+        gateway: id,
+        peers: u32::try_from(peers.len()).unwrap_or(u32::MAX),
+        config: gateway_peers_config(&peers),
+    })
 }
 
 /// Every gateway with its aggregate load.
