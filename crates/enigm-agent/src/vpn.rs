@@ -12,7 +12,7 @@ use anyhow::Context as _;
 use enigm_api::paths;
 use enigm_api::vpn::{VpnAssignmentView, VpnSwitchRequest};
 use enigm_crypto::Ed25519SigningKey;
-use enigm_netpolicy::vpn::{WireGuardPeerConfig, WireGuardPublicKey, device_config};
+use enigm_netpolicy::vpn::device_config_from_answer;
 use serde::{Deserialize, Serialize};
 
 use crate::http::DeviceClient;
@@ -59,22 +59,15 @@ pub async fn switch(
     }
     match &answer.assignment {
         Some(peer) => {
-            let gateway_key = WireGuardPublicKey::parse(&peer.gateway_tunnel_key)
-                .context("Command named a gateway key that is not a WireGuard key")?;
-            // Everything written into the configuration is checked first: `wg-quick` runs some
-            // of its directives, so a line break smuggled in an answer must never get there.
-            enigm_netpolicy::vpn::check_endpoint(&peer.endpoint)
-                .context("Command named a gateway endpoint that is not host:port")?;
-            enigm_netpolicy::vpn::check_address(&peer.address)
-                .context("Command named a tunnel address that is not an address and prefix")?;
-            let config = device_config(
-                &WireGuardPeerConfig {
-                    address: &peer.address,
-                    gateway_public_key: &gateway_key,
-                    gateway_endpoint: &peer.endpoint,
-                },
-                Some(wireguard.to_base64().as_str()),
-            );
+            // Everything written into the configuration is checked first (`wg-quick` runs some
+            // of its directives); an answer that fails keeps the configuration in force.
+            let config = device_config_from_answer(
+                &peer.address,
+                &peer.gateway_tunnel_key,
+                &peer.endpoint,
+                wireguard.to_base64().as_str(),
+            )
+            .context("Command's VPN answer is not a usable WireGuard configuration")?;
             state.write_vpn_config(Some(&config))?;
             record.location = Some(peer.location.clone());
             record.gateway = Some(peer.gateway.to_string());

@@ -240,6 +240,28 @@ pub fn device_config(config: &WireGuardPeerConfig<'_>, private_key: Option<&str>
     text
 }
 
+/// The device's configuration from the parts of Command's answer, each checked first (`wg-quick`
+/// runs some directives, so a line break smuggled into an answer must never reach the file): the
+/// tunnel address, the gateway's key and endpoint, and the device's own private key.
+pub fn device_config_from_answer(
+    address: &str,
+    gateway_key: &str,
+    endpoint: &str,
+    private_key: &str,
+) -> Result<String, VpnConfigError> {
+    check_address(address)?;
+    check_endpoint(endpoint)?;
+    let gateway_public_key = WireGuardPublicKey::parse(gateway_key)?;
+    Ok(device_config(
+        &WireGuardPeerConfig {
+            address,
+            gateway_public_key: &gateway_public_key,
+            gateway_endpoint: endpoint,
+        },
+        Some(private_key),
+    ))
+}
+
 /// The `[Peer]` sections of a gateway's WireGuard configuration: each device session's public
 /// key, allowed only its own tunnel address (a device cannot speak for another's address).
 pub fn gateway_peers_config(peers: &[(WireGuardPublicKey, IpAddr)]) -> String {
