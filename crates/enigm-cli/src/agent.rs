@@ -153,6 +153,94 @@ pub(crate) async fn run_vpn(global: &GlobalArgs, args: AgentVpnArgs) -> anyhow::
     Ok(())
 }
 
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("under").required(true).args(["state_dir", "policy"]))]
+pub(crate) struct AgentFirewallArgs {
+    /// The state directory of `enigm agent`: the network policy of the policy bundle it holds
+    /// (none, or one that cannot be read, lets out nothing but Command and DNS upstreams).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// A network policy document (JSON) instead of the held bundle's.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Command's address (IP:PORT), always reachable: the device could not get a policy
+    /// otherwise.
+    #[arg(long, value_name = "IP:PORT")]
+    command_address: std::net::SocketAddr,
+    /// The local encrypted-DNS stub (a loopback IP:PORT).
+    #[arg(long, value_name = "IP:PORT")]
+    dns_stub: Option<std::net::SocketAddr>,
+    /// An encrypted-DNS upstream of the stub (IP:PORT, TCP); repeatable.
+    #[arg(long, value_name = "IP:PORT")]
+    dns_upstream: Vec<std::net::SocketAddr>,
+    /// The Enigm Proxy (IP:PORT), opened when the policy routes through it.
+    #[arg(long, value_name = "IP:PORT")]
+    proxy: Option<std::net::SocketAddr>,
+    /// The assigned VPN gateway (IP:PORT, UDP), opened when the policy routes through a VPN.
+    #[arg(long, value_name = "IP:PORT")]
+    vpn_gateway: Option<std::net::SocketAddr>,
+    /// The VPN tunnel's interface, opened when the policy routes through a VPN.
+    #[arg(long, value_name = "NAME")]
+    vpn_interface: Option<String>,
+    /// Apply the ruleset with `nft` (as root); without it, print it.
+    #[arg(long)]
+    apply: bool,
+}
+
+/// Generates the device's firewall from its network policy and prints or applies it.
+pub(crate) fn run_firewall(global: &GlobalArgs, args: AgentFirewallArgs) -> anyhow::Result<()> {
+    use enigm_netpolicy::firewall::{FirewallPlan, PLAIN_DNS_COUNTER, ruleset};
+    let (routes, under) = match (&args.policy, &args.state_dir) {
+        (Some(file), _) => {
+            let bytes = crate::policy::read_bounded(file, crate::policy::MAX_POLICY_FILE)?;
+            let compiled = enigm_netpolicy::CompiledPolicy::from_json(&bytes)
+                .with_context(|| format!("`{}` is not a network policy", file.display()))?;
+            (Some(compiled.routes_used()), file.display().to_string())
+        }
+        (None, Some(dir)) => {
+            let bundle = dir.join("ota/bundles/policy-bundle");
+            match crate::net::bundle_network_policy(&bundle) {
+                Ok(Some((compiled, reference))) => (
+                    Some(compiled.routes_used()),
+                    format!("{} v{}", reference.name, reference.version),
+                ),
+                Ok(None) => (None, "no network policy".to_owned()),
+                // Fail closed: a bundle that cannot be read opens nothing the policy would.
+                Err(error) => {
+                    eprintln!("warning: {error:#}; only Command and DNS stay reachable");
+                    (None, "no readable policy bundle".to_owned())
+                }
+            }
+        }
+        (None, None) => anyhow::bail!("give --state-dir or --policy"),
+    };
+    let plan = FirewallPlan {
+        command: args.command_address,
+        dns_stub: args.dns_stub,
+        dns_upstreams: args.dns_upstream,
+        enigm_proxy: args.proxy,
+        vpn_gateway: args.vpn_gateway,
+        vpn_interface: args.vpn_interface,
+    };
+    let text = ruleset(routes, &plan)?;
+    if !args.apply {
+        print!("{text}");
+        return Ok(());
+    }
+    enigm_agent::firewall::apply(&text)?;
+    let plain_dns = enigm_agent::firewall::counter(PLAIN_DNS_COUNTER)?;
+    if global.json {
+        return output::print_json(&serde_json::json!({
+            "applied": true, "under": under, "plain_dns_attempts": plain_dns,
+        }));
+    }
+    println!(
+        "firewall: applied under {}; default drop; plain DNS attempts so far: {plain_dns}",
+        output::clean(&under)
+    );
+    Ok(())
+}
+
 /// Records the steps asked for and prints which are done; fails on a weak PIN or an
 /// unreachable Command (the other steps are recorded all the same).
 pub(crate) async fn run_setup(

@@ -62,6 +62,9 @@ pub(crate) enum Command {
     /// Ask Command for a VPN location (or leave the VPN) and write the device's WireGuard
     /// configuration with its own key; the key pair is generated on the device.
     AgentVpn(agent::AgentVpnArgs),
+    /// Generate the device's firewall (nftables, default drop) from its network policy; print
+    /// it, or apply it with `--apply`.
+    AgentFirewall(agent::AgentFirewallArgs),
     /// Show the local Trust Security Center: the device's last trust evaluation.
     Tsc(agent::TscArgs),
     /// Verify Android Key Attestation chains offline; create a development attestation root.

@@ -285,6 +285,35 @@ async fn gateways(global: &GlobalArgs, command: Option<GatewayCommand>) -> anyho
     Ok(())
 }
 
+/// The network policy of a policy bundle file (as the agent holds it), compiled; `None` when the
+/// bundle has none.
+pub(crate) fn bundle_network_policy(
+    file: &std::path::Path,
+) -> anyhow::Result<Option<(CompiledPolicy, NetworkPolicyRef)>> {
+    let bytes = read_bounded(file, enigm_ota::policy_bundle::MAX_BUNDLE_BYTES)?;
+    let bundle = parse_bundle(&bytes)
+        .map_err(|error| anyhow::anyhow!("`{}` is not a policy bundle: {error}", file.display()))?;
+    let Some(bundled) = bundle.policies.get(PolicyKind::Network.as_str()) else {
+        return Ok(None);
+    };
+    let bytes = serde_json::to_vec(&bundled.content)?;
+    let compiled = CompiledPolicy::from_json(&bytes).with_context(|| {
+        format!(
+            "the network policy in `{}` does not compile",
+            file.display()
+        )
+    })?;
+    let reference = NetworkPolicyRef {
+        policy: bundled.policy_id.parse().with_context(|| {
+            format!("the network policy in `{}` has no valid id", file.display())
+        })?,
+        name: bundled.name.clone(),
+        version: u32::try_from(bundled.version)
+            .context("the network policy's version is out of range")?,
+    };
+    Ok(Some((compiled, reference)))
+}
+
 /// Decides under the policy file or the bundle's network policy, as the agent would.
 fn decide_offline(args: &DecideArgs, flow: &NetworkFlow) -> anyhow::Result<NetworkDecisionView> {
     let (compiled, policy) = match (&args.policy, &args.bundle) {
@@ -294,33 +323,10 @@ fn decide_offline(args: &DecideArgs, flow: &NetworkFlow) -> anyhow::Result<Netwo
                 .with_context(|| format!("`{}` is not a network policy", file.display()))?;
             (Some(compiled), None)
         }
-        (None, Some(file)) => {
-            let bytes = read_bounded(file, enigm_ota::policy_bundle::MAX_BUNDLE_BYTES)?;
-            let bundle = parse_bundle(&bytes).map_err(|error| {
-                anyhow::anyhow!("`{}` is not a policy bundle: {error}", file.display())
-            })?;
-            match bundle.policies.get(PolicyKind::Network.as_str()) {
-                None => (None, None),
-                Some(bundled) => {
-                    let bytes = serde_json::to_vec(&bundled.content)?;
-                    let compiled = CompiledPolicy::from_json(&bytes).with_context(|| {
-                        format!(
-                            "the network policy in `{}` does not compile",
-                            file.display()
-                        )
-                    })?;
-                    let reference = NetworkPolicyRef {
-                        policy: bundled.policy_id.parse().with_context(|| {
-                            format!("the network policy in `{}` has no valid id", file.display())
-                        })?,
-                        name: bundled.name.clone(),
-                        version: u32::try_from(bundled.version)
-                            .context("the network policy's version is out of range")?,
-                    };
-                    (Some(compiled), Some(reference))
-                }
-            }
-        }
+        (None, Some(file)) => match bundle_network_policy(file)? {
+            None => (None, None),
+            Some((compiled, reference)) => (Some(compiled), Some(reference)),
+        },
         (None, None) => anyhow::bail!("give --policy, --bundle or --device"),
     };
     if let Some(problem) = flow.oversized() {

@@ -487,6 +487,21 @@ impl CompiledPolicy {
         })
     }
 
+    /// Which kinds of route some rule of the policy takes: what a device's firewall lets out.
+    pub fn routes_used(&self) -> crate::firewall::RoutesUsed {
+        let mut used = crate::firewall::RoutesUsed::default();
+        for rule in self.rules.iter() {
+            match &rule.action {
+                CompiledAction::Route(CompiledRoute::EnigmProxy) => used.enigm_proxy = true,
+                CompiledAction::Route(CompiledRoute::Vpn(_)) => used.vpn = true,
+                CompiledAction::Route(CompiledRoute::TorGateway) => used.tor_gateway = true,
+                CompiledAction::Route(CompiledRoute::Direct) => used.direct = true,
+                CompiledAction::Block { .. } => {}
+            }
+        }
+        used
+    }
+
     /// The VPN locations some rule routes to, sorted, each once: where the VPN control plane
     /// may place a device under this policy (a location no rule names is never assigned).
     pub fn vpn_locations(&self) -> Vec<&str> {

@@ -49,6 +49,7 @@
 
 pub mod document;
 mod engine;
+pub mod firewall;
 pub mod matchers;
 pub mod vpn;
 
