@@ -27,6 +27,7 @@ pub mod attestation;
 pub(crate) mod bundles;
 pub(crate) mod collect;
 pub mod core;
+pub mod dns;
 pub mod firewall;
 pub mod http;
 pub(crate) mod ota;

@@ -187,33 +187,94 @@ pub(crate) struct AgentFirewallArgs {
     apply: bool,
 }
 
-/// Generates the device's firewall from its network policy and prints or applies it.
-pub(crate) fn run_firewall(global: &GlobalArgs, args: AgentFirewallArgs) -> anyhow::Result<()> {
-    use enigm_netpolicy::firewall::{FirewallPlan, PLAIN_DNS_COUNTER, ruleset};
-    let (routes, under) = match (&args.policy, &args.state_dir) {
+/// The device's network policy: `--policy FILE`, or the network policy of the bundle the agent
+/// holds in its state directory, and words for what it is. No policy, or a bundle that cannot be
+/// read (said on stderr), is `None`: everything built on it fails closed.
+fn device_network_policy(
+    state_dir: Option<&std::path::Path>,
+    policy: Option<&std::path::Path>,
+) -> anyhow::Result<(Option<enigm_netpolicy::CompiledPolicy>, String)> {
+    match (policy, state_dir) {
         (Some(file), _) => {
             let bytes = crate::policy::read_bounded(file, crate::policy::MAX_POLICY_FILE)?;
             let compiled = enigm_netpolicy::CompiledPolicy::from_json(&bytes)
                 .with_context(|| format!("`{}` is not a network policy", file.display()))?;
-            (Some(compiled.routes_used()), file.display().to_string())
+            Ok((Some(compiled), file.display().to_string()))
         }
         (None, Some(dir)) => {
             let bundle = dir.join("ota/bundles/policy-bundle");
-            match crate::net::bundle_network_policy(&bundle) {
+            Ok(match crate::net::bundle_network_policy(&bundle) {
                 Ok(Some((compiled, reference))) => (
-                    Some(compiled.routes_used()),
+                    Some(compiled),
                     format!("{} v{}", reference.name, reference.version),
                 ),
                 Ok(None) => (None, "no network policy".to_owned()),
-                // Fail closed: a bundle that cannot be read opens nothing the policy would.
                 Err(error) => {
-                    eprintln!("warning: {error:#}; only Command and DNS stay reachable");
+                    eprintln!("warning: {error:#}; failing closed");
                     (None, "no readable policy bundle".to_owned())
                 }
-            }
+            })
         }
         (None, None) => anyhow::bail!("give --state-dir or --policy"),
-    };
+    }
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("under").required(true).args(["state_dir", "policy"]))]
+pub(crate) struct AgentDnsArgs {
+    /// The state directory of `enigm agent`: the held bundle's network policy (none refuses
+    /// every name).
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<PathBuf>,
+    /// A network policy document (JSON) instead of the held bundle's.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// Where the stub answers (a loopback IP:PORT).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.53:53")]
+    listen: std::net::SocketAddr,
+    /// The DNS-over-TLS upstream (IP:PORT, usually port 853).
+    #[arg(long, value_name = "IP:PORT")]
+    upstream: std::net::SocketAddr,
+    /// The name the upstream's certificate must carry.
+    #[arg(long, value_name = "NAME")]
+    upstream_name: String,
+    /// PEM certificates the upstream's must chain to (default: the Web PKI roots).
+    #[arg(long, value_name = "FILE")]
+    upstream_ca: Option<PathBuf>,
+}
+
+/// Runs the encrypted-DNS stub until it is stopped.
+pub(crate) async fn run_dns(args: AgentDnsArgs) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() {
+        anyhow::bail!("the DNS stub answers on loopback only: --listen 127.0.0.53:53");
+    }
+    let (policy, under) = device_network_policy(args.state_dir.as_deref(), args.policy.as_deref())?;
+    let ca = args
+        .upstream_ca
+        .as_ref()
+        .map(|file| crate::policy::read_bounded(file, crate::policy::MAX_POLICY_FILE))
+        .transpose()?;
+    let upstream =
+        enigm_agent::dns::Upstream::new(args.upstream, &args.upstream_name, ca.as_deref())?;
+    let socket = tokio::net::UdpSocket::bind(args.listen)
+        .await
+        .with_context(|| format!("could not listen on {}", args.listen))?;
+    println!(
+        "dns: answering on {} under {}; names the policy blocks are refused; the rest go to {} over TLS",
+        socket.local_addr()?,
+        output::clean(&under),
+        args.upstream
+    );
+    enigm_agent::dns::serve(socket, policy, upstream).await
+}
+
+/// Generates the device's firewall from its network policy and prints or applies it.
+pub(crate) fn run_firewall(global: &GlobalArgs, args: AgentFirewallArgs) -> anyhow::Result<()> {
+    use enigm_netpolicy::firewall::{FirewallPlan, PLAIN_DNS_COUNTER, ruleset};
+    let (policy, under) = device_network_policy(args.state_dir.as_deref(), args.policy.as_deref())?;
+    let routes = policy
+        .as_ref()
+        .map(enigm_netpolicy::CompiledPolicy::routes_used);
     let plan = FirewallPlan {
         command: args.command_address,
         dns_stub: args.dns_stub,

@@ -65,6 +65,9 @@ pub(crate) enum Command {
     /// Generate the device's firewall (nftables, default drop) from its network policy; print
     /// it, or apply it with `--apply`.
     AgentFirewall(agent::AgentFirewallArgs),
+    /// Run the device's encrypted-DNS stub: names the network policy blocks are refused, the
+    /// rest go to a DNS-over-TLS upstream.
+    AgentDns(agent::AgentDnsArgs),
     /// Show the local Trust Security Center: the device's last trust evaluation.
     Tsc(agent::TscArgs),
     /// Verify Android Key Attestation chains offline; create a development attestation root.

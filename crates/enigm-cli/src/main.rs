@@ -97,6 +97,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AgentSetup(args) => agent::run_setup(&global, args, global.json).await,
         Command::AgentVpn(args) => agent::run_vpn(&global, args).await,
         Command::AgentFirewall(args) => agent::run_firewall(&global, args),
+        Command::AgentDns(args) => agent::run_dns(args).await,
         Command::Tsc(args) => agent::run_tsc(args, global.json),
         Command::AgentReport(args) => agent::run_report(args),
         Command::Simulate(args) => simulate::run(&global, args).await,

@@ -487,6 +487,37 @@ impl CompiledPolicy {
         })
     }
 
+    /// Whether the device's DNS stub refuses `name`, and the rule that blocks it: a block rule
+    /// with no app or category condition (so it is about the name, whatever asks for it) and no
+    /// `reopenable_by`, whose domains or blocklist hold the name. A name that is not a valid
+    /// domain name is refused too (rule [`FAIL_CLOSED_RULE`]). Conservative: a rule that also
+    /// has network, trust or lifecycle conditions refuses the name in every context, since the
+    /// stub does not know them per query.
+    pub fn refuses_name(&self, name: &str) -> Option<&str> {
+        let Ok(suffixes) = crate::matchers::Suffixes::parse(name, self.max_labels) else {
+            return Some(FAIL_CLOSED_RULE);
+        };
+        self.rules.iter().find_map(|rule| {
+            let CompiledAction::Block { reopenable_by, .. } = &rule.action else {
+                return None;
+            };
+            let matches = &rule.matches;
+            if !reopenable_by.is_empty() || matches.apps.is_some() || matches.categories.is_some() {
+                return None;
+            }
+            let by_domain = matches
+                .domains
+                .as_ref()
+                .is_some_and(|domains| domains.matches(&suffixes));
+            let by_list = matches.blocklist.is_some_and(|index| {
+                self.blocklists
+                    .get(index)
+                    .is_some_and(|list| list.domains.matches(&suffixes))
+            });
+            (by_domain || by_list).then_some(&*rule.id)
+        })
+    }
+
     /// Which kinds of route some rule of the policy takes: what a device's firewall lets out.
     pub fn routes_used(&self) -> crate::firewall::RoutesUsed {
         let mut used = crate::firewall::RoutesUsed::default();

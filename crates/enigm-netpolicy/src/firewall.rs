@@ -237,6 +237,47 @@ mod tests {
     }
 
     #[test]
+    fn the_stub_refuses_names_blocked_whatever_asks() {
+        let policy = crate::CompiledPolicy::from_json(
+            serde_json::json!({
+                "version": 1,
+                "blocklists": {"threats": {"domains": ["evil.example"]}},
+                "layers": [
+                    {"id": "threats", "rules": [
+                        {"id": "block-threats", "match": {"blocklist": "threats"},
+                         "action": {"block": {"reason": "malware"}}},
+                        {"id": "block-ads", "match": {"domains": ["ads.example"]},
+                         "action": {"block": {"reason": "ads"}}},
+                        {"id": "chat-only", "match": {"apps": ["chat"], "domains": ["game.example"]},
+                         "action": {"block": {"reason": "policy"}}}
+                    ]},
+                    {"id": "routing", "rules": [
+                        {"id": "proxy", "match": {"apps": ["browser"]}, "action": {"route": "enigm-proxy"}}
+                    ]}
+                ]
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .expect("policy");
+        assert_eq!(
+            policy.refuses_name("cdn.evil.example"),
+            Some("block-threats")
+        );
+        assert_eq!(policy.refuses_name("ads.example."), Some("block-ads"));
+        assert_eq!(
+            policy.refuses_name("game.example"),
+            None,
+            "only for one app"
+        );
+        assert_eq!(policy.refuses_name("news.example.org"), None);
+        assert_eq!(
+            policy.refuses_name("bad..name"),
+            Some(crate::FAIL_CLOSED_RULE)
+        );
+    }
+
+    #[test]
     fn nothing_opens_plain_dns_or_a_stub_off_loopback() {
         let mut stub = plan();
         stub.dns_stub = Some("10.0.0.53:53".parse().expect("addr"));
