@@ -54,17 +54,20 @@ pub struct ShellConfig {
     pub channel: String,
 }
 
-/// Runs the agent until it stops; an error for a refusal that ends it, or a failed `--once`.
-pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
-    let ca_pem = config
-        .ca_cert
-        .as_ref()
+/// The device's client of Command at `server`, trusting `ca_cert` (PEM) when given.
+fn device_client(server: &str, ca_cert: Option<&std::path::Path>) -> anyhow::Result<DeviceClient> {
+    let ca_pem = ca_cert
         .map(|path| {
             std::fs::read(path)
                 .with_context(|| format!("could not read the ca certificate `{}`", path.display()))
         })
         .transpose()?;
-    let client = DeviceClient::new(&config.server, ca_pem.as_deref())?;
+    Ok(DeviceClient::new(server, ca_pem.as_deref())?)
+}
+
+/// Runs the agent until it stops; an error for a refusal that ends it, or a failed `--once`.
+pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
+    let client = device_client(&config.server, config.ca_cert.as_deref())?;
     let dir = StateDir::open(&config.state_dir)?;
     let key = dir.device_key()?;
     let profile = config
@@ -149,15 +152,7 @@ pub struct VpnConfig {
 pub async fn run_vpn(
     config: VpnConfig,
 ) -> anyhow::Result<(enigm_api::vpn::VpnAssignmentView, PathBuf)> {
-    let ca_pem = config
-        .ca_cert
-        .as_ref()
-        .map(|path| {
-            std::fs::read(path)
-                .with_context(|| format!("could not read the ca certificate `{}`", path.display()))
-        })
-        .transpose()?;
-    let client = DeviceClient::new(&config.server, ca_pem.as_deref())?;
+    let client = device_client(&config.server, config.ca_cert.as_deref())?;
     let dir = StateDir::open(&config.state_dir)?;
     if dir.enrollment()?.is_none() {
         anyhow::bail!(
@@ -200,16 +195,7 @@ pub async fn run_setup(config: SetupConfig) -> anyhow::Result<crate::setup::Setu
         done.push(SetupStep::Terms);
     }
     if let Some(server) = &config.server {
-        let ca_pem = config
-            .ca_cert
-            .as_ref()
-            .map(|path| {
-                std::fs::read(path).with_context(|| {
-                    format!("could not read the ca certificate `{}`", path.display())
-                })
-            })
-            .transpose()?;
-        let client = DeviceClient::new(server, ca_pem.as_deref())?;
+        let client = device_client(server, config.ca_cert.as_deref())?;
         match client.get_response(paths::HEALTHZ).await {
             Ok(response) if response.status().is_success() => {
                 done.push(SetupStep::NetworkReadiness);

@@ -39,7 +39,7 @@ const MAX_RECORD_BYTES: u64 = 1024 * 1024;
 pub enum StateError {
     #[error("`{path}` is accessible by other users (mode {mode:o}): run `chmod {want:o} {path}`")]
     TooOpen { path: String, mode: u32, want: u32 },
-    #[error("`{0}` is not a device key (expected 32 bytes)")]
+    #[error("`{0}` is not a key (expected 32 bytes)")]
     BadKey(String),
 }
 
@@ -67,32 +67,31 @@ impl StateDir {
 
     /// The device key: loaded, or generated on first use (created exclusively, mode 0600).
     pub fn device_key(&self) -> anyhow::Result<Ed25519SigningKey> {
-        let path = self.path.join(KEY_FILE);
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-        {
-            Ok(mut file) => {
-                let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
-                file.write_all(key.seed().as_slice())
-                    .and_then(|()| file.sync_all())
-                    .with_context(|| {
-                        format!("could not write the device key `{}`", path.display())
-                    })?;
-                Ok(key)
-            }
-            Err(error) if error.kind() == ErrorKind::AlreadyExists => load_key(&path),
-            Err(error) => Err(error)
-                .with_context(|| format!("could not create the device key `{}`", path.display())),
-        }
+        let seed = self.key_bytes(KEY_FILE, "device key", || {
+            *Ed25519SigningKey::generate(&mut rand::rngs::OsRng).seed()
+        })?;
+        Ok(Ed25519SigningKey::from_seed(&seed))
     }
 
     /// The WireGuard key: loaded, or generated on first use (created exclusively, mode 0600).
     pub fn wireguard_key(&self) -> anyhow::Result<enigm_crypto::wireguard::WireGuardSecret> {
-        use enigm_crypto::wireguard::{WIREGUARD_KEY_LEN, WireGuardSecret};
-        let path = self.path.join(WIREGUARD_KEY_FILE);
+        use enigm_crypto::wireguard::WireGuardSecret;
+        let bytes = self.key_bytes(WIREGUARD_KEY_FILE, "WireGuard key", || {
+            *WireGuardSecret::generate(&mut rand::rngs::OsRng).to_bytes()
+        })?;
+        Ok(WireGuardSecret::from_bytes(&bytes))
+    }
+
+    /// The 32 bytes of the key file `name`: created exclusively with mode 0600 from `generate`
+    /// on first use (so two agents starting at once cannot both write one), loaded afterwards
+    /// (refused when others can read it, or when it is not 32 bytes).
+    fn key_bytes(
+        &self,
+        name: &str,
+        what: &str,
+        generate: impl FnOnce() -> [u8; ED25519_KEY_LEN],
+    ) -> anyhow::Result<zeroize::Zeroizing<[u8; ED25519_KEY_LEN]>> {
+        let path = self.path.join(name);
         match OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -100,28 +99,15 @@ impl StateDir {
             .open(&path)
         {
             Ok(mut file) => {
-                let key = WireGuardSecret::generate(&mut rand::rngs::OsRng);
-                file.write_all(key.to_bytes().as_slice())
+                let bytes = zeroize::Zeroizing::new(generate());
+                file.write_all(bytes.as_slice())
                     .and_then(|()| file.sync_all())
-                    .with_context(|| {
-                        format!("could not write the WireGuard key `{}`", path.display())
-                    })?;
-                Ok(key)
+                    .with_context(|| format!("could not write the {what} `{}`", path.display()))?;
+                Ok(bytes)
             }
-            Err(error) if error.kind() == ErrorKind::AlreadyExists => {
-                check_private(&path, 0o600)?;
-                let bytes = std::fs::read(&path).with_context(|| {
-                    format!("could not read the WireGuard key `{}`", path.display())
-                })?;
-                let bytes: [u8; WIREGUARD_KEY_LEN] = bytes
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| StateError::BadKey(path.display().to_string()))?;
-                Ok(WireGuardSecret::from_bytes(&bytes))
-            }
-            Err(error) => Err(error).with_context(|| {
-                format!("could not create the WireGuard key `{}`", path.display())
-            }),
+            Err(error) if error.kind() == ErrorKind::AlreadyExists => load_key(&path),
+            Err(error) => Err(error)
+                .with_context(|| format!("could not create the {what} `{}`", path.display())),
         }
     }
 
@@ -227,19 +213,19 @@ impl StateDir {
     }
 }
 
-fn load_key(path: &Path) -> anyhow::Result<Ed25519SigningKey> {
+fn load_key(path: &Path) -> anyhow::Result<zeroize::Zeroizing<[u8; ED25519_KEY_LEN]>> {
     check_private(path, 0o600)?;
     let file = std::fs::File::open(path)
-        .with_context(|| format!("could not open the device key `{}`", path.display()))?;
-    let mut bytes = Vec::with_capacity(ED25519_KEY_LEN);
+        .with_context(|| format!("could not open the key `{}`", path.display()))?;
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(ED25519_KEY_LEN));
     file.take(ED25519_KEY_LEN as u64 + 1)
         .read_to_end(&mut bytes)
-        .with_context(|| format!("could not read the device key `{}`", path.display()))?;
-    let seed: [u8; ED25519_KEY_LEN] = bytes
+        .with_context(|| format!("could not read the key `{}`", path.display()))?;
+    let key: [u8; ED25519_KEY_LEN] = bytes
         .as_slice()
         .try_into()
         .map_err(|_| StateError::BadKey(path.display().to_string()))?;
-    Ok(Ed25519SigningKey::from_seed(&seed))
+    Ok(zeroize::Zeroizing::new(key))
 }
 
 /// Refuses a path whose group or other permission bits are set.
@@ -358,7 +344,7 @@ mod tests {
         std::fs::write(&key_path, [7u8; 31]).unwrap();
         std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let error = state.device_key().unwrap_err();
-        assert!(error.to_string().contains("not a device key"), "{error}");
+        assert!(error.to_string().contains("is not a key"), "{error}");
     }
 
     #[test]
