@@ -153,6 +153,7 @@ json_device_body! {
     enigm_api::attestation::AttestRequest => DeviceAttest,
     enigm_api::CommandAckRequest => DeviceCommandAck,
     enigm_api::releases::InstallReportRequest => DeviceOtaInstall,
+    enigm_api::proxy::ProxyCredentialRequest => DeviceProxyCredential,
 }
 
 /// A device's text carries no U+0000 either (see [`crate::extract::holds_nul`]).
@@ -239,6 +240,11 @@ impl DeviceRefusal {
             ReasonCategory::AttestationRequired => (
                 StatusCode::FORBIDDEN,
                 "this device's attestation policy requires an accepted attestation",
+            ),
+            ReasonCategory::AttestationNotAffirming => (
+                StatusCode::FORBIDDEN,
+                "the device's last attestation was rejected or is older than its policy allows; \
+                 attest again",
             ),
             // A device's own lifecycle command: fetched, acknowledged or refused.
             ReasonCategory::CommandPending => (

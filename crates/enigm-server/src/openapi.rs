@@ -8,7 +8,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::handlers::{
     approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
-    releases, sessions, tuf, users,
+    proxy, releases, sessions, tuf, users,
 };
 
 #[derive(utoipa::OpenApi)]
@@ -34,6 +34,7 @@ use crate::handlers::{
         policies::list, policies::create, policies::read, policies::create_version, policies::version,
         policies::diff, policies::assign, policies::unassign, policies::assignments,
         policies::bundles,
+        proxy::issue, proxy::credential_key, proxy::revocations,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth, &EdgeResponses, &NoNulInText)

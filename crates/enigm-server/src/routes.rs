@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::handlers::{
     approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
-    releases, sessions, tuf, users,
+    proxy, releases, sessions, tuf, users,
 };
 use crate::state::AppState;
 
@@ -425,6 +425,24 @@ fn entries() -> Vec<RouteEntry> {
             paths::DEVICE_OTA_REPORTS,
             Access::Public,
             releases::device_report,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_PROXY_CREDENTIAL,
+            Access::Public,
+            proxy::issue,
+        ),
+        entry(
+            Method::GET,
+            paths::PROXY_CREDENTIAL_KEY,
+            Access::Public,
+            proxy::credential_key,
+        ),
+        entry(
+            Method::GET,
+            paths::PROXY_REVOCATIONS,
+            Access::Public,
+            proxy::revocations,
         ),
         entry(
             Method::GET,

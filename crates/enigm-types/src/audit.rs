@@ -187,6 +187,9 @@ audit_actions! {
     // A network routing decision Command made for a device (the route's category and the rule,
     // never the flow's destination).
     DeviceNetworkDecision => "device.network-decision", Device;
+    // An Enigm Proxy credential issued to a device, or refused with the reason (never the
+    // credential).
+    DeviceProxyCredential => "device.proxy-credential", Device;
     DeviceRestrict => "device.restrict", Device;
     DeviceRevoke => "device.revoke", Device;
     DeviceReactivate => "device.reactivate", Device;
