@@ -66,10 +66,7 @@ impl ProxyServer {
 
     /// Installs a revocation list newer than the one held.
     pub fn install_revocations(&self, list: VerifiedRevocations) -> Result<(), RevocationError> {
-        self.verifier
-            .lock()
-            .map_err(|_| RevocationError::Signature)?
-            .install_revocations(list)
+        self.verifier().install_revocations(list)
     }
 
     /// Connections so far by outcome category (`tunnel`, or the refusal's category).
@@ -184,9 +181,7 @@ impl ProxyServer {
         };
         let now = self.clock.now();
         let verified = self
-            .verifier
-            .lock()
-            .map_err(|_| Refusal::new(500, "Internal Server Error", "internal"))?
+            .verifier()
             .verify(authorization, head.target, now)
             .map_err(|error| {
                 Refusal::new(407, "Proxy Authentication Required", error.category())
@@ -218,6 +213,14 @@ impl ProxyServer {
             }
         }
         Err(Refusal::new(502, "Bad Gateway", "unreachable"))
+    }
+
+    /// The verifier. Its state stays consistent even if a holder panicked (every change is
+    /// one insert or one replacement), so a poisoned lock is taken over, not given up.
+    fn verifier(&self) -> std::sync::MutexGuard<'_, ProxyVerifier> {
+        self.verifier
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn count(&self, category: &'static str) {
