@@ -1,13 +1,48 @@
-//! The device's side of an Enigm Proxy connection: an HTTP CONNECT to the proxy carrying the
-//! credential and a fresh proof, and the tunnel it opens. There is no fallback: when the proxy
-//! refuses or cannot be reached, the caller gets the error and nothing goes out directly.
+//! The device's side of the Enigm Proxy: renewing its credential at Command when due, and an
+//! HTTP CONNECT to the proxy carrying the credential and a fresh proof. There is no fallback:
+//! when the proxy refuses or cannot be reached, or no valid credential is held, the caller gets
+//! the error and nothing goes out directly.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use enigm_crypto::Ed25519SigningKey;
+use enigm_device::NONCE_LEN;
 use enigm_proxyauth::TargetAuthority;
+use enigm_types::Timestamp;
+use rand::RngCore as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
+
+use crate::core::proxy::ProxyCredentials;
+use crate::core::{Exchange, ExchangeError};
+use crate::http::DeviceClient;
+
+/// Asks Command for a new credential when `holder` says one is due (none held, or two thirds
+/// of its lifetime gone); `Ok(true)` when one was issued. On a failure the held credential
+/// stays until it expires, after which `ProxyCredentials::authorization` fails closed.
+pub async fn renew_if_due(
+    client: &DeviceClient,
+    key: &Ed25519SigningKey,
+    holder: &mut ProxyCredentials,
+    now: Timestamp,
+) -> Result<bool, ExchangeError> {
+    if !holder.renewal_due(now) {
+        return Ok(false);
+    }
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let request = ProxyCredentials::request(key, client.path_prefix(), now, &nonce);
+    let answer = client
+        .send(&request)
+        .await
+        .map_err(|error| ExchangeError::Unreachable {
+            context: Exchange::ProxyCredential.context(),
+            detail: error.to_string(),
+        })?;
+    holder.handle_response(key, answer.status, &answer.body, now)?;
+    Ok(true)
+}
 
 /// The longest answer head read from the proxy.
 const MAX_ANSWER_HEAD: usize = 4096;

@@ -24,7 +24,7 @@ use std::time::Duration;
 use enigm_agent::core::Config;
 use enigm_agent::core::proxy::{ProxyCredentials, ProxyUnavailable};
 use enigm_agent::http::DeviceClient;
-use enigm_agent::proxy_tunnel::{TunnelError, open_tunnel};
+use enigm_agent::proxy_tunnel::{TunnelError, open_tunnel, renew_if_due};
 use enigm_attest::dev::{DevAttestationRoot, DevAttestedKey};
 use enigm_crypto::Ed25519SigningKey;
 use enigm_proxy::{CommandClient, ProxyLimits, ProxyServer};
@@ -183,10 +183,20 @@ async fn the_proxy_admits_only_fresh_proofs_of_qualifying_devices(backend: Backe
         Err(ProxyUnavailable::NoCredential)
     );
 
-    // Issued, and a tunnel reaches the echo server.
-    fetch(&mut holder, &device, &pair.command, 1).await.unwrap();
+    // Issued (renewal is due with none held), and a tunnel reaches the echo server.
+    assert!(
+        renew_if_due(&device, &key, &mut holder, pair.command.now())
+            .await
+            .unwrap()
+    );
     let issued_at = pair.command.now();
     assert!(!holder.renewal_due(issued_at));
+    assert!(
+        !renew_if_due(&device, &key, &mut holder, issued_at)
+            .await
+            .unwrap(),
+        "not due yet"
+    );
     let value = holder
         .authorization(&key, &target, issued_at, random_nonce())
         .unwrap();

@@ -144,3 +144,87 @@ impl ProxyCredentials {
             .map(|credential| credential.claims().expires_at)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use enigm_proxyauth::{CredentialClaims, CredentialId};
+    use enigm_types::DeviceHandle;
+
+    use super::*;
+
+    const NOW: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
+
+    fn answer(command: &Ed25519SigningKey, device_key: [u8; 32], lifetime: Duration) -> Vec<u8> {
+        let credential = Credential::issue(
+            command,
+            CredentialClaims {
+                id: CredentialId::from_bytes([1; 16]),
+                handle: DeviceHandle::from_digest(&[2; 20]),
+                device_key,
+                issued_at: NOW,
+                expires_at: NOW.saturating_add(lifetime),
+            },
+        );
+        serde_json::to_vec(&ProxyCredentialView {
+            credential: URL_SAFE_NO_PAD.encode(credential.to_bytes()),
+            id: credential.claims().id.to_hex(),
+            issued_at: NOW.to_rfc3339(),
+            expires_at: NOW.saturating_add(lifetime).to_rfc3339(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn renews_at_two_thirds_and_fails_closed_after_expiry() {
+        let command = Ed25519SigningKey::from_seed(&[1; 32]);
+        let key = Ed25519SigningKey::from_seed(&[2; 32]);
+        let target = TargetAuthority::parse("service.example:443").unwrap();
+        let mut holder = ProxyCredentials::new();
+        assert!(holder.renewal_due(NOW));
+        assert_eq!(
+            holder.authorization(&key, &target, NOW, [0; 16]),
+            Err(ProxyUnavailable::NoCredential)
+        );
+        let body = answer(
+            &command,
+            key.verifying_key().to_bytes(),
+            Duration::from_secs(600),
+        );
+        holder.handle_response(&key, 200, &body, NOW).unwrap();
+        assert!(!holder.renewal_due(NOW.saturating_add(Duration::from_secs(399))));
+        assert!(holder.renewal_due(NOW.saturating_add(Duration::from_secs(400))));
+        let last = NOW.saturating_add(Duration::from_millis(599_999));
+        assert!(holder.authorization(&key, &target, last, [0; 16]).is_ok());
+        let end = NOW.saturating_add(Duration::from_secs(600));
+        assert_eq!(
+            holder.authorization(&key, &target, end, [0; 16]),
+            Err(ProxyUnavailable::Expired)
+        );
+    }
+
+    #[test]
+    fn keeps_only_a_live_credential_for_its_own_key() {
+        let command = Ed25519SigningKey::from_seed(&[1; 32]);
+        let key = Ed25519SigningKey::from_seed(&[2; 32]);
+        let mut holder = ProxyCredentials::new();
+        let other = Ed25519SigningKey::from_seed(&[3; 32])
+            .verifying_key()
+            .to_bytes();
+        let body = answer(&command, other, Duration::from_secs(600));
+        assert!(holder.handle_response(&key, 200, &body, NOW).is_err());
+        let body = answer(
+            &command,
+            key.verifying_key().to_bytes(),
+            Duration::from_secs(600),
+        );
+        let later = NOW.saturating_add(Duration::from_secs(600));
+        assert!(holder.handle_response(&key, 200, &body, later).is_err());
+        assert!(holder.handle_response(&key, 200, b"{}", NOW).is_err());
+        let refusal = br#"{"code":"device_revoked","message":"the device is revoked"}"#;
+        let error = holder.handle_response(&key, 403, refusal, NOW).unwrap_err();
+        assert_eq!(error.code(), Some("device_revoked"));
+        assert!(holder.credential().is_none());
+    }
+}
