@@ -33,6 +33,7 @@ pub mod http;
 pub(crate) mod ota;
 pub(crate) mod policy_bundles;
 pub mod profile;
+pub mod proxy_tunnel;
 pub mod report;
 pub mod setup;
 pub mod shell;

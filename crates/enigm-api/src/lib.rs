@@ -19,6 +19,7 @@ pub mod paths;
 pub mod policies;
 pub mod policy_bundles;
 pub mod proofs;
+pub mod proxy;
 pub mod releases;
 pub mod vpn;
 

@@ -73,6 +73,12 @@ pub const DEVICE_ATTESTATION: &str = "/api/v1/device/attestation";
 /// POST (signed): switch the device's VPN location, or leave the VPN.
 pub const DEVICE_VPN: &str = "/api/v1/device/vpn";
 pub const DEVICE_COMMAND_ACK: &str = "/api/v1/device/commands/ack";
+/// POST (signed): a short-lived Enigm Proxy credential for the signing device.
+pub const DEVICE_PROXY_CREDENTIAL: &str = "/api/v1/device/proxy-credential";
+/// GET (public): the key proxies pin to verify credentials and revocation lists.
+pub const PROXY_CREDENTIAL_KEY: &str = "/api/v1/proxy/credential-key";
+/// GET (public): the signed list of revoked live credentials, which proxies poll.
+pub const PROXY_REVOCATIONS: &str = "/api/v1/proxy/revocations";
 pub const ELIGIBILITY: &str = "/api/v1/eligibility";
 
 /// Fills `{name}` placeholders of a path, in order.

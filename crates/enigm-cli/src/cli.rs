@@ -79,6 +79,9 @@ pub(crate) enum Command {
     /// Network policy: where a flow goes and which rule decided (offline, or on Command for an
     /// enrolled device).
     Net(crate::net::NetArgs),
+    /// Run the reference Enigm Proxy: a CONNECT front for devices with a credential from
+    /// Command and a fresh proof.
+    Proxy(crate::proxy::ProxyArgs),
     /// The OTA repository's signing keys (PKCS#11 token) and a static export.
     Ota(crate::ota::OtaArgs),
     /// Simulate a fleet of devices that enroll and check in, and measure the server.

@@ -33,6 +33,7 @@ mod ota;
 mod output;
 mod parse;
 mod policy;
+mod proxy;
 mod release;
 mod secrets;
 mod simulate;
@@ -105,6 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Release(args) => release::run(&global, args).await,
         Command::Policy(args) => policy::run(&global, args).await,
         Command::Net(args) => net::run(&global, args).await,
+        Command::Proxy(args) => proxy::run(args).await,
         Command::Ota(args) => ota::run(&global, args).await,
         Command::Completions(args) => {
             print_completions(args.shell);
@@ -135,7 +137,7 @@ fn log_in_colour() -> bool {
 /// info by default; client commands only warn, since their output is the result itself.
 fn init_tracing(cli: &Cli) -> anyhow::Result<()> {
     let default_level = match cli.command {
-        Command::Up(_) => "info",
+        Command::Up(_) | Command::Proxy(_) => "info",
         _ => "warn",
     };
     let filter = match std::env::var(EnvFilter::DEFAULT_ENV) {

@@ -493,7 +493,9 @@ impl Records {
     fn of(&mut self, exchange: Exchange) -> &mut PhaseRecord {
         match exchange {
             Exchange::Enrollment => &mut self.enroll,
-            Exchange::CheckIn => &mut self.check_in,
+            // A proxy credential is not part of a cycle; were one simulated, it would be a
+            // device's periodic request like a check-in.
+            Exchange::CheckIn | Exchange::ProxyCredential => &mut self.check_in,
             Exchange::Commands | Exchange::CommandAck => &mut self.commands,
             Exchange::AttestationChallenge | Exchange::Attestation => &mut self.attestation,
         }

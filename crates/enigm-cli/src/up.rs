@@ -67,6 +67,9 @@ pub(crate) struct UpArgs {
     /// is then rejected until it is refreshed).
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u64).range(1..=720))]
     attestation_status_max_age_hours: u64,
+    /// Minutes an Enigm Proxy credential lives (devices renew at two thirds of it).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=60))]
+    proxy_credential_minutes: u64,
     /// Keep the online OTA snapshot and timestamp keys in this PKCS#11 token (the module, e.g.
     /// /usr/lib/softhsm/libsofthsm2.so) instead of files in the data directory; they are
     /// generated on the token at the first start. Changing where they live changes the keys:
@@ -151,6 +154,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
     config.attestation_status_list = args.attestation_status_list;
     config.attestation_status_max_age =
         Duration::from_secs(args.attestation_status_max_age_hours * 3600);
+    config.proxy_credential_lifetime = Duration::from_secs(args.proxy_credential_minutes * 60);
     if let (Some(module), Some(token_label), Some(pin_file)) = (
         args.ota_pkcs11_module,
         args.ota_token_label,

@@ -258,9 +258,11 @@ pub fn key_advice(role: KeyRole) -> String {
         KeyRole::OtaSnapshot | KeyRole::OtaTimestamp => {
             format!("{HOW_TO_SHARE_KEYS}; {HOW_TO_REBIND_OTA_KEYS}")
         }
-        KeyRole::Sealing | KeyRole::DeviceHandle | KeyRole::AuditLog | KeyRole::AuditEvent => {
-            HOW_TO_SHARE_KEYS.to_owned()
-        }
+        KeyRole::Sealing
+        | KeyRole::DeviceHandle
+        | KeyRole::AuditLog
+        | KeyRole::AuditEvent
+        | KeyRole::ProxyCredential => HOW_TO_SHARE_KEYS.to_owned(),
     }
 }
 
@@ -368,6 +370,33 @@ pub fn load_or_create_audit_event_key(
     }
     let key = AuditEventKey::generate(&mut rand::rngs::OsRng);
     create_key_file(&path, KeyRole::AuditEvent, creation, &key.to_bytes())?;
+    Ok(key)
+}
+
+/// The proxy-credential key's file: the 32-byte Ed25519 seed. Never in the database.
+pub const PROXY_CREDENTIAL_KEY_FILE: &str = "proxy-credential.key";
+
+/// Loads the key that signs Enigm Proxy credentials and the revocation list, creating it (mode
+/// 0600) on first start. Proxies pin its public key (`GET /api/v1/proxy/credential-key`).
+pub fn load_or_create_proxy_credential_key(
+    keys_dir: &Path,
+    creation: KeyCreation,
+) -> anyhow::Result<Ed25519SigningKey> {
+    let path = keys_dir.join(PROXY_CREDENTIAL_KEY_FILE);
+    if let Some(bytes) = read_key_file(&path, "proxy credential key")? {
+        let seed: &[u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .context("proxy credential key file is malformed")?;
+        return Ok(Ed25519SigningKey::from_seed(seed));
+    }
+    let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
+    create_key_file(
+        &path,
+        KeyRole::ProxyCredential,
+        creation,
+        key.seed().as_slice(),
+    )?;
     Ok(key)
 }
 

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     /// Where to serve the Tor Gateway (public read-only routes, plain HTTP) for a local Tor
     /// daemon's onion service; loopback only. `None`: not served. See [`crate::tor_gateway`].
     pub tor_gateway_listen: Option<SocketAddr>,
+    /// How long an Enigm Proxy credential lives (10 minutes by default).
+    pub proxy_credential_lifetime: Duration,
 }
 
 /// Where Command's online OTA keys live when they are in a PKCS#11 token: the keys labelled
@@ -110,6 +112,8 @@ impl ServerConfig {
             max_connections_per_ip: None,
             metrics_listen: None,
             tor_gateway_listen: None,
+            proxy_credential_lifetime:
+                crate::services::proxy_credentials::ProxyCredentialConfig::DEFAULT_LIFETIME,
         }
     }
 

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Context as _;
 use enigm_auditlog::NoteSigner;
-use enigm_crypto::{AuditEventKey, DeviceHandleKey, KeyFingerprint, SealingKey};
+use enigm_crypto::{AuditEventKey, DeviceHandleKey, Ed25519SigningKey, KeyFingerprint, SealingKey};
 use enigm_ota::MetadataSigner as _;
 use enigm_store::{KeyRole, Store};
 use enigm_types::Timestamp;
@@ -20,8 +20,8 @@ use enigm_types::Timestamp;
 use crate::bootstrap::{
     HOW_TO_REBIND_OTA_KEYS, HOW_TO_SHARE_KEYS, KeyCreation, load_or_create_audit_event_key,
     load_or_create_device_handle_key, load_or_create_log_key, load_or_create_ota_online_keys,
-    load_or_create_sealing_key, log_key_on_token, open_key_token, ota_online_keys_on_token,
-    prepare_keys_dir, write_log_verifier,
+    load_or_create_proxy_credential_key, load_or_create_sealing_key, log_key_on_token,
+    open_key_token, ota_online_keys_on_token, prepare_keys_dir, write_log_verifier,
 };
 use crate::config::ServerConfig;
 use crate::ota::OnlineKeys;
@@ -34,6 +34,8 @@ pub struct DeploymentKeys {
     /// Tags the audit events this process stores; beside the log key, always a file.
     pub audit_event: AuditEventKey,
     pub ota_online: OnlineKeys,
+    /// Signs Enigm Proxy credentials; a file in the key directory.
+    pub proxy_credential: Ed25519SigningKey,
 }
 
 /// Loads the keys `config` names, records their fingerprints in a database that has none, and
@@ -106,12 +108,15 @@ fn load(
         Some(token) => ota_online_keys_on_token(token, ota_creation)?,
         None => load_or_create_ota_online_keys(&keys_dir, ota_creation)?,
     };
+    let proxy_credential =
+        load_or_create_proxy_credential_key(&keys_dir, creation(KeyRole::ProxyCredential))?;
     Ok(DeploymentKeys {
         sealing,
         device_handle,
         log_signer,
         audit_event,
         ota_online,
+        proxy_credential,
     })
 }
 
@@ -133,6 +138,10 @@ fn fingerprints(keys: &DeploymentKeys) -> anyhow::Result<Vec<(KeyRole, KeyFinger
         (KeyRole::AuditEvent, keys.audit_event.fingerprint()),
         (KeyRole::OtaSnapshot, tuf(&keys.ota_online.snapshot)?),
         (KeyRole::OtaTimestamp, tuf(&keys.ota_online.timestamp)?),
+        (
+            KeyRole::ProxyCredential,
+            KeyFingerprint::of_public(&keys.proxy_credential.verifying_key().to_bytes()),
+        ),
     ])
 }
 

@@ -154,6 +154,7 @@ json_device_body! {
     enigm_api::CommandAckRequest => DeviceCommandAck,
     enigm_api::releases::InstallReportRequest => DeviceOtaInstall,
     enigm_api::vpn::VpnSwitchRequest => DeviceVpnSwitch,
+    enigm_api::proxy::ProxyCredentialRequest => DeviceProxyCredential,
 }
 
 /// A device's text carries no U+0000 either (see [`crate::extract::holds_nul`]).
@@ -240,6 +241,11 @@ impl DeviceRefusal {
             ReasonCategory::AttestationRequired => (
                 StatusCode::FORBIDDEN,
                 "this device's attestation policy requires an accepted attestation",
+            ),
+            ReasonCategory::AttestationNotAffirming => (
+                StatusCode::FORBIDDEN,
+                "the device's last attestation was rejected or is older than its policy allows; \
+                 attest again",
             ),
             // A device's own lifecycle command: fetched, acknowledged or refused.
             ReasonCategory::CommandPending => (

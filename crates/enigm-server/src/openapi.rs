@@ -8,7 +8,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::handlers::{
     approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
-    releases, sessions, tuf, users, vpn,
+    proxy, releases, sessions, tuf, users, vpn,
 };
 
 #[derive(utoipa::OpenApi)]
@@ -35,6 +35,7 @@ use crate::handlers::{
         policies::diff, policies::assign, policies::unassign, policies::assignments,
         policies::bundles,
         vpn::list_gateways, vpn::create_gateway, vpn::update_gateway, vpn::gateway_peers, vpn::switch,
+        proxy::issue, proxy::credential_key, proxy::revocations,
     ),
     components(schemas(enigm_api::ErrorBody, enigm_types::Permission, enigm_types::Role)),
     modifiers(&BearerAuth, &EdgeResponses, &NoNulInText)

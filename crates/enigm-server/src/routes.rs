@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::handlers::{
     approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
-    releases, sessions, tuf, users, vpn,
+    proxy, releases, sessions, tuf, users, vpn,
 };
 use crate::state::AppState;
 
@@ -450,6 +450,24 @@ fn entries() -> Vec<RouteEntry> {
             paths::VPN_GATEWAY_PEERS,
             read(P::PoliciesRead),
             vpn::gateway_peers,
+        ),
+        entry(
+            Method::POST,
+            paths::DEVICE_PROXY_CREDENTIAL,
+            Access::Public,
+            proxy::issue,
+        ),
+        entry(
+            Method::GET,
+            paths::PROXY_CREDENTIAL_KEY,
+            Access::Public,
+            proxy::credential_key,
+        ),
+        entry(
+            Method::GET,
+            paths::PROXY_REVOCATIONS,
+            Access::Public,
+            proxy::revocations,
         ),
         entry(
             Method::GET,

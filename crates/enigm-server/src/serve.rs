@@ -90,6 +90,10 @@ pub async fn run(config: ServerConfig) -> anyhow::Result<()> {
             online: keys.ota_online,
             artifacts_dir: config.data_dir.join("ota").join("targets"),
         },
+        proxy_credentials: crate::services::proxy_credentials::ProxyCredentialConfig {
+            key: keys.proxy_credential,
+            lifetime: config.proxy_credential_lifetime,
+        },
     };
     let state = AppState::new(store.clone(), options).context("cannot assemble Command's state")?;
     if !crate::ota::current_root_names_online_keys(&state)

@@ -46,6 +46,7 @@ pub struct Inner {
     pub ota: crate::ota::OtaService,
     /// This process's Prometheus metrics (see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    pub proxy_credentials: crate::services::proxy_credentials::ProxyCredentialConfig,
 }
 
 /// What a test or `enigm up` chooses about a server.
@@ -69,6 +70,8 @@ pub struct StateOptions {
     pub attestation: AttestationConfig,
     /// The online OTA keys and where artifacts are kept.
     pub ota: crate::ota::OtaConfig,
+    /// The key that signs Enigm Proxy credentials and how long they live.
+    pub proxy_credentials: crate::services::proxy_credentials::ProxyCredentialConfig,
 }
 
 /// Why the state could not be assembled.
@@ -127,6 +130,7 @@ impl AppState {
             attestation,
             ota: crate::ota::OtaService::new(options.ota),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            proxy_credentials: options.proxy_credentials,
         })))
     }
 
@@ -144,6 +148,10 @@ impl AppState {
 
     pub fn attestation(&self) -> &AttestationService {
         &self.0.attestation
+    }
+
+    pub fn proxy_credentials(&self) -> &crate::services::proxy_credentials::ProxyCredentialConfig {
+        &self.0.proxy_credentials
     }
 
     /// Counts a refused request of a caller nobody authenticated (no valid session, a throttled

@@ -29,16 +29,19 @@ pub enum KeyRole {
     OtaSnapshot,
     /// Signs OTA timestamp metadata online.
     OtaTimestamp,
+    /// Signs Enigm Proxy credentials and the revocation list proxies poll.
+    ProxyCredential,
 }
 
 impl KeyRole {
-    pub const ALL: [KeyRole; 6] = [
+    pub const ALL: [KeyRole; 7] = [
         KeyRole::Sealing,
         KeyRole::DeviceHandle,
         KeyRole::AuditLog,
         KeyRole::AuditEvent,
         KeyRole::OtaSnapshot,
         KeyRole::OtaTimestamp,
+        KeyRole::ProxyCredential,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -49,6 +52,7 @@ impl KeyRole {
             KeyRole::AuditEvent => "audit-event",
             KeyRole::OtaSnapshot => "ota-snapshot",
             KeyRole::OtaTimestamp => "ota-timestamp",
+            KeyRole::ProxyCredential => "proxy-credential",
         }
     }
 }

@@ -18,6 +18,7 @@ mod lifecycle;
 mod ota;
 mod policies;
 mod policy_bundles;
+mod proxy_credentials;
 mod sessions;
 mod shared_state;
 mod vpn;

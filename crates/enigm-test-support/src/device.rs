@@ -64,6 +64,12 @@ impl TestDevice {
         }
     }
 
+    /// The device key itself, for what a device signs besides its requests (Enigm Proxy
+    /// proofs).
+    pub fn key(&self) -> &Ed25519SigningKey {
+        &self.key
+    }
+
     /// The device's public key, the one Command derives the handle from.
     pub fn public_key(&self) -> [u8; 32] {
         self.key.verifying_key().to_bytes()

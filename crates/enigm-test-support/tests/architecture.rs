@@ -41,6 +41,8 @@ const IDENTITY: &str = "enigm-identity";
 const AUDITLOG: &str = "enigm-auditlog";
 const TRUST: &str = "enigm-trust";
 const NETPOLICY: &str = "enigm-netpolicy";
+const PROXYAUTH: &str = "enigm-proxyauth";
+const PROXY: &str = "enigm-proxy";
 const DEVICE: &str = "enigm-device";
 const ATTEST: &str = "enigm-attest";
 const OTA: &str = "enigm-ota";
@@ -55,8 +57,8 @@ const TEST_SUPPORT: &str = "enigm-test-support";
 const PREFIX: &str = "enigm-";
 
 /// The sans-IO library crates: pure functions and types over values, no runtime, no I/O.
-const LIBRARIES: [&str; 10] = [
-    TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, NETPOLICY, DEVICE, ATTEST, OTA, API,
+const LIBRARIES: [&str; 11] = [
+    TYPES, CRYPTO, IDENTITY, AUDITLOG, TRUST, NETPOLICY, PROXYAUTH, DEVICE, ATTEST, OTA, API,
 ];
 
 /// Async runtimes, database drivers and HTTP stacks: what only the shells (server, store, CLI)
@@ -88,7 +90,7 @@ const TLS_CARRIERS: [&str; 2] = ["rustls", "reqwest"];
 
 /// Crates other than `enigm-crypto` allowed to name a crypto-carrying crate: (crate, dependency,
 /// reason).
-const CRYPTO_EXCEPTIONS: [(&str, &str, &str); 3] = [
+const CRYPTO_EXCEPTIONS: [(&str, &str, &str); 5] = [
     (
         SERVER,
         "rustls",
@@ -105,6 +107,18 @@ const CRYPTO_EXCEPTIONS: [(&str, &str, &str); 3] = [
         "reqwest",
         "transport: the agent's shell talks HTTPS to Command, through reqwest's rustls-tls \
          feature; its core signs through enigm-crypto",
+    ),
+    (
+        AGENT,
+        "rustls",
+        "transport: the device's DNS stub speaks DNS over TLS to its upstream (tokio-rustls); \
+         its code configures rustls and calls no primitive through it",
+    ),
+    (
+        PROXY,
+        "reqwest",
+        "transport: the reference proxy polls Command's revocation list over HTTPS, through \
+         reqwest's rustls-tls feature; enigm-proxyauth verifies through enigm-crypto",
     ),
 ];
 
@@ -181,6 +195,27 @@ fn netpolicy_depends_only_on_types() {
         &[TYPES],
         "enigm-netpolicy (the network routing decision engine) depends on no enigm crate but \
          enigm-types, for the trust states and lifecycle states it decides on",
+    );
+}
+
+#[test]
+fn proxyauth_depends_only_on_types_and_crypto() {
+    enigm_dependencies_within(
+        PROXYAUTH,
+        &[TYPES, CRYPTO],
+        "enigm-proxyauth (proxy credentials, proofs and their verification) depends on no enigm \
+         crate but enigm-types and enigm-crypto, which signs and verifies",
+    );
+}
+
+#[test]
+fn the_proxy_depends_on_its_verifier_and_the_wire_types_only() {
+    enigm_dependencies_within(
+        PROXY,
+        &[TYPES, CRYPTO, PROXYAUTH, API],
+        "enigm-proxy, the reference Enigm Proxy, depends on enigm-proxyauth (every check), \
+         enigm-api (Command's answers) and the vocabulary only: never on Command, its store or \
+         the agent",
     );
 }
 
@@ -328,7 +363,7 @@ fn the_agent_depends_on_neither_command_nor_the_cli() {
     enigm_dependencies_within(
         AGENT,
         &[
-            TYPES, CRYPTO, IDENTITY, DEVICE, TRUST, NETPOLICY, ATTEST, OTA, API,
+            TYPES, CRYPTO, IDENTITY, DEVICE, TRUST, NETPOLICY, PROXYAUTH, ATTEST, OTA, API,
         ],
         "enigm-agent, the device service, depends on the libraries and enigm-api only: never on \
          enigm-server, enigm-store or enigm-cli (its tests may, as dev-dependencies)",

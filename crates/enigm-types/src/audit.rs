@@ -193,6 +193,9 @@ audit_actions! {
     // A VPN gateway registered, or its health, load or capacity changed.
     VpnGatewayCreate => "network.vpn-gateway-create", Policy;
     VpnGatewayUpdate => "network.vpn-gateway-update", Policy;
+    // An Enigm Proxy credential issued to a device, or refused with the reason (never the
+    // credential).
+    DeviceProxyCredential => "device.proxy-credential", Device;
     DeviceRestrict => "device.restrict", Device;
     DeviceRevoke => "device.revoke", Device;
     DeviceReactivate => "device.reactivate", Device;

@@ -16,6 +16,7 @@
 //! without an operator (revoked, not active, unknown, …) stops the agent.
 
 mod policy;
+pub mod proxy;
 mod records;
 mod refusal;
 pub(crate) mod signals;
@@ -474,6 +475,8 @@ impl Agent {
                     Err(error) => self.failed(now, exchange, error),
                 }
             }
+            // Outside the cycle: `proxy::ProxyCredentials` takes its answers.
+            Exchange::ProxyCredential => return Err(UnexpectedInput("a proxy credential")),
         }
         Ok(())
     }

@@ -15,6 +15,7 @@ pub enum Exchange {
     Attestation,
     Commands,
     CommandAck,
+    ProxyCredential,
 }
 
 impl Exchange {
@@ -27,6 +28,7 @@ impl Exchange {
             Exchange::Attestation => "the attestation was refused",
             Exchange::Commands => "could not ask for lifecycle commands",
             Exchange::CommandAck => "the command acknowledgement was refused",
+            Exchange::ProxyCredential => "no proxy credential was issued",
         }
     }
 }

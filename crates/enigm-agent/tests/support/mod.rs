@@ -104,6 +104,8 @@ impl Command {
             .unwrap(),
             audit_retention: Duration::from_secs(30 * 24 * 3600),
             ota: enigm_server::ota::OtaConfig::generate(ota_dir.path().join("targets")),
+            proxy_credentials:
+                enigm_server::services::proxy_credentials::ProxyCredentialConfig::generate(),
         };
         let state = AppState::new(store.clone(), options).expect("state");
         let credentials = BootstrapCredentials {
@@ -143,6 +145,25 @@ impl Command {
 
     pub(crate) fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Logs both administrators in again (after the clock moved past their sessions).
+    pub(crate) async fn log_in_again(&mut self) {
+        self.owner = self.login("owner", OWNER_PASSWORD).await;
+        self.second = self.login("second", SECOND_PASSWORD).await;
+    }
+
+    /// Serves this Command's router on a loopback port too, for tests with real sockets (the
+    /// Enigm Proxy polls it); the server task ends with the test's runtime.
+    pub(crate) async fn serve(&self) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let service = self
+            .router
+            .clone()
+            .into_make_service_with_connect_info::<std::net::SocketAddr>();
+        tokio::spawn(async move { axum::serve(listener, service).await });
+        address
     }
 
     /// An enrollment token with `attestation_policy`.

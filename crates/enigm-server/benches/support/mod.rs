@@ -45,6 +45,8 @@ pub(crate) async fn app(database_url: &str, hash_cost: HashCost) -> (Router, Str
         ota: enigm_server::ota::OtaConfig::generate(
             std::env::temp_dir().join(format!("enigm-bench-ota-{}", uuid::Uuid::new_v4())),
         ),
+        proxy_credentials:
+            enigm_server::services::proxy_credentials::ProxyCredentialConfig::generate(),
     };
     let state = AppState::new(store, options).expect("state");
     let credentials = BootstrapCredentials {

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod meta;
 pub mod network;
 pub mod policies;
+pub mod proxy;
 pub mod releases;
 pub mod sessions;
 pub mod tuf;

@@ -171,7 +171,7 @@ pub(crate) fn integrity(findings: &[enigm_trust::Finding]) -> IntegrityState {
 /// accepted within the policy's `max_age_seconds`, warns when it was accepted longer ago, and
 /// contraindicates when it was rejected; no attestation (or an unreadable row) is a missing
 /// input. Also whether the policy requires attestation for the sensitive channels.
-fn attestation_standing(
+pub(crate) fn attestation_standing(
     record: Option<&enigm_store::AttestationRecord>,
     policy: &AttestationPolicy,
     now: enigm_types::Timestamp,

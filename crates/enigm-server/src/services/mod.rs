@@ -14,6 +14,7 @@ pub mod lifecycle;
 pub mod network;
 pub mod policies;
 pub mod policy_bundles;
+pub mod proxy_credentials;
 pub mod releases;
 pub mod sessions;
 pub mod users;

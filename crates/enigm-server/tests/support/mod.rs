@@ -17,6 +17,7 @@ use enigm_crypto::{HashCost, SealingKey};
 use enigm_device::NONCE_LEN;
 use enigm_identity::{Password, Pin, SessionPolicy, ThrottlePolicy};
 use enigm_server::bootstrap::{BootstrapCredentials, create_owner};
+use enigm_server::services::proxy_credentials::ProxyCredentialConfig;
 use enigm_server::state::{AppState, StateOptions};
 use enigm_store::{NewAdmin, Store};
 use enigm_test_support::device::TestDevice;
@@ -122,6 +123,7 @@ impl TestApp {
                 .expect("audit event key"),
             audit_retention: Duration::from_secs(30 * 24 * 3600),
             ota: enigm_server::ota::OtaConfig::generate(ota_dir.path().join("targets")),
+            proxy_credentials: ProxyCredentialConfig::generate(),
         };
         let state = AppState::new(store.clone(), options).expect("state");
         let credentials = BootstrapCredentials {
@@ -233,6 +235,11 @@ impl TestApp {
             audit_event_key: self.event_key(),
             audit_retention: Duration::from_secs(30 * 24 * 3600),
             ota: enigm_server::ota::OtaConfig::generate(ota_dir),
+            // The deployment's proxy-credential key, shared like the others.
+            proxy_credentials: ProxyCredentialConfig {
+                key: self.state.proxy_credentials().key.clone(),
+                lifetime: self.state.proxy_credentials().lifetime,
+            },
         };
         enigm_server::routes::router(AppState::new(store, options).expect("state"))
     }
