@@ -18,11 +18,11 @@ mod support;
 use axum::body::Body;
 use axum::http::{Method, StatusCode};
 use enigm_api::paths;
-use enigm_test_support::device::{CRITICAL_SIGNALS, TestDevice};
+use enigm_test_support::device::CRITICAL_SIGNALS;
 use enigm_test_support::{Backend, backend_tests};
 use enigm_types::{Actor, AuditAction, AuditTarget, GroupName, Role};
 use serde_json::{Value, json};
-use support::{Admin, DeviceCalls as _, TestApp, approve, create_token, protected};
+use support::{Admin, DeviceCalls as _, TestApp, approve, enrolled_in, protected};
 
 /// The eligibility decision reads the device's effective policies too: an attestation policy
 /// assigned to its group that requires attestation for the sensitive channels denies the
@@ -85,23 +85,6 @@ fn stricter() -> Value {
     let mut critical: Vec<&str> = CRITICAL_SIGNALS.to_vec();
     critical.push("tpm");
     json!({"critical": critical, "max_signal_age_seconds": 3600})
-}
-
-async fn enrolled_in(app: &TestApp, group: &str) -> (TestDevice, String) {
-    let token = create_token(app, json!({"group": group})).await;
-    assert_eq!(token.status, StatusCode::CREATED, "{:?}", token.body);
-    let device = TestDevice::new();
-    let response = device
-        .enroll(
-            app,
-            token.body["token"].as_str().unwrap(),
-            protected(app),
-            false,
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-    assert_eq!(response.body["trust"]["state"], "PROTECTED");
-    (device, response.body["handle"].as_str().unwrap().to_owned())
 }
 
 async fn post(app: &TestApp, admin: &Admin, path: &str, body: Value) -> support::Response {

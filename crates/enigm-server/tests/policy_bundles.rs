@@ -34,7 +34,7 @@ use enigm_test_support::{Backend, backend_tests};
 use enigm_types::{Actor, AuditAction, AuditTarget, Role};
 use serde_json::{Value, json};
 use support::releases::get_with;
-use support::{Admin, DeviceCalls as _, Response, TestApp, approve, create_token, protected};
+use support::{Admin, DeviceCalls as _, Response, TestApp, approve, enrolled_in, protected};
 
 backend_tests!(
     an_approved_assignment_publishes_a_bundle_a_device_verifies,
@@ -119,22 +119,6 @@ async fn put_targets(
 async fn post(app: &TestApp, admin: &Admin, path: &str, body: Value) -> Response {
     app.call(Method::POST, path, Some(admin), Some(admin.pin), Some(body))
         .await
-}
-
-async fn enroll_in_group(app: &TestApp) -> (TestDevice, String) {
-    let token = create_token(app, json!({"group": GROUP})).await;
-    assert_eq!(token.status, StatusCode::CREATED, "{:?}", token.body);
-    let device = TestDevice::new();
-    let response = device
-        .enroll(
-            app,
-            token.body["token"].as_str().unwrap(),
-            protected(app),
-            false,
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-    (device, response.body["handle"].as_str().unwrap().to_owned())
 }
 
 /// A trust policy named `name` with one approved version (critical signals plus `tpm`); its id.
@@ -278,7 +262,7 @@ async fn an_approved_assignment_publishes_a_bundle_a_device_verifies(backend: Ba
     assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
 
     // The group appears with its enrollment token: its first bundle is the baseline's.
-    let (device, handle) = enroll_in_group(&app).await;
+    let (device, handle) = enrolled_in(&app, GROUP).await;
     assert_eq!(
         publish_wanted(&app.state, false).await.unwrap(),
         Round::Published(vec![(GROUP.to_owned(), 1)])
@@ -408,7 +392,7 @@ async fn an_approved_assignment_publishes_a_bundle_a_device_verifies(backend: Ba
 async fn without_the_delegation_nothing_is_published_and_the_listing_says_why(backend: Backend) {
     let app = TestApp::new(backend).await;
     // No repository at all: nothing to publish, no error, no warning.
-    let (_device, _) = enroll_in_group(&app).await;
+    let (_device, _) = enrolled_in(&app, GROUP).await;
     assert_eq!(
         publish_wanted(&app.state, false).await.unwrap(),
         Round::Blocked(DelegationStatus::NoRepository)
@@ -490,7 +474,7 @@ async fn the_role_is_re_signed_before_it_expires(backend: Backend) {
     let online = online_snapshot_key(&app).await;
     let put = put_targets(&app, &workstation, 1, Some(&online)).await;
     assert_eq!(put.status, StatusCode::OK, "{:?}", put.body);
-    let (_device, _) = enroll_in_group(&app).await;
+    let (_device, _) = enrolled_in(&app, GROUP).await;
     assert_eq!(
         publish_wanted(&app.state, true).await.unwrap(),
         Round::Published(vec![(GROUP.to_owned(), 1)])

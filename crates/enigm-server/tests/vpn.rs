@@ -24,7 +24,7 @@ use enigm_test_support::{Backend, backend_tests};
 use enigm_types::{AuditAction, AuditTarget, Outcome, Role, VpnGatewayId};
 use serde_json::{Value, json};
 use support::{
-    Admin, DeviceCalls as _, TestApp, approve, create_token, inactive, lifecycle, protected,
+    Admin, DeviceCalls as _, TestApp, approve, enrolled_in, inactive, lifecycle, protected,
 };
 
 backend_tests!(
@@ -35,22 +35,6 @@ backend_tests!(
 
 const GATEWAY_KEY: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
 const DEVICE_KEY: &str = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
-
-async fn enrolled_in(app: &TestApp, group: &str) -> (TestDevice, String) {
-    let token = create_token(app, json!({"group": group})).await;
-    assert_eq!(token.status, StatusCode::CREATED, "{:?}", token.body);
-    let device = TestDevice::new();
-    let response = device
-        .enroll(
-            app,
-            token.body["token"].as_str().unwrap(),
-            protected(app),
-            false,
-        )
-        .await;
-    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
-    (device, response.body["handle"].as_str().unwrap().to_owned())
-}
 
 /// A network policy routing chat through the VPN in `de-fra` on untrusted networks and mail
 /// through `nl-ams`.

@@ -586,6 +586,25 @@ pub(crate) async fn last_denial(app: &TestApp, action: AuditAction) -> enigm_typ
         .expect("a denial")
 }
 
+/// A new device enrolled PROTECTED in `group` with a fresh token; the device and its handle.
+pub(crate) async fn enrolled_in(app: &TestApp, group: &str) -> (TestDevice, String) {
+    let token = create_token(app, serde_json::json!({ "group": group })).await;
+    assert_eq!(token.status, StatusCode::CREATED, "{:?}", token.body);
+    let device = TestDevice::new();
+    let response = device
+        .enroll(
+            app,
+            token.body["token"].as_str().expect("token"),
+            protected(app),
+            false,
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    assert_eq!(response.body["trust"]["state"], "PROTECTED");
+    let handle = response.body["handle"].as_str().expect("handle").to_owned();
+    (device, handle)
+}
+
 /// Asks for a lifecycle change of the device `handle` as `admin`, with their PIN.
 pub(crate) async fn lifecycle(
     app: &TestApp,
