@@ -61,9 +61,9 @@ pub const DEVICE_NETWORK_DECISION: &str = "/api/v1/devices/{handle}/network-deci
 /// GET: the VPN gateways with their aggregate load; POST: register one.
 pub const VPN_GATEWAYS: &str = "/api/v1/vpn/gateways";
 /// PATCH: change a gateway's health, reported load or capacity.
-pub const VPN_GATEWAY: &str = "/api/v1/vpn/gateways/{id}";
+pub const VPN_GATEWAY: &str = "/api/v1/vpn/gateways/{gateway}";
 /// GET: the `[Peer]` sections the gateway applies (sessions of devices still on the network).
-pub const VPN_GATEWAY_PEERS: &str = "/api/v1/vpn/gateways/{id}/peers";
+pub const VPN_GATEWAY_PEERS: &str = "/api/v1/vpn/gateways/{gateway}/peers";
 /// Device-side routes: authenticated by the device's request signature, not a session.
 pub const DEVICE_ENROLL: &str = "/api/v1/device/enroll";
 pub const DEVICE_CHECK_INS: &str = "/api/v1/device/check-ins";

@@ -75,6 +75,7 @@ fn concrete_path(template: &str) -> String {
         .replace("{id}", &id)
         .replace("{role}", "auditor")
         .replace("{kind}", "role-grant")
+        .replace("{gateway}", "no-such-gateway")
         .replace("{handle}", "dev_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
         .replace("{version}", "1")
 }

@@ -79,6 +79,7 @@ async fn every_json_body_and_id_is_checked(backend: Backend) {
             .replace("{id}", &uuid::Uuid::new_v4().to_string())
             .replace("{role}", "auditor")
             .replace("{kind}", "role-grant")
+            .replace("{gateway}", "fra-1")
             .replace(
                 "{handle}",
                 &enigm_types::DeviceHandle::from_digest(&[1; 20]).to_string(),

@@ -44,7 +44,7 @@ pub async fn create_gateway(
 /// Change a gateway's health, reported load or capacity (audited). Sessions it holds are kept.
 #[utoipa::path(patch, path = enigm_api::paths::VPN_GATEWAY, tag = "vpn", security(("bearer" = [])),
     request_body = UpdateVpnGatewayRequest,
-    params(("id" = VpnGatewayId, Path, description = "gateway id")),
+    params(("gateway" = VpnGatewayId, Path, description = "gateway id")),
     responses((status = 200, body = VpnGatewayView), (status = 404, body = enigm_api::ErrorBody),
         (status = 422, body = enigm_api::ErrorBody)))]
 pub async fn update_gateway(
@@ -61,7 +61,7 @@ pub async fn update_gateway(
 /// The `[Peer]` sections the gateway applies: the WireGuard public key and tunnel address of
 /// each session whose device is still on the network (no device handle, no traffic).
 #[utoipa::path(get, path = enigm_api::paths::VPN_GATEWAY_PEERS, tag = "vpn", security(("bearer" = [])),
-    params(("id" = VpnGatewayId, Path, description = "gateway id")),
+    params(("gateway" = VpnGatewayId, Path, description = "gateway id")),
     responses((status = 200, body = VpnGatewayPeersView), (status = 404, body = enigm_api::ErrorBody)))]
 pub async fn gateway_peers(
     State(state): State<AppState>,
