@@ -13,13 +13,13 @@ use utoipa::ToSchema;
 pub struct CreateVpnGatewayRequest {
     pub id: VpnGatewayId,
     /// The location it serves, as network policies name it in `vpn` routes.
-    #[schema(max_length = 128)]
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,128}$")]
     pub location: String,
     /// `host:port` devices connect to.
     #[schema(max_length = 260)]
     pub endpoint: String,
     /// The gateway's WireGuard public key (base64 of 32 bytes).
-    #[schema(max_length = 44)]
+    #[schema(pattern = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
     pub tunnel_key: String,
     /// The pool of device tunnel addresses (IPv4 /8–/30 or IPv6 /64–/126); the gateway is
     /// host 1.
@@ -29,8 +29,9 @@ pub struct CreateVpnGatewayRequest {
     pub capacity: u32,
 }
 
-/// A change of a gateway's health, reported load or capacity (at least one). Aggregate figures
-/// only: nothing about a device or its traffic.
+/// A change of a gateway's health, reported load or capacity; a field left out (or `null`) is
+/// kept, so an empty change changes nothing. Aggregate figures only: nothing about a device or
+/// its traffic.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateVpnGatewayRequest {
@@ -71,11 +72,11 @@ pub struct VpnGatewayView {
 pub struct VpnSwitchRequest {
     pub sequence: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 128)]
+    #[schema(pattern = r"^[A-Za-z0-9_.:-]{1,128}$")]
     pub location: Option<String>,
     /// The WireGuard public key the device generated (required with a location).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 44)]
+    #[schema(pattern = r"^[A-Za-z0-9+/]{42}[AEIMQUYcgkosw048]=$")]
     pub tunnel_key: Option<String>,
 }
 

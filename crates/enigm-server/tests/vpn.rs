@@ -566,17 +566,12 @@ async fn bad_gateway_and_switch_input_is_refused_and_changes_nothing(backend: Ba
     let forbidden = post(&app, &auditor, paths::VPN_GATEWAYS, good.clone()).await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
     for (id, body, status) in [
-        ("fra-1", json!({}), StatusCode::UNPROCESSABLE_ENTITY),
         (
             "fra-1",
             json!({"load_percent": 101}),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
-        (
-            "fra-1",
-            json!({"capacity": 6}),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        ),
+        ("fra-1", json!({"capacity": 6}), StatusCode::CONFLICT),
         (
             "fra-1",
             json!({"healthy": "yes"}),
@@ -595,6 +590,24 @@ async fn bad_gateway_and_switch_input_is_refused_and_changes_nothing(backend: Ba
             .await;
         assert_eq!(refused.status, status, "{body}: {:?}", refused.body);
     }
+    // An empty change changes nothing (and is not audited).
+    let unchanged = app
+        .call(
+            Method::PATCH,
+            &paths::fill(paths::VPN_GATEWAY, &["fra-1"]),
+            Some(&app.owner),
+            None,
+            Some(json!({"healthy": null})),
+        )
+        .await;
+    assert_eq!(unchanged.status, StatusCode::OK, "{:?}", unchanged.body);
+    let updates = app
+        .audit_events()
+        .await
+        .iter()
+        .filter(|event| event.action == AuditAction::VpnGatewayUpdate)
+        .count();
+    assert_eq!(updates, 0);
     let listed = gateways(&app).await;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["capacity"], 5);

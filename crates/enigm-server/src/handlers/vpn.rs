@@ -46,7 +46,7 @@ pub async fn create_gateway(
     request_body = UpdateVpnGatewayRequest,
     params(("gateway" = VpnGatewayId, Path, description = "gateway id")),
     responses((status = 200, body = VpnGatewayView), (status = 404, body = enigm_api::ErrorBody),
-        (status = 422, body = enigm_api::ErrorBody)))]
+        (status = 409, body = enigm_api::ErrorBody), (status = 422, body = enigm_api::ErrorBody)))]
 pub async fn update_gateway(
     State(state): State<AppState>,
     caller: Caller,

@@ -108,12 +108,6 @@ pub async fn update_gateway(
     id: VpnGatewayId,
     request: UpdateVpnGatewayRequest,
 ) -> ApiResult<VpnGatewayView> {
-    if request == UpdateVpnGatewayRequest::default() {
-        return Err(ApiError::unprocessable(
-            "invalid_body",
-            "name at least one of `healthy`, `load_percent`, `capacity`",
-        ));
-    }
     if request.load_percent.is_some_and(|load| load > 100) {
         return Err(ApiError::unprocessable(
             "invalid_body",
@@ -125,12 +119,17 @@ pub async fn update_gateway(
         .vpn_gateway(&id)
         .await?
         .ok_or_else(|| ApiError::not_found("VPN gateway"))?;
+    // An empty change changes nothing and is not audited: the gateway as it is.
+    if request == UpdateVpnGatewayRequest::default() {
+        return Ok(gateway_view(&gateway));
+    }
     if let Some(capacity) = request.capacity {
         let pool = TunnelNetwork::parse(&gateway.tunnel_network)
             .map_err(|_| StoreError::Corrupt("vpn tunnel network"))?;
+        // A conflict with the gateway as registered (its pool), not a malformed request.
         if capacity > pool.device_addresses() {
-            return Err(ApiError::unprocessable(
-                "invalid_body",
+            return Err(ApiError::conflict(
+                ReasonCategory::Conflict,
                 "`capacity` is more sessions than the gateway's tunnel network has addresses",
             ));
         }
