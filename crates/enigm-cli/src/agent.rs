@@ -195,12 +195,10 @@ fn device_network_policy(
     policy: Option<&std::path::Path>,
 ) -> anyhow::Result<(Option<enigm_netpolicy::CompiledPolicy>, String)> {
     match (policy, state_dir) {
-        (Some(file), _) => {
-            let bytes = crate::policy::read_bounded(file, crate::policy::MAX_POLICY_FILE)?;
-            let compiled = enigm_netpolicy::CompiledPolicy::from_json(&bytes)
-                .with_context(|| format!("`{}` is not a network policy", file.display()))?;
-            Ok((Some(compiled), file.display().to_string()))
-        }
+        (Some(file), _) => Ok((
+            Some(crate::net::policy_file(file)?),
+            file.display().to_string(),
+        )),
         (None, Some(dir)) => {
             let bundle = dir.join("ota/bundles/policy-bundle");
             Ok(match crate::net::bundle_network_policy(&bundle) {

@@ -285,6 +285,13 @@ async fn gateways(global: &GlobalArgs, command: Option<GatewayCommand>) -> anyho
     Ok(())
 }
 
+/// A network policy document (JSON) file, compiled.
+pub(crate) fn policy_file(file: &std::path::Path) -> anyhow::Result<CompiledPolicy> {
+    let bytes = read_bounded(file, crate::policy::MAX_POLICY_FILE)?;
+    CompiledPolicy::from_json(&bytes)
+        .with_context(|| format!("`{}` is not a network policy", file.display()))
+}
+
 /// The network policy of a policy bundle file (as the agent holds it), compiled; `None` when the
 /// bundle has none.
 pub(crate) fn bundle_network_policy(
@@ -317,12 +324,7 @@ pub(crate) fn bundle_network_policy(
 /// Decides under the policy file or the bundle's network policy, as the agent would.
 fn decide_offline(args: &DecideArgs, flow: &NetworkFlow) -> anyhow::Result<NetworkDecisionView> {
     let (compiled, policy) = match (&args.policy, &args.bundle) {
-        (Some(file), _) => {
-            let bytes = read_bounded(file, crate::policy::MAX_POLICY_FILE)?;
-            let compiled = CompiledPolicy::from_json(&bytes)
-                .with_context(|| format!("`{}` is not a network policy", file.display()))?;
-            (Some(compiled), None)
-        }
+        (Some(file), _) => (Some(policy_file(file)?), None),
         (None, Some(file)) => match bundle_network_policy(file)? {
             None => (None, None),
             Some((compiled, reference)) => (Some(compiled), Some(reference)),

@@ -306,16 +306,7 @@ async fn try_switch(
             let (gateway, slot) = match kept {
                 Some(kept) => kept,
                 None => {
-                    let loads: Vec<GatewayLoad<'_>> = gateways
-                        .iter()
-                        .map(|gateway| GatewayLoad {
-                            id: gateway.id.as_str(),
-                            healthy: gateway.healthy,
-                            capacity: gateway.capacity,
-                            assigned: gateway.assigned,
-                            load_percent: gateway.load_percent,
-                        })
-                        .collect();
+                    let loads: Vec<GatewayLoad<'_>> = gateways.iter().map(load_of).collect();
                     let Some(chosen) = choose_gateway(&loads)
                         .and_then(|id| gateways.iter().find(|g| g.id.as_str() == id))
                     else {
@@ -411,14 +402,19 @@ fn peer_view(gateway: &VpnGatewayRecord, slot: u32) -> ApiResult<VpnPeerView> {
     })
 }
 
-fn gateway_view(gateway: &VpnGatewayRecord) -> VpnGatewayView {
-    let load = GatewayLoad {
+/// The aggregate figures of a gateway that `enigm_netpolicy::vpn` assigns by.
+fn load_of(gateway: &VpnGatewayRecord) -> GatewayLoad<'_> {
+    GatewayLoad {
         id: gateway.id.as_str(),
         healthy: gateway.healthy,
         capacity: gateway.capacity,
         assigned: gateway.assigned,
         load_percent: gateway.load_percent,
-    };
+    }
+}
+
+fn gateway_view(gateway: &VpnGatewayRecord) -> VpnGatewayView {
+    let load = load_of(gateway);
     VpnGatewayView {
         id: gateway.id,
         location: gateway.location.clone(),
