@@ -166,14 +166,26 @@ async fn forward(upstream: &Upstream, query: &Message, bytes: &[u8]) -> anyhow::
     Ok(answer)
 }
 
-/// Serves queries on `socket` until the task is dropped.
+/// The network policy the stub answers under, swapped in place when a new bundle is in force
+/// (`None`: no usable policy, every name refused).
+pub type LivePolicy = tokio::sync::watch::Receiver<Option<Arc<CompiledPolicy>>>;
+
+/// A policy that never changes, for `enigm agent-dns`.
+pub fn fixed_policy(policy: Option<CompiledPolicy>) -> LivePolicy {
+    let (sender, receiver) = tokio::sync::watch::channel(policy.map(Arc::new));
+    // The last value stays readable once the sender is gone.
+    drop(sender);
+    receiver
+}
+
+/// Serves queries on `socket` until the task is dropped, each under the policy in force when
+/// it arrives.
 pub async fn serve(
     socket: UdpSocket,
-    policy: Option<CompiledPolicy>,
+    policy: LivePolicy,
     upstream: Upstream,
 ) -> anyhow::Result<()> {
     let socket = Arc::new(socket);
-    let policy = Arc::new(policy);
     let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENT_QUERIES));
     let mut buffer = vec![0u8; MAX_QUERY];
     loop {
@@ -185,9 +197,10 @@ pub async fn serve(
             continue;
         };
         let permit = permits.clone().acquire_owned().await?;
-        let (socket, policy, upstream) = (socket.clone(), policy.clone(), upstream.clone());
+        let current = policy.borrow().clone();
+        let (socket, upstream) = (socket.clone(), upstream.clone());
         tokio::spawn(async move {
-            if let Some(answer) = answer(policy.as_ref().as_ref(), &upstream, &datagram).await {
+            if let Some(answer) = answer(current.as_deref(), &upstream, &datagram).await {
                 let _ = socket.send_to(&answer, peer).await;
             }
             drop(permit);

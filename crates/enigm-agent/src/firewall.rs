@@ -42,6 +42,18 @@ pub fn apply(ruleset: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether the agent's table is in the kernel with its output chain; an error when `nft`
+/// cannot be asked.
+pub fn in_force() -> anyhow::Result<bool> {
+    let listed = Command::new("nft")
+        .args(["list", "chain", "inet", TABLE, "output"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .context("could not run `nft list`")?;
+    Ok(listed.success())
+}
+
 /// The packets counted by the counter `name` of the agent's table.
 pub fn counter(name: &str) -> anyhow::Result<u64> {
     let listed = Command::new("nft")

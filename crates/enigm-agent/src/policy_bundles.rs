@@ -68,6 +68,56 @@ pub(crate) fn status(ota_dir: &Path) -> PolicyStatus {
     }
 }
 
+/// Where the policy bundle in force lies under a state directory.
+pub fn held_bundle_path(state_dir: &Path) -> std::path::PathBuf {
+    bundles_dir(&crate::ota::ota_dir(state_dir)).join(POLICY_BUNDLE_KIND)
+}
+
+/// The network policy of a policy bundle file (as the agent holds it), compiled, with its
+/// name and version; `None` when the bundle has none. An error for a file that cannot be read
+/// or is not a bundle whose network policy compiles: the caller fails closed.
+pub fn network_policy(
+    file: &Path,
+) -> anyhow::Result<
+    Option<(
+        enigm_netpolicy::CompiledPolicy,
+        enigm_api::network::NetworkPolicyRef,
+    )>,
+> {
+    use anyhow::Context as _;
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .with_context(|| format!("could not open `{}`", file.display()))?
+        .take(enigm_ota::policy_bundle::MAX_BUNDLE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("could not read `{}`", file.display()))?;
+    let bundle = parse_bundle(&bytes)
+        .map_err(|error| anyhow::anyhow!("`{}` is not a policy bundle: {error}", file.display()))?;
+    let Some(bundled) = bundle
+        .policies
+        .get(enigm_types::PolicyKind::Network.as_str())
+    else {
+        return Ok(None);
+    };
+    let json = serde_json::to_vec(&bundled.content)?;
+    let compiled = enigm_netpolicy::CompiledPolicy::from_json(&json).with_context(|| {
+        format!(
+            "the network policy in `{}` does not compile",
+            file.display()
+        )
+    })?;
+    let reference = enigm_api::network::NetworkPolicyRef {
+        policy: bundled.policy_id.parse().with_context(|| {
+            format!("the network policy in `{}` has no valid id", file.display())
+        })?,
+        name: bundled.name.clone(),
+        version: u32::try_from(bundled.version)
+            .context("the network policy's version is out of range")?,
+    };
+    Ok(Some((compiled, reference)))
+}
+
 fn bundles_dir(ota_dir: &Path) -> std::path::PathBuf {
     ota_dir.join("bundles")
 }

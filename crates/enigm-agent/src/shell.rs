@@ -52,6 +52,8 @@ pub struct ShellConfig {
     pub ota_trusted_root: Option<PathBuf>,
     pub model: String,
     pub channel: String,
+    /// With it, the daemon enforces its group's network policy (`crate::network`).
+    pub network: Option<crate::network::NetworkSettings>,
 }
 
 /// The device's client of Command at `server`, trusting `ca_cert` (PEM) when given.
@@ -125,6 +127,14 @@ pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
         verification,
     )?
     .with_policy(policy);
+    let network = match config.network.clone() {
+        Some(settings) => Some(
+            crate::network::NetworkEnforcer::start(settings, &config.state_dir)
+                .await
+                .context("could not enforce the network policy")?,
+        ),
+        None => None,
+    };
     let shell = Shell {
         client,
         key,
@@ -133,7 +143,7 @@ pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
         config,
         dev_attestation,
     };
-    shell.drive(core).await
+    shell.drive(core, network).await
 }
 
 /// What `enigm agent-setup` was asked to record.
@@ -232,12 +242,17 @@ struct Shell {
 }
 
 impl Shell {
-    async fn drive(&self, mut core: Agent) -> anyhow::Result<()> {
+    async fn drive(
+        &self,
+        mut core: Agent,
+        mut network: Option<crate::network::NetworkEnforcer>,
+    ) -> anyhow::Result<()> {
         let mut terminate =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
                 .context("could not listen for SIGTERM")?;
         let mut rng = rand::rngs::OsRng;
         let now = system_now();
+        measure_network(&mut core, network.as_mut(), now);
         core.start_cycle(now, self.report(now), self.setup())?;
         loop {
             let now = system_now();
@@ -263,6 +278,10 @@ impl Shell {
                         .await
                         .map_err(|error| format!("{error:#}"));
                     core.set_policy(policy_status(&self.config));
+                    // A new bundle is enforced now, not at the next cycle.
+                    if let Some(network) = network.as_mut() {
+                        network.enforce();
+                    }
                     core.handle_update(system_now(), outcome)?;
                 }
                 Step::Wipe => self.dir.wipe()?,
@@ -277,6 +296,7 @@ impl Shell {
                         _ = terminate.recv() => break,
                     }
                     let now = system_now();
+                    measure_network(&mut core, network.as_mut(), now);
                     core.start_cycle(now, self.report(now), self.setup())?;
                 }
                 Step::Stop(exit) => return finish(exit),
@@ -379,6 +399,18 @@ impl Shell {
             }
         }
         Ok(results)
+    }
+}
+
+/// Enforces what changed and hands this cycle's network measurements to the core.
+fn measure_network(
+    core: &mut Agent,
+    network: Option<&mut crate::network::NetworkEnforcer>,
+    now: Timestamp,
+) {
+    if let Some(network) = network {
+        network.enforce();
+        core.set_network_signals(network.signals(now));
     }
 }
 

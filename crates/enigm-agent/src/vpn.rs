@@ -27,7 +27,14 @@ pub struct VpnRecord {
     pub location: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// The gateway's endpoint (`host:port`, UDP), which the daemon's firewall opens when the
+    /// network policy routes through a VPN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
+
+/// The tunnel's interface, named after its configuration file (`wg-quick up` takes the name).
+pub const VPN_INTERFACE: &str = "enigm0";
 
 /// Asks Command to place the device in `location` (or, with `None`, to take it off the VPN),
 /// and writes or removes the tunnel configuration accordingly.
@@ -71,11 +78,13 @@ pub async fn switch(
             state.write_vpn_config(Some(&config))?;
             record.location = Some(peer.location.clone());
             record.gateway = Some(peer.gateway.to_string());
+            record.endpoint = Some(peer.endpoint.clone());
         }
         None => {
             state.write_vpn_config(None)?;
             record.location = None;
             record.gateway = None;
+            record.endpoint = None;
         }
     }
     state.write_vpn(&record)?;

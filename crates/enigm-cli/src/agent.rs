@@ -63,6 +63,85 @@ pub(crate) struct AgentArgs {
     /// The release channel the device follows.
     #[arg(long, default_value = "stable")]
     channel: String,
+    #[command(flatten)]
+    network: NetworkArgs,
+}
+
+/// How `enigm agent` enforces its group's network policy (Linux, as root).
+#[derive(Debug, Args)]
+struct NetworkArgs {
+    /// Enforce the network policy of the held policy bundle: an nftables firewall (default
+    /// drop; Command, the DNS upstream and the policy's routes the only ways out), replaced at
+    /// each new bundle, and an encrypted-DNS stub that refuses the names the policy blocks. Both
+    /// are measured each cycle as the `firewall`, `encrypted-dns` and
+    /// `network-policy-compliance` signals.
+    #[arg(long, requires_all = ["dns_upstream", "dns_upstream_name"])]
+    enforce_network: bool,
+    /// Command's address (IP:PORT) for the firewall; default: the --server URL's, resolved once
+    /// at start.
+    #[arg(long, value_name = "IP:PORT", requires = "enforce_network")]
+    command_address: Option<std::net::SocketAddr>,
+    /// Where the encrypted-DNS stub answers (a loopback IP:PORT).
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.53:53")]
+    dns_listen: std::net::SocketAddr,
+    /// The DNS-over-TLS upstream (IP:PORT, usually port 853).
+    #[arg(long, value_name = "IP:PORT", requires = "enforce_network")]
+    dns_upstream: Option<std::net::SocketAddr>,
+    /// The name the upstream's certificate must carry.
+    #[arg(long, value_name = "NAME", requires = "enforce_network")]
+    dns_upstream_name: Option<String>,
+    /// PEM certificates the upstream's must chain to (default: the Web PKI roots).
+    #[arg(long, value_name = "FILE", requires = "enforce_network")]
+    dns_upstream_ca: Option<PathBuf>,
+    /// The Enigm Proxy (IP:PORT), opened in the firewall when the policy routes through it.
+    #[arg(long, value_name = "IP:PORT", requires = "enforce_network")]
+    proxy: Option<std::net::SocketAddr>,
+}
+
+impl NetworkArgs {
+    /// The enforcement settings, or `None` without `--enforce-network`.
+    async fn settings(
+        &self,
+        server: &ServerUrl,
+    ) -> anyhow::Result<Option<enigm_agent::network::NetworkSettings>> {
+        if !self.enforce_network {
+            return Ok(None);
+        }
+        let (Some(upstream), Some(name)) = (self.dns_upstream, self.dns_upstream_name.as_deref())
+        else {
+            anyhow::bail!("--enforce-network needs --dns-upstream and --dns-upstream-name");
+        };
+        let ca = self
+            .dns_upstream_ca
+            .as_ref()
+            .map(|file| crate::policy::read_bounded(file, crate::policy::MAX_POLICY_FILE))
+            .transpose()?;
+        let command = match self.command_address {
+            Some(address) => address,
+            None => command_address(server).await?,
+        };
+        Ok(Some(enigm_agent::network::NetworkSettings {
+            command,
+            dns_listen: self.dns_listen,
+            dns_upstream: enigm_agent::dns::Upstream::new(upstream, name, ca.as_deref())?,
+            proxy: self.proxy,
+        }))
+    }
+}
+
+/// The address of Command's URL, resolved once (before the firewall closes plain DNS).
+async fn command_address(server: &ServerUrl) -> anyhow::Result<std::net::SocketAddr> {
+    let url = reqwest::Url::parse(server.as_str()).context("the server URL does not parse")?;
+    let host = url.host_str().context("the server URL names no host")?;
+    let port = url
+        .port_or_known_default()
+        .context("the server URL names no port")?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    tokio::net::lookup_host((host, port))
+        .await
+        .with_context(|| format!("could not resolve `{host}`; give --command-address"))?
+        .next()
+        .with_context(|| format!("`{host}` has no address; give --command-address"))
 }
 
 /// `enigm agent`: runs the EnigmSecurityService shell until it stops.
@@ -71,6 +150,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<
         .server()
         .context("no server given: pass --server URL (or set ENIGM_SERVER)")?;
     let server = ServerUrl::parse(server)?;
+    let network = args.network.settings(&server).await?;
     enigm_agent::shell::run(ShellConfig {
         server: server.as_str().to_owned(),
         ca_cert: global.ca_cert.clone(),
@@ -86,6 +166,7 @@ pub(crate) async fn run(global: &GlobalArgs, args: AgentArgs) -> anyhow::Result<
         ota_trusted_root: args.ota_trusted_root,
         model: args.model,
         channel: args.channel,
+        network,
     })
     .await
 }
@@ -200,7 +281,7 @@ fn device_network_policy(
             file.display().to_string(),
         )),
         (None, Some(dir)) => {
-            let bundle = dir.join("ota/bundles/policy-bundle");
+            let bundle = enigm_agent::policy_bundles::held_bundle_path(dir);
             Ok(match crate::net::bundle_network_policy(&bundle) {
                 Ok(Some((compiled, reference))) => (
                     Some(compiled),
@@ -263,7 +344,7 @@ pub(crate) async fn run_dns(args: AgentDnsArgs) -> anyhow::Result<()> {
         output::clean(&under),
         args.upstream
     );
-    enigm_agent::dns::serve(socket, policy, upstream).await
+    enigm_agent::dns::serve(socket, enigm_agent::dns::fixed_policy(policy), upstream).await
 }
 
 /// Generates the device's firewall from its network policy and prints or applies it.

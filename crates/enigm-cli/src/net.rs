@@ -15,9 +15,8 @@ use enigm_api::vpn::{
     CreateVpnGatewayRequest, UpdateVpnGatewayRequest, VpnGatewayPeersView, VpnGatewayView,
 };
 use enigm_netpolicy::{CompiledPolicy, DeviceContext, explain};
-use enigm_ota::policy_bundle::parse_bundle;
 use enigm_server::services::network::{engine_flow, view_of};
-use enigm_types::{DeviceHandle, DeviceState, NetworkRoute, PolicyKind, TrustState, VpnGatewayId};
+use enigm_types::{DeviceHandle, DeviceState, NetworkRoute, TrustState, VpnGatewayId};
 
 use crate::cli::GlobalArgs;
 use crate::policy::read_bounded;
@@ -297,28 +296,7 @@ pub(crate) fn policy_file(file: &std::path::Path) -> anyhow::Result<CompiledPoli
 pub(crate) fn bundle_network_policy(
     file: &std::path::Path,
 ) -> anyhow::Result<Option<(CompiledPolicy, NetworkPolicyRef)>> {
-    let bytes = read_bounded(file, enigm_ota::policy_bundle::MAX_BUNDLE_BYTES)?;
-    let bundle = parse_bundle(&bytes)
-        .map_err(|error| anyhow::anyhow!("`{}` is not a policy bundle: {error}", file.display()))?;
-    let Some(bundled) = bundle.policies.get(PolicyKind::Network.as_str()) else {
-        return Ok(None);
-    };
-    let bytes = serde_json::to_vec(&bundled.content)?;
-    let compiled = CompiledPolicy::from_json(&bytes).with_context(|| {
-        format!(
-            "the network policy in `{}` does not compile",
-            file.display()
-        )
-    })?;
-    let reference = NetworkPolicyRef {
-        policy: bundled.policy_id.parse().with_context(|| {
-            format!("the network policy in `{}` has no valid id", file.display())
-        })?,
-        name: bundled.name.clone(),
-        version: u32::try_from(bundled.version)
-            .context("the network policy's version is out of range")?,
-    };
-    Ok(Some((compiled, reference)))
+    enigm_agent::policy_bundles::network_policy(file)
 }
 
 /// Decides under the policy file or the bundle's network policy, as the agent would.

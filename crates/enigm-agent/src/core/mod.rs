@@ -15,6 +15,7 @@
 //! update run only after an accepted check-in, and a refusal after which the device cannot go on
 //! without an operator (revoked, not active, unknown, …) stops the agent.
 
+pub mod network;
 mod policy;
 pub mod proxy;
 mod records;
@@ -34,7 +35,7 @@ use enigm_api::{
 };
 use enigm_crypto::Ed25519SigningKey;
 use enigm_device::{NONCE_LEN, RequestParts, SignatureHeaders, sign_request};
-use enigm_trust::{DeviceCommand, DeviceState, SignalReport, TrustState};
+use enigm_trust::{DeviceCommand, DeviceState, Signal, SignalReport, TrustState};
 use enigm_types::{DeviceHandle, SetupStep, Timestamp};
 use rand_core::RngCore;
 use secrecy::{ExposeSecret as _, SecretString};
@@ -81,6 +82,9 @@ pub struct Agent {
     verification: Verification,
     /// The policy bundle in force and whether the last one named was refused.
     policy: PolicyStatus,
+    /// The shell's own measurements of its network enforcement for the next cycle (none when
+    /// it does not enforce a network policy).
+    network: Vec<Signal>,
     /// The policy bundle target the last check-in named.
     policy_bundle: Option<String>,
     last_attested: Option<Timestamp>,
@@ -291,6 +295,7 @@ impl Agent {
             enrollment,
             verification,
             policy: PolicyStatus::default(),
+            network: Vec::new(),
             policy_bundle: None,
             last_attested: None,
             report: None,
@@ -312,6 +317,13 @@ impl Agent {
     /// The policy status after an update attempt installed, kept or refused a bundle.
     pub fn set_policy(&mut self, policy: PolicyStatus) {
         self.policy = policy;
+    }
+
+    /// The agent's own measurements of its network enforcement (`network::NetworkMeter`), for
+    /// the cycles that follow. Like its policy and update measurements they replace whatever a
+    /// profile declares, and a bundle's list of kinds to collect cannot silence them.
+    pub fn set_network_signals(&mut self, signals: Vec<Signal>) {
+        self.network = signals;
     }
 
     /// The policy status the core works under.
@@ -342,9 +354,12 @@ impl Agent {
         }
         let mut measured = vec![self.policy.signal(now)];
         measured.extend(self.verification.signal(now));
+        measured.extend(self.network.iter().cloned());
         let report = signals::with_measured(report, measured);
-        let policy = &self.policy;
-        self.report = Some(signals::only(report, |kind| policy.collects(kind)));
+        let (policy, network) = (&self.policy, &self.network);
+        self.report = Some(signals::only(report, |kind| {
+            policy.collects(kind) || network.iter().any(|signal| signal.kind == kind)
+        }));
         self.setup = setup;
         self.cycle_error = None;
         if self.enrollment.is_some() {

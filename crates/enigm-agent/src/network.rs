@@ -1,0 +1,228 @@
+//! `enigm agent --enforce-network`: the daemon enforces its group's network policy itself
+//! (issue 16, item 2). At start and whenever the policy bundle in force changes it puts the
+//! firewall generated from the bundle's network policy in force (`crate::firewall`) and hands
+//! the policy to its encrypted-DNS stub (`crate::dns`), which runs as a task of the agent; each
+//! cycle it measures both (`core::network`) for the Trust Security Center.
+//!
+//! Fail closed: the closed ruleset (Command and the DNS upstream only) goes in before the stub
+//! answers; no bundle, a bundle that cannot be read, or a policy whose rules `nft` refuses
+//! leaves that or the last good ruleset in force and the stub refusing what no policy allows.
+//! The rules stay in the kernel when the agent stops, so a stopped agent means no resolver and
+//! no way out, never open traffic.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use enigm_netpolicy::CompiledPolicy;
+use enigm_netpolicy::firewall::{FirewallPlan, PLAIN_DNS_COUNTER, REFUSED_COUNTER, ruleset};
+use enigm_trust::Signal;
+use enigm_types::Timestamp;
+
+use crate::core::network::{NetworkMeter, NetworkObservation, NetworkPolicyState};
+use crate::dns::Upstream;
+
+/// Where the device's traffic may go, and where its stub answers.
+#[derive(Clone)]
+pub struct NetworkSettings {
+    /// Command (TCP): always open, or the device could never get a policy.
+    pub command: SocketAddr,
+    /// The encrypted-DNS stub (loopback).
+    pub dns_listen: SocketAddr,
+    pub dns_upstream: Upstream,
+    /// The Enigm Proxy, opened when the policy routes through it.
+    pub proxy: Option<SocketAddr>,
+}
+
+impl std::fmt::Debug for NetworkSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkSettings")
+            .field("command", &self.command)
+            .field("dns_listen", &self.dns_listen)
+            .field("dns_upstream", &self.dns_upstream.address)
+            .field("proxy", &self.proxy)
+            .finish()
+    }
+}
+
+/// What was last put in force: the bundle's bytes (a digest) and the VPN gateway the device
+/// was assigned, to notice a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Source {
+    bundle: Bundle,
+    vpn_gateway: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Bundle {
+    None,
+    Held([u8; 32]),
+}
+
+/// The daemon's enforcement: the stub task, the policy it answers under, and what is in force.
+pub struct NetworkEnforcer {
+    settings: NetworkSettings,
+    state_dir: PathBuf,
+    bundle: PathBuf,
+    policy: tokio::sync::watch::Sender<Option<Arc<CompiledPolicy>>>,
+    stub: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The source last put in force; `None` until a ruleset was applied (or after one failed,
+    /// so that the next cycle tries again).
+    applied: Option<Source>,
+    state: NetworkPolicyState,
+    /// Words for what is in force, for the agent's output.
+    under: String,
+    meter: NetworkMeter,
+}
+
+impl NetworkEnforcer {
+    /// Puts the closed ruleset in force, starts the stub, then enforces the bundle held in
+    /// `state_dir`. An error when the stub cannot listen or not even the closed ruleset can be
+    /// applied: the agent then does not run rather than run unenforced.
+    pub async fn start(settings: NetworkSettings, state_dir: &Path) -> anyhow::Result<Self> {
+        if !settings.dns_listen.ip().is_loopback() {
+            anyhow::bail!("the DNS stub answers on loopback only: --dns-listen 127.0.0.53:53");
+        }
+        let closed = ruleset(None, &plan(&settings, None)).context("the closed ruleset")?;
+        crate::firewall::apply(&closed).context("could not put the closed firewall in force")?;
+        let socket = tokio::net::UdpSocket::bind(settings.dns_listen)
+            .await
+            .with_context(|| format!("the DNS stub could not listen on {}", settings.dns_listen))?;
+        let (sender, receiver) = tokio::sync::watch::channel(None);
+        let stub = tokio::spawn(crate::dns::serve(
+            socket,
+            receiver,
+            settings.dns_upstream.clone(),
+        ));
+        let mut enforcer = NetworkEnforcer {
+            settings,
+            state_dir: state_dir.to_owned(),
+            bundle: crate::policy_bundles::held_bundle_path(state_dir),
+            policy: sender,
+            stub,
+            applied: None,
+            state: NetworkPolicyState::Missing,
+            under: "no network policy".to_owned(),
+            meter: NetworkMeter::new(),
+        };
+        enforcer.enforce();
+        Ok(enforcer)
+    }
+
+    /// Puts the held bundle's network policy in force if it changed since the last time (or
+    /// the last attempt failed). Prints what changed; never fails: a fault is a state the
+    /// signals report.
+    pub fn enforce(&mut self) {
+        let vpn_gateway = self.vpn_gateway();
+        let bundle = match std::fs::read(&self.bundle) {
+            Ok(bytes) => Bundle::Held(enigm_crypto::sha256(&bytes)),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Bundle::None,
+            // Unreadable: treated as a new source each time, so it is tried again.
+            Err(_) => Bundle::Held([0; 32]),
+        };
+        let source = Source {
+            bundle,
+            vpn_gateway,
+        };
+        if self.applied.as_ref() == Some(&source) {
+            return;
+        }
+        let (compiled, state, under) = match &source.bundle {
+            Bundle::None => (None, NetworkPolicyState::Missing, "no policy bundle".into()),
+            Bundle::Held(_) => match crate::policy_bundles::network_policy(&self.bundle) {
+                Ok(Some((compiled, reference))) => (
+                    Some(compiled),
+                    NetworkPolicyState::InForce,
+                    format!("{} v{}", reference.name, reference.version),
+                ),
+                Ok(None) => (
+                    None,
+                    NetworkPolicyState::Missing,
+                    "no network policy".into(),
+                ),
+                Err(error) => {
+                    eprintln!("warning: {error:#}; the closed ruleset stays in force");
+                    (
+                        None,
+                        NetworkPolicyState::Unusable,
+                        "no readable bundle".into(),
+                    )
+                }
+            },
+        };
+        let routes = compiled.as_ref().map(CompiledPolicy::routes_used);
+        let applied = ruleset(routes, &plan(&self.settings, vpn_gateway))
+            .map_err(anyhow::Error::from)
+            .and_then(|text| crate::firewall::apply(&text));
+        match applied {
+            Ok(()) => {
+                // The stub answers under the new policy only once its rules are in force.
+                self.policy.send_replace(compiled.map(Arc::new));
+                self.state = state;
+                self.applied = Some(source);
+                println!("network: enforcing {}; default drop", clean(&under));
+                self.under = under;
+            }
+            Err(error) => {
+                eprintln!(
+                    "warning: the firewall for {} was not put in force ({error:#}); the rules in \
+                     force before stay",
+                    clean(&under)
+                );
+                self.state = NetworkPolicyState::Unusable;
+                self.applied = None;
+            }
+        }
+    }
+
+    /// The VPN gateway the device was assigned (`enigm agent-vpn`), when its endpoint is an
+    /// address: the firewall never resolves a name.
+    fn vpn_gateway(&self) -> Option<SocketAddr> {
+        let record = crate::state::StateDir::open(&self.state_dir)
+            .ok()?
+            .vpn()
+            .ok()??;
+        record.endpoint?.parse().ok()
+    }
+
+    /// What is in force, in words.
+    pub fn under(&self) -> &str {
+        &self.under
+    }
+
+    /// This cycle's measurements of the firewall, the stub and the policy.
+    pub fn signals(&mut self, now: Timestamp) -> Vec<Signal> {
+        let observed = NetworkObservation {
+            policy: self.state,
+            rules_in_force: crate::firewall::in_force().ok(),
+            resolver_running: !self.stub.is_finished(),
+            plain_dns_attempts: crate::firewall::counter(PLAIN_DNS_COUNTER).ok(),
+            refused_flows: crate::firewall::counter(REFUSED_COUNTER).ok(),
+        };
+        self.meter.signals(&observed, now)
+    }
+}
+
+impl Drop for NetworkEnforcer {
+    fn drop(&mut self) {
+        // The rules stay in force: with the stub gone, names do not resolve at all.
+        self.stub.abort();
+    }
+}
+
+fn plan(settings: &NetworkSettings, vpn_gateway: Option<SocketAddr>) -> FirewallPlan {
+    FirewallPlan {
+        command: settings.command,
+        dns_stub: Some(settings.dns_listen),
+        dns_upstreams: vec![settings.dns_upstream.address],
+        enigm_proxy: settings.proxy,
+        vpn_gateway,
+        vpn_interface: vpn_gateway.map(|_| crate::vpn::VPN_INTERFACE.to_owned()),
+    }
+}
+
+/// `text` without control characters (a policy's name comes from an administrator).
+fn clean(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
