@@ -16,6 +16,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub(crate) mod dot;
+
 pub(crate) const ENIGM: &str = env!("CARGO_BIN_EXE_enigm");
 
 /// A running `enigm up`; killed when dropped.
@@ -45,6 +47,12 @@ impl Server {
         Server::spawn(Command::new(ENIGM), data_dir, extra, log_level)
     }
 
+    /// Starts `enigm up` listening on `listen` (another address than loopback needs TLS in
+    /// `extra`).
+    pub(crate) fn start_on(data_dir: &Path, listen: &str, extra: &[&str]) -> Server {
+        Server::spawn_on(Command::new(ENIGM), data_dir, listen, extra, "debug")
+    }
+
     /// Starts `enigm up` (debug logging) under an open-file limit of `nofile` (soft and hard,
     /// as `ulimit -n` sets them), through `bash`.
     pub(crate) fn start_with_file_limit(data_dir: &Path, extra: &[&str], nofile: u32) -> Server {
@@ -56,13 +64,23 @@ impl Server {
         Server::spawn(command, data_dir, extra, "debug")
     }
 
+    fn spawn(command: Command, data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
+        Server::spawn_on(command, data_dir, "127.0.0.1:0", extra, log_level)
+    }
+
     #[expect(
         clippy::zombie_processes,
         reason = "the child moves into `Server`, whose Drop kills and reaps it; a panic before that ends the test process"
     )]
-    fn spawn(mut command: Command, data_dir: &Path, extra: &[&str], log_level: &str) -> Server {
+    fn spawn_on(
+        mut command: Command,
+        data_dir: &Path,
+        listen: &str,
+        extra: &[&str],
+        log_level: &str,
+    ) -> Server {
         let mut child = command
-            .args(["up", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["up", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", log_level)
@@ -255,6 +273,17 @@ impl Owner {
     /// Reads the bootstrap credentials `enigm up` wrote into `data_dir` and logs in at `url`
     /// with the configuration in `scratch/owner-config`.
     pub(crate) fn log_in(scratch: &Path, data_dir: &Path, url: &str) -> Owner {
+        Owner::log_in_with(scratch, data_dir, url, Vec::new())
+    }
+
+    /// As [`Owner::log_in`], with `extra` global arguments (e.g. `--ca-cert PEM`) on every
+    /// command of the owner and of the administrators they add.
+    pub(crate) fn log_in_with(
+        scratch: &Path,
+        data_dir: &Path,
+        url: &str,
+        extra: Vec<String>,
+    ) -> Owner {
         let bootstrap = std::fs::read_to_string(data_dir.join("bootstrap-admin.txt")).unwrap();
         let secrets = scratch.join("secrets");
         std::fs::create_dir_all(&secrets).unwrap();
@@ -267,7 +296,7 @@ impl Owner {
         let cli = Cli {
             config: scratch.join("owner-config"),
             server: url.to_owned(),
-            extra: vec![],
+            extra,
         };
         cli.ok(&[
             "login",
@@ -341,7 +370,7 @@ impl Owner {
         let cli = Cli {
             config: self.scratch.join(format!("{name}-config")),
             server: self.cli.server.clone(),
-            extra: vec![],
+            extra: self.cli.extra.clone(),
         };
         cli.ok(&["login", "--username", name, "--password-file", password]);
         let password = change_initial_password(&cli, Path::new(password), None);
