@@ -510,6 +510,19 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
         has_finding(record, "encrypted-dns", "protection-degraded")
     });
     assert_eq!(record["state"], "REVIEW_REQUIRED", "{record}");
+    // Command audited the change of state (by category, never a name or address).
+    let changes = owner.json(&["audit", "events", "--action", "device.trust-change"]);
+    assert!(
+        changes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|event| event["target_ref"]
+                .as_str()
+                .unwrap()
+                .ends_with("->REVIEW_REQUIRED")),
+        "{changes}"
+    );
     // With nothing new it clears again: the firewall and the policy measured in force.
     let record = wait_for_tsc(&state, |record| record["state"] == "PROTECTED");
     for signal in ["firewall", "encrypted-dns", "network-policy-compliance"] {
@@ -546,5 +559,11 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
     assert_eq!(device.tcp(7000), "blocked");
     assert_eq!(device.tcp(9000), "blocked");
     assert_eq!(device.tcp(command_port), "ok");
+
+    // No name asked, address probed or route taken appears in the audit log.
+    let audit = owner.ok(&["audit", "events", "--json"]);
+    for secret in ["allowed.example", "news.example", "127.0.0.53", &host] {
+        assert!(!audit.contains(secret), "`{secret}` in the audit log");
+    }
     drop(server);
 }
