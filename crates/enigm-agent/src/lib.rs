@@ -34,6 +34,7 @@ pub mod network;
 pub(crate) mod ota;
 pub mod policy_bundles;
 pub mod profile;
+pub mod proxy_forward;
 pub mod proxy_tunnel;
 pub mod report;
 pub mod setup;
