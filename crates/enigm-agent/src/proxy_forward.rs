@@ -29,8 +29,10 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
+use crate::core::ExchangeError;
 use crate::core::proxy::{ProxyCredentials, ProxyUnavailable};
-use crate::proxy_tunnel::{TunnelError, open_tunnel};
+use crate::http::DeviceClient;
+use crate::proxy_tunnel::{TunnelError, open_tunnel, renew_if_due};
 
 /// The credential holder the forwarder shares with whatever renews it
 /// ([`crate::proxy_tunnel::renew_if_due`]).
@@ -54,6 +56,25 @@ pub async fn serve(
     .serve(listener, std::future::pending())
     .await
     .context("the proxy forwarder stopped")
+}
+
+/// Renews the shared credential when due ([`renew_if_due`]: none held, or two thirds of its
+/// lifetime gone) without holding the lock while Command answers, so that app connections are
+/// served with the credential held meanwhile. `Ok(true)` when a new one was installed; on an
+/// error the credential held stays until it expires (then the forwarder answers 503). Meant
+/// for one renewing task.
+pub async fn renew_shared(
+    client: &DeviceClient,
+    key: &Ed25519SigningKey,
+    credentials: &SharedCredentials,
+    now: Timestamp,
+) -> Result<bool, ExchangeError> {
+    let mut next = credentials.lock().await.clone();
+    let renewed = renew_if_due(client, key, &mut next, now).await?;
+    if renewed {
+        *credentials.lock().await = next;
+    }
+    Ok(renewed)
 }
 
 /// The forwarder's bounds.

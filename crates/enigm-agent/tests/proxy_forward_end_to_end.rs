@@ -26,8 +26,7 @@ use std::time::Duration;
 use enigm_agent::core::Config;
 use enigm_agent::core::proxy::ProxyCredentials;
 use enigm_agent::http::DeviceClient;
-use enigm_agent::proxy_forward::{ForwardLimits, Forwarder, SharedCredentials};
-use enigm_agent::proxy_tunnel::renew_if_due;
+use enigm_agent::proxy_forward::{ForwardLimits, Forwarder, SharedCredentials, renew_shared};
 use enigm_attest::dev::{DevAttestationRoot, DevAttestedKey};
 use enigm_crypto::Ed25519SigningKey;
 use enigm_proxy::{CommandClient, ProxyLimits, ProxyServer};
@@ -209,14 +208,15 @@ async fn apps_reach_targets_only_through_the_proxy_and_only_with_a_live_credenti
     // Renewed at Command (due with none held): the app's bytes reach the echo server through
     // the proxy, and each connection carries a fresh proof (a replay would be refused).
     assert!(
-        renew_if_due(
-            &device,
-            &key,
-            &mut *credentials.lock().await,
-            pair.command.now()
-        )
-        .await
-        .unwrap()
+        renew_shared(&device, &key, &credentials, pair.command.now())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !renew_shared(&device, &key, &credentials, pair.command.now())
+            .await
+            .unwrap(),
+        "not due yet"
     );
     assert_tunnels(forwarder_address, echo).await;
     assert_tunnels(forwarder_address, echo).await;
@@ -248,15 +248,16 @@ async fn apps_reach_targets_only_through_the_proxy_and_only_with_a_live_credenti
     // has the new list the credential still held is refused there: 502 with its category.
     pair.command.lifecycle(handle, "revoke").await;
     pair.command.clock.advance(Duration::from_secs(7 * 60));
-    let error = renew_if_due(
-        &device,
-        &key,
-        &mut *credentials.lock().await,
-        pair.command.now(),
-    )
-    .await
-    .unwrap_err();
+    let held = credentials.lock().await.expires_at();
+    let error = renew_shared(&device, &key, &credentials, pair.command.now())
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), Some("device_revoked"), "{error}");
+    assert_eq!(
+        credentials.lock().await.expires_at(),
+        held,
+        "kept until it expires"
+    );
     refresh_proxy(&proxy_server, &command_client).await;
     assert_eq!(
         app_request(forwarder_address, &connect).await,

@@ -28,8 +28,7 @@ use std::time::Duration;
 
 use enigm_agent::core::proxy::ProxyCredentials;
 use enigm_agent::http::DeviceClient;
-use enigm_agent::proxy_forward::SharedCredentials;
-use enigm_agent::proxy_tunnel::renew_if_due;
+use enigm_agent::proxy_forward::{SharedCredentials, renew_shared};
 use enigm_agent::report::system_now;
 use enigm_agent::state::StateDir;
 use enigm_test_support::{Backend, TestDatabase, backend_tests};
@@ -148,7 +147,7 @@ async fn renew(
     credentials: &SharedCredentials,
 ) -> Result<bool, String> {
     let key = StateDir::open(state).unwrap().device_key().unwrap();
-    renew_if_due(device, &key, &mut *credentials.lock().await, system_now())
+    renew_shared(device, &key, credentials, system_now())
         .await
         .map_err(|error| error.code().unwrap_or_default().to_owned())
 }
