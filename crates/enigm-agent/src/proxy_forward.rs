@@ -34,12 +34,12 @@ use crate::core::proxy::{ProxyCredentials, ProxyUnavailable};
 use crate::http::DeviceClient;
 use crate::proxy_tunnel::{TunnelError, open_tunnel, renew_if_due};
 
-/// The credential holder the forwarder shares with whatever renews it
-/// ([`crate::proxy_tunnel::renew_if_due`]).
+/// The credential holder the forwarder shares with the task that renews it ([`renew_shared`]).
 pub type SharedCredentials = Arc<tokio::sync::Mutex<ProxyCredentials>>;
 
-/// Serves `listener` (which must be bound to a loopback address) with the system clock and
-/// [`ForwardLimits::default`], forever: the entry point `enigm agent` runs.
+/// Serves `listener` with the system clock and [`ForwardLimits::default`], forever: the entry
+/// point `enigm agent` runs. It returns only with an error, at once: a listener not bound to a
+/// loopback address is refused (failed accepts are retried, never fatal).
 pub async fn serve(
     listener: TcpListener,
     proxy: SocketAddr,
