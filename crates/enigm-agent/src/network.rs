@@ -33,6 +33,10 @@ pub struct NetworkSettings {
     pub dns_upstream: Upstream,
     /// The Enigm Proxy, opened when the policy routes through it.
     pub proxy: Option<SocketAddr>,
+    /// Where apps reach the proxy through the agent (`crate::proxy_forward`, loopback); with
+    /// it and `proxy`, the agent keeps a proxy credential renewed while the policy routes
+    /// through the proxy.
+    pub proxy_listen: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for NetworkSettings {
@@ -42,6 +46,7 @@ impl std::fmt::Debug for NetworkSettings {
             .field("dns_listen", &self.dns_listen)
             .field("dns_upstream", &self.dns_upstream.address)
             .field("proxy", &self.proxy)
+            .field("proxy_listen", &self.proxy_listen)
             .finish()
     }
 }
@@ -71,6 +76,13 @@ pub struct NetworkEnforcer {
     /// so that the next cycle tries again).
     applied: Option<Source>,
     state: NetworkPolicyState,
+    /// Whether the policy in force routes some flow through the Enigm Proxy.
+    routes_through_proxy: bool,
+    /// The credential the proxy forwarder presents, and the forwarder's task.
+    proxy: Option<(
+        crate::proxy_forward::SharedCredentials,
+        tokio::task::JoinHandle<anyhow::Result<()>>,
+    )>,
     /// Words for what is in force, for the agent's output.
     under: String,
     meter: NetworkMeter,
@@ -80,7 +92,11 @@ impl NetworkEnforcer {
     /// Puts the closed ruleset in force, starts the stub, then enforces the bundle held in
     /// `state_dir`. An error when the stub cannot listen or not even the closed ruleset can be
     /// applied: the agent then does not run rather than run unenforced.
-    pub async fn start(settings: NetworkSettings, state_dir: &Path) -> anyhow::Result<Self> {
+    pub async fn start(
+        settings: NetworkSettings,
+        state_dir: &Path,
+        device_key: &enigm_crypto::Ed25519SigningKey,
+    ) -> anyhow::Result<Self> {
         if !settings.dns_listen.ip().is_loopback() {
             anyhow::bail!("the DNS stub answers on loopback only: --dns-listen 127.0.0.53:53");
         }
@@ -95,6 +111,22 @@ impl NetworkEnforcer {
             receiver,
             settings.dns_upstream.clone(),
         ));
+        let proxy = match (settings.proxy, settings.proxy_listen) {
+            (Some(proxy), Some(listen)) => {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("the proxy forwarder could not listen on {listen}"))?;
+                let credentials = crate::proxy_forward::SharedCredentials::default();
+                let task = tokio::spawn(crate::proxy_forward::serve(
+                    listener,
+                    proxy,
+                    device_key.clone(),
+                    credentials.clone(),
+                ));
+                Some((credentials, task))
+            }
+            _ => None,
+        };
         let mut enforcer = NetworkEnforcer {
             settings,
             state_dir: state_dir.to_owned(),
@@ -103,6 +135,8 @@ impl NetworkEnforcer {
             stub,
             applied: None,
             state: NetworkPolicyState::Missing,
+            routes_through_proxy: false,
+            proxy,
             under: "no network policy".to_owned(),
             meter: NetworkMeter::new(),
         };
@@ -152,6 +186,7 @@ impl NetworkEnforcer {
             },
         };
         let routes = compiled.as_ref().map(CompiledPolicy::routes_used);
+        let routes_through_proxy = routes.is_some_and(|routes| routes.enigm_proxy);
         let applied = ruleset(routes, &plan(&self.settings, vpn_gateway))
             .map_err(anyhow::Error::from)
             .and_then(|text| crate::firewall::apply(&text));
@@ -160,6 +195,7 @@ impl NetworkEnforcer {
                 // The stub answers under the new policy only once its rules are in force.
                 self.policy.send_replace(compiled.map(Arc::new));
                 self.state = state;
+                self.routes_through_proxy = routes_through_proxy;
                 self.applied = Some(source);
                 println!("network: enforcing {}; default drop", clean(&under));
                 self.under = under;
@@ -186,6 +222,29 @@ impl NetworkEnforcer {
         record.endpoint?.parse().ok()
     }
 
+    /// Renews the proxy forwarder's credential when due, while the policy in force routes
+    /// through the proxy (Command issues one only to a trusted device with a fresh accepted
+    /// attestation). A failure keeps the credential held until it expires; apps then get 503
+    /// from the forwarder, never a direct path.
+    pub async fn renew_proxy_credential(
+        &self,
+        client: &crate::http::DeviceClient,
+        device_key: &enigm_crypto::Ed25519SigningKey,
+        now: Timestamp,
+    ) {
+        let Some((credentials, _)) = &self.proxy else {
+            return;
+        };
+        if !self.routes_through_proxy {
+            return;
+        }
+        match crate::proxy_forward::renew_shared(client, device_key, credentials, now).await {
+            Ok(true) => println!("proxy: credential renewed"),
+            Ok(false) => {}
+            Err(error) => eprintln!("warning: the proxy credential was not renewed: {error}"),
+        }
+    }
+
     /// What is in force, in words.
     pub fn under(&self) -> &str {
         &self.under
@@ -208,6 +267,9 @@ impl Drop for NetworkEnforcer {
     fn drop(&mut self) {
         // The rules stay in force: with the stub gone, names do not resolve at all.
         self.stub.abort();
+        if let Some((_, forwarder)) = &self.proxy {
+            forwarder.abort();
+        }
     }
 }
 

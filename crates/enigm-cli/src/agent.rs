@@ -96,6 +96,11 @@ struct NetworkArgs {
     /// The Enigm Proxy (IP:PORT), opened in the firewall when the policy routes through it.
     #[arg(long, value_name = "IP:PORT", requires = "enforce_network")]
     proxy: Option<std::net::SocketAddr>,
+    /// Where apps reach the Enigm Proxy through the agent (a loopback IP:PORT; HTTP CONNECT):
+    /// each connection is tunnelled with the device's credential and a fresh proof, which the
+    /// agent keeps renewed while the policy routes through the proxy. There is no direct path.
+    #[arg(long, value_name = "IP:PORT", requires = "proxy")]
+    proxy_listen: Option<std::net::SocketAddr>,
 }
 
 impl NetworkArgs {
@@ -125,6 +130,7 @@ impl NetworkArgs {
             dns_listen: self.dns_listen,
             dns_upstream: enigm_agent::dns::Upstream::new(upstream, name, ca.as_deref())?,
             proxy: self.proxy,
+            proxy_listen: self.proxy_listen,
         }))
     }
 }

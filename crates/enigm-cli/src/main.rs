@@ -106,7 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Release(args) => release::run(&global, args).await,
         Command::Policy(args) => policy::run(&global, args).await,
         Command::Net(args) => net::run(&global, args).await,
-        Command::Proxy(args) => proxy::run(args).await,
+        Command::Proxy(args) => proxy::run(&global, args).await,
         Command::Ota(args) => ota::run(&global, args).await,
         Command::Completions(args) => {
             print_completions(args.shell);

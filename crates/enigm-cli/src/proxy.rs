@@ -38,8 +38,13 @@ pub(crate) struct ProxyArgs {
     allow_private_destinations: bool,
 }
 
-pub(crate) async fn run(args: ProxyArgs) -> anyhow::Result<()> {
-    let command = CommandClient::new(&args.command)?;
+pub(crate) async fn run(global: &crate::cli::GlobalArgs, args: ProxyArgs) -> anyhow::Result<()> {
+    let ca = global
+        .ca_cert
+        .as_ref()
+        .map(|file| crate::policy::read_bounded(file, crate::policy::MAX_POLICY_FILE))
+        .transpose()?;
+    let command = CommandClient::with_ca(&args.command, ca.as_deref())?;
     let key = command
         .credential_key()
         .await

@@ -1,12 +1,14 @@
 //! The agent daemon enforcing its group's network policy, for real (issue 16, item 2 and "done
 //! when"): Command over TLS on the host end of a veth pair, `enigm agent --enforce-network` in a
 //! device network namespace at the other end, a DNS-over-TLS upstream and plain listeners on
-//! the host. The network policy, assigned through an approval, reaches the device in its signed
-//! bundle and is enforced at once: a blocked name is refused by the agent's stub, an allowed one
-//! is answered over TLS, plain DNS and every way out the policy does not name are dropped, and a
-//! plain DNS attempt becomes an `encrypted-dns` finding at the next check-in. A new version,
-//! approved, is enforced within one check-in. Killing the agent stops the resolver and opens
-//! nothing.
+//! the host, and the reference Enigm Proxy (`enigm proxy`). The network policy, assigned through
+//! an approval, reaches the device in its signed bundle and is enforced at once: a blocked name
+//! is refused by the agent's stub, an allowed one is answered over TLS, plain DNS and every way
+//! out the policy does not name are dropped, a destination closed to the device is reached
+//! through the agent's proxy forwarder (with the credential the agent renews) and the proxy, and
+//! a plain DNS attempt becomes an `encrypted-dns` finding at the next check-in. A new version,
+//! approved, is enforced within one check-in (the proxy route closed: the forwarder fails, it
+//! never goes direct). Killing the agent stops the resolver and opens nothing.
 //!
 //! Needs root, `ip`, `nft` and python3 (the probes), which `scripts/test` installs. Where they
 //! are missing the test says so and stops, except in CI (`CI=true`), where that is a failure.
@@ -43,6 +45,16 @@ try:
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
         s.sendto(query, ("127.0.0.53", 53)); data = s.recvfrom(4096)[0]
         print("rcode=%d answers=%d" % (data[3] & 15, struct.unpack(">H", data[6:8])[0]))
+    elif mode == "connect":
+        s = socket.create_connection(("127.0.0.1", 3128), timeout=15); s.settimeout(15)
+        s.sendall(("CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (sys.argv[2], sys.argv[2])).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = s.recv(1)
+            if not chunk: break
+            head += chunk
+        status = head.split(b" ")[1].decode() if head.startswith(b"HTTP/1.1 ") else "none"
+        print("tunnel " + s.recv(2).decode() if status == "200" else "status " + status)
     elif mode == "tcp":
         socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=1); print("ok")
     else:
@@ -50,7 +62,7 @@ try:
         s.sendto(b"x", (sys.argv[2], int(sys.argv[3]))); assert s.recvfrom(512)[0] == b"x"
         print("ok")
 except Exception:
-    print("silent" if mode == "dns" else "blocked")
+    print({"dns": "silent", "connect": "failed"}.get(mode, "blocked"))
 "#;
 
 /// TCP listeners answering `hi` and a UDP echo on port 53, on the host end.
@@ -66,7 +78,7 @@ def udp(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((host, port))
     while True:
         data, peer = s.recvfrom(512); s.sendto(data, peer)
-for port in (9000, 7000):
+for port in (7000,):
     threading.Thread(target=tcp, args=(port,), daemon=True).start()
 threading.Thread(target=udp, args=(53,), daemon=True).start()
 print("ready", flush=True)
@@ -114,6 +126,7 @@ struct Device {
     namespace: String,
     host: String,
     listeners: Option<Child>,
+    proxy: Option<Child>,
     agent: Option<Child>,
 }
 
@@ -165,6 +178,7 @@ impl Device {
             namespace,
             host: host_address,
             listeners: None,
+            proxy: None,
             agent: None,
         };
         let mut child = Command::new("python3")
@@ -210,7 +224,7 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        for child in [self.agent.take(), self.listeners.take()]
+        for child in [self.agent.take(), self.proxy.take(), self.listeners.take()]
             .into_iter()
             .flatten()
         {
@@ -305,6 +319,7 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
     std::fs::write(&cert, certified.cert.pem()).unwrap();
     std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
     let data_dir = dir.path().join("data");
+    let dev_root = dir.path().join("dev-root");
     let server = Server::start_on(
         &data_dir,
         &format!("{host}:0"),
@@ -313,6 +328,8 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
             cert.to_str().unwrap(),
             "--tls-key",
             key.to_str().unwrap(),
+            "--insecure-dev-attestation-root",
+            dev_root.to_str().unwrap(),
         ],
     );
     let url = server.url.clone();
@@ -338,12 +355,22 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
         "--pin-file",
         &pin,
     ]);
+    // Devices of the group attest at enrollment (the proxy credential needs a fresh
+    // accepted attestation).
+    let attestation_policy = dir.path().join("attestation.json");
+    std::fs::write(
+        &attestation_policy,
+        r#"{"required_for": {"enrollment": true}}"#,
+    )
+    .unwrap();
     let created = owner.json(&[
         "admin",
         "enrollment-token",
         "create",
         "--group",
         "field-phones",
+        "--attestation-policy-file",
+        attestation_policy.to_str().unwrap(),
         "--pin-file",
         &pin,
     ]);
@@ -444,6 +471,29 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
     );
     published_after(before);
 
+    // The reference Enigm Proxy on the host end, trusting Command's certificate.
+    let proxy = Command::new(ENIGM)
+        .args([
+            "proxy",
+            "--listen",
+            &format!("{host}:9000"),
+            "--command",
+            &url,
+        ])
+        .args(["--ca-cert", cert.to_str().unwrap()])
+        .arg("--allow-private-destinations")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    device.proxy = Some(proxy);
+    let mut line = String::new();
+    BufReader::new(device.proxy.as_mut().unwrap().stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("Enigm Proxy listening on"), "{line}");
+
     // Plain DNS gets out before the agent runs.
     assert_eq!(device.probe(&["udp", &host, "53"]), "ok");
 
@@ -464,6 +514,9 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
         .args(["--dns-upstream-name", "dns.test", "--dns-upstream-ca"])
         .arg(&upstream_ca)
         .args(["--proxy", &format!("{host}:9000")])
+        .args(["--proxy-listen", "127.0.0.1:3128"])
+        .arg("--insecure-dev-attestation-root")
+        .arg(&dev_root)
         .env_remove("ENIGM_SERVER")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
@@ -503,6 +556,11 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
         "the policy routes the browser via the proxy"
     );
     assert_eq!(device.tcp(7000), "blocked", "no rule names it");
+    // Through the agent's forwarder and the Enigm Proxy, with the credential the agent keeps
+    // renewed, the same destination answers: the proxy is the way out.
+    wait_for_line(&seen, "proxy: credential renewed");
+    let target = format!("{host}:7000");
+    assert_eq!(device.probe(&["connect", &target]), "tunnel hi");
     assert_eq!(device.probe(&["udp", &host, "53"]), "blocked", "plain DNS");
 
     // The plain DNS attempt is a finding at the next check-in; the device needs review.
@@ -548,6 +606,9 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
     wait_for_line(&seen, "network: enforcing field-network v2");
     assert_eq!(device.dns("news.example"), "rcode=5 answers=0");
     assert_eq!(device.tcp(9000), "blocked");
+    // The forwarder cannot reach the proxy any more, and never goes direct instead.
+    let closed = device.probe(&["connect", &target]);
+    assert!(closed == "status 502" || closed == "status 504", "{closed}");
     assert_eq!(device.tcp(command_port), "ok");
 
     // Killing the agent stops the resolver and opens nothing.

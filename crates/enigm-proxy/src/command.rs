@@ -25,6 +25,8 @@ pub enum CommandError {
     Url(String),
     #[error("Command could not be reached")]
     Unreachable(#[source] reqwest::Error),
+    #[error("the CA file holds no usable PEM certificate")]
+    CaCertificate,
     #[error("Command answered {0}")]
     Status(u16),
     #[error("Command's answer is too large or not what was asked for")]
@@ -45,6 +47,12 @@ pub struct CommandClient {
 impl CommandClient {
     /// A client of Command at `base`: https, or http on a loopback address.
     pub fn new(base: &str) -> Result<Self, CommandError> {
+        CommandClient::with_ca(base, None)
+    }
+
+    /// As [`CommandClient::new`], also trusting the PEM certificates in `ca_pem` for Command's
+    /// TLS certificate (a private CA or a self-signed certificate).
+    pub fn with_ca(base: &str, ca_pem: Option<&[u8]>) -> Result<Self, CommandError> {
         let url = reqwest::Url::parse(base.trim()).map_err(|_| CommandError::Url(shown(base)))?;
         let loopback = url.host_str().is_some_and(|host| {
             let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -56,7 +64,17 @@ impl CommandClient {
         if !(url.scheme() == "https" || (url.scheme() == "http" && loopback)) {
             return Err(CommandError::Url(shown(base)));
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(pem) = ca_pem {
+            let certificates = reqwest::Certificate::from_pem_bundle(pem)
+                .ok()
+                .filter(|certificates| !certificates.is_empty())
+                .ok_or(CommandError::CaCertificate)?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
