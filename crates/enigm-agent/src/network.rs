@@ -37,6 +37,8 @@ pub struct NetworkSettings {
     /// it and `proxy`, the agent keeps a proxy credential renewed while the policy routes
     /// through the proxy.
     pub proxy_listen: Option<SocketAddr>,
+    /// The Tor Gateway's entry (TCP), opened when the policy routes through it.
+    pub tor_gateway: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for NetworkSettings {
@@ -47,6 +49,7 @@ impl std::fmt::Debug for NetworkSettings {
             .field("dns_upstream", &self.dns_upstream.address)
             .field("proxy", &self.proxy)
             .field("proxy_listen", &self.proxy_listen)
+            .field("tor_gateway", &self.tor_gateway)
             .finish()
     }
 }
@@ -281,6 +284,7 @@ fn plan(settings: &NetworkSettings, vpn_gateway: Option<SocketAddr>) -> Firewall
         enigm_proxy: settings.proxy,
         vpn_gateway,
         vpn_interface: vpn_gateway.map(|_| crate::vpn::VPN_INTERFACE.to_owned()),
+        tor_gateway: settings.tor_gateway,
     }
 }
 

@@ -101,6 +101,9 @@ struct NetworkArgs {
     /// agent keeps renewed while the policy routes through the proxy. There is no direct path.
     #[arg(long, value_name = "IP:PORT", requires = "proxy")]
     proxy_listen: Option<std::net::SocketAddr>,
+    /// The Tor Gateway's entry (IP:PORT, TCP), opened when the policy routes through it.
+    #[arg(long, value_name = "IP:PORT", requires = "enforce_network")]
+    tor_gateway: Option<std::net::SocketAddr>,
 }
 
 impl NetworkArgs {
@@ -131,6 +134,7 @@ impl NetworkArgs {
             dns_upstream: enigm_agent::dns::Upstream::new(upstream, name, ca.as_deref())?,
             proxy: self.proxy,
             proxy_listen: self.proxy_listen,
+            tor_gateway: self.tor_gateway,
         }))
     }
 }
@@ -269,6 +273,9 @@ pub(crate) struct AgentFirewallArgs {
     /// The VPN tunnel's interface, opened when the policy routes through a VPN.
     #[arg(long, value_name = "NAME")]
     vpn_interface: Option<String>,
+    /// The Tor Gateway's entry (IP:PORT, TCP), opened when the policy routes through it.
+    #[arg(long, value_name = "IP:PORT")]
+    tor_gateway: Option<std::net::SocketAddr>,
     /// Apply the ruleset with `nft` (as root); without it, print it.
     #[arg(long)]
     apply: bool,
@@ -367,6 +374,7 @@ pub(crate) fn run_firewall(global: &GlobalArgs, args: AgentFirewallArgs) -> anyh
         enigm_proxy: args.proxy,
         vpn_gateway: args.vpn_gateway,
         vpn_interface: args.vpn_interface,
+        tor_gateway: args.tor_gateway,
     };
     let text = ruleset(routes, &plan)?;
     if !args.apply {

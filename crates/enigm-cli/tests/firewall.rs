@@ -38,7 +38,7 @@ def udp(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
     while True:
         data, peer = s.recvfrom(512); s.sendto(data, peer)
-for port in (8443, 853, 9000, 7000):
+for port in (8443, 853, 9000, 7000, 9050):
     threading.Thread(target=tcp, args=(port,), daemon=True).start()
 for port in (51820, 53):
     threading.Thread(target=udp, args=(port,), daemon=True).start()
@@ -190,6 +190,7 @@ impl Namespaces {
             ("udp", 51820),
             ("tcp", 7000),
             ("udp", 53),
+            ("tcp", 9050),
         ]
         .into_iter()
         .map(|(protocol, port)| (protocol, port, self.probe(protocol, port)))
@@ -269,6 +270,7 @@ fn only_command_dns_and_the_policys_routes_get_out() {
             ("udp", 51820, "ok"),
             ("tcp", 7000, "ok"),
             ("udp", 53, "ok"),
+            ("tcp", 9050, "ok"),
         ],
     );
 
@@ -280,7 +282,8 @@ fn only_command_dns_and_the_policys_routes_get_out() {
             "version": 1,
             "layers": [{"id": "routing", "rules": [
                 {"id": "apps-proxy", "match": {"apps": ["browser"]}, "action": {"route": "enigm-proxy"}},
-                {"id": "chat-vpn", "match": {"apps": ["chat"]}, "action": {"route": {"vpn": "de-fra"}}}
+                {"id": "chat-vpn", "match": {"apps": ["chat"]}, "action": {"route": {"vpn": "de-fra"}}},
+                {"id": "news-tor", "match": {"apps": ["news"]}, "action": {"route": "tor-gateway"}}
             ]}]
         })
         .to_string(),
@@ -301,6 +304,8 @@ fn only_command_dns_and_the_policys_routes_get_out() {
         "10.77.0.2:9000",
         "--vpn-gateway",
         "10.77.0.2:51820",
+        "--tor-gateway",
+        "10.77.0.2:9050",
     ];
     let with = |policy: &std::path::Path, extra: &[&str]| {
         let mut args = vec!["--policy".to_owned(), policy.to_str().unwrap().to_owned()];
@@ -323,6 +328,7 @@ fn only_command_dns_and_the_policys_routes_get_out() {
             ("udp", 51820, "ok"),
             ("tcp", 7000, "blocked"),
             ("udp", 53, "blocked"),
+            ("tcp", 9050, "ok"),
         ],
     );
     assert!(namespaces.plain_dns_attempts() >= 1, "plain DNS is counted");
@@ -339,6 +345,7 @@ fn only_command_dns_and_the_policys_routes_get_out() {
             ("udp", 51820, "blocked"),
             ("tcp", 7000, "blocked"),
             ("udp", 53, "blocked"),
+            ("tcp", 9050, "blocked"),
         ],
     );
 

@@ -52,6 +52,8 @@ pub struct FirewallPlan {
     pub vpn_gateway: Option<SocketAddr>,
     /// The VPN tunnel's interface: traffic into it is the gateway's to filter.
     pub vpn_interface: Option<String>,
+    /// The Tor Gateway's entry (TCP, e.g. a gateway host's SOCKS port).
+    pub tor_gateway: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -80,10 +82,15 @@ pub fn ruleset(
     if plan.dns_stub.is_some_and(|stub| !stub.ip().is_loopback()) {
         return Err(FirewallError::StubNotLoopback);
     }
-    let opened = [Some(plan.command), plan.enigm_proxy, plan.vpn_gateway]
-        .into_iter()
-        .flatten()
-        .chain(plan.dns_upstreams.iter().copied());
+    let opened = [
+        Some(plan.command),
+        plan.enigm_proxy,
+        plan.vpn_gateway,
+        plan.tor_gateway,
+    ]
+    .into_iter()
+    .flatten()
+    .chain(plan.dns_upstreams.iter().copied());
     for address in opened {
         if address.port() == 53 {
             return Err(FirewallError::PortFiftyThree);
@@ -151,6 +158,17 @@ pub fn ruleset(
             ));
         }
     }
+    if routes.tor_gateway
+        && let Some(gateway) = plan.tor_gateway
+    {
+        rules.push(format!(
+            "{} tcp dport {} accept comment \"tor gateway\"",
+            daddr(&gateway),
+            gateway.port()
+        ));
+    }
+    // `direct` stays closed here: a firewall cannot tell the flows a policy lets go direct
+    // (by app, name or category) from the rest, so opening any address would open it to all.
     rules.push(format!("counter name \"{REFUSED_COUNTER}\" drop"));
     let mut text = String::new();
     // Declaring, deleting and declaring again replaces the table in one transaction, whether or
@@ -185,6 +203,7 @@ mod tests {
             enigm_proxy: Some("10.0.0.3:9000".parse().expect("addr")),
             vpn_gateway: Some("10.0.0.4:51820".parse().expect("addr")),
             vpn_interface: Some("enigm0".to_owned()),
+            tor_gateway: Some("10.0.0.5:9050".parse().expect("addr")),
         }
     }
 
@@ -208,6 +227,7 @@ mod tests {
             "ip daddr 10.0.0.3 tcp dport 9000 accept",
             "ip daddr 10.0.0.4 udp dport 51820 accept",
             "oifname \"enigm0\" accept",
+            "ip daddr 10.0.0.5 tcp dport 9050 accept",
         ] {
             assert!(text.contains(line), "{line} in {text}");
         }
@@ -227,6 +247,7 @@ mod tests {
             assert!(!text.contains("9000"), "{text}");
             assert!(!text.contains("51820"), "{text}");
             assert!(!text.contains("enigm0"), "{text}");
+            assert!(!text.contains("9050"), "{text}");
         }
         let vpn_only = RoutesUsed {
             vpn: true,
