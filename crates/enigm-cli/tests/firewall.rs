@@ -18,6 +18,8 @@
 
 mod support;
 
+use support::netns::{must, run};
+
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 
@@ -61,41 +63,6 @@ try:
 except Exception:
     print("blocked")
 "#;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|error| panic!("{args:?}: {error}"))
-}
-
-fn must(args: &[&str]) {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        output_text(&output)
-    );
-}
-
-/// Whether this machine can run the test; a reason when it cannot.
-fn missing() -> Option<String> {
-    let uid = run(&["id", "-u"]);
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root".to_owned());
-    }
-    for tool in ["ip", "nft", "python3"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if !found {
-            return Some(format!("`{tool}` is missing"));
-        }
-    }
-    None
-}
 
 /// Two namespaces and the veth pair between them, removed on drop.
 struct Namespaces {
@@ -250,12 +217,7 @@ fn expect(probes: &[(&str, u16, String)], wanted: &[(&str, u16, &str)]) {
 
 #[test]
 fn only_command_dns_and_the_policys_routes_get_out() {
-    if let Some(reason) = missing() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the namespace firewall test cannot run in CI: {reason}"
-        );
-        eprintln!("SKIPPED only_command_dns_and_the_policys_routes_get_out: {reason}");
+    if support::netns::skip("only_command_dns_and_the_policys_routes_get_out") {
         return;
     }
     let mut namespaces = Namespaces::create();

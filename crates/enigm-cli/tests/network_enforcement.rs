@@ -23,9 +23,11 @@
 
 mod support;
 
+use support::netns::{must, run};
+
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -84,41 +86,6 @@ threading.Thread(target=udp, args=(53,), daemon=True).start()
 print("ready", flush=True)
 sys.stdin.read()
 "#;
-
-fn run(args: &[&str]) -> Output {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|error| panic!("{args:?}: {error}"))
-}
-
-fn must(args: &[&str]) {
-    let output = run(args);
-    assert!(
-        output.status.success(),
-        "{args:?}: {}",
-        output_text(&output)
-    );
-}
-
-/// Whether this machine can run the test; a reason when it cannot.
-fn missing() -> Option<String> {
-    let uid = run(&["id", "-u"]);
-    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
-        return Some("not root".to_owned());
-    }
-    for tool in ["ip", "nft", "python3"] {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|output| output.status.success());
-        if !found {
-            return Some(format!("`{tool}` is missing"));
-        }
-    }
-    None
-}
 
 /// The device namespace, the veth pair to the host, and the processes of the test; all removed
 /// on drop.
@@ -291,14 +258,7 @@ fn has_finding(record: &Value, signal: &str, kind: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
-    if let Some(reason) = missing() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "the network enforcement test cannot run in CI: {reason}"
-        );
-        eprintln!(
-            "SKIPPED the_agent_enforces_its_groups_network_policy_and_fails_closed: {reason}"
-        );
+    if support::netns::skip("the_agent_enforces_its_groups_network_policy_and_fails_closed") {
         return;
     }
     let mut device = Device::create();

@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 pub(crate) mod dot;
+pub(crate) mod netns;
 
 pub(crate) const ENIGM: &str = env!("CARGO_BIN_EXE_enigm");
 
