@@ -18,88 +18,25 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use enigm_agent::core::Config;
 use enigm_agent::core::proxy::{ProxyCredentials, ProxyUnavailable};
 use enigm_agent::http::DeviceClient;
 use enigm_agent::proxy_tunnel::{TunnelError, open_tunnel, renew_if_due};
 use enigm_attest::dev::{DevAttestationRoot, DevAttestedKey};
 use enigm_crypto::Ed25519SigningKey;
-use enigm_proxy::{CommandClient, ProxyLimits, ProxyServer};
 use enigm_proxyauth::{
-    Credential, CredentialClaims, CredentialId, Proof, ProxyVerifier, TargetAuthority,
-    VerifierPolicy, authorization,
+    Credential, CredentialClaims, CredentialId, Proof, TargetAuthority, authorization,
 };
 use enigm_test_support::{Backend, backend_tests};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
-use crate::support::{Command, Pair, SERVER};
+use crate::support::proxy::{config, device_key, echo_server, proxy, refresh_proxy};
+use crate::support::{Command, Pair};
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-fn config() -> Config {
-    Config {
-        server: SERVER.to_owned(),
-        path_prefix: String::new(),
-        managed_opt_in: false,
-        wipe_opt_in: false,
-        attests: true,
-        // Longer than the attestation policy's one day, so that the test decides when the
-        // device attests again.
-        attest_every: Duration::from_secs(2 * 24 * 3600),
-        updates: false,
-        interval: Duration::from_secs(60),
-        once: false,
-    }
-}
-
-/// The key `support::Pair` gives its device.
-fn device_key() -> Ed25519SigningKey {
-    Ed25519SigningKey::from_seed(&[42; 32])
-}
-
-/// A TCP echo server on loopback.
-async fn echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (mut read, mut write) = stream.split();
-                let _ = tokio::io::copy(&mut read, &mut write).await;
-            });
-        }
-    });
-    address
-}
-
-/// A proxy pinning Command's key (fetched from Command), on Command's clock, with its first
-/// revocation list; `allow_private` lets it reach the loopback echo server.
-async fn proxy(
-    command: &Command,
-    command_url: &str,
-    allow_private: bool,
-) -> (Arc<ProxyServer>, SocketAddr, CommandClient) {
-    let client = CommandClient::new(command_url).unwrap();
-    let key = client.credential_key().await.unwrap();
-    let server = ProxyServer::new(
-        ProxyVerifier::new(key, VerifierPolicy::default()),
-        command.clock.clone(),
-        ProxyLimits {
-            allow_private_destinations: allow_private,
-            ..ProxyLimits::default()
-        },
-    );
-    enigm_proxy::refresh(&server, &client, &key).await.unwrap();
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(server.clone().serve(listener, std::future::pending()));
-    (server, address, client)
-}
 
 /// Asks Command for a credential over HTTP, signed at Command's time.
 async fn fetch(
@@ -171,7 +108,7 @@ async fn the_proxy_admits_only_fresh_proofs_of_qualifying_devices(backend: Backe
     let device = DeviceClient::new(&command_url, None).unwrap();
     let (proxy_server, proxy_address, command_client) =
         proxy(&pair.command, &command_url, true).await;
-    let echo = echo_server().await;
+    let (echo, _) = echo_server().await;
     let target = TargetAuthority::parse(&echo.to_string()).unwrap();
     let key = device_key();
 
@@ -355,11 +292,6 @@ async fn the_proxy_admits_only_fresh_proofs_of_qualifying_devices(backend: Backe
     let counts = proxy_server.counts();
     assert_eq!(counts.get("tunnel"), Some(&2), "{counts:?}");
     assert_eq!(counts.get("revoked"), Some(&1), "{counts:?}");
-}
-
-async fn refresh_proxy(server: &ProxyServer, client: &CommandClient) {
-    let key = client.credential_key().await.unwrap();
-    enigm_proxy::refresh(server, client, &key).await.unwrap();
 }
 
 backend_tests!(the_proxy_admits_only_fresh_proofs_of_qualifying_devices);

@@ -15,6 +15,8 @@
     reason = "test support: a failed expectation is the test failure"
 )]
 
+pub(crate) mod proxy;
+
 use std::sync::Arc;
 use std::time::Duration;
 
