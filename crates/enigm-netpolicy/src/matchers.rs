@@ -19,7 +19,10 @@
 //! policy should not rely on a route rule's domain set alone to keep a name away from a route.
 //!
 //! The table holds fingerprints only (8 bytes each) at a load of 2/3, so 12 bytes per name; a
-//! lookup that misses (most do) reads a few consecutive slots, usually one cache line.
+//! lookup that misses (most do) reads a few consecutive slots, usually one cache line. In front
+//! of it sits a blocked Bloom filter of 2 bytes per name (one 64-bit word per fingerprint, five
+//! bits set) that turns away about 99.6 % of the misses after one read of a table six times
+//! smaller, which stays in cache where the slots do not: 14 bytes per name in all.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -273,40 +276,36 @@ impl Suffixes {
     }
 }
 
-/// Room for the longest name and one 8-byte word read past its end.
-const SCAN_BUF: usize = MAX_DOMAIN_LEN + 11;
-
-/// A flow's name, checked and lowercased into a zero-padded stack buffer, with where its dots
-/// are: each label can then be hashed a word at a time, without a byte loop per label.
-struct Scanned {
-    buf: [u8; SCAN_BUF],
-    /// Position of each dot, left to right. INVARIANT: `dots[..ndots]` are in `0..len`.
+/// A flow's name, checked, with where its dots are: each label can then be hashed a word at a
+/// time straight from the name's bytes (lowercased eight at a time), with no copy of the name
+/// and no byte loop per label.
+struct Scanned<'a> {
+    /// The name without its trailing dot: 1 to 253 bytes of `[A-Za-z0-9_.-]`, valid labels.
+    bytes: &'a [u8],
+    /// Position of each dot, left to right. INVARIANT: `dots[..ndots]` are in `0..bytes.len()`.
     dots: [u8; MAX_LABELS],
     ndots: usize,
-    len: usize,
 }
 
-impl Scanned {
+impl<'a> Scanned<'a> {
     /// `None` when the name is not valid (the caller finds out why).
     #[inline]
-    fn of(name: &str) -> Option<Scanned> {
+    fn of(name: &'a str) -> Option<Scanned<'a>> {
         let bytes = name.as_bytes();
         let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
         if bytes.is_empty() || bytes.len() > MAX_DOMAIN_LEN {
             return None;
         }
         let mut s = Scanned {
-            buf: [0u8; SCAN_BUF],
+            bytes,
             dots: [0u8; MAX_LABELS],
             ndots: 0,
-            len: bytes.len(),
         };
         // One table look-up per byte, no branch but at dots: a refused byte maps to 0.
         let mut bad = false;
         let mut label_start = 0usize;
-        for (i, (&b, d)) in bytes.iter().zip(s.buf.iter_mut()).enumerate() {
+        for (i, &b) in bytes.iter().enumerate() {
             let c = lower(b);
-            *d = c;
             bad |= c == 0;
             if c == b'.' {
                 let label = i - label_start;
@@ -330,7 +329,7 @@ impl Scanned {
     fn suffixes(&self, max_labels: usize) -> Suffixes {
         let mut suffixes = Suffixes::none();
         let mut state = 0u64;
-        let mut end = self.len;
+        let mut end = self.bytes.len();
         let wanted = max_labels.min(MAX_LABELS).min(self.ndots + 1);
         for k in 0..wanted {
             // The label left of `end`: it starts after the dot before it, or at 0.
@@ -350,19 +349,38 @@ impl Scanned {
         suffixes
     }
 
-    /// [`step`] over the label `buf[start..start + len]`, reading whole words: the bytes past
-    /// the label are masked off, so each word equals the zero-padded chunk `step` builds.
+    /// The eight bytes of the name from `at` as a little-endian word, zero past the name's end.
+    #[inline]
+    fn word(&self, at: usize) -> u64 {
+        let bytes = self.bytes;
+        if let Some(w) = bytes.get(at..at + 8) {
+            return <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+        }
+        // Fewer than eight bytes left: the word that ends where the name does, shifted down.
+        let len = bytes.len();
+        if let Some(w) = len.checked_sub(8).and_then(|from| bytes.get(from..len))
+            && at < len
+        {
+            let word = <[u8; 8]>::try_from(w).map_or(0, u64::from_le_bytes);
+            return word >> (8 * (at + 8 - len));
+        }
+        // A name shorter than eight bytes.
+        let mut word = [0u8; 8];
+        for (d, s) in word.iter_mut().zip(bytes.get(at..).unwrap_or_default()) {
+            *d = *s;
+        }
+        u64::from_le_bytes(word)
+    }
+
+    /// [`step`] over the label `bytes[start..start + len]`, a word at a time: each word is
+    /// lowercased whole and the bytes past the label masked off, so it equals the zero-padded,
+    /// lowercased chunk `step` builds.
     #[inline]
     fn step(&self, state: u64, start: usize, len: usize) -> u64 {
         let mut h = mum(state ^ SEED, (len as u64) ^ LEN_SEED);
         let mut offset = 0usize;
         while offset < len {
-            let at = start + offset;
-            let word = self
-                .buf
-                .get(at..at + 8)
-                .and_then(|w| <[u8; 8]>::try_from(w).ok())
-                .map_or(0, u64::from_le_bytes);
+            let word = ascii_lowercase_word(self.word(start + offset));
             // 1 to 8 bytes of the label in this word.
             let keep = (len - offset).min(8);
             let mask = u64::MAX >> (64 - 8 * keep);
@@ -371,6 +389,19 @@ impl Scanned {
         }
         h
     }
+}
+
+/// Eight ASCII bytes (each below 0x80, as in a checked name) with `A`..=`Z` lowercased: a byte
+/// is upper case when adding 0x3f carries it to 0x80 or above (it is at least `A`) and adding
+/// 0x25 does not (it is at most `Z`); no addition carries into the next byte.
+#[inline]
+fn ascii_lowercase_word(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let at_least_a = word.wrapping_add(ONES * (0x80 - u64::from(b'A')));
+    let above_z = word.wrapping_add(ONES * (0x80 - u64::from(b'Z') - 1));
+    let upper = at_least_a & !above_z & HIGH;
+    word | (upper >> 2)
 }
 
 /// Bytes a policy decoded by [`crate::CompiledPolicy::from_bytes`] reads its tables from in
@@ -442,6 +473,65 @@ pub struct DomainSet {
     /// Bit k set when some name of the set has k labels: a suffix of another length is not
     /// probed (a blocklist of registrable names is probed once per flow, not once per label).
     label_counts: u128,
+    /// A Bloom filter over the table's fingerprints, read before the table: see [`Filter`].
+    /// Never stored in the byte form: rebuilt from the slots when decoded.
+    filter: Filter,
+}
+
+/// Bits of filter per fingerprint: with [`FILTER_BITS_SET`] = 5 bits set in one 64-bit word, a
+/// fingerprint not in the set passes with probability about 0.4 %.
+const FILTER_BITS_PER_NAME: usize = 16;
+const FILTER_BITS_SET: u32 = 5;
+
+/// A blocked Bloom filter: one 64-bit word per fingerprint, five bits set in it. It answers
+/// "certainly not in the table" for almost every fingerprint that is not, after one read of a
+/// table an eighth the size of the slots (2 bytes per name: 2 MiB for a million names, where the
+/// slots take 12 MiB). Most probes of a flow's suffixes miss (a flow's name is rarely blocked,
+/// and even a blocked one is probed at lengths that are not), and a miss in the slot table is
+/// the costly case: a cache miss (and a TLB miss) and about five slots read. A fingerprint the
+/// filter passes is still looked up in the table, so the filter never changes an answer.
+#[derive(Debug, Clone)]
+struct Filter(Box<[u64]>);
+
+impl Filter {
+    /// The filter over the non-zero (occupied) slots.
+    fn of(slots: impl Iterator<Item = u64> + Clone) -> Filter {
+        let names = slots.clone().filter(|&s| s != 0).count();
+        let words = (names * FILTER_BITS_PER_NAME).div_ceil(64).max(1);
+        let mut filter = vec![0u64; words].into_boxed_slice();
+        for fp in slots.filter(|&s| s != 0) {
+            let (index, mask) = Filter::place(fp, words);
+            if let Some(word) = filter.get_mut(index) {
+                *word |= mask;
+            }
+        }
+        Filter(filter)
+    }
+
+    /// The word a fingerprint sets bits in, chosen by its low 32 bits, and the bits, chosen by
+    /// its high ones (the fingerprint is already a well-mixed hash).
+    #[inline]
+    fn place(fp: u64, words: usize) -> (usize, u64) {
+        let index = slot_of(fp.rotate_left(32), words);
+        let high = fp >> 32;
+        let mut mask = 0u64;
+        for k in 0..FILTER_BITS_SET {
+            mask |= 1u64 << ((high >> (6 * k)) & 63);
+        }
+        (index, mask)
+    }
+
+    /// False only when `fp` is certainly not one of the fingerprints the filter was built from.
+    #[inline]
+    fn may_contain(&self, fp: u64) -> bool {
+        let (index, mask) = Filter::place(fp, self.0.len());
+        // A word that cannot be read (never: the index is below the length) passes.
+        self.0.get(index).is_none_or(|word| word & mask == mask)
+    }
+
+    fn size_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.0)
+    }
 }
 
 impl DomainSet {
@@ -470,6 +560,7 @@ impl DomainSet {
             }
         }
         DomainSet {
+            filter: Filter::of(slots.iter().copied()),
             slots: Slots::Owned(slots),
             label_counts,
         }
@@ -478,14 +569,25 @@ impl DomainSet {
     /// A table read in place. The caller has checked that `region` is a non-empty whole number
     /// of u64 slots with at least one empty (0) slot.
     pub(crate) fn mapped(region: Region, label_counts: u128) -> DomainSet {
+        let bytes = region.bytes();
+        let filter = Filter::of((0..bytes.len() / 8).filter_map(|i| u64_at(bytes, i)));
         DomainSet {
             slots: Slots::Mapped(region),
             label_counts,
+            filter,
         }
     }
 
+    /// Whether the table holds `fp`. The filter is built from the slots as they were when the
+    /// set was made (or its bytes checked), so it never turns away a fingerprint they held.
     #[inline]
     pub fn contains_fingerprint(&self, fp: u64) -> bool {
+        self.filter.may_contain(fp) && self.table_contains(fp)
+    }
+
+    /// The slot table alone, without the filter.
+    #[inline]
+    fn table_contains(&self, fp: u64) -> bool {
         match &self.slots {
             Slots::Owned(slots) => probe(slots.len(), fp, |i| slots.get(i).copied()),
             Slots::Mapped(region) => {
@@ -496,19 +598,42 @@ impl DomainSet {
     }
 
     /// Whether the set holds the name or one of its parent domains.
+    ///
+    /// The filter words of every suffix worth probing (one whose label count the set has) are
+    /// read before any is tested: the reads do not wait on each other's cache misses, nor on a
+    /// mispredicted branch. Only the suffixes the filter passes are looked up in the table.
     #[inline]
     pub fn matches(&self, suffixes: &Suffixes) -> bool {
-        suffixes.iter().any(|(labels, fp)| {
+        let mut passed = 0u32;
+        for (i, fp) in suffixes.inline.iter().take(suffixes.len).enumerate() {
+            // i < INLINE_SUFFIXES = 8; label count i + 1.
+            let wanted = (self.label_counts >> (i + 1)) & 1 == 1;
+            passed |= u32::from(wanted && self.filter.may_contain(*fp)) << i;
+        }
+        while passed != 0 {
+            let i = passed.trailing_zeros() as usize;
+            passed &= passed - 1;
+            if suffixes
+                .inline
+                .get(i)
+                .is_some_and(|&fp| self.table_contains(fp))
+            {
+                return true;
+            }
+        }
+        // Names of more than eight labels: the rest, one by one.
+        suffixes.iter().skip(INLINE_SUFFIXES).any(|(labels, fp)| {
             (self.label_counts >> labels) & 1 == 1 && self.contains_fingerprint(fp)
         })
     }
 
-    /// Bytes held by the table.
+    /// Bytes held by the table and its filter.
     pub fn size_bytes(&self) -> usize {
-        match &self.slots {
+        let slots = match &self.slots {
             Slots::Owned(slots) => std::mem::size_of_val(&**slots),
             Slots::Mapped(region) => region.bytes().len(),
-        }
+        };
+        slots + self.filter.size_bytes()
     }
 
     pub(crate) fn label_counts(&self) -> u128 {
@@ -929,6 +1054,20 @@ mod tests {
                 prop_assert!(Scanned::of(&name).is_some());
             } else {
                 prop_assert!(Scanned::of(&name).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn word_lowercasing_agrees_with_the_byte_table_for_every_ascii_byte() {
+        for b in 0u8..0x80 {
+            for position in 0..8 {
+                // The byte among neighbours that are upper case, lower case and dots.
+                let mut bytes = *b"A.zZ-9_M";
+                bytes[position] = b;
+                let word = ascii_lowercase_word(u64::from_le_bytes(bytes));
+                let expected = bytes.map(|c| c.to_ascii_lowercase());
+                assert_eq!(word.to_le_bytes(), expected, "byte {b:#x} at {position}");
             }
         }
     }
