@@ -228,7 +228,9 @@ impl Suffixes {
     /// [`NormalName::parse`] then [`Suffixes::of`], in one pass over the name (a lowercased,
     /// zero-padded copy on the stack) and then one 8-byte word per chunk of a label.
     pub fn parse(name: &str, max_labels: usize) -> Result<Suffixes, DomainError> {
-        match Scanned::of(name) {
+        // The dots live here, not in the scan's result: no copy of them on return.
+        let mut dots = [0u8; MAX_LABELS];
+        match Scanned::of(name, &mut dots) {
             Some(scanned) => Ok(scanned.suffixes(max_labels)),
             // The exact refusal, in the order the name spells it; invalid names are rare.
             None => match checked(name) {
@@ -279,18 +281,18 @@ impl Suffixes {
 /// A flow's name, checked, with where its dots are: each label can then be hashed a word at a
 /// time straight from the name's bytes (lowercased eight at a time), with no copy of the name
 /// and no byte loop per label.
-struct Scanned<'a> {
+struct Scanned<'a, 'd> {
     /// The name without its trailing dot: 1 to 253 bytes of `[A-Za-z0-9_.-]`, valid labels.
     bytes: &'a [u8],
     /// Position of each dot, left to right. INVARIANT: `dots[..ndots]` are in `0..bytes.len()`.
-    dots: [u8; MAX_LABELS],
+    dots: &'d mut [u8; MAX_LABELS],
     ndots: usize,
 }
 
-impl<'a> Scanned<'a> {
+impl<'a, 'd> Scanned<'a, 'd> {
     /// `None` when the name is not valid (the caller finds out why).
     #[inline]
-    fn of(name: &'a str) -> Option<Scanned<'a>> {
+    fn of(name: &'a str, dots: &'d mut [u8; MAX_LABELS]) -> Option<Scanned<'a, 'd>> {
         let bytes = name.as_bytes();
         let bytes = bytes.strip_suffix(b".").unwrap_or(bytes);
         if bytes.is_empty() || bytes.len() > MAX_DOMAIN_LEN {
@@ -298,7 +300,7 @@ impl<'a> Scanned<'a> {
         }
         let mut s = Scanned {
             bytes,
-            dots: [0u8; MAX_LABELS],
+            dots,
             ndots: 0,
         };
         // One table look-up per byte, no branch but at dots: a refused byte maps to 0.
@@ -1051,9 +1053,9 @@ mod tests {
             prop_assert_eq!(fast.as_ref().err(), slow.as_ref().err());
             if let (Ok(fast), Ok(slow)) = (fast, slow) {
                 prop_assert_eq!(suffixes_of(&fast), suffixes_of(&slow));
-                prop_assert!(Scanned::of(&name).is_some());
+                prop_assert!(Scanned::of(&name, &mut [0; MAX_LABELS]).is_some());
             } else {
-                prop_assert!(Scanned::of(&name).is_none());
+                prop_assert!(Scanned::of(&name, &mut [0; MAX_LABELS]).is_none());
             }
         }
     }
@@ -1111,7 +1113,7 @@ mod tests {
             suffixes_of(&fast),
             suffixes_of(&Suffixes::of_checked(checked(&many).unwrap(), 127))
         );
-        assert!(Scanned::of(&format!("{many}.")).is_some());
-        assert!(Scanned::of(&format!("{many}.a")).is_none());
+        assert!(Scanned::of(&format!("{many}."), &mut [0; MAX_LABELS]).is_some());
+        assert!(Scanned::of(&format!("{many}.a"), &mut [0; MAX_LABELS]).is_none());
     }
 }
