@@ -1060,6 +1060,110 @@ mod tests {
         }
     }
 
+    /// Labels that share prefixes, differ in case only, and span one or several 8-byte words.
+    fn label() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("a".to_owned()),
+            Just("A".to_owned()),
+            Just("ab".to_owned()),
+            Just("b".to_owned()),
+            Just("x-y_z".to_owned()),
+            Just("example".to_owned()),
+            Just("examples".to_owned()),
+            Just("Exampl".to_owned()),
+            Just("abcdefgh".to_owned()),
+            Just("abcdefghi".to_owned()),
+            Just("a".repeat(63)),
+            "[a-zA-Z0-9-]{1,10}",
+        ]
+    }
+
+    /// Names of 1 to 11 labels (more than the eight suffixes kept inline).
+    fn name_of_labels() -> impl Strategy<Value = String> {
+        prop::collection::vec(label(), 1..12).prop_map(|labels| labels.join("."))
+    }
+
+    /// The reference: the normalised name or one of its parent domains is in the set.
+    fn naive_matches(set: &std::collections::HashSet<String>, name: &NormalName) -> bool {
+        let name = name.as_str();
+        std::iter::once(name)
+            .chain(name.match_indices('.').map(|(i, _)| &name[i + 1..]))
+            .any(|suffix| set.contains(suffix))
+    }
+
+    /// The same set read in place from its byte form, as `CompiledPolicy::from_bytes` does.
+    fn mapped_copy(set: &DomainSet) -> DomainSet {
+        let mut bytes = Vec::new();
+        set.write_slots(&mut bytes);
+        let end = bytes.len();
+        let owner: Owner = Arc::new(bytes);
+        DomainSet::mapped(Region::new(owner, 8, end), set.label_counts())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+
+        /// The filtered, label-count-pruned table lookup over one-pass suffix fingerprints
+        /// agrees with a hash set of normalised names on random names, built directly and read
+        /// in place from bytes.
+        #[test]
+        fn domain_set_agrees_with_a_set_of_normalised_names(
+            patterns in prop::collection::vec(name_of_labels(), 0..100),
+            flows in prop::collection::vec((name_of_labels(), any::<bool>()), 1..30),
+        ) {
+            let normal: Vec<NormalName> = patterns
+                .iter()
+                .filter_map(|p| NormalName::parse(p).ok())
+                .collect();
+            let naive: std::collections::HashSet<String> =
+                normal.iter().map(|n| n.as_str().to_owned()).collect();
+            let max_labels = normal.iter().map(NormalName::labels).max().unwrap_or(0);
+            let set = DomainSet::new(
+                normal
+                    .iter()
+                    .map(|n| (n.labels(), n.fingerprint()))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
+            let mapped = mapped_copy(&set);
+            // Every pattern, every flow name, and each flow name under a pattern (a subdomain
+            // of a name in the set), some with a trailing dot.
+            let under: Vec<(String, bool)> = flows
+                .iter()
+                .zip(patterns.iter().cycle())
+                .map(|((flow, dot), pattern)| (format!("{flow}.{pattern}"), *dot))
+                .collect();
+            let all = patterns.iter().map(|p| (p.clone(), false)).chain(flows).chain(under);
+            for (flow, dot) in all {
+                let flow = if dot { format!("{flow}.") } else { flow };
+                let Ok(normal_flow) = NormalName::parse(&flow) else {
+                    prop_assert!(Suffixes::parse(&flow, max_labels).is_err());
+                    continue;
+                };
+                let expected = naive_matches(&naive, &normal_flow);
+                let suffixes = Suffixes::parse(&flow, max_labels).unwrap();
+                prop_assert_eq!(set.matches(&suffixes), expected, "{}", flow);
+                prop_assert_eq!(mapped.matches(&suffixes), expected, "{} (mapped)", flow);
+            }
+        }
+
+        /// The filter in front of the table never turns away a fingerprint the table holds,
+        /// for sets large enough to have many filter words, and lets the table answer for the
+        /// rest.
+        #[test]
+        fn the_filter_never_hides_a_member(
+            members in prop::collection::hash_set(1u64.., 0..5000),
+            others in prop::collection::vec(1u64.., 0..500),
+        ) {
+            let set = DomainSet::new(members.iter().map(|&fp| (1, fp)).collect::<Vec<_>>().into_iter());
+            let mapped = mapped_copy(&set);
+            for &fp in members.iter().chain(&others) {
+                prop_assert_eq!(set.contains_fingerprint(fp), members.contains(&fp));
+                prop_assert_eq!(mapped.contains_fingerprint(fp), members.contains(&fp));
+            }
+        }
+    }
+
     #[test]
     fn word_lowercasing_agrees_with_the_byte_table_for_every_ascii_byte() {
         for b in 0u8..0x80 {
