@@ -225,8 +225,9 @@ impl Suffixes {
     }
 
     /// Checks and hashes a flow's name: the same refusals and fingerprints as
-    /// [`NormalName::parse`] then [`Suffixes::of`], in one pass over the name (a lowercased,
-    /// zero-padded copy on the stack) and then one 8-byte word per chunk of a label.
+    /// [`NormalName::parse`] then [`Suffixes::of`], in one pass over the name eight bytes at a
+    /// time (checking them and finding the dots) and then one 8-byte word, lowercased in place,
+    /// per chunk of a label; the name is never copied.
     pub fn parse(name: &str, max_labels: usize) -> Result<Suffixes, DomainError> {
         // The dots live here, not in the scan's result: no copy of them on return.
         let mut dots = [0u8; MAX_LABELS];
@@ -303,15 +304,21 @@ impl<'a, 'd> Scanned<'a, 'd> {
             dots,
             ndots: 0,
         };
-        // One table look-up per byte, no branch but at dots: a refused byte maps to 0.
+        // Eight bytes at a time: which are allowed, which are dots; a branch per dot only.
         let mut bad = false;
         let mut label_start = 0usize;
-        for (i, &b) in bytes.iter().enumerate() {
-            let c = lower(b);
-            bad |= c == 0;
-            if c == b'.' {
-                let label = i - label_start;
-                bad |= label == 0 || label > MAX_LABEL_LEN;
+        let mut at = 0usize;
+        while at < bytes.len() {
+            let word = s.word(at);
+            // The bytes of this word that are the name's (the rest are zero padding).
+            let real = HIGH >> (8 * (8usize.saturating_sub(bytes.len() - at)));
+            let (allowed, dots) = classify_word(word);
+            bad |= real & !allowed != 0;
+            let mut dots = dots & real;
+            while dots != 0 {
+                let i = at + (dots.trailing_zeros() / 8) as usize;
+                dots &= dots - 1;
+                bad |= i == label_start || i - label_start > MAX_LABEL_LEN;
                 match s.dots.get_mut(s.ndots) {
                     // i < 253, so it fits in a byte.
                     Some(slot) => *slot = u8::try_from(i).unwrap_or(u8::MAX),
@@ -320,6 +327,7 @@ impl<'a, 'd> Scanned<'a, 'd> {
                 s.ndots += 1;
                 label_start = i + 1;
             }
+            at += 8;
         }
         let last = bytes.len() - label_start;
         bad |= last == 0 || last > MAX_LABEL_LEN;
@@ -393,17 +401,42 @@ impl<'a, 'd> Scanned<'a, 'd> {
     }
 }
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte of `word` (each below 0x80) that is in `lo..=hi`: adding
+/// `0x80 - lo` carries a byte to 0x80 or above when it is at least `lo`, adding `0x7f - hi`
+/// when it is above `hi`; neither addition carries into the next byte.
+#[inline]
+fn bytes_in(word: u64, lo: u8, hi: u8) -> u64 {
+    let at_least_lo = word.wrapping_add(ONES * (0x80 - u64::from(lo)));
+    let above_hi = word.wrapping_add(ONES * (0x7f - u64::from(hi)));
+    at_least_lo & !above_hi & HIGH
+}
+
+/// For eight bytes of a name: the high bit of each byte a name may hold (`[A-Za-z0-9_.-]`, the
+/// bytes `lower` does not map to 0), and the high bit of each dot.
+#[inline]
+fn classify_word(word: u64) -> (u64, u64) {
+    // Bytes of 0x80 and above are refused; the checks below see the low seven bits only.
+    let ascii = !word & HIGH;
+    let low = word & !HIGH;
+    let dots = bytes_in(low, b'.', b'.');
+    let allowed = bytes_in(low, b'a', b'z')
+        | bytes_in(low, b'A', b'Z')
+        | bytes_in(low, b'0', b'9')
+        | bytes_in(low, b'-', b'-')
+        | bytes_in(low, b'_', b'_')
+        | dots;
+    (allowed & ascii, dots & ascii)
+}
+
 /// Eight ASCII bytes (each below 0x80, as in a checked name) with `A`..=`Z` lowercased: a byte
 /// is upper case when adding 0x3f carries it to 0x80 or above (it is at least `A`) and adding
 /// 0x25 does not (it is at most `Z`); no addition carries into the next byte.
 #[inline]
 fn ascii_lowercase_word(word: u64) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let at_least_a = word.wrapping_add(ONES * (0x80 - u64::from(b'A')));
-    let above_z = word.wrapping_add(ONES * (0x80 - u64::from(b'Z') - 1));
-    let upper = at_least_a & !above_z & HIGH;
-    word | (upper >> 2)
+    word | (bytes_in(word, b'A', b'Z') >> 2)
 }
 
 /// Bytes a policy decoded by [`crate::CompiledPolicy::from_bytes`] reads its tables from in
@@ -1160,6 +1193,22 @@ mod tests {
             for &fp in members.iter().chain(&others) {
                 prop_assert_eq!(set.contains_fingerprint(fp), members.contains(&fp));
                 prop_assert_eq!(mapped.contains_fingerprint(fp), members.contains(&fp));
+            }
+        }
+    }
+
+    #[test]
+    fn word_classification_agrees_with_the_byte_table_for_every_byte() {
+        for b in 0..=u8::MAX {
+            for position in 0..8 {
+                let mut bytes = *b"A.zZ-9_M";
+                bytes[position] = b;
+                let (allowed, dots) = classify_word(u64::from_le_bytes(bytes));
+                for (i, &c) in bytes.iter().enumerate() {
+                    let bit = 0x80u64 << (8 * i);
+                    assert_eq!(allowed & bit != 0, lower(c) != 0, "byte {c:#x} at {i}");
+                    assert_eq!(dots & bit != 0, c == b'.', "byte {c:#x} at {i}");
+                }
             }
         }
     }
