@@ -228,6 +228,7 @@ impl Suffixes {
     /// [`NormalName::parse`] then [`Suffixes::of`], in one pass over the name eight bytes at a
     /// time (checking them and finding the dots) and then one 8-byte word, lowercased in place,
     /// per chunk of a label; the name is never copied.
+    #[inline]
     pub fn parse(name: &str, max_labels: usize) -> Result<Suffixes, DomainError> {
         // The dots live here, not in the scan's result: no copy of them on return.
         let mut dots = [0u8; MAX_LABELS];
@@ -785,6 +786,7 @@ pub enum Addr {
 }
 
 impl Addr {
+    #[inline]
     pub fn of(ip: IpAddr) -> Addr {
         match ip {
             IpAddr::V4(a) => Addr::V4(u32::from(a)),
