@@ -10,6 +10,12 @@
 //! `decide_bytes_*` decides the same flows over the policy's byte form
 //! ([`CompiledPolicy::from_bytes`]), whose tables are read in place.
 //!
+//! The batch's names are drawn uniformly, so nearly every flow has its own name and table
+//! slots. Real traffic is skewed: a few destinations take most flows. `decide_zipf_*` decides a
+//! batch drawn from the same kind of names (100,000 of them, half under a blocked name) with
+//! Zipf-distributed popularity (exponent 1: the k-th most popular name is picked in proportion
+//! to 1/k), so the popular names' table slots stay in cache, as they do on a device.
+//!
 //! Run: `cargo bench -p enigm-netpolicy --bench decide` (`-- --quick` for a short run).
 
 #![allow(
@@ -34,6 +40,8 @@ const CIDRS: usize = 100_000;
 const BATCH: usize = 4096;
 const TLDS: [&str; 6] = ["com", "net", "org", "de", "io", "co.uk"];
 const APPS: [&str; 4] = ["browser", "chat", "mail", "news"];
+/// Distinct destinations of the skewed workload.
+const ZIPF_NAMES: usize = 100_000;
 
 /// splitmix64: a fixed, seedable sequence.
 struct Rng(u64);
@@ -49,6 +57,30 @@ impl Rng {
 
     fn below(&mut self, n: usize) -> usize {
         usize::try_from(self.next() % n as u64).expect("fits")
+    }
+}
+
+/// Picks ranks 0..n with probability proportional to 1/(rank + 1), by binary search of the
+/// cumulative weights.
+struct Zipf(Vec<f64>);
+
+impl Zipf {
+    fn new(n: usize) -> Zipf {
+        let mut total = 0.0;
+        Zipf(
+            (1..=n)
+                .map(|k| {
+                    total += 1.0 / k as f64;
+                    total
+                })
+                .collect(),
+        )
+    }
+
+    fn sample(&self, rng: &mut Rng) -> usize {
+        let total = *self.0.last().expect("not empty");
+        let x = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+        self.0.partition_point(|&c| c <= x).min(self.0.len() - 1)
     }
 }
 
@@ -153,6 +185,27 @@ fn bench(c: &mut Criterion) {
         })
         .collect();
 
+    // The skewed workload: names drawn by popularity from a pool made like the above.
+    let pool: Vec<String> = (0..ZIPF_NAMES)
+        .map(|i| {
+            if i % 2 == 0 {
+                format!("www.{}", blocked[rng.below(DOMAINS)])
+            } else {
+                format!("cdn.{}", domain(&mut rng))
+            }
+        })
+        .collect();
+    let zipf = Zipf::new(ZIPF_NAMES);
+    // Each flow's name a copy of its own, as it would be in a packet or a DNS query (not a
+    // pointer into the pool, which would measure cache misses on the pool's strings).
+    let zipf_names: Vec<String> = (0..BATCH)
+        .map(|_| pool[zipf.sample(&mut rng)].clone())
+        .collect();
+    let distinct = zipf_names
+        .iter()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+
     let started = Instant::now();
     let compiled = CompiledPolicy::compile(&policy(blocked, cidrs)).expect("valid policy");
     let (domain_bytes, cidr_bytes) = compiled.blocklist_bytes();
@@ -173,6 +226,13 @@ fn bench(c: &mut Criterion) {
             network: Some(if i % 5 == 0 { "office" } else { "cafe" }),
         })
         .collect();
+
+    let zipf_flows: Vec<Flow<'_>> = (0..BATCH)
+        .map(|i| Flow {
+            domain: Some(&zipf_names[i]),
+            ..flows[i]
+        })
+        .collect();
     let device = DeviceContext {
         trust_state: Some(TrustState::Protected),
         lifecycle: Some(DeviceState::Trusted),
@@ -182,6 +242,10 @@ fn bench(c: &mut Criterion) {
         .filter(|f| compiled.decide(&device, f).route.is_block())
         .count();
     println!("{blocked_count} of {BATCH} flows blocked");
+    let zipf_blocked = zipf_flows
+        .iter()
+        .filter(|f| compiled.decide(&device, f).route.is_block())
+        .count();
 
     let mut group = c.benchmark_group("netpolicy");
     group.throughput(Throughput::Elements(BATCH as u64));
@@ -212,6 +276,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             for flow in &flows {
                 black_box(compiled.explain(black_box(&device), black_box(flow)));
+            }
+        });
+    });
+    println!(
+        "skewed workload: {distinct} distinct names in {BATCH} flows, {zipf_blocked} flows blocked"
+    );
+    group.bench_function("decide_zipf_1m_domains_100k_cidrs", |b| {
+        b.iter(|| {
+            for flow in &zipf_flows {
+                black_box(compiled.decide(black_box(&device), black_box(flow)));
             }
         });
     });

@@ -221,7 +221,13 @@ impl StrSet {
         StrSet(set.into_iter().map(Box::from).collect())
     }
 
+    #[inline]
     fn contains(&self, item: &str) -> bool {
+        // Most lists (apps of a rule, trusted networks) are a few entries long: comparing each
+        // is quicker than a binary search, as `==` compares lengths before bytes.
+        if self.0.len() <= 8 {
+            return self.0.iter().any(|s| **s == *item);
+        }
         self.0.binary_search_by(|probe| (**probe).cmp(item)).is_ok()
     }
 }
@@ -852,6 +858,7 @@ fn compile_rule(
 }
 
 /// The fail-closed checks, in order, then what the layers need of the flow.
+#[inline]
 fn prepare<'a>(
     device: &DeviceContext,
     flow: &Flow<'a>,
