@@ -66,6 +66,7 @@ struct Source {
 enum Bundle {
     None,
     Held([u8; 32]),
+    Unreadable,
 }
 
 /// The daemon's enforcement: the stub task, the policy it answers under, and what is in force.
@@ -155,8 +156,9 @@ impl NetworkEnforcer {
         let bundle = match std::fs::read(&self.bundle) {
             Ok(bytes) => Bundle::Held(enigm_crypto::sha256(&bytes)),
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => Bundle::None,
-            // Unreadable: treated as a new source each time, so it is tried again.
-            Err(_) => Bundle::Held([0; 32]),
+            // Unreadable: the closed ruleset, and never recorded as applied, so that the next
+            // cycle reads it again.
+            Err(_) => Bundle::Unreadable,
         };
         let source = Source {
             bundle,
@@ -167,6 +169,17 @@ impl NetworkEnforcer {
         }
         let (compiled, state, under) = match &source.bundle {
             Bundle::None => (None, NetworkPolicyState::Missing, "no policy bundle".into()),
+            Bundle::Unreadable => {
+                eprintln!(
+                    "warning: the policy bundle `{}` cannot be read; failing closed",
+                    self.bundle.display()
+                );
+                (
+                    None,
+                    NetworkPolicyState::Unusable,
+                    "no readable bundle".into(),
+                )
+            }
             Bundle::Held(_) => match crate::policy_bundles::network_policy(&self.bundle) {
                 Ok(Some((compiled, reference))) => (
                     Some(compiled),
@@ -179,7 +192,7 @@ impl NetworkEnforcer {
                     "no network policy".into(),
                 ),
                 Err(error) => {
-                    eprintln!("warning: {error:#}; the closed ruleset stays in force");
+                    eprintln!("warning: {error:#}; failing closed");
                     (
                         None,
                         NetworkPolicyState::Unusable,
@@ -199,7 +212,7 @@ impl NetworkEnforcer {
                 self.policy.send_replace(compiled.map(Arc::new));
                 self.state = state;
                 self.routes_through_proxy = routes_through_proxy;
-                self.applied = Some(source);
+                self.applied = (source.bundle != Bundle::Unreadable).then_some(source);
                 println!("network: enforcing {}; default drop", clean(&under));
                 self.under = under;
             }
