@@ -87,8 +87,6 @@ pub struct NetworkEnforcer {
         crate::proxy_forward::SharedCredentials,
         tokio::task::JoinHandle<anyhow::Result<()>>,
     )>,
-    /// Words for what is in force, for the agent's output.
-    under: String,
     meter: NetworkMeter,
 }
 
@@ -141,7 +139,6 @@ impl NetworkEnforcer {
             state: NetworkPolicyState::Missing,
             routes_through_proxy: false,
             proxy,
-            under: "no network policy".to_owned(),
             meter: NetworkMeter::new(),
         };
         enforcer.enforce();
@@ -214,7 +211,6 @@ impl NetworkEnforcer {
                 self.routes_through_proxy = routes_through_proxy;
                 self.applied = (source.bundle != Bundle::Unreadable).then_some(source);
                 println!("network: enforcing {}; default drop", clean(&under));
-                self.under = under;
             }
             Err(error) => {
                 eprintln!(
@@ -259,11 +255,6 @@ impl NetworkEnforcer {
             Ok(false) => {}
             Err(error) => eprintln!("warning: the proxy credential was not renewed: {error}"),
         }
-    }
-
-    /// What is in force, in words.
-    pub fn under(&self) -> &str {
-        &self.under
     }
 
     /// This cycle's measurements of the firewall, the stub and the policy.

@@ -32,7 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::{ENIGM, Owner, Server, output_text, protected_profile, write_secret};
+use support::{ENIGM, Owner, Proxy, Server, output_text, protected_profile, write_secret};
 
 /// Probes run in the device namespace: `tcp HOST PORT` prints `ok` when a connection opens
 /// within a second and `udp HOST PORT` when the echo answers, `blocked` otherwise; `dns NAME` asks the stub at
@@ -93,7 +93,6 @@ struct Device {
     namespace: String,
     host: String,
     listeners: Option<Child>,
-    proxy: Option<Child>,
     agent: Option<Child>,
 }
 
@@ -145,7 +144,6 @@ impl Device {
             namespace,
             host: host_address,
             listeners: None,
-            proxy: None,
             agent: None,
         };
         let mut child = Command::new("python3")
@@ -191,7 +189,7 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
-        for child in [self.agent.take(), self.proxy.take(), self.listeners.take()]
+        for child in [self.agent.take(), self.listeners.take()]
             .into_iter()
             .flatten()
         {
@@ -432,27 +430,15 @@ async fn the_agent_enforces_its_groups_network_policy_and_fails_closed() {
     published_after(before);
 
     // The reference Enigm Proxy on the host end, trusting Command's certificate.
-    let proxy = Command::new(ENIGM)
-        .args([
-            "proxy",
-            "--listen",
-            &format!("{host}:9000"),
-            "--command",
-            &url,
-        ])
-        .args(["--ca-cert", cert.to_str().unwrap()])
-        .arg("--allow-private-destinations")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    device.proxy = Some(proxy);
-    let mut line = String::new();
-    BufReader::new(device.proxy.as_mut().unwrap().stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("Enigm Proxy listening on"), "{line}");
+    let _proxy = Proxy::start(
+        &format!("{host}:9000"),
+        &url,
+        &[
+            "--ca-cert",
+            cert.to_str().unwrap(),
+            "--allow-private-destinations",
+        ],
+    );
 
     // Plain DNS gets out before the agent runs.
     assert_eq!(device.probe(&["udp", &host, "53"]), "ok");

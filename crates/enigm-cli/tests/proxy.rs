@@ -13,44 +13,12 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::io::{Read as _, Write as _};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::support::{ENIGM, Server};
-
-/// A running `enigm proxy`; killed when dropped.
-struct Proxy {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_proxy(command_url: &str, extra: &[&str]) -> Proxy {
-    let mut child = Command::new(ENIGM)
-        .args(["proxy", "--listen", "127.0.0.1:0", "--command", command_url])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("Enigm Proxy listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    Proxy { child, address }
-}
+use crate::support::{ENIGM, Proxy, Server};
 
 /// Sends `head` and reads the whole answer (the proxy closes after a refusal).
 fn exchange(address: &str, head: &str) -> String {
@@ -87,7 +55,11 @@ fn the_proxy_pins_commands_key_and_refuses_what_it_cannot_verify() {
         http_get(&format!("{}/api/v1/proxy/credential-key", server.url));
     let pinned = dir.path().join("command.key");
     std::fs::write(&pinned, published["key"].as_str().unwrap()).unwrap();
-    let proxy = start_proxy(&server.url, &["--credential-key", pinned.to_str().unwrap()]);
+    let proxy = Proxy::start(
+        "127.0.0.1:0",
+        &server.url,
+        &["--credential-key", pinned.to_str().unwrap()],
+    );
 
     let answer = exchange(&proxy.address, "CONNECT example.com:443 HTTP/1.1\r\n\r\n");
     assert!(

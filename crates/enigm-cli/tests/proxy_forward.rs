@@ -18,10 +18,8 @@
 
 mod support;
 
-use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,46 +34,9 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::support::{ENIGM, Owner, Server, agent_once, output_text, write_secret};
+use crate::support::{Owner, Proxy, Server, agent_once, output_text, write_secret};
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A running `enigm proxy`; killed when dropped.
-struct Proxy {
-    child: Child,
-    address: SocketAddr,
-}
-
-impl Drop for Proxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_proxy(command_url: &str) -> Proxy {
-    let mut child = Command::new(ENIGM)
-        .args(["proxy", "--listen", "127.0.0.1:0", "--command", command_url])
-        .args([
-            "--revocation-poll-seconds",
-            "1",
-            "--allow-private-destinations",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let address = line
-        .trim()
-        .strip_prefix("Enigm Proxy listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .parse()
-        .unwrap();
-    Proxy { child, address }
-}
 
 /// A TCP echo server on loopback that counts the connections it accepts.
 async fn echo_server() -> (SocketAddr, Arc<AtomicUsize>) {
@@ -217,7 +178,16 @@ async fn apps_reach_targets_only_through_a_real_enigm_proxy_with_a_live_credenti
             .unwrap();
     let handle = enrollment["handle"].as_str().unwrap().to_owned();
 
-    let proxy = start_proxy(&url);
+    let proxy = Proxy::start(
+        "127.0.0.1:0",
+        &url,
+        &[
+            "--revocation-poll-seconds",
+            "1",
+            "--allow-private-destinations",
+        ],
+    );
+    let proxy_address: SocketAddr = proxy.address.parse().unwrap();
     let (echo, echo_accepted) = echo_server().await;
     let device = DeviceClient::new(&url, None).unwrap();
     let connect = format!("CONNECT {echo} HTTP/1.1\r\nHost: {echo}\r\n\r\n");
@@ -225,7 +195,7 @@ async fn apps_reach_targets_only_through_a_real_enigm_proxy_with_a_live_credenti
 
     // No credential: 503, and nothing reaches the proxy or the target; nor does a GET.
     let empty: SharedCredentials = Arc::new(tokio::sync::Mutex::new(ProxyCredentials::new()));
-    let without = start_forwarder(proxy.address, &state, empty).await;
+    let without = start_forwarder(proxy_address, &state, empty).await;
     assert_eq!(
         app(without, &connect, b"").await,
         "HTTP/1.1 503 Service Unavailable | no-credential"
@@ -239,7 +209,7 @@ async fn apps_reach_targets_only_through_a_real_enigm_proxy_with_a_live_credenti
     // Renewed at Command: the app's bytes go through the proxy to the echo server and back.
     let credentials: SharedCredentials = Arc::new(tokio::sync::Mutex::new(ProxyCredentials::new()));
     assert_eq!(renew(&device, &state, &credentials).await, Ok(true));
-    let forwarder = start_forwarder(proxy.address, &state, credentials.clone()).await;
+    let forwarder = start_forwarder(proxy_address, &state, credentials.clone()).await;
     assert_eq!(
         app(forwarder, &connect, b"through the enigm proxy").await,
         "HTTP/1.1 200 Connection established | through the enigm proxy"
@@ -282,7 +252,7 @@ async fn apps_reach_targets_only_through_a_real_enigm_proxy_with_a_live_credenti
         Err("device_revoked".to_owned())
     );
     // ...so a holder without a credential answers 503 and sends nothing...
-    let refused = start_forwarder(proxy.address, &state, fresh).await;
+    let refused = start_forwarder(proxy_address, &state, fresh).await;
     let accepted_before = echo_accepted.load(Ordering::SeqCst);
     assert_eq!(
         app(refused, &connect, b"").await,

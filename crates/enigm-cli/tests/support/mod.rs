@@ -137,6 +137,44 @@ impl Server {
     }
 }
 
+/// A running `enigm proxy`; killed when dropped.
+pub(crate) struct Proxy {
+    child: Child,
+    /// Where it listens, as it printed it.
+    pub(crate) address: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proxy {
+    /// Starts `enigm proxy` on `listen` in front of Command at `command_url`, with `extra`
+    /// arguments, once it says where it listens.
+    pub(crate) fn start(listen: &str, command_url: &str, extra: &[&str]) -> Proxy {
+        let mut child = Command::new(ENIGM)
+            .args(["proxy", "--listen", listen, "--command", command_url])
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn enigm proxy");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let address = line
+            .trim()
+            .strip_prefix("Enigm Proxy listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Proxy { child, address }
+    }
+}
+
 /// Runs the CLI as one administrator (their own config directory).
 pub(crate) struct Cli {
     pub(crate) config: PathBuf,
