@@ -13,6 +13,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use enigm_netpolicy::CompiledPolicy;
@@ -80,13 +81,11 @@ pub struct NetworkEnforcer {
     /// so that the next cycle tries again).
     applied: Option<Source>,
     state: NetworkPolicyState,
-    /// Whether the policy in force routes some flow through the Enigm Proxy.
-    routes_through_proxy: bool,
-    /// The credential the proxy forwarder presents, and the forwarder's task.
-    proxy: Option<(
-        crate::proxy_forward::SharedCredentials,
-        tokio::task::JoinHandle<anyhow::Result<()>>,
-    )>,
+    /// Whether the policy in force routes some flow through the Enigm Proxy (read by the
+    /// renewing task).
+    routes_through_proxy: Arc<AtomicBool>,
+    /// The proxy forwarder's task and the task renewing its credential.
+    proxy_tasks: Vec<tokio::task::JoinHandle<()>>,
     meter: NetworkMeter,
 }
 
@@ -97,6 +96,7 @@ impl NetworkEnforcer {
     pub async fn start(
         settings: NetworkSettings,
         state_dir: &Path,
+        client: &crate::http::DeviceClient,
         device_key: &enigm_crypto::Ed25519SigningKey,
     ) -> anyhow::Result<Self> {
         if !settings.dns_listen.ip().is_loopback() {
@@ -113,22 +113,31 @@ impl NetworkEnforcer {
             receiver,
             settings.dns_upstream.clone(),
         ));
-        let proxy = match (settings.proxy, settings.proxy_listen) {
-            (Some(proxy), Some(listen)) => {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("the proxy forwarder could not listen on {listen}"))?;
-                let credentials = crate::proxy_forward::SharedCredentials::default();
-                let task = tokio::spawn(crate::proxy_forward::serve(
-                    listener,
-                    proxy,
-                    device_key.clone(),
-                    credentials.clone(),
-                ));
-                Some((credentials, task))
-            }
-            _ => None,
-        };
+        let routes_through_proxy = Arc::new(AtomicBool::new(false));
+        let mut proxy_tasks = Vec::new();
+        if let (Some(proxy), Some(listen)) = (settings.proxy, settings.proxy_listen) {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("the proxy forwarder could not listen on {listen}"))?;
+            let credentials = crate::proxy_forward::SharedCredentials::default();
+            let serve = crate::proxy_forward::serve(
+                listener,
+                proxy,
+                device_key.clone(),
+                credentials.clone(),
+            );
+            proxy_tasks.push(tokio::spawn(async move {
+                if let Err(error) = serve.await {
+                    eprintln!("warning: {error:#}");
+                }
+            }));
+            proxy_tasks.push(tokio::spawn(keep_proxy_credential(
+                client.clone(),
+                device_key.clone(),
+                credentials,
+                routes_through_proxy.clone(),
+            )));
+        }
         let mut enforcer = NetworkEnforcer {
             settings,
             state_dir: state_dir.to_owned(),
@@ -137,8 +146,8 @@ impl NetworkEnforcer {
             stub,
             applied: None,
             state: NetworkPolicyState::Missing,
-            routes_through_proxy: false,
-            proxy,
+            routes_through_proxy,
+            proxy_tasks,
             meter: NetworkMeter::new(),
         };
         enforcer.enforce();
@@ -208,7 +217,8 @@ impl NetworkEnforcer {
                 // The stub answers under the new policy only once its rules are in force.
                 self.policy.send_replace(compiled.map(Arc::new));
                 self.state = state;
-                self.routes_through_proxy = routes_through_proxy;
+                self.routes_through_proxy
+                    .store(routes_through_proxy, Ordering::Relaxed);
                 self.applied = (source.bundle != Bundle::Unreadable).then_some(source);
                 println!("network: enforcing {}; default drop", clean(&under));
             }
@@ -234,29 +244,6 @@ impl NetworkEnforcer {
         record.endpoint?.parse().ok()
     }
 
-    /// Renews the proxy forwarder's credential when due, while the policy in force routes
-    /// through the proxy (Command issues one only to a trusted device with a fresh accepted
-    /// attestation). A failure keeps the credential held until it expires; apps then get 503
-    /// from the forwarder, never a direct path.
-    pub async fn renew_proxy_credential(
-        &self,
-        client: &crate::http::DeviceClient,
-        device_key: &enigm_crypto::Ed25519SigningKey,
-        now: Timestamp,
-    ) {
-        let Some((credentials, _)) = &self.proxy else {
-            return;
-        };
-        if !self.routes_through_proxy {
-            return;
-        }
-        match crate::proxy_forward::renew_shared(client, device_key, credentials, now).await {
-            Ok(true) => println!("proxy: credential renewed"),
-            Ok(false) => {}
-            Err(error) => eprintln!("warning: the proxy credential was not renewed: {error}"),
-        }
-    }
-
     /// This cycle's measurements of the firewall, the stub and the policy.
     pub fn signals(&mut self, now: Timestamp) -> Vec<Signal> {
         let observed = NetworkObservation {
@@ -274,9 +261,38 @@ impl Drop for NetworkEnforcer {
     fn drop(&mut self) {
         // The rules stay in force: with the stub gone, names do not resolve at all.
         self.stub.abort();
-        if let Some((_, forwarder)) = &self.proxy {
-            forwarder.abort();
+        for task in &self.proxy_tasks {
+            task.abort();
         }
+    }
+}
+
+/// How often the renewing task asks whether the credential is due: well under the third of
+/// its lifetime (at least minutes) left when it becomes due, and independent of the check-in
+/// interval, which a bundle may set to an hour.
+const PROXY_RENEWAL_CHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Renews the forwarder's credential when due while the policy in force routes through the
+/// proxy (Command issues one only to a trusted device with a fresh accepted attestation). A
+/// failure keeps the credential held until it expires; apps then get 503 from the forwarder,
+/// never a direct path.
+async fn keep_proxy_credential(
+    client: crate::http::DeviceClient,
+    device_key: enigm_crypto::Ed25519SigningKey,
+    credentials: crate::proxy_forward::SharedCredentials,
+    routes_through_proxy: Arc<AtomicBool>,
+) {
+    loop {
+        if routes_through_proxy.load(Ordering::Relaxed) {
+            let now = crate::report::system_now();
+            match crate::proxy_forward::renew_shared(&client, &device_key, &credentials, now).await
+            {
+                Ok(true) => println!("proxy: credential renewed"),
+                Ok(false) => {}
+                Err(error) => eprintln!("warning: the proxy credential was not renewed: {error}"),
+            }
+        }
+        tokio::time::sleep(PROXY_RENEWAL_CHECK).await;
     }
 }
 

@@ -129,7 +129,7 @@ pub async fn run(config: ShellConfig) -> anyhow::Result<()> {
     .with_policy(policy);
     let network = match config.network.clone() {
         Some(settings) => Some(
-            crate::network::NetworkEnforcer::start(settings, &config.state_dir, &key)
+            crate::network::NetworkEnforcer::start(settings, &config.state_dir, &client, &key)
                 .await
                 .context("could not enforce the network policy")?,
         ),
@@ -281,9 +281,6 @@ impl Shell {
                     // A new bundle is enforced now, not at the next cycle.
                     if let Some(network) = network.as_mut() {
                         network.enforce();
-                        network
-                            .renew_proxy_credential(&self.client, &self.key, system_now())
-                            .await;
                     }
                     core.handle_update(system_now(), outcome)?;
                 }
@@ -300,13 +297,6 @@ impl Shell {
                     }
                     let now = system_now();
                     measure_network(&mut core, network.as_mut(), now);
-                    if let Some(network) = &network
-                        && core.handle().is_some()
-                    {
-                        network
-                            .renew_proxy_credential(&self.client, &self.key, now)
-                            .await;
-                    }
                     core.start_cycle(now, self.report(now), self.setup())?;
                 }
                 Step::Stop(exit) => return finish(exit),
