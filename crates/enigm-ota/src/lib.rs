@@ -18,6 +18,7 @@ pub mod metadata;
 pub mod policy_bundle;
 pub mod release;
 pub mod repository;
+pub mod rollout;
 pub mod slots;
 pub mod target_name;
 pub mod time;

@@ -674,6 +674,20 @@ pub enum ReasonCategory {
     ReleaseNotApproved,
     /// The OTA repository has no root metadata yet.
     RepositoryNotInitialised,
+    /// A rollout step refused because the release's plan is a draft (never offered).
+    RolloutDraftPlan,
+    /// The release was withdrawn: no offers, no further stage.
+    RolloutWithdrawn,
+    /// The rollout is paused or halted: no new offers, no next wave.
+    RolloutPaused,
+    /// The current wave has not run for its plan's minimum soak time.
+    SoakNotElapsed,
+    /// The release's stage offers it to no device yet (before `Validated`, or a draft plan).
+    RolloutNotOffered,
+    /// The device's group is pinned to another version.
+    VersionPinned,
+    /// The device's place is in no open wave.
+    NotInWave,
 }
 
 impl ReasonCategory {
@@ -756,6 +770,13 @@ impl ReasonCategory {
             ReasonCategory::HealthCheckFailed => "health_check_failed",
             ReasonCategory::ReleaseNotApproved => "release_not_approved",
             ReasonCategory::RepositoryNotInitialised => "repository_not_initialised",
+            ReasonCategory::RolloutDraftPlan => "rollout_draft_plan",
+            ReasonCategory::RolloutWithdrawn => "rollout_withdrawn",
+            ReasonCategory::RolloutPaused => "rollout_paused",
+            ReasonCategory::SoakNotElapsed => "soak_not_elapsed",
+            ReasonCategory::RolloutNotOffered => "rollout_not_offered",
+            ReasonCategory::VersionPinned => "version_pinned",
+            ReasonCategory::NotInWave => "not_in_wave",
         }
     }
 }

@@ -46,7 +46,9 @@ pub use network::{
 };
 pub use permission::Permission;
 pub use policy::{GroupName, GroupNameError, PolicyKind, PolicySource, policy_source};
-pub use release::{InstallOutcome, ReleaseState, UnknownReleaseState};
+pub use release::{
+    InstallOutcome, ReleaseStage, ReleaseState, RolloutModel, RolloutStatus, UnknownReleaseState,
+};
 pub use role::{Role, UnknownRole};
 pub use signal::{SignalKind, SignalSource, SignalValue};
 pub use trust::{

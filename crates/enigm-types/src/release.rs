@@ -35,3 +35,54 @@ vocabulary! {
         RolledBack => "rolled-back",
     }
 }
+
+vocabulary! {
+    /// The documents' release stages (enigm-docs §7, §20 D.28), in order. The first five are
+    /// read from a release's signing state (`Draft` without its artifact is `Build`, with it
+    /// `ArtifactPrepared`; `Approved` is `ManifestCreated`; `Signed`; `Published` is
+    /// `Registered`); the last three are operator steps, one at a time and never skipped.
+    /// Nothing is offered before `Validated`, nor to the whole population before `Stable`.
+    #[derive(PartialOrd, Ord)]
+    pub enum ReleaseStage ("release stage") {
+        Build => "build",
+        ArtifactPrepared => "artifact-prepared",
+        ManifestCreated => "manifest-created",
+        Signed => "signed",
+        Registered => "registered",
+        Validated => "validated",
+        ControlledRollout => "controlled-rollout",
+        Stable => "stable",
+    }
+}
+
+vocabulary! {
+    /// The documents' rollout models (enigm-docs §7, §20 D.29), each a preset of waves over the
+    /// eligible devices.
+    pub enum RolloutModel ("rollout model") {
+        /// Never offered.
+        Draft => "draft",
+        /// Only the plan's validation groups.
+        Validation => "validation",
+        /// A small share of the fleet (1 %, then 10 %), and no further until stable.
+        LimitedRollout => "limited-rollout",
+        /// 10 %, 50 %, then every eligible device.
+        StableRollout => "stable-rollout",
+        /// Every eligible device at once; starting one needs a multi-admin approval.
+        SecurityRollout => "security-rollout",
+    }
+}
+
+vocabulary! {
+    /// Whether a rollout makes new offers.
+    pub enum RolloutStatus ("rollout status") {
+        /// Offers go to the devices of the open waves.
+        Active => "active",
+        /// An operator paused it: no new offers until resumed.
+        Paused => "paused",
+        /// Failures in the current wave passed the plan's threshold: no new offers until an
+        /// operator resumes it.
+        Halted => "halted",
+        /// Taken back for good: no new offers; devices that installed it keep it.
+        Withdrawn => "withdrawn",
+    }
+}
