@@ -21,6 +21,7 @@ pub mod policy_bundles;
 pub mod proofs;
 pub mod proxy;
 pub mod releases;
+pub mod rollouts;
 pub mod vpn;
 
 pub use devices::{
@@ -390,6 +391,16 @@ pub enum ApprovalSubject {
         name: Option<String>,
         policy_kind: PolicyKind,
         groups: Vec<GroupName>,
+    },
+    /// A rollout step that widens a release's reach: promotion to stable, or the start of a
+    /// security rollout (every eligible device at once).
+    ReleaseStage {
+        release: ReleaseId,
+        to: enigm_types::ReleaseStage,
+        /// Absent only when the release is no longer stored.
+        release_version: Option<String>,
+        /// The plan's model, when the release has a plan.
+        model: Option<enigm_types::RolloutModel>,
     },
 }
 

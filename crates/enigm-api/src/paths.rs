@@ -104,6 +104,15 @@ pub const RELEASE_ARTIFACT: &str = "/api/v1/releases/{id}/artifact";
 /// in the signed targets metadata (with the payload signature inside).
 pub const RELEASE_SIGNATURES: &str = "/api/v1/releases/{id}/signatures";
 pub const RELEASE_PUBLISH: &str = "/api/v1/releases/{id}/publish";
+/// A release's rollout: its stage, plan, status and per-wave counts.
+pub const RELEASE_ROLLOUT: &str = "/api/v1/releases/{id}/rollout";
+/// Sets a release's rollout plan (until its rollout starts).
+pub const RELEASE_ROLLOUT_PLAN: &str = "/api/v1/releases/{id}/rollout/plan";
+/// One rollout step: validate, start, advance, promote, pause, resume, withdraw.
+pub const RELEASE_ROLLOUT_ACTIONS: &str = "/api/v1/releases/{id}/rollout/actions";
+/// Version pins per device group.
+pub const OTA_PINS: &str = "/api/v1/ota/pins";
+pub const OTA_PIN: &str = "/api/v1/ota/pins/{group}";
 pub const OTA_ROOT: &str = "/api/v1/ota/root";
 /// PUT: the current targets metadata re-signed (after a targets key rotation), same content.
 pub const OTA_TARGETS: &str = "/api/v1/ota/targets";

@@ -765,6 +765,28 @@ fn action_summary(subject: &ApprovalSubject, names: &Names) -> String {
             policy_name(*policy, name.as_deref()),
             groups_text(groups),
         ),
+        ApprovalSubject::ReleaseStage {
+            release,
+            to,
+            release_version,
+            model,
+        } => format!(
+            "take release {} to {}{}",
+            release_version
+                .as_deref()
+                .map_or_else(|| short_id(release), clean),
+            stage_step(*to),
+            model.map_or(String::new(), |model| format!(" ({model})")),
+        ),
+    }
+}
+
+/// What moving a release to `to` means, for approvers.
+fn stage_step(to: enigm_types::ReleaseStage) -> String {
+    match to {
+        enigm_types::ReleaseStage::Stable => "stable: every eligible device".to_owned(),
+        enigm_types::ReleaseStage::ControlledRollout => "its rollout".to_owned(),
+        other => other.as_str().to_owned(),
     }
 }
 
@@ -880,6 +902,25 @@ fn subject_rows(subject: &ApprovalSubject, names: &Names) -> Vec<(&'static str, 
             ),
             ("policy kind", policy_kind.as_str().to_owned()),
             ("unassign from", groups_text(groups)),
+        ],
+        ApprovalSubject::ReleaseStage {
+            release,
+            to,
+            release_version,
+            model,
+        } => vec![
+            ("release", release.to_string()),
+            (
+                "version",
+                release_version
+                    .as_deref()
+                    .map_or_else(|| "(no longer stored)".to_owned(), clean),
+            ),
+            ("to stage", to.as_str().to_owned()),
+            (
+                "plan",
+                model.map_or("(none)", |model| model.as_str()).to_owned(),
+            ),
         ],
     }
 }

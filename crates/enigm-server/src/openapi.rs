@@ -8,7 +8,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 
 use crate::handlers::{
     approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
-    proxy, releases, sessions, tuf, users, vpn,
+    proxy, releases, rollouts, sessions, tuf, users, vpn,
 };
 
 #[derive(utoipa::OpenApi)]
@@ -31,6 +31,8 @@ use crate::handlers::{
         releases::create, releases::upload_artifact, releases::list, releases::read,
         releases::hand_in_signatures, releases::publish, releases::put_root, releases::put_targets, releases::online_keys,
         releases::repository_view, releases::device_report, tuf::metadata, tuf::target,
+        rollouts::read, rollouts::set_plan, rollouts::act, rollouts::pins, rollouts::pin,
+        rollouts::unpin,
         policies::list, policies::create, policies::read, policies::create_version, policies::version,
         policies::diff, policies::assign, policies::unassign, policies::assignments,
         policies::bundles,

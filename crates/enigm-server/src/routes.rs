@@ -20,7 +20,7 @@ use crate::error::ApiError;
 use crate::extract::MAX_BODY_BYTES;
 use crate::handlers::{
     approvals, attestation, audit, auth, devices, eligibility, lifecycle, meta, network, policies,
-    proxy, releases, sessions, tuf, users, vpn,
+    proxy, releases, rollouts, sessions, tuf, users, vpn,
 };
 use crate::state::AppState;
 
@@ -504,6 +504,42 @@ fn entries() -> Vec<RouteEntry> {
             paths::RELEASE_PUBLISH,
             critical(P::ReleasesManage),
             releases::publish,
+        ),
+        entry(
+            Method::GET,
+            paths::RELEASE_ROLLOUT,
+            read(P::ReleasesRead),
+            rollouts::read,
+        ),
+        entry(
+            Method::PUT,
+            paths::RELEASE_ROLLOUT_PLAN,
+            change(P::ReleasesManage),
+            rollouts::set_plan,
+        ),
+        entry(
+            Method::POST,
+            paths::RELEASE_ROLLOUT_ACTIONS,
+            critical(P::ReleasesManage),
+            rollouts::act,
+        ),
+        entry(
+            Method::GET,
+            paths::OTA_PINS,
+            read(P::ReleasesRead),
+            rollouts::pins,
+        ),
+        entry(
+            Method::POST,
+            paths::OTA_PINS,
+            change(P::ReleasesManage),
+            rollouts::pin,
+        ),
+        entry(
+            Method::DELETE,
+            paths::OTA_PIN,
+            change(P::ReleasesManage),
+            rollouts::unpin,
         ),
         entry(
             Method::PUT,

@@ -19,6 +19,7 @@ mod ota;
 mod policies;
 mod policy_bundles;
 mod proxy_credentials;
+mod rollouts;
 mod sessions;
 mod shared_state;
 mod vpn;
@@ -51,6 +52,7 @@ pub use policies::{
     PolicyRecord, PolicyVersionRecord,
 };
 pub use policy_bundles::{BundledVersion, PolicyBundleRecord, WantedBundle};
+pub use rollouts::{RolloutCount, RolloutRecord, VersionPinRecord};
 pub use sessions::{NewSession, SessionRecord};
 pub use shared_state::{LeaseRecord, ThrottleRecord};
 pub use vpn::{VpnAssignmentRecord, VpnGatewayChange, VpnGatewayRecord};

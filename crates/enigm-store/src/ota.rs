@@ -214,6 +214,20 @@ impl Store {
             .collect()
     }
 
+    /// The release declared under a target name.
+    pub async fn release_by_target_name(
+        &self,
+        target_name: &str,
+    ) -> StoreResult<Option<ReleaseRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {RELEASE_COLUMNS} FROM ota_releases WHERE target_name = $1"
+        ))
+        .bind(target_name.to_owned())
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(release_from_row).transpose()
+    }
+
     pub async fn release_by_id(&self, id: ReleaseId) -> StoreResult<Option<ReleaseRecord>> {
         let row = sqlx::query(&format!(
             "SELECT {RELEASE_COLUMNS} FROM ota_releases WHERE id = $1"

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::device::DeviceHandle;
 use crate::ids::{AdminId, PolicyId, ReleaseId};
 use crate::policy::{GroupName, PolicyKind};
+use crate::release::ReleaseStage;
 use crate::role::Role;
 
 /// The kinds of sensitive action that go through an approval. Later capabilities (device
@@ -38,16 +39,20 @@ pub enum ApprovalKind {
     TotpReset,
     /// A new version of a policy, or a change of which policy version device groups follow.
     PolicyChange,
+    /// A rollout step that widens a release's reach past its waves: promotion to stable, or a
+    /// security rollout (every eligible device at once).
+    ReleaseRollout,
 }
 
 impl ApprovalKind {
-    pub const ALL: [ApprovalKind; 6] = [
+    pub const ALL: [ApprovalKind; 7] = [
         ApprovalKind::RoleGrant,
         ApprovalKind::ApprovalRuleChange,
         ApprovalKind::DeviceLifecycle,
         ApprovalKind::ReleaseSigning,
         ApprovalKind::TotpReset,
         ApprovalKind::PolicyChange,
+        ApprovalKind::ReleaseRollout,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -58,6 +63,7 @@ impl ApprovalKind {
             ApprovalKind::ReleaseSigning => "release-signing",
             ApprovalKind::TotpReset => "totp-reset",
             ApprovalKind::PolicyChange => "policy-change",
+            ApprovalKind::ReleaseRollout => "release-rollout",
         }
     }
 }
@@ -133,6 +139,12 @@ pub enum ApprovalAction {
         policy_kind: PolicyKind,
         groups: Vec<GroupName>,
     },
+    /// Take `release` to the rollout stage `to` (stable, or a security rollout's start); the
+    /// step is checked again when the approval executes.
+    ReleaseStage {
+        release: ReleaseId,
+        to: ReleaseStage,
+    },
 }
 
 /// The proposed content of a policy version an approval would number: the proposal's id and
@@ -166,6 +178,7 @@ impl ApprovalAction {
             ApprovalAction::PolicyVersionCreate { .. }
             | ApprovalAction::PolicyAssign { .. }
             | ApprovalAction::PolicyUnassign { .. } => ApprovalKind::PolicyChange,
+            ApprovalAction::ReleaseStage { .. } => ApprovalKind::ReleaseRollout,
         }
     }
 
@@ -180,7 +193,8 @@ impl ApprovalAction {
             | ApprovalAction::ReleaseSigning { .. }
             | ApprovalAction::PolicyVersionCreate { .. }
             | ApprovalAction::PolicyAssign { .. }
-            | ApprovalAction::PolicyUnassign { .. } => None,
+            | ApprovalAction::PolicyUnassign { .. }
+            | ApprovalAction::ReleaseStage { .. } => None,
         }
     }
 }
@@ -238,7 +252,8 @@ impl ApprovalRule {
             | ApprovalKind::DeviceLifecycle
             | ApprovalKind::ReleaseSigning
             | ApprovalKind::TotpReset
-            | ApprovalKind::PolicyChange => vec![Role::Owner, Role::SecurityAdmin],
+            | ApprovalKind::PolicyChange
+            | ApprovalKind::ReleaseRollout => vec![Role::Owner, Role::SecurityAdmin],
         };
         ApprovalRule {
             required_approvals: 1,

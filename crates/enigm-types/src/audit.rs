@@ -213,6 +213,21 @@ audit_actions! {
     // Signatures handed in for a release: accepted, or refused with the verification failure.
     ReleaseSign => "release.sign", Release;
     ReleasePublish => "release.publish", Release;
+    // A release's rollout plan set or changed (the model and wave shares, never device lists).
+    ReleaseRolloutPlan => "release.rollout-plan", Release;
+    // A release moved to the next stage (validated, controlled rollout, stable), or refused.
+    ReleaseStageChange => "release.stage", Release;
+    // The next wave of a rollout opened.
+    ReleaseWaveOpen => "release.wave-open", Release;
+    ReleaseRolloutPause => "release.rollout-pause", Release;
+    ReleaseRolloutResume => "release.rollout-resume", Release;
+    // Command paused a rollout itself: the current wave's failures passed the plan's threshold.
+    ReleaseRolloutHalt => "release.rollout-halt", Release;
+    // A release taken back: no new offers (devices that installed it keep it).
+    ReleaseWithdraw => "release.withdraw", Release;
+    // A device group pinned to a release (its version), or unpinned; the target is the release.
+    OtaVersionPin => "ota.version-pin", Release;
+    OtaVersionUnpin => "ota.version-unpin", Release;
     // A new root metadata version (keys and thresholds of the repository).
     OtaRootUpdate => "ota.root-update", Release;
     // Command re-signed the timestamp (and snapshot) with its online keys.
@@ -688,6 +703,8 @@ pub enum ReasonCategory {
     VersionPinned,
     /// The device's place is in no open wave.
     NotInWave,
+    /// The failed and rolled-back installs of the current wave passed the plan's threshold.
+    RolloutFailureThreshold,
 }
 
 impl ReasonCategory {
@@ -777,6 +794,7 @@ impl ReasonCategory {
             ReasonCategory::RolloutNotOffered => "rollout_not_offered",
             ReasonCategory::VersionPinned => "version_pinned",
             ReasonCategory::NotInWave => "not_in_wave",
+            ReasonCategory::RolloutFailureThreshold => "rollout_failure_threshold",
         }
     }
 }

@@ -47,7 +47,8 @@ pub use network::{
 pub use permission::Permission;
 pub use policy::{GroupName, GroupNameError, PolicyKind, PolicySource, policy_source};
 pub use release::{
-    InstallOutcome, ReleaseStage, ReleaseState, RolloutModel, RolloutStatus, UnknownReleaseState,
+    InstallOutcome, ReleaseStage, ReleaseState, RolloutDeviceState, RolloutModel, RolloutStatus,
+    UnknownReleaseState,
 };
 pub use role::{Role, UnknownRole};
 pub use signal::{SignalKind, SignalSource, SignalValue};

@@ -86,3 +86,20 @@ vocabulary! {
         Withdrawn => "withdrawn",
     }
 }
+
+vocabulary! {
+    /// What one device did with a release it asked the director about, as the rollout's
+    /// status counts it: its last step.
+    pub enum RolloutDeviceState ("rollout device state") {
+        /// The director offered it.
+        Offered => "offered",
+        /// The device said it is fetching the artifact.
+        Downloading => "downloading",
+        Installed => "installed",
+        /// Refused on the device before anything switched (a verification failure).
+        Failed => "failed",
+        RolledBack => "rolled-back",
+        /// It asked while its place was in reach and was not offered (the reason is audited).
+        Refused => "refused",
+    }
+}

@@ -15,6 +15,7 @@ pub mod network;
 pub mod policies;
 pub mod proxy;
 pub mod releases;
+pub mod rollouts;
 pub mod sessions;
 pub mod tuf;
 pub mod users;

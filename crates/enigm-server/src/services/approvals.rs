@@ -160,6 +160,19 @@ async fn subject(state: &AppState, action: &ApprovalAction) -> ApiResult<Approva
             policy_kind: *policy_kind,
             groups: groups.clone(),
         },
+        ApprovalAction::ReleaseStage { release, to } => {
+            let record = state.store().release_by_id(*release).await?;
+            let model = releases::rollout::load(state, *release)
+                .await
+                .ok()
+                .and_then(|rollout| rollout.plan_model());
+            ApprovalSubject::ReleaseStage {
+                release: *release,
+                to: *to,
+                release_version: record.map(|record| record.release.release_version),
+                model,
+            }
+        }
     })
 }
 
@@ -324,6 +337,7 @@ pub async fn decide(
                 tx.close_approval(id, ApprovalState::Executed, now).await? && {
                     let quorum_roles = state.store().approval_rule(ApprovalKind::RoleGrant).await?;
                     let executed = execute(
+                        state,
                         &mut tx,
                         caller,
                         &record.action,
@@ -376,6 +390,7 @@ pub async fn decide(
 /// Performs an approved action inside the transaction that closed the request, so the action
 /// and the state change commit together or not at all.
 async fn execute(
+    state: &AppState,
     tx: &mut WriteTx<'_>,
     caller: &Caller,
     action: &ApprovalAction,
@@ -487,6 +502,21 @@ async fn execute(
                 groups,
             };
             let done = policies::execute_assignment(tx, caller.admin.id, change, id, now).await?;
+            if done.is_err() {
+                return Ok(done);
+            }
+        }
+        ApprovalAction::ReleaseStage { release, to } => {
+            let done = releases::rollout::execute_stage_approval(
+                state,
+                tx,
+                caller.admin.id,
+                *release,
+                *to,
+                id,
+                now,
+            )
+            .await?;
             if done.is_err() {
                 return Ok(done);
             }

@@ -12,6 +12,7 @@ pub mod artifact;
 pub mod publishing;
 pub mod reports;
 pub mod repository;
+pub mod rollout;
 pub mod signing;
 
 use axum::http::StatusCode;

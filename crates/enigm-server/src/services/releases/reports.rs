@@ -28,6 +28,10 @@ pub async fn record(
     {
         return Err(refuse.deny(ReasonCategory::InvalidBody).await);
     }
+    let release = state
+        .store()
+        .release_by_target_name(&request.target_name)
+        .await?;
     let mut tx = state.store().begin().await?;
     if let Err(error) = device.record_nonce(&mut tx).await {
         drop(tx);
@@ -49,6 +53,10 @@ pub async fn record(
         now,
     )
     .await?;
+    if let Some(release) = release {
+        super::rollout::record_install(&mut tx, release.release.id, &handle, request.outcome, now)
+            .await?;
+    }
     let target = AuditTarget::Device { handle };
     let event = match request.outcome {
         InstallOutcome::Installed => {
