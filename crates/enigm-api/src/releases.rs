@@ -140,6 +140,10 @@ pub struct OnlineKeysView {
     pub snapshot: serde_json::Value,
     #[schema(value_type = Object)]
     pub timestamp: serde_json::Value,
+    /// The director's key, which signs each device's update answer; a root pins it in its
+    /// `x-enigm-director` field.
+    #[schema(value_type = Object)]
+    pub director: serde_json::Value,
 }
 
 /// What the repository looks like after a change.

@@ -297,6 +297,7 @@ fn moving_the_ota_online_keys_onto_a_token_needs_the_rebind_flag() {
         "{log}"
     );
     assert!(log.contains("ota-timestamp key is now"), "{log}");
+    assert!(log.contains("ota-director key is now"), "{log}");
 
     // From now on the token's keys are the deployment's: they start without the flag, and the
     // files are what is refused.
@@ -304,7 +305,7 @@ fn moving_the_ota_online_keys_onto_a_token_needs_the_rebind_flag() {
     stopped(server, &data_dir);
     let refused = up_refused(&data_dir, &[]);
     assert!(
-        refused.contains("ota-snapshot, ota-timestamp keys differ"),
+        refused.contains("ota-snapshot, ota-timestamp, ota-director keys differ"),
         "{refused}"
     );
 }

@@ -255,7 +255,7 @@ pub const HOW_TO_REBIND_OTA_KEYS: &str = "if you moved the OTA online keys betwe
 /// The advice that ends a refusal about the key of `role`.
 pub fn key_advice(role: KeyRole) -> String {
     match role {
-        KeyRole::OtaSnapshot | KeyRole::OtaTimestamp => {
+        KeyRole::OtaSnapshot | KeyRole::OtaTimestamp | KeyRole::OtaDirector => {
             format!("{HOW_TO_SHARE_KEYS}; {HOW_TO_REBIND_OTA_KEYS}")
         }
         KeyRole::Sealing
@@ -462,13 +462,16 @@ fn write_secret_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
 /// The online OTA keys' files (32-byte Ed25519 seeds, mode 0600). Never in the database.
 pub const OTA_SNAPSHOT_KEY_FILE: &str = "ota-snapshot.key";
 pub const OTA_TIMESTAMP_KEY_FILE: &str = "ota-timestamp.key";
+/// The director's key: signs each device's update answer (OTA II).
+pub const OTA_DIRECTOR_KEY_FILE: &str = "ota-director.key";
 
 /// Loads Command's online snapshot and timestamp keys, creating them on first start.
 pub fn load_or_create_ota_online_keys(
     keys_dir: &Path,
     creation: KeyCreation,
+    director_creation: KeyCreation,
 ) -> anyhow::Result<crate::ota::OnlineKeys> {
-    let load = |file: &str, role: KeyRole| -> anyhow::Result<crate::ota::OnlineKey> {
+    let load = |file: &str, role: KeyRole, creation| -> anyhow::Result<crate::ota::OnlineKey> {
         let path = keys_dir.join(file);
         let key = match read_key_file(&path, "OTA online key")? {
             Some(bytes) => {
@@ -489,14 +492,20 @@ pub fn load_or_create_ota_online_keys(
         ))
     };
     Ok(crate::ota::OnlineKeys {
-        snapshot: load(OTA_SNAPSHOT_KEY_FILE, KeyRole::OtaSnapshot)?,
-        timestamp: load(OTA_TIMESTAMP_KEY_FILE, KeyRole::OtaTimestamp)?,
+        snapshot: load(OTA_SNAPSHOT_KEY_FILE, KeyRole::OtaSnapshot, creation)?,
+        timestamp: load(OTA_TIMESTAMP_KEY_FILE, KeyRole::OtaTimestamp, creation)?,
+        director: load(
+            OTA_DIRECTOR_KEY_FILE,
+            KeyRole::OtaDirector,
+            director_creation,
+        )?,
     })
 }
 
 /// The labels of the online keys in a PKCS#11 token.
 pub const OTA_SNAPSHOT_KEY_LABEL: &str = "enigm-ota-snapshot";
 pub const OTA_TIMESTAMP_KEY_LABEL: &str = "enigm-ota-timestamp";
+pub const OTA_DIRECTOR_KEY_LABEL: &str = "enigm-ota-director";
 /// The label of the audit log's key in a PKCS#11 token (`enigm up --audit-key-on-token`).
 pub const AUDIT_LOG_KEY_LABEL: &str = "enigm-audit-log";
 
@@ -545,13 +554,14 @@ pub fn load_or_create_ota_online_keys_on_token(
     token: &crate::config::OnlineKeyToken,
 ) -> anyhow::Result<crate::ota::OnlineKeys> {
     let opened = open_key_token(token).context("no OTA online keys")?;
-    ota_online_keys_on_token(&opened, KeyCreation::Allowed)
+    ota_online_keys_on_token(&opened, KeyCreation::Allowed, KeyCreation::Allowed)
 }
 
 /// The online keys in an open token, generated at the first start when `creation` allows.
 pub fn ota_online_keys_on_token(
     token: &enigm_crypto::pkcs11::Pkcs11Token,
     creation: KeyCreation,
+    director_creation: KeyCreation,
 ) -> anyhow::Result<crate::ota::OnlineKeys> {
     Ok(crate::ota::OnlineKeys {
         snapshot: crate::ota::OnlineKey::Token(token_key(
@@ -565,6 +575,12 @@ pub fn ota_online_keys_on_token(
             OTA_TIMESTAMP_KEY_LABEL,
             KeyRole::OtaTimestamp,
             creation,
+        )?),
+        director: crate::ota::OnlineKey::Token(token_key(
+            token,
+            OTA_DIRECTOR_KEY_LABEL,
+            KeyRole::OtaDirector,
+            director_creation,
         )?),
     })
 }
@@ -684,10 +700,11 @@ mod tests {
         let made = load_or_create_sealing_key(dir.path(), KeyCreation::Allowed).unwrap();
         let found = load_or_create_sealing_key(dir.path(), KeyCreation::Refused).unwrap();
         assert_eq!(made.fingerprint(), found.fingerprint());
-        let refused = load_or_create_ota_online_keys(dir.path(), KeyCreation::Refused)
-            .err()
-            .unwrap()
-            .to_string();
+        let refused =
+            load_or_create_ota_online_keys(dir.path(), KeyCreation::Refused, KeyCreation::Refused)
+                .err()
+                .unwrap()
+                .to_string();
         assert!(refused.contains("--rebind-ota-online-keys"), "{refused}");
     }
 }

@@ -67,7 +67,10 @@ pub async fn load_and_bind(
 }
 
 fn is_ota_online(role: KeyRole) -> bool {
-    matches!(role, KeyRole::OtaSnapshot | KeyRole::OtaTimestamp)
+    matches!(
+        role,
+        KeyRole::OtaSnapshot | KeyRole::OtaTimestamp | KeyRole::OtaDirector
+    )
 }
 
 fn load(
@@ -104,9 +107,12 @@ fn load(
     } else {
         KeyCreation::Allowed
     };
+    // The director's key came later (OTA II): a deployment made before it gets one at its
+    // next start, beside the keys it has.
+    let director_creation = creation(KeyRole::OtaDirector);
     let ota_online = match &token {
-        Some(token) => ota_online_keys_on_token(token, ota_creation)?,
-        None => load_or_create_ota_online_keys(&keys_dir, ota_creation)?,
+        Some(token) => ota_online_keys_on_token(token, ota_creation, director_creation)?,
+        None => load_or_create_ota_online_keys(&keys_dir, ota_creation, director_creation)?,
     };
     let proxy_credential =
         load_or_create_proxy_credential_key(&keys_dir, creation(KeyRole::ProxyCredential))?;
@@ -138,6 +144,7 @@ fn fingerprints(keys: &DeploymentKeys) -> anyhow::Result<Vec<(KeyRole, KeyFinger
         (KeyRole::AuditEvent, keys.audit_event.fingerprint()),
         (KeyRole::OtaSnapshot, tuf(&keys.ota_online.snapshot)?),
         (KeyRole::OtaTimestamp, tuf(&keys.ota_online.timestamp)?),
+        (KeyRole::OtaDirector, tuf(&keys.ota_online.director)?),
         (
             KeyRole::ProxyCredential,
             KeyFingerprint::of_public(&keys.proxy_credential.verifying_key().to_bytes()),

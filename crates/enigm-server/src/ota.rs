@@ -31,11 +31,13 @@ pub const TIMESTAMP_REFRESH_BEFORE: Duration = Duration::from_secs(12 * 60 * 60)
 /// How long a snapshot Command signs stays valid.
 pub const SNAPSHOT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
-/// The keys of the two online roles. Held by Command because snapshot and timestamp must be
-/// re-signed without a person (TUF's online roles); the root and targets keys never are.
+/// The keys of the online roles. Held by Command because snapshot and timestamp must be
+/// re-signed without a person (TUF's online roles), and the director answers each device's
+/// update request as it comes; the root and targets keys never are.
 pub struct OnlineKeys {
     pub snapshot: OnlineKey,
     pub timestamp: OnlineKey,
+    pub director: OnlineKey,
 }
 
 /// One online key: a file in the data directory (the default), or a key in a PKCS#11 token
@@ -107,6 +109,7 @@ impl OtaConfig {
             online: OnlineKeys {
                 snapshot: generated(),
                 timestamp: generated(),
+                director: generated(),
             },
             artifacts_dir,
         }
@@ -241,6 +244,7 @@ impl OtaService {
         enigm_api::releases::OnlineKeysView {
             snapshot: tuf_key(&self.config.online.snapshot),
             timestamp: tuf_key(&self.config.online.timestamp),
+            director: tuf_key(&self.config.online.director),
         }
     }
 }

@@ -29,18 +29,21 @@ pub enum KeyRole {
     OtaSnapshot,
     /// Signs OTA timestamp metadata online.
     OtaTimestamp,
+    /// Signs the director's per-device update answers online.
+    OtaDirector,
     /// Signs Enigm Proxy credentials and the revocation list proxies poll.
     ProxyCredential,
 }
 
 impl KeyRole {
-    pub const ALL: [KeyRole; 7] = [
+    pub const ALL: [KeyRole; 8] = [
         KeyRole::Sealing,
         KeyRole::DeviceHandle,
         KeyRole::AuditLog,
         KeyRole::AuditEvent,
         KeyRole::OtaSnapshot,
         KeyRole::OtaTimestamp,
+        KeyRole::OtaDirector,
         KeyRole::ProxyCredential,
     ];
 
@@ -52,6 +55,7 @@ impl KeyRole {
             KeyRole::AuditEvent => "audit-event",
             KeyRole::OtaSnapshot => "ota-snapshot",
             KeyRole::OtaTimestamp => "ota-timestamp",
+            KeyRole::OtaDirector => "ota-director",
             KeyRole::ProxyCredential => "proxy-credential",
         }
     }

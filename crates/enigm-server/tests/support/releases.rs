@@ -86,7 +86,36 @@ pub(crate) async fn get_with(app: &TestApp, path: &str, headers: &[(&str, &str)]
 /// Puts a published release and some metadata straight into the store (what signing and
 /// publishing produce), to test how the repository is served.
 pub(crate) async fn published_fixture(app: &TestApp, artifact: &[u8]) -> String {
-    use enigm_store::{MetadataRole, NewRelease};
+    use enigm_store::MetadataRole;
+    let now = app.clock_now();
+    let (_, sha256) = published_release(app, "os/enigm-os.img", artifact, now).await;
+    let mut tx = app.store.begin().await.unwrap();
+    for (role, version, body) in [
+        (MetadataRole::Root, 1, "{\"root\":1}"),
+        (MetadataRole::Root, 2, "{\"root\":2}"),
+        (MetadataRole::Targets, 1, "{\"targets\":1}"),
+        (MetadataRole::Snapshot, 1, "{\"snapshot\":1}"),
+        (MetadataRole::Timestamp, 1, "{\"timestamp\":1}"),
+        (MetadataRole::Timestamp, 2, "{\"timestamp\":2}"),
+    ] {
+        tx.insert_ota_metadata(role, version, body.as_bytes(), now)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    sha256
+}
+
+/// Puts a published release of `artifact` (version 1, rollback index 1, channel `stable`,
+/// model `enigm-sim`) straight into the store, with its artifact in the data directory; its id
+/// and the artifact's digest.
+pub(crate) async fn published_release(
+    app: &TestApp,
+    target_name: &str,
+    artifact: &[u8],
+    expires_at: enigm_types::Timestamp,
+) -> (enigm_types::ReleaseId, String) {
+    use enigm_store::NewRelease;
     use enigm_types::{ReleaseId, ReleaseState};
     let now = app.clock_now();
     let id = ReleaseId::random();
@@ -94,7 +123,7 @@ pub(crate) async fn published_fixture(app: &TestApp, artifact: &[u8]) -> String 
     let mut tx = app.store.begin().await.unwrap();
     tx.insert_release(&NewRelease {
         id,
-        target_name: "os/enigm-os.img".to_owned(),
+        target_name: target_name.to_owned(),
         kind: "os-image".to_owned(),
         release_version: "1".to_owned(),
         rollback_index: 1,
@@ -102,7 +131,7 @@ pub(crate) async fn published_fixture(app: &TestApp, artifact: &[u8]) -> String 
         models: "[\"enigm-sim\"]".to_owned(),
         length: artifact.len() as u64,
         sha256: sha256.clone(),
-        expires_at: now,
+        expires_at,
         created_by: app.owner.id,
         created_at: now,
     })
@@ -120,21 +149,9 @@ pub(crate) async fn published_fixture(app: &TestApp, artifact: &[u8]) -> String 
         );
     }
     tx.mark_artifact_stored(id).await.unwrap();
-    for (role, version, body) in [
-        (MetadataRole::Root, 1, "{\"root\":1}"),
-        (MetadataRole::Root, 2, "{\"root\":2}"),
-        (MetadataRole::Targets, 1, "{\"targets\":1}"),
-        (MetadataRole::Snapshot, 1, "{\"snapshot\":1}"),
-        (MetadataRole::Timestamp, 1, "{\"timestamp\":1}"),
-        (MetadataRole::Timestamp, 2, "{\"timestamp\":2}"),
-    ] {
-        tx.insert_ota_metadata(role, version, body.as_bytes(), now)
-            .await
-            .unwrap();
-    }
     tx.commit().await.unwrap();
     let directory = app.ota_dir.path().join("targets");
     std::fs::create_dir_all(&directory).unwrap();
     std::fs::write(directory.join(&sha256), artifact).unwrap();
-    sha256
+    (id, sha256)
 }
