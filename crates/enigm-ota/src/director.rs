@@ -66,6 +66,9 @@ pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
 /// The longest an answer may be valid. The nonce already binds an answer to one request; the
 /// expiry bounds how long a device may act on it, so it is short.
 pub const MAX_ANSWER_LIFETIME: Duration = Duration::from_secs(60 * 60);
+/// The lifetime Command gives its answers unless it has a reason to choose another: long
+/// enough for a slow link, short enough that an answer is not acted on long after the decision.
+pub const DEFAULT_ANSWER_LIFETIME: Duration = Duration::from_secs(5 * 60);
 /// How far in the device's future an answer may have been issued (clocks differ).
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// The longest nonce an answer echoes (a request's nonce is 22 base64url characters).
@@ -147,23 +150,24 @@ pub fn director_keys(root: &Root) -> Result<Option<DirectorKeys>, DirectorError>
 /// Whether a director key is a root, targets or release key: by key id, or by public key
 /// material (the same key under another scheme name has another id).
 fn is_offline_key(root: &Root, keyid: &KeyId, key: &Key) -> bool {
-    let offline_role_keys = ["root", "targets"]
+    let release = root
+        .unrecognized
+        .get(RELEASE_SIGNING_FIELD)
+        .and_then(|value| ReleaseSigning::deserialize(value).ok());
+    let role_keys = ["root", "targets"]
         .into_iter()
         .filter_map(|role| root.roles.get(role))
         .flat_map(|role| role.keyids.iter())
-        .filter_map(|id| root.keys.get(id).map(|key| (id, key)));
-    let release_keys = root
-        .unrecognized
-        .get(RELEASE_SIGNING_FIELD)
-        .and_then(|value| ReleaseSigning::deserialize(value).ok())
-        .map(|signing| signing.keys.into_iter().collect::<Vec<_>>())
-        .unwrap_or_default();
-    offline_role_keys
-        .map(|(id, key)| (id.clone(), key.clone()))
-        .chain(release_keys)
-        .any(|(id, offline)| {
-            id == *keyid || same_public_key(&offline.keyval.public, &key.keyval.public)
-        })
+        .map(|id| (id, root.keys.get(id)));
+    let release_keys = release
+        .iter()
+        .flat_map(|signing| signing.keys.iter())
+        .map(|(id, key)| (id, Some(key)));
+    role_keys.chain(release_keys).any(|(id, offline)| {
+        id == keyid
+            || offline
+                .is_some_and(|offline| same_public_key(&offline.keyval.public, &key.keyval.public))
+    })
 }
 
 /// What the director offers one device: a target of the repository, by name, with the length,
@@ -273,8 +277,9 @@ pub struct DirectorAnswer {
 impl DirectorAnswer {
     /// The answer to `device`'s request with `nonce` (as the request's `Signature-Input`
     /// carries it), issued at `issued` (whole seconds) and valid for `lifetime` (at most
-    /// [`MAX_ANSWER_LIFETIME`]). `offer` is `None` both when there is nothing newer and when
-    /// the device may not have it.
+    /// [`MAX_ANSWER_LIFETIME`]; less than a second is malformed, as the times are whole
+    /// seconds). `offer` is `None` both when there is nothing newer and when the device may not
+    /// have it.
     pub fn new(
         device: DeviceHandle,
         nonce: &str,
@@ -282,7 +287,7 @@ impl DirectorAnswer {
         lifetime: Duration,
         offer: Option<DirectorOffer>,
     ) -> Result<DirectorAnswer, DirectorError> {
-        if lifetime.is_zero() || lifetime > MAX_ANSWER_LIFETIME {
+        if lifetime > MAX_ANSWER_LIFETIME {
             return Err(DirectorError::LifetimeTooLong);
         }
         // Whole seconds first, so that the written expiry is exactly `lifetime` after the

@@ -13,7 +13,7 @@ use crate::repository::{RootKeys, SoftwareSigner, build_root, sign_metadata, tar
 /// 2026-11-22T00:00:00Z.
 const NOW: Timestamp = Timestamp::from_unix_millis(1_795_305_600_000);
 const NONCE: &str = "q2Vw4hX0mJ9sYtR3uKcZ1A";
-const FIVE_MINUTES: Duration = Duration::from_secs(300);
+const FIVE_MINUTES: Duration = DEFAULT_ANSWER_LIFETIME;
 const SHA: &str = "3a1f0c2b4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8";
 
 fn signer(seed: u8) -> SoftwareSigner {
@@ -247,10 +247,13 @@ fn answers_valid_for_too_long_are_neither_made_nor_accepted() {
         DirectorAnswer::new(device(1), NONCE, NOW, too_long, None),
         Err(DirectorError::LifetimeTooLong)
     );
-    assert_eq!(
-        DirectorAnswer::new(device(1), NONCE, NOW, Duration::ZERO, None),
-        Err(DirectorError::LifetimeTooLong)
-    );
+    for too_short in [Duration::ZERO, Duration::from_millis(999)] {
+        assert!(matches!(
+            DirectorAnswer::new(device(1), NONCE, NOW, too_short, None),
+            Err(DirectorError::Malformed(_))
+        ));
+    }
+    assert!(DirectorAnswer::new(device(1), NONCE, NOW, DEFAULT_ANSWER_LIFETIME, None).is_ok());
     assert!(DirectorAnswer::new(device(1), NONCE, NOW, MAX_ANSWER_LIFETIME, None).is_ok());
     // Signed all the same by the director's key: the device still refuses it.
     let mut answer = answer(None);
@@ -525,6 +528,17 @@ fn a_malformed_pin_or_an_offline_key_as_director_is_refused() {
             );
         }
     }
+    // The targets key under another id (an extra field changes the id, not the key).
+    let mut disguised = signer(2).key();
+    disguised
+        .unrecognized
+        .insert("x-note".to_owned(), Value::Bool(true));
+    assert_ne!(disguised.key_id(), signer(2).key().key_id());
+    let keys = DirectorKeys::new(&[disguised], 1).unwrap();
+    assert_eq!(
+        director_keys(&root_with(Some(&keys))),
+        Err(DirectorError::AuthoritiesConfused)
+    );
     assert!(DirectorKeys::new(std::slice::from_ref(&key), 0).is_none());
     assert!(DirectorKeys::new(&[key.clone(), key], 2).is_none());
 }
