@@ -7,12 +7,16 @@
 //! - Enigm's release fields on each target and the Release-Signing Authority's detached payload
 //!   signature, pinned apart from the Manifest Signing Authority's keys.
 //! - The A/B install state machine the agent persists across reboots.
+//! - The director's per-device answer (Uptane's director role): Command signs which target one
+//!   device should install now; the device installs only what the answer and the repository
+//!   agree on.
 //!
 //! This crate does no I/O and names no async runtime or crypto implementation (signatures and
 //! digests go through `enigm-crypto`).
 
 pub mod canonical;
 pub mod client;
+pub mod director;
 pub mod keys;
 pub mod metadata;
 pub mod policy_bundle;

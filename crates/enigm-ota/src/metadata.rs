@@ -267,13 +267,7 @@ pub fn parse<T: RoleMetadata>(bytes: &[u8]) -> Result<(Envelope, T), MetadataErr
     // From a borrow of the tree: a deep copy of a large targets document costs more than
     // parsing it.
     let signed = T::deserialize(&envelope.signed).map_err(|error| malformed(error.to_string()))?;
-    let mut keyids: Vec<&str> = envelope
-        .signatures
-        .iter()
-        .map(|signature| signature.keyid.as_str())
-        .collect();
-    keyids.sort_unstable();
-    if keyids.windows(2).any(|pair| pair.first() == pair.get(1)) {
+    if has_duplicate_signature_keyids(&envelope) {
         // Two signatures under one key id: malformed, as python-tuf has it (a threshold counts
         // each key once in any case).
         return Err(malformed("duplicate signature key ids".to_owned()));
@@ -290,6 +284,17 @@ pub fn parse<T: RoleMetadata>(bytes: &[u8]) -> Result<(Envelope, T), MetadataErr
     crate::time::parse_expiry(signed.expires())
         .ok_or_else(|| malformed(format!("unreadable expiry `{}`", signed.expires())))?;
     Ok((envelope, signed))
+}
+
+/// Whether two of the envelope's signatures name the same key id.
+pub(crate) fn has_duplicate_signature_keyids(envelope: &Envelope) -> bool {
+    let mut keyids: Vec<&str> = envelope
+        .signatures
+        .iter()
+        .map(|signature| signature.keyid.as_str())
+        .collect();
+    keyids.sort_unstable();
+    keyids.windows(2).any(|pair| pair.first() == pair.get(1))
 }
 
 /// Verifies that at least `threshold` distinct keys among `keyids` (looked up in `keys`) signed

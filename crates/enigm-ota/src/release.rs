@@ -382,7 +382,7 @@ pub fn appraise_release(
 
 /// Whether two `keyval.public` strings name the same key: equal without whitespace (PEM line
 /// breaks), or the same bytes in hex of either case.
-fn same_public_key(a: &str, b: &str) -> bool {
+pub(crate) fn same_public_key(a: &str, b: &str) -> bool {
     let compact = |text: &str| -> String {
         text.chars()
             .filter(|character| !character.is_whitespace())

@@ -86,6 +86,16 @@ pub fn sign_metadata<T: Serialize>(
     signed: &T,
     signers: &[&dyn MetadataSigner],
 ) -> Result<Vec<u8>, SignerError> {
+    let envelope = sign_envelope(signed, signers)?;
+    serde_json::to_vec_pretty(&envelope).map_err(|error| SignerError(error.to_string()))
+}
+
+/// The envelope of `signed` with one signature per distinct signer key, over the canonical
+/// JSON of `signed`.
+pub(crate) fn sign_envelope<T: Serialize>(
+    signed: &T,
+    signers: &[&dyn MetadataSigner],
+) -> Result<Envelope, SignerError> {
     let value = serde_json::to_value(signed).map_err(|error| SignerError(error.to_string()))?;
     let message = canonical_json(&value).map_err(|error| SignerError(error.to_string()))?;
     let mut signatures = Vec::with_capacity(signers.len());
@@ -100,11 +110,10 @@ pub fn sign_metadata<T: Serialize>(
             unrecognized: Map::new(),
         });
     }
-    let envelope = Envelope {
+    Ok(Envelope {
         signed: value,
         signatures,
-    };
-    serde_json::to_vec_pretty(&envelope).map_err(|error| SignerError(error.to_string()))
+    })
 }
 
 /// The keys of a new root.

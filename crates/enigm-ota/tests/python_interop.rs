@@ -1,8 +1,9 @@
 //! Interoperability with the reference implementation, the PyPI `tuf` package (python-tuf):
 //! a repository python-tuf writes (with a root rotation, Ed25519 and ECDSA keys, and Enigm's
 //! release fields) verifies with this crate's client, and a repository this crate writes
-//! verifies with python-tuf's `Updater` (which also refuses it once tampered with); and this
-//! crate's canonical JSON equals securesystemslib's `encode_canonical` on 300 generated values.
+//! verifies with python-tuf's `Updater` (which also refuses it once tampered with), its root
+//! pinning a director (`x-enigm-director`); and this crate's canonical JSON equals
+//! securesystemslib's `encode_canonical` on 300 generated values.
 //!
 //! `scripts/test` makes a venv with python-tuf and exports `ENIGM_PYTHON_TUF`; the Python side
 //! is in `tests/interop/`.
@@ -21,6 +22,7 @@ use std::process::Command;
 
 use enigm_crypto::{EcdsaP256SigningKey, Ed25519SigningKey};
 use enigm_ota::client::{FetchFailure, Limits, Refresh, TrustedMetadata};
+use enigm_ota::director::DirectorKeys;
 use enigm_ota::release::ReleaseFields;
 use enigm_ota::repository::{
     RootKeys, build_root, build_snapshot, build_targets, build_timestamp, release_entry,
@@ -141,7 +143,7 @@ fn metadata_written_here_verifies_with_python_tuf() {
     let targets_key = SoftwareSigner::EcdsaP256(EcdsaP256SigningKey::generate().unwrap());
     let (snapshot_key, timestamp_key, release_key) = (key(), key(), key());
     let expires = Timestamp::from_unix_millis(now().unix_millis() + 30 * 86_400_000);
-    let root = build_root(
+    let mut root = build_root(
         &RootKeys {
             root: vec![root_key.key()],
             root_threshold: 1,
@@ -155,6 +157,11 @@ fn metadata_written_here_verifies_with_python_tuf() {
         1,
         expires,
     );
+    // The director pin is a field of root's `signed` part that python-tuf keeps unread and
+    // signs over like any other.
+    DirectorKeys::new(&[timestamp_key.key()], 1)
+        .unwrap()
+        .pin_in(&mut root);
     std::fs::write(
         metadata.join("1.root.json"),
         sign_metadata(&root, &[&root_key]).unwrap(),
