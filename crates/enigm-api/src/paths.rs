@@ -119,6 +119,8 @@ pub const OTA_TARGETS: &str = "/api/v1/ota/targets";
 pub const OTA_ONLINE_KEYS: &str = "/api/v1/ota/online-keys";
 pub const OTA_REPOSITORY: &str = "/api/v1/ota/repository";
 pub const DEVICE_OTA_REPORTS: &str = "/api/v1/device/ota/reports";
+/// The director: a device asks which update it should install now (signed by the device).
+pub const DEVICE_OTA_OFFER: &str = "/api/v1/device/ota/offer";
 /// The TUF repository, public: `/tuf/metadata/{N.root.json, timestamp.json, N.snapshot.json,
 /// N.targets.json}` and `/tuf/targets/{hash-prefixed target path}`.
 pub const TUF_METADATA: &str = "/tuf/metadata/{file}";

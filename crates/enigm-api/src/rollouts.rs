@@ -190,3 +190,21 @@ pub struct VersionPinView {
     /// RFC 3339.
     pub pinned_at: String,
 }
+
+/// `POST /api/v1/device/ota/offer` (signed by the device): which update this device should
+/// install now. What the device says of itself only narrows the answer (a release for another
+/// model or channel is not offered); Command decides from its own record. The answer is the
+/// director's signed document (`enigm_ota::director`), sent as the exact bytes it was signed
+/// as; it echoes the request's nonce.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateCheckRequest {
+    /// The device's hardware model (1 to 64 of `a-z 0-9 - _ .`).
+    #[schema(pattern = r"^[a-z0-9._-]{1,64}$")]
+    pub model: String,
+    /// The release channel the device follows (1 to 32 of `a-z 0-9 - _ .`).
+    #[schema(pattern = r"^[a-z0-9._-]{1,32}$")]
+    pub channel: String,
+    /// The rollback index of the OS image the device runs.
+    pub installed_rollback_index: u64,
+}

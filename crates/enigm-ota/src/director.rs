@@ -213,6 +213,30 @@ impl DirectorOffer {
         Ok(offer)
     }
 
+    /// The offer of a release as Command declared it (its target name, length, SHA-256 and
+    /// release fields, which its signing bound into the targets metadata): Command's side
+    /// without parsing the targets metadata for each device. The device still compares every
+    /// field with what the repository lists ([`agree`]).
+    pub fn new(
+        target_name: &str,
+        length: u64,
+        sha256: &str,
+        release_version: &str,
+        rollback_index: u64,
+    ) -> Result<DirectorOffer, DirectorError> {
+        let offer = DirectorOffer {
+            target_name: target_name.to_owned(),
+            length,
+            hashes: OfferHashes {
+                sha256: sha256.to_ascii_lowercase(),
+            },
+            release_version: release_version.to_owned(),
+            rollback_index,
+        };
+        offer.check()?;
+        Ok(offer)
+    }
+
     /// [`DirectorOffer::for_listed`] of a verified target.
     pub fn for_target(target: &VerifiedTarget) -> Result<DirectorOffer, DirectorError> {
         Self::for_listed(target.name(), target.file())

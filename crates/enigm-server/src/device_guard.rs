@@ -104,6 +104,13 @@ impl<T> SignedDevice<T> {
         .await
     }
 
+    /// The nonce as the request's `Signature-Input` spells it (base64url), which the
+    /// director's answer echoes.
+    pub fn nonce_text(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.verified.nonce())
+    }
+
     /// The nonce as the store keeps it.
     pub fn nonce_hex(&self) -> String {
         self.verified
@@ -153,6 +160,7 @@ json_device_body! {
     enigm_api::attestation::AttestRequest => DeviceAttest,
     enigm_api::CommandAckRequest => DeviceCommandAck,
     enigm_api::releases::InstallReportRequest => DeviceOtaInstall,
+    enigm_api::rollouts::UpdateCheckRequest => DeviceOtaOffer,
     enigm_api::vpn::VpnSwitchRequest => DeviceVpnSwitch,
     enigm_api::proxy::ProxyCredentialRequest => DeviceProxyCredential,
 }

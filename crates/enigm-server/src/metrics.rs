@@ -77,6 +77,7 @@ pub struct Metrics {
     enrollments: Family<OutcomeLabels, Counter>,
     attestations: Family<AttestationLabels, Counter>,
     ota_installs: Family<OutcomeLabels, Counter>,
+    ota_offers: Family<OutcomeLabels, Counter>,
     approvals_pending: Gauge,
     audit_tree_size: Gauge,
     audit_sequencer_lag: Gauge,
@@ -132,6 +133,12 @@ impl Metrics {
             "OTA install reports from devices, by outcome",
             ota_installs.clone(),
         );
+        let ota_offers = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "ota_offers",
+            "The director's answers to devices' update requests: offered or none",
+            ota_offers.clone(),
+        );
         let approvals_pending = Gauge::default();
         registry.register(
             "approvals_pending",
@@ -158,6 +165,7 @@ impl Metrics {
             enrollments,
             attestations,
             ota_installs,
+            ota_offers,
             approvals_pending,
             audit_tree_size,
             audit_sequencer_lag,
@@ -208,6 +216,13 @@ impl Metrics {
     /// Counts an install report a device handed in.
     pub fn ota_install(&self, outcome: &'static str) {
         self.ota_installs
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    pub fn ota_offer(&self, offered: bool) {
+        let outcome = if offered { "offered" } else { "none" };
+        self.ota_offers
             .get_or_create(&OutcomeLabels { outcome })
             .inc();
     }

@@ -32,7 +32,7 @@ use crate::handlers::{
         releases::hand_in_signatures, releases::publish, releases::put_root, releases::put_targets, releases::online_keys,
         releases::repository_view, releases::device_report, tuf::metadata, tuf::target,
         rollouts::read, rollouts::set_plan, rollouts::act, rollouts::pins, rollouts::pin,
-        rollouts::unpin,
+        rollouts::unpin, rollouts::device_offer,
         policies::list, policies::create, policies::read, policies::create_version, policies::version,
         policies::diff, policies::assign, policies::unassign, policies::assignments,
         policies::bundles,

@@ -426,6 +426,12 @@ fn entries() -> Vec<RouteEntry> {
             Access::Public,
             releases::device_report,
         ),
+        entry(
+            Method::POST,
+            paths::DEVICE_OTA_OFFER,
+            Access::Public,
+            rollouts::device_offer,
+        ),
         entry(Method::POST, paths::DEVICE_VPN, Access::Public, vpn::switch),
         entry(
             Method::GET,

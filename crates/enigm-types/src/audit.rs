@@ -208,6 +208,9 @@ audit_actions! {
     DeviceWipeAck => "device.wipe-ack", Device;
     // A device's report of an OTA install: installed, rejected or rolled back, with a reason.
     DeviceOtaInstall => "device.ota-install", Device;
+    // The director's answer to a device's update request: an offer (success), or none with
+    // the reason (denied); the target is the release considered, never the device's claims.
+    DeviceOtaOffer => "device.ota-offer", Device;
     ReleaseCreate => "release.create", Release;
     ReleaseArtifactUpload => "release.artifact-upload", Release;
     // Signatures handed in for a release: accepted, or refused with the verification failure.

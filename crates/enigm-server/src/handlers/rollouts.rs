@@ -5,14 +5,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use enigm_api::rollouts::{
-    RolloutActionRequest, RolloutPlanRequest, RolloutView, VersionPinRequest, VersionPinView,
+    RolloutActionRequest, RolloutPlanRequest, RolloutView, UpdateCheckRequest, VersionPinRequest,
+    VersionPinView,
 };
 use enigm_types::{GroupName, ReleaseId};
 
+use crate::device_guard::SignedDevice;
 use crate::error::ApiResult;
 use crate::extract::{ApiJson, ApiPath};
 use crate::guard::Caller;
-use crate::services::releases::rollout;
+use crate::services::releases::{director, rollout};
 use crate::state::AppState;
 
 /// The release's stage, rollout plan and status, with each wave's counts.
@@ -94,4 +96,34 @@ pub async fn unpin(
 ) -> ApiResult<StatusCode> {
     rollout::unpin(&state, &caller, group.as_str()).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The director: which update this device should install now (signed by the device). The
+/// answer is the director's signed document, naming one target or none (the same document for
+/// "nothing newer" and "not for you"; the reason is audited). It echoes the request's nonce and
+/// expires within minutes.
+#[utoipa::path(post, path = enigm_api::paths::DEVICE_OTA_OFFER, tag = "device",
+    request_body = UpdateCheckRequest,
+    params(
+        ("signature" = String, Header, description = "RFC 9421 signature"),
+        ("signature-input" = String, Header, description = "RFC 9421 signature parameters"),
+        ("content-digest" = String, Header, description = "RFC 9530 digest of the body"),
+    ),
+    responses((status = 200, content_type = "application/json",
+            description = "the director's answer (`_type` `enigm-director`), signed",
+            body = Object),
+        (status = 401, body = enigm_api::ErrorBody), (status = 403, body = enigm_api::ErrorBody),
+        (status = 422, body = enigm_api::ErrorBody)))]
+pub async fn device_offer(
+    State(state): State<AppState>,
+    device: SignedDevice<UpdateCheckRequest>,
+) -> ApiResult<([(axum::http::HeaderName, &'static str); 2], Vec<u8>)> {
+    let bytes = director::answer(&state, device).await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    ))
 }

@@ -70,6 +70,7 @@ pub(crate) struct Admin {
     pub(crate) pin: &'static str,
 }
 
+#[derive(Debug)]
 pub(crate) struct Response {
     pub(crate) status: StatusCode,
     pub(crate) body: Value,

@@ -9,6 +9,7 @@
 //! keys.
 
 pub mod artifact;
+pub mod director;
 pub mod publishing;
 pub mod reports;
 pub mod repository;
@@ -186,7 +187,7 @@ fn validate(request: &CreateReleaseRequest) -> ApiResult<Declared> {
     Ok(Declared { models, sha256 })
 }
 
-fn is_label(text: &str, max: usize) -> bool {
+pub(super) fn is_label(text: &str, max: usize) -> bool {
     !text.is_empty()
         && text.len() <= max
         && text.bytes().all(|byte| {
