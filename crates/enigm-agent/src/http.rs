@@ -150,6 +150,19 @@ impl DeviceClient {
         path: &'static str,
         body: &B,
     ) -> anyhow::Result<T> {
+        let (_, answer) = self.post_signed_raw(key, path, body).await?;
+        Ok(serde_json::from_slice(&answer.body)?)
+    }
+
+    /// [`Self::post_signed`], keeping the answer's bytes as they came and returning the nonce
+    /// the request was signed with (as `Signature-Input` spells it): the director's answer
+    /// is verified over its exact bytes and echoes that nonce.
+    pub async fn post_signed_raw<B: Serialize>(
+        &self,
+        key: &Ed25519SigningKey,
+        path: &'static str,
+        body: &B,
+    ) -> anyhow::Result<(String, Answer)> {
         let bytes = serde_json::to_vec(body)?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng
@@ -183,7 +196,9 @@ impl DeviceClient {
             };
             anyhow::bail!("{error}");
         }
-        Ok(serde_json::from_slice(&answer.body)?)
+        use base64::Engine as _;
+        let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
+        Ok((nonce, answer))
     }
 
     /// GETs `path` and returns the response as it is (status included) for the caller to read

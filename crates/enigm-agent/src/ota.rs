@@ -6,12 +6,21 @@
 //! boot it on trial, run the health check, and confirm or roll back. Each outcome (installed,
 //! rejected with its category, rolled back) is reported to Command in a signed request. Trusted
 //! metadata lives in `ota/metadata/` under the state directory, the slots in `ota/`.
+//!
+//! **The director.** When the trusted root pins a director (`x-enigm-director`), the OS image
+//! is not the newest the repository lists but the one Command's director offers this device:
+//! the agent asks with a signed request, verifies the answer (director keys of the root, this
+//! device's handle, the request's nonce, the time), and installs only when the offer and the
+//! repository's verified target agree; every check above still follows. No answer, an answer
+//! that does not verify, or a pin that does not parse means no install, never the repository's
+//! newest.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use enigm_api::paths;
 use enigm_api::releases::{InstallReportRequest, InstallReportResponse};
+use enigm_api::rollouts::UpdateCheckRequest;
 use enigm_ota::client::{FetchFailure, Limits, Refresh, TrustedMetadata, load_trusted};
 use enigm_ota::release::release_fields;
 use enigm_ota::slots::{BootDecision, Confirmation, SlotImage};
@@ -27,6 +36,19 @@ use crate::bundles::BundleStore;
 use crate::core::{UpdateResult, Verification, VerificationRecord};
 use crate::http::DeviceClient;
 use crate::slots::{SlotStore, StageWriter};
+
+/// The director's answer as it came: the nonce the request was signed with, and the bytes.
+pub(crate) struct DirectorReply {
+    pub(crate) nonce: String,
+    pub(crate) body: Vec<u8>,
+}
+
+/// How the update flow reaches the director: the device's handle (from its enrollment) and a
+/// signed request.
+pub(crate) struct Director<A> {
+    pub(crate) handle: enigm_types::DeviceHandle,
+    pub(crate) ask: A,
+}
 
 /// What the agent was told about OTA.
 #[derive(Debug, Clone)]
@@ -134,15 +156,17 @@ const RELEASE_BUNDLE_KINDS: [&str; 1] = ["configuration-bundle"];
 /// looked at in turn. The first result is the OS image's (or the metadata's, when it was
 /// refused); bundles add one only when they installed one or refused one. A bundle record that
 /// cannot be read refuses the bundles, never the OS image.
-pub(crate) async fn update<R>(
+pub(crate) async fn update<R, A>(
     client: &DeviceClient,
     settings: &OtaSettings,
     state_dir: &Path,
     policy_bundle: Option<&str>,
+    director: Option<Director<A>>,
     report: R,
 ) -> anyhow::Result<Vec<UpdateResult>>
 where
     R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+    A: AsyncFn(UpdateCheckRequest) -> anyhow::Result<DirectorReply>,
 {
     let mut slots = open_slots(state_dir)?;
     // A trial that was interrupted (no confirmation) is rolled back at this "boot".
@@ -167,8 +191,17 @@ where
         channel: settings.channel.clone(),
         installed_rollback_index,
     };
-    let mut results =
-        vec![install_os_image(client, &mut slots, &repository, &device, &report).await?];
+    let mut results = vec![
+        install_os_image(
+            client,
+            &mut slots,
+            &repository,
+            &device,
+            director.as_ref(),
+            &report,
+        )
+        .await?,
+    ];
     match bundles {
         Ok(mut bundles) => {
             for kind in RELEASE_BUNDLE_KINDS {
@@ -323,6 +356,93 @@ where
     if target.sha256() == installed_sha256 {
         return Ok(Ok(None));
     }
+    appraised(repository, device, target, report).await
+}
+
+/// The OS image the director offers this device, once its answer verified and agreed with
+/// the repository, appraised like any other. `Ok(None)`: the director offers nothing (nothing
+/// newer, or not for this device: the answer does not say which); `Err`: refused (reported).
+async fn directed_offer<R, A>(
+    repository: &Repository,
+    device: &DeviceProfile,
+    director: &Director<A>,
+    director_keys: &enigm_ota::director::DirectorKeys,
+    installed_sha256: Option<&str>,
+    report: &R,
+) -> anyhow::Result<Result<Option<Offer>, UpdateResult>>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+    A: AsyncFn(UpdateCheckRequest) -> anyhow::Result<DirectorReply>,
+{
+    let request = UpdateCheckRequest {
+        model: device.hardware_model.clone(),
+        channel: device.channel.clone(),
+        installed_rollback_index: device
+            .installed_rollback_index
+            .get(OS_IMAGE)
+            .copied()
+            .unwrap_or(0),
+    };
+    let reply = match (director.ask)(request).await {
+        Ok(reply) => reply,
+        Err(error) => {
+            eprintln!("warning: the director did not answer: {error:#}");
+            return Ok(Err(UpdateResult::Unavailable));
+        }
+    };
+    let answer = match enigm_ota::director::verify_answer(
+        &reply.body,
+        director_keys,
+        &director.handle,
+        &reply.nonce,
+        now(),
+    ) {
+        Ok(answer) => answer,
+        Err(error) => {
+            eprintln!("warning: the director's answer was refused: {error}");
+            return Ok(Err(refuse_named(report, DIRECTOR, error.reason()).await?));
+        }
+    };
+    let Some(offered) = answer.offer() else {
+        return Ok(Ok(None));
+    };
+    if Some(offered.sha256()) == installed_sha256 {
+        return Ok(Ok(None));
+    }
+    let listed = repository
+        .targets
+        .iter()
+        .find(|target| target.name() == offered.target_name());
+    let agreed = match enigm_ota::director::agree(&answer, listed) {
+        Ok(agreed) => agreed,
+        Err(disagreement) => {
+            eprintln!(
+                "warning: the director's offer does not match the repository: {disagreement}"
+            );
+            let reason = disagreement.reason();
+            return Ok(Err(match listed {
+                Some(target) => refuse(report, target, reason).await?,
+                None => refuse_named(report, DIRECTOR, reason).await?,
+            }));
+        }
+    };
+    appraised(repository, device, agreed.target().clone(), report).await
+}
+
+/// The name install reports give the director's answer when it, not a target, was refused.
+const DIRECTOR: &str = "director";
+
+/// `target`, appraised (release signature, channel, hardware, expiry, rollback index) and with
+/// the URL of its artifact; a refusal is reported.
+async fn appraised<R>(
+    repository: &Repository,
+    device: &DeviceProfile,
+    target: VerifiedTarget,
+    report: &R,
+) -> anyhow::Result<Result<Option<Offer>, UpdateResult>>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+{
     let approved = match enigm_ota::appraise_release(&repository.trusted, &target, device, now()) {
         Ok(approved) => approved,
         Err(rejection) => {
@@ -392,21 +512,63 @@ where
     Ok(UpdateResult::Rejected(target.name().to_owned(), reason))
 }
 
-/// The OS image: streamed into the inactive slot, switched, booted on trial, health-checked,
-/// then confirmed or rolled back.
-async fn install_os_image<R>(
-    client: &DeviceClient,
-    slots: &mut SlotStore,
-    repository: &Repository,
-    device: &DeviceProfile,
+/// Reports a refusal of something that is not a target (the director's answer or its pin).
+async fn refuse_named<R>(
     report: &R,
+    name: &str,
+    reason: ReasonCategory,
 ) -> anyhow::Result<UpdateResult>
 where
     R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
 {
+    report(InstallReportRequest {
+        target_name: name.to_owned(),
+        release_version: "-".to_owned(),
+        outcome: InstallOutcome::Rejected,
+        reason: Some(reason),
+    })
+    .await?;
+    Ok(UpdateResult::Rejected(name.to_owned(), reason))
+}
+
+/// The OS image: streamed into the inactive slot, switched, booted on trial, health-checked,
+/// then confirmed or rolled back.
+async fn install_os_image<R, A>(
+    client: &DeviceClient,
+    slots: &mut SlotStore,
+    repository: &Repository,
+    device: &DeviceProfile,
+    director: Option<&Director<A>>,
+    report: &R,
+) -> anyhow::Result<UpdateResult>
+where
+    R: AsyncFn(InstallReportRequest) -> anyhow::Result<InstallReportResponse>,
+    A: AsyncFn(UpdateCheckRequest) -> anyhow::Result<DirectorReply>,
+{
     let state = slots.state().clone();
     let installed_sha = state.image(state.active).map(|image| image.sha256.as_str());
-    let offer = match offer(repository, device, OS_IMAGE, installed_sha, report).await? {
+    let chosen = match enigm_ota::director::director_keys(repository.trusted.root()) {
+        // No director pinned: the repository's newest release for this device (OTA I).
+        Ok(None) => offer(repository, device, OS_IMAGE, installed_sha, report).await?,
+        Ok(Some(keys)) => match director {
+            Some(director) => {
+                directed_offer(repository, device, director, &keys, installed_sha, report).await?
+            }
+            None => {
+                eprintln!(
+                    "warning: the update repository names a director but this device is not \
+                     enrolled: no OS image is installed"
+                );
+                Ok(None)
+            }
+        },
+        // A pin that does not parse: no install, never the repository's newest.
+        Err(error) => {
+            eprintln!("warning: the trusted root's director pin is refused: {error}");
+            Err(refuse_named(report, DIRECTOR, error.reason()).await?)
+        }
+    };
+    let offer = match chosen {
         Ok(Some(offer)) => offer,
         Ok(None) => return Ok(UpdateResult::UpToDate),
         Err(refused) => return Ok(refused),

@@ -369,11 +369,31 @@ impl Shell {
             model: self.config.model.clone(),
             channel: self.config.channel.clone(),
         };
+        // The director answers an enrolled device only (it asks as its handle).
+        let director = self
+            .dir
+            .enrollment()
+            .ok()
+            .flatten()
+            .map(|enrollment| ota::Director {
+                handle: enrollment.handle,
+                ask: async |request: enigm_api::rollouts::UpdateCheckRequest| {
+                    let (nonce, answer) = self
+                        .client
+                        .post_signed_raw(&self.key, paths::DEVICE_OTA_OFFER, &request)
+                        .await?;
+                    Ok(ota::DirectorReply {
+                        nonce,
+                        body: answer.body,
+                    })
+                },
+            });
         let results = ota::update(
             &self.client,
             &settings,
             &self.config.state_dir,
             policy_bundle,
+            director,
             async |request: enigm_api::releases::InstallReportRequest| {
                 self.client
                     .post_signed::<_, enigm_api::releases::InstallReportResponse>(

@@ -25,86 +25,12 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use enigm_crypto::{Ed25519SigningKey, HashCost};
-use enigm_device::{NONCE_LEN, RequestParts, sign_request};
-use enigm_server::state::SystemClock;
-use enigm_trust::SignalKind;
-use enigm_types::Clock as _;
-use rand::RngCore as _;
-use serde_json::{Value, json};
+use serde_json::json;
 use tower::ServiceExt as _;
 
-use support::{PIN, app, call_json};
+use support::{DEVICES, app, enroll_fleet, report, signed};
 
-const DEVICES: usize = 1000;
 const CHECK_INS_PER_DEVICE: usize = 8;
-
-/// A report of every signal kind, all measured and fine.
-fn report() -> Value {
-    let now = SystemClock.now().unix_millis();
-    let signals: Vec<Value> = SignalKind::ALL
-        .iter()
-        .map(|kind| json!({"kind": kind.as_str(), "value": "ok", "observed_at": now, "source": "collector"}))
-        .collect();
-    json!({"signals": signals, "patch_level": "2026-11-05"})
-}
-
-fn signed(key: &Ed25519SigningKey, path: &str, body: &Value) -> Request<Body> {
-    let body = body.to_string().into_bytes();
-    let mut nonce = [0_u8; NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let headers = sign_request(
-        key,
-        &RequestParts {
-            method: "POST",
-            path,
-            query: "",
-            body: &body,
-        },
-        SystemClock.now(),
-        &nonce,
-    );
-    Request::post(path)
-        .header("content-type", "application/json")
-        .header(enigm_device::CONTENT_DIGEST, headers.content_digest)
-        .header(enigm_device::SIGNATURE_INPUT, headers.signature_input)
-        .header(enigm_device::SIGNATURE, headers.signature)
-        .body(Body::from(body))
-        .expect("request")
-}
-
-async fn enroll_fleet(router: &Router, owner_token: &str) -> Vec<Ed25519SigningKey> {
-    let request = Request::post(enigm_api::paths::ENROLLMENT_TOKENS)
-        .header("content-type", "application/json")
-        .header("authorization", format!("Bearer {owner_token}"))
-        .header("x-enigm-pin", PIN)
-        .body(Body::from(
-            json!({"group": "bench", "uses": DEVICES}).to_string(),
-        ))
-        .expect("request");
-    let created = call_json(router, request).await;
-    let token = created["token"]
-        .as_str()
-        .expect("enrollment token")
-        .to_owned();
-    let mut keys = Vec::with_capacity(DEVICES);
-    for _ in 0..DEVICES {
-        let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
-        let body = json!({
-            "enrollment_token": token,
-            "report": report(),
-            "managed_opt_in": false,
-            "wipe_opt_in": false,
-        });
-        let enrolled =
-            call_json(router, signed(&key, enigm_api::paths::DEVICE_ENROLL, &body)).await;
-        assert!(
-            enrolled["handle"].is_string(),
-            "enrollment refused: {enrolled}"
-        );
-        keys.push(key);
-    }
-    keys
-}
 
 /// Runs one iteration: every device checks in `CHECK_INS_PER_DEVICE` times, in sequence.
 async fn check_in_round(router: &Router, keys: &[Ed25519SigningKey]) -> Duration {
