@@ -75,7 +75,7 @@ pub(crate) struct PlanArgs {
     /// failures or rollbacks (default 5).
     #[arg(long, value_name = "PERCENT", value_parser = clap::value_parser!(u8).range(1..=100))]
     halt_above: Option<u8>,
-    /// ... once the wave has at least this many reports (default 10).
+    /// The fewest install reports in a wave before it may halt (default 10).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     halt_min_reports: Option<u32>,
     /// Why, for the audit log.
@@ -267,9 +267,6 @@ pub(crate) async fn show(
 ) -> anyhow::Result<()> {
     let in_place = watch.watch && !json && std::io::stdout().is_terminal();
     loop {
-        let rollout = client
-            .get::<RolloutView>(&path(paths::RELEASE_ROLLOUT, id))
-            .await?;
         let release = match what {
             Show::Rollout => None,
             Show::ReleaseAndRollout => Some(
@@ -279,15 +276,25 @@ pub(crate) async fn show(
             ),
         };
         if json {
-            let raw = release
-                .as_ref()
-                .map_or(&rollout.raw, |release| &release.raw);
+            // `release status ID --json` stays the release's body; the rollout has its own.
+            let raw = match release {
+                Some(release) => release.raw,
+                None => {
+                    client
+                        .get::<RolloutView>(&path(paths::RELEASE_ROLLOUT, id))
+                        .await?
+                        .raw
+                }
+            };
             if watch.watch {
-                output::print_json_line(raw)?;
+                output::print_json_line(&raw)?;
             } else {
-                output::print_json(raw)?;
+                output::print_json(&raw)?;
             }
         } else {
+            let rollout = client
+                .get::<RolloutView>(&path(paths::RELEASE_ROLLOUT, id))
+                .await?;
             let mut text = String::new();
             if let Some(release) = &release {
                 text.push_str(&crate::release::release_table(&release.value).to_string());
