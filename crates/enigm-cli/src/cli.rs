@@ -72,7 +72,8 @@ pub(crate) enum Command {
     Tsc(agent::TscArgs),
     /// Verify Android Key Attestation chains offline; create a development attestation root.
     Attest(crate::attest::AttestArgs),
-    /// OTA releases: create (pipeline), sign (signing workstation), publish, status.
+    /// OTA releases: create (pipeline), sign (signing workstation), publish, status, the
+    /// controlled rollout (plan, steps, live status) and version pins per device group.
     Release(crate::release::ReleaseArgs),
     /// Policies: versions, diffs and assignments to device groups (changes need an approval).
     Policy(crate::policy::PolicyArgs),
@@ -366,6 +367,130 @@ mod tests {
             .is_ok()
         );
         assert!(parse(&["admin", "devices", "show", "serial-123"]).is_err());
+    }
+
+    #[test]
+    fn release_rollout_commands_are_parsed() {
+        let plan = [
+            "release",
+            "rollout",
+            "plan",
+            "0193a8f2",
+            "--model",
+            "limited-rollout",
+            "--justification",
+            "december",
+        ];
+        assert!(parse(&plan).is_ok());
+        assert!(parse(&[&plan[..], &["--wave", "10:24h", "--wave", "100:0s"]].concat()).is_ok());
+        assert!(
+            parse(
+                &[
+                    &plan[..],
+                    &["--validation-group", "lab,qa", "--halt-above", "5"]
+                ]
+                .concat()
+            )
+            .is_ok()
+        );
+        assert!(parse(&[&plan[..], &["--halt-min-reports", "20"]].concat()).is_ok());
+        for bad in [
+            &["--wave", "10"][..],
+            &["--wave", "0:1h"],
+            &["--wave", "10:1y"],
+            &["--halt-above", "0"],
+            &["--halt-above", "101"],
+            &["--halt-min-reports", "0"],
+            &["--validation-group", "Not A Group"],
+        ] {
+            assert!(parse(&[&plan[..], bad].concat()).is_err(), "{bad:?}");
+        }
+        assert!(
+            parse(&[
+                "release",
+                "rollout",
+                "plan",
+                "0193a8f2",
+                "--model",
+                "yolo",
+                "--justification",
+                "x"
+            ])
+            .is_err()
+        );
+        assert!(parse(&plan[..6]).is_err(), "a justification is required");
+        for step in [
+            "validate", "start", "advance", "promote", "pause", "resume", "withdraw",
+        ] {
+            let args = [
+                "release",
+                "rollout",
+                step,
+                "0193a8f2",
+                "--justification",
+                "why",
+            ];
+            assert!(parse(&args).is_ok(), "{step}");
+            assert!(
+                parse(&[&args[..], &["--pin-file", "/run/pin"]].concat()).is_ok(),
+                "{step}"
+            );
+            // The PIN is never an argument, and a step says why.
+            assert!(
+                parse(&[&args[..], &["--pin", "123456"]].concat()).is_err(),
+                "{step}"
+            );
+            assert!(parse(&args[..4]).is_err(), "{step}");
+        }
+        assert!(
+            parse(&[
+                "release",
+                "rollout",
+                "rewind",
+                "0193a8f2",
+                "--justification",
+                "x"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["release", "rollout", "status", "0193a8f2", "--watch"]).is_ok());
+        assert!(
+            parse(&[
+                "release",
+                "status",
+                "0193a8f2",
+                "--watch",
+                "--interval",
+                "5s"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["release", "status", "0193a8f2", "--interval", "5s"]).is_err());
+        assert!(
+            parse(&[
+                "release",
+                "status",
+                "0193a8f2",
+                "--watch",
+                "--interval",
+                "0s"
+            ])
+            .is_err()
+        );
+        assert!(
+            parse(&[
+                "release",
+                "pin",
+                "field",
+                "0193a8f2",
+                "--justification",
+                "hold"
+            ])
+            .is_ok()
+        );
+        assert!(parse(&["release", "pin", "field", "0193a8f2"]).is_err());
+        assert!(parse(&["release", "unpin", "field"]).is_ok());
+        assert!(parse(&["release", "pins"]).is_ok());
     }
 
     #[test]

@@ -191,6 +191,11 @@ fn hint(code: &str) -> Option<&'static str> {
             "`enigm admin approvals show ID` shows who may decide it"
         }
         "weak_password" => "passwords are 12 to 256 characters, not only spaces",
+        "soak_not_elapsed" => {
+            "`enigm release rollout status ID` shows when the current wave's soak ends"
+        }
+        "rollout_paused" => "resume it with `enigm release rollout resume ID`",
+        "rollout_draft_plan" => "set a plan with `enigm release rollout plan ID --model MODEL`",
         _ => return None,
     })
 }
@@ -220,6 +225,9 @@ mod tests {
             ("totp_required", "--totp CODE"),
             ("forbidden", "enigm admin whoami"),
             ("self_approval", "enigm admin approvals show ID"),
+            ("soak_not_elapsed", "enigm release rollout status ID"),
+            ("rollout_paused", "enigm release rollout resume ID"),
+            ("rollout_draft_plan", "enigm release rollout plan ID"),
         ];
         for (code, fix) in cases {
             let hint = hint(code).unwrap_or_else(|| panic!("no hint for {code}"));

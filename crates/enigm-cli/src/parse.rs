@@ -3,7 +3,8 @@
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use enigm_types::{
-    ApprovalKind, ApprovalState, AuditAction, DeviceHandle, DeviceState, Outcome, Role, TrustState,
+    ApprovalKind, ApprovalState, AuditAction, DeviceHandle, DeviceState, Outcome, Role,
+    RolloutModel, TrustState,
 };
 
 const OUTCOMES: [Outcome; 3] = [Outcome::Success, Outcome::Denied, Outcome::Failed];
@@ -26,6 +27,10 @@ pub(crate) fn device_state() -> impl TypedValueParser<Value = DeviceState> {
 
 pub(crate) fn outcome() -> impl TypedValueParser<Value = Outcome> {
     one_of(&OUTCOMES, Outcome::as_str)
+}
+
+pub(crate) fn rollout_model() -> impl TypedValueParser<Value = RolloutModel> {
+    one_of(&RolloutModel::ALL, RolloutModel::as_str)
 }
 
 pub(crate) fn audit_action() -> impl TypedValueParser<Value = AuditAction> {
@@ -51,32 +56,39 @@ pub(crate) fn since(input: &str) -> Result<String, String> {
     if let Some(at) = enigm_types::Timestamp::parse_rfc3339(input) {
         return Ok(at.to_rfc3339());
     }
-    let unit_at = input
-        .find(|c: char| !c.is_ascii_digit())
-        .filter(|&at| at > 0)
-        .ok_or_else(|| since_error(input))?;
-    let (number, unit) = input.split_at(unit_at);
-    let seconds_per_unit: u64 = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(since_error(input)),
-    };
-    let seconds = number
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(seconds_per_unit))
-        .ok_or_else(|| since_error(input))?;
+    let back = duration_in_units(input).ok_or_else(|| since_error(input))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_err(|_| "the system clock is before 1970".to_owned())?;
     let now = enigm_types::Timestamp::from_unix_millis(
         i64::try_from(now.as_millis()).map_err(|_| "the system clock is out of range")?,
     );
-    Ok(now
-        .saturating_sub(std::time::Duration::from_secs(seconds))
-        .to_rfc3339())
+    Ok(now.saturating_sub(back).to_rfc3339())
+}
+
+/// A duration as a whole number and one unit: `0s`, `90s`, `10m`, `2h`, `7d`.
+pub(crate) fn duration(input: &str) -> Result<std::time::Duration, String> {
+    duration_in_units(input)
+        .ok_or_else(|| format!("`{input}` is not a duration (0s, 90s, 10m, 2h, 7d)"))
+}
+
+fn duration_in_units(input: &str) -> Option<std::time::Duration> {
+    let unit_at = input
+        .find(|c: char| !c.is_ascii_digit())
+        .filter(|&at| at > 0)?;
+    let (number, unit) = input.split_at(unit_at);
+    let seconds_per_unit: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(seconds_per_unit))
+        .map(std::time::Duration::from_secs)
 }
 
 fn since_error(input: &str) -> String {
@@ -127,6 +139,27 @@ mod tests {
         ] {
             let error = super::since(bad).unwrap_err();
             assert!(error.contains("RFC 3339"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn durations_are_a_number_and_one_unit() {
+        use std::time::Duration;
+        assert_eq!(super::duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(super::duration("30m").unwrap(), Duration::from_secs(1800));
+        assert_eq!(super::duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(super::duration("2d").unwrap(), Duration::from_secs(172_800));
+        for bad in [
+            "",
+            "10",
+            "h",
+            "1.5h",
+            "-1h",
+            "1w",
+            "1h30m",
+            "99999999999999999999d",
+        ] {
+            assert!(super::duration(bad).is_err(), "{bad}");
         }
     }
 }

@@ -113,7 +113,7 @@ fn parse_kind(text: &str) -> Result<PolicyKind, String> {
     })
 }
 
-fn parse_group(text: &str) -> Result<GroupName, String> {
+pub(crate) fn parse_group(text: &str) -> Result<GroupName, String> {
     GroupName::parse(text).map_err(|error| error.to_string())
 }
 

@@ -7,7 +7,12 @@
 //!   (targets) key, both in a PKCS#11 token (or, for development only, key files), and hands
 //!   the signatures to Command, which verifies them. The pipeline never holds a private key.
 //! - `publish`: Command signs a new snapshot and timestamp with its online keys.
-//! - `status`: the releases, their state and what devices reported.
+//! - `status`: the releases, their state and what devices reported; for one release also its
+//!   rollout, live with `--watch`.
+//! - `rollout …`: the rollout plan and its steps ([`rollout`]); `pin`, `unpin`, `pins`: version
+//!   pins per device group.
+
+mod rollout;
 
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
@@ -16,7 +21,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use enigm_api::paths;
 use enigm_api::releases::{CreateReleaseRequest, ReleaseKind, ReleaseView};
-use enigm_types::ReleaseId;
+use enigm_types::{GroupName, ReleaseId};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::GlobalArgs;
@@ -46,11 +51,37 @@ enum ReleaseCommand {
         /// The release id, or a unique prefix of it (at least 4 characters).
         id: String,
     },
-    /// The releases, or one release, with their state and install outcomes.
+    /// The releases, or one release with its state, install outcomes and rollout (stage,
+    /// status, each wave's counts).
     Status {
         /// One release id (or a unique prefix of it); all releases when absent.
         id: Option<String>,
+        #[command(flatten)]
+        watch: rollout::Watch,
     },
+    /// A release's controlled rollout: plan, validate, start, advance, promote, pause, resume,
+    /// withdraw, status.
+    Rollout {
+        #[command(subcommand)]
+        command: rollout::RolloutCommand,
+    },
+    /// Keep a device group on a published release's version until unpinned.
+    Pin {
+        #[arg(value_parser = crate::policy::parse_group)]
+        group: GroupName,
+        /// The release id, or a unique prefix of it (at least 4 characters).
+        release: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        justification: String,
+    },
+    /// Let a device group follow the rollouts again.
+    Unpin {
+        #[arg(value_parser = crate::policy::parse_group)]
+        group: GroupName,
+    },
+    /// Every device group's version pin.
+    Pins,
 }
 
 #[derive(Debug, Args)]
@@ -114,14 +145,35 @@ pub(crate) async fn run(global: &GlobalArgs, args: ReleaseArgs) -> anyhow::Resul
                 .await?;
             print_release(&reply.value, &reply.raw, global.json)
         }
-        ReleaseCommand::Status { id: Some(id) } => {
+        ReleaseCommand::Status {
+            id: Some(id),
+            watch,
+        } => {
             let id = crate::admin::resolve::release(&client, &id).await?;
-            let reply = client
-                .get::<ReleaseView>(&release_path(paths::RELEASE, id))
-                .await?;
-            print_release(&reply.value, &reply.raw, global.json)
+            rollout::show(
+                &client,
+                id,
+                watch,
+                global.json,
+                rollout::Show::ReleaseAndRollout,
+            )
+            .await
         }
-        ReleaseCommand::Status { id: None } => {
+        ReleaseCommand::Rollout { command } => {
+            rollout::run(&client, &pins, command, global.json).await
+        }
+        ReleaseCommand::Pin {
+            group,
+            release,
+            justification,
+        } => rollout::pin(&client, group, &release, justification, global.json).await,
+        ReleaseCommand::Unpin { group } => rollout::unpin(&client, group, global.json).await,
+        ReleaseCommand::Pins => rollout::pins(&client, global.json).await,
+        ReleaseCommand::Status { id: None, watch } => {
+            anyhow::ensure!(
+                !watch.watch,
+                "`--watch` follows one release: `enigm release status ID --watch`"
+            );
             let reply = client.get::<Vec<ReleaseView>>(paths::RELEASES).await?;
             if global.json {
                 return output::print_json_list(&reply.raw, None);
@@ -295,6 +347,12 @@ pub(crate) fn print_release(
     if json {
         return output::print_json(raw);
     }
+    output::print_table(&release_table(release));
+    Ok(())
+}
+
+/// One release as a FIELD / VALUE table.
+pub(crate) fn release_table(release: &ReleaseView) -> comfy_table::Table {
     let mut table = output::new_table(&["FIELD", "VALUE"]);
     let rows: [(&str, String); 14] = [
         ("id", release.id.to_string()),
@@ -336,6 +394,5 @@ pub(crate) fn print_release(
     for (field, value) in rows {
         table.add_row(vec![field.to_owned(), value]);
     }
-    output::print_table(&table);
-    Ok(())
+    table
 }
