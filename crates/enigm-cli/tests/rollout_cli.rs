@@ -461,6 +461,21 @@ async fn a_release_is_rolled_out_wave_by_wave_from_the_command_line(backend: Bac
         "rollout_withdrawn",
     );
 
+    // A group cannot be pinned to a withdrawn release: its devices would then be offered
+    // nothing (the release is withdrawn, every other version pinned away).
+    refused(
+        owner,
+        &[
+            "release",
+            "pin",
+            "field-phones",
+            &fast,
+            "--justification",
+            "pin to a withdrawn release",
+        ],
+        "rollout_withdrawn",
+    );
+
     // `release status ID --json` stays the release's view; the rollout's is its own.
     let release: Value = owner.json(&["release", "status", &fast]);
     assert_eq!(release["state"], "published");

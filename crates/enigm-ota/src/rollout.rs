@@ -68,6 +68,10 @@ pub enum StageError {
     /// A withdrawn release goes nowhere.
     #[error("a withdrawn release takes no further stage")]
     Withdrawn,
+    /// A paused or halted rollout does not widen: resume it first (a halt's reason is what an
+    /// approver of a promotion would otherwise not see).
+    #[error("the rollout is paused or halted: resume it before it reaches more devices")]
+    Paused,
 }
 
 impl StageError {
@@ -75,6 +79,7 @@ impl StageError {
         match self {
             StageError::DraftPlan => ReasonCategory::RolloutDraftPlan,
             StageError::Withdrawn => ReasonCategory::RolloutWithdrawn,
+            StageError::Paused => ReasonCategory::RolloutPaused,
             StageError::IllegalStep { .. } | StageError::NotAnOperatorStep { .. } => {
                 ReasonCategory::InvalidTransition
             }
@@ -83,7 +88,8 @@ impl StageError {
 }
 
 /// Checks an operator's step from `from` to `to`: the next stage after `Registered`, never a
-/// skip or a step back, never for a withdrawn release, and no rollout under a draft plan.
+/// skip or a step back, never for a withdrawn release, no rollout under a draft plan, and no
+/// widening (start, promotion) while the rollout is paused or halted.
 pub fn check_step(
     from: ReleaseStage,
     to: ReleaseStage,
@@ -101,6 +107,11 @@ pub fn check_step(
     }
     if to >= ReleaseStage::ControlledRollout && model == RolloutModel::Draft {
         return Err(StageError::DraftPlan);
+    }
+    if to >= ReleaseStage::ControlledRollout
+        && matches!(status, RolloutStatus::Paused | RolloutStatus::Halted)
+    {
+        return Err(StageError::Paused);
     }
     Ok(())
 }

@@ -295,10 +295,6 @@ async fn offers_follow_stage_waves_and_the_devices_standing(backend: Backend) {
         .map(|wave| wave["counts"]["offered"].as_u64().unwrap())
         .sum::<u64>()
         + status["outside_waves"]["offered"].as_u64().unwrap();
-    // Every device that asked and was offered: the first wave's, the validation group's, the
-    // one enrolled later and the one asking again after the pause.
-    assert!(offered_total >= in_first_wave.len() as u64 + 2, "{status}");
-    assert!(offered_total <= in_first_wave.len() as u64 + 3, "{status}");
     let refused_total: u64 = status["waves"]
         .as_array()
         .unwrap()

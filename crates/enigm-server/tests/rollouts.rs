@@ -360,6 +360,8 @@ async fn pause_resume_and_withdraw(backend: Backend) {
         "invalid_transition",
     );
     assert_refused(&step(&app, &manager, id, "advance").await, "rollout_paused");
+    // Paused, a rollout does not widen: no promotion either.
+    assert_refused(&step(&app, &manager, id, "promote").await, "rollout_paused");
     assert_eq!(
         step(&app, &manager, id, "resume").await.body["status"],
         "active"
@@ -470,15 +472,26 @@ async fn groups_are_pinned_and_unpinned(backend: Backend) {
     let (manager, _) = release_admins(&app).await;
     let id = release(&app).await;
     let pin = |group: &str, release: ReleaseId| json!({"group": group, "release": release.to_string(), "justification": "hold the lab"});
-    let pinned = app
-        .call(
+    let pin_request = |body: Value| {
+        app.call(
             Method::POST,
             paths::OTA_PINS,
             Some(&manager),
             None,
-            Some(pin("lab", id)),
+            Some(body),
         )
-        .await;
+    };
+    // A release no device may be offered yet cannot be pinned.
+    assert_refused(&pin_request(pin("lab", id)).await, "invalid_transition");
+    assert_eq!(
+        plan(&app, &manager, id, waves(&[(100, 0)])).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        step(&app, &manager, id, "validate").await.status,
+        StatusCode::OK
+    );
+    let pinned = pin_request(pin("lab", id)).await;
     assert_eq!(pinned.status, StatusCode::OK, "{:?}", pinned.body);
     assert_eq!(pinned.body["release_version"], "1");
     let listed = app.get(paths::OTA_PINS, &manager).await;
@@ -513,6 +526,12 @@ async fn groups_are_pinned_and_unpinned(backend: Backend) {
             .unwrap()
             .is_empty()
     );
+    // Nor can a withdrawn one.
+    assert_eq!(
+        step(&app, &manager, id, "withdraw").await.status,
+        StatusCode::OK
+    );
+    assert_refused(&pin_request(pin("lab", id)).await, "rollout_withdrawn");
     let events = app.audit_events().await;
     assert!(
         events

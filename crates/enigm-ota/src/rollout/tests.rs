@@ -85,6 +85,22 @@ fn next_stage_before(stage: ReleaseStage) -> ReleaseStage {
 }
 
 #[test]
+fn a_paused_or_halted_rollout_does_not_widen() {
+    use ReleaseStage as S;
+    for status in [RolloutStatus::Paused, RolloutStatus::Halted] {
+        for (from, to) in [
+            (S::Validated, S::ControlledRollout),
+            (S::ControlledRollout, S::Stable),
+        ] {
+            let refused = check_step(from, to, STABLE, status);
+            assert_eq!(refused, Err(StageError::Paused));
+            assert_eq!(refused.unwrap_err().reason(), ReasonCategory::RolloutPaused);
+        }
+        assert!(check_step(S::Registered, S::Validated, STABLE, status).is_ok());
+    }
+}
+
+#[test]
 fn approvals_are_needed_for_stable_and_for_a_security_rollout_only() {
     for model in RolloutModel::ALL {
         for to in ReleaseStage::ALL {
@@ -442,24 +458,31 @@ proptest! {
     }
 
     /// Random operator steps against a model of the stage machine: a stage index that moves by
-    /// one from `registered` on, and never once the release is withdrawn.
+    /// one from `registered` on, never once the release is withdrawn, and never into the
+    /// rollout or stable while paused or halted.
     #[test]
     fn random_steps_follow_the_model(
-        steps in prop::collection::vec((0usize..ReleaseStage::ALL.len(), any::<bool>()), 0..40),
+        steps in prop::collection::vec(
+            (0usize..ReleaseStage::ALL.len(), prop::sample::select(RolloutStatus::ALL.to_vec())),
+            0..40,
+        ),
         model in prop::sample::select(RolloutModel::ALL.to_vec()),
     ) {
         let registered = 4;
         let mut model_index = registered;
         let mut stage = ReleaseStage::Registered;
         let mut status = RolloutStatus::Active;
-        for (target, withdraw) in steps {
-            if withdraw && model_index >= 6 {
-                status = RolloutStatus::Withdrawn;
+        for (target, next_status) in steps {
+            // Withdrawal is final; any other status may come and go.
+            if status != RolloutStatus::Withdrawn {
+                status = next_status;
             }
             let to = ReleaseStage::ALL[target];
+            let widening = target >= 6;
             let allowed = status != RolloutStatus::Withdrawn
                 && target == model_index + 1
-                && !(target >= 6 && model == RolloutModel::Draft);
+                && !(widening && model == RolloutModel::Draft)
+                && !(widening && status != RolloutStatus::Active);
             let result = check_step(stage, to, model, status);
             prop_assert_eq!(result.is_ok(), allowed, "{} -> {}: {:?}", stage, to, result);
             if result.is_ok() {

@@ -742,19 +742,34 @@ pub async fn pin(
         release: request.release,
     };
     let release = release_record(state, request.release).await?;
-    if release.state != ReleaseState::Published {
+    let rollout = load(state, request.release).await?;
+    // A pin keeps a group on what the director would offer it: an OS image at least validated,
+    // never a withdrawn one (the group would be offered nothing at all).
+    let refusal = if rollout.record.status == RolloutStatus::Withdrawn {
+        Some((
+            ReasonCategory::RolloutWithdrawn,
+            "a group cannot be pinned to a withdrawn release",
+        ))
+    } else if release.release.kind != "os-image"
+        || stage(&release, Some(&rollout.record)) < ReleaseStage::Validated
+    {
+        Some((
+            ReasonCategory::InvalidTransition,
+            "a group can be pinned to a validated OS image release only",
+        ))
+    } else {
+        None
+    };
+    if let Some((reason, message)) = refusal {
         refuse(
             state,
             caller.admin.id,
             AuditAction::OtaVersionPin,
             target,
-            ReasonCategory::InvalidTransition,
+            reason,
         )
         .await?;
-        return Err(ApiError::conflict(
-            ReasonCategory::InvalidTransition,
-            "a group can be pinned to a published release only",
-        ));
+        return Err(ApiError::conflict(reason, message));
     }
     let mut tx = state.store().begin().await?;
     tx.pin_version(
