@@ -399,6 +399,40 @@ fn the_readme_runs_as_written() {
         &[("<release-id>", &release)],
     )
     .ok();
+    let id = [("<release-id>", release.as_str())];
+    walk.run(
+        "enigm release rollout plan <release-id> --model stable-rollout --wave 10:0s --wave 50:24h \
+         --wave 100:24h --validation-group lab-phones --justification \"December rollout\"",
+        &id,
+    )
+    .ok();
+    walk.run(
+        "enigm release rollout validate <release-id> --justification \"artifact and plan checked\"",
+        &id,
+    )
+    .ok()
+    .shows("validated");
+    walk.run(
+        "enigm release rollout start <release-id> --justification \"first wave\"",
+        &id,
+    )
+    .ok()
+    .shows("10 %");
+    walk.run(
+        "enigm release rollout advance <release-id> --justification \"wave 1 healthy\"",
+        &id,
+    )
+    .ok()
+    .shows("50 %");
+    walk.run("enigm release status <release-id>", &id)
+        .ok()
+        .shows("controlled-rollout");
+    walk.run(
+        "enigm release pin lab-phones <release-id> --justification \"hold the lab on this version\"",
+        &id,
+    )
+    .ok()
+    .shows("lab-phones");
     walk.run("enigm release status", &[])
         .ok()
         .shows("published");
@@ -436,6 +470,7 @@ fn the_readme_runs_as_written() {
         "cargo run --release -p enigm-server --example audit_load -- --seconds 10 --producers 256",
         "cargo bench -p enigm-trust --bench engine",
         "cargo bench -p enigm-server --bench check_ins",
+        "cargo bench -p enigm-server --bench director",
         "cargo bench -p enigm-attest --bench android_chain",
         "cargo bench -p enigm-attest --bench tpm_quote",
         "cargo bench -p enigm-ota --bench refresh",

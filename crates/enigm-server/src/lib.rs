@@ -13,6 +13,7 @@ pub mod checkins;
 pub mod config;
 pub mod deployment_keys;
 pub mod device_guard;
+pub mod director_writer;
 pub mod edge;
 pub mod error;
 pub mod extract;

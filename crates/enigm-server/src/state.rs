@@ -41,6 +41,8 @@ pub struct Inner {
     pub device_handle_key: DeviceHandleKey,
     pub device_max_skew: Duration,
     pub check_ins: CheckInWriter,
+    /// Stores what the director's update checks leave behind, group-committed.
+    pub director: crate::director_writer::DirectorWriter,
     pub device_policies: PolicyCache,
     pub attestation: AttestationService,
     pub ota: crate::ota::OtaService,
@@ -108,6 +110,7 @@ impl AppState {
         ));
         tokio::spawn(anonymous.clone().run());
         let check_ins = CheckInWriter::spawn(store.clone());
+        let director = crate::director_writer::DirectorWriter::spawn(store.clone());
         tokio::spawn(checkpoint_wal(store.clone()));
         let attestation = AttestationService::new(options.attestation, store.clone());
         let throttle = SharedThrottle::new(store.clone(), options.throttle);
@@ -126,6 +129,7 @@ impl AppState {
             device_handle_key: options.device_handle_key,
             device_max_skew: enigm_device::DEFAULT_MAX_SKEW,
             check_ins,
+            director,
             device_policies: PolicyCache::default(),
             attestation,
             ota: crate::ota::OtaService::new(options.ota),

@@ -581,6 +581,27 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Remembers a request's nonce unless it was seen before: `false` for a replay, and then
+    /// nothing is written (so that one replay in a batch does not spoil the batch's
+    /// transaction). Expired nonces are forgotten by [`WriteTx::forget_expired_nonces`].
+    pub async fn claim_device_nonce(
+        &mut self,
+        handle: &DeviceHandle,
+        nonce: &str,
+        expires_at: Timestamp,
+    ) -> StoreResult<bool> {
+        let result = sqlx::query(
+            "INSERT INTO device_nonces (handle, nonce, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (handle, nonce) DO NOTHING",
+        )
+        .bind(handle.to_string())
+        .bind(nonce.to_owned())
+        .bind(expires_at.unix_millis())
+        .execute(self.conn())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Creates a device with its first evaluation; `Err(Conflict)` when the handle exists.
     pub async fn insert_device(&mut self, device: &NewDevice) -> StoreResult<()> {
         let posture = EncodedPosture::new(&device.posture)?;

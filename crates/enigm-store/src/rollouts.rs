@@ -277,6 +277,33 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Records the director's decision for a device (offered or refused), unless the device
+    /// already reported an install of the release: a report is what the status counts.
+    pub async fn record_rollout_decision(
+        &mut self,
+        release: ReleaseId,
+        handle: &DeviceHandle,
+        wave: Option<u32>,
+        state: RolloutDeviceState,
+        at: Timestamp,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (release_id, handle) DO UPDATE SET \
+             state = excluded.state, updated_at = excluded.updated_at, \
+             wave = COALESCE(rollout_devices.wave, excluded.wave) \
+             WHERE rollout_devices.state IN ('offered', 'refused')",
+        )
+        .bind(release.to_string())
+        .bind(handle.to_string())
+        .bind(wave.map(i64::from))
+        .bind(state.as_str())
+        .bind(at.unix_millis())
+        .execute(self.conn())
+        .await?;
+        Ok(())
+    }
+
     /// The counts of a release's devices, inside the transaction (for the automatic halt).
     pub async fn rollout_counts(&mut self, release: ReleaseId) -> StoreResult<Vec<RolloutCount>> {
         let rows = sqlx::query(COUNT_SQL)

@@ -22,6 +22,7 @@ use enigm_types::{
 use super::is_label;
 use super::rollout::{self, place};
 use crate::device_guard::SignedDevice;
+use crate::director_writer::{DirectorStored, DirectorWrite};
 use crate::error::{ApiError, ApiResult};
 use crate::services::eligibility;
 use crate::state::AppState;
@@ -130,15 +131,18 @@ pub async fn answer(
         }
     }
 
-    let mut tx = state.store().begin().await?;
-    if let Err(error) = device.record_nonce(&mut tx).await {
-        drop(tx);
-        return Err(device.refuse.store_refusal(error).await);
-    }
+    let mut write = DirectorWrite {
+        handle,
+        nonce: device.nonce_hex(),
+        nonce_expires_at: device.nonce_expires_at(),
+        received_at: now,
+        rollout_step: None,
+        event: None,
+    };
     if let Some((release, decision, wave)) = &decided {
         let id = release.release.id;
         let target = AuditTarget::Release { release: id };
-        let event = match decision {
+        write.event = Some(match decision {
             OfferDecision::Offer { .. } => AuditEvent::new(
                 now,
                 Actor::Device(handle),
@@ -154,23 +158,16 @@ pub async fn answer(
                 Outcome::Denied,
             )
             .with_reason(*reason),
-        };
-        if let Some(step) = counted_step(*decision) {
-            let previous = state.store().rollout_device(id, &handle).await?;
-            // What the device reported of an install stays what the status counts.
-            let reported = previous.is_some_and(|(_, state)| {
-                !matches!(
-                    state,
-                    RolloutDeviceState::Offered | RolloutDeviceState::Refused
-                )
-            });
-            if !reported && previous.map(|(_, state)| state) != Some(step) {
-                tx.set_rollout_device(id, &handle, *wave, step, now).await?;
-            }
-        }
-        tx.append_audit(&event).await?;
+        });
+        write.rollout_step = counted_step(*decision).map(|step| (id, *wave, step));
     }
-    tx.commit().await?;
+    match state.director.store(write).await {
+        Ok(DirectorStored::Recorded) => {}
+        Ok(DirectorStored::Replayed) => {
+            return Err(device.refuse.deny(ReasonCategory::Replayed).await);
+        }
+        Err(error) => return Err(ApiError::internal(&error)),
+    }
     state.metrics.ota_offer(offer.is_some());
 
     let answer = DirectorAnswer::new(
