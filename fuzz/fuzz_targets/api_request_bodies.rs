@@ -24,6 +24,9 @@ use enigm_api::devices::{
 };
 use enigm_api::eligibility::EligibilityRequest;
 use enigm_api::releases::{CreateReleaseRequest, InstallReportRequest};
+use enigm_api::rollouts::{
+    RolloutActionRequest, RolloutPlanRequest, UpdateCheckRequest, VersionPinRequest,
+};
 use enigm_api::{
     ApprovalRuleChangeRequest, ChangePasswordRequest, CreateUserRequest, LegalHoldRequest,
     LoginRequest, RoleGrantRequest, SetPinRequest, TotpConfirmRequest,
@@ -57,6 +60,10 @@ fuzz_target!(|data: &[u8]| {
     // OTA releases and what devices report of them.
     json_is_a_fixed_point::<CreateReleaseRequest>(data);
     json_is_a_fixed_point::<InstallReportRequest>(data);
+    json_is_a_fixed_point::<RolloutPlanRequest>(data);
+    json_is_a_fixed_point::<RolloutActionRequest>(data);
+    json_is_a_fixed_point::<VersionPinRequest>(data);
+    json_is_a_fixed_point::<UpdateCheckRequest>(data);
 
     // Stored JSON, read back from the database.
     round_trips_to_equal::<ApprovalAction>(data);
