@@ -2,11 +2,14 @@
 //!
 //! - `keys init` (once, on the signing workstation): creates the root, targets and
 //!   Release-Signing keys in a PKCS#11 token (or development key files), signs the first root
-//!   metadata naming them and Command's online snapshot and timestamp keys, and installs it on
-//!   Command. The root file it writes is what devices are provisioned with.
+//!   metadata naming them and Command's online snapshot and timestamp keys, pins Command's
+//!   director key in it, and installs it on Command. The root file it writes is what devices
+//!   are provisioned with.
 //! - `keys rotate`: a new key for one role, through a new root version signed by the old and
-//!   the new root thresholds.
-//! - `keys show`: the current root's roles, keys, thresholds and expiry.
+//!   the new root thresholds; it names Command's online keys and pins its director key as
+//!   they are now.
+//! - `keys show`: the current root's roles, keys, thresholds and expiry, its director pin, and
+//!   whether they name Command's online keys.
 //! - `export --dir DIR`: the repository as static files.
 
 use std::collections::BTreeMap;
@@ -148,6 +151,7 @@ async fn show(
     for (role, value) in [
         ("snapshot", &online.value.snapshot),
         ("timestamp", &online.value.timestamp),
+        ("director", &online.value.director),
     ] {
         if let Some(id) = online_id(value) {
             labels.insert(id.clone(), format!("Command's online {role} key"));
@@ -188,10 +192,24 @@ async fn show(
                 .collect(),
         ));
     }
-    let online_named = rows.iter().all(|(name, _, ids, _)| {
-        !matches!(name.as_str(), "snapshot" | "timestamp")
-            || ids.iter().all(|id| online_ids.contains(id))
+    // A root without a director pin is valid (its devices update as before the director); a
+    // pin that does not parse is shown as such: devices take no update under it.
+    let director = enigm_ota::director::director_keys(&root);
+    if let Ok(Some(pin)) = &director {
+        rows.push((
+            "director".to_owned(),
+            pin.threshold(),
+            pin.keys().keys().cloned().collect(),
+            pin.keys().values().map(|key| key.scheme.clone()).collect(),
+        ));
+    }
+    let director_online_id = online_id(&online.value.director);
+    let online_named = rows.iter().all(|(name, _, ids, _)| match name.as_str() {
+        "snapshot" | "timestamp" => ids.iter().all(|id| online_ids.contains(id)),
+        "director" => ids.iter().all(|id| director_online_id.as_ref() == Some(id)),
+        _ => true,
     });
+    let director_pinned = matches!(director, Ok(Some(_)));
     if json {
         let value: serde_json::Value =
             serde_json::from_slice(&root_bytes).context("the root metadata is not JSON")?;
@@ -199,6 +217,7 @@ async fn show(
             "root": value,
             "online_keys": online.raw,
             "online_keys_named": online_named,
+            "director_pinned": director_pinned,
             "labels": labels,
         }));
     }
@@ -225,11 +244,24 @@ async fn show(
             "Key labels: pass the workstation's token (--pkcs11-module PATH --token-label LABEL)."
         );
     }
+    const ROTATE: &str = "enigm ota keys rotate --role root --pkcs11-module MODULE \
+        --token-label LABEL --token-pin-file FILE";
     if !online_named {
         println!(
-            "warning: this root does not name Command's online snapshot and timestamp keys; on \
-             the signing workstation run: enigm ota keys rotate --role root --pkcs11-module \
-             MODULE --token-label LABEL --token-pin-file FILE"
+            "warning: this root does not name Command's online snapshot, timestamp and director \
+             keys; on the signing workstation run: {ROTATE}"
+        );
+    }
+    if let Err(error) = &director {
+        println!(
+            "warning: {error}: devices that trust this root take no update; on the signing \
+             workstation run: {ROTATE}"
+        );
+    } else if !director_pinned {
+        println!(
+            "warning: this root pins no director: devices that trust it install the newest \
+             release they accept, without Command's per-device offer; to pin Command's director \
+             key, on the signing workstation run: {ROTATE}"
         );
     }
     Ok(())

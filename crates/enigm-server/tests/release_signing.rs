@@ -1,7 +1,8 @@
 //! Signing and publishing OTA releases on Command: the signing workstation hands in targets
 //! metadata for an approved release, Command publishes it with its online keys, and a device's
 //! update client verifies what it fetches; newer releases supersede older ones; a root must name
-//! Command's online keys and chain; online keys in a PKCS#11 token.
+//! Command's online keys and chain, and a director pin must be Command's director key alone;
+//! online keys in a PKCS#11 token.
 
 #![allow(
     clippy::unwrap_used,
@@ -27,6 +28,7 @@ use support::{Admin, Response, TestApp, approve};
 backend_tests!(
     a_release_is_signed_published_and_verifies_on_a_device,
     a_root_must_name_commands_online_keys_and_chain,
+    a_director_pin_must_be_commands_director_key_alone,
     newer_releases_supersede_older_ones_in_the_targets
 );
 
@@ -545,6 +547,149 @@ async fn a_root_must_name_commands_online_keys_and_chain(backend: Backend) {
     let forbidden =
         signing::raw(&app, Method::PUT, paths::OTA_ROOT, &manager, b"{}".to_vec()).await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+}
+
+/// A root's director pin (`x-enigm-director`) must be Command's director key alone: a pin that
+/// does not parse, names an offline key, names another key or Command's among others is refused
+/// and audited like every refused root; a root without a pin (OTA I) is accepted, and so is a
+/// later version that pins Command's director key as `GET /api/v1/ota/online-keys` names it.
+async fn a_director_pin_must_be_commands_director_key_alone(backend: Backend) {
+    use enigm_ota::director::{DIRECTOR_FIELD, DirectorKeys, director_keys};
+    use enigm_ota::metadata::Root;
+    use enigm_ota::repository::{RootKeys, build_root};
+    use enigm_ota::{Key, MetadataSigner, SoftwareSigner, sign_metadata};
+
+    let app = TestApp::new(backend).await;
+    let key = || {
+        SoftwareSigner::Ed25519(enigm_crypto::Ed25519SigningKey::generate(
+            &mut rand::rngs::OsRng,
+        ))
+    };
+    let (root_key, targets, release, stranger) = (key(), key(), key(), key());
+    let online = app.get(paths::OTA_ONLINE_KEYS, &app.owner).await;
+    let online_key =
+        |role: &str| -> Key { serde_json::from_value(online.body[role].clone()).unwrap() };
+    let director = online_key("director");
+    assert_eq!(
+        director.key_id(),
+        app.state.ota().online().director.key().key_id(),
+        "the online-keys view names the key the director signs with"
+    );
+    let expires = app
+        .clock_now()
+        .saturating_add(std::time::Duration::from_secs(86_400 * 30));
+    let keys = RootKeys {
+        root: vec![root_key.key()],
+        root_threshold: 1,
+        targets: vec![targets.key()],
+        targets_threshold: 1,
+        snapshot: online_key("snapshot"),
+        timestamp: online_key("timestamp"),
+        release: vec![release.key()],
+        release_threshold: 1,
+    };
+    let root_with = |version: u64, pin: Option<Value>| -> Root {
+        let mut root = build_root(&keys, version, expires);
+        if let Some(pin) = pin {
+            root.unrecognized.insert(DIRECTOR_FIELD.to_owned(), pin);
+        }
+        root
+    };
+    let pin_of = |keys: &[Key]| DirectorKeys::new(keys, 1).unwrap().field_value();
+    let refused_cases = [
+        (
+            "another key",
+            pin_of(&[stranger.key()]),
+            ReasonCategory::UpdateBadSignature,
+        ),
+        (
+            "Command's director key among others",
+            pin_of(&[director.clone(), stranger.key()]),
+            ReasonCategory::UpdateBadSignature,
+        ),
+        (
+            "the targets key",
+            pin_of(&[targets.key()]),
+            ReasonCategory::UpdateBadSignature,
+        ),
+        (
+            "the release key",
+            pin_of(&[release.key()]),
+            ReasonCategory::UpdateBadSignature,
+        ),
+        (
+            "no key",
+            json!({ "keys": {}, "threshold": 1 }),
+            ReasonCategory::UpdateMalformed,
+        ),
+        (
+            "Command's director key, threshold 2",
+            json!({ "keys": { director.key_id(): director }, "threshold": 2 }),
+            ReasonCategory::UpdateMalformed,
+        ),
+        (
+            "an unknown field",
+            json!({ "keys": { director.key_id(): director }, "threshold": 1, "extra": true }),
+            ReasonCategory::UpdateMalformed,
+        ),
+        (
+            "not an object",
+            json!("director"),
+            ReasonCategory::UpdateMalformed,
+        ),
+    ];
+    for (case, pin, reason) in refused_cases {
+        let bytes = sign_metadata(&root_with(1, Some(pin)), &[&root_key]).unwrap();
+        let refused = signing::raw(&app, Method::PUT, paths::OTA_ROOT, &app.owner, bytes).await;
+        assert_eq!(
+            refused.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{case}: {:?}",
+            refused.body
+        );
+        assert_eq!(
+            refused.code(),
+            reason.as_str(),
+            "{case}: {:?}",
+            refused.body
+        );
+        let events = app.audit_events().await;
+        let event = last_event(&events, AuditAction::OtaRootUpdate);
+        assert_eq!(event.outcome, Outcome::Denied, "{case}");
+        assert_eq!(event.reason, Some(reason), "{case}");
+    }
+    let repository = app.get(paths::OTA_REPOSITORY, &app.owner).await;
+    assert_eq!(
+        repository.body["root_version"],
+        Value::Null,
+        "nothing stored"
+    );
+
+    // A root without a pin: devices update as in OTA I.
+    let first = sign_metadata(&root_with(1, None), &[&root_key]).unwrap();
+    let accepted = signing::raw(&app, Method::PUT, paths::OTA_ROOT, &app.owner, first).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
+    let events = app.audit_events().await;
+    assert_eq!(
+        last_event(&events, AuditAction::OtaRootUpdate).outcome,
+        Outcome::Success
+    );
+
+    // The next version pins Command's director key: accepted and served as handed in.
+    let second = root_with(2, Some(pin_of(std::slice::from_ref(&director))));
+    let bytes = sign_metadata(&second, &[&root_key]).unwrap();
+    let accepted = signing::raw(&app, Method::PUT, paths::OTA_ROOT, &app.owner, bytes).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{:?}", accepted.body);
+    assert_eq!(accepted.body["root_version"], 2);
+    let served = get_with(
+        &app,
+        &format!("{}/2.root.json", paths::TUF_METADATA_PREFIX),
+        &[],
+    )
+    .await;
+    let (_, served) = enigm_ota::metadata::parse::<Root>(&served.bytes).unwrap();
+    let pinned = director_keys(&served).unwrap().unwrap();
+    assert_eq!(pinned, DirectorKeys::new(&[director], 1).unwrap());
 }
 
 /// `enigm up --ota-pkcs11-module …`: the online keys are generated on the token at the first

@@ -11,6 +11,7 @@ use clap::Args;
 use enigm_api::paths;
 use enigm_api::releases::{OnlineKeysView, RepositoryView};
 use enigm_ota::client::TrustedMetadata;
+use enigm_ota::director::{DirectorKeys, director_keys};
 use enigm_ota::metadata::Root;
 use enigm_ota::repository::{RootKeys, build_root};
 use enigm_ota::{Key, MetadataSigner, SignerError, SoftwareSigner, sign_metadata};
@@ -485,9 +486,9 @@ pub(crate) struct RotateArgs {
     #[command(flatten)]
     algorithm: AlgorithmArg,
     /// Which role gets a new key: `root`, `targets` or `release`. Every new root names
-    /// Command's current online snapshot and timestamp keys; `--role root` without
-    /// --new-key-label keeps the root key and does only that (after `enigm up
-    /// --rebind-ota-online-keys`, as `enigm up` says).
+    /// Command's current online snapshot and timestamp keys and pins its director key;
+    /// `--role root` without --new-key-label keeps the root key and does only that (after
+    /// `enigm up --rebind-ota-online-keys`, as `enigm up` says).
     #[arg(long, value_parser = ["root", "targets", "release"])]
     role: String,
     /// The label of the new key (created when missing); required for `targets` and `release`.
@@ -561,11 +562,12 @@ pub(crate) async fn init(
         release: vec![release_key.key()],
         release_threshold: 1,
     };
-    let root = build_root(
+    let mut root = build_root(
         &root_keys,
         1,
         now().saturating_add(days(args.expires_in_days)),
     );
+    pin_director(&mut root, &online.director)?;
     let bytes = sign_metadata(&root, &[root_key])?;
     let pin = pins.obtain()?;
     client
@@ -723,11 +725,17 @@ pub(crate) async fn rotate(
         (role, Some(_)) => anyhow::bail!("unknown role `{role}`"),
     }
     let version = current.root().version.saturating_add(1);
-    let root = build_root(
+    let mut root = build_root(
         &root_keys,
         version,
         now().saturating_add(days(args.expires_in_days)),
     );
+    // `RootKeys` knows nothing of the director: the new root pins Command's director key as it
+    // is now, which keeps the previous pin, renews it after the key moved, or adds it to a
+    // root made before the director.
+    let director_before = director_keys(current.root()).ok().flatten();
+    let director = pin_director(&mut root, &online.director)?;
+    let director_changed = director_before.as_ref() != Some(&director);
     let mut signers: Vec<&dyn MetadataSigner> = vec![&old_root];
     if let (true, Some(new_key)) = (args.role == "root", &new_key) {
         signers.push(new_key);
@@ -761,7 +769,24 @@ pub(crate) async fn rotate(
     if online_changed && !json {
         println!("The new root names Command's current online snapshot and timestamp keys.");
     }
+    if director_changed && !json {
+        println!("The new root pins Command's current director key.");
+    }
     print_keys(&root, &[], Path::new("-"), json)
+}
+
+/// Pins Command's director key, alone (threshold 1), in `root`, as Command requires of every
+/// root that pins one: devices that trust the root then install only what Command's director
+/// offers them. `director` is the key as `GET /api/v1/ota/online-keys` names it. Answers the
+/// pin.
+fn pin_director(root: &mut Root, director: &serde_json::Value) -> anyhow::Result<DirectorKeys> {
+    let key: Key =
+        serde_json::from_value(director.clone()).context("Command's director key is malformed")?;
+    let pin = DirectorKeys::new(&[key], 1).context("one key with threshold 1 is a valid pin")?;
+    pin.pin_in(root);
+    // What devices and Command check of the pin: never an offline key.
+    director_keys(root).context("Command's director key is one of the workstation's keys")?;
+    Ok(pin)
 }
 
 fn print_keys(
@@ -776,6 +801,7 @@ fn print_keys(
             "expires": root.expires,
             "created": created,
             "roles": root.roles.iter().map(|(name, role)| (name.clone(), role.keyids.clone())).collect::<std::collections::BTreeMap<_, _>>(),
+            "director": director_keys(root).ok().flatten().map(|pin| pin.keys().keys().cloned().collect::<Vec<_>>()),
             "root_out": root_out,
         }));
     }

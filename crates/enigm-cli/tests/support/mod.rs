@@ -427,3 +427,23 @@ impl Owner {
         (cli, pin)
     }
 }
+
+/// Checks that the root `enigm ota keys show --json` reports (`shown`) pins, alone and with
+/// threshold 1, the director key that `GET /api/v1/ota/online-keys` names (reported beside it),
+/// and that the show says so; answers that key's id.
+pub(crate) fn assert_root_pins_commands_director(shown: &Value) -> String {
+    let online = &shown["online_keys"]["director"];
+    let key: enigm_ota::Key = serde_json::from_value(online.clone())
+        .unwrap_or_else(|error| panic!("no director in the online keys ({error}): {shown}"));
+    let key_id = key.key_id();
+    let pin = &shown["root"]["signed"][enigm_ota::director::DIRECTOR_FIELD];
+    assert_eq!(pin["threshold"], 1, "{shown}");
+    assert_eq!(
+        pin["keys"],
+        serde_json::json!({ key_id.clone(): online }),
+        "{shown}"
+    );
+    assert_eq!(shown["director_pinned"], true, "{shown}");
+    assert_eq!(shown["online_keys_named"], true, "{shown}");
+    key_id
+}

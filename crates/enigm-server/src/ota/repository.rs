@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 
 use enigm_ota::client::TrustedMetadata;
+use enigm_ota::director::{DIRECTOR_FIELD, director_keys};
 use enigm_ota::metadata::{MetadataError, Root, Targets, verify_role};
 use enigm_ota::release::{ReleaseRejection, release_fields, release_signing, verify_payload};
 use enigm_ota::repository::{build_snapshot_with_delegated, build_timestamp};
@@ -43,7 +44,8 @@ impl OtaService {
     /// Checks a new root: the first must carry its own root threshold, later ones the current
     /// and the new threshold with the version one higher; it must not be expired; its snapshot
     /// and timestamp roles must be exactly Command's online keys; its release keys must be
-    /// valid and apart from every metadata key.
+    /// valid and apart from every metadata key; its director pin, when it has one, must be
+    /// Command's director key alone.
     pub fn accept_root(
         &self,
         current: Option<&[u8]>,
@@ -70,6 +72,7 @@ impl OtaService {
         trusted.check_root(now).map_err(|error| refusal(&error))?;
         let root = trusted.root();
         self.check_online_keys_named(root)?;
+        self.check_director_pinned(root)?;
         release_signing(root).map_err(|rejection| {
             OtaRefusal::new(release_reason(rejection), rejection.to_string())
         })?;
@@ -96,6 +99,29 @@ impl OtaService {
                     ),
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// Whether the director pin of `root`, when it has one, is Command's director key alone.
+    /// A root without the pin is accepted: its devices update as in OTA I. A pin that does not
+    /// parse, or names a root, targets or release key, would make every device refuse every
+    /// answer; one naming another key would make them refuse what Command's director signs.
+    pub fn check_director_pinned(&self, root: &Root) -> Result<(), OtaRefusal> {
+        let pinned = director_keys(root)
+            .map_err(|error| OtaRefusal::new(error.reason(), error.to_string()))?;
+        let Some(pinned) = pinned else {
+            return Ok(());
+        };
+        let expected = self.online().director.key().key_id();
+        if pinned.threshold() != 1 || pinned.keys().keys().ne([&expected]) {
+            return Err(OtaRefusal::new(
+                ReasonCategory::UpdateBadSignature,
+                format!(
+                    "the `{DIRECTOR_FIELD}` pin must be Command's director key alone, threshold 1 \
+                     (GET /api/v1/ota/online-keys)"
+                ),
+            ));
         }
         Ok(())
     }

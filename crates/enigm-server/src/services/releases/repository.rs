@@ -13,7 +13,8 @@ use crate::state::AppState;
 
 /// Installs a new root metadata version: the first one must be signed by its own root
 /// threshold; later ones by the current and the new root thresholds, with the version one
-/// higher. The snapshot and timestamp roles must name Command's online keys.
+/// higher. The snapshot and timestamp roles must name Command's online keys, and a director
+/// pin, when there is one, Command's director key.
 pub async fn put_root(state: &AppState, caller: &Caller, body: &[u8]) -> ApiResult<RepositoryView> {
     let now = state.now();
     let mut tx = state.store().begin().await?;
