@@ -2,12 +2,12 @@
 //!
 //! - `keys init` (once, on the signing workstation): creates the root, targets and
 //!   Release-Signing keys in a PKCS#11 token (or development key files), signs the first root
-//!   metadata naming them and Command's online snapshot and timestamp keys, pins Command's
-//!   director key in it, and installs it on Command. The root file it writes is what devices
-//!   are provisioned with.
+//!   metadata naming them and Command's online snapshot and timestamp keys (and, with
+//!   `--director`, pinning Command's director key), and installs it on Command. The root file
+//!   it writes is what devices are provisioned with.
 //! - `keys rotate`: a new key for one role, through a new root version signed by the old and
-//!   the new root thresholds; it names Command's online keys and pins its director key as
-//!   they are now.
+//!   the new root thresholds; it names Command's online keys as they are now, and pins its
+//!   director key when the root pinned one or `--director` asks.
 //! - `keys show`: the current root's roles, keys, thresholds and expiry, its director pin, and
 //!   whether they name Command's online keys.
 //! - `export --dir DIR`: the repository as static files.
@@ -259,9 +259,9 @@ async fn show(
         );
     } else if !director_pinned {
         println!(
-            "warning: this root pins no director: devices that trust it install the newest \
-             release they accept, without Command's per-device offer; to pin Command's director \
-             key, on the signing workstation run: {ROTATE}"
+            "note: this root pins no director: devices that trust it install the newest release \
+             they accept, without Command's per-device offer and rollout; to pin Command's \
+             director key, on the signing workstation run: {ROTATE} --director"
         );
     }
     Ok(())

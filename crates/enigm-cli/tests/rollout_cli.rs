@@ -23,7 +23,9 @@ use enigm_test_support::{Backend, TestDatabase, backend_tests};
 use enigm_types::{ReleaseStage, RolloutModel, RolloutStatus};
 use serde_json::Value;
 
-use crate::support::{Cli, ENIGM, Owner, Server, output_text, write_secret};
+use crate::support::{
+    Cli, ENIGM, Owner, Server, assert_root_pins_commands_director, output_text, write_secret,
+};
 
 /// The rollout of `id` as `--json` prints it, decoded as the API's view.
 fn rollout_of(cli: &Cli, id: &str) -> RolloutView {
@@ -80,11 +82,33 @@ async fn a_release_is_rolled_out_wave_by_wave_from_the_command_line(backend: Bac
     ];
     let root_file = dir.path().join("root.json");
     owner.ok(&[
-        &["ota", "keys", "init", "--pin-file", pin, "--root-out"][..],
+        &[
+            "ota",
+            "keys",
+            "init",
+            "--director",
+            "--pin-file",
+            pin,
+            "--root-out",
+        ][..],
         &[root_file.to_str().unwrap()],
         &token_args[..],
     ]
     .concat());
+    // `--director` pins Command's director key, in Command's copy and in the file devices are
+    // provisioned with; a rotation keeps it without being asked.
+    let shown = owner.json(&["ota", "keys", "show"]);
+    let director = assert_root_pins_commands_director(&shown);
+    let provisioned: Value = serde_json::from_slice(&std::fs::read(&root_file).unwrap()).unwrap();
+    assert_eq!(provisioned, shown["root"], "{shown}");
+    owner.ok(&[
+        &["ota", "keys", "rotate", "--role", "root", "--pin-file", pin][..],
+        &token_args[..],
+    ]
+    .concat());
+    let shown = owner.json(&["ota", "keys", "show"]);
+    assert_eq!(shown["root"]["signed"]["version"], 2, "{shown}");
+    assert_eq!(assert_root_pins_commands_director(&shown), director);
 
     // A published release: created, approved by carol, signed on the token, published.
     let published = |name: &str, model: &str, rollback: &str| -> String {

@@ -477,6 +477,11 @@ pub(crate) struct InitArgs {
     /// Days until the root expires.
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
     expires_in_days: u32,
+    /// Pin Command's director key in the root: devices that trust it then install only the
+    /// OS image Command's director offers them (controlled rollout, trust and attestation
+    /// gated); without it they install the newest release they accept.
+    #[arg(long)]
+    director: bool,
 }
 
 #[derive(Debug, Args)]
@@ -486,7 +491,8 @@ pub(crate) struct RotateArgs {
     #[command(flatten)]
     algorithm: AlgorithmArg,
     /// Which role gets a new key: `root`, `targets` or `release`. Every new root names
-    /// Command's current online snapshot and timestamp keys and pins its director key;
+    /// Command's current online snapshot and timestamp keys (and its director key, when the
+    /// root pins one);
     /// `--role root` without --new-key-label keeps the root key and does only that (after
     /// `enigm up --rebind-ota-online-keys`, as `enigm up` says).
     #[arg(long, value_parser = ["root", "targets", "release"])]
@@ -501,6 +507,9 @@ pub(crate) struct RotateArgs {
     /// Days until the new root expires.
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
     expires_in_days: u32,
+    /// Pin Command's director key in the new root (a root that pins one keeps it anyway).
+    #[arg(long)]
+    director: bool,
 }
 
 fn days(days: u32) -> std::time::Duration {
@@ -567,7 +576,9 @@ pub(crate) async fn init(
         1,
         now().saturating_add(days(args.expires_in_days)),
     );
-    pin_director(&mut root, &online.director)?;
+    if args.director {
+        pin_director(&mut root, &online.director)?;
+    }
     let bytes = sign_metadata(&root, &[root_key])?;
     let pin = pins.obtain()?;
     client
@@ -730,12 +741,16 @@ pub(crate) async fn rotate(
         version,
         now().saturating_add(days(args.expires_in_days)),
     );
-    // `RootKeys` knows nothing of the director: the new root pins Command's director key as it
-    // is now, which keeps the previous pin, renews it after the key moved, or adds it to a
-    // root made before the director.
+    // `RootKeys` knows nothing of the director: a root that pinned one (or `--director`) pins
+    // Command's director key as it is now, which keeps the previous pin, renews it after the
+    // key moved, or adds it.
     let director_before = director_keys(current.root()).ok().flatten();
-    let director = pin_director(&mut root, &online.director)?;
-    let director_changed = director_before.as_ref() != Some(&director);
+    let director_changed = if director_before.is_some() || args.director {
+        let director = pin_director(&mut root, &online.director)?;
+        director_before.as_ref() != Some(&director)
+    } else {
+        false
+    };
     let mut signers: Vec<&dyn MetadataSigner> = vec![&old_root];
     if let (true, Some(new_key)) = (args.role == "root", &new_key) {
         signers.push(new_key);
