@@ -15,6 +15,7 @@
 mod support;
 
 use std::io::{BufRead as _, BufReader};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use enigm_api::rollouts::{RolloutView, VersionPinView};
@@ -24,7 +25,8 @@ use enigm_types::{ReleaseStage, RolloutModel, RolloutStatus};
 use serde_json::Value;
 
 use crate::support::{
-    Cli, ENIGM, Owner, Server, assert_root_pins_commands_director, output_text, write_secret,
+    Cli, ENIGM, Owner, Server, agent_once, assert_root_pins_commands_director, output_text,
+    write_secret,
 };
 
 /// The rollout of `id` as `--json` prints it, decoded as the API's view.
@@ -49,7 +51,207 @@ fn refused(cli: &Cli, args: &[&str], code: &str) -> String {
     text
 }
 
-backend_tests!(a_release_is_rolled_out_wave_by_wave_from_the_command_line);
+/// What publishing a release takes: the pipeline and workstation (`owner`, with the token), and
+/// the administrator who approves the signing.
+struct Signing<'a> {
+    owner: &'a Cli,
+    carol: &'a Cli,
+    carol_pin: &'a str,
+    pin: &'a str,
+    dir: &'a Path,
+    root_file: &'a Path,
+    token_args: &'a [&'a str],
+}
+
+impl Signing<'_> {
+    /// A release of a small image for `model`: created, approved by carol, signed on the
+    /// token, published; its id.
+    fn publish(&self, name: &str, model: &str, rollback: &str) -> String {
+        let image = self.dir.join(name);
+        std::fs::write(&image, format!("enigm os image {name}")).unwrap();
+        let created = self.owner.json(&[
+            "release",
+            "create",
+            image.to_str().unwrap(),
+            "--release-version",
+            &format!("2026.12.{rollback}"),
+            "--rollback-index",
+            rollback,
+            "--model",
+            model,
+            "--justification",
+            "december release",
+        ]);
+        let id = created["id"].as_str().unwrap().to_owned();
+        self.carol.json(&[
+            "admin",
+            "approvals",
+            "approve",
+            created["approval"].as_str().unwrap(),
+            "--pin-file",
+            self.carol_pin,
+        ]);
+        self.owner.json(
+            &[
+                &[
+                    "release",
+                    "sign",
+                    &id,
+                    "--pin-file",
+                    self.pin,
+                    "--trusted-root",
+                ][..],
+                &[
+                    self.root_file.to_str().unwrap(),
+                    "--artifact",
+                    image.to_str().unwrap(),
+                ],
+                self.token_args,
+            ]
+            .concat(),
+        );
+        let release = self
+            .owner
+            .json(&["release", "publish", &id, "--pin-file", self.pin]);
+        assert_eq!(release["state"], "published");
+        id
+    }
+}
+
+/// A real `enigm agent` whose root pins the director (and which attests with the development
+/// root, as the OS-image decision needs): a published release is not installed while it is
+/// registered or merely validated, and is installed once its rollout's wave reaches the device;
+/// the status counts the offer and the install.
+async fn an_agent_installs_only_what_the_director_offers(backend: Backend) {
+    let Some(token) = SoftHsmToken::create() else {
+        return;
+    };
+    let db = TestDatabase::new(backend).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let dev_root = dir.path().join("dev-root");
+    let dev_root_arg = dev_root.to_str().unwrap().to_owned();
+    let mut server_args: Vec<&str> = vec!["--insecure-dev-attestation-root", &dev_root_arg];
+    if backend == Backend::Postgres {
+        server_args.extend(["--database-url", db.url()]);
+    }
+    let server = Server::start(&data_dir, &server_args);
+    let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
+    let owner = &owner_login.cli;
+    let pin = owner_login.pin.to_str().unwrap();
+    let (carol, carol_pin) = owner_login.add_administrator("carol", "security-admin");
+    let token_pin = write_secret(&owner_login.secrets, "token-pin", &token.pin);
+    let module = token.module.to_str().unwrap().to_owned();
+    let token_args = [
+        "--pkcs11-module",
+        &module,
+        "--token-label",
+        &token.label,
+        "--token-pin-file",
+        token_pin.to_str().unwrap(),
+    ];
+    let root_file = dir.path().join("root.json");
+    owner.ok(&[
+        &[
+            "ota",
+            "keys",
+            "init",
+            "--director",
+            "--pin-file",
+            pin,
+            "--root-out",
+        ][..],
+        &[root_file.to_str().unwrap()],
+        &token_args[..],
+    ]
+    .concat());
+    let created = owner.json(&[
+        "admin",
+        "enrollment-token",
+        "create",
+        "--group",
+        "field-phones",
+        "--pin-file",
+        pin,
+    ]);
+    let enrollment = write_secret(
+        &owner_login.secrets,
+        "enrollment",
+        created["token"].as_str().unwrap(),
+    );
+    let device = dir.path().join("device");
+    let ota = [
+        "--ota-trusted-root",
+        root_file.to_str().unwrap(),
+        "--insecure-dev-attestation-root",
+        &dev_root_arg,
+    ];
+    let agent = |extra: &[&str]| -> String {
+        let output = agent_once(&server.url, &device, &[&ota[..], extra].concat());
+        let text = output_text(&output);
+        assert!(output.status.success(), "{text}");
+        text
+    };
+    let first = agent(&["--enrollment-token-file", enrollment.to_str().unwrap()]);
+    assert!(first.contains("ota: up to date"), "{first}");
+
+    let signing = Signing {
+        owner,
+        carol: &carol,
+        carol_pin: carol_pin.to_str().unwrap(),
+        pin,
+        dir: dir.path(),
+        root_file: &root_file,
+        token_args: &token_args,
+    };
+    let id = signing.publish("enigm-os-1.img", "enigm-sim", "1");
+    // Registered, then validated: the repository lists it, the director offers it to nobody.
+    let registered = agent(&[]);
+    assert!(registered.contains("attested: accepted"), "{registered}");
+    assert!(registered.contains("ota: up to date"), "{registered}");
+    owner.ok(&[
+        "release",
+        "rollout",
+        "plan",
+        &id,
+        "--model",
+        "stable-rollout",
+        "--wave",
+        "100:0s",
+        "--justification",
+        "one wave",
+    ]);
+    let step = |action: &str| {
+        owner.ok(&[
+            "release",
+            "rollout",
+            action,
+            &id,
+            "--justification",
+            action,
+            "--pin-file",
+            pin,
+        ])
+    };
+    step("validate");
+    let validated = agent(&[]);
+    assert!(validated.contains("ota: up to date"), "{validated}");
+    // The wave reaches the device: the director offers it, the agent installs it.
+    step("start");
+    let installed = agent(&[]);
+    assert!(
+        installed.contains("ota: installed os/enigm-os-1.img"),
+        "{installed}"
+    );
+    let status = owner.json(&["release", "rollout", "status", &id]);
+    assert_eq!(status["waves"][0]["counts"]["installed"], 1, "{status}");
+    assert_eq!(status["status"], "active", "{status}");
+}
+
+backend_tests!(
+    a_release_is_rolled_out_wave_by_wave_from_the_command_line,
+    an_agent_installs_only_what_the_director_offers,
+);
 
 async fn a_release_is_rolled_out_wave_by_wave_from_the_command_line(backend: Backend) {
     let Some(token) = SoftHsmToken::create() else {
@@ -111,47 +313,17 @@ async fn a_release_is_rolled_out_wave_by_wave_from_the_command_line(backend: Bac
     assert_eq!(assert_root_pins_commands_director(&shown), director);
 
     // A published release: created, approved by carol, signed on the token, published.
-    let published = |name: &str, model: &str, rollback: &str| -> String {
-        let image = dir.path().join(name);
-        std::fs::write(&image, format!("enigm os image {name}")).unwrap();
-        let created = owner.json(&[
-            "release",
-            "create",
-            image.to_str().unwrap(),
-            "--release-version",
-            &format!("2026.12.{rollback}"),
-            "--rollback-index",
-            rollback,
-            "--model",
-            model,
-            "--justification",
-            "december release",
-        ]);
-        let id = created["id"].as_str().unwrap().to_owned();
-        carol.json(&[
-            "admin",
-            "approvals",
-            "approve",
-            created["approval"].as_str().unwrap(),
-            "--pin-file",
-            carol_pin,
-        ]);
-        owner.json(
-            &[
-                &["release", "sign", &id, "--pin-file", pin, "--trusted-root"][..],
-                &[
-                    root_file.to_str().unwrap(),
-                    "--artifact",
-                    image.to_str().unwrap(),
-                ],
-                &token_args[..],
-            ]
-            .concat(),
-        );
-        let release = owner.json(&["release", "publish", &id, "--pin-file", pin]);
-        assert_eq!(release["state"], "published");
-        id
+    let signing = Signing {
+        owner,
+        carol: &carol,
+        carol_pin,
+        pin,
+        dir: dir.path(),
+        root_file: &root_file,
+        token_args: &token_args,
     };
+    let published =
+        |name: &str, model: &str, rollback: &str| signing.publish(name, model, rollback);
 
     // A release whose first wave soaks an hour: the next wave is refused before that.
     let slow = published("enigm-os-slow.img", "enigm-sim-slow", "1");
