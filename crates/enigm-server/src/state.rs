@@ -43,6 +43,8 @@ pub struct Inner {
     pub check_ins: CheckInWriter,
     /// Stores what the director's update checks leave behind, group-committed.
     pub director: crate::director_writer::DirectorWriter,
+    /// The director's in-memory catalogue of offerable releases and pins.
+    pub director_catalog: crate::services::releases::director::DirectorCatalog,
     pub device_policies: PolicyCache,
     pub attestation: AttestationService,
     pub ota: crate::ota::OtaService,
@@ -130,6 +132,7 @@ impl AppState {
             device_max_skew: enigm_device::DEFAULT_MAX_SKEW,
             check_ins,
             director,
+            director_catalog: Default::default(),
             device_policies: PolicyCache::default(),
             attestation,
             ota: crate::ota::OtaService::new(options.ota),

@@ -545,7 +545,53 @@ async fn update_requests_are_fresh_and_answers_are_bound_to_them(backend: Backen
     assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
 }
 
+/// Each process keeps the director's catalogue in memory: a step taken on another process
+/// (here a withdrawal) holds from the next update check on, never later.
+async fn a_withdrawal_holds_at_every_process_at_once(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (manager, _) = release_admins(&app).await;
+    let device = attested_in(&app, "fleet").await;
+    let expires = app.clock_now().saturating_add(30 * DAY);
+    let (id, _) = published_release(&app, "os/enigm-os.img", IMAGE, expires).await;
+    plan(
+        &app,
+        &manager,
+        id,
+        json!({"model": "stable-rollout", "waves": [{"percent": 100, "soak_seconds": 0}], "justification": "x"}),
+    )
+    .await;
+    for action in ["validate", "start"] {
+        assert_eq!(
+            step(&app, &manager, id, action).await.status,
+            StatusCode::OK
+        );
+    }
+    let second = app.second_process().await;
+    let offered_at_second = || async {
+        let body =
+            json!({"model": "enigm-sim", "channel": "stable", "installed_rollback_index": 0});
+        let request = device.device.signed(
+            Method::POST,
+            paths::DEVICE_OTA_OFFER,
+            body.to_string().as_bytes(),
+            app.clock_now(),
+            &fresh_nonce(),
+        );
+        let response = support::send(second.clone(), request).await;
+        assert_eq!(response.status, StatusCode::OK, "{:?}", response.body);
+        let (_, answer) = enigm_ota::director::parse_answer(&response.bytes).unwrap();
+        answer.offer().is_some()
+    };
+    assert!(offered_at_second().await, "the second process offers it");
+    assert_eq!(
+        step(&app, &manager, id, "withdraw").await.status,
+        StatusCode::OK
+    );
+    assert!(!offered_at_second().await, "withdrawn at the first process");
+}
+
 backend_tests!(
+    a_withdrawal_holds_at_every_process_at_once,
     offers_follow_stage_waves_and_the_devices_standing,
     a_pinned_group_stays_on_its_version_and_stable_releases_stay_offered,
     update_requests_are_fresh_and_answers_are_bound_to_them,

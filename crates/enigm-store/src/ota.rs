@@ -445,7 +445,12 @@ impl WriteTx<'_> {
             query = query.bind(at.unix_millis());
         }
         let result = query.execute(self.conn()).await?;
-        Ok(result.rows_affected() == 1)
+        let moved = result.rows_affected() == 1;
+        if moved {
+            // A release published (or any state change) changes what the director may offer.
+            self.bump_ota_catalog().await?;
+        }
+        Ok(moved)
     }
 
     pub async fn mark_artifact_stored(&mut self, id: ReleaseId) -> StoreResult<()> {

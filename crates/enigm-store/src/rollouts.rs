@@ -174,6 +174,15 @@ impl Store {
             .transpose()
     }
 
+    /// The counter of changes to what the director decides from (see
+    /// [`WriteTx::bump_ota_catalog`]).
+    pub async fn ota_catalog_generation(&self) -> StoreResult<i64> {
+        let row = sqlx::query("SELECT generation FROM ota_catalog_generation WHERE id = 1")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(row.try_get("generation")?)
+    }
+
     pub async fn version_pins(&self) -> StoreResult<Vec<VersionPinRecord>> {
         let rows = sqlx::query(&format!("{PIN_SQL} ORDER BY p.group_name"))
             .fetch_all(self.pool())
@@ -227,8 +236,17 @@ impl WriteTx<'_> {
         row.as_ref().map(rollout_from_row).transpose()
     }
 
+    /// Counts a change to what the director decides from, in the change's transaction.
+    pub async fn bump_ota_catalog(&mut self) -> StoreResult<()> {
+        sqlx::query("UPDATE ota_catalog_generation SET generation = generation + 1 WHERE id = 1")
+            .execute(self.conn())
+            .await?;
+        Ok(())
+    }
+
     /// Writes the rollout's row, creating it if need be.
     pub async fn save_rollout(&mut self, rollout: &RolloutRecord) -> StoreResult<()> {
+        self.bump_ota_catalog().await?;
         sqlx::query(
             "INSERT INTO release_rollouts (release_id, stage, status, status_reason, plan, cuts, \
              wave_opened_at, pending_approval, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
@@ -321,6 +339,7 @@ impl WriteTx<'_> {
         by: AdminId,
         at: Timestamp,
     ) -> StoreResult<()> {
+        self.bump_ota_catalog().await?;
         sqlx::query(
             "INSERT INTO ota_version_pins (group_name, release_id, pinned_by, pinned_at) \
              VALUES ($1, $2, $3, $4) ON CONFLICT (group_name) DO UPDATE SET \
@@ -346,6 +365,7 @@ impl WriteTx<'_> {
             return Ok(None);
         };
         let release = parse_id(&row.try_get::<String, _>("release_id")?, "release id")?;
+        self.bump_ota_catalog().await?;
         sqlx::query("DELETE FROM ota_version_pins WHERE group_name = $1")
             .bind(group.to_owned())
             .execute(self.conn())

@@ -58,6 +58,18 @@ pub(crate) async fn evaluate(
         Err(enigm_store::StoreError::Corrupt(_)) => None,
         Err(error) => return Err(error.into()),
     };
+    evaluate_device(state, device, request, actor, now).await
+}
+
+/// [`evaluate`] with the device's record already read (`None`: unknown), by a caller that needs
+/// it too.
+pub(crate) async fn evaluate_device(
+    state: &AppState,
+    device: Option<enigm_store::DeviceRecord>,
+    request: &EligibilityRequest,
+    actor: DecisionActor,
+    now: enigm_types::Timestamp,
+) -> ApiResult<EligibilityDecision> {
     // The device's effective policies (its group's assignment, else what it enrolled with, else
     // the baseline), as check-ins use them; policies that cannot be read are a missing input,
     // which the decision names.

@@ -35,3 +35,13 @@ CREATE TABLE ota_version_pins (
     pinned_by TEXT NOT NULL,
     pinned_at BIGINT NOT NULL
 );
+
+-- A counter every change to what the director decides from (a release published, a rollout's
+-- row, a pin) increases in its own transaction, so that each Command process can keep the
+-- catalogue of offerable releases in memory and read it again only when the counter moved.
+CREATE TABLE ota_catalog_generation (
+    id BIGINT PRIMARY KEY NOT NULL,
+    generation BIGINT NOT NULL
+);
+
+INSERT INTO ota_catalog_generation (id, generation) VALUES (1, 0);

@@ -12,11 +12,15 @@ use enigm_api::eligibility::{EligibilityDecision, EligibilityRequest};
 use enigm_api::rollouts::UpdateCheckRequest;
 use enigm_ota::director::{DEFAULT_ANSWER_LIFETIME, DirectorAnswer, DirectorOffer, sign_answer};
 use enigm_ota::rollout::{self as rules, DeviceStanding, OfferDecision, RolloutStanding};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use enigm_ota::rollout::{Cut, RolloutPlan};
 use enigm_store::ReleaseRecord;
 use enigm_trust::{DecisionActor, ProtectedAction};
 use enigm_types::{
-    Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, ReleaseState,
-    RolloutDeviceState,
+    Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory, ReleaseId, ReleaseStage,
+    ReleaseState, RolloutDeviceState, RolloutStatus,
 };
 
 use super::is_label;
@@ -44,8 +48,9 @@ pub async fn answer(
     let Some(record) = state.store().device(&handle).await? else {
         return Err(device.refuse.deny(ReasonCategory::UnknownDevice).await);
     };
-    let eligibility = eligibility::evaluate(
+    let eligibility = eligibility::evaluate_device(
         state,
+        Some(record.clone()),
         &EligibilityRequest {
             device: handle,
             action: ProtectedAction::Ota,
@@ -60,51 +65,37 @@ pub async fn answer(
         EligibilityDecision::Allow => Ok(()),
         EligibilityDecision::Deny(reason) => Err(eligibility::reason_category(reason)),
     };
-    let pinned = state.store().version_pin(&record.group).await?;
-    let mut candidates: Vec<ReleaseRecord> = state
-        .store()
-        .published_releases()
-        .await?
-        .into_iter()
-        .filter(|release| {
-            release.state == ReleaseState::Published
-                && release.release.kind == OS_IMAGE
-                && release.release.expires_at > now
-                && release.release.rollback_index > request.installed_rollback_index
-                && pinned
-                    .as_ref()
-                    .is_none_or(|pin| pin.release == release.release.id)
-        })
-        .collect();
-    candidates.sort_by(|a, b| {
-        (b.release.rollback_index, &b.release.target_name)
-            .cmp(&(a.release.rollback_index, &a.release.target_name))
+    let catalog = catalog(state).await?;
+    let pinned = catalog.pins.get(&record.group);
+    // Newest first (the catalogue's order); a pinned group considers its pinned release only.
+    let candidates = catalog.releases.iter().filter(|release| {
+        release.record.release.expires_at > now
+            && release.record.release.rollback_index > request.installed_rollback_index
+            && pinned.is_none_or(|pin| pin.release == release.record.release.id)
     });
     // The newest candidate's decision is the one recorded and audited; an older release the
     // device may have (a stable one while the newest is in its first wave) is offered instead.
-    let mut decided: Option<(ReleaseRecord, OfferDecision, Option<u32>)> = None;
+    let mut decided: Option<(ReleaseId, OfferDecision, Option<u32>)> = None;
     let mut offer = None;
-    for release in &candidates {
-        let rollout = rollout::load(state, release.release.id).await?;
-        let plan = rollout.plan();
-        let models: Vec<String> = serde_json::from_str(&release.release.models).unwrap_or_default();
-        let device_place = place(release.release.id, &handle);
+    for release in candidates {
+        let fields = &release.record.release;
+        let device_place = place(fields.id, &handle);
         let decision = rules::decide_offer(
             &RolloutStanding {
-                stage: rollout::stage(release, Some(&rollout.record)),
-                status: rollout.record.status,
-                plan: &plan,
-                cuts: &rollout.cuts,
-                channel: &release.release.channel,
-                models: &models,
-                rollback_index: release.release.rollback_index,
-                release_version: &release.release.release_version,
+                stage: release.stage,
+                status: release.status,
+                plan: &release.plan,
+                cuts: &release.cuts,
+                channel: &fields.channel,
+                models: &release.models,
+                rollback_index: fields.rollback_index,
+                release_version: &fields.release_version,
             },
             &DeviceStanding {
                 lifecycle: record.state,
                 ota_eligibility,
                 group: &record.group,
-                pinned_version: pinned.as_ref().map(|pin| pin.release_version.as_str()),
+                pinned_version: pinned.map(|pin| pin.release_version.as_str()),
                 model: &request.model,
                 channel: &request.channel,
                 installed_rollback_index: request.installed_rollback_index,
@@ -112,18 +103,18 @@ pub async fn answer(
             },
         );
         let wave =
-            rules::wave_of(&rollout.cuts, device_place).and_then(|wave| u32::try_from(wave).ok());
+            rules::wave_of(&release.cuts, device_place).and_then(|wave| u32::try_from(wave).ok());
         if decided.is_none() {
-            decided = Some((release.clone(), decision, wave));
+            decided = Some((fields.id, decision, wave));
         }
         if let OfferDecision::Offer { .. } = decision {
             offer = Some(
                 DirectorOffer::new(
-                    &release.release.target_name,
-                    release.release.length,
-                    &release.release.sha256,
-                    &release.release.release_version,
-                    release.release.rollback_index,
+                    &fields.target_name,
+                    fields.length,
+                    &fields.sha256,
+                    &fields.release_version,
+                    fields.rollback_index,
                 )
                 .map_err(|error| ApiError::internal(&error))?,
             );
@@ -139,8 +130,8 @@ pub async fn answer(
         rollout_step: None,
         event: None,
     };
-    if let Some((release, decision, wave)) = &decided {
-        let id = release.release.id;
+    if let Some((id, decision, wave)) = &decided {
+        let id = *id;
         let target = AuditTarget::Release { release: id };
         write.event = Some(match decision {
             OfferDecision::Offer { .. } => AuditEvent::new(
@@ -199,4 +190,86 @@ fn counted_step(decision: OfferDecision) -> Option<RolloutDeviceState> {
         ) => None,
         OfferDecision::NoOffer(_) => Some(RolloutDeviceState::Refused),
     }
+}
+
+/// What the director decides from that is the same for every device: the published OS images
+/// with their rollouts (newest first), and the group pins. Each process keeps one in memory and
+/// reads it again when the store's catalogue generation moved (every publication, rollout
+/// change and pin bumps it in its own transaction), so a withdrawal or a pause on any process
+/// holds from the next update check on.
+#[derive(Default)]
+pub struct DirectorCatalog {
+    cached: std::sync::Mutex<Option<Arc<Catalog>>>,
+}
+
+pub struct Catalog {
+    generation: i64,
+    releases: Vec<OfferableRelease>,
+    pins: HashMap<String, enigm_store::VersionPinRecord>,
+}
+
+struct OfferableRelease {
+    record: ReleaseRecord,
+    models: Vec<String>,
+    stage: ReleaseStage,
+    status: RolloutStatus,
+    plan: RolloutPlan,
+    cuts: Vec<Cut>,
+}
+
+/// The catalogue as of now: the cached one when the generation has not moved.
+async fn catalog(state: &AppState) -> ApiResult<Arc<Catalog>> {
+    // The generation is read before the data, so the data stored with it is never older.
+    let generation = state.store().ota_catalog_generation().await?;
+    let cached = state
+        .director_catalog
+        .cached
+        .lock()
+        .ok()
+        .and_then(|cached| cached.clone());
+    if let Some(catalog) = cached
+        && catalog.generation == generation
+    {
+        return Ok(catalog);
+    }
+    let mut releases = Vec::new();
+    for record in state.store().published_releases().await? {
+        if record.state != ReleaseState::Published || record.release.kind != OS_IMAGE {
+            continue;
+        }
+        let rollout = rollout::load(state, record.release.id).await?;
+        releases.push(OfferableRelease {
+            models: serde_json::from_str(&record.release.models).unwrap_or_default(),
+            stage: rollout::stage(&record, Some(&rollout.record)),
+            status: rollout.record.status,
+            plan: rollout.plan(),
+            cuts: rollout.cuts.clone(),
+            record,
+        });
+    }
+    releases.sort_by(|a, b| {
+        let key = |release: &OfferableRelease| {
+            (
+                release.record.release.rollback_index,
+                release.record.release.target_name.clone(),
+            )
+        };
+        key(b).cmp(&key(a))
+    });
+    let pins = state
+        .store()
+        .version_pins()
+        .await?
+        .into_iter()
+        .map(|pin| (pin.group.clone(), pin))
+        .collect();
+    let catalog = Arc::new(Catalog {
+        generation,
+        releases,
+        pins,
+    });
+    if let Ok(mut cached) = state.director_catalog.cached.lock() {
+        *cached = Some(catalog.clone());
+    }
+    Ok(catalog)
 }
