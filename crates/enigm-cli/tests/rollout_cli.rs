@@ -51,6 +51,110 @@ fn refused(cli: &Cli, args: &[&str], code: &str) -> String {
     text
 }
 
+/// Command on a backend, its owner logged in, carol as a second administrator, and the signing
+/// workstation's keys on a SoftHSM2 token with a first root that pins Command's director
+/// (`enigm ota keys init --director`).
+struct Deployment {
+    server: Server,
+    owner_login: Owner,
+    carol: Cli,
+    carol_pin: String,
+    token_args: Vec<String>,
+    root_file: std::path::PathBuf,
+    dev_root: std::path::PathBuf,
+    _token: SoftHsmToken,
+    _db: TestDatabase,
+    dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// `None` (said loudly by `SoftHsmToken`) where SoftHSM2 is missing. `dev_attestation`:
+    /// Command trusts a development attestation root (`dev_root`) its agents attest with.
+    async fn start(backend: Backend, dev_attestation: bool) -> Option<Deployment> {
+        let token = SoftHsmToken::create()?;
+        let db = TestDatabase::new(backend).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let dev_root = dir.path().join("dev-root");
+        let mut server_args: Vec<&str> = Vec::new();
+        if dev_attestation {
+            server_args.extend([
+                "--insecure-dev-attestation-root",
+                dev_root.to_str().unwrap(),
+            ]);
+        }
+        if backend == Backend::Postgres {
+            server_args.extend(["--database-url", db.url()]);
+        }
+        let server = Server::start(&data_dir, &server_args);
+        let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
+        let (carol, carol_pin) = owner_login.add_administrator("carol", "security-admin");
+        let token_pin = write_secret(&owner_login.secrets, "token-pin", &token.pin);
+        let token_args: Vec<String> = [
+            "--pkcs11-module",
+            token.module.to_str().unwrap(),
+            "--token-label",
+            &token.label,
+            "--token-pin-file",
+            token_pin.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let root_file = dir.path().join("root.json");
+        let deployment = Deployment {
+            server,
+            carol,
+            carol_pin: carol_pin.to_str().unwrap().to_owned(),
+            token_args,
+            root_file,
+            dev_root,
+            owner_login,
+            _token: token,
+            _db: db,
+            dir,
+        };
+        deployment.owner().ok(&[
+            &[
+                "ota",
+                "keys",
+                "init",
+                "--director",
+                "--pin-file",
+                deployment.pin(),
+                "--root-out",
+                deployment.root_file.to_str().unwrap(),
+            ][..],
+            &deployment.token()[..],
+        ]
+        .concat());
+        Some(deployment)
+    }
+
+    fn owner(&self) -> &Cli {
+        &self.owner_login.cli
+    }
+
+    fn pin(&self) -> &str {
+        self.owner_login.pin.to_str().unwrap()
+    }
+
+    fn token(&self) -> Vec<&str> {
+        self.token_args.iter().map(String::as_str).collect()
+    }
+
+    fn signing(&self) -> Signing<'_> {
+        Signing {
+            owner: self.owner(),
+            carol: &self.carol,
+            carol_pin: &self.carol_pin,
+            pin: self.pin(),
+            dir: self.dir.path(),
+            root_file: &self.root_file,
+            token_args: &self.token_args,
+        }
+    }
+}
+
 /// What publishing a release takes: the pipeline and workstation (`owner`, with the token), and
 /// the administrator who approves the signing.
 struct Signing<'a> {
@@ -60,7 +164,7 @@ struct Signing<'a> {
     pin: &'a str,
     dir: &'a Path,
     root_file: &'a Path,
-    token_args: &'a [&'a str],
+    token_args: &'a [String],
 }
 
 impl Signing<'_> {
@@ -106,7 +210,11 @@ impl Signing<'_> {
                     "--artifact",
                     image.to_str().unwrap(),
                 ],
-                self.token_args,
+                &self
+                    .token_args
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()[..],
             ]
             .concat(),
         );
@@ -123,48 +231,16 @@ impl Signing<'_> {
 /// registered or merely validated, and is installed once its rollout's wave reaches the device;
 /// the status counts the offer and the install.
 async fn an_agent_installs_only_what_the_director_offers(backend: Backend) {
-    let Some(token) = SoftHsmToken::create() else {
+    let Some(deployment) = Deployment::start(backend, true).await else {
         return;
     };
-    let db = TestDatabase::new(backend).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let dev_root = dir.path().join("dev-root");
-    let dev_root_arg = dev_root.to_str().unwrap().to_owned();
-    let mut server_args: Vec<&str> = vec!["--insecure-dev-attestation-root", &dev_root_arg];
-    if backend == Backend::Postgres {
-        server_args.extend(["--database-url", db.url()]);
-    }
-    let server = Server::start(&data_dir, &server_args);
-    let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
-    let owner = &owner_login.cli;
-    let pin = owner_login.pin.to_str().unwrap();
-    let (carol, carol_pin) = owner_login.add_administrator("carol", "security-admin");
-    let token_pin = write_secret(&owner_login.secrets, "token-pin", &token.pin);
-    let module = token.module.to_str().unwrap().to_owned();
-    let token_args = [
-        "--pkcs11-module",
-        &module,
-        "--token-label",
-        &token.label,
-        "--token-pin-file",
-        token_pin.to_str().unwrap(),
-    ];
-    let root_file = dir.path().join("root.json");
-    owner.ok(&[
-        &[
-            "ota",
-            "keys",
-            "init",
-            "--director",
-            "--pin-file",
-            pin,
-            "--root-out",
-        ][..],
-        &[root_file.to_str().unwrap()],
-        &token_args[..],
-    ]
-    .concat());
+    let owner = deployment.owner();
+    let pin = deployment.pin();
+    let owner_login = &deployment.owner_login;
+    let root_file = &deployment.root_file;
+    let dev_root_arg = deployment.dev_root.to_str().unwrap();
+    let server = &deployment.server;
+    let dir = &deployment.dir;
     let created = owner.json(&[
         "admin",
         "enrollment-token",
@@ -184,7 +260,7 @@ async fn an_agent_installs_only_what_the_director_offers(backend: Backend) {
         "--ota-trusted-root",
         root_file.to_str().unwrap(),
         "--insecure-dev-attestation-root",
-        &dev_root_arg,
+        dev_root_arg,
     ];
     let agent = |extra: &[&str]| -> String {
         let output = agent_once(&server.url, &device, &[&ota[..], extra].concat());
@@ -195,16 +271,9 @@ async fn an_agent_installs_only_what_the_director_offers(backend: Backend) {
     let first = agent(&["--enrollment-token-file", enrollment.to_str().unwrap()]);
     assert!(first.contains("ota: up to date"), "{first}");
 
-    let signing = Signing {
-        owner,
-        carol: &carol,
-        carol_pin: carol_pin.to_str().unwrap(),
-        pin,
-        dir: dir.path(),
-        root_file: &root_file,
-        token_args: &token_args,
-    };
-    let id = signing.publish("enigm-os-1.img", "enigm-sim", "1");
+    let id = deployment
+        .signing()
+        .publish("enigm-os-1.img", "enigm-sim", "1");
     // Registered, then validated: the repository lists it, the director offers it to nobody.
     let registered = agent(&[]);
     assert!(registered.contains("attested: accepted"), "{registered}");
@@ -254,54 +323,20 @@ backend_tests!(
 );
 
 async fn a_release_is_rolled_out_wave_by_wave_from_the_command_line(backend: Backend) {
-    let Some(token) = SoftHsmToken::create() else {
+    let Some(deployment) = Deployment::start(backend, false).await else {
         return;
     };
-    let db = TestDatabase::new(backend).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let server_args: Vec<&str> = match backend {
-        Backend::Sqlite => vec![],
-        Backend::Postgres => vec!["--database-url", db.url()],
-    };
-    let server = Server::start(&data_dir, &server_args);
-    let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
-    let owner = &owner_login.cli;
-    let pin = owner_login.pin.to_str().unwrap();
-    let (carol, carol_pin) = owner_login.add_administrator("carol", "security-admin");
-    let carol_pin = carol_pin.to_str().unwrap();
-
-    // The signing workstation's keys and root on the token.
-    let token_pin = write_secret(&owner_login.secrets, "token-pin", &token.pin);
-    let module = token.module.to_str().unwrap().to_owned();
-    let token_args = [
-        "--pkcs11-module",
-        &module,
-        "--token-label",
-        &token.label,
-        "--token-pin-file",
-        token_pin.to_str().unwrap(),
-    ];
-    let root_file = dir.path().join("root.json");
-    owner.ok(&[
-        &[
-            "ota",
-            "keys",
-            "init",
-            "--director",
-            "--pin-file",
-            pin,
-            "--root-out",
-        ][..],
-        &[root_file.to_str().unwrap()],
-        &token_args[..],
-    ]
-    .concat());
+    let owner = deployment.owner();
+    let pin = deployment.pin();
+    let carol = &deployment.carol;
+    let carol_pin = deployment.carol_pin.as_str();
+    let root_file = &deployment.root_file;
+    let token_args = deployment.token();
     // `--director` pins Command's director key, in Command's copy and in the file devices are
     // provisioned with; a rotation keeps it without being asked.
     let shown = owner.json(&["ota", "keys", "show"]);
     let director = assert_root_pins_commands_director(&shown);
-    let provisioned: Value = serde_json::from_slice(&std::fs::read(&root_file).unwrap()).unwrap();
+    let provisioned: Value = serde_json::from_slice(&std::fs::read(root_file).unwrap()).unwrap();
     assert_eq!(provisioned, shown["root"], "{shown}");
     owner.ok(&[
         &["ota", "keys", "rotate", "--role", "root", "--pin-file", pin][..],
@@ -313,15 +348,7 @@ async fn a_release_is_rolled_out_wave_by_wave_from_the_command_line(backend: Bac
     assert_eq!(assert_root_pins_commands_director(&shown), director);
 
     // A published release: created, approved by carol, signed on the token, published.
-    let signing = Signing {
-        owner,
-        carol: &carol,
-        carol_pin,
-        pin,
-        dir: dir.path(),
-        root_file: &root_file,
-        token_args: &token_args,
-    };
+    let signing = deployment.signing();
     let published =
         |name: &str, model: &str, rollback: &str| signing.publish(name, model, rollback);
 
@@ -757,7 +784,7 @@ async fn a_release_is_rolled_out_wave_by_wave_from_the_command_line(backend: Bac
             .env_remove("ENIGM_SERVER");
         rexpect::session::spawn_command(command, Some(60_000)).unwrap()
     };
-    let owner_pin = std::fs::read_to_string(&owner_login.pin).unwrap();
+    let owner_pin = std::fs::read_to_string(&deployment.owner_login.pin).unwrap();
     let mut prompted = on_terminal(&[
         "release",
         "rollout",

@@ -24,15 +24,15 @@ use base64::Engine as _;
 use enigm_api::paths;
 use enigm_ota::MetadataSigner as _;
 use enigm_ota::director::{DirectorKeys, VerifiedDirectorAnswer, verify_answer};
-use enigm_store::{AttestationResultRecord, NewRelease};
+use enigm_store::AttestationResultRecord;
 use enigm_test_support::device::{TestDevice, fresh_nonce};
 use enigm_test_support::{Backend, backend_tests};
 use enigm_types::{
     AttestationFormat, AttestationVerdict, AuditAction, DeviceHandle, DeviceState, Outcome,
-    ReasonCategory, ReleaseId, ReleaseState,
+    ReasonCategory, ReleaseId,
 };
 use serde_json::{Value, json};
-use support::releases::{IMAGE, published_release, release_admins, sha256_hex};
+use support::releases::{IMAGE, published_release, published_release_of, release_admins};
 use support::{Admin, DeviceCalls, Response, TestApp, approve, enrolled_in, inactive};
 
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -352,7 +352,8 @@ async fn a_pinned_group_stays_on_its_version_and_stable_releases_stay_offered(ba
     let device = attested_in(&app, "fleet").await;
     let expires = app.clock_now().saturating_add(30 * DAY);
     let (first, _) = published_release(&app, "os/enigm-os-1.img", IMAGE, expires).await;
-    let second = newer_release(&app, "os/enigm-os-2.img", "2", 2).await;
+    let (second, _) =
+        published_release_of(&app, "os/enigm-os-2.img", b"image 2", ("2", 2), expires).await;
     for id in [first, second] {
         plan(
             &app,
@@ -407,47 +408,6 @@ async fn a_pinned_group_stays_on_its_version_and_stable_releases_stay_offered(ba
         .await;
     assert_eq!(unpin.status, StatusCode::NO_CONTENT);
     assert_eq!(offered(&app, &device).await.as_deref(), Some("2"));
-}
-
-/// A second published release, newer than the fixture's.
-async fn newer_release(app: &TestApp, name: &str, version: &str, index: u64) -> ReleaseId {
-    let id = ReleaseId::random();
-    let artifact = format!("image {version}");
-    let now = app.clock_now();
-    let mut tx = app.store.begin().await.unwrap();
-    tx.insert_release(&NewRelease {
-        id,
-        target_name: name.to_owned(),
-        kind: "os-image".to_owned(),
-        release_version: version.to_owned(),
-        rollback_index: index,
-        channel: "stable".to_owned(),
-        models: "[\"enigm-sim\"]".to_owned(),
-        length: artifact.len() as u64,
-        sha256: sha256_hex(artifact.as_bytes()),
-        expires_at: now.saturating_add(30 * DAY),
-        created_by: app.owner.id,
-        created_at: now,
-    })
-    .await
-    .unwrap();
-    for (from, to) in [
-        (ReleaseState::Draft, ReleaseState::Approved),
-        (ReleaseState::Approved, ReleaseState::Signed),
-        (ReleaseState::Signed, ReleaseState::Published),
-    ] {
-        assert!(
-            tx.advance_release(id, from, to, Some(2), now)
-                .await
-                .unwrap()
-        );
-    }
-    tx.mark_artifact_stored(id).await.unwrap();
-    tx.commit().await.unwrap();
-    let directory = app.ota_dir.path().join("targets");
-    std::fs::create_dir_all(&directory).unwrap();
-    std::fs::write(directory.join(sha256_hex(artifact.as_bytes())), artifact).unwrap();
-    id
 }
 
 async fn update_requests_are_fresh_and_answers_are_bound_to_them(backend: Backend) {

@@ -115,6 +115,17 @@ pub(crate) async fn published_release(
     artifact: &[u8],
     expires_at: enigm_types::Timestamp,
 ) -> (enigm_types::ReleaseId, String) {
+    published_release_of(app, target_name, artifact, ("1", 1), expires_at).await
+}
+
+/// [`published_release`] with its release version and rollback index.
+pub(crate) async fn published_release_of(
+    app: &TestApp,
+    target_name: &str,
+    artifact: &[u8],
+    (release_version, rollback_index): (&str, u64),
+    expires_at: enigm_types::Timestamp,
+) -> (enigm_types::ReleaseId, String) {
     use enigm_store::NewRelease;
     use enigm_types::{ReleaseId, ReleaseState};
     let now = app.clock_now();
@@ -125,8 +136,8 @@ pub(crate) async fn published_release(
         id,
         target_name: target_name.to_owned(),
         kind: "os-image".to_owned(),
-        release_version: "1".to_owned(),
-        rollback_index: 1,
+        release_version: release_version.to_owned(),
+        rollback_index,
         channel: "stable".to_owned(),
         models: "[\"enigm-sim\"]".to_owned(),
         length: artifact.len() as u64,
