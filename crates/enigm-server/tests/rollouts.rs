@@ -545,7 +545,71 @@ async fn groups_are_pinned_and_unpinned(backend: Backend) {
     );
 }
 
+/// Validation reads the stored artifact back: one changed on Command's disk after it was
+/// signed is refused, and so is an expired release.
+async fn validation_checks_the_stored_artifact_and_the_expiry(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (manager, _) = release_admins(&app).await;
+    let expires = app.clock_now().saturating_add(30 * DAY);
+    let (id, sha256) = published_release(&app, "os/enigm-os.img", IMAGE, expires).await;
+    assert_eq!(
+        plan(&app, &manager, id, waves(&[(100, 0)])).await.status,
+        StatusCode::OK
+    );
+    let stored = app.state.ota().artifact_path(&sha256);
+    let mut tampered = IMAGE.to_vec();
+    tampered[0] ^= 1;
+    std::fs::write(&stored, &tampered).unwrap();
+    let refused = step(&app, &manager, id, "validate").await;
+    assert_refused(&refused, "invalid_transition");
+    assert!(
+        refused.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("no longer matches"),
+        "{:?}",
+        refused.body
+    );
+    std::fs::write(&stored, IMAGE).unwrap();
+    assert_eq!(
+        step(&app, &manager, id, "validate").await.status,
+        StatusCode::OK
+    );
+
+    let soon = app.clock_now().saturating_add(Duration::from_secs(60));
+    let (short, _) = published_release(&app, "os/enigm-os-short.img", b"short-lived", soon).await;
+    assert_eq!(
+        plan(&app, &manager, short, waves(&[(100, 0)])).await.status,
+        StatusCode::OK
+    );
+    app.clock.advance(Duration::from_secs(120));
+    let expired = step(&app, &manager, short, "validate").await;
+    assert_refused(&expired, "invalid_transition");
+    assert!(
+        expired.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{:?}",
+        expired.body
+    );
+    assert_eq!(rollout_stage(&app, short).await, "registered");
+}
+
+async fn rollout_stage(app: &TestApp, id: ReleaseId) -> String {
+    let record = app.store.release_by_id(id).await.unwrap().unwrap();
+    let rollout = app.store.rollout(id).await.unwrap();
+    enigm_ota::rollout::stage_of(
+        record.state,
+        record.artifact_stored,
+        rollout.and_then(|rollout| rollout.stage),
+    )
+    .as_str()
+    .to_owned()
+}
+
 backend_tests!(
+    validation_checks_the_stored_artifact_and_the_expiry,
     stages_are_taken_one_at_a_time,
     a_security_rollout_needs_an_approval_and_reaches_everyone,
     a_draft_plan_is_never_started,

@@ -540,18 +540,34 @@ async fn validation_failure(
         return Err("the release's artifact is not stored".to_owned());
     }
     let path = state.ota().artifact_path(&release.release.sha256);
-    let bytes = tokio::fs::read(&path)
+    let (length, digest) = hash_file(&path)
         .await
         .map_err(|_| "the release's artifact cannot be read".to_owned())?;
-    let digest = hex::encode(enigm_crypto::sha256(&bytes));
-    if u64::try_from(bytes.len()).ok() != Some(release.release.length)
-        || digest != release.release.sha256
-    {
+    if length != release.release.length || digest != release.release.sha256 {
         return Err(
             "the stored artifact no longer matches the release's length and digest".to_owned(),
         );
     }
     Ok(())
+}
+
+/// The length and SHA-256 (lower-case hex) of the file at `path`, read in chunks (an OS image
+/// may be gigabytes).
+async fn hash_file(path: &std::path::Path) -> std::io::Result<(u64, String)> {
+    use tokio::io::AsyncReadExt as _;
+    let mut file = tokio::fs::File::open(path).await?;
+    let mut digest = enigm_crypto::Sha256Stream::new();
+    let mut buffer = vec![0_u8; 1 << 20];
+    let mut length = 0_u64;
+    loop {
+        let read = file.read(&mut buffer).await?;
+        let Some(chunk) = buffer.get(..read).filter(|chunk| !chunk.is_empty()) else {
+            break;
+        };
+        digest.update(chunk);
+        length = length.saturating_add(read as u64);
+    }
+    Ok((length, hex::encode(digest.finish())))
 }
 
 /// Records the stage; starting the rollout opens its first wave.
