@@ -263,6 +263,8 @@ pub async fn set_plan(
     request: RolloutPlanRequest,
 ) -> ApiResult<RolloutView> {
     justification(&request.justification)?;
+    // An unknown release is 404 whatever the plan (checked again under the lock below).
+    release_record(state, id).await?;
     let halt = request.halt.unwrap_or(HaltRuleSpec {
         max_failure_percent: HaltRule::default().max_failure_percent,
         min_reports: HaltRule::default().min_reports,
