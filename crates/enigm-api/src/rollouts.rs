@@ -32,8 +32,8 @@ pub struct HaltRuleSpec {
     /// reports (1 to 100).
     #[schema(minimum = 1, maximum = 100)]
     pub max_failure_percent: u8,
-    /// ... once at least this many reports came in.
-    #[schema(minimum = 1)]
+    /// ... once at least this many reports came in (1 to 1,000,000).
+    #[schema(minimum = 1, maximum = 1000000)]
     pub min_reports: u32,
 }
 

@@ -28,6 +28,8 @@ pub const MAX_WAVES: usize = 16;
 pub const MAX_SOAK: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// The most validation groups a plan may name.
 pub const MAX_VALIDATION_GROUPS: usize = 32;
+/// The largest minimum sample a halt rule may ask for.
+pub const MAX_HALT_SAMPLE: u32 = 1_000_000;
 /// A whole fleet, in basis points (hundredths of a percent).
 pub const WHOLE_FLEET_BP: u16 = 10_000;
 const DAY: Duration = Duration::from_secs(24 * 60 * 60);
@@ -189,7 +191,7 @@ pub enum PlanError {
     IncompleteWaves,
     #[error("a validation plan names 1 to {MAX_VALIDATION_GROUPS} groups")]
     ValidationGroups,
-    #[error("the halt rule needs a failure percentage of 1 to 100 and at least one report")]
+    #[error("the halt rule needs a failure percentage of 1 to 100 and 1 to 1,000,000 reports")]
     HaltRule,
 }
 
@@ -249,7 +251,9 @@ impl RolloutPlan {
         {
             return Err(PlanError::ValidationGroups);
         }
-        if !(1..=100).contains(&self.halt.max_failure_percent) || self.halt.min_reports == 0 {
+        if !(1..=100).contains(&self.halt.max_failure_percent)
+            || !(1..=MAX_HALT_SAMPLE).contains(&self.halt.min_reports)
+        {
             return Err(PlanError::HaltRule);
         }
         Ok(())

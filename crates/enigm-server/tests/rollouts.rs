@@ -440,6 +440,10 @@ async fn plans_are_checked(backend: Backend) {
             json!({"model": "stable-rollout", "halt": {"max_failure_percent": 0, "min_reports": 1}, "justification": "x"}),
             "halt threshold of 0",
         ),
+        (
+            json!({"model": "stable-rollout", "halt": {"max_failure_percent": 5, "min_reports": 1_000_001}, "justification": "x"}),
+            "a sample beyond a million reports",
+        ),
     ] {
         let refused = plan(&app, &manager, id, body).await;
         assert_eq!(
