@@ -15,7 +15,6 @@
 mod support;
 
 use std::io::{BufRead as _, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 use enigm_api::rollouts::{RolloutView, VersionPinView};
@@ -25,8 +24,8 @@ use enigm_types::{ReleaseStage, RolloutModel, RolloutStatus};
 use serde_json::Value;
 
 use crate::support::{
-    Cli, ENIGM, Owner, Server, agent_once, assert_root_pins_commands_director, output_text,
-    write_secret,
+    Cli, ENIGM, Owner, Server, Signing, agent_once, assert_root_pins_commands_director,
+    output_text, write_secret,
 };
 
 /// The rollout of `id` as `--json` prints it, decoded as the API's view.
@@ -49,73 +48,6 @@ fn refused(cli: &Cli, args: &[&str], code: &str) -> String {
         args.join(" ")
     );
     text
-}
-
-/// What publishing a release takes: the pipeline and workstation (`owner`, with the token), and
-/// the administrator who approves the signing.
-struct Signing<'a> {
-    owner: &'a Cli,
-    carol: &'a Cli,
-    carol_pin: &'a str,
-    pin: &'a str,
-    dir: &'a Path,
-    root_file: &'a Path,
-    token_args: &'a [&'a str],
-}
-
-impl Signing<'_> {
-    /// A release of a small image for `model`: created, approved by carol, signed on the
-    /// token, published; its id.
-    fn publish(&self, name: &str, model: &str, rollback: &str) -> String {
-        let image = self.dir.join(name);
-        std::fs::write(&image, format!("enigm os image {name}")).unwrap();
-        let created = self.owner.json(&[
-            "release",
-            "create",
-            image.to_str().unwrap(),
-            "--release-version",
-            &format!("2026.12.{rollback}"),
-            "--rollback-index",
-            rollback,
-            "--model",
-            model,
-            "--justification",
-            "december release",
-        ]);
-        let id = created["id"].as_str().unwrap().to_owned();
-        self.carol.json(&[
-            "admin",
-            "approvals",
-            "approve",
-            created["approval"].as_str().unwrap(),
-            "--pin-file",
-            self.carol_pin,
-        ]);
-        self.owner.json(
-            &[
-                &[
-                    "release",
-                    "sign",
-                    &id,
-                    "--pin-file",
-                    self.pin,
-                    "--trusted-root",
-                ][..],
-                &[
-                    self.root_file.to_str().unwrap(),
-                    "--artifact",
-                    image.to_str().unwrap(),
-                ],
-                self.token_args,
-            ]
-            .concat(),
-        );
-        let release = self
-            .owner
-            .json(&["release", "publish", &id, "--pin-file", self.pin]);
-        assert_eq!(release["state"], "published");
-        id
-    }
 }
 
 /// A real `enigm agent` whose root pins the director (and which attests with the development

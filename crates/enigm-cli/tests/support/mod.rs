@@ -447,3 +447,70 @@ pub(crate) fn assert_root_pins_commands_director(shown: &Value) -> String {
     assert_eq!(shown["online_keys_named"], true, "{shown}");
     key_id
 }
+
+/// What publishing a release takes: the pipeline and workstation (`owner`, with the token), and
+/// the administrator who approves the signing.
+pub(crate) struct Signing<'a> {
+    pub(crate) owner: &'a Cli,
+    pub(crate) carol: &'a Cli,
+    pub(crate) carol_pin: &'a str,
+    pub(crate) pin: &'a str,
+    pub(crate) dir: &'a Path,
+    pub(crate) root_file: &'a Path,
+    pub(crate) token_args: &'a [&'a str],
+}
+
+impl Signing<'_> {
+    /// A release of a small image for `model`: created, approved by carol, signed on the
+    /// token, published; its id.
+    pub(crate) fn publish(&self, name: &str, model: &str, rollback: &str) -> String {
+        let image = self.dir.join(name);
+        std::fs::write(&image, format!("enigm os image {name}")).unwrap();
+        let created = self.owner.json(&[
+            "release",
+            "create",
+            image.to_str().unwrap(),
+            "--release-version",
+            &format!("2026.12.{rollback}"),
+            "--rollback-index",
+            rollback,
+            "--model",
+            model,
+            "--justification",
+            "december release",
+        ]);
+        let id = created["id"].as_str().unwrap().to_owned();
+        self.carol.json(&[
+            "admin",
+            "approvals",
+            "approve",
+            created["approval"].as_str().unwrap(),
+            "--pin-file",
+            self.carol_pin,
+        ]);
+        self.owner.json(
+            &[
+                &[
+                    "release",
+                    "sign",
+                    &id,
+                    "--pin-file",
+                    self.pin,
+                    "--trusted-root",
+                ][..],
+                &[
+                    self.root_file.to_str().unwrap(),
+                    "--artifact",
+                    image.to_str().unwrap(),
+                ],
+                self.token_args,
+            ]
+            .concat(),
+        );
+        let release = self
+            .owner
+            .json(&["release", "publish", &id, "--pin-file", self.pin]);
+        assert_eq!(release["state"], "published");
+        id
+    }
+}
