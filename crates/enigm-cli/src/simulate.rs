@@ -307,6 +307,9 @@ struct PhaseSummary {
 struct ServerSummary {
     url: String,
     check_in: PhaseSummary,
+    /// OTA mode: the update checks it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    update_check: Option<PhaseSummary>,
 }
 
 #[derive(Serialize)]
@@ -506,6 +509,13 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
                     .remove(&index)
                     .unwrap_or_default()
                     .summary(elapsed),
+                update_check: fleet.ota.as_ref().map(|_| {
+                    check_in
+                        .update_check_by_server
+                        .remove(&index)
+                        .unwrap_or_default()
+                        .summary(elapsed)
+                }),
             })
             .collect(),
         enroll: enroll_summary,
@@ -630,8 +640,9 @@ struct Records {
     attestation: PhaseRecord,
     /// The check-ins again, by the server that answered them.
     check_in_by_server: BTreeMap<usize, PhaseRecord>,
-    /// OTA mode: update checks, install reports, and what came of them.
+    /// OTA mode: update checks (again by server), install reports, and what came of them.
     update_check: PhaseRecord,
+    update_check_by_server: BTreeMap<usize, PhaseRecord>,
     install_reports: PhaseRecord,
     ota: OtaCounts,
 }
@@ -643,6 +654,12 @@ impl Records {
         self.commands.merge(other.commands);
         self.attestation.merge(other.attestation);
         self.update_check.merge(other.update_check);
+        for (server, record) in other.update_check_by_server {
+            self.update_check_by_server
+                .entry(server)
+                .or_default()
+                .merge(record);
+        }
         self.install_reports.merge(other.install_reports);
         self.ota.merge(other.ota);
         for (server, record) in other.check_in_by_server {
@@ -837,6 +854,11 @@ impl Fleet {
             Err(error) => (Outcome::Failed(format!("{error:#}")), None),
         };
         let answered = self.count(&outcome);
+        records
+            .update_check_by_server
+            .entry(device.server)
+            .or_default()
+            .record(started, outcome.clone());
         records.update_check.record(started, outcome);
         let Some((nonce, answer)) = reply.filter(|_| answered) else {
             return;
@@ -1121,13 +1143,17 @@ fn print_summary(summary: &Summary) {
         summary.devices, summary.concurrency
     );
     for server in &summary.servers {
+        let (what, phase) = match &server.update_check {
+            Some(update_check) => ("update checks", update_check),
+            None => ("check-ins", &server.check_in),
+        };
         println!(
-            "{}: {} check-ins = {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+            "{}: {} {what} = {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
             server.url,
-            server.check_in.requests,
-            server.check_in.per_second,
-            server.check_in.latency_ms.p50,
-            server.check_in.latency_ms.p99
+            phase.requests,
+            phase.per_second,
+            phase.latency_ms.p50,
+            phase.latency_ms.p99
         );
     }
     let mut phases = vec![("enroll", &summary.enroll)];

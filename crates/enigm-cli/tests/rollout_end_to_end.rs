@@ -68,6 +68,10 @@ impl Fleet<'_> {
         let checks = &summary["update_check"];
         assert!(checks["ok"].as_u64().unwrap() >= DEVICES, "{summary}");
         assert_eq!(checks["failed"], 0, "{summary}");
+        assert_eq!(
+            summary["servers"][0]["update_check"]["requests"], checks["requests"],
+            "{summary}"
+        );
         for percentile in ["p50", "p95", "p99"] {
             assert!(checks["latency_ms"][percentile].is_number(), "{summary}");
         }
