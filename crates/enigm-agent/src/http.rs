@@ -163,6 +163,25 @@ impl DeviceClient {
         path: &'static str,
         body: &B,
     ) -> anyhow::Result<(String, Answer)> {
+        let (nonce, answer) = self.post_signed_answer(key, path, body).await?;
+        if !(200..300).contains(&answer.status) {
+            let error = match serde_json::from_slice::<enigm_api::ErrorBody>(&answer.body) {
+                Ok(body) => format!("{} ({})", body.message, body.code),
+                Err(_) => format!("unexpected answer {}", answer.status),
+            };
+            anyhow::bail!("{error}");
+        }
+        Ok((nonce, answer))
+    }
+
+    /// [`Self::post_signed_raw`] with whatever status the server answered: for a caller that
+    /// tells refusals from failures itself (`enigm simulate` counts them apart).
+    pub async fn post_signed_answer<B: Serialize>(
+        &self,
+        key: &Ed25519SigningKey,
+        path: &'static str,
+        body: &B,
+    ) -> anyhow::Result<(String, Answer)> {
         let bytes = serde_json::to_vec(body)?;
         let mut nonce = [0u8; NONCE_LEN];
         rand::rngs::OsRng
@@ -189,13 +208,6 @@ impl DeviceClient {
             signature,
         };
         let answer = self.send(&request).await?;
-        if !(200..300).contains(&answer.status) {
-            let error = match serde_json::from_slice::<enigm_api::ErrorBody>(&answer.body) {
-                Ok(body) => format!("{} ({})", body.message, body.code),
-                Err(_) => format!("unexpected answer {}", answer.status),
-            };
-            anyhow::bail!("{error}");
-        }
         use base64::Engine as _;
         let nonce = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(nonce);
         Ok((nonce, answer))

@@ -7,10 +7,16 @@
 //! servers (two Command replicas on one database, say). A live line shows progress on a
 //! terminal, and the end prints each phase's rate and latency percentiles (`--json` for
 //! scripts): enrollments, then check-ins and the lifecycle-command polls that follow them.
+//!
+//! With `--ota`, the timed phase measures the director instead: each device's cycle is a signed
+//! update check (`POST /api/v1/device/ota/offer`), whose signed answer it verifies as a real
+//! agent does (the director keys of `--ota-trusted-root`, its own handle, its request's nonce);
+//! when offered an OS image it reports the install (or, for `--ota-fail-percent` of the fleet,
+//! a rollback after a failed health check) and remembers the rollback index it now runs.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,9 +27,12 @@ use enigm_agent::attestation::DevAttester;
 use enigm_agent::core::{Agent, Config, Event, Exchange, Exit, Step, Verification};
 use enigm_agent::http::DeviceClient;
 use enigm_agent::report::system_now;
+use enigm_api::releases::InstallReportRequest;
+use enigm_api::rollouts::UpdateCheckRequest;
 use enigm_crypto::Ed25519SigningKey;
+use enigm_ota::director::DirectorKeys;
 use enigm_trust::{PatchLevel, Signal, SignalKind, SignalReport, SignalSource, SignalValue};
-use enigm_types::Timestamp;
+use enigm_types::{DeviceHandle, InstallOutcome, ReasonCategory, Timestamp};
 use indicatif::{ProgressBar, ProgressStyle};
 use secrecy::SecretString;
 use serde::Serialize;
@@ -53,6 +62,56 @@ pub(crate) struct SimulateArgs {
     /// --insecure-dev-attestation-root`).
     #[arg(long, value_name = "DIR")]
     insecure_dev_attestation_root: Option<PathBuf>,
+    /// OTA mode: after enrolling, each device's cycle asks the director which OS image to
+    /// install, verifies its signed answer and reports the install when offered; the timed
+    /// phase measures these update checks instead of check-ins. The director offers OS images
+    /// to attested devices only: give `--insecure-dev-attestation-root` too.
+    #[arg(long, requires = "ota_trusted_root")]
+    ota: bool,
+    /// The trusted root the simulated devices are provisioned with (`enigm ota keys init
+    /// --director --root-out FILE`): its pinned director keys verify the answers.
+    #[arg(long, value_name = "FILE", requires = "ota")]
+    ota_trusted_root: Option<PathBuf>,
+    /// The hardware model the devices name in their update checks.
+    #[arg(long, default_value = "enigm-sim", requires = "ota")]
+    model: String,
+    /// The release channel the devices follow.
+    #[arg(long, default_value = "stable", requires = "ota")]
+    channel: String,
+    /// The OS image rollback index the devices start from (1: they run the release of index 1).
+    #[arg(long, value_name = "INDEX", default_value_t = 0, requires = "ota")]
+    ota_installed_rollback_index: u64,
+    /// This percentage of the devices (the same ones at every run: device n when n mod 100 is
+    /// below it) report an offered image as rolled back after a failed health check.
+    #[arg(long, value_name = "P", default_value_t = 0, requires = "ota",
+        value_parser = clap::value_parser!(u8).range(0..=100))]
+    ota_fail_percent: u8,
+}
+
+/// What OTA mode asks with and verifies against.
+struct OtaMode {
+    director: DirectorKeys,
+    model: String,
+    channel: String,
+    fail_percent: u8,
+}
+
+/// The director keys pinned in the trusted root at `path` (checked against its own root
+/// threshold, as a device checks the root it is provisioned with).
+fn director_keys(path: &Path) -> anyhow::Result<DirectorKeys> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("could not read the trusted root `{}`", path.display()))?;
+    let trusted = enigm_ota::TrustedMetadata::new(&bytes)
+        .map_err(|error| anyhow::anyhow!("`{}` is not a trusted root: {error}", path.display()))?;
+    enigm_ota::director::director_keys(trusted.root())
+        .map_err(|error| anyhow::anyhow!("the director pin of `{}`: {error}", path.display()))?
+        .with_context(|| {
+            format!(
+                "the trusted root `{}` pins no director\nhint: pin Command's director with \
+                 `enigm ota keys init --director` (or `rotate --director`)",
+                path.display()
+            )
+        })
 }
 
 /// What kind of device a simulated device is.
@@ -107,6 +166,14 @@ impl Profile {
 struct Device {
     /// The device's core; `None` while a worker drives its cycle.
     core: Mutex<Option<Agent>>,
+    /// The device key (the core holds its own copy): OTA mode signs its requests with it.
+    key: Ed25519SigningKey,
+    /// OTA mode: the rollback index of the OS image the device runs, and that of the last one
+    /// it rolled back (not tried again in this run).
+    installed_rollback_index: AtomicU64,
+    rolled_back_index: AtomicU64,
+    /// OTA mode: set once the device has asked the director in the timed phase.
+    asked_director: AtomicBool,
     /// The simulated hardware key, when the fleet attests.
     attested_key: Option<enigm_attest::dev::DevAttestedKey>,
     profile: Profile,
@@ -198,6 +265,7 @@ impl PhaseRecord {
             latency_ms: Percentiles {
                 p50: percentile(0.50),
                 p90: percentile(0.90),
+                p95: percentile(0.95),
                 p99: percentile(0.99),
                 max: to_millis(self.latencies.last().copied().unwrap_or_default()),
             },
@@ -217,6 +285,7 @@ fn to_millis(micros: u64) -> f64 {
 struct Percentiles {
     p50: f64,
     p90: f64,
+    p95: f64,
     p99: f64,
     max: f64,
 }
@@ -238,6 +307,9 @@ struct PhaseSummary {
 struct ServerSummary {
     url: String,
     check_in: PhaseSummary,
+    /// OTA mode: the update checks it answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    update_check: Option<PhaseSummary>,
 }
 
 #[derive(Serialize)]
@@ -253,6 +325,15 @@ struct Summary {
     check_in: PhaseSummary,
     /// The lifecycle-command polls (and acknowledgements) after each check-in.
     commands: PhaseSummary,
+    /// OTA mode: the signed update checks the director answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    update_check: Option<PhaseSummary>,
+    /// OTA mode: the install reports sent after offers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    install_reports: Option<PhaseSummary>,
+    /// OTA mode: what the director offered and what came of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ota: Option<OtaCounts>,
     /// The last trust state each device reported, counted.
     trust_states: BTreeMap<String, u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -310,9 +391,19 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
                 once: false,
             };
             let key = Ed25519SigningKey::generate(&mut rand::rngs::OsRng);
-            let core = Agent::new(config, key, None, Some(token.clone()), Verification::None)?;
+            let core = Agent::new(
+                config,
+                key.clone(),
+                None,
+                Some(token.clone()),
+                Verification::None,
+            )?;
             Ok(Device {
                 core: Mutex::new(Some(core)),
+                key,
+                installed_rollback_index: AtomicU64::new(args.ota_installed_rollback_index),
+                rolled_back_index: AtomicU64::new(0),
+                asked_director: AtomicBool::new(false),
                 attested_key: dev_root
                     .as_ref()
                     .map(|_| enigm_attest::dev::DevAttestedKey::generate())
@@ -325,7 +416,17 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let ota = match (&args.ota_trusted_root, args.ota) {
+        (Some(root), true) => Some(OtaMode {
+            director: director_keys(root)?,
+            model: args.model.clone(),
+            channel: args.channel.clone(),
+            fail_percent: args.ota_fail_percent,
+        }),
+        _ => None,
+    };
     let fleet = Arc::new(Fleet {
+        ota,
         clients,
         devices,
         patch_level: recent_patch_level()?,
@@ -343,18 +444,35 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
     let enroll_elapsed = started.elapsed();
     let enroll_summary = enroll.enroll.summary(enroll_elapsed);
 
-    progress.phase("checking in");
+    let timed = if fleet.ota.is_some() {
+        progress.phase("asking the director");
+        Phase::UpdateCheck
+    } else {
+        progress.phase("checking in");
+        Phase::CheckIn
+    };
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
-    let mut check_in = run_phase(&fleet, &args, &progress, Phase::CheckIn, Some(deadline)).await?;
+    let mut check_in = run_phase(&fleet, &args, &progress, timed, Some(deadline)).await?;
     let first_failure = check_in
         .check_in
         .first_failure
         .take()
-        .or(check_in.commands.first_failure.take());
+        .or(check_in.commands.first_failure.take())
+        .or(check_in.update_check.first_failure.take())
+        .or(check_in.install_reports.first_failure.take());
     let elapsed = started.elapsed();
     let check_in_summary = check_in.check_in.summary(elapsed);
     let commands_summary = check_in.commands.summary(elapsed);
+    let (update_check, install_reports, ota) = if fleet.ota.is_some() {
+        (
+            Some(check_in.update_check.summary(elapsed)),
+            Some(check_in.install_reports.summary(elapsed)),
+            Some(std::mem::take(&mut check_in.ota)),
+        )
+    } else {
+        (None, None, None)
+    };
     progress.finish();
 
     let mut trust_states = BTreeMap::new();
@@ -373,7 +491,10 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
         + enroll.check_in.failed
         + enroll.commands.failed
         + check_in_summary.failed
-        + commands_summary.failed;
+        + commands_summary.failed
+        + update_check.as_ref().map_or(0, |phase| phase.failed)
+        + install_reports.as_ref().map_or(0, |phase| phase.failed)
+        + ota.as_ref().map_or(0, |ota| ota.answers_refused);
     let summary = Summary {
         devices: args.devices,
         concurrency: args.concurrency,
@@ -388,11 +509,21 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
                     .remove(&index)
                     .unwrap_or_default()
                     .summary(elapsed),
+                update_check: fleet.ota.as_ref().map(|_| {
+                    check_in
+                        .update_check_by_server
+                        .remove(&index)
+                        .unwrap_or_default()
+                        .summary(elapsed)
+                }),
             })
             .collect(),
         enroll: enroll_summary,
         check_in: check_in_summary,
         commands: commands_summary,
+        update_check,
+        install_reports,
+        ota,
         trust_states,
         first_failure: enroll_failure
             .or(enroll.check_in.first_failure.take())
@@ -416,9 +547,14 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
         );
     }
     for (phase, record) in [
-        ("check-in", &summary.check_in),
-        ("command poll", &summary.commands),
+        ("check-in", Some(&summary.check_in)),
+        ("command poll", Some(&summary.commands)),
+        ("update check", summary.update_check.as_ref()),
+        ("install report", summary.install_reports.as_ref()),
     ] {
+        let Some(record) = record else {
+            continue;
+        };
         if record.requests > 0 && record.ok == 0 {
             anyhow::bail!(
                 "every {phase} failed ({} request(s)){}",
@@ -446,7 +582,35 @@ fn refusal_codes(summary: &PhaseSummary) -> String {
     format!(" (refused: {})", codes.join(", "))
 }
 
+/// What OTA mode's devices were offered and did with it.
+#[derive(Default, Serialize)]
+struct OtaCounts {
+    /// Verified answers that offered an OS image.
+    offers: u64,
+    /// Install reports Command took: installed, and rolled back.
+    installed: u64,
+    rolled_back: u64,
+    /// The installs by release version.
+    installed_versions: BTreeMap<String, u64>,
+    /// Answers whose verification failed (a failure of the run).
+    answers_refused: u64,
+}
+
+impl OtaCounts {
+    fn merge(&mut self, other: OtaCounts) {
+        self.offers += other.offers;
+        self.installed += other.installed;
+        self.rolled_back += other.rolled_back;
+        for (version, count) in other.installed_versions {
+            *self.installed_versions.entry(version).or_default() += count;
+        }
+        self.answers_refused += other.answers_refused;
+    }
+}
+
 struct Fleet {
+    /// Set in OTA mode.
+    ota: Option<OtaMode>,
     clients: Vec<DeviceClient>,
     devices: Vec<Device>,
     patch_level: PatchLevel,
@@ -462,6 +626,8 @@ struct Fleet {
 enum Phase {
     Enroll,
     CheckIn,
+    /// OTA mode's timed phase.
+    UpdateCheck,
 }
 
 /// The records of one phase, by kind of request.
@@ -474,6 +640,11 @@ struct Records {
     attestation: PhaseRecord,
     /// The check-ins again, by the server that answered them.
     check_in_by_server: BTreeMap<usize, PhaseRecord>,
+    /// OTA mode: update checks (again by server), install reports, and what came of them.
+    update_check: PhaseRecord,
+    update_check_by_server: BTreeMap<usize, PhaseRecord>,
+    install_reports: PhaseRecord,
+    ota: OtaCounts,
 }
 
 impl Records {
@@ -482,6 +653,15 @@ impl Records {
         self.check_in.merge(other.check_in);
         self.commands.merge(other.commands);
         self.attestation.merge(other.attestation);
+        self.update_check.merge(other.update_check);
+        for (server, record) in other.update_check_by_server {
+            self.update_check_by_server
+                .entry(server)
+                .or_default()
+                .merge(record);
+        }
+        self.install_reports.merge(other.install_reports);
+        self.ota.merge(other.ota);
         for (server, record) in other.check_in_by_server {
             self.check_in_by_server
                 .entry(server)
@@ -526,7 +706,7 @@ async fn run_phase(
                     let device = match phase {
                         Phase::Enroll if n >= fleet.devices.len() => break,
                         Phase::Enroll => n,
-                        Phase::CheckIn => {
+                        Phase::CheckIn | Phase::UpdateCheck => {
                             if deadline.is_some_and(|end| Instant::now() >= end) {
                                 break;
                             }
@@ -534,7 +714,12 @@ async fn run_phase(
                         }
                     };
                     let late = half_time.is_some_and(|half| Instant::now() >= half);
-                    if !fleet.cycle(device, late, &mut records).await {
+                    let cycled = if phase == Phase::UpdateCheck {
+                        fleet.update_check(device, &mut records).await
+                    } else {
+                        fleet.cycle(device, late, &mut records).await
+                    };
+                    if !cycled {
                         if fleet
                             .devices
                             .iter()
@@ -549,6 +734,23 @@ async fn run_phase(
                 // The closing round: every device that has not reported since the halfway
                 // point reports once more, so the fleet's final states (a degrading device is
                 // degraded at the end) do not depend on how fast the server answered.
+                if phase == Phase::UpdateCheck {
+                    // Likewise every device asks the director at least once, so what a fleet
+                    // is offered does not depend on how fast the server answered.
+                    loop {
+                        let n = closing.fetch_add(1, Ordering::Relaxed);
+                        let Some(device) = fleet.devices.get(n) else {
+                            break;
+                        };
+                        while !device.asked_director.load(Ordering::Relaxed)
+                            && !device.stopped.load(Ordering::Relaxed)
+                        {
+                            if !fleet.update_check(n, &mut records).await {
+                                tokio::task::yield_now().await;
+                            }
+                        }
+                    }
+                }
                 if phase == Phase::CheckIn {
                     loop {
                         let n = closing.fetch_add(1, Ordering::Relaxed);
@@ -598,6 +800,144 @@ async fn run_phase(
 }
 
 impl Fleet {
+    /// OTA mode's cycle of device `n`: one update check, and an install report when offered;
+    /// `false` when the device was busy or has stopped.
+    async fn update_check(&self, n: usize, records: &mut Records) -> bool {
+        let (Some(device), Some(ota)) = (self.devices.get(n), &self.ota) else {
+            return false;
+        };
+        if device.stopped.load(Ordering::Relaxed) {
+            return false;
+        }
+        // The core is held for the cycle, so that no other worker drives the device meanwhile.
+        let Some(core) = lock(&device.core).take() else {
+            return false;
+        };
+        match core.handle() {
+            Some(handle) => {
+                self.ask_director(n, device, ota, &handle, records).await;
+                device.asked_director.store(true, Ordering::Relaxed);
+            }
+            // Never enrolled: it has nothing to ask as.
+            None => device.stopped.store(true, Ordering::Relaxed),
+        }
+        *lock(&device.core) = Some(core);
+        true
+    }
+
+    async fn ask_director(
+        &self,
+        n: usize,
+        device: &Device,
+        ota: &OtaMode,
+        handle: &DeviceHandle,
+        records: &mut Records,
+    ) {
+        let Some(client) = self.clients.get(device.server) else {
+            return;
+        };
+        let installed = device.installed_rollback_index.load(Ordering::Relaxed);
+        let request = UpdateCheckRequest {
+            model: ota.model.clone(),
+            channel: ota.channel.clone(),
+            installed_rollback_index: installed,
+        };
+        let started = Instant::now();
+        let sent = client
+            .post_signed_answer(&device.key, enigm_api::paths::DEVICE_OTA_OFFER, &request)
+            .await;
+        let (outcome, reply) = match sent {
+            Ok((nonce, answer)) => (
+                outcome_of(answer.status, &answer.body),
+                Some((nonce, answer)),
+            ),
+            Err(error) => (Outcome::Failed(format!("{error:#}")), None),
+        };
+        let answered = self.count(&outcome);
+        records
+            .update_check_by_server
+            .entry(device.server)
+            .or_default()
+            .record(started, outcome.clone());
+        records.update_check.record(started, outcome);
+        let Some((nonce, answer)) = reply.filter(|_| answered) else {
+            return;
+        };
+        let verified = match enigm_ota::director::verify_answer(
+            &answer.body,
+            &ota.director,
+            handle,
+            &nonce,
+            system_now(),
+        ) {
+            Ok(verified) => verified,
+            Err(error) => {
+                records.ota.answers_refused += 1;
+                if records.update_check.first_failure.is_none() {
+                    records.update_check.first_failure =
+                        Some(format!("the director's answer was refused: {error}"));
+                }
+                return;
+            }
+        };
+        let Some(offer) = verified.offer() else {
+            return;
+        };
+        records.ota.offers += 1;
+        let index = offer.rollback_index();
+        if index <= installed || index == device.rolled_back_index.load(Ordering::Relaxed) {
+            return;
+        }
+        let fails = n % 100 < usize::from(ota.fail_percent);
+        let report = InstallReportRequest {
+            target_name: offer.target_name().to_owned(),
+            release_version: offer.release_version().to_owned(),
+            outcome: if fails {
+                InstallOutcome::RolledBack
+            } else {
+                InstallOutcome::Installed
+            },
+            reason: fails.then_some(ReasonCategory::HealthCheckFailed),
+        };
+        let started = Instant::now();
+        let outcome = match client
+            .post_signed_answer(&device.key, enigm_api::paths::DEVICE_OTA_REPORTS, &report)
+            .await
+        {
+            Ok((_, answer)) => outcome_of(answer.status, &answer.body),
+            Err(error) => Outcome::Failed(format!("{error:#}")),
+        };
+        let recorded = self.count(&outcome);
+        records.install_reports.record(started, outcome);
+        if !recorded {
+            return;
+        }
+        if fails {
+            device.rolled_back_index.store(index, Ordering::Relaxed);
+            records.ota.rolled_back += 1;
+        } else {
+            device
+                .installed_rollback_index
+                .store(index, Ordering::Relaxed);
+            records.ota.installed += 1;
+            *records
+                .ota
+                .installed_versions
+                .entry(offer.release_version().to_owned())
+                .or_default() += 1;
+        }
+    }
+
+    /// Counts a request for the progress line; whether it was answered with a 2xx.
+    fn count(&self, outcome: &Outcome) -> bool {
+        self.done.fetch_add(1, Ordering::Relaxed);
+        let ok = matches!(outcome, Outcome::Ok);
+        if !ok {
+            self.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        ok
+    }
+
     /// Drives one cycle of device `n`'s core; `false` when it was busy or has stopped.
     async fn cycle(&self, n: usize, late: bool, records: &mut Records) -> bool {
         let Some(device) = self.devices.get(n) else {
@@ -803,20 +1143,30 @@ fn print_summary(summary: &Summary) {
         summary.devices, summary.concurrency
     );
     for server in &summary.servers {
+        let (what, phase) = match &server.update_check {
+            Some(update_check) => ("update checks", update_check),
+            None => ("check-ins", &server.check_in),
+        };
         println!(
-            "{}: {} check-ins = {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
+            "{}: {} {what} = {:.0}/s, p50 {:.1} ms, p99 {:.1} ms",
             server.url,
-            server.check_in.requests,
-            server.check_in.per_second,
-            server.check_in.latency_ms.p50,
-            server.check_in.latency_ms.p99
+            phase.requests,
+            phase.per_second,
+            phase.latency_ms.p50,
+            phase.latency_ms.p99
         );
     }
-    for (name, phase) in [
-        ("enroll", &summary.enroll),
-        ("check-in", &summary.check_in),
-        ("commands", &summary.commands),
-    ] {
+    let mut phases = vec![("enroll", &summary.enroll)];
+    match (&summary.update_check, &summary.install_reports) {
+        (Some(update_check), Some(install_reports)) => {
+            phases.extend([("update", update_check), ("report", install_reports)]);
+        }
+        _ => phases.extend([
+            ("check-in", &summary.check_in),
+            ("commands", &summary.commands),
+        ]),
+    }
+    for (name, phase) in phases {
         println!(
             "{name:>9}: {} requests in {:.1} s = {:.0}/s; ok {}, refused {}, failed {}",
             phase.requests,
@@ -827,10 +1177,11 @@ fn print_summary(summary: &Summary) {
             phase.failed
         );
         println!(
-            "{:>9}  latency ms: p50 {:.1}, p90 {:.1}, p99 {:.1}, max {:.1}",
+            "{:>9}  latency ms: p50 {:.1}, p90 {:.1}, p95 {:.1}, p99 {:.1}, max {:.1}",
             "",
             phase.latency_ms.p50,
             phase.latency_ms.p90,
+            phase.latency_ms.p95,
             phase.latency_ms.p99,
             phase.latency_ms.max
         );
@@ -844,6 +1195,25 @@ fn print_summary(summary: &Summary) {
         .map(|(state, count)| format!("{state} {count}"))
         .collect();
     println!("trust states: {}", states.join(", "));
+    if let Some(ota) = &summary.ota {
+        let versions: Vec<String> = ota
+            .installed_versions
+            .iter()
+            .map(|(version, count)| format!("{version} {count}"))
+            .collect();
+        println!(
+            "ota: {} offers, {} installed{}, {} rolled back, {} answers refused",
+            ota.offers,
+            ota.installed,
+            if versions.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", versions.join(", "))
+            },
+            ota.rolled_back,
+            ota.answers_refused
+        );
+    }
     if let Some(failure) = &summary.first_failure {
         println!("first failure: {failure}");
     }

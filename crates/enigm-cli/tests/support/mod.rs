@@ -447,3 +447,182 @@ pub(crate) fn assert_root_pins_commands_director(shown: &Value) -> String {
     assert_eq!(shown["online_keys_named"], true, "{shown}");
     key_id
 }
+
+/// What publishing a release takes: the pipeline and workstation (`owner`, with the token), and
+/// the administrator who approves the signing.
+pub(crate) struct Signing<'a> {
+    pub(crate) owner: &'a Cli,
+    pub(crate) carol: &'a Cli,
+    pub(crate) carol_pin: &'a str,
+    pub(crate) pin: &'a str,
+    pub(crate) dir: &'a Path,
+    pub(crate) root_file: &'a Path,
+    pub(crate) token_args: &'a [String],
+}
+
+impl Signing<'_> {
+    /// A release of a small image for `model`: created, approved by carol, signed on the
+    /// token, published; its id.
+    pub(crate) fn publish(&self, name: &str, model: &str, rollback: &str) -> String {
+        let image = self.dir.join(name);
+        std::fs::write(&image, format!("enigm os image {name}")).unwrap();
+        let created = self.owner.json(&[
+            "release",
+            "create",
+            image.to_str().unwrap(),
+            "--release-version",
+            &format!("2026.12.{rollback}"),
+            "--rollback-index",
+            rollback,
+            "--model",
+            model,
+            "--justification",
+            "december release",
+        ]);
+        let id = created["id"].as_str().unwrap().to_owned();
+        self.carol.json(&[
+            "admin",
+            "approvals",
+            "approve",
+            created["approval"].as_str().unwrap(),
+            "--pin-file",
+            self.carol_pin,
+        ]);
+        self.owner.json(
+            &[
+                &[
+                    "release",
+                    "sign",
+                    &id,
+                    "--pin-file",
+                    self.pin,
+                    "--trusted-root",
+                ][..],
+                &[
+                    self.root_file.to_str().unwrap(),
+                    "--artifact",
+                    image.to_str().unwrap(),
+                ],
+                &self
+                    .token_args
+                    .iter()
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()[..],
+            ]
+            .concat(),
+        );
+        let release = self
+            .owner
+            .json(&["release", "publish", &id, "--pin-file", self.pin]);
+        assert_eq!(release["state"], "published");
+        id
+    }
+}
+/// Command on a backend, its owner logged in, carol as a second administrator, and the signing
+/// workstation's keys on a SoftHSM2 token with a first root that pins Command's director
+/// (`enigm ota keys init --director`).
+pub(crate) struct Deployment {
+    pub(crate) server: Server,
+    pub(crate) owner_login: Owner,
+    pub(crate) carol: Cli,
+    pub(crate) carol_pin: String,
+    pub(crate) token_args: Vec<String>,
+    pub(crate) root_file: std::path::PathBuf,
+    pub(crate) dev_root: std::path::PathBuf,
+    _token: enigm_test_support::softhsm::SoftHsmToken,
+    _db: enigm_test_support::TestDatabase,
+    pub(crate) dir: tempfile::TempDir,
+}
+
+impl Deployment {
+    /// `None` (said loudly by `SoftHsmToken`) where SoftHSM2 is missing. `dev_attestation`:
+    /// Command trusts a development attestation root (`dev_root`) its agents attest with.
+    pub(crate) async fn start(
+        backend: enigm_test_support::Backend,
+        dev_attestation: bool,
+    ) -> Option<Deployment> {
+        let token = enigm_test_support::softhsm::SoftHsmToken::create()?;
+        let db = enigm_test_support::TestDatabase::new(backend)
+            .await
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let data_dir = dir.path().join("data");
+        let dev_root = dir.path().join("dev-root");
+        let mut server_args: Vec<&str> = Vec::new();
+        if dev_attestation {
+            server_args.extend([
+                "--insecure-dev-attestation-root",
+                dev_root.to_str().unwrap(),
+            ]);
+        }
+        if backend == enigm_test_support::Backend::Postgres {
+            server_args.extend(["--database-url", db.url()]);
+        }
+        let server = Server::start(&data_dir, &server_args);
+        let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
+        let (carol, carol_pin) = owner_login.add_administrator("carol", "security-admin");
+        let token_pin = write_secret(&owner_login.secrets, "token-pin", &token.pin);
+        let token_args: Vec<String> = [
+            "--pkcs11-module",
+            token.module.to_str().unwrap(),
+            "--token-label",
+            &token.label,
+            "--token-pin-file",
+            token_pin.to_str().unwrap(),
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let root_file = dir.path().join("root.json");
+        let deployment = Deployment {
+            server,
+            carol,
+            carol_pin: carol_pin.to_str().unwrap().to_owned(),
+            token_args,
+            root_file,
+            dev_root,
+            owner_login,
+            _token: token,
+            _db: db,
+            dir,
+        };
+        deployment.owner().ok(&[
+            &[
+                "ota",
+                "keys",
+                "init",
+                "--director",
+                "--pin-file",
+                deployment.pin(),
+                "--root-out",
+                deployment.root_file.to_str().unwrap(),
+            ][..],
+            &deployment.token()[..],
+        ]
+        .concat());
+        Some(deployment)
+    }
+
+    pub(crate) fn owner(&self) -> &Cli {
+        &self.owner_login.cli
+    }
+
+    pub(crate) fn pin(&self) -> &str {
+        self.owner_login.pin.to_str().unwrap()
+    }
+
+    pub(crate) fn token(&self) -> Vec<&str> {
+        self.token_args.iter().map(String::as_str).collect()
+    }
+
+    pub(crate) fn signing(&self) -> Signing<'_> {
+        Signing {
+            owner: self.owner(),
+            carol: &self.carol,
+            carol_pin: &self.carol_pin,
+            pin: self.pin(),
+            dir: self.dir.path(),
+            root_file: &self.root_file,
+            token_args: &self.token_args,
+        }
+    }
+}
