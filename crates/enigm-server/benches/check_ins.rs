@@ -18,49 +18,15 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::Router;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use enigm_crypto::{Ed25519SigningKey, HashCost};
+use enigm_crypto::HashCost;
 use serde_json::json;
-use tower::ServiceExt as _;
 
-use support::{DEVICES, app, enroll_fleet, report, signed};
+use support::{DEVICES, app, enroll_fleet, report, signed_round};
 
 const CHECK_INS_PER_DEVICE: usize = 8;
-
-/// Runs one iteration: every device checks in `CHECK_INS_PER_DEVICE` times, in sequence.
-async fn check_in_round(router: &Router, keys: &[Ed25519SigningKey]) -> Duration {
-    let body = json!({"report": report()});
-    let per_device: Vec<Vec<Request<Body>>> = keys
-        .iter()
-        .map(|key| {
-            (0..CHECK_INS_PER_DEVICE)
-                .map(|_| signed(key, enigm_api::paths::DEVICE_CHECK_INS, &body))
-                .collect()
-        })
-        .collect();
-    let started = Instant::now();
-    let tasks: Vec<_> = per_device
-        .into_iter()
-        .map(|requests| {
-            let router = router.clone();
-            tokio::spawn(async move {
-                for request in requests {
-                    let response = router.clone().oneshot(request).await.expect("response");
-                    assert_eq!(response.status(), StatusCode::OK, "check-in refused");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("device task");
-    }
-    started.elapsed()
-}
 
 fn check_ins(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,7 +55,15 @@ fn check_ins(c: &mut Criterion) {
             |b| {
                 b.iter_custom(|iterations| {
                     (0..iterations)
-                        .map(|_| runtime.block_on(check_in_round(&router, devices)))
+                        .map(|_| {
+                            runtime.block_on(signed_round(
+                                &router,
+                                devices,
+                                enigm_api::paths::DEVICE_CHECK_INS,
+                                &json!({"report": report()}),
+                                CHECK_INS_PER_DEVICE,
+                            ))
+                        })
                         .sum()
                 });
             },

@@ -20,20 +20,19 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::Request;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use enigm_crypto::{Ed25519SigningKey, HashCost};
+use enigm_crypto::HashCost;
 use enigm_server::state::AppState;
 use enigm_store::{AttestationResultRecord, NewRelease};
 use enigm_types::{AttestationFormat, AttestationVerdict, ReleaseId, ReleaseState};
 use serde_json::json;
-use tower::ServiceExt as _;
 
-use support::{DEVICES, PIN, app_with_state, call_json, enroll_fleet, signed};
+use support::{DEVICES, PIN, app_with_state, call_json, enroll_fleet, signed_round};
 
 const CHECKS_PER_DEVICE: usize = 8;
 const IMAGE: &[u8] = b"the benchmark's OS image";
@@ -140,36 +139,6 @@ async fn rolling_release(router: &Router, owner_token: &str, state: &AppState) {
     }
 }
 
-/// Runs one iteration: every device asks `CHECKS_PER_DEVICE` times, in sequence.
-async fn check_round(router: &Router, keys: &[Ed25519SigningKey]) -> Duration {
-    let body = json!({"model": "enigm-sim", "channel": "stable", "installed_rollback_index": 1});
-    let per_device: Vec<Vec<Request<Body>>> = keys
-        .iter()
-        .map(|key| {
-            (0..CHECKS_PER_DEVICE)
-                .map(|_| signed(key, enigm_api::paths::DEVICE_OTA_OFFER, &body))
-                .collect()
-        })
-        .collect();
-    let started = Instant::now();
-    let tasks: Vec<_> = per_device
-        .into_iter()
-        .map(|requests| {
-            let router = router.clone();
-            tokio::spawn(async move {
-                for request in requests {
-                    let response = router.clone().oneshot(request).await.expect("response");
-                    assert_eq!(response.status(), StatusCode::OK, "update check refused");
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.expect("device task");
-    }
-    started.elapsed()
-}
-
 fn director(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -199,7 +168,13 @@ fn director(c: &mut Criterion) {
             |b| {
                 b.iter_custom(|iterations| {
                     (0..iterations)
-                        .map(|_| runtime.block_on(check_round(&router, devices)))
+                        .map(|_| runtime.block_on(signed_round(
+                            &router,
+                            devices,
+                            enigm_api::paths::DEVICE_OTA_OFFER,
+                            &json!({"model": "enigm-sim", "channel": "stable", "installed_rollback_index": 1}),
+                            CHECKS_PER_DEVICE,
+                        )))
                         .sum()
                 });
             },

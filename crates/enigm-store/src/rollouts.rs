@@ -27,9 +27,8 @@ pub struct RolloutRecord {
     pub status_reason: Option<String>,
     /// The plan, JSON; `None` until one is set.
     pub plan: Option<String>,
-    /// The open waves' cuts, JSON.
+    /// The open waves' cuts and when each opened, JSON.
     pub cuts: String,
-    pub wave_opened_at: Option<Timestamp>,
     pub pending_approval: Option<ApprovalId>,
     pub updated_at: Timestamp,
 }
@@ -44,7 +43,6 @@ impl RolloutRecord {
             status_reason: None,
             plan: None,
             cuts: "[]".to_owned(),
-            wave_opened_at: None,
             pending_approval: None,
             updated_at: at,
         }
@@ -70,7 +68,7 @@ pub struct VersionPinRecord {
 }
 
 const ROLLOUT_COLUMNS: &str = "release_id, stage, status, status_reason, plan, cuts, \
-     wave_opened_at, pending_approval, updated_at";
+     pending_approval, updated_at";
 
 fn rollout_from_row(row: &AnyRow) -> StoreResult<RolloutRecord> {
     let stage: Option<String> = row.try_get("stage")?;
@@ -88,9 +86,6 @@ fn rollout_from_row(row: &AnyRow) -> StoreResult<RolloutRecord> {
         status_reason: row.try_get("status_reason")?,
         plan: row.try_get("plan")?,
         cuts: row.try_get("cuts")?,
-        wave_opened_at: row
-            .try_get::<Option<i64>, _>("wave_opened_at")?
-            .map(Timestamp::from_unix_millis),
         pending_approval: approval
             .map(|text| parse_id(&text, "approval id"))
             .transpose()?,
@@ -249,11 +244,10 @@ impl WriteTx<'_> {
         self.bump_ota_catalog().await?;
         sqlx::query(
             "INSERT INTO release_rollouts (release_id, stage, status, status_reason, plan, cuts, \
-             wave_opened_at, pending_approval, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, \
-             $8, $9) ON CONFLICT (release_id) DO UPDATE SET stage = excluded.stage, \
+             pending_approval, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (release_id) DO UPDATE SET stage = excluded.stage, \
              status = excluded.status, status_reason = excluded.status_reason, \
              plan = excluded.plan, cuts = excluded.cuts, \
-             wave_opened_at = excluded.wave_opened_at, \
              pending_approval = excluded.pending_approval, updated_at = excluded.updated_at",
         )
         .bind(rollout.release.to_string())
@@ -262,7 +256,6 @@ impl WriteTx<'_> {
         .bind(rollout.status_reason.clone())
         .bind(rollout.plan.clone())
         .bind(rollout.cuts.clone())
-        .bind(rollout.wave_opened_at.map(Timestamp::unix_millis))
         .bind(rollout.pending_approval.map(|id| id.to_string()))
         .bind(rollout.updated_at.unix_millis())
         .execute(self.conn())
@@ -270,7 +263,8 @@ impl WriteTx<'_> {
         Ok(())
     }
 
-    /// Records a device's step with a release; its wave stays the one it was first given.
+    /// Records a device's step with a release (an install report); its wave stays the one it
+    /// was first given.
     pub async fn set_rollout_device(
         &mut self,
         release: ReleaseId,
@@ -279,20 +273,8 @@ impl WriteTx<'_> {
         state: RolloutDeviceState,
         at: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (release_id, handle) DO UPDATE SET \
-             state = excluded.state, updated_at = excluded.updated_at, \
-             wave = COALESCE(rollout_devices.wave, excluded.wave)",
-        )
-        .bind(release.to_string())
-        .bind(handle.to_string())
-        .bind(wave.map(i64::from))
-        .bind(state.as_str())
-        .bind(at.unix_millis())
-        .execute(self.conn())
-        .await?;
-        Ok(())
+        self.upsert_rollout_device(release, handle, wave, state, at, "")
+            .await
     }
 
     /// Records the director's decision for a device (offered or refused), unless the device
@@ -305,13 +287,27 @@ impl WriteTx<'_> {
         state: RolloutDeviceState,
         at: Timestamp,
     ) -> StoreResult<()> {
-        sqlx::query(
+        let unreported = " WHERE rollout_devices.state IN ('offered', 'refused')";
+        self.upsert_rollout_device(release, handle, wave, state, at, unreported)
+            .await
+    }
+
+    /// The one write of a device's row; `condition` limits which rows an update may replace.
+    async fn upsert_rollout_device(
+        &mut self,
+        release: ReleaseId,
+        handle: &DeviceHandle,
+        wave: Option<u32>,
+        state: RolloutDeviceState,
+        at: Timestamp,
+        condition: &str,
+    ) -> StoreResult<()> {
+        sqlx::query(&format!(
             "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) \
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (release_id, handle) DO UPDATE SET \
              state = excluded.state, updated_at = excluded.updated_at, \
-             wave = COALESCE(rollout_devices.wave, excluded.wave) \
-             WHERE rollout_devices.state IN ('offered', 'refused')",
-        )
+             wave = COALESCE(rollout_devices.wave, excluded.wave){condition}"
+        ))
         .bind(release.to_string())
         .bind(handle.to_string())
         .bind(wave.map(i64::from))

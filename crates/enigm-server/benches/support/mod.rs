@@ -189,3 +189,40 @@ pub(crate) async fn enroll_fleet(router: &Router, owner_token: &str) -> Vec<Ed25
     }
     keys
 }
+
+/// One timed round: each device sends `per_device` signed `POST`s of `body` to `path`, one
+/// after the other like an agent, all devices at once; every answer must be 200. Requests are
+/// signed before the clock starts, so only the server's work is measured.
+pub(crate) async fn signed_round(
+    router: &Router,
+    keys: &[Ed25519SigningKey],
+    path: &str,
+    body: &Value,
+    per_device: usize,
+) -> std::time::Duration {
+    let requests: Vec<Vec<Request<Body>>> = keys
+        .iter()
+        .map(|key| (0..per_device).map(|_| signed(key, path, body)).collect())
+        .collect();
+    let started = std::time::Instant::now();
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|requests| {
+            let router = router.clone();
+            tokio::spawn(async move {
+                for request in requests {
+                    let response = router.clone().oneshot(request).await.expect("response");
+                    assert_eq!(
+                        response.status(),
+                        axum::http::StatusCode::OK,
+                        "a signed device request was refused"
+                    );
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("device task");
+    }
+    started.elapsed()
+}

@@ -1,7 +1,8 @@
 -- Controlled rollout of OTA releases (issue 14). A published release's operator stage
 -- (validated, controlled-rollout, stable; none yet means registered), its plan (JSON: model,
 -- waves, validation groups, halt rule), whether it makes offers (active, paused, halted,
--- withdrawn) and the cuts of its open waves (JSON array of place limits, null for everyone).
+-- withdrawn) and its open waves (JSON: each one's place limit, null for everyone, and when it
+-- opened).
 -- What each device did with a release it asked about is one row per device and release: the
 -- wave its place fell in (null outside waves) and its last state; never more about the device.
 -- A version pin keeps a device group on one release until removed.
@@ -13,7 +14,6 @@ CREATE TABLE release_rollouts (
     status_reason TEXT,
     plan TEXT,
     cuts TEXT NOT NULL,
-    wave_opened_at BIGINT,
     pending_approval TEXT,
     updated_at BIGINT NOT NULL
 );

@@ -436,9 +436,9 @@ pub async fn act(
         }
         Step::Advance => {
             let since = rollout
-                .record
-                .wave_opened_at
-                .map_or(Duration::MAX, |opened| now.duration_since(opened));
+                .opened
+                .last()
+                .map_or(Duration::MAX, |opened| now.duration_since(*opened));
             let plan = rollout.plan();
             match rules::check_advance(
                 &plan,
@@ -614,7 +614,6 @@ async fn open_wave(
     rollout.cuts.push(cut);
     rollout.opened.truncate(index);
     rollout.opened.push(now);
-    rollout.record.wave_opened_at = Some(now);
     rollout.encode_cuts()
 }
 
