@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use enigm_store::{Store, StoreError};
+use enigm_store::{RolloutDecision, Store, StoreError};
 use enigm_types::{AuditEvent, DeviceHandle, ReleaseId, RolloutDeviceState, Timestamp};
 use tokio::sync::{mpsc, oneshot};
 
@@ -103,31 +103,45 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Queued>) {
     }
 }
 
-/// Stores a batch in one transaction: all of it, or (on a database failure) none of it.
+/// Stores a batch in one transaction: all of it, or (on a database failure) none of it. The
+/// batch's nonces are claimed in one statement, and its rollout steps written in another,
+/// instead of two round trips per check.
 async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<DirectorStored>, StoreError> {
     let mut tx = store.begin().await?;
     if let Some(first) = batch.first() {
         tx.forget_expired_nonces(first.write.received_at).await?;
     }
+    let nonces: Vec<(DeviceHandle, String, Timestamp)> = batch
+        .iter()
+        .map(|queued| {
+            let write = &queued.write;
+            (write.handle, write.nonce.clone(), write.nonce_expires_at)
+        })
+        .collect();
+    let claimed = tx.claim_device_nonces(&nonces).await?;
     let mut outcomes = Vec::with_capacity(batch.len());
-    for queued in batch {
-        let write = &queued.write;
-        if !tx
-            .claim_device_nonce(&write.handle, &write.nonce, write.nonce_expires_at)
-            .await?
-        {
+    let mut decisions = Vec::new();
+    for (queued, claimed) in batch.iter().zip(claimed) {
+        if !claimed {
             outcomes.push(DirectorStored::Replayed);
             continue;
         }
-        if let Some((release, wave, step)) = write.rollout_step {
-            tx.record_rollout_decision(release, &write.handle, wave, step, write.received_at)
-                .await?;
+        let write = &queued.write;
+        if let Some((release, wave, state)) = write.rollout_step {
+            decisions.push(RolloutDecision {
+                release,
+                handle: write.handle,
+                wave,
+                state,
+                at: write.received_at,
+            });
         }
         if let Some(event) = &write.event {
             tx.append_audit(event).await?;
         }
         outcomes.push(DirectorStored::Recorded);
     }
+    tx.record_rollout_decisions(&decisions).await?;
     tx.commit().await?;
     Ok(outcomes)
 }

@@ -46,6 +46,8 @@ pub struct Inner {
     /// The director's in-memory catalogue of offerable releases and pins.
     pub director_catalog: crate::services::releases::director::DirectorCatalog,
     pub device_policies: PolicyCache,
+    /// Each device's eligibility decision inputs read from the store, per `policy_revision`.
+    pub decision_inputs: crate::services::eligibility::DecisionInputsCache,
     pub attestation: AttestationService,
     pub ota: crate::ota::OtaService,
     /// This process's Prometheus metrics (see [`crate::metrics`]).
@@ -134,6 +136,7 @@ impl AppState {
             director,
             director_catalog: Default::default(),
             device_policies: PolicyCache::default(),
+            decision_inputs: Default::default(),
             attestation,
             ota: crate::ota::OtaService::new(options.ota),
             metrics: Arc::new(crate::metrics::Metrics::new()),

@@ -550,7 +550,71 @@ async fn a_withdrawal_holds_at_every_process_at_once(backend: Backend) {
     assert!(!offered_at_second().await, "withdrawn at the first process");
 }
 
+/// Each process keeps a device's policies and attestation per `policy_revision`, and reads the
+/// device, its lifecycle commands and the catalogue's generation at every check: a rejected
+/// attestation or a retirement recorded anywhere holds from the next update check on.
+async fn a_changed_standing_holds_from_the_next_update_check(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (manager, _) = release_admins(&app).await;
+    let attested = attested_in(&app, "fleet").await;
+    let leaving = attested_in(&app, "fleet").await;
+    let expires = app.clock_now().saturating_add(30 * DAY);
+    let (id, _) = published_release(&app, "os/enigm-os.img", IMAGE, expires).await;
+    plan(
+        &app,
+        &manager,
+        id,
+        json!({"model": "stable-rollout", "waves": [{"percent": 100, "soak_seconds": 0}], "justification": "x"}),
+    )
+    .await;
+    for action in ["validate", "start"] {
+        assert_eq!(
+            step(&app, &manager, id, action).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(offered(&app, &attested).await.as_deref(), Some("1"));
+    assert_eq!(offered(&app, &leaving).await.as_deref(), Some("1"));
+
+    // Written by another process: straight into the store, behind this one's caches.
+    let mut tx = app.store.begin().await.unwrap();
+    tx.record_attestation(
+        &attested.handle,
+        &AttestationResultRecord {
+            verdict: AttestationVerdict::IneligibleBuild,
+            format: AttestationFormat::AndroidKey,
+            claims: "{}".to_owned(),
+            attested_at: app.clock_now(),
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    tx.issue_command(&enigm_store::NewCommand {
+        handle: leaving.handle,
+        command: enigm_types::DeviceCommand::Retire,
+        issued_by: manager.id,
+        issued_at: app.clock_now(),
+        approval: None,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    assert_eq!(offered(&app, &attested).await, None, "attestation rejected");
+    assert_eq!(
+        last_offer_event(&app).await.reason,
+        Some(ReasonCategory::AttestationNotAffirming)
+    );
+    assert_eq!(offered(&app, &leaving).await, None, "being retired");
+    assert_eq!(
+        last_offer_event(&app).await.reason,
+        Some(ReasonCategory::DeviceNotActive)
+    );
+}
+
 backend_tests!(
+    a_changed_standing_holds_from_the_next_update_check,
     a_withdrawal_holds_at_every_process_at_once,
     offers_follow_stage_waves_and_the_devices_standing,
     a_pinned_group_stays_on_its_version_and_stable_releases_stay_offered,

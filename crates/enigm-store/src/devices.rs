@@ -104,6 +104,16 @@ pub struct DeviceRecord {
     pub policy_revision: i64,
 }
 
+/// A device as the director reads it (see [`Store::director_standing`]).
+#[derive(Debug, Clone)]
+pub struct DirectorStanding {
+    pub device: DeviceRecord,
+    /// A lifecycle command waits for the device's acknowledgement.
+    pub command_pending: bool,
+    /// The OTA catalogue's generation at the same read.
+    pub catalog_generation: i64,
+}
+
 /// Which devices to list: all filters must match; `after` pages by handle.
 #[derive(Debug, Clone, Default)]
 pub struct DeviceFilter {
@@ -130,6 +140,36 @@ impl Store {
             .fetch_optional(self.pool())
             .await?;
         row.as_ref().map(device_from_row).transpose()
+    }
+
+    /// What the director decides an update check from, in one read: the device's record,
+    /// whether a lifecycle command (retire, wipe, ...) waits for its acknowledgement, and the
+    /// OTA catalogue's generation. One round trip instead of four keeps update checks cheap.
+    pub async fn director_standing(
+        &self,
+        handle: &DeviceHandle,
+    ) -> StoreResult<Option<DirectorStanding>> {
+        let sql = format!(
+            "SELECT {DEVICE_COLUMNS}, \
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM device_commands c \
+                  WHERE c.handle = devices.handle AND c.acknowledged_at IS NULL) \
+                  THEN 1 ELSE 0 END AS BIGINT) AS command_pending, \
+             (SELECT generation FROM ota_catalog_generation WHERE id = 1) AS catalog_generation \
+             FROM devices WHERE handle = $1"
+        );
+        let row = sqlx::query(&sql)
+            .bind(handle.to_string())
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref()
+            .map(|row| {
+                Ok(DirectorStanding {
+                    device: device_from_row(row)?,
+                    command_pending: row.try_get::<i64, _>("command_pending")? != 0,
+                    catalog_generation: row.try_get("catalog_generation")?,
+                })
+            })
+            .transpose()
     }
 
     /// Devices in handle order, filtered.
@@ -602,6 +642,63 @@ impl WriteTx<'_> {
         Ok(result.rows_affected() == 1)
     }
 
+    /// [`WriteTx::claim_device_nonce`] for many requests in one statement per chunk (the
+    /// director's group commit): whether each was claimed, in order. A nonce that appears twice
+    /// in `nonces` is claimed by its first appearance only.
+    pub async fn claim_device_nonces(
+        &mut self,
+        nonces: &[(DeviceHandle, String, Timestamp)],
+    ) -> StoreResult<Vec<bool>> {
+        let mut claimed = vec![false; nonces.len()];
+        let mut first_seen = std::collections::HashSet::new();
+        let unique: Vec<(usize, String, &str, i64)> = nonces
+            .iter()
+            .enumerate()
+            .filter(|(_, (handle, nonce, _))| first_seen.insert((*handle, nonce.as_str())))
+            .map(|(at, (handle, nonce, expires))| {
+                (
+                    at,
+                    handle.to_string(),
+                    nonce.as_str(),
+                    expires.unix_millis(),
+                )
+            })
+            .collect();
+        for chunk in unique.chunks(NONCES_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
+                .collect();
+            let sql = format!(
+                "INSERT INTO device_nonces (handle, nonce, expires_at) VALUES {} \
+                 ON CONFLICT (handle, nonce) DO NOTHING RETURNING handle, nonce",
+                values.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for (_, handle, nonce, expires) in chunk {
+                query = query
+                    .bind(handle.clone())
+                    .bind((*nonce).to_owned())
+                    .bind(*expires);
+            }
+            let rows = query.fetch_all(self.conn()).await?;
+            let mut inserted = std::collections::HashSet::new();
+            for row in &rows {
+                inserted.insert((
+                    row.try_get::<String, _>("handle")?,
+                    row.try_get::<String, _>("nonce")?,
+                ));
+            }
+            for (at, handle, nonce, _) in chunk {
+                if inserted.contains(&(handle.clone(), (*nonce).to_owned()))
+                    && let Some(slot) = claimed.get_mut(*at)
+                {
+                    *slot = true;
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
     /// Creates a device with its first evaluation; `Err(Conflict)` when the handle exists.
     pub async fn insert_device(&mut self, device: &NewDevice) -> StoreResult<()> {
         let posture = EncodedPosture::new(&device.posture)?;
@@ -756,6 +853,9 @@ impl WriteTx<'_> {
         Ok(())
     }
 }
+
+/// Rows per multi-row nonce insert (three parameters each, well within both backends' limits).
+const NONCES_PER_STATEMENT: usize = 256;
 
 fn device_from_row(row: &AnyRow) -> StoreResult<DeviceRecord> {
     Ok(DeviceRecord {

@@ -42,8 +42,8 @@ pub use auditlog::{IntegratedBatch, LeafEntry, LegalHold, PurgeRecord, StoredChe
 pub use auditverify::{Finding, NoProgress, VerifyOutcome, VerifyProgress, VerifySummary};
 pub use deployment::{DeploymentKey, KeyRole};
 pub use devices::{
-    CheckInStored, CheckInWrite, ConsumedToken, DeviceFilter, DeviceRecord, NewDevice,
-    NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureChange, PostureRecord,
+    CheckInStored, CheckInWrite, ConsumedToken, DeviceFilter, DeviceRecord, DirectorStanding,
+    NewDevice, NewEnrollmentToken, POSTURE_HISTORY_LEN, PostureChange, PostureRecord,
 };
 pub use lifecycle::{LifecycleRecord, LockedLifecycle, NewCommand, PendingCommand};
 pub use ota::{InstallCounts, MetadataRole, NewRelease, ReleaseRecord, StoredMetadata};
@@ -52,7 +52,7 @@ pub use policies::{
     PolicyRecord, PolicyVersionRecord,
 };
 pub use policy_bundles::{BundledVersion, PolicyBundleRecord, WantedBundle};
-pub use rollouts::{RolloutCount, RolloutRecord, VersionPinRecord};
+pub use rollouts::{RolloutCount, RolloutDecision, RolloutRecord, VersionPinRecord};
 pub use sessions::{NewSession, SessionRecord};
 pub use shared_state::{LeaseRecord, ThrottleRecord};
 pub use vpn::{VpnAssignmentRecord, VpnGatewayChange, VpnGatewayRecord};

@@ -16,6 +16,27 @@ use sqlx::any::AnyRow;
 
 use crate::{Store, StoreError, StoreResult, WriteTx, parse_id};
 
+/// A director's decision about one device, as [`WriteTx::record_rollout_decisions`] stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RolloutDecision {
+    pub release: ReleaseId,
+    pub handle: DeviceHandle,
+    pub wave: Option<u32>,
+    pub state: RolloutDeviceState,
+    pub at: Timestamp,
+}
+
+/// Rows per multi-row decision upsert (five parameters each).
+const DECISIONS_PER_STATEMENT: usize = 200;
+
+/// How a device's rollout row takes a new step: its first wave stays.
+const UPSERT: &str = " ON CONFLICT (release_id, handle) DO UPDATE SET \
+     state = excluded.state, updated_at = excluded.updated_at, \
+     wave = COALESCE(rollout_devices.wave, excluded.wave)";
+
+/// A director's decision replaces only another decision, never what the device reported.
+const UNREPORTED: &str = " WHERE rollout_devices.state IN ('offered', 'refused')";
+
 /// A release's rollout as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutRecord {
@@ -277,19 +298,57 @@ impl WriteTx<'_> {
             .await
     }
 
-    /// Records the director's decision for a device (offered or refused), unless the device
-    /// already reported an install of the release: a report is what the status counts.
-    pub async fn record_rollout_decision(
+    /// Records the director's decisions (offered or refused), each unless its device already
+    /// reported an install of the release (a report is what the status counts), in one
+    /// statement per chunk (the director's group commit). Where one device's row appears more
+    /// than once, its last decision is the one written, as if written one after the other.
+    pub async fn record_rollout_decisions(
         &mut self,
-        release: ReleaseId,
-        handle: &DeviceHandle,
-        wave: Option<u32>,
-        state: RolloutDeviceState,
-        at: Timestamp,
+        decisions: &[RolloutDecision],
     ) -> StoreResult<()> {
-        let unreported = " WHERE rollout_devices.state IN ('offered', 'refused')";
-        self.upsert_rollout_device(release, handle, wave, state, at, unreported)
-            .await
+        // Postgres refuses a statement that updates one row twice; the last decision wins.
+        let mut last = std::collections::HashMap::new();
+        for (at, decision) in decisions.iter().enumerate() {
+            last.insert((decision.release, decision.handle), at);
+        }
+        let kept: Vec<&RolloutDecision> = decisions
+            .iter()
+            .enumerate()
+            .filter(|(at, decision)| last.get(&(decision.release, decision.handle)) == Some(at))
+            .map(|(_, decision)| decision)
+            .collect();
+        for chunk in kept.chunks(DECISIONS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|row| {
+                    let first = 5 * row;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${})",
+                        first + 1,
+                        first + 2,
+                        first + 3,
+                        first + 4,
+                        first + 5
+                    )
+                })
+                .collect();
+            let mut query = String::from(
+                "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) VALUES ",
+            );
+            query.push_str(&values.join(", "));
+            query.push_str(UPSERT);
+            query.push_str(UNREPORTED);
+            let mut statement = sqlx::query(&query);
+            for decision in chunk {
+                statement = statement
+                    .bind(decision.release.to_string())
+                    .bind(decision.handle.to_string())
+                    .bind(decision.wave.map(i64::from))
+                    .bind(decision.state.as_str())
+                    .bind(decision.at.unix_millis());
+            }
+            statement.execute(self.conn()).await?;
+        }
+        Ok(())
     }
 
     /// The one write of a device's row; `condition` limits which rows an update may replace.
@@ -304,9 +363,7 @@ impl WriteTx<'_> {
     ) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (release_id, handle) DO UPDATE SET \
-             state = excluded.state, updated_at = excluded.updated_at, \
-             wave = COALESCE(rollout_devices.wave, excluded.wave){condition}"
+             VALUES ($1, $2, $3, $4, $5){UPSERT}{condition}"
         ))
         .bind(release.to_string())
         .bind(handle.to_string())

@@ -33,6 +33,9 @@ backend_tests!(
     gates_stored_before_explanations_still_load,
     corrupt_rows_are_store_errors,
     attestation_outcomes_are_stored_typed,
+    update_check_nonces_are_claimed_in_one_statement,
+    rollout_decisions_are_written_in_one_statement,
+    director_standing_reads_device_command_and_catalogue,
 );
 
 fn posture(trust_state: TrustState, at: Timestamp) -> PostureRecord {
@@ -519,4 +522,174 @@ async fn attestation_outcomes_are_stored_typed(backend: Backend) {
             }
         }
     }
+}
+
+/// The director's batch claims each nonce once: against the database and within the batch.
+async fn update_check_nonces_are_claimed_in_one_statement(backend: Backend) {
+    let db = TestDatabase::new(backend).await.unwrap();
+    let store = fleet(&db, 3, DeviceState::Trusted).await;
+    let expires = T0.saturating_add(std::time::Duration::from_secs(300));
+    let mut tx = store.begin().await.unwrap();
+    assert!(
+        tx.claim_device_nonce(&handle(1), "old", expires)
+            .await
+            .unwrap()
+    );
+    tx.commit().await.unwrap();
+
+    let batch = vec![
+        (handle(1), "old".to_owned(), expires),
+        (handle(1), "new".to_owned(), expires),
+        (handle(2), "new".to_owned(), expires),
+        (handle(1), "new".to_owned(), expires),
+        (handle(2), "other".to_owned(), expires),
+    ];
+    let mut tx = store.begin().await.unwrap();
+    let claimed = tx.claim_device_nonces(&batch).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(claimed, vec![false, true, true, false, true]);
+
+    // More than one statement's worth, one of them already claimed.
+    let many: Vec<_> = (0..600)
+        .map(|n| {
+            (
+                handle(u8::try_from(n % 3).unwrap()),
+                format!("m{n}"),
+                expires,
+            )
+        })
+        .chain([(handle(2), "other".to_owned(), expires)])
+        .collect();
+    let mut tx = store.begin().await.unwrap();
+    let claimed = tx.claim_device_nonces(&many).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(claimed.iter().filter(|claimed| **claimed).count(), 600);
+    assert_eq!(claimed.last(), Some(&false));
+    assert!(tx_empty_claim(&store).await.is_empty());
+}
+
+async fn tx_empty_claim(store: &Store) -> Vec<bool> {
+    let mut tx = store.begin().await.unwrap();
+    let claimed = tx.claim_device_nonces(&[]).await.unwrap();
+    tx.commit().await.unwrap();
+    claimed
+}
+
+/// Decisions replace decisions, never a device's install report; the last decision of a
+/// device in one batch is the one kept, and its first wave stays.
+async fn rollout_decisions_are_written_in_one_statement(backend: Backend) {
+    use enigm_store::{NewRelease, RolloutDecision};
+    use enigm_types::{ReleaseId, RolloutDeviceState};
+
+    let db = TestDatabase::new(backend).await.unwrap();
+    let store = fleet(&db, 3, DeviceState::Trusted).await;
+    let admin = store.list_admins().await.unwrap()[0].id;
+    let release = ReleaseId::random();
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_release(&NewRelease {
+        id: release,
+        target_name: "image-1.bin".to_owned(),
+        kind: "os-image".to_owned(),
+        release_version: "1.0.0".to_owned(),
+        rollback_index: 1,
+        channel: "stable".to_owned(),
+        models: "[]".to_owned(),
+        length: 1,
+        sha256: "00".repeat(32),
+        expires_at: T0,
+        created_by: admin,
+        created_at: T0,
+    })
+    .await
+    .unwrap();
+    tx.set_rollout_device(
+        release,
+        &handle(2),
+        Some(0),
+        RolloutDeviceState::Installed,
+        T0,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let decision = |n: u8, wave: Option<u32>, state| RolloutDecision {
+        release,
+        handle: handle(n),
+        wave,
+        state,
+        at: T0,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.record_rollout_decisions(&[
+        decision(0, Some(1), RolloutDeviceState::Refused),
+        decision(1, Some(0), RolloutDeviceState::Offered),
+        decision(2, Some(1), RolloutDeviceState::Offered),
+        decision(0, Some(2), RolloutDeviceState::Offered),
+    ])
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let row = |n: u8| {
+        let store = store.clone();
+        async move { store.rollout_device(release, &handle(n)).await.unwrap() }
+    };
+    assert_eq!(row(0).await, Some((Some(2), RolloutDeviceState::Offered)));
+    assert_eq!(row(1).await, Some((Some(0), RolloutDeviceState::Offered)));
+    assert_eq!(row(2).await, Some((Some(0), RolloutDeviceState::Installed)));
+
+    // A later decision keeps the device's first wave.
+    let mut tx = store.begin().await.unwrap();
+    tx.record_rollout_decisions(&[decision(1, Some(3), RolloutDeviceState::Refused)])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(row(1).await, Some((Some(0), RolloutDeviceState::Refused)));
+}
+
+/// The director's one read: the device, whether a lifecycle command waits, the catalogue's
+/// generation.
+async fn director_standing_reads_device_command_and_catalogue(backend: Backend) {
+    use enigm_store::NewCommand;
+    use enigm_types::DeviceCommand;
+
+    let db = TestDatabase::new(backend).await.unwrap();
+    let store = fleet(&db, 2, DeviceState::Trusted).await;
+    let admin = store.list_admins().await.unwrap()[0].id;
+    assert!(store.director_standing(&handle(9)).await.unwrap().is_none());
+    let standing = store.director_standing(&handle(1)).await.unwrap().unwrap();
+    assert_eq!(
+        standing.device,
+        store.device(&handle(1)).await.unwrap().unwrap()
+    );
+    assert!(!standing.command_pending);
+    assert_eq!(standing.catalog_generation, 0);
+
+    let mut tx = store.begin().await.unwrap();
+    tx.issue_command(&NewCommand {
+        handle: handle(1),
+        command: DeviceCommand::Retire,
+        issued_by: admin,
+        issued_at: T0,
+        approval: None,
+    })
+    .await
+    .unwrap();
+    tx.bump_ota_catalog().await.unwrap();
+    tx.commit().await.unwrap();
+    let standing = store.director_standing(&handle(1)).await.unwrap().unwrap();
+    assert!(standing.command_pending);
+    assert_eq!(
+        standing.catalog_generation,
+        store.ota_catalog_generation().await.unwrap()
+    );
+    assert_eq!(standing.catalog_generation, 1);
+    assert!(
+        !store
+            .director_standing(&handle(0))
+            .await
+            .unwrap()
+            .unwrap()
+            .command_pending
+    );
 }

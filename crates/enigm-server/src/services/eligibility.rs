@@ -8,7 +8,11 @@ use enigm_trust::{
     AttestationOutcome, DecisionActor, DecisionInput, DecisionPolicy, FindingKind, IntegrityState,
     ResourceCategory,
 };
-use enigm_types::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory};
+use enigm_types::{
+    Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome, ReasonCategory,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use crate::error::ApiResult;
 use crate::guard::Caller;
@@ -70,69 +74,147 @@ pub(crate) async fn evaluate_device(
     actor: DecisionActor,
     now: enigm_types::Timestamp,
 ) -> ApiResult<EligibilityDecision> {
-    // The device's effective policies (its group's assignment, else what it enrolled with, else
-    // the baseline), as check-ins use them; policies that cannot be read are a missing input,
-    // which the decision names.
-    let known = match &device {
-        None => None,
-        Some(device) => {
-            let attestation = state.store().device_attestation(&device.handle).await?;
-            let assigned = state.store().group_policies(&device.group).await?;
-            let effective = policies::from_assigned(
-                &assigned,
-                &device.policy,
-                attestation.as_ref().map(|record| record.policy.as_str()),
-            )
-            .ok();
-            Some((device, effective, attestation))
-        }
+    let Some(device) = device else {
+        return Ok(EligibilityDecision::Deny(DenyReason::MissingDevice));
     };
+    let inputs = load_inputs(state, &device).await?;
     // A device Command has told to retire or wipe is on its way out: nothing protected is
     // started on it while the command waits for the device's acknowledgement.
-    let leaving = known.is_some()
-        && state
-            .store()
-            .device_lifecycle(&request.device)
-            .await?
-            .pending
-            .is_some();
-    let decision = match known {
-        None => EligibilityDecision::Deny(DenyReason::MissingDevice),
-        Some(_) if leaving => EligibilityDecision::Deny(DenyReason::DeviceNotActive),
-        Some((device, effective, attestation)) => {
-            let (attestation, policy) = match &effective {
-                Some(effective) => {
-                    let (attestation, attestation_required) =
-                        attestation_standing(attestation.as_ref(), &effective.attestation, now);
-                    let policy = DecisionPolicy {
-                        max_posture_age: effective.trust.max_signal_age(),
-                        attestation_required,
-                    };
-                    (attestation, Some(policy))
-                }
-                None => (None, None),
-            };
-            enigm_trust::decide(&DecisionInput {
-                actor: Some(actor),
-                action: request.action.into(),
-                resource: Some(
-                    request
-                        .resource
-                        .unwrap_or(ResourceCategory::default_for(request.action)),
-                ),
-                device_state: Some(device.state),
-                trust_state: Some(device.posture.trust_state),
-                evaluated_at: Some(device.posture.evaluated_at),
-                attestation,
-                session_valid: request.session_valid,
-                setup_complete: Some(device.posture.setup_missing.is_empty()),
-                policy,
-                integrity: Some(integrity(&device.posture.findings)),
-                now,
-            })
+    let command_pending = state
+        .store()
+        .device_lifecycle(&request.device)
+        .await?
+        .pending
+        .is_some();
+    Ok(decide_loaded(
+        &device,
+        command_pending,
+        &inputs,
+        request,
+        actor,
+        now,
+    ))
+}
+
+/// What a device is decided under besides its own record: its effective policies (its group's
+/// assignment, else what it enrolled with, else the baseline, as check-ins use them; `None`
+/// when they cannot be read, a missing input the decision names) and its attestation row.
+pub(crate) struct DecisionInputs {
+    effective: Option<policies::DevicePolicies>,
+    attestation: Option<enigm_store::AttestationRecord>,
+}
+
+async fn load_inputs(
+    state: &AppState,
+    device: &enigm_store::DeviceRecord,
+) -> ApiResult<DecisionInputs> {
+    let attestation = state.store().device_attestation(&device.handle).await?;
+    let assigned = state.store().group_policies(&device.group).await?;
+    let effective = policies::from_assigned(
+        &assigned,
+        &device.policy,
+        attestation.as_ref().map(|record| record.policy.as_str()),
+    )
+    .ok();
+    Ok(DecisionInputs {
+        effective,
+        attestation,
+    })
+}
+
+/// [`DecisionInputs`] read through the process's cache: kept per device with the device's
+/// `policy_revision` they were read at, which every policy assignment to its group and every
+/// attestation of it bumps (on any process, in the same transaction), so an entry whose
+/// revision differs from the record just read is read again. Posture, lifecycle and the
+/// freshness of the attestation are decided from the record and `now` each time, never cached.
+pub(crate) async fn cached_inputs(
+    state: &AppState,
+    device: &enigm_store::DeviceRecord,
+) -> ApiResult<Arc<DecisionInputs>> {
+    if let Some(inputs) = state
+        .decision_inputs
+        .get(&device.handle, device.policy_revision)
+    {
+        return Ok(inputs);
+    }
+    let inputs = Arc::new(load_inputs(state, device).await?);
+    state
+        .decision_inputs
+        .insert(device.handle, device.policy_revision, inputs.clone());
+    Ok(inputs)
+}
+
+/// The most devices whose decision inputs a process keeps; beyond it the cache starts over.
+const MAX_CACHED_INPUTS: usize = 100_000;
+
+/// Each device's [`DecisionInputs`] with the `policy_revision` they were read at.
+#[derive(Default)]
+pub struct DecisionInputsCache {
+    inputs: Mutex<HashMap<DeviceHandle, (i64, Arc<DecisionInputs>)>>,
+}
+
+impl DecisionInputsCache {
+    fn get(&self, handle: &DeviceHandle, revision: i64) -> Option<Arc<DecisionInputs>> {
+        let inputs = self.inputs.lock().ok()?;
+        inputs
+            .get(handle)
+            .filter(|(read_at, _)| *read_at == revision)
+            .map(|(_, inputs)| inputs.clone())
+    }
+
+    fn insert(&self, handle: DeviceHandle, revision: i64, inputs: Arc<DecisionInputs>) {
+        if let Ok(mut cached) = self.inputs.lock() {
+            if cached.len() >= MAX_CACHED_INPUTS {
+                cached.clear();
+            }
+            cached.insert(handle, (revision, inputs));
         }
+    }
+}
+
+/// The decision from what was read: the device's record, whether a lifecycle command waits
+/// for it, and its [`DecisionInputs`].
+pub(crate) fn decide_loaded(
+    device: &enigm_store::DeviceRecord,
+    command_pending: bool,
+    inputs: &DecisionInputs,
+    request: &EligibilityRequest,
+    actor: DecisionActor,
+    now: enigm_types::Timestamp,
+) -> EligibilityDecision {
+    if command_pending {
+        return EligibilityDecision::Deny(DenyReason::DeviceNotActive);
+    }
+    let (attestation, policy) = match &inputs.effective {
+        Some(effective) => {
+            let (attestation, attestation_required) =
+                attestation_standing(inputs.attestation.as_ref(), &effective.attestation, now);
+            let policy = DecisionPolicy {
+                max_posture_age: effective.trust.max_signal_age(),
+                attestation_required,
+            };
+            (attestation, Some(policy))
+        }
+        None => (None, None),
     };
-    Ok(decision)
+    enigm_trust::decide(&DecisionInput {
+        actor: Some(actor),
+        action: request.action.into(),
+        resource: Some(
+            request
+                .resource
+                .unwrap_or(ResourceCategory::default_for(request.action)),
+        ),
+        device_state: Some(device.state),
+        trust_state: Some(device.posture.trust_state),
+        evaluated_at: Some(device.posture.evaluated_at),
+        attestation,
+        session_valid: request.session_valid,
+        setup_complete: Some(device.posture.setup_missing.is_empty()),
+        policy,
+        integrity: Some(integrity(&device.posture.findings)),
+        now,
+    })
 }
 
 /// The audit log's name of each denial reason.

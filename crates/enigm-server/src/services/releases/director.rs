@@ -45,12 +45,17 @@ pub async fn answer(
     if !is_label(&request.model, 64) || !is_label(&request.channel, 32) {
         return Err(device.refuse.deny(ReasonCategory::InvalidBody).await);
     }
-    let Some(record) = state.store().device(&handle).await? else {
+    // One read for the device, its pending lifecycle command and the catalogue's generation;
+    // the policies and attestation it is decided under come from the per-revision cache.
+    let Some(standing) = state.store().director_standing(&handle).await? else {
         return Err(device.refuse.deny(ReasonCategory::UnknownDevice).await);
     };
-    let eligibility = eligibility::evaluate_device(
-        state,
-        Some(record.clone()),
+    let record = &standing.device;
+    let inputs = eligibility::cached_inputs(state, record).await?;
+    let eligibility = eligibility::decide_loaded(
+        record,
+        standing.command_pending,
+        &inputs,
         &EligibilityRequest {
             device: handle,
             action: ProtectedAction::Ota,
@@ -59,13 +64,12 @@ pub async fn answer(
         },
         DecisionActor::Command,
         now,
-    )
-    .await?;
+    );
     let ota_eligibility = match eligibility {
         EligibilityDecision::Allow => Ok(()),
         EligibilityDecision::Deny(reason) => Err(eligibility::reason_category(reason)),
     };
-    let catalog = catalog(state).await?;
+    let catalog = catalog(state, standing.catalog_generation).await?;
     let pinned = catalog.pins.get(&record.group);
     // Newest first (the catalogue's order); a pinned group considers its pinned release only.
     let candidates = catalog.releases.iter().filter(|release| {
@@ -218,9 +222,8 @@ struct OfferableRelease {
 }
 
 /// The catalogue as of now: the cached one when the generation has not moved.
-async fn catalog(state: &AppState) -> ApiResult<Arc<Catalog>> {
-    // The generation is read before the data, so the data stored with it is never older.
-    let generation = state.store().ota_catalog_generation().await?;
+async fn catalog(state: &AppState, generation: i64) -> ApiResult<Arc<Catalog>> {
+    // The generation was read before the data, so the data stored with it is never older.
     let cached = state
         .director_catalog
         .cached
