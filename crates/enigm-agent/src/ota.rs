@@ -574,6 +574,11 @@ where
         Err(refused) => return Ok(refused),
     };
     let image = offer.image();
+    // The rollout's `downloading` count; a word that does not arrive stops nothing (the
+    // install report that follows is the record).
+    if let Err(error) = tell(report, &offer.target, InstallOutcome::Downloading, None).await {
+        eprintln!("warning: could not tell Command the download started: {error:#}");
+    }
     let mut writer = slots.begin_stage(&image.sha256)?;
     if let Err(reason) = download(client, &offer.url, &offer.target, &mut writer).await? {
         writer.discard();

@@ -137,7 +137,15 @@ async fn an_agent_installs_only_what_the_director_offers(backend: Backend) {
     );
     let status = owner.json(&["release", "rollout", "status", &id]);
     assert_eq!(status["waves"][0]["counts"]["installed"], 1, "{status}");
+    assert_eq!(status["waves"][0]["counts"]["downloading"], 0, "{status}");
     assert_eq!(status["status"], "active", "{status}");
+    // The agent said it was downloading before its install report replaced that.
+    let downloads = owner.json(&["audit", "events", "--action", "device.ota-download"]);
+    assert_eq!(
+        downloads["items"].as_array().unwrap().len(),
+        1,
+        "{downloads}"
+    );
 }
 
 backend_tests!(

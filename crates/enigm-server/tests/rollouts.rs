@@ -276,7 +276,7 @@ async fn waves_open_only_after_their_soak(backend: Backend) {
 async fn report(app: &TestApp, device: &enigm_test_support::device::TestDevice, outcome: &str) {
     let mut body =
         json!({"target_name": "os/enigm-os.img", "release_version": "1", "outcome": outcome});
-    if outcome != "installed" {
+    if outcome != "installed" && outcome != "downloading" {
         body["reason"] = json!("health_check_failed");
     }
     let response = device.send(app, paths::DEVICE_OTA_REPORTS, &body).await;
@@ -332,6 +332,66 @@ async fn failures_in_the_current_wave_halt_the_rollout(backend: Backend) {
     assert_eq!(resumed.status, StatusCode::OK, "{:?}", resumed.body);
     assert_eq!(resumed.body["status"], "active");
     assert_eq!(resumed.body["status_reason"], Value::Null);
+}
+
+/// A device's word that it is downloading is counted as `downloading` until its install report
+/// replaces it, never over a report, never as a failure; it is audited as its own action.
+async fn downloads_are_counted_until_the_report(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    let (manager, _) = release_admins(&app).await;
+    let mut devices = Vec::new();
+    for _ in 0..3 {
+        devices.push(enrolled_in(&app, "fleet").await.0);
+    }
+    let id = release(&app).await;
+    let mut body = waves(&[(100, 0)]);
+    body["halt"] = json!({"max_failure_percent": 1, "min_reports": 1});
+    assert_eq!(plan(&app, &manager, id, body).await.status, StatusCode::OK);
+    for action in ["validate", "start"] {
+        assert_eq!(
+            step(&app, &manager, id, action).await.status,
+            StatusCode::OK
+        );
+    }
+    report(&app, &devices[0], "downloading").await;
+    report(&app, &devices[1], "downloading").await;
+    let counts = |view: &Value| view["waves"][0]["counts"].clone();
+    let view = rollout(&app, &manager, id).await;
+    assert_eq!(counts(&view)["downloading"], 2, "{view}");
+    assert_eq!(view["status"], "active", "a download is no failure: {view}");
+
+    report(&app, &devices[0], "installed").await;
+    report(&app, &devices[0], "downloading").await;
+    let view = rollout(&app, &manager, id).await;
+    assert_eq!(counts(&view)["downloading"], 1, "{view}");
+    assert_eq!(
+        counts(&view)["installed"],
+        1,
+        "a late word never hides a report: {view}"
+    );
+
+    // A download names no reason.
+    let refused = devices[2]
+        .send(
+            &app,
+            paths::DEVICE_OTA_REPORTS,
+            &json!({"target_name": "os/enigm-os.img", "release_version": "1",
+                    "outcome": "downloading", "reason": "health_check_failed"}),
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        refused.body
+    );
+    let downloads = app
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|event| event.action == AuditAction::DeviceOtaDownload)
+        .count();
+    assert_eq!(downloads, 3);
 }
 
 async fn pause_resume_and_withdraw(backend: Backend) {
@@ -619,6 +679,7 @@ backend_tests!(
     a_draft_plan_is_never_started,
     waves_open_only_after_their_soak,
     failures_in_the_current_wave_halt_the_rollout,
+    downloads_are_counted_until_the_report,
     pause_resume_and_withdraw,
     plans_are_checked,
     groups_are_pinned_and_unpinned,

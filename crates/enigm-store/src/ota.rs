@@ -287,7 +287,10 @@ impl Store {
                 Ok(InstallOutcome::Installed) => counts.installed = n,
                 Ok(InstallOutcome::Rejected) => counts.rejected = n,
                 Ok(InstallOutcome::RolledBack) => counts.rolled_back = n,
-                Err(_) => return Err(StoreError::Corrupt("install outcome")),
+                // Never stored as a report (see the server's install reports).
+                Ok(InstallOutcome::Downloading) | Err(_) => {
+                    return Err(StoreError::Corrupt("install outcome"));
+                }
             }
         }
         Ok(counts)

@@ -298,8 +298,9 @@ impl WriteTx<'_> {
             .await
     }
 
-    /// Records the director's decisions (offered or refused), each unless its device already
-    /// reported an install of the release (a report is what the status counts), in one
+    /// Records the director's decisions (offered or refused) and devices' word that they are
+    /// downloading, each unless its device already reported an install of the release (a report
+    /// is what the status counts), in one
     /// statement per chunk (the director's group commit). Where one device's row appears more
     /// than once, its last decision is the one written, as if written one after the other.
     pub async fn record_rollout_decisions(

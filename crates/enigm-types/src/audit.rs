@@ -208,6 +208,9 @@ audit_actions! {
     DeviceWipeAck => "device.wipe-ack", Device;
     // A device's report of an OTA install: installed, rejected or rolled back, with a reason.
     DeviceOtaInstall => "device.ota-install", Device;
+    // A device's word that it accepted an offer and is fetching the artifact (not an outcome:
+    // the install report follows).
+    DeviceOtaDownload => "device.ota-download", Device;
     // The director's answer to a device's update request: an offer (success), or none with
     // the reason (denied); the target is the release considered, never the device's claims.
     DeviceOtaOffer => "device.ota-offer", Device;

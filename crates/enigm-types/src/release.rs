@@ -26,6 +26,9 @@ pub type UnknownReleaseState = crate::vocabulary::UnknownName;
 vocabulary! {
     /// What a device reports after trying to install a release.
     pub enum InstallOutcome ("install outcome") {
+        /// Accepted the offer and fetching the artifact: a step, not an outcome (the report of
+        /// the install follows). Counted as the rollout's `downloading`.
+        Downloading => "downloading",
         /// Installed, booted and confirmed healthy.
         Installed => "installed",
         /// Refused before anything was switched (a verification or eligibility failure).
@@ -33,6 +36,16 @@ vocabulary! {
         /// Switched, failed its health check (or never confirmed), and the device went back to
         /// the previous slot.
         RolledBack => "rolled-back",
+    }
+}
+
+impl InstallOutcome {
+    /// Whether the report says nothing went wrong (then it names no reason; a failure must).
+    pub fn is_success(self) -> bool {
+        matches!(
+            self,
+            InstallOutcome::Downloading | InstallOutcome::Installed
+        )
     }
 }
 

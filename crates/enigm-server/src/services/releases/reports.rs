@@ -24,7 +24,7 @@ pub async fn record(
     let request = &device.body;
     if enigm_ota::TargetName::parse(&request.target_name).is_err()
         || request.release_version.len() > 64
-        || (request.outcome == InstallOutcome::Installed) != request.reason.is_none()
+        || request.outcome.is_success() != request.reason.is_none()
     {
         return Err(refuse.deny(ReasonCategory::InvalidBody).await);
     }
@@ -45,14 +45,18 @@ pub async fn record(
         drop(tx);
         return Err(refuse.deny(reason).await);
     }
-    tx.record_install_report(
-        &handle,
-        &request.target_name,
-        request.outcome,
-        request.reason.map(ReasonCategory::as_str),
-        now,
-    )
-    .await?;
+    // A download is a step towards an outcome, counted in the rollout only; the install
+    // report that follows is the record.
+    if request.outcome != InstallOutcome::Downloading {
+        tx.record_install_report(
+            &handle,
+            &request.target_name,
+            request.outcome,
+            request.reason.map(ReasonCategory::as_str),
+            now,
+        )
+        .await?;
+    }
     if let Some(release) = release {
         super::rollout::record_install(&mut tx, release.release.id, &handle, request.outcome, now)
             .await?;
@@ -62,6 +66,13 @@ pub async fn record(
         InstallOutcome::Installed => {
             AuditEvent::new(now, Actor::Device(handle), action, target, Outcome::Success)
         }
+        InstallOutcome::Downloading => AuditEvent::new(
+            now,
+            Actor::Device(handle),
+            AuditAction::DeviceOtaDownload,
+            target,
+            Outcome::Success,
+        ),
         InstallOutcome::Rejected | InstallOutcome::RolledBack => {
             let mut event =
                 AuditEvent::new(now, Actor::Device(handle), action, target, Outcome::Failed);

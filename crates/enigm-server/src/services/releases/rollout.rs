@@ -14,7 +14,9 @@ use enigm_api::rollouts::{
     VersionPinRequest, VersionPinView, WaveCountsView, WaveSpec, WaveView,
 };
 use enigm_ota::rollout::{self as rules, Cut, HaltRule, RolloutPlan, Wave};
-use enigm_store::{ReleaseRecord, RolloutCount, RolloutRecord, StoreError, WriteTx};
+use enigm_store::{
+    ReleaseRecord, RolloutCount, RolloutDecision, RolloutRecord, StoreError, WriteTx,
+};
 use enigm_types::{
     Actor, AdminId, ApprovalAction, ApprovalId, AuditAction, AuditEvent, AuditTarget, DeviceHandle,
     InstallOutcome, Justification, Outcome, ReasonCategory, ReleaseId, ReleaseStage, ReleaseState,
@@ -677,6 +679,18 @@ pub async fn record_install(
     let wave = rules::wave_of(&rollout.cuts, place(release, handle))
         .and_then(|wave| u32::try_from(wave).ok());
     let state = match outcome {
+        InstallOutcome::Downloading => {
+            // Replaces only the director's decision: a late word never hides a report.
+            tx.record_rollout_decisions(&[RolloutDecision {
+                release,
+                handle: *handle,
+                wave,
+                state: RolloutDeviceState::Downloading,
+                at: now,
+            }])
+            .await?;
+            return Ok(());
+        }
         InstallOutcome::Installed => RolloutDeviceState::Installed,
         InstallOutcome::Rejected => RolloutDeviceState::Failed,
         InstallOutcome::RolledBack => RolloutDeviceState::RolledBack,
