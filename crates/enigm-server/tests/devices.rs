@@ -637,7 +637,32 @@ async fn production_gates_say_why(backend: Backend) {
     }
 }
 
+/// Many devices enrolling at once with one token, several times more than the database pool
+/// has connections: each enrollment holds one transaction (the token's row locked) and never
+/// waits for a second connection, so none starves (a pool timeout would be a 500).
+async fn concurrent_enrollments_never_starve_the_pool(backend: Backend) {
+    let app = TestApp::new(backend).await;
+    const DEVICES: usize = 48;
+    let token = token(&app, u32::try_from(DEVICES).unwrap()).await;
+    let devices: Vec<TestDevice> = (0..DEVICES).map(|_| TestDevice::new()).collect();
+    let responses = futures_util::future::join_all(
+        devices
+            .iter()
+            .map(|device| device.enroll(&app, &token, protected(&app), false)),
+    )
+    .await;
+    for response in &responses {
+        assert_eq!(response.status, StatusCode::CREATED, "{:?}", response.body);
+    }
+    // The token's uses are spent exactly.
+    let late = TestDevice::new()
+        .enroll(&app, &token, protected(&app), false)
+        .await;
+    assert_eq!(late.status, StatusCode::UNAUTHORIZED, "{:?}", late.body);
+}
+
 backend_tests!(
+    concurrent_enrollments_never_starve_the_pool,
     enrollment_happy_path,
     enrollment_tokens_expire_run_out_and_must_match,
     signed_request_failures_are_refused_and_audited,

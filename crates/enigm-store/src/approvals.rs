@@ -70,34 +70,12 @@ const APPROVAL_COLUMNS: &str = "id, action, requester_id, justification, require
 impl Store {
     /// The rule for each kind: stored if changed through an approval, else the default.
     pub async fn approval_rules(&self) -> StoreResult<Vec<(ApprovalKind, ApprovalRule)>> {
-        let rows =
-            sqlx::query("SELECT kind, required_approvals, approver_roles FROM approval_rules")
-                .fetch_all(self.pool())
-                .await?;
-        let mut stored = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let kind: ApprovalKind =
-                parse_id(&row.try_get::<String, _>("kind")?, "approval rule kind")?;
-            stored.push((kind, rule_from_row(row)?));
-        }
-        Ok(ApprovalKind::ALL
-            .into_iter()
-            .map(|kind| {
-                let rule = stored
-                    .iter()
-                    .find(|(stored_kind, _)| *stored_kind == kind)
-                    .map_or_else(|| ApprovalRule::default_for(kind), |(_, rule)| rule.clone());
-                (kind, rule)
-            })
-            .collect())
+        let rows = sqlx::query(RULES_SQL).fetch_all(self.pool()).await?;
+        rules_from_rows(&rows)
     }
 
     pub async fn approval_rule(&self, kind: ApprovalKind) -> StoreResult<ApprovalRule> {
-        let rules = self.approval_rules().await?;
-        Ok(rules
-            .into_iter()
-            .find(|(rule_kind, _)| *rule_kind == kind)
-            .map_or_else(|| ApprovalRule::default_for(kind), |(_, rule)| rule))
+        Ok(rule_of(self.approval_rules().await?, kind))
     }
 
     pub async fn approval_by_id(&self, id: ApprovalId) -> StoreResult<Option<ApprovalRecord>> {
@@ -186,7 +164,43 @@ impl Store {
     }
 }
 
+const RULES_SQL: &str = "SELECT kind, required_approvals, approver_roles FROM approval_rules";
+
+/// Every kind's rule: the stored one, else the kind's default.
+fn rules_from_rows(rows: &[AnyRow]) -> StoreResult<Vec<(ApprovalKind, ApprovalRule)>> {
+    let mut stored = Vec::with_capacity(rows.len());
+    for row in rows {
+        let kind: ApprovalKind =
+            parse_id(&row.try_get::<String, _>("kind")?, "approval rule kind")?;
+        stored.push((kind, rule_from_row(row)?));
+    }
+    Ok(ApprovalKind::ALL
+        .into_iter()
+        .map(|kind| {
+            let rule = stored
+                .iter()
+                .find(|(stored_kind, _)| *stored_kind == kind)
+                .map_or_else(|| ApprovalRule::default_for(kind), |(_, rule)| rule.clone());
+            (kind, rule)
+        })
+        .collect())
+}
+
+fn rule_of(rules: Vec<(ApprovalKind, ApprovalRule)>, kind: ApprovalKind) -> ApprovalRule {
+    rules
+        .into_iter()
+        .find(|(rule_kind, _)| *rule_kind == kind)
+        .map_or_else(|| ApprovalRule::default_for(kind), |(_, rule)| rule)
+}
+
 impl WriteTx<'_> {
+    /// [`Store::approval_rule`] inside the transaction (a request holding a transaction never
+    /// waits for a second connection).
+    pub async fn approval_rule(&mut self, kind: ApprovalKind) -> StoreResult<ApprovalRule> {
+        let rows = sqlx::query(RULES_SQL).fetch_all(self.conn()).await?;
+        Ok(rule_of(rules_from_rows(&rows)?, kind))
+    }
+
     pub async fn insert_approval(&mut self, approval: &NewApproval) -> StoreResult<()> {
         let action = serde_json::to_string(&approval.action)
             .map_err(|_| StoreError::Corrupt("approval action"))?;

@@ -240,11 +240,9 @@ impl Store {
 
     /// Releases, newest first.
     pub async fn list_releases(&self) -> StoreResult<Vec<ReleaseRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {RELEASE_COLUMNS} FROM ota_releases ORDER BY created_at DESC LIMIT 1000"
-        ))
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(&list_releases_sql())
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(release_from_row).collect()
     }
 
@@ -320,7 +318,20 @@ impl Store {
     }
 }
 
+fn list_releases_sql() -> String {
+    format!("SELECT {RELEASE_COLUMNS} FROM ota_releases ORDER BY created_at DESC LIMIT 1000")
+}
+
 impl WriteTx<'_> {
+    /// [`Store::list_releases`] inside the transaction (a request holding a transaction never
+    /// waits for a second connection).
+    pub async fn list_releases(&mut self) -> StoreResult<Vec<ReleaseRecord>> {
+        let rows = sqlx::query(&list_releases_sql())
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter().map(release_from_row).collect()
+    }
+
     /// Stores a new metadata version; a version that exists already is a conflict (metadata
     /// versions are never rewritten).
     pub async fn insert_ota_metadata(

@@ -197,31 +197,43 @@ impl Store {
 
     /// What `group` is assigned, per kind, with the content of each assigned version.
     pub async fn group_policies(&self, group: &str) -> StoreResult<Vec<AssignedPolicy>> {
-        let rows = sqlx::query(
-            "SELECT a.kind, a.policy_id, p.name AS policy_name, a.version, v.content \
-             FROM policy_assignments a JOIN policies p ON p.id = a.policy_id \
-             JOIN policy_versions v ON v.policy_id = a.policy_id AND v.version = a.version \
-             WHERE a.group_name = $1 ORDER BY a.kind",
-        )
-        .bind(group.to_owned())
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(AssignedPolicy {
-                    kind: name_column(row, "kind", "policy kind")?,
-                    policy: parse_id(&row.try_get::<String, _>("policy_id")?, "policy id")?,
-                    policy_name: row.try_get("policy_name")?,
-                    version: version_column(row.try_get("version")?)?
-                        .ok_or(StoreError::Corrupt("policy assignment version"))?,
-                    content: row.try_get("content")?,
-                })
-            })
-            .collect()
+        let rows = sqlx::query(GROUP_POLICIES_SQL)
+            .bind(group.to_owned())
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(assigned_from_row).collect()
     }
 }
 
+/// A group's policy assignments with each assigned version's content, by kind.
+const GROUP_POLICIES_SQL: &str = "SELECT a.kind, a.policy_id, p.name AS policy_name, a.version, v.content \
+     FROM policy_assignments a JOIN policies p ON p.id = a.policy_id \
+     JOIN policy_versions v ON v.policy_id = a.policy_id AND v.version = a.version \
+     WHERE a.group_name = $1 ORDER BY a.kind";
+
+fn assigned_from_row(row: &AnyRow) -> StoreResult<AssignedPolicy> {
+    Ok(AssignedPolicy {
+        kind: name_column(row, "kind", "policy kind")?,
+        policy: parse_id(&row.try_get::<String, _>("policy_id")?, "policy id")?,
+        policy_name: row.try_get("policy_name")?,
+        version: version_column(row.try_get("version")?)?
+            .ok_or(StoreError::Corrupt("policy assignment version"))?,
+        content: row.try_get("content")?,
+    })
+}
+
 impl WriteTx<'_> {
+    /// [`Store::group_policies`] inside the transaction: a request that holds a transaction
+    /// never waits for a second connection (under load, every connection could be held by such
+    /// requests, each waiting for another).
+    pub async fn group_policies(&mut self, group: &str) -> StoreResult<Vec<AssignedPolicy>> {
+        let rows = sqlx::query(GROUP_POLICIES_SQL)
+            .bind(group.to_owned())
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter().map(assigned_from_row).collect()
+    }
+
     /// Creates a named policy; [`StoreError::Conflict`] when the name is taken.
     pub async fn insert_policy(&mut self, policy: &NewPolicy) -> StoreResult<()> {
         sqlx::query(

@@ -95,12 +95,10 @@ impl Store {
 
     /// The gateways of `location`, by id.
     pub async fn vpn_gateways_at(&self, location: &str) -> StoreResult<Vec<VpnGatewayRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {GATEWAY_COLUMNS} FROM vpn_gateways WHERE location = $1 ORDER BY id"
-        ))
-        .bind(location.to_owned())
-        .fetch_all(self.pool())
-        .await?;
+        let rows = sqlx::query(&gateways_at_sql())
+            .bind(location.to_owned())
+            .fetch_all(self.pool())
+            .await?;
         rows.iter().map(gateway_from_row).collect()
     }
 
@@ -146,7 +144,21 @@ impl Store {
     }
 }
 
+fn gateways_at_sql() -> String {
+    format!("SELECT {GATEWAY_COLUMNS} FROM vpn_gateways WHERE location = $1 ORDER BY id")
+}
+
 impl WriteTx<'_> {
+    /// [`Store::vpn_gateways_at`] inside the transaction (a request holding a transaction
+    /// never waits for a second connection).
+    pub async fn vpn_gateways_at(&mut self, location: &str) -> StoreResult<Vec<VpnGatewayRecord>> {
+        let rows = sqlx::query(&gateways_at_sql())
+            .bind(location.to_owned())
+            .fetch_all(self.conn())
+            .await?;
+        rows.iter().map(gateway_from_row).collect()
+    }
+
     /// Registers a gateway; a gateway with the same id is a `Conflict`.
     pub async fn insert_vpn_gateway(
         &mut self,

@@ -217,7 +217,7 @@ pub async fn open_request_in(
     justification: &Justification,
     now: Timestamp,
 ) -> ApiResult<ApprovalId> {
-    let rule = state.store().approval_rule(action.kind()).await?;
+    let rule = tx.approval_rule(action.kind()).await?;
     let approval = NewApproval {
         id: ApprovalId::random(),
         action,
@@ -317,6 +317,8 @@ pub async fn decide(
         return Err(error);
     }
 
+    // Read before the transaction: a request holding one never waits for a second connection.
+    let quorum_roles = state.store().approval_rule(ApprovalKind::RoleGrant).await?;
     let mut tx = state.store().begin().await?;
     match tx.insert_decision(id, caller.admin.id, decision, now).await {
         Err(StoreError::Conflict) => {
@@ -335,7 +337,6 @@ pub async fn decide(
         DecisionKind::Approve => match tx.count_approval(id, now).await? {
             Some((count, required)) if count >= required => {
                 tx.close_approval(id, ApprovalState::Executed, now).await? && {
-                    let quorum_roles = state.store().approval_rule(ApprovalKind::RoleGrant).await?;
                     let executed = execute(
                         state,
                         &mut tx,

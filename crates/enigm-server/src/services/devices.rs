@@ -136,7 +136,7 @@ pub async fn enroll(
     // Evaluated and verified under its effective policies from the start: its group's
     // assignment, else the token's.
     let effective = policies::from_assigned(
-        &state.store().group_policies(&consumed.group).await?,
+        &tx.group_policies(&consumed.group).await?,
         &consumed.policy,
         Some(&consumed.attestation_policy),
     )?;

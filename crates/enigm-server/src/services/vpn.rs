@@ -295,7 +295,7 @@ async fn try_switch(
             }
         }
         Some((location, public_key)) => {
-            let gateways = state.store().vpn_gateways_at(location).await?;
+            let gateways = tx.vpn_gateways_at(location).await?;
             // A session already in this location stays on its gateway, whatever its load.
             let kept = held.as_ref().and_then(|(id, slot)| {
                 gateways

@@ -40,7 +40,7 @@ pub async fn publish(state: &AppState, caller: &Caller, id: ReleaseId) -> ApiRes
     }
     let published = crate::ota::publish_latest(state, &mut tx, now).await?;
     let targets_version = published.targets_version;
-    for other in state.store().list_releases().await? {
+    for other in tx.list_releases().await? {
         if other.state == ReleaseState::Signed
             && other
                 .targets_version
