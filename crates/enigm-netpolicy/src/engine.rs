@@ -316,10 +316,11 @@ pub struct CompiledPolicy {
 }
 
 /// What the layers see of one flow, computed once per decision.
-struct Prepared<'a> {
+struct Prepared<'a, 's> {
     app: Option<&'a str>,
     category: Option<&'a str>,
-    suffixes: Suffixes,
+    /// Filled in place in the caller's frame (see [`Suffixes::parse_into`]).
+    suffixes: &'s Suffixes,
     has_domain: bool,
     addr: Option<Addr>,
     trusted_network: bool,
@@ -580,7 +581,14 @@ impl CompiledPolicy {
         flow: &Flow<'_>,
         explain: Option<&mut Vec<LayerVerdict<'p>>>,
     ) -> Decision<'p> {
-        match prepare(device, flow, &self.trusted_networks, self.max_labels) {
+        let mut suffixes = Suffixes::none();
+        match prepare(
+            device,
+            flow,
+            &self.trusted_networks,
+            self.max_labels,
+            &mut suffixes,
+        ) {
             Ok(prepared) => self.run_prepared(&prepared, explain),
             Err(reason) => Decision::fail_closed(reason),
         }
@@ -589,7 +597,7 @@ impl CompiledPolicy {
     #[inline]
     fn run_prepared<'p>(
         &'p self,
-        prepared: &Prepared<'_>,
+        prepared: &Prepared<'_, '_>,
         mut explain: Option<&mut Vec<LayerVerdict<'p>>>,
     ) -> Decision<'p> {
         let mut cache = BlocklistCache {
@@ -682,7 +690,12 @@ impl CompiledPolicy {
     }
 
     #[inline]
-    fn matches(&self, m: &CompiledMatch, flow: &Prepared<'_>, cache: &mut BlocklistCache) -> bool {
+    fn matches(
+        &self,
+        m: &CompiledMatch,
+        flow: &Prepared<'_, '_>,
+        cache: &mut BlocklistCache,
+    ) -> bool {
         if let Some(bits) = m.trust_states
             && bits & flow.trust == 0
         {
@@ -715,7 +728,7 @@ impl CompiledPolicy {
             return false;
         }
         if let Some(domains) = &m.domains
-            && !(flow.has_domain && domains.matches(&flow.suffixes))
+            && !(flow.has_domain && domains.matches(flow.suffixes))
         {
             return false;
         }
@@ -727,7 +740,12 @@ impl CompiledPolicy {
         true
     }
 
-    fn in_blocklist(&self, list: usize, flow: &Prepared<'_>, cache: &mut BlocklistCache) -> bool {
+    fn in_blocklist(
+        &self,
+        list: usize,
+        flow: &Prepared<'_, '_>,
+        cache: &mut BlocklistCache,
+    ) -> bool {
         // INVARIANT: list < MAX_BLOCKLISTS = 64 (checked at compile time).
         let bit = 1u64
             .checked_shl(u32::try_from(list).unwrap_or(u32::MAX))
@@ -736,7 +754,7 @@ impl CompiledPolicy {
             return cache.member & bit != 0;
         }
         let member = self.blocklists.get(list).is_some_and(|b| {
-            (flow.has_domain && b.domains.matches(&flow.suffixes))
+            (flow.has_domain && b.domains.matches(flow.suffixes))
                 || flow.addr.is_some_and(|a| b.cidrs.contains(a))
         });
         cache.known |= bit;
@@ -859,12 +877,13 @@ fn compile_rule(
 
 /// The fail-closed checks, in order, then what the layers need of the flow.
 #[inline]
-fn prepare<'a>(
+fn prepare<'a, 's>(
     device: &DeviceContext,
     flow: &Flow<'a>,
     trusted_networks: &StrSet,
     max_labels: usize,
-) -> Result<Prepared<'a>, BlockReason<'static>> {
+    suffixes: &'s mut Suffixes,
+) -> Result<Prepared<'a, 's>, BlockReason<'static>> {
     let (Some(trust), Some(lifecycle)) = (device.trust_state, device.lifecycle) else {
         return Err(BlockReason::MissingInput);
     };
@@ -879,13 +898,11 @@ fn prepare<'a>(
     {
         return Err(BlockReason::MissingInput);
     }
-    let suffixes = match flow.domain {
-        Some(domain) => match Suffixes::parse(domain, max_labels) {
-            Ok(suffixes) => suffixes,
-            Err(_) => return Err(BlockReason::InvalidDestination),
-        },
-        None => Suffixes::none(),
-    };
+    if let Some(domain) = flow.domain
+        && suffixes.parse_into(domain, max_labels).is_err()
+    {
+        return Err(BlockReason::InvalidDestination);
+    }
     Ok(Prepared {
         app: flow.app,
         category: flow.category,
