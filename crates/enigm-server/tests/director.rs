@@ -505,27 +505,30 @@ async fn update_requests_are_fresh_and_answers_are_bound_to_them(backend: Backen
     assert_eq!(unsigned.status, StatusCode::UNAUTHORIZED);
 }
 
+/// A published release whose rollout started with one wave of 100 %.
+async fn rolled_out_to_everyone(app: &TestApp, manager: &Admin) -> ReleaseId {
+    let expires = app.clock_now().saturating_add(30 * DAY);
+    let (id, _) = published_release(app, "os/enigm-os.img", IMAGE, expires).await;
+    plan(
+        app,
+        manager,
+        id,
+        json!({"model": "stable-rollout", "waves": [{"percent": 100, "soak_seconds": 0}], "justification": "x"}),
+    )
+    .await;
+    for action in ["validate", "start"] {
+        assert_eq!(step(app, manager, id, action).await.status, StatusCode::OK);
+    }
+    id
+}
+
 /// Each process keeps the director's catalogue in memory: a step taken on another process
 /// (here a withdrawal) holds from the next update check on, never later.
 async fn a_withdrawal_holds_at_every_process_at_once(backend: Backend) {
     let app = TestApp::new(backend).await;
     let (manager, _) = release_admins(&app).await;
     let device = attested_in(&app, "fleet").await;
-    let expires = app.clock_now().saturating_add(30 * DAY);
-    let (id, _) = published_release(&app, "os/enigm-os.img", IMAGE, expires).await;
-    plan(
-        &app,
-        &manager,
-        id,
-        json!({"model": "stable-rollout", "waves": [{"percent": 100, "soak_seconds": 0}], "justification": "x"}),
-    )
-    .await;
-    for action in ["validate", "start"] {
-        assert_eq!(
-            step(&app, &manager, id, action).await.status,
-            StatusCode::OK
-        );
-    }
+    let id = rolled_out_to_everyone(&app, &manager).await;
     let second = app.second_process().await;
     let offered_at_second = || async {
         let body =
@@ -558,21 +561,7 @@ async fn a_changed_standing_holds_from_the_next_update_check(backend: Backend) {
     let (manager, _) = release_admins(&app).await;
     let attested = attested_in(&app, "fleet").await;
     let leaving = attested_in(&app, "fleet").await;
-    let expires = app.clock_now().saturating_add(30 * DAY);
-    let (id, _) = published_release(&app, "os/enigm-os.img", IMAGE, expires).await;
-    plan(
-        &app,
-        &manager,
-        id,
-        json!({"model": "stable-rollout", "waves": [{"percent": 100, "soak_seconds": 0}], "justification": "x"}),
-    )
-    .await;
-    for action in ["validate", "start"] {
-        assert_eq!(
-            step(&app, &manager, id, action).await.status,
-            StatusCode::OK
-        );
-    }
+    rolled_out_to_everyone(&app, &manager).await;
     assert_eq!(offered(&app, &attested).await.as_deref(), Some("1"));
     assert_eq!(offered(&app, &leaving).await.as_deref(), Some("1"));
 
