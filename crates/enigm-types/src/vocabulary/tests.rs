@@ -200,6 +200,7 @@ fn spellings_are_the_stored_ones() {
     ]);
     use InstallOutcome as I;
     check(&[
+        (I::Downloading, "downloading"),
         (I::Installed, "installed"),
         (I::Rejected, "rejected"),
         (I::RolledBack, "rolled-back"),
