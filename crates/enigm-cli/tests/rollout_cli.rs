@@ -24,7 +24,6 @@ use serde_json::Value;
 
 use crate::support::{
     Cli, Deployment, ENIGM, agent_once, assert_root_pins_commands_director, output_text,
-    write_secret,
 };
 
 /// The rollout of `id` as `--json` prints it, decoded as the API's view.
@@ -59,25 +58,11 @@ async fn an_agent_installs_only_what_the_director_offers(backend: Backend) {
     };
     let owner = deployment.owner();
     let pin = deployment.pin();
-    let owner_login = &deployment.owner_login;
     let root_file = &deployment.root_file;
     let dev_root_arg = deployment.dev_root.to_str().unwrap();
     let server = &deployment.server;
     let dir = &deployment.dir;
-    let created = owner.json(&[
-        "admin",
-        "enrollment-token",
-        "create",
-        "--group",
-        "field-phones",
-        "--pin-file",
-        pin,
-    ]);
-    let enrollment = write_secret(
-        &owner_login.secrets,
-        "enrollment",
-        created["token"].as_str().unwrap(),
-    );
+    let enrollment = deployment.enrollment_token("field-phones", 1);
     let device = dir.path().join("device");
     let ota = [
         "--ota-trusted-root",

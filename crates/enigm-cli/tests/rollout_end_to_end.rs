@@ -23,7 +23,7 @@ use std::time::Duration;
 use enigm_test_support::{Backend, backend_tests};
 use serde_json::Value;
 
-use crate::support::{Cli, Deployment, ENIGM, output_text, write_secret};
+use crate::support::{Cli, Deployment, ENIGM, output_text};
 
 backend_tests!(a_release_rolls_out_to_a_simulated_fleet_and_halts_on_failures);
 
@@ -99,26 +99,10 @@ async fn a_release_rolls_out_to_a_simulated_fleet_and_halts_on_failures(backend:
     };
     let owner = deployment.owner();
     let pin = deployment.pin();
-    let owner_login = &deployment.owner_login;
     let server = &deployment.server;
     let root_file = &deployment.root_file;
     let dev_root_arg = deployment.dev_root.to_str().unwrap().to_owned();
-    let created = owner.json(&[
-        "admin",
-        "enrollment-token",
-        "create",
-        "--group",
-        "simulated",
-        "--uses",
-        "1000",
-        "--pin-file",
-        pin,
-    ]);
-    let enrollment = write_secret(
-        &owner_login.secrets,
-        "enrollment",
-        created["token"].as_str().unwrap(),
-    );
+    let enrollment = deployment.enrollment_token("simulated", 1000);
     let fleet = Fleet {
         server: &server.url,
         token: &enrollment,
@@ -139,28 +123,27 @@ async fn a_release_rolls_out_to_a_simulated_fleet_and_halts_on_failures(backend:
         ])
     };
 
-    // The first release, in three waves without soak; it halts above 20 % failures.
+    // Waves without soak; a rollout halts above 20 % failures after 4 reports.
+    let plan = |id: &str, waves: &[&str], justification: &str| {
+        let mut args = vec![
+            "release",
+            "rollout",
+            "plan",
+            id,
+            "--model",
+            "limited-rollout",
+        ];
+        for wave in waves {
+            args.extend(["--wave", wave]);
+        }
+        args.extend(["--halt-above", "20", "--halt-min-reports", "4"]);
+        args.extend(["--justification", justification]);
+        owner.ok(&args)
+    };
+
+    // The first release, in three waves.
     let first = signing.publish("enigm-os-1.img", "enigm-sim", "1");
-    owner.ok(&[
-        "release",
-        "rollout",
-        "plan",
-        &first,
-        "--model",
-        "limited-rollout",
-        "--wave",
-        "10:0s",
-        "--wave",
-        "50:0s",
-        "--wave",
-        "100:0s",
-        "--halt-above",
-        "20",
-        "--halt-min-reports",
-        "4",
-        "--justification",
-        "december rollout",
-    ]);
+    plan(&first, &["10:0s", "50:0s", "100:0s"], "december rollout");
     step("validate", &first);
     // Validated: offered to nobody yet. This fleet is also the population the waves are cut
     // over when they open (a wave takes its share of the devices Command knows then, so a
@@ -199,22 +182,7 @@ async fn a_release_rolls_out_to_a_simulated_fleet_and_halts_on_failures(backend:
     // The second release, for devices that run the first: half of them fail their health
     // check and roll back, and the rollout halts by itself.
     let second = signing.publish("enigm-os-2.img", "enigm-sim", "2");
-    owner.ok(&[
-        "release",
-        "rollout",
-        "plan",
-        &second,
-        "--model",
-        "limited-rollout",
-        "--wave",
-        "100:0s",
-        "--halt-above",
-        "20",
-        "--halt-min-reports",
-        "4",
-        "--justification",
-        "january rollout",
-    ]);
+    plan(&second, &["100:0s"], "january rollout");
     step("validate", &second);
     step("start", &second);
     let failing = fleet.run(1, 50);

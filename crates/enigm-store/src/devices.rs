@@ -665,13 +665,10 @@ impl WriteTx<'_> {
             })
             .collect();
         for chunk in unique.chunks(NONCES_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|row| format!("(${}, ${}, ${})", 3 * row + 1, 3 * row + 2, 3 * row + 3))
-                .collect();
             let sql = format!(
                 "INSERT INTO device_nonces (handle, nonce, expires_at) VALUES {} \
                  ON CONFLICT (handle, nonce) DO NOTHING RETURNING handle, nonce",
-                values.join(", ")
+                crate::values_placeholders(chunk.len(), 3)
             );
             let mut query = sqlx::query(&sql);
             for (_, handle, nonce, expires) in chunk {

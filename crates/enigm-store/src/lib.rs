@@ -362,3 +362,17 @@ fn json_column<T: serde::de::DeserializeOwned>(
 fn json_text<T: serde::Serialize + ?Sized>(value: &T, what: &'static str) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|_| StoreError::Encoding(what))
 }
+
+/// The `VALUES` list of a multi-row insert: `rows` tuples of `columns` numbered placeholders,
+/// `($1, $2), ($3, $4), …`.
+pub(crate) fn values_placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let numbers: Vec<String> = (1..=columns)
+                .map(|column| format!("${}", row * columns + column))
+                .collect();
+            format!("({})", numbers.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

@@ -190,15 +190,6 @@ impl Store {
             .transpose()
     }
 
-    /// The counter of changes to what the director decides from (see
-    /// [`WriteTx::bump_ota_catalog`]).
-    pub async fn ota_catalog_generation(&self) -> StoreResult<i64> {
-        let row = sqlx::query("SELECT generation FROM ota_catalog_generation WHERE id = 1")
-            .fetch_one(self.pool())
-            .await?;
-        Ok(row.try_get("generation")?)
-    }
-
     pub async fn version_pins(&self) -> StoreResult<Vec<VersionPinRecord>> {
         let rows = sqlx::query(&format!("{PIN_SQL} ORDER BY p.group_name"))
             .fetch_all(self.pool())
@@ -294,15 +285,25 @@ impl WriteTx<'_> {
         state: RolloutDeviceState,
         at: Timestamp,
     ) -> StoreResult<()> {
-        self.upsert_rollout_device(release, handle, wave, state, at, "")
-            .await
+        sqlx::query(&format!(
+            "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) \
+             VALUES ($1, $2, $3, $4, $5){UPSERT}"
+        ))
+        .bind(release.to_string())
+        .bind(handle.to_string())
+        .bind(wave.map(i64::from))
+        .bind(state.as_str())
+        .bind(at.unix_millis())
+        .execute(self.conn())
+        .await?;
+        Ok(())
     }
 
     /// Records the director's decisions (offered or refused) and devices' word that they are
     /// downloading, each unless its device already reported an install of the release (a report
-    /// is what the status counts), in one
-    /// statement per chunk (the director's group commit). Where one device's row appears more
-    /// than once, its last decision is the one written, as if written one after the other.
+    /// is what the status counts), in one statement per chunk (the director's group commit).
+    /// Where one device's row appears more than once, its last decision is the one written, as
+    /// if written one after the other.
     pub async fn record_rollout_decisions(
         &mut self,
         decisions: &[RolloutDecision],
@@ -319,25 +320,11 @@ impl WriteTx<'_> {
             .map(|(_, decision)| decision)
             .collect();
         for chunk in kept.chunks(DECISIONS_PER_STATEMENT) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|row| {
-                    let first = 5 * row;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${})",
-                        first + 1,
-                        first + 2,
-                        first + 3,
-                        first + 4,
-                        first + 5
-                    )
-                })
-                .collect();
-            let mut query = String::from(
-                "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) VALUES ",
+            let query = format!(
+                "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) \
+                 VALUES {}{UPSERT}{UNREPORTED}",
+                crate::values_placeholders(chunk.len(), 5)
             );
-            query.push_str(&values.join(", "));
-            query.push_str(UPSERT);
-            query.push_str(UNREPORTED);
             let mut statement = sqlx::query(&query);
             for decision in chunk {
                 statement = statement
@@ -349,30 +336,6 @@ impl WriteTx<'_> {
             }
             statement.execute(self.conn()).await?;
         }
-        Ok(())
-    }
-
-    /// The one write of a device's row; `condition` limits which rows an update may replace.
-    async fn upsert_rollout_device(
-        &mut self,
-        release: ReleaseId,
-        handle: &DeviceHandle,
-        wave: Option<u32>,
-        state: RolloutDeviceState,
-        at: Timestamp,
-        condition: &str,
-    ) -> StoreResult<()> {
-        sqlx::query(&format!(
-            "INSERT INTO rollout_devices (release_id, handle, wave, state, updated_at) \
-             VALUES ($1, $2, $3, $4, $5){UPSERT}{condition}"
-        ))
-        .bind(release.to_string())
-        .bind(handle.to_string())
-        .bind(wave.map(i64::from))
-        .bind(state.as_str())
-        .bind(at.unix_millis())
-        .execute(self.conn())
-        .await?;
         Ok(())
     }
 

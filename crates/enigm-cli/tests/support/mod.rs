@@ -606,6 +606,26 @@ impl Deployment {
         &self.owner_login.cli
     }
 
+    /// A new enrollment token for `group` with `uses` uses, in a secret file (its path).
+    pub(crate) fn enrollment_token(&self, group: &str, uses: u32) -> std::path::PathBuf {
+        let created = self.owner().json(&[
+            "admin",
+            "enrollment-token",
+            "create",
+            "--group",
+            group,
+            "--uses",
+            &uses.to_string(),
+            "--pin-file",
+            self.pin(),
+        ]);
+        write_secret(
+            &self.owner_login.secrets,
+            "enrollment",
+            created["token"].as_str().unwrap(),
+        )
+    }
+
     pub(crate) fn pin(&self) -> &str {
         self.owner_login.pin.to_str().unwrap()
     }
