@@ -2,9 +2,9 @@
 //!
 //! - `keys init` (once, on the signing workstation): creates the root, targets and
 //!   Release-Signing keys in a PKCS#11 token (or development key files), signs the first root
-//!   metadata naming them and Command's online snapshot and timestamp keys (and, with
-//!   `--director`, pinning Command's director key), and installs it on Command. The root file
-//!   it writes is what devices are provisioned with.
+//!   metadata naming them and Command's online snapshot and timestamp keys and pinning its
+//!   director key (unless `--no-director`), and installs it on Command. The root file it
+//!   writes is what devices are provisioned with.
 //! - `keys rotate`: a new key for one role, through a new root version signed by the old and
 //!   the new root thresholds; it names Command's online keys as they are now, and pins its
 //!   director key when the root pinned one or `--director` asks.

@@ -69,7 +69,7 @@ pub(crate) struct SimulateArgs {
     #[arg(long, requires = "ota_trusted_root")]
     ota: bool,
     /// The trusted root the simulated devices are provisioned with (`enigm ota keys init
-    /// --director --root-out FILE`): its pinned director keys verify the answers.
+    /// --root-out FILE`): its pinned director keys verify the answers.
     #[arg(long, value_name = "FILE", requires = "ota")]
     ota_trusted_root: Option<PathBuf>,
     /// The hardware model the devices name in their update checks.
@@ -108,7 +108,7 @@ fn director_keys(path: &Path) -> anyhow::Result<DirectorKeys> {
         .with_context(|| {
             format!(
                 "the trusted root `{}` pins no director\nhint: pin Command's director with \
-                 `enigm ota keys init --director` (or `rotate --director`)",
+                 `enigm ota keys rotate --role root --director`",
                 path.display()
             )
         })

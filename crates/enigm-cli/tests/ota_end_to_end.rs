@@ -1,7 +1,8 @@
 //! OTA end to end with real processes on loopback and a real SoftHSM2 token (SQLite and
 //! PostgreSQL): `enigm ota keys init` creates the keys on the token and installs the root
 //! (with SQLite, Command's own online keys are in a second token: `enigm up
-//! --ota-pkcs11-module`), without a director pin (devices install the newest release);
+//! --ota-pkcs11-module`), with `--no-director` (devices install the newest release, as in
+//! OTA I: the director, the default, is tested in `rollout_cli.rs` and `ota_flows.rs`);
 //! a release is created, approved by a second administrator, signed on the token with
 //! `enigm release sign`, published; `enigm agent` verifies and installs it into its A/B slots
 //! and reports. After a targets key rotation `release sign` finds the new key by key id (a label
@@ -100,17 +101,39 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         token_pin.to_str().unwrap(),
     ];
     let root_file = dir.path().join("root.json");
-    owner.ok(&[
-        &["ota", "keys", "init", "--pin-file", pin, "--root-out"][..],
-        &[root_file.to_str().unwrap()],
-        &token_args[..],
-    ]
-    .concat());
+    let initialised = owner.run(
+        &[
+            &[
+                "ota",
+                "keys",
+                "init",
+                "--no-director",
+                "--pin-file",
+                pin,
+                "--root-out",
+            ][..],
+            &[root_file.to_str().unwrap()],
+            &token_args[..],
+        ]
+        .concat(),
+    );
+    assert!(
+        initialised.status.success(),
+        "{}",
+        output_text(&initialised)
+    );
+    // Opting out of the director is said to be what it is, with the way back.
+    let stderr = String::from_utf8_lossy(&initialised.stderr);
+    assert!(
+        stderr.contains("warning: this root pins no director: every device that trusts it")
+            && stderr.contains("enigm ota keys rotate --role root --director"),
+        "{stderr}"
+    );
     let shown = owner.ok(&["ota", "keys", "show"]);
     assert!(shown.contains("release-signing"), "{shown}");
     assert!(!shown.contains("warning"), "{shown}");
-    // Without `--director` the root pins no director: devices install the newest release they
-    // accept (the controlled rollout's director is tested in `rollout_cli.rs`).
+    // With `--no-director` the root pins no director: devices install the newest release they
+    // accept.
     let shown = owner.json(&["ota", "keys", "show"]);
     assert_eq!(shown["director_pinned"], false, "{shown}");
     assert_eq!(shown["online_keys_named"], true, "{shown}");

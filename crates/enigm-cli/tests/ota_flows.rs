@@ -2,8 +2,8 @@
 //! tokens: Command's online keys move from files onto a token (`enigm up
 //! --rebind-ota-online-keys`), publishing is refused until a root names them, the command
 //! `enigm up` prints (its token placeholders filled in) installs that root without a new root
-//! key, and a release then
-//! publishes and installs on a device. Also: `--help` says what is
+//! key and pins the moved director key, and a release then publishes, is rolled out and
+//! installs on an attesting device through the director. Also: `--help` says what is
 //! required, and `ota export` takes `--dir` like `attest dev-root`.
 
 #![allow(
@@ -21,7 +21,9 @@ use std::process::{Command, Output, Stdio};
 
 use enigm_test_support::softhsm::SoftHsmToken;
 
-use crate::support::{ENIGM, Owner, Server, agent_once, output_text, write_secret};
+use crate::support::{
+    ENIGM, Owner, Server, agent_once, assert_root_pins_commands_director, output_text, write_secret,
+};
 
 fn enigm(args: &[&str]) -> Output {
     Command::new(ENIGM)
@@ -52,9 +54,16 @@ fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints
     let command_token = SoftHsmToken::create().expect("softhsm2 made the first token");
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
+    // The director offers OS images to attested devices only: Command trusts a development
+    // attestation root, which the device attests with.
+    let dev_root = dir.path().join("dev-root");
+    let dev_root_args = [
+        "--insecure-dev-attestation-root",
+        dev_root.to_str().unwrap(),
+    ];
 
     // Command with its online keys as files; the workstation's keys and first root on its token.
-    let server = Server::start(&data_dir, &[]);
+    let server = Server::start(&data_dir, &dev_root_args);
     assert!(data_dir.join("keys/ota-snapshot.key").exists());
     let mut owner = Owner::log_in(dir.path(), &data_dir, &server.url);
     let pin = owner.pin.to_str().unwrap().to_owned();
@@ -69,16 +78,20 @@ fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints
         token_pin.to_str().unwrap(),
     ];
     let root_file = dir.path().join("root.json");
-    owner.cli.ok(&[
+    let initialised = owner.cli.ok(&[
         &["ota", "keys", "init", "--pin-file", &pin, "--root-out"][..],
         &[root_file.to_str().unwrap()],
         &token_args[..],
     ]
     .concat());
-    // Command's copy of the first root is the file devices are provisioned with; without
-    // `--director` it pins no director.
+    assert!(
+        initialised.contains("The root pins Command's director"),
+        "{initialised}"
+    );
+    // Command's copy of the first root is the file devices are provisioned with; it pins
+    // Command's director without being asked.
     let shown = owner.cli.json(&["ota", "keys", "show"]);
-    assert_eq!(shown["director_pinned"], false, "{shown}");
+    let director_in_a_file = assert_root_pins_commands_director(&shown);
     let provisioned: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&root_file).unwrap()).unwrap();
     assert_eq!(provisioned, shown["root"], "{shown}");
@@ -96,6 +109,8 @@ fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints
             "--ota-token-pin-file",
             command_pin.to_str().unwrap(),
             "--rebind-ota-online-keys",
+            dev_root_args[0],
+            dev_root_args[1],
         ],
     );
     let log = std::fs::read_to_string(crate::support::log_path(&data_dir)).unwrap();
@@ -194,22 +209,47 @@ fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints
         "{rotated}"
     );
     assert!(
-        !rotated.contains("director"),
-        "a root without a director keeps none: {rotated}"
+        rotated.contains("The new root pins Command's current director key."),
+        "{rotated}"
     );
     let shown = owner.cli.ok(&["ota", "keys", "show"]);
     assert!(!shown.contains("does not name"), "{shown}");
     assert!(!shown.contains("warning"), "{shown}");
     let shown = owner.cli.json(&["ota", "keys", "show"]);
     assert_eq!(shown["root"]["signed"]["version"], 2, "{shown}");
-    assert_eq!(shown["online_keys_named"], true, "{shown}");
-    assert_eq!(shown["director_pinned"], false, "{shown}");
+    let director_on_the_token = assert_root_pins_commands_director(&shown);
+    assert_ne!(director_on_the_token, director_in_a_file);
 
-    // Publishing works, and a device that trusts the first root follows the chain and installs.
+    // Publishing works; rolled out to everyone, the release is offered by the director key on
+    // the token, and a device that trusts the first root follows the chain and installs it.
     let published = owner
         .cli
         .json(&["release", "publish", &id, "--pin-file", &pin]);
     assert_eq!(published["state"], "published");
+    owner.cli.ok(&[
+        "release",
+        "rollout",
+        "plan",
+        &id,
+        "--model",
+        "stable-rollout",
+        "--wave",
+        "100:0s",
+        "--justification",
+        "one wave",
+    ]);
+    for step in ["validate", "start"] {
+        owner.cli.ok(&[
+            "release",
+            "rollout",
+            step,
+            &id,
+            "--justification",
+            step,
+            "--pin-file",
+            &pin,
+        ]);
+    }
     let created = owner.cli.json(&[
         "admin",
         "enrollment-token",
@@ -221,7 +261,12 @@ fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints
     ]);
     let enrollment = write_secret(&owner.secrets, "token", created["token"].as_str().unwrap());
     let device = dir.path().join("device");
-    let ota = ["--ota-trusted-root", root_file.to_str().unwrap()];
+    let ota = [
+        "--ota-trusted-root",
+        root_file.to_str().unwrap(),
+        dev_root_args[0],
+        dev_root_args[1],
+    ];
     let mut printed_by_agent = agent(
         &server.url,
         &device,
@@ -253,6 +298,22 @@ fn help_says_what_is_required_and_ota_export_takes_dir() {
         help.contains("required for `targets` and `release`"),
         "{help}"
     );
+    // A first root pins the director unless told otherwise; asking for both is refused.
+    let init_help = output_text(&enigm(&["ota", "keys", "init", "--help"]));
+    assert!(
+        init_help.contains("--no-director") && init_help.contains("Pin no director"),
+        "{init_help}"
+    );
+    let both = enigm(&[
+        "ota",
+        "keys",
+        "init",
+        "--director",
+        "--no-director",
+        "--insecure-dev-key-dir",
+        "/nonexistent",
+    ]);
+    assert_eq!(both.status.code(), Some(2), "{}", output_text(&both));
     // Clap refuses what the help says is required, before anything runs.
     let missing = enigm(&[
         "ota",

@@ -148,8 +148,8 @@ async fn a_release_is_rolled_out_wave_by_wave_from_the_command_line(backend: Bac
     let carol_pin = deployment.carol_pin.as_str();
     let root_file = &deployment.root_file;
     let token_args = deployment.token();
-    // `--director` pins Command's director key, in Command's copy and in the file devices are
-    // provisioned with; a rotation keeps it without being asked.
+    // `ota keys init` pins Command's director key by default, in Command's copy and in the
+    // file devices are provisioned with; a rotation keeps it without being asked.
     let shown = owner.json(&["ota", "keys", "show"]);
     let director = assert_root_pins_commands_director(&shown);
     let provisioned: Value = serde_json::from_slice(&std::fs::read(root_file).unwrap()).unwrap();

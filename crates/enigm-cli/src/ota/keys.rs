@@ -477,11 +477,17 @@ pub(crate) struct InitArgs {
     /// Days until the root expires.
     #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u32).range(1..=3650))]
     expires_in_days: u32,
-    /// Pin Command's director key in the root: devices that trust it then install only the
-    /// OS image Command's director offers them (controlled rollout, trust and attestation
-    /// gated); without it they install the newest release they accept.
-    #[arg(long)]
+    /// Pin Command's director key in the root (the default, named for the scripts that
+    /// asked for it): devices that trust the root install only the OS image Command's
+    /// director offers them, gated by lifecycle, trust, attestation and the rollout.
+    #[arg(long, hide = true)]
     director: bool,
+    /// Pin no director: every device that trusts the root installs the newest release it
+    /// accepts, whatever its lifecycle, trust state or attestation, and whatever the release's
+    /// rollout says. Only for devices that can never reach Command; `enigm ota keys rotate
+    /// --director` pins it later.
+    #[arg(long, conflicts_with = "director")]
+    no_director: bool,
 }
 
 #[derive(Debug, Args)]
@@ -576,7 +582,7 @@ pub(crate) async fn init(
         1,
         now().saturating_add(days(args.expires_in_days)),
     );
-    if args.director {
+    if !args.no_director {
         pin_director(&mut root, &online.director)?;
     }
     let bytes = sign_metadata(&root, &[root_key])?;
@@ -596,7 +602,22 @@ pub(crate) async fn init(
         now().saturating_add(days(args.expires_in_days)),
     )
     .await?;
-    print_keys(&root, &created, &args.root_out, json)
+    print_keys(&root, &created, &args.root_out, json)?;
+    if !args.no_director && !json {
+        println!(
+            "The root pins Command's director: devices install only the OS image it offers \
+             them (`enigm release rollout`)."
+        );
+    }
+    if args.no_director {
+        eprintln!(
+            "warning: this root pins no director: every device that trusts it installs the \
+             newest release it accepts, trusted or not, attested or not, whatever the rollout\n\
+             hint: to gate updates on the device's standing, on the signing workstation run: \
+             enigm ota keys rotate --role root --director"
+        );
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]

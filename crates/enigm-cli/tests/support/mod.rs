@@ -520,7 +520,7 @@ impl Signing<'_> {
 }
 /// Command on a backend, its owner logged in, carol as a second administrator, and the signing
 /// workstation's keys on a SoftHSM2 token with a first root that pins Command's director
-/// (`enigm ota keys init --director`).
+/// (`enigm ota keys init` does by default).
 pub(crate) struct Deployment {
     pub(crate) server: Server,
     pub(crate) owner_login: Owner,
@@ -590,7 +590,6 @@ impl Deployment {
                 "ota",
                 "keys",
                 "init",
-                "--director",
                 "--pin-file",
                 deployment.pin(),
                 "--root-out",
