@@ -86,6 +86,12 @@ pub(crate) struct SimulateArgs {
     #[arg(long, value_name = "P", default_value_t = 0, requires = "ota",
         value_parser = clap::value_parser!(u8).range(0..=100))]
     ota_fail_percent: u8,
+    /// The metrics address of each `--server` (`enigm up --metrics-listen`), in the same order:
+    /// the summary adds the CPU time each Command process used in the timed phase, in cores
+    /// and per request it answered. On one machine the simulator's own CPU is not the
+    /// server's: this is what the server costs.
+    #[arg(long, value_name = "URL")]
+    server_metrics: Vec<String>,
 }
 
 /// What OTA mode asks with and verifies against.
@@ -310,6 +316,59 @@ struct ServerSummary {
     /// OTA mode: the update checks it answered.
     #[serde(skip_serializing_if = "Option::is_none")]
     update_check: Option<PhaseSummary>,
+    /// With `--server-metrics`: the CPU the process used in the timed phase.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cpu: Option<ServerCpu>,
+}
+
+/// The CPU time one Command process used in the timed phase, from its
+/// `enigm_process_cpu_seconds` before and after.
+#[derive(Serialize)]
+struct ServerCpu {
+    seconds: f64,
+    /// Seconds of CPU per second of the phase: the cores it kept busy.
+    cores: f64,
+    /// Microseconds of CPU per request of the timed phase it answered: per update check in
+    /// OTA mode, else per check-in (with the command poll that follows each).
+    per_request_us: f64,
+}
+
+/// The metric `enigm up --metrics-listen` reports the process's CPU time in.
+const CPU_METRIC: &str = "enigm_process_cpu_seconds";
+
+/// Reads the process's CPU seconds from the metrics at `url` (the address `enigm up` prints,
+/// with or without `/metrics`).
+async fn server_cpu_seconds(http: &reqwest::Client, url: &str) -> anyhow::Result<f64> {
+    let url = url.trim_end_matches('/');
+    let url = if url.ends_with("/metrics") {
+        url.to_owned()
+    } else {
+        format!("{url}/metrics")
+    };
+    let text = http
+        .get(&url)
+        .send()
+        .await
+        .and_then(reqwest::Response::error_for_status)
+        .with_context(|| format!("could not read the server's metrics at {url}"))?
+        .text()
+        .await
+        .with_context(|| format!("could not read the server's metrics at {url}"))?;
+    text.lines()
+        .find_map(|line| {
+            let (name, value) = line.split_once(' ')?;
+            (name == CPU_METRIC).then(|| value.trim().parse::<f64>().ok())?
+        })
+        .with_context(|| format!("{url} reports no {CPU_METRIC} (a Command of this version does)"))
+}
+
+/// Every server's CPU seconds now, in `--server-metrics` order.
+async fn servers_cpu_seconds(http: &reqwest::Client, urls: &[String]) -> anyhow::Result<Vec<f64>> {
+    let mut seconds = Vec::with_capacity(urls.len());
+    for url in urls {
+        seconds.push(server_cpu_seconds(http, url).await?);
+    }
+    Ok(seconds)
 }
 
 #[derive(Serialize)]
@@ -346,6 +405,18 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
     if global.servers.is_empty() {
         anyhow::bail!("no server given: pass --server URL (or set ENIGM_SERVER)");
     }
+    if !args.server_metrics.is_empty() && args.server_metrics.len() != global.servers.len() {
+        anyhow::bail!(
+            "{} --server-metrics for {} --server: give one metrics address per server, in the \
+             same order",
+            args.server_metrics.len(),
+            global.servers.len()
+        );
+    }
+    let metrics_http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .context("could not build the metrics client")?;
     let ca_pem = global
         .ca_cert
         .as_ref()
@@ -451,9 +522,11 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
         progress.phase("checking in");
         Phase::CheckIn
     };
+    let cpu_before = servers_cpu_seconds(&metrics_http, &args.server_metrics).await?;
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.duration);
     let mut check_in = run_phase(&fleet, &args, &progress, timed, Some(deadline)).await?;
+    let cpu_after = servers_cpu_seconds(&metrics_http, &args.server_metrics).await?;
     let first_failure = check_in
         .check_in
         .first_failure
@@ -502,20 +575,39 @@ pub(crate) async fn run(global: &GlobalArgs, args: SimulateArgs) -> anyhow::Resu
             .clients
             .iter()
             .enumerate()
-            .map(|(index, client)| ServerSummary {
-                url: client.server().to_owned(),
-                check_in: check_in
+            .map(|(index, client)| {
+                let check_in_phase = check_in
                     .check_in_by_server
                     .remove(&index)
                     .unwrap_or_default()
-                    .summary(elapsed),
-                update_check: fleet.ota.as_ref().map(|_| {
+                    .summary(elapsed);
+                let update_check = fleet.ota.as_ref().map(|_| {
                     check_in
                         .update_check_by_server
                         .remove(&index)
                         .unwrap_or_default()
                         .summary(elapsed)
-                }),
+                });
+                let answered = update_check
+                    .as_ref()
+                    .map_or(check_in_phase.requests, |phase| phase.requests);
+                let cpu = cpu_before
+                    .get(index)
+                    .zip(cpu_after.get(index))
+                    .map(|(before, after)| {
+                        let seconds = (after - before).max(0.0);
+                        ServerCpu {
+                            seconds,
+                            cores: seconds / elapsed.as_secs_f64().max(f64::EPSILON),
+                            per_request_us: seconds * 1e6 / (answered.max(1) as f64),
+                        }
+                    });
+                ServerSummary {
+                    url: client.server().to_owned(),
+                    check_in: check_in_phase,
+                    update_check,
+                    cpu,
+                }
             })
             .collect(),
         enroll: enroll_summary,
@@ -1155,6 +1247,15 @@ fn print_summary(summary: &Summary) {
             phase.latency_ms.p50,
             phase.latency_ms.p99
         );
+        if let Some(cpu) = &server.cpu {
+            println!(
+                "{}: server CPU {:.2} cores, {:.0} µs per {}",
+                server.url,
+                cpu.cores,
+                cpu.per_request_us,
+                what.trim_end_matches('s')
+            );
+        }
     }
     let mut phases = vec![("enroll", &summary.enroll)];
     match (&summary.update_check, &summary.install_reports) {

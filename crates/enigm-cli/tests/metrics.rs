@@ -220,6 +220,14 @@ async fn metrics_count_real_requests_by_route_template_and_never_label_identitie
     }
     let (text, samples) = scraped;
 
+    // The process's CPU time, read at scrape time: it has started, enrolled and answered.
+    let cpu = value(&samples, "enigm_process_cpu_seconds", &[]);
+    assert!(cpu > 0.0, "{text}");
+    assert!(
+        text.contains("# TYPE enigm_process_cpu_seconds gauge"),
+        "{text}"
+    );
+
     let requests = "enigm_http_requests_total";
     let login = [
         ("method", "POST"),

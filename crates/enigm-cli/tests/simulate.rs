@@ -23,7 +23,14 @@ use crate::support::{ENIGM, Owner, Server, write_secret};
 async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
-    let server = Server::start(&data_dir, &[]);
+    let server = Server::start(&data_dir, &["--metrics-listen", "127.0.0.1:0"]);
+    let metrics = server
+        .printed
+        .iter()
+        .find_map(|line| line.strip_prefix("Enigm Command metrics on "))
+        .unwrap_or_else(|| panic!("no metrics address printed: {:?}", server.printed))
+        .trim()
+        .to_owned();
     let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
     let owner = &owner_login.cli;
     let secrets = owner_login.secrets.clone();
@@ -44,10 +51,28 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     let created: Value = serde_json::from_slice(&created.stdout).unwrap();
     let token_file = write_secret(&secrets, "token", created["token"].as_str().unwrap());
 
+    // One metrics address per server is asked for: one for two servers is refused up front.
+    let mismatched = Command::new(ENIGM)
+        .args(["simulate", "--server", &server.url, "--server", &server.url])
+        .args(["--server-metrics", &metrics, "--enrollment-token-file"])
+        .arg(&token_file)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!mismatched.status.success());
+    assert!(
+        String::from_utf8_lossy(&mismatched.stderr).contains("1 --server-metrics for 2 --server"),
+        "{}",
+        String::from_utf8_lossy(&mismatched.stderr)
+    );
+
     // `--server` twice: the devices are spread over two clients (here of the same Command, as
     // two replicas behind one name would be), half enrolling and checking in through each.
+    // Each server's metrics address gives the CPU Command used in the timed phase.
     let output = Command::new(ENIGM)
         .args(["simulate", "--server", &server.url, "--server", &server.url])
+        .args(["--server-metrics", &metrics, "--server-metrics", &metrics])
         .args(["--devices", "20"])
         .args(["--duration", "3", "--concurrency", "8", "--json"])
         .arg("--enrollment-token-file")
@@ -68,6 +93,13 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
         .map(|server| server["check_in"]["ok"].as_u64().unwrap())
         .collect();
     assert!(per_server.iter().all(|&ok| ok > 0), "{summary}");
+    // Both "servers" are one process: each reads its whole CPU time over the phase.
+    for server in servers {
+        let cpu = &server["cpu"];
+        assert!(cpu["seconds"].as_f64().unwrap() > 0.0, "{summary}");
+        assert!(cpu["cores"].as_f64().unwrap() > 0.0, "{summary}");
+        assert!(cpu["per_request_us"].as_f64().unwrap() > 0.0, "{summary}");
+    }
     assert_eq!(
         per_server.iter().sum::<u64>(),
         summary["check_in"]["ok"].as_u64().unwrap(),

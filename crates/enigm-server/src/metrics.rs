@@ -81,6 +81,7 @@ pub struct Metrics {
     approvals_pending: Gauge,
     audit_tree_size: Gauge,
     audit_sequencer_lag: Gauge,
+    process_cpu_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 /// Request latency buckets: 1 ms to about 16 s, doubling.
@@ -157,6 +158,13 @@ impl Metrics {
             "Committed audit events not yet folded into the tree (read at scrape time)",
             audit_sequencer_lag.clone(),
         );
+        let process_cpu_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "process_cpu_seconds",
+            "CPU time this process has used, user and system, in seconds (read at scrape \
+             time; its rate is the cores the process keeps busy)",
+            process_cpu_seconds.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -169,6 +177,7 @@ impl Metrics {
             approvals_pending,
             audit_tree_size,
             audit_sequencer_lag,
+            process_cpu_seconds,
         }
     }
 
@@ -238,11 +247,18 @@ impl Metrics {
             .set(i64::try_from(tree_size).unwrap_or(i64::MAX));
         self.audit_sequencer_lag
             .set(i64::try_from(leaves.saturating_sub(tree_size)).unwrap_or(i64::MAX));
+        self.process_cpu_seconds.set(process_cpu_seconds());
         let mut text = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         Ok(text)
     }
+}
+
+/// The CPU time of every thread of this process so far (`CLOCK_PROCESS_CPUTIME_ID`).
+fn process_cpu_seconds() -> f64 {
+    let used = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    used.tv_sec as f64 + used.tv_nsec as f64 / 1e9
 }
 
 fn outcome<T>(result: &ApiResult<T>, success: &'static str) -> &'static str {
