@@ -145,9 +145,20 @@ fn the_readme_runs_as_written() {
     let dir = KeptOrNot(Some(dir));
     let work = dir.path().join("work");
     std::fs::create_dir_all(&work).unwrap();
-    let server = Server::start(&work.join("enigm-data"), &[]);
+    let server = Server::start(
+        &work.join("enigm-data"),
+        &["--metrics-listen", "127.0.0.1:0"],
+    );
+    let metrics = server
+        .printed
+        .iter()
+        .find_map(|line| line.strip_prefix("Enigm Command metrics on "))
+        .unwrap_or_else(|| panic!("no metrics address printed: {:?}", server.printed))
+        .trim()
+        .to_owned();
     let mut walk = Walk::new(&readme(), &work);
     walk.replace("http://127.0.0.1:8080", &server.url);
+    walk.replace("http://127.0.0.1:9464", &metrics);
     walk.replace("https://command.example:8443", &server.url);
     let agent_state = work.join("agent-state");
     walk.replace("/var/lib/enigm-agent", agent_state.to_str().unwrap());
@@ -489,7 +500,7 @@ fn the_readme_runs_as_written() {
 
     // A simulated fleet, against the walk's Command.
     walk.not_run(
-        "enigm up --data-dir /tmp/sim &",
+        "enigm up --data-dir /tmp/sim --metrics-listen 127.0.0.1:9464 &",
         "a second Command on the README's port; the walk measures against its own, started the \
          same way",
     );
@@ -506,7 +517,7 @@ fn the_readme_runs_as_written() {
     // A measuring run: the same command at a size a debug build finishes in seconds.
     walk.run(
         "enigm simulate --server http://127.0.0.1:8080 --devices 2000 --duration 30 \
-         --concurrency 256 --enrollment-token-file token",
+         --concurrency 256 --enrollment-token-file token --server-metrics http://127.0.0.1:9464",
         &[
             ("--devices 2000", "--devices 40"),
             ("--duration 30", "--duration 3"),
@@ -514,7 +525,8 @@ fn the_readme_runs_as_written() {
         ],
     )
     .ok()
-    .shows("check");
+    .shows("check")
+    .shows("server CPU");
 
     walk.finish();
 }
