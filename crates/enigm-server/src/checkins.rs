@@ -7,14 +7,12 @@
 //! device is still active, and what its trust state was before.
 
 use enigm_trust::DeviceRequest;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use enigm_store::{CheckInStored, CheckInWrite, Store, StoreError};
 use enigm_trust::{AttestedSignals, DeviceState, TrustPolicy, TrustState};
 use enigm_types::{
-    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, DeviceHandle, Outcome,
-    SecurityLayers,
+    Actor, AuditAction, AuditEvent, AuditTarget, AuditTrustState, Outcome, SecurityLayers,
 };
 use tokio::sync::{mpsc, oneshot};
 
@@ -166,9 +164,6 @@ async fn write_batch(store: &Store, batch: &[Queued]) -> Result<Vec<CheckInOutco
     Ok(outcomes)
 }
 
-/// The most device policies kept parsed in memory; beyond it the cache starts over.
-const MAX_CACHED_POLICIES: usize = 100_000;
-
 /// What a check-in is evaluated with besides its report: the device's effective trust policy
 /// and the signals Command derived from its attestation.
 #[derive(Debug)]
@@ -189,41 +184,10 @@ pub struct DevicePolicy {
 /// database) bumps it, and the check-in is then answered `Stale` and evaluated again under a
 /// fresh load. Whether the device may still check in (revoked, retired, ...) is decided in that
 /// transaction, never from here.
-#[derive(Default)]
-pub struct PolicyCache {
-    policies: Mutex<HashMap<DeviceHandle, CachedPolicy>>,
-}
+pub type PolicyCache = crate::revision_cache::RevisionCache<DevicePolicy>;
 
 /// A device's [`DevicePolicy`] and the `policy_revision` it was loaded at.
-#[derive(Clone)]
-pub struct CachedPolicy {
-    pub policy: Arc<DevicePolicy>,
-    pub revision: i64,
-}
-
-impl PolicyCache {
-    pub fn get(&self, handle: &DeviceHandle) -> Option<CachedPolicy> {
-        self.policies
-            .lock()
-            .ok()
-            .and_then(|policies| policies.get(handle).cloned())
-    }
-
-    pub fn insert(&self, handle: DeviceHandle, policy: CachedPolicy) {
-        if let Ok(mut policies) = self.policies.lock() {
-            if policies.len() >= MAX_CACHED_POLICIES {
-                policies.clear();
-            }
-            policies.insert(handle, policy);
-        }
-    }
-
-    pub fn forget(&self, handle: &DeviceHandle) {
-        if let Ok(mut policies) = self.policies.lock() {
-            policies.remove(handle);
-        }
-    }
-}
+pub type CachedPolicy = crate::revision_cache::Cached<DevicePolicy>;
 
 /// A trust state as the audit log records it: the engine's `TrustState` itself, one vocabulary
 /// in `enigm-types` (kept as a function for the call sites that name the conversion).

@@ -24,6 +24,7 @@ pub mod lease;
 pub mod metrics;
 pub mod openapi;
 pub mod ota;
+pub mod revision_cache;
 pub mod routes;
 mod serve;
 pub mod services;

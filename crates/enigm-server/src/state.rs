@@ -47,7 +47,7 @@ pub struct Inner {
     pub director_catalog: crate::services::releases::director::DirectorCatalog,
     pub device_policies: PolicyCache,
     /// Each device's eligibility decision inputs read from the store, per `policy_revision`.
-    pub decision_inputs: crate::services::eligibility::DecisionInputsCache,
+    pub(crate) decision_inputs: crate::services::eligibility::DecisionInputsCache,
     pub attestation: AttestationService,
     pub ota: crate::ota::OtaService,
     /// This process's Prometheus metrics (see [`crate::metrics`]).

@@ -264,7 +264,7 @@ pub async fn check_in(
     // its attestation changed, here or in another process) is answered `Stale` by the writer
     // and evaluated again under a fresh load; twice in a row is as much as a change can race.
     for _ in 0..3 {
-        let cached = match state.device_policies.get(&handle) {
+        let cached = match state.device_policies.latest(&handle) {
             Some(cached) => cached,
             None => {
                 let Some(device) = state.store().device(&handle).await? else {
@@ -300,7 +300,7 @@ pub async fn check_in(
                 .await?;
                 let reported_bundle = state.store().device_policy_bundle(&handle).await?;
                 let cached = CachedPolicy {
-                    policy: Arc::new(DevicePolicy {
+                    value: Arc::new(DevicePolicy {
                         policy: effective.trust,
                         attested,
                         bundle,
@@ -315,8 +315,8 @@ pub async fn check_in(
         let (evaluation, posture) = assess(
             &request.report,
             &request.setup,
-            &cached.policy.attested,
-            &cached.policy.policy,
+            &cached.value.attested,
+            &cached.value.policy,
             now,
         )?;
 
@@ -341,7 +341,7 @@ pub async fn check_in(
                 // The bundle the device enforces is written only when it changes, and the
                 // cache reloaded then, so a steady device costs no extra write.
                 if let Some(reported) = request.policy_bundle
-                    && cached.policy.reported_bundle != Some(reported)
+                    && cached.value.reported_bundle != Some(reported)
                 {
                     state
                         .store()
@@ -350,7 +350,7 @@ pub async fn check_in(
                     state.device_policies.forget(&handle);
                 }
                 let mut view = TrustView::from(&evaluation);
-                view.policy_bundle = cached.policy.bundle.clone();
+                view.policy_bundle = cached.value.bundle.clone();
                 return Ok(view);
             }
             Ok(CheckInOutcome::Stale) => state.device_policies.forget(&handle),

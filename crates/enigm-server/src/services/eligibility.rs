@@ -8,11 +8,8 @@ use enigm_trust::{
     AttestationOutcome, DecisionActor, DecisionInput, DecisionPolicy, FindingKind, IntegrityState,
     ResourceCategory,
 };
-use enigm_types::{
-    Actor, AuditAction, AuditEvent, AuditTarget, DeviceHandle, Outcome, ReasonCategory,
-};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use enigm_types::{Actor, AuditAction, AuditEvent, AuditTarget, Outcome, ReasonCategory};
+use std::sync::Arc;
 
 use crate::error::ApiResult;
 use crate::guard::Caller;
@@ -133,44 +130,23 @@ pub(crate) async fn cached_inputs(
 ) -> ApiResult<Arc<DecisionInputs>> {
     if let Some(inputs) = state
         .decision_inputs
-        .get(&device.handle, device.policy_revision)
+        .at(&device.handle, device.policy_revision)
     {
         return Ok(inputs);
     }
     let inputs = Arc::new(load_inputs(state, device).await?);
-    state
-        .decision_inputs
-        .insert(device.handle, device.policy_revision, inputs.clone());
+    state.decision_inputs.insert(
+        device.handle,
+        crate::revision_cache::Cached {
+            value: inputs.clone(),
+            revision: device.policy_revision,
+        },
+    );
     Ok(inputs)
 }
 
-/// The most devices whose decision inputs a process keeps; beyond it the cache starts over.
-const MAX_CACHED_INPUTS: usize = 100_000;
-
 /// Each device's [`DecisionInputs`] with the `policy_revision` they were read at.
-#[derive(Default)]
-pub struct DecisionInputsCache {
-    inputs: Mutex<HashMap<DeviceHandle, (i64, Arc<DecisionInputs>)>>,
-}
-
-impl DecisionInputsCache {
-    fn get(&self, handle: &DeviceHandle, revision: i64) -> Option<Arc<DecisionInputs>> {
-        let inputs = self.inputs.lock().ok()?;
-        inputs
-            .get(handle)
-            .filter(|(read_at, _)| *read_at == revision)
-            .map(|(_, inputs)| inputs.clone())
-    }
-
-    fn insert(&self, handle: DeviceHandle, revision: i64, inputs: Arc<DecisionInputs>) {
-        if let Ok(mut cached) = self.inputs.lock() {
-            if cached.len() >= MAX_CACHED_INPUTS {
-                cached.clear();
-            }
-            cached.insert(handle, (revision, inputs));
-        }
-    }
-}
+pub(crate) type DecisionInputsCache = crate::revision_cache::RevisionCache<DecisionInputs>;
 
 /// The decision from what was read: the device's record, whether a lifecycle command waits
 /// for it, and its [`DecisionInputs`].
