@@ -102,13 +102,7 @@ async fn metrics_count_real_requests_by_route_template_and_never_label_identitie
         server_args.extend(["--database-url", db.url()]);
     }
     let server = Server::start(&data_dir, &server_args);
-    let metrics_url = server
-        .printed
-        .iter()
-        .find_map(|line| line.strip_prefix("Enigm Command metrics on "))
-        .unwrap_or_else(|| panic!("no metrics address printed: {:?}", server.printed))
-        .trim()
-        .to_owned();
+    let metrics_url = server.printed_address("metrics");
     assert!(
         metrics_url.starts_with("http://127.0.0.1:"),
         "{metrics_url}"

@@ -760,13 +760,7 @@ async fn a_release_signed_on_a_token_installs_on_a_simulated_device(backend: Bac
         1
     );
     // Command's metrics count the reports by outcome.
-    let metrics_url = server
-        .printed
-        .iter()
-        .find_map(|line| line.strip_prefix("Enigm Command metrics on "))
-        .unwrap()
-        .trim()
-        .to_owned();
+    let metrics_url = server.printed_address("metrics");
     let metrics = reqwest::get(&metrics_url)
         .await
         .unwrap()

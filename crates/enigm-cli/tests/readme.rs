@@ -149,13 +149,7 @@ fn the_readme_runs_as_written() {
         &work.join("enigm-data"),
         &["--metrics-listen", "127.0.0.1:0"],
     );
-    let metrics = server
-        .printed
-        .iter()
-        .find_map(|line| line.strip_prefix("Enigm Command metrics on "))
-        .unwrap_or_else(|| panic!("no metrics address printed: {:?}", server.printed))
-        .trim()
-        .to_owned();
+    let metrics = server.printed_address("metrics");
     let mut walk = Walk::new(&readme(), &work);
     walk.replace("http://127.0.0.1:8080", &server.url);
     walk.replace("http://127.0.0.1:9464", &metrics);

@@ -24,13 +24,7 @@ async fn a_simulated_fleet_enrolls_checks_in_and_is_measured() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("data");
     let server = Server::start(&data_dir, &["--metrics-listen", "127.0.0.1:0"]);
-    let metrics = server
-        .printed
-        .iter()
-        .find_map(|line| line.strip_prefix("Enigm Command metrics on "))
-        .unwrap_or_else(|| panic!("no metrics address printed: {:?}", server.printed))
-        .trim()
-        .to_owned();
+    let metrics = server.printed_address("metrics");
     let owner_login = Owner::log_in(dir.path(), &data_dir, &server.url);
     let owner = &owner_login.cli;
     let secrets = owner_login.secrets.clone();

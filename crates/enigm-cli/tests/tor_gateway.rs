@@ -64,13 +64,7 @@ async fn a_real_command_serves_the_allowlist_on_the_gateway(backend: Backend) {
         args.extend(["--database-url", db.url()]);
     }
     let server = Server::start(&data_dir, &args);
-    let gateway = server
-        .printed
-        .iter()
-        .find_map(|line| line.strip_prefix("Enigm Command Tor Gateway on "))
-        .unwrap_or_else(|| panic!("no gateway address printed: {:?}", server.printed))
-        .trim()
-        .to_owned();
+    let gateway = server.printed_address("Tor Gateway");
     assert!(gateway.starts_with("http://127.0.0.1:"), "{gateway}");
     assert_ne!(gateway, server.url);
 

@@ -36,6 +36,18 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// The address `enigm up` printed for one of its listeners (`Enigm Command {listener} on
+    /// ADDRESS`: "metrics", "Tor Gateway").
+    pub(crate) fn printed_address(&self, listener: &str) -> String {
+        let prefix = format!("Enigm Command {listener} on ");
+        self.printed
+            .iter()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {listener} address printed: {:?}", self.printed))
+            .trim()
+            .to_owned()
+    }
+
     /// Starts `enigm up` on a free loopback port with debug logging, into a file beside the
     /// data directory, so tests can check that no secret is ever logged even at the most
     /// verbose level.
