@@ -22,7 +22,8 @@ use std::process::{Command, Output, Stdio};
 use enigm_test_support::softhsm::SoftHsmToken;
 
 use crate::support::{
-    ENIGM, Owner, Server, agent_once, assert_root_pins_commands_director, output_text, write_secret,
+    ENIGM, Owner, Server, agent_once, assert_root_pins_commands_director, output_text,
+    plan_one_wave, rollout_step, write_secret,
 };
 
 fn enigm(args: &[&str]) -> Output {
@@ -226,29 +227,9 @@ fn online_keys_moved_onto_a_token_are_named_by_the_root_rotation_enigm_up_prints
         .cli
         .json(&["release", "publish", &id, "--pin-file", &pin]);
     assert_eq!(published["state"], "published");
-    owner.cli.ok(&[
-        "release",
-        "rollout",
-        "plan",
-        &id,
-        "--model",
-        "stable-rollout",
-        "--wave",
-        "100:0s",
-        "--justification",
-        "one wave",
-    ]);
+    plan_one_wave(&owner.cli, &id);
     for step in ["validate", "start"] {
-        owner.cli.ok(&[
-            "release",
-            "rollout",
-            step,
-            &id,
-            "--justification",
-            step,
-            "--pin-file",
-            &pin,
-        ]);
+        rollout_step(&owner.cli, &id, step, &pin);
     }
     let created = owner.cli.json(&[
         "admin",
@@ -314,6 +295,11 @@ fn help_says_what_is_required_and_ota_export_takes_dir() {
         "/nonexistent",
     ]);
     assert_eq!(both.status.code(), Some(2), "{}", output_text(&both));
+    assert!(
+        output_text(&both).contains("cannot be used with"),
+        "{}",
+        output_text(&both)
+    );
     // Clap refuses what the help says is required, before anything runs.
     let missing = enigm(&[
         "ota",

@@ -24,6 +24,7 @@ use serde_json::Value;
 
 use crate::support::{
     Cli, Deployment, ENIGM, agent_once, assert_root_pins_commands_director, output_text,
+    plan_one_wave, rollout_step,
 };
 
 /// The rollout of `id` as `--json` prints it, decoded as the API's view.
@@ -86,30 +87,8 @@ async fn an_agent_installs_only_what_the_director_offers(backend: Backend) {
     let registered = agent(&[]);
     assert!(registered.contains("attested: accepted"), "{registered}");
     assert!(registered.contains("ota: up to date"), "{registered}");
-    owner.ok(&[
-        "release",
-        "rollout",
-        "plan",
-        &id,
-        "--model",
-        "stable-rollout",
-        "--wave",
-        "100:0s",
-        "--justification",
-        "one wave",
-    ]);
-    let step = |action: &str| {
-        owner.ok(&[
-            "release",
-            "rollout",
-            action,
-            &id,
-            "--justification",
-            action,
-            "--pin-file",
-            pin,
-        ])
-    };
+    plan_one_wave(owner, &id);
+    let step = |action: &str| rollout_step(owner, &id, action, pin);
     step("validate");
     let validated = agent(&[]);
     assert!(validated.contains("ota: up to date"), "{validated}");

@@ -603,18 +603,17 @@ pub(crate) async fn init(
     )
     .await?;
     print_keys(&root, &created, &args.root_out, json)?;
-    if !args.no_director && !json {
-        println!(
-            "The root pins Command's director: devices install only the OS image it offers \
-             them (`enigm release rollout`)."
-        );
-    }
     if args.no_director {
         eprintln!(
             "warning: this root pins no director: every device that trusts it installs the \
              newest release it accepts, trusted or not, attested or not, whatever the rollout\n\
              hint: to gate updates on the device's standing, on the signing workstation run: \
              enigm ota keys rotate --role root --director"
+        );
+    } else if !json {
+        println!(
+            "The root pins Command's director: devices install only the OS image it offers \
+             them (`enigm release rollout`)."
         );
     }
     Ok(())

@@ -460,6 +460,37 @@ pub(crate) fn assert_root_pins_commands_director(shown: &Value) -> String {
     key_id
 }
 
+/// Plans `release`'s rollout as one wave of the whole fleet, open without a soak.
+pub(crate) fn plan_one_wave(cli: &Cli, release: &str) {
+    cli.ok(&[
+        "release",
+        "rollout",
+        "plan",
+        release,
+        "--model",
+        "stable-rollout",
+        "--wave",
+        "100:0s",
+        "--justification",
+        "one wave",
+    ]);
+}
+
+/// Takes `release`'s rollout one step (`validate`, `start`, …), critical, with the PIN in the
+/// file `pin`; what the command printed.
+pub(crate) fn rollout_step(cli: &Cli, release: &str, step: &str, pin: &str) -> String {
+    cli.ok(&[
+        "release",
+        "rollout",
+        step,
+        release,
+        "--justification",
+        step,
+        "--pin-file",
+        pin,
+    ])
+}
+
 /// What publishing a release takes: the pipeline and workstation (`owner`, with the token), and
 /// the administrator who approves the signing.
 pub(crate) struct Signing<'a> {
